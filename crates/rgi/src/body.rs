@@ -1,0 +1,175 @@
+//! The response body: a sequence of byte chunks the server pulls, closed by
+//! `Drop` (spec/rgi.md, "The body").
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::app::BoxError;
+use crate::file::FileBody;
+use crate::response::StartResponse;
+
+/// The body of a response, pulled chunk by chunk by the server.
+///
+/// The server asks for the next chunk only after the previous one was handed
+/// to the transport, so a body that produces data lazily gets backpressure
+/// for free. Each call receives the request's [`StartResponse`], so the body
+/// may start the response inside its first chunk.
+///
+/// **Close is `Drop`.** The server drops the body exactly once, on every
+/// path (end, error, panic, client disconnect, shutdown), before it reads the
+/// next request on the connection: put clean-up in `Drop`.
+///
+/// # Examples
+///
+/// A body that starts the response lazily, when its first chunk is known:
+///
+/// ```
+/// use rgi::{Body, BoxError, ResponseHead, StartResponse};
+/// use bytes::Bytes;
+/// use http::StatusCode;
+///
+/// struct Countdown(u32);
+///
+/// impl Body for Countdown {
+///     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+///         if !start.is_started() {
+///             if let Err(err) = start.start(ResponseHead::new(StatusCode::OK)) {
+///                 return Some(Err(err.into()));
+///             }
+///         }
+///         let n = self.0.checked_sub(1)?;
+///         self.0 = n;
+///         Some(Ok(Bytes::from(format!("{n}\n"))))
+///     }
+/// }
+/// ```
+pub trait Body: Send {
+    /// The next chunk, `None` at the end, or the error that ends the body.
+    ///
+    /// An empty chunk is allowed: it sends nothing and lets the server do
+    /// other work (`[RGI-BODY-2]`). After `None` or an error the server does
+    /// not call this again.
+    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>>;
+
+    /// The exact number of bytes still to come, when known. A server may use
+    /// it as Content-Length, so it must be accurate (`[RGI-BODY-9]`).
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
+
+    /// The file behind this body, if it is one, so that a server may send it
+    /// with `sendfile` (`[RGI-FILE-2]`).
+    fn file(&mut self) -> Option<&mut FileBody> {
+        None
+    }
+}
+
+impl<B: Body + ?Sized> Body for Box<B> {
+    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        (**self).next_chunk(start)
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        (**self).size_hint()
+    }
+
+    fn file(&mut self) -> Option<&mut FileBody> {
+        (**self).file()
+    }
+}
+
+/// One chunk, then the end.
+impl Body for Bytes {
+    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        (!self.is_empty()).then(|| Ok(std::mem::take(self)))
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        Some(self.len() as u64)
+    }
+}
+
+/// One chunk, then the end.
+impl Body for Vec<u8> {
+    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        (!self.is_empty()).then(|| Ok(Bytes::from(std::mem::take(self))))
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        Some(self.len() as u64)
+    }
+}
+
+/// One chunk, then the end.
+impl Body for String {
+    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        (!self.is_empty()).then(|| Ok(Bytes::from(std::mem::take(self))))
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        Some(self.len() as u64)
+    }
+}
+
+/// A body with no chunks.
+///
+/// # Examples
+///
+/// ```
+/// use rgi::{Body, Empty};
+/// assert_eq!(Empty.size_hint(), Some(0));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Empty;
+
+impl Body for Empty {
+    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        None
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+/// A body whose chunks come from an iterator; see [`from_iter`].
+#[derive(Clone)]
+pub struct Iter<I> {
+    chunks: I,
+}
+
+/// A body that yields each item of `chunks` as one chunk.
+///
+/// # Examples
+///
+/// ```
+/// let body = rgi::from_iter(["first ", "second"]);
+/// # let _ = body;
+/// ```
+pub fn from_iter<I>(chunks: I) -> Iter<I::IntoIter>
+where
+    I: IntoIterator,
+    I::Item: Into<Bytes>,
+    I::IntoIter: Send,
+{
+    Iter {
+        chunks: chunks.into_iter(),
+    }
+}
+
+impl<I> Body for Iter<I>
+where
+    I: Iterator + Send,
+    I::Item: Into<Bytes>,
+{
+    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        self.chunks.next().map(|chunk| Ok(chunk.into()))
+    }
+}
+
+impl<I> fmt::Debug for Iter<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}

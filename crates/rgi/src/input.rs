@@ -1,0 +1,688 @@
+//! The request body stream (`wsgi.input`).
+
+use std::cmp::min;
+use std::fmt;
+use std::io::{self, BufRead, Read};
+
+use bytes::{Buf, Bytes};
+
+/// Size of the internal buffer, allocated on the first buffered read.
+const BUFFER_CAPACITY: usize = 8 * 1024;
+
+/// Upper bound of a single allocation made for a direct (unbuffered) read, so
+/// that a huge `max` or Content-Length does not reserve memory the peer has
+/// not sent.
+const MAX_DIRECT_READ: usize = 64 * 1024;
+
+/// Upper bound of the up-front reservation in [`Input::read_to_bytes`]; a
+/// larger body grows the buffer as its bytes actually arrive.
+const MAX_INITIAL_RESERVATION: usize = 1024 * 1024;
+
+/// The request body: a bounded, buffered reader (`wsgi.input`).
+///
+/// A server builds one per request and hands it to the application inside
+/// the [`Environ`](crate::Environ). The framing decides where the body ends:
+///
+/// - `Some(n)` (a `Content-Length`): the body is exactly `n` bytes. The input
+///   never asks its source for more than the bytes still missing, so a
+///   pipelined next request on the same connection is never touched, and it
+///   never yields a byte beyond `n`. A source that ends early is reported as
+///   [`InputError::Truncated`].
+/// - `None` (for example a chunked upload the server de-chunks): the source
+///   delimits the body and signals its end with EOF.
+///
+/// After the end every read returns 0 (EOF), forever; the source is not asked
+/// again. The input implements [`Read`] and [`BufRead`], so `read_to_end`,
+/// `read_line`, `lines` and `take` work as usual. Its buffer is allocated on
+/// the first buffered read only, and large reads into an empty buffer go
+/// straight to the caller's memory, as with [`std::io::BufReader`].
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{BufRead, Read};
+///
+/// use rgi::Input;
+///
+/// // The source holds this request's body and the start of the next request.
+/// let connection = &b"name=rgi\nlang=rust GET / HTTP/1.1\r\n"[..];
+/// let mut input = Input::new(connection, Some(18));
+///
+/// let mut line = String::new();
+/// input.read_line(&mut line)?;
+/// assert_eq!(line, "name=rgi\n");
+///
+/// let mut rest = String::new();
+/// input.read_to_string(&mut rest)?;
+/// assert_eq!(rest, "lang=rust");
+/// assert!(input.is_finished());
+/// assert_eq!(input.bytes_read(), 18);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Input {
+    source: Source,
+    buffer: Buffer,
+    /// Bytes handed to the application (not merely buffered).
+    delivered: u64,
+}
+
+/// The underlying reader and the framing that bounds it.
+struct Source {
+    reader: Option<Box<dyn Read + Send>>,
+    declared: Option<u64>,
+    /// Bytes taken from the reader, whether or not already delivered.
+    received: u64,
+    state: SourceState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceState {
+    Open,
+    Ended,
+    /// Sticky: the reader ended before `declared` bytes.
+    Truncated,
+}
+
+enum Buffer {
+    /// Bytes read from the source; `storage` stays empty until the first
+    /// buffered read so an unread body costs no allocation.
+    Owned {
+        storage: Vec<u8>,
+        start: usize,
+        end: usize,
+    },
+    /// A pre-read body, served without copying.
+    Shared(Bytes),
+}
+
+impl Source {
+    fn missing(&self) -> Option<u64> {
+        self.declared
+            .map(|declared| declared.saturating_sub(self.received))
+    }
+
+    fn truncated_error(&self) -> io::Error {
+        InputError::Truncated {
+            declared: self.declared.unwrap_or(self.received),
+            received: self.received,
+        }
+        .into()
+    }
+
+    /// Reads at most `out.len()` bytes and never more than the body still
+    /// missing. `Ok(0)` only at the end of the body (or for an empty `out`).
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self.state {
+            SourceState::Open => {}
+            SourceState::Ended => return Ok(0),
+            SourceState::Truncated => return Err(self.truncated_error()),
+        }
+        let wanted = match self.missing() {
+            Some(0) => {
+                self.state = SourceState::Ended;
+                return Ok(0);
+            }
+            Some(missing) => min(out.len(), usize::try_from(missing).unwrap_or(usize::MAX)),
+            None => out.len(),
+        };
+        if wanted == 0 {
+            return Ok(0);
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            self.state = SourceState::Ended;
+            return Ok(0);
+        };
+        // A misbehaving reader could claim more than it was given room for;
+        // believing it would push the count past the boundary.
+        let count = min(reader.read(&mut out[..wanted])?, wanted);
+        if count == 0 {
+            if self.declared.is_some() {
+                self.state = SourceState::Truncated;
+                return Err(self.truncated_error());
+            }
+            self.state = SourceState::Ended;
+            return Ok(0);
+        }
+        self.received += count as u64;
+        if self.missing() == Some(0) {
+            // Ending here, not at the next read, lets `is_finished` turn true
+            // as soon as the last byte is consumed.
+            self.state = SourceState::Ended;
+        }
+        Ok(count)
+    }
+}
+
+impl Buffer {
+    fn available(&self) -> &[u8] {
+        match self {
+            Self::Owned {
+                storage,
+                start,
+                end,
+            } => &storage[*start..*end],
+            Self::Shared(bytes) => bytes,
+        }
+    }
+
+    fn consume(&mut self, amount: usize) -> usize {
+        match self {
+            Self::Owned { start, end, .. } => {
+                let amount = min(amount, *end - *start);
+                *start += amount;
+                amount
+            }
+            Self::Shared(bytes) => {
+                let amount = min(amount, bytes.len());
+                bytes.advance(amount);
+                amount
+            }
+        }
+    }
+}
+
+impl Input {
+    /// Creates the input over `source`, with the body's framing.
+    ///
+    /// `length` is `Some(n)` when the request declared a Content-Length of
+    /// `n` (the input reads exactly `n` bytes from `source`, never more), or
+    /// `None` when `source` itself ends at the end of the body with EOF (a
+    /// de-chunked upload).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// use rgi::Input;
+    ///
+    /// let mut input = Input::new(&b"hello, world"[..], Some(5));
+    /// let mut body = Vec::new();
+    /// input.read_to_end(&mut body)?;
+    /// assert_eq!(body, b"hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new(source: impl Read + Send + 'static, length: Option<u64>) -> Self {
+        let state = if length == Some(0) {
+            SourceState::Ended
+        } else {
+            SourceState::Open
+        };
+        Self {
+            source: Source {
+                reader: Some(Box::new(source)),
+                declared: length,
+                received: 0,
+                state,
+            },
+            buffer: Buffer::Owned {
+                storage: Vec::new(),
+                start: 0,
+                end: 0,
+            },
+            delivered: 0,
+        }
+    }
+
+    /// An input with an empty body (Content-Length 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let mut input = rgi::Input::empty();
+    /// assert_eq!(input.content_length(), Some(0));
+    /// assert_eq!(input.read(&mut [0; 16])?, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn empty() -> Self {
+        Self::from_bytes(Bytes::new())
+    }
+
+    /// An input serving a body the server has already read, without copying
+    /// it. Its content length is the length of `body`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use rgi::Input;
+    ///
+    /// let mut input = Input::from_bytes(Bytes::from_static(b"pre-read body"));
+    /// assert_eq!(input.content_length(), Some(13));
+    /// assert_eq!(input.read_chunk(8)?, "pre-read");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn from_bytes(body: impl Into<Bytes>) -> Self {
+        let body = body.into();
+        let length = body.len() as u64;
+        Self {
+            source: Source {
+                reader: None,
+                declared: Some(length),
+                received: length,
+                state: SourceState::Ended,
+            },
+            buffer: Buffer::Shared(body),
+            delivered: 0,
+        }
+    }
+
+    /// The declared length of the whole body, or `None` when the body is
+    /// delimited by the end of the source (chunked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::Input;
+    ///
+    /// assert_eq!(Input::new(&b"abc"[..], Some(3)).content_length(), Some(3));
+    /// assert_eq!(Input::new(&b"abc"[..], None).content_length(), None);
+    /// ```
+    #[must_use]
+    pub fn content_length(&self) -> Option<u64> {
+        self.source.declared
+    }
+
+    /// How many body bytes the application has read so far (bytes sitting in
+    /// the internal buffer do not count).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let mut input = rgi::Input::new(&b"abcdef"[..], Some(6));
+    /// input.read_exact(&mut [0; 4])?;
+    /// assert_eq!(input.bytes_read(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn bytes_read(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Whether the whole body has been read: every further read returns 0.
+    ///
+    /// With a declared length this turns true as soon as the last byte has
+    /// been read; without one, once a read has seen the source's EOF. A
+    /// truncated body never finishes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let mut input = rgi::Input::new(&b"abc"[..], Some(3));
+    /// assert!(!input.is_finished());
+    /// input.read_exact(&mut [0; 3])?;
+    /// assert!(input.is_finished());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.source.state == SourceState::Ended && self.buffer.available().is_empty()
+    }
+
+    /// Reads the next piece of the body, at most `max` bytes; an empty
+    /// `Bytes` means the end of the body (unless `max` is 0).
+    ///
+    /// A pre-read body ([`Input::from_bytes`]) is served without copying.
+    ///
+    /// # Errors
+    ///
+    /// The source's I/O errors, and [`InputError::Truncated`] (as an
+    /// [`io::Error`] of kind [`UnexpectedEof`](io::ErrorKind::UnexpectedEof))
+    /// if the source ends before the declared length.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut input = rgi::Input::new(&b"0123456789"[..], None);
+    /// let mut chunks = Vec::new();
+    /// loop {
+    ///     let chunk = input.read_chunk(4)?;
+    ///     if chunk.is_empty() {
+    ///         break;
+    ///     }
+    ///     chunks.push(chunk);
+    /// }
+    /// assert_eq!(chunks, ["0123", "4567", "89"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_chunk(&mut self, max: usize) -> io::Result<Bytes> {
+        if max == 0 {
+            return Ok(Bytes::new());
+        }
+        if let Buffer::Shared(bytes) = &mut self.buffer {
+            let chunk = bytes.split_to(min(max, bytes.len()));
+            self.delivered += chunk.len() as u64;
+            return Ok(chunk);
+        }
+        if self.buffer.available().is_empty() && max >= BUFFER_CAPACITY {
+            let mut chunk = Vec::new();
+            self.read_direct(&mut chunk, min(max, MAX_DIRECT_READ))?;
+            // The allocation was sized for `max`; a short read should not pin
+            // the rest of it for as long as the chunk lives.
+            chunk.shrink_to_fit();
+            return Ok(Bytes::from(chunk));
+        }
+        let available = self.fill_buf()?;
+        let chunk = Bytes::copy_from_slice(&available[..min(max, available.len())]);
+        self.consume(chunk.len());
+        Ok(chunk)
+    }
+
+    /// Reads one line into `buf`, like [`BufRead::read_until`] with `b'\n'`,
+    /// but appends at most `limit` bytes (PEP 3333's `readline(size)`).
+    ///
+    /// Reading stops after a `\n` (which is appended), after `limit` bytes,
+    /// or at the end of the body. Returns the number of bytes appended; 0
+    /// means the end of the body (or a `limit` of 0).
+    ///
+    /// # Errors
+    ///
+    /// As [`Input::read_chunk`]. Bytes read before the error stay appended
+    /// to `buf`. [`io::ErrorKind::Interrupted`] is retried, not returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut input = rgi::Input::new(&b"a long line\nshort\n"[..], None);
+    /// let mut line = Vec::new();
+    /// assert_eq!(input.read_line_limited(&mut line, 6)?, 6);
+    /// assert_eq!(line, b"a long");
+    /// line.clear();
+    /// assert_eq!(input.read_line_limited(&mut line, 100)?, 6);
+    /// assert_eq!(line, b" line\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_line_limited(&mut self, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+        let mut appended = 0;
+        while appended < limit {
+            let available = match self.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            if available.is_empty() {
+                break;
+            }
+            let window = &available[..min(available.len(), limit - appended)];
+            let (taken, line_complete) = match window.iter().position(|&byte| byte == b'\n') {
+                Some(newline) => (newline + 1, true),
+                None => (window.len(), false),
+            };
+            buf.extend_from_slice(&window[..taken]);
+            self.consume(taken);
+            appended += taken;
+            if line_complete {
+                break;
+            }
+        }
+        Ok(appended)
+    }
+
+    /// Reads the rest of the body into memory, refusing bodies larger than
+    /// `limit` bytes.
+    ///
+    /// With a declared length the check happens before anything is read.
+    /// Without one the body is read up to `limit` bytes and the input checks
+    /// whether more follow; in that case the input has been partially
+    /// consumed when the error is returned. A pre-read body is returned
+    /// without copying.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::TooLarge`] if the rest of the body exceeds `limit`;
+    /// [`InputError::Truncated`] if the source ends before the declared
+    /// length; [`InputError::Io`] for the source's other I/O errors
+    /// ([`io::ErrorKind::Interrupted`] is retried).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::{Input, InputError};
+    ///
+    /// let mut input = Input::new(&b"{\"id\": 1}"[..], Some(9));
+    /// assert_eq!(input.read_to_bytes(1024)?, "{\"id\": 1}");
+    ///
+    /// let mut input = Input::new(&b"far too long"[..], None);
+    /// assert!(matches!(input.read_to_bytes(4), Err(InputError::TooLarge { limit: 4 })));
+    /// # Ok::<(), InputError>(())
+    /// ```
+    pub fn read_to_bytes(&mut self, limit: usize) -> Result<Bytes, InputError> {
+        let missing = self
+            .source
+            .missing()
+            .map(|missing| missing + self.buffer.available().len() as u64);
+        if missing.is_some_and(|missing| missing > limit as u64) {
+            return Err(InputError::TooLarge { limit });
+        }
+        if let Buffer::Shared(bytes) = &mut self.buffer {
+            let body = std::mem::take(bytes);
+            self.delivered += body.len() as u64;
+            return Ok(body);
+        }
+        let reservation = missing.map_or(0, |missing| {
+            min(
+                usize::try_from(missing).unwrap_or(usize::MAX),
+                MAX_INITIAL_RESERVATION,
+            )
+        });
+        let mut body = Vec::with_capacity(reservation);
+        loop {
+            let room = limit - body.len();
+            if room > 0 && self.buffer.available().is_empty() {
+                match self.read_direct(&mut body, min(room, MAX_DIRECT_READ)) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            let available = match self.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error.into()),
+            };
+            if available.is_empty() {
+                break;
+            }
+            if room == 0 {
+                return Err(InputError::TooLarge { limit });
+            }
+            let taken = min(room, available.len());
+            body.extend_from_slice(&available[..taken]);
+            self.consume(taken);
+        }
+        Ok(Bytes::from(body))
+    }
+
+    /// Reads up to `max` bytes from the source straight onto the end of
+    /// `out`, bypassing the internal buffer (which must be empty).
+    fn read_direct(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let wanted = self.source.missing().map_or(max, |missing| {
+            min(max, usize::try_from(missing).unwrap_or(usize::MAX))
+        });
+        let start = out.len();
+        out.resize(start + wanted, 0);
+        let result = self.source.read(&mut out[start..]);
+        let count = *result.as_ref().unwrap_or(&0);
+        out.truncate(start + count);
+        self.delivered += count as u64;
+        result
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.buffer.available().is_empty() && out.len() >= BUFFER_CAPACITY {
+            let count = self.source.read(out)?;
+            self.delivered += count as u64;
+            return Ok(count);
+        }
+        let available = self.fill_buf()?;
+        let count = min(available.len(), out.len());
+        out[..count].copy_from_slice(&available[..count]);
+        self.consume(count);
+        Ok(count)
+    }
+}
+
+impl BufRead for Input {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if let Buffer::Owned {
+            storage,
+            start,
+            end,
+        } = &mut self.buffer
+        {
+            if start == end {
+                if storage.is_empty() && self.source.state == SourceState::Open {
+                    let capacity = self.source.missing().map_or(BUFFER_CAPACITY, |missing| {
+                        min(
+                            BUFFER_CAPACITY,
+                            usize::try_from(missing).unwrap_or(usize::MAX),
+                        )
+                    });
+                    *storage = vec![0; capacity];
+                }
+                *start = 0;
+                *end = 0;
+                *end = self.source.read(storage)?;
+            }
+        }
+        Ok(self.buffer.available())
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.delivered += self.buffer.consume(amount) as u64;
+    }
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Input")
+            .field("content_length", &self.source.declared)
+            .field("bytes_read", &self.delivered)
+            .field("buffered", &self.buffer.available().len())
+            .field("state", &self.source.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the request body could not be read.
+///
+/// Reads through [`Read`]/[`BufRead`] report these as [`io::Error`]s carrying
+/// the typed error; [`InputError::from_io`] (or `InputError::from`) recovers
+/// it.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{ErrorKind, Read};
+///
+/// use rgi::{Input, InputError};
+///
+/// // The client promised 10 bytes and hung up after 3.
+/// let mut input = Input::new(&b"abc"[..], Some(10));
+/// let error = input.read_to_end(&mut Vec::new()).unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::UnexpectedEof);
+/// assert!(matches!(
+///     InputError::from_io(&error),
+///     Some(InputError::Truncated { declared: 10, received: 3 })
+/// ));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The source ended before the declared Content-Length.
+    #[error("request body truncated: {declared} bytes declared, the source ended after {received}")]
+    Truncated {
+        /// The declared Content-Length.
+        declared: u64,
+        /// Bytes received before the source ended.
+        received: u64,
+    },
+    /// The body is larger than the caller's limit.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit that was exceeded.
+        limit: usize,
+    },
+    /// The response has finished and the connection moved on; what a server's
+    /// source returns when the body is read too late.
+    #[error("the response has finished; the request body can no longer be read")]
+    ResponseFinished,
+    /// Another I/O error from the source.
+    #[error("reading the request body failed: {0}")]
+    Io(#[source] io::Error),
+}
+
+impl InputError {
+    /// The typed error an [`io::Error`] from an [`Input`] carries, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    ///
+    /// use rgi::InputError;
+    ///
+    /// let error = io::Error::from(InputError::ResponseFinished);
+    /// assert!(matches!(InputError::from_io(&error), Some(InputError::ResponseFinished)));
+    /// assert!(InputError::from_io(&io::Error::other("reset")).is_none());
+    /// ```
+    #[must_use]
+    pub fn from_io(error: &io::Error) -> Option<&InputError> {
+        error.get_ref()?.downcast_ref::<InputError>()
+    }
+
+    fn io_kind(&self) -> io::ErrorKind {
+        match self {
+            Self::Truncated { .. } => io::ErrorKind::UnexpectedEof,
+            Self::TooLarge { .. } => io::ErrorKind::InvalidData,
+            Self::ResponseFinished => io::ErrorKind::BrokenPipe,
+            Self::Io(error) => error.kind(),
+        }
+    }
+}
+
+impl From<io::Error> for InputError {
+    /// Unwraps an [`InputError`] carried by `error` instead of nesting it in
+    /// [`InputError::Io`].
+    fn from(error: io::Error) -> Self {
+        if InputError::from_io(&error).is_none() {
+            return Self::Io(error);
+        }
+        let kind = error.kind();
+        // The fallbacks are not reachable after the check above; rebuilding
+        // keeps the kind and the message without a panic path.
+        let Some(inner) = error.into_inner() else {
+            return Self::Io(io::Error::from(kind));
+        };
+        match inner.downcast::<InputError>() {
+            Ok(typed) => *typed,
+            Err(other) => Self::Io(io::Error::new(kind, other)),
+        }
+    }
+}
+
+impl From<InputError> for io::Error {
+    /// Wraps the typed error so [`InputError::from_io`] can recover it; an
+    /// [`InputError::Io`] gives back its own error.
+    fn from(error: InputError) -> Self {
+        match error {
+            InputError::Io(error) => error,
+            typed => io::Error::new(typed.io_kind(), typed),
+        }
+    }
+}

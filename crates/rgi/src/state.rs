@@ -1,0 +1,284 @@
+//! The server's side of a response: the rules of spec/rgi.md applied once, in
+//! one place, over a transport each server supplies.
+
+use std::io;
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::app::BoxError;
+use crate::response::{ResponseHead, SendError, StartError, StartResponse};
+
+/// A server's transport for one response.
+///
+/// [`ResponseState`] calls it only in an order that follows the spec: at
+/// most one [`send_head`](ResponseSink::send_head), always before any
+/// [`send_data`](ResponseSink::send_data); data is never empty, never past a
+/// declared Content-Length, and never sent for HEAD requests or for 204 and
+/// 304 responses. The sink adds what HTTP needs (`Date`, framing) and must
+/// hand each chunk to the connection before returning (`[RGI-BODY-3]`).
+pub trait ResponseSink {
+    /// Sends (or queues, to go out with the next data) the head.
+    ///
+    /// # Errors
+    ///
+    /// Any transport failure; the response is then abandoned.
+    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()>;
+
+    /// Sends one non-empty chunk of the body.
+    ///
+    /// # Errors
+    ///
+    /// Any transport failure; the response is then abandoned.
+    fn send_data(&mut self, data: Bytes) -> io::Result<()>;
+}
+
+/// The state of one response, owned by the server for one request.
+///
+/// The server lends [`StartResponse`] handles from it, passes it every chunk
+/// the body yields, and calls [`finish`](ResponseState::finish) when the body
+/// ends. It enforces when the head goes out, Content-Length, HEAD and the
+/// bodiless statuses, so a server only moves bytes.
+///
+/// # Examples
+///
+/// A whole (if minimal) server loop for one request:
+///
+/// ```
+/// use rgi::{Application, Body, Environ, ResponseHead, ResponseSink, ResponseState};
+/// use bytes::Bytes;
+/// use http::StatusCode;
+///
+/// struct Wire(Vec<u8>);
+/// impl ResponseSink for Wire {
+///     fn send_head(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+///         self.0.extend_from_slice(format!("HTTP/1.1 {}\r\n\r\n", head.status()).as_bytes());
+///         Ok(())
+///     }
+///     fn send_data(&mut self, data: Bytes) -> std::io::Result<()> {
+///         self.0.extend_from_slice(&data);
+///         Ok(())
+///     }
+/// }
+///
+/// let app = rgi::from_fn(|_environ, start| {
+///     start.start(ResponseHead::new(StatusCode::OK))?;
+///     Ok(rgi::from_iter(["hello, ", "world"]))
+/// });
+///
+/// let environ = Environ::builder().build()?;
+/// let (mut state, mut wire) = (ResponseState::new(environ.method()), Wire(Vec::new()));
+/// let mut body = app.call(environ, &mut state.start_response(&mut wire))?;
+/// while let Some(chunk) = body.next_chunk(&mut state.start_response(&mut wire)) {
+///     state.send_chunk(&mut wire, chunk?)?;
+/// }
+/// drop(body); // close: exactly once, before the next request
+/// state.finish(&mut wire)?;
+/// assert_eq!(wire.0, b"HTTP/1.1 200 OK\r\n\r\nhello, world");
+/// # Ok::<(), rgi::BoxError>(())
+/// ```
+#[derive(Debug)]
+pub struct ResponseState {
+    head: Option<ResponseHead>,
+    head_sent: bool,
+    head_request: bool,
+    declared: Option<u64>,
+    sent: u64,
+}
+
+impl ResponseState {
+    /// The state of a response to a request with this method.
+    #[must_use]
+    pub fn new(request_method: &Method) -> Self {
+        ResponseState {
+            head: None,
+            head_sent: false,
+            head_request: request_method == Method::HEAD,
+            declared: None,
+            sent: 0,
+        }
+    }
+
+    /// A handle to lend the application for [`Application::call`] or one
+    /// [`Body::next_chunk`].
+    ///
+    /// [`Application::call`]: crate::Application::call
+    /// [`Body::next_chunk`]: crate::Body::next_chunk
+    pub fn start_response<'a>(
+        &'a mut self,
+        sink: &'a mut (dyn ResponseSink + 'a),
+    ) -> StartResponse<'a> {
+        StartResponse::root(self, sink)
+    }
+
+    /// The head the application stored, if any.
+    #[must_use]
+    pub fn head(&self) -> Option<&ResponseHead> {
+        self.head.as_ref()
+    }
+
+    /// Whether the application has started the response.
+    #[must_use]
+    pub fn is_started(&self) -> bool {
+        self.head.is_some()
+    }
+
+    /// Whether the head went to the sink.
+    #[must_use]
+    pub fn is_head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    /// Body bytes accepted so far (counted, though not sent, for HEAD).
+    #[must_use]
+    pub fn body_bytes(&self) -> u64 {
+        self.sent
+    }
+
+    /// Whether more body chunks can change what the client receives. It
+    /// turns false once the head is sent for a HEAD request or a 204/304
+    /// response, and when the declared Content-Length is reached; the server
+    /// may then stop pulling the body and drop it (`[RGI-BODY-6]`).
+    #[must_use]
+    pub fn wants_body(&self) -> bool {
+        let Some(head) = &self.head else {
+            return true;
+        };
+        if !self.head_sent {
+            return true;
+        }
+        !(self.head_request
+            || head.is_bodiless()
+            || self.declared.is_some_and(|declared| self.sent >= declared))
+    }
+
+    /// Passes one chunk the body yielded. An empty chunk is a yield point
+    /// and sends nothing; the first non-empty one sends the head first.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotStarted`] for data before a head;
+    /// [`SendError::BodyNotAllowed`] for data on 204/304 (nothing is sent);
+    /// [`SendError::ContentLengthExceeded`] past the declared length (the
+    /// bytes up to it were sent); [`SendError::Transport`] if the sink
+    /// fails. After any of these the server stops pulling the body.
+    pub fn send_chunk(
+        &mut self,
+        sink: &mut (dyn ResponseSink + '_),
+        mut chunk: Bytes,
+    ) -> Result<(), SendError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let Some(head) = &self.head else {
+            return Err(SendError::NotStarted);
+        };
+        if head.is_bodiless() {
+            return Err(SendError::BodyNotAllowed {
+                status: head.status(),
+            });
+        }
+        let attempted = self.sent.saturating_add(chunk.len() as u64);
+        let overflow = self.declared.filter(|&declared| attempted > declared);
+        if let Some(declared) = overflow {
+            // Cut at the limit: what fits is still this response's body.
+            let fits = usize::try_from(declared.saturating_sub(self.sent)).unwrap_or(usize::MAX);
+            chunk.truncate(fits);
+        }
+        if !self.head_sent {
+            sink.send_head(head)?;
+            self.head_sent = true;
+        }
+        if !chunk.is_empty() {
+            self.sent += chunk.len() as u64;
+            if !self.head_request {
+                sink.send_data(chunk)?;
+            }
+        }
+        match overflow {
+            Some(declared) => Err(SendError::ContentLengthExceeded {
+                declared,
+                attempted,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the response after the body ended: sends the head if no body
+    /// bytes did, and checks the declared length was met. Returns the body
+    /// length. The server adds its end-of-message framing afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`FinishError::NotStarted`] if the application never started the
+    /// response (the server answers 500 instead);
+    /// [`FinishError::ContentLengthShort`] if fewer bytes than declared were
+    /// sent (the server must close the connection: the message cannot be
+    /// completed); [`FinishError::Transport`] if the sink fails.
+    pub fn finish(&mut self, sink: &mut (dyn ResponseSink + '_)) -> Result<u64, FinishError> {
+        let Some(head) = &self.head else {
+            return Err(FinishError::NotStarted);
+        };
+        if !self.head_sent {
+            sink.send_head(head)?;
+            self.head_sent = true;
+        }
+        match self.declared {
+            Some(declared) if self.sent < declared && !self.head_request && !head.is_bodiless() => {
+                Err(FinishError::ContentLengthShort {
+                    declared,
+                    sent: self.sent,
+                })
+            }
+            _ => Ok(self.sent),
+        }
+    }
+
+    /// Stores a head for [`StartResponse::start`] (`cause` is `None`) and
+    /// [`StartResponse::replace`].
+    pub(crate) fn store_head(
+        &mut self,
+        head: ResponseHead,
+        cause: Option<BoxError>,
+    ) -> Result<(), StartError> {
+        match (&self.head, cause) {
+            (Some(current), None) => Err(StartError::AlreadyStarted {
+                current: current.status(),
+                attempted: head.status(),
+            }),
+            (Some(current), Some(cause)) if self.head_sent => Err(StartError::HeadAlreadySent {
+                status: current.status(),
+                cause,
+            }),
+            (_, cause) => match head.validate() {
+                Ok(declared) => {
+                    self.declared = declared;
+                    self.head = Some(head);
+                    Ok(())
+                }
+                Err(source) => Err(StartError::InvalidHead { source, cause }),
+            },
+        }
+    }
+}
+
+/// Ending the response failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FinishError {
+    /// The body ended but the application never started the response
+    /// (`[RGI-START-1]`).
+    #[error("the body ended but the application never started the response")]
+    NotStarted,
+    /// The body ended short of the declared Content-Length (`[RGI-CL-2]`).
+    #[error("Content-Length is {declared} but the body ended after {sent} bytes")]
+    ContentLengthShort {
+        /// The declared length.
+        declared: u64,
+        /// The bytes sent.
+        sent: u64,
+    },
+    /// The transport failed (`[RGI-CONN-4]`).
+    #[error("transport failed: {0}")]
+    Transport(#[from] io::Error),
+}

@@ -1,0 +1,155 @@
+//! spec/rgi.md: every normative sentence carries a unique clause ID in the
+//! machine-readable form the conformance kit reads.
+
+use std::collections::BTreeMap;
+
+const SPEC: &str = include_str!("../../../spec/rgi.md");
+const KEYWORDS: [&str; 7] = [
+    "MUST",
+    "SHOULD",
+    "MAY",
+    "REQUIRED",
+    "SHALL",
+    "RECOMMENDED",
+    "OPTIONAL",
+];
+const LEVELS: [&str; 5] = ["MUST NOT", "MUST", "SHOULD NOT", "SHOULD", "MAY"];
+const PARTIES: [&str; 4] = ["server", "application", "middleware", "all"];
+
+#[derive(Debug)]
+struct Clause<'a> {
+    id: &'a str,
+    level: &'a str,
+}
+
+/// Parses `- **[RGI-AREA-N] LEVEL (party) — Title.** Text.`
+fn parse_clause(line: &str) -> Option<Clause<'_>> {
+    let rest = line.strip_prefix("- **[")?;
+    let (id, rest) = rest.split_once("] ")?;
+    let mut parts = id.split('-');
+    let valid_id = parts.next() == Some("RGI")
+        && parts
+            .next()
+            .is_some_and(|area| !area.is_empty() && area.bytes().all(|b| b.is_ascii_uppercase()))
+        && parts
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_none();
+    if !valid_id {
+        return None;
+    }
+    let level = LEVELS
+        .into_iter()
+        .find(|level| rest.starts_with(&format!("{level} (")))?;
+    let rest = &rest[level.len() + 2..];
+    let (party, rest) = rest.split_once(") — ")?;
+    let (title, _text) = rest.split_once(".** ")?;
+    (PARTIES.contains(&party) && !title.is_empty() && !title.contains("**"))
+        .then_some(Clause { id, level })
+}
+
+fn has_keyword(line: &str) -> bool {
+    line.split(|c: char| !c.is_ascii_alphabetic())
+        .any(|word| KEYWORDS.contains(&word))
+}
+
+#[test]
+fn every_normative_line_is_a_well_formed_clause_with_a_unique_id() {
+    let mut in_code = false;
+    let mut seen = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (number, line) in SPEC.lines().enumerate() {
+        let number = number + 1;
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        match parse_clause(line) {
+            Some(clause) => {
+                if let Some(first) = seen.insert(clause.id, number) {
+                    problems.push(format!(
+                        "line {number}: {} already used on line {first}",
+                        clause.id
+                    ));
+                }
+            }
+            None if line.starts_with("- **[RGI-") => {
+                problems.push(format!("line {number}: malformed clause: {line}"))
+            }
+            None if has_keyword(line) => problems.push(format!(
+                "line {number}: normative keyword outside a clause: {line}"
+            )),
+            None => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(seen.len() >= 100, "only {} clauses", seen.len());
+}
+
+#[test]
+fn every_level_is_used_and_must_clauses_dominate() {
+    let clauses: Vec<_> = SPEC.lines().filter_map(parse_clause).collect();
+    for level in LEVELS {
+        assert!(
+            clauses.iter().any(|clause| clause.level == level),
+            "no {level} clause"
+        );
+    }
+    let musts = clauses
+        .iter()
+        .filter(|clause| clause.level.starts_with("MUST"))
+        .count();
+    assert!(
+        musts * 2 > clauses.len(),
+        "{musts} of {} clauses are MUST/MUST NOT",
+        clauses.len()
+    );
+}
+
+#[test]
+fn clause_ids_cited_by_the_crate_exist_in_the_spec() {
+    let sources = [
+        include_str!("../src/app.rs"),
+        include_str!("../src/body.rs"),
+        include_str!("../src/file.rs"),
+        include_str!("../src/hints.rs"),
+        include_str!("../src/response.rs"),
+        include_str!("../src/state.rs"),
+        include_str!("../src/version.rs"),
+        include_str!("../src/environ.rs"),
+        include_str!("../src/input.rs"),
+        include_str!("../src/errors.rs"),
+    ];
+    let defined: Vec<&str> = SPEC
+        .lines()
+        .filter_map(parse_clause)
+        .map(|clause| clause.id)
+        .collect();
+    let mut missing = Vec::new();
+    for source in sources {
+        for cited in source
+            .split("`[")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("]`"))
+            .map(|(id, _)| id)
+        {
+            if !cited.starts_with("RGI-") {
+                continue;
+            }
+            let known = match cited.strip_suffix("-*") {
+                Some(area) => defined.iter().any(|id| id.starts_with(&format!("{area}-"))),
+                None => defined.contains(&cited),
+            };
+            if !known {
+                missing.push(cited.to_owned());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "cited but not defined in spec/rgi.md: {missing:?}"
+    );
+}
