@@ -3,6 +3,10 @@
 use std::cmp::min;
 use std::fmt;
 use std::io::{self, BufRead, Read};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 
 use bytes::{Buf, Bytes};
 
@@ -66,9 +70,42 @@ pub struct Input {
     delivered: u64,
 }
 
+/// A non-blocking source of request body bytes, for servers built on an
+/// event loop: the poll-based face of [`Input`] (spec/rgi-async.md, one
+/// input with two faces).
+///
+/// The server reads its connection only when the input polls, which is how
+/// input backpressure reaches the socket.
+pub trait AsyncSource: Send {
+    /// Polls for at most `max` bytes (`max` is never 0). An empty chunk means
+    /// the end of the source; with a declared length, an end before that
+    /// length is a truncated body.
+    ///
+    /// # Errors
+    ///
+    /// Any transport error; [`InputError::ResponseFinished`] once the
+    /// response is over.
+    fn poll_chunk(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Bytes>>;
+}
+
+/// The two kinds of source an input can read.
+enum Reader {
+    Blocking(Box<dyn Read + Send>),
+    Async {
+        source: Pin<Box<dyn AsyncSource>>,
+        /// Bytes a source returned beyond what was asked for, kept for the
+        /// next read rather than lost.
+        spill: Bytes,
+    },
+}
+
 /// The underlying reader and the framing that bounds it.
 struct Source {
-    reader: Option<Box<dyn Read + Send>>,
+    reader: Option<Reader>,
     declared: Option<u64>,
     /// Bytes taken from the reader, whether or not already delivered.
     received: u64,
@@ -109,32 +146,27 @@ impl Source {
         .into()
     }
 
-    /// Reads at most `out.len()` bytes and never more than the body still
-    /// missing. `Ok(0)` only at the end of the body (or for an empty `out`).
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    /// How many bytes the next read may take given `room`; 0 means the
+    /// read returns nothing (end of body, or no room).
+    fn wanted(&mut self, room: usize) -> io::Result<usize> {
         match self.state {
             SourceState::Open => {}
             SourceState::Ended => return Ok(0),
             SourceState::Truncated => return Err(self.truncated_error()),
         }
-        let wanted = match self.missing() {
+        match self.missing() {
             Some(0) => {
                 self.state = SourceState::Ended;
-                return Ok(0);
+                Ok(0)
             }
-            Some(missing) => min(out.len(), usize::try_from(missing).unwrap_or(usize::MAX)),
-            None => out.len(),
-        };
-        if wanted == 0 {
-            return Ok(0);
+            Some(missing) => Ok(min(room, usize::try_from(missing).unwrap_or(usize::MAX))),
+            None => Ok(room),
         }
-        let Some(reader) = self.reader.as_mut() else {
-            self.state = SourceState::Ended;
-            return Ok(0);
-        };
-        // A misbehaving reader could claim more than it was given room for;
-        // believing it would push the count past the boundary.
-        let count = min(reader.read(&mut out[..wanted])?, wanted);
+    }
+
+    /// Accounts for `count` bytes taken from the reader; 0 is the reader's
+    /// end, which is a truncation when a length was declared.
+    fn settle(&mut self, count: usize) -> io::Result<usize> {
         if count == 0 {
             if self.declared.is_some() {
                 self.state = SourceState::Truncated;
@@ -150,6 +182,103 @@ impl Source {
             self.state = SourceState::Ended;
         }
         Ok(count)
+    }
+
+    /// Reads at most `out.len()` bytes and never more than the body still
+    /// missing. `Ok(0)` only at the end of the body (or for an empty `out`).
+    /// An asynchronous source blocks the calling thread until it is ready.
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let wanted = self.wanted(out.len())?;
+        if wanted == 0 {
+            return Ok(0);
+        }
+        let count = match self.reader.as_mut() {
+            None => {
+                self.state = SourceState::Ended;
+                return Ok(0);
+            }
+            // A misbehaving reader could claim more than it was given room
+            // for; believing it would push the count past the boundary.
+            Some(Reader::Blocking(reader)) => min(reader.read(&mut out[..wanted])?, wanted),
+            Some(Reader::Async { source, spill }) => {
+                let chunk = park_until_ready(|cx| poll_async(source, spill, cx, wanted))?;
+                out[..chunk.len()].copy_from_slice(&chunk);
+                chunk.len()
+            }
+        };
+        self.settle(count)
+    }
+
+    /// The non-blocking read: at most `max` bytes, without blocking the
+    /// thread.
+    fn poll_read(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        let wanted = match self.wanted(max) {
+            Ok(0) => return Poll::Ready(Ok(Bytes::new())),
+            Ok(wanted) => wanted,
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        let chunk = match self.reader.as_mut() {
+            None => {
+                self.state = SourceState::Ended;
+                return Poll::Ready(Ok(Bytes::new()));
+            }
+            Some(Reader::Blocking(_)) => {
+                return Poll::Ready(Err(InputError::WouldBlockThread.into()));
+            }
+            Some(Reader::Async { source, spill }) => match poll_async(source, spill, cx, wanted) {
+                Poll::Ready(Ok(chunk)) => chunk,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        Poll::Ready(self.settle(chunk.len()).map(|_| chunk))
+    }
+}
+
+/// Polls an asynchronous source for at most `wanted` bytes, serving earlier
+/// excess first.
+fn poll_async(
+    source: &mut Pin<Box<dyn AsyncSource>>,
+    spill: &mut Bytes,
+    cx: &mut Context<'_>,
+    wanted: usize,
+) -> Poll<io::Result<Bytes>> {
+    if !spill.is_empty() {
+        return Poll::Ready(Ok(spill.split_to(min(wanted, spill.len()))));
+    }
+    match source.as_mut().poll_chunk(cx, wanted) {
+        Poll::Ready(Ok(mut chunk)) => {
+            if chunk.len() > wanted {
+                *spill = chunk.split_off(wanted);
+            }
+            Poll::Ready(Ok(chunk))
+        }
+        other => other,
+    }
+}
+
+/// Drives `poll` to completion on the calling thread, parking it between
+/// wake-ups: the blocking face of an asynchronous source, for code that runs
+/// off the event loop (after the switch to synchronous processing, or in
+/// offload).
+fn park_until_ready<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(value) = poll(&mut cx) {
+            return value;
+        }
+        // A spurious unpark only costs one more poll.
+        thread::park();
     }
 }
 
@@ -210,7 +339,7 @@ impl Input {
         };
         Self {
             source: Source {
-                reader: Some(Box::new(source)),
+                reader: Some(Reader::Blocking(Box::new(source))),
                 declared: length,
                 received: 0,
                 state,
@@ -222,6 +351,105 @@ impl Input {
             },
             delivered: 0,
         }
+    }
+
+    /// Creates the input over a non-blocking `source`, with the body's
+    /// framing as in [`Input::new`]. Both faces work: [`Input::poll_chunk`]
+    /// without blocking, and [`Read`]/[`BufRead`] by parking the calling
+    /// thread, which only code running off the event loop may do.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{self, Read};
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    ///
+    /// use bytes::Bytes;
+    /// use rgi::{AsyncSource, Input};
+    ///
+    /// /// Hands out its bytes two at a time, as if they arrived slowly.
+    /// struct Trickle(Bytes);
+    /// impl AsyncSource for Trickle {
+    ///     fn poll_chunk(mut self: Pin<&mut Self>, _: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+    ///         let take = max.min(2).min(self.0.len());
+    ///         Poll::Ready(Ok(self.0.split_to(take)))
+    ///     }
+    /// }
+    ///
+    /// let mut input = Input::from_async(Trickle(Bytes::from_static(b"hello, world")), Some(5));
+    /// assert!(input.is_async());
+    /// let mut body = String::new();
+    /// input.read_to_string(&mut body)?;
+    /// assert_eq!(body, "hello");
+    /// # Ok::<(), io::Error>(())
+    /// ```
+    pub fn from_async(source: impl AsyncSource + 'static, length: Option<u64>) -> Self {
+        let mut input = Self::new(io::empty(), length);
+        input.source.reader = Some(Reader::Async {
+            source: Box::pin(source),
+            spill: Bytes::new(),
+        });
+        input
+    }
+
+    /// Whether [`Input::poll_chunk`] can serve this input without blocking
+    /// the thread: true for asynchronous sources and for bodies already in
+    /// memory, false for a blocking [`Read`] source.
+    #[must_use]
+    pub fn is_async(&self) -> bool {
+        !matches!(self.source.reader, Some(Reader::Blocking(_)))
+    }
+
+    /// The non-blocking face: polls for at most `max` bytes of the body.
+    /// An empty chunk is the end of the body (and every poll after it).
+    /// Bytes buffered by the blocking face come first, so the two faces
+    /// never lose or repeat a byte.
+    ///
+    /// # Errors
+    ///
+    /// [`InputError::WouldBlockThread`] if the source is a blocking reader
+    /// (switch to synchronous processing or offload instead); otherwise as
+    /// [`Input::read_chunk`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let mut input = rgi::Input::from_bytes(&b"abc"[..]);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(matches!(input.poll_chunk(&mut cx, 2), Poll::Ready(Ok(chunk)) if chunk == "ab"));
+    /// assert!(matches!(input.poll_chunk(&mut cx, 2), Poll::Ready(Ok(chunk)) if chunk == "c"));
+    /// assert!(matches!(input.poll_chunk(&mut cx, 2), Poll::Ready(Ok(chunk)) if chunk.is_empty()));
+    /// ```
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        if max == 0 {
+            return Poll::Ready(Ok(Bytes::new()));
+        }
+        let chunk = match &mut self.buffer {
+            // A pre-read body has no source left to poll.
+            Buffer::Shared(bytes) => Some(bytes.split_to(min(max, bytes.len()))),
+            Buffer::Owned {
+                storage,
+                start,
+                end,
+            } if *start < *end => {
+                let chunk = Bytes::copy_from_slice(&storage[*start..min(*end, *start + max)]);
+                *start += chunk.len();
+                Some(chunk)
+            }
+            Buffer::Owned { .. } => None,
+        };
+        if let Some(chunk) = chunk {
+            self.delivered += chunk.len() as u64;
+            return Poll::Ready(Ok(chunk));
+        }
+        let polled = self.source.poll_read(cx, max);
+        if let Poll::Ready(Ok(chunk)) = &polled {
+            self.delivered += chunk.len() as u64;
+        }
+        polled
     }
 
     /// An input with an empty body (Content-Length 0).
@@ -622,6 +850,12 @@ pub enum InputError {
     /// source returns when the body is read too late.
     #[error("the response has finished; the request body can no longer be read")]
     ResponseFinished,
+    /// The non-blocking face was used on a blocking source; reading it would
+    /// block the event loop. Switch to synchronous processing or offload.
+    #[error(
+        "the request body has a blocking source and cannot be read without blocking the thread"
+    )]
+    WouldBlockThread,
     /// Another I/O error from the source.
     #[error("reading the request body failed: {0}")]
     Io(#[source] io::Error),
@@ -651,6 +885,7 @@ impl InputError {
             Self::Truncated { .. } => io::ErrorKind::UnexpectedEof,
             Self::TooLarge { .. } => io::ErrorKind::InvalidData,
             Self::ResponseFinished => io::ErrorKind::BrokenPipe,
+            Self::WouldBlockThread => io::ErrorKind::Unsupported,
             Self::Io(error) => error.kind(),
         }
     }

@@ -231,7 +231,7 @@ pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes,
 pub use errors::Errors;
 pub use file::FileBody;
 pub use hints::{Hints, InputUse};
-pub use input::{Input, InputError};
+pub use input::{AsyncSource, Input, InputError};
 pub use response::{HeadError, Intercept, ResponseHead, SendError, StartError, StartResponse};
 pub use state::{FinishError, ResponseSink, ResponseState};
 pub use version::{SPEC_VERSION, SpecVersion};

@@ -1,7 +1,7 @@
 //! Bodies: the provided implementations, the file body, lazy start, and a
+//! whole request cycle in which the body is dropped exactly once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! whole request cycle in which the body is dropped exactly once.
 
 mod support;
 
