@@ -409,7 +409,8 @@ impl Input {
     /// # Errors
     ///
     /// [`InputError::WouldBlockThread`] if the source is a blocking reader
-    /// (switch to synchronous processing or offload instead); otherwise as
+    /// (switch to synchronous processing or offload instead); an error of
+    /// kind [`io::ErrorKind::InvalidInput`] for a `max` of 0; otherwise as
     /// [`Input::read_chunk`].
     ///
     /// # Examples
@@ -425,7 +426,11 @@ impl Input {
     /// ```
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         if max == 0 {
-            return Poll::Ready(Ok(Bytes::new()));
+            // An empty answer would be indistinguishable from the end.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "poll_chunk called with max 0",
+            )));
         }
         let chunk = match &mut self.buffer {
             // A pre-read body has no source left to poll.

@@ -92,6 +92,16 @@ fn the_non_blocking_face_refuses_a_blocking_source_with_a_typed_error() {
 }
 
 #[test]
+fn a_zero_sized_poll_is_an_error_not_an_end_of_body() {
+    let mut input = Input::from_bytes(&b"x"[..]);
+    let Poll::Ready(Err(error)) = poll(&mut input, 0) else {
+        panic!("expected an error")
+    };
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    assert!(matches!(poll(&mut input, 1), Poll::Ready(Ok(chunk)) if chunk == "x"));
+}
+
+#[test]
 fn pending_until_the_source_has_data_then_ready_and_bounded() {
     let feed = Feed::default();
     let mut input = Input::from_async(feed.clone(), Some(5));

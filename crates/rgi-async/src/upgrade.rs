@@ -1,0 +1,217 @@
+//! Handing the connection over to another protocol (spec/rgi-async.md,
+//! "Upgrade").
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use http::HeaderMap;
+use http::header::{self, HeaderName};
+
+/// A bidirectional byte stream: the connection after a `101 Switching
+/// Protocols` response.
+///
+/// The methods follow the usual poll conventions: `Pending` registers the
+/// context's waker; a read of 0 bytes into a non-empty buffer means the
+/// peer closed its side.
+pub trait ByteStream: Send {
+    /// Reads into `buf`, returning how many bytes were read.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Writes from `buf`, returning how many bytes were accepted.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Flushes buffered writes to the transport.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Flushes and closes the write side.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl<S: ByteStream + ?Sized> ByteStream for Box<S> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        (**self).poll_read(cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        (**self).poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_flush(cx)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_close(cx)
+    }
+}
+
+/// Why an upgrade failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpgradeError {
+    /// The upgrade of this request was already accepted.
+    #[error("the upgrade was already accepted")]
+    AlreadyAccepted,
+    /// The application supplied a header field the server writes itself
+    /// (`connection`, `upgrade`'s framing companions, body framing).
+    #[error("header field {name} is the server's to write in a 101 response")]
+    HeaderNotAllowed {
+        /// The offending field name.
+        name: HeaderName,
+    },
+    /// The response head was already stored or sent, so it cannot become a
+    /// 101 (server side check).
+    #[error("the response was already started; it cannot become a 101")]
+    ResponseStarted,
+    /// The connection closed, or the server shut down, before the 101 was on
+    /// the wire.
+    #[error("the connection closed before the upgrade completed")]
+    Closed,
+    /// The transport failed while writing the 101.
+    #[error("upgrade failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Header fields the server writes itself in a 101 response.
+const SERVER_FIELDS: [HeaderName; 4] = [
+    header::CONNECTION,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The future the server hands back for an accepted upgrade.
+pub type UpgradeFuture =
+    Pin<Box<dyn Future<Output = Result<Box<dyn ByteStream>, UpgradeError>> + Send>>;
+
+/// The server's side of [`Upgrade`], one per upgradable request.
+pub trait UpgradeService: Send + Sync {
+    /// Registers a `101 Switching Protocols` response carrying `headers`
+    /// (the server adds `connection: upgrade` and the `upgrade` field the
+    /// client asked for) and returns a future that resolves to the
+    /// connection once the 101 is on the wire. Called at most once per
+    /// request: [`Upgrade::accept`] enforces it.
+    ///
+    /// # Errors
+    ///
+    /// [`UpgradeError::ResponseStarted`] if the application already started
+    /// a response; the future resolves to [`UpgradeError::Closed`] or
+    /// [`UpgradeError::Io`] if the 101 cannot be written.
+    fn accept(&self, headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError>;
+}
+
+/// The per-request capability to switch the connection to another protocol
+/// (WebSockets, for example).
+///
+/// Present in [`Capabilities`](crate::Capabilities) only if the request
+/// asked for an upgrade and the server can hand the connection over
+/// (HTTP/1.1); without it, answer 426 or 501. After accepting, the
+/// application's body awaits the [`Upgraded`] future and talks over the
+/// stream; the connection closes when the body ends and the stream is
+/// dropped.
+#[derive(Clone)]
+pub struct Upgrade {
+    service: Arc<dyn UpgradeService>,
+    accepted: Arc<AtomicBool>,
+}
+
+impl Upgrade {
+    /// The capability over `service` (server side).
+    pub fn new(service: impl UpgradeService + 'static) -> Self {
+        Upgrade {
+            service: Arc::new(service),
+            accepted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Accepts the upgrade: registers the 101 response with `headers` added
+    /// (for example `sec-websocket-accept`).
+    ///
+    /// # Errors
+    ///
+    /// [`UpgradeError::HeaderNotAllowed`] for a field the server writes
+    /// itself (`connection`, `upgrade`, `content-length`,
+    /// `transfer-encoding`); [`UpgradeError::AlreadyAccepted`] on a second
+    /// call (from any clone of this handle); whatever the server reports
+    /// (see [`UpgradeService::accept`]). A refused call leaves the upgrade
+    /// available, except after [`UpgradeError::AlreadyAccepted`].
+    pub fn accept(&self, headers: HeaderMap) -> Result<Upgraded, UpgradeError> {
+        if let Some(name) = SERVER_FIELDS
+            .iter()
+            .find(|name| headers.contains_key(*name))
+        {
+            return Err(UpgradeError::HeaderNotAllowed { name: name.clone() });
+        }
+        if self.accepted.swap(true, Ordering::SeqCst) {
+            return Err(UpgradeError::AlreadyAccepted);
+        }
+        match self.service.accept(headers) {
+            Ok(future) => Ok(Upgraded { future }),
+            Err(err) => {
+                self.accepted.store(false, Ordering::SeqCst);
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether the upgrade was accepted.
+    #[must_use]
+    pub fn is_accepted(&self) -> bool {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for Upgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgrade")
+            .field("accepted", &self.is_accepted())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection after an accepted upgrade: resolves once the 101 is on
+/// the wire.
+///
+/// # Cancel safety
+///
+/// Dropping it before it resolves gives the connection up: the server
+/// closes it.
+#[must_use = "the connection is closed if this is dropped"]
+pub struct Upgraded {
+    future: UpgradeFuture,
+}
+
+impl Future for Upgraded {
+    type Output = Result<Box<dyn ByteStream>, UpgradeError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgraded").finish_non_exhaustive()
+    }
+}
