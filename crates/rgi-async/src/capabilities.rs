@@ -7,6 +7,7 @@ use crate::after::AfterResponse;
 use crate::offload::Offload;
 #[cfg(any(unix, windows))]
 use crate::readiness::Readiness;
+use crate::upgrade::Upgrade;
 
 /// The handles an asynchronous server lends each request, stored in
 /// [`Environ::extensions`].
@@ -45,6 +46,7 @@ pub struct Capabilities {
     #[cfg(any(unix, windows))]
     readiness: Option<Readiness>,
     after_response: Option<AfterResponse>,
+    upgrade: Option<Upgrade>,
 }
 
 impl Capabilities {
@@ -57,6 +59,7 @@ impl Capabilities {
                 #[cfg(any(unix, windows))]
                 readiness: None,
                 after_response: None,
+                upgrade: None,
             },
         }
     }
@@ -86,6 +89,13 @@ impl Capabilities {
     pub fn after_response(&self) -> Option<&AfterResponse> {
         self.after_response.as_ref()
     }
+
+    /// The switch to another protocol, if this request asked for one and
+    /// the server can hand the connection over.
+    #[must_use]
+    pub fn upgrade(&self) -> Option<&Upgrade> {
+        self.upgrade.as_ref()
+    }
 }
 
 /// Builds [`Capabilities`]; see [`Capabilities::builder`].
@@ -106,6 +116,12 @@ impl CapabilitiesBuilder {
     /// Offers after-response tasks.
     pub fn after_response(mut self, after_response: AfterResponse) -> Self {
         self.capabilities.after_response = Some(after_response);
+        self
+    }
+
+    /// Offers this request's upgrade.
+    pub fn upgrade(mut self, upgrade: Upgrade) -> Self {
+        self.capabilities.upgrade = Some(upgrade);
         self
     }
 

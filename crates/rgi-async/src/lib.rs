@@ -16,8 +16,9 @@
 //! [`SyncSwitch`] to blocking code on a worker thread. What the server
 //! offers besides, it lists in [`Capabilities`], stored in the request's
 //! extensions: blocking threads ([`Offload`], always), a poller for the
-//! application's own descriptors ([`Readiness`]) and after-response tasks
-//! ([`AfterResponse`]), both optional.
+//! application's own descriptors ([`Readiness`]), after-response tasks
+//! ([`AfterResponse`]) and the switch to another protocol ([`Upgrade`]), all
+//! optional.
 //!
 //! ## Contents
 //!
@@ -30,6 +31,7 @@
 //! | Blocking work | [`Offload`], [`OffloadFuture`], [`OffloadError`], [`OffloadService`], [`Job`] |
 //! | Readiness waits | [`Readiness`], [`Source`], [`Interest`], [`Ready`], [`WaitOutcome`], [`WaitAnyOutcome`], [`ReadinessError`], [`ReadinessService`], [`WaitFuture`], [`WaitAnyFuture`], [`RawSource`] |
 //! | After-response tasks | [`AfterResponse`], [`AfterError`], [`AfterResponseService`], [`AfterTask`] |
+//! | Upgrade (101, e.g. to the WebSocket protocol) | [`Upgrade`], [`Upgraded`], [`ByteStream`], [`UpgradeError`], [`UpgradeService`], [`UpgradeFuture`] |
 //!
 //! ## Example: an application that offloads a blocking call
 //!
@@ -88,6 +90,7 @@ mod offload;
 #[cfg(any(unix, windows))]
 mod readiness;
 mod switch;
+mod upgrade;
 
 pub use after::{AfterError, AfterResponse, AfterResponseService, AfterTask};
 pub use app::{AsyncApplication, FnAsyncApplication, from_fn};
@@ -100,3 +103,4 @@ pub use readiness::{
     WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
 pub use switch::{Step, SyncSwitch};
+pub use upgrade::{ByteStream, Upgrade, UpgradeError, UpgradeFuture, UpgradeService, Upgraded};

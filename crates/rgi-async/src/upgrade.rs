@@ -122,7 +122,7 @@ pub trait UpgradeService: Send + Sync {
 }
 
 /// The per-request capability to switch the connection to another protocol
-/// (WebSockets, for example).
+/// (the WebSocket protocol, for example).
 ///
 /// Present in [`Capabilities`](crate::Capabilities) only if the request
 /// asked for an upgrade and the server can hand the connection over
@@ -156,6 +156,34 @@ impl Upgrade {
     /// call (from any clone of this handle); whatever the server reports
     /// (see [`UpgradeService::accept`]). A refused call leaves the upgrade
     /// available, except after [`UpgradeError::AlreadyAccepted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use rgi_async::{Upgrade, UpgradeError, UpgradeFuture, UpgradeService};
+    ///
+    /// /// A server whose client vanished before the 101 went out.
+    /// struct Vanished;
+    ///
+    /// impl UpgradeService for Vanished {
+    ///     fn accept(&self, _headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError> {
+    ///         Ok(Box::pin(async { Err(UpgradeError::Closed) }))
+    ///     }
+    /// }
+    ///
+    /// let upgrade = Upgrade::new(Vanished);
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(
+    ///     "sec-websocket-accept",
+    ///     HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+    /// );
+    /// let upgraded = upgrade.accept(headers)?; // the body awaits this
+    /// assert!(upgrade.is_accepted());
+    /// assert!(matches!(upgrade.accept(HeaderMap::new()), Err(UpgradeError::AlreadyAccepted)));
+    /// # drop(upgraded);
+    /// # Ok::<(), UpgradeError>(())
+    /// ```
     pub fn accept(&self, headers: HeaderMap) -> Result<Upgraded, UpgradeError> {
         if let Some(name) = SERVER_FIELDS
             .iter()

@@ -11,7 +11,7 @@ use crate::response::StartResponse;
 
 /// The error an application, a body or a middleware returns: any error that
 /// can cross threads. The server logs it; the client never sees it
-/// (`[RGI-FAIL-1]`).
+/// (`[RGI-FAIL-4]`).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A web application: called once per request, from any thread, possibly
@@ -54,7 +54,7 @@ pub trait Application: Send + Sync + 'static {
     ///
     /// Any error that prevents a response. Before the head is sent the
     /// server answers 500; after, it ends the response abnormally
-    /// (`[RGI-FAIL-2]`, `[RGI-FAIL-3]`).
+    /// (`[RGI-FAIL-3]`, `[RGI-FAIL-5]`).
     fn call(&self, environ: Environ, start: &mut StartResponse<'_>)
     -> Result<Self::Body, BoxError>;
 

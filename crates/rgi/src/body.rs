@@ -48,18 +48,18 @@ pub trait Body: Send {
     /// The next chunk, `None` at the end, or the error that ends the body.
     ///
     /// An empty chunk is allowed: it sends nothing and lets the server do
-    /// other work (`[RGI-BODY-2]`). After `None` or an error the server does
+    /// other work (`[RGI-BODY-7]`). After `None` or an error the server does
     /// not call this again.
     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>>;
 
     /// The exact number of bytes still to come, when known. A server may use
-    /// it as Content-Length, so it must be accurate (`[RGI-BODY-9]`).
+    /// it as Content-Length, so it must be accurate (`[RGI-BODY-10]`).
     fn size_hint(&self) -> Option<u64> {
         None
     }
 
     /// The file behind this body, if it is one, so that a server may send it
-    /// with `sendfile` (`[RGI-FILE-2]`).
+    /// with `sendfile` (`[RGI-FILE-3]`).
     fn file(&mut self) -> Option<&mut FileBody> {
         None
     }

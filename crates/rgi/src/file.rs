@@ -16,7 +16,7 @@ use crate::response::StartResponse;
 /// [`Body::file`], send from [`offset`](FileBody::offset) and report progress
 /// with [`advance`](FileBody::advance); every other server reads it like any
 /// body, chunk by chunk. Nothing is read or sent before the server has the
-/// body back from the application (`[RGI-FILE-1]`).
+/// body back from the application (`[RGI-FILE-6]`).
 ///
 /// # Examples
 ///

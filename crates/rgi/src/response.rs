@@ -11,7 +11,7 @@ use crate::app::BoxError;
 use crate::state::{ResponseSink, ResponseState};
 
 /// Header fields that describe one connection rather than the message, which
-/// only the server may set (`[RGI-HEAD-4]`).
+/// only the server may set (`[RGI-HEAD-5]`).
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -242,7 +242,7 @@ pub enum HeadError {
         /// The code that was given.
         code: u16,
     },
-    /// A 1xx status cannot be a final response (`[RGI-HEAD-2]`); interim
+    /// A 1xx status cannot be a final response (`[RGI-HEAD-1]`); interim
     /// responses are the server's business, and 101 belongs to the upgrade
     /// extension.
     #[error("informational status {status} cannot be a final response")]
@@ -257,7 +257,7 @@ pub enum HeadError {
         name: Vec<u8>,
     },
     /// A header value holds CR, LF, NUL or another control character
-    /// (`[RGI-HEAD-3]`).
+    /// (`[RGI-HEAD-4]`).
     #[error("value \"{}\" of header {name} holds a control character", .value.escape_ascii())]
     InvalidHeaderValue {
         /// The field the value belongs to.
@@ -265,20 +265,20 @@ pub enum HeadError {
         /// The value that was given.
         value: Vec<u8>,
     },
-    /// The application set a connection-specific field (`[RGI-HEAD-4]`).
+    /// The application set a connection-specific field (`[RGI-HEAD-5]`).
     #[error("header {name} is hop-by-hop and only the server may set it")]
     HopByHop {
         /// The field that was given.
         name: HeaderName,
     },
     /// Content-Length is not one decimal number, or repeats with a
-    /// different value (`[RGI-HEAD-5]`).
+    /// different value (`[RGI-HEAD-6]`).
     #[error("Content-Length {value:?} is not a single decimal number")]
     InvalidContentLength {
         /// The offending value.
         value: HeaderValue,
     },
-    /// Content-Length on a status that forbids it (`[RGI-HEAD-5]`).
+    /// Content-Length on a status that forbids it (`[RGI-HEAD-6]`).
     #[error("status {status} must not carry Content-Length")]
     ContentLengthNotAllowed {
         /// The status of the head.
@@ -291,7 +291,7 @@ pub enum HeadError {
 #[non_exhaustive]
 pub enum StartError {
     /// The response was started already and this call carried no error to
-    /// justify a new head (`[RGI-START-4]`).
+    /// justify a new head (`[RGI-START-8]`).
     #[error(
         "response already started with status {current}; cannot start again with {attempted} without an error"
     )]
@@ -302,7 +302,7 @@ pub enum StartError {
         attempted: StatusCode,
     },
     /// An error response was asked for after the head went out; the
-    /// application gets its error back to propagate (`[RGI-START-6]`).
+    /// application gets its error back to propagate (`[RGI-START-11]`).
     #[error("head with status {status} already sent; cannot replace it: {cause}")]
     HeadAlreadySent {
         /// The status that was sent.
@@ -365,7 +365,7 @@ impl From<HeadError> for StartError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    /// Body bytes before the response was started (`[RGI-START-2]`).
+    /// Body bytes before the response was started (`[RGI-START-3]`).
     #[error("body data before the response was started")]
     NotStarted,
     /// More bytes than the declared Content-Length: the bytes up to the
@@ -377,14 +377,14 @@ pub enum SendError {
         /// The total the body tried to reach.
         attempted: u64,
     },
-    /// Body bytes for a status that has no body (`[RGI-BODY-7]`).
+    /// Body bytes for a status that has no body (`[RGI-BODY-18]`).
     #[error("status {status} has no body, but the application sent body data")]
     BodyNotAllowed {
         /// The status of the response.
         status: StatusCode,
     },
     /// The transport failed, usually because the client went away
-    /// (`[RGI-CONN-4]`).
+    /// (`[RGI-FAIL-8]`).
     #[error("transport failed: {0}")]
     Transport(#[from] std::io::Error),
 }

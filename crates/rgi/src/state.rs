@@ -16,7 +16,7 @@ use crate::response::{ResponseHead, SendError, StartError, StartResponse};
 /// [`send_data`](ResponseSink::send_data); data is never empty, never past a
 /// declared Content-Length, and never sent for HEAD requests or for 204 and
 /// 304 responses. The sink adds what HTTP needs (`Date`, framing) and must
-/// hand each chunk to the connection before returning (`[RGI-BODY-3]`).
+/// hand each chunk to the connection before returning (`[RGI-BODY-4]`).
 pub trait ResponseSink {
     /// Sends (or queues, to go out with the next data) the head.
     ///
@@ -138,7 +138,7 @@ impl ResponseState {
     /// Whether more body chunks can change what the client receives. It
     /// turns false once the head is sent for a HEAD request or a 204/304
     /// response, and when the declared Content-Length is reached; the server
-    /// may then stop pulling the body and drop it (`[RGI-BODY-6]`).
+    /// may then stop pulling the body and drop it (`[RGI-BODY-16]`).
     #[must_use]
     pub fn wants_body(&self) -> bool {
         let Some(head) = &self.head else {
@@ -201,6 +201,71 @@ impl ResponseState {
                 attempted,
             }),
             None => Ok(()),
+        }
+    }
+
+    /// Sends the head now, without body bytes, for a server about to send
+    /// a [`FileBody`](crate::FileBody) by other means (`sendfile`). Does
+    /// nothing if the head was sent already.
+    ///
+    /// # Errors
+    ///
+    /// [`FinishError::NotStarted`] if no head is stored;
+    /// [`FinishError::Transport`] if the sink fails.
+    pub fn send_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> Result<(), FinishError> {
+        let Some(head) = &self.head else {
+            return Err(FinishError::NotStarted);
+        };
+        if !self.head_sent {
+            sink.send_head(head)?;
+            self.head_sent = true;
+        }
+        Ok(())
+    }
+
+    /// Records `count` body bytes the server sent itself after
+    /// [`send_head`](Self::send_head) (`[RGI-FILE-4]`), so the same
+    /// Content-Length rules apply to them (`[RGI-FILE-5]`). A server sends
+    /// no more than [`remaining_length`](Self::remaining_length) allows.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NotStarted`] before the head was sent;
+    /// [`SendError::ContentLengthExceeded`] if the count passes the
+    /// declared length (the server already broke the limit; it must close
+    /// the connection).
+    pub fn record_sent(&mut self, count: u64) -> Result<(), SendError> {
+        if !self.head_sent {
+            return Err(SendError::NotStarted);
+        }
+        let attempted = self.sent.saturating_add(count);
+        if let Some(declared) = self.declared.filter(|&declared| attempted > declared) {
+            self.sent = declared;
+            return Err(SendError::ContentLengthExceeded {
+                declared,
+                attempted,
+            });
+        }
+        self.sent = attempted;
+        Ok(())
+    }
+
+    /// How many more body bytes the declared length allows, if one is
+    /// declared.
+    #[must_use]
+    pub fn remaining_length(&self) -> Option<u64> {
+        self.declared
+            .map(|declared| declared.saturating_sub(self.sent))
+    }
+
+    /// Enforces a Content-Length the server computed (from an exact
+    /// [`Body::size_hint`](crate::Body::size_hint)) exactly like one the
+    /// application declared (`[RGI-CL-6]`). An application's own declaration
+    /// wins: this does nothing if one is stored. The server adds the field
+    /// to the head it sends.
+    pub fn declare_length(&mut self, length: u64) {
+        if self.declared.is_none() {
+            self.declared = Some(length);
         }
     }
 
@@ -267,10 +332,10 @@ impl ResponseState {
 #[non_exhaustive]
 pub enum FinishError {
     /// The body ended but the application never started the response
-    /// (`[RGI-START-1]`).
+    /// (`[RGI-FAIL-7]`).
     #[error("the body ended but the application never started the response")]
     NotStarted,
-    /// The body ended short of the declared Content-Length (`[RGI-CL-2]`).
+    /// The body ended short of the declared Content-Length (`[RGI-CL-3]`).
     #[error("Content-Length is {declared} but the body ended after {sent} bytes")]
     ContentLengthShort {
         /// The declared length.
@@ -278,7 +343,7 @@ pub enum FinishError {
         /// The bytes sent.
         sent: u64,
     },
-    /// The transport failed (`[RGI-CONN-4]`).
+    /// The transport failed (`[RGI-FAIL-8]`).
     #[error("transport failed: {0}")]
     Transport(#[from] io::Error),
 }

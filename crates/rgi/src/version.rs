@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A version of the RGI specification: the minor number grows when optional
 /// things are added, the major one when a conforming party could break
-/// (`[RGI-VER-1]`).
+/// (`[RGI-VER-2]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpecVersion {
     /// Incompatible revisions.

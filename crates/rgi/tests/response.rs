@@ -517,3 +517,71 @@ fn errors_name_the_offending_values() {
         "Content-Length is 3 but the body reached 9 bytes"
     );
 }
+
+#[test]
+fn a_sendfile_server_sends_the_head_alone_and_records_what_it_sent() {
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    assert!(matches!(
+        state.send_head(&mut wire),
+        Err(FinishError::NotStarted)
+    ));
+    assert!(matches!(state.record_sent(1), Err(SendError::NotStarted)));
+    state
+        .start_response(&mut wire)
+        .start(with_length(StatusCode::OK, "10"))
+        .unwrap();
+    state.send_head(&mut wire).unwrap();
+    state.send_head(&mut wire).unwrap(); // idempotent
+    assert_eq!(
+        wire.sent,
+        vec![Sent::Head(with_length(StatusCode::OK, "10"))]
+    );
+    assert_eq!(state.remaining_length(), Some(10));
+    state.record_sent(6).unwrap();
+    assert_eq!(state.remaining_length(), Some(4));
+    let err = state.record_sent(5).unwrap_err();
+    assert!(matches!(
+        err,
+        SendError::ContentLengthExceeded {
+            declared: 10,
+            attempted: 11
+        }
+    ));
+    assert_eq!(state.finish(&mut wire).unwrap(), 10);
+}
+
+#[test]
+fn a_server_computed_length_is_enforced_like_a_declared_one_but_never_overrides_it() {
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state.start_response(&mut wire).start(ok()).unwrap();
+    state.declare_length(3);
+    let err = state
+        .send_chunk(&mut wire, Bytes::from_static(b"abcd"))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SendError::ContentLengthExceeded {
+            declared: 3,
+            attempted: 4
+        }
+    ));
+    assert_eq!(wire.body(), b"abc");
+
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state
+        .start_response(&mut wire)
+        .start(with_length(StatusCode::OK, "2"))
+        .unwrap();
+    state.declare_length(100);
+    assert_eq!(state.remaining_length(), Some(2));
+    state
+        .send_chunk(&mut wire, Bytes::from_static(b"x"))
+        .unwrap();
+    assert!(matches!(
+        state.finish(&mut wire),
+        Err(FinishError::ContentLengthShort {
+            declared: 2,
+            sent: 1
+        })
+    ));
+}

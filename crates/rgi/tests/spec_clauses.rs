@@ -1,9 +1,12 @@
-//! spec/rgi.md: every normative sentence carries a unique clause ID in the
+//! spec/*.md: every normative sentence carries a unique clause ID in the
 //! machine-readable form the conformance kit reads.
 
 use std::collections::BTreeMap;
 
 const SPEC: &str = include_str!("../../../spec/rgi.md");
+const ASYNC_SPEC: &str = include_str!("../../../spec/rgi-async.md");
+/// Each document with the prefix its clause IDs carry.
+const DOCUMENTS: [(&str, &str); 2] = [("RGI", SPEC), ("RGIA", ASYNC_SPEC)];
 const KEYWORDS: [&str; 7] = [
     "MUST",
     "SHOULD",
@@ -23,11 +26,11 @@ struct Clause<'a> {
 }
 
 /// Parses `- **[RGI-AREA-N] LEVEL (party) — Title.** Text.`
-fn parse_clause(line: &str) -> Option<Clause<'_>> {
+fn parse_clause<'a>(prefix: &str, line: &'a str) -> Option<Clause<'a>> {
     let rest = line.strip_prefix("- **[")?;
     let (id, rest) = rest.split_once("] ")?;
     let mut parts = id.split('-');
-    let valid_id = parts.next() == Some("RGI")
+    let valid_id = parts.next() == Some(prefix)
         && parts
             .next()
             .is_some_and(|area| !area.is_empty() && area.bytes().all(|b| b.is_ascii_uppercase()))
@@ -55,10 +58,16 @@ fn has_keyword(line: &str) -> bool {
 
 #[test]
 fn every_normative_line_is_a_well_formed_clause_with_a_unique_id() {
+    for (prefix, spec) in DOCUMENTS {
+        check_document(prefix, spec);
+    }
+}
+
+fn check_document(prefix: &str, spec: &str) {
     let mut in_code = false;
     let mut seen = BTreeMap::new();
     let mut problems = Vec::new();
-    for (number, line) in SPEC.lines().enumerate() {
+    for (number, line) in spec.lines().enumerate() {
         let number = number + 1;
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
@@ -67,7 +76,7 @@ fn every_normative_line_is_a_well_formed_clause_with_a_unique_id() {
         if in_code {
             continue;
         }
-        match parse_clause(line) {
+        match parse_clause(prefix, line) {
             Some(clause) => {
                 if let Some(first) = seen.insert(clause.id, number) {
                     problems.push(format!(
@@ -85,13 +94,16 @@ fn every_normative_line_is_a_well_formed_clause_with_a_unique_id() {
             None => {}
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert!(seen.len() >= 100, "only {} clauses", seen.len());
+    assert!(problems.is_empty(), "{prefix}:\n{}", problems.join("\n"));
+    assert!(seen.len() >= 100, "{prefix}: only {} clauses", seen.len());
 }
 
 #[test]
 fn every_level_is_used_and_must_clauses_dominate() {
-    let clauses: Vec<_> = SPEC.lines().filter_map(parse_clause).collect();
+    let clauses: Vec<_> = SPEC
+        .lines()
+        .filter_map(|line| parse_clause("RGI", line))
+        .collect();
     for level in LEVELS {
         assert!(
             clauses.iter().any(|clause| clause.level == level),
@@ -125,7 +137,7 @@ fn clause_ids_cited_by_the_crate_exist_in_the_spec() {
     ];
     let defined: Vec<&str> = SPEC
         .lines()
-        .filter_map(parse_clause)
+        .filter_map(|line| parse_clause("RGI", line))
         .map(|clause| clause.id)
         .collect();
     let mut missing = Vec::new();
