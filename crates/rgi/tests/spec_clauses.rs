@@ -85,8 +85,8 @@ fn check_document(prefix: &str, spec: &str) {
                     ));
                 }
             }
-            None if line.starts_with("- **[RGI-") => {
-                problems.push(format!("line {number}: malformed clause: {line}"))
+            None if line.starts_with(&format!("- **[{prefix}-")) => {
+                problems.push(format!("line {number}: malformed clause: {line}"));
             }
             None if has_keyword(line) => problems.push(format!(
                 "line {number}: normative keyword outside a clause: {line}"
