@@ -27,6 +27,7 @@
 //! | The application | [`AsyncApplication`], [`from_fn`], [`FnAsyncApplication`] |
 //! | The response body | [`AsyncBody`], [`Step`], [`from_stream`], [`StreamBody`] |
 //! | The switch to synchronous processing | [`SyncSwitch`] |
+//! | Synchronous applications below | [`Threaded`], [`ThreadedBody`], [`ThreadedError`] |
 //! | Discovery | [`Capabilities`], [`CapabilitiesBuilder`] |
 //! | Blocking work | [`Offload`], [`OffloadFuture`], [`OffloadError`], [`OffloadService`], [`Job`] |
 //! | Readiness waits | [`Readiness`], [`Source`], [`Interest`], [`Ready`], [`WaitOutcome`], [`WaitAnyOutcome`], [`ReadinessError`], [`ReadinessService`], [`WaitFuture`], [`WaitAnyFuture`], [`RawSource`] |
@@ -90,6 +91,7 @@ mod offload;
 #[cfg(any(unix, windows))]
 mod readiness;
 mod switch;
+mod threaded;
 mod upgrade;
 
 pub use after::{AfterError, AfterResponse, AfterResponseService, AfterTask};
@@ -103,4 +105,5 @@ pub use readiness::{
     WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
 pub use switch::{Step, SyncSwitch};
+pub use threaded::{Threaded, ThreadedBody, ThreadedError};
 pub use upgrade::{ByteStream, Upgrade, UpgradeError, UpgradeFuture, UpgradeService, Upgraded};

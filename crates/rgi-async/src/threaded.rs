@@ -1,0 +1,360 @@
+//! Running a synchronous application under an asynchronous server
+//! (spec/rgi-async.md, "Composition").
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use rgi::{
+    Application, Body, BoxError, Environ, InputUse, ResponseHead, ResponseSink, ResponseState,
+    StartResponse,
+};
+
+use crate::app::AsyncApplication;
+use crate::body::AsyncBody;
+use crate::capabilities::Capabilities;
+use crate::offload::{OffloadError, OffloadFuture};
+use crate::switch::Step;
+
+/// Why a [`Threaded`] application produced no response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThreadedError {
+    /// The request carries no [`Capabilities`], so there is no offload to
+    /// run the synchronous application on.
+    #[error("no rgi_async::Capabilities in the environ: cannot offload the application")]
+    NoOffload,
+    /// The offload job failed: the application panicked, or the service was
+    /// saturated or shut down.
+    #[error("running the synchronous application failed: {0}")]
+    Offload(#[from] OffloadError),
+}
+
+/// An [`rgi::Application`] adapted to [`AsyncApplication`]: the adapter
+/// that lets synchronous code sit below asynchronous middleware.
+///
+/// Each request runs as one offload job: the job calls the application and
+/// pulls its body on a worker thread, with a response state of its own
+/// (which enforces the synchronous rules), and relays the head and each
+/// chunk through a one-slot channel to the asynchronous body, which replays
+/// them on the server's [`StartResponse`]. The worker blocks until the
+/// server has taken the previous item, so backpressure is preserved; the
+/// synchronous body is dropped once, on the worker thread. Dropping the
+/// asynchronous body (client gone) makes the worker stop pulling and drop
+/// its body; a job that has not started is skipped.
+///
+/// An application whose hints say it never blocks and reads no input
+/// (or the request has no body) runs inline instead, without offload.
+///
+/// # Examples
+///
+/// ```
+/// use rgi::ResponseHead;
+/// use rgi_async::Threaded;
+/// use http::StatusCode;
+///
+/// let sync_app = rgi::from_fn(|_environ, start| {
+///     start.start(ResponseHead::new(StatusCode::OK))?;
+///     Ok(rgi::from_iter(["blocking ", "is fine here"]))
+/// });
+/// let app = Threaded::new(sync_app); // an AsyncApplication
+/// # let _ = app;
+/// ```
+pub struct Threaded<A> {
+    app: Arc<A>,
+}
+
+impl<A> Threaded<A> {
+    /// Adapts `app`.
+    pub fn new(app: A) -> Self {
+        Threaded { app: Arc::new(app) }
+    }
+
+    /// The adapted application.
+    pub fn get_ref(&self) -> &A {
+        &self.app
+    }
+}
+
+impl<A> Clone for Threaded<A> {
+    fn clone(&self) -> Self {
+        Threaded {
+            app: Arc::clone(&self.app),
+        }
+    }
+}
+
+impl<A> fmt::Debug for Threaded<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Threaded")
+            .field("app", &std::any::type_name::<A>())
+            .finish()
+    }
+}
+
+impl<A: Application> AsyncApplication for Threaded<A> {
+    type Body = ThreadedBody<A::Body>;
+
+    /// # Errors
+    ///
+    /// [`ThreadedError::NoOffload`] when the request has no
+    /// [`Capabilities`] and the application cannot run inline; the inline
+    /// application's own error when it runs inline.
+    fn call(
+        &self,
+        environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<Self::Body, BoxError> {
+        let hints = self.app.hints();
+        let no_input = hints.input == InputUse::None || environ.content_length() == Some(0);
+        if hints.can_run_inline() && no_input {
+            let body = self.app.call(environ, start)?;
+            return Ok(ThreadedBody {
+                inner: Inner::Inline(Some(body)),
+            });
+        }
+        let offload = Capabilities::of(&environ)
+            .ok_or(ThreadedError::NoOffload)?
+            .offload()
+            .clone();
+        let chan = Arc::new(Chan {
+            state: Mutex::new(ChanState {
+                slot: None,
+                waker: None,
+                sender_gone: false,
+                receiver_gone: false,
+            }),
+            space: Condvar::new(),
+        });
+        let sender = Sender(Arc::clone(&chan));
+        let app = Arc::clone(&self.app);
+        let job = offload.run(move || run_on_worker(&*app, environ, sender));
+        Ok(ThreadedBody {
+            inner: Inner::Relayed {
+                receiver: Receiver(chan),
+                job: Some(job),
+            },
+        })
+    }
+}
+
+/// The worker's side: the synchronous server loop for one request.
+fn run_on_worker<A: Application>(app: &A, environ: Environ, sender: Sender) {
+    let mut state = ResponseState::new(environ.method());
+    let mut sink = RelaySink(&sender);
+    let result = (|| -> Result<(), BoxError> {
+        let mut body = app.call(environ, &mut state.start_response(&mut sink))?;
+        while state.wants_body() {
+            let Some(chunk) = body.next_chunk(&mut state.start_response(&mut sink)) else {
+                break;
+            };
+            state.send_chunk(&mut sink, chunk?)?;
+        }
+        drop(body);
+        state.finish(&mut sink)?;
+        Ok(())
+    })();
+    // A receiver that went away needs no end.
+    let _ = sender.send(Message::End(result));
+    drop(sender); // wakes a receiver that is still waiting
+}
+
+/// The asynchronous body of a [`Threaded`] application.
+pub struct ThreadedBody<B> {
+    inner: Inner<B>,
+}
+
+enum Inner<B> {
+    Inline(Option<B>),
+    Relayed {
+        receiver: Receiver,
+        job: Option<OffloadFuture<()>>,
+    },
+}
+
+// The inline body is only ever used through `&mut`, never pinned.
+impl<B> Unpin for ThreadedBody<B> {}
+
+impl<B: Body> AsyncBody for ThreadedBody<B> {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        match &mut self.get_mut().inner {
+            Inner::Inline(body) => {
+                let Some(inner) = body.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let step = inner.next_chunk(start);
+                if step.as_ref().is_none_or(Result::is_err) {
+                    *body = None; // dropped once, at the end
+                }
+                Poll::Ready(step.map(|chunk| chunk.map(Step::Chunk)))
+            }
+            Inner::Relayed { receiver, job } => loop {
+                match receiver.poll_recv(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Message::Head(head))) => {
+                        if let Err(err) = start.start(head) {
+                            *job = None;
+                            return Poll::Ready(Some(Err(err.into())));
+                        }
+                    }
+                    Poll::Ready(Some(Message::Data(data))) => {
+                        return Poll::Ready(Some(Ok(Step::Chunk(data))));
+                    }
+                    Poll::Ready(Some(Message::End(result))) => {
+                        *job = None;
+                        return Poll::Ready(result.err().map(Err));
+                    }
+                    Poll::Ready(None) => {
+                        // The worker went away without an end: the job
+                        // panicked, was refused or was dropped unrun.
+                        let Some(future) = job.as_mut() else {
+                            return Poll::Ready(None);
+                        };
+                        let Poll::Ready(result) = Pin::new(future).poll(cx) else {
+                            return Poll::Pending;
+                        };
+                        *job = None;
+                        return Poll::Ready(
+                            result
+                                .err()
+                                .map(|err| Err(BoxError::from(ThreadedError::Offload(err)))),
+                        );
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl<B> fmt::Debug for ThreadedBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.inner {
+            Inner::Inline(_) => "inline",
+            Inner::Relayed { .. } => "relayed",
+        };
+        f.debug_struct("ThreadedBody").field("mode", &mode).finish()
+    }
+}
+
+/// What the worker relays.
+enum Message {
+    Head(ResponseHead),
+    Data(Bytes),
+    End(Result<(), BoxError>),
+}
+
+/// A one-slot channel: a blocking sender (the worker) and a polled
+/// receiver (the asynchronous body).
+struct Chan {
+    state: Mutex<ChanState>,
+    space: Condvar,
+}
+
+struct ChanState {
+    slot: Option<Message>,
+    waker: Option<Waker>,
+    sender_gone: bool,
+    receiver_gone: bool,
+}
+
+impl Chan {
+    fn lock(&self) -> MutexGuard<'_, ChanState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct Sender(Arc<Chan>);
+
+impl Sender {
+    /// Waits for the slot to be free, then fills it; fails once the
+    /// receiver is gone.
+    fn send(&self, message: Message) -> io::Result<()> {
+        let mut state = self.0.lock();
+        loop {
+            if state.receiver_gone {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the asynchronous body was dropped",
+                ));
+            }
+            if state.slot.is_none() {
+                state.slot = Some(message);
+                let waker = state.waker.take();
+                drop(state);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                return Ok(());
+            }
+            state = self
+                .0
+                .space
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.0.lock();
+            state.sender_gone = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+struct Receiver(Arc<Chan>);
+
+impl Receiver {
+    /// The next message; `None` once the sender is gone and the slot empty.
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let mut state = self.0.lock();
+        if let Some(message) = state.slot.take() {
+            self.0.space.notify_all();
+            return Poll::Ready(Some(message));
+        }
+        if state.sender_gone {
+            return Poll::Ready(None);
+        }
+        state.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let message = {
+            let mut state = self.0.lock();
+            state.receiver_gone = true;
+            state.slot.take()
+        };
+        self.0.space.notify_all();
+        drop(message);
+    }
+}
+
+/// The worker's transport: relays to the asynchronous body.
+struct RelaySink<'a>(&'a Sender);
+
+impl ResponseSink for RelaySink<'_> {
+    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        self.0.send(Message::Head(head.clone()))
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        self.0.send(Message::Data(data))
+    }
+}

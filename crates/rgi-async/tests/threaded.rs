@@ -1,0 +1,381 @@
+//! The threaded adapter: a synchronous application under an asynchronous
+//! server, with backpressure, cancellation, failures and inline running.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use rgi::{
+    Body, BoxError, Environ, FinishError, Hints, Input, InputUse, ResponseHead, ResponseState,
+    StartResponse,
+};
+use rgi_async::{
+    AsyncApplication, AsyncBody, Capabilities, Offload, OffloadError, Step, Threaded, ThreadedError,
+};
+use support::{Queue, Recorder, Refusing, ThreadPerJob, serve};
+
+fn env_with(offload: Offload) -> Environ {
+    Environ::builder()
+        .extension(Capabilities::builder(offload).build())
+        .build()
+        .unwrap()
+}
+
+fn ok() -> ResponseHead {
+    ResponseHead::new(StatusCode::OK)
+}
+
+/// Counts pulls and records where it was dropped.
+struct Counted {
+    remaining: usize,
+    pulled: Arc<AtomicUsize>,
+    dropped_on: Arc<Mutex<Option<ThreadId>>>,
+}
+
+impl Body for Counted {
+    fn next_chunk(&mut self, _start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        self.remaining = self.remaining.checked_sub(1)?;
+        self.pulled.fetch_add(1, Ordering::SeqCst);
+        Some(Ok(Bytes::from_static(b"x")))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        *self.dropped_on.lock().unwrap() = Some(thread::current().id());
+    }
+}
+
+#[derive(Clone, Default)]
+struct Probe {
+    called: Arc<AtomicBool>,
+    called_on: Arc<Mutex<Option<ThreadId>>>,
+    pulled: Arc<AtomicUsize>,
+    dropped_on: Arc<Mutex<Option<ThreadId>>>,
+}
+
+impl Probe {
+    fn app(&self, chunks: usize) -> impl rgi::Application<Body = Counted> {
+        self.app_with(chunks, Hints::default())
+    }
+
+    fn app_with(&self, chunks: usize, hints: Hints) -> impl rgi::Application<Body = Counted> {
+        let probe = self.clone();
+        rgi::from_fn(move |_environ, start| {
+            probe.called.store(true, Ordering::SeqCst);
+            *probe.called_on.lock().unwrap() = Some(thread::current().id());
+            start.start(ok())?;
+            Ok(Counted {
+                remaining: chunks,
+                pulled: Arc::clone(&probe.pulled),
+                dropped_on: Arc::clone(&probe.dropped_on),
+            })
+        })
+        .with_hints(hints)
+    }
+}
+
+/// Polls `body` with a parking waker until it is ready.
+fn next_step<B: AsyncBody + Unpin>(
+    body: &mut B,
+    state: &mut ResponseState,
+    wire: &mut Recorder,
+) -> Option<Result<Step, BoxError>> {
+    struct Unpark(thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    loop {
+        let poll = Pin::new(&mut *body).poll_step(
+            &mut Context::from_waker(&waker),
+            &mut state.start_response(wire),
+        );
+        match poll {
+            Poll::Ready(step) => return step,
+            Poll::Pending => thread::park(),
+        }
+    }
+}
+
+#[test]
+fn the_application_runs_on_a_worker_and_its_chunks_reach_the_server() {
+    let probe = Probe::default();
+    let app = Threaded::new(probe.app(5));
+    let served = serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap();
+    assert_eq!(served.wire.heads().len(), 1);
+    assert_eq!(served.wire.heads()[0].status(), StatusCode::OK);
+    assert_eq!(served.wire.body(), b"xxxxx");
+    assert_eq!(served.steps, 5);
+    let worker = probe.called_on.lock().unwrap().unwrap();
+    assert_ne!(worker, thread::current().id());
+    assert_eq!(*probe.dropped_on.lock().unwrap(), Some(worker));
+}
+
+#[test]
+fn the_worker_pulls_only_as_fast_as_the_server_polls() {
+    let probe = Probe::default();
+    let app = Threaded::new(probe.app(1_000));
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let mut body = app
+        .call(
+            env_with(Offload::new(ThreadPerJob)),
+            &mut state.start_response(&mut wire),
+        )
+        .unwrap();
+    let Some(Ok(Step::Chunk(first))) = next_step(&mut body, &mut state, &mut wire) else {
+        panic!("expected a chunk");
+    };
+    assert_eq!(first, "x");
+    thread::sleep(Duration::from_millis(50));
+    // One chunk taken, one in the slot, one waiting to be handed over.
+    assert!(probe.pulled.load(Ordering::SeqCst) <= 3);
+    drop(body);
+}
+
+#[test]
+fn dropping_the_body_stops_the_worker_and_drops_its_body_there() {
+    let probe = Probe::default();
+    let app = Threaded::new(probe.app(1_000));
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let mut body = app
+        .call(
+            env_with(Offload::new(ThreadPerJob)),
+            &mut state.start_response(&mut wire),
+        )
+        .unwrap();
+    assert!(matches!(
+        next_step(&mut body, &mut state, &mut wire),
+        Some(Ok(Step::Chunk(_)))
+    ));
+    drop(body);
+    let mut waited = 0;
+    while probe.dropped_on.lock().unwrap().is_none() && waited < 500 {
+        thread::sleep(Duration::from_millis(10));
+        waited += 1;
+    }
+    let dropped_on = probe.dropped_on.lock().unwrap().unwrap();
+    assert_eq!(Some(dropped_on), *probe.called_on.lock().unwrap());
+    assert!(probe.pulled.load(Ordering::SeqCst) < 1_000);
+}
+
+#[test]
+fn a_request_cancelled_before_its_job_started_never_calls_the_application() {
+    let probe = Probe::default();
+    let app = Threaded::new(probe.app(1));
+    let queue = Queue::default();
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let body = app
+        .call(
+            env_with(Offload::new(queue.clone())),
+            &mut state.start_response(&mut wire),
+        )
+        .unwrap();
+    drop(body);
+    queue.run_all();
+    assert!(!probe.called.load(Ordering::SeqCst));
+}
+
+#[test]
+fn a_panicking_application_becomes_an_error_not_an_unwind() {
+    let app = Threaded::new(rgi::from_fn(
+        |_environ, _start| -> Result<Bytes, BoxError> { panic!("sync app exploded") },
+    ));
+    let err = serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap_err();
+    let err = err.downcast::<ThreadedError>().unwrap();
+    assert!(matches!(
+        *err,
+        ThreadedError::Offload(OffloadError::Panicked { ref message }) if message == "sync app exploded"
+    ));
+}
+
+#[test]
+fn a_saturated_offload_is_reported() {
+    let probe = Probe::default();
+    let app = Threaded::new(probe.app(1));
+    let offload = Offload::new(Refusing(OffloadError::Saturated { capacity: 2 }));
+    let err = serve(&app, env_with(offload)).unwrap_err();
+    let err = err.downcast::<ThreadedError>().unwrap();
+    assert!(matches!(
+        *err,
+        ThreadedError::Offload(OffloadError::Saturated { capacity: 2 })
+    ));
+    assert!(!probe.called.load(Ordering::SeqCst));
+}
+
+#[test]
+fn a_job_dropped_at_shutdown_is_reported() {
+    let app = Threaded::new(Probe::default().app(1));
+    let queue = Queue::default();
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let mut body = app
+        .call(
+            env_with(Offload::new(queue.clone())),
+            &mut state.start_response(&mut wire),
+        )
+        .unwrap();
+    queue.shut_down();
+    let Some(Err(err)) = next_step(&mut body, &mut state, &mut wire) else {
+        panic!("expected an error");
+    };
+    assert!(matches!(
+        *err.downcast::<ThreadedError>().unwrap(),
+        ThreadedError::Offload(OffloadError::ShutDown)
+    ));
+}
+
+#[test]
+fn without_capabilities_a_blocking_application_cannot_run() {
+    let app = Threaded::new(Probe::default().app(1));
+    let environ = Environ::builder().build().unwrap();
+    let Err(err) = serve(&app, environ) else {
+        panic!("expected NoOffload");
+    };
+    assert!(matches!(
+        *err.downcast::<ThreadedError>().unwrap(),
+        ThreadedError::NoOffload
+    ));
+}
+
+#[test]
+fn a_non_blocking_application_without_input_runs_inline() {
+    let probe = Probe::default();
+    let app = Threaded::new(
+        probe.app_with(
+            3,
+            Hints::default()
+                .with_input(InputUse::None)
+                .with_may_block(false),
+        ),
+    );
+    // No capabilities needed: it never leaves the calling thread.
+    let served = serve(&app, Environ::builder().build().unwrap()).unwrap();
+    assert_eq!(served.wire.body(), b"xxx");
+    let here = Some(thread::current().id());
+    assert_eq!(*probe.called_on.lock().unwrap(), here);
+    assert_eq!(*probe.dropped_on.lock().unwrap(), here);
+}
+
+#[test]
+fn a_non_blocking_application_that_may_read_input_is_offloaded() {
+    let probe = Probe::default();
+    let app = Threaded::new(probe.app_with(1, Hints::default().with_may_block(false)));
+    serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap();
+    assert_ne!(
+        *probe.called_on.lock().unwrap(),
+        Some(thread::current().id())
+    );
+}
+
+/// Starts lazily, replaces its head once, then yields one chunk.
+struct Lazy(bool);
+
+impl Body for Lazy {
+    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        if self.0 {
+            return None;
+        }
+        self.0 = true;
+        let result = start.start(ok()).and_then(|()| {
+            start.replace(
+                ResponseHead::new(StatusCode::SERVICE_UNAVAILABLE),
+                "backend down",
+            )
+        });
+        Some(
+            result
+                .map(|()| Bytes::from_static(b"try later"))
+                .map_err(Into::into),
+        )
+    }
+}
+
+#[test]
+fn a_lazily_started_and_replaced_head_is_relayed_once_in_its_final_form() {
+    let app = Threaded::new(rgi::from_fn(|_environ, _start| Ok(Lazy(false))));
+    let served = serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap();
+    assert_eq!(served.wire.heads().len(), 1);
+    assert_eq!(
+        served.wire.heads()[0].status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(served.wire.body(), b"try later");
+}
+
+#[test]
+fn a_head_without_body_is_relayed_at_the_end() {
+    let app = Threaded::new(rgi::from_fn(|_environ, start| {
+        start.start(ResponseHead::new(StatusCode::NO_CONTENT))?;
+        Ok(rgi::Empty)
+    }));
+    let served = serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap();
+    assert_eq!(served.wire.heads()[0].status(), StatusCode::NO_CONTENT);
+    assert!(served.wire.body().is_empty());
+    assert_eq!(served.steps, 0);
+}
+
+#[test]
+fn the_workers_response_rules_are_enforced_and_reported() {
+    let app = Threaded::new(rgi::from_fn(|_environ, start| {
+        start.start(ok().with_header(header::CONTENT_LENGTH, HeaderValue::from_static("10")))?;
+        Ok(Bytes::from_static(b"short"))
+    }));
+    let err = serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap_err();
+    assert!(matches!(
+        *err.downcast::<FinishError>().unwrap(),
+        FinishError::ContentLengthShort {
+            declared: 10,
+            sent: 5
+        }
+    ));
+}
+
+#[test]
+fn the_application_reads_its_input_blocking_on_the_worker() {
+    let app = Threaded::new(rgi::from_fn(|mut environ: Environ, start| {
+        let mut body = String::new();
+        environ.input_mut().read_to_string(&mut body)?;
+        start.start(ok())?;
+        Ok(body.chars().rev().collect::<String>())
+    }));
+    let environ = Environ::builder()
+        .method(Method::POST)
+        .header(header::CONTENT_LENGTH, HeaderValue::from_static("5"))
+        .input(Input::from_bytes(&b"stack"[..]))
+        .extension(Capabilities::builder(Offload::new(ThreadPerJob)).build())
+        .build()
+        .unwrap();
+    assert_eq!(serve(&app, environ).unwrap().wire.body(), b"kcats");
+}
+
+#[test]
+fn a_head_request_gets_the_head_and_no_body() {
+    let app = Threaded::new(Probe::default().app(3));
+    let environ = Environ::builder()
+        .method(Method::HEAD)
+        .extension(Capabilities::builder(Offload::new(ThreadPerJob)).build())
+        .build()
+        .unwrap();
+    let served = serve(&app, environ).unwrap();
+    assert_eq!(served.wire.heads().len(), 1);
+    assert!(served.wire.body().is_empty());
+}
+
+#[test]
+fn the_adapter_is_cloneable_and_exposes_the_application() {
+    let app = Threaded::new(Probe::default().app(0));
+    let clone = app.clone();
+    assert_eq!(rgi::Application::hints(clone.get_ref()), Hints::default());
+    assert!(format!("{clone:?}").starts_with("Threaded { app: "));
+}
