@@ -1,13 +1,22 @@
 //! What an asynchronous server offers the application (spec/rgi-async.md,
 //! "Capabilities").
 
-use rgi::Environ;
+use rgi::{Environ, SpecVersion};
 
 use crate::after::AfterResponse;
 use crate::offload::Offload;
 #[cfg(any(unix, windows))]
 use crate::readiness::Readiness;
 use crate::upgrade::Upgrade;
+
+/// The version of spec/rgi-async.md this crate implements.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(rgi_async::SPEC_VERSION.to_string(), "1.0");
+/// ```
+pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 0 };
 
 /// The handles an asynchronous server lends each request, stored in
 /// [`Environ::extensions`].
@@ -42,6 +51,7 @@ use crate::upgrade::Upgrade;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Capabilities {
+    spec_version: SpecVersion,
     offload: Offload,
     #[cfg(any(unix, windows))]
     readiness: Option<Readiness>,
@@ -55,6 +65,7 @@ impl Capabilities {
     pub fn builder(offload: Offload) -> CapabilitiesBuilder {
         CapabilitiesBuilder {
             capabilities: Capabilities {
+                spec_version: SPEC_VERSION,
                 offload,
                 #[cfg(any(unix, windows))]
                 readiness: None,
@@ -69,6 +80,13 @@ impl Capabilities {
     #[must_use]
     pub fn of(environ: &Environ) -> Option<&Capabilities> {
         environ.extensions().get::<Capabilities>()
+    }
+
+    /// The highest RGI-async version whose clauses the server implements
+    /// in full; [`SPEC_VERSION`] unless the server said otherwise.
+    #[must_use]
+    pub fn spec_version(&self) -> SpecVersion {
+        self.spec_version
     }
 
     /// The server's blocking threads.
@@ -110,6 +128,13 @@ impl CapabilitiesBuilder {
     #[cfg(any(unix, windows))]
     pub fn readiness(mut self, readiness: Readiness) -> Self {
         self.capabilities.readiness = Some(readiness);
+        self
+    }
+
+    /// Declares the RGI-async version the server implements in full, when
+    /// it is older than this crate's [`SPEC_VERSION`].
+    pub fn spec_version(mut self, version: SpecVersion) -> Self {
+        self.capabilities.spec_version = version;
         self
     }
 

@@ -46,7 +46,7 @@ impl From<SyncSwitch> for Step {
 }
 
 /// The boxed continuation a [`SyncSwitch`] holds.
-type Continuation =
+pub type Continuation =
     Box<dyn FnOnce(&mut StartResponse<'_>) -> Result<Box<dyn Body>, BoxError> + Send>;
 
 /// The continuation of a response that switches from asynchronous to
@@ -151,6 +151,34 @@ impl SyncSwitch {
     /// ```
     pub fn run(self, start: &mut StartResponse<'_>) -> Result<Box<dyn Body>, BoxError> {
         (self.continuation)(start)
+    }
+
+    /// The boxed continuation, for a middleware that must wrap it so its
+    /// interception still applies after the switch (spec/rgi-async.md,
+    /// composition): unwrap, wrap, and rebuild with [`SyncSwitch::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::Intercept;
+    /// use rgi_async::SyncSwitch;
+    ///
+    /// struct Stamp;
+    /// impl Intercept for Stamp {
+    ///     fn on_start(&mut self, head: &mut rgi::ResponseHead) {
+    ///         head.headers_mut().insert("x-stamp", http::HeaderValue::from_static("1"));
+    ///     }
+    /// }
+    ///
+    /// fn stamped(inner: SyncSwitch) -> SyncSwitch {
+    ///     let continuation = inner.into_continuation();
+    ///     SyncSwitch::new(move |start| continuation(&mut start.intercept(&mut Stamp)))
+    /// }
+    /// # let _ = stamped;
+    /// ```
+    #[must_use]
+    pub fn into_continuation(self) -> Continuation {
+        self.continuation
     }
 }
 

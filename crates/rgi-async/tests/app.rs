@@ -354,3 +354,40 @@ fn steps_convert_from_their_payloads_and_debug_print() {
     let switch = Step::from(SyncSwitch::new(|_start| Ok(rgi::Empty)));
     assert_eq!(format!("{switch:?}"), "Switch(SyncSwitch { .. })");
 }
+
+/// Marks every head it sees.
+struct Stamp;
+
+impl rgi::Intercept for Stamp {
+    fn on_start(&mut self, head: &mut rgi::ResponseHead) {
+        head.headers_mut()
+            .insert("x-stamp", http::HeaderValue::from_static("1"));
+    }
+}
+
+#[test]
+fn a_middleware_wraps_the_continuation_so_its_interception_survives_the_switch() {
+    let inner = rgi_async::SyncSwitch::new(|start| {
+        start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
+        Ok(bytes::Bytes::from_static(b"sync"))
+    });
+    let continuation = inner.into_continuation();
+    let wrapped =
+        rgi_async::SyncSwitch::new(move |start| continuation(&mut start.intercept(&mut Stamp)));
+    let mut state = rgi::ResponseState::new(&http::Method::GET);
+    let mut sink = NullSink;
+    let _body = wrapped.run(&mut state.start_response(&mut sink)).unwrap();
+    assert_eq!(state.head().unwrap().headers()["x-stamp"], "1");
+}
+
+struct NullSink;
+
+impl rgi::ResponseSink for NullSink {
+    fn send_head(&mut self, _: &rgi::ResponseHead) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn send_data(&mut self, _: bytes::Bytes) -> std::io::Result<()> {
+        Ok(())
+    }
+}

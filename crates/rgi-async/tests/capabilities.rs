@@ -142,7 +142,19 @@ fn capabilities_are_cloneable_and_debug_printable() {
     assert!(clone.after_response().is_some());
     let debug = format!("{clone:?}");
     assert!(
-        debug.starts_with("Capabilities { offload: Offload { .. }"),
+        debug.starts_with("Capabilities { spec_version: SpecVersion { major: 1, minor: 0 }"),
         "{debug}"
     );
+    assert!(debug.contains("offload: Offload { .. }"), "{debug}");
+}
+
+#[test]
+fn the_declared_spec_version_defaults_to_this_crates_and_can_be_lowered() {
+    let capabilities = Capabilities::builder(Offload::new(ThreadPerJob)).build();
+    assert_eq!(capabilities.spec_version(), rgi_async::SPEC_VERSION);
+    let older = rgi::SpecVersion { major: 1, minor: 0 };
+    let capabilities = Capabilities::builder(Offload::new(ThreadPerJob))
+        .spec_version(older)
+        .build();
+    assert_eq!(capabilities.spec_version(), older);
 }
