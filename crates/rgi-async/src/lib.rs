@@ -28,6 +28,7 @@
 //! | The response body | [`AsyncBody`], [`Step`], [`from_stream`], [`StreamBody`] |
 //! | The switch to synchronous processing | [`SyncSwitch`] |
 //! | Synchronous applications below | [`Threaded`], [`ThreadedBody`], [`ThreadedError`] |
+//! | The request body as a stream | [`InputStream`] |
 //! | Discovery | [`Capabilities`], [`CapabilitiesBuilder`] |
 //! | Blocking work | [`Offload`], [`OffloadFuture`], [`OffloadError`], [`OffloadService`], [`Job`] |
 //! | Readiness waits | [`Readiness`], [`Source`], [`Interest`], [`Ready`], [`WaitOutcome`], [`WaitAnyOutcome`], [`ReadinessError`], [`ReadinessService`], [`WaitFuture`], [`WaitAnyFuture`], [`RawSource`] |
@@ -87,6 +88,7 @@ mod after;
 mod app;
 mod body;
 mod capabilities;
+mod input;
 mod offload;
 #[cfg(any(unix, windows))]
 mod readiness;
@@ -97,13 +99,14 @@ mod upgrade;
 pub use after::{AfterError, AfterResponse, AfterResponseService, AfterTask};
 pub use app::{AsyncApplication, FnAsyncApplication, from_fn};
 pub use body::{AsyncBody, StreamBody, from_stream};
-pub use capabilities::{Capabilities, CapabilitiesBuilder};
+pub use capabilities::{Capabilities, CapabilitiesBuilder, SPEC_VERSION};
+pub use input::InputStream;
 pub use offload::{Job, Offload, OffloadError, OffloadFuture, OffloadService};
 #[cfg(any(unix, windows))]
 pub use readiness::{
     Interest, RawSource, Readiness, ReadinessError, ReadinessService, Ready, Source, WaitAnyFuture,
     WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
-pub use switch::{Step, SyncSwitch};
+pub use switch::{Continuation, Step, SyncSwitch};
 pub use threaded::{Threaded, ThreadedBody, ThreadedError};
 pub use upgrade::{ByteStream, Upgrade, UpgradeError, UpgradeFuture, UpgradeService, Upgraded};
