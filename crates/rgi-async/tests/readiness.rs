@@ -1,7 +1,7 @@
 //! Readiness waits: the value types, and the contract between the
 //! application-side handle and a server's poller, checked against a
-//! deterministic fake poller (std has no poll(2); real descriptors are
-//! exercised by the reference servers).
+//! deterministic fake poller. Real descriptors, through a real poller, are
+//! exercised in `readiness_poller.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
 

@@ -3,16 +3,20 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(unix)]
+pub mod poller;
+
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use bytes::Bytes;
-use rgi::{BoxError, Environ, ResponseHead, ResponseSink, ResponseState};
+use rgi::{AsyncSource, BoxError, Environ, ResponseHead, ResponseSink, ResponseState};
 use rgi_async::{AsyncApplication, AsyncBody, Job, OffloadError, OffloadService, Step};
 
 /// Wakes a parked thread.
@@ -247,5 +251,67 @@ pub struct Refusing(pub OffloadError);
 impl OffloadService for Refusing {
     fn execute(&self, _job: Job) -> Result<(), OffloadError> {
         Err(self.0.clone())
+    }
+}
+
+/// An asynchronous request body source fed by hand (or by a thread):
+/// `Pending` until a piece arrives, the end once `end` was called.
+#[derive(Clone, Default)]
+pub struct Fed(Arc<Mutex<FedState>>);
+
+#[derive(Default)]
+pub struct FedState {
+    pieces: VecDeque<Bytes>,
+    ended: bool,
+    waker: Option<Waker>,
+}
+
+impl Fed {
+    /// Queues `piece` and wakes the reader.
+    pub fn push(&self, piece: impl Into<Bytes>) {
+        let piece = piece.into();
+        self.update(|state| state.pieces.push_back(piece));
+    }
+
+    /// Ends the body after the queued pieces and wakes the reader.
+    pub fn end(&self) {
+        self.update(|state| state.ended = true);
+    }
+
+    /// Changes the state, then wakes the reader outside the lock.
+    fn update(&self, change: impl FnOnce(&mut FedState)) {
+        let waker = {
+            let mut state = self.0.lock().unwrap();
+            change(&mut state);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl AsyncSource for Fed {
+    fn poll_chunk(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Bytes>> {
+        let mut state = self.0.lock().unwrap();
+        let ended = state.ended;
+        match state.pieces.front_mut() {
+            Some(piece) => {
+                let chunk = piece.split_to(max.min(piece.len()));
+                if piece.is_empty() {
+                    state.pieces.pop_front();
+                }
+                Poll::Ready(Ok(chunk))
+            }
+            None if ended => Poll::Ready(Ok(Bytes::new())),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
     }
 }
