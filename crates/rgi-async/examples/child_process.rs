@@ -1,16 +1,18 @@
 //! Streaming a child process's output and reaping it (spec/rgi-async.md,
 //! recipe 17.3): the body waits for the child's stdout pipe to become
 //! readable through the server's poller, yields each line as a chunk, and
-//! once the output ends reaps the child with a blocking `child.wait()` in
-//! offload, so the event loop never blocks.
+//! once the output ends reaps the child, waiting for its exit on a pidfd
+//! (Linux) or with a blocking `child.wait()` in offload, so the event loop
+//! never blocks.
 //!
 //! `std` cannot put a pipe in non-blocking mode, so every read here comes
 //! right after a readiness wait said the pipe is readable (one reader,
 //! level-triggered): the read then returns what is there, or 0 at the end,
 //! without blocking. On Linux 5.3 and later the exit could be waited on
 //! without a thread as well, through a pidfd (`pidfd_open(2)`), which
-//! becomes readable when the child exits; that needs a crate such as
-//! rustix, so this example offloads the `wait` instead.
+//! becomes readable when the child exits: this example does that on Linux
+//! (through rustix's safe `pidfd_open`), and offloads the `wait` elsewhere
+//! or when the kernel has no pidfd support.
 //!
 //! Run with `cargo run -p rgi-async --example child_process` (Unix).
 #![allow(clippy::print_stdout)]
@@ -79,6 +81,26 @@ fn main() -> Result<(), rgi::BoxError> {
             let Some(mut child) = self.child.take() else {
                 return Ok(None);
             };
+            // Linux: the pidfd turns readable when the child exits, so the
+            // exit is awaited on the poller like any descriptor; `wait` then
+            // returns at once. Elsewhere (or on a kernel without pidfd_open),
+            // a worker thread waits instead.
+            #[cfg(target_os = "linux")]
+            {
+                use rustix::process::{Pid, PidfdFlags, pidfd_open};
+                if let Ok(pidfd) = pidfd_open(Pid::from_child(&child), PidfdFlags::empty()) {
+                    let exited = self.readiness.wait(
+                        &pidfd,
+                        Interest::READABLE,
+                        Some(Duration::from_secs(10)),
+                    );
+                    if exited.await? == WaitOutcome::TimedOut {
+                        return Err("the child did not exit within 10 s".into());
+                    }
+                    let status = child.wait()?;
+                    return Ok(Some(Bytes::from(format!("{status} (seen on a pidfd)\n"))));
+                }
+            }
             let status = self.offload.run(move || child.wait()).await??;
             Ok(Some(Bytes::from(format!("{status}\n"))))
         }
