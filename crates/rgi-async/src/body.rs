@@ -115,68 +115,29 @@ where
     }
 }
 
-/// One chunk, then the end.
-impl AsyncBody for Bytes {
-    fn poll_step(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _start: &mut StartResponse<'_>,
-    ) -> Poll<Option<Result<Step, BoxError>>> {
-        let this = self.get_mut();
-        Poll::Ready((!this.is_empty()).then(|| Ok(Step::Chunk(std::mem::take(this)))))
-    }
+/// Bodies already in memory never block, so the synchronous `rgi::Body`
+/// implementation of each serves as its asynchronous one: one chunk (none for
+/// `Empty`), then the end, always ready.
+macro_rules! in_memory_async_body {
+    ($($body:ty),* $(,)?) => {$(
+        impl AsyncBody for $body {
+            fn poll_step(
+                self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+                start: &mut StartResponse<'_>,
+            ) -> Poll<Option<Result<Step, BoxError>>> {
+                let chunk = rgi::Body::next_chunk(self.get_mut(), start);
+                Poll::Ready(chunk.map(|chunk| chunk.map(Step::Chunk)))
+            }
 
-    fn size_hint(&self) -> Option<u64> {
-        Some(self.len() as u64)
-    }
+            fn size_hint(&self) -> Option<u64> {
+                rgi::Body::size_hint(self)
+            }
+        }
+    )*};
 }
 
-/// One chunk, then the end.
-impl AsyncBody for Vec<u8> {
-    fn poll_step(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _start: &mut StartResponse<'_>,
-    ) -> Poll<Option<Result<Step, BoxError>>> {
-        let this = self.get_mut();
-        Poll::Ready((!this.is_empty()).then(|| Ok(Step::Chunk(Bytes::from(std::mem::take(this))))))
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        Some(self.len() as u64)
-    }
-}
-
-/// One chunk, then the end.
-impl AsyncBody for String {
-    fn poll_step(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _start: &mut StartResponse<'_>,
-    ) -> Poll<Option<Result<Step, BoxError>>> {
-        let this = self.get_mut();
-        Poll::Ready((!this.is_empty()).then(|| Ok(Step::Chunk(Bytes::from(std::mem::take(this))))))
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        Some(self.len() as u64)
-    }
-}
-
-/// No steps.
-impl AsyncBody for rgi::Empty {
-    fn poll_step(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _start: &mut StartResponse<'_>,
-    ) -> Poll<Option<Result<Step, BoxError>>> {
-        Poll::Ready(None)
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        Some(0)
-    }
-}
+in_memory_async_body!(Bytes, Vec<u8>, String, rgi::Empty);
 
 pin_project_lite::pin_project! {
     /// A body whose chunks come from a [`Stream`]; see [`from_stream`].

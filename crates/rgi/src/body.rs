@@ -79,38 +79,22 @@ impl<B: Body + ?Sized> Body for Box<B> {
     }
 }
 
-/// One chunk, then the end.
-impl Body for Bytes {
-    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
-        (!self.is_empty()).then(|| Ok(std::mem::take(self)))
-    }
+/// Values that are a whole body in memory: one chunk, then the end.
+macro_rules! single_chunk_body {
+    ($($body:ty),* $(,)?) => {$(
+        impl Body for $body {
+            fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+                (!self.is_empty()).then(|| Ok(Bytes::from(std::mem::take(self))))
+            }
 
-    fn size_hint(&self) -> Option<u64> {
-        Some(self.len() as u64)
-    }
+            fn size_hint(&self) -> Option<u64> {
+                Some(self.len() as u64)
+            }
+        }
+    )*};
 }
 
-/// One chunk, then the end.
-impl Body for Vec<u8> {
-    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
-        (!self.is_empty()).then(|| Ok(Bytes::from(std::mem::take(self))))
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        Some(self.len() as u64)
-    }
-}
-
-/// One chunk, then the end.
-impl Body for String {
-    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
-        (!self.is_empty()).then(|| Ok(Bytes::from(std::mem::take(self))))
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        Some(self.len() as u64)
-    }
-}
+single_chunk_body!(Bytes, Vec<u8>, String);
 
 /// A body with no chunks.
 ///
