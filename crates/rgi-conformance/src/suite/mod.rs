@@ -1,0 +1,8 @@
+//! The server suite: probe applications, a raw-socket HTTP/1.1 client and
+//! one case per externally checkable clause.
+
+mod probe;
+mod server;
+
+pub use probe::Probe;
+pub use server::{Claims, RunningServer, ServerUnderTest};
