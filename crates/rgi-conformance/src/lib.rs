@@ -10,14 +10,24 @@
 //! | Area | Items |
 //! |---|---|
 //! | Violations | [`Violation`], [`Side`], [`Policy`], [`Reports`], [`Check`] |
+//! | The validator middleware | [`validate`] |
+//! | The in-process test client | [`client`] |
 //! | The server suite | [`suite`] |
+//! | The toy server | [`toy`] |
+//! | Reports | [`report`] |
+//! | The clause catalogue and coverage | [`catalogue`] |
 //! | The kit's small runtime | [`rt`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod catalogue;
 mod check;
+pub mod client;
+pub mod report;
 pub mod rt;
 pub mod suite;
+pub mod toy;
+pub mod validate;
 mod violation;
 
 pub use check::Check;

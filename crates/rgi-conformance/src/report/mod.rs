@@ -1,0 +1,75 @@
+//! The results of a suite run and their renderings: a human table, JSON
+//! and JUnit XML.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::Check;
+use crate::suite::Claims;
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The server did what the clause requires.
+    Passed,
+    /// The server broke `clause`; `reason` says how, with the offending
+    /// value.
+    Failed {
+        /// The clause broken (one of the case's clauses).
+        clause: &'static str,
+        /// What was observed.
+        reason: String,
+    },
+    /// The case did not run: the server does not claim the capability it
+    /// needs. Never counted as passed.
+    Skipped {
+        /// Which capability was missing.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// Whether the case failed.
+    #[must_use]
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Verdict::Failed { .. })
+    }
+}
+
+/// One case's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// The case that ran.
+    pub check: Check,
+    /// How it ended.
+    pub verdict: Verdict,
+    /// How long it took, wall clock.
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+/// Serialises a duration as whole milliseconds.
+fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u128(duration.as_millis())
+}
+
+/// The results of running the suite against one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteRun {
+    /// The server's name.
+    pub server: String,
+    /// What it claimed.
+    pub claims: Claims,
+    /// One result per case, in the suite's order.
+    pub results: Vec<CaseResult>,
+}
+
+impl SuiteRun {
+    /// Whether any case failed.
+    #[must_use]
+    pub fn has_failures(&self) -> bool {
+        self.results.iter().any(|result| result.verdict.is_failed())
+    }
+}
