@@ -1,9 +1,20 @@
-//! The results of a suite run and their renderings: a human table, JSON
-//! and JUnit XML.
+//! The results of a suite run and their renderings: a human [`table`],
+//! [`json`] and [`junit`] XML; and the [`clause_table`] of the catalogue.
 
+mod clauses;
+mod json;
+mod junit;
+mod table;
+
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Serialize;
+
+pub use clauses::clause_table;
+pub use json::json;
+pub use junit::junit;
+pub use table::table;
 
 use crate::Check;
 use crate::suite::Claims;
@@ -71,5 +82,58 @@ impl SuiteRun {
     #[must_use]
     pub fn has_failures(&self) -> bool {
         self.results.iter().any(|result| result.verdict.is_failed())
+    }
+
+    /// The run in numbers.
+    #[must_use]
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally {
+            cases: self.results.len(),
+            ..Tally::default()
+        };
+        let mut judged: BTreeSet<&str> = BTreeSet::new();
+        for result in &self.results {
+            tally.duration += result.duration;
+            match result.verdict {
+                Verdict::Passed => tally.passed += 1,
+                Verdict::Failed { .. } => tally.failed += 1,
+                Verdict::Skipped { .. } => tally.skipped += 1,
+            }
+            if !matches!(result.verdict, Verdict::Skipped { .. }) {
+                judged.extend(result.check.clauses());
+            }
+        }
+        tally.clauses_judged = judged.len();
+        tally
+    }
+}
+
+/// A suite run in numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Cases in the run.
+    pub cases: usize,
+    /// Cases that passed.
+    pub passed: usize,
+    /// Cases that failed.
+    pub failed: usize,
+    /// Cases skipped for an unclaimed capability.
+    pub skipped: usize,
+    /// Distinct clauses cited by the cases that ran (passed or failed).
+    pub clauses_judged: usize,
+    /// The cases' durations added up.
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+impl Verdict {
+    /// `PASS`, `FAIL` or `SKIP`, as the table shows it.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Passed => "PASS",
+            Verdict::Failed { .. } => "FAIL",
+            Verdict::Skipped { .. } => "SKIP",
+        }
     }
 }
