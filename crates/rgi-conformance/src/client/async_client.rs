@@ -1,0 +1,459 @@
+//! The asynchronous test client.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use rgi::{BoxError, Environ, ResponseHead, ResponseSink, StartResponse};
+use rgi_async::{AfterResponse, AsyncApplication, AsyncBody, Capabilities, Offload, Step};
+
+use super::body::{ErrorsLog, Network};
+use super::checked::{self, CheckedAsync};
+use super::request::Delivery;
+use super::response::{Ending, TestResponse};
+use super::upgrade::HandOver;
+use super::{ClientError, TestRequest, assemble};
+#[cfg(unix)]
+use crate::rt::PollerReadiness;
+use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async};
+use crate::{Policy, Reports};
+
+/// Runs requests through an [`AsyncApplication`] in process, as an
+/// asynchronous server would, with the validator watching both sides.
+///
+/// Every request's environ carries one [`Capabilities`] (`RGIA-CAP-1`):
+///
+/// - **offload**: a thread per job ([`ThreadOffload`]); the response
+///   reports how many jobs the request started;
+/// - **readiness** (Unix): one real poller per client
+///   ([`PollerReadiness`], epoll or kqueue), so applications wait on real
+///   pipes and sockets;
+/// - **after-response tasks**: a queue per request, run once the response
+///   is complete; the client waits for them before it returns, so
+///   [`TestResponse::after_tasks_ran`] is exact;
+/// - **upgrade**: only for a request that asks for one (see
+///   [`TestRequest::upgrade`]), over an in-memory connection.
+///
+/// The request body arrives through an asynchronous source, one piece at a
+/// time and only on demand, woken from another thread; the blocking face
+/// works over the same input after a switch, in offload jobs and under
+/// [`rgi_async::Threaded`]. The body is polled on the calling thread, which
+/// parks while it is pending; a [`Step::Switch`] runs on a worker thread
+/// (via [`serve_async`]).
+///
+/// Requests on one client run one at a time, so each response carries
+/// exactly its own violations.
+///
+/// # Examples
+///
+/// An application that offloads a blocking lookup:
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+///
+/// use bytes::Bytes;
+/// use http::StatusCode;
+/// use rgi::{BoxError, Environ, StartResponse};
+/// use rgi_async::{AsyncBody, Capabilities, OffloadFuture, Step};
+/// use rgi_conformance::client::AsyncTestClient;
+///
+/// struct Lookup(Option<OffloadFuture<String>>);
+///
+/// impl AsyncBody for Lookup {
+///     fn poll_step(
+///         mut self: Pin<&mut Self>,
+///         cx: &mut Context<'_>,
+///         start: &mut StartResponse<'_>,
+///     ) -> Poll<Option<Result<Step, BoxError>>> {
+///         let Some(job) = self.0.as_mut() else { return Poll::Ready(None) };
+///         let Poll::Ready(answer) = Pin::new(job).poll(cx) else { return Poll::Pending };
+///         self.0 = None;
+///         let answer = match answer {
+///             Ok(answer) => answer,
+///             Err(err) => return Poll::Ready(Some(Err(err.into()))),
+///         };
+///         if let Err(err) = start.start(StatusCode::OK) {
+///             return Poll::Ready(Some(Err(err.into())));
+///         }
+///         Poll::Ready(Some(Ok(Step::Chunk(Bytes::from(answer)))))
+///     }
+/// }
+///
+/// let client = AsyncTestClient::new(rgi_async::from_fn(|environ: Environ, _start| {
+///     let capabilities = Capabilities::of(&environ).ok_or("needs an asynchronous server")?;
+///     Ok(Lookup(Some(capabilities.offload().run(|| "resolved".to_owned()))))
+/// }));
+/// let response = client.get("/lookup")?;
+/// response.assert_ok_and_valid();
+/// assert_eq!(response.text(), "resolved");
+/// assert_eq!(response.offload_jobs, 1);
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
+pub struct AsyncTestClient<A> {
+    app: Arc<CheckedAsync<A>>,
+    reports: Reports,
+    serial: Mutex<()>,
+    network: Mutex<Option<Network>>,
+    #[cfg(unix)]
+    poller: Option<Arc<PollerReadiness>>,
+    readiness_error: Option<String>,
+    after_response: bool,
+}
+
+impl<A> fmt::Debug for AsyncTestClient<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("AsyncTestClient");
+        debug
+            .field("app", &std::any::type_name::<A>())
+            .field("reports", &self.reports);
+        #[cfg(unix)]
+        debug.field("poller", &self.poller);
+        debug
+            .field("readiness_error", &self.readiness_error)
+            .field("after_response", &self.after_response)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: AsyncApplication> AsyncTestClient<A> {
+    /// A client for `app`, wrapped in the validator with
+    /// [`Policy::Collect`], offering every capability it can. If the
+    /// system poller cannot be created the client offers no readiness
+    /// (absence is legal, `RGIA-CAP-5`) and
+    /// [`readiness_error`](Self::readiness_error) says why; use
+    /// [`try_new`](Self::try_new) to fail instead.
+    pub fn new(app: A) -> Self {
+        let reports = Reports::new(Policy::Collect);
+        #[cfg(unix)]
+        let (poller, readiness_error) = match PollerReadiness::new() {
+            Ok(poller) => (Some(Arc::new(poller)), None),
+            Err(err) => (None, Some(err.to_string())),
+        };
+        #[cfg(not(unix))]
+        let readiness_error = Some("readiness waits need a Unix poller".to_owned());
+        AsyncTestClient {
+            app: Arc::new(checked::asynchronous(app, &reports)),
+            reports,
+            serial: Mutex::new(()),
+            network: Mutex::new(None),
+            #[cfg(unix)]
+            poller,
+            readiness_error,
+            after_response: true,
+        }
+    }
+
+    /// A client for `app` that must offer readiness waits.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Readiness`] when the system poller cannot be created
+    /// (or, off Unix, always).
+    pub fn try_new(app: A) -> Result<Self, ClientError> {
+        let client = AsyncTestClient::new(app);
+        match &client.readiness_error {
+            None => Ok(client),
+            Some(why) => Err(ClientError::Readiness(io::Error::other(why.clone()))),
+        }
+    }
+
+    /// The same client without the readiness capability, to test an
+    /// application's degradation path (`RGIA-CAP-6`, `RGIA-CAP-7`).
+    #[must_use]
+    pub fn without_readiness(mut self) -> Self {
+        #[cfg(unix)]
+        {
+            self.poller = None;
+        }
+        self.readiness_error = Some("readiness was turned off for this client".to_owned());
+        self
+    }
+
+    /// The same client without the after-response capability.
+    #[must_use]
+    pub fn without_after_response(mut self) -> Self {
+        self.after_response = false;
+        self
+    }
+
+    /// Why the client offers no readiness waits, if it does not.
+    #[must_use]
+    pub fn readiness_error(&self) -> Option<&str> {
+        self.readiness_error.as_deref()
+    }
+
+    /// How many descriptors the client's poller has registered right now
+    /// (`None` without readiness): zero between requests unless an
+    /// application leaked a wait, which is how a test sees that a dropped
+    /// wait deregistered (`RGIA-READY-12`).
+    #[must_use]
+    pub fn readiness_registrations(&self) -> Option<usize> {
+        #[cfg(unix)]
+        {
+            self.poller.as_deref().map(PollerReadiness::registered)
+        }
+        #[cfg(not(unix))]
+        {
+            None
+        }
+    }
+
+    fn network(&self) -> Result<Network, ClientError> {
+        let mut network = self.network.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(network) = network.as_ref() {
+            return Ok(network.clone());
+        }
+        let started = Network::start()?;
+        *network = Some(started.clone());
+        Ok(started)
+    }
+
+    /// The capabilities of one request.
+    fn capabilities(
+        &self,
+        offload: &ThreadOffload,
+        after: &AfterQueue,
+        hand: Option<&Arc<HandOver>>,
+    ) -> Capabilities {
+        let mut builder = Capabilities::builder(Offload::new(offload.clone()));
+        #[cfg(unix)]
+        if let Some(poller) = &self.poller {
+            let service: Arc<dyn rgi_async::ReadinessService> = Arc::clone(poller) as _;
+            builder = builder.readiness(rgi_async::Readiness::from_arc(service));
+        }
+        if self.after_response {
+            builder = builder.after_response(AfterResponse::new(after.clone()));
+        }
+        if let Some(hand) = hand {
+            builder = builder.upgrade(hand.capability());
+        }
+        builder.build()
+    }
+
+    /// Runs `request` and returns the response, once the body has been
+    /// dropped, the after-response tasks have finished and an upgraded
+    /// connection's peer script has returned.
+    ///
+    /// # Errors
+    ///
+    /// A [`ClientError`] when the request cannot be built or a thread the
+    /// client needs cannot start; the application's failures are reported
+    /// in [`TestResponse::ending`].
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of the upgrade peer's script (a failed assertion
+    /// in it), so that the test fails with its message.
+    pub fn request(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
+        let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.reports.take();
+        let network = self.network()?;
+        let log = ErrorsLog::default();
+        let mut prepared = request.prepare(Delivery::Async(&network), Some(&log))?;
+        let offload = ThreadOffload::new();
+        let after = AfterQueue::new();
+        let hand = prepared.upgrade.take().map(HandOver::new);
+        let capabilities = self.capabilities(&offload, &after, hand.as_ref());
+        prepared.environ.extensions_mut().insert(capabilities);
+
+        let app = PerRequest {
+            inner: Arc::clone(&self.app),
+            hand: hand.clone(),
+        };
+        let mut sink = ClientSink {
+            recorder: Recorder::new(),
+            hand: hand.clone(),
+        };
+        let served = serve_async(&app, prepared.environ, &mut sink);
+        drop(app);
+        if let Some(feed) = &prepared.feed {
+            feed.finish();
+        }
+        let concluded = hand.as_deref().and_then(HandOver::conclude);
+
+        let tasks = after.run().map_err(|source| ClientError::Thread {
+            role: "after-response",
+            source,
+        })?;
+        // The tasks' panics are contained on that thread; a failed join
+        // would only repeat one.
+        let _ = tasks.join();
+
+        let (ending, head, transcript, peer_panic) = match concluded {
+            Some(concluded) => {
+                let ending = match (concluded.failed, concluded.body_end) {
+                    (Some(error), _) => Ending::Disconnected { error },
+                    (None, Some(Err(error))) => Ending::FailedAfterHead { error },
+                    (None, _) => Ending::Upgraded,
+                };
+                (
+                    ending,
+                    Some(concluded.head),
+                    concluded.transcript,
+                    concluded.peer_panic,
+                )
+            }
+            None => (Ending::from_outcome(&served.outcome), None, None, None),
+        };
+        let mut response = assemble(&sink.recorder, ending, head)?;
+        response.switched = served.switched;
+        response.after_tasks_ran = after.ran();
+        response.offload_jobs = offload.accepted();
+        response.upgrade = transcript;
+        response.violations = self.reports.take();
+        response.errors_output = log.contents();
+        if let Some(payload) = peer_panic {
+            panic::resume_unwind(payload);
+        }
+        Ok(response)
+    }
+
+    /// Runs a `GET` request for `uri`.
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Self::request).
+    pub fn get(&self, uri: impl AsRef<str>) -> Result<TestResponse, ClientError> {
+        self.request(TestRequest::get(uri))
+    }
+
+    /// Runs a `POST` request for `uri` with `body`.
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Self::request).
+    pub fn post(
+        &self,
+        uri: impl AsRef<str>,
+        body: impl Into<Bytes>,
+    ) -> Result<TestResponse, ClientError> {
+        self.request(TestRequest::post(uri, body))
+    }
+}
+
+/// The transport of one request: records what is sent, and refuses HTTP
+/// once the connection was handed over (`RGIA-UPGRADE-7`).
+struct ClientSink {
+    recorder: Recorder,
+    hand: Option<Arc<HandOver>>,
+}
+
+impl ClientSink {
+    fn check(&self) -> io::Result<()> {
+        match &self.hand {
+            Some(hand) if hand.is_gone() => Err(io::Error::other(
+                "the connection was handed over to another protocol",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ResponseSink for ClientSink {
+    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        self.check()?;
+        self.recorder.send_head(head)
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        self.check()?;
+        self.recorder.send_data(data)
+    }
+}
+
+/// The application as one request sees it: the validated application,
+/// plus the server's side of an upgrade, which needs to act after each
+/// call and poll (the `101` goes out once the call or poll that accepted
+/// has returned, `RGIA-UPGRADE-4`).
+struct PerRequest<A> {
+    inner: Arc<A>,
+    hand: Option<Arc<HandOver>>,
+}
+
+impl<A: AsyncApplication> AsyncApplication for PerRequest<A> {
+    type Body = Handed<A::Body>;
+
+    fn call(
+        &self,
+        environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<Self::Body, BoxError> {
+        if let Some(hand) = &self.hand {
+            hand.before(start.is_started());
+        }
+        let body = self.inner.call(environ, start)?;
+        if let Some(hand) = &self.hand {
+            hand.after(start.is_started(), None)?;
+        }
+        Ok(Handed {
+            inner: Box::pin(body),
+            hand: self.hand.clone(),
+        })
+    }
+}
+
+/// The body of [`PerRequest`].
+struct Handed<B> {
+    inner: Pin<Box<B>>,
+    hand: Option<Arc<HandOver>>,
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned())
+}
+
+impl<B: AsyncBody> AsyncBody for Handed<B> {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        let this = self.get_mut();
+        let Some(hand) = this.hand.clone() else {
+            return this.inner.as_mut().poll_step(cx, start);
+        };
+        hand.before(start.is_started());
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+            this.inner.as_mut().poll_step(cx, &mut *start)
+        }));
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(payload) => {
+                hand.record_end(Err(format!(
+                    "the application panicked: {}",
+                    panic_text(&*payload)
+                )));
+                panic::resume_unwind(payload);
+            }
+        };
+        let step = match &polled {
+            Poll::Ready(Some(Ok(step))) => Some(step),
+            _ => None,
+        };
+        if let Err(err) = hand.after(start.is_started(), step) {
+            hand.record_end(Err(err.to_string()));
+            return Poll::Ready(Some(Err(err)));
+        }
+        match &polled {
+            Poll::Ready(None) => hand.record_end(Ok(())),
+            Poll::Ready(Some(Err(err))) => hand.record_end(Err(err.to_string())),
+            _ => {}
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,231 @@
+//! What a test gets back: the response as the client saw it, how it ended
+//! and what the validator found.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use http::header::AsHeaderName;
+use http::{HeaderMap, StatusCode};
+
+use super::upgrade::UpgradeTranscript;
+use crate::Violation;
+use crate::rt::Outcome;
+
+/// How a request ended, as the client's server side saw it (the failure
+/// rules of spec/rgi.md, `RGI-FAIL-*`).
+///
+/// Errors are kept as text: they are the application's, for the test to
+/// read, and never reach an HTTP client (`RGI-FAIL-4`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// The response went out whole.
+    Complete {
+        /// Body bytes produced, counted even for `HEAD`, where none go out.
+        body_bytes: u64,
+    },
+    /// The application failed before the head was sent: the client
+    /// answered a bare `500` (`RGI-FAIL-3`, `RGI-FAIL-7`).
+    FailedBeforeHead {
+        /// The application's error.
+        error: String,
+    },
+    /// The application failed after the head was sent: a real server
+    /// would end the response abnormally (`RGI-FAIL-5`), so the body is
+    /// truncated; for an upgraded request, the body failed after the `101`.
+    FailedAfterHead {
+        /// The application's error.
+        error: String,
+    },
+    /// The connection failed (only when an upgrade hand-over failed: the
+    /// in-process transport itself never does).
+    Disconnected {
+        /// What failed.
+        error: String,
+    },
+    /// The application accepted an upgrade, the `101` went out and its
+    /// body ended normally after talking over the connection.
+    Upgraded,
+}
+
+impl Ending {
+    pub(crate) fn from_outcome(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Complete { body_bytes } => Ending::Complete {
+                body_bytes: *body_bytes,
+            },
+            Outcome::FailedBeforeHead { error } => Ending::FailedBeforeHead {
+                error: error.to_string(),
+            },
+            Outcome::FailedAfterHead { error } => Ending::FailedAfterHead {
+                error: error.to_string(),
+            },
+            Outcome::Disconnected { error } => Ending::Disconnected {
+                error: error.to_string(),
+            },
+        }
+    }
+
+    /// Whether the response went out whole (an upgrade counts).
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Ending::Complete { .. } | Ending::Upgraded)
+    }
+
+    /// The application's error, for the failure variants.
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Ending::FailedBeforeHead { error }
+            | Ending::FailedAfterHead { error }
+            | Ending::Disconnected { error } => Some(error),
+            Ending::Complete { .. } | Ending::Upgraded => None,
+        }
+    }
+}
+
+/// The response to one request run by a test client.
+///
+/// RGI 1.0 has no trailers (spec/rgi.md leaves them out of scope), so
+/// there is no trailer field: a response is a head and a body.
+///
+/// # Examples
+///
+/// ```
+/// use http::StatusCode;
+/// use rgi_conformance::client::{Ending, TestClient};
+///
+/// let client = TestClient::new(rgi::from_fn(|_environ, start| {
+///     start.start(StatusCode::ACCEPTED)?;
+///     Ok(rgi::from_iter(["queued ", "as #7"]))
+/// }));
+/// let response = client.get("/jobs")?;
+/// assert_eq!(response.status, StatusCode::ACCEPTED);
+/// assert_eq!(response.text(), "queued as #7");
+/// assert_eq!(response.chunks, ["queued ", "as #7"]);
+/// assert_eq!(response.ending, Ending::Complete { body_bytes: 12 });
+/// assert!(response.violations.is_empty());
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TestResponse {
+    /// The status sent: the application's, `500` when it failed before the
+    /// head, `101` for an accepted upgrade.
+    pub status: StatusCode,
+    /// The header fields sent, as the application produced them (the
+    /// in-process transport adds no `date` or framing fields).
+    pub headers: HeaderMap,
+    /// The body bytes sent, joined (empty for `HEAD`).
+    pub body: Bytes,
+    /// The non-empty chunks as they reached the transport, to assert
+    /// streaming.
+    pub chunks: Vec<Bytes>,
+    /// How the request ended.
+    pub ending: Ending,
+    /// What the validator reported during this request, oldest first.
+    pub violations: Vec<Violation>,
+    /// Whether an asynchronous body switched to synchronous processing.
+    pub switched: bool,
+    /// How many after-response tasks ran (asynchronous client; they have
+    /// all finished when the response is returned).
+    pub after_tasks_ran: usize,
+    /// How many offload jobs the application started (asynchronous
+    /// client).
+    pub offload_jobs: usize,
+    /// What went over the connection after an accepted upgrade.
+    pub upgrade: Option<UpgradeTranscript>,
+    /// What the application wrote to its error stream (`Environ::errors_mut`).
+    pub errors_output: String,
+}
+
+impl TestResponse {
+    /// The body as text; invalid UTF-8 becomes U+FFFD (use
+    /// [`body`](Self::body) for the bytes).
+    #[must_use]
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+
+    /// The first value of header `name` as text; `None` when absent or not
+    /// visible ASCII (use [`headers`](Self::headers) for the bytes).
+    #[must_use]
+    pub fn header<K: AsHeaderName>(&self, name: K) -> Option<&str> {
+        self.headers.get(name)?.to_str().ok()
+    }
+
+    /// The clause IDs of the violations, oldest first.
+    #[must_use]
+    pub fn clauses(&self) -> Vec<&'static str> {
+        self.violations.iter().map(Violation::clause).collect()
+    }
+
+    /// Whether the validator reported `clause` during this request.
+    #[must_use]
+    pub fn violated(&self, clause: &str) -> bool {
+        self.violations
+            .iter()
+            .any(|violation| violation.clause() == clause)
+    }
+
+    /// Asserts that the validator reported nothing.
+    ///
+    /// # Panics
+    ///
+    /// When there is a violation; the message lists every one with its
+    /// clause, side and offending value.
+    #[track_caller]
+    pub fn assert_valid(&self) -> &Self {
+        if !self.violations.is_empty() {
+            self.fail("the validator reported violations");
+        }
+        self
+    }
+
+    /// Asserts that the response is a success (2xx), went out whole and
+    /// broke no rule: the usual first line of an application test.
+    ///
+    /// # Panics
+    ///
+    /// When the status is not 2xx, the response did not complete, or the
+    /// validator reported a violation; the message shows the status, how
+    /// the response ended, the start of the body and every violation.
+    #[track_caller]
+    pub fn assert_ok_and_valid(&self) -> &Self {
+        if !self.status.is_success() {
+            self.fail("the status is not a success");
+        }
+        if !self.ending.is_complete() {
+            self.fail("the response did not complete");
+        }
+        self.assert_valid()
+    }
+
+    #[track_caller]
+    #[allow(clippy::panic, reason = "the assertion helpers exist to fail tests")]
+    fn fail(&self, what: &str) -> ! {
+        panic!("{what}\n{}", self.summary());
+    }
+
+    /// A multi-line summary for assertion messages.
+    fn summary(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(text, "status: {}", self.status);
+        let _ = writeln!(text, "ending: {:?}", self.ending);
+        let shown: String = self.text().chars().take(200).collect();
+        let _ = writeln!(text, "body ({} bytes): {shown:?}", self.body.len());
+        if self.violations.is_empty() {
+            text.push_str("violations: none\n");
+        } else {
+            let _ = writeln!(text, "violations ({}):", self.violations.len());
+            for violation in &self.violations {
+                let _ = writeln!(text, "  - {violation}");
+            }
+        }
+        if !self.errors_output.is_empty() {
+            let _ = writeln!(text, "error stream: {:?}", self.errors_output);
+        }
+        text
+    }
+}

@@ -1,0 +1,125 @@
+//! The synchronous test client.
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use bytes::Bytes;
+use rgi::Application;
+
+use super::body::ErrorsLog;
+use super::checked::{self, Checked};
+use super::request::Delivery;
+use super::response::{Ending, TestResponse};
+use super::{ClientError, TestRequest, assemble};
+use crate::rt::{Recorder, serve_sync};
+use crate::{Policy, Reports};
+
+/// Runs requests through an [`rgi::Application`] in process, as a
+/// synchronous server would, with the validator watching both sides.
+///
+/// Each request gets an environ built from a [`TestRequest`], with its body
+/// behind a blocking source and its error stream captured; the application
+/// is called and its body pulled and dropped under the failure rules
+/// (`RGI-FAIL-*`, via [`serve_sync`]). The environ carries no
+/// [`rgi_async::Capabilities`], as from any synchronous server
+/// (`RGIA-CAP-2`). The validator collects violations instead of
+/// panicking; each [`TestResponse`] carries those of its own request.
+/// Requests on one client run one at a time so that the attribution is
+/// exact; use several clients to test concurrency.
+///
+/// # Examples
+///
+/// ```
+/// use http::{header, HeaderValue, StatusCode};
+/// use rgi::ResponseHead;
+/// use rgi_conformance::client::{TestClient, TestRequest};
+///
+/// let client = TestClient::new(rgi::from_fn(|mut environ, start| {
+///     let name = environ.input_mut().read_to_bytes(1024)?;
+///     start.start(
+///         ResponseHead::new(StatusCode::OK)
+///             .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+///     )?;
+///     Ok(format!("Hello, {}!", String::from_utf8_lossy(&name)))
+/// }));
+///
+/// let response = client.post("/greet", "Ada")?;
+/// response.assert_ok_and_valid();
+/// assert_eq!(response.text(), "Hello, Ada!");
+/// assert_eq!(response.header(header::CONTENT_TYPE), Some("text/plain"));
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
+pub struct TestClient<A> {
+    app: Checked<A>,
+    reports: Reports,
+    serial: Mutex<()>,
+}
+
+impl<A> fmt::Debug for TestClient<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestClient")
+            .field("app", &std::any::type_name::<A>())
+            .field("reports", &self.reports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Application> TestClient<A> {
+    /// A client for `app`, wrapped in the validator with
+    /// [`Policy::Collect`].
+    pub fn new(app: A) -> Self {
+        let reports = Reports::new(Policy::Collect);
+        TestClient {
+            app: checked::sync(app, &reports),
+            reports,
+            serial: Mutex::new(()),
+        }
+    }
+
+    /// Runs `request` and returns the response.
+    ///
+    /// # Errors
+    ///
+    /// A [`ClientError`] when the request cannot be built; the
+    /// application's failures are reported in [`TestResponse::ending`].
+    pub fn request(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
+        let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+        // Anything left over belongs to an earlier request.
+        let _ = self.reports.take();
+        let log = ErrorsLog::default();
+        let prepared = request.prepare(Delivery::Blocking, Some(&log))?;
+        let mut recorder = Recorder::new();
+        let served = serve_sync(&self.app, prepared.environ, &mut recorder);
+        if let Some(feed) = &prepared.feed {
+            feed.finish();
+        }
+        let ending = Ending::from_outcome(&served.outcome);
+        let mut response = assemble(&recorder, ending, None)?;
+        response.switched = served.switched;
+        response.violations = self.reports.take();
+        response.errors_output = log.contents();
+        Ok(response)
+    }
+
+    /// Runs a `GET` request for `uri`.
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Self::request).
+    pub fn get(&self, uri: impl AsRef<str>) -> Result<TestResponse, ClientError> {
+        self.request(TestRequest::get(uri))
+    }
+
+    /// Runs a `POST` request for `uri` with `body`.
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Self::request).
+    pub fn post(
+        &self,
+        uri: impl AsRef<str>,
+        body: impl Into<Bytes>,
+    ) -> Result<TestResponse, ClientError> {
+        self.request(TestRequest::post(uri, body))
+    }
+}
