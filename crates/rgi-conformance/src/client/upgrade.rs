@@ -520,12 +520,16 @@ impl HandOver {
             state.phase = Phase::Closed;
         }
         let waker = state.waker.take();
+        // An end the application never collected is closed now, so the
+        // peer sees the end of the connection instead of waiting for it.
+        let uncollected = state.stream.take();
         let thread = state.peer_thread.take();
         let pipes = state.pipes.take();
         let phase = state.phase.clone();
         let head = state.head.take();
         let body_end = state.body_end.take();
         drop(state);
+        drop(uncollected);
         wake(waker);
         if !matches!(phase, Phase::HandedOver | Phase::Failed(_)) {
             return None;
