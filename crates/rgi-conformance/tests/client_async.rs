@@ -450,17 +450,29 @@ enum Echo {
     },
     /// Breaks RGIA-UPGRADE-5 on purpose: body data after the hand-over.
     Chatty(Upgraded),
+    /// Breaks RGIA-UPGRADE-5 on purpose: an HTTP head after the hand-over.
+    LateStart(Upgraded),
 }
 
 impl AsyncBody for Echo {
     fn poll_step(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        _start: &mut StartResponse<'_>,
+        start: &mut StartResponse<'_>,
     ) -> Poll<Option<Result<Step, BoxError>>> {
         loop {
             match &mut *self {
                 Echo::Refused => return Poll::Ready(None),
+                Echo::LateStart(upgraded) => {
+                    return match Pin::new(upgraded).poll(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err.into()))),
+                        Poll::Ready(Ok(_stream)) => match start.start(StatusCode::OK) {
+                            Ok(()) => Poll::Ready(None),
+                            Err(err) => Poll::Ready(Some(Err(err.into()))),
+                        },
+                    };
+                }
                 Echo::Chatty(upgraded) => {
                     return match Pin::new(upgraded).poll(cx) {
                         Poll::Pending => Poll::Pending,
@@ -518,29 +530,42 @@ impl AsyncBody for Echo {
     }
 }
 
-fn echo_app(chatty: bool) -> impl rgi_async::AsyncApplication {
+/// How [`echo_app`] behaves once it has the upgrade.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Echo,
+    /// Stores an ordinary head first, which the `101` replaces.
+    StartThenAccept,
+    Chatty,
+    LateStart,
+}
+
+fn echo_app(mode: Mode) -> impl rgi_async::AsyncApplication {
     rgi_async::from_fn(move |environ: Environ, start| {
         let Some(upgrade) = capabilities(&environ)?.upgrade() else {
             start.start(text_head(StatusCode::NOT_IMPLEMENTED))?;
             return Ok(Echo::Refused);
         };
+        if mode == Mode::StartThenAccept {
+            start.start(text_head(StatusCode::UPGRADE_REQUIRED))?;
+        }
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static("x-echo-version"),
             HeaderValue::from_static("1"),
         );
         let upgraded = upgrade.accept(headers)?;
-        Ok(if chatty {
-            Echo::Chatty(upgraded)
-        } else {
-            Echo::Waiting(upgraded)
+        Ok(match mode {
+            Mode::Echo | Mode::StartThenAccept => Echo::Waiting(upgraded),
+            Mode::Chatty => Echo::Chatty(upgraded),
+            Mode::LateStart => Echo::LateStart(upgraded),
         })
     })
 }
 
 #[test]
 fn an_upgraded_connection_runs_an_echo_protocol() {
-    let client = AsyncTestClient::new(echo_app(false));
+    let client = AsyncTestClient::new(echo_app(Mode::Echo));
     let request = TestRequest::get("/echo").upgrade(HeaderValue::from_static("echo"), |peer| {
         peer.write_all(b"ping")?;
         let mut answer = [0; 4];
@@ -582,7 +607,7 @@ impl UpgradeAssertions for rgi_conformance::client::TestResponse {
 
 #[test]
 fn no_upgrade_is_offered_on_http_1_0_and_the_application_answers_501() {
-    let client = AsyncTestClient::new(echo_app(false));
+    let client = AsyncTestClient::new(echo_app(Mode::Echo));
     let request = TestRequest::get("/echo")
         .upgrade(HeaderValue::from_static("echo"), |_peer| Ok(()))
         .version(Version::HTTP_10);
@@ -595,7 +620,7 @@ fn no_upgrade_is_offered_on_http_1_0_and_the_application_answers_501() {
 
 #[test]
 fn body_data_after_accepting_an_upgrade_is_an_application_error() {
-    let client = AsyncTestClient::new(echo_app(true));
+    let client = AsyncTestClient::new(echo_app(Mode::Chatty));
     let response = client
         .request(
             TestRequest::get("/echo").upgrade(HeaderValue::from_static("echo"), |peer| {
@@ -616,9 +641,45 @@ fn body_data_after_accepting_an_upgrade_is_an_application_error() {
 }
 
 #[test]
+fn a_head_stored_before_accepting_is_replaced_by_the_101() {
+    let client = AsyncTestClient::new(echo_app(Mode::StartThenAccept));
+    let response = client
+        .request(
+            TestRequest::get("/echo").upgrade(HeaderValue::from_static("echo"), |peer| {
+                peer.write_all(b"hello")?;
+                peer.close_sending();
+                let mut echoed = Vec::new();
+                peer.read_to_end(&mut echoed)?;
+                assert_eq!(echoed, b"hello");
+                Ok(())
+            }),
+        )
+        .unwrap();
+    assert_eq!(response.status, StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(response.header(CONTENT_TYPE), None);
+    assert_eq!(response.ending, Ending::Upgraded);
+}
+
+#[test]
+fn an_http_head_after_the_hand_over_is_an_application_error() {
+    let client = AsyncTestClient::new(echo_app(Mode::LateStart));
+    let response = client
+        .request(
+            TestRequest::get("/echo").upgrade(HeaderValue::from_static("echo"), |_peer| Ok(())),
+        )
+        .unwrap();
+    assert_eq!(response.status, StatusCode::SWITCHING_PROTOCOLS);
+    assert!(
+        matches!(&response.ending, Ending::FailedAfterHead { error } if error.contains("started an HTTP response")),
+        "{:?}",
+        response.ending
+    );
+}
+
+#[test]
 #[should_panic(expected = "the peer saw the wrong greeting")]
 fn a_failed_assertion_in_the_peer_script_fails_the_test() {
-    let client = AsyncTestClient::new(echo_app(false));
+    let client = AsyncTestClient::new(echo_app(Mode::Echo));
     let _ = client.request(TestRequest::get("/echo").upgrade(
         HeaderValue::from_static("echo"),
         |peer| {

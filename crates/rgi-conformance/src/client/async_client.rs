@@ -386,11 +386,14 @@ impl<A: AsyncApplication> AsyncApplication for PerRequest<A> {
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
         if let Some(hand) = &self.hand {
-            hand.before(start.is_started());
+            hand.before(start.is_head_sent());
         }
         let body = self.inner.call(environ, start)?;
         if let Some(hand) = &self.hand {
-            hand.after(start.is_started(), None)?;
+            if let Err(err) = hand.after(start.is_started(), None) {
+                hand.record_end(Err(err.to_string()));
+                return Err(err);
+            }
         }
         Ok(Handed {
             inner: Box::pin(body),
@@ -423,7 +426,7 @@ impl<B: AsyncBody> AsyncBody for Handed<B> {
         let Some(hand) = this.hand.clone() else {
             return this.inner.as_mut().poll_step(cx, start);
         };
-        hand.before(start.is_started());
+        hand.before(start.is_head_sent());
         let polled = panic::catch_unwind(AssertUnwindSafe(|| {
             this.inner.as_mut().poll_step(cx, &mut *start)
         }));

@@ -363,8 +363,11 @@ pub(crate) struct HandOver {
 
 struct HandState {
     phase: Phase,
-    /// Whether the response was started before the current call or poll.
-    started: bool,
+    /// Whether the head was sent before the current call or poll.
+    head_sent: bool,
+    /// Whether a head was stored when the connection was handed over (the
+    /// `101` replaced it, RGIA-UPGRADE-2).
+    started_at_hand_over: bool,
     /// The `101`, once accepted.
     head: Option<ResponseHead>,
     stream: Option<AppEnd>,
@@ -405,7 +408,8 @@ impl HandOver {
             protocol: offer.protocol,
             state: Mutex::new(HandState {
                 phase: Phase::Offered,
-                started: false,
+                head_sent: false,
+                started_at_hand_over: false,
                 head: None,
                 stream: None,
                 waker: None,
@@ -422,9 +426,9 @@ impl HandOver {
         Upgrade::new(Door(Arc::clone(self)))
     }
 
-    /// Notes, before a call or poll, whether the response was started.
-    pub(crate) fn before(&self, started: bool) {
-        lock(&self.state).started = started;
+    /// Notes, before a call or poll, whether the head was sent.
+    pub(crate) fn before(&self, head_sent: bool) {
+        lock(&self.state).head_sent = head_sent;
     }
 
     /// Whether the connection no longer carries HTTP.
@@ -442,13 +446,20 @@ impl HandOver {
     /// # Errors
     ///
     /// The application error that ends the request when it started a
-    /// response, yielded data or switched after accepting.
+    /// response, yielded data or switched after the hand-over. (A head
+    /// stored before `accept` was replaced by the `101`; starting one in
+    /// the same call or poll as `accept`, after it, is the validator's to
+    /// see.)
     pub(crate) fn after(&self, started: bool, step: Option<&Step>) -> Result<(), BoxError> {
-        self.hand_over_if_accepted();
-        if !self.is_gone() {
-            return Ok(());
-        }
-        let broken = if started {
+        self.hand_over_if_accepted(started);
+        let started_after = {
+            let state = lock(&self.state);
+            if !matches!(state.phase, Phase::HandedOver | Phase::Failed(_)) {
+                return Ok(());
+            }
+            started && !state.started_at_hand_over
+        };
+        let broken = if started_after {
             Some("started an HTTP response")
         } else {
             match step {
@@ -473,11 +484,12 @@ impl HandOver {
         }
     }
 
-    fn hand_over_if_accepted(&self) {
+    fn hand_over_if_accepted(&self, started: bool) {
         let mut state = lock(&self.state);
         if state.phase != Phase::Accepted {
             return;
         }
+        state.started_at_hand_over = started;
         let to_app = Arc::new(Pipe::default());
         let from_app = Arc::new(Pipe::default());
         let mut peer = UpgradePeer {
@@ -570,7 +582,7 @@ impl UpgradeService for Door {
     fn accept(&self, headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError> {
         let hand = &self.0;
         let mut state = lock(&hand.state);
-        if state.started {
+        if state.head_sent {
             return Err(UpgradeError::ResponseStarted);
         }
         if state.phase != Phase::Offered {
