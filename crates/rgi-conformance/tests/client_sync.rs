@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -362,6 +363,28 @@ fn requests_that_cannot_be_built_are_typed_errors_carrying_the_value() {
         err,
         ClientError::Environ(rgi::EnvironError::ScriptNameMismatch { .. })
     ));
+}
+
+#[test]
+fn one_client_serves_requests_from_several_threads() {
+    let client = TestClient::new(rgi::from_fn(|environ: Environ, start| {
+        let path = environ.raw_path().to_owned();
+        start.start(text_head(StatusCode::OK))?;
+        Ok(path)
+    }));
+    thread::scope(|scope| {
+        for worker in 0..4 {
+            let client = &client;
+            scope.spawn(move || {
+                for request in 0..5 {
+                    let path = format!("/w{worker}/r{request}");
+                    let response = client.get(&path).unwrap();
+                    response.assert_ok_and_valid();
+                    assert_eq!(response.text(), path);
+                }
+            });
+        }
+    });
 }
 
 #[test]

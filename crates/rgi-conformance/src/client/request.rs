@@ -202,7 +202,8 @@ impl TestRequest {
     /// `content-length`, and the input ends where the pieces end. The
     /// synchronous client's input returns at most one piece per read; the
     /// asynchronous client's input makes each piece arrive separately, with
-    /// `Pending` before it, so an application sees them one by one.
+    /// `Pending` before it, so an application sees them one by one. Empty
+    /// pieces are left out: no transfer coding can carry one.
     pub fn chunked<I>(mut self, pieces: I) -> Self
     where
         I: IntoIterator,
