@@ -1,139 +1,152 @@
-//! The validator middleware: wraps an application and checks both sides of
-//! the interface at run time, naming the clause of every violation.
+//! # The validator middleware
 //!
-//! (Early public API; the checks are being added.)
+//! [`Validator`] (for an [`rgi::Application`]) and [`AsyncValidator`] (for
+//! an [`rgi_async::AsyncApplication`]) sit between a server and an
+//! application and check both sides of the interface while requests run,
+//! as `wsgiref.validate`, `Rack::Lint` and `Plack::Lint` do for their
+//! interfaces. Every violation names the clause of `spec/rgi.md` or
+//! `spec/rgi-async.md` it breaks, the side at fault and the offending
+//! value; [`CHECKS`] lists every check with its clauses.
+//!
+//! Many of the peers' checks cannot fail in Rust (a status is a
+//! `StatusCode`, a body yields `Bytes`, the handle cannot outlive the
+//! request), so the validator spends its effort on what the types leave
+//! open.
+//!
+//! ## What the server side is checked for
+//!
+//! - **The environ**: a single, valid `host` field on HTTP/1.1 (and the
+//!   target's authority for an absolute-form target); no
+//!   `transfer-encoding`; a `content-length` field that parses and agrees
+//!   with the input's declared length; a real server name, port and peer
+//!   address; consistent concurrency facts; an input nobody has read from
+//!   yet. For asynchronous applications also: one `Capabilities` value of
+//!   a supported version, an input with the non-blocking face, and the
+//!   upgrade capability only where an upgrade can happen.
+//! - **The input**: the application reads through an observer of the
+//!   server's `Input` (same declared length, same faces), which checks
+//!   that a truncated body fails with `InputError::Truncated` and stays
+//!   failed, and that an asynchronous source registers the waker before
+//!   it returns `Pending`.
+//! - **Driving the body**: no pull or poll after the end, an error, a
+//!   switch or a panic; each non-empty chunk handed to `send_chunk` before
+//!   the next step; every handle lent from the request's own
+//!   `ResponseState`; no busy polling; every body dropped (a body still
+//!   alive when the validator is dropped was leaked or kept).
+//! - **The switch and the capabilities**: the asynchronous body dropped
+//!   before the continuation runs, which runs off the loop threads with
+//!   the response state carried over; offload jobs and after-response
+//!   tasks run on worker threads, never inline, and tasks only after the
+//!   response; readiness waits resolve consistently with their interest,
+//!   timeout and source kind, never panic, and refuse exactly what cannot
+//!   be polled; upgrades are refused once the head is sent; no capability
+//!   fails as unsupported.
+//!
+//! ## What the application side is checked for
+//!
+//! - **The head**: final status, no hop-by-hop fields, a well-formed
+//!   `content-length` (none on 204), a `content-type` when there is
+//!   content.
+//! - **Starting**: no second `start`; no output before the start; no
+//!   normal end without a start; a start error answered by a correction
+//!   or a failure, `HeadAlreadySent` returned as the failure.
+//! - **Output**: no content for 204 and 304; exactly the declared
+//!   Content-Length (except for HEAD and 304); exactly the promised
+//!   `size_hint`; no output after a failed `write`; no success response
+//!   after a truncated request body; no panics, in steps or in `Drop`.
+//! - **Hints**: stable, and `InputUse::None` means the input is not read.
+//! - **Asynchronous applications**: `Pending` only with a wake-up arranged;
+//!   no blocking reads on a loop thread; chunks rather than `write`; no
+//!   size hint from a body that then switches; nothing HTTP after
+//!   accepting an upgrade, and no upgrade from a switch continuation.
+//!
+//! ## Policies
+//!
+//! The [`Reports`](crate::Reports) given to the validator decides what a
+//! violation does: [`Policy::Panic`](crate::Policy::Panic) panics with the
+//! clause in the message (for tests: the failing assertion points at the
+//! offending call), [`Policy::Log`](crate::Policy::Log) emits a `tracing`
+//! warning, [`Policy::Collect`](crate::Policy::Collect) only records it.
+//! Each check is reported at most once per request.
+//!
+//! ## Use in tests
+//!
+//! Wrap the application, serve requests through it (here with the kit's
+//! own driver, [`rt::serve_sync`](crate::rt::serve_sync)), then assert
+//! that nothing was reported:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{header, HeaderValue, StatusCode};
+//! use rgi::{Environ, ResponseHead};
+//! use rgi_conformance::rt::{serve_sync, Recorder};
+//! use rgi_conformance::validate::Validator;
+//! use rgi_conformance::{Policy, Reports};
+//!
+//! let app = rgi::from_fn(|_environ: Environ, start| {
+//!     let body = Bytes::from_static(b"hello\n");
+//!     start.start(
+//!         ResponseHead::new(StatusCode::OK)
+//!             .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))
+//!             .with_header(header::CONTENT_LENGTH, HeaderValue::from(body.len())),
+//!     )?;
+//!     Ok(body)
+//! });
+//! let validator = Validator::new(app, Reports::new(Policy::Collect));
+//!
+//! let environ = Environ::builder()
+//!     .header(header::HOST, HeaderValue::from_static("example.org"))
+//!     .build()?;
+//! let mut wire = Recorder::new();
+//! let served = serve_sync(&validator, environ, &mut wire);
+//!
+//! assert!(served.outcome.is_complete());
+//! assert_eq!(wire.body(), b"hello\n");
+//! assert!(validator.reports().is_empty(), "{:?}", validator.reports().all());
+//! # Ok::<(), rgi::EnvironError>(())
+//! ```
+//!
+//! ## What is not checked, and why
+//!
+//! Rules whose breach the types prevent, and rules only the transport can
+//! see (framing, what reaches the client, timing and backpressure of the
+//! connection), are the server suite's. A readiness wait cannot lose its
+//! descriptor in safe Rust (`RGIA-READY-14`), so that is not watched.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
+mod asynchronous;
+mod capabilities;
+mod environ;
+mod input;
+#[cfg(unix)]
+mod readiness;
+mod rules;
+mod state;
+mod sync;
 
-use bytes::Bytes;
-use rgi::{Application, Body, BoxError, Environ, FileBody, Hints, StartResponse};
-use rgi_async::{AsyncApplication, AsyncBody, Step};
+pub use asynchronous::{AsyncValidatedBody, AsyncValidator};
+pub use sync::{ValidatedBody, Validator};
 
-use crate::{Check, Policy, Reports};
+use crate::Check;
 
-/// Every check the validator makes.
-pub const CHECKS: &[Check] = &[Check::new(
-    "start_twice",
-    &["RGI-START-7", "RGI-START-8"],
-    "the application calls start at most once per response",
-)];
+/// Every check the validator makes, each with the clauses it judges (the
+/// first is the one its violations name).
+///
+/// # Examples
+///
+/// ```
+/// use rgi_conformance::validate::CHECKS;
+///
+/// let start_twice = CHECKS.iter().find(|check| check.name() == "start_twice").unwrap();
+/// assert_eq!(start_twice.clauses()[0], "RGI-START-7");
+/// ```
+pub const CHECKS: &[Check] = &ALL_CHECKS;
 
-/// Wraps a synchronous application and checks both sides of the interface.
-#[derive(Debug)]
-pub struct Validator<A> {
-    app: A,
-    reports: Reports,
-}
-
-impl<A> Validator<A> {
-    /// Wraps `app`, sending violations to `reports`.
-    pub fn new(app: A, reports: Reports) -> Self {
-        Validator { app, reports }
+const ALL_CHECKS: [Check; rules::RULES.len()] = {
+    let mut checks = [Check::new("", &[], ""); rules::RULES.len()];
+    let mut index = 0;
+    while index < rules::RULES.len() {
+        checks[index] = rules::RULES[index].check;
+        index += 1;
     }
-
-    /// Wraps `app` with [`Policy::Panic`].
-    pub fn panicking(app: A) -> Self {
-        Validator::new(app, Reports::new(Policy::Panic))
-    }
-
-    /// The violations seen so far.
-    pub fn reports(&self) -> &Reports {
-        &self.reports
-    }
-}
-
-/// The body of a [`Validator`].
-#[derive(Debug)]
-pub struct ValidatedBody<B> {
-    inner: B,
-}
-
-impl<A: Application> Application for Validator<A> {
-    type Body = ValidatedBody<A::Body>;
-
-    fn call(
-        &self,
-        environ: Environ,
-        start: &mut StartResponse<'_>,
-    ) -> Result<Self::Body, BoxError> {
-        let inner = self.app.call(environ, start)?;
-        Ok(ValidatedBody { inner })
-    }
-
-    fn hints(&self) -> Hints {
-        self.app.hints()
-    }
-}
-
-impl<B: Body> Body for ValidatedBody<B> {
-    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
-        self.inner.next_chunk(start)
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        self.inner.size_hint()
-    }
-
-    fn file(&mut self) -> Option<&mut FileBody> {
-        self.inner.file()
-    }
-}
-
-/// Wraps an asynchronous application and checks both sides of the
-/// interface.
-#[derive(Debug)]
-pub struct AsyncValidator<A> {
-    app: A,
-    reports: Reports,
-}
-
-impl<A> AsyncValidator<A> {
-    /// Wraps `app`, sending violations to `reports`.
-    pub fn new(app: A, reports: Reports) -> Self {
-        AsyncValidator { app, reports }
-    }
-
-    /// Wraps `app` with [`Policy::Panic`].
-    pub fn panicking(app: A) -> Self {
-        AsyncValidator::new(app, Reports::new(Policy::Panic))
-    }
-
-    /// The violations seen so far.
-    pub fn reports(&self) -> &Reports {
-        &self.reports
-    }
-}
-
-/// The body of an [`AsyncValidator`].
-#[derive(Debug)]
-pub struct AsyncValidatedBody<B> {
-    inner: Pin<Box<B>>,
-}
-
-impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
-    type Body = AsyncValidatedBody<A::Body>;
-
-    fn call(
-        &self,
-        environ: Environ,
-        start: &mut StartResponse<'_>,
-    ) -> Result<Self::Body, BoxError> {
-        let inner = Box::pin(self.app.call(environ, start)?);
-        Ok(AsyncValidatedBody { inner })
-    }
-}
-
-impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
-    fn poll_step(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        start: &mut StartResponse<'_>,
-    ) -> Poll<Option<Result<Step, BoxError>>> {
-        self.inner.as_mut().poll_step(cx, start)
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        self.inner.size_hint()
-    }
-}
+    checks
+};

@@ -1,0 +1,508 @@
+//! Every rule the validator enforces: the public [`Check`] descriptor plus
+//! the side a violation of it blames.
+
+use crate::{Check, Side};
+
+/// One check and the side that breaks it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rule {
+    pub(crate) check: Check,
+    pub(crate) side: Side,
+}
+
+impl Rule {
+    const fn server(
+        name: &'static str,
+        clauses: &'static [&'static str],
+        title: &'static str,
+    ) -> Rule {
+        Rule {
+            check: Check::new(name, clauses, title),
+            side: Side::Server,
+        }
+    }
+
+    const fn app(
+        name: &'static str,
+        clauses: &'static [&'static str],
+        title: &'static str,
+    ) -> Rule {
+        Rule {
+            check: Check::new(name, clauses, title),
+            side: Side::Application,
+        }
+    }
+
+    /// The clause a violation names: the check's main one.
+    pub(crate) fn clause(&self) -> &'static str {
+        self.check.clauses().first().copied().unwrap_or("RGI-MW-1")
+    }
+
+    /// The check's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.check.name()
+    }
+}
+
+// ---- The request the server hands in (RGI-ENV, RGI-PATH, RGI-HDR) ----
+
+pub(crate) const HOST_MISSING: Rule = Rule::server(
+    "host_missing",
+    &["RGI-HDR-5"],
+    "an HTTP/1.1 request reaches the application with a host field",
+);
+pub(crate) const HOST_REPEATED: Rule = Rule::server(
+    "host_repeated",
+    &["RGI-HDR-5"],
+    "a request reaches the application with at most one host field",
+);
+pub(crate) const HOST_INVALID: Rule = Rule::server(
+    "host_invalid",
+    &["RGI-HDR-5"],
+    "the host field the application sees is a valid authority without userinfo",
+);
+pub(crate) const ABSOLUTE_FORM_HOST: Rule = Rule::server(
+    "absolute_form_host",
+    &["RGI-PATH-9", "RGI-HDR-5"],
+    "for an absolute-form target the host field is the target's authority",
+);
+pub(crate) const TRANSFER_ENCODING_LEFT: Rule = Rule::server(
+    "transfer_encoding_left",
+    &["RGI-HDR-4", "RGI-ENV-1"],
+    "the server removes transfer-encoding after decoding the body itself",
+);
+pub(crate) const CONTENT_LENGTH_FIELD_INVALID: Rule = Rule::server(
+    "content_length_field_invalid",
+    &["RGI-HDR-4"],
+    "a content-length request field is one decimal number (or a list of equal ones)",
+);
+pub(crate) const CONTENT_LENGTH_DISAGREES: Rule = Rule::server(
+    "content_length_disagrees",
+    &["RGI-ENV-10", "RGI-HDR-4", "RGI-INPUT-16"],
+    "the content-length field agrees with the input's declared length",
+);
+pub(crate) const SERVER_NAME_INVALID: Rule = Rule::server(
+    "server_name_invalid",
+    &["RGI-ENV-5"],
+    "server_name is a host name or address literal, without a port",
+);
+pub(crate) const SERVER_PORT_ZERO: Rule = Rule::server(
+    "server_port_zero",
+    &["RGI-ENV-5"],
+    "server_port is a real port, not 0",
+);
+pub(crate) const HTTP_SCHEME_ON_TLS_PORT: Rule = Rule::server(
+    "http_scheme_on_tls_port",
+    &["RGI-ENV-7"],
+    "a request that arrived on port 443 is not labelled http",
+);
+pub(crate) const REMOTE_ADDR_UNSPECIFIED: Rule = Rule::server(
+    "remote_addr_unspecified",
+    &["RGI-ENV-6"],
+    "remote_addr is a real peer address (not 0.0.0.0, :: or port 0), or None",
+);
+pub(crate) const CONCURRENCY_CONTRADICTORY: Rule = Rule::server(
+    "concurrency_contradictory",
+    &["RGI-ENV-8"],
+    "run_once and multithread are not both claimed",
+);
+pub(crate) const INPUT_ALREADY_READ: Rule = Rule::server(
+    "input_already_read",
+    &["RGI-INPUT-16", "RGI-ENV-10", "RGIA-INPUT-13"],
+    "the input reaches the application unread, so its declared length is what it delivers",
+);
+pub(crate) const INPUT_TRUNCATION_UNTYPED: Rule = Rule::server(
+    "input_truncation_untyped",
+    &["RGI-INPUT-5"],
+    "a body cut short of its declared length fails with InputError::Truncated",
+);
+pub(crate) const INPUT_ERROR_NOT_STICKY: Rule = Rule::server(
+    "input_error_not_sticky",
+    &["RGI-INPUT-5", "RGI-INPUT-2"],
+    "after the input reported a truncated body, every later read fails too",
+);
+
+// ---- How the server drives a synchronous body (RGI-START, RGI-BODY) ----
+
+pub(crate) const PULL_AFTER_END: Rule = Rule::server(
+    "pull_after_end",
+    &["RGI-BODY-2"],
+    "the server never pulls a body after None, an error or a panic",
+);
+pub(crate) const CHUNK_NOT_SENT: Rule = Rule::server(
+    "chunk_not_sent",
+    &["RGI-BODY-4"],
+    "each non-empty chunk reaches send_chunk before the next pull",
+);
+pub(crate) const HANDLE_STATE_LOST: Rule = Rule::server(
+    "handle_state_lost",
+    &["RGI-START-1"],
+    "every handle lent for a pull comes from the request's own ResponseState",
+);
+pub(crate) const BODY_KEPT: Rule = Rule::server(
+    "body_kept",
+    &["RGI-BODY-12", "RGI-BODY-11"],
+    "every body is dropped; none is leaked or kept past the server's life",
+);
+
+// ---- What a synchronous application does (RGI-HEAD, RGI-START, ...) ----
+
+pub(crate) const HEAD_INFORMATIONAL_STATUS: Rule = Rule::app(
+    "head_informational_status",
+    &["RGI-HEAD-1"],
+    "the status given to start or replace is final, not 1xx",
+);
+pub(crate) const HEAD_HOP_BY_HOP: Rule = Rule::app(
+    "head_hop_by_hop",
+    &["RGI-HEAD-5"],
+    "the head carries no hop-by-hop field",
+);
+pub(crate) const HEAD_CONTENT_LENGTH_INVALID: Rule = Rule::app(
+    "head_content_length_invalid",
+    &["RGI-HEAD-6"],
+    "every content-length in the head is one decimal number, all equal",
+);
+pub(crate) const HEAD_CONTENT_LENGTH_ON_204: Rule = Rule::app(
+    "head_content_length_on_204",
+    &["RGI-HEAD-6"],
+    "a 204 head carries no content-length",
+);
+pub(crate) const START_TWICE: Rule = Rule::app(
+    "start_twice",
+    &["RGI-START-7"],
+    "the application calls start at most once per response",
+);
+pub(crate) const START_ERROR_IGNORED: Rule = Rule::app(
+    "start_error_ignored",
+    &["RGI-START-9"],
+    "after a start error the application corrects the head or returns a failure",
+);
+pub(crate) const HEAD_ALREADY_SENT_SWALLOWED: Rule = Rule::app(
+    "head_already_sent_swallowed",
+    &["RGI-START-12", "RGI-START-11"],
+    "HeadAlreadySent from replace is returned as the failure of the call or pull",
+);
+pub(crate) const OUTPUT_BEFORE_START: Rule = Rule::app(
+    "output_before_start",
+    &["RGI-START-3"],
+    "no body data is yielded or written before the response is started",
+);
+pub(crate) const ENDED_WITHOUT_START: Rule = Rule::app(
+    "ended_without_start",
+    &["RGI-START-3", "RGI-FAIL-7"],
+    "a body that ends normally has started the response",
+);
+pub(crate) const CONTENT_TYPE_MISSING: Rule = Rule::app(
+    "content_type_missing",
+    &["RGI-HEAD-11"],
+    "a response with content carries content-type",
+);
+pub(crate) const CONTENT_LENGTH_EXCEEDED: Rule = Rule::app(
+    "content_length_exceeded",
+    &["RGI-CL-4"],
+    "the application produces no more bytes than its declared content-length",
+);
+pub(crate) const CONTENT_LENGTH_SHORT: Rule = Rule::app(
+    "content_length_short",
+    &["RGI-CL-4"],
+    "a body that ends has produced all the bytes of its declared content-length",
+);
+pub(crate) const CONTENT_IN_BODILESS_STATUS: Rule = Rule::app(
+    "content_in_bodiless_status",
+    &["RGI-BODY-19"],
+    "no body bytes are yielded or written for 204 and 304",
+);
+pub(crate) const WRITE_AFTER_WRITE_ERROR: Rule = Rule::app(
+    "write_after_write_error",
+    &["RGI-WRITE-6"],
+    "after write failed the application produces no more output",
+);
+pub(crate) const SIZE_HINT_OVERRUN: Rule = Rule::app(
+    "size_hint_overrun",
+    &["RGI-BODY-10"],
+    "a body produces no more bytes than its size_hint promised",
+);
+pub(crate) const SIZE_HINT_SHORTFALL: Rule = Rule::app(
+    "size_hint_shortfall",
+    &["RGI-BODY-10"],
+    "a body that ends has produced every byte its size_hint promised",
+);
+pub(crate) const HINTS_UNSTABLE: Rule = Rule::app(
+    "hints_unstable",
+    &["RGI-HINT-3"],
+    "hints() returns the same value every time",
+);
+pub(crate) const HINTS_INPUT_NONE_BUT_READ: Rule = Rule::app(
+    "hints_input_none_but_read",
+    &["RGI-HINT-3"],
+    "an application that declared InputUse::None never reads the input",
+);
+pub(crate) const TRUNCATED_BODY_ACCEPTED: Rule = Rule::app(
+    "truncated_body_accepted",
+    &["RGI-INPUT-6"],
+    "after a truncated request body the application does not answer with success",
+);
+pub(crate) const BODY_DROP_PANICKED: Rule = Rule::app(
+    "body_drop_panicked",
+    &["RGI-BODY-13"],
+    "dropping a body does not panic",
+);
+pub(crate) const APPLICATION_PANICKED: Rule = Rule::app(
+    "application_panicked",
+    &["RGI-FAIL-1"],
+    "the application reports failures as errors, not panics",
+);
+
+// ---- What an asynchronous server hands in and how it polls ----
+
+pub(crate) const CAPABILITIES_MISSING: Rule = Rule::server(
+    "capabilities_missing",
+    &["RGIA-CAP-1"],
+    "an asynchronous application finds one Capabilities value in its environ",
+);
+pub(crate) const CAPABILITIES_VERSION: Rule = Rule::server(
+    "capabilities_version",
+    &["RGIA-VER-1", "RGIA-VER-3"],
+    "Capabilities::spec_version is a 1.x version no newer than rgi_async::SPEC_VERSION",
+);
+pub(crate) const ASYNC_INPUT_BLOCKING_ONLY: Rule = Rule::server(
+    "async_input_blocking_only",
+    &["RGIA-INPUT-1"],
+    "an asynchronous application gets an input with the non-blocking face",
+);
+pub(crate) const INPUT_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
+    "input_pending_without_wakeup",
+    &["RGIA-INPUT-2"],
+    "the server's input source returns Pending only after registering the waker",
+);
+pub(crate) const POLL_AFTER_END: Rule = Rule::server(
+    "poll_after_end",
+    &["RGIA-POLL-6"],
+    "the server never polls a body after Ready(None), an error, a switch or a panic",
+);
+pub(crate) const BUSY_POLLING: Rule = Rule::server(
+    "busy_polling",
+    &["RGIA-POLL-4"],
+    "after Pending the server polls again only after a wake-up, not in a loop",
+);
+pub(crate) const ASYNC_CHUNK_NOT_SENT: Rule = Rule::server(
+    "async_chunk_not_sent",
+    &["RGIA-OUT-1"],
+    "each non-empty chunk step reaches send_chunk before the next poll",
+);
+pub(crate) const ASYNC_HANDLE_STATE_LOST: Rule = Rule::server(
+    "async_handle_state_lost",
+    &["RGIA-POLL-1"],
+    "every handle lent for a poll is built over the request's own ResponseState",
+);
+pub(crate) const ASYNC_BODY_KEPT: Rule = Rule::server(
+    "async_body_kept",
+    &["RGIA-POLL-7", "RGIA-TASK-4"],
+    "every asynchronous body is dropped; none is leaked or kept past the server's life",
+);
+pub(crate) const SWITCH_BEFORE_DROP: Rule = Rule::server(
+    "switch_before_drop",
+    &["RGIA-SWITCH-2"],
+    "the asynchronous body is dropped before the continuation runs",
+);
+pub(crate) const SWITCH_ON_LOOP_THREAD: Rule = Rule::server(
+    "switch_on_loop_thread",
+    &["RGIA-SWITCH-3"],
+    "a continuation runs on a worker thread, not on a thread polling a live body",
+);
+pub(crate) const SWITCH_STATE_LOST: Rule = Rule::server(
+    "switch_state_lost",
+    &["RGIA-SWITCH-4"],
+    "the continuation's handle carries the response state over from before the switch",
+);
+pub(crate) const OFFLOAD_ON_LOOP_THREAD: Rule = Rule::server(
+    "offload_on_loop_thread",
+    &["RGIA-OFFLOAD-1"],
+    "an offload job runs on a worker thread, never inline in execute or on a loop thread",
+);
+pub(crate) const AFTER_TASK_INLINE: Rule = Rule::server(
+    "after_task_inline",
+    &["RGIA-AFTER-4"],
+    "AfterResponse::spawn never runs the task on the calling thread",
+);
+pub(crate) const AFTER_TASK_EARLY: Rule = Rule::server(
+    "after_task_early",
+    &["RGIA-AFTER-1"],
+    "an after-response task starts only once the response is complete",
+);
+pub(crate) const AFTER_TASK_ON_LOOP_THREAD: Rule = Rule::server(
+    "after_task_on_loop_thread",
+    &["RGIA-AFTER-2"],
+    "an after-response task runs on a worker thread, not on a loop thread",
+);
+pub(crate) const UPGRADE_OFFERED_WRONGLY: Rule = Rule::server(
+    "upgrade_offered_wrongly",
+    &["RGIA-UPGRADE-1"],
+    "the upgrade capability appears only on HTTP/1.1 requests that ask for an upgrade",
+);
+pub(crate) const UPGRADE_AFTER_HEAD_SENT: Rule = Rule::server(
+    "upgrade_after_head_sent",
+    &["RGIA-UPGRADE-2"],
+    "accept fails once the head has been sent",
+);
+pub(crate) const READINESS_READY_FOR_FILE: Rule = Rule::server(
+    "readiness_ready_for_file",
+    &["RGIA-READY-10"],
+    "a wait on a regular file or directory fails with Unpollable, never resolves Ready",
+);
+pub(crate) const READINESS_REFUSED_POLLABLE: Rule = Rule::server(
+    "readiness_refused_pollable",
+    &["RGIA-READY-9"],
+    "a wait on a socket or pipe is never refused as Unpollable",
+);
+pub(crate) const READINESS_READY_SET_WRONG: Rule = Rule::server(
+    "readiness_ready_set_wrong",
+    &["RGIA-READY-1"],
+    "a Ready outcome reports a requested direction, hangup or error",
+);
+pub(crate) const READINESS_ZERO_TIMEOUT_PENDING: Rule = Rule::server(
+    "readiness_zero_timeout_pending",
+    &["RGIA-READY-7"],
+    "a wait with a zero timeout resolves at its first poll",
+);
+pub(crate) const READINESS_TIMED_OUT_EARLY: Rule = Rule::server(
+    "readiness_timed_out_early",
+    &["RGIA-READY-7", "RGIA-READY-16"],
+    "a wait times out only after its timeout has elapsed since the first poll, never without one",
+);
+pub(crate) const WAIT_ANY_OUTCOME_INVALID: Rule = Rule::server(
+    "wait_any_outcome_invalid",
+    &["RGIA-READY-16"],
+    "a wait_any Ready outcome lists at least one source, each by a valid index, once",
+);
+pub(crate) const READINESS_PANICKED: Rule = Rule::server(
+    "readiness_panicked",
+    &["RGIA-READY-18"],
+    "a readiness wait never panics",
+);
+pub(crate) const HOLLOW_CAPABILITY: Rule = Rule::server(
+    "hollow_capability",
+    &["RGIA-CAP-5"],
+    "an offered capability never fails as unsupported",
+);
+
+// ---- What an asynchronous application does ----
+
+pub(crate) const PENDING_WITHOUT_WAKEUP: Rule = Rule::app(
+    "pending_without_wakeup",
+    &["RGIA-APP-5"],
+    "a body returns Pending only after arranging a wake-up of the current waker",
+);
+pub(crate) const BLOCKING_READ_ON_LOOP_THREAD: Rule = Rule::app(
+    "blocking_read_on_loop_thread",
+    &["RGIA-INPUT-8", "RGIA-APP-2", "RGIA-APP-3"],
+    "call and poll_step never use the blocking face of the input",
+);
+pub(crate) const WRITE_IN_ASYNC_CONTEXT: Rule = Rule::app(
+    "write_in_async_context",
+    &["RGIA-APP-9"],
+    "an asynchronous application yields chunks instead of calling write",
+);
+pub(crate) const ASYNC_SIZE_HINT_OVERRUN: Rule = Rule::app(
+    "async_size_hint_overrun",
+    &["RGIA-APP-7"],
+    "an asynchronous body produces no more bytes than its size_hint promised",
+);
+pub(crate) const ASYNC_SIZE_HINT_SHORTFALL: Rule = Rule::app(
+    "async_size_hint_shortfall",
+    &["RGIA-APP-7"],
+    "an asynchronous body that ends has produced every byte its size_hint promised",
+);
+pub(crate) const SIZE_HINT_BEFORE_SWITCH: Rule = Rule::app(
+    "size_hint_before_switch",
+    &["RGIA-APP-7"],
+    "a body that may still switch returns no size_hint",
+);
+pub(crate) const HTTP_AFTER_UPGRADE: Rule = Rule::app(
+    "http_after_upgrade",
+    &["RGIA-UPGRADE-5"],
+    "after accepting an upgrade the application starts, writes, yields and switches nothing",
+);
+pub(crate) const UPGRADE_FROM_SYNC_CODE: Rule = Rule::app(
+    "upgrade_from_sync_code",
+    &["RGIA-COMP-3"],
+    "a switch continuation does not accept an upgrade",
+);
+
+/// Every rule, in the order of [`super::CHECKS`].
+pub(crate) const RULES: &[Rule] = &[
+    HOST_MISSING,
+    HOST_REPEATED,
+    HOST_INVALID,
+    ABSOLUTE_FORM_HOST,
+    TRANSFER_ENCODING_LEFT,
+    CONTENT_LENGTH_FIELD_INVALID,
+    CONTENT_LENGTH_DISAGREES,
+    SERVER_NAME_INVALID,
+    SERVER_PORT_ZERO,
+    HTTP_SCHEME_ON_TLS_PORT,
+    REMOTE_ADDR_UNSPECIFIED,
+    CONCURRENCY_CONTRADICTORY,
+    INPUT_ALREADY_READ,
+    INPUT_TRUNCATION_UNTYPED,
+    INPUT_ERROR_NOT_STICKY,
+    PULL_AFTER_END,
+    CHUNK_NOT_SENT,
+    HANDLE_STATE_LOST,
+    BODY_KEPT,
+    HEAD_INFORMATIONAL_STATUS,
+    HEAD_HOP_BY_HOP,
+    HEAD_CONTENT_LENGTH_INVALID,
+    HEAD_CONTENT_LENGTH_ON_204,
+    START_TWICE,
+    START_ERROR_IGNORED,
+    HEAD_ALREADY_SENT_SWALLOWED,
+    OUTPUT_BEFORE_START,
+    ENDED_WITHOUT_START,
+    CONTENT_TYPE_MISSING,
+    CONTENT_LENGTH_EXCEEDED,
+    CONTENT_LENGTH_SHORT,
+    CONTENT_IN_BODILESS_STATUS,
+    WRITE_AFTER_WRITE_ERROR,
+    SIZE_HINT_OVERRUN,
+    SIZE_HINT_SHORTFALL,
+    HINTS_UNSTABLE,
+    HINTS_INPUT_NONE_BUT_READ,
+    TRUNCATED_BODY_ACCEPTED,
+    BODY_DROP_PANICKED,
+    APPLICATION_PANICKED,
+    CAPABILITIES_MISSING,
+    CAPABILITIES_VERSION,
+    ASYNC_INPUT_BLOCKING_ONLY,
+    INPUT_PENDING_WITHOUT_WAKEUP,
+    POLL_AFTER_END,
+    BUSY_POLLING,
+    ASYNC_CHUNK_NOT_SENT,
+    ASYNC_HANDLE_STATE_LOST,
+    ASYNC_BODY_KEPT,
+    SWITCH_BEFORE_DROP,
+    SWITCH_ON_LOOP_THREAD,
+    SWITCH_STATE_LOST,
+    OFFLOAD_ON_LOOP_THREAD,
+    AFTER_TASK_INLINE,
+    AFTER_TASK_EARLY,
+    AFTER_TASK_ON_LOOP_THREAD,
+    UPGRADE_OFFERED_WRONGLY,
+    UPGRADE_AFTER_HEAD_SENT,
+    READINESS_READY_FOR_FILE,
+    READINESS_REFUSED_POLLABLE,
+    READINESS_READY_SET_WRONG,
+    READINESS_ZERO_TIMEOUT_PENDING,
+    READINESS_TIMED_OUT_EARLY,
+    WAIT_ANY_OUTCOME_INVALID,
+    READINESS_PANICKED,
+    HOLLOW_CAPABILITY,
+    PENDING_WITHOUT_WAKEUP,
+    BLOCKING_READ_ON_LOOP_THREAD,
+    WRITE_IN_ASYNC_CONTEXT,
+    ASYNC_SIZE_HINT_OVERRUN,
+    ASYNC_SIZE_HINT_SHORTFALL,
+    SIZE_HINT_BEFORE_SWITCH,
+    HTTP_AFTER_UPGRADE,
+    UPGRADE_FROM_SYNC_CODE,
+];
