@@ -1,1 +1,213 @@
-//! (being written)
+//! The kit's toy HTTP/1.1 server: small and conforming, for the CLI until
+//! real servers exist, and, with a deliberate [`Fault`] switched on, the
+//! proof that the server suite catches a broken server and names the
+//! clause it broke.
+//!
+//! **It is not a production server.** It uses `std::net` with blocking
+//! sockets and a thread per connection, has no TLS, no HTTP/2, no limit on
+//! connections and no configuration; it is meant for tests on 127.0.0.1.
+//! It is, however, meant to be correct: it follows every server clause of
+//! `spec/rgi.md` and `spec/rgi-async.md` that applies to it.
+//!
+//! # What it does
+//!
+//! - Request heads are parsed with `httparse` (at most 16 KiB and 128
+//!   field lines, else `431`); a malformed head, a bad Host field
+//!   (`RGI-HDR-5`), conflicting framing fields (`RGI-HDR-4`) or an environ
+//!   the client's target cannot make (`RGI-ENV-1`) is answered `400` and
+//!   the connection closed, with a log line; `CONNECT` and transfer codings
+//!   other than chunked get `501`.
+//! - Request bodies: Content-Length or chunked (decoded by the toy,
+//!   trailers discarded). A chunked body that ends early fails with
+//!   [`rgi::InputError::Truncated`] (its `declared` is what the chunk
+//!   sizes announced so far); a length-delimited one is reported as
+//!   truncated by [`rgi::Input`] itself. `100 Continue` goes out at the
+//!   first read that reaches the connection, never after the final head.
+//! - After each response the toy drains at most 1 MiB of unread body
+//!   within 2 s, or closes the connection; read-ahead bytes belong to the
+//!   next request (pipelining). HTTP/1.1 connections are kept unless the
+//!   client says `close`; HTTP/1.0 ones only with `keep-alive`.
+//! - Responses carry the application's Content-Length when it declared
+//!   one, are chunked on HTTP/1.1 otherwise, and close-delimited on
+//!   HTTP/1.0; HEAD, 204 and 304 responses have no body. The toy adds
+//!   `date` and the framing fields. Each chunk is written to the socket
+//!   (with `TCP_NODELAY`) before the next is pulled: unsent output is
+//!   bounded by the kernel's socket buffer plus one chunk
+//!   (`RGIA-OUT-2`). It does not compute a Content-Length from a body's
+//!   size hint (`RGI-CL-6` is optional).
+//! - Failures are handled by [`crate::rt::serve_sync`] and
+//!   [`crate::rt::serve_async`]: a bare 500 before the head, a close
+//!   without the last-chunk after it, a dropped body on disconnect.
+//! - The environ: `server_name` is the host of the request's Host field
+//!   (or of an absolute-form target), else the local address;
+//!   `server_port` is the port the connection was accepted on;
+//!   `remote_addr` is the peer; `url_scheme` is `http`; the toy is
+//!   multithreaded, single-process, not run-once. [`rgi::Errors`] output
+//!   becomes `tracing` events (target `rgi_conformance::toy::errors`), one
+//!   per line. The toy inserts no extension of its own.
+//! - Asynchronous applications get [`rgi_async::Capabilities`]: offload
+//!   (a thread per job, [`crate::rt::ThreadOffload`]), readiness (one
+//!   [`crate::rt::PollerReadiness`] per server, on Unix), after-response
+//!   tasks (run on a worker thread once the response is complete) and, on
+//!   HTTP/1.1 requests that ask for it, the upgrade (see below). Their
+//!   input is non-blocking (`Input::from_async`): a pump thread reads the
+//!   connection when the application asks, and wakes it.
+//! - The upgrade: `accept` records the 101; a later poll of `Upgraded`
+//!   drains the rest of the request body, writes the 101 and hands over a
+//!   [`rgi_async::ByteStream`] served by a reader and a writer thread with
+//!   a 64 KiB outbox, because the toy's sockets are blocking. The
+//!   connection closes once the body has ended and the stream is dropped.
+//! - Time limits: 5 s without bytes while reading a head or a body, 10 s
+//!   for a write the client does not take; none after a 101.
+//! - [`ToyHandle::stop`] closes the listener, ends parked asynchronous
+//!   bodies (dropping them), shuts every connection down, refuses new
+//!   after-response tasks, and waits at most 5 s for the toy's threads.
+//! - Panics: applications' panics are caught by the drivers; the toy's
+//!   own connection threads are guarded too.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//!
+//! let app = rgi::from_fn(|_environ, start| {
+//!     start.start(http::StatusCode::OK)?;
+//!     Ok(bytes::Bytes::from_static(b"hello"))
+//! });
+//! let server = rgi_conformance::toy::serve_sync(app)?;
+//! let mut client = TcpStream::connect(server.addr())?;
+//! client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//! let mut response = String::new();
+//! client.read_to_string(&mut response)?;
+//! assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+//! assert!(response.ends_with("\r\n5\r\nhello\r\n0\r\n\r\n"));
+//! server.stop()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod caps;
+mod conn;
+mod fault;
+mod input;
+mod request;
+mod serve;
+mod server;
+mod sink;
+mod upgrade;
+mod wrap;
+
+use std::io;
+use std::sync::Arc;
+
+use rgi::{Application, BoxError};
+use rgi_async::AsyncApplication;
+
+pub use fault::Fault;
+pub use server::{StopError, ToyHandle};
+
+use crate::suite::{Claims, Probe, RunningServer, ServerUnderTest};
+use serve::{AsyncService, ProbeService, SyncService};
+
+/// The toy server as the suite sees it: conforming, or with one
+/// deliberate [`Fault`].
+///
+/// # Examples
+///
+/// ```
+/// use rgi_conformance::suite::ServerUnderTest;
+/// use rgi_conformance::toy::{Fault, ToyServer};
+///
+/// assert_eq!(ToyServer::new().name(), "toy");
+/// let broken = ToyServer::with_fault(Fault::LeaksUnreadBody);
+/// assert_eq!(broken.name(), "toy (fault: LeaksUnreadBody)");
+/// assert!(broken.claims().upgrade);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToyServer {
+    fault: Option<Fault>,
+}
+
+impl ToyServer {
+    /// The conforming toy server.
+    #[must_use]
+    pub const fn new() -> Self {
+        ToyServer { fault: None }
+    }
+
+    /// The toy server with `fault` switched on.
+    #[must_use]
+    pub const fn with_fault(fault: Fault) -> Self {
+        ToyServer { fault: Some(fault) }
+    }
+
+    /// The fault switched on, if any.
+    #[must_use]
+    pub const fn fault(&self) -> Option<Fault> {
+        self.fault
+    }
+
+    /// Serves a synchronous application on 127.0.0.1, on an unused port.
+    ///
+    /// # Errors
+    ///
+    /// If the listener cannot be bound or a thread cannot be started.
+    pub fn spawn_sync<A: Application>(&self, app: A) -> io::Result<ToyHandle> {
+        server::start(Arc::new(SyncService(Arc::new(app))), self.fault)
+    }
+
+    /// Serves an asynchronous application on 127.0.0.1, on an unused
+    /// port.
+    ///
+    /// # Errors
+    ///
+    /// If the listener cannot be bound, the readiness poller cannot be
+    /// created, or a thread cannot be started.
+    pub fn spawn_async<A: AsyncApplication>(&self, app: A) -> io::Result<ToyHandle> {
+        server::start(Arc::new(AsyncService(Arc::new(app))), self.fault)
+    }
+}
+
+impl ServerUnderTest for ToyServer {
+    fn name(&self) -> String {
+        match self.fault {
+            None => "toy".to_owned(),
+            Some(fault) => format!("toy (fault: {fault:?})"),
+        }
+    }
+
+    fn claims(&self) -> Claims {
+        let claims = Claims::asynchronous().with_after_response().with_upgrade();
+        if cfg!(unix) {
+            claims.with_readiness()
+        } else {
+            claims
+        }
+    }
+
+    fn start(&self, app: Probe) -> Result<Box<dyn RunningServer>, BoxError> {
+        let handle = server::start(Arc::new(ProbeService(Arc::new(app))), self.fault)?;
+        Ok(Box::new(handle))
+    }
+}
+
+/// Serves a synchronous application with the conforming toy server, on
+/// an unused port of 127.0.0.1.
+///
+/// # Errors
+///
+/// If the listener cannot be bound or a thread cannot be started.
+pub fn serve_sync<A: Application>(app: A) -> io::Result<ToyHandle> {
+    ToyServer::new().spawn_sync(app)
+}
+
+/// Serves an asynchronous application with the conforming toy server, on
+/// an unused port of 127.0.0.1.
+///
+/// # Errors
+///
+/// If the listener cannot be bound, the readiness poller cannot be
+/// created, or a thread cannot be started.
+pub fn serve_async<A: AsyncApplication>(app: A) -> io::Result<ToyHandle> {
+    ToyServer::new().spawn_async(app)
+}

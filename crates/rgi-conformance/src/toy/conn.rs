@@ -1,0 +1,625 @@
+//! One connection's two halves: the read side (read-ahead buffer, request
+//! heads, the request body's framing) and the write side (the socket the
+//! response, `100 Continue` and `101` go out on).
+//!
+//! Several threads touch a connection: its own thread, an application
+//! thread reading the body, the async input's pump, the upgrade hand-over.
+//! Each half sits behind its own mutex; code that needs both always takes
+//! the read side first.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rgi::InputError;
+
+use super::request::{self, Framing, Rejection, RequestHead};
+use super::server::Shared;
+
+/// Size of a connection's read-ahead buffer: one whole head fits, and
+/// pipelined requests and body bytes that arrive with a head wait here.
+const READ_BUF: usize = 2 * request::MAX_HEAD;
+
+/// The longest chunk-size or trailer line accepted in a chunked body.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it:
+/// every guarded state here stays consistent between statements.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Where a request's `Expect: 100-continue` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// Nothing expected.
+    None,
+    /// The client waits for `100 Continue`; nobody has read the body yet.
+    Awaiting,
+    /// `100 Continue` went out.
+    Sent,
+    /// The body was read after the final head went out, so no `100` was
+    /// sent (`RGI-INPUT-13`).
+    Declined,
+}
+
+/// How far the body decoder has got.
+#[derive(Debug, Clone)]
+enum Progress {
+    Length { remaining: u64 },
+    Chunked(Chunk),
+    Done,
+    Failed(Failure),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chunk {
+    Size,
+    Data { remaining: u64 },
+    DataEnd,
+    Trailers { seen: usize },
+}
+
+/// A sticky body error, recreated for every later read.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The body ended early: bytes announced so far, bytes received.
+    Truncated { declared: u64, received: u64 },
+    Other {
+        kind: io::ErrorKind,
+        message: String,
+    },
+}
+
+impl Failure {
+    fn error(&self) -> io::Error {
+        match self {
+            Failure::Truncated { declared, received } => InputError::Truncated {
+                declared: *declared,
+                received: *received,
+            }
+            .into(),
+            Failure::Other { kind, message } => io::Error::new(*kind, message.clone()),
+        }
+    }
+}
+
+/// The request whose body is current on a connection.
+#[derive(Debug)]
+pub(crate) struct BodyState {
+    /// Which request of the connection (counts from 1).
+    pub(crate) request: u64,
+    /// The response is over and the connection moved on: reads of this
+    /// request's input answer `ResponseFinished` (`RGI-INPUT-15`).
+    pub(crate) finished: bool,
+    pub(crate) expect: Expect,
+    progress: Progress,
+    /// Body bytes announced by chunk sizes so far (chunked only).
+    announced: u64,
+    /// Body bytes decoded so far.
+    received: u64,
+}
+
+/// What reading a head produced.
+#[derive(Debug)]
+pub(crate) enum HeadRead {
+    /// A request.
+    Head(Box<RequestHead>),
+    /// The client closed (or went idle) between requests.
+    Closed,
+    /// A head the toy refuses.
+    Rejected(Rejection),
+    /// The connection failed, or ended inside a head.
+    Broken(io::Error),
+}
+
+/// The read half of a connection.
+#[derive(Debug)]
+pub(crate) struct ReadSide {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    pub(crate) body: BodyState,
+}
+
+impl ReadSide {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, count: usize) {
+        self.start += count;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes from the socket into the buffer; 0 is the end of
+    /// the stream (or a full buffer, which callers prevent).
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let end = self.end;
+        let count = self.stream.read(&mut self.buf[end..])?;
+        self.end += count;
+        Ok(count)
+    }
+
+    /// Takes whatever is buffered (for the upgrade hand-over).
+    pub(crate) fn take_buffered(&mut self) -> Vec<u8> {
+        let bytes = self.buffered().to_vec();
+        self.consume(bytes.len());
+        bytes
+    }
+
+    /// Reads the next request head; read-ahead bytes after it stay in the
+    /// buffer for its body and the requests after it.
+    pub(crate) fn read_head(&mut self, lenient_host: bool) -> HeadRead {
+        loop {
+            if self.start < self.end {
+                match request::parse(self.buffered(), lenient_host) {
+                    Ok(Some((head, length))) => {
+                        self.consume(length);
+                        return HeadRead::Head(Box::new(head));
+                    }
+                    Ok(None) => {}
+                    Err(rejection) => return HeadRead::Rejected(rejection),
+                }
+            }
+            match self.fill() {
+                Ok(0) => {
+                    // Empty lines before a request line are allowed
+                    // (RFC 9112 §2.2): they are not an unfinished head.
+                    let idle = self
+                        .buffered()
+                        .iter()
+                        .all(|&byte| byte == b'\r' || byte == b'\n');
+                    return if idle {
+                        HeadRead::Closed
+                    } else {
+                        HeadRead::Broken(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the connection ended inside a request head",
+                        ))
+                    };
+                }
+                Ok(_) => {}
+                Err(err)
+                    if self.start == self.end
+                        && matches!(
+                            err.kind(),
+                            io::ErrorKind::WouldBlock
+                                | io::ErrorKind::TimedOut
+                                | io::ErrorKind::ConnectionReset
+                                | io::ErrorKind::ConnectionAborted
+                        ) =>
+                {
+                    return HeadRead::Closed;
+                }
+                Err(err) => return HeadRead::Broken(err),
+            }
+        }
+    }
+
+    /// Makes `head`'s body the current one.
+    pub(crate) fn begin(&mut self, framing: Framing, expect_continue: bool) {
+        let progress = match framing {
+            Framing::Empty | Framing::Length(0) => Progress::Done,
+            Framing::Length(remaining) => Progress::Length { remaining },
+            Framing::Chunked => Progress::Chunked(Chunk::Size),
+        };
+        self.body = BodyState {
+            request: self.body.request + 1,
+            finished: false,
+            expect: if expect_continue {
+                Expect::Awaiting
+            } else {
+                Expect::None
+            },
+            progress,
+            announced: 0,
+            received: 0,
+        };
+    }
+
+    /// Whether the current body was consumed to its end.
+    pub(crate) fn body_done(&self) -> bool {
+        matches!(self.body.progress, Progress::Done)
+    }
+
+    /// Whether the current body failed (truncated, malformed, I/O error).
+    pub(crate) fn body_failed(&self) -> bool {
+        matches!(self.body.progress, Progress::Failed(_))
+    }
+
+    fn fail(&mut self, failure: Failure) -> io::Error {
+        let error = failure.error();
+        self.body.progress = Progress::Failed(failure);
+        error
+    }
+
+    fn io_failure(&mut self, err: &io::Error) -> io::Error {
+        self.fail(Failure::Other {
+            kind: err.kind(),
+            message: err.to_string(),
+        })
+    }
+
+    /// Copies buffered bytes, or reads straight from the socket when the
+    /// buffer is empty, never more than `out.len()`.
+    fn read_raw(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.start < self.end {
+            let count = out.len().min(self.end - self.start);
+            out[..count].copy_from_slice(&self.buf[self.start..self.start + count]);
+            self.consume(count);
+            return Ok(count);
+        }
+        self.stream.read(out)
+    }
+
+    /// Makes sure a whole line is buffered; returns its length including
+    /// the `\n`, or `None` at the end of the stream.
+    fn buffered_line(&mut self) -> io::Result<Option<usize>> {
+        loop {
+            if let Some(at) = self.buffered().iter().position(|&byte| byte == b'\n') {
+                return Ok(Some(at + 1));
+            }
+            if self.end - self.start > MAX_CHUNK_LINE {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("chunked body: a line longer than {MAX_CHUNK_LINE} bytes"),
+                ));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn truncated(&mut self) -> io::Error {
+        let failure = Failure::Truncated {
+            declared: self.body.announced.max(self.body.received),
+            received: self.body.received,
+        };
+        self.fail(failure)
+    }
+
+    /// Decodes body bytes into `out`: at most `out.len()`, never past the
+    /// body's end; `Ok(0)` only at the end (`RGI-INPUT-2`, `RGI-INPUT-3`).
+    /// A chunked body that ends early fails with `InputError::Truncated`;
+    /// a length-delimited one returns `Ok(0)`, which `rgi::Input` reports
+    /// as `Truncated` itself. Errors are sticky.
+    pub(crate) fn read_body(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.body.progress.clone() {
+                Progress::Done => return Ok(0),
+                Progress::Failed(failure) => return Err(failure.error()),
+                Progress::Length { remaining } => {
+                    let want = out
+                        .len()
+                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    let count = match self.read_raw(&mut out[..want]) {
+                        Ok(count) => count,
+                        Err(err) => return Err(self.io_failure(&err)),
+                    };
+                    if count == 0 {
+                        let _sticky = self.truncated();
+                        return Ok(0);
+                    }
+                    self.body.received += count as u64;
+                    let remaining = remaining - count as u64;
+                    self.body.progress = if remaining == 0 {
+                        Progress::Done
+                    } else {
+                        Progress::Length { remaining }
+                    };
+                    return Ok(count);
+                }
+                Progress::Chunked(chunk) => match self.step_chunked(chunk, out) {
+                    Ok(Some(count)) => return Ok(count),
+                    Ok(None) => {}
+                    Err(err) => return Err(err),
+                },
+            }
+        }
+    }
+
+    /// One step of the chunked decoder: `Some(count)` when it produced
+    /// body bytes (or reached the end, 0), `None` to go on.
+    fn step_chunked(&mut self, chunk: Chunk, out: &mut [u8]) -> io::Result<Option<usize>> {
+        match chunk {
+            Chunk::Size => {
+                let line = match self.buffered_line() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => return Err(self.truncated()),
+                    Err(err) => return Err(self.io_failure(&err)),
+                };
+                let size = parse_chunk_size(&self.buffered()[..line]);
+                self.consume(line);
+                match size {
+                    Some(0) => {
+                        self.body.progress = Progress::Chunked(Chunk::Trailers { seen: 0 });
+                    }
+                    Some(size) => {
+                        self.body.announced = self.body.announced.saturating_add(size);
+                        self.body.progress = Progress::Chunked(Chunk::Data { remaining: size });
+                    }
+                    None => {
+                        return Err(self.fail(Failure::Other {
+                            kind: io::ErrorKind::InvalidData,
+                            message: "chunked body: malformed chunk-size line".into(),
+                        }));
+                    }
+                }
+                Ok(None)
+            }
+            Chunk::Data { remaining } => {
+                let want = out
+                    .len()
+                    .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                let count = match self.read_raw(&mut out[..want]) {
+                    Ok(0) => return Err(self.truncated()),
+                    Ok(count) => count,
+                    Err(err) => return Err(self.io_failure(&err)),
+                };
+                self.body.received += count as u64;
+                let remaining = remaining - count as u64;
+                self.body.progress = Progress::Chunked(if remaining == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data { remaining }
+                });
+                Ok(Some(count))
+            }
+            Chunk::DataEnd => {
+                while self.end - self.start < 2 {
+                    match self.fill() {
+                        Ok(0) => return Err(self.truncated()),
+                        Ok(_) => {}
+                        Err(err) => return Err(self.io_failure(&err)),
+                    }
+                }
+                if &self.buffered()[..2] != b"\r\n" {
+                    return Err(self.fail(Failure::Other {
+                        kind: io::ErrorKind::InvalidData,
+                        message: "chunked body: chunk data not followed by CRLF".into(),
+                    }));
+                }
+                self.consume(2);
+                self.body.progress = Progress::Chunked(Chunk::Size);
+                Ok(None)
+            }
+            Chunk::Trailers { seen } => {
+                let line = match self.buffered_line() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => return Err(self.truncated()),
+                    Err(err) => return Err(self.io_failure(&err)),
+                };
+                let empty = &self.buffered()[..line] == b"\r\n";
+                self.consume(line);
+                if empty {
+                    // RGI 1.0 has no request trailers: they are discarded.
+                    self.body.progress = Progress::Done;
+                    return Ok(Some(0));
+                }
+                let seen = seen + line;
+                if seen > request::MAX_HEAD {
+                    return Err(self.fail(Failure::Other {
+                        kind: io::ErrorKind::InvalidData,
+                        message: format!(
+                            "chunked body: trailer section longer than {} bytes",
+                            request::MAX_HEAD
+                        ),
+                    }));
+                }
+                self.body.progress = Progress::Chunked(Chunk::Trailers { seen });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads and discards the rest of the current body, at most `limit`
+    /// bytes and until `deadline`; true if the body reached its end
+    /// (`RGI-CONN-1`).
+    pub(crate) fn drain(&mut self, limit: u64, deadline: Instant) -> bool {
+        let mut scratch = [0u8; 8 * 1024];
+        let mut drained = 0u64;
+        let previous = self.stream.read_timeout().ok().flatten();
+        let done = loop {
+            if self.body_done() {
+                break true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || drained > limit {
+                break false;
+            }
+            if self.stream.set_read_timeout(Some(left)).is_err() {
+                break false;
+            }
+            match self.read_body(&mut scratch) {
+                Ok(0) => break self.body_done(),
+                Ok(count) => drained += count as u64,
+                Err(_) => break false,
+            }
+        };
+        let _restored = self.stream.set_read_timeout(previous);
+        done
+    }
+
+    /// Reads and discards what the client still sends after the toy shut
+    /// its sending side, so that closing does not reset the connection
+    /// before the client has read the response (RFC 9112 §9.6).
+    pub(crate) fn linger(&mut self, limit: usize, time: Duration) {
+        let _bounded = self.stream.set_read_timeout(Some(time));
+        let deadline = Instant::now() + time;
+        let mut scratch = [0u8; 8 * 1024];
+        let mut seen = 0;
+        while seen < limit && Instant::now() < deadline {
+            match self.stream.read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(count) => seen += count,
+            }
+        }
+    }
+}
+
+/// Parses `1*HEXDIG [ BWS ";" chunk-ext ] CRLF`.
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let digits = line
+        .iter()
+        .take_while(|byte| byte.is_ascii_hexdigit())
+        .count();
+    if digits == 0 || digits > 16 {
+        return None;
+    }
+    let rest = &line[digits..];
+    let rest = rest.trim_ascii_start();
+    if !(rest.is_empty() || rest.starts_with(b";")) {
+        return None;
+    }
+    let text = std::str::from_utf8(&line[..digits]).ok()?;
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// Where the upgrade of the current request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpgradeStage {
+    /// No upgrade accepted.
+    None,
+    /// Accepted: the 101 replaces any response the application makes.
+    Accepted,
+    /// The 101 went out; the connection is no longer HTTP.
+    HandedOver,
+}
+
+/// The write half of a connection.
+#[derive(Debug)]
+pub(crate) struct WriteSide {
+    pub(crate) stream: TcpStream,
+    /// The final head (or the 101) of the current request went out.
+    pub(crate) head_sent: bool,
+    pub(crate) upgrade: UpgradeStage,
+}
+
+impl WriteSide {
+    /// Writes `bytes` whole to the socket; `TCP_NODELAY` is on, so they leave
+    /// at once (`RGIA-OUT-4`, `RGIA-OUT-5`).
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+}
+
+/// One accepted connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The connection's number, for logs.
+    pub(crate) id: u64,
+    pub(crate) read: Mutex<ReadSide>,
+    pub(crate) write: Mutex<WriteSide>,
+    /// For shutting the socket down from any thread, without locks.
+    control: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) server: Arc<Shared>,
+    /// Bodies that [`Fault::DropsBodyLate`](super::Fault::DropsBodyLate)
+    /// keeps until the connection closes.
+    pub(crate) graveyard: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+}
+
+impl Conn {
+    /// Wraps an accepted stream.
+    ///
+    /// # Errors
+    ///
+    /// If the socket cannot be configured or cloned.
+    pub(crate) fn new(stream: TcpStream, id: u64, server: Arc<Shared>) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(server.timeouts.read))?;
+        stream.set_write_timeout(Some(server.timeouts.write))?;
+        let peer = stream.peer_addr()?;
+        let local = stream.local_addr()?;
+        Ok(Conn {
+            id,
+            read: Mutex::new(ReadSide {
+                stream: stream.try_clone()?,
+                buf: vec![0; READ_BUF],
+                start: 0,
+                end: 0,
+                body: BodyState {
+                    request: 0,
+                    finished: true,
+                    expect: Expect::None,
+                    progress: Progress::Done,
+                    announced: 0,
+                    received: 0,
+                },
+            }),
+            write: Mutex::new(WriteSide {
+                stream: stream.try_clone()?,
+                head_sent: false,
+                upgrade: UpgradeStage::None,
+            }),
+            control: stream,
+            peer,
+            local,
+            server,
+            graveyard: Mutex::default(),
+        })
+    }
+
+    /// Shuts both directions down: every blocked read or write on the
+    /// connection returns.
+    pub(crate) fn shutdown(&self) {
+        let _gone = self.control.shutdown(Shutdown::Both);
+    }
+
+    /// Shuts the sending side down after the last response.
+    pub(crate) fn shutdown_write(&self) {
+        let _gone = self.control.shutdown(Shutdown::Write);
+    }
+
+    /// Locks the read side after a response. Something still reading the
+    /// old body (an application thread, the async input's pump) holds it
+    /// in a blocking read; that read can only be ended by shutting the
+    /// connection down, so `None` says the connection must close.
+    pub(crate) fn read_after_response(&self) -> (MutexGuard<'_, ReadSide>, bool) {
+        match self.read.try_lock() {
+            Ok(guard) => (guard, true),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => (poisoned.into_inner(), true),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                self.shutdown();
+                (lock(&self.read), false)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size(b"1a\r\n"), Some(26));
+        assert_eq!(parse_chunk_size(b"0\r\n"), Some(0));
+        assert_eq!(parse_chunk_size(b"5 ;name=value\r\n"), Some(5));
+        assert_eq!(parse_chunk_size(b"5;x\r\n"), Some(5));
+        assert_eq!(parse_chunk_size(b"\r\n"), None);
+        assert_eq!(parse_chunk_size(b"5\n"), None);
+        assert_eq!(parse_chunk_size(b"5x\r\n"), None);
+        assert_eq!(parse_chunk_size(b"11111111111111111\r\n"), None);
+    }
+}

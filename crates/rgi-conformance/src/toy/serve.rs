@@ -1,0 +1,575 @@
+//! The connection loop: one request at a time, in order (`RGI-CONN-3`).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use rgi::{Application, Concurrency, Environ, EnvironError, Errors, FinishError, Input, UrlScheme};
+use rgi_async::{AfterResponse, AsyncApplication, Capabilities, Upgrade};
+
+use super::Fault;
+use super::caps::After;
+use super::conn::{Conn, Expect, HeadRead, UpgradeStage, lock};
+use super::input::{BodyReader, CONTINUE, PumpSource};
+use super::request::{Framing, RequestHead};
+use super::server::DRAIN_LIMIT;
+use super::sink::{OutFraming, WireSink, http_date};
+use super::upgrade::{Slot, StreamShared, ToyUpgrade};
+use super::wrap::{Hooks, RequestCtx, Wrapped};
+use crate::rt::{self, Outcome, Served};
+use crate::suite::Probe;
+
+/// What the toy serves: one application, synchronous or asynchronous.
+pub(crate) trait Service: Send + Sync + 'static {
+    /// Whether requests go through [`AsyncApplication`] (with
+    /// capabilities and a non-blocking input).
+    fn is_async(&self) -> bool;
+
+    /// Serves one request over `sink`.
+    fn serve(&self, environ: Environ, sink: &mut WireSink, ctx: &Arc<RequestCtx>) -> Served;
+}
+
+fn serve_sync<A: Application + ?Sized>(
+    app: &Arc<A>,
+    environ: Environ,
+    sink: &mut WireSink,
+    ctx: &Arc<RequestCtx>,
+) -> Served {
+    if ctx.wraps_sync() {
+        let wrapped = Wrapped {
+            app: Arc::clone(app),
+            ctx: Arc::clone(ctx),
+        };
+        return rt::serve_sync(&wrapped, environ, sink);
+    }
+    rt::serve_sync(&**app, environ, sink)
+}
+
+fn serve_async<A: AsyncApplication + ?Sized>(
+    app: &Arc<A>,
+    environ: Environ,
+    sink: &mut WireSink,
+    ctx: &Arc<RequestCtx>,
+) -> Served {
+    let wrapped = Wrapped {
+        app: Arc::clone(app),
+        ctx: Arc::clone(ctx),
+    };
+    rt::serve_async(&wrapped, environ, sink)
+}
+
+/// A synchronous application.
+pub(crate) struct SyncService<A>(pub(crate) Arc<A>);
+
+impl<A: Application> Service for SyncService<A> {
+    fn is_async(&self) -> bool {
+        false
+    }
+
+    fn serve(&self, environ: Environ, sink: &mut WireSink, ctx: &Arc<RequestCtx>) -> Served {
+        serve_sync(&self.0, environ, sink, ctx)
+    }
+}
+
+/// An asynchronous application.
+pub(crate) struct AsyncService<A>(pub(crate) Arc<A>);
+
+impl<A: AsyncApplication> Service for AsyncService<A> {
+    fn is_async(&self) -> bool {
+        true
+    }
+
+    fn serve(&self, environ: Environ, sink: &mut WireSink, ctx: &Arc<RequestCtx>) -> Served {
+        serve_async(&self.0, environ, sink, ctx)
+    }
+}
+
+/// The suite's probe: served as what it wraps.
+pub(crate) struct ProbeService(pub(crate) Arc<Probe>);
+
+impl Service for ProbeService {
+    fn is_async(&self) -> bool {
+        self.0.is_async()
+    }
+
+    fn serve(&self, environ: Environ, sink: &mut WireSink, ctx: &Arc<RequestCtx>) -> Served {
+        if self.0.is_async() {
+            serve_async(&self.0, environ, sink, ctx)
+        } else {
+            serve_sync(&self.0, environ, sink, ctx)
+        }
+    }
+}
+
+/// What follows a request on its connection.
+enum Next {
+    Keep,
+    Close,
+    /// The connection was upgraded: it closes once the stream is gone.
+    Upgraded(Option<Arc<StreamShared>>),
+}
+
+/// Serves a connection until it closes.
+pub(crate) fn connection(conn: &Arc<Conn>, service: &dyn Service) {
+    let lenient_host = conn.server.fault == Some(Fault::AcceptsMissingHost);
+    loop {
+        if conn.server.is_stopping() {
+            break;
+        }
+        let read = lock(&conn.read).read_head(lenient_host);
+        match read {
+            HeadRead::Head(head) => match request(conn, service, &head) {
+                Next::Keep => {}
+                Next::Close => break,
+                Next::Upgraded(stream) => {
+                    if let Some(stream) = stream {
+                        stream.body_ended();
+                    } else {
+                        conn.shutdown();
+                    }
+                    lock(&conn.graveyard).clear();
+                    return;
+                }
+            },
+            HeadRead::Closed => break,
+            HeadRead::Rejected(rejection) => {
+                tracing::warn!(
+                    conn = conn.id,
+                    peer = %conn.peer,
+                    status = rejection.status.as_u16(),
+                    reason = %rejection.reason,
+                    "toy server: refused a request head"
+                );
+                let _sent = respond(conn, rejection.status);
+                break;
+            }
+            HeadRead::Broken(err) => {
+                tracing::debug!(conn = conn.id, error = %err, "toy server: connection broken");
+                break;
+            }
+        }
+    }
+    close(conn);
+    lock(&conn.graveyard).clear();
+}
+
+/// Answers with a bare status of the toy's own and `connection: close`.
+fn respond(conn: &Conn, status: StatusCode) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-length: 0\r\nconnection: close\r\ndate: {}\r\n\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        http_date(SystemTime::now())
+    );
+    lock(&conn.write).send(head.as_bytes())
+}
+
+/// Closes gracefully: the toy's side first, then it reads what the client
+/// still sends for a moment, so the response is not lost to a reset.
+fn close(conn: &Conn) {
+    conn.shutdown_write();
+    let (mut read, clean) = conn.read_after_response();
+    if clean {
+        read.linger(64 * 1024, conn.server.timeouts.linger);
+    }
+    drop(read);
+    conn.shutdown();
+}
+
+/// Serves one request; says what happens to the connection next.
+fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next {
+    let fault = conn.server.fault;
+    {
+        let mut read = lock(&conn.read);
+        read.begin(head.framing, head.expect_continue);
+        let mut write = lock(&conn.write);
+        write.head_sent = false;
+        write.upgrade = UpgradeStage::None;
+        if fault == Some(Fault::EagerContinue) && head.expect_continue {
+            if write.send(CONTINUE).is_err() {
+                return Next::Close;
+            }
+            read.body.expect = Expect::Sent;
+        }
+    }
+    let persist = head.persist
+        || (fault == Some(Fault::IgnoresConnectionClose) && head.version == Version::HTTP_11);
+    let ctx = Arc::new(RequestCtx {
+        conn: Arc::clone(conn),
+        fault,
+        version: head.version,
+        head_request: head.method == Method::HEAD,
+        persist,
+        cancel: if service.is_async() {
+            conn.server.cancel_of(conn.id)
+        } else {
+            None
+        },
+        hooks: Mutex::new(Hooks::default()),
+    });
+    let after = After::new(Arc::clone(&conn.server));
+    let slot = Arc::new(Slot::default());
+    let environ = match environ(&ctx, head, service.is_async(), &after, &slot) {
+        Ok(environ) => environ,
+        Err(err) => {
+            // RGI-ENV-1: what the client sent cannot make an environ.
+            tracing::warn!(conn = conn.id, error = %err, "toy server: bad request");
+            let _sent = respond(conn, StatusCode::BAD_REQUEST);
+            return Next::Close;
+        }
+    };
+    tracing::debug!(
+        conn = conn.id,
+        method = %head.method,
+        target = %head.uri,
+        "toy server: request"
+    );
+    let mut sink = WireSink::new(Arc::clone(&ctx));
+    let served = service.serve(environ, &mut sink, &ctx);
+    let reusable = settle(&ctx, &mut sink, served);
+    after.complete();
+    if lock(&conn.write).upgrade != UpgradeStage::None {
+        lock(&conn.read).body.finished = true;
+        return Next::Upgraded(slot.finish(conn));
+    }
+    let body_ended = end_of_body(conn, fault);
+    if reusable && body_ended && !sink.closes() && !conn.server.is_stopping() {
+        Next::Keep
+    } else {
+        Next::Close
+    }
+}
+
+/// Deals with the unread rest of the request body (`RGI-CONN-1`) and
+/// ends the input (`RGI-INPUT-15`); true if the connection can go on.
+fn end_of_body(conn: &Conn, fault: Option<Fault>) -> bool {
+    let (mut read, clean) = conn.read_after_response();
+    if fault != Some(Fault::InputOutlivesResponse) {
+        read.body.finished = true;
+    }
+    if read.body_done() || fault == Some(Fault::LeaksUnreadBody) {
+        return clean;
+    }
+    if !clean || read.body_failed() {
+        return false;
+    }
+    if matches!(read.body.expect, Expect::Awaiting | Expect::Declined) {
+        // No 100 went out: the client may never send the body.
+        return false;
+    }
+    read.drain(DRAIN_LIMIT, Instant::now() + conn.server.timeouts.drain)
+}
+
+/// Ends the response as its outcome requires; true if it went out whole
+/// and framed, so that the connection may carry another request.
+fn settle(ctx: &RequestCtx, sink: &mut WireSink, served: Served) -> bool {
+    let conn = &ctx.conn;
+    let fault = ctx.fault;
+    let reusable = match served.outcome {
+        Outcome::Complete { body_bytes } => {
+            tracing::debug!(conn = conn.id, body_bytes, "toy server: response complete");
+            let held = sink.take_held();
+            let written = held.map_or(Ok(()), |held| sink.write_head(&held));
+            written.is_ok()
+                && sink.end().is_ok()
+                && matches!(
+                    sink.framing(),
+                    Some(OutFraming::Length | OutFraming::Chunked | OutFraming::Bodiless)
+                )
+        }
+        Outcome::FailedBeforeHead { error } => {
+            tracing::error!(
+                conn = conn.id,
+                error = %error,
+                "application failed before the head was sent; answered 500"
+            );
+            let held = sink.take_held();
+            let written = match (fault, held) {
+                (Some(Fault::LeaksErrorDetail), Some(_)) => {
+                    let text = error.to_string();
+                    let head = rgi::ResponseHead::new(StatusCode::INTERNAL_SERVER_ERROR)
+                        .with_header(http::header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+                    sink.write_head(&head)
+                        .and_then(|()| sink.raw(text.as_bytes()))
+                }
+                (Some(Fault::FailureIsNot500), Some(_)) => sink.write_head(
+                    &rgi::ResponseHead::new(StatusCode::OK)
+                        .with_header(http::header::CONTENT_LENGTH, HeaderValue::from(0)),
+                ),
+                (_, Some(held)) => {
+                    if fault == Some(Fault::PanicKillsServer)
+                        && error.to_string().starts_with("the application panicked")
+                    {
+                        conn.server.kill();
+                    }
+                    sink.write_head(&held)
+                }
+                (_, None) if lock(&ctx.hooks).early.is_some() => sink.end(),
+                (_, None) => Ok(()),
+            };
+            written.is_ok()
+        }
+        Outcome::FailedAfterHead { error } => {
+            tracing::error!(
+                conn = conn.id,
+                error = %error,
+                "application failed after the head was sent; the response ends abnormally"
+            );
+            let excess = lock(&ctx.hooks).excess.take();
+            if let Some(excess) = excess {
+                let _sent = sink.raw(&excess);
+            }
+            match fault {
+                Some(Fault::AppendsErrorText) => {
+                    let text = format!("\n500 Internal Server Error: {error}\n");
+                    let framed = if sink.framing() == Some(OutFraming::Chunked) {
+                        let mut framed = format!("{:x}\r\n", text.len()).into_bytes();
+                        framed.extend_from_slice(text.as_bytes());
+                        framed.extend_from_slice(b"\r\n");
+                        framed
+                    } else {
+                        text.into_bytes()
+                    };
+                    let _sent = sink.raw(&framed);
+                    false
+                }
+                Some(Fault::CompletesFailedResponse) => {
+                    let _sent = sink.end();
+                    false
+                }
+                Some(Fault::KeepsAliveAfterShortBody) => {
+                    // The fault: a short body leaves the connection open.
+                    matches!(
+                        error.downcast_ref::<FinishError>(),
+                        Some(FinishError::ContentLengthShort { .. })
+                    )
+                }
+                _ => false,
+            }
+        }
+        Outcome::Disconnected { error } => {
+            if sink.after_upgrade {
+                // RGIA-UPGRADE-6.
+                tracing::warn!(
+                    conn = conn.id,
+                    "application produced HTTP output after accepting an upgrade; connection closed"
+                );
+            } else {
+                tracing::info!(conn = conn.id, error = %error, "client went away");
+            }
+            false
+        }
+    };
+    let flushed = sink.flush_buffered().is_ok();
+    reusable && flushed
+}
+
+/// Builds the environ of one request (`RGI-ENV-1`).
+fn environ(
+    ctx: &Arc<RequestCtx>,
+    head: &RequestHead,
+    is_async: bool,
+    after: &After,
+    slot: &Arc<Slot>,
+) -> Result<Environ, EnvironError> {
+    let conn = &ctx.conn;
+    let fault = ctx.fault;
+    let input = match head.framing {
+        Framing::Empty | Framing::Length(0) => Input::empty(),
+        framing if is_async && fault != Some(Fault::BlockingInputForAsync) => {
+            Input::from_async(PumpSource::new(Arc::clone(conn)), framing.declared())
+        }
+        framing => Input::new(BodyReader::new(Arc::clone(conn)), framing.declared()),
+    };
+    let method = if fault == Some(Fault::UppercasesMethod) {
+        Method::from_bytes(head.method.as_str().to_ascii_uppercase().as_bytes())
+            .unwrap_or_else(|_| head.method.clone())
+    } else {
+        head.method.clone()
+    };
+    let uri = if fault == Some(Fault::NormalisesPath) {
+        merged_slashes(&head.uri)
+    } else {
+        head.uri.clone()
+    };
+    let headers = match fault {
+        Some(Fault::JoinsRequestFields) => joined(&head.headers),
+        Some(Fault::TranscodesFieldValues) => transcoded(&head.headers),
+        _ => head.headers.clone(),
+    };
+    let server_name = head.host.clone().unwrap_or_else(|| match conn.local {
+        SocketAddr::V4(addr) => addr.ip().to_string(),
+        SocketAddr::V6(addr) => format!("[{}]", addr.ip()),
+    });
+    let port = if fault == Some(Fault::WrongServerPort) {
+        80
+    } else {
+        conn.local.port()
+    };
+    let mut builder = Environ::builder()
+        .method(method)
+        .uri(uri)
+        .version(head.version)
+        .headers(headers)
+        .server(server_name, port)
+        .url_scheme(if fault == Some(Fault::WrongScheme) {
+            UrlScheme::Https
+        } else {
+            UrlScheme::Http
+        })
+        .concurrency(Concurrency {
+            multithread: fault != Some(Fault::WrongConcurrency),
+            multiprocess: false,
+            run_once: false,
+        })
+        .input(input)
+        .errors(Errors::new(AppLog::new(conn.id)));
+    if fault != Some(Fault::MissingRemoteAddr) {
+        builder = builder.remote_addr(conn.peer);
+    }
+    if is_async && fault != Some(Fault::NoCapabilities) {
+        builder = builder.extension(capabilities(ctx, head, after, slot));
+    }
+    builder.build()
+}
+
+/// The capabilities of one asynchronous request (`RGIA-CAP-1`).
+fn capabilities(
+    ctx: &Arc<RequestCtx>,
+    head: &RequestHead,
+    after: &After,
+    slot: &Arc<Slot>,
+) -> Capabilities {
+    let server = &ctx.conn.server;
+    let mut builder = Capabilities::builder(server.offload.clone());
+    #[cfg(any(unix, windows))]
+    if let Some(readiness) = &server.readiness {
+        builder = builder.readiness(readiness.clone());
+    }
+    builder = builder.after_response(AfterResponse::new(after.clone()));
+    let offered = match (&head.upgrade, ctx.fault) {
+        (Some(protocols), _) => Some(protocols.clone()),
+        (None, Some(Fault::UpgradeWithoutConnectionField)) if !head.protocols.is_empty() => {
+            Some(head.protocols.clone())
+        }
+        (None, _) => None,
+    };
+    if let Some(protocols) = offered {
+        builder = builder.upgrade(Upgrade::new(ToyUpgrade::new(
+            Arc::clone(&ctx.conn),
+            protocols,
+            Arc::clone(slot),
+        )));
+    }
+    builder.build()
+}
+
+/// [`Fault::NormalisesPath`]: the target with repeated slashes merged.
+fn merged_slashes(uri: &Uri) -> Uri {
+    let Some(path_and_query) = uri.path_and_query() else {
+        return uri.clone();
+    };
+    let mut path = String::with_capacity(path_and_query.path().len());
+    for ch in path_and_query.path().chars() {
+        if !(ch == '/' && path.ends_with('/')) {
+            path.push(ch);
+        }
+    }
+    let target = match path_and_query.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = target.parse().ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// [`Fault::JoinsRequestFields`]: one entry per name, values joined.
+fn joined(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.keys_len());
+    for name in headers.keys() {
+        let values: Vec<&[u8]> = headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        if let Ok(value) = HeaderValue::from_bytes(&values.join(&b", "[..])) {
+            out.append(name.clone(), value);
+        }
+    }
+    out
+}
+
+/// [`Fault::TranscodesFieldValues`]: obs-text read as Latin-1, re-encoded
+/// as UTF-8.
+fn transcoded(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let text: String = value
+            .as_bytes()
+            .iter()
+            .map(|&byte| char::from(byte))
+            .collect();
+        let value = HeaderValue::from_str(&text).unwrap_or_else(|_| value.clone());
+        out.append(HeaderName::clone(name), value);
+    }
+    out
+}
+
+/// The application's error stream: each line becomes a log event
+/// (`RGI-ERRS-1`); writes never fail (`RGI-ERRS-2`).
+struct AppLog {
+    conn: u64,
+    line: Vec<u8>,
+}
+
+/// The longest line kept before it is logged anyway.
+const MAX_LOG_LINE: usize = 8 * 1024;
+
+impl AppLog {
+    fn new(conn: u64) -> Self {
+        AppLog {
+            conn,
+            line: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.line);
+        tracing::warn!(target: "rgi_conformance::toy::errors", conn = self.conn, "{}", text.trim_end());
+        self.line.clear();
+    }
+}
+
+impl Write for AppLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for &byte in buf {
+            if byte == b'\n' {
+                self.emit();
+            } else {
+                self.line.push(byte);
+                if self.line.len() >= MAX_LOG_LINE {
+                    self.emit();
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.emit();
+        Ok(())
+    }
+}
+
+impl Drop for AppLog {
+    fn drop(&mut self) {
+        self.emit();
+    }
+}

@@ -1,0 +1,365 @@
+//! The response's transport: a [`ResponseSink`] that writes the head and
+//! every chunk straight to the socket, framed by Content-Length, chunked
+//! coding or the connection's end.
+
+use std::fmt::Write as _;
+use std::io;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, Version, header};
+use rgi::{ResponseHead, ResponseSink};
+
+use super::Fault;
+use super::conn::{Conn, UpgradeStage, lock};
+use super::wrap::RequestCtx;
+
+/// How the response body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutFraming {
+    /// HEAD, 204, 304: no body whatever the fields say.
+    Bodiless,
+    /// The head's Content-Length.
+    Length,
+    /// The chunked transfer coding (HTTP/1.1).
+    Chunked,
+    /// The end of the connection (HTTP/1.0 without a length).
+    Close,
+}
+
+/// The error the sink reports once the connection belongs to an upgrade:
+/// the application made an HTTP response after accepting it.
+#[derive(Debug, thiserror::Error)]
+#[error("the connection was upgraded; HTTP output after `accept` is not sent")]
+pub(crate) struct AfterUpgrade;
+
+/// A response's transport over one connection.
+#[derive(Debug)]
+pub(crate) struct WireSink {
+    ctx: Arc<RequestCtx>,
+    conn: Arc<Conn>,
+    version: Version,
+    head_request: bool,
+    /// The client allows the connection to be kept.
+    persist: bool,
+    framing: Option<OutFraming>,
+    /// A head held back by a fault that rewrites the server's 500.
+    held: Option<ResponseHead>,
+    /// The whole response, for [`Fault::BuffersWholeResponse`].
+    buffered: Vec<u8>,
+    /// The application's output reached the sink after an upgrade.
+    pub(crate) after_upgrade: bool,
+    /// A send failed: the client is gone.
+    failed: bool,
+}
+
+impl WireSink {
+    pub(crate) fn new(ctx: Arc<RequestCtx>) -> Self {
+        WireSink {
+            conn: Arc::clone(&ctx.conn),
+            version: ctx.version,
+            head_request: ctx.head_request,
+            persist: ctx.persist,
+            ctx,
+            framing: None,
+            held: None,
+            buffered: Vec::new(),
+            after_upgrade: false,
+            failed: false,
+        }
+    }
+
+    fn fault(&self) -> Option<Fault> {
+        self.conn.server.fault
+    }
+
+    /// How the body was framed, once the head went out.
+    pub(crate) fn framing(&self) -> Option<OutFraming> {
+        self.framing
+    }
+
+    /// Whether the head said the connection closes after this response.
+    pub(crate) fn closes(&self) -> bool {
+        !self.persist || self.framing == Some(OutFraming::Close)
+    }
+
+    /// A head held back by a fault, if any.
+    pub(crate) fn take_held(&mut self) -> Option<ResponseHead> {
+        self.held.take()
+    }
+
+    /// Writes bytes, under the connection's write lock.
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self
+            .ctx
+            .cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.is_cancelled())
+        {
+            // RGI-CONN-5: an abandoned response sends nothing more.
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the server is shutting down",
+            ));
+        }
+        if self.fault() == Some(Fault::BuffersWholeResponse) {
+            self.buffered.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let mut write = lock(&self.conn.write);
+        if write.upgrade != UpgradeStage::None {
+            self.after_upgrade = true;
+            return Err(io::Error::other(AfterUpgrade));
+        }
+        match write.send(bytes) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                self.failed = true;
+                if self.fault() == Some(Fault::KeepsBodyAfterDisconnect)
+                    && !self.conn.server.is_stopping()
+                {
+                    // The fault: pretend the client is still there.
+                    return Ok(());
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes the head with the fields the framing needs.
+    pub(crate) fn write_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        let (framing, bytes) = self.render_head(head);
+        self.framing = Some(framing);
+        lock(&self.ctx.hooks).framing = Some(framing);
+        if self.fault() != Some(Fault::BuffersWholeResponse) {
+            let mut write = lock(&self.conn.write);
+            if write.upgrade != UpgradeStage::None {
+                // The 101 replaced this head (RGIA-UPGRADE-2).
+                return Err(io::Error::other(AfterUpgrade));
+            }
+            write.head_sent = true;
+        }
+        self.send(&bytes)
+    }
+
+    /// The head on the wire, and the framing it announces.
+    fn render_head(&self, head: &ResponseHead) -> (OutFraming, Vec<u8>) {
+        let fault = self.fault();
+        let status = head.status();
+        let headers = head.headers();
+        let framing = if self.head_request || head.is_bodiless() {
+            OutFraming::Bodiless
+        } else if headers.contains_key(header::CONTENT_LENGTH) {
+            OutFraming::Length
+        } else if self.version == Version::HTTP_11 || fault == Some(Fault::ChunkedOnHttp10) {
+            OutFraming::Chunked
+        } else {
+            OutFraming::Close
+        };
+        let mut out = String::with_capacity(256);
+        let _infallible = write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        );
+        let mut bytes = out.into_bytes();
+        write_fields(&mut bytes, headers, fault, self.head_request);
+        if !headers.contains_key(header::DATE) && fault != Some(Fault::NoDate) {
+            field(&mut bytes, b"date", http_date(SystemTime::now()).as_bytes());
+        }
+        if framing == OutFraming::Chunked
+            || (fault == Some(Fault::LengthAndChunked) && framing == OutFraming::Length)
+        {
+            field(&mut bytes, b"transfer-encoding", b"chunked");
+        }
+        if !self.persist || framing == OutFraming::Close {
+            field(&mut bytes, b"connection", b"close");
+        } else if self.version == Version::HTTP_10 {
+            field(&mut bytes, b"connection", b"keep-alive");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        (framing, bytes)
+    }
+
+    /// Ends a complete response: the last-chunk for chunked framing
+    /// (`RGI-CL-9`), and whatever a buffering fault held back.
+    pub(crate) fn end(&mut self) -> io::Result<()> {
+        if self.framing == Some(OutFraming::Chunked) {
+            self.send(b"0\r\n\r\n")?;
+        }
+        self.flush_buffered()
+    }
+
+    /// Writes what [`Fault::BuffersWholeResponse`] collected.
+    pub(crate) fn flush_buffered(&mut self) -> io::Result<()> {
+        if self.buffered.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.buffered);
+        let mut write = lock(&self.conn.write);
+        write.head_sent = true;
+        write.send(&bytes)
+    }
+
+    /// Writes raw bytes after the head (for faults that put bytes on the
+    /// wire behind the state machine's back).
+    pub(crate) fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.send(bytes)
+    }
+
+    /// Frames and writes one piece of body data.
+    fn write_data(&mut self, data: &[u8]) -> io::Result<()> {
+        match self.framing {
+            Some(OutFraming::Chunked) => {
+                let mut framed = format!("{:x}\r\n", data.len()).into_bytes();
+                framed.extend_from_slice(data);
+                framed.extend_from_slice(b"\r\n");
+                self.send(&framed)
+            }
+            Some(OutFraming::Bodiless) => Ok(()),
+            _ => self.send(data),
+        }
+    }
+}
+
+impl ResponseSink for WireSink {
+    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        let fault = self.fault();
+        let rewrites_500 = matches!(
+            fault,
+            Some(Fault::LeaksErrorDetail | Fault::FailureIsNot500 | Fault::PanicKillsServer)
+        );
+        let server_500 = head.status() == StatusCode::INTERNAL_SERVER_ERROR
+            && head
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v == "0");
+        if rewrites_500 && server_500 {
+            // Held until the outcome says whether this was the server's
+            // own 500 (see serve.rs).
+            self.held = Some(head.clone());
+            self.framing = Some(OutFraming::Length);
+            return Ok(());
+        }
+        let early = lock(&self.ctx.hooks).early;
+        if let Some(framing) = early {
+            // Fault::SendsHeadEarly wrote it when it was stored.
+            self.framing = Some(framing);
+            return Ok(());
+        }
+        self.write_head(head)?;
+        let stash = std::mem::take(&mut lock(&self.ctx.hooks).stash);
+        for chunk in stash {
+            self.send(&chunk)?;
+        }
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        if self.failed && self.fault() == Some(Fault::KeepsBodyAfterDisconnect) {
+            return if self.conn.server.is_stopping() {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            } else {
+                Ok(())
+            };
+        }
+        self.write_data(&data)?;
+        let excess = lock(&self.ctx.hooks).excess.take();
+        match excess {
+            Some(excess) => self.send(&excess),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Appends one field line.
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the application's fields, each entry on its own line, byte for
+/// byte (`RGI-HEAD-8`).
+fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap, fault: Option<Fault>, head_request: bool) {
+    for name in headers.keys() {
+        if fault == Some(Fault::HeadLosesContentLength)
+            && head_request
+            && name == header::CONTENT_LENGTH
+        {
+            continue;
+        }
+        let values: Vec<&[u8]> = headers
+            .get_all(name)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect();
+        if fault == Some(Fault::JoinsResponseFields) && values.len() > 1 {
+            field(out, name.as_str().as_bytes(), &values.join(&b", "[..]));
+            continue;
+        }
+        for value in values {
+            field(out, name.as_str().as_bytes(), value);
+        }
+    }
+}
+
+/// An IMF-fixdate (RFC 9110 §5.6.7), such as `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) fn http_date(now: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let seconds = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let days = seconds / 86_400;
+    let rest = seconds % 86_400;
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::try_from(days % 7).unwrap_or(0)],
+        day,
+        MONTHS[usize::try_from(month - 1).unwrap_or(0)],
+        year,
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn dates() {
+        let at = |seconds| UNIX_EPOCH + Duration::from_secs(seconds);
+        assert_eq!(http_date(at(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(at(784_111_777)), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(at(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(
+            http_date(at(4_107_542_399)),
+            "Fri, 31 Dec 2100 23:59:59 GMT"
+        );
+    }
+}
