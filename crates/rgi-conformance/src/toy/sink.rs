@@ -359,6 +359,10 @@ mod tests {
         assert_eq!(http_date(at(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(
             http_date(at(4_107_542_399)),
+            "Sun, 28 Feb 2100 23:59:59 GMT"
+        );
+        assert_eq!(
+            http_date(at(4_133_980_799)),
             "Fri, 31 Dec 2100 23:59:59 GMT"
         );
     }
