@@ -334,7 +334,12 @@ fn pull<S: ResponseSink>(
         match chunk {
             None => return Ok(()),
             Some(Err(err)) => return Err(Stop::Application(err)),
-            Some(Ok(chunk)) => state.send_chunk(sink, chunk)?,
+            Some(Ok(chunk)) => match state.send_chunk(sink, chunk) {
+                // RGI-BODY-18: stop pulling and complete the bodiless
+                // response; its head still goes out.
+                Err(SendError::BodyNotAllowed { .. }) => return Ok(()),
+                other => other?,
+            },
         }
     }
 }
@@ -454,8 +459,11 @@ where
             Ok(Poll::Ready(None)) => break Ok(None),
             Ok(Poll::Ready(Some(Err(err)))) => break Err(Stop::Application(err)),
             Ok(Poll::Ready(Some(Ok(Step::Chunk(chunk))))) => {
-                if let Err(err) = state.send_chunk(sink, chunk) {
-                    break Err(err.into());
+                match state.send_chunk(sink, chunk) {
+                    Ok(()) => {}
+                    // RGI-BODY-18, as in `pull`.
+                    Err(SendError::BodyNotAllowed { .. }) => break Ok(None),
+                    Err(err) => break Err(err.into()),
                 }
             }
             Ok(Poll::Ready(Some(Ok(Step::Switch(switch))))) => break Ok(Some(switch)),
