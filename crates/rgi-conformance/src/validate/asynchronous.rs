@@ -345,7 +345,7 @@ impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
             }
         });
         if let Err(payload) = dropped {
-            if !thread::panicking() {
+            if !thread::panicking() && !state::is_report_panic() {
                 self.request.violate(
                     &rules::BODY_DROP_PANICKED,
                     "dropping the body panicked",
@@ -421,6 +421,7 @@ fn watched_switch(switch: SyncSwitch, request: Arc<Request>) -> SyncSwitch {
                 .at_switch
                 .filter(|&(was_started, was_sent)| (was_started && !started) || (was_sent && !head_sent));
             if let Some((was_started, was_sent)) = lost {
+                t.lose_state();
                 t.violate(
                     &rules::SWITCH_STATE_LOST,
                     "the continuation's handle does not carry over the response state from before the switch",

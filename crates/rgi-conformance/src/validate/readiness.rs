@@ -125,11 +125,16 @@ impl<'a> Watch<'a> {
         let polled = match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(polled) => polled,
             Err(payload) => {
+                if super::state::is_report_panic() {
+                    panic::resume_unwind(payload);
+                }
                 self.request.violate(
                     &rules::READINESS_PANICKED,
                     "a readiness wait panicked instead of failing with a ReadinessError",
                     panic_text(&*payload),
                 );
+                // The application's step unwinds next: not its fault.
+                super::state::mark_judged();
                 panic::resume_unwind(payload)
             }
         };

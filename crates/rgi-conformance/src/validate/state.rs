@@ -6,6 +6,7 @@
 //! can predict which calls the server will reject and watch what the
 //! application does with the error.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,7 +19,7 @@ use http::header::CONTENT_TYPE;
 use rgi::{HeadError, Intercept, ResponseHead};
 
 use super::rules::{self, Rule};
-use crate::{Reports, Violation};
+use crate::{Policy, Reports, Violation};
 
 /// Which interface a piece of the validator serves; it picks the clause
 /// of checks that exist in both documents.
@@ -129,6 +130,36 @@ impl Registry {
     }
 }
 
+thread_local! {
+    /// Set while a panic the validator has already judged unwinds (the
+    /// panic policy reporting a violation, or a server component's panic
+    /// passing through the application), so that the validator's outer
+    /// panic catching lets it through without blaming the application.
+    static JUDGED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Reports `violation`, marking the unwind if the policy panics.
+pub(crate) fn report(reports: &Reports, violation: Violation) {
+    let panics = reports.policy() == Policy::Panic;
+    if panics {
+        mark_judged();
+    }
+    reports.report(violation);
+    if panics {
+        JUDGED.with(|judged| judged.set(false));
+    }
+}
+
+/// Marks the panic about to unwind as judged already.
+pub(crate) fn mark_judged() {
+    JUDGED.with(|judged| judged.set(true));
+}
+
+/// Whether a caught panic was judged already (clears the mark).
+pub(crate) fn is_report_panic() -> bool {
+    JUDGED.with(|judged| judged.replace(false))
+}
+
 /// Reports the bodies of `registry` that were never dropped; the
 /// validators call it when they are dropped themselves (a server that
 /// drops its application is shutting down).
@@ -142,12 +173,15 @@ pub(crate) fn report_kept(registry: &Registry, reports: &Reports) {
             Flavor::Sync => rules::BODY_KEPT,
             Flavor::Async => rules::ASYNC_BODY_KEPT,
         };
-        reports.report(Violation::new(
-            rule.clause(),
-            rule.side,
-            "the validator was dropped while a body it returned was still alive (leaked or kept)",
-            format!("request #{id}"),
-        ));
+        report(
+            reports,
+            Violation::new(
+                rule.clause(),
+                rule.side,
+                "the validator was dropped while a body it returned was still alive (leaked or kept)",
+                format!("request #{id}"),
+            ),
+        );
     }
 }
 
@@ -237,7 +271,7 @@ impl Request {
             (result, std::mem::take(&mut tracker.found))
         };
         for violation in found {
-            self.reports.report(violation);
+            report(&self.reports, violation);
         }
         result
     }
@@ -289,6 +323,10 @@ pub(crate) struct Tracker {
     hinted: bool,
     last_chunk_nonempty: bool,
 
+    /// The server lent a handle that forgot the response state; from then
+    /// on the application is not blamed for what a missing start causes.
+    state_lost: bool,
+
     /// The application was told that the request body was truncated.
     pub(crate) truncated_seen: bool,
     pub(crate) upgrade_accepted: bool,
@@ -330,6 +368,7 @@ impl Tracker {
             hint: None,
             hinted: false,
             last_chunk_nonempty: false,
+            state_lost: false,
             truncated_seen: false,
             upgrade_accepted: false,
             loop_scope: None,
@@ -385,6 +424,7 @@ impl Tracker {
             Flavor::Async => (rules::ASYNC_HANDLE_STATE_LOST, rules::ASYNC_CHUNK_NOT_SENT),
         };
         if (self.started && !started) || (self.head_sent && !head_sent) {
+            self.state_lost = true;
             self.violate(
                 &lost,
                 "the handle lent for this step has forgotten the response state: it does not come from the request's own ResponseState",
@@ -409,6 +449,12 @@ impl Tracker {
     pub(crate) fn adopt(&mut self, started: bool, head_sent: bool) {
         self.started = started;
         self.head_sent = head_sent;
+    }
+
+    /// Records that the server lost the response state (the switch
+    /// checks find this).
+    pub(crate) fn lose_state(&mut self) {
+        self.state_lost = true;
     }
 
     /// The end of a call or pull: an error from start or replace must
@@ -520,7 +566,9 @@ impl Tracker {
             );
         }
         if !self.started {
-            if self.start_rejected || self.pending.is_some() {
+            if self.state_lost {
+                // The server forgot the head; that is its fault, reported.
+            } else if self.start_rejected || self.pending.is_some() {
                 self.violate(
                     &rules::START_ERROR_IGNORED,
                     format!("the application {what} body data after its start was rejected"),
@@ -607,7 +655,9 @@ impl Tracker {
             return;
         }
         if !self.started {
-            if self.start_rejected {
+            if self.state_lost {
+                // The server forgot the head; that is its fault, reported.
+            } else if self.start_rejected {
                 self.violate(
                     &rules::START_ERROR_IGNORED,
                     "the body ended normally although its start was rejected",
@@ -727,12 +777,17 @@ pub(crate) fn scoped<T>(
         }
     });
     let mut hook = Hook::new(request, flavor);
+    // A mark left by a report panic that nothing caught is stale now.
+    JUDGED.with(|judged| judged.set(false));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut start.intercept(&mut hook))
     }));
     let result = match outcome {
         Ok(result) => result,
         Err(payload) => {
+            if is_report_panic() {
+                std::panic::resume_unwind(payload);
+            }
             request.violate(
                 &rules::APPLICATION_PANICKED,
                 "the application panicked instead of returning an error",

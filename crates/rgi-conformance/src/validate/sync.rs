@@ -93,12 +93,15 @@ impl<A: Application> Validator<A> {
         drop(first);
         if earlier != hints && !self.hints_reported.swap(true, Ordering::SeqCst) {
             let rule = rules::HINTS_UNSTABLE;
-            self.reports.report(Violation::new(
-                rule.clause(),
-                rule.side,
-                "hints() returned a different value than before",
-                format!("first {earlier:?}, now {hints:?}"),
-            ));
+            state::report(
+                &self.reports,
+                Violation::new(
+                    rule.clause(),
+                    rule.side,
+                    "hints() returned a different value than before",
+                    format!("first {earlier:?}, now {hints:?}"),
+                ),
+            );
         }
         hints
     }
@@ -273,7 +276,7 @@ impl<B: Body> Drop for ValidatedBody<B> {
         self.request.registry.close(self.entry);
         self.request.with(|t| t.done = true);
         if let Err(payload) = dropped {
-            if !thread::panicking() {
+            if !thread::panicking() && !state::is_report_panic() {
                 self.request.violate(
                     &rules::BODY_DROP_PANICKED,
                     "dropping the body panicked",
