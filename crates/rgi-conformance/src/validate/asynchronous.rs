@@ -243,7 +243,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
         this.check_busy_polling();
         let lent = Arc::new(PollWaker::new(
             cx.waker().clone(),
-            Arc::clone(&this.request.woken),
+            Arc::clone(&this.request),
         ));
         let waker = Waker::from(Arc::clone(&lent));
         let mut lent_cx = Context::from_waker(&waker);

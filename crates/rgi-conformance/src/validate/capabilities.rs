@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,7 +20,7 @@ use rgi_async::{
 };
 
 use super::rules;
-use super::state::Request;
+use super::state::{self, Request};
 
 /// Replaces the environ's capabilities with watched ones.
 pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
@@ -56,6 +57,31 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
         }));
     }
     environ.extensions_mut().insert(builder.build());
+}
+
+/// Runs one operation of the server's capability service, reporting a
+/// panic (`RGIA-CAP-8`) before letting it continue.
+fn guarded<T>(request: &Request, what: &str, operation: impl FnOnce() -> T) -> T {
+    match panic::catch_unwind(AssertUnwindSafe(operation)) {
+        Ok(value) => value,
+        Err(payload) => {
+            if !state::is_report_panic() {
+                let when = if request.with(|t| t.done) {
+                    "after its request had ended"
+                } else {
+                    "during its request"
+                };
+                request.violate(
+                    &rules::CAPABILITY_PANICKED,
+                    format!("{what} panicked {when} instead of returning a typed error"),
+                    state::panic_text(&*payload),
+                );
+            }
+            // The application's step unwinds next: not its fault.
+            state::mark_judged();
+            panic::resume_unwind(payload)
+        }
+    }
 }
 
 /// Whether the current thread runs work it was handed while the handing
@@ -97,28 +123,30 @@ impl OffloadService for WatchedOffload {
         let request = Arc::clone(&self.request);
         let job_handing = Arc::clone(&handing);
         let job_keeper = Arc::clone(&keeper);
-        let mut future = self.inner.run(move || {
-            drop(
-                job_keeper
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take(),
-            );
-            let here = thread::current().id();
-            if job_handing.inline() {
-                request.violate(
+        let mut future = guarded(&self.request, "Offload::run", || {
+            self.inner.run(move || {
+                drop(
+                    job_keeper
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take(),
+                );
+                let here = thread::current().id();
+                if job_handing.inline() {
+                    request.violate(
                     &rules::OFFLOAD_ON_LOOP_THREAD,
                     "the offload service ran the job on the calling thread before execute returned",
                     format!("{here:?}"),
                 );
-            } else if request.registry.is_loop_thread(here) {
-                request.violate(
-                    &rules::OFFLOAD_ON_LOOP_THREAD,
-                    "an offload job runs on a thread that polls a live asynchronous body",
-                    format!("{here:?}"),
-                );
-            }
-            job.run();
+                } else if request.registry.is_loop_thread(here) {
+                    request.violate(
+                        &rules::OFFLOAD_ON_LOOP_THREAD,
+                        "an offload job runs on a thread that polls a live asynchronous body",
+                        format!("{here:?}"),
+                    );
+                }
+                job.run();
+            })
         });
         // A refusal is known at the first poll (`Offload::run` reports
         // `execute`'s error there); a job that ran inline is done already.
@@ -148,29 +176,31 @@ impl AfterResponseService for WatchedAfter {
         let handing = Handing::begin();
         let request = Arc::clone(&self.request);
         let task_handing = Arc::clone(&handing);
-        let spawned = self.inner.spawn(move || {
-            let here = thread::current().id();
-            let done = request.with(|t| t.done);
-            if task_handing.inline() {
-                request.violate(
-                    &rules::AFTER_TASK_INLINE,
-                    "AfterResponse::spawn ran the task on the calling thread",
-                    format!("{here:?}"),
-                );
-            } else if !done {
-                request.violate(
-                    &rules::AFTER_TASK_EARLY,
-                    "an after-response task started before the response was complete",
-                    format!("{here:?}"),
-                );
-            } else if request.registry.is_loop_thread(here) {
-                request.violate(
+        let spawned = guarded(&self.request, "AfterResponse::spawn", || {
+            self.inner.spawn(move || {
+                let here = thread::current().id();
+                let done = request.with(|t| t.done);
+                if task_handing.inline() {
+                    request.violate(
+                        &rules::AFTER_TASK_INLINE,
+                        "AfterResponse::spawn ran the task on the calling thread",
+                        format!("{here:?}"),
+                    );
+                } else if !done {
+                    request.violate(
+                        &rules::AFTER_TASK_EARLY,
+                        "an after-response task started before the response was complete",
+                        format!("{here:?}"),
+                    );
+                } else if request.registry.is_loop_thread(here) {
+                    request.violate(
                     &rules::AFTER_TASK_ON_LOOP_THREAD,
                     "an after-response task runs on a thread that polls a live asynchronous body",
                     format!("{here:?}"),
                 );
-            }
-            task();
+                }
+                task();
+            })
         });
         handing.end();
         spawned
@@ -196,7 +226,9 @@ impl UpgradeService for WatchedUpgrade {
                 );
             }
         });
-        match self.inner.accept(headers) {
+        match guarded(&self.request, "Upgrade::accept", || {
+            self.inner.accept(headers)
+        }) {
             Ok(upgraded) => {
                 self.request.with(|t| {
                     if t.head_sent() {

@@ -30,9 +30,10 @@
 //!   it returns `Pending`.
 //! - **Driving the body**: no pull or poll after the end, an error, a
 //!   switch or a panic; each non-empty chunk handed to `send_chunk` before
-//!   the next step; every handle lent from the request's own
-//!   `ResponseState`; no busy polling; every body dropped (a body still
-//!   alive when the validator is dropped was leaked or kept).
+//!   the next step; every handle lent from the request's own, fresh
+//!   `ResponseState`; no busy polling; wakers safe to wake at any time;
+//!   every body dropped (a body still alive when the validator is dropped
+//!   was leaked or kept).
 //! - **The switch and the capabilities**: the asynchronous body dropped
 //!   before the continuation runs, which runs off the loop threads with
 //!   the response state carried over; offload jobs and after-response
@@ -40,7 +41,7 @@
 //!   response; readiness waits resolve consistently with their interest,
 //!   timeout and source kind, never panic, and refuse exactly what cannot
 //!   be polled; upgrades are refused once the head is sent; no capability
-//!   fails as unsupported.
+//!   fails as unsupported or panics, during or after its request.
 //!
 //! ## What the application side is checked for
 //!
@@ -110,8 +111,20 @@
 //!
 //! Rules whose breach the types prevent, and rules only the transport can
 //! see (framing, what reaches the client, timing and backpressure of the
-//! connection), are the server suite's. A readiness wait cannot lose its
-//! descriptor in safe Rust (`RGIA-READY-14`), so that is not watched.
+//! connection), are the server suite's. Among the first: an `Input` never
+//! delivers past its declared length, stays at EOF once there, and keeps
+//! a truncation sticky whatever source the server gives it, so the
+//! observer watches only what a source can still get wrong (the kind of
+//! error, a success after it, a forgotten waker); the error stream cannot
+//! fail; a body is dropped at most once. A readiness wait cannot lose its
+//! descriptor in safe Rust (`RGIA-READY-14`), so that is not watched, and
+//! a zero-size `poll_chunk` never reaches the observer (`Input` refuses it
+//! first, `RGIA-INPUT-9`).
+//!
+//! Middleware authors get more out of the validator by wrapping both
+//! their middleware and the application inside it: the inner validator
+//! then sees whether the middleware drives the inner body as a server
+//! must (`RGI-MW-1`).
 
 mod asynchronous;
 mod capabilities;

@@ -139,6 +139,11 @@ pub(crate) const HANDLE_STATE_LOST: Rule = Rule::server(
     &["RGI-START-1"],
     "every handle lent for a pull comes from the request's own ResponseState",
 );
+pub(crate) const STATE_REUSED: Rule = Rule::server(
+    "state_reused",
+    &["RGI-APP-5", "RGI-START-1"],
+    "call gets a handle over a fresh ResponseState, never one used before",
+);
 pub(crate) const BODY_KEPT: Rule = Rule::server(
     "body_kept",
     &["RGI-BODY-12", "RGI-BODY-11"],
@@ -295,6 +300,16 @@ pub(crate) const ASYNC_HANDLE_STATE_LOST: Rule = Rule::server(
     &["RGIA-POLL-1"],
     "every handle lent for a poll is built over the request's own ResponseState",
 );
+pub(crate) const ASYNC_STATE_REUSED: Rule = Rule::server(
+    "async_state_reused",
+    &["RGIA-APP-1"],
+    "call gets a handle over the request's own, fresh ResponseState",
+);
+pub(crate) const WAKER_PANICKED: Rule = Rule::server(
+    "waker_panicked",
+    &["RGIA-POLL-5"],
+    "waking a request's waker is safe from any thread at any time, also after the body was dropped",
+);
 pub(crate) const ASYNC_BODY_KEPT: Rule = Rule::server(
     "async_body_kept",
     &["RGIA-POLL-7", "RGIA-TASK-4"],
@@ -380,6 +395,11 @@ pub(crate) const READINESS_PANICKED: Rule = Rule::server(
     &["RGIA-READY-18"],
     "a readiness wait never panics",
 );
+pub(crate) const CAPABILITY_PANICKED: Rule = Rule::server(
+    "capability_panicked",
+    &["RGIA-CAP-8"],
+    "offload, after-response and upgrade handles fail with typed errors, never panic, also after the request",
+);
 pub(crate) const HOLLOW_CAPABILITY: Rule = Rule::server(
     "hollow_capability",
     &["RGIA-CAP-5"],
@@ -449,6 +469,7 @@ pub(crate) const RULES: &[Rule] = &[
     PULL_AFTER_END,
     CHUNK_NOT_SENT,
     HANDLE_STATE_LOST,
+    STATE_REUSED,
     BODY_KEPT,
     HEAD_INFORMATIONAL_STATUS,
     HEAD_HOP_BY_HOP,
@@ -479,6 +500,8 @@ pub(crate) const RULES: &[Rule] = &[
     BUSY_POLLING,
     ASYNC_CHUNK_NOT_SENT,
     ASYNC_HANDLE_STATE_LOST,
+    ASYNC_STATE_REUSED,
+    WAKER_PANICKED,
     ASYNC_BODY_KEPT,
     SWITCH_BEFORE_DROP,
     SWITCH_ON_LOOP_THREAD,
@@ -496,6 +519,7 @@ pub(crate) const RULES: &[Rule] = &[
     READINESS_TIMED_OUT_EARLY,
     WAIT_ANY_OUTCOME_INVALID,
     READINESS_PANICKED,
+    CAPABILITY_PANICKED,
     HOLLOW_CAPABILITY,
     PENDING_WITHOUT_WAKEUP,
     BLOCKING_READ_ON_LOOP_THREAD,

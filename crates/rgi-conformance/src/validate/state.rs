@@ -192,16 +192,17 @@ pub(crate) struct PollWaker {
     inner: Waker,
     /// Woken during or after the poll that created it.
     woken: AtomicBool,
-    /// The request-wide flag the busy-polling check reads.
-    request_woken: Arc<AtomicBool>,
+    /// The request, for its busy-polling flag and to report a server
+    /// waker that panics.
+    request: Arc<Request>,
 }
 
 impl PollWaker {
-    pub(crate) fn new(inner: Waker, request_woken: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(inner: Waker, request: Arc<Request>) -> Self {
         PollWaker {
             inner,
             woken: AtomicBool::new(false),
-            request_woken,
+            request,
         }
     }
 
@@ -209,21 +210,33 @@ impl PollWaker {
         self.woken.load(Ordering::SeqCst)
     }
 
-    fn note(&self) {
+    fn wake_inner(&self) {
         self.woken.store(true, Ordering::SeqCst);
-        self.request_woken.store(true, Ordering::SeqCst);
+        self.request.woken.store(true, Ordering::SeqCst);
+        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.wake_by_ref();
+        }));
+        if let Err(payload) = woken {
+            if !is_report_panic() {
+                self.request.violate(
+                    &rules::WAKER_PANICKED,
+                    "waking the server's waker panicked",
+                    panic_text(&*payload),
+                );
+            }
+            mark_judged();
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 
 impl Wake for PollWaker {
     fn wake(self: Arc<Self>) {
-        self.note();
-        self.inner.wake_by_ref();
+        self.wake_inner();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.note();
-        self.inner.wake_by_ref();
+        self.wake_inner();
     }
 }
 
@@ -457,10 +470,32 @@ impl Tracker {
         self.state_lost = true;
     }
 
+    /// The start of `call`: the handle must come from a fresh state.
+    pub(crate) fn check_fresh_state(&mut self, started: bool, head_sent: bool, flavor: Flavor) {
+        if started || head_sent {
+            let rule = match flavor {
+                Flavor::Sync => rules::STATE_REUSED,
+                Flavor::Async => rules::ASYNC_STATE_REUSED,
+            };
+            self.state_lost = true;
+            self.violate(
+                &rule,
+                "the handle lent to call comes from a response state that was used before",
+                format!("started={started}, head sent={head_sent}"),
+            );
+        }
+    }
+
     /// The end of a call or pull: an error from start or replace must
     /// have been answered by returning a failure.
     pub(crate) fn end(&mut self, failed: bool) {
-        match self.pending.take() {
+        let pending = self.pending.take();
+        if self.state_lost {
+            // What the server's lost or reused state made fail is its own
+            // violation, reported already.
+            return;
+        }
+        match pending {
             Some(StartFailure::HeadAlreadySent) if !failed => self.violate(
                 &rules::HEAD_ALREADY_SENT_SWALLOWED,
                 "replace returned HeadAlreadySent, but the application did not return the failure",
@@ -490,6 +525,12 @@ impl Tracker {
                 return;
             }
         } else if self.started {
+            if self.state_lost {
+                // The server lent a used response state: not the
+                // application's second start.
+                self.pending = Some(StartFailure::AlreadyStarted);
+                return;
+            }
             self.violate(
                 &rules::START_TWICE,
                 "start was called on a response that is already started (use replace to change the head)",
@@ -769,7 +810,10 @@ pub(crate) fn scoped<T>(
 ) -> T {
     let (started, head_sent) = (start.is_started(), start.is_head_sent());
     request.with(|t| match scope {
-        Scope::Call => t.begin(started, head_sent, flavor, false),
+        Scope::Call => {
+            t.check_fresh_state(started, head_sent, flavor);
+            t.begin(started, head_sent, flavor, false);
+        }
         Scope::Pull => t.begin(started, head_sent, flavor, true),
         Scope::Continuation => {
             t.adopt(started, head_sent);

@@ -908,3 +908,101 @@ pub(crate) fn async_size_hint_shortfall() -> Vec<Violation> {
 pub(crate) fn size_hint_before_switch() -> Vec<Violation> {
     promising(5, true)
 }
+
+pub(crate) fn async_state_reused() -> Vec<Violation> {
+    let reports = collect();
+    let validator = AsyncValidator::new(fine(), reports.clone());
+    let mut driver = Driver::new(&Method::GET);
+    let mut body = driver
+        .call_async(&validator, build(async_environ()))
+        .expect("a body");
+    finish(&mut driver, &mut body);
+    drop(body);
+    let _ = driver.call_async(&validator, build(async_environ()));
+    drop(validator);
+    reports.all()
+}
+
+/// A server waker that panics when woken.
+struct Exploding;
+
+impl std::task::Wake for Exploding {
+    fn wake(self: Arc<Self>) {
+        #[allow(clippy::panic, reason = "the broken server under test")]
+        {
+            panic!("the event loop is gone");
+        }
+    }
+}
+
+pub(crate) fn waker_panicked() -> Vec<Violation> {
+    let reports = collect();
+    let kept: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let slot = Arc::clone(&kept);
+    let validator = AsyncValidator::new(
+        rgi_async::from_fn(move |_environ: Environ, _start| {
+            let slot = Arc::clone(&slot);
+            Ok(AsyncSteps(
+                0,
+                move |_, cx: &mut Context<'_>, _start: &mut StartResponse<'_>| {
+                    *slot.lock().expect("not poisoned") = Some(cx.waker().clone());
+                    Poll::Pending
+                },
+            ))
+        }),
+        reports.clone(),
+    );
+    let mut driver = Driver::new(&Method::GET);
+    let mut body = driver
+        .call_async(&validator, build(async_environ()))
+        .expect("a body");
+    let _ = driver.poll(&mut body, &Waker::from(Arc::new(Exploding)));
+    drop(body);
+    // Another part of the application wakes the request after it ended.
+    let waker = kept.lock().expect("not poisoned").take().expect("a waker");
+    let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+    assert!(woken.is_err());
+    reports.all()
+}
+
+/// An after-response service that panics.
+struct PanickyAfter;
+
+impl AfterResponseService for PanickyAfter {
+    fn spawn(&self, _task: AfterTask) -> Result<(), AfterError> {
+        #[allow(clippy::panic, reason = "the broken server under test")]
+        {
+            panic!("the task queue is gone");
+        }
+    }
+}
+
+pub(crate) fn capability_panicked() -> Vec<Violation> {
+    let kept: Arc<Mutex<Option<AfterResponse>>> = Arc::default();
+    let slot = Arc::clone(&kept);
+    let app = rgi_async::from_fn(move |environ: Environ, start| {
+        let after = Capabilities::of(&environ)
+            .and_then(Capabilities::after_response)
+            .ok_or("no after-response tasks")?
+            .clone();
+        *slot.lock().expect("not poisoned") = Some(after);
+        start.start(StatusCode::NO_CONTENT)?;
+        Ok(Empty)
+    });
+    let reports = collect();
+    let validator = AsyncValidator::new(app, reports.clone());
+    let capabilities = capabilities()
+        .after_response(AfterResponse::new(PanickyAfter))
+        .build();
+    let _ = rgi_conformance::rt::serve_async(
+        &validator,
+        build(environ().extension(capabilities)),
+        &mut rgi_conformance::rt::Recorder::new(),
+    );
+    // The handle is used after the request has ended.
+    let after = kept.lock().expect("not poisoned").take().expect("a handle");
+    let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| after.spawn(|| {})));
+    assert!(spawned.is_err());
+    drop(validator);
+    reports.all()
+}

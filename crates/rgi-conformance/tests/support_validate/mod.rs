@@ -101,6 +101,7 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Server,
         sync_examples::handle_state_lost,
     ),
+    ("state_reused", Side::Server, sync_examples::state_reused),
     ("body_kept", Side::Server, sync_examples::body_kept),
     (
         "head_informational_status",
@@ -240,6 +241,16 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         async_examples::async_handle_state_lost,
     ),
     (
+        "async_state_reused",
+        Side::Server,
+        async_examples::async_state_reused,
+    ),
+    (
+        "waker_panicked",
+        Side::Server,
+        async_examples::waker_panicked,
+    ),
+    (
         "async_body_kept",
         Side::Server,
         async_examples::async_body_kept,
@@ -323,6 +334,11 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "readiness_panicked",
         Side::Server,
         async_examples::readiness_panicked,
+    ),
+    (
+        "capability_panicked",
+        Side::Server,
+        async_examples::capability_panicked,
     ),
     (
         "hollow_capability",

@@ -487,3 +487,16 @@ pub(crate) fn application_panicked() -> Vec<Violation> {
         build(environ()),
     )
 }
+
+pub(crate) fn state_reused() -> Vec<Violation> {
+    let reports = collect();
+    let validator = Validator::new(fine(), reports.clone());
+    let mut driver = Driver::new(&Method::GET);
+    let mut body = driver.call(&validator, build(environ())).expect("a body");
+    while driver.pull(&mut body).is_some() {}
+    drop(body);
+    // The next request gets a handle over the finished response's state.
+    let _ = driver.call(&validator, build(environ()));
+    drop(validator);
+    reports.all()
+}
