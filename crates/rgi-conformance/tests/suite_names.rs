@@ -18,7 +18,7 @@ fn clause_ids(spec: &str) -> HashSet<String> {
 
 #[test]
 fn the_macro_list_is_the_sync_prefix_of_cases() {
-    let names: Vec<&str> = suite::cases().iter().map(|case| case.name()).collect();
+    let names: Vec<&str> = suite::cases().iter().map(suite::Case::name).collect();
     assert!(SYNC_CASE_NAMES.len() >= 70, "{}", SYNC_CASE_NAMES.len());
     assert_eq!(&names[..SYNC_CASE_NAMES.len()], SYNC_CASE_NAMES);
     // The same list, expanded by the macro in its `names` mode here, in a

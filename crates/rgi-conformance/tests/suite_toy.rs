@@ -9,4 +9,4 @@ fn toy() -> ToyServer {
     ToyServer::new()
 }
 
-rgi_conformance::__rgi_sync_cases!(tests toy);
+rgi_conformance::server_suite!(toy);

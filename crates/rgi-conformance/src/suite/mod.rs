@@ -148,8 +148,9 @@ pub fn case(name: &str) -> Option<Case> {
 /// # Examples
 ///
 /// ```no_run
-/// # fn server() -> Box<dyn rgi_conformance::suite::ServerUnderTest> { unimplemented!() }
-/// let run = rgi_conformance::suite::run(&*server());
+/// use rgi_conformance::toy::ToyServer;
+///
+/// let run = rgi_conformance::suite::run(&ToyServer::new());
 /// assert!(!run.has_failures());
 /// ```
 #[must_use]
@@ -159,6 +160,20 @@ pub fn run(server: &dyn ServerUnderTest) -> SuiteRun {
 
 /// Runs every case against `server`, calling `progress` with each result as
 /// it comes (for a progress line).
+///
+/// # Examples
+///
+/// ```no_run
+/// use rgi_conformance::report::Verdict;
+/// use rgi_conformance::toy::ToyServer;
+///
+/// let run = rgi_conformance::suite::run_with(&ToyServer::new(), |result| {
+///     if let Verdict::Failed { clause, reason } = &result.verdict {
+///         eprintln!("{} failed [{clause}]: {reason}", result.check.name());
+///     }
+/// });
+/// assert_eq!(run.results.len(), rgi_conformance::suite::cases().len());
+/// ```
 #[must_use]
 pub fn run_with(server: &dyn ServerUnderTest, mut progress: impl FnMut(&CaseResult)) -> SuiteRun {
     let results = cases()
@@ -181,6 +196,15 @@ pub fn run_with(server: &dyn ServerUnderTest, mut progress: impl FnMut(&CaseResu
 ///
 /// A skipped case prints `SKIPPED (<reason>)` on stderr and returns, since
 /// cargo cannot mark a test as skipped.
+///
+/// # Examples
+///
+/// ```
+/// use rgi_conformance::suite;
+/// use rgi_conformance::toy::ToyServer;
+///
+/// suite::assert_case("rgi_hdr_2_repeated_fields_stay_separate", &ToyServer::new());
+/// ```
 ///
 /// # Panics
 ///

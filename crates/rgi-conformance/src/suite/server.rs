@@ -95,6 +95,11 @@ pub trait ServerUnderTest: Send + Sync {
     /// Starts the server with `app` on an unused port of 127.0.0.1 and
     /// returns once it accepts connections.
     ///
+    /// The application is mounted at the root (its `script_name()` is
+    /// empty), serves plain HTTP/1.1 (no TLS), and any configuration that
+    /// would change what the spec's defaults say (a configured server name,
+    /// trusted proxies, a debugging mode that shows error details) is off.
+    ///
     /// # Errors
     ///
     /// If the server cannot start; the case then fails.

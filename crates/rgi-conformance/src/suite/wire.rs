@@ -820,6 +820,13 @@ impl BodyReader<'_> {
         self.received
     }
 
+    /// The connection underneath, for waiting on it
+    /// ([`Connection::wait_for_data`]) between pieces of the body; bytes
+    /// read from it directly are no longer part of the body.
+    pub fn connection(&mut self) -> &mut Connection {
+        self.conn
+    }
+
     /// Gives every later read of this body `timeout` from now.
     pub fn extend_deadline(&mut self, timeout: Duration) {
         self.deadline = Instant::now() + timeout;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, Version, header};
 use rgi::{Application, Body, BoxError, Environ, ResponseHead, StartResponse, UrlScheme};
 
-use super::super::wire::{Connection, Request, Response, WireError};
+use super::super::wire::{Arrival, Connection, Request, Response, WireError};
 use super::super::{Failure, Probe, RunningServer, ServerUnderTest};
 
 /// How long a case waits for something that should happen at once (an
@@ -692,4 +692,88 @@ pub(crate) fn response_or_close(
         Err(err) if err.is_closed() => Ok(None),
         Err(err) => Err(err).or_fail(clause, doing),
     }
+}
+
+/// An application that answers every request with a scripted body made by
+/// `script` (given the request's raw path), reporting on `events`.
+pub(crate) fn scripted<F>(events: mpsc::Sender<Event>, script: F) -> impl rgi::Application
+where
+    F: Fn(&str) -> (Vec<Act>, Vec<Act>) + Send + Sync + 'static,
+{
+    rgi::from_fn(move |environ: Environ, start| {
+        let (in_call, in_body) = script(environ.raw_path());
+        Script::run_in_call(in_call, start, &events)?;
+        Ok(Script::new(in_body, events.clone()))
+    })
+}
+
+/// A chunk of static bytes.
+pub(crate) fn data(bytes: &'static [u8]) -> Bytes {
+    Bytes::from_static(bytes)
+}
+
+/// Fails `clause` unless `response` is a complete body equal to
+/// `expected`.
+pub(crate) fn expect_body(
+    response: &Response,
+    expected: &[u8],
+    clause: &'static str,
+    context: &str,
+) -> Result<(), Failure> {
+    ensure(response.body.data == expected, clause, || {
+        format!(
+            "{context}: the body is {}, expected {}",
+            Esc(&response.body.data),
+            Esc(expected)
+        )
+    })?;
+    ensure(response.body.complete, clause, || {
+        format!(
+            "{context}: the body did not end completely ({:?} framing)",
+            response.body.framing
+        )
+    })
+}
+
+/// Fails `clause` if bytes arrive on `conn` within [`QUIET`].
+pub(crate) fn expect_nothing_more(
+    conn: &mut Connection,
+    clause: &'static str,
+    context: &str,
+) -> Result<(), Failure> {
+    match conn.wait_for_data(QUIET).or_fail(clause, context)? {
+        Arrival::Data(bytes) => Err(Failure::new(
+            clause,
+            format!("{context}: unexpected bytes arrived: {}", Esc(&bytes)),
+        )),
+        Arrival::Nothing | Arrival::Closed => Ok(()),
+    }
+}
+
+/// Sends raw bytes on a new connection and reads the response.
+pub(crate) fn raw_exchange(
+    served: &Served,
+    bytes: &[u8],
+    method: &str,
+    clause: &'static str,
+) -> Result<Response, Failure> {
+    let mut conn = served.connect()?;
+    conn.send(bytes).or_fail(clause, "sending the request")?;
+    conn.read_response(method)
+        .or_fail(clause, &format!("reading the response to {}", Esc(bytes)))
+}
+
+/// One request on a new connection to the echo app; what it saw.
+pub(crate) fn seen_for(
+    served: &Served,
+    seen: &mpsc::Receiver<Seen>,
+    request: &Request,
+    method: &str,
+    clause: &'static str,
+) -> Result<(Connection, Seen), Failure> {
+    let mut conn = served.connect()?;
+    let response = exchange(&mut conn, request, method, clause)?;
+    expect_status(&response, 200, clause, "a plain request")?;
+    let snapshot = recv(seen, WAIT, clause, "the application was not called")?;
+    Ok((conn, snapshot))
 }

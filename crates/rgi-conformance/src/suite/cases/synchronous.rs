@@ -24,9 +24,12 @@ macro_rules! sync_case {
     };
 }
 
+mod body;
 mod connection;
 mod environ;
 mod failure;
+mod file;
+mod headers;
 mod input;
 mod response;
 
@@ -34,7 +37,9 @@ mod response;
     clippy::wildcard_imports,
     reason = "the case list macro names every case function"
 )]
-use self::{connection::*, environ::*, failure::*, input::*, response::*};
+use self::{
+    body::*, connection::*, environ::*, failure::*, file::*, headers::*, input::*, response::*,
+};
 use crate::suite::Case;
 
 /// The cases of the synchronous interface, in the suite's order.
@@ -57,6 +62,7 @@ macro_rules! __rgi_sync_cases {
             rgi_env_5_server_name_and_port
             rgi_env_6_remote_address_is_the_peer
             rgi_env_7_url_scheme_is_http_without_tls
+            rgi_env_8_concurrency_facts
             rgi_env_10_content_length_from_framing
             rgi_env_1_malformed_request_rejected
             rgi_path_1_root_mount_gets_the_whole_path
@@ -87,7 +93,7 @@ macro_rules! __rgi_sync_cases {
             rgi_input_12_expect_100_continue_on_first_read
             rgi_input_13_no_100_continue_for_unread_body
             rgi_input_15_reads_after_the_response_finished
-            // The response: head, write, body, framing, files.
+            // The response head and write.
             rgi_start_2_status_sent_as_given
             rgi_head_8_fields_sent_as_given
             rgi_head_9_date_added
@@ -98,6 +104,7 @@ macro_rules! __rgi_sync_cases {
             rgi_start_11_replace_after_head_sent_returns_the_cause
             rgi_write_2_written_data_reaches_the_client_before_write_returns
             rgi_write_3_written_data_precedes_yielded_data
+            // The response body and its framing.
             rgi_body_3_chunks_are_opaque_bytes
             rgi_body_4_each_chunk_sent_before_the_next_pull
             rgi_body_4_slow_reader_bounds_buffered_output
@@ -107,8 +114,9 @@ macro_rules! __rgi_sync_cases {
             rgi_body_18_no_content_for_204_and_304
             rgi_cl_1_never_more_than_declared
             rgi_cl_3_fewer_than_declared_closes
-            rgi_cl_9_framing_without_length_on_http11
+            rgi_cl_9_correct_framing
             rgi_cl_8_close_delimited_on_http10
+            // File bodies.
             rgi_file_2_file_body_served_exactly
             rgi_file_5_file_range_and_head
             rgi_file_5_short_file_closes_the_connection

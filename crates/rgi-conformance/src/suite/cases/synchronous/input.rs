@@ -8,11 +8,11 @@ use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rgi::{Environ, Hints, InputError, InputUse};
+use rgi::{BoxError, Environ, Hints, InputError, InputUse};
 
 use super::super::kit::{
-    Esc, Gate, OrFail, QUIET, Seen, Served, WAIT, describe_io, echo, ensure, exchange,
-    expect_status, head_with_length, recv, response_or_close,
+    Esc, Gate, OrFail, QUIET, Seen, Served, WAIT, contains, describe_io, echo, ensure, exchange,
+    expect_status, head, head_with_length, read_body, recv, response_or_close,
 };
 use crate::suite::wire::{Arrival, Request, chunk};
 use crate::suite::{Failure, ServerUnderTest};
@@ -433,7 +433,7 @@ fn continue_on_read(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 sync_case!(
     rgi_input_13_no_100_continue_for_unread_body
     ["RGI-INPUT-13"]
-    "with Expect: 100-continue and an application that never reads, no 100 Continue is sent (unless a pre-read asks for the body), and none after the final head"
+    "with Expect: 100-continue, no 100 Continue goes out for a body nobody reads (unless a pre-read asks for it), nor after the final head"
     => no_continue_unread
 );
 
@@ -498,6 +498,71 @@ fn no_continue_unread(server: &dyn ServerUnderTest) -> Result<(), Failure> {
             format!("bytes arrived after the final response: {}", Esc(&bytes)),
         ));
     }
+    served.stop()?;
+    late_reader(server)
+}
+
+/// The second half of `rgi_input_13`: an application that sends its head,
+/// then reads the body; no `100 Continue` may follow the final head.
+fn late_reader(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const CLAUSE: &str = "RGI-INPUT-13";
+    let app = rgi::from_fn(|mut environ: Environ, start| {
+        start.start(head(200))?;
+        start.write(Bytes::from_static(b"head-sent"))?;
+        let body = read_body(&mut environ, 1 << 20).map_err(BoxError::from)?;
+        Ok(Bytes::from(body))
+    });
+    let served = Served::start(server, app, CLAUSE)?;
+    let request = Request::new("POST", "/late-read")
+        .header("expect", "100-continue")
+        .body("hello world");
+    let mut conn = served.connect()?;
+    conn.send(&request.head_bytes())
+        .or_fail(CLAUSE, "sending the head")?;
+    let first = conn
+        .read_head()
+        .or_fail(CLAUSE, "waiting for the response")?;
+    if first.status == 100 {
+        // A pre-read asked for the body before the application ran.
+        conn.send(&request.body_bytes())
+            .or_fail(CLAUSE, "sending the body after 100 Continue")?;
+        conn.read_response("POST")
+            .or_fail(CLAUSE, "reading the final response")?;
+        return served.stop();
+    }
+    let mut reader = conn
+        .body_reader(&first, "POST")
+        .or_fail(CLAUSE, "reading the body")?;
+    reader
+        .read_at_least(9)
+        .or_fail(CLAUSE, "reading the data written before the read")?;
+    // The application now reads the body, after its head went out.
+    if let Arrival::Data(bytes) = reader
+        .connection()
+        .wait_for_data(QUIET)
+        .or_fail(CLAUSE, "listening while the application reads")?
+    {
+        ensure(!contains(&bytes, b" 100 "), CLAUSE, || {
+            format!(
+                "100 Continue went out after the final head: {}",
+                Esc(&bytes)
+            )
+        })?;
+    }
+    reader
+        .connection()
+        .send(&request.body_bytes())
+        .or_fail(CLAUSE, "sending the body")?;
+    reader.extend_deadline(WAIT);
+    let rest = reader
+        .read_all(1 << 20)
+        .or_fail(CLAUSE, "reading the rest")?;
+    ensure(rest.data == b"hello world" && rest.complete, CLAUSE, || {
+        format!(
+            "after the client sent the body anyway, the rest of the response is {}",
+            Esc(&rest.data)
+        )
+    })?;
     served.stop()
 }
 
