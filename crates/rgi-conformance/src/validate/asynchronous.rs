@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use http::Method;
 use rgi::{Body, BoxError, Environ, StartResponse};
@@ -18,10 +19,15 @@ use super::sync::ValidatedBody;
 use super::{capabilities, environ, input};
 use crate::{Policy, Reports};
 
-/// Consecutive polls after `Pending` without any wake-up before the
-/// validator calls it busy polling; a few are spurious wake-ups, which
-/// `RGIA-POLL-4` allows.
-const BUSY_POLLS: u32 = 16;
+/// Consecutive polls after `Pending` without a wake-up of the body's
+/// waker, within [`BUSY_WINDOW`], before the validator calls it busy
+/// polling. `RGIA-POLL-4` allows occasional polls after events the server
+/// cannot attribute (a connection task woken by its socket polls the body
+/// too); a thousand in a tenth of a second is a loop, not events.
+const BUSY_POLLS: u32 = 1000;
+
+/// See [`BUSY_POLLS`].
+const BUSY_WINDOW: Duration = Duration::from_millis(100);
 
 /// Wraps an asynchronous application and checks both sides of the
 /// interface on every request: the environ and capabilities the server
@@ -182,8 +188,10 @@ pub struct AsyncValidatedBody<B: AsyncBody> {
     polling: bool,
     /// The last poll returned `Pending`.
     last_pending: bool,
-    /// Polls since the last `Pending` without a wake-up in between.
+    /// Polls since the last `Pending` without a wake-up in between, and
+    /// when the first of them happened.
     unwoken_polls: u32,
+    unwoken_since: Option<Instant>,
 }
 
 impl<B: AsyncBody> AsyncValidatedBody<B> {
@@ -198,6 +206,7 @@ impl<B: AsyncBody> AsyncValidatedBody<B> {
             polling: false,
             last_pending: false,
             unwoken_polls: 0,
+            unwoken_since: None,
         }
     }
 
@@ -206,14 +215,24 @@ impl<B: AsyncBody> AsyncValidatedBody<B> {
         let woken = self.request.woken.swap(false, Ordering::SeqCst);
         if !self.last_pending || woken {
             self.unwoken_polls = 0;
+            self.unwoken_since = None;
             return;
         }
         self.unwoken_polls += 1;
-        if self.unwoken_polls >= BUSY_POLLS {
+        let since = *self.unwoken_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > BUSY_WINDOW {
+            // Spread out: events, not a loop. Start counting afresh.
+            self.unwoken_polls = 1;
+            self.unwoken_since = Some(Instant::now());
+        } else if self.unwoken_polls >= BUSY_POLLS {
             self.request.violate(
                 &rules::BUSY_POLLING,
                 "the server keeps polling a pending body that nobody woke",
-                format!("{} polls in a row without a wake-up", self.unwoken_polls),
+                format!(
+                    "{} polls in a row without a wake-up, within {:?}",
+                    self.unwoken_polls,
+                    since.elapsed()
+                ),
             );
         }
     }
@@ -288,11 +307,15 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
             }
             Poll::Ready(None) => {
                 this.ended = true;
-                this.request.with(|t| t.on_end(Flavor::Async));
+                this.request.with(|t| {
+                    t.on_end(Flavor::Async);
+                    t.done = true;
+                });
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
                 this.ended = true;
+                this.request.with(|t| t.done = true);
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(Some(Ok(Step::Chunk(chunk)))) => {

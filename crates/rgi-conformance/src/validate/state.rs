@@ -355,8 +355,8 @@ pub(crate) struct Tracker {
 
     /// The asynchronous body was dropped.
     pub(crate) async_body_dropped: bool,
-    /// The response is over as far as the application is concerned: every
-    /// body was dropped, or the call failed.
+    /// The response is over as far as the application is concerned: the
+    /// last body ended or was dropped, or the call failed.
     pub(crate) done: bool,
     /// What the handle said when the body switched.
     pub(crate) at_switch: Option<(bool, bool)>,

@@ -244,9 +244,15 @@ impl<B: Body> Body for ValidatedBody<B> {
         match &step {
             None => {
                 self.ended = true;
-                self.request.with(|t| t.on_end(Flavor::Sync));
+                self.request.with(|t| {
+                    t.on_end(Flavor::Sync);
+                    t.done = true;
+                });
             }
-            Some(Err(_)) => self.ended = true,
+            Some(Err(_)) => {
+                self.ended = true;
+                self.request.with(|t| t.done = true);
+            }
             Some(Ok(chunk)) => self.request.with(|t| t.on_chunk(chunk, Flavor::Sync)),
         }
         step
