@@ -172,7 +172,7 @@ fn flood_byte(index: usize) -> u8 {
 
 sync_case!(
     rgi_body_4_slow_reader_bounds_buffered_output
-    ["RGI-BODY-4", "RGI-BODY-5"]
+    ["RGI-BODY-4", "RGI-BODY-5", "RGI-BODY-3"]
     "while the client does not read, the server stops pulling after a bounded amount; then every byte arrives in order"
     => slow_reader
 );
@@ -421,7 +421,7 @@ fn head_request(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_body_18_no_content_for_204_and_304
-    ["RGI-BODY-18", "RGI-CL-9"]
+    ["RGI-BODY-18", "RGI-CL-9", "RGI-BODY-11"]
     "204 and 304 responses carry no body bytes and no Transfer-Encoding (204 no Content-Length) even when the body yields data"
     => no_content
 );
@@ -473,7 +473,7 @@ fn no_content(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_cl_1_never_more_than_declared
-    ["RGI-CL-1", "RGI-CL-2"]
+    ["RGI-CL-1", "RGI-CL-2", "RGI-BODY-2"]
     "a body longer than its Content-Length is cut at the declared length, then pulling stops and the body is dropped"
     => never_more
 );

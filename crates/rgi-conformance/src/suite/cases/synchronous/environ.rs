@@ -332,7 +332,7 @@ fn root_mount(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_path_3_decoded_once_nothing_else
-    ["RGI-PATH-3"]
+    ["RGI-PATH-3", "RGI-ENV-4"]
     "path_info() decodes every %HH exactly once and keeps +, dot-segments and repeated slashes"
     => decoded_once
 );

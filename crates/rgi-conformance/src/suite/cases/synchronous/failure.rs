@@ -140,7 +140,7 @@ fn no_detail(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_fail_2_panic_in_call_is_contained
-    ["RGI-FAIL-2", "RGI-FAIL-3"]
+    ["RGI-FAIL-2", "RGI-FAIL-3", "RGI-FAIL-4"]
     "a panic in call, before or after start, gets a 500 and the server goes on serving"
     => panic_in_call
 );
@@ -170,7 +170,7 @@ fn panic_in_call(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_fail_2_panic_in_body_is_contained
-    ["RGI-FAIL-2", "RGI-FAIL-5", "RGI-BODY-11"]
+    ["RGI-FAIL-2", "RGI-FAIL-5", "RGI-BODY-11", "RGI-FAIL-4", "RGI-FAIL-6"]
     "a panic in the body gets a 500 before the head went out and an abnormal end after; the body is dropped and the server goes on serving"
     => panic_in_body
 );
@@ -272,7 +272,7 @@ fn panic_in_drop(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_fail_5_failure_after_head_ends_abnormally
-    ["RGI-FAIL-5", "RGI-FAIL-6"]
+    ["RGI-FAIL-5", "RGI-FAIL-6", "RGI-BODY-11", "RGI-FAIL-4"]
     "an error after the head went out ends the response so the client sees it is incomplete: no last-chunk, or short of Content-Length, then a close"
     => failure_after_head
 );

@@ -140,7 +140,7 @@ fn content_length_body(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_input_2_chunked_body_decoded
-    ["RGI-INPUT-2", "RGI-INPUT-1"]
+    ["RGI-INPUT-2", "RGI-INPUT-1", "RGI-ENV-10"]
     "a chunked upload sent piece by piece, with extensions and trailers, reads back exactly, and the request after it is intact"
     => chunked_body
 );

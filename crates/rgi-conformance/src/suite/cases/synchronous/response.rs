@@ -139,7 +139,7 @@ fn date_added(server: &dyn ServerUnderTest) -> Result<(), Failure> {
 
 sync_case!(
     rgi_start_5_response_started_in_the_body
-    ["RGI-START-5"]
+    ["RGI-START-5", "RGI-BODY-11"]
     "a response started only in the first pull of the body is served normally"
     => started_in_body
 );
