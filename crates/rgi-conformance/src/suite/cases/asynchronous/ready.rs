@@ -169,16 +169,22 @@ where
     )
 }
 
-/// Runs one GET against a readiness probe and returns its report.
+/// Runs one GET against a readiness probe and returns its report; `waits`
+/// says what the probe waits for, for the failure when it never reports.
 fn run_probe<T>(
     server: &dyn ServerUnderTest,
     app: impl rgi_async::AsyncApplication,
     reports: &mpsc::Receiver<Result<T, &'static str>>,
     clause: &'static str,
+    waits: &str,
 ) -> Result<T, Failure> {
     let session = Session::start(server, app, clause)?;
     let response = session.exchange(&Request::get("/wait"), "GET");
-    let report = recv(reports, clause, "the probe's report of its waits");
+    let report = recv(
+        reports,
+        clause,
+        &format!("the end of the probe's waits ({waits})"),
+    );
     session.stop()?;
     let report = report?.map_err(|missing| fail(clause, missing))?;
     let response = response?;
@@ -222,7 +228,13 @@ fn a_pipe_wait_wakes_the_body(server: &dyn ServerUnderTest) -> Result<(), Failur
             })
         })
     };
-    let judged = run_probe(server, app, &reports, MAIN);
+    let judged = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "a pipe written after 100 ms, with a 5 s timeout",
+    );
     done.open();
     let (seen, took) = judged?;
     if !seen.is_readable() {
@@ -281,7 +293,13 @@ fn waits_are_level_triggered(server: &dyn ServerUnderTest) -> Result<(), Failure
             let _ = report.send(Ok((first, first_took, second, seen_one, seen_other)));
         })
     });
-    let (first, first_took, second, one, other) = run_probe(server, app, &reports, MAIN)?;
+    let (first, first_took, second, one, other) = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "waits on a pipe that already holds data: two in turn, then two at once",
+    )?;
     if !first.is_readable() || first_took > PROMPTLY {
         return Err(fail(
             MAIN,
@@ -348,7 +366,13 @@ fn hangup_is_reported(server: &dyn ServerUnderTest) -> Result<(), Failure> {
             let _ = report.send(Ok((eof, gone)));
         })
     });
-    let (eof, gone) = run_probe(server, app, &reports, MAIN)?;
+    let (eof, gone) = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "READABLE on a pipe whose writer closes, then WRITABLE on a full socket whose peer closes",
+    )?;
     if !matches!(eof, Seen::Ready(ready) if ready.is_readable() || ready.is_hangup()) {
         return Err(fail(
             MAIN,
@@ -401,8 +425,13 @@ fn timeouts_are_kept(server: &dyn ServerUnderTest) -> Result<(), Failure> {
             let _ = report.send(Ok((at_first_poll, timed, timed_took, timer, timer_took)));
         })
     });
-    let (at_first_poll, timed, timed_took, timer, timer_took) =
-        run_probe(server, app, &reports, MAIN)?;
+    let (at_first_poll, timed, timed_took, timer, timer_took) = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "a zero timeout, a 200 ms timeout on a silent pipe, an empty wait_any of 150 ms",
+    )?;
     match at_first_poll {
         Poll::Ready(Seen::Ready(_) | Seen::TimedOut) => {}
         Poll::Ready(other) => {
@@ -480,7 +509,13 @@ fn files_are_unpollable(server: &dyn ServerUnderTest) -> Result<(), Failure> {
             let _ = report.send(Ok(seen));
         })
     });
-    let judged = run_probe(server, app, &reports, MAIN);
+    let judged = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "a regular file, then a directory, each with a 5 s timeout",
+    );
     let _ = std::fs::remove_file(&path);
     for (what, fd, first, later) in judged? {
         match first {
@@ -546,7 +581,13 @@ fn a_dropped_wait_is_deregistered(server: &dyn ServerUnderTest) -> Result<(), Fa
             let _ = report.send(Ok((first, wrote, again, took, read)));
         })
     });
-    let (first, wrote, again, took, read) = run_probe(server, app, &reports, MAIN)?;
+    let (first, wrote, again, took, read) = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "a dropped wait, then a wait with a 5 s timeout after a write",
+    )?;
     if let Poll::Ready(seen) = first {
         return Err(fail(
             MAIN,
@@ -631,7 +672,13 @@ fn wait_any_reports_which_source(server: &dyn ServerUnderTest) -> Result<(), Fai
             })
         })
     };
-    let judged = run_probe(server, app, &reports, MAIN);
+    let judged = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "wait_any on two pipes, one written after 100 ms, then on 64 pipes",
+    );
     done.open();
     let (outcomes, among_many) = judged?;
     let found = outcomes.last().is_some_and(|last| {
