@@ -1,1 +1,202 @@
-fn main() {}
+//! `rgi-conformance`: runs the RGI server suite against every reference
+//! server of the workspace and writes its reports.
+//!
+//! Until the workspace has a reference server, the suite runs against the
+//! kit's own toy server, and the output says so first. Exit status: 0 when
+//! no case failed, 1 when one did, 2 when the command could not be carried
+//! out as given (a usage error, a filter that matches nothing, a report that
+//! could not be written).
+
+mod output;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rgi_conformance::report;
+use rgi_conformance::suite::{self, Case, ServerUnderTest};
+use rgi_conformance::toy::{FAULTS, ToyServer};
+
+use crate::output::Failure;
+
+/// Runs the RGI server suite and writes its reports.
+#[derive(Debug, Parser)]
+#[command(name = "rgi-conformance", version)]
+struct Cli {
+    /// Write the JSON report of the run to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the JUnit XML report of the run to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write <server>.json, <server>.xml and <server>.txt for every server
+    /// into DIR (created if missing).
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    /// Run (or list) only the cases whose name or clause IDs contain
+    /// SUBSTRING, ignoring case.
+    #[arg(long, value_name = "SUBSTRING")]
+    filter: Option<String>,
+    /// List the cases with their clauses and needs, and run nothing.
+    #[arg(long, conflicts_with_all = ["json", "junit", "report_dir", "clauses"])]
+    list: bool,
+    /// Print every clause of the spec with how the kit judges it, and run
+    /// nothing.
+    #[arg(long, conflicts_with_all = ["json", "junit", "report_dir", "filter", "toy_fault"])]
+    clauses: bool,
+    /// Judge the toy server with one deliberate fault switched on, named
+    /// as the variants of `rgi_conformance::toy::Fault` are (for example
+    /// `LeaksUnreadBody`), to see how the suite reports a broken server.
+    #[arg(long, value_name = "FAULT", conflicts_with = "list")]
+    toy_fault: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version print and exit 0; usage errors exit 2.
+        Err(error) => error.exit(),
+    };
+    let mut out = io::stdout().lock();
+    match run(&cli, &mut out) {
+        Ok(code) => code,
+        Err(Failure::Stdout(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::from(2)
+        }
+        Err(failure) => {
+            let _ = out.flush();
+            eprintln!("rgi-conformance: {failure}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, Failure> {
+    if cli.clauses {
+        output::clauses(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cases = selected(cli.filter.as_deref())?;
+    if cli.list {
+        output::list(out, &cases)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let servers = servers(out, cli.toy_fault.as_deref())?;
+    if servers.len() > 1 && (cli.json.is_some() || cli.junit.is_some()) {
+        return Err(Failure::Usage(
+            "--json and --junit name one file, and there is more than one server: use --report-dir"
+                .to_owned(),
+        ));
+    }
+    let mut failed = false;
+    for server in &servers {
+        let run = output::run_suite(out, server.as_ref(), &cases)?;
+        output::line(out, "")?;
+        output::text(out, &report::table(&run))?;
+        failed |= run.has_failures();
+        if let Some(path) = &cli.json {
+            output::write_file(out, path, &report::json(&run))?;
+        }
+        if let Some(path) = &cli.junit {
+            output::write_file(out, path, &report::junit(&run))?;
+        }
+        if let Some(dir) = &cli.report_dir {
+            output::write_report_dir(out, dir, &run)?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The suite's cases that `filter` selects (all without one).
+fn selected(filter: Option<&str>) -> Result<Vec<Case>, Failure> {
+    let cases = suite::cases();
+    let Some(filter) = filter else {
+        return Ok(cases);
+    };
+    let needle = filter.to_lowercase();
+    let matches = |text: &str| text.to_lowercase().contains(&needle);
+    let chosen: Vec<Case> = cases
+        .into_iter()
+        .filter(|case| matches(case.name()) || case.check().clauses().iter().any(|id| matches(id)))
+        .collect();
+    if chosen.is_empty() {
+        return Err(Failure::Usage(format!(
+            "no case matches --filter {filter:?} (see --list)"
+        )));
+    }
+    Ok(chosen)
+}
+
+/// The servers to judge: every reference server of the workspace, or the
+/// toy server when there is none, announced as such; or the toy server with
+/// the deliberate fault called `fault`.
+fn servers(
+    out: &mut dyn Write,
+    fault: Option<&str>,
+) -> Result<Vec<Box<dyn ServerUnderTest>>, Failure> {
+    if let Some(name) = fault {
+        let Some((fault, case, clause)) = FAULTS.iter().find(|(fault, ..)| fault.name() == name)
+        else {
+            let names: Vec<String> = FAULTS.iter().map(|(fault, ..)| fault.name()).collect();
+            return Err(Failure::Usage(format!(
+                "--toy-fault {name:?} is not a fault of the toy server; the faults are: {}",
+                names.join(", ")
+            )));
+        };
+        output::line(
+            out,
+            &format!(
+                "NOTE: judging the toy server with the deliberate fault {name}: it breaks {clause}, which case {case} catches."
+            ),
+        )?;
+        let toy: Box<dyn ServerUnderTest> = Box::new(ToyServer::with_fault(*fault));
+        return Ok(vec![toy]);
+    }
+    // The reference servers of the workspace join this list as they land;
+    // there is none yet.
+    let reference: Vec<Box<dyn ServerUnderTest>> = Vec::new();
+    if !reference.is_empty() {
+        return Ok(reference);
+    }
+    output::line(
+        out,
+        "NOTE: the workspace has no reference server yet, so the suite runs against the kit's own toy server",
+    )?;
+    output::line(
+        out,
+        "      (rgi_conformance::toy::ToyServer): this shows the suite at work, not a real server's conformance.",
+    )?;
+    let toy: Box<dyn ServerUnderTest> = Box::new(ToyServer::new());
+    Ok(vec![toy])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn list_and_clauses_refuse_report_files() {
+        for args in [
+            ["rgi-conformance", "--list", "--json", "x"],
+            ["rgi-conformance", "--clauses", "--junit", "x"],
+            ["rgi-conformance", "--clauses", "--filter", "x"],
+        ] {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -119,9 +119,6 @@ pub struct Checker {
     pub check: Check,
 }
 
-// TEMPORARY until the suite lands.
-const SUITE_CASES: &[crate::suite::Case] = &[];
-
 /// Every check of the kit: the validator's rules, then the suite's cases.
 #[must_use]
 pub fn checkers() -> Vec<Checker> {
@@ -129,7 +126,7 @@ pub fn checkers() -> Vec<Checker> {
         by: By::Validator,
         check: *check,
     });
-    let suite = SUITE_CASES.iter().map(|case| Checker {
+    let suite = crate::suite::cases().into_iter().map(|case| Checker {
         by: By::Suite,
         check: case.check(),
     });
