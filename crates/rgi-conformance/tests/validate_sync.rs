@@ -465,3 +465,21 @@ fn body_type_is_the_validators_own() {
     let validator = Validator::new(support_validate::sync_examples::fine(), collect());
     assert!(body_of(&validator).contains("ValidatedBody"));
 }
+
+#[test]
+fn nested_validators_stay_silent_for_a_good_app_and_blame_only_once() {
+    // Both clean around a well-behaved application ...
+    let inner = collect();
+    let app = Validator::new(support_validate::sync_examples::fine(), inner.clone());
+    clean(app, build(environ()));
+    assert!(inner.is_empty(), "{:?}", inner.all());
+    // ... and the inner one's panic passes the outer one unjudged.
+    let outer = Validator::panicking(Validator::panicking(starts_twice()));
+    let mut driver = Driver::new(&Method::GET);
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _ = driver.call(&outer, build(environ()));
+    }));
+    assert!(caught.is_err());
+    assert_eq!(outer.get_ref().reports().clauses(), ["RGI-START-7"]);
+    assert!(outer.reports().is_empty(), "{:?}", outer.reports().all());
+}

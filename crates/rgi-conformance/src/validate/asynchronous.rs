@@ -359,6 +359,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
 impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
     fn drop(&mut self) {
         let inner = self.inner.take();
+        state::clear_judged();
         let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(inner)));
         self.request.registry.close(self.request.id);
         self.request.with(|t| {
@@ -368,7 +369,7 @@ impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
             }
         });
         if let Err(payload) = dropped {
-            if !thread::panicking() && !state::is_report_panic() {
+            if !thread::panicking() && !state::is_judged() {
                 self.request.violate(
                     &rules::BODY_DROP_PANICKED,
                     "dropping the body panicked",

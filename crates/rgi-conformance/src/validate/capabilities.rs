@@ -62,10 +62,11 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
 /// Runs one operation of the server's capability service, reporting a
 /// panic (`RGIA-CAP-8`) before letting it continue.
 fn guarded<T>(request: &Request, what: &str, operation: impl FnOnce() -> T) -> T {
+    state::clear_judged();
     match panic::catch_unwind(AssertUnwindSafe(operation)) {
         Ok(value) => value,
         Err(payload) => {
-            if !state::is_report_panic() {
+            if !state::is_judged() {
                 let when = if request.with(|t| t.done) {
                     "after its request had ended"
                 } else {

@@ -122,10 +122,11 @@ impl<'a> Watch<'a> {
     ) -> Poll<Result<T, ReadinessError>> {
         let first = self.first_poll.is_none();
         self.first_poll.get_or_insert_with(Instant::now);
+        super::state::clear_judged();
         let polled = match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(polled) => polled,
             Err(payload) => {
-                if super::state::is_report_panic() {
+                if super::state::is_judged() {
                     panic::resume_unwind(payload);
                 }
                 self.request.violate(

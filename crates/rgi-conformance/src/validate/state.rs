@@ -146,7 +146,7 @@ pub(crate) fn report(reports: &Reports, violation: Violation) {
     }
     reports.report(violation);
     if panics {
-        JUDGED.with(|judged| judged.set(false));
+        clear_judged();
     }
 }
 
@@ -155,9 +155,15 @@ pub(crate) fn mark_judged() {
     JUDGED.with(|judged| judged.set(true));
 }
 
-/// Whether a caught panic was judged already (clears the mark).
-pub(crate) fn is_report_panic() -> bool {
-    JUDGED.with(|judged| judged.replace(false))
+/// Whether a caught panic was judged already. The mark stays for outer
+/// catchers of the same unwind; every guarded region clears it first.
+pub(crate) fn is_judged() -> bool {
+    JUDGED.with(Cell::get)
+}
+
+/// Clears a mark left by an earlier unwind, before a guarded region.
+pub(crate) fn clear_judged() {
+    JUDGED.with(|judged| judged.set(false));
 }
 
 /// Reports the bodies of `registry` that were never dropped; the
@@ -213,11 +219,12 @@ impl PollWaker {
     fn wake_inner(&self) {
         self.woken.store(true, Ordering::SeqCst);
         self.request.woken.store(true, Ordering::SeqCst);
+        clear_judged();
         let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.inner.wake_by_ref();
         }));
         if let Err(payload) = woken {
-            if !is_report_panic() {
+            if !is_judged() {
                 self.request.violate(
                     &rules::WAKER_PANICKED,
                     "waking the server's waker panicked",
@@ -249,7 +256,7 @@ pub(crate) struct Request {
     pub(crate) id: u64,
     pub(crate) flavor: Flavor,
     /// Set by every [`PollWaker`] of this request.
-    pub(crate) woken: Arc<AtomicBool>,
+    pub(crate) woken: AtomicBool,
     /// The vtable of the waker `rgi::Input` uses for its blocking face, to
     /// tell blocking reads from polls.
     pub(crate) park_vtable: Option<RawWakerVTable>,
@@ -269,7 +276,7 @@ impl Request {
             registry,
             id,
             flavor,
-            woken: Arc::default(),
+            woken: AtomicBool::new(false),
             park_vtable: super::input::park_vtable(),
             tracker: Mutex::new(Tracker::new(head_request)),
         })
@@ -821,15 +828,15 @@ pub(crate) fn scoped<T>(
         }
     });
     let mut hook = Hook::new(request, flavor);
-    // A mark left by a report panic that nothing caught is stale now.
-    JUDGED.with(|judged| judged.set(false));
+    // A mark left by an unwind that nothing of ours caught is stale now.
+    clear_judged();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut start.intercept(&mut hook))
     }));
     let result = match outcome {
         Ok(result) => result,
         Err(payload) => {
-            if is_report_panic() {
+            if is_judged() {
                 std::panic::resume_unwind(payload);
             }
             request.violate(

@@ -278,11 +278,12 @@ impl<B: Body> Drop for ValidatedBody<B> {
     fn drop(&mut self) {
         self.settle_file();
         let inner = self.inner.take();
+        state::clear_judged();
         let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(inner)));
         self.request.registry.close(self.entry);
         self.request.with(|t| t.done = true);
         if let Err(payload) = dropped {
-            if !thread::panicking() && !state::is_report_panic() {
+            if !thread::panicking() && !state::is_judged() {
                 self.request.violate(
                     &rules::BODY_DROP_PANICKED,
                     "dropping the body panicked",
