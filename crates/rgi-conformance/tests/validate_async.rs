@@ -24,8 +24,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use rgi::{AsyncSource, Environ, Input, InputUse, StartResponse};
 use rgi_async::{
-    AfterResponse, AsyncApplication, Capabilities, Interest, OffloadFuture, Readiness, Source,
-    Step, SyncSwitch, Threaded, Upgrade, UpgradeError, UpgradeFuture, UpgradeService,
+    AfterResponse, AsyncApplication, AsyncBody, Capabilities, Interest, OffloadFuture, Readiness,
+    Source, Step, SyncSwitch, Threaded, Upgrade, UpgradeError, UpgradeFuture, UpgradeService,
     WaitAnyOutcome, WaitOutcome,
 };
 use rgi_conformance::rt::{AfterQueue, PollerReadiness, Recorder, serve_async};
@@ -401,4 +401,53 @@ fn the_async_panic_policy_names_the_clause() {
         .cloned()
         .unwrap_or_default();
     assert!(message.contains("[RGIA-APP-9]"), "{message}");
+}
+
+/// Wakes nobody; a distinct waker per poll.
+struct Quiet;
+
+impl std::task::Wake for Quiet {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn a_server_that_polls_with_a_new_waker_each_time_is_clean() {
+    let reports = collect();
+    let validator = AsyncValidator::new(
+        rgi_async::from_fn(|_environ: Environ, start| {
+            start.start(text(StatusCode::OK))?;
+            let mut kept: Option<std::task::Waker> = None;
+            Ok(AsyncSteps(
+                0,
+                move |step, cx: &mut Context<'_>, _start: &mut StartResponse<'_>| {
+                    if step < 3 {
+                        // Waiting: keep the latest waker, as APP-5 asks.
+                        kept = Some(cx.waker().clone());
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    drop(kept.take());
+                    Poll::Ready(None)
+                },
+            ))
+        }),
+        reports.clone(),
+    );
+    let mut state = rgi::ResponseState::new(&Method::GET);
+    let mut sink = Recorder::new();
+    let mut body = validator
+        .call(build(async_environ()), &mut state.start_response(&mut sink))
+        .unwrap();
+    for _ in 0..4 {
+        let waker = std::task::Waker::from(Arc::new(Quiet));
+        let mut cx = Context::from_waker(&waker);
+        let step = Pin::new(&mut body).poll_step(&mut cx, &mut state.start_response(&mut sink));
+        if step.is_ready() {
+            break;
+        }
+    }
+    drop(body);
+    state.finish(&mut sink).unwrap();
+    drop(validator);
+    assert!(reports.is_empty(), "{:?}", reports.all());
 }

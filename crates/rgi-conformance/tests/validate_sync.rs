@@ -483,3 +483,21 @@ fn nested_validators_stay_silent_for_a_good_app_and_blame_only_once() {
     assert_eq!(outer.get_ref().reports().clauses(), ["RGI-START-7"]);
     assert!(outer.reports().is_empty(), "{:?}", outer.reports().all());
 }
+
+#[test]
+fn hints_pass_through_unchanged() {
+    let hints = Hints::default()
+        .with_input(InputUse::Whole)
+        .with_may_block(false);
+    let validator = Validator::new(
+        rgi::from_fn(|_environ: Environ, start| {
+            start.start(StatusCode::NO_CONTENT)?;
+            Ok(Empty)
+        })
+        .with_hints(hints),
+        collect(),
+    );
+    assert_eq!(validator.hints(), hints);
+    assert_eq!(validator.hints(), hints);
+    assert!(validator.reports().is_empty());
+}
