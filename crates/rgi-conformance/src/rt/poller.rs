@@ -8,11 +8,17 @@
 //! registers afresh and the kernel reports a descriptor that is already
 //! ready at registration, so each wait sees level-triggered readiness
 //! (RGIA-READY).
+//!
+//! Each wait registers a duplicate of each descriptor (closed when the
+//! wait ends), because epoll and kqueue refuse a second registration of
+//! the same descriptor: so several waits on one descriptor stay
+//! independent (RGIA-READY-15). A wait with a zero timeout is answered at
+//! its first poll from a throw-away poller (RGIA-READY-7).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -153,21 +159,9 @@ fn run(poll: &mut mio::Poll, shared: &Shared) {
             let Some((slot, index)) = state.targets.get(&event.token()) else {
                 continue; // deregistered meanwhile
             };
-            let mut ready = None;
-            for (set, flag) in [
-                (event.is_readable(), Ready::READABLE),
-                (event.is_writable(), Ready::WRITABLE),
-                (
-                    event.is_read_closed() || event.is_write_closed(),
-                    Ready::HANGUP,
-                ),
-                (event.is_error(), Ready::ERROR),
-            ] {
-                if set {
-                    ready = Some(ready.map_or(flag, |ready| ready | flag));
-                }
-            }
-            let Some(ready) = ready else { continue };
+            let Some(ready) = ready_of(event) else {
+                continue;
+            };
             let mut slot = lock(slot);
             match slot.ready.iter_mut().find(|(i, _)| i == index) {
                 Some((_, seen)) => *seen |= ready,
@@ -196,47 +190,126 @@ struct PollerWait<'a> {
     sources: Vec<(Source<'a>, Interest)>,
     timeout: Option<Duration>,
     slot: Arc<Mutex<Slot>>,
-    /// The tokens registered so far; empty until the first poll.
-    tokens: Vec<(Token, RawFd)>,
+    /// The tokens registered so far, with the duplicate descriptor each
+    /// registered; empty until the first poll.
+    tokens: Vec<(Token, OwnedFd)>,
     /// The key of this wait's deadline, if it has one.
     deadline: Option<Token>,
     started: bool,
 }
 
+/// The mio interest for a wait's interest.
+fn mio_interest(interest: Interest) -> mio::Interest {
+    match (interest.is_readable(), interest.is_writable()) {
+        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
+        (false, true) => mio::Interest::WRITABLE,
+        _ => mio::Interest::READABLE,
+    }
+}
+
+/// What an event reports, if anything.
+fn ready_of(event: &mio::event::Event) -> Option<Ready> {
+    let mut ready = None;
+    for (set, flag) in [
+        (event.is_readable(), Ready::READABLE),
+        (event.is_writable(), Ready::WRITABLE),
+        (
+            event.is_read_closed() || event.is_write_closed(),
+            Ready::HANGUP,
+        ),
+        (event.is_error(), Ready::ERROR),
+    ] {
+        if set {
+            ready = Some(ready.map_or(flag, |ready| ready | flag));
+        }
+    }
+    ready
+}
+
+/// The error of a failed registration of `fd`.
+fn registration_error(fd: RawFd, err: io::Error) -> ReadinessError {
+    if err.kind() == io::ErrorKind::PermissionDenied {
+        // epoll answers EPERM for regular files and directories.
+        ReadinessError::Unpollable {
+            fd,
+            reason: err.to_string(),
+        }
+    } else {
+        ReadinessError::Io(err)
+    }
+}
+
 impl PollerWait<'_> {
+    /// Answers a wait with a zero timeout at once: registers duplicates of
+    /// its descriptors with a poller of its own and asks it without
+    /// waiting (the kernel reports what is ready at registration).
+    fn check_now(&self) -> Result<WaitAnyOutcome, ReadinessError> {
+        let mut poll = mio::Poll::new()?;
+        let mut duplicates = Vec::with_capacity(self.sources.len());
+        for (index, (source, interest)) in self.sources.iter().enumerate() {
+            let duplicate = source.borrowed().try_clone_to_owned()?;
+            poll.registry()
+                .register(
+                    &mut SourceFd(&duplicate.as_raw_fd()),
+                    Token(index),
+                    mio_interest(*interest),
+                )
+                .map_err(|err| registration_error(source.as_raw(), err))?;
+            duplicates.push(duplicate);
+        }
+        let mut events = Events::with_capacity(self.sources.len().max(1));
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        let mut ready: Vec<(usize, Ready)> = Vec::new();
+        for event in &events {
+            let Some(seen) = ready_of(event) else {
+                continue;
+            };
+            match ready
+                .iter_mut()
+                .find(|(index, _)| *index == event.token().0)
+            {
+                Some((_, earlier)) => *earlier |= seen,
+                None => ready.push((event.token().0, seen)),
+            }
+        }
+        // Dropping the poller and the duplicates removes every registration.
+        drop(poll);
+        drop(duplicates);
+        ready.sort_by_key(|(index, _)| *index);
+        Ok(if ready.is_empty() {
+            WaitAnyOutcome::TimedOut
+        } else {
+            WaitAnyOutcome::Ready(ready)
+        })
+    }
+
     /// Registers every source; on failure, undoes what was registered.
     fn register(&mut self) -> Result<(), ReadinessError> {
         for (index, (source, interest)) in self.sources.iter().enumerate() {
             let fd = source.as_raw();
+            let duplicate = match source.borrowed().try_clone_to_owned() {
+                Ok(duplicate) => duplicate,
+                Err(err) => {
+                    self.deregister();
+                    return Err(ReadinessError::Io(err));
+                }
+            };
             let token = Token(self.shared.next_token.fetch_add(1, Ordering::SeqCst));
             // The target goes in before the registration: mio is
             // edge-triggered, and an event for an unknown token is lost.
             lock(&self.shared.state)
                 .targets
                 .insert(token, (Arc::clone(&self.slot), index));
-            let interest = match (interest.is_readable(), interest.is_writable()) {
-                (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
-                (false, true) => mio::Interest::WRITABLE,
-                _ => mio::Interest::READABLE,
-            };
-            if let Err(err) = self
-                .shared
-                .registry
-                .register(&mut SourceFd(&fd), token, interest)
-            {
+            if let Err(err) = self.shared.registry.register(
+                &mut SourceFd(&duplicate.as_raw_fd()),
+                token,
+                mio_interest(*interest),
+            ) {
                 lock(&self.shared.state).targets.remove(&token);
                 self.deregister();
-                return Err(if err.kind() == io::ErrorKind::PermissionDenied {
-                    // epoll answers EPERM for regular files and directories.
-                    ReadinessError::Unpollable {
-                        fd,
-                        reason: err.to_string(),
-                    }
-                } else {
-                    ReadinessError::Io(err)
-                });
+                return Err(registration_error(fd, err));
             }
-            self.tokens.push((token, fd));
+            self.tokens.push((token, duplicate));
         }
         if let Some(timeout) = self.timeout {
             let key = Token(self.shared.next_token.fetch_add(1, Ordering::SeqCst));
@@ -255,11 +328,14 @@ impl PollerWait<'_> {
         if let Some(key) = self.deadline.take() {
             state.deadlines.remove(&key);
         }
-        for (token, fd) in self.tokens.drain(..) {
+        for (token, duplicate) in self.tokens.drain(..) {
             state.targets.remove(&token);
-            // The source is borrowed for the future's lifetime, so the
-            // descriptor is still open here.
-            let _ = self.shared.registry.deregister(&mut SourceFd(&fd));
+            // The duplicate is closed right after, which would remove the
+            // registration anyway; deregistering first keeps it explicit.
+            let _ = self
+                .shared
+                .registry
+                .deregister(&mut SourceFd(&duplicate.as_raw_fd()));
         }
     }
 }
@@ -271,6 +347,9 @@ impl Future for PollerWait<'_> {
         let this = self.get_mut();
         if !this.started {
             this.started = true;
+            if this.timeout == Some(Duration::ZERO) {
+                return Poll::Ready(this.check_now());
+            }
             if let Err(err) = this.register() {
                 return Poll::Ready(Err(err));
             }

@@ -103,8 +103,7 @@ impl After {
     }
 
     /// The response is complete: runs the queued tasks on a worker thread
-    /// without waiting for them (`RGIA-AFTER-3`), unless a fault says
-    /// otherwise.
+    /// without waiting for them (`RGIA-AFTER-3`).
     pub(crate) fn complete(&self) {
         let queue = match std::mem::replace(&mut *lock(&self.stage), Stage::Complete) {
             Stage::Queuing(queue) => queue,
@@ -116,9 +115,6 @@ impl After {
         match self.server.fault {
             Some(Fault::AfterTasksDropped) => drop(queue),
             _ => match queue.run() {
-                Ok(handle) if self.server.fault == Some(Fault::AfterTasksDelayResponse) => {
-                    let _ran = handle.join();
-                }
                 Ok(handle) => self.server.track(handle),
                 Err(err) => {
                     tracing::warn!(error = %err, "toy server: after-response tasks dropped");

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -532,6 +533,10 @@ pub(crate) struct Conn {
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) server: Arc<Shared>,
+    /// The request whose body may be read, 0 between requests: checked
+    /// without the read side's lock, which the connection thread holds
+    /// while it waits for the next head.
+    pub(crate) readable: AtomicU64,
     /// Bodies that [`Fault::DropsBodyLate`](super::Fault::DropsBodyLate)
     /// keeps until the connection closes.
     pub(crate) graveyard: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
@@ -574,6 +579,7 @@ impl Conn {
             peer,
             local,
             server,
+            readable: AtomicU64::new(0),
             graveyard: Mutex::default(),
         })
     }

@@ -4,6 +4,7 @@
 
 use std::io::{self, Read};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
@@ -38,20 +39,21 @@ impl BodyReader {
 impl Read for BodyReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let fault = self.conn.server.fault;
+        let outlives = fault == Some(Fault::InputOutlivesResponse);
+        // RGI-INPUT-15, unless the fault lets the old input read on.
+        if self.conn.readable.load(Ordering::SeqCst) != self.request && !outlives {
+            return Err(InputError::ResponseFinished.into());
+        }
         let mut read = lock(&self.conn.read);
-        if read.body.request != self.request || read.body.finished {
-            // RGI-INPUT-15, unless the fault lets the old input read on.
-            if fault != Some(Fault::InputOutlivesResponse) {
-                return Err(InputError::ResponseFinished.into());
-            }
+        if (read.body.request != self.request || read.body.finished) && !outlives {
+            return Err(InputError::ResponseFinished.into());
         }
         if read.body.expect == Expect::Awaiting {
             // RGI-INPUT-12: the first read that reaches the source sends
             // the 100, before waiting for body bytes; RGI-INPUT-13: never
             // after the final head.
             let mut write = lock(&self.conn.write);
-            let send = (!write.head_sent || fault == Some(Fault::ContinueAfterHead))
-                && fault != Some(Fault::NeverSendsContinue);
+            let send = !write.head_sent && fault != Some(Fault::NeverSendsContinue);
             if send {
                 write.send(CONTINUE)?;
                 read.body.expect = Expect::Sent;

@@ -103,7 +103,7 @@ use std::sync::Arc;
 use rgi::{Application, BoxError};
 use rgi_async::AsyncApplication;
 
-pub use fault::Fault;
+pub use fault::{FAULTS, Fault};
 pub use server::{StopError, ToyHandle};
 
 use crate::suite::{Claims, Probe, RunningServer, ServerUnderTest};

@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -185,6 +186,7 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     {
         let mut read = lock(&conn.read);
         read.begin(head.framing, head.expect_continue);
+        conn.readable.store(read.body.request, Ordering::SeqCst);
         let mut write = lock(&conn.write);
         write.head_sent = false;
         write.upgrade = UpgradeStage::None;
@@ -232,6 +234,7 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     let reusable = settle(&ctx, &mut sink, served);
     after.complete();
     if lock(&conn.write).upgrade != UpgradeStage::None {
+        conn.readable.store(0, Ordering::SeqCst);
         lock(&conn.read).body.finished = true;
         return Next::Upgraded(slot.finish(conn));
     }
@@ -246,6 +249,9 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
 /// Deals with the unread rest of the request body (`RGI-CONN-1`) and
 /// ends the input (`RGI-INPUT-15`); true if the connection can go on.
 fn end_of_body(conn: &Conn, fault: Option<Fault>) -> bool {
+    if fault != Some(Fault::InputOutlivesResponse) {
+        conn.readable.store(0, Ordering::SeqCst);
+    }
     let (mut read, clean) = conn.read_after_response();
     if fault != Some(Fault::InputOutlivesResponse) {
         read.body.finished = true;
@@ -421,7 +427,7 @@ fn environ(
             UrlScheme::Http
         })
         .concurrency(Concurrency {
-            multithread: fault != Some(Fault::WrongConcurrency),
+            multithread: true,
             multiprocess: false,
             run_once: false,
         })

@@ -1,0 +1,99 @@
+//! The server suite catches broken servers: for every deliberate fault of
+//! the toy server, the suite case named in `toy::FAULTS` fails with the
+//! expected clause against the faulty toy, and passes against the
+//! conforming one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use rgi_conformance::report::Verdict;
+use rgi_conformance::suite;
+use rgi_conformance::toy::{FAULTS, Fault, ToyServer};
+
+/// Runs one row of the table: the case must fail with `clause` against
+/// the faulty toy and pass against the conforming one.
+fn row(fault: Fault, case_name: &str, clause: &str) -> Result<(), String> {
+    let case = suite::case(case_name).ok_or_else(|| format!("no suite case {case_name}"))?;
+    if !case.check().clauses().contains(&clause) {
+        return Err(format!(
+            "{case_name} does not judge {clause} (it judges {:?})",
+            case.check().clauses()
+        ));
+    }
+    let broken = case.run(&ToyServer::with_fault(fault));
+    match &broken.verdict {
+        Verdict::Failed { clause: got, .. } if *got == clause => {}
+        other => {
+            return Err(format!(
+                "{case_name} against {fault:?}: expected a failure of {clause}, got {other:?}"
+            ));
+        }
+    }
+    let conforming = case.run(&ToyServer::new());
+    if conforming.verdict != Verdict::Passed {
+        return Err(format!(
+            "{case_name} against the conforming toy: {:?}",
+            conforming.verdict
+        ));
+    }
+    Ok(())
+}
+
+/// How many rows run at once: most of a faulty row's time is spent
+/// waiting for something the broken server never does.
+const PARALLEL: usize = 4;
+
+#[test]
+fn every_fault_is_caught_with_its_clause() {
+    for &(fault, case, clause) in FAULTS {
+        assert_eq!(
+            fault.clause(),
+            clause,
+            "{fault:?}: the table and the fault disagree"
+        );
+        assert_eq!(
+            fault.case(),
+            Some(case),
+            "{fault:?}: the table and the fault disagree"
+        );
+    }
+    let next = AtomicUsize::new(0);
+    let problems = Mutex::new(Vec::new());
+    thread::scope(|scope| {
+        for _ in 0..PARALLEL {
+            scope.spawn(|| {
+                while let Some(&(fault, case, clause)) =
+                    FAULTS.get(next.fetch_add(1, Ordering::SeqCst))
+                {
+                    if let Err(problem) = row(fault, case, clause) {
+                        problems.lock().unwrap().push(problem);
+                    }
+                }
+            });
+        }
+    });
+    let problems = problems.into_inner().unwrap();
+    assert!(
+        problems.is_empty(),
+        "{} row(s) failed:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn every_fault_is_in_the_table_once() {
+    let listed: Vec<Fault> = FAULTS.iter().map(|&(fault, _, _)| fault).collect();
+    let unique: HashSet<Fault> = listed.iter().copied().collect();
+    assert_eq!(unique.len(), listed.len(), "a fault is listed twice");
+    for fault in Fault::ALL {
+        assert!(unique.contains(fault), "{fault:?} has no row in FAULTS");
+        assert_eq!(
+            fault.breaks(),
+            fault.case().map(|case| (case, fault.clause()))
+        );
+    }
+}
