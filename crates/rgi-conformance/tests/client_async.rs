@@ -763,7 +763,6 @@ impl AsyncBody for StartsTwice {
 }
 
 #[test]
-#[ignore = "the validator (src/validate) is still a pass-through; enable once its checks land"]
 fn starting_twice_in_an_async_body_is_reported_with_its_clause() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&calls);

@@ -17,7 +17,7 @@ use super::checked::{self, CheckedAsync};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
 use super::upgrade::HandOver;
-use super::{ClientError, TestRequest, assemble};
+use super::{ClientError, TestRequest, assemble, rejected};
 #[cfg(unix)]
 use crate::rt::PollerReadiness;
 use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async};
@@ -59,8 +59,8 @@ use crate::{Policy, Reports};
 /// use std::task::{Context, Poll};
 ///
 /// use bytes::Bytes;
-/// use http::StatusCode;
-/// use rgi::{BoxError, Environ, StartResponse};
+/// use http::{header, HeaderValue, StatusCode};
+/// use rgi::{BoxError, Environ, ResponseHead, StartResponse};
 /// use rgi_async::{AsyncBody, Capabilities, OffloadFuture, Step};
 /// use rgi_conformance::client::AsyncTestClient;
 ///
@@ -79,7 +79,9 @@ use crate::{Policy, Reports};
 ///             Ok(answer) => answer,
 ///             Err(err) => return Poll::Ready(Some(Err(err.into()))),
 ///         };
-///         if let Err(err) = start.start(StatusCode::OK) {
+///         let head = ResponseHead::new(StatusCode::OK)
+///             .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+///         if let Err(err) = start.start(head) {
 ///             return Poll::Ready(Some(Err(err.into())));
 ///         }
 ///         Poll::Ready(Some(Ok(Step::Chunk(Bytes::from(answer)))))
@@ -256,7 +258,11 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         let _ = self.reports.take();
         let network = self.network()?;
         let log = ErrorsLog::default();
-        let mut prepared = request.prepare(Delivery::Async(&network), Some(&log))?;
+        let mut prepared = match request.prepare(Delivery::Async(&network), Some(&log)) {
+            Ok(prepared) => prepared,
+            Err(ClientError::Rejected { reason }) => return Ok(rejected(reason)),
+            Err(err) => return Err(err),
+        };
         let offload = ThreadOffload::new();
         let after = AfterQueue::new();
         let hand = prepared.upgrade.take().map(HandOver::new);

@@ -46,6 +46,17 @@ pub enum ClientError {
     /// disagrees with the body, a `Transfer-Encoding` header, ...).
     #[error("the request cannot become an environ: {0}")]
     Environ(#[from] EnvironError),
+    /// A server answers this request with 400 without calling the
+    /// application (an HTTP/1.1 request with a missing, repeated or
+    /// invalid `host` field, RGI-HDR-5). The clients report it as a `400`
+    /// response with [`Ending::Rejected`](super::Ending::Rejected);
+    /// [`TestRequest::into_environ`](super::TestRequest::into_environ)
+    /// returns it.
+    #[error("a server rejects this request with 400: {reason}")]
+    Rejected {
+        /// Why, naming the offending value.
+        reason: String,
+    },
     /// The client could not start one of its threads.
     #[error("could not start the test client's {role} thread: {source}")]
     Thread {

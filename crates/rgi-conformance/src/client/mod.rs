@@ -63,8 +63,8 @@
 //! use std::pin::Pin;
 //! use std::task::{Context, Poll};
 //!
-//! use http::StatusCode;
-//! use rgi::{BoxError, Environ, Input, StartResponse};
+//! use http::{header, HeaderValue, StatusCode};
+//! use rgi::{BoxError, Environ, Input, ResponseHead, StartResponse};
 //! use rgi_async::{AsyncBody, Step, SyncSwitch};
 //! use rgi_conformance::client::{AsyncTestClient, TestRequest};
 //!
@@ -86,7 +86,10 @@
 //!         Poll::Ready(Some(Ok(Step::Switch(SyncSwitch::new(move |start| {
 //!             let mut rest = Vec::new();
 //!             input.read_to_end(&mut rest)?; // blocking is fine after the switch
-//!             start.start(StatusCode::OK)?;
+//!             start.start(
+//!                 ResponseHead::new(StatusCode::OK)
+//!                     .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+//!             )?;
 //!             Ok(format!("first {} bytes, then {} more", first.len(), rest.len()))
 //!         })))))
 //!     }
@@ -118,9 +121,31 @@ pub use response::{Ending, TestResponse};
 pub use sync_client::TestClient;
 pub use upgrade::{UpgradePeer, UpgradeTranscript};
 
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use rgi::ResponseHead;
 
 use crate::rt::Recorder;
+
+/// The `400` a server sends for a request it rejects without calling the
+/// application.
+fn rejected(reason: String) -> TestResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    TestResponse {
+        status: StatusCode::BAD_REQUEST,
+        headers,
+        body: bytes::Bytes::new(),
+        chunks: Vec::new(),
+        ending: Ending::Rejected { reason },
+        violations: Vec::new(),
+        switched: false,
+        after_tasks_ran: 0,
+        offload_jobs: 0,
+        upgrade: None,
+        errors_output: String::new(),
+    }
+}
 
 /// Builds the response from what reached the transport; `head` overrides
 /// the recorded head (the `101` of an upgrade, which is not sent through

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, UPGRADE};
+use http::uri::Authority;
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use rgi::{Environ, Errors, Input, UrlScheme};
 
@@ -29,7 +30,12 @@ enum Payload {
 /// A request for the in-process clients, built step by step.
 ///
 /// Defaults are those of [`Environ::builder`]: `GET /` over HTTP/1.1 to
-/// `localhost:80`, no headers, no body. Builder methods never fail; a
+/// `localhost:80`, no body, and no header fields but `host`: a request of
+/// HTTP/1.1 or later without one gets the one its client would have sent
+/// (the target's authority, else the server's name and port). As on a
+/// conforming server, an HTTP/1.1 request with several `host` fields or an
+/// invalid one is answered `400` without calling the application
+/// ([`Ending::Rejected`](super::Ending::Rejected), RGI-HDR-5). Builder methods never fail; a
 /// value that cannot be used (an unparsable target, say) is kept as an
 /// error that [`TestClient::request`](super::TestClient::request) and
 /// [`into_environ`](Self::into_environ) return, carrying the value.
@@ -310,8 +316,9 @@ impl TestRequest {
     ///
     /// # Errors
     ///
-    /// The first error kept by a builder method, or
-    /// [`ClientError::Environ`] when the request breaks an invariant of
+    /// The first error kept by a builder method,
+    /// [`ClientError::Rejected`] for a request a server answers with 400,
+    /// or [`ClientError::Environ`] when the request breaks an invariant of
     /// [`Environ`].
     pub fn into_environ(self) -> Result<Environ, ClientError> {
         self.prepare(Delivery::Blocking, None)
@@ -327,6 +334,7 @@ impl TestRequest {
         if let Some(error) = self.error.take() {
             return Err(error);
         }
+        self.settle_host()?;
         let (input, feed) = match self.payload {
             Payload::None => (Input::empty(), None),
             Payload::Whole(body) => {
@@ -366,6 +374,67 @@ impl TestRequest {
             feed,
             upgrade,
         })
+    }
+}
+
+impl TestRequest {
+    /// Gives an HTTP/1.1 (or later) request without a `host` field the one
+    /// its client would have sent, then refuses what a server answers with
+    /// 400 (RGI-HDR-5).
+    fn settle_host(&mut self) -> Result<(), ClientError> {
+        if matches!(self.version, Version::HTTP_09 | Version::HTTP_10) {
+            return Ok(());
+        }
+        if !self.headers.contains_key(HOST) {
+            if let Some(host) = self.default_host() {
+                self.headers.insert(HOST, host);
+            }
+        }
+        if self.version != Version::HTTP_11 {
+            return Ok(());
+        }
+        let mut hosts = self.headers.get_all(HOST).iter();
+        let reason = match (hosts.next(), hosts.next()) {
+            (None, _) => "an HTTP/1.1 request has no host field".to_owned(),
+            (Some(_), Some(_)) => "an HTTP/1.1 request has more than one host field".to_owned(),
+            (Some(host), None) => match Authority::try_from(host.as_bytes()) {
+                Ok(authority)
+                    if !authority.host().is_empty() && !authority.as_str().contains('@') =>
+                {
+                    return Ok(());
+                }
+                _ => format!("host field {host:?} is not a valid authority"),
+            },
+        };
+        Err(ClientError::Rejected { reason })
+    }
+
+    /// The `host` a client sends: the authority of an absolute-form
+    /// target, else the server's name, with the port unless it is the
+    /// scheme's default.
+    fn default_host(&self) -> Option<HeaderValue> {
+        if let Some(authority) = self.uri.authority() {
+            let host = match authority.port() {
+                Some(port) => format!("{}:{port}", authority.host()),
+                None => authority.host().to_owned(),
+            };
+            return HeaderValue::try_from(host).ok();
+        }
+        let (name, port) = self
+            .server
+            .as_ref()
+            .map_or(("localhost", 80), |(name, port)| (name.as_str(), *port));
+        let name = if name.contains(':') && !name.starts_with('[') {
+            format!("[{name}]")
+        } else {
+            name.to_owned()
+        };
+        let host = if port == self.url_scheme.default_port() {
+            name
+        } else {
+            format!("{name}:{port}")
+        };
+        HeaderValue::try_from(host).ok()
     }
 }
 

@@ -47,6 +47,13 @@ pub enum Ending {
     /// The application accepted an upgrade, the `101` went out and its
     /// body ended normally after talking over the connection.
     Upgraded,
+    /// The request never reached the application: the client answered
+    /// `400` as a server must (see
+    /// [`ClientError::Rejected`](super::ClientError::Rejected)).
+    Rejected {
+        /// Why, naming the offending value.
+        reason: String,
+    },
 }
 
 impl Ending {
@@ -67,19 +74,22 @@ impl Ending {
         }
     }
 
-    /// Whether the response went out whole (an upgrade counts).
+    /// Whether the application's response went out whole (an upgrade
+    /// counts; a request the client rejected does not).
     #[must_use]
     pub fn is_complete(&self) -> bool {
         matches!(self, Ending::Complete { .. } | Ending::Upgraded)
     }
 
-    /// The application's error, for the failure variants.
+    /// The application's error, for the failure variants, or why the
+    /// request was rejected.
     #[must_use]
     pub fn error(&self) -> Option<&str> {
         match self {
             Ending::FailedBeforeHead { error }
             | Ending::FailedAfterHead { error }
-            | Ending::Disconnected { error } => Some(error),
+            | Ending::Disconnected { error }
+            | Ending::Rejected { reason: error } => Some(error),
             Ending::Complete { .. } | Ending::Upgraded => None,
         }
     }
@@ -93,11 +103,15 @@ impl Ending {
 /// # Examples
 ///
 /// ```
-/// use http::StatusCode;
+/// use http::{header, HeaderValue, StatusCode};
+/// use rgi::ResponseHead;
 /// use rgi_conformance::client::{Ending, TestClient};
 ///
 /// let client = TestClient::new(rgi::from_fn(|_environ, start| {
-///     start.start(StatusCode::ACCEPTED)?;
+///     start.start(
+///         ResponseHead::new(StatusCode::ACCEPTED)
+///             .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+///     )?;
 ///     Ok(rgi::from_iter(["queued ", "as #7"]))
 /// }));
 /// let response = client.get("/jobs")?;

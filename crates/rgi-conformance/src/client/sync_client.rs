@@ -10,7 +10,7 @@ use super::body::ErrorsLog;
 use super::checked::{self, Checked};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
-use super::{ClientError, TestRequest, assemble};
+use super::{ClientError, TestRequest, assemble, rejected};
 use crate::rt::{Recorder, serve_sync};
 use crate::{Policy, Reports};
 
@@ -87,7 +87,11 @@ impl<A: Application> TestClient<A> {
         // Anything left over belongs to an earlier request.
         let _ = self.reports.take();
         let log = ErrorsLog::default();
-        let prepared = request.prepare(Delivery::Blocking, Some(&log))?;
+        let prepared = match request.prepare(Delivery::Blocking, Some(&log)) {
+            Ok(prepared) => prepared,
+            Err(ClientError::Rejected { reason }) => return Ok(rejected(reason)),
+            Err(err) => return Err(err),
+        };
         let mut recorder = Recorder::new();
         let served = serve_sync(&self.app, prepared.environ, &mut recorder);
         if let Some(feed) = &prepared.feed {
