@@ -416,6 +416,7 @@ fn failures_follow_the_synchronous_rules() {
             error: "refused early".into()
         }
     );
+    early.assert_valid();
     let late = client.get("/late").unwrap();
     assert_eq!(late.status, StatusCode::OK);
     assert_eq!(late.text(), "some");
@@ -425,6 +426,7 @@ fn failures_follow_the_synchronous_rules() {
             error: "late failure".into()
         }
     );
+    late.assert_valid();
 }
 
 /// A stream of prepared items, popped from the end.
@@ -614,6 +616,7 @@ fn no_upgrade_is_offered_on_http_1_0_and_the_application_answers_501() {
     let response = client.request(request).unwrap();
     assert_eq!(response.status, StatusCode::NOT_IMPLEMENTED);
     assert!(response.upgrade.is_none());
+    response.assert_valid();
     let response = client.get("/echo").unwrap();
     assert_eq!(response.status, StatusCode::NOT_IMPLEMENTED);
 }
@@ -638,6 +641,11 @@ fn body_data_after_accepting_an_upgrade_is_an_application_error() {
         response.ending
     );
     assert!(response.body.is_empty());
+    assert!(
+        response.violated("RGIA-UPGRADE-5"),
+        "{:?}",
+        response.clauses()
+    );
 }
 
 #[test]

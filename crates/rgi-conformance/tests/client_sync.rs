@@ -104,6 +104,8 @@ fn an_error_from_call_becomes_a_bare_500() {
     );
     // The details stay in the ending, never in what the client received.
     assert!(!response.text().contains("database"));
+    // Failing is not breaking a rule.
+    response.assert_valid();
 }
 
 #[test]
@@ -122,6 +124,7 @@ fn a_body_that_fails_before_its_first_byte_has_its_stored_head_replaced_by_500()
         response.ending,
         Ending::FailedBeforeHead { ref error } if error == "template missing"
     ));
+    response.assert_valid();
 }
 
 #[test]
@@ -176,6 +179,7 @@ fn a_failure_after_the_head_truncates_the_body() {
             error: "disk read failed".into()
         }
     );
+    response.assert_valid();
 }
 
 /// Parses `a=1&b=2` bodies read from the input.
@@ -480,6 +484,7 @@ fn a_response_the_application_never_starts_is_a_500() {
     let response = client.get("/").unwrap();
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(matches!(response.ending, Ending::FailedBeforeHead { .. }));
+    assert!(response.violated("RGI-START-3"), "{:?}", response.clauses());
 }
 
 #[test]
