@@ -457,6 +457,130 @@ fn duplicate_names_and_duplicate_or_empty_reasons_are_problems() {
 }
 
 #[test]
+fn a_reason_mentioning_an_undefined_clause_is_a_problem() {
+    let problems = catalogue::audit_of(
+        toy_clauses(),
+        &[suite(CHECK_ONE)],
+        &[("RGI-A-2", "judged as RGI-A-1 and RGI-B-1 are, (RGIA-X-2).")],
+    );
+    assert_eq!(
+        problems,
+        [
+            Problem::ReasonCitesUnknownClause {
+                id: "RGI-A-2".to_owned(),
+                cited: "RGI-B-1".to_owned()
+            },
+            Problem::ReasonCitesUnknownClause {
+                id: "RGI-A-2".to_owned(),
+                cited: "RGIA-X-2".to_owned()
+            },
+        ]
+    );
+}
+
+/// The tests a reason names, as a path ending in `.rs` followed by `: ` and
+/// a comma-separated list of names in backticks; a path without a list
+/// names only the file.
+fn cited_tests(reason: &str) -> Vec<(String, Vec<String>)> {
+    let mut cited = Vec::new();
+    for (start, _) in reason.match_indices("crates/") {
+        let rest = &reason[start..];
+        let Some(end) = rest.find(".rs") else {
+            continue;
+        };
+        let path = rest[..end + 3].to_owned();
+        let mut names = Vec::new();
+        let mut list = &rest[end + 3..];
+        if let Some(after) = list.strip_prefix(": ") {
+            list = after;
+            while let Some(after) = list.strip_prefix('`') {
+                let (name, after) = after.split_once('`').unwrap();
+                names.push(name.to_owned());
+                match after.strip_prefix(", ") {
+                    Some(next) if next.starts_with('`') => list = next,
+                    _ => break,
+                }
+            }
+            assert!(
+                !names.is_empty(),
+                "a list without names after {path}: {reason}"
+            );
+        }
+        cited.push((path, names));
+    }
+    cited
+}
+
+#[test]
+fn the_files_and_tests_that_reasons_cite_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut tests_cited = 0;
+    for (id, reason) in catalogue::UNCHECKED {
+        for (path, names) in cited_tests(reason) {
+            let source = std::fs::read_to_string(root.join(&path))
+                .unwrap_or_else(|error| panic!("{id} cites {path}: {error}"));
+            for name in names {
+                assert!(
+                    source.contains(&format!("fn {name}(")),
+                    "{id} cites {name} in {path}, which has no such function"
+                );
+                tests_cited += 1;
+            }
+        }
+    }
+    assert!(tests_cited > 0);
+}
+
+/// Method names the reasons mention in backticks; every other backticked
+/// snake-case word must name a check of the kit or a cited test.
+const API_NAMES: [&str; 4] = [
+    "from_maybe_shared_unchecked",
+    "next_chunk",
+    "poll_chunk",
+    "size_hint",
+];
+
+#[test]
+fn the_check_names_that_reasons_mention_exist() {
+    let checks: BTreeSet<&str> = catalogue::checkers()
+        .iter()
+        .map(|checker| checker.check.name())
+        .collect();
+    for (id, reason) in catalogue::UNCHECKED {
+        let tests: BTreeSet<String> = cited_tests(reason)
+            .into_iter()
+            .flat_map(|(_, names)| names)
+            .collect();
+        for word in reason.split('`').skip(1).step_by(2) {
+            let snake = word.contains('_')
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if snake {
+                assert!(
+                    checks.contains(word) || tests.contains(word) || API_NAMES.contains(&word),
+                    "the reason for {id} mentions `{word}`, which is no check, cited test or known method"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_citation_reader_finds_paths_and_lists() {
+    assert_eq!(
+        cited_tests("tested in (crates/a/tests/x.rs: `one`, `two`) and crates/b/src/y.rs, also."),
+        [
+            (
+                "crates/a/tests/x.rs".to_owned(),
+                vec!["one".to_owned(), "two".to_owned()]
+            ),
+            ("crates/b/src/y.rs".to_owned(), vec![]),
+        ]
+    );
+}
+
+#[test]
 fn every_check_of_the_kit_cites_clauses_the_spec_defines() {
     for checker in catalogue::checkers() {
         assert!(

@@ -222,6 +222,14 @@ pub enum Problem {
         /// The clause.
         id: String,
     },
+    /// A reason that mentions a clause ID the spec does not define.
+    #[error("the reason for {id} mentions {cited}, which the spec does not define")]
+    ReasonCitesUnknownClause {
+        /// The clause the reason is for.
+        id: String,
+        /// The ID it mentions.
+        cited: String,
+    },
     /// A reason with no words in it.
     #[error("the reason for {id} is empty")]
     EmptyReason {
@@ -309,6 +317,14 @@ pub fn audit_of(
                 id: (*id).to_owned(),
             });
         }
+        for cited in clause_ids_in(reason) {
+            if !defined.contains(cited) {
+                problems.push(Problem::ReasonCitesUnknownClause {
+                    id: (*id).to_owned(),
+                    cited: cited.to_owned(),
+                });
+            }
+        }
     }
     for (id, count) in &reasons {
         if *count > 1 {
@@ -338,6 +354,23 @@ pub fn audit_of(
         }
     }
     problems
+}
+
+/// Every word of `text` shaped like a clause ID (`RGI-AREA-N`,
+/// `RGIA-AREA-N`).
+fn clause_ids_in(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|word| {
+            let mut parts = word.split('-');
+            matches!(parts.next(), Some("RGI" | "RGIA"))
+                && parts.next().is_some_and(|area| {
+                    !area.is_empty() && area.bytes().all(|b| b.is_ascii_uppercase())
+                })
+                && parts
+                    .next()
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && parts.next().is_none()
+        })
 }
 
 /// Counts of one level's clauses by how they are judged.

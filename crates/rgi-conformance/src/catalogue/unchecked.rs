@@ -2,10 +2,317 @@
 //!
 //! Every `MUST` and `MUST NOT` clause is either judged by a check of the
 //! kit or listed here with a specific reason: the type system enforces it
-//! (name the bound), the `rgi` crate implements it and its own tests prove
-//! it (name the test), it is a property of the deployment that the
-//! interface cannot observe, and so on. A reason for a clause that a check
-//! judges is stale and fails the kit's tests.
+//! (the bound or type is named), the `rgi` or `rgi-async` crate implements
+//! it once for every party and its own tests prove it (a path, a colon and
+//! the test names in backticks; `tests/catalogue.rs` proves that those
+//! files and functions exist, and that every check a reason names is one of
+//! the kit's), it is a property of source code or of the deployment that no
+//! run can observe, or a case is possible but not written yet (and what it
+//! would need). A reason for a clause that a check judges is stale and
+//! fails the kit's tests.
 
-/// `(clause ID, reason)` for every clause no check judges.
-pub const UNCHECKED: &[(&str, &str)] = &[];
+/// `(clause ID, reason)` for every clause no check judges, in spec order.
+pub const UNCHECKED: &[(&str, &str)] = &[
+    // ---- spec/rgi.md ------------------------------------------------------
+    (
+        "RGI-APP-1",
+        "Enforced by the type system: servers accept only values whose type implements `rgi::Application` (the suite's `ServerUnderTest::start` takes a `Probe`, which is one), so a value that is not an application cannot be handed to a server at all.",
+    ),
+    (
+        "RGI-APP-2",
+        "Enforced in part by the type system: `Application: Send + Sync + 'static` makes unsynchronised shared mutable state fail to compile. That the application's own synchronised state stays logically correct under concurrent calls is a property of its code that no wrapper can decide from a run.",
+    ),
+    (
+        "RGI-APP-3",
+        "Enforced in part by the type system: `call` takes `&self`. State that one request leaves for the next through interior mutability cannot be told apart, from outside, from intended shared state such as a cache or a counter.",
+    ),
+    (
+        "RGI-APP-6",
+        "Enforced by the type system: `Application::call` returns `Result<Self::Body, BoxError>`, so there is nothing else it can return.",
+    ),
+    (
+        "RGI-APP-8",
+        "A property of the server's source, not of its behaviour: the suite hands every server a `Probe`, whose bodies are boxed private types, so a downcast to a known type never succeeds on them and no case can tell a server that would downcast other types from one that never does.",
+    ),
+    (
+        "RGI-ENV-9",
+        "Enforced by the type: `Environ` holds its `Input` and `Errors` in fields that are not optional, and `Environ::builder()` defaults them to `Input::empty()` and `Errors::stderr()` (crates/rgi/tests/environ.rs: `builder_defaults_describe_a_plain_local_get`), so no environ exists without them.",
+    ),
+    (
+        "RGI-PATH-7",
+        "Middleware obligation on how it edits paths, visible only in its source: a hand-made edit and `Environ::shift_path` can give the same strings for one path. The behaviour it relies on is the rgi crate's (crates/rgi/tests/environ.rs: `shift_path_moves_one_segment_at_a_time`, `shift_path_keeps_encoded_slashes_inside_the_segment`, `shift_path_refuses_an_empty_first_segment`, `shift_path_does_not_apply_to_the_asterisk`).",
+    ),
+    (
+        "RGI-HDR-7",
+        "Application obligation about what its answer depends on: hop-by-hop request fields reach it like any other field (RGI-HDR-1), and whether its behaviour depends on them is a property of its logic that a wrapper cannot judge without knowing the intended answer.",
+    ),
+    (
+        "RGI-INPUT-8",
+        "Implemented by `rgi::Input`, which every server must use (RGI-INPUT-1) and which supplies the line reads itself; tested in crates/rgi/tests/input.rs: `read_line_limited_stops_at_newline_limit_or_end`, `read_line_limited_spans_buffer_refills`, `line_reads_agree_with_splitting_after_each_newline`, `limited_line_reads_agree_with_a_reference_split`.",
+    ),
+    (
+        "RGI-INPUT-10",
+        "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
+    ),
+    (
+        "RGI-ERRS-3",
+        "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
+    ),
+    (
+        "RGI-START-14",
+        "Behaviour of the rgi crate, the same for every party: `StartResponse::intercept` is implemented once in crates/rgi/src/response.rs and tested in (crates/rgi/tests/response.rs: `interceptors_see_and_rewrite_heads_and_writes_in_nesting_order`, `intercepted_heads_are_validated_after_the_hooks_ran`).",
+    ),
+    (
+        "RGI-HEAD-3",
+        "Enforced by the types: field names are `http::HeaderName` values, tokens by construction, and `ResponseHead::from_raw` rejects any other name (crates/rgi/tests/response.rs: `header_name_that_is_not_a_token_is_rejected_with_the_name`), so no head with a bad name reaches a server or the validator.",
+    ),
+    (
+        "RGI-HEAD-4",
+        "Enforced by the types: every safe constructor of `http::HeaderValue` refuses CR, LF, NUL and the other controls except HTAB (only the `unsafe` `from_maybe_shared_unchecked` skips the check, and the workspace forbids unsafe code), and `ResponseHead::from_raw` reports them (crates/rgi/tests/response.rs: `header_value_with_cr_lf_nul_or_ctl_is_rejected_with_the_value`).",
+    ),
+    (
+        "RGI-HEAD-7",
+        "Behaviour of `rgi::ResponseState`, which every server must use (RGI-START-1, checked by the validator's `handle_state_lost` and `state_reused`): `start` and `replace` validate the head after the interceptors ran (crates/rgi/tests/response.rs: `intercepted_heads_are_validated_after_the_hooks_ran`, `informational_status_is_not_a_final_response`, `every_hop_by_hop_field_is_rejected_with_its_name`, `content_length_on_204_is_rejected`).",
+    ),
+    (
+        "RGI-BODY-1",
+        "Enforced by the type system: `Body::next_chunk` returns `Option<Result<Bytes, BoxError>>`, whose three shapes are exactly the three answers the clause allows.",
+    ),
+    (
+        "RGI-BODY-9",
+        "Not decidable from the bytes: a chunk-encoded body is a byte sequence like any other, which the server sends unchanged (RGI-BODY-3). The decidable part, a `transfer-encoding` field in the head, is rejected by `rgi::ResponseState` and reported by the validator under RGI-HEAD-5 (`head_hop_by_hop`).",
+    ),
+    (
+        "RGI-FILE-4",
+        "An internal step of a server's platform-transfer path, visible only through the bytes it sends, which the suite judges under RGI-FILE-5. The pieces are the rgi crate's (crates/rgi/tests/body.rs: `file_body_range_stops_at_its_length_and_resumes_after_sendfile_progress`) and (crates/rgi/tests/response.rs: `a_sendfile_server_sends_the_head_alone_and_records_what_it_sent`).",
+    ),
+    (
+        "RGI-FILE-6",
+        "Enforced by the types: `FileBody::new` and `FileBody::range` take a `File` and offsets and have no access to a `StartResponse` or a sink, so creating one transmits nothing, and a server gets the body only as the return value of `call`.",
+    ),
+    (
+        "RGI-HINT-2",
+        "A constant of the rgi crate, not a behaviour of any party: `impl Default for Hints` returns `Hints::CONSERVATIVE` (`InputUse::Streaming`, `may_block: true`) in crates/rgi/src/hints.rs, and the example on `Hints` asserts that the default cannot run inline.",
+    ),
+    (
+        "RGI-HINT-8",
+        "Middleware obligation whose inputs no wrapper sees: whether the middleware itself reads the input or blocks is a property of its code, so neither a validator outside it (which sees the combined hints) nor one inside (which sees the inner hints) can tell an honest combination from a dishonest one. The outer validator still checks that the combined hints are stable and true of the whole stack (`hints_unstable`, `hints_input_none_but_read`).",
+    ),
+    (
+        "RGI-MW-1",
+        "A summary of other clauses, judged through them: a middleware is validated with a validator on each side, `Validator::new(middleware(Validator::new(app)))`, where the outer one reports its application-side breaches and the inner one its server-side breaches, each under its own clause ID (the validator's module documentation describes this set-up).",
+    ),
+    (
+        "RGI-MW-2",
+        "The clause allows either handle, and each choice is judged as the clauses it then owes: a validator placed inside the middleware reports a handle that is not over the request's own, fresh `ResponseState` under RGI-START-1 and RGI-APP-5 (`handle_state_lost`, `state_reused`).",
+    ),
+    (
+        "RGI-MW-3",
+        "A head changed outside an `Intercept` hook (by buffering the inner response or calling `start` itself) gives the same head and bytes on the wire as an interception; the difference is in the middleware's source. Whatever head is stored is validated by `rgi::ResponseState` either way (RGI-HEAD-7).",
+    ),
+    (
+        "RGI-MW-4",
+        "Not observable: on the outer handle, data the middleware passes to `write` cannot be told apart from data the inner application wrote through an interception hook, and a validator inside the middleware sees the inner chunk leave as a chunk either way.",
+    ),
+    (
+        "RGI-MW-5",
+        "A middleware that gathers several inner chunks per pull sends the same bytes, later; a validator on either side sees only the pulls on its own side, and a delay cannot be separated from a slow inner body.",
+    ),
+    (
+        "RGI-MW-6",
+        "Not observable from one side: a validator inside the middleware sees the inner `call` return and the inner body pulled, but cannot tell a pull made inside the middleware's `call` from one made in its first `next_chunk`, because both arrive through the handle it lent.",
+    ),
+    (
+        "RGI-MW-7",
+        "Reported under the server clauses it restates: a validator placed between the middleware and the inner application sees the middleware as its server and reports an inner body kept or never dropped under RGI-BODY-11 and RGI-BODY-12 (`body_kept`) and a pull after the end under RGI-BODY-2 (`pull_after_end`).",
+    ),
+    (
+        "RGI-MW-8",
+        "Reported under the application clauses it restates: a validator placed outside the middleware checks the middleware's `size_hint` against the bytes its body produces (`size_hint_overrun`, `size_hint_shortfall`, RGI-BODY-10) and its `content-length` against its output (`content_length_exceeded`, `content_length_short`, RGI-CL-4).",
+    ),
+    (
+        "RGI-MW-9",
+        "Reported under the clauses it restates: a validator placed outside the middleware reports a `HeadAlreadySent` not returned as the failure (`head_already_sent_swallowed`, RGI-START-12), and one inside reports a middleware that carries on pulling an inner body after its failure (`pull_after_end`, RGI-BODY-2).",
+    ),
+    (
+        "RGI-MW-11",
+        "Reported in part under the server clauses it restates: a validator placed inside the middleware checks the environ it receives as a server's (`content_length_disagrees`, `input_already_read`, `host_missing`). Whether the middleware dropped an extension value it did not understand is visible only to someone who knows which values the server inserted.",
+    ),
+    (
+        "RGI-EXT-1",
+        "Enforced by the type: `http::Extensions` is a map keyed by `TypeId`, so an extension is identified by its type and there is no string key to use.",
+    ),
+    (
+        "RGI-EXT-2",
+        "A rule about which crate defines a type, decided by reading the code: at run time a value of a type the inserter does not own looks like any other extension.",
+    ),
+    (
+        "RGI-EXT-3",
+        "Application obligation on its fallback path: only the application knows which extensions it uses, so the kit cannot remove one it needs, and a fallback or a clear error cannot be told from a wrong answer without knowing the intended one.",
+    ),
+    (
+        "RGI-EXT-4",
+        "Ignoring an unknown value means behaving exactly as without it, which is no observable event; removing one is visible only to a party that knows its type, and the kit does not know the extension types of servers or middleware.",
+    ),
+    (
+        "RGI-EXT-5",
+        "A property of a server's extension types: an application that does not use an extension never touches it, so the suite's probes, which use none, already see the core behaviour that every other case judges.",
+    ),
+    (
+        "RGI-EXT-6",
+        "A design rule for extension APIs (take the replaced object, refuse when it is not the original), judged by reading the extension's signature; extensions are server-specific types, and the kit has none of a server's to call.",
+    ),
+    (
+        "RGI-VER-1",
+        "A constant of the rgi crate: `rgi::SPEC_VERSION` is `SpecVersion { major: 1, minor: 0 }` in crates/rgi/src/version.rs, and its example asserts that it displays as 1.0.",
+    ),
+    (
+        "RGI-VER-2",
+        "A rule for revising the document and for code that matches on `rgi`'s `#[non_exhaustive]` types; the compiler enforces the second half, since code outside `rgi` cannot match `Hints`, `InputUse` or the error enums without a wildcard arm.",
+    ),
+    (
+        "RGI-VER-3",
+        "A property of the manifests, not of any run: crates/rgi/Cargo.toml lists only `bytes`, `http` and `thiserror`, crates/rgi-async/Cargo.toml adds only `rgi`, `futures-core` and `pin-project-lite`, and neither lists a runtime; a change is a manifest edit that review sees.",
+    ),
+    // ---- spec/rgi-async.md ------------------------------------------------
+    (
+        "RGIA-CAP-6",
+        "Application obligation on its fallback path: only the application knows which capabilities it needs, and a degradation path cannot be told from a wrong answer without knowing the intended one.",
+    ),
+    (
+        "RGIA-CAP-10",
+        "Reported under the server clauses it restates: an `AsyncValidator` placed inside the middleware reports a missing `Capabilities` value (`capabilities_missing`, RGIA-CAP-1) and handles that fail as unsupported or panic (`hollow_capability`, `capability_panicked`).",
+    ),
+    (
+        "RGIA-APP-6",
+        "A wrapper can poll a body without a wake-up, but cannot tell whether a step it then gets was ready anyway (legitimate) or produced because of the extra poll, without knowing what the body waits for.",
+    ),
+    (
+        "RGIA-APP-8",
+        "Application obligation about resources the kit cannot see: the descriptors, subscriptions and futures a body holds are private to it, and whether dropping it released them is visible only to the application and the operating system.",
+    ),
+    (
+        "RGIA-INPUT-6",
+        "Behaviour of `rgi::Input`, the same for every party: implemented once in the rgi crate and tested in (crates/rgi/tests/input_async.rs: `the_non_blocking_face_refuses_a_blocking_source_with_a_typed_error`) and (crates/rgi-async/tests/input.rs: `blocking_source_reports_would_block_thread_without_ending`).",
+    ),
+    (
+        "RGIA-INPUT-9",
+        "`rgi::Input` answers a `poll_chunk` with `max` 0 by an `InvalidInput` error without consulting the source (crates/rgi/tests/input_async.rs: `a_zero_sized_poll_is_an_error_not_an_end_of_body`), so the mistake cannot pass for the end of the body, and because the call never reaches the source, the validator's input observer never sees it.",
+    ),
+    (
+        "RGIA-INPUT-12",
+        "A negative about every capability a server offers: the capabilities RGI-async defines (offload, readiness, after-response, upgrade) have no operation that reads the request's connection, and readiness waits take the application's own descriptors; a side door would be a server-specific extension type, which the kit does not know.",
+    ),
+    (
+        "RGIA-READY-4",
+        "Application obligation after a `Ready` outcome: the non-blocking attempt and the wait after `WouldBlock` happen on the application's own descriptor, which the kit never sees.",
+    ),
+    (
+        "RGIA-READY-5",
+        "Application obligation about the mode of its own descriptors, which the kit does not hold; a blocking operation on a loop thread shows only as a stall of other requests, which the suite judges against the server (RGIA-TASK-1), not the application.",
+    ),
+    (
+        "RGIA-READY-13",
+        "Not yet a suite case: it needs a probe that leaks a wait with `mem::forget`, closes the descriptor and waits on a new one that reuses the number. The kit's own readiness service (`rt::PollerReadiness`) is written without unsafe code, so it is memory-safe in that situation by construction.",
+    ),
+    (
+        "RGIA-READY-14",
+        "Enforced by the types for safe code: a wait borrows its descriptor (`WaitFuture<'a>` from a `Source<'a>` over a `BorrowedFd<'a>`), so the descriptor cannot be closed while the future exists; only code that builds a `BorrowedFd` from a raw number with `unsafe` takes the duty on itself.",
+    ),
+    (
+        "RGIA-OFFLOAD-2",
+        "Not yet a suite case: proving that `execute` returns at once needs the pool and queue driven to saturation, whose sizes each server documents differently (RGIA-OFFLOAD-3). `rgi_async::Offload` passes a `Saturated` refusal through unchanged (crates/rgi-async/tests/offload.rs: `saturation_is_passed_through_and_the_job_never_runs`).",
+    ),
+    (
+        "RGIA-OFFLOAD-4",
+        "Behaviour of `rgi_async::Offload::run`, the same for every server: tested in (crates/rgi-async/tests/offload.rs: `the_closure_runs_on_a_service_thread`, `saturation_is_passed_through_and_the_job_never_runs`, `a_refusal_to_accept_during_shutdown_is_passed_through`).",
+    ),
+    (
+        "RGIA-OFFLOAD-8",
+        "Behaviour of `rgi_async::OffloadFuture`, the same for every server: tested in (crates/rgi-async/tests/offload.rs: `a_job_whose_future_was_dropped_before_it_started_is_skipped`, `a_running_job_whose_future_is_dropped_finishes_and_its_result_is_discarded`).",
+    ),
+    (
+        "RGIA-OFFLOAD-9",
+        "The server's part (a kept `Offload` handle answering `ShutDown` after `RunningServer::stop`, queued jobs dropped unrun) is not yet a suite case. The future's part, a job dropped unrun resolving to `ShutDown` and never staying pending, is `rgi_async::Offload`'s (crates/rgi-async/tests/offload.rs: `a_job_dropped_unrun_by_the_service_resolves_to_shut_down`, `a_job_dropped_unrun_on_another_thread_wakes_the_waiting_task`).",
+    ),
+    (
+        "RGIA-OFFLOAD-10",
+        "Application obligation: which of its operations block is known to the application, not to a wrapper. The validator catches the one blocking operation it can see, a blocking read of the input on a loop thread (`blocking_read_on_loop_thread`, RGIA-INPUT-8).",
+    ),
+    (
+        "RGIA-OFFLOAD-11",
+        "Application obligation about assumptions (two jobs on one thread, one job waiting for another): a wrong assumption shows only on a server whose pool schedules differently, and a deadlock between jobs shows as a hang that no wrapper can attribute.",
+    ),
+    (
+        "RGIA-AFTER-5",
+        "Not yet a suite case: it needs tasks queued and running at the moment the server stops, and `RunningServer::stop` exposes neither the grace period nor the server's log. The refusal during shutdown passes through `rgi_async::AfterResponse` (crates/rgi-async/tests/capabilities.rs: `a_task_offered_during_shutdown_is_refused`).",
+    ),
+    (
+        "RGIA-AFTER-6",
+        "Application obligation about what it relies on: reliance on a task being run shows only when the server drops it (over its cap or at shutdown), and then as a wrong result that only the application can recognise.",
+    ),
+    (
+        "RGIA-UPGRADE-9",
+        "Not yet a suite case: the connection must fail between `accept` and the writing of the 101, a window the suite's client cannot hit reliably from outside. `Upgraded` passes a server's typed error through (crates/rgi-async/tests/upgrade.rs: `a_connection_lost_before_the_101_resolves_to_its_error`).",
+    ),
+    (
+        "RGIA-COMP-1",
+        "A rule for assembling a stack, enforced by the crates' types for the adapters they offer: an asynchronous middleware wraps an `AsyncApplication`, a synchronous application becomes one only through `rgi_async::Threaded`, and there is no adapter in the other direction; a stack that breaks the rule needs a hand-written bridge that drives futures, which reading the code shows.",
+    ),
+    (
+        "RGIA-COMP-4",
+        "Behaviour of `rgi_async::Threaded`, the same for every server: tested in (crates/rgi-async/tests/threaded.rs: `the_application_runs_on_a_worker_and_its_chunks_reach_the_server`, `the_application_reads_its_input_blocking_on_the_worker`), and exercised by every synchronous suite case run against an asynchronous server, since `Probe` serves a synchronous probe through `Threaded`.",
+    ),
+    (
+        "RGIA-COMP-5",
+        "Behaviour of `rgi_async::Threaded`, the same for every server: tested in (crates/rgi-async/tests/threaded.rs: `the_worker_pulls_only_as_fast_as_the_server_polls`, `a_lazily_started_and_replaced_head_is_relayed_once_in_its_final_form`, `a_head_without_body_is_relayed_at_the_end`).",
+    ),
+    (
+        "RGIA-COMP-6",
+        "Behaviour of `rgi_async::Threaded`; the inline path is tested in (crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`). Known gap of rgi-async 0.1: there is no pre-read for `InputUse::Whole`; such an application is always offloaded, which is the clause's fallback with an undocumented limit of zero.",
+    ),
+    (
+        "RGIA-COMP-7",
+        "Behaviour of `rgi_async::Threaded`, the same for every server: tested in (crates/rgi-async/tests/threaded.rs: `dropping_the_body_stops_the_worker_and_drops_its_body_there`, `a_request_cancelled_before_its_job_started_never_calls_the_application`).",
+    ),
+    (
+        "RGIA-COMP-8",
+        "Behaviour of `rgi_async::Threaded`: errors and panics are relayed as failure steps (crates/rgi-async/tests/threaded.rs: `a_panicking_application_becomes_an_error_not_an_unwind`, `the_workers_response_rules_are_enforced_and_reported`). Known gap of rgi-async 0.1: an offload error becomes `ThreadedError::Offload` (crates/rgi-async/tests/threaded.rs: `a_saturated_offload_is_reported`, `a_job_dropped_at_shutdown_is_reported`), which a server answers with 500, not the 503 the clause asks for.",
+    ),
+    (
+        "RGIA-COMP-9",
+        "An inner `Pending` turned into a step shows to a validator outside the middleware as an empty chunk or data, both legitimate output; only pairing it with the inner poll, which neither validator sees alone, would reveal it.",
+    ),
+    (
+        "RGIA-COMP-10",
+        "A validator inside the middleware sees the polls it receives, but not whether the middleware yielded a step outward in between, and one outside sees the steps without the inner polls; the rule relates the two.",
+    ),
+    (
+        "RGIA-COMP-11",
+        "Reported under the clauses it protects: a middleware that runs a continuation itself, or forgets to wrap it, shows to an `AsyncValidator` inside it as a continuation on a loop thread (`switch_on_loop_thread`, RGIA-SWITCH-3) or a lost response state (`switch_state_lost`, RGIA-SWITCH-4). The wrapping itself is tested in (crates/rgi-async/tests/app.rs: `a_middleware_wraps_the_continuation_so_its_interception_survives_the_switch`).",
+    ),
+    (
+        "RGIA-COMP-12",
+        "A restatement of the synchronous middleware clauses for polling, judged as those are: with an `AsyncValidator` on each side of the middleware, the inner one reports server-side breaches (`poll_after_end`, `async_body_kept`, `async_chunk_not_sent`) and the outer one application-side breaches (`async_size_hint_overrun`, `async_size_hint_shortfall`, `blocking_read_on_loop_thread`).",
+    ),
+    (
+        "RGIA-TASK-5",
+        "Not yet a suite case: it needs a request parked in a readiness wait when the server stops and a probe that then finds its descriptor open, unread and with unchanged flags. The dropped-wait half is judged by the case `rgia_ready_12_a_dropped_wait_is_deregistered` (RGIA-READY-12).",
+    ),
+    (
+        "RGIA-TASK-6",
+        "Not yet a suite case: it needs a synchronous part still running at the end of the grace period, which `RunningServer::stop` neither exposes nor lets a case choose, and the logging of abandoned workers goes to the server's log, which the suite does not read.",
+    ),
+    (
+        "RGIA-VER-2",
+        "A rule for the authors of future revisions of spec/rgi-async.md, not a behaviour of any party; the enums it concerns are `#[non_exhaustive]`, so new variants do not break code outside the crates.",
+    ),
+    (
+        "RGIA-VER-4",
+        "Enforced by the compiler for code outside the crates: the error and outcome enums of rgi-async are `#[non_exhaustive]`, so a match without a wildcard arm does not compile; what the wildcard arm does is application logic.",
+    ),
+    (
+        "RGIA-VER-5",
+        "A rule on which crate defines a facility, decided by reading the server's API: the types of rgi-async can change behaviour at run time only through their service traits, whose behaviour the READY, OFFLOAD and AFTER cases judge.",
+    ),
+];
