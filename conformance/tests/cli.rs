@@ -260,3 +260,13 @@ fn help_exits_0() {
         assert!(text.contains(option), "{option} missing from --help");
     }
 }
+
+#[test]
+fn deliberate_panics_of_the_probes_are_printed_only_when_asked() {
+    let quiet = cli(&["--filter", "rgi_fail_2"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stdout(&quiet));
+    assert_eq!(stderr(&quiet), "");
+    let loud = cli(&["--filter", "rgi_fail_2", "--show-panics"]);
+    assert_eq!(loud.status.code(), Some(0));
+    assert!(stderr(&loud).contains("panicked"), "{}", stderr(&loud));
+}
