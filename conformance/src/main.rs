@@ -22,7 +22,13 @@ use crate::output::Failure;
 
 /// Runs the RGI server suite and writes its reports.
 #[derive(Debug, Parser)]
-#[command(name = "rgi-conformance", version)]
+#[command(
+    name = "rgi-conformance",
+    version,
+    after_help = "Until the workspace has a reference server, the suite runs against the kit's own toy server.\n\
+                  Exit status: 0 when no case failed, 1 when a case failed, 2 when the command could not be \
+                  carried out as given (usage errors, a filter that matches nothing, an unwritable report)."
+)]
 struct Cli {
     /// Write the JSON report of the run to FILE.
     #[arg(long, value_name = "FILE")]
