@@ -7,11 +7,17 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::thread;
+#[cfg(unix)]
 use std::time::Duration;
 
 use rgi_async::{
-    AfterError, AfterResponseService, AfterTask, Interest, Job, Offload, OffloadError,
-    OffloadService, Readiness, ReadinessService, Source, WaitAnyFuture, WaitFuture,
+    AfterError, AfterResponseService, AfterTask, Job, Offload, OffloadError, OffloadService,
+    Readiness,
+};
+#[cfg(unix)]
+use rgi_async::{
+    Interest, ReadinessError, ReadinessService, Ready, Source, WaitAnyFuture, WaitAnyOutcome,
+    WaitFuture, WaitOutcome,
 };
 
 use super::Fault;
@@ -21,10 +27,11 @@ use crate::rt::{AfterQueue, ThreadOffload};
 
 /// The server's offload service.
 pub(crate) fn offload(fault: Option<Fault>) -> Offload {
-    if fault == Some(Fault::InlineOffload) {
-        return Offload::new(Inline);
+    match fault {
+        Some(Fault::InlineOffload) => Offload::new(Inline),
+        Some(Fault::HollowOffload) => Offload::new(Hollow),
+        _ => Offload::new(ThreadOffload::new()),
     }
-    Offload::new(ThreadOffload::new())
 }
 
 /// Runs every job on the calling thread: [`Fault::InlineOffload`].
@@ -38,15 +45,41 @@ impl OffloadService for Inline {
     }
 }
 
+/// Refuses every job: [`Fault::HollowOffload`].
+#[derive(Debug)]
+struct Hollow;
+
+impl OffloadService for Hollow {
+    fn execute(&self, job: Job) -> Result<(), OffloadError> {
+        drop(job);
+        Err(OffloadError::ShutDown)
+    }
+}
+
 /// The server's readiness service, where the platform has one.
 pub(crate) fn readiness(fault: Option<Fault>) -> io::Result<Option<Readiness>> {
     #[cfg(unix)]
     {
         let poller: Arc<dyn ReadinessService> = Arc::new(crate::rt::PollerReadiness::new()?);
-        if fault == Some(Fault::NoReadinessTimeout) {
-            return Ok(Some(Readiness::new(Timeless(poller))));
+        let faulty = matches!(
+            fault,
+            Some(
+                Fault::NoReadinessTimeout
+                    | Fault::ReadinessIgnoresReadiness
+                    | Fault::EdgeTriggeredReadiness
+                    | Fault::FilesLookReady
+                    | Fault::DroppedWaitsLinger
+                    | Fault::WaitAnyWrongIndex
+            )
+        );
+        match fault {
+            Some(fault) if faulty => Ok(Some(Readiness::new(Faulty {
+                inner: poller,
+                fault,
+                ghosts: Ghosts::default(),
+            }))),
+            _ => Ok(Some(Readiness::from_arc(poller))),
         }
-        Ok(Some(Readiness::from_arc(poller)))
     }
     #[cfg(not(unix))]
     {
@@ -55,36 +88,162 @@ pub(crate) fn readiness(fault: Option<Fault>) -> io::Result<Option<Readiness>> {
     }
 }
 
-/// Forwards every wait without its timeout: [`Fault::NoReadinessTimeout`].
-struct Timeless(Arc<dyn ReadinessService>);
+/// The readiness faults, around the real poller.
+#[cfg(unix)]
+struct Faulty {
+    inner: Arc<dyn ReadinessService>,
+    fault: Fault,
+    ghosts: Ghosts,
+}
 
-impl ReadinessService for Timeless {
+/// [`Fault::DroppedWaitsLinger`]: the descriptors whose wait was dropped
+/// before it resolved; the next wait on one of them sees no readiness.
+#[cfg(unix)]
+type Ghosts = Arc<Mutex<std::collections::HashSet<std::os::fd::RawFd>>>;
+
+/// Leaves a ghost behind when its wait is dropped unresolved.
+#[cfg(unix)]
+struct Ghost {
+    fd: std::os::fd::RawFd,
+    ghosts: Ghosts,
+    armed: bool,
+}
+
+#[cfg(unix)]
+impl Drop for Ghost {
+    fn drop(&mut self) {
+        if self.armed {
+            lock(&self.ghosts).insert(self.fd);
+        }
+    }
+}
+
+#[cfg(unix)]
+impl ReadinessService for Faulty {
     fn wait<'a>(
         &self,
         source: Source<'a>,
         interest: Interest,
-        _timeout: Option<Duration>,
+        timeout: Option<Duration>,
     ) -> WaitFuture<'a> {
-        self.0.wait(source, interest, None)
+        let inner = Arc::clone(&self.inner);
+        let fault = self.fault;
+        let ghosts = Arc::clone(&self.ghosts);
+        Box::pin(async move {
+            match fault {
+                Fault::NoReadinessTimeout => inner.wait(source, interest, None).await,
+                Fault::ReadinessIgnoresReadiness => {
+                    inner.wait_any(Vec::new(), timeout).await?;
+                    Ok(WaitOutcome::TimedOut)
+                }
+                Fault::EdgeTriggeredReadiness => {
+                    match inner.wait(source, interest, Some(Duration::ZERO)).await? {
+                        WaitOutcome::Ready(_) => {
+                            inner.wait_any(Vec::new(), timeout).await?;
+                            Ok(WaitOutcome::TimedOut)
+                        }
+                        _ => inner.wait(source, interest, timeout).await,
+                    }
+                }
+                Fault::FilesLookReady => match inner.wait(source, interest, timeout).await {
+                    Err(ReadinessError::Unpollable { .. }) => {
+                        Ok(WaitOutcome::Ready(Ready::READABLE))
+                    }
+                    other => other,
+                },
+                Fault::DroppedWaitsLinger => {
+                    let fd = source.as_raw();
+                    if lock(&ghosts).remove(&fd) {
+                        // The ghost of a dropped wait swallows this one.
+                        inner.wait_any(Vec::new(), timeout).await?;
+                        return Ok(WaitOutcome::TimedOut);
+                    }
+                    let mut ghost = Ghost {
+                        fd,
+                        ghosts,
+                        armed: true,
+                    };
+                    let outcome = inner.wait(source, interest, timeout).await;
+                    ghost.armed = false;
+                    outcome
+                }
+                _ => inner.wait(source, interest, timeout).await,
+            }
+        })
     }
 
     fn wait_any<'a>(
         &self,
         sources: Vec<(Source<'a>, Interest)>,
-        _timeout: Option<Duration>,
+        timeout: Option<Duration>,
     ) -> WaitAnyFuture<'a> {
-        self.0.wait_any(sources, None)
+        let inner = Arc::clone(&self.inner);
+        let fault = self.fault;
+        Box::pin(async move {
+            match fault {
+                Fault::NoReadinessTimeout => inner.wait_any(sources, None).await,
+                Fault::ReadinessIgnoresReadiness => {
+                    inner.wait_any(Vec::new(), timeout).await?;
+                    Ok(WaitAnyOutcome::TimedOut)
+                }
+                Fault::EdgeTriggeredReadiness => {
+                    match inner
+                        .wait_any(sources.clone(), Some(Duration::ZERO))
+                        .await?
+                    {
+                        WaitAnyOutcome::Ready(_) => {
+                            inner.wait_any(Vec::new(), timeout).await?;
+                            Ok(WaitAnyOutcome::TimedOut)
+                        }
+                        _ => inner.wait_any(sources, timeout).await,
+                    }
+                }
+                Fault::FilesLookReady => match inner.wait_any(sources, timeout).await {
+                    Err(ReadinessError::Unpollable { .. }) => {
+                        Ok(WaitAnyOutcome::Ready(vec![(0, Ready::READABLE)]))
+                    }
+                    other => other,
+                },
+                Fault::WaitAnyWrongIndex => {
+                    let count = sources.len().max(1);
+                    Ok(match inner.wait_any(sources, timeout).await? {
+                        WaitAnyOutcome::Ready(ready) => WaitAnyOutcome::Ready(
+                            ready
+                                .into_iter()
+                                .map(|(index, seen)| ((index + 1) % count, seen))
+                                .collect(),
+                        ),
+                        other => other,
+                    })
+                }
+                _ => inner.wait_any(sources, timeout).await,
+            }
+        })
     }
 }
 
 /// Where a request's after-response tasks stand.
-#[derive(Debug)]
 enum Stage {
-    /// The response is not complete: tasks wait in the queue.
-    Queuing(AfterQueue),
+    /// The response is not complete: tasks wait in the queue (or, for
+    /// [`Fault::AfterTaskPanicKillsServer`], in a list the toy runs
+    /// itself).
+    Queuing(AfterQueue, Vec<AfterTask>),
     /// The response is complete: a new task runs at once, on its own
     /// thread (`RGIA-AFTER-1`: "as soon as capacity allows").
     Complete,
+}
+
+impl std::fmt::Debug for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::Queuing(queue, own) => f
+                .debug_tuple("Queuing")
+                .field(queue)
+                .field(&own.len())
+                .finish(),
+            Stage::Complete => f.write_str("Complete"),
+        }
+    }
 }
 
 /// A request's after-response service.
@@ -97,7 +256,7 @@ pub(crate) struct After {
 impl After {
     pub(crate) fn new(server: Arc<Shared>) -> Self {
         After {
-            stage: Arc::new(Mutex::new(Stage::Queuing(AfterQueue::new()))),
+            stage: Arc::new(Mutex::new(Stage::Queuing(AfterQueue::new(), Vec::new()))),
             server,
         }
     }
@@ -105,10 +264,13 @@ impl After {
     /// The response is complete: runs the queued tasks on a worker thread
     /// without waiting for them (`RGIA-AFTER-3`).
     pub(crate) fn complete(&self) {
-        let queue = match std::mem::replace(&mut *lock(&self.stage), Stage::Complete) {
-            Stage::Queuing(queue) => queue,
+        let (queue, own) = match std::mem::replace(&mut *lock(&self.stage), Stage::Complete) {
+            Stage::Queuing(queue, own) => (queue, own),
             Stage::Complete => return,
         };
+        for task in own {
+            let _ran = self.run_now(task);
+        }
         if queue.queued() == 0 {
             return;
         }
@@ -124,11 +286,15 @@ impl After {
     }
 
     fn run_now(&self, task: AfterTask) -> Result<(), AfterError> {
+        let server = Arc::clone(&self.server);
         let spawned = thread::Builder::new()
             .name("toy-after-response".into())
             .spawn(move || {
                 if panic::catch_unwind(AssertUnwindSafe(task)).is_err() {
                     tracing::warn!("toy server: an after-response task panicked");
+                    if server.fault == Some(Fault::AfterTaskPanicKillsServer) {
+                        server.kill();
+                    }
                 }
             });
         match spawned {
@@ -147,13 +313,17 @@ impl AfterResponseService for After {
             // RGIA-AFTER-5: refused, and distinct from `Rejected`.
             return Err(AfterError::ShutDown);
         }
-        let stage = lock(&self.stage);
-        match (&*stage, self.server.fault) {
-            (Stage::Queuing(_), Some(Fault::AfterTasksBeforeResponse)) | (Stage::Complete, _) => {
+        let mut stage = lock(&self.stage);
+        match (&mut *stage, self.server.fault) {
+            (Stage::Queuing(..), Some(Fault::AfterTasksBeforeResponse)) | (Stage::Complete, _) => {
                 drop(stage);
                 self.run_now(task)
             }
-            (Stage::Queuing(queue), _) => queue.spawn(task),
+            (Stage::Queuing(_, own), Some(Fault::AfterTaskPanicKillsServer)) => {
+                own.push(task);
+                Ok(())
+            }
+            (Stage::Queuing(queue, _), _) => queue.spawn(task),
         }
     }
 }

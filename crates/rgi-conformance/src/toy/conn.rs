@@ -86,6 +86,17 @@ impl Failure {
     }
 }
 
+/// How the toy treats one request's body, faults included.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BodyFlags {
+    /// The request is served to an asynchronous application.
+    pub(crate) is_async: bool,
+    /// [`Fault::SkipsBytesAfterBody`](super::Fault::SkipsBytesAfterBody).
+    pub(crate) skip_after: bool,
+    /// [`Fault::TrailersLeftOnConnection`](super::Fault::TrailersLeftOnConnection).
+    pub(crate) keep_trailers: bool,
+}
+
 /// The request whose body is current on a connection.
 #[derive(Debug)]
 pub(crate) struct BodyState {
@@ -95,6 +106,12 @@ pub(crate) struct BodyState {
     /// request's input answer `ResponseFinished` (`RGI-INPUT-15`).
     pub(crate) finished: bool,
     pub(crate) expect: Expect,
+    pub(crate) flags: BodyFlags,
+    /// Whether the body is chunked.
+    pub(crate) chunked: bool,
+    /// [`Fault::SwitchDropsReadAhead`](super::Fault::SwitchDropsReadAhead):
+    /// the next piece read is thrown away.
+    pub(crate) skip_next: bool,
     progress: Progress,
     /// Body bytes announced by chunk sizes so far (chunked only).
     announced: u64,
@@ -161,10 +178,10 @@ impl ReadSide {
 
     /// Reads the next request head; read-ahead bytes after it stay in the
     /// buffer for its body and the requests after it.
-    pub(crate) fn read_head(&mut self, lenient_host: bool) -> HeadRead {
+    pub(crate) fn read_head(&mut self, fault: Option<super::Fault>) -> HeadRead {
         loop {
             if self.start < self.end {
-                match request::parse(self.buffered(), lenient_host) {
+                match request::parse(self.buffered(), fault) {
                     Ok(Some((head, length))) => {
                         self.consume(length);
                         return HeadRead::Head(Box::new(head));
@@ -209,7 +226,7 @@ impl ReadSide {
     }
 
     /// Makes `head`'s body the current one.
-    pub(crate) fn begin(&mut self, framing: Framing, expect_continue: bool) {
+    pub(crate) fn begin(&mut self, framing: Framing, expect_continue: bool, flags: BodyFlags) {
         let progress = match framing {
             Framing::Empty | Framing::Length(0) => Progress::Done,
             Framing::Length(remaining) => Progress::Length { remaining },
@@ -223,6 +240,9 @@ impl ReadSide {
             } else {
                 Expect::None
             },
+            flags,
+            chunked: framing == Framing::Chunked,
+            skip_next: false,
             progress,
             announced: 0,
             received: 0,
@@ -323,6 +343,18 @@ impl ReadSide {
                     } else {
                         Progress::Length { remaining }
                     };
+                    if remaining == 0 && self.body.flags.skip_after {
+                        // The fault: four bytes that are not this body's.
+                        let mut skipped = 0;
+                        while skipped < 4 {
+                            if self.start == self.end && !matches!(self.fill(), Ok(1..)) {
+                                break;
+                            }
+                            let step = (4 - skipped).min(self.end - self.start);
+                            self.consume(step);
+                            skipped += step;
+                        }
+                    }
                     return Ok(count);
                 }
                 Progress::Chunked(chunk) => match self.step_chunked(chunk, out) {
@@ -347,6 +379,11 @@ impl ReadSide {
                 let size = parse_chunk_size(&self.buffered()[..line]);
                 self.consume(line);
                 match size {
+                    Some(0) if self.body.flags.keep_trailers => {
+                        // The fault: the trailer section stays behind.
+                        self.body.progress = Progress::Done;
+                        return Ok(Some(0));
+                    }
                     Some(0) => {
                         self.body.progress = Progress::Chunked(Chunk::Trailers { seen: 0 });
                     }
@@ -526,6 +563,8 @@ impl WriteSide {
 pub(crate) struct Conn {
     /// The connection's number, for logs.
     pub(crate) id: u64,
+    /// When it was accepted.
+    pub(crate) accepted: Instant,
     pub(crate) read: Mutex<ReadSide>,
     pub(crate) write: Mutex<WriteSide>,
     /// For shutting the socket down from any thread, without locks.
@@ -537,6 +576,9 @@ pub(crate) struct Conn {
     /// without the read side's lock, which the connection thread holds
     /// while it waits for the next head.
     pub(crate) readable: AtomicU64,
+    /// The previous request's fields
+    /// ([`Fault::LeaksFieldsToNextRequest`](super::Fault::LeaksFieldsToNextRequest)).
+    pub(crate) previous: Mutex<Option<http::HeaderMap>>,
     /// Bodies that [`Fault::DropsBodyLate`](super::Fault::DropsBodyLate)
     /// keeps until the connection closes.
     pub(crate) graveyard: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
@@ -556,6 +598,7 @@ impl Conn {
         let local = stream.local_addr()?;
         Ok(Conn {
             id,
+            accepted: Instant::now(),
             read: Mutex::new(ReadSide {
                 stream: stream.try_clone()?,
                 buf: vec![0; READ_BUF],
@@ -565,6 +608,9 @@ impl Conn {
                     request: 0,
                     finished: true,
                     expect: Expect::None,
+                    flags: BodyFlags::default(),
+                    chunked: false,
+                    skip_next: false,
                     progress: Progress::Done,
                     announced: 0,
                     received: 0,
@@ -580,6 +626,7 @@ impl Conn {
             local,
             server,
             readable: AtomicU64::new(0),
+            previous: Mutex::default(),
             graveyard: Mutex::default(),
         })
     }

@@ -12,8 +12,8 @@ use std::thread;
 use bytes::Bytes;
 use rgi::{AsyncSource, InputError};
 
-use super::Fault;
 use super::conn::{Conn, Expect, lock};
+use super::fault::{Fault, acts};
 
 /// The interim response a client waiting on `Expect: 100-continue` needs.
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -26,20 +26,28 @@ const MAX_ASYNC_READ: usize = 64 * 1024;
 pub(crate) struct BodyReader {
     conn: Arc<Conn>,
     request: u64,
+    is_async: bool,
 }
 
 impl BodyReader {
     /// The body of the connection's current request.
     pub(crate) fn new(conn: Arc<Conn>) -> Self {
-        let request = lock(&conn.read).body.request;
-        BodyReader { conn, request }
+        let (request, is_async) = {
+            let read = lock(&conn.read);
+            (read.body.request, read.body.flags.is_async)
+        };
+        BodyReader {
+            conn,
+            request,
+            is_async,
+        }
     }
 }
 
 impl Read for BodyReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let fault = self.conn.server.fault;
-        let outlives = fault == Some(Fault::InputOutlivesResponse);
+        let outlives = acts(fault, Fault::InputOutlivesResponse, self.is_async);
         // RGI-INPUT-15, unless the fault lets the old input read on.
         if self.conn.readable.load(Ordering::SeqCst) != self.request && !outlives {
             return Err(InputError::ResponseFinished.into());
@@ -47,6 +55,12 @@ impl Read for BodyReader {
         let mut read = lock(&self.conn.read);
         if (read.body.request != self.request || read.body.finished) && !outlives {
             return Err(InputError::ResponseFinished.into());
+        }
+        if read.body.skip_next {
+            // The fault: a piece of the body is lost.
+            read.body.skip_next = false;
+            let mut lost = vec![0; out.len()];
+            let _lost = read.read_body(&mut lost);
         }
         if read.body.expect == Expect::Awaiting {
             // RGI-INPUT-12: the first read that reaches the source sends
@@ -62,7 +76,7 @@ impl Read for BodyReader {
             }
         }
         let count = read.read_body(out);
-        if fault == Some(Fault::TruncationLooksLikeEof) {
+        if acts(fault, Fault::TruncationLooksLikeEof, self.is_async) {
             if let Err(err) = &count {
                 if matches!(InputError::from_io(err), Some(InputError::Truncated { .. })) {
                     return Ok(0);
@@ -149,7 +163,12 @@ fn run_pump(pump: &Pump, reader: &mut BodyReader) {
             }
         };
         let mut buf = vec![0; max.min(MAX_ASYNC_READ)];
-        let result = reader.read(&mut buf).map(|count| {
+        let result = if reader.conn.server.fault == Some(Fault::FillsAsyncReads) {
+            fill(reader, &mut buf)
+        } else {
+            reader.read(&mut buf)
+        }
+        .map(|count| {
             buf.truncate(count);
             Bytes::from(buf)
         });
@@ -163,6 +182,19 @@ fn run_pump(pump: &Pump, reader: &mut BodyReader) {
             waker.wake();
         }
     }
+}
+
+/// [`Fault::FillsAsyncReads`]: reads until `buf` is full or the body
+/// ended.
+fn fill(reader: &mut BodyReader, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            count => filled += count,
+        }
+    }
+    Ok(filled)
 }
 
 impl AsyncSource for PumpSource {

@@ -65,6 +65,21 @@
 //! - Panics: applications' panics are caught by the drivers; the toy's
 //!   own connection threads are guarded too.
 //!
+//! # Faults
+//!
+//! [`ToyServer::with_fault`] switches one deliberate [`Fault`] on. Each
+//! breaks one clause and is caught by one suite case, named with the
+//! clause in [`FAULTS`] (and [`Fault::breaks`]); `tests/toy_faults.rs`
+//! runs every row against the faulty toy, which must fail with that
+//! clause, and against the conforming toy, which must pass. Faults that
+//! exist for both kinds of application come in pairs: one variant for
+//! synchronous applications, its twin for asynchronous ones. Most faults
+//! live where a real server would have the bug (the head parser, the
+//! sink, the connection loop); those that break a rule `rgi`'s state
+//! machine keeps for every server are hooks around the application
+//! (interception of the head, a body wrapper), since a server built on
+//! `rgi` cannot break them otherwise.
+//!
 //! # Examples
 //!
 //! ```

@@ -7,6 +7,8 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::uri::Authority;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
+use super::Fault;
+
 /// The largest request head the toy accepts, request line included.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
 
@@ -64,10 +66,24 @@ pub(crate) struct RequestHead {
     pub(crate) host: Option<String>,
 }
 
+/// What kind of head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// Not HTTP/1.x syntax.
+    Malformed,
+    /// A transfer coding the toy does not implement.
+    Coding,
+    /// A CONNECT request.
+    Connect,
+    /// Any other rule.
+    Other,
+}
+
 /// Why a head was refused, and what the toy answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rejection {
     pub(crate) status: StatusCode,
+    pub(crate) why: Why,
     pub(crate) reason: String,
 }
 
@@ -75,12 +91,18 @@ impl Rejection {
     fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Rejection {
             status,
+            why: Why::Other,
             reason: reason.into(),
         }
     }
 
     fn bad(reason: impl Into<String>) -> Self {
         Rejection::new(StatusCode::BAD_REQUEST, reason)
+    }
+
+    fn because(mut self, why: Why) -> Self {
+        self.why = why;
+        self
     }
 }
 
@@ -90,7 +112,7 @@ impl Rejection {
 /// Leading empty lines are skipped by httparse (RFC 9112 §2.2).
 pub(crate) fn parse(
     buf: &[u8],
-    lenient_host: bool,
+    fault: Option<Fault>,
 ) -> Result<Option<(RequestHead, usize)>, Rejection> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut request = httparse::Request::new(&mut fields);
@@ -109,7 +131,11 @@ pub(crate) fn parse(
                 format!("more than {MAX_FIELDS} header field lines"),
             ));
         }
-        Err(err) => return Err(Rejection::bad(format!("malformed request head: {err}"))),
+        Err(err) => {
+            return Err(
+                Rejection::bad(format!("malformed request head: {err}")).because(Why::Malformed)
+            );
+        }
     };
     if length > MAX_HEAD {
         return Err(Rejection::new(
@@ -126,28 +152,31 @@ pub(crate) fn parse(
     };
     let mut headers = HeaderMap::with_capacity(request.headers.len());
     for field in request.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| Rejection::bad(format!("invalid field name {:?}", field.name)))?;
+        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| {
+            Rejection::bad(format!("invalid field name {:?}", field.name)).because(Why::Malformed)
+        })?;
         let value = HeaderValue::from_bytes(field.value).map_err(|_| {
             Rejection::bad(format!(
                 "invalid value of field {}: {:?}",
                 field.name,
                 String::from_utf8_lossy(field.value)
             ))
+            .because(Why::Malformed)
         })?;
         headers.append(name, value);
     }
     if method == Method::CONNECT {
         // RGI-PATH-10: a tunnel is not for an RGI 1.0 application.
-        return Err(Rejection::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "CONNECT is not supported",
-        ));
+        return Err(
+            Rejection::new(StatusCode::NOT_IMPLEMENTED, "CONNECT is not supported")
+                .because(Why::Connect),
+        );
     }
     let target = request.path.unwrap_or_default();
-    let uri = Uri::try_from(target)
-        .map_err(|err| Rejection::bad(format!("invalid request target {target:?}: {err}")))?;
-    let head = check(method, uri, version, headers, lenient_host)?;
+    let uri = Uri::try_from(target).map_err(|err| {
+        Rejection::bad(format!("invalid request target {target:?}: {err}")).because(Why::Malformed)
+    })?;
+    let head = check(method, uri, version, headers, fault)?;
     Ok(Some((head, length)))
 }
 
@@ -172,10 +201,10 @@ fn check(
     uri: Uri,
     version: Version,
     mut headers: HeaderMap,
-    lenient_host: bool,
+    fault: Option<Fault>,
 ) -> Result<RequestHead, Rejection> {
-    let host = host(&uri, version, &mut headers, lenient_host)?;
-    let framing = framing(version, &mut headers)?;
+    let host = host(&uri, version, &mut headers, fault)?;
+    let framing = framing(version, &mut headers, fault)?;
     let connection = tokens(&headers, &header::CONNECTION);
     let persist = if version == Version::HTTP_10 {
         connection.iter().any(|token| token == "keep-alive")
@@ -222,8 +251,9 @@ fn host(
     uri: &Uri,
     version: Version,
     headers: &mut HeaderMap,
-    lenient: bool,
+    fault: Option<Fault>,
 ) -> Result<Option<String>, Rejection> {
+    let lenient = fault == Some(Fault::AcceptsMissingHost);
     let fields: Vec<HeaderValue> = headers.get_all(header::HOST).iter().cloned().collect();
     if fields.len() > 1 {
         return Err(Rejection::bad(format!(
@@ -238,7 +268,8 @@ fn host(
         }
         None => None,
     };
-    if let Some(authority) = uri.authority() {
+    let keeps_host = fault == Some(Fault::KeepsHostForAbsoluteForm) && received.is_some();
+    if let Some(authority) = uri.authority().filter(|_| !keeps_host) {
         // The target's authority wins over any Host field received.
         let value = HeaderValue::from_str(authority.as_str())
             .map_err(|_| Rejection::bad(format!("invalid authority in the target: {authority}")))?;
@@ -265,7 +296,11 @@ fn valid_authority(value: &HeaderValue) -> Result<Authority, Rejection> {
 
 /// RFC 9112 §6 (`RGI-HDR-4`): decides the framing and removes
 /// `transfer-encoding`, which the toy decodes itself.
-fn framing(version: Version, headers: &mut HeaderMap) -> Result<Framing, Rejection> {
+fn framing(
+    version: Version,
+    headers: &mut HeaderMap,
+    fault: Option<Fault>,
+) -> Result<Framing, Rejection> {
     let codings = tokens(headers, &header::TRANSFER_ENCODING);
     let has_coding = headers.contains_key(header::TRANSFER_ENCODING);
     let lengths: Vec<HeaderValue> = headers
@@ -273,7 +308,9 @@ fn framing(version: Version, headers: &mut HeaderMap) -> Result<Framing, Rejecti
         .iter()
         .cloned()
         .collect();
-    if has_coding {
+    if has_coding && !lengths.is_empty() && fault == Some(Fault::LengthWinsOverChunked) {
+        headers.remove(header::TRANSFER_ENCODING);
+    } else if has_coding {
         if version == Version::HTTP_10 {
             return Err(Rejection::bad("Transfer-Encoding in an HTTP/1.0 request"));
         }
@@ -291,13 +328,26 @@ fn framing(version: Version, headers: &mut HeaderMap) -> Result<Framing, Rejecti
             return Err(Rejection::new(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("unsupported transfer codings {codings:?}"),
-            ));
+            )
+            .because(Why::Coding));
         }
         headers.remove(header::TRANSFER_ENCODING);
         return Ok(Framing::Chunked);
     }
+    match declared_length(&lengths) {
+        Ok(declared) => Ok(declared.map_or(Framing::Empty, Framing::Length)),
+        Err(_) if fault == Some(Fault::LenientContentLength) => {
+            headers.remove(header::CONTENT_LENGTH);
+            Ok(Framing::Empty)
+        }
+        Err(rejection) => Err(rejection),
+    }
+}
+
+/// The one length that every Content-Length value states.
+fn declared_length(lengths: &[HeaderValue]) -> Result<Option<u64>, Rejection> {
     let mut declared: Option<u64> = None;
-    for value in &lengths {
+    for value in lengths {
         let invalid = || Rejection::bad(format!("invalid Content-Length {value:?}"));
         let text = value.to_str().map_err(|_| invalid())?;
         for element in text.split(',') {
@@ -312,7 +362,7 @@ fn framing(version: Version, headers: &mut HeaderMap) -> Result<Framing, Rejecti
             declared = Some(length);
         }
     }
-    Ok(declared.map_or(Framing::Empty, Framing::Length))
+    Ok(declared)
 }
 
 #[cfg(test)]
@@ -322,20 +372,16 @@ mod tests {
     use super::*;
 
     fn parsed(raw: &[u8]) -> RequestHead {
-        parse(raw, false).unwrap().unwrap().0
+        parse(raw, None).unwrap().unwrap().0
     }
 
     fn rejected(raw: &[u8]) -> StatusCode {
-        parse(raw, false).unwrap_err().status
+        parse(raw, None).unwrap_err().status
     }
 
     #[test]
     fn partial_heads_wait_for_more() {
-        assert!(
-            parse(b"GET / HTTP/1.1\r\nHost: a", false)
-                .unwrap()
-                .is_none()
-        );
+        assert!(parse(b"GET / HTTP/1.1\r\nHost: a", None).unwrap().is_none());
     }
 
     #[test]
@@ -360,7 +406,7 @@ mod tests {
             rejected(b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"),
             StatusCode::BAD_REQUEST
         );
-        assert!(parse(b"GET / HTTP/1.0\r\n\r\n", false).unwrap().is_some());
+        assert!(parse(b"GET / HTTP/1.0\r\n\r\n", None).unwrap().is_some());
         let head = parsed(b"GET http://b.example:8/p?q HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(head.headers[header::HOST], "b.example:8");
         assert_eq!(head.host.as_deref(), Some("b.example"));

@@ -1,6 +1,6 @@
 //! The connection loop: one request at a time, in order (`RGI-CONN-3`).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -8,14 +8,17 @@ use std::time::{Instant, SystemTime};
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
-use rgi::{Application, Concurrency, Environ, EnvironError, Errors, FinishError, Input, UrlScheme};
+use rgi::{
+    Application, Concurrency, Environ, EnvironError, Errors, FinishError, Hints, Input, InputUse,
+    UrlScheme,
+};
 use rgi_async::{AfterResponse, AsyncApplication, Capabilities, Upgrade};
 
-use super::Fault;
 use super::caps::After;
-use super::conn::{Conn, Expect, HeadRead, UpgradeStage, lock};
+use super::conn::{BodyFlags, Conn, Expect, HeadRead, UpgradeStage, lock};
+use super::fault::{Fault, acts};
 use super::input::{BodyReader, CONTINUE, PumpSource};
-use super::request::{Framing, RequestHead};
+use super::request::{Framing, RequestHead, Why};
 use super::server::DRAIN_LIMIT;
 use super::sink::{OutFraming, WireSink, http_date};
 use super::upgrade::{Slot, StreamShared, ToyUpgrade};
@@ -31,6 +34,9 @@ pub(crate) trait Service: Send + Sync + 'static {
 
     /// Serves one request over `sink`.
     fn serve(&self, environ: Environ, sink: &mut WireSink, ctx: &Arc<RequestCtx>) -> Served;
+
+    /// The application's hints, for a synchronous application.
+    fn hints(&self) -> Option<Hints>;
 }
 
 fn serve_sync<A: Application + ?Sized>(
@@ -73,6 +79,10 @@ impl<A: Application> Service for SyncService<A> {
     fn serve(&self, environ: Environ, sink: &mut WireSink, ctx: &Arc<RequestCtx>) -> Served {
         serve_sync(&self.0, environ, sink, ctx)
     }
+
+    fn hints(&self) -> Option<Hints> {
+        Some(self.0.hints())
+    }
 }
 
 /// An asynchronous application.
@@ -85,6 +95,10 @@ impl<A: AsyncApplication> Service for AsyncService<A> {
 
     fn serve(&self, environ: Environ, sink: &mut WireSink, ctx: &Arc<RequestCtx>) -> Served {
         serve_async(&self.0, environ, sink, ctx)
+    }
+
+    fn hints(&self) -> Option<Hints> {
+        None
     }
 }
 
@@ -103,6 +117,10 @@ impl Service for ProbeService {
             serve_sync(&self.0, environ, sink, ctx)
         }
     }
+
+    fn hints(&self) -> Option<Hints> {
+        (!self.0.is_async()).then(|| Application::hints(&*self.0))
+    }
 }
 
 /// What follows a request on its connection.
@@ -115,12 +133,15 @@ enum Next {
 
 /// Serves a connection until it closes.
 pub(crate) fn connection(conn: &Arc<Conn>, service: &dyn Service) {
-    let lenient_host = conn.server.fault == Some(Fault::AcceptsMissingHost);
+    let fault = conn.server.fault;
     loop {
         if conn.server.is_stopping() {
             break;
         }
-        let read = lock(&conn.read).read_head(lenient_host);
+        let read = lock(&conn.read).read_head(fault);
+        if fault == Some(Fault::PanicInDropKillsServer) && !conn.server.alive_after_drops() {
+            break;
+        }
         match read {
             HeadRead::Head(head) => match request(conn, service, &head) {
                 Next::Keep => {}
@@ -144,7 +165,13 @@ pub(crate) fn connection(conn: &Arc<Conn>, service: &dyn Service) {
                     reason = %rejection.reason,
                     "toy server: refused a request head"
                 );
-                let _sent = respond(conn, rejection.status);
+                let status = match (fault, rejection.why) {
+                    (Some(Fault::SilentOnMalformed), Why::Malformed) => break,
+                    (Some(Fault::UnknownCodingIs400), Why::Coding)
+                    | (Some(Fault::ConnectGets400), Why::Connect) => StatusCode::BAD_REQUEST,
+                    _ => rejection.status,
+                };
+                let _sent = respond(conn, status);
                 break;
             }
             HeadRead::Broken(err) => {
@@ -183,14 +210,20 @@ fn close(conn: &Conn) {
 /// Serves one request; says what happens to the connection next.
 fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next {
     let fault = conn.server.fault;
+    let is_async = service.is_async();
     {
         let mut read = lock(&conn.read);
-        read.begin(head.framing, head.expect_continue);
+        let flags = BodyFlags {
+            is_async,
+            skip_after: acts(fault, Fault::SkipsBytesAfterBody, is_async),
+            keep_trailers: fault == Some(Fault::TrailersLeftOnConnection),
+        };
+        read.begin(head.framing, head.expect_continue, flags);
         conn.readable.store(read.body.request, Ordering::SeqCst);
         let mut write = lock(&conn.write);
         write.head_sent = false;
         write.upgrade = UpgradeStage::None;
-        if fault == Some(Fault::EagerContinue) && head.expect_continue {
+        if acts(fault, Fault::EagerContinue, is_async) && head.expect_continue {
             if write.send(CONTINUE).is_err() {
                 return Next::Close;
             }
@@ -199,13 +232,18 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     }
     let persist = head.persist
         || (fault == Some(Fault::IgnoresConnectionClose) && head.version == Version::HTTP_11);
+    if fault == Some(Fault::AnswersEveryAsterisk) && head.uri.path() == "*" {
+        let _sent = respond(conn, StatusCode::OK);
+        return Next::Close;
+    }
     let ctx = Arc::new(RequestCtx {
         conn: Arc::clone(conn),
         fault,
+        is_async,
         version: head.version,
         head_request: head.method == Method::HEAD,
         persist,
-        cancel: if service.is_async() {
+        cancel: if is_async {
             conn.server.cancel_of(conn.id)
         } else {
             None
@@ -214,15 +252,24 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     });
     let after = After::new(Arc::clone(&conn.server));
     let slot = Arc::new(Slot::default());
-    let environ = match environ(&ctx, head, service.is_async(), &after, &slot) {
+    let environ = match environ(&ctx, head, service, &after, &slot) {
         Ok(environ) => environ,
         Err(err) => {
             // RGI-ENV-1: what the client sent cannot make an environ.
             tracing::warn!(conn = conn.id, error = %err, "toy server: bad request");
-            let _sent = respond(conn, StatusCode::BAD_REQUEST);
+            let status = if fault == Some(Fault::EnvironErrorIs500) {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let _sent = respond(conn, status);
             return Next::Close;
         }
     };
+    if fault == Some(Fault::RejectsNonUtf8Path) && environ.path_info().to_str().is_err() {
+        let _sent = respond(conn, StatusCode::BAD_REQUEST);
+        return Next::Close;
+    }
     tracing::debug!(
         conn = conn.id,
         method = %head.method,
@@ -230,7 +277,12 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
         "toy server: request"
     );
     let mut sink = WireSink::new(Arc::clone(&ctx));
-    let served = service.serve(environ, &mut sink, &ctx);
+    let served = if acts(fault, Fault::OneRequestAtATime, is_async) {
+        let _one_at_a_time = lock(&conn.server.serial);
+        service.serve(environ, &mut sink, &ctx)
+    } else {
+        service.serve(environ, &mut sink, &ctx)
+    };
     let reusable = settle(&ctx, &mut sink, served);
     after.complete();
     if lock(&conn.write).upgrade != UpgradeStage::None {
@@ -238,7 +290,13 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
         lock(&conn.read).body.finished = true;
         return Next::Upgraded(slot.finish(conn));
     }
-    let body_ended = end_of_body(conn, fault);
+    let body_ended = end_of_body(conn, fault, is_async);
+    if fault == Some(Fault::DropsPipelinedRequests) {
+        let _thrown_away = lock(&conn.read).take_buffered();
+    }
+    if fault == Some(Fault::ClosesSilently) {
+        return Next::Close;
+    }
     if reusable && body_ended && !sink.closes() && !conn.server.is_stopping() {
         Next::Keep
     } else {
@@ -248,15 +306,21 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
 
 /// Deals with the unread rest of the request body (`RGI-CONN-1`) and
 /// ends the input (`RGI-INPUT-15`); true if the connection can go on.
-fn end_of_body(conn: &Conn, fault: Option<Fault>) -> bool {
-    if fault != Some(Fault::InputOutlivesResponse) {
+fn end_of_body(conn: &Conn, fault: Option<Fault>, is_async: bool) -> bool {
+    let outlives = acts(fault, Fault::InputOutlivesResponse, is_async);
+    if !outlives {
         conn.readable.store(0, Ordering::SeqCst);
     }
     let (mut read, clean) = conn.read_after_response();
-    if fault != Some(Fault::InputOutlivesResponse) {
+    if !outlives {
         read.body.finished = true;
     }
-    if read.body_done() || fault == Some(Fault::LeaksUnreadBody) {
+    let leaks = if read.body.chunked {
+        fault == Some(Fault::LeaksUnreadChunkedBody)
+    } else {
+        fault == Some(Fault::LeaksUnreadBody)
+    };
+    if read.body_done() || leaks {
         return clean;
     }
     if !clean || read.body_failed() {
@@ -293,7 +357,12 @@ fn settle(ctx: &RequestCtx, sink: &mut WireSink, served: Served) -> bool {
                 "application failed before the head was sent; answered 500"
             );
             let held = sink.take_held();
+            let call_failed = lock(&ctx.hooks).call_failed;
             let written = match (fault, held) {
+                (Some(Fault::AsyncCallFailureDropsConnection), Some(_)) if call_failed => {
+                    // The fault: no answer at all.
+                    return false;
+                }
                 (Some(Fault::LeaksErrorDetail), Some(_)) => {
                     let text = error.to_string();
                     let head = rgi::ResponseHead::new(StatusCode::INTERNAL_SERVER_ERROR)
@@ -301,18 +370,11 @@ fn settle(ctx: &RequestCtx, sink: &mut WireSink, served: Served) -> bool {
                     sink.write_head(&head)
                         .and_then(|()| sink.raw(text.as_bytes()))
                 }
-                (Some(Fault::FailureIsNot500), Some(_)) => sink.write_head(
+                (_, Some(_)) if ctx.acts(Fault::FailureIsNot500) => sink.write_head(
                     &rgi::ResponseHead::new(StatusCode::OK)
                         .with_header(http::header::CONTENT_LENGTH, HeaderValue::from(0)),
                 ),
-                (_, Some(held)) => {
-                    if fault == Some(Fault::PanicKillsServer)
-                        && error.to_string().starts_with("the application panicked")
-                    {
-                        conn.server.kill();
-                    }
-                    sink.write_head(&held)
-                }
+                (_, Some(held)) => sink.write_head(&held),
                 (_, None) if lock(&ctx.hooks).early.is_some() => sink.end(),
                 (_, None) => Ok(()),
             };
@@ -328,6 +390,7 @@ fn settle(ctx: &RequestCtx, sink: &mut WireSink, served: Served) -> bool {
             if let Some(excess) = excess {
                 let _sent = sink.raw(&excess);
             }
+            let _held = sink.flush_written();
             match fault {
                 Some(Fault::AppendsErrorText) => {
                     let text = format!("\n500 Internal Server Error: {error}\n");
@@ -377,18 +440,41 @@ fn settle(ctx: &RequestCtx, sink: &mut WireSink, served: Served) -> bool {
 fn environ(
     ctx: &Arc<RequestCtx>,
     head: &RequestHead,
-    is_async: bool,
+    service: &dyn Service,
     after: &After,
     slot: &Arc<Slot>,
 ) -> Result<Environ, EnvironError> {
     let conn = &ctx.conn;
     let fault = ctx.fault;
-    let input = match head.framing {
-        Framing::Empty | Framing::Length(0) => Input::empty(),
-        framing if is_async && fault != Some(Fault::BlockingInputForAsync) => {
+    let is_async = ctx.is_async;
+    let mut headers = match fault {
+        Some(Fault::JoinsRequestFields) => joined(&head.headers),
+        Some(Fault::TranscodesFieldValues) => transcoded(&head.headers),
+        _ => head.headers.clone(),
+    };
+    let input = match (head.framing, fault) {
+        (Framing::Empty | Framing::Length(0), _) => Input::empty(),
+        (Framing::Chunked, Some(Fault::PreReadsChunkedBody)) => Input::from_bytes(pre_read(conn).0),
+        (Framing::Length(_), Some(Fault::PreReadsTruncatedBody)) => {
+            let (body, _complete) = pre_read(conn);
+            // The fault: whatever arrived is the body.
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            Input::from_bytes(body)
+        }
+        (Framing::Length(_), Some(Fault::PreReadsAsyncBody)) if is_async => {
+            Input::from_bytes(pre_read(conn).0)
+        }
+        (framing, Some(Fault::HintsSkipTheBody))
+            if service
+                .hints()
+                .is_some_and(|hints| hints.input == InputUse::None) =>
+        {
+            Input::new(io::empty(), framing.declared())
+        }
+        (framing, _) if is_async && fault != Some(Fault::BlockingInputForAsync) => {
             Input::from_async(PumpSource::new(Arc::clone(conn)), framing.declared())
         }
-        framing => Input::new(BodyReader::new(Arc::clone(conn)), framing.declared()),
+        (framing, _) => Input::new(BodyReader::new(Arc::clone(conn)), framing.declared()),
     };
     let method = if fault == Some(Fault::UppercasesMethod) {
         Method::from_bytes(head.method.as_str().to_ascii_uppercase().as_bytes())
@@ -396,16 +482,40 @@ fn environ(
     } else {
         head.method.clone()
     };
-    let uri = if fault == Some(Fault::NormalisesPath) {
-        merged_slashes(&head.uri)
-    } else {
-        head.uri.clone()
+    let uri = match fault {
+        Some(Fault::NormalisesPath) => rewritten(&head.uri, merged_slashes, str::to_owned),
+        Some(Fault::DecodesTarget) => rewritten(&head.uri, decoded_unreserved, decoded_unreserved),
+        Some(Fault::DecodesEncodedSlash) => rewritten(
+            &head.uri,
+            |path| path.replace("%2F", "/").replace("%2f", "/"),
+            str::to_owned,
+        ),
+        _ => head.uri.clone(),
     };
-    let headers = match fault {
-        Some(Fault::JoinsRequestFields) => joined(&head.headers),
-        Some(Fault::TranscodesFieldValues) => transcoded(&head.headers),
-        _ => head.headers.clone(),
-    };
+    match fault {
+        Some(Fault::InventsField) => {
+            headers.append(
+                HeaderName::from_static("x-forwarded-for"),
+                HeaderValue::from_str(&conn.peer.ip().to_string())
+                    .unwrap_or(HeaderValue::from_static("unknown")),
+            );
+        }
+        Some(Fault::DropsContentLengthField) => {
+            headers.remove(http::header::CONTENT_LENGTH);
+        }
+        Some(Fault::LeaksFieldsToNextRequest) => {
+            let mut previous = lock(&conn.previous);
+            if let Some(earlier) = previous.take() {
+                for (name, value) in &earlier {
+                    if !headers.contains_key(name) {
+                        headers.append(name.clone(), value.clone());
+                    }
+                }
+            }
+            *previous = Some(head.headers.clone());
+        }
+        _ => {}
+    }
     let server_name = head.host.clone().unwrap_or_else(|| match conn.local {
         SocketAddr::V4(addr) => addr.ip().to_string(),
         SocketAddr::V6(addr) => format!("[{}]", addr.ip()),
@@ -427,7 +537,7 @@ fn environ(
             UrlScheme::Http
         })
         .concurrency(Concurrency {
-            multithread: true,
+            multithread: fault != Some(Fault::WrongConcurrency),
             multiprocess: false,
             run_once: false,
         })
@@ -436,7 +546,14 @@ fn environ(
     if fault != Some(Fault::MissingRemoteAddr) {
         builder = builder.remote_addr(conn.peer);
     }
-    if is_async && fault != Some(Fault::NoCapabilities) {
+    if fault == Some(Fault::MountsAtFirstSegment) {
+        if let Some(mount) = first_segment(head.uri.path()) {
+            builder = builder.script_name(mount);
+        }
+    }
+    let capable =
+        (is_async && fault != Some(Fault::NoCapabilities)) || fault == Some(Fault::HollowOffload);
+    if capable {
         builder = builder.extension(capabilities(ctx, head, after, slot));
     }
     builder.build()
@@ -473,24 +590,100 @@ fn capabilities(
     builder.build()
 }
 
-/// [`Fault::NormalisesPath`]: the target with repeated slashes merged.
-fn merged_slashes(uri: &Uri) -> Uri {
+/// Reads the whole body now (for the pre-reading faults); true if it
+/// arrived complete.
+fn pre_read(conn: &Arc<Conn>) -> (Vec<u8>, bool) {
+    let mut reader = BodyReader::new(Arc::clone(conn));
+    let mut body = Vec::new();
+    let mut buf = [0; 16 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(count) => body.extend_from_slice(&buf[..count]),
+        }
+    }
+    let complete = lock(&conn.read).body_done();
+    (body, complete)
+}
+
+/// The target with its path and query rewritten (for the target faults).
+fn rewritten(uri: &Uri, path: impl Fn(&str) -> String, query: impl Fn(&str) -> String) -> Uri {
     let Some(path_and_query) = uri.path_and_query() else {
         return uri.clone();
     };
-    let mut path = String::with_capacity(path_and_query.path().len());
-    for ch in path_and_query.path().chars() {
-        if !(ch == '/' && path.ends_with('/')) {
-            path.push(ch);
-        }
-    }
+    let new_path = path(path_and_query.path());
     let target = match path_and_query.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path,
+        Some(old) => format!("{new_path}?{}", query(old)),
+        None => new_path,
     };
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = target.parse().ok();
     Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// [`Fault::NormalisesPath`]: repeated slashes merged.
+fn merged_slashes(path: &str) -> String {
+    let mut merged = String::with_capacity(path.len());
+    for ch in path.chars() {
+        if !(ch == '/' && merged.ends_with('/')) {
+            merged.push(ch);
+        }
+    }
+    merged
+}
+
+/// [`Fault::DecodesTarget`]: percent-encoded unreserved characters
+/// decoded (RFC 3986 §2.3).
+fn decoded_unreserved(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let decoded = (bytes[at] == b'%')
+            .then(|| text.get(at + 1..at + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(byte));
+        match decoded {
+            Some(byte) => {
+                out.push(char::from(byte));
+                at += 3;
+            }
+            None => {
+                out.push(char::from(bytes[at]));
+                at += 1;
+            }
+        }
+    }
+    out
+}
+
+/// [`Fault::MountsAtFirstSegment`]: the decoded first segment of a path
+/// with more than one.
+fn first_segment(path: &str) -> Option<Vec<u8>> {
+    let rest = path.strip_prefix('/')?;
+    let end = rest.find('/')?;
+    let raw = &rest[..end];
+    let mut decoded = vec![b'/'];
+    let bytes = raw.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = (bytes[at] == b'%')
+            .then(|| raw.get(at + 1..at + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match byte {
+            Some(byte) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            None => {
+                decoded.push(bytes[at]);
+                at += 1;
+            }
+        }
+    }
+    (decoded.len() > 1).then_some(decoded)
 }
 
 /// [`Fault::JoinsRequestFields`]: one entry per name, values joined.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
 use std::thread::{self, JoinHandle};
@@ -89,6 +89,12 @@ pub(crate) struct Shared {
     conns: Mutex<Registry>,
     streams: Mutex<Vec<Weak<StreamShared>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Held while serving a request under [`Fault::OneRequestAtATime`].
+    pub(crate) serial: Mutex<()>,
+    /// Bodies being dropped under [`Fault::PanicInDropKillsServer`]: a new
+    /// request waits for them, so that a panic there has taken the server
+    /// down before it is served, however long the panic hook takes.
+    pub(crate) dropping: AtomicUsize,
     pub(crate) offload: Offload,
     pub(crate) readiness: Option<Readiness>,
 }
@@ -112,9 +118,22 @@ impl Shared {
             conns: Mutex::default(),
             streams: Mutex::default(),
             threads: Mutex::default(),
+            serial: Mutex::default(),
+            dropping: AtomicUsize::new(0),
             offload: caps::offload(fault),
             readiness: caps::readiness(fault)?,
         })
+    }
+
+    /// Waits (a bounded time) for the drops that
+    /// [`Fault::PanicInDropKillsServer`] watches, then says whether the
+    /// server is still alive.
+    pub(crate) fn alive_after_drops(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.dropping.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        !self.is_stopping()
     }
 
     /// Whether `stop` has begun.
@@ -122,10 +141,29 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Stops accepting connections (what [`Fault::PanicKillsServer`] does
-    /// to the server after a panic); `stop` still cleans up.
+    /// Stops accepting connections (what the faults that let a panic take
+    /// the server down do); `stop` still cleans up.
     pub(crate) fn kill(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// [`Shared::kill`], and also shuts down the connections accepted
+    /// since `since`: the server died then, even if noticing it took a
+    /// moment (the panic hook prints first).
+    pub(crate) fn kill_since(&self, since: Instant) {
+        self.kill();
+        for (conn, _) in lock(&self.conns).values() {
+            if conn.accepted >= since {
+                conn.shutdown();
+            }
+        }
+    }
+
+    /// Keeps `value` for the rest of the process: what
+    /// [`Fault::StopLeavesParkedBodies`] does to the bodies it should drop.
+    pub(crate) fn keep(value: Box<dyn std::any::Any + Send>) {
+        static KEPT: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
+        lock(&KEPT).push(value);
     }
 
     /// Remembers a helper thread, so that `stop` can wait for it.
@@ -280,9 +318,11 @@ impl ToyHandle {
         let _woken = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         let mut panicked = accept.join().is_err();
         let conns: Vec<_> = lock(&self.shared.conns).values().cloned().collect();
-        for (conn, cancel) in conns {
-            cancel.cancel();
-            conn.shutdown();
+        if self.shared.fault != Some(Fault::StopLeavesConnectionsOpen) {
+            for (conn, cancel) in conns {
+                cancel.cancel();
+                conn.shutdown();
+            }
         }
         for stream in lock(&self.shared.streams).drain(..) {
             if let Some(stream) = stream.upgrade() {

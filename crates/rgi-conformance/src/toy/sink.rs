@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -48,6 +50,8 @@ pub(crate) struct WireSink {
     held: Option<ResponseHead>,
     /// The whole response, for [`Fault::BuffersWholeResponse`].
     buffered: Vec<u8>,
+    /// The queue of [`Fault::UnboundedOutputQueue`].
+    queue: Option<mpsc::Sender<Vec<u8>>>,
     /// The application's output reached the sink after an upgrade.
     pub(crate) after_upgrade: bool,
     /// A send failed: the client is gone.
@@ -65,13 +69,14 @@ impl WireSink {
             framing: None,
             held: None,
             buffered: Vec::new(),
+            queue: None,
             after_upgrade: false,
             failed: false,
         }
     }
 
-    fn fault(&self) -> Option<Fault> {
-        self.conn.server.fault
+    fn acts(&self, behaviour: Fault) -> bool {
+        self.ctx.acts(behaviour)
     }
 
     /// How the body was framed, once the head went out.
@@ -103,12 +108,15 @@ impl WireSink {
                 "the server is shutting down",
             ));
         }
-        if self.fault() == Some(Fault::BuffersWholeResponse) {
+        if self.acts(Fault::BuffersWholeResponse) {
             self.buffered.extend_from_slice(bytes);
             return Ok(());
         }
+        if self.acts(Fault::UnboundedOutputQueue) {
+            return self.enqueue(bytes);
+        }
         let mut write = lock(&self.conn.write);
-        if write.upgrade != UpgradeStage::None {
+        if write.upgrade != UpgradeStage::None && !self.acts(Fault::SendsHttpAfterUpgrade) {
             self.after_upgrade = true;
             return Err(io::Error::other(AfterUpgrade));
         }
@@ -116,14 +124,45 @@ impl WireSink {
             Ok(()) => Ok(()),
             Err(err) => {
                 self.failed = true;
-                if self.fault() == Some(Fault::KeepsBodyAfterDisconnect)
-                    && !self.conn.server.is_stopping()
-                {
-                    // The fault: pretend the client is still there.
+                if self.pretends_sent() {
                     return Ok(());
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Whether a fault pretends a send worked after the client went away.
+    fn pretends_sent(&self) -> bool {
+        if self.conn.server.is_stopping() {
+            return false;
+        }
+        self.acts(Fault::KeepsBodyAfterDisconnect)
+    }
+
+    /// [`Fault::UnboundedOutputQueue`]: hands the bytes to a writer thread
+    /// through a queue without a bound.
+    fn enqueue(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.queue.is_none() {
+            let (queue, pending) = mpsc::channel::<Vec<u8>>();
+            let conn = Arc::clone(&self.conn);
+            let writer = thread::Builder::new()
+                .name("toy-output-queue".into())
+                .spawn(move || {
+                    for bytes in pending {
+                        if lock(&conn.write).send(&bytes).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            self.conn.server.track(writer);
+            self.queue = Some(queue);
+        }
+        match &self.queue {
+            Some(queue) => queue
+                .send(bytes.to_vec())
+                .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe)),
+            None => Ok(()),
         }
     }
 
@@ -132,7 +171,7 @@ impl WireSink {
         let (framing, bytes) = self.render_head(head);
         self.framing = Some(framing);
         lock(&self.ctx.hooks).framing = Some(framing);
-        if self.fault() != Some(Fault::BuffersWholeResponse) {
+        if !self.acts(Fault::BuffersWholeResponse) {
             let mut write = lock(&self.conn.write);
             if write.upgrade != UpgradeStage::None {
                 // The 101 replaced this head (RGIA-UPGRADE-2).
@@ -145,8 +184,12 @@ impl WireSink {
 
     /// The head on the wire, and the framing it announces.
     fn render_head(&self, head: &ResponseHead) -> (OutFraming, Vec<u8>) {
-        let fault = self.fault();
-        let status = head.status();
+        let fault = self.ctx.fault;
+        let mut status = head.status();
+        if fault == Some(Fault::MapsUnknownStatus) && status.canonical_reason().is_none() {
+            let class = status.as_u16() / 100 * 100;
+            status = StatusCode::from_u16(class).unwrap_or(status);
+        }
         let headers = head.headers();
         let framing = if self.head_request || head.is_bodiless() {
             OutFraming::Bodiless
@@ -186,14 +229,17 @@ impl WireSink {
     /// Ends a complete response: the last-chunk for chunked framing
     /// (`RGI-CL-9`), and whatever a buffering fault held back.
     pub(crate) fn end(&mut self) -> io::Result<()> {
+        self.flush_written()?;
         if self.framing == Some(OutFraming::Chunked) {
             self.send(b"0\r\n\r\n")?;
         }
         self.flush_buffered()
     }
 
-    /// Writes what [`Fault::BuffersWholeResponse`] collected.
+    /// Writes what [`Fault::BuffersWholeResponse`] collected, and lets the
+    /// queue of [`Fault::UnboundedOutputQueue`] run dry.
     pub(crate) fn flush_buffered(&mut self) -> io::Result<()> {
+        self.queue = None;
         if self.buffered.is_empty() {
             return Ok(());
         }
@@ -209,8 +255,28 @@ impl WireSink {
         self.send(bytes)
     }
 
+    /// Sends what [`Fault::HoldsWrittenData`] or
+    /// [`Fault::ReordersWrittenData`] held back, as body data.
+    pub(crate) fn flush_written(&mut self) -> io::Result<()> {
+        let written = std::mem::take(&mut lock(&self.ctx.hooks).written);
+        if written.is_empty() || self.framing.is_none() {
+            return Ok(());
+        }
+        self.write_data(&written)
+    }
+
     /// Frames and writes one piece of body data.
     fn write_data(&mut self, data: &[u8]) -> io::Result<()> {
+        let masked: Vec<u8>;
+        let data = if self.ctx.fault == Some(Fault::MasksHighBytes) {
+            masked = data
+                .iter()
+                .map(|&byte| if byte >= 0x80 { b'?' } else { byte })
+                .collect();
+            &masked[..]
+        } else {
+            data
+        };
         match self.framing {
             Some(OutFraming::Chunked) => {
                 let mut framed = format!("{:x}\r\n", data.len()).into_bytes();
@@ -226,16 +292,14 @@ impl WireSink {
 
 impl ResponseSink for WireSink {
     fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
-        let fault = self.fault();
-        let rewrites_500 = matches!(
-            fault,
-            Some(Fault::LeaksErrorDetail | Fault::FailureIsNot500 | Fault::PanicKillsServer)
-        );
+        let rewrites_500 = self.acts(Fault::LeaksErrorDetail)
+            || self.acts(Fault::FailureIsNot500)
+            || self.acts(Fault::AsyncCallFailureDropsConnection);
         let server_500 = head.status() == StatusCode::INTERNAL_SERVER_ERROR
             && head
                 .headers()
                 .get(header::CONTENT_LENGTH)
-                .is_some_and(|v| v == "0");
+                .is_some_and(|value| value == "0");
         if rewrites_500 && server_500 {
             // Held until the outcome says whether this was the server's
             // own 500 (see serve.rs).
@@ -258,19 +322,30 @@ impl ResponseSink for WireSink {
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
-        if self.failed && self.fault() == Some(Fault::KeepsBodyAfterDisconnect) {
-            return if self.conn.server.is_stopping() {
-                Err(io::Error::from(io::ErrorKind::BrokenPipe))
-            } else {
-                Ok(())
-            };
+        if self.failed && self.pretends_sent() {
+            return Ok(());
         }
-        self.write_data(&data)?;
+        let writing = std::mem::take(&mut lock(&self.ctx.hooks).writing);
+        let sent = self.write_data(&data);
+        if writing && sent.is_err() && self.pretends_sent_write() {
+            return Ok(());
+        }
+        sent?;
+        if self.ctx.fault == Some(Fault::ReordersWrittenData) {
+            self.flush_written()?;
+        }
         let excess = lock(&self.ctx.hooks).excess.take();
         match excess {
             Some(excess) => self.send(&excess),
             None => Ok(()),
         }
+    }
+}
+
+impl WireSink {
+    /// [`Fault::WriteIgnoresDisconnect`]: a failed `write` looks sent.
+    fn pretends_sent_write(&self) -> bool {
+        self.acts(Fault::WriteIgnoresDisconnect) && !self.conn.server.is_stopping()
     }
 }
 

@@ -115,8 +115,9 @@ fn invalid(message: impl Into<String>) -> UpgradeError {
 
 impl UpgradeService for ToyUpgrade {
     fn accept(&self, headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError> {
+        let fault = self.conn.server.fault;
         let mut write = lock(&self.conn.write);
-        if write.head_sent {
+        if write.head_sent && fault != Some(Fault::UpgradeAfterHead) {
             return Err(UpgradeError::ResponseStarted);
         }
         if write.upgrade != UpgradeStage::None {
@@ -126,6 +127,7 @@ impl UpgradeService for ToyUpgrade {
         // `upgrade` field is the server's), so the request must offer one.
         let protocol = match self.offered.as_slice() {
             [protocol] => protocol.clone(),
+            [first, ..] if fault == Some(Fault::UpgradePicksFirstOffer) => first.clone(),
             offered => {
                 return Err(invalid(format!(
                     "the request offered {} protocols ({offered:?}); the toy upgrades only to a single one",
@@ -225,7 +227,7 @@ fn hand_over(
         early.clear();
     }
     let mut write = lock(&conn.write);
-    if write.head_sent {
+    if write.head_sent && conn.server.fault != Some(Fault::UpgradeAfterHead) {
         return Err(UpgradeError::ResponseStarted);
     }
     let mut head = format!(

@@ -1,22 +1,34 @@
 //! What the toy puts around an application for one request: for
 //! asynchronous applications a guard that lets `stop` end a parked body
-//! (`RGI-CONN-5`, `RGIA-TASK-4`), and for some faults the hooks that break
+//! (`RGI-CONN-5`, `RGIA-TASK-4`), and for the faults the hooks that break
 //! their clause where the state machine would otherwise keep the rule.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::header;
-use rgi::StartResponse;
-use rgi::{Application, Body, BoxError, Environ, FileBody, Hints, Intercept, ResponseHead};
-use rgi_async::{AsyncApplication, AsyncBody, Step};
+use http::{StatusCode, header};
+use rgi::{
+    Application, Body, BoxError, Environ, FileBody, Hints, Intercept, ResponseHead, StartResponse,
+};
+use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 
-use super::Fault;
-use super::conn::{Conn, lock};
-use super::server::Cancel;
+use super::conn::{Conn, UpgradeStage, lock};
+use super::fault::{Fault, acts};
+use super::server::{Cancel, Shared};
 use super::sink::{OutFraming, WireSink};
+
+/// Where an application panicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Call,
+    Body,
+    Drop,
+}
 
 /// State a fault's hooks and the request's sink share.
 #[derive(Debug, Default)]
@@ -25,13 +37,29 @@ pub(crate) struct Hooks {
     pub(crate) framing: Option<OutFraming>,
     /// [`Fault::SendsHeadEarly`]: the head already went out, this framed.
     pub(crate) early: Option<OutFraming>,
-    /// [`Fault::BodyOnHead`]: chunks yielded before the head went out.
+    /// Chunks yielded before a bodiless head went out
+    /// ([`Fault::BodyOnHead`], [`Fault::BodyOn204`]).
     pub(crate) stash: Vec<Bytes>,
+    /// The status of the head stored last.
+    pub(crate) status: Option<StatusCode>,
     /// [`Fault::SendsPastContentLength`]: the declared length, the bytes
     /// yielded so far, and what went past the length.
     pub(crate) declared: Option<u64>,
     pub(crate) yielded: u64,
     pub(crate) excess: Option<Bytes>,
+    /// [`Fault::KeepsFirstHead`]: the first head, and whether `replace`
+    /// is under way.
+    pub(crate) first_head: Option<ResponseHead>,
+    pub(crate) replacing: bool,
+    /// Written data held back ([`Fault::HoldsWrittenData`],
+    /// [`Fault::ReordersWrittenData`]).
+    pub(crate) written: Vec<u8>,
+    /// The data on its way to the sink comes from `write`.
+    pub(crate) writing: bool,
+    /// Where the application panicked, if it did.
+    pub(crate) panicked: Option<Place>,
+    /// `AsyncApplication::call` failed.
+    pub(crate) call_failed: bool,
 }
 
 /// One request, as the toy's wrappers and sink see it.
@@ -39,6 +67,7 @@ pub(crate) struct Hooks {
 pub(crate) struct RequestCtx {
     pub(crate) conn: Arc<Conn>,
     pub(crate) fault: Option<Fault>,
+    pub(crate) is_async: bool,
     pub(crate) version: http::Version,
     pub(crate) head_request: bool,
     pub(crate) persist: bool,
@@ -47,25 +76,29 @@ pub(crate) struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// Whether a synchronous application needs the wrapper for this
-    /// request's fault.
+    /// Whether a fault's behaviour is on for this request.
+    pub(crate) fn acts(&self, behaviour: Fault) -> bool {
+        acts(self.fault, behaviour, self.is_async)
+    }
+
+    /// Whether a synchronous application gets the wrapper: only with a
+    /// fault, since the conforming toy needs nothing of it.
     pub(crate) fn wraps_sync(&self) -> bool {
-        matches!(
-            self.fault,
-            Some(
-                Fault::SendsHeadEarly
-                    | Fault::BodyOnHead
-                    | Fault::ZeroChunkOnEmpty
-                    | Fault::SendsPastContentLength
-                    | Fault::DropsBodyLate
-            )
-        )
+        self.fault.is_some()
     }
 
     fn intercepts(&self) -> bool {
         matches!(
             self.fault,
-            Some(Fault::SendsHeadEarly | Fault::SendsPastContentLength)
+            Some(
+                Fault::SendsHeadEarly
+                    | Fault::SendsPastContentLength
+                    | Fault::KeepsFirstHead
+                    | Fault::HoldsWrittenData
+                    | Fault::ReordersWrittenData
+                    | Fault::BodyOn204
+                    | Fault::WriteIgnoresDisconnect
+            )
         )
     }
 
@@ -76,42 +109,70 @@ impl RequestCtx {
 
     /// Applies the chunk faults to a chunk on its way to the state machine.
     fn on_chunk(&self, chunk: &Bytes) {
-        match self.fault {
-            Some(Fault::BodyOnHead) if self.head_request && !chunk.is_empty() => {
-                if lock(&self.conn.write).head_sent {
-                    self.raw(chunk);
-                } else {
-                    lock(&self.hooks).stash.push(chunk.clone());
-                }
-            }
-            Some(Fault::ZeroChunkOnEmpty) if chunk.is_empty() => {
+        if chunk.is_empty() {
+            if self.acts(Fault::ZeroChunkOnEmpty) {
                 let chunked = lock(&self.hooks).framing == Some(OutFraming::Chunked);
                 if chunked && lock(&self.conn.write).head_sent {
                     self.raw(b"0\r\n\r\n");
                 }
             }
-            Some(Fault::SendsPastContentLength) if !chunk.is_empty() => {
-                let mut hooks = lock(&self.hooks);
-                let before = hooks.yielded;
-                hooks.yielded += chunk.len() as u64;
-                if let Some(declared) = hooks.declared {
-                    if hooks.yielded > declared {
-                        let fits = usize::try_from(declared.saturating_sub(before)).unwrap_or(0);
-                        hooks.excess = Some(chunk.slice(fits.min(chunk.len())..));
-                    }
+            return;
+        }
+        if self.fault == Some(Fault::SendsHttpAfterUpgrade)
+            && lock(&self.conn.write).upgrade == UpgradeStage::HandedOver
+        {
+            // The fault: HTTP data onto the upgraded connection.
+            self.raw(chunk);
+        }
+        let bodiless = lock(&self.hooks).status.is_some_and(|status| {
+            status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+        });
+        if (self.head_request && self.acts(Fault::BodyOnHead))
+            || (bodiless && self.acts(Fault::BodyOn204))
+        {
+            if lock(&self.conn.write).head_sent {
+                self.raw(chunk);
+            } else {
+                lock(&self.hooks).stash.push(chunk.clone());
+            }
+        }
+        if self.acts(Fault::SendsPastContentLength) {
+            let mut hooks = lock(&self.hooks);
+            let before = hooks.yielded;
+            hooks.yielded += chunk.len() as u64;
+            if let Some(declared) = hooks.declared {
+                if hooks.yielded > declared {
+                    let fits = usize::try_from(declared.saturating_sub(before)).unwrap_or(0);
+                    hooks.excess = Some(chunk.slice(fits.min(chunk.len())..));
                 }
             }
-            _ => {}
+        }
+    }
+
+    /// Notes a panic at `place`; the panic faults take the server down
+    /// right here, before anything else happens.
+    fn panicked(&self, place: Place, since: Instant) {
+        lock(&self.hooks).panicked = Some(place);
+        let kills = match (self.fault, place) {
+            (Some(Fault::PanicInCallKillsServer), Place::Call)
+            | (Some(Fault::PanicInDropKillsServer), Place::Drop) => true,
+            // After the head: the response has started, then the server dies.
+            (Some(Fault::PanicInBodyKillsServer), Place::Body) => lock(&self.conn.write).head_sent,
+            _ => false,
+        };
+        if kills {
+            self.conn.server.kill_since(since);
         }
     }
 }
 
-/// The interception hook of the head faults.
+/// The interception hook of the head and write faults.
 struct Hook<'a>(&'a Arc<RequestCtx>);
 
 impl Intercept for Hook<'_> {
     fn on_start(&mut self, head: &mut ResponseHead) {
         let ctx = self.0;
+        lock(&ctx.hooks).status = Some(head.status());
         match ctx.fault {
             Some(Fault::SendsHeadEarly) => {
                 if lock(&ctx.hooks).early.is_some() || lock(&ctx.conn.write).head_sent {
@@ -129,7 +190,49 @@ impl Intercept for Hook<'_> {
                     .and_then(|value| value.to_str().ok())
                     .and_then(|text| text.parse().ok());
             }
+            Some(Fault::KeepsFirstHead) => {
+                let mut hooks = lock(&ctx.hooks);
+                match &hooks.first_head {
+                    None => hooks.first_head = Some(head.clone()),
+                    Some(first) if hooks.replacing => {
+                        *head = first.clone();
+                        hooks.replacing = false;
+                    }
+                    Some(_) => {}
+                }
+            }
             _ => {}
+        }
+    }
+
+    fn on_replace(&mut self, _cause: &BoxError) {
+        lock(&self.0.hooks).replacing = true;
+    }
+
+    fn on_write(&mut self, data: &mut Bytes) {
+        let ctx = self.0;
+        match ctx.fault {
+            Some(Fault::HoldsWrittenData | Fault::ReordersWrittenData) => {
+                lock(&ctx.hooks).written.extend_from_slice(data);
+                *data = Bytes::new();
+            }
+            Some(Fault::WriteIgnoresDisconnect) if !data.is_empty() => {
+                lock(&ctx.hooks).writing = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs `work`, noting a panic at `place` before letting it go on to the
+/// drivers, which contain it.
+fn noting_panic<T>(ctx: &RequestCtx, place: Place, work: impl FnOnce() -> T) -> T {
+    let since = Instant::now();
+    match panic::catch_unwind(AssertUnwindSafe(work)) {
+        Ok(value) => value,
+        Err(payload) => {
+            ctx.panicked(place, since);
+            panic::resume_unwind(payload)
         }
     }
 }
@@ -144,6 +247,8 @@ pub(crate) struct Wrapped<A: ?Sized> {
 pub(crate) struct WrappedBody<B: Send + 'static> {
     inner: Option<B>,
     ctx: Arc<RequestCtx>,
+    /// [`Fault::LateWakePanics`]: false once the body has ended.
+    alive: Arc<AtomicBool>,
 }
 
 impl<B: Send + 'static> WrappedBody<B> {
@@ -151,20 +256,40 @@ impl<B: Send + 'static> WrappedBody<B> {
         WrappedBody {
             inner: Some(inner),
             ctx: Arc::clone(ctx),
+            alive: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Drops the inner body now, or keeps it where a fault says.
+    fn release(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        if self.ctx.acts(Fault::DropsBodyLate) {
+            lock(&self.ctx.conn.graveyard).push(Box::new(inner));
+            return;
+        }
+        let server = Arc::clone(&self.ctx.conn.server);
+        let watched = self.ctx.fault == Some(Fault::PanicInDropKillsServer);
+        if watched {
+            server.dropping.fetch_add(1, Ordering::SeqCst);
+        }
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+            noting_panic(&self.ctx, Place::Drop, || drop(inner));
+        }));
+        if watched {
+            server.dropping.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Err(payload) = dropped {
+            panic::resume_unwind(payload);
         }
     }
 }
 
-impl<B> Drop for WrappedBody<B>
-where
-    B: Send + 'static,
-{
+impl<B: Send + 'static> Drop for WrappedBody<B> {
     fn drop(&mut self) {
-        if self.ctx.fault == Some(Fault::DropsBodyLate) {
-            if let Some(inner) = self.inner.take() {
-                lock(&self.ctx.conn.graveyard).push(Box::new(inner));
-            }
-        }
+        self.alive.store(false, Ordering::SeqCst);
+        self.release();
     }
 }
 
@@ -179,13 +304,19 @@ where
         environ: Environ,
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
-        let body = if self.ctx.intercepts() {
-            self.app
-                .call(environ, &mut start.intercept(&mut Hook(&self.ctx)))?
-        } else {
-            self.app.call(environ, start)?
-        };
-        Ok(WrappedBody::new(body, &self.ctx))
+        let ctx = &self.ctx;
+        let body = noting_panic(ctx, Place::Call, || {
+            if ctx.intercepts() {
+                self.app.call(environ, &mut start.intercept(&mut Hook(ctx)))
+            } else {
+                self.app.call(environ, start)
+            }
+        })?;
+        if ctx.fault == Some(Fault::RequiresStartInCall) && !start.is_started() {
+            drop(body);
+            return Err("the application did not start the response in call".into());
+        }
+        Ok(WrappedBody::new(body, ctx))
     }
 
     fn hints(&self) -> Hints {
@@ -195,14 +326,28 @@ where
 
 impl<B: Body + 'static> Body for WrappedBody<B> {
     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        let ctx = Arc::clone(&self.ctx);
         let inner = self.inner.as_mut()?;
-        let step = if self.ctx.intercepts() {
-            inner.next_chunk(&mut start.intercept(&mut Hook(&self.ctx)))
-        } else {
-            inner.next_chunk(start)
-        };
+        let step = noting_panic(&ctx, Place::Body, || {
+            if ctx.intercepts() {
+                inner.next_chunk(&mut start.intercept(&mut Hook(&ctx)))
+            } else {
+                inner.next_chunk(start)
+            }
+        });
+        if ctx.fault == Some(Fault::StartsDefaultHead) && !start.is_started() {
+            let output = match &step {
+                Some(Ok(chunk)) => !chunk.is_empty(),
+                None => true,
+                Some(Err(_)) => false,
+            };
+            if output {
+                // The fault: the server makes up the head.
+                let _made_up = start.start(ResponseHead::new(StatusCode::OK));
+            }
+        }
         if let Some(Ok(chunk)) = &step {
-            self.ctx.on_chunk(chunk);
+            ctx.on_chunk(chunk);
         }
         step
     }
@@ -227,13 +372,117 @@ where
         environ: Environ,
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
-        let body = if self.ctx.intercepts() {
-            self.app
-                .call(environ, &mut start.intercept(&mut Hook(&self.ctx)))?
-        } else {
-            self.app.call(environ, start)?
+        let ctx = &self.ctx;
+        let since = Instant::now();
+        let called = panic::catch_unwind(AssertUnwindSafe(|| {
+            if ctx.intercepts() {
+                self.app.call(environ, &mut start.intercept(&mut Hook(ctx)))
+            } else {
+                self.app.call(environ, start)
+            }
+        }));
+        match called {
+            Ok(Ok(body)) => Ok(WrappedBody::new(Box::pin(body), ctx)),
+            Ok(Err(err)) => {
+                lock(&ctx.hooks).call_failed = true;
+                Err(err)
+            }
+            Err(payload) => {
+                lock(&ctx.hooks).call_failed = true;
+                ctx.panicked(Place::Call, since);
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+}
+
+/// [`Fault::LateWakePanics`]: a waker that panics once its body ended.
+struct Checked {
+    alive: Arc<AtomicBool>,
+    inner: Waker,
+}
+
+impl Wake for Checked {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    #[allow(clippy::panic, reason = "the fault is exactly this panic")]
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.alive.load(Ordering::SeqCst) {
+            panic!("toy server fault LateWakePanics: a body was woken after it ended");
+        }
+        self.inner.wake_by_ref();
+    }
+}
+
+impl<B: AsyncBody + ?Sized + 'static> WrappedBody<Pin<Box<B>>> {
+    /// The waker the inner body gets: the driver's, unless a fault
+    /// changes it.
+    fn waker_for(&self, cx: &Context<'_>) -> Waker {
+        match self.ctx.fault {
+            Some(Fault::LateWakePanics) => Waker::from(Arc::new(Checked {
+                alive: Arc::clone(&self.alive),
+                inner: cx.waker().clone(),
+            })),
+            _ => cx.waker().clone(),
+        }
+    }
+
+    /// The switch faults.
+    fn switched(&mut self, switch: SyncSwitch) -> Poll<Option<Result<Step, BoxError>>> {
+        let ctx = Arc::clone(&self.ctx);
+        let continuation = switch.into_continuation();
+        let step = match ctx.fault {
+            Some(Fault::IgnoresSwitch) => {
+                drop(continuation);
+                return Poll::Ready(None);
+            }
+            Some(Fault::KeepsAsyncBodyDuringSwitch) => {
+                let body = self.inner.take();
+                SyncSwitch::new(move |start: &mut StartResponse<'_>| {
+                    let outcome = continuation(start);
+                    drop(body);
+                    outcome
+                })
+            }
+            Some(Fault::SwitchForgetsStoredHead) => {
+                SyncSwitch::new(move |start: &mut StartResponse<'_>| {
+                    if start.is_started() && !start.is_head_sent() {
+                        let _forgotten = start.replace(
+                            ResponseHead::new(StatusCode::OK),
+                            BoxError::from("the toy server forgot the stored head"),
+                        );
+                    }
+                    continuation(start)
+                })
+            }
+            Some(Fault::SwitchFailureIsNot500) => {
+                SyncSwitch::new(move |start: &mut StartResponse<'_>| {
+                    let outcome =
+                        panic::catch_unwind(AssertUnwindSafe(|| continuation(&mut *start)));
+                    match outcome {
+                        Ok(Ok(body)) => Ok(body),
+                        Ok(Err(_)) | Err(_) => {
+                            let _covered = start.replace(
+                                ResponseHead::new(StatusCode::OK).with_header(
+                                    header::CONTENT_LENGTH,
+                                    http::HeaderValue::from_static("0"),
+                                ),
+                                BoxError::from("the toy server hides the failure"),
+                            );
+                            Ok(Box::new(rgi::Empty) as Box<dyn Body>)
+                        }
+                    }
+                })
+            }
+            Some(Fault::SwitchDropsReadAhead) => {
+                lock(&ctx.conn.read).body.skip_next = true;
+                SyncSwitch::new(continuation)
+            }
+            _ => SyncSwitch::new(continuation),
         };
-        Ok(WrappedBody::new(Box::pin(body), &self.ctx))
+        Poll::Ready(Some(Ok(Step::Switch(step))))
     }
 }
 
@@ -248,30 +497,51 @@ impl<B: AsyncBody + ?Sized + 'static> AsyncBody for WrappedBody<Pin<Box<B>>> {
             if cancel.is_cancelled() {
                 // Shutdown: the body is dropped here, once, and the
                 // response ends as after a failure (RGI-CONN-5).
-                if this.inner.take().is_some() {
-                    return Poll::Ready(Some(Err("the server is shutting down".into())));
+                let Some(inner) = this.inner.take() else {
+                    return Poll::Ready(None);
+                };
+                if this.ctx.fault == Some(Fault::StopLeavesParkedBodies) {
+                    Shared::keep(Box::new(inner));
+                } else {
+                    drop(inner);
                 }
-                return Poll::Ready(None);
+                return Poll::Ready(Some(Err("the server is shutting down".into())));
             }
             cancel.park(cx.waker());
         }
+        let waker = this.waker_for(cx);
+        let mut inner_cx = Context::from_waker(&waker);
+        let ctx = Arc::clone(&this.ctx);
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        let step = if this.ctx.intercepts() {
-            inner
-                .as_mut()
-                .poll_step(cx, &mut start.intercept(&mut Hook(&this.ctx)))
-        } else {
-            inner.as_mut().poll_step(cx, start)
+        let step = noting_panic(&ctx, Place::Body, || {
+            if ctx.intercepts() {
+                inner
+                    .as_mut()
+                    .poll_step(&mut inner_cx, &mut start.intercept(&mut Hook(&ctx)))
+            } else {
+                inner.as_mut().poll_step(&mut inner_cx, start)
+            }
+        });
+        if ctx.fault == Some(Fault::PollsAfterEnd) && matches!(step, Poll::Ready(None)) {
+            // The fault: one more poll after the end.
+            let _again = inner.as_mut().poll_step(&mut inner_cx, start);
+        }
+        let step = match step {
+            Poll::Ready(Some(Ok(Step::Switch(switch)))) => return this.switched(switch),
+            other => other,
         };
         match &step {
-            Poll::Ready(Some(Ok(Step::Chunk(chunk)))) => this.ctx.on_chunk(chunk),
-            Poll::Pending if this.ctx.fault == Some(Fault::BusyPolling) => {
+            Poll::Ready(Some(Ok(Step::Chunk(chunk)))) => ctx.on_chunk(chunk),
+            Poll::Ready(Some(Ok(Step::Switch(_)))) => {}
+            Poll::Ready(None) => this.alive.store(false, Ordering::SeqCst),
+            Poll::Ready(Some(Err(_))) => this.alive.store(false, Ordering::SeqCst),
+            Poll::Pending if ctx.fault == Some(Fault::BusyPolling) => {
                 // The fault: poll again at once, without a wake-up.
                 cx.waker().wake_by_ref();
             }
-            _ => {}
+            Poll::Pending => {}
         }
         step
     }
