@@ -80,6 +80,30 @@ pub enum UpgradeError {
         /// The offending field name.
         name: HeaderName,
     },
+    /// The application's `upgrade` field names more than one protocol
+    /// (repeated, or a comma-separated list); a 101 switches to exactly one
+    /// (`[RGIA-UPGRADE-3]`).
+    #[error("the upgrade field must name one protocol, not {value:?}")]
+    SeveralProtocols {
+        /// The offending value (the second field, or the list).
+        value: http::HeaderValue,
+    },
+    /// The protocol the application chose is not among those the request
+    /// offered (server side check, `[RGIA-UPGRADE-3]`).
+    #[error("protocol {chosen:?} was not offered by the request ({offered:?})")]
+    ProtocolNotOffered {
+        /// What the application chose.
+        chosen: http::HeaderValue,
+        /// What the request's `upgrade` field offered.
+        offered: http::HeaderValue,
+    },
+    /// The request offered several protocols and the application chose
+    /// none (server side check, `[RGIA-UPGRADE-3]`).
+    #[error("the request offered several protocols ({offered:?}); the application must choose one")]
+    ProtocolNotChosen {
+        /// What the request's `upgrade` field offered.
+        offered: http::HeaderValue,
+    },
     /// The response head was already stored or sent, so it cannot become a
     /// 101 (server side check).
     #[error("the response was already started; it cannot become a 101")]
@@ -93,12 +117,13 @@ pub enum UpgradeError {
     Io(#[from] io::Error),
 }
 
-/// Header fields the server writes itself in a 101 response.
-const SERVER_FIELDS: [HeaderName; 4] = [
+/// Header fields the server writes itself in a 101 response. `upgrade` is
+/// not among them: the application may name the one protocol it chose
+/// (`[RGIA-UPGRADE-3]`).
+const SERVER_FIELDS: [HeaderName; 3] = [
     header::CONNECTION,
     header::CONTENT_LENGTH,
     header::TRANSFER_ENCODING,
-    header::UPGRADE,
 ];
 
 /// The future the server hands back for an accepted upgrade.
@@ -146,13 +171,17 @@ impl Upgrade {
     }
 
     /// Accepts the upgrade: registers the 101 response with `headers` added
-    /// (for example `sec-websocket-accept`).
+    /// (for example `sec-websocket-accept`). `headers` may carry one
+    /// `upgrade` field naming the protocol chosen among those the request
+    /// offered; without it the server uses the request's own value when
+    /// that names a single protocol.
     ///
     /// # Errors
     ///
     /// [`UpgradeError::HeaderNotAllowed`] for a field the server writes
-    /// itself (`connection`, `upgrade`, `content-length`,
-    /// `transfer-encoding`); [`UpgradeError::AlreadyAccepted`] on a second
+    /// itself (`connection`, `content-length`, `transfer-encoding`);
+    /// [`UpgradeError::SeveralProtocols`] for an `upgrade` field naming more
+    /// than one protocol; [`UpgradeError::AlreadyAccepted`] on a second
     /// call (from any clone of this handle); whatever the server reports
     /// (see [`UpgradeService::accept`]). A refused call leaves the upgrade
     /// available, except after [`UpgradeError::AlreadyAccepted`].
@@ -190,6 +219,17 @@ impl Upgrade {
             .find(|name| headers.contains_key(*name))
         {
             return Err(UpgradeError::HeaderNotAllowed { name: name.clone() });
+        }
+        let mut protocols = headers.get_all(header::UPGRADE).iter();
+        if let Some(first) = protocols.next() {
+            let several = protocols
+                .next()
+                .or_else(|| first.as_bytes().contains(&b',').then_some(first));
+            if let Some(value) = several {
+                return Err(UpgradeError::SeveralProtocols {
+                    value: value.clone(),
+                });
+            }
         }
         if self.accepted.swap(true, Ordering::SeqCst) {
             return Err(UpgradeError::AlreadyAccepted);

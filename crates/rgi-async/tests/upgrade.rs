@@ -136,7 +136,6 @@ fn header_fields_the_server_writes_are_refused_and_the_upgrade_stays_available()
     let upgrade = Upgrade::new(server.clone());
     for name in [
         header::CONNECTION,
-        header::UPGRADE,
         header::CONTENT_LENGTH,
         header::TRANSFER_ENCODING,
     ] {
@@ -156,6 +155,30 @@ fn header_fields_the_server_writes_are_refused_and_the_upgrade_stays_available()
     assert!(!upgrade.is_accepted());
     assert!(server.registered.lock().unwrap().is_empty());
     assert!(upgrade.accept(accept_headers()).is_ok());
+}
+
+#[test]
+fn the_application_may_name_one_protocol_but_not_several() {
+    let server = Server::default();
+    let upgrade = Upgrade::new(server.clone());
+    for several in [&["websocket, h2c"][..], &["websocket", "h2c"][..]] {
+        let mut headers = accept_headers();
+        for value in several {
+            headers.append(header::UPGRADE, HeaderValue::from_static(value));
+        }
+        let Err(err) = upgrade.accept(headers) else {
+            panic!("{several:?} was accepted");
+        };
+        assert!(
+            matches!(err, UpgradeError::SeveralProtocols { .. }),
+            "{err}"
+        );
+    }
+    assert!(!upgrade.is_accepted());
+    let mut headers = accept_headers();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    assert!(upgrade.accept(headers).is_ok());
+    assert_eq!(server.registered.lock().unwrap().len(), 1);
 }
 
 #[test]
