@@ -67,6 +67,7 @@ pub(crate) fn readiness(fault: Option<Fault>) -> io::Result<Option<Readiness>> {
                 Fault::NoReadinessTimeout
                     | Fault::ReadinessIgnoresReadiness
                     | Fault::EdgeTriggeredReadiness
+                    | Fault::HangupIgnored
                     | Fault::FilesLookReady
                     | Fault::DroppedWaitsLinger
                     | Fault::WaitAnyWrongIndex
@@ -145,6 +146,18 @@ impl ReadinessService for Faulty {
                         _ => inner.wait(source, interest, timeout).await,
                     }
                 }
+                Fault::HangupIgnored => {
+                    let started = std::time::Instant::now();
+                    match inner.wait(source, interest, timeout).await? {
+                        WaitOutcome::Ready(ready) if ready.is_hangup() || ready.is_error() => {
+                            let left =
+                                timeout.map(|timeout| timeout.saturating_sub(started.elapsed()));
+                            inner.wait_any(Vec::new(), left).await?;
+                            Ok(WaitOutcome::TimedOut)
+                        }
+                        other => Ok(other),
+                    }
+                }
                 Fault::FilesLookReady => match inner.wait(source, interest, timeout).await {
                     Err(ReadinessError::Unpollable { .. }) => {
                         Ok(WaitOutcome::Ready(Ready::READABLE))
@@ -196,6 +209,22 @@ impl ReadinessService for Faulty {
                             Ok(WaitAnyOutcome::TimedOut)
                         }
                         _ => inner.wait_any(sources, timeout).await,
+                    }
+                }
+                Fault::HangupIgnored => {
+                    let started = std::time::Instant::now();
+                    match inner.wait_any(sources, timeout).await? {
+                        WaitAnyOutcome::Ready(ready)
+                            if ready
+                                .iter()
+                                .any(|(_, seen)| seen.is_hangup() || seen.is_error()) =>
+                        {
+                            let left =
+                                timeout.map(|timeout| timeout.saturating_sub(started.elapsed()));
+                            inner.wait_any(Vec::new(), left).await?;
+                            Ok(WaitAnyOutcome::TimedOut)
+                        }
+                        other => Ok(other),
                     }
                 }
                 Fault::FilesLookReady => match inner.wait_any(sources, timeout).await {

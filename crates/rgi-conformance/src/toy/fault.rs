@@ -26,6 +26,10 @@ pub enum Fault {
     MapsUnknownStatus,
     /// Treats a response not started by the end of `call` as a failure. Breaks `RGI-START-5`.
     RequiresStartInCall,
+    /// Sends the head of a second, rejected `start` instead of the first one. Breaks `RGI-START-8`.
+    SecondStartWins,
+    /// Writes the status line of a `replace` that came after the head was sent into the body. Breaks `RGI-START-11`.
+    ReplaceAfterHeadSendsHead,
     /// Holds data the application writes until the body ends. Breaks `RGI-WRITE-2`.
     HoldsWrittenData,
     /// Sends data the application writes after the next chunk instead of before it. Breaks `RGI-WRITE-3`.
@@ -46,6 +50,12 @@ pub enum Fault {
     HeadLosesContentLength,
     /// Sends what the body yields after a 204 or 304 head. Breaks `RGI-BODY-18`.
     BodyOn204,
+    /// Sends a file body's file directly without recording it with `advance`, then pulls the body, which sends it again. Breaks `RGI-FILE-2`.
+    FileSentTwice,
+    /// Sends a file body's whole file, ignoring its offset and length. Breaks `RGI-FILE-5`.
+    FileIgnoresRange,
+    /// Pads a body shorter than its Content-Length with zero bytes and keeps the connection. Breaks `RGI-FILE-5`.
+    PadsShortBody,
     /// Sends what the body yields beyond the declared Content-Length. Breaks `RGI-CL-1`.
     SendsPastContentLength,
     /// Keeps the connection after a body shorter than its Content-Length. Breaks `RGI-CL-3`.
@@ -210,6 +220,8 @@ pub enum Fault {
     KeepsAsyncBodyDuringSwitch,
     /// Replaces a stored head with a bare `200 OK` before running the switch's continuation. Breaks `RGIA-SWITCH-4`.
     SwitchForgetsStoredHead,
+    /// Sends the last chunk before a switch again after it. Breaks `RGIA-SWITCH-4`.
+    SwitchRepeatsOutput,
     /// Answers a failed switch continuation with `200 OK` and an empty body. Breaks `RGIA-SWITCH-5`.
     SwitchFailureIsNot500,
     /// Loses a piece of the request body after a switch. Breaks `RGIA-SWITCH-6`.
@@ -234,6 +246,8 @@ pub enum Fault {
     ReadinessIgnoresReadiness,
     /// A wait on a descriptor that is already ready waits for its timeout instead of resolving. Breaks `RGIA-READY-2`.
     EdgeTriggeredReadiness,
+    /// A wait whose descriptor hung up or failed goes on waiting for its timeout. Breaks `RGIA-READY-6`.
+    HangupIgnored,
     /// Readiness waits never time out. Breaks `RGIA-READY-7`.
     NoReadinessTimeout,
     /// A wait on a regular file or a directory resolves as readable. Breaks `RGIA-READY-10`.
@@ -251,6 +265,8 @@ impl Fault {
         Fault::KeepsFirstHead,
         Fault::MapsUnknownStatus,
         Fault::RequiresStartInCall,
+        Fault::SecondStartWins,
+        Fault::ReplaceAfterHeadSendsHead,
         Fault::HoldsWrittenData,
         Fault::ReordersWrittenData,
         Fault::MasksHighBytes,
@@ -261,6 +277,9 @@ impl Fault {
         Fault::BodyOnHead,
         Fault::HeadLosesContentLength,
         Fault::BodyOn204,
+        Fault::FileSentTwice,
+        Fault::FileIgnoresRange,
+        Fault::PadsShortBody,
         Fault::SendsPastContentLength,
         Fault::KeepsAliveAfterShortBody,
         Fault::LengthAndChunked,
@@ -343,6 +362,7 @@ impl Fault {
         Fault::IgnoresSwitch,
         Fault::KeepsAsyncBodyDuringSwitch,
         Fault::SwitchForgetsStoredHead,
+        Fault::SwitchRepeatsOutput,
         Fault::SwitchFailureIsNot500,
         Fault::SwitchDropsReadAhead,
         Fault::AfterTasksBeforeResponse,
@@ -355,6 +375,7 @@ impl Fault {
         Fault::SendsHttpAfterUpgrade,
         Fault::ReadinessIgnoresReadiness,
         Fault::EdgeTriggeredReadiness,
+        Fault::HangupIgnored,
         Fault::NoReadinessTimeout,
         Fault::FilesLookReady,
         Fault::DroppedWaitsLinger,
@@ -369,6 +390,8 @@ impl Fault {
             Fault::KeepsFirstHead => "RGI-START-6",
             Fault::MapsUnknownStatus => "RGI-START-2",
             Fault::RequiresStartInCall => "RGI-START-5",
+            Fault::SecondStartWins => "RGI-START-8",
+            Fault::ReplaceAfterHeadSendsHead => "RGI-START-11",
             Fault::HoldsWrittenData => "RGI-WRITE-2",
             Fault::ReordersWrittenData => "RGI-WRITE-3",
             Fault::MasksHighBytes => "RGI-BODY-3",
@@ -379,6 +402,9 @@ impl Fault {
             Fault::BodyOnHead => "RGI-BODY-15",
             Fault::HeadLosesContentLength => "RGI-BODY-15",
             Fault::BodyOn204 => "RGI-BODY-18",
+            Fault::FileSentTwice => "RGI-FILE-2",
+            Fault::FileIgnoresRange => "RGI-FILE-5",
+            Fault::PadsShortBody => "RGI-FILE-5",
             Fault::SendsPastContentLength => "RGI-CL-1",
             Fault::KeepsAliveAfterShortBody => "RGI-CL-3",
             Fault::LengthAndChunked => "RGI-CL-9",
@@ -461,6 +487,7 @@ impl Fault {
             Fault::IgnoresSwitch => "RGIA-SWITCH-1",
             Fault::KeepsAsyncBodyDuringSwitch => "RGIA-SWITCH-2",
             Fault::SwitchForgetsStoredHead => "RGIA-SWITCH-4",
+            Fault::SwitchRepeatsOutput => "RGIA-SWITCH-4",
             Fault::SwitchFailureIsNot500 => "RGIA-SWITCH-5",
             Fault::SwitchDropsReadAhead => "RGIA-SWITCH-6",
             Fault::AfterTasksBeforeResponse => "RGIA-AFTER-1",
@@ -473,6 +500,7 @@ impl Fault {
             Fault::SendsHttpAfterUpgrade => "RGIA-UPGRADE-6",
             Fault::ReadinessIgnoresReadiness => "RGIA-READY-1",
             Fault::EdgeTriggeredReadiness => "RGIA-READY-2",
+            Fault::HangupIgnored => "RGIA-READY-6",
             Fault::NoReadinessTimeout => "RGIA-READY-7",
             Fault::FilesLookReady => "RGIA-READY-10",
             Fault::DroppedWaitsLinger => "RGIA-READY-12",
@@ -488,6 +516,10 @@ impl Fault {
             Fault::KeepsFirstHead => Some("rgi_start_6_replaced_head_is_the_one_sent"),
             Fault::MapsUnknownStatus => Some("rgi_start_2_status_sent_as_given"),
             Fault::RequiresStartInCall => Some("rgi_start_5_response_started_in_the_body"),
+            Fault::SecondStartWins => Some("rgi_start_8_second_start_is_a_typed_error"),
+            Fault::ReplaceAfterHeadSendsHead => {
+                Some("rgi_start_11_replace_after_head_sent_returns_the_cause")
+            }
             Fault::HoldsWrittenData => {
                 Some("rgi_write_2_written_data_reaches_the_client_before_write_returns")
             }
@@ -500,6 +532,9 @@ impl Fault {
             Fault::BodyOnHead => Some("rgi_body_15_head_request_sends_no_body"),
             Fault::HeadLosesContentLength => Some("rgi_body_15_head_request_sends_no_body"),
             Fault::BodyOn204 => Some("rgi_body_18_no_content_for_204_and_304"),
+            Fault::FileSentTwice => Some("rgi_file_2_file_body_served_exactly"),
+            Fault::FileIgnoresRange => Some("rgi_file_5_file_range_and_head"),
+            Fault::PadsShortBody => Some("rgi_file_5_short_file_closes_the_connection"),
             Fault::SendsPastContentLength => Some("rgi_cl_1_never_more_than_declared"),
             Fault::KeepsAliveAfterShortBody => Some("rgi_cl_3_fewer_than_declared_closes"),
             Fault::LengthAndChunked => Some("rgi_cl_9_correct_framing"),
@@ -604,6 +639,7 @@ impl Fault {
                 Some("rgia_switch_2_the_async_body_is_dropped_first")
             }
             Fault::SwitchForgetsStoredHead => Some("rgia_switch_4_a_stored_head_carries_over"),
+            Fault::SwitchRepeatsOutput => Some("rgia_switch_4_sent_output_carries_over"),
             Fault::SwitchFailureIsNot500 => Some("rgia_switch_5_continuation_failures"),
             Fault::SwitchDropsReadAhead => Some("rgia_switch_6_blocking_input_over_the_remainder"),
             Fault::AfterTasksBeforeResponse => Some("rgia_after_1_tasks_run_after_the_response"),
@@ -616,6 +652,7 @@ impl Fault {
             Fault::SendsHttpAfterUpgrade => Some("rgia_upgrade_6_http_output_after_accept_closes"),
             Fault::ReadinessIgnoresReadiness => Some("rgia_ready_1_a_pipe_wait_wakes_the_body"),
             Fault::EdgeTriggeredReadiness => Some("rgia_ready_2_waits_are_level_triggered"),
+            Fault::HangupIgnored => Some("rgia_ready_6_hangup_is_reported"),
             Fault::NoReadinessTimeout => Some("rgia_ready_7_timeouts_are_kept"),
             Fault::FilesLookReady => Some("rgia_ready_10_files_are_unpollable"),
             Fault::DroppedWaitsLinger => Some("rgia_ready_12_a_dropped_wait_is_deregistered"),
@@ -726,6 +763,16 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         "RGI-START-5",
     ),
     (
+        Fault::SecondStartWins,
+        "rgi_start_8_second_start_is_a_typed_error",
+        "RGI-START-8",
+    ),
+    (
+        Fault::ReplaceAfterHeadSendsHead,
+        "rgi_start_11_replace_after_head_sent_returns_the_cause",
+        "RGI-START-11",
+    ),
+    (
         Fault::HoldsWrittenData,
         "rgi_write_2_written_data_reaches_the_client_before_write_returns",
         "RGI-WRITE-2",
@@ -774,6 +821,21 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::BodyOn204,
         "rgi_body_18_no_content_for_204_and_304",
         "RGI-BODY-18",
+    ),
+    (
+        Fault::FileSentTwice,
+        "rgi_file_2_file_body_served_exactly",
+        "RGI-FILE-2",
+    ),
+    (
+        Fault::FileIgnoresRange,
+        "rgi_file_5_file_range_and_head",
+        "RGI-FILE-5",
+    ),
+    (
+        Fault::PadsShortBody,
+        "rgi_file_5_short_file_closes_the_connection",
+        "RGI-FILE-5",
     ),
     (
         Fault::SendsPastContentLength,
@@ -1182,6 +1244,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         "RGIA-SWITCH-4",
     ),
     (
+        Fault::SwitchRepeatsOutput,
+        "rgia_switch_4_sent_output_carries_over",
+        "RGIA-SWITCH-4",
+    ),
+    (
         Fault::SwitchFailureIsNot500,
         "rgia_switch_5_continuation_failures",
         "RGIA-SWITCH-5",
@@ -1240,6 +1307,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::EdgeTriggeredReadiness,
         "rgia_ready_2_waits_are_level_triggered",
         "RGIA-READY-2",
+    ),
+    (
+        Fault::HangupIgnored,
+        "rgia_ready_6_hangup_is_reported",
+        "RGIA-READY-6",
     ),
     (
         Fault::NoReadinessTimeout,

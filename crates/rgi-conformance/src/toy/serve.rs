@@ -409,6 +409,13 @@ fn settle(ctx: &RequestCtx, sink: &mut WireSink, served: Served) -> bool {
                     let _sent = sink.end();
                     false
                 }
+                Some(Fault::PadsShortBody) => match error.downcast_ref::<FinishError>() {
+                    Some(&FinishError::ContentLengthShort { declared, sent }) => {
+                        let missing = usize::try_from(declared - sent).unwrap_or(0);
+                        sink.raw(&vec![0; missing]).is_ok()
+                    }
+                    _ => false,
+                },
                 Some(Fault::KeepsAliveAfterShortBody) => {
                     // The fault: a short body leaves the connection open.
                     matches!(

@@ -313,7 +313,12 @@ impl ResponseSink for WireSink {
             self.framing = Some(framing);
             return Ok(());
         }
-        self.write_head(head)?;
+        let latest = if self.ctx.fault == Some(Fault::SecondStartWins) {
+            lock(&self.ctx.hooks).latest_head.take()
+        } else {
+            None
+        };
+        self.write_head(latest.as_ref().unwrap_or(head))?;
         let stash = std::mem::take(&mut lock(&self.ctx.hooks).stash);
         for chunk in stash {
             self.send(&chunk)?;

@@ -60,6 +60,10 @@ pub(crate) struct Hooks {
     pub(crate) panicked: Option<Place>,
     /// `AsyncApplication::call` failed.
     pub(crate) call_failed: bool,
+    /// [`Fault::SecondStartWins`]: the head given to the latest `start`.
+    pub(crate) latest_head: Option<ResponseHead>,
+    /// [`Fault::SwitchRepeatsOutput`]: the last chunk yielded.
+    pub(crate) last_chunk: Option<Bytes>,
 }
 
 /// One request, as the toy's wrappers and sink see it.
@@ -98,8 +102,23 @@ impl RequestCtx {
                     | Fault::ReordersWrittenData
                     | Fault::BodyOn204
                     | Fault::WriteIgnoresDisconnect
+                    | Fault::SecondStartWins
+                    | Fault::ReplaceAfterHeadSendsHead
             )
         )
+    }
+
+    /// Writes body bytes behind the state machine's back, in the
+    /// response's framing.
+    fn raw_data(&self, bytes: &[u8]) {
+        if lock(&self.hooks).framing == Some(OutFraming::Chunked) {
+            let mut framed = format!("{:x}\r\n", bytes.len()).into_bytes();
+            framed.extend_from_slice(bytes);
+            framed.extend_from_slice(b"\r\n");
+            self.raw(&framed);
+        } else {
+            self.raw(bytes);
+        }
     }
 
     /// Writes bytes behind the state machine's back.
@@ -135,6 +154,9 @@ impl RequestCtx {
             } else {
                 lock(&self.hooks).stash.push(chunk.clone());
             }
+        }
+        if self.fault == Some(Fault::SwitchRepeatsOutput) {
+            lock(&self.hooks).last_chunk = Some(chunk.clone());
         }
         if self.acts(Fault::SendsPastContentLength) {
             let mut hooks = lock(&self.hooks);
@@ -174,6 +196,20 @@ impl Intercept for Hook<'_> {
         let ctx = self.0;
         lock(&ctx.hooks).status = Some(head.status());
         match ctx.fault {
+            Some(Fault::SecondStartWins) => {
+                lock(&ctx.hooks).latest_head = Some(head.clone());
+            }
+            Some(Fault::ReplaceAfterHeadSendsHead) => {
+                let replacing = std::mem::take(&mut lock(&ctx.hooks).replacing);
+                if replacing && lock(&ctx.conn.write).head_sent {
+                    let line = format!(
+                        "HTTP/1.1 {} {}\r\n\r\n",
+                        head.status().as_str(),
+                        head.status().canonical_reason().unwrap_or("")
+                    );
+                    ctx.raw_data(line.as_bytes());
+                }
+            }
             Some(Fault::SendsHeadEarly) => {
                 if lock(&ctx.hooks).early.is_some() || lock(&ctx.conn.write).head_sent {
                     return;
@@ -249,6 +285,8 @@ pub(crate) struct WrappedBody<B: Send + 'static> {
     ctx: Arc<RequestCtx>,
     /// [`Fault::LateWakePanics`]: false once the body has ended.
     alive: Arc<AtomicBool>,
+    /// The file faults sent the file already.
+    file_sent: bool,
 }
 
 impl<B: Send + 'static> WrappedBody<B> {
@@ -257,6 +295,7 @@ impl<B: Send + 'static> WrappedBody<B> {
             inner: Some(inner),
             ctx: Arc::clone(ctx),
             alive: Arc::new(AtomicBool::new(true)),
+            file_sent: false,
         }
     }
 
@@ -324,8 +363,71 @@ where
     }
 }
 
+/// Reads `file` from `offset` to its end, or `len` bytes, without moving
+/// its cursor (the file faults' own "platform transfer").
+#[cfg(unix)]
+fn read_file(file: &std::fs::File, offset: u64, len: Option<u64>) -> Bytes {
+    use std::os::unix::fs::FileExt as _;
+    let mut out = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    let mut at = offset;
+    loop {
+        let want = len.map_or(buf.len(), |len| {
+            usize::try_from(len.saturating_sub(at - offset))
+                .unwrap_or(usize::MAX)
+                .min(buf.len())
+        });
+        match file.read_at(&mut buf[..want], at) {
+            Ok(0) | Err(_) => break,
+            Ok(count) => {
+                out.extend_from_slice(&buf[..count]);
+                at += count as u64;
+            }
+        }
+    }
+    Bytes::from(out)
+}
+
+#[cfg(not(unix))]
+fn read_file(_file: &std::fs::File, _offset: u64, _len: Option<u64>) -> Bytes {
+    Bytes::new()
+}
+
+impl<B: Body + 'static> WrappedBody<B> {
+    /// The file faults: on the first pull of a file body, its file goes out
+    /// here, wrongly.
+    fn file_fault(&mut self) -> Option<Option<Result<Bytes, BoxError>>> {
+        let fault = self.ctx.fault?;
+        if !matches!(fault, Fault::FileSentTwice | Fault::FileIgnoresRange) {
+            return None;
+        }
+        let first = !std::mem::replace(&mut self.file_sent, true);
+        let inner = self.inner.as_mut()?;
+        match (fault, first) {
+            (Fault::FileIgnoresRange, false) => Some(None),
+            (_, false) => None,
+            (Fault::FileIgnoresRange, true) => {
+                let file = inner.file()?;
+                Some(Some(Ok(read_file(FileBody::file(file), 0, None))))
+            }
+            (_, true) => {
+                let file = inner.file()?;
+                // No `advance`: the body sends the same bytes again.
+                Some(Some(Ok(read_file(
+                    FileBody::file(file),
+                    file.offset(),
+                    file.remaining(),
+                ))))
+            }
+        }
+    }
+}
+
 impl<B: Body + 'static> Body for WrappedBody<B> {
     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        if let Some(step) = self.file_fault() {
+            return step;
+        }
         let ctx = Arc::clone(&self.ctx);
         let inner = self.inner.as_mut()?;
         let step = noting_panic(&ctx, Place::Body, || {
@@ -475,6 +577,13 @@ impl<B: AsyncBody + ?Sized + 'static> WrappedBody<Pin<Box<B>>> {
                         }
                     }
                 })
+            }
+            Some(Fault::SwitchRepeatsOutput) => {
+                let last = lock(&ctx.hooks).last_chunk.take();
+                if let Some(last) = last {
+                    ctx.raw_data(&last);
+                }
+                SyncSwitch::new(continuation)
             }
             Some(Fault::SwitchDropsReadAhead) => {
                 lock(&ctx.conn.read).body.skip_next = true;
