@@ -172,6 +172,8 @@ pub enum Fault {
     NoCapabilities,
     /// Offers capabilities to every application, with an offload service that refuses every job. Breaks `RGIA-CAP-3`.
     HollowOffload,
+    /// Calls the asynchronous application twice per request: once, unanswered, with a copy of the request without its body. Breaks `RGIA-APP-1`.
+    CallsTwice,
     /// Closes the connection without an answer when `AsyncApplication::call` fails. Breaks `RGIA-APP-4`.
     AsyncCallFailureDropsConnection,
     /// Polls a pending body again at once, in a loop. Breaks `RGIA-POLL-4`.
@@ -338,6 +340,7 @@ impl Fault {
         Fault::StopLeavesConnectionsOpen,
         Fault::NoCapabilities,
         Fault::HollowOffload,
+        Fault::CallsTwice,
         Fault::AsyncCallFailureDropsConnection,
         Fault::BusyPolling,
         Fault::LateWakePanics,
@@ -463,6 +466,7 @@ impl Fault {
             Fault::StopLeavesConnectionsOpen => "RGI-CONN-5",
             Fault::NoCapabilities => "RGIA-CAP-1",
             Fault::HollowOffload => "RGIA-CAP-3",
+            Fault::CallsTwice => "RGIA-APP-1",
             Fault::AsyncCallFailureDropsConnection => "RGIA-APP-4",
             Fault::BusyPolling => "RGIA-POLL-4",
             Fault::LateWakePanics => "RGIA-POLL-5",
@@ -605,6 +609,7 @@ impl Fault {
             }
             Fault::NoCapabilities => Some("rgia_cap_1_one_capability_set_per_request"),
             Fault::HollowOffload => Some("rgia_cap_2_no_capabilities_from_a_synchronous_server"),
+            Fault::CallsTwice => Some("rgia_app_1_one_call_per_request"),
             Fault::AsyncCallFailureDropsConnection => Some("rgia_app_4_failures_of_call_get_a_500"),
             Fault::BusyPolling => Some("rgia_poll_4_no_busy_polling"),
             Fault::LateWakePanics => Some("rgia_poll_5_late_wake_ups_are_harmless"),
@@ -1122,6 +1127,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::HollowOffload,
         "rgia_cap_2_no_capabilities_from_a_synchronous_server",
         "RGIA-CAP-3",
+    ),
+    (
+        Fault::CallsTwice,
+        "rgia_app_1_one_call_per_request",
+        "RGIA-APP-1",
     ),
     (
         Fault::AsyncCallFailureDropsConnection,

@@ -558,6 +558,18 @@ fn environ(
             builder = builder.script_name(mount);
         }
     }
+    if fault == Some(Fault::CallsTwice) && is_async {
+        let mut copied = head.headers.clone();
+        copied.remove(http::header::CONTENT_LENGTH);
+        lock(&ctx.hooks).spare = Environ::builder()
+            .method(head.method.clone())
+            .uri(head.uri.clone())
+            .version(head.version)
+            .headers(copied)
+            .server(conn.local.ip().to_string(), conn.local.port())
+            .build()
+            .ok();
+    }
     let capable =
         (is_async && fault != Some(Fault::NoCapabilities)) || fault == Some(Fault::HollowOffload);
     if capable {

@@ -64,6 +64,8 @@ pub(crate) struct Hooks {
     pub(crate) latest_head: Option<ResponseHead>,
     /// [`Fault::SwitchRepeatsOutput`]: the last chunk yielded.
     pub(crate) last_chunk: Option<Bytes>,
+    /// [`Fault::CallsTwice`]: the copy of the request for the extra call.
+    pub(crate) spare: Option<Environ>,
 }
 
 /// One request, as the toy's wrappers and sink see it.
@@ -475,6 +477,17 @@ where
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
         let ctx = &self.ctx;
+        let spare = lock(&ctx.hooks).spare.take();
+        if let Some(spare) = spare {
+            // The fault: an extra call, whose response goes nowhere.
+            let mut state = rgi::ResponseState::new(spare.method());
+            let mut nowhere = crate::rt::Recorder::new();
+            let extra = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.app
+                    .call(spare, &mut state.start_response(&mut nowhere))
+            }));
+            drop(extra);
+        }
         let since = Instant::now();
         let called = panic::catch_unwind(AssertUnwindSafe(|| {
             if ctx.intercepts() {
