@@ -18,43 +18,58 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Writes the head as soon as the application stores it, before any body data. Breaks `RGI-START-6`.
+    /// Writes the head as soon as the application stores it, before any body data. Breaks
+    /// `RGI-START-6`.
     SendsHeadEarly,
     /// Sends the first head the application stored even after it replaced it. Breaks `RGI-START-6`.
     KeepsFirstHead,
-    /// Sends a status without a canonical reason phrase as the first code of its class (`599` as `500`). Breaks `RGI-START-2`.
+    /// Sends a status without a canonical reason phrase as the first code of its class (`599` as
+    /// `500`). Breaks `RGI-START-2`.
     MapsUnknownStatus,
     /// Treats a response not started by the end of `call` as a failure. Breaks `RGI-START-5`.
     RequiresStartInCall,
     /// Sends the head of a second, rejected `start` instead of the first one. Breaks `RGI-START-8`.
     SecondStartWins,
-    /// Writes the status line of a `replace` that came after the head was sent into the body. Breaks `RGI-START-11`.
+    /// Writes the status line of a `replace` that came after the head was sent into the body.
+    /// Breaks `RGI-START-11`.
     ReplaceAfterHeadSendsHead,
     /// Holds data the application writes until the body ends. Breaks `RGI-WRITE-2`.
     HoldsWrittenData,
-    /// Sends data the application writes after the next chunk instead of before it. Breaks `RGI-WRITE-3`.
+    /// Sends data the application writes after the next chunk instead of before it. Breaks
+    /// `RGI-WRITE-3`.
     ReordersWrittenData,
     /// Replaces body bytes 0x80 to 0xFF with `?`. Breaks `RGI-BODY-3`.
     MasksHighBytes,
-    /// Collects the whole response and writes it when the body ends: no chunk reaches the client while the application works (synchronous applications; [`Fault::BuffersAsyncResponse`] for asynchronous ones). Breaks `RGI-BODY-4`.
+    /// Collects the whole response and writes it when the body ends: no chunk reaches the client
+    /// while the application works (synchronous applications; [`Fault::BuffersAsyncResponse`] for
+    /// asynchronous ones). Breaks `RGI-BODY-4`.
     BuffersWholeResponse,
-    /// Queues output without limit for a writer thread, so a client that does not read never slows the application down (synchronous applications; [`Fault::UnboundedAsyncOutput`] for asynchronous ones). Breaks `RGI-BODY-4`.
+    /// Queues output without limit for a writer thread, so a client that does not read never slows
+    /// the application down (synchronous applications; [`Fault::UnboundedAsyncOutput`] for
+    /// asynchronous ones). Breaks `RGI-BODY-4`.
     UnboundedOutputQueue,
-    /// Sends a zero-size chunk for an empty chunk, ending the body early (synchronous applications; [`Fault::ZeroChunkOnEmptyAsync`] for asynchronous ones). Breaks `RGI-BODY-6`.
+    /// Sends a zero-size chunk for an empty chunk, ending the body early (synchronous applications;
+    /// [`Fault::ZeroChunkOnEmptyAsync`] for asynchronous ones). Breaks `RGI-BODY-6`.
     ZeroChunkOnEmpty,
-    /// Keeps every body until its connection closes instead of dropping it when the response is complete (synchronous applications; [`Fault::DropsAsyncBodyLate`] for asynchronous ones). Breaks `RGI-BODY-12`.
+    /// Keeps every body until its connection closes instead of dropping it when the response is
+    /// complete (synchronous applications; [`Fault::DropsAsyncBodyLate`] for asynchronous ones).
+    /// Breaks `RGI-BODY-12`.
     DropsBodyLate,
-    /// Sends the body of a response to a HEAD request (synchronous applications; [`Fault::BodyOnHeadAsync`] for asynchronous ones). Breaks `RGI-BODY-15`.
+    /// Sends the body of a response to a HEAD request (synchronous applications;
+    /// [`Fault::BodyOnHeadAsync`] for asynchronous ones). Breaks `RGI-BODY-15`.
     BodyOnHead,
-    /// Drops the application's `content-length` from the head of a response to HEAD. Breaks `RGI-BODY-15`.
+    /// Drops the application's `content-length` from the head of a response to HEAD. Breaks
+    /// `RGI-BODY-15`.
     HeadLosesContentLength,
     /// Sends what the body yields after a 204 or 304 head. Breaks `RGI-BODY-18`.
     BodyOn204,
-    /// Sends a file body's file directly without recording it with `advance`, then pulls the body, which sends it again. Breaks `RGI-FILE-2`.
+    /// Sends a file body's file directly without recording it with `advance`, then pulls the body,
+    /// which sends it again. Breaks `RGI-FILE-2`.
     FileSentTwice,
     /// Sends a file body's whole file, ignoring its offset and length. Breaks `RGI-FILE-5`.
     FileIgnoresRange,
-    /// Pads a body shorter than its Content-Length with zero bytes and keeps the connection. Breaks `RGI-FILE-5`.
+    /// Pads a body shorter than its Content-Length with zero bytes and keeps the connection. Breaks
+    /// `RGI-FILE-5`.
     PadsShortBody,
     /// Sends what the body yields beyond the declared Content-Length. Breaks `RGI-CL-1`.
     SendsPastContentLength,
@@ -70,7 +85,8 @@ pub enum Fault {
     JoinsResponseFields,
     /// Upper-cases the request method. Breaks `RGI-ENV-3`.
     UppercasesMethod,
-    /// Decodes percent-encoded unreserved characters of the request target (`%41` becomes `A`). Breaks `RGI-ENV-4`.
+    /// Decodes percent-encoded unreserved characters of the request target (`%41` becomes `A`).
+    /// Breaks `RGI-ENV-4`.
     DecodesTarget,
     /// Reports port 80 as the server port. Breaks `RGI-ENV-5`.
     WrongServerPort,
@@ -78,25 +94,33 @@ pub enum Fault {
     MissingRemoteAddr,
     /// Reports `https` for plain connections. Breaks `RGI-ENV-7`.
     WrongScheme,
-    /// Reports a single-threaded server although it runs requests on several threads. Breaks `RGI-ENV-8`.
+    /// Reports a single-threaded server although it runs requests on several threads. Breaks
+    /// `RGI-ENV-8`.
     WrongConcurrency,
-    /// Reads a chunked body before calling the application and reports its length as the content length. Breaks `RGI-ENV-10`.
+    /// Reads a chunked body before calling the application and reports its length as the content
+    /// length. Breaks `RGI-ENV-10`.
     PreReadsChunkedBody,
-    /// Closes the connection without an answer when a request head is malformed. Breaks `RGI-ENV-1`.
+    /// Closes the connection without an answer when a request head is malformed. Breaks
+    /// `RGI-ENV-1`.
     SilentOnMalformed,
-    /// Treats the first path segment as the mount point of an application mounted at the root. Breaks `RGI-PATH-1`.
+    /// Treats the first path segment as the mount point of an application mounted at the root.
+    /// Breaks `RGI-PATH-1`.
     MountsAtFirstSegment,
-    /// Merges repeated slashes in the request path before building the environ. Breaks `RGI-PATH-3`.
+    /// Merges repeated slashes in the request path before building the environ. Breaks
+    /// `RGI-PATH-3`.
     NormalisesPath,
-    /// Answers 500 instead of 400 when the client's target cannot make an environ. Breaks `RGI-PATH-3`.
+    /// Answers 500 instead of 400 when the client's target cannot make an environ. Breaks
+    /// `RGI-PATH-3`.
     EnvironErrorIs500,
     /// Decodes `%2F` into a segment separator before splitting the path. Breaks `RGI-PATH-4`.
     DecodesEncodedSlash,
     /// Answers 400 to a path whose decoded bytes are not UTF-8. Breaks `RGI-PATH-5`.
     RejectsNonUtf8Path,
-    /// Answers every request with the target `*` itself with `200 OK`, whatever its method. Breaks `RGI-PATH-8`.
+    /// Answers every request with the target `*` itself with `200 OK`, whatever its method. Breaks
+    /// `RGI-PATH-8`.
     AnswersEveryAsterisk,
-    /// Keeps the Host field received with an absolute-form target instead of the target's authority. Breaks `RGI-PATH-9`.
+    /// Keeps the Host field received with an absolute-form target instead of the target's
+    /// authority. Breaks `RGI-PATH-9`.
     KeepsHostForAbsoluteForm,
     /// Answers CONNECT with 400 instead of 405 or 501. Breaks `RGI-PATH-10`.
     ConnectGets400,
@@ -108,123 +132,176 @@ pub enum Fault {
     TranscodesFieldValues,
     /// Removes `content-length` from the request's fields. Breaks `RGI-HDR-4`.
     DropsContentLengthField,
-    /// Ignores a malformed or conflicting Content-Length instead of answering 400: the request has no body. Breaks `RGI-HDR-4`.
+    /// Ignores a malformed or conflicting Content-Length instead of answering 400: the request has
+    /// no body. Breaks `RGI-HDR-4`.
     LenientContentLength,
     /// Answers 400 instead of 501 to a transfer coding it does not implement. Breaks `RGI-HDR-4`.
     UnknownCodingIs400,
-    /// Frames a request with both Content-Length and Transfer-Encoding by its Content-Length. Breaks `RGI-HDR-4`.
+    /// Frames a request with both Content-Length and Transfer-Encoding by its Content-Length.
+    /// Breaks `RGI-HDR-4`.
     LengthWinsOverChunked,
     /// Passes an HTTP/1.1 request without a Host field to the application. Breaks `RGI-HDR-5`.
     AcceptsMissingHost,
-    /// Gives an application that declares `InputUse::None` an input without the body. Breaks `RGI-HINT-6`.
+    /// Gives an application that declares `InputUse::None` an input without the body. Breaks
+    /// `RGI-HINT-6`.
     HintsSkipTheBody,
-    /// Serves one request at a time, whatever the connection (synchronous applications; [`Fault::OneAsyncRequestAtATime`] for asynchronous ones). Breaks `RGI-HINT-5`.
+    /// Serves one request at a time, whatever the connection (synchronous applications;
+    /// [`Fault::OneAsyncRequestAtATime`] for asynchronous ones). Breaks `RGI-HINT-5`.
     OneRequestAtATime,
-    /// Consumes four more bytes after a Content-Length body, as if a blank line ended it (synchronous applications; [`Fault::SkipsBytesAfterAsyncBody`] for asynchronous ones). Breaks `RGI-INPUT-3`.
+    /// Consumes four more bytes after a Content-Length body, as if a blank line ended it
+    /// (synchronous applications; [`Fault::SkipsBytesAfterAsyncBody`] for asynchronous ones).
+    /// Breaks `RGI-INPUT-3`.
     SkipsBytesAfterBody,
-    /// Stops decoding a chunked body at its last chunk, leaving the trailer section on the connection. Breaks `RGI-INPUT-2`.
+    /// Stops decoding a chunked body at its last chunk, leaving the trailer section on the
+    /// connection. Breaks `RGI-INPUT-2`.
     TrailersLeftOnConnection,
-    /// A chunked upload that ends early reads as a normal end of body (synchronous applications; [`Fault::AsyncTruncationLooksLikeEof`] for asynchronous ones). Breaks `RGI-INPUT-2`.
+    /// A chunked upload that ends early reads as a normal end of body (synchronous applications;
+    /// [`Fault::AsyncTruncationLooksLikeEof`] for asynchronous ones). Breaks `RGI-INPUT-2`.
     TruncationLooksLikeEof,
-    /// Reads a Content-Length body before calling the application and, when it ends early, passes on what arrived as the whole body. Breaks `RGI-INPUT-5`.
+    /// Reads a Content-Length body before calling the application and, when it ends early, passes
+    /// on what arrived as the whole body. Breaks `RGI-INPUT-5`.
     PreReadsTruncatedBody,
     /// Never sends `100 Continue`; the client must give up waiting first. Breaks `RGI-INPUT-12`.
     NeverSendsContinue,
-    /// Sends `100 Continue` as soon as the head arrives, even if nobody ever reads the body (synchronous applications; [`Fault::EagerContinueAsync`] for asynchronous ones). Breaks `RGI-INPUT-13`.
+    /// Sends `100 Continue` as soon as the head arrives, even if nobody ever reads the body
+    /// (synchronous applications; [`Fault::EagerContinueAsync`] for asynchronous ones). Breaks
+    /// `RGI-INPUT-13`.
     EagerContinue,
-    /// Lets an input outlive its response: a read after the response reads on from the connection (synchronous applications; [`Fault::AsyncInputOutlivesResponse`] for asynchronous ones). Breaks `RGI-INPUT-15`.
+    /// Lets an input outlive its response: a read after the response reads on from the connection
+    /// (synchronous applications; [`Fault::AsyncInputOutlivesResponse`] for asynchronous ones).
+    /// Breaks `RGI-INPUT-15`.
     InputOutlivesResponse,
-    /// A panic in `call` takes the server down: after its 500 it accepts no more connections. Breaks `RGI-FAIL-2`.
+    /// A panic in `call` takes the server down: after its 500 it accepts no more connections.
+    /// Breaks `RGI-FAIL-2`.
     PanicInCallKillsServer,
-    /// A panic in `next_chunk` after the head was sent takes the server down: it accepts no more connections. Breaks `RGI-FAIL-2`.
+    /// A panic in `next_chunk` after the head was sent takes the server down: it accepts no more
+    /// connections. Breaks `RGI-FAIL-2`.
     PanicInBodyKillsServer,
-    /// A panic in a body's `Drop` takes the server down: it accepts no more connections. Breaks `RGI-FAIL-2`.
+    /// A panic in a body's `Drop` takes the server down: it accepts no more connections. Breaks
+    /// `RGI-FAIL-2`.
     PanicInDropKillsServer,
-    /// Answers an application failure before the head with `200 OK` and an empty body instead of 500 (synchronous applications; [`Fault::AsyncFailureIsNot500`] for asynchronous ones). Breaks `RGI-FAIL-3`.
+    /// Answers an application failure before the head with `200 OK` and an empty body instead of
+    /// 500 (synchronous applications; [`Fault::AsyncFailureIsNot500`] for asynchronous ones).
+    /// Breaks `RGI-FAIL-3`.
     FailureIsNot500,
     /// Puts the application's error message in the body of its 500. Breaks `RGI-FAIL-4`.
     LeaksErrorDetail,
-    /// After a failure once the head was sent, ends the response normally (the last-chunk), so the client cannot tell it is incomplete. Breaks `RGI-FAIL-5`.
+    /// After a failure once the head was sent, ends the response normally (the last-chunk), so the
+    /// client cannot tell it is incomplete. Breaks `RGI-FAIL-5`.
     CompletesFailedResponse,
-    /// After a failure once the head was sent, writes an error message into the body before closing. Breaks `RGI-FAIL-6`.
+    /// After a failure once the head was sent, writes an error message into the body before
+    /// closing. Breaks `RGI-FAIL-6`.
     AppendsErrorText,
-    /// Starts a `200 OK` itself when a body yields data or ends without having started the response. Breaks `RGI-FAIL-7`.
+    /// Starts a `200 OK` itself when a body yields data or ends without having started the
+    /// response. Breaks `RGI-FAIL-7`.
     StartsDefaultHead,
-    /// When a send fails because the client went away, pretends it worked and keeps pulling the body (synchronous applications; [`Fault::KeepsAsyncBodyAfterDisconnect`] for asynchronous ones). Breaks `RGI-FAIL-8`.
+    /// When a send fails because the client went away, pretends it worked and keeps pulling the
+    /// body (synchronous applications; [`Fault::KeepsAsyncBodyAfterDisconnect`] for asynchronous
+    /// ones). Breaks `RGI-FAIL-8`.
     KeepsBodyAfterDisconnect,
     /// `write` reports success after the client went away. Breaks `RGI-FAIL-8`.
     WriteIgnoresDisconnect,
-    /// After the response, leaves an unread Content-Length body on the connection, so its bytes are parsed as the next request. Breaks `RGI-CONN-1`.
+    /// After the response, leaves an unread Content-Length body on the connection, so its bytes are
+    /// parsed as the next request. Breaks `RGI-CONN-1`.
     LeaksUnreadBody,
-    /// After the response, leaves an unread chunked body on the connection, so its bytes are parsed as the next request. Breaks `RGI-CONN-1`.
+    /// After the response, leaves an unread chunked body on the connection, so its bytes are parsed
+    /// as the next request. Breaks `RGI-CONN-1`.
     LeaksUnreadChunkedBody,
-    /// Closes every connection after one response without saying `connection: close`. Breaks `RGI-CONN-2`.
+    /// Closes every connection after one response without saying `connection: close`. Breaks
+    /// `RGI-CONN-2`.
     ClosesSilently,
     /// Keeps the connection although the client sent `Connection: close`. Breaks `RGI-CONN-2`.
     IgnoresConnectionClose,
-    /// Throws away pipelined requests that arrived while a response was under way. Breaks `RGI-CONN-3`.
+    /// Throws away pipelined requests that arrived while a response was under way. Breaks
+    /// `RGI-CONN-3`.
     DropsPipelinedRequests,
-    /// Adds the previous request's fields to the next request on the same connection. Breaks `RGI-CONN-4`.
+    /// Adds the previous request's fields to the next request on the same connection. Breaks
+    /// `RGI-CONN-4`.
     LeaksFieldsToNextRequest,
-    /// `stop` closes the listener but leaves open connections and their responses running. Breaks `RGI-CONN-5`.
+    /// `stop` closes the listener but leaves open connections and their responses running. Breaks
+    /// `RGI-CONN-5`.
     StopLeavesConnectionsOpen,
     /// Puts no capabilities into the environ of asynchronous applications. Breaks `RGIA-CAP-1`.
     NoCapabilities,
-    /// Offers capabilities to every application, with an offload service that refuses every job. Breaks `RGIA-CAP-3`.
+    /// Offers capabilities to every application, with an offload service that refuses every job.
+    /// Breaks `RGIA-CAP-3`.
     HollowOffload,
-    /// Calls the asynchronous application twice per request: once, unanswered, with a copy of the request without its body. Breaks `RGIA-APP-1`.
+    /// Calls the asynchronous application twice per request: once, unanswered, with a copy of the
+    /// request without its body. Breaks `RGIA-APP-1`.
     CallsTwice,
-    /// Closes the connection without an answer when `AsyncApplication::call` fails. Breaks `RGIA-APP-4`.
+    /// Closes the connection without an answer when `AsyncApplication::call` fails. Breaks
+    /// `RGIA-APP-4`.
     AsyncCallFailureDropsConnection,
     /// Polls a pending body again at once, in a loop. Breaks `RGIA-POLL-4`.
     BusyPolling,
-    /// Panics, on the waking thread, when a body's waker is woken after the body ended. Breaks `RGIA-POLL-5`.
+    /// Panics, on the waking thread, when a body's waker is woken after the body ended. Breaks
+    /// `RGIA-POLL-5`.
     LateWakePanics,
     /// Polls a body once more after it ended. Breaks `RGIA-POLL-6`.
     PollsAfterEnd,
-    /// Keeps asynchronous bodies until their connection closes (the asynchronous twin of [`Fault::DropsBodyLate`]). Breaks `RGIA-POLL-7`.
+    /// Keeps asynchronous bodies until their connection closes (the asynchronous twin of
+    /// [`Fault::DropsBodyLate`]). Breaks `RGIA-POLL-7`.
     DropsAsyncBodyLate,
-    /// When a send fails because the client went away, pretends it worked and keeps polling the asynchronous body (the asynchronous twin of [`Fault::KeepsBodyAfterDisconnect`]). Breaks `RGIA-POLL-7`.
+    /// When a send fails because the client went away, pretends it worked and keeps polling the
+    /// asynchronous body (the asynchronous twin of [`Fault::KeepsBodyAfterDisconnect`]). Breaks
+    /// `RGIA-POLL-7`.
     KeepsAsyncBodyAfterDisconnect,
-    /// Answers a failure of an asynchronous body before the head with `200 OK` instead of 500 (the asynchronous twin of [`Fault::FailureIsNot500`]). Breaks `RGI-FAIL-3`.
+    /// Answers a failure of an asynchronous body before the head with `200 OK` instead of 500 (the
+    /// asynchronous twin of [`Fault::FailureIsNot500`]). Breaks `RGI-FAIL-3`.
     AsyncFailureIsNot500,
-    /// Serves one asynchronous request at a time, whatever the connection (the asynchronous twin of [`Fault::OneRequestAtATime`]). Breaks `RGIA-TASK-1`.
+    /// Serves one asynchronous request at a time, whatever the connection (the asynchronous twin of
+    /// [`Fault::OneRequestAtATime`]). Breaks `RGIA-TASK-1`.
     OneAsyncRequestAtATime,
-    /// `stop` ends parked asynchronous bodies but keeps them, undropped, until the server is dropped. Breaks `RGIA-TASK-4`.
+    /// `stop` ends parked asynchronous bodies but keeps them, undropped, until the server is
+    /// dropped. Breaks `RGIA-TASK-4`.
     StopLeavesParkedBodies,
-    /// Collects an asynchronous body's whole response and writes it when the body ends (the asynchronous twin of [`Fault::BuffersWholeResponse`]). Breaks `RGIA-OUT-4`.
+    /// Collects an asynchronous body's whole response and writes it when the body ends (the
+    /// asynchronous twin of [`Fault::BuffersWholeResponse`]). Breaks `RGIA-OUT-4`.
     BuffersAsyncResponse,
-    /// Sends a zero-size chunk for an empty chunk of an asynchronous body (the asynchronous twin of [`Fault::ZeroChunkOnEmpty`]). Breaks `RGIA-OUT-6`.
+    /// Sends a zero-size chunk for an empty chunk of an asynchronous body (the asynchronous twin of
+    /// [`Fault::ZeroChunkOnEmpty`]). Breaks `RGIA-OUT-6`.
     ZeroChunkOnEmptyAsync,
-    /// Queues an asynchronous body's output without limit for a writer thread (the asynchronous twin of [`Fault::UnboundedOutputQueue`]). Breaks `RGIA-OUT-2`.
+    /// Queues an asynchronous body's output without limit for a writer thread (the asynchronous
+    /// twin of [`Fault::UnboundedOutputQueue`]). Breaks `RGIA-OUT-2`.
     UnboundedAsyncOutput,
-    /// Sends the body of an asynchronous response to a HEAD request (the asynchronous twin of [`Fault::BodyOnHead`]). Breaks `RGIA-OUT-9`.
+    /// Sends the body of an asynchronous response to a HEAD request (the asynchronous twin of
+    /// [`Fault::BodyOnHead`]). Breaks `RGIA-OUT-9`.
     BodyOnHeadAsync,
     /// Gives asynchronous applications a blocking-only input. Breaks `RGIA-INPUT-1`.
     BlockingInputForAsync,
-    /// Answers a non-blocking read only once it has `max` bytes or the body ended. Breaks `RGIA-INPUT-3`.
+    /// Answers a non-blocking read only once it has `max` bytes or the body ended. Breaks
+    /// `RGIA-INPUT-3`.
     FillsAsyncReads,
-    /// Consumes four more bytes after an asynchronous request's Content-Length body (the asynchronous twin of [`Fault::SkipsBytesAfterBody`]). Breaks `RGI-CONN-3`.
+    /// Consumes four more bytes after an asynchronous request's Content-Length body (the
+    /// asynchronous twin of [`Fault::SkipsBytesAfterBody`]). Breaks `RGI-CONN-3`.
     SkipsBytesAfterAsyncBody,
-    /// A chunked upload to an asynchronous application that ends early reads as a normal end of body (the asynchronous twin of [`Fault::TruncationLooksLikeEof`]). Breaks `RGI-INPUT-2`.
+    /// A chunked upload to an asynchronous application that ends early reads as a normal end of
+    /// body (the asynchronous twin of [`Fault::TruncationLooksLikeEof`]). Breaks `RGI-INPUT-2`.
     AsyncTruncationLooksLikeEof,
-    /// Reads an asynchronous request's whole Content-Length body before calling the application. Breaks `RGIA-INPUT-10`.
+    /// Reads an asynchronous request's whole Content-Length body before calling the application.
+    /// Breaks `RGIA-INPUT-10`.
     PreReadsAsyncBody,
-    /// Sends `100 Continue` to asynchronous requests as soon as the head arrives (the asynchronous twin of [`Fault::EagerContinue`]). Breaks `RGIA-INPUT-11`.
+    /// Sends `100 Continue` to asynchronous requests as soon as the head arrives (the asynchronous
+    /// twin of [`Fault::EagerContinue`]). Breaks `RGIA-INPUT-11`.
     EagerContinueAsync,
-    /// Lets an asynchronous request's input read on from the connection after its response (the asynchronous twin of [`Fault::InputOutlivesResponse`]). Breaks `RGIA-INPUT-16`.
+    /// Lets an asynchronous request's input read on from the connection after its response (the
+    /// asynchronous twin of [`Fault::InputOutlivesResponse`]). Breaks `RGIA-INPUT-16`.
     AsyncInputOutlivesResponse,
     /// Runs offload jobs on the calling thread. Breaks `RGIA-OFFLOAD-1`.
     InlineOffload,
-    /// Treats a `Switch` step as the end of the body and never runs the continuation. Breaks `RGIA-SWITCH-1`.
+    /// Treats a `Switch` step as the end of the body and never runs the continuation. Breaks
+    /// `RGIA-SWITCH-1`.
     IgnoresSwitch,
-    /// Drops the asynchronous body only after the switch's continuation has run. Breaks `RGIA-SWITCH-2`.
+    /// Drops the asynchronous body only after the switch's continuation has run. Breaks
+    /// `RGIA-SWITCH-2`.
     KeepsAsyncBodyDuringSwitch,
-    /// Replaces a stored head with a bare `200 OK` before running the switch's continuation. Breaks `RGIA-SWITCH-4`.
+    /// Replaces a stored head with a bare `200 OK` before running the switch's continuation. Breaks
+    /// `RGIA-SWITCH-4`.
     SwitchForgetsStoredHead,
     /// Sends the last chunk before a switch again after it. Breaks `RGIA-SWITCH-4`.
     SwitchRepeatsOutput,
-    /// Answers a failed switch continuation with `200 OK` and an empty body. Breaks `RGIA-SWITCH-5`.
+    /// Answers a failed switch continuation with `200 OK` and an empty body. Breaks
+    /// `RGIA-SWITCH-5`.
     SwitchFailureIsNot500,
     /// Loses a piece of the request body after a switch. Breaks `RGIA-SWITCH-6`.
     SwitchDropsReadAhead,
@@ -234,27 +311,34 @@ pub enum Fault {
     AfterTasksDropped,
     /// A panicking after-response task takes the server down. Breaks `RGIA-AFTER-2`.
     AfterTaskPanicKillsServer,
-    /// Offers the upgrade on requests whose `Connection` field does not list `upgrade`. Breaks `RGIA-UPGRADE-1`.
+    /// Offers the upgrade on requests whose `Connection` field does not list `upgrade`. Breaks
+    /// `RGIA-UPGRADE-1`.
     UpgradeWithoutConnectionField,
-    /// Accepts an upgrade after the head was sent and writes the 101 into the response. Breaks `RGIA-UPGRADE-2`.
+    /// Accepts an upgrade after the head was sent and writes the 101 into the response. Breaks
+    /// `RGIA-UPGRADE-2`.
     UpgradeAfterHead,
-    /// Upgrades to the first of several offered protocols when the application chose none. Breaks `RGIA-UPGRADE-3`.
+    /// Upgrades to the first of several offered protocols when the application chose none. Breaks
+    /// `RGIA-UPGRADE-3`.
     UpgradePicksFirstOffer,
     /// Loses the bytes the client sent right after its upgrade request. Breaks `RGIA-UPGRADE-4`.
     UpgradeDropsBufferedBytes,
-    /// Writes HTTP body data an upgraded body yields onto the upgraded connection. Breaks `RGIA-UPGRADE-6`.
+    /// Writes HTTP body data an upgraded body yields onto the upgraded connection. Breaks
+    /// `RGIA-UPGRADE-6`.
     SendsHttpAfterUpgrade,
     /// Readiness waits resolve only when their timeout expires. Breaks `RGIA-READY-1`.
     ReadinessIgnoresReadiness,
-    /// A wait on a descriptor that is already ready waits for its timeout instead of resolving. Breaks `RGIA-READY-2`.
+    /// A wait on a descriptor that is already ready waits for its timeout instead of resolving.
+    /// Breaks `RGIA-READY-2`.
     EdgeTriggeredReadiness,
-    /// A wait whose descriptor hung up or failed goes on waiting for its timeout. Breaks `RGIA-READY-6`.
+    /// A wait whose descriptor hung up or failed goes on waiting for its timeout. Breaks
+    /// `RGIA-READY-6`.
     HangupIgnored,
     /// Readiness waits never time out. Breaks `RGIA-READY-7`.
     NoReadinessTimeout,
     /// A wait on a regular file or a directory resolves as readable. Breaks `RGIA-READY-10`.
     FilesLookReady,
-    /// A wait dropped before it resolved leaves something behind that swallows the next readiness of its descriptor. Breaks `RGIA-READY-12`.
+    /// A wait dropped before it resolved leaves something behind that swallows the next readiness
+    /// of its descriptor. Breaks `RGIA-READY-12`.
     DroppedWaitsLinger,
     /// `wait_any` reports the wrong index for the ready source. Breaks `RGIA-READY-16`.
     WaitAnyWrongIndex,
