@@ -471,15 +471,15 @@ pub(crate) struct Prepared {
 /// An upgrade the request asks for (RGIA-UPGRADE-1: HTTP/1.1, an
 /// `upgrade` field and `connection` listing `upgrade`).
 pub(crate) struct UpgradeOffer {
-    /// The one protocol offered, or why there is not exactly one.
-    pub(crate) protocol: Result<HeaderValue, String>,
+    /// The protocols the request offered, in order.
+    pub(crate) offered: Vec<String>,
     pub(crate) peer: PeerScript,
 }
 
 impl fmt::Debug for UpgradeOffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpgradeOffer")
-            .field("protocol", &self.protocol)
+            .field("offered", &self.offered)
             .finish_non_exhaustive()
     }
 }
@@ -492,20 +492,12 @@ impl UpgradeOffer {
                 .split(|&byte| byte == b',')
                 .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
         });
-        let mut offered = headers.get_all(UPGRADE).iter();
-        let first = offered.next()?;
-        if version != Version::HTTP_11 || !connection_upgrade {
+        if headers.get(UPGRADE).is_none() || version != Version::HTTP_11 || !connection_upgrade {
             return None;
         }
-        let protocol = if offered.next().is_some() || first.as_bytes().contains(&b',') {
-            Err(format!(
-                "the request offers several protocols ({first:?}, ...) and `accept` cannot name one"
-            ))
-        } else {
-            Ok(first.clone())
-        };
+        let offered = crate::rt::offered_protocols(headers);
         Some(UpgradeOffer {
-            protocol,
+            offered,
             peer: peer.unwrap_or_else(|| Box::new(UpgradePeer::read_until_closed)),
         })
     }

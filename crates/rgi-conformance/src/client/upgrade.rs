@@ -357,7 +357,7 @@ enum Phase {
 
 /// The per-request state behind the `Upgrade` capability.
 pub(crate) struct HandOver {
-    protocol: Result<HeaderValue, String>,
+    offered: Vec<String>,
     state: Mutex<HandState>,
 }
 
@@ -383,7 +383,7 @@ struct HandState {
 impl fmt::Debug for HandOver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HandOver")
-            .field("protocol", &self.protocol)
+            .field("offered", &self.offered)
             .field("phase", &lock(&self.state).phase)
             .finish_non_exhaustive()
     }
@@ -405,7 +405,7 @@ pub(crate) struct Concluded {
 impl HandOver {
     pub(crate) fn new(offer: UpgradeOffer) -> Arc<Self> {
         Arc::new(HandOver {
-            protocol: offer.protocol,
+            offered: offer.offered,
             state: Mutex::new(HandState {
                 phase: Phase::Offered,
                 head_sent: false,
@@ -588,10 +588,12 @@ impl UpgradeService for Door {
         if state.phase != Phase::Offered {
             return Err(UpgradeError::AlreadyAccepted);
         }
-        let protocol = hand
-            .protocol
-            .clone()
-            .map_err(|why| UpgradeError::Io(io::Error::new(io::ErrorKind::InvalidInput, why)))?;
+        // RGIA-UPGRADE-3: the application's choice among the offers, or
+        // the request's only offer.
+        let mut headers = headers;
+        let protocol = crate::rt::choose_protocol(&hand.offered, &mut headers)?;
+        let protocol = HeaderValue::from_str(&protocol)
+            .map_err(|err| UpgradeError::Io(io::Error::new(io::ErrorKind::InvalidInput, err)))?;
         // RGIA-UPGRADE-2: the fields follow the rules for response fields.
         let mut head = ResponseHead::from_parts(StatusCode::OK, headers);
         head.validate()

@@ -517,6 +517,80 @@ fn run_switch<S: ResponseSink + Send>(
     }
 }
 
+/// The protocols a request's `upgrade` fields offer, in order (the
+/// comma-separated elements of every field, trimmed, empty ones left out).
+///
+/// # Examples
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header::UPGRADE};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.append(UPGRADE, HeaderValue::from_static("websocket, h2c"));
+/// headers.append(UPGRADE, HeaderValue::from_static("x-echo"));
+/// assert_eq!(rgi_conformance::rt::offered_protocols(&headers), ["websocket", "h2c", "x-echo"]);
+/// ```
+#[must_use]
+pub fn offered_protocols(request_headers: &http::HeaderMap) -> Vec<String> {
+    request_headers
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+        .map(|element| String::from_utf8_lossy(element.trim_ascii()).into_owned())
+        .filter(|element| !element.is_empty())
+        .collect()
+}
+
+/// Picks the protocol of a `101` (`RGIA-UPGRADE-3`): the one the
+/// application named in `headers` (taken out of them, since the server
+/// writes the field itself), which has to be among `offered`; else the
+/// request's only offer.
+///
+/// # Errors
+///
+/// [`UpgradeError::ProtocolNotOffered`] when the application chose a
+/// protocol the request did not offer; [`UpgradeError::ProtocolNotChosen`]
+/// when the request offered several (or none) and the application chose
+/// none.
+///
+/// # Examples
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header::UPGRADE};
+/// use rgi_conformance::rt::choose_protocol;
+///
+/// let offered = ["websocket".to_owned(), "x-echo".to_owned()];
+/// let mut headers = HeaderMap::new();
+/// headers.insert(UPGRADE, HeaderValue::from_static("X-Echo"));
+/// assert_eq!(choose_protocol(&offered, &mut headers)?, "x-echo");
+/// assert!(headers.is_empty());
+/// assert!(choose_protocol(&offered, &mut HeaderMap::new()).is_err());
+/// # Ok::<(), rgi_async::UpgradeError>(())
+/// ```
+pub fn choose_protocol(
+    offered: &[String],
+    headers: &mut http::HeaderMap,
+) -> Result<String, rgi_async::UpgradeError> {
+    let joined = || {
+        http::HeaderValue::from_str(&offered.join(", "))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("(not representable)"))
+    };
+    match headers.remove(http::header::UPGRADE) {
+        Some(chosen) => offered
+            .iter()
+            .find(|protocol| protocol.as_bytes().eq_ignore_ascii_case(chosen.as_bytes()))
+            .cloned()
+            .ok_or_else(|| rgi_async::UpgradeError::ProtocolNotOffered {
+                chosen,
+                offered: joined(),
+            }),
+        None => match offered {
+            [only] => Ok(only.clone()),
+            _ => Err(rgi_async::UpgradeError::ProtocolNotChosen { offered: joined() }),
+        },
+    }
+}
+
 /// A [`ResponseSink`] that records what reached it, in order: for tests and
 /// the in-process client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -123,17 +123,17 @@ impl UpgradeService for ToyUpgrade {
         if write.upgrade != UpgradeStage::None {
             return Err(UpgradeError::AlreadyAccepted);
         }
-        // RGIA-UPGRADE-3: the application cannot name a protocol (the
-        // `upgrade` field is the server's), so the request must offer one.
-        let protocol = match self.offered.as_slice() {
-            [protocol] => protocol.clone(),
-            [first, ..] if fault == Some(Fault::UpgradePicksFirstOffer) => first.clone(),
-            offered => {
-                return Err(invalid(format!(
-                    "the request offered {} protocols ({offered:?}); the toy upgrades only to a single one",
-                    offered.len()
-                )));
+        // RGIA-UPGRADE-3: the application's choice among the offers, or
+        // the request's only offer.
+        let mut headers = headers;
+        let protocol = match (
+            self.offered.as_slice(),
+            headers.contains_key(http::header::UPGRADE),
+        ) {
+            ([first, _, ..], false) if fault == Some(Fault::UpgradePicksFirstOffer) => {
+                first.clone()
             }
+            _ => crate::rt::choose_protocol(&self.offered, &mut headers)?,
         };
         // RGIA-UPGRADE-2: the rules for response fields.
         ResponseHead::from_parts(StatusCode::OK, headers.clone())

@@ -278,8 +278,13 @@ fn start_response_on_every_poll(server: &dyn ServerUnderTest) -> Result<(), Fail
                 if done {
                     return finished();
                 }
-                let _ = parked.send(());
-                ready_or_park!(latch.poll_open(cx));
+                let opened = latch.poll_open(cx);
+                if opened.is_pending() {
+                    // Only now is the waker registered: a latch opened
+                    // after this message needs a real wake-up to be seen.
+                    let _ = parked.send(());
+                }
+                ready_or_park!(opened);
                 done = true;
                 let lazy = head(StatusCode::OK, &[("x-lazy", "started-in-a-later-poll")]);
                 if let Err(error) = start.start(lazy) {

@@ -46,7 +46,7 @@ pub(super) const SEVERAL_OFFERS_NEED_A_CHOICE: Case = Case::new(
         "rgia_upgrade_3_several_offers_need_a_choice",
         &["RGIA-UPGRADE-3"],
         "when the request offers several protocols and the application names none, accept \
-         fails with a typed error",
+         fails with a typed error; the one it names among them is the one the 101 carries",
     ),
     Needs::Upgrade,
     several_offers_need_a_choice,
@@ -358,7 +358,48 @@ fn several_offers_need_a_choice(server: &dyn ServerUnderTest) -> Result<(), Fail
              Upgrade::accept succeeded",
         ));
     }
-    Ok(())
+    the_application_chooses(server)
+}
+
+/// The second half of `RGIA-UPGRADE-3`: among several offers, the protocol
+/// the application names in `accept` is the one the 101 carries.
+fn the_application_chooses(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-UPGRADE-3";
+    const LATER: &[u8] = b"chosen, then echoed";
+    let (report, reports) = mpsc::channel();
+    let app = rgi_async::from_fn(
+        move |environ: Environ, start: &mut StartResponse<'_>| -> Result<AnyBody, BoxError> {
+            let Some(upgrade) = upgrade_of(&environ) else {
+                let _ = report.send(MISSING.to_owned());
+                start.start(StatusCode::NOT_IMPLEMENTED)?;
+                return Ok(boxed(text_body("no upgrade")));
+            };
+            let mut fields = probe_fields();
+            fields.insert(http::header::UPGRADE, HeaderValue::from_static("x-echo"));
+            match upgrade.accept(fields) {
+                Ok(upgraded) => Ok(boxed(echo_body(upgraded, report.clone()))),
+                Err(error) => {
+                    let _ = report.send(format!(
+                        "the request offered `x-other, x-echo` and the application chose \
+                         x-echo, yet Upgrade::accept failed: {error}"
+                    ));
+                    start.start(StatusCode::NOT_IMPLEMENTED)?;
+                    Ok(boxed(text_body("accept failed")))
+                }
+            }
+        },
+    );
+    let session = Session::start(server, app, MAIN)?;
+    let mut conn = session.connect()?;
+    conn.send(&asking("/chosen", "x-other, x-echo").to_bytes())
+        .map_err(wire(MAIN, "sending a request offering x-other and x-echo"))?;
+    let result = converse(&mut conn, b"", LATER);
+    drop(conn);
+    session.stop()?;
+    if let Ok(problem) = reports.try_recv() {
+        return Err(fail(MAIN, problem));
+    }
+    result
 }
 
 fn the_101_then_the_stream(server: &dyn ServerUnderTest) -> Result<(), Failure> {
