@@ -853,3 +853,36 @@ fn environ_describes_the_connection() {
     );
     server.stop().unwrap();
 }
+
+#[test]
+fn stop_does_not_wait_for_an_input_the_application_kept() {
+    // The application keeps the request's input beyond the request (here,
+    // the test holds it), after a read started the input's pump thread.
+    let (keep, kept) = mpsc::channel::<rgi::Input>();
+    let keep = Mutex::new(keep);
+    let server = toy::serve_async(rgi_async::from_fn(move |mut environ: Environ, start| {
+        let waker = std::task::Waker::noop();
+        let _ = environ
+            .input_mut()
+            .poll_chunk(&mut Context::from_waker(waker), 16);
+        let _ = keep.lock().unwrap().send(environ.into_input());
+        start.start(ResponseHead::new(StatusCode::NO_CONTENT))?;
+        Ok(rgi::Empty)
+    }))
+    .unwrap();
+    let mut conn = connect(server.addr());
+    send(
+        &mut conn,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
+    );
+    let input = kept.recv_timeout(TIMEOUT).unwrap();
+    assert_eq!(read_head(&mut conn).0, 204);
+    let started = Instant::now();
+    server.stop().unwrap();
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "stop waited {:?} for the kept input",
+        started.elapsed()
+    );
+    drop(input);
+}

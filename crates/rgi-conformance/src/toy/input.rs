@@ -87,6 +87,9 @@ impl Read for BodyReader {
     }
 }
 
+/// How often an idle pump looks whether the server is stopping.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What the pump thread and the polling input share.
 #[derive(Debug, Default)]
 struct PumpState {
@@ -149,7 +152,9 @@ fn run_pump(pump: &Pump, reader: &mut BodyReader) {
         let max = {
             let mut state = lock(&pump.state);
             loop {
-                if state.closed {
+                // An application may keep its input past the server's stop;
+                // the pump must not keep the stop waiting for it.
+                if state.closed || reader.conn.server.is_stopping() {
                     return;
                 }
                 if let Some(max) = state.want.take() {
@@ -158,8 +163,9 @@ fn run_pump(pump: &Pump, reader: &mut BodyReader) {
                 }
                 state = pump
                     .wanted
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    .wait_timeout(state, STOP_POLL)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
             }
         };
         let mut buf = vec![0; max.min(MAX_ASYNC_READ)];
