@@ -36,7 +36,7 @@ struct Cli {
     /// Write the JUnit XML report of the run to FILE.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Write <server>.json, <server>.xml and <server>.txt for every server
+    /// Write SERVER.json, SERVER.xml and SERVER.txt for every server
     /// into DIR (created if missing).
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,

@@ -548,8 +548,9 @@ pub fn offered_protocols(request_headers: &http::HeaderMap) -> Vec<String> {
 ///
 /// # Errors
 ///
-/// [`UpgradeError::ProtocolNotOffered`] when the application chose a
-/// protocol the request did not offer; [`UpgradeError::ProtocolNotChosen`]
+/// [`UpgradeError::ProtocolNotOffered`](rgi_async::UpgradeError::ProtocolNotOffered) when the application chose a
+/// protocol the request did not offer;
+/// [`UpgradeError::ProtocolNotChosen`](rgi_async::UpgradeError::ProtocolNotChosen)
 /// when the request offered several (or none) and the application chose
 /// none.
 ///

@@ -89,7 +89,7 @@
 //! # Running the suite as a program
 //!
 //! [`run`] and [`run_with`] run every case and return a
-//! [`SuiteRun`](crate::report::SuiteRun) for the reports; [`cases`] and
+//! [`SuiteRun`] for the reports; [`cases`] and
 //! [`case`] give the cases themselves.
 
 mod case;
