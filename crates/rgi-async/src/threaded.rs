@@ -29,7 +29,9 @@ pub enum ThreadedError {
     #[error("no rgi_async::Capabilities in the environ: cannot offload the application")]
     NoOffload,
     /// The offload job failed: the application panicked, or the service was
-    /// saturated or shut down.
+    /// saturated or shut down after the response had started. (A job that
+    /// never ran before anything was started is answered `503 Service
+    /// Unavailable` instead, `[RGIA-COMP-8]`.)
     #[error("running the synchronous application failed: {0}")]
     Offload(#[from] OffloadError),
 }
@@ -142,6 +144,15 @@ impl<A: Application> AsyncApplication for Threaded<A> {
     }
 }
 
+/// The answer when the offload service could not run the application: `503
+/// Service Unavailable`, empty.
+fn unavailable() -> ResponseHead {
+    ResponseHead::new(http::StatusCode::SERVICE_UNAVAILABLE).with_header(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("0"),
+    )
+}
+
 /// The worker's side: the synchronous server loop for one request.
 fn run_on_worker<A: Application>(app: &A, environ: Environ, sender: Sender) {
     let mut state = ResponseState::new(environ.method());
@@ -222,11 +233,21 @@ impl<B: Body> AsyncBody for ThreadedBody<B> {
                             return Poll::Pending;
                         };
                         *job = None;
-                        return Poll::Ready(
-                            result
-                                .err()
-                                .map(|err| Err(BoxError::from(ThreadedError::Offload(err)))),
-                        );
+                        return Poll::Ready(match result {
+                            Ok(()) => None,
+                            // The job never ran, so nothing was started:
+                            // the server is busy, not the application
+                            // broken (`[RGIA-COMP-8]`).
+                            Err(OffloadError::Saturated { .. } | OffloadError::ShutDown)
+                                if !start.is_started() =>
+                            {
+                                match start.start(unavailable()) {
+                                    Ok(()) => None,
+                                    Err(err) => Some(Err(err.into())),
+                                }
+                            }
+                            Err(err) => Some(Err(BoxError::from(ThreadedError::Offload(err)))),
+                        });
                     }
                 }
             },

@@ -201,21 +201,26 @@ fn a_panicking_application_becomes_an_error_not_an_unwind() {
 }
 
 #[test]
-fn a_saturated_offload_is_reported() {
+fn a_saturated_offload_is_answered_503() {
     let probe = Probe::default();
     let app = Threaded::new(probe.app(1));
     let offload = Offload::new(Refusing(OffloadError::Saturated { capacity: 2 }));
-    let err = serve(&app, env_with(offload)).unwrap_err();
-    let err = err.downcast::<ThreadedError>().unwrap();
-    assert!(matches!(
-        *err,
-        ThreadedError::Offload(OffloadError::Saturated { capacity: 2 })
-    ));
+    let served = serve(&app, env_with(offload)).unwrap();
+    assert_eq!(served.wire.heads().len(), 1);
+    assert_eq!(
+        served.wire.heads()[0].status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        served.wire.heads()[0].headers()[header::CONTENT_LENGTH],
+        "0"
+    );
+    assert!(served.wire.body().is_empty());
     assert!(!probe.called.load(Ordering::SeqCst));
 }
 
 #[test]
-fn a_job_dropped_at_shutdown_is_reported() {
+fn a_job_dropped_at_shutdown_is_answered_503() {
     let app = Threaded::new(Probe::default().app(1));
     let queue = Queue::default();
     let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
@@ -225,6 +230,25 @@ fn a_job_dropped_at_shutdown_is_reported() {
             &mut state.start_response(&mut wire),
         )
         .unwrap();
+    queue.shut_down();
+    assert!(next_step(&mut body, &mut state, &mut wire).is_none());
+    state.finish(&mut wire).unwrap();
+    assert_eq!(wire.heads()[0].status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+fn a_job_dropped_after_the_head_was_started_is_an_error() {
+    let app = Threaded::new(Probe::default().app(1));
+    let queue = Queue::default();
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let mut body = app
+        .call(
+            env_with(Offload::new(queue.clone())),
+            &mut state.start_response(&mut wire),
+        )
+        .unwrap();
+    // An outer layer (middleware) already started a response.
+    state.start_response(&mut wire).start(ok()).unwrap();
     queue.shut_down();
     let Some(Err(err)) = next_step(&mut body, &mut state, &mut wire) else {
         panic!("expected an error");
