@@ -27,7 +27,7 @@
 //! | The application | [`AsyncApplication`], [`from_fn`], [`FnAsyncApplication`] |
 //! | The response body | [`AsyncBody`], [`Step`], [`from_stream`], [`StreamBody`] |
 //! | The switch to synchronous processing | [`SyncSwitch`] |
-//! | Synchronous applications below | [`Threaded`], [`ThreadedBody`], [`ThreadedError`] |
+//! | Synchronous applications below | [`Threaded`], [`ThreadedBody`], [`ThreadedError`], [`PRE_READ_LIMIT`] |
 //! | The request body as a stream | [`InputStream`] |
 //! | Discovery | [`Capabilities`], [`CapabilitiesBuilder`] |
 //! | Blocking work | [`Offload`], [`OffloadFuture`], [`OffloadError`], [`OffloadService`], [`Job`] |
@@ -108,5 +108,5 @@ pub use readiness::{
     WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
 pub use switch::{Continuation, Step, SyncSwitch};
-pub use threaded::{Threaded, ThreadedBody, ThreadedError};
+pub use threaded::{PRE_READ_LIMIT, Threaded, ThreadedBody, ThreadedError};
 pub use upgrade::{ByteStream, Upgrade, UpgradeError, UpgradeFuture, UpgradeService, Upgraded};

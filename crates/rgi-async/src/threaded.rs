@@ -10,8 +10,8 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use rgi::{
-    Application, Body, BoxError, Environ, InputUse, ResponseHead, ResponseSink, ResponseState,
-    StartResponse,
+    Application, Body, BoxError, Environ, Input, InputUse, ResponseHead, ResponseSink,
+    ResponseState, StartResponse,
 };
 
 use crate::app::AsyncApplication;
@@ -50,7 +50,12 @@ pub enum ThreadedError {
 /// its body; a job that has not started is skipped.
 ///
 /// An application whose hints say it never blocks and reads no input
-/// (or the request has no body) runs inline instead, without offload.
+/// (or the request has no body) runs inline instead, without offload. One
+/// that never blocks and reads its input whole runs inline too, once the
+/// body has been read through the non-blocking face into memory, up to
+/// [`PRE_READ_LIMIT`] bytes; past that, or when the input has no
+/// non-blocking face, it goes to the offload path with the bytes already
+/// read put back in front of the rest (`[RGIA-COMP-6]`).
 ///
 /// # Examples
 ///
@@ -119,28 +124,113 @@ impl<A: Application> AsyncApplication for Threaded<A> {
                 inner: Inner::Inline(Some(body)),
             });
         }
-        let offload = Capabilities::of(&environ)
-            .ok_or(ThreadedError::NoOffload)?
-            .offload()
-            .clone();
-        let chan = Arc::new(Chan {
-            state: Mutex::new(ChanState {
-                slot: None,
-                waker: None,
-                sender_gone: false,
-                receiver_gone: false,
-            }),
-            space: Condvar::new(),
-        });
-        let sender = Sender(Arc::clone(&chan));
-        let app = Arc::clone(&self.app);
-        let job = offload.run(move || run_on_worker(&*app, environ, sender));
-        Ok(ThreadedBody {
-            inner: Inner::Relayed {
-                receiver: Receiver(chan),
-                job: Some(job),
-            },
-        })
+        let fits = environ
+            .content_length()
+            .is_none_or(|length| length <= PRE_READ_LIMIT as u64);
+        if hints.can_run_inline() && hints.input == InputUse::Whole && fits {
+            let (inline, offloaded) = (Arc::clone(&self.app), Arc::clone(&self.app));
+            return Ok(ThreadedBody {
+                inner: Inner::PreReading(Some(Box::new(PreRead {
+                    environ,
+                    read: Vec::new(),
+                    call_inline: Box::new(move |environ, start| inline.call(environ, start)),
+                    offload: Box::new(move |environ| offload(offloaded, environ)),
+                }))),
+            });
+        }
+        offload(Arc::clone(&self.app), environ).map(|inner| ThreadedBody { inner })
+    }
+}
+
+/// How many body bytes [`Threaded`] reads into memory before it runs an
+/// application inline whose hints promise it never blocks and reads its
+/// input whole (`[RGIA-COMP-6]`); a longer body sends the application to
+/// the offload path instead, with the bytes already read put back in front
+/// of the rest.
+pub const PRE_READ_LIMIT: usize = 1024 * 1024;
+
+/// How much one pre-read poll asks for.
+const PRE_READ_STEP: usize = 16 * 1024;
+
+/// Starts the job that runs `app` on the request's offload service.
+fn offload<A: Application>(app: Arc<A>, environ: Environ) -> Result<Inner<A::Body>, BoxError> {
+    let offload = Capabilities::of(&environ)
+        .ok_or(ThreadedError::NoOffload)?
+        .offload()
+        .clone();
+    let chan = Arc::new(Chan {
+        state: Mutex::new(ChanState {
+            slot: None,
+            waker: None,
+            sender_gone: false,
+            receiver_gone: false,
+        }),
+        space: Condvar::new(),
+    });
+    let sender = Sender(Arc::clone(&chan));
+    let job = offload.run(move || run_on_worker(&*app, environ, sender));
+    Ok(Inner::Relayed {
+        receiver: Receiver(chan),
+        job: Some(job),
+    })
+}
+
+/// Calls the application inline once its body is in memory.
+type CallInline<B> = Box<dyn FnOnce(Environ, &mut StartResponse<'_>) -> Result<B, BoxError> + Send>;
+
+/// Sends the application to the offload path.
+type SendToOffload<B> = Box<dyn FnOnce(Environ) -> Result<Inner<B>, BoxError> + Send>;
+
+/// A request whose body is being read into memory before an inline call.
+struct PreRead<B> {
+    environ: Environ,
+    read: Vec<u8>,
+    call_inline: CallInline<B>,
+    offload: SendToOffload<B>,
+}
+
+impl<B> PreRead<B> {
+    /// Reads on through the non-blocking face: `Ready(Ok(true))` once the
+    /// whole body is in memory, `Ready(Ok(false))` when the body is too
+    /// long or cannot be read without blocking (the offload path takes
+    /// over).
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            match self.environ.input_mut().poll_chunk(cx, PRE_READ_STEP) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(chunk)) if chunk.is_empty() => return Poll::Ready(true),
+                Poll::Ready(Ok(chunk)) => {
+                    self.read.extend_from_slice(&chunk);
+                    if self.read.len() > PRE_READ_LIMIT {
+                        return Poll::Ready(false);
+                    }
+                }
+                // A blocking source, or a failed body: the application meets
+                // the error itself, on a worker, where reading may block.
+                Poll::Ready(Err(_)) => return Poll::Ready(false),
+            }
+        }
+    }
+
+    /// The environ with its input replaced: the bytes read, followed by the
+    /// rest of the original input (nothing, when it was read whole).
+    fn into_environ(self) -> (Environ, CallInline<B>, SendToOffload<B>) {
+        let PreRead {
+            mut environ,
+            read,
+            call_inline,
+            offload,
+        } = self;
+        let rest = environ.replace_input(Input::empty());
+        let length = rest.content_length();
+        let read = io::Cursor::new(read);
+        let input = if rest.is_finished() {
+            Input::new(read, length)
+        } else {
+            Input::new(io::Read::chain(read, rest), length)
+        };
+        environ.replace_input(input);
+        (environ, call_inline, offload)
     }
 }
 
@@ -181,6 +271,8 @@ pub struct ThreadedBody<B> {
 
 enum Inner<B> {
     Inline(Option<B>),
+    // Boxed: the environ is large, and only this rare state holds it.
+    PreReading(Option<Box<PreRead<B>>>),
     Relayed {
         receiver: Receiver,
         job: Option<OffloadFuture<()>>,
@@ -196,7 +288,30 @@ impl<B: Body> AsyncBody for ThreadedBody<B> {
         cx: &mut Context<'_>,
         start: &mut StartResponse<'_>,
     ) -> Poll<Option<Result<Step, BoxError>>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        if let Inner::PreReading(pre) = &mut this.inner {
+            let Some(reading) = pre.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let Poll::Ready(whole) = reading.poll_read(cx) else {
+                return Poll::Pending;
+            };
+            let Some(reading) = pre.take() else {
+                return Poll::Ready(None);
+            };
+            let (environ, call_inline, offload) = (*reading).into_environ();
+            let next = if whole {
+                call_inline(environ, start).map(|body| Inner::Inline(Some(body)))
+            } else {
+                offload(environ)
+            };
+            match next {
+                Ok(next) => this.inner = next,
+                Err(err) => return Poll::Ready(Some(Err(err))),
+            }
+        }
+        match &mut this.inner {
+            Inner::PreReading(_) => Poll::Ready(None),
             Inner::Inline(body) => {
                 let Some(inner) = body.as_mut() else {
                     return Poll::Ready(None);
@@ -259,6 +374,7 @@ impl<B> fmt::Debug for ThreadedBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.inner {
             Inner::Inline(_) => "inline",
+            Inner::PreReading(_) => "pre-reading",
             Inner::Relayed { .. } => "relayed",
         };
         f.debug_struct("ThreadedBody").field("mode", &mode).finish()

@@ -403,3 +403,134 @@ fn the_adapter_is_cloneable_and_exposes_the_application() {
     assert_eq!(rgi::Application::hints(clone.get_ref()), Hints::default());
     assert!(format!("{clone:?}").starts_with("Threaded { app: "));
 }
+
+/// Reads its input whole and echoes it; never blocks otherwise.
+#[derive(Clone, Default)]
+struct WholeEcho {
+    called_on: Arc<Mutex<Option<ThreadId>>>,
+}
+
+impl rgi::Application for WholeEcho {
+    type Body = Bytes;
+
+    fn call(&self, mut environ: Environ, start: &mut StartResponse<'_>) -> Result<Bytes, BoxError> {
+        *self.called_on.lock().unwrap() = Some(thread::current().id());
+        let body = environ.input_mut().read_to_bytes(8 * 1024 * 1024)?;
+        start.start(ok())?;
+        Ok(body)
+    }
+
+    fn hints(&self) -> Hints {
+        Hints::default()
+            .with_input(InputUse::Whole)
+            .with_may_block(false)
+    }
+}
+
+/// An environ whose body arrives through the non-blocking face, in
+/// `pieces`, with a Content-Length unless `chunked`.
+fn fed_environ(offload: Offload, pieces: &[Bytes], chunked: bool) -> Environ {
+    let fed = support::Fed::default();
+    for piece in pieces {
+        fed.push(piece.clone());
+    }
+    fed.end();
+    let length: usize = pieces.iter().map(Bytes::len).sum();
+    let mut builder = Environ::builder()
+        .method(Method::POST)
+        .extension(Capabilities::builder(offload).build());
+    // A chunked body reaches the application without a length (and
+    // without the transfer-encoding field, which the server consumes).
+    let declared = if chunked {
+        None
+    } else {
+        builder = builder.header(header::CONTENT_LENGTH, HeaderValue::from(length));
+        Some(length as u64)
+    };
+    builder
+        .input(Input::from_async(fed, declared))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_whole_input_application_runs_inline_after_a_pre_read() {
+    for chunked in [false, true] {
+        let app = WholeEcho::default();
+        let pieces = [Bytes::from_static(b"name="), Bytes::from_static(b"Ada")];
+        let served = serve(
+            &Threaded::new(app.clone()),
+            fed_environ(Offload::new(ThreadPerJob), &pieces, chunked),
+        )
+        .unwrap();
+        assert_eq!(served.wire.body(), b"name=Ada");
+        assert_eq!(
+            *app.called_on.lock().unwrap(),
+            Some(thread::current().id()),
+            "called on the polling thread"
+        );
+    }
+}
+
+#[test]
+fn a_body_past_the_pre_read_limit_goes_to_the_offload_path_whole() {
+    let app = WholeEcho::default();
+    let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+    let count = rgi_async::PRE_READ_LIMIT / piece.len() + 2;
+    let mut pieces: Vec<Bytes> = vec![piece; count];
+    pieces.push(Bytes::from_static(b"end"));
+    for chunked in [false, true] {
+        let served = serve(
+            &Threaded::new(app.clone()),
+            fed_environ(Offload::new(ThreadPerJob), &pieces, chunked),
+        )
+        .unwrap();
+        let expected: Vec<u8> = pieces.iter().flatten().copied().collect();
+        assert_eq!(served.wire.body().len(), expected.len());
+        assert!(served.wire.body() == expected, "bytes lost or reordered");
+        assert_ne!(
+            *app.called_on.lock().unwrap(),
+            Some(thread::current().id()),
+            "offloaded"
+        );
+    }
+}
+
+#[test]
+fn a_declared_length_past_the_limit_is_offloaded_without_a_pre_read() {
+    let app = WholeEcho::default();
+    let queue = Queue::default();
+    let environ = Environ::builder()
+        .method(Method::POST)
+        .header(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(rgi_async::PRE_READ_LIMIT + 1),
+        )
+        .extension(Capabilities::builder(Offload::new(queue.clone())).build())
+        .input(Input::from_async(
+            support::Fed::default(),
+            Some(rgi_async::PRE_READ_LIMIT as u64 + 1),
+        ))
+        .build()
+        .unwrap();
+    let (mut state, mut wire) = (ResponseState::new(&Method::POST), Recorder::default());
+    let _body = Threaded::new(app)
+        .call(environ, &mut state.start_response(&mut wire))
+        .unwrap();
+    assert_eq!(queue.len(), 1, "offloaded at once");
+}
+
+#[test]
+fn a_blocking_input_sends_a_whole_input_application_to_the_offload_path() {
+    let app = WholeEcho::default();
+    let environ = Environ::builder()
+        .method(Method::POST)
+        .header(header::CONTENT_LENGTH, HeaderValue::from_static("5"))
+        .extension(Capabilities::builder(Offload::new(ThreadPerJob)).build())
+        .input(Input::new(std::io::Cursor::new(b"hello".to_vec()), Some(5)))
+        .build()
+        .unwrap();
+    let served = serve(&Threaded::new(app.clone()), environ).unwrap();
+    assert_eq!(served.wire.body(), b"hello");
+    assert_ne!(*app.called_on.lock().unwrap(), Some(thread::current().id()));
+}
