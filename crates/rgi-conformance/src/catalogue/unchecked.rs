@@ -269,7 +269,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGIA-COMP-6",
-        "Behaviour of `rgi_async::Threaded`; the inline path is tested in (crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`). Known gap of rgi-async 0.1: there is no pre-read for `InputUse::Whole`; such an application is always offloaded, which is the clause's fallback with an undocumented limit of zero.",
+        "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server, tested in crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_body_past_the_pre_read_limit_goes_to_the_offload_path_whole`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`, `a_blocking_input_sends_a_whole_input_application_to_the_offload_path` (the documented limit is `rgi_async::PRE_READ_LIMIT`).",
     ),
     (
         "RGIA-COMP-7",
@@ -277,7 +277,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGIA-COMP-8",
-        "Behaviour of `rgi_async::Threaded`: errors and panics are relayed as failure steps (crates/rgi-async/tests/threaded.rs: `a_panicking_application_becomes_an_error_not_an_unwind`, `the_workers_response_rules_are_enforced_and_reported`). Known gap of rgi-async 0.1: an offload error becomes `ThreadedError::Offload` (crates/rgi-async/tests/threaded.rs: `a_saturated_offload_is_reported`, `a_job_dropped_at_shutdown_is_reported`), which a server answers with 500, not the 503 the clause asks for.",
+        "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server: errors and panics are relayed as failure steps, and an offload that never ran the application is answered 503 when nothing was started (crates/rgi-async/tests/threaded.rs: `a_panicking_application_becomes_an_error_not_an_unwind`, `the_workers_response_rules_are_enforced_and_reported`, `a_saturated_offload_is_answered_503`, `a_job_dropped_at_shutdown_is_answered_503`, `a_job_dropped_after_the_head_was_started_is_an_error`).",
     ),
     (
         "RGIA-COMP-9",
