@@ -7,9 +7,9 @@
 //! the test names in backticks; `tests/catalogue.rs` proves that those
 //! files and functions exist, and that every check a reason names is one of
 //! the kit's), it is a property of source code or of the deployment that no
-//! run can observe, or a case is possible but not written yet (and what it
-//! would need). A reason for a clause that a check judges is stale and
-//! fails the kit's tests.
+//! run can observe, or what it concerns is out of the suite's sight (and
+//! why). A reason for a clause that a check judges is stale and fails the
+//! kit's tests.
 
 /// `(clause ID, reason)` for every clause no check judges, in spec order.
 pub const UNCHECKED: &[(&str, &str)] = &[
@@ -212,16 +212,8 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about the mode of its own descriptors, which the kit does not hold; a blocking operation on a loop thread shows only as a stall of other requests, which the suite judges against the server (RGIA-TASK-1), not the application.",
     ),
     (
-        "RGIA-READY-13",
-        "Not yet a suite case: it needs a probe that leaks a wait with `mem::forget`, closes the descriptor and waits on a new one that reuses the number. The kit's own readiness service (`rt::PollerReadiness`) is written without unsafe code, so it is memory-safe in that situation by construction.",
-    ),
-    (
         "RGIA-READY-14",
         "Enforced by the types for safe code: a wait borrows its descriptor (`WaitFuture<'a>` from a `Source<'a>` over a `BorrowedFd<'a>`), so the descriptor cannot be closed while the future exists; only code that builds a `BorrowedFd` from a raw number with `unsafe` takes the duty on itself.",
-    ),
-    (
-        "RGIA-OFFLOAD-2",
-        "Not yet a suite case: proving that `execute` returns at once needs the pool and queue driven to saturation, whose sizes each server documents differently (RGIA-OFFLOAD-3). `rgi_async::Offload` passes a `Saturated` refusal through unchanged (crates/rgi-async/tests/offload.rs: `saturation_is_passed_through_and_the_job_never_runs`).",
     ),
     (
         "RGIA-OFFLOAD-4",
@@ -232,10 +224,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Behaviour of `rgi_async::OffloadFuture`, the same for every server: tested in (crates/rgi-async/tests/offload.rs: `a_job_whose_future_was_dropped_before_it_started_is_skipped`, `a_running_job_whose_future_is_dropped_finishes_and_its_result_is_discarded`).",
     ),
     (
-        "RGIA-OFFLOAD-9",
-        "The server's part (a kept `Offload` handle answering `ShutDown` after `RunningServer::stop`, queued jobs dropped unrun) is not yet a suite case. The future's part, a job dropped unrun resolving to `ShutDown` and never staying pending, is `rgi_async::Offload`'s (crates/rgi-async/tests/offload.rs: `a_job_dropped_unrun_by_the_service_resolves_to_shut_down`, `a_job_dropped_unrun_on_another_thread_wakes_the_waiting_task`).",
-    ),
-    (
         "RGIA-OFFLOAD-10",
         "Application obligation: which of its operations block is known to the application, not to a wrapper. The validator catches the one blocking operation it can see, a blocking read of the input on a loop thread (`blocking_read_on_loop_thread`, RGIA-INPUT-8).",
     ),
@@ -244,16 +232,8 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about assumptions (two jobs on one thread, one job waiting for another): a wrong assumption shows only on a server whose pool schedules differently, and a deadlock between jobs shows as a hang that no wrapper can attribute.",
     ),
     (
-        "RGIA-AFTER-5",
-        "Not yet a suite case: it needs tasks queued and running at the moment the server stops, and `RunningServer::stop` exposes neither the grace period nor the server's log. The refusal during shutdown passes through `rgi_async::AfterResponse` (crates/rgi-async/tests/capabilities.rs: `a_task_offered_during_shutdown_is_refused`).",
-    ),
-    (
         "RGIA-AFTER-6",
         "Application obligation about what it relies on: reliance on a task being run shows only when the server drops it (over its cap or at shutdown), and then as a wrong result that only the application can recognise.",
-    ),
-    (
-        "RGIA-UPGRADE-9",
-        "Not yet a suite case: the connection must fail between `accept` and the writing of the 101, a window the suite's client cannot hit reliably from outside. `Upgraded` passes a server's typed error through (crates/rgi-async/tests/upgrade.rs: `a_connection_lost_before_the_101_resolves_to_its_error`).",
     ),
     (
         "RGIA-COMP-1",
@@ -296,12 +276,8 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A restatement of the synchronous middleware clauses for polling, judged as those are: with an `AsyncValidator` on each side of the middleware, the inner one reports server-side breaches (`poll_after_end`, `async_body_kept`, `async_chunk_not_sent`) and the outer one application-side breaches (`async_size_hint_overrun`, `async_size_hint_shortfall`, `blocking_read_on_loop_thread`).",
     ),
     (
-        "RGIA-TASK-5",
-        "Not yet a suite case: it needs a request parked in a readiness wait when the server stops and a probe that then finds its descriptor open, unread and with unchanged flags. The dropped-wait half is judged by the case `rgia_ready_12_a_dropped_wait_is_deregistered` (RGIA-READY-12).",
-    ),
-    (
         "RGIA-TASK-6",
-        "Not yet a suite case: it needs a synchronous part still running at the end of the grace period, which `RunningServer::stop` neither exposes nor lets a case choose, and the logging of abandoned workers goes to the server's log, which the suite does not read.",
+        "Not observable through `RunningServer`: the clause governs a worker still busy when the server's own grace period ends, and that moment is invisible to the suite, because until then the server may go on pulling the body. `RunningServer::stop` must return only once the server's threads have ended (a run that leaves one running fails RGI-CONN-5), so the suite never sees a server that abandons a worker; the abandonment is logged to the server's log, which the suite does not read.",
     ),
     (
         "RGIA-VER-2",

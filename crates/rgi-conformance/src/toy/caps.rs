@@ -5,10 +5,10 @@
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-#[cfg(unix)]
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rgi_async::{
     AfterError, AfterResponseService, AfterTask, Job, Offload, OffloadError, OffloadService,
@@ -25,12 +25,39 @@ use super::conn::lock;
 use super::server::Shared;
 use crate::rt::{AfterQueue, ThreadOffload};
 
-/// The server's offload service.
-pub(crate) fn offload(fault: Option<Fault>) -> Offload {
-    match fault {
-        Some(Fault::InlineOffload) => Offload::new(Inline),
-        Some(Fault::HollowOffload) => Offload::new(Hollow),
-        _ => Offload::new(ThreadOffload::new()),
+/// The server's offload service: a thread per job, refused once `stop`
+/// has begun (`RGIA-OFFLOAD-9`).
+pub(crate) fn offload(fault: Option<Fault>, stopping: &Arc<AtomicBool>) -> Offload {
+    let inner: Box<dyn OffloadService> = match fault {
+        Some(Fault::InlineOffload) => Box::new(Inline),
+        Some(Fault::HollowOffload) => Box::new(Hollow),
+        Some(Fault::BlockingOffload) => Box::new(Blocking::default()),
+        _ => Box::new(ThreadOffload::new()),
+    };
+    Offload::new(UntilStop {
+        inner,
+        stopping: Arc::clone(stopping),
+        refuses: fault != Some(Fault::OffloadAfterShutdown),
+    })
+}
+
+/// Refuses every job once `stop` has begun, unless
+/// [`Fault::OffloadAfterShutdown`] is on.
+struct UntilStop {
+    inner: Box<dyn OffloadService>,
+    stopping: Arc<AtomicBool>,
+    refuses: bool,
+}
+
+impl OffloadService for UntilStop {
+    fn execute(&self, job: Job) -> Result<(), OffloadError> {
+        if self.refuses && self.stopping.load(Ordering::SeqCst) {
+            // Dropped unrun, so a future that kept waiting for it resolves
+            // to `ShutDown` too.
+            drop(job);
+            return Err(OffloadError::ShutDown);
+        }
+        self.inner.execute(job)
     }
 }
 
@@ -56,8 +83,67 @@ impl OffloadService for Hollow {
     }
 }
 
+/// How many workers [`Fault::BlockingOffload`] has.
+const BLOCKING_WORKERS: usize = 2;
+
+/// How long [`Fault::BlockingOffload`] waits for a free worker before it
+/// starts the job anyway, so that nothing hangs for ever on the fault.
+const BLOCKING_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Two workers, and an `execute` that waits for one of them to be free:
+/// [`Fault::BlockingOffload`].
+#[derive(Debug, Default)]
+struct Blocking {
+    busy: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// Gives a [`Blocking`] worker back when its job ends (or never starts).
+struct Release(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let (busy, freed) = &*self.0;
+        let mut count = lock(busy);
+        *count = count.saturating_sub(1);
+        drop(count);
+        freed.notify_one();
+    }
+}
+
+impl OffloadService for Blocking {
+    fn execute(&self, job: Job) -> Result<(), OffloadError> {
+        let (busy, freed) = &*self.busy;
+        let deadline = Instant::now() + BLOCKING_PATIENCE;
+        let mut count = lock(busy);
+        // The fault: it waits for capacity instead of answering Saturated.
+        while *count >= BLOCKING_WORKERS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            count = freed
+                .wait_timeout(count, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *count += 1;
+        drop(count);
+        let release = Release(Arc::clone(&self.busy));
+        let spawned = thread::Builder::new()
+            .name("toy-offload".into())
+            .spawn(move || {
+                let _release = release;
+                job.run();
+            });
+        spawned.map(drop).map_err(|_| OffloadError::ShutDown)
+    }
+}
+
 /// The server's readiness service, where the platform has one.
-pub(crate) fn readiness(fault: Option<Fault>) -> io::Result<Option<Readiness>> {
+pub(crate) fn readiness(
+    fault: Option<Fault>,
+    stopping: &Arc<AtomicBool>,
+) -> io::Result<Option<Readiness>> {
     #[cfg(unix)]
     {
         let poller: Arc<dyn ReadinessService> = Arc::new(crate::rt::PollerReadiness::new()?);
@@ -71,6 +157,8 @@ pub(crate) fn readiness(fault: Option<Fault>) -> io::Result<Option<Readiness>> {
                     | Fault::FilesLookReady
                     | Fault::DroppedWaitsLinger
                     | Fault::WaitAnyWrongIndex
+                    | Fault::ShutdownDrainsWaitedDescriptors
+                    | Fault::LeakedWaitsKeepTheirNumber
             )
         );
         match fault {
@@ -78,13 +166,15 @@ pub(crate) fn readiness(fault: Option<Fault>) -> io::Result<Option<Readiness>> {
                 inner: poller,
                 fault,
                 ghosts: Ghosts::default(),
+                numbers: Ghosts::default(),
+                stopping: Arc::clone(stopping),
             }))),
             _ => Ok(Some(Readiness::from_arc(poller))),
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = fault;
+        let _ = (fault, stopping);
         Ok(None)
     }
 }
@@ -95,6 +185,10 @@ struct Faulty {
     inner: Arc<dyn ReadinessService>,
     fault: Fault,
     ghosts: Ghosts,
+    /// [`Fault::LeakedWaitsKeepTheirNumber`]: the descriptor numbers that
+    /// have a wait which was polled and not dropped yet.
+    numbers: Ghosts,
+    stopping: Arc<AtomicBool>,
 }
 
 /// [`Fault::DroppedWaitsLinger`]: the descriptors whose wait was dropped
@@ -119,6 +213,58 @@ impl Drop for Ghost {
     }
 }
 
+/// [`Fault::LeakedWaitsKeepTheirNumber`]: gives a descriptor number back
+/// when its wait is dropped; a leaked wait never gives it back.
+#[cfg(unix)]
+struct Claim {
+    fd: std::os::fd::RawFd,
+    numbers: Ghosts,
+}
+
+#[cfg(unix)]
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock(&self.numbers).remove(&self.fd);
+    }
+}
+
+/// [`Fault::ShutdownDrainsWaitedDescriptors`]: a duplicate of a waited-on
+/// descriptor, read dry when its wait is dropped unresolved after `stop`
+/// has begun.
+#[cfg(unix)]
+struct DrainAtStop {
+    fd: Option<std::os::fd::OwnedFd>,
+    stopping: Arc<AtomicBool>,
+}
+
+#[cfg(unix)]
+impl Drop for DrainAtStop {
+    fn drop(&mut self) {
+        use std::io::Read as _;
+        let Some(fd) = self.fd.take() else {
+            return;
+        };
+        if !self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        // The fault: "cleaning up" the descriptors of cancelled requests.
+        // Non-blocking first (a flag the application's descriptor shares),
+        // so that the drain cannot hang the shutdown.
+        let stream = std::os::unix::net::UnixStream::from(fd);
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(stream));
+        let mut buf = [0_u8; 4096];
+        for _ in 0..256 {
+            match file.read(&mut buf) {
+                Ok(read) if read > 0 => {}
+                _ => break,
+            }
+        }
+    }
+}
+
 #[cfg(unix)]
 impl ReadinessService for Faulty {
     fn wait<'a>(
@@ -130,6 +276,8 @@ impl ReadinessService for Faulty {
         let inner = Arc::clone(&self.inner);
         let fault = self.fault;
         let ghosts = Arc::clone(&self.ghosts);
+        let numbers = Arc::clone(&self.numbers);
+        let stopping = Arc::clone(&self.stopping);
         Box::pin(async move {
             match fault {
                 Fault::NoReadinessTimeout => inner.wait(source, interest, None).await,
@@ -179,6 +327,27 @@ impl ReadinessService for Faulty {
                     let outcome = inner.wait(source, interest, timeout).await;
                     ghost.armed = false;
                     outcome
+                }
+                Fault::ShutdownDrainsWaitedDescriptors => {
+                    let mut drain = DrainAtStop {
+                        fd: source.borrowed().try_clone_to_owned().ok(),
+                        stopping,
+                    };
+                    let outcome = inner.wait(source, interest, timeout).await;
+                    drain.fd = None;
+                    outcome
+                }
+                Fault::LeakedWaitsKeepTheirNumber => {
+                    let fd = source.as_raw();
+                    if !lock(&numbers).insert(fd) {
+                        // The fault: the number still belongs to a wait that
+                        // was never dropped, and this wait joins its stale
+                        // registration, which never fires.
+                        inner.wait_any(Vec::new(), timeout).await?;
+                        return Ok(WaitOutcome::TimedOut);
+                    }
+                    let _claim = Claim { fd, numbers };
+                    inner.wait(source, interest, timeout).await
                 }
                 _ => inner.wait(source, interest, timeout).await,
             }
@@ -339,6 +508,10 @@ impl After {
 impl AfterResponseService for After {
     fn spawn(&self, task: AfterTask) -> Result<(), AfterError> {
         if self.server.is_stopping() {
+            if self.server.fault == Some(Fault::AfterShutdownLooksRejected) {
+                // The fault: a refusal that blames a full queue.
+                return Err(AfterError::Rejected { limit: 0 });
+            }
             // RGIA-AFTER-5: refused, and distinct from `Rejected`.
             return Err(AfterError::ShutDown);
         }

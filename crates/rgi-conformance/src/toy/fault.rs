@@ -232,6 +232,10 @@ pub enum Fault {
     /// Closes the connection without an answer when `AsyncApplication::call` fails. Breaks
     /// `RGIA-APP-4`.
     AsyncCallFailureDropsConnection,
+    /// Passes on a body's wake-up only when it is made on one of the server's own threads (its
+    /// connections, workers, helpers and poller); a wake-up from a thread of the application is
+    /// lost. Breaks `RGIA-POLL-3`.
+    IgnoresForeignWakeUps,
     /// Polls a pending body again at once, in a loop. Breaks `RGIA-POLL-4`.
     BusyPolling,
     /// Panics, on the waking thread, when a body's waker is woken after the body ended. Breaks
@@ -289,6 +293,11 @@ pub enum Fault {
     AsyncInputOutlivesResponse,
     /// Runs offload jobs on the calling thread. Breaks `RGIA-OFFLOAD-1`.
     InlineOffload,
+    /// Runs offload jobs on two workers, and when both are busy `execute` waits for one to be
+    /// free instead of refusing with `Saturated`. Breaks `RGIA-OFFLOAD-2`.
+    BlockingOffload,
+    /// Goes on accepting and running offload jobs after `stop`. Breaks `RGIA-OFFLOAD-9`.
+    OffloadAfterShutdown,
     /// Treats a `Switch` step as the end of the body and never runs the continuation. Breaks
     /// `RGIA-SWITCH-1`.
     IgnoresSwitch,
@@ -311,6 +320,9 @@ pub enum Fault {
     AfterTasksDropped,
     /// A panicking after-response task takes the server down. Breaks `RGIA-AFTER-2`.
     AfterTaskPanicKillsServer,
+    /// Refuses after-response tasks at shutdown with `AfterError::Rejected`, which says the queue
+    /// is full, instead of `ShutDown`. Breaks `RGIA-AFTER-5`.
+    AfterShutdownLooksRejected,
     /// Offers the upgrade on requests whose `Connection` field does not list `upgrade`. Breaks
     /// `RGIA-UPGRADE-1`.
     UpgradeWithoutConnectionField,
@@ -325,6 +337,9 @@ pub enum Fault {
     /// Writes HTTP body data an upgraded body yields onto the upgraded connection. Breaks
     /// `RGIA-UPGRADE-6`.
     SendsHttpAfterUpgrade,
+    /// Ignores a failure to write the 101 and resolves `Upgraded` with a stream over the dead
+    /// connection. Breaks `RGIA-UPGRADE-9`.
+    UpgradeHidesFailedHandOver,
     /// Readiness waits resolve only when their timeout expires. Breaks `RGIA-READY-1`.
     ReadinessIgnoresReadiness,
     /// A wait on a descriptor that is already ready waits for its timeout instead of resolving.
@@ -342,6 +357,13 @@ pub enum Fault {
     DroppedWaitsLinger,
     /// `wait_any` reports the wrong index for the ready source. Breaks `RGIA-READY-16`.
     WaitAnyWrongIndex,
+    /// Keys readiness waits by descriptor number: a wait leaked without being dropped keeps its
+    /// number, and a later wait on a new descriptor with that number joins the stale registration
+    /// and never sees readiness. Breaks `RGIA-READY-13`.
+    LeakedWaitsKeepTheirNumber,
+    /// When `stop` cancels a request parked in a readiness wait, switches the waited-on
+    /// descriptor to non-blocking and reads away what is pending on it. Breaks `RGIA-TASK-5`.
+    ShutdownDrainsWaitedDescriptors,
 }
 
 impl Fault {
@@ -426,6 +448,7 @@ impl Fault {
         Fault::HollowOffload,
         Fault::CallsTwice,
         Fault::AsyncCallFailureDropsConnection,
+        Fault::IgnoresForeignWakeUps,
         Fault::BusyPolling,
         Fault::LateWakePanics,
         Fault::PollsAfterEnd,
@@ -446,6 +469,8 @@ impl Fault {
         Fault::EagerContinueAsync,
         Fault::AsyncInputOutlivesResponse,
         Fault::InlineOffload,
+        Fault::BlockingOffload,
+        Fault::OffloadAfterShutdown,
         Fault::IgnoresSwitch,
         Fault::KeepsAsyncBodyDuringSwitch,
         Fault::SwitchForgetsStoredHead,
@@ -455,11 +480,13 @@ impl Fault {
         Fault::AfterTasksBeforeResponse,
         Fault::AfterTasksDropped,
         Fault::AfterTaskPanicKillsServer,
+        Fault::AfterShutdownLooksRejected,
         Fault::UpgradeWithoutConnectionField,
         Fault::UpgradeAfterHead,
         Fault::UpgradePicksFirstOffer,
         Fault::UpgradeDropsBufferedBytes,
         Fault::SendsHttpAfterUpgrade,
+        Fault::UpgradeHidesFailedHandOver,
         Fault::ReadinessIgnoresReadiness,
         Fault::EdgeTriggeredReadiness,
         Fault::HangupIgnored,
@@ -467,6 +494,8 @@ impl Fault {
         Fault::FilesLookReady,
         Fault::DroppedWaitsLinger,
         Fault::WaitAnyWrongIndex,
+        Fault::LeakedWaitsKeepTheirNumber,
+        Fault::ShutdownDrainsWaitedDescriptors,
     ];
 
     /// The clause the fault breaks.
@@ -552,6 +581,7 @@ impl Fault {
             Fault::HollowOffload => "RGIA-CAP-3",
             Fault::CallsTwice => "RGIA-APP-1",
             Fault::AsyncCallFailureDropsConnection => "RGIA-APP-4",
+            Fault::IgnoresForeignWakeUps => "RGIA-POLL-3",
             Fault::BusyPolling => "RGIA-POLL-4",
             Fault::LateWakePanics => "RGIA-POLL-5",
             Fault::PollsAfterEnd => "RGIA-POLL-6",
@@ -572,6 +602,8 @@ impl Fault {
             Fault::EagerContinueAsync => "RGIA-INPUT-11",
             Fault::AsyncInputOutlivesResponse => "RGIA-INPUT-16",
             Fault::InlineOffload => "RGIA-OFFLOAD-1",
+            Fault::BlockingOffload => "RGIA-OFFLOAD-2",
+            Fault::OffloadAfterShutdown => "RGIA-OFFLOAD-9",
             Fault::IgnoresSwitch => "RGIA-SWITCH-1",
             Fault::KeepsAsyncBodyDuringSwitch => "RGIA-SWITCH-2",
             Fault::SwitchForgetsStoredHead => "RGIA-SWITCH-4",
@@ -581,11 +613,13 @@ impl Fault {
             Fault::AfterTasksBeforeResponse => "RGIA-AFTER-1",
             Fault::AfterTasksDropped => "RGIA-AFTER-1",
             Fault::AfterTaskPanicKillsServer => "RGIA-AFTER-2",
+            Fault::AfterShutdownLooksRejected => "RGIA-AFTER-5",
             Fault::UpgradeWithoutConnectionField => "RGIA-UPGRADE-1",
             Fault::UpgradeAfterHead => "RGIA-UPGRADE-2",
             Fault::UpgradePicksFirstOffer => "RGIA-UPGRADE-3",
             Fault::UpgradeDropsBufferedBytes => "RGIA-UPGRADE-4",
             Fault::SendsHttpAfterUpgrade => "RGIA-UPGRADE-6",
+            Fault::UpgradeHidesFailedHandOver => "RGIA-UPGRADE-9",
             Fault::ReadinessIgnoresReadiness => "RGIA-READY-1",
             Fault::EdgeTriggeredReadiness => "RGIA-READY-2",
             Fault::HangupIgnored => "RGIA-READY-6",
@@ -593,6 +627,8 @@ impl Fault {
             Fault::FilesLookReady => "RGIA-READY-10",
             Fault::DroppedWaitsLinger => "RGIA-READY-12",
             Fault::WaitAnyWrongIndex => "RGIA-READY-16",
+            Fault::LeakedWaitsKeepTheirNumber => "RGIA-READY-13",
+            Fault::ShutdownDrainsWaitedDescriptors => "RGIA-TASK-5",
         }
     }
 
@@ -695,6 +731,7 @@ impl Fault {
             Fault::HollowOffload => Some("rgia_cap_2_no_capabilities_from_a_synchronous_server"),
             Fault::CallsTwice => Some("rgia_app_1_one_call_per_request"),
             Fault::AsyncCallFailureDropsConnection => Some("rgia_app_4_failures_of_call_get_a_500"),
+            Fault::IgnoresForeignWakeUps => Some("rgia_poll_1_a_start_response_on_every_poll"),
             Fault::BusyPolling => Some("rgia_poll_4_no_busy_polling"),
             Fault::LateWakePanics => Some("rgia_poll_5_late_wake_ups_are_harmless"),
             Fault::PollsAfterEnd => Some("rgia_poll_6_no_poll_after_the_end"),
@@ -723,6 +760,8 @@ impl Fault {
                 Some("rgia_input_16_nothing_from_the_next_request")
             }
             Fault::InlineOffload => Some("rgia_offload_1_jobs_run_on_worker_threads"),
+            Fault::BlockingOffload => Some("rgia_offload_2_execute_never_blocks"),
+            Fault::OffloadAfterShutdown => Some("rgia_offload_9_no_jobs_after_shutdown"),
             Fault::IgnoresSwitch => Some("rgia_switch_1_a_switch_before_the_head"),
             Fault::KeepsAsyncBodyDuringSwitch => {
                 Some("rgia_switch_2_the_async_body_is_dropped_first")
@@ -734,11 +773,15 @@ impl Fault {
             Fault::AfterTasksBeforeResponse => Some("rgia_after_1_tasks_run_after_the_response"),
             Fault::AfterTasksDropped => Some("rgia_after_1_tasks_run_without_the_client"),
             Fault::AfterTaskPanicKillsServer => Some("rgia_after_2_a_panicking_task_is_contained"),
+            Fault::AfterShutdownLooksRejected => Some("rgia_after_5_no_tasks_after_shutdown"),
             Fault::UpgradeWithoutConnectionField => Some("rgia_upgrade_1_offered_only_when_asked"),
             Fault::UpgradeAfterHead => Some("rgia_upgrade_2_no_101_after_the_head"),
             Fault::UpgradePicksFirstOffer => Some("rgia_upgrade_3_several_offers_need_a_choice"),
             Fault::UpgradeDropsBufferedBytes => Some("rgia_upgrade_4_the_101_then_the_stream"),
             Fault::SendsHttpAfterUpgrade => Some("rgia_upgrade_6_http_output_after_accept_closes"),
+            Fault::UpgradeHidesFailedHandOver => {
+                Some("rgia_upgrade_9_a_failed_hand_over_is_reported")
+            }
             Fault::ReadinessIgnoresReadiness => Some("rgia_ready_1_a_pipe_wait_wakes_the_body"),
             Fault::EdgeTriggeredReadiness => Some("rgia_ready_2_waits_are_level_triggered"),
             Fault::HangupIgnored => Some("rgia_ready_6_hangup_is_reported"),
@@ -746,6 +789,10 @@ impl Fault {
             Fault::FilesLookReady => Some("rgia_ready_10_files_are_unpollable"),
             Fault::DroppedWaitsLinger => Some("rgia_ready_12_a_dropped_wait_is_deregistered"),
             Fault::WaitAnyWrongIndex => Some("rgia_ready_16_wait_any_reports_which_source"),
+            Fault::LeakedWaitsKeepTheirNumber => Some("rgia_ready_13_a_leaked_wait_is_harmless"),
+            Fault::ShutdownDrainsWaitedDescriptors => {
+                Some("rgia_task_5_shutdown_leaves_descriptors_alone")
+            }
         }
     }
 
@@ -1223,6 +1270,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         "RGIA-APP-4",
     ),
     (
+        Fault::IgnoresForeignWakeUps,
+        "rgia_poll_1_a_start_response_on_every_poll",
+        "RGIA-POLL-3",
+    ),
+    (
         Fault::BusyPolling,
         "rgia_poll_4_no_busy_polling",
         "RGIA-POLL-4",
@@ -1323,6 +1375,16 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         "RGIA-OFFLOAD-1",
     ),
     (
+        Fault::BlockingOffload,
+        "rgia_offload_2_execute_never_blocks",
+        "RGIA-OFFLOAD-2",
+    ),
+    (
+        Fault::OffloadAfterShutdown,
+        "rgia_offload_9_no_jobs_after_shutdown",
+        "RGIA-OFFLOAD-9",
+    ),
+    (
         Fault::IgnoresSwitch,
         "rgia_switch_1_a_switch_before_the_head",
         "RGIA-SWITCH-1",
@@ -1368,6 +1430,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         "RGIA-AFTER-2",
     ),
     (
+        Fault::AfterShutdownLooksRejected,
+        "rgia_after_5_no_tasks_after_shutdown",
+        "RGIA-AFTER-5",
+    ),
+    (
         Fault::UpgradeWithoutConnectionField,
         "rgia_upgrade_1_offered_only_when_asked",
         "RGIA-UPGRADE-1",
@@ -1391,6 +1458,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::SendsHttpAfterUpgrade,
         "rgia_upgrade_6_http_output_after_accept_closes",
         "RGIA-UPGRADE-6",
+    ),
+    (
+        Fault::UpgradeHidesFailedHandOver,
+        "rgia_upgrade_9_a_failed_hand_over_is_reported",
+        "RGIA-UPGRADE-9",
     ),
     (
         Fault::ReadinessIgnoresReadiness,
@@ -1426,5 +1498,15 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::WaitAnyWrongIndex,
         "rgia_ready_16_wait_any_reports_which_source",
         "RGIA-READY-16",
+    ),
+    (
+        Fault::LeakedWaitsKeepTheirNumber,
+        "rgia_ready_13_a_leaked_wait_is_harmless",
+        "RGIA-READY-13",
+    ),
+    (
+        Fault::ShutdownDrainsWaitedDescriptors,
+        "rgia_task_5_shutdown_leaves_descriptors_alone",
+        "RGIA-TASK-5",
     ),
 ];

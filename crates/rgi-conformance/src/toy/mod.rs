@@ -61,7 +61,8 @@
 //!   for a write the client does not take; none after a 101.
 //! - [`ToyHandle::stop`] closes the listener, ends parked asynchronous
 //!   bodies (dropping them), shuts every connection down, refuses new
-//!   after-response tasks, and waits at most 5 s for the toy's threads.
+//!   offload jobs and after-response tasks (`ShutDown`, `RGIA-OFFLOAD-9`,
+//!   `RGIA-AFTER-5`), and waits at most 5 s for the toy's threads.
 //! - Panics: applications' panics are caught by the drivers; the toy's
 //!   own connection threads are guarded too.
 //!

@@ -84,7 +84,9 @@ type Registry = HashMap<u64, (Arc<Conn>, Arc<Cancel>)>;
 pub(crate) struct Shared {
     pub(crate) fault: Option<Fault>,
     pub(crate) timeouts: Timeouts,
-    stopping: AtomicBool,
+    /// Shared with the offload and readiness services, which refuse or
+    /// clean up once `stop` has begun.
+    stopping: Arc<AtomicBool>,
     next_conn: AtomicU64,
     conns: Mutex<Registry>,
     streams: Mutex<Vec<Weak<StreamShared>>>,
@@ -110,18 +112,19 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     fn new(fault: Option<Fault>) -> io::Result<Self> {
+        let stopping = Arc::new(AtomicBool::new(false));
         Ok(Shared {
             fault,
             timeouts: TIMEOUTS,
-            stopping: AtomicBool::new(false),
+            offload: caps::offload(fault, &stopping),
+            readiness: caps::readiness(fault, &stopping)?,
+            stopping,
             next_conn: AtomicU64::new(1),
             conns: Mutex::default(),
             streams: Mutex::default(),
             threads: Mutex::default(),
             serial: Mutex::default(),
             dropping: AtomicUsize::new(0),
-            offload: caps::offload(fault),
-            readiness: caps::readiness(fault)?,
         })
     }
 
@@ -299,7 +302,8 @@ impl ToyHandle {
 
     /// Stops the server: closes the listener, shuts every open connection
     /// down (ending parked asynchronous bodies by dropping them), refuses
-    /// new after-response tasks, and waits a bounded time for its threads.
+    /// new offload jobs and after-response tasks with their `ShutDown`
+    /// errors, and waits a bounded time for its threads.
     ///
     /// # Errors
     ///

@@ -244,7 +244,14 @@ fn hand_over(
     head.extend_from_slice(b"\r\n");
     write.head_sent = true;
     write.upgrade = UpgradeStage::HandedOver;
-    write.send(&head).map_err(UpgradeError::Io)?;
+    match write.send(&head) {
+        // RGIA-UPGRADE-9: the connection failed before the 101 was out.
+        Err(err) if conn.server.fault != Some(Fault::UpgradeHidesFailedHandOver) => {
+            return Err(UpgradeError::Io(err));
+        }
+        // The fault hands over a dead connection as if all went well.
+        Err(_) | Ok(()) => {}
+    }
     // RGIA-UPGRADE-10: HTTP's time limits end at the 101.
     let socket = write.stream.try_clone().map_err(UpgradeError::Io)?;
     socket.set_read_timeout(None).map_err(UpgradeError::Io)?;

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -531,6 +532,37 @@ impl Wake for Checked {
     }
 }
 
+/// The name prefixes of the threads the toy and the kit's runtime start:
+/// its connections, workers, helpers and poller.
+const SERVER_THREADS: &[&str] = &[
+    "toy-",
+    "rgi-offload",
+    "rgi-switch",
+    "rgi-after-response",
+    "readiness-poller",
+];
+
+/// [`Fault::IgnoresForeignWakeUps`]: a waker that passes on only the
+/// wake-ups made on the server's own threads.
+struct ServerThreadsOnly(Waker);
+
+impl Wake for ServerThreadsOnly {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let current = thread::current();
+        let own = current
+            .name()
+            .is_some_and(|name| SERVER_THREADS.iter().any(|prefix| name.starts_with(prefix)));
+        // The fault: a wake-up from a thread of the application is lost.
+        if own {
+            self.0.wake_by_ref();
+        }
+    }
+}
+
 impl<B: AsyncBody + ?Sized + 'static> WrappedBody<Pin<Box<B>>> {
     /// The waker the inner body gets: the driver's, unless a fault
     /// changes it.
@@ -540,6 +572,9 @@ impl<B: AsyncBody + ?Sized + 'static> WrappedBody<Pin<Box<B>>> {
                 alive: Arc::clone(&self.alive),
                 inner: cx.waker().clone(),
             })),
+            Some(Fault::IgnoresForeignWakeUps) => {
+                Waker::from(Arc::new(ServerThreadsOnly(cx.waker().clone())))
+            }
             _ => cx.waker().clone(),
         }
     }

@@ -1,21 +1,21 @@
 //! After-response tasks (spec/rgi-async.md §11, AFTER).
 
 use std::panic;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
 use rgi::{BoxError, Environ, StartResponse};
-use rgi_async::{AfterResponse, Capabilities};
+use rgi_async::{AfterError, AfterResponse, Capabilities};
 
 use super::poll::FILLER;
 use super::support::{
     AnyBody, BOUND, Latch, Log, Session, boxed, current, emit, exchange, fail, finished, head,
-    poll_body, ready_or_park, recv, recv_within, shown, text_body, wire,
+    lock, poll_body, ready_or_park, recv, recv_within, shown, text_body, wire,
 };
 use crate::Check;
 use crate::suite::wire::Request;
@@ -60,6 +60,18 @@ pub(super) const A_PANICKING_TASK_IS_CONTAINED: Case = Case::new(
     ),
     Needs::AfterResponse,
     a_panicking_task_is_contained,
+);
+
+/// `RGIA-AFTER-5`.
+pub(super) const NO_TASKS_AFTER_SHUTDOWN: Case = Case::new(
+    Check::new(
+        "rgia_after_5_no_tasks_after_shutdown",
+        &["RGIA-AFTER-5"],
+        "an AfterResponse handle kept past RunningServer::stop refuses a new task with \
+         AfterError::ShutDown, not Rejected, and the task never runs",
+    ),
+    Needs::AfterResponse,
+    no_tasks_after_shutdown,
 );
 
 /// The message a probe sends when the server offers no after-response
@@ -340,4 +352,61 @@ fn a_panicking_task_is_contained(server: &dyn ServerUnderTest) -> Result<(), Fai
         }
     }
     Ok(())
+}
+
+fn no_tasks_after_shutdown(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-AFTER-5";
+    let problems: Log<String> = Log::new();
+    let kept: Arc<Mutex<Option<AfterResponse>>> = Arc::default();
+    let app = {
+        let (problems, kept) = (problems.clone(), Arc::clone(&kept));
+        rgi_async::from_fn(move |environ: Environ, _start: &mut StartResponse<'_>| {
+            *lock(&kept) = after_of(&environ, &problems);
+            Ok(text_body("kept"))
+        })
+    };
+    let session = Session::start(server, app, MAIN)?;
+    session.exchange(&Request::get("/keep"), "GET")?;
+    session.stop()?;
+    if let Some(problem) = problems.entries().first() {
+        return Err(fail(MAIN, problem.clone()));
+    }
+    let Some(after) = lock(&kept).take() else {
+        return Err(fail(
+            MAIN,
+            "the probe was never called, so it kept no AfterResponse handle",
+        ));
+    };
+    let ran = Arc::new(AtomicBool::new(false));
+    let spawned = {
+        let ran = Arc::clone(&ran);
+        after.spawn(move || ran.store(true, Ordering::SeqCst))
+    };
+    match spawned {
+        Err(AfterError::ShutDown) if !ran.load(Ordering::SeqCst) => Ok(()),
+        Err(AfterError::ShutDown) => Err(fail(
+            MAIN,
+            "a task offered after RunningServer::stop was refused with ShutDown, but it ran",
+        )),
+        Err(AfterError::Rejected { limit }) => Err(fail(
+            MAIN,
+            format!(
+                "a task offered after RunningServer::stop was refused with \
+                 AfterError::Rejected {{ limit: {limit} }}, which says the queue is full; at \
+                 shutdown the refusal must say so (AfterError::ShutDown)"
+            ),
+        )),
+        Err(other) => Err(fail(
+            MAIN,
+            format!(
+                "a task offered after RunningServer::stop was refused with {other:?} instead \
+                 of AfterError::ShutDown"
+            ),
+        )),
+        Ok(()) => Err(fail(
+            MAIN,
+            "AfterResponse::spawn accepted a task after RunningServer::stop returned: a server \
+             that has shut down refuses it with AfterError::ShutDown",
+        )),
+    }
 }

@@ -17,7 +17,7 @@
 //! | `input` | the non-blocking face of the input | asynchronous |
 //! | `offload` | blocking work on worker threads | asynchronous |
 //! | `switch` | the switch to synchronous processing | asynchronous |
-//! | `ready` | readiness waits (Unix) | readiness |
+//! | `ready` | readiness waits (Unix), and the shutdown of a request that waits | readiness |
 //! | `after` | after-response tasks | after-response |
 //! | `upgrade` | connection upgrade | upgrade |
 
@@ -62,7 +62,9 @@ const ANY: &[Case] = &[
     input::CONTINUE_ON_FIRST_DEMAND,
     input::NOTHING_FROM_THE_NEXT_REQUEST,
     offload::JOBS_RUN_ON_WORKER_THREADS,
+    offload::EXECUTE_NEVER_BLOCKS,
     offload::PANICS_BECOME_ERRORS,
+    offload::NO_JOBS_AFTER_SHUTDOWN,
     switch::A_SWITCH_BEFORE_THE_HEAD,
     switch::THE_ASYNC_BODY_IS_DROPPED_FIRST,
     switch::CONTINUATIONS_RUN_ON_WORKER_THREADS,
@@ -73,11 +75,13 @@ const ANY: &[Case] = &[
     after::TASKS_RUN_AFTER_THE_RESPONSE,
     after::TASKS_RUN_WITHOUT_THE_CLIENT,
     after::A_PANICKING_TASK_IS_CONTAINED,
+    after::NO_TASKS_AFTER_SHUTDOWN,
     upgrade::OFFERED_ONLY_WHEN_ASKED,
     upgrade::NO_101_AFTER_THE_HEAD,
     upgrade::SEVERAL_OFFERS_NEED_A_CHOICE,
     upgrade::THE_101_THEN_THE_STREAM,
     upgrade::HTTP_OUTPUT_AFTER_ACCEPT_CLOSES,
+    upgrade::A_FAILED_HAND_OVER_IS_REPORTED,
 ];
 
 /// The cases that need Unix descriptors (pipes, files, directories).
@@ -89,7 +93,9 @@ const UNIX: &[Case] = &[
     ready::TIMEOUTS_ARE_KEPT,
     ready::FILES_ARE_UNPOLLABLE,
     ready::A_DROPPED_WAIT_IS_DEREGISTERED,
+    ready::A_LEAKED_WAIT_IS_HARMLESS,
     ready::WAIT_ANY_REPORTS_WHICH_SOURCE,
+    ready::SHUTDOWN_LEAVES_DESCRIPTORS_ALONE,
 ];
 
 /// The cases that need Unix descriptors (none elsewhere).
@@ -162,7 +168,9 @@ macro_rules! __rgi_async_cases {
                 rgia_input_11_continue_on_first_demand,
                 rgia_input_16_nothing_from_the_next_request,
                 rgia_offload_1_jobs_run_on_worker_threads,
+                rgia_offload_2_execute_never_blocks,
                 rgia_offload_6_panics_become_errors,
+                rgia_offload_9_no_jobs_after_shutdown,
                 rgia_switch_1_a_switch_before_the_head,
                 rgia_switch_2_the_async_body_is_dropped_first,
                 rgia_switch_3_continuations_run_on_worker_threads,
@@ -173,11 +181,13 @@ macro_rules! __rgi_async_cases {
                 rgia_after_1_tasks_run_after_the_response,
                 rgia_after_1_tasks_run_without_the_client,
                 rgia_after_2_a_panicking_task_is_contained,
+                rgia_after_5_no_tasks_after_shutdown,
                 rgia_upgrade_1_offered_only_when_asked,
                 rgia_upgrade_2_no_101_after_the_head,
                 rgia_upgrade_3_several_offers_need_a_choice,
                 rgia_upgrade_4_the_101_then_the_stream,
-                rgia_upgrade_6_http_output_after_accept_closes;
+                rgia_upgrade_6_http_output_after_accept_closes,
+                rgia_upgrade_9_a_failed_hand_over_is_reported;
             unix:
                 rgia_ready_1_a_pipe_wait_wakes_the_body,
                 rgia_ready_2_waits_are_level_triggered,
@@ -185,7 +195,9 @@ macro_rules! __rgi_async_cases {
                 rgia_ready_7_timeouts_are_kept,
                 rgia_ready_10_files_are_unpollable,
                 rgia_ready_12_a_dropped_wait_is_deregistered,
-                rgia_ready_16_wait_any_reports_which_source;
+                rgia_ready_13_a_leaked_wait_is_harmless,
+                rgia_ready_16_wait_any_reports_which_source,
+                rgia_task_5_shutdown_leaves_descriptors_alone;
         }
     };
     (@tests [$factory:path] any: $($any:ident),* ; unix: $($unix:ident),* ;) => {
@@ -274,7 +286,9 @@ mod tests {
     fn needs_follow_the_area() {
         for case in ASYNC_CASES {
             let main = case.check().clauses()[0];
-            let expected = if main.starts_with("RGIA-READY-") {
+            // The shutdown of a request parked in a readiness wait needs
+            // readiness too.
+            let expected = if main.starts_with("RGIA-READY-") || main == "RGIA-TASK-5" {
                 Needs::Readiness
             } else if main.starts_with("RGIA-AFTER-") {
                 Needs::AfterResponse

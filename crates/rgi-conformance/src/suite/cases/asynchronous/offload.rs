@@ -3,16 +3,18 @@
 use std::future::{Future, poll_fn};
 use std::panic;
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Poll, ready};
 use std::thread::{self, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rgi::{BoxError, Environ, StartResponse};
-use rgi_async::{Capabilities, OffloadError};
+use rgi_async::{Capabilities, Offload, OffloadError};
 
 use super::support::{
-    AnyBody, Log, Session, boxed, current, fail, future_body, recv, shown, text_body,
+    AnyBody, BOUND, Latch, Log, Session, boxed, current, fail, future_body, lock, poll_for, recv,
+    shown, text_body, wire,
 };
 use crate::Check;
 use crate::suite::wire::Request;
@@ -28,6 +30,31 @@ pub(super) const JOBS_RUN_ON_WORKER_THREADS: Case = Case::new(
     ),
     Needs::Asynchronous,
     jobs_run_on_worker_threads,
+);
+
+/// `RGIA-OFFLOAD-2`.
+pub(super) const EXECUTE_NEVER_BLOCKS: Case = Case::new(
+    Check::new(
+        "rgia_offload_2_execute_never_blocks",
+        &["RGIA-OFFLOAD-2", "RGIA-OFFLOAD-1"],
+        "64 offload jobs that hold their workers until released are submitted from call: each \
+         submission returns at once, accepted or refused with Saturated, and every accepted job \
+         runs exactly once after the release",
+    ),
+    Needs::Asynchronous,
+    execute_never_blocks,
+);
+
+/// `RGIA-OFFLOAD-9`.
+pub(super) const NO_JOBS_AFTER_SHUTDOWN: Case = Case::new(
+    Check::new(
+        "rgia_offload_9_no_jobs_after_shutdown",
+        &["RGIA-OFFLOAD-9"],
+        "a job submitted through an Offload handle kept past RunningServer::stop resolves to \
+         OffloadError::ShutDown and never runs",
+    ),
+    Needs::Asynchronous,
+    no_jobs_after_shutdown,
 );
 
 /// `RGIA-OFFLOAD-6`.
@@ -111,6 +138,213 @@ fn jobs_run_on_worker_threads(server: &dyn ServerUnderTest) -> Result<(), Failur
         ));
     }
     Ok(())
+}
+
+fn execute_never_blocks(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-OFFLOAD-2";
+    /// Jobs submitted one after the other, each holding its worker: more
+    /// than a small pool and queue hold, so a server that waits for
+    /// capacity shows it.
+    const JOBS: usize = 64;
+    /// The longest one submission may take: "at once", with room for a
+    /// loaded machine.
+    const PROMPT: Duration = Duration::from_secs(1);
+    let gate = Latch::new();
+    let runs: Log<usize> = Log::new();
+    let (submitted, submissions) = mpsc::channel();
+    let (resolved, resolutions) = mpsc::channel();
+    let app = {
+        let (gate, runs) = (gate.clone(), runs.clone());
+        rgi_async::from_fn(
+            move |environ: Environ, _start: &mut StartResponse<'_>| -> Result<AnyBody, BoxError> {
+                let Some(capabilities) = Capabilities::of(&environ) else {
+                    let _ = submitted.send(None);
+                    return Ok(boxed(text_body(NO_CAPABILITIES)));
+                };
+                let offload = capabilities.offload();
+                let mut jobs = Vec::with_capacity(JOBS);
+                let mut slowest = (Duration::ZERO, 0);
+                for index in 0..JOBS {
+                    let (gate, runs) = (gate.clone(), runs.clone());
+                    let started = Instant::now();
+                    jobs.push(offload.run(move || {
+                        runs.push(index);
+                        gate.wait(BOUND * 2);
+                        index
+                    }));
+                    let took = started.elapsed();
+                    if took > slowest.0 {
+                        slowest = (took, index);
+                    }
+                }
+                let _ = submitted.send(Some(slowest));
+                let resolved = resolved.clone();
+                Ok(boxed(future_body(async move {
+                    let mut outcomes = Vec::with_capacity(JOBS);
+                    for job in jobs {
+                        outcomes.push(job.await);
+                    }
+                    let _ = resolved.send(outcomes);
+                    String::from("resolved")
+                })))
+            },
+        )
+    };
+    let session = Session::start(server, app, MAIN)?;
+    let mut conn = session.connect()?;
+    conn.send(&Request::get("/jobs").to_bytes())
+        .map_err(wire(MAIN, "sending GET /jobs"))?;
+    let first = recv(
+        &submissions,
+        MAIN,
+        "the return of 64 submissions of jobs that hold their workers",
+    );
+    // Released whatever happened, so that no job waits past the case.
+    gate.open();
+    let slowest = match first {
+        Ok(slowest) => slowest,
+        Err(blocked) => {
+            let late = recv(
+                &submissions,
+                MAIN,
+                "the return of the submissions once the jobs were released",
+            );
+            let after = match late {
+                Ok(Some((took, index))) => {
+                    format!("; once released, submission {index} had taken {took:?}")
+                }
+                _ => String::new(),
+            };
+            return Err(fail(
+                MAIN,
+                format!(
+                    "while earlier jobs held their workers, the submissions from call did not \
+                     return ({}){after}: execute must not wait for capacity",
+                    blocked.reason()
+                ),
+            ));
+        }
+    };
+    let response = conn.read_response("GET").map_err(wire(
+        MAIN,
+        "reading the response once the jobs were released",
+    ));
+    let outcomes = recv(&resolutions, MAIN, "the outcome of every job");
+    session.stop()?;
+    let Some((took, index)) = slowest else {
+        return Err(fail(
+            "RGIA-CAP-1",
+            "the request carried no Capabilities, so no offload",
+        ));
+    };
+    if took > PROMPT {
+        return Err(fail(
+            MAIN,
+            format!(
+                "submission {index} of {JOBS}, made while the jobs before it held their workers, \
+                 took {took:?}: execute must return at once"
+            ),
+        ));
+    }
+    response?;
+    let ran = runs.entries();
+    for (job, outcome) in outcomes?.into_iter().enumerate() {
+        let times = ran.iter().filter(|index| **index == job).count();
+        match outcome {
+            Ok(value) if value == job && times == 1 => {}
+            Ok(value) => {
+                return Err(fail(
+                    "RGIA-OFFLOAD-1",
+                    format!(
+                        "accepted job {job} resolved to {value} after running {times} times; it \
+                         must run exactly once"
+                    ),
+                ));
+            }
+            Err(OffloadError::Saturated { .. }) if times == 0 => {}
+            Err(error) => {
+                return Err(fail(
+                    MAIN,
+                    format!(
+                        "job {job} of {JOBS}, submitted to a running server, resolved to \
+                         {error:?} after running {times} times: the only refusal then is \
+                         Saturated, and a refused job never runs"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn no_jobs_after_shutdown(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-OFFLOAD-9";
+    let kept: Arc<Mutex<Option<Offload>>> = Arc::default();
+    let app = {
+        let kept = Arc::clone(&kept);
+        rgi_async::from_fn(
+            move |environ: Environ, _start: &mut StartResponse<'_>| -> Result<AnyBody, BoxError> {
+                let Some(capabilities) = Capabilities::of(&environ) else {
+                    return Ok(boxed(text_body(NO_CAPABILITIES)));
+                };
+                *lock(&kept) = Some(capabilities.offload().clone());
+                Ok(boxed(text_body("kept")))
+            },
+        )
+    };
+    let session = Session::start(server, app, MAIN)?;
+    let response = session.exchange(&Request::get("/keep"), "GET")?;
+    session.stop()?;
+    if response.body.data == NO_CAPABILITIES.as_bytes() {
+        return Err(fail(
+            "RGIA-CAP-1",
+            "the request carried no Capabilities, so no offload",
+        ));
+    }
+    let Some(offload) = lock(&kept).take() else {
+        return Err(fail(
+            MAIN,
+            format!(
+                "the probe never kept the request's Offload handle (the response was {} {})",
+                response.head.status,
+                shown(&response.body.data)
+            ),
+        ));
+    };
+    let ran = Arc::new(AtomicBool::new(false));
+    let mut job = {
+        let ran = Arc::clone(&ran);
+        offload.run(move || ran.store(true, Ordering::SeqCst))
+    };
+    let outcome = poll_for(BOUND, |cx| Pin::new(&mut job).poll(cx));
+    drop(job);
+    let ran = ran.load(Ordering::SeqCst);
+    match outcome {
+        Some(Err(OffloadError::ShutDown)) if !ran => Ok(()),
+        Some(Err(OffloadError::ShutDown)) => Err(fail(
+            MAIN,
+            "a job submitted after RunningServer::stop resolved to ShutDown, but it ran",
+        )),
+        Some(Ok(())) => Err(fail(
+            MAIN,
+            "a job submitted through an Offload handle after RunningServer::stop returned ran: \
+             a server that has shut down refuses it with OffloadError::ShutDown",
+        )),
+        Some(Err(other)) => Err(fail(
+            MAIN,
+            format!(
+                "a job submitted after RunningServer::stop resolved to {other:?}; at shutdown \
+                 the refusal is OffloadError::ShutDown"
+            ),
+        )),
+        None => Err(fail(
+            MAIN,
+            format!(
+                "a job submitted after RunningServer::stop neither ran nor resolved within \
+                 {BOUND:?} (ran: {ran})"
+            ),
+        )),
+    }
 }
 
 fn panics_become_errors(server: &dyn ServerUnderTest) -> Result<(), Failure> {

@@ -1,6 +1,6 @@
 //! Readiness waits on the application's own descriptors (spec/rgi-async.md
-//! §8, READY). Unix only: the probes wait on pipes, Unix sockets, files and
-//! directories.
+//! §8, READY), and what shutdown leaves of them (§15, TASK-5). Unix only:
+//! the probes wait on pipes, Unix sockets, files and directories.
 
 use std::fs::File;
 use std::future::{Future, poll_fn};
@@ -20,7 +20,8 @@ use rgi_async::{
 };
 
 use super::support::{
-    AnyBody, BOUND, Latch, Session, boxed, fail, future_body, lock, recv, text_body,
+    AnyBody, BOUND, Latch, Session, boxed, fail, future_body, lock, recv, recv_within, shown,
+    text_body, wire,
 };
 use crate::Check;
 use crate::suite::wire::Request;
@@ -96,6 +97,31 @@ pub(super) const A_DROPPED_WAIT_IS_DEREGISTERED: Case = Case::new(
     ),
     Needs::Readiness,
     a_dropped_wait_is_deregistered,
+);
+
+/// `RGIA-READY-13`.
+pub(super) const A_LEAKED_WAIT_IS_HARMLESS: Case = Case::new(
+    Check::new(
+        "rgia_ready_13_a_leaked_wait_is_harmless",
+        &["RGIA-READY-13"],
+        "after a pending wait is leaked with mem::forget and its socket closed, a wait on a new \
+         socket that reuses the descriptor number sees the socket become readable, and the \
+         server goes on serving",
+    ),
+    Needs::Readiness,
+    a_leaked_wait_is_harmless,
+);
+
+/// `RGIA-TASK-5`.
+pub(super) const SHUTDOWN_LEAVES_DESCRIPTORS_ALONE: Case = Case::new(
+    Check::new(
+        "rgia_task_5_shutdown_leaves_descriptors_alone",
+        &["RGIA-TASK-5", "RGIA-TASK-4"],
+        "stopping the server while a body waits for a full socket to become writable drops the \
+         body and leaves the socket open, non-blocking and with its pending bytes unread",
+    ),
+    Needs::Readiness,
+    shutdown_leaves_descriptors_alone,
 );
 
 /// `RGIA-READY-16`.
@@ -707,4 +733,312 @@ fn wait_any_reports_which_source(server: &dyn ServerUnderTest) -> Result<(), Fai
         ));
     }
     Ok(())
+}
+
+/// What the probe of `RGIA-READY-13` found.
+#[derive(Debug)]
+enum Leak {
+    /// A new socket reused the number of the leaked wait's socket, and a
+    /// wait on it ended so.
+    Waited {
+        number: i32,
+        rounds: usize,
+        seen: Seen,
+        wrote: Result<(), String>,
+    },
+    /// No new socket got the number back.
+    NotReused(Vec<i32>),
+    /// The probe could not make its sockets.
+    Failed(String),
+}
+
+fn a_leaked_wait_is_harmless(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-READY-13";
+    /// Leaks tried, each giving the operating system a chance to hand the
+    /// number out again (another thread of the process can take it first).
+    const ROUNDS: usize = 16;
+    /// The wait on the socket that reuses the number, which is readable
+    /// right after the wait's first poll.
+    const WAIT: Duration = Duration::from_secs(2);
+    let (report, reports) = mpsc::channel();
+    let app = rgi_async::from_fn(
+        move |environ: Environ, _start: &mut StartResponse<'_>| -> Result<AnyBody, BoxError> {
+            if environ.uri().path() != "/leak" {
+                return Ok(boxed(text_body("still serving")));
+            }
+            let Some(readiness) = Capabilities::of(&environ)
+                .and_then(Capabilities::readiness)
+                .cloned()
+            else {
+                let _ = report.send(Err(MISSING));
+                return Ok(boxed(text_body("no readiness")));
+            };
+            let report = report.clone();
+            Ok(boxed(future_body(async move {
+                let leak = leak_and_reuse(&readiness, ROUNDS, WAIT).await;
+                let _ = report.send(Ok(leak));
+                String::from("leaked")
+            })))
+        },
+    );
+    let session = Session::start(server, app, MAIN)?;
+    let leaked = session.exchange(&Request::get("/leak"), "GET");
+    let leak = recv(&reports, MAIN, "the end of the probe's leak and wait");
+    let after = session.exchange(&Request::get("/after"), "GET");
+    session.stop()?;
+    let leak = leak?.map_err(|missing| fail(MAIN, missing))?;
+    match leak {
+        Leak::Waited { seen, .. } if seen.is_readable() => {}
+        Leak::Waited {
+            number,
+            rounds,
+            seen,
+            wrote,
+        } => {
+            return Err(fail(
+                MAIN,
+                format!(
+                    "a wait was leaked with mem::forget and its socket (descriptor {number}) \
+                     closed; a wait on a new socket that got number {number} back (round \
+                     {rounds}), written to after its first poll (write: {wrote:?}), ended with \
+                     {seen:?} instead of Ready with READABLE"
+                ),
+            ));
+        }
+        Leak::NotReused(numbers) => {
+            return Err(fail(
+                MAIN,
+                format!(
+                    "the case could not set the clause up: in {ROUNDS} rounds, no new socket got \
+                     the number of a closed one back (numbers {numbers:?})"
+                ),
+            ));
+        }
+        Leak::Failed(problem) => return Err(fail(MAIN, problem)),
+    }
+    let (leaked, after) = (leaked?, after?);
+    if leaked.head.status != 200 || after.body.data != b"still serving" {
+        return Err(fail(
+            MAIN,
+            format!(
+                "after the leaked wait, the responses were {} and {} {}",
+                leaked.head.status,
+                after.head.status,
+                shown(&after.body.data)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Leaks a pending wait on a socket, closes the socket, and waits on a
+/// new socket that got the same descriptor number, writing to it after
+/// the wait's first poll; tries again while the number is not reused.
+async fn leak_and_reuse(readiness: &Readiness, rounds: usize, wait: Duration) -> Leak {
+    let mut numbers = Vec::new();
+    for round in 1..=rounds {
+        let (leaked_on, leaked_peer) = match UnixStream::pair() {
+            Ok(pair) => pair,
+            Err(error) => {
+                return Leak::Failed(format!("the probe could not make a socket pair: {error}"));
+            }
+        };
+        let number = leaked_on.as_raw_fd();
+        numbers.push(number);
+        let mut leaked = readiness.wait(&leaked_on, Interest::READABLE, None);
+        // Polled once, so that the server has registered it.
+        poll_fn(|cx| Poll::Ready(leaked.as_mut().poll(cx).is_ready())).await;
+        #[allow(
+            clippy::mem_forget,
+            reason = "the clause is about a wait leaked this way"
+        )]
+        std::mem::forget(leaked);
+        drop(leaked_on);
+        drop(leaked_peer);
+        let (one, other) = match UnixStream::pair() {
+            Ok(pair) => pair,
+            Err(error) => {
+                return Leak::Failed(format!("the probe could not make a socket pair: {error}"));
+            }
+        };
+        let (reused, writer) = if one.as_raw_fd() == number {
+            (one, other)
+        } else if other.as_raw_fd() == number {
+            (other, one)
+        } else {
+            continue;
+        };
+        let mut waiting = readiness.wait(&reused, Interest::READABLE, Some(wait));
+        let mut wrote = None;
+        let result = poll_fn(|cx| {
+            let polled = waiting.as_mut().poll(cx);
+            if polled.is_pending() && wrote.is_none() {
+                wrote = Some((&writer).write_all(b"x").map_err(|error| error.to_string()));
+            }
+            polled
+        })
+        .await;
+        return Leak::Waited {
+            number,
+            rounds: round,
+            seen: Seen::of(result),
+            wrote: wrote.unwrap_or(Ok(())),
+        };
+    }
+    Leak::NotReused(numbers)
+}
+
+/// Sends `()` when dropped: the probe's way to see its body dropped.
+struct Dropped(Sender<()>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+fn shutdown_leaves_descriptors_alone(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-TASK-5";
+    const PENDING: &[u8] = b"pending, unread";
+    /// A read of the emptied socket returns at once while it is
+    /// non-blocking; were it blocking, the read would wait this long.
+    const READ_LIMIT: Duration = Duration::from_secs(2);
+    /// Spurious readiness is allowed (RGIA-READY-3): waits again this
+    /// many times at most.
+    const RETRIES: usize = 100;
+    let setup = |error: io::Error| {
+        fail(
+            MAIN,
+            format!("the case could not set up its socket pair: {error}"),
+        )
+    };
+    let (waited, peer) = UnixStream::pair().map_err(setup)?;
+    waited.set_nonblocking(true).map_err(setup)?;
+    // Only matters if the server makes the socket blocking: a read then
+    // ends after this long instead of never.
+    waited.set_read_timeout(Some(READ_LIMIT)).map_err(setup)?;
+    (&peer).write_all(PENDING).map_err(setup)?;
+    // Full, so that only the peer's reading could end a WRITABLE wait.
+    let block = [0_u8; 16 * 1024];
+    loop {
+        match (&waited).write(&block) {
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(error) => return Err(setup(error)),
+        }
+    }
+    let waited = Arc::new(waited);
+    let (report, reports) = mpsc::channel();
+    let (gone, drops) = mpsc::channel();
+    let app = {
+        let waited = Arc::clone(&waited);
+        rgi_async::from_fn(
+            move |environ: Environ, _start: &mut StartResponse<'_>| -> Result<AnyBody, BoxError> {
+                let Some(readiness) = Capabilities::of(&environ)
+                    .and_then(Capabilities::readiness)
+                    .cloned()
+                else {
+                    let _ = report.send(Err(MISSING.to_owned()));
+                    return Ok(boxed(text_body("no readiness")));
+                };
+                let (socket, report) = (Arc::clone(&waited), report.clone());
+                let dropped = Dropped(gone.clone());
+                Ok(boxed(future_body(async move {
+                    let _dropped = dropped;
+                    let mut announced = false;
+                    for _ in 0..RETRIES {
+                        let mut wait = readiness.wait(&*socket, Interest::WRITABLE, None);
+                        let outcome = poll_fn(|cx| {
+                            let polled = wait.as_mut().poll(cx);
+                            if polled.is_pending() && !announced {
+                                announced = true;
+                                let _ = report.send(Ok(()));
+                            }
+                            polled
+                        })
+                        .await;
+                        if !matches!(outcome, Ok(WaitOutcome::Ready(_))) {
+                            let _ = report.send(Err(format!(
+                                "a WRITABLE wait without a timeout on a full socket ended with \
+                                 {outcome:?}"
+                            )));
+                            return String::from("ended");
+                        }
+                    }
+                    let _ = report.send(Err(format!(
+                        "a WRITABLE wait on a full socket resolved Ready {RETRIES} times"
+                    )));
+                    String::from("ended")
+                })))
+            },
+        )
+    };
+    let session = Session::start(server, app, MAIN)?;
+    let mut conn = session.connect()?;
+    conn.send(&Request::get("/wait").to_bytes())
+        .map_err(wire(MAIN, "sending GET /wait"))?;
+    let parked = recv(&reports, MAIN, "the first poll of a wait for a full socket");
+    session.stop()?;
+    drop(conn);
+    parked?.map_err(|problem| fail(MAIN, problem))?;
+    recv_within(
+        &drops,
+        Duration::from_secs(1),
+        "RGIA-TASK-4",
+        "the drop of the body parked in a readiness wait by the time RunningServer::stop returned",
+    )?;
+    let mut buffer = [0_u8; 64];
+    match (&*waited).read(&mut buffer) {
+        Ok(count) if &buffer[..count] == PENDING => {}
+        Ok(0) => {
+            return Err(fail(
+                MAIN,
+                "after the server stopped, the socket its wait was cancelled on read as ended: \
+                 it was shut down",
+            ));
+        }
+        Ok(count) => {
+            return Err(fail(
+                MAIN,
+                format!(
+                    "after the server stopped, the socket held {} instead of the unread bytes {}",
+                    shown(&buffer[..count]),
+                    shown(PENDING)
+                ),
+            ));
+        }
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+            return Err(fail(
+                MAIN,
+                format!(
+                    "the bytes {} that were pending on the socket when the server cancelled the \
+                     wait on it were gone: the server read them",
+                    shown(PENDING)
+                ),
+            ));
+        }
+        Err(error) => {
+            return Err(fail(
+                MAIN,
+                format!("after the server stopped, reading the socket failed: {error}"),
+            ));
+        }
+    }
+    let started = Instant::now();
+    let again = (&*waited).read(&mut buffer);
+    let took = started.elapsed();
+    match again {
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock && took < READ_LIMIT / 2 => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => Err(fail(
+            MAIN,
+            format!(
+                "a read of the emptied socket waited {took:?}: the server switched the \
+                 descriptor to blocking when it cancelled the wait"
+            ),
+        )),
+        other => Err(fail(
+            MAIN,
+            format!("a second read of the socket gave {other:?} instead of WouldBlock"),
+        )),
+    }
 }

@@ -1,8 +1,12 @@
 //! Connection upgrade (spec/rgi-async.md §12, UPGRADE).
 
 use std::future::Future;
+use std::io::Write;
+use std::net::TcpStream;
 use std::pin::Pin;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -10,8 +14,8 @@ use rgi::{BoxError, Environ, StartResponse};
 use rgi_async::{ByteStream, Capabilities, Upgrade, Upgraded};
 
 use super::support::{
-    AnyBody, Session, Stepped, boxed, emit, fail, finished, head, poll_body, ready_or_park, recv,
-    shown, text_body, wire,
+    AnyBody, BOUND, Latch, Session, Stepped, boxed, emit, fail, finished, head, poll_body,
+    ready_or_park, recv, shown, text_body, wire,
 };
 use crate::Check;
 use crate::suite::wire::{Connection, Head, Request, WireError};
@@ -80,6 +84,18 @@ pub(super) const HTTP_OUTPUT_AFTER_ACCEPT_CLOSES: Case = Case::new(
     ),
     Needs::Upgrade,
     http_output_after_accept_closes,
+);
+
+/// `RGIA-UPGRADE-9`.
+pub(super) const A_FAILED_HAND_OVER_IS_REPORTED: Case = Case::new(
+    Check::new(
+        "rgia_upgrade_9_a_failed_hand_over_is_reported",
+        &["RGIA-UPGRADE-9"],
+        "an upgrade accepted after the client reset the connection resolves Upgraded to an \
+         UpgradeError, and the body is then dropped as after a disconnect",
+    ),
+    Needs::Upgrade,
+    a_failed_hand_over_is_reported,
 );
 
 /// The message a probe sends when a request that asked for an upgrade
@@ -601,4 +617,195 @@ fn http_output_after_accept_closes(server: &dyn ServerUnderTest) -> Result<(), F
         ));
     }
     Ok(())
+}
+
+/// What the probe of `RGIA-UPGRADE-9` saw, in order.
+#[derive(Debug)]
+enum HandOver {
+    /// The body waits for the case's go-ahead before it accepts.
+    Parked,
+    /// The request carried no Upgrade capability.
+    Missing,
+    /// `accept` itself failed.
+    Refused(String),
+    /// `Upgraded` resolved to an error.
+    Failed(String),
+    /// `Upgraded` resolved to a stream.
+    Resolved,
+    /// The body was dropped.
+    Dropped,
+}
+
+/// Where the probe of `RGIA-UPGRADE-9` is.
+enum Stage {
+    Parked,
+    Waiting(Upgraded),
+    Done,
+}
+
+fn a_failed_hand_over_is_reported(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-UPGRADE-9";
+    let go = Latch::new();
+    let (report, reports) = mpsc::channel();
+    let app = {
+        let go = go.clone();
+        rgi_async::from_fn(
+            move |environ: Environ, _start: &mut StartResponse<'_>| -> Result<AnyBody, BoxError> {
+                if environ.uri().path() != "/upgrade" {
+                    return Ok(boxed(text_body("first")));
+                }
+                let upgrade = upgrade_of(&environ);
+                let (go, report) = (go.clone(), report.clone());
+                let dropped = report.clone();
+                let mut announced = false;
+                let mut stage = Stage::Parked;
+                Ok(boxed(
+                    poll_body(move |cx, _start| -> Stepped {
+                        if let Stage::Parked = stage {
+                            let opened = go.poll_open(cx);
+                            if opened.is_pending() && !announced {
+                                // Only now is the waker registered.
+                                announced = true;
+                                let _ = report.send(HandOver::Parked);
+                            }
+                            ready_or_park!(opened);
+                            let Some(upgrade) = upgrade.as_ref() else {
+                                stage = Stage::Done;
+                                let _ = report.send(HandOver::Missing);
+                                return finished();
+                            };
+                            match upgrade.accept(probe_fields()) {
+                                Ok(upgraded) => stage = Stage::Waiting(upgraded),
+                                Err(error) => {
+                                    stage = Stage::Done;
+                                    let _ = report.send(HandOver::Refused(error.to_string()));
+                                    return Err(error.into());
+                                }
+                            }
+                        }
+                        let Stage::Waiting(upgraded) = &mut stage else {
+                            return finished();
+                        };
+                        let resolved = ready_or_park!(Pin::new(upgraded).poll(cx));
+                        stage = Stage::Done;
+                        match resolved {
+                            Ok(_stream) => {
+                                let _ = report.send(HandOver::Resolved);
+                                finished()
+                            }
+                            Err(error) => {
+                                let _ = report.send(HandOver::Failed(error.to_string()));
+                                Err(error.into())
+                            }
+                        }
+                    })
+                    .on_drop(move || {
+                        let _ = dropped.send(HandOver::Dropped);
+                    }),
+                ))
+            },
+        )
+    };
+    let session = Session::start(server, app, MAIN)?;
+    let judged = reset_before_the_101(&session, &go, &reports);
+    // Released on every path, so that the body never waits past the case.
+    go.open();
+    session.stop()?;
+    judged
+}
+
+/// Sends a plain request and an upgrade request pipelined, resets the
+/// connection while the upgrade's body is parked before `accept`, lets the
+/// body accept, and judges what `Upgraded` resolved to.
+fn reset_before_the_101(
+    session: &Session,
+    go: &Latch,
+    reports: &Receiver<HandOver>,
+) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-UPGRADE-9";
+    /// Time for the reset to reach the server's socket over the loopback
+    /// interface: a margin before the go-ahead, not a judged time.
+    const SETTLE: Duration = Duration::from_millis(100);
+    let socket = |error: std::io::Error| fail(MAIN, format!("the client's socket failed: {error}"));
+    let mut client = TcpStream::connect_timeout(&session.addr(), BOUND).map_err(socket)?;
+    client.set_read_timeout(Some(BOUND)).map_err(socket)?;
+    client.set_write_timeout(Some(BOUND)).map_err(socket)?;
+    let mut pipelined = Request::get("/first").to_bytes();
+    pipelined.extend_from_slice(&asking("/upgrade", "x-echo").to_bytes());
+    client.write_all(&pipelined).map_err(socket)?;
+    // The response to GET /first stays unread: closing a socket with
+    // unread data resets the connection instead of closing it gently.
+    let mut peeked = [0_u8; 16];
+    match client.peek(&mut peeked) {
+        Ok(count) if count > 0 => {}
+        Ok(_) => {
+            return Err(fail(
+                MAIN,
+                "the server closed the connection after GET /first",
+            ));
+        }
+        Err(error) => {
+            return Err(fail(
+                MAIN,
+                format!(
+                    "the response to GET /first, pipelined before the upgrade request, never arrived: {error}"
+                ),
+            ));
+        }
+    }
+    match recv(
+        reports,
+        MAIN,
+        "the first poll of the upgrade request's body",
+    )? {
+        HandOver::Parked => {}
+        other => {
+            return Err(fail(
+                MAIN,
+                format!("the upgrade request's body reported {other:?} before it was released"),
+            ));
+        }
+    }
+    drop(client);
+    thread::sleep(SETTLE);
+    go.open();
+    let deadline = Instant::now() + BOUND;
+    let mut failed: Option<String> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(event) = reports.recv_timeout(left) else {
+            let reason = match &failed {
+                Some(failure) => format!(
+                    "the client reset the connection before the body accepted the upgrade, and \
+                     {failure}, but the body was not dropped within {BOUND:?}: a failed \
+                     hand-over is handled as a disconnect"
+                ),
+                None => format!(
+                    "the client reset the connection before the body accepted the upgrade, and \
+                     Upgraded had not resolved {BOUND:?} after the body was released: it must \
+                     resolve to a typed UpgradeError"
+                ),
+            };
+            return Err(fail(MAIN, reason));
+        };
+        match event {
+            HandOver::Missing => return Err(fail("RGIA-UPGRADE-1", MISSING)),
+            HandOver::Resolved => {
+                return Err(fail(
+                    MAIN,
+                    "the client reset the connection before the body accepted the upgrade, yet \
+                     Upgraded resolved to a stream: a hand-over that fails before the 101 is \
+                     sent resolves to a typed UpgradeError",
+                ));
+            }
+            HandOver::Refused(error) => failed = Some(format!("accept failed with {error}")),
+            HandOver::Failed(error) => {
+                failed = Some(format!("Upgraded resolved to the error {error}"));
+            }
+            // Dropped before accepting, or after a typed failure: handled
+            // as a disconnect, as the clause asks.
+            HandOver::Dropped => return Ok(()),
+            HandOver::Parked => {}
+        }
+    }
 }
