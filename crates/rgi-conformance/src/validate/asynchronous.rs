@@ -1,7 +1,6 @@
 //! The asynchronous validator, its body and the switch it wraps.
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -358,9 +357,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
 
 impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
     fn drop(&mut self) {
-        let inner = self.inner.take();
-        state::clear_judged();
-        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        let dropped = state::drop_body(self.inner.take());
         self.request.registry.close(self.request.id);
         self.request.with(|t| {
             t.async_body_dropped = true;
@@ -368,16 +365,7 @@ impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
                 t.done = true;
             }
         });
-        if let Err(payload) = dropped {
-            if !thread::panicking() && !state::is_judged() {
-                self.request.violate(
-                    &rules::BODY_DROP_PANICKED,
-                    "dropping the body panicked",
-                    state::panic_text(&*payload),
-                );
-            }
-            panic::resume_unwind(payload);
-        }
+        self.request.judge_drop(dropped);
     }
 }
 

@@ -303,6 +303,22 @@ impl Request {
         f(&mut tracker);
     }
 
+    /// Judges how dropping a wrapped body went (`dropped`, from
+    /// [`drop_body`]): a panic nobody judged yet is reported against the
+    /// drop rule, then unwinds on to whoever drives the body.
+    pub(crate) fn judge_drop(&self, dropped: std::thread::Result<()>) {
+        if let Err(payload) = dropped {
+            if !thread::panicking() && !is_judged() {
+                self.violate(
+                    &rules::BODY_DROP_PANICKED,
+                    "dropping the body panicked",
+                    panic_text(&*payload),
+                );
+            }
+            std::panic::resume_unwind(payload);
+        }
+    }
+
     /// Reports one violation of `rule` (at most once per request).
     pub(crate) fn violate(
         &self,
@@ -857,6 +873,13 @@ pub(crate) fn scoped<T>(
 }
 
 /// The text of a panic payload.
+/// Drops a wrapped body, catching a panic out of its `Drop` so the
+/// validator can judge it before it unwinds on ([`Request::judge_drop`]).
+pub(crate) fn drop_body<T>(body: T) -> std::thread::Result<()> {
+    clear_judged();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(body)))
+}
+
 pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()

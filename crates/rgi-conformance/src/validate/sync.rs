@@ -1,10 +1,8 @@
 //! The synchronous validator and its body.
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 
 use bytes::Bytes;
 use http::Method;
@@ -277,21 +275,10 @@ impl<B: Body> Body for ValidatedBody<B> {
 impl<B: Body> Drop for ValidatedBody<B> {
     fn drop(&mut self) {
         self.settle_file();
-        let inner = self.inner.take();
-        state::clear_judged();
-        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        let dropped = state::drop_body(self.inner.take());
         self.request.registry.close(self.entry);
         self.request.with(|t| t.done = true);
-        if let Err(payload) = dropped {
-            if !thread::panicking() && !state::is_judged() {
-                self.request.violate(
-                    &rules::BODY_DROP_PANICKED,
-                    "dropping the body panicked",
-                    state::panic_text(&*payload),
-                );
-            }
-            panic::resume_unwind(payload);
-        }
+        self.request.judge_drop(dropped);
     }
 }
 
