@@ -56,7 +56,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-INPUT-22",
-        "Not yet judged by a suite case. A case needs a probe that starts and streams its response before reading a body sent with `expect: 100-continue`, and a client in suite/wire.rs that withholds the body until the head arrives and then sends it unprompted; it would check that no interim response follows the final head and that the probe reads every byte. The wire client can withhold a body today, but no probe route streams before reading.",
+        "Exercised, but reported under another clause: the second half of the suite case `rgi_input_13_no_100_continue_for_unread_body` (in crates/rgi-conformance/src/suite/cases/synchronous/input.rs) has its probe send its head and then read the body, has the client send the body unprompted, and fails unless the probe reads all of it; its failures name RGI-INPUT-13, because that case predates this clause. Listing RGI-INPUT-22 among the case's clauses would turn this reason into a check.",
     ),
     (
         "RGI-INPUT-23",
@@ -64,7 +64,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-INPUT-24",
-        "Judged together with the refusals it precedes: a case needs to send `expect: 100-continue` with a Content-Length over the server's body limit (RGI-LIMIT-4) or an unknown expectation beside it (RGI-PROTO-5), withhold the body, and check that the first line back is the refusal, not `100 Continue`. That needs the limit cases of RGI-LIMIT-4, whose configured body limit the suite cannot set today: `ServerUnderTest::start` takes no limits.",
+        "Not yet judged by a suite case. A case needs to send `expect: 100-continue` beside a refusal the server makes itself, withhold the body, and check that the first response line back is the refusal and not `100 Continue`: with an unknown second expectation (RGI-PROTO-5, 417), which needs nothing but a wire exchange, and with a Content-Length over the server's body limit (RGI-LIMIT-4, 413), which also needs that limit, and `ServerUnderTest::start` neither reports nor accepts limits today.",
     ),
     (
         "RGI-ERRS-3",
