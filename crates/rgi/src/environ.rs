@@ -968,8 +968,9 @@ pub struct Concurrency {
     pub run_once: bool,
 }
 
-/// Why [`EnvironBuilder::build`] refused to build an environment; every
-/// variant carries the offending value.
+/// Why [`Environ::from_parts`] or [`EnvironBuilder::build`] refused to
+/// build an environment, or [`ServerInfo`] refused a server description;
+/// every variant carries the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvironError {
