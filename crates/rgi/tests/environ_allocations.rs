@@ -180,3 +180,21 @@ fn into_parts_allocates_nothing() {
     assert_eq!(parts.uri, "/hello");
     assert_eq!(parts.headers.len(), 2);
 }
+
+#[test]
+fn the_builder_allocates_no_defaults() {
+    // The shared defaults (server `localhost:80`, an unknown connection) are
+    // allocated once per process; build one environ to get past that.
+    drop(Environ::builder().build().unwrap());
+
+    let (allocations, environ) = allocations_during(|| {
+        Environ::builder()
+            .uri(Uri::from_static("/plain/path"))
+            .build()
+            .unwrap()
+    });
+
+    assert_eq!(allocations, 0);
+    assert_eq!(environ.server_name(), "localhost");
+    assert_eq!(environ.path_info(), "/plain/path");
+}
