@@ -20,7 +20,7 @@ use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 pub use self::builder::EnvironBuilder;
 pub use self::server::ServerInfo;
-use crate::{ConnectionInfo, Errors, Input};
+use crate::{ConnectProtocol, ConnectionInfo, Errors, Input};
 
 /// Everything the server knows about one request (the WSGI `environ`).
 ///
@@ -113,7 +113,8 @@ impl Environ {
     /// # Errors
     ///
     /// - [`EnvironError::UnsupportedTarget`]: the target is in authority-form
-    ///   or the method is `CONNECT`.
+    ///   or the method is `CONNECT` without being an extended CONNECT
+    ///   ([`ConnectProtocol`](crate::ConnectProtocol)).
     /// - [`EnvironError::AsteriskNotOptions`]: target `*` with a method other
     ///   than `OPTIONS`.
     /// - [`EnvironError::InvalidPercentEncoding`]: a `%` in the path is not
@@ -173,7 +174,7 @@ impl Environ {
             ..
         } = parts;
         let (script_name, path_info, raw_path_info_start) =
-            split_target(&method, &uri, &server.script_name)?;
+            split_target(&method, &uri, version, &extensions, &server.script_name)?;
         if let Some(value) = headers.get(TRANSFER_ENCODING) {
             return Err(EnvironError::TransferEncodingPresent {
                 value: value.clone(),
@@ -587,6 +588,8 @@ fn push_authority_without_userinfo(url: &mut String, authority: &Authority) {
 fn split_target(
     method: &Method,
     uri: &Uri,
+    version: Version,
+    extensions: &Extensions,
     script_name: &PathBytes,
 ) -> Result<(PathBytes, PathBytes, usize), EnvironError> {
     let raw_path = uri.path();
@@ -594,7 +597,14 @@ fn split_target(
     let target = uri
         .path_and_query()
         .filter(|_| is_asterisk || raw_path.starts_with('/'));
-    let Some(target) = target.filter(|_| *method != Method::CONNECT) else {
+    // A CONNECT reaches an application only as an extended CONNECT (RFC 8441,
+    // RFC 9220): HTTP/2 or later, a `:protocol` the server recorded as
+    // `ConnectProtocol`, and a path (RGI-H2-11); a tunnel never does.
+    let admitted = *method != Method::CONNECT
+        || (version >= Version::HTTP_2
+            && extensions.get::<ConnectProtocol>().is_some()
+            && raw_path.starts_with('/'));
+    let Some(target) = target.filter(|_| admitted) else {
         return Err(EnvironError::UnsupportedTarget {
             target: uri.to_string(),
         });
@@ -1004,7 +1014,8 @@ pub enum EnvironError {
         /// The request method.
         method: Method,
     },
-    /// An authority-form target or a `CONNECT` request: not a resource an
+    /// An authority-form target, or a `CONNECT` request that is not an
+    /// extended CONNECT (see [`ConnectProtocol`]): not a resource an
     /// application serves.
     #[error("request target {target:?} is not a path (authority-form or CONNECT)")]
     UnsupportedTarget {
