@@ -71,8 +71,9 @@ pub struct Environ {
     script_name: PathBytes,
     path_info: PathBytes,
     /// Where `path_info` starts in `uri.path()`, so that `shift_path` splits
-    /// on raw segments as the split at construction did.
-    raw_path_info_start: usize,
+    /// on raw segments as the split at construction did. A `u32` (targets
+    /// are at most 64 KiB) so that it shares a word with `version`.
+    raw_path_info_start: u32,
     server: Arc<ServerInfo>,
     connection: Arc<ConnectionInfo>,
     input: Input,
@@ -194,7 +195,9 @@ impl Environ {
             extensions,
             script_name,
             path_info,
-            raw_path_info_start,
+            // Unreachable for an `http::Uri`; were it ever reached,
+            // `shift_path` would find no segment rather than a wrong one.
+            raw_path_info_start: u32::try_from(raw_path_info_start).unwrap_or(u32::MAX),
             server,
             connection,
             input,
@@ -332,7 +335,8 @@ impl Environ {
     /// # Ok::<(), rgi::EnvironError>(())
     /// ```
     pub fn shift_path(&mut self) -> Option<PathBytes> {
-        let raw_rest = self.uri.path().get(self.raw_path_info_start..)?;
+        let raw_start = usize::try_from(self.raw_path_info_start).ok()?;
+        let raw_rest = self.uri.path().get(raw_start..)?;
         let raw_segment = path::first_raw_segment(raw_rest)?;
         let decoded_len = path::decoded_len(raw_segment);
         let segment = self.path_info.slice(0, decoded_len)?;
@@ -340,9 +344,10 @@ impl Environ {
             return None;
         }
         let rest = self.path_info.slice(decoded_len, self.path_info.len())?;
+        let raw_end = u32::try_from(raw_start + raw_segment.len()).ok()?;
         self.script_name = self.script_name.concat(&segment);
         self.path_info = rest;
-        self.raw_path_info_start += raw_segment.len();
+        self.raw_path_info_start = raw_end;
         Some(segment)
     }
 
