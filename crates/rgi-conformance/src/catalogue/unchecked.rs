@@ -285,7 +285,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGIA-VER-4",
-        "Enforced by the compiler for code outside the crates: the error and outcome enums of rgi-async are `#[non_exhaustive]`, so a match without a wildcard arm does not compile; what the wildcard arm does is application logic.",
+        "Enforced by the compiler for code outside the crates: every public enum of rgi-async (errors, `WaitOutcome`, `WaitAnyOutcome`, `Step`) is `#[non_exhaustive]`, so a match without a wildcard arm does not compile (the compile-fail examples in the rustdoc of `Step` and `WaitOutcome`) and one with it compiles under `deny(warnings)` (crates/rgi-async/tests/evolution.rs: `d7_step_is_matched_with_a_wildcard_arm`, `d7_wait_outcomes_are_matched_with_a_wildcard_arm`); what the wildcard arm does is application logic.",
     ),
     (
         "RGIA-VER-5",
