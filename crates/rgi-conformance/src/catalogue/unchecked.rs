@@ -248,6 +248,14 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Behaviour of `rgi_async::Threaded`, the same for every server: tested in (crates/rgi-async/tests/threaded.rs: `the_worker_pulls_only_as_fast_as_the_server_polls`, `a_lazily_started_and_replaced_head_is_relayed_once_in_its_final_form`, `a_head_without_body_is_relayed_at_the_end`).",
     ),
     (
+        "RGIA-COMP-13",
+        "The toy server never runs an application on a loop thread (synchronous applications get a thread per connection), so no suite case can see an inline read; the rule binds `rgi_async::Threaded`, the adapter every asynchronous server runs synchronous code through, tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `d5_an_inline_read_still_gets_the_bytes_already_there` (a read that would wait fails with `InputError::WouldBlockThread` within the test's time limit instead of parking; bytes already there are delivered).",
+    ),
+    (
+        "RGIA-COMP-14",
+        "Behaviour of `rgi_async::Threaded`, the same for every server; each of its paths (inline, pre-read through the non-blocking face, offload with the job only queued when `call` returns) is tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`.",
+    ),
+    (
         "RGIA-COMP-6",
         "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server, tested in crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_body_past_the_pre_read_limit_goes_to_the_offload_path_whole`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`, `a_blocking_input_sends_a_whole_input_application_to_the_offload_path` (the documented limit is `rgi_async::PRE_READ_LIMIT`).",
     ),
