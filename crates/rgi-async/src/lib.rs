@@ -30,6 +30,7 @@
 //! | Synchronous applications below | [`Threaded`], [`ThreadedBody`], [`ThreadedError`], [`PRE_READ_LIMIT`] |
 //! | The request body as a stream | [`InputStream`] |
 //! | Discovery | [`Capabilities`], [`CapabilitiesBuilder`] |
+//! | A runtime's context | [`Runtime`], [`RuntimeError`] |
 //! | Blocking work | [`Offload`], [`OffloadFuture`], [`OffloadError`], [`OffloadService`], [`Job`] |
 //! | Readiness waits | [`Readiness`], [`Source`], [`Interest`], [`Ready`], [`WaitOutcome`], [`WaitAnyOutcome`], [`ReadinessError`], [`ReadinessService`], [`WaitFuture`], [`WaitAnyFuture`], [`RawSource`] |
 //! | After-response tasks | [`AfterResponse`], [`AfterError`], [`AfterResponseService`], [`AfterTask`] |
@@ -92,6 +93,7 @@ mod input;
 mod offload;
 #[cfg(any(unix, windows))]
 mod readiness;
+mod runtime;
 mod switch;
 mod threaded;
 mod upgrade;
@@ -107,6 +109,7 @@ pub use readiness::{
     Interest, RawSource, Readiness, ReadinessError, ReadinessService, Ready, Source, WaitAnyFuture,
     WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
+pub use runtime::{Runtime, RuntimeError};
 pub use switch::{Continuation, Step, SyncSwitch};
 pub use threaded::{PRE_READ_LIMIT, Threaded, ThreadedBody, ThreadedError};
 pub use upgrade::{ByteStream, Upgrade, UpgradeError, UpgradeFuture, UpgradeService, Upgraded};
