@@ -25,6 +25,7 @@
 //! | Area | Items |
 //! |---|---|
 //! | The application | [`AsyncApplication`], [`from_fn`], [`FnAsyncApplication`] |
+//! | The application as an `async fn` | [`from_async_fn`], [`Responder`], [`ResponderError`], [`SendChunk`], [`AsyncFnApplication`], [`AsyncFnBody`] |
 //! | The response body | [`AsyncBody`], [`Step`], [`from_stream`], [`StreamBody`] |
 //! | The switch to synchronous processing | [`SyncSwitch`] |
 //! | Synchronous applications below | [`Threaded`], [`ThreadedBody`], [`ThreadedError`], [`PRE_READ_LIMIT`] |
@@ -89,6 +90,7 @@ mod after;
 mod app;
 mod body;
 mod capabilities;
+mod handler;
 mod input;
 mod offload;
 #[cfg(any(unix, windows))]
@@ -102,6 +104,9 @@ pub use after::{AfterError, AfterResponse, AfterResponseService, AfterTask};
 pub use app::{AsyncApplication, FnAsyncApplication, from_fn};
 pub use body::{AsyncBody, StreamBody, from_stream};
 pub use capabilities::{Capabilities, CapabilitiesBuilder, SPEC_VERSION};
+pub use handler::{
+    AsyncFnApplication, AsyncFnBody, Responder, ResponderError, SendChunk, from_async_fn,
+};
 pub use input::InputStream;
 pub use offload::{Job, Offload, OffloadError, OffloadFuture, OffloadService};
 #[cfg(any(unix, windows))]
