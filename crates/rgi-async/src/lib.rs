@@ -1,12 +1,11 @@
 //! # RGI asynchronous extensions
 //!
-//! The asynchronous side of the Rust Gateway Interface, [spec/rgi-async.md]:
+//! The asynchronous side of the Rust Gateway Interface, `spec/rgi-async.md`
+//! in the RGI repository (with a guide in `docs/async-applications.md`):
 //! applications whose bodies are polled instead of pulled, and the handles
 //! an asynchronous server lends them. It builds on the synchronous interface
 //! in [`rgi`] (same [`rgi::Environ`], same [`rgi::StartResponse`]) and
 //! depends on no runtime: any server's event loop can drive it.
-//!
-//! [spec/rgi-async.md]: https://example.invalid/rgi/blob/main/spec/rgi-async.md
 //!
 //! ## The contract in one paragraph
 //!
@@ -99,6 +98,12 @@ mod runtime;
 mod switch;
 mod threaded;
 mod upgrade;
+
+/// Every Rust example of the guide for application authors compiles and
+/// runs as a test of this crate, so the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/async-applications.md")]
+mod async_applications_guide {}
 
 pub use after::{AfterError, AfterResponse, AfterResponseService, AfterTask};
 pub use app::{AsyncApplication, FnAsyncApplication, from_fn};
