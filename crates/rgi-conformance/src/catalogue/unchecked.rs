@@ -260,10 +260,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Cannot go wrong silently: among several offers, an `accept` without a choice fails with `UpgradeError::ProtocolNotChosen` and a choice outside the offer with `UpgradeError::ProtocolNotOffered` (RGIA-UPGRADE-3, checked by a suite case), tested in crates/rgi-async/tests/upgrade.rs: `d6_the_101_names_the_one_offered_protocol_the_application_chose`; which protocol the application then speaks over the stream is outside what a kit can observe.",
     ),
     (
-        "RGIA-READY-20",
-        "An application's own discipline across its requests, which no wrapper sees whole; breaking it cannot go unnoticed or hang, because the server refuses the second wait with `ReadinessError::AlreadyWaited` at its first poll (RGIA-READY-21, checked by a suite case), tested in crates/rgi-async/tests/readiness_poller.rs: `d8_a_second_wait_on_a_held_descriptor_is_refused_and_the_first_goes_on`, `d8_a_wait_any_listing_one_descriptor_twice_is_refused`.",
-    ),
-    (
         "RGIA-RT-1",
         "Whether a runtime's context is entered can only be asked through that runtime's own crate, which the kit does not depend on (and the spec crates may not); the toy declares no runtime, so its requests refuse every runtime they require (crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`). A tokio server tests this clause with `Handle::try_current` inside its own application.",
     ),
