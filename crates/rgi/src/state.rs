@@ -147,8 +147,12 @@ impl ResponseState {
 
     /// Whether more body chunks can change what the client receives. It
     /// turns false once the head is sent for a HEAD request or a 204/304
-    /// response, and when the declared Content-Length is reached; the server
-    /// may then stop pulling the body and drop it (`[RGI-BODY-16]`).
+    /// response, and once the body has reached the Content-Length the sent
+    /// head carries. The server may then stop pulling the body and drop it
+    /// (`[RGI-BODY-16]`): the response is complete, and any excess the body
+    /// would have produced is never seen. A server that pulls once more
+    /// gets [`SendError::ContentLengthExceeded`] for a non-empty chunk, and
+    /// nothing of it is sent (`[RGI-CL-1]`).
     #[must_use]
     pub fn wants_body(&self) -> bool {
         let Some(head) = &self.head else {
@@ -170,8 +174,9 @@ impl ResponseState {
     /// [`SendError::NotStarted`] for data before a head;
     /// [`SendError::BodyNotAllowed`] for data on 204/304 (nothing is sent);
     /// [`SendError::ContentLengthExceeded`] past the declared length (the
-    /// bytes up to it were sent); [`SendError::Transport`] if the sink
-    /// fails. After any of these the server stops pulling the body.
+    /// bytes up to it were sent, none once it had been reached);
+    /// [`SendError::Transport`] if the sink fails. After any of these the
+    /// server stops pulling the body.
     pub fn send_chunk(
         &mut self,
         sink: &mut (dyn ResponseSink + '_),
@@ -303,10 +308,12 @@ impl ResponseState {
     /// Content-Length of its own, this state writes `content-length:
     /// length` into it and enforces it exactly like one the application
     /// declared; the server never adds the field itself. An application's
-    /// Content-Length wins, whenever it was stored, and the declaration is
-    /// dropped for a HEAD request and for 204 and 304, whose heads carry
-    /// only what the application gave them (`[RGI-BODY-15]`). A later
-    /// declaration replaces an earlier one.
+    /// Content-Length wins, whenever it was stored. The declaration is
+    /// dropped by a [`StartResponse::replace`] made after it (an error
+    /// response is not the body the hint described), and ignored for a
+    /// HEAD request and for 204 and 304, whose heads carry only what the
+    /// application gave them (`[RGI-BODY-15]`). A later declaration
+    /// replaces an earlier one.
     ///
     /// # Errors
     ///
@@ -395,6 +402,12 @@ impl ResponseState {
             }),
             (_, cause) => match head.validate() {
                 Ok(declared) => {
+                    if cause.is_some() {
+                        // An error response is not the body the size hint
+                        // described; the server's own 500 after a failed
+                        // pull must not promise its length either.
+                        self.server_length = None;
+                    }
                     self.app_length = declared;
                     self.head = Some(head);
                     Ok(())

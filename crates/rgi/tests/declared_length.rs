@@ -150,7 +150,7 @@ fn d1_a_head_started_lazily_after_the_declaration_carries_the_declared_length() 
 }
 
 #[test]
-fn d1_a_head_replaced_after_the_declaration_carries_the_declared_length() {
+fn d1_a_head_replaced_after_the_declaration_drops_it_and_goes_out_without_a_length() {
     let served = serve_declaring(
         &app(
             Some(ResponseHead::new(StatusCode::OK)),
@@ -163,10 +163,40 @@ fn d1_a_head_replaced_after_the_declaration_carries_the_declared_length() {
     let heads = served.wire.heads();
     assert_eq!(heads.len(), 1);
     assert_eq!(heads[0].status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(content_length(heads[0]), [&HeaderValue::from(4)]);
-    assert_eq!(served.wire.body(), b"oops");
-    assert_eq!(served.state.content_length(), Some(4));
-    assert_eq!(served.send_errors.len(), 1);
+    assert!(content_length(heads[0]).is_empty());
+    assert_eq!(served.wire.body(), b"oops!!");
+    assert_eq!(served.state.content_length(), None);
+    assert!(served.send_errors.is_empty());
+    assert_eq!(served.finished.unwrap(), 6);
+}
+
+#[test]
+fn d1_a_servers_own_500_after_a_failed_first_pull_carries_no_declared_length() {
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state
+        .start_response(&mut wire)
+        .start(StatusCode::OK)
+        .unwrap();
+    state.declare_length(100).unwrap();
+    // The first pull failed; the server answers 500 itself (RGI-FAIL-3).
+    state
+        .start_response(&mut wire)
+        .replace(StatusCode::INTERNAL_SERVER_ERROR, "the body failed")
+        .unwrap();
+    assert_eq!(state.finish(&mut wire).unwrap(), 0);
+    assert_eq!(wire.heads()[0].status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(content_length(wire.heads()[0]).is_empty());
+    // A declaration made after the replacement describes the body as it is.
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state
+        .start_response(&mut wire)
+        .replace(StatusCode::NOT_FOUND, "no such page")
+        .unwrap();
+    state.declare_length(2).unwrap();
+    state
+        .send_chunk(&mut wire, Bytes::from_static(b"no"))
+        .unwrap();
+    assert_eq!(content_length(wire.heads()[0]), [&HeaderValue::from(2)]);
 }
 
 #[test]
@@ -338,4 +368,113 @@ fn d1_a_declaration_with_nothing_sent_is_met_or_reported_short_at_finish() {
             sent: 0
         })
     ));
+}
+
+/// D4: at the declared length `wants_body()` is false; a server that stops
+/// pulling has a complete response, one that pulls once more gets the typed
+/// excess for a non-empty chunk and sends none of it.
+#[test]
+fn d4_at_the_declared_length_the_server_may_stop_or_pull_once_more() {
+    for declared_by_server in [false, true] {
+        let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+        let head = if declared_by_server {
+            state.declare_length(3).unwrap();
+            ResponseHead::new(StatusCode::OK)
+        } else {
+            with_length(StatusCode::OK, 3)
+        };
+        state.start_response(&mut wire).start(head).unwrap();
+        assert!(state.wants_body(), "nothing sent yet");
+        state
+            .send_chunk(&mut wire, Bytes::from_static(b"ab"))
+            .unwrap();
+        assert!(state.wants_body());
+        state
+            .send_chunk(&mut wire, Bytes::from_static(b"c"))
+            .unwrap();
+        assert!(!state.wants_body(), "the declared length is reached");
+
+        // Pulling once more: an empty chunk is still a yield point...
+        state.send_chunk(&mut wire, Bytes::new()).unwrap();
+        // ...and a non-empty one is the excess, none of it sent.
+        let sent_before = wire.sent.len();
+        let err = state
+            .send_chunk(&mut wire, Bytes::from_static(b"de"))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            SendError::ContentLengthExceeded {
+                declared: 3,
+                attempted: 5
+            }
+        ));
+        assert_eq!(wire.sent.len(), sent_before);
+        // A write past the length is the same excess.
+        let err = state.start_response(&mut wire).write("f").unwrap_err();
+        assert!(matches!(
+            err,
+            SendError::ContentLengthExceeded {
+                declared: 3,
+                attempted: 4
+            }
+        ));
+        assert_eq!(wire.body(), b"abc");
+        assert_eq!(state.finish(&mut wire).unwrap(), 3);
+    }
+}
+
+#[test]
+fn d4_a_server_that_stops_at_wants_body_never_sees_the_excess() {
+    // The body yields 10 bytes for a declared 5; the server stops pulling
+    // as soon as wants_body() is false, so no error exists to log.
+    let app = app(
+        None,
+        5,
+        || FirstPull::Start(ResponseHead::new(StatusCode::OK)),
+        &["hello", "EXTRA"],
+    );
+    let environ = Environ::builder().build().unwrap();
+    let (mut state, mut wire) = (ResponseState::new(environ.method()), Recorder::default());
+    let mut body = app
+        .call(environ, &mut state.start_response(&mut wire))
+        .unwrap();
+    state.declare_length(body.size_hint().unwrap()).unwrap();
+    let mut pulls = 0;
+    while state.wants_body() {
+        let Some(chunk) = body.next_chunk(&mut state.start_response(&mut wire)) else {
+            break;
+        };
+        pulls += 1;
+        state.send_chunk(&mut wire, chunk.unwrap()).unwrap();
+    }
+    drop(body);
+    assert_eq!(pulls, 1);
+    assert_eq!(state.finish(&mut wire).unwrap(), 5);
+    assert_eq!(wire.body(), b"hello");
+}
+
+#[test]
+fn d4_a_length_of_zero_still_lets_the_head_be_replaced_before_it_is_sent() {
+    // wants_body() stays true until the head is sent, so the application can
+    // still fail and be answered with an error response.
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state
+        .start_response(&mut wire)
+        .start(with_length(StatusCode::OK, 0))
+        .unwrap();
+    assert!(state.wants_body());
+    state
+        .start_response(&mut wire)
+        .replace(StatusCode::SERVICE_UNAVAILABLE, "backend down")
+        .unwrap();
+    assert_eq!(state.finish(&mut wire).unwrap(), 0);
+    assert_eq!(wire.heads()[0].status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state
+        .start_response(&mut wire)
+        .start(with_length(StatusCode::OK, 0))
+        .unwrap();
+    state.send_head(&mut wire).unwrap();
+    assert!(!state.wants_body(), "a sent length of 0 is reached at once");
 }

@@ -84,7 +84,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-CL-10",
-        "Behaviour of `rgi::ResponseState`, which every server must use (RGI-START-1): it writes a declared length into the head it hands the sink, lets the application's own Content-Length win, and refuses a declaration after the head (crates/rgi/tests/declared_length.rs: `d1_a_head_started_lazily_after_the_declaration_carries_the_declared_length`, `d1_a_head_replaced_after_the_declaration_carries_the_declared_length`, `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_declaring_after_the_head_was_sent_is_refused_and_changes_nothing`). Whether a server that computes no length at all would have been allowed to is invisible on the wire, and a field it added itself would show up only under RGI-CL-1 and RGI-CL-9, which the suite judges.",
+        "Behaviour of `rgi::ResponseState`, which every server must use (RGI-START-1): it writes a declared length into the head it hands the sink, lets the application's own Content-Length win, and refuses a declaration after the head (crates/rgi/tests/declared_length.rs: `d1_a_head_started_lazily_after_the_declaration_carries_the_declared_length`, `d1_a_head_replaced_after_the_declaration_drops_it_and_goes_out_without_a_length`, `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_declaring_after_the_head_was_sent_is_refused_and_changes_nothing`). Whether a server that computes no length at all would have been allowed to is invisible on the wire, and a field it added itself would show up only under RGI-CL-1 and RGI-CL-9, which the suite judges.",
     ),
     (
         "RGI-CL-11",
