@@ -826,7 +826,7 @@ proptest! {
     }
 }
 
-/// Found by the `input` fuzz target (fuzz/fuzz_targets/input.rs): bytes
+/// Found by the `input` fuzz target (`fuzz/fuzz_targets/input.rs`): bytes
 /// `read_to_bytes` read before the body turned out truncated are consumed,
 /// counted and not returned, and the error stays.
 #[test]

@@ -324,7 +324,7 @@ fn d10_extreme_sizes_and_lengths_never_overflow() {
 }
 
 /// D10 as the `input` fuzz target found it again with the fix reverted
-/// (fuzz/fuzz_targets/input.rs): an asynchronous source, a line read that
+/// (`fuzz/fuzz_targets/input.rs`): an asynchronous source, a line read that
 /// leaves bytes buffered, then a poll for up to `usize::MAX`.
 #[test]
 fn d10_fuzz_crash_line_read_then_unbounded_poll() {
