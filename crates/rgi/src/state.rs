@@ -4,10 +4,12 @@
 use std::io;
 
 use bytes::Bytes;
-use http::Method;
+use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::{Method, StatusCode};
 
-use crate::app::BoxError;
-use crate::response::{ResponseHead, SendError, StartError, StartResponse};
+use crate::box_error::BoxError;
+use crate::head::ResponseHead;
+use crate::response_error::{SendError, StartError};
 
 /// A server's transport for one response.
 ///
@@ -18,12 +20,16 @@ use crate::response::{ResponseHead, SendError, StartError, StartResponse};
 /// 304 responses. The sink adds what HTTP needs (`Date`, framing) and must
 /// hand each chunk to the connection before returning (`[RGI-BODY-4]`).
 pub trait ResponseSink {
-    /// Sends (or queues, to go out with the next data) the head.
+    /// Sends (or queues, to go out with the next data) the head, which the
+    /// sink now owns: a server whose HTTP layer wants an owned header map
+    /// (hyper does) moves it on without a copy. The head carries the
+    /// Content-Length the state enforces (`[RGI-CL-10]`).
     ///
     /// # Errors
     ///
-    /// Any transport failure; the response is then abandoned.
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()>;
+    /// Any transport failure; the response is then abandoned, and the head
+    /// counts as sent.
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()>;
 
     /// Sends one non-empty chunk of the body.
     ///
@@ -35,7 +41,7 @@ pub trait ResponseSink {
 
 /// The state of one response, owned by the server for one request.
 ///
-/// The server lends [`StartResponse`] handles from it, passes it every chunk
+/// The server lends [`StartResponse`](crate::StartResponse) handles from it, passes it every chunk
 /// the body yields, and calls [`finish`](ResponseState::finish) when the body
 /// ends. It enforces when the head goes out, Content-Length, HEAD and the
 /// bodiless statuses, so a server only moves bytes.
@@ -51,7 +57,7 @@ pub trait ResponseSink {
 ///
 /// struct Wire(Vec<u8>);
 /// impl ResponseSink for Wire {
-///     fn send_head(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+///     fn send_head(&mut self, head: ResponseHead) -> std::io::Result<()> {
 ///         self.0.extend_from_slice(format!("HTTP/1.1 {}\r\n\r\n", head.status()).as_bytes());
 ///         Ok(())
 ///     }
@@ -79,10 +85,19 @@ pub trait ResponseSink {
 /// ```
 #[derive(Debug)]
 pub struct ResponseState {
+    /// The head the application stored, until it goes to the sink.
     head: Option<ResponseHead>,
-    head_sent: bool,
+    /// The status of the head once it went to the sink, which owns it now.
+    sent_status: Option<StatusCode>,
     head_request: bool,
-    declared: Option<u64>,
+    /// The Content-Length of the stored head, which wins over the server's.
+    app_length: Option<u64>,
+    /// What the server computed with `declare_length`; it joins the head
+    /// only when the head goes out without a length of its own.
+    server_length: Option<u64>,
+    /// The Content-Length the sent head carries: fixed when it goes out,
+    /// and the only length enforced from then on.
+    sent_length: Option<u64>,
     sent: u64,
 }
 
@@ -92,41 +107,42 @@ impl ResponseState {
     pub fn new(request_method: &Method) -> Self {
         ResponseState {
             head: None,
-            head_sent: false,
+            sent_status: None,
             head_request: request_method == Method::HEAD,
-            declared: None,
+            app_length: None,
+            server_length: None,
+            sent_length: None,
             sent: 0,
         }
     }
 
-    /// A handle to lend the application for [`Application::call`] or one
-    /// [`Body::next_chunk`].
-    ///
-    /// [`Application::call`]: crate::Application::call
-    /// [`Body::next_chunk`]: crate::Body::next_chunk
-    pub fn start_response<'a>(
-        &'a mut self,
-        sink: &'a mut (dyn ResponseSink + 'a),
-    ) -> StartResponse<'a> {
-        StartResponse::root(self, sink)
-    }
-
-    /// The head the application stored, if any.
+    /// The head the application stored, until it is sent: the sink gets
+    /// it by value then, and this returns `None` ([`status`](Self::status)
+    /// still tells the status that went out).
     #[must_use]
     pub fn head(&self) -> Option<&ResponseHead> {
         self.head.as_ref()
     }
 
+    /// The status of the stored head, or of the sent one.
+    #[must_use]
+    pub fn status(&self) -> Option<StatusCode> {
+        self.head
+            .as_ref()
+            .map(ResponseHead::status)
+            .or(self.sent_status)
+    }
+
     /// Whether the application has started the response.
     #[must_use]
     pub fn is_started(&self) -> bool {
-        self.head.is_some()
+        self.head.is_some() || self.sent_status.is_some()
     }
 
     /// Whether the head went to the sink.
     #[must_use]
     pub fn is_head_sent(&self) -> bool {
-        self.head_sent
+        self.sent_status.is_some()
     }
 
     /// Body bytes accepted so far (counted, though not sent, for HEAD).
@@ -137,19 +153,20 @@ impl ResponseState {
 
     /// Whether more body chunks can change what the client receives. It
     /// turns false once the head is sent for a HEAD request or a 204/304
-    /// response, and when the declared Content-Length is reached; the server
-    /// may then stop pulling the body and drop it (`[RGI-BODY-16]`).
+    /// response, and once the body has reached the Content-Length the sent
+    /// head carries. The server may then stop pulling the body and drop it
+    /// (`[RGI-BODY-16]`): the response is complete, and any excess the body
+    /// would have produced is never seen. A server that pulls once more
+    /// gets [`SendError::ContentLengthExceeded`] for a non-empty chunk, and
+    /// nothing of it is sent (`[RGI-CL-1]`).
     #[must_use]
     pub fn wants_body(&self) -> bool {
-        let Some(head) = &self.head else {
+        let Some(status) = self.sent_status else {
             return true;
         };
-        if !self.head_sent {
-            return true;
-        }
         !(self.head_request
-            || head.is_bodiless()
-            || self.declared.is_some_and(|declared| self.sent >= declared))
+            || is_bodiless(status)
+            || self.sent_length.is_some_and(|length| self.sent >= length))
     }
 
     /// Passes one chunk the body yielded. An empty chunk is a yield point
@@ -160,8 +177,9 @@ impl ResponseState {
     /// [`SendError::NotStarted`] for data before a head;
     /// [`SendError::BodyNotAllowed`] for data on 204/304 (nothing is sent);
     /// [`SendError::ContentLengthExceeded`] past the declared length (the
-    /// bytes up to it were sent); [`SendError::Transport`] if the sink
-    /// fails. After any of these the server stops pulling the body.
+    /// bytes up to it were sent, none once it had been reached);
+    /// [`SendError::Transport`] if the sink fails. After any of these the
+    /// server stops pulling the body.
     pub fn send_chunk(
         &mut self,
         sink: &mut (dyn ResponseSink + '_),
@@ -170,24 +188,21 @@ impl ResponseState {
         if chunk.is_empty() {
             return Ok(());
         }
-        let Some(head) = &self.head else {
+        let Some(status) = self.status() else {
             return Err(SendError::NotStarted);
         };
-        if head.is_bodiless() {
-            return Err(SendError::BodyNotAllowed {
-                status: head.status(),
-            });
+        if is_bodiless(status) {
+            return Err(SendError::BodyNotAllowed { status });
         }
+        // The head goes out first, so the length checked below is the one
+        // it carries, whoever declared it.
+        self.send_stored_head(sink)?;
         let attempted = self.sent.saturating_add(chunk.len() as u64);
-        let overflow = self.declared.filter(|&declared| attempted > declared);
-        if let Some(declared) = overflow {
+        let overflow = self.sent_length.filter(|&length| attempted > length);
+        if let Some(length) = overflow {
             // Cut at the limit: what fits is still this response's body.
-            let fits = usize::try_from(declared.saturating_sub(self.sent)).unwrap_or(usize::MAX);
+            let fits = usize::try_from(length.saturating_sub(self.sent)).unwrap_or(usize::MAX);
             chunk.truncate(fits);
-        }
-        if !self.head_sent {
-            sink.send_head(head)?;
-            self.head_sent = true;
         }
         if !chunk.is_empty() {
             self.sent += chunk.len() as u64;
@@ -213,13 +228,10 @@ impl ResponseState {
     /// [`FinishError::NotStarted`] if no head is stored;
     /// [`FinishError::Transport`] if the sink fails.
     pub fn send_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> Result<(), FinishError> {
-        let Some(head) = &self.head else {
+        if !self.is_started() {
             return Err(FinishError::NotStarted);
-        };
-        if !self.head_sent {
-            sink.send_head(head)?;
-            self.head_sent = true;
         }
+        self.send_stored_head(sink)?;
         Ok(())
     }
 
@@ -235,11 +247,11 @@ impl ResponseState {
     /// declared length (the server already broke the limit; it must close
     /// the connection).
     pub fn record_sent(&mut self, count: u64) -> Result<(), SendError> {
-        if !self.head_sent {
+        if !self.is_head_sent() {
             return Err(SendError::NotStarted);
         }
         let attempted = self.sent.saturating_add(count);
-        if let Some(declared) = self.declared.filter(|&declared| attempted > declared) {
+        if let Some(declared) = self.sent_length.filter(|&length| attempted > length) {
             self.sent = declared;
             return Err(SendError::ContentLengthExceeded {
                 declared,
@@ -250,23 +262,73 @@ impl ResponseState {
         Ok(())
     }
 
-    /// How many more body bytes the declared length allows, if one is
-    /// declared.
+    /// How many more body bytes the sent head's Content-Length allows:
+    /// `None` before the head is sent and when it carries no length.
     #[must_use]
     pub fn remaining_length(&self) -> Option<u64> {
-        self.declared
-            .map(|declared| declared.saturating_sub(self.sent))
+        self.sent_length
+            .map(|length| length.saturating_sub(self.sent))
     }
 
-    /// Enforces a Content-Length the server computed (from an exact
-    /// [`Body::size_hint`](crate::Body::size_hint)) exactly like one the
-    /// application declared (`[RGI-CL-6]`). An application's own declaration
-    /// wins: this does nothing if one is stored. The server adds the field
-    /// to the head it sends.
-    pub fn declare_length(&mut self, length: u64) {
-        if self.declared.is_none() {
-            self.declared = Some(length);
+    /// The Content-Length the sent head carries, whether the application
+    /// declared it or the server did ([`declare_length`](Self::declare_length));
+    /// `None` before the head is sent and when it carries none.
+    ///
+    /// This is the only length a server may report to its HTTP layer as
+    /// the exact size of the body (`[RGI-CL-11]`): an HTTP layer that
+    /// frames by a size hint (hyper does, in release builds) would
+    /// otherwise send a body that disagrees with the field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rgi::{ResponseHead, ResponseSink, ResponseState};
+    /// # use bytes::Bytes;
+    /// # use http::{Method, StatusCode};
+    /// # struct Wire;
+    /// # impl ResponseSink for Wire {
+    /// #     fn send_head(&mut self, _: ResponseHead) -> std::io::Result<()> { Ok(()) }
+    /// #     fn send_data(&mut self, _: Bytes) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// let (mut state, mut wire) = (ResponseState::new(&Method::GET), Wire);
+    /// state.declare_length(5)?; // from an exact size_hint
+    /// state.start_response(&mut wire).start(StatusCode::OK)?;
+    /// assert_eq!(state.content_length(), None); // not sent yet
+    /// state.send_chunk(&mut wire, Bytes::from_static(b"hello"))?;
+    /// assert_eq!(state.content_length(), Some(5));
+    /// # Ok::<(), rgi::BoxError>(())
+    /// ```
+    #[must_use]
+    pub fn content_length(&self) -> Option<u64> {
+        self.sent_length
+    }
+
+    /// Declares a Content-Length the server computed (from an exact
+    /// [`Body::size_hint`](crate::Body::size_hint)) before the head is
+    /// sent (`[RGI-CL-6]`, `[RGI-CL-10]`). When the head goes out without a
+    /// Content-Length of its own, this state writes `content-length:
+    /// length` into it and enforces it exactly like one the application
+    /// declared; the server never adds the field itself. An application's
+    /// Content-Length wins, whenever it was stored. The declaration is
+    /// dropped by a [`StartResponse::replace`](crate::StartResponse::replace) made after it (an error
+    /// response is not the body the hint described), and ignored for a
+    /// HEAD request and for 204 and 304, whose heads carry only what the
+    /// application gave them (`[RGI-BODY-15]`). A later declaration
+    /// replaces an earlier one.
+    ///
+    /// # Errors
+    ///
+    /// [`DeclareError::HeadAlreadySent`] once the head has been sent: its
+    /// framing is fixed, and nothing changes.
+    pub fn declare_length(&mut self, length: u64) -> Result<(), DeclareError> {
+        if self.is_head_sent() {
+            return Err(DeclareError::HeadAlreadySent {
+                length,
+                sent: self.sent_length,
+            });
         }
+        self.server_length = Some(length);
+        Ok(())
     }
 
     /// Ends the response after the body ended: sends the head if no body
@@ -281,15 +343,13 @@ impl ResponseState {
     /// sent (the server must close the connection: the message cannot be
     /// completed); [`FinishError::Transport`] if the sink fails.
     pub fn finish(&mut self, sink: &mut (dyn ResponseSink + '_)) -> Result<u64, FinishError> {
-        let Some(head) = &self.head else {
+        let Some(status) = self.status() else {
             return Err(FinishError::NotStarted);
         };
-        if !self.head_sent {
-            sink.send_head(head)?;
-            self.head_sent = true;
-        }
-        match self.declared {
-            Some(declared) if self.sent < declared && !self.head_request && !head.is_bodiless() => {
+        let bodiless = is_bodiless(status);
+        self.send_stored_head(sink)?;
+        match self.sent_length {
+            Some(declared) if self.sent < declared && !self.head_request && !bodiless => {
                 Err(FinishError::ContentLengthShort {
                     declared,
                     sent: self.sent,
@@ -299,25 +359,54 @@ impl ResponseState {
         }
     }
 
+    /// Sends the stored head unless it went out already, and fixes the
+    /// Content-Length it carries: the application's, else the server's
+    /// declaration written into it (`[RGI-CL-10]`). Does nothing without a
+    /// stored head; callers report that themselves.
+    fn send_stored_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> io::Result<()> {
+        let Some(mut head) = self.head.take() else {
+            return Ok(());
+        };
+        let length = match (self.app_length, self.server_length) {
+            (Some(application), _) => Some(application),
+            (None, Some(server)) if !self.head_request && !head.is_bodiless() => {
+                head.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(server));
+                Some(server)
+            }
+            (None, _) => None,
+        };
+        // Sent even if the sink fails: part of it may be on the wire, so it
+        // can no longer be replaced.
+        self.sent_status = Some(head.status());
+        self.sent_length = length;
+        sink.send_head(head)
+    }
+
     /// Stores a head for [`StartResponse::start`] (`cause` is `None`) and
-    /// [`StartResponse::replace`].
+    /// [`StartResponse::replace`](crate::StartResponse::replace).
     pub(crate) fn store_head(
         &mut self,
         head: ResponseHead,
         cause: Option<BoxError>,
     ) -> Result<(), StartError> {
-        match (&self.head, cause) {
+        match (self.status(), cause) {
             (Some(current), None) => Err(StartError::AlreadyStarted {
-                current: current.status(),
+                current,
                 attempted: head.status(),
             }),
-            (Some(current), Some(cause)) if self.head_sent => Err(StartError::HeadAlreadySent {
-                status: current.status(),
-                cause,
-            }),
+            (Some(status), Some(cause)) if self.is_head_sent() => {
+                Err(StartError::HeadAlreadySent { status, cause })
+            }
             (_, cause) => match head.validate() {
                 Ok(declared) => {
-                    self.declared = declared;
+                    if cause.is_some() {
+                        // An error response is not the body the size hint
+                        // described; the server's own 500 after a failed
+                        // pull must not promise its length either.
+                        self.server_length = None;
+                    }
+                    self.app_length = declared;
                     self.head = Some(head);
                     Ok(())
                 }
@@ -325,6 +414,23 @@ impl ResponseState {
             },
         }
     }
+}
+
+/// A server's Content-Length declaration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeclareError {
+    /// The head has been sent, so its framing is fixed (`[RGI-CL-10]`).
+    #[error(
+        "cannot declare Content-Length {length}: the head was sent already{}",
+        match .sent { Some(sent) => format!(" with Content-Length {sent}"), None => String::from(" without Content-Length") }
+    )]
+    HeadAlreadySent {
+        /// The length the server tried to declare.
+        length: u64,
+        /// The length the sent head carries, if any.
+        sent: Option<u64>,
+    },
 }
 
 /// Ending the response failed.
@@ -346,4 +452,10 @@ pub enum FinishError {
     /// The transport failed (`[RGI-FAIL-8]`).
     #[error("transport failed: {0}")]
     Transport(#[from] io::Error),
+}
+
+/// Whether a response with this status carries no body whatever the request
+/// was (204 and 304).
+fn is_bodiless(status: StatusCode) -> bool {
+    status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
 }
