@@ -101,6 +101,8 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-INPUT-24",
         "Not yet judged by a suite case. A case needs to send `expect: 100-continue` beside a refusal the server makes itself, withhold the body, and check that the first response line back is the refusal and not `100 Continue`: with an unknown second expectation (RGI-PROTO-5, 417), which needs nothing but a wire exchange, and with a Content-Length over the server's body limit (RGI-LIMIT-4, 413), which also needs that limit, and `ServerUnderTest::start` neither reports nor accepts limits today.",
+    ),
+    (
         "RGI-INPUT-17",
         "The half every server shares is `rgi::Input`'s: the typed error, the status it maps to, and that every later read returns it without asking the source again (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The server's half, its de-chunking source recognising the malformed framing, is an in-process value passed to the input; on the wire it shows only as the answer of RGI-FAIL-10, and the suite has no case yet that sends a malformed chunked body to an application that propagates its read error.",
     ),
@@ -271,6 +273,8 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-H2-11",
         "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1), and no probe route accepts an upgrade over extended CONNECT. A case would send an extended CONNECT with `:protocol`, check the probe's environ, accept, and check for a 200 response and an echo over the stream.",
+    ),
+    (
         "RGI-FAIL-10",
         "Finding the client's fault in whatever the application propagated is `rgi::client_body_error`, implemented once (crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`, `an_application_that_propagates_a_client_error_is_answered_with_its_status`). That a server then answers the status with `connection: close` and reads nothing more is observable, but the suite has no case yet that makes a server's source report a client error (RGI-INPUT-17..19).",
     ),
