@@ -1,0 +1,756 @@
+//! The thinnest honest hyper 1.x adapter for RGI applications.
+//!
+//! Everything that touches the RGI types lives in this module, so that a
+//! change of the interface's shape (an environ built from `Parts`, a head
+//! handed to the sink by value, cheaper capabilities) is adapted here and
+//! nowhere else.
+//!
+//! The per-request path is split into the same steps the `steps` mode
+//! measures: [`environ_from_parts`], [`Exchange::call_sync`] /
+//! [`Exchange::call_async`], [`Exchange::pull_head_sync`] /
+//! [`Exchange::poll_head_async`], and the response bodies
+//! [`SyncResponseBody`] / [`AsyncResponseBody`], which hyper polls.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_LENGTH;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use rgi::{
+    Application, AsyncSource, Body, BoxError, Concurrency, Environ, EnvironError, Input,
+    ResponseHead, ResponseSink, ResponseState, StartResponse,
+};
+use rgi_async::{AsyncApplication, AsyncBody, Capabilities, Job, Offload, OffloadError, Step};
+use tokio::net::TcpStream;
+
+/// The largest request body the synchronous inline adapter reads ahead
+/// before calling the application (it cannot let an inline application
+/// block the event loop on the socket, see [`pre_read`]).
+pub const PRE_READ_LIMIT: usize = 1024 * 1024;
+
+/// What the adapter knows about one connection, built once when it is
+/// accepted and shared by all its requests.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The name the server gives itself (`server_name`).
+    pub server_name: String,
+    /// The local address the connection arrived on.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
+impl ConnectionInfo {
+    /// The information of an accepted TCP connection.
+    ///
+    /// # Errors
+    ///
+    /// The socket's addresses cannot be read (it was already closed).
+    pub fn of(stream: &TcpStream) -> io::Result<Self> {
+        let local = stream.local_addr()?;
+        Ok(ConnectionInfo {
+            server_name: local.ip().to_string(),
+            local,
+            peer: stream.peer_addr()?,
+        })
+    }
+}
+
+/// Why the adapter ended a response without the application's answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// The request could not be described to the application.
+    #[error("request refused before the application: {0}")]
+    Environ(#[from] EnvironError),
+    /// The request body was larger than the pre-read limit.
+    #[error("request body over the {limit}-byte pre-read limit")]
+    BodyTooLarge {
+        /// The limit, [`PRE_READ_LIMIT`].
+        limit: usize,
+    },
+    /// Reading the request body from the connection failed.
+    #[error("reading the request body failed: {0}")]
+    Body(#[source] hyper::Error),
+    /// The asynchronous application asked to switch to synchronous
+    /// processing, which this benchmark adapter does not run (it has no
+    /// worker threads); the response fails instead.
+    #[error("the benchmark adapter does not run synchronous switches")]
+    SwitchNotRun,
+}
+
+/// Builds the environ of one request from hyper's request head, moving
+/// the method, target and header map, and lending `capabilities` to an
+/// asynchronous application.
+///
+/// # Errors
+///
+/// Whatever [`rgi::EnvironBuilder::build`] refuses (a CONNECT, a bad
+/// percent-encoding, a Content-Length that disagrees with the body).
+pub fn environ_from_parts(
+    parts: Parts,
+    input: Input,
+    connection: &ConnectionInfo,
+    capabilities: Option<&Capabilities>,
+) -> Result<Environ, EnvironError> {
+    let builder = Environ::builder()
+        .method(parts.method)
+        .uri(parts.uri)
+        .version(parts.version)
+        .headers(parts.headers)
+        .server(connection.server_name.clone(), connection.local.port())
+        .remote_addr(connection.peer)
+        .concurrency(Concurrency {
+            multithread: false,
+            multiprocess: false,
+            run_once: false,
+        })
+        .input(input);
+    match capabilities {
+        Some(capabilities) => builder.extension(capabilities.clone()).build(),
+        None => builder.build(),
+    }
+}
+
+/// Reads a request body whole, up to [`PRE_READ_LIMIT`], for an
+/// application served inline: its blocking reads must never wait on the
+/// socket from the event-loop thread (that would park the only thread that
+/// could fill them). A bodiless request costs nothing.
+///
+/// # Errors
+///
+/// [`AdapterError::BodyTooLarge`] past the limit, [`AdapterError::Body`]
+/// if the connection fails.
+pub async fn pre_read(mut body: Incoming) -> Result<Input, AdapterError> {
+    if body.is_end_stream() {
+        return Ok(Input::empty());
+    }
+    let mut collected = BytesMut::new();
+    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(AdapterError::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > PRE_READ_LIMIT {
+                return Err(AdapterError::BodyTooLarge {
+                    limit: PRE_READ_LIMIT,
+                });
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(Input::from_bytes(collected.freeze()))
+}
+
+/// The request body as the non-blocking face of [`Input`], for an
+/// asynchronous application: the connection is read only when the
+/// application polls.
+#[derive(Debug)]
+pub struct IncomingSource(Incoming);
+
+impl IncomingSource {
+    /// The input over hyper's request body: empty when hyper knows there is
+    /// none, otherwise read to its end with the length hyper framed it by.
+    #[must_use]
+    pub fn input(body: Incoming) -> Input {
+        if body.is_end_stream() {
+            return Input::empty();
+        }
+        let length = body.size_hint().exact();
+        Input::from_async(IncomingSource(body), length)
+    }
+}
+
+impl AsyncSource for IncomingSource {
+    fn poll_chunk(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        _max: usize,
+    ) -> Poll<io::Result<Bytes>> {
+        let body = &mut self.get_mut().0;
+        loop {
+            // Input keeps what exceeds `max` for its next read, so a frame
+            // is handed over whole.
+            match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                None => return Poll::Ready(Ok(Bytes::new())),
+                Some(Err(err)) => return Poll::Ready(Err(io::Error::other(err))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => return Poll::Ready(Ok(data)),
+                    // Empty data and trailers carry no body bytes.
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+/// The transport [`ResponseState`] drives: it keeps the head for hyper's
+/// `Response` and queues the body's chunks until hyper polls for them.
+#[derive(Debug, Default)]
+struct HyperSink {
+    head: Option<(StatusCode, HeaderMap)>,
+    /// The next chunk; nearly every pull yields at most one, so the queue
+    /// behind it stays unallocated.
+    next: Option<Bytes>,
+    more: VecDeque<Bytes>,
+}
+
+impl HyperSink {
+    fn take_data(&mut self) -> Option<Bytes> {
+        let data = self.next.take()?;
+        self.next = self.more.pop_front();
+        Some(data)
+    }
+
+    fn has_data(&self) -> bool {
+        self.next.is_some()
+    }
+}
+
+impl ResponseSink for HyperSink {
+    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        // The state keeps its head, and hyper needs an owned map: a clone.
+        self.head = Some((head.status(), head.headers().clone()));
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        if self.next.is_none() {
+            self.next = Some(data);
+        } else {
+            self.more.push_back(data);
+        }
+        Ok(())
+    }
+}
+
+/// One request's response: the RGI state, the sink it writes to, and what
+/// went wrong after the head was sent.
+#[derive(Debug)]
+pub struct Exchange {
+    state: ResponseState,
+    sink: HyperSink,
+    /// Body bytes handed to hyper.
+    delivered: u64,
+    /// A failure after the head went out: hyper aborts the response with it
+    /// once the data before it was delivered.
+    error: Option<BoxError>,
+}
+
+impl Exchange {
+    /// The exchange for a request with this method.
+    #[must_use]
+    pub fn new(method: &Method) -> Self {
+        Exchange {
+            state: ResponseState::new(method),
+            sink: HyperSink::default(),
+            delivered: 0,
+            error: None,
+        }
+    }
+
+    fn start_response(&mut self) -> StartResponse<'_> {
+        self.state.start_response(&mut self.sink)
+    }
+
+    /// Calls a synchronous application, then declares the body's exact size
+    /// when it is known and a head without one is stored (see
+    /// [`declare_size`](Self::declare_size)).
+    ///
+    /// # Errors
+    ///
+    /// The application's own error (the response is then a 500).
+    pub fn call_sync<A: Application>(
+        &mut self,
+        app: &A,
+        environ: Environ,
+    ) -> Result<A::Body, BoxError> {
+        let body = app.call(environ, &mut self.start_response())?;
+        self.declare_size(body.size_hint());
+        Ok(body)
+    }
+
+    /// Calls an asynchronous application, as [`call_sync`](Self::call_sync).
+    ///
+    /// # Errors
+    ///
+    /// The application's own error (the response is then a 500).
+    pub fn call_async<A: AsyncApplication>(
+        &mut self,
+        app: &A,
+        environ: Environ,
+    ) -> Result<A::Body, BoxError> {
+        let body = app.call(environ, &mut self.start_response())?;
+        self.declare_size(body.size_hint());
+        Ok(body)
+    }
+
+    /// Declares an exact body size only once the head it applies to is
+    /// stored: a head stored later would discard the declaration (issue 9,
+    /// D1), and a declaration that the head does not carry must never reach
+    /// hyper.
+    fn declare_size(&mut self, size: Option<u64>) {
+        if let Some(size) = size {
+            if self.state.is_started() && !self.state.is_head_sent() {
+                self.state.declare_length(size);
+            }
+        }
+    }
+
+    /// The exact number of body bytes hyper has still to send, when the
+    /// response's length is fixed: the length the state enforces less what
+    /// hyper already has. This is what hyper frames by, so it comes from the
+    /// state and nowhere else.
+    fn exact_remaining(&self) -> Option<u64> {
+        let declared = self.state.remaining_length()? + self.state.body_bytes();
+        Some(declared.saturating_sub(self.delivered))
+    }
+
+    /// Applies one outcome of the body to the state.
+    fn deliver(&mut self, outcome: Option<Result<Bytes, BoxError>>) -> Option<()> {
+        match outcome {
+            Some(Ok(chunk)) => {
+                if let Err(err) = self.state.send_chunk(&mut self.sink, chunk) {
+                    self.error = Some(err.into());
+                }
+                Some(())
+            }
+            Some(Err(err)) => {
+                self.error = Some(err);
+                Some(())
+            }
+            None => {
+                if let Err(err) = self.state.finish(&mut self.sink) {
+                    self.error = Some(err.into());
+                }
+                None
+            }
+        }
+    }
+
+    /// Pulls a synchronous body until the head has been sent (with the
+    /// first non-empty chunk, or at the end of the body).
+    pub fn pull_head_sync<B: Body>(&mut self, body: &mut Option<B>) {
+        while !self.state.is_head_sent() && self.error.is_none() {
+            let Some(current) = body.as_mut() else {
+                return;
+            };
+            let outcome = current.next_chunk(&mut self.start_response());
+            if self.deliver(outcome).is_none() || self.error.is_some() {
+                // Closed exactly once: here, at its end or failure.
+                *body = None;
+            }
+        }
+    }
+
+    /// Polls an asynchronous body until the head has been sent, as
+    /// [`pull_head_sync`](Self::pull_head_sync).
+    pub fn poll_head_async<B: AsyncBody + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        body: &mut Option<B>,
+    ) -> Poll<()> {
+        while !self.state.is_head_sent() && self.error.is_none() {
+            let Some(current) = body.as_mut() else {
+                return Poll::Ready(());
+            };
+            let step = ready!(Pin::new(current).poll_step(cx, &mut self.start_response()));
+            let outcome = match step {
+                Some(Ok(Step::Chunk(chunk))) => Some(Ok(chunk)),
+                Some(Ok(_)) => Some(Err(AdapterError::SwitchNotRun.into())),
+                Some(Err(err)) => Some(Err(err)),
+                None => None,
+            };
+            if self.deliver(outcome).is_none() || self.error.is_some() {
+                *body = None;
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// The response hyper sends: the sent head and `body`, or a 500 when the
+    /// application failed before its head went out.
+    pub fn into_response<T>(mut self, body: Option<T>) -> Response<ResponseBody<T>> {
+        match self.sink.head.take() {
+            Some((status, headers)) => {
+                let mut response = Response::new(ResponseBody::new(body, self));
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                response
+            }
+            None => {
+                // Before the head nothing reached the client: a 500, and the
+                // application's body (if any) is closed here.
+                drop(body);
+                internal_error()
+            }
+        }
+    }
+}
+
+/// A 500 with an empty body.
+fn internal_error<T>() -> Response<ResponseBody<T>> {
+    let mut response = Response::new(ResponseBody::empty());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
+}
+
+/// One frame for hyper, or the failure that aborts the response.
+type FrameResult = Result<Frame<Bytes>, BoxError>;
+
+/// The body of a response hyper sends for an RGI application (synchronous
+/// or asynchronous, by `T`).
+#[derive(Debug)]
+pub struct ResponseBody<T> {
+    /// The application's body; `None` once it was closed.
+    body: Option<T>,
+    exchange: Option<Exchange>,
+}
+
+impl<T> ResponseBody<T> {
+    fn new(body: Option<T>, exchange: Exchange) -> Self {
+        ResponseBody {
+            body,
+            exchange: Some(exchange),
+        }
+    }
+
+    fn empty() -> Self {
+        ResponseBody {
+            body: None,
+            exchange: None,
+        }
+    }
+
+    /// The next frame already produced (data, then a failure), if any.
+    fn ready_frame(&mut self) -> Option<Poll<Option<FrameResult>>> {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Some(Poll::Ready(None));
+        };
+        if let Some(data) = exchange.sink.take_data() {
+            exchange.delivered += data.len() as u64;
+            return Some(Poll::Ready(Some(Ok(Frame::data(data)))));
+        }
+        if let Some(err) = exchange.error.take() {
+            self.body = None;
+            return Some(Poll::Ready(Some(Err(err))));
+        }
+        if self.body.is_none() || !exchange.state.wants_body() {
+            // At the declared length the rest cannot reach the client; stop
+            // pulling and close the body now.
+            self.body = None;
+            return Some(Poll::Ready(None));
+        }
+        None
+    }
+
+    /// Whether hyper may stop polling. With a fixed length only once all of
+    /// it was delivered: hyper writes no Content-Length for a body that is
+    /// over before it starts, and a HEAD answer must still carry the GET's
+    /// length (nothing is delivered for HEAD, so its body never looks over
+    /// early; polling it ends it).
+    fn end_of_stream(&self) -> bool {
+        self.exchange.as_ref().is_none_or(|exchange| {
+            !exchange.sink.has_data()
+                && exchange.error.is_none()
+                && match exchange.exact_remaining() {
+                    Some(remaining) => remaining == 0,
+                    None => self.body.is_none() || !exchange.state.wants_body(),
+                }
+        })
+    }
+
+    fn hint(&self) -> SizeHint {
+        match self.exchange.as_ref() {
+            None => SizeHint::with_exact(0),
+            Some(exchange) => exchange
+                .exact_remaining()
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
+        }
+    }
+}
+
+/// The response body of a synchronous application served inline: each
+/// chunk is pulled on the event loop when hyper asks for it.
+pub type SyncResponseBody<B> = ResponseBody<SyncBody<B>>;
+
+/// The response body of an asynchronous application, polled by hyper.
+pub type AsyncResponseBody<B> = ResponseBody<AsyncBodyOf<B>>;
+
+/// Marks a synchronous RGI body inside [`ResponseBody`].
+#[derive(Debug)]
+pub struct SyncBody<B>(pub B);
+
+/// Marks an asynchronous RGI body inside [`ResponseBody`].
+#[derive(Debug)]
+pub struct AsyncBodyOf<B>(pub B);
+
+impl<B: Body + Unpin> HttpBody for ResponseBody<SyncBody<B>> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(frame) = this.ready_frame() {
+                return frame;
+            }
+            let (Some(exchange), Some(SyncBody(body))) = (this.exchange.as_mut(), &mut this.body)
+            else {
+                return Poll::Ready(None);
+            };
+            let outcome = body.next_chunk(&mut exchange.start_response());
+            if exchange.deliver(outcome).is_none() {
+                this.body = None;
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.end_of_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint()
+    }
+}
+
+impl<B: AsyncBody + Unpin> HttpBody for ResponseBody<AsyncBodyOf<B>> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(frame) = this.ready_frame() {
+                return frame;
+            }
+            let (Some(exchange), Some(AsyncBodyOf(body))) =
+                (this.exchange.as_mut(), &mut this.body)
+            else {
+                return Poll::Ready(None);
+            };
+            let step = ready!(Pin::new(body).poll_step(cx, &mut exchange.start_response()));
+            let outcome = match step {
+                Some(Ok(Step::Chunk(chunk))) => Some(Ok(chunk)),
+                Some(Ok(_)) => Some(Err(AdapterError::SwitchNotRun.into())),
+                Some(Err(err)) => Some(Err(err)),
+                None => None,
+            };
+            if exchange.deliver(outcome).is_none() {
+                this.body = None;
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.end_of_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint()
+    }
+}
+
+/// Answers one request with a synchronous application, inline on the
+/// event loop.
+pub async fn respond_sync<A: Application>(
+    app: &A,
+    request: Request<Incoming>,
+    connection: &ConnectionInfo,
+) -> Response<SyncResponseBody<A::Body>>
+where
+    A::Body: Unpin,
+{
+    let (parts, body) = request.into_parts();
+    let input = match pre_read(body).await {
+        Ok(input) => input,
+        Err(AdapterError::BodyTooLarge { .. }) => {
+            return status_only(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        Err(_) => return status_only(StatusCode::BAD_REQUEST),
+    };
+    respond_sync_to(app, parts, input, connection)
+}
+
+/// The synchronous steps of [`respond_sync`] once the body is an [`Input`].
+pub fn respond_sync_to<A: Application>(
+    app: &A,
+    parts: Parts,
+    input: Input,
+    connection: &ConnectionInfo,
+) -> Response<SyncResponseBody<A::Body>>
+where
+    A::Body: Unpin,
+{
+    let Ok(environ) = environ_from_parts(parts, input, connection, None) else {
+        return status_only(StatusCode::BAD_REQUEST);
+    };
+    let mut exchange = Exchange::new(environ.method());
+    let Ok(body) = exchange.call_sync(app, environ) else {
+        return internal_error();
+    };
+    let mut body = Some(body);
+    exchange.pull_head_sync(&mut body);
+    exchange.into_response(body.map(SyncBody))
+}
+
+/// Answers one request with an asynchronous application.
+pub async fn respond_async<A: AsyncApplication>(
+    app: &A,
+    request: Request<Incoming>,
+    connection: &ConnectionInfo,
+    capabilities: &Capabilities,
+) -> Response<AsyncResponseBody<A::Body>>
+where
+    A::Body: Unpin,
+{
+    let (parts, body) = request.into_parts();
+    let input = IncomingSource::input(body);
+    let Ok(environ) = environ_from_parts(parts, input, connection, Some(capabilities)) else {
+        return status_only(StatusCode::BAD_REQUEST);
+    };
+    let mut exchange = Exchange::new(environ.method());
+    let Ok(body) = exchange.call_async(app, environ) else {
+        return internal_error();
+    };
+    let mut body = Some(body);
+    poll_fn(|cx| exchange.poll_head_async(cx, &mut body)).await;
+    exchange.into_response(body.map(AsyncBodyOf))
+}
+
+/// A response the adapter gives itself, without calling the application.
+fn status_only<T>(status: StatusCode) -> Response<ResponseBody<T>> {
+    let mut response = internal_error();
+    *response.status_mut() = status;
+    response
+}
+
+/// Serves one connection with a synchronous application inline, until the
+/// client closes it; counts the requests answered.
+///
+/// # Errors
+///
+/// hyper's, when the connection fails.
+pub async fn serve_sync<A: Application>(
+    app: Arc<A>,
+    stream: TcpStream,
+    served: Arc<AtomicU64>,
+) -> Result<(), hyper::Error>
+where
+    A::Body: Unpin,
+{
+    let Ok(connection) = ConnectionInfo::of(&stream) else {
+        return Ok(());
+    };
+    let service = hyper::service::service_fn(|request| {
+        let (app, connection, served) = (&app, &connection, &served);
+        async move {
+            let response = respond_sync(&**app, request, connection).await;
+            served.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+}
+
+/// Serves one connection with an asynchronous application until the client
+/// closes it; counts the requests answered.
+///
+/// # Errors
+///
+/// hyper's, when the connection fails.
+pub async fn serve_async<A: AsyncApplication>(
+    app: Arc<A>,
+    stream: TcpStream,
+    served: Arc<AtomicU64>,
+) -> Result<(), hyper::Error>
+where
+    A::Body: Unpin,
+{
+    let Ok(connection) = ConnectionInfo::of(&stream) else {
+        return Ok(());
+    };
+    let capabilities = connection_capabilities();
+    let service = hyper::service::service_fn(|request| {
+        let (app, connection, capabilities, served) = (&app, &connection, &capabilities, &served);
+        async move {
+            let response = respond_async(&**app, request, connection, capabilities).await;
+            served.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+}
+
+/// The capabilities lent to every request of a connection: offload onto
+/// tokio's blocking pool, bounded.
+#[must_use]
+pub fn connection_capabilities() -> Capabilities {
+    Capabilities::builder(Offload::new(BlockingPool::new(64))).build()
+}
+
+/// An offload service over tokio's blocking threads that accepts at most
+/// `capacity` jobs at once, so the queue is bounded.
+#[derive(Debug)]
+pub struct BlockingPool {
+    in_flight: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl BlockingPool {
+    /// A pool accepting at most `capacity` jobs at once.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        BlockingPool {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            capacity,
+        }
+    }
+}
+
+impl rgi_async::OffloadService for BlockingPool {
+    fn execute(&self, job: Job) -> Result<(), OffloadError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(OffloadError::ShutDown);
+        };
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < self.capacity).then_some(count + 1)
+            });
+        if taken.is_err() {
+            return Err(OffloadError::Saturated {
+                capacity: self.capacity,
+            });
+        }
+        let in_flight = Arc::clone(&self.in_flight);
+        runtime.spawn_blocking(move || {
+            job.run();
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+        Ok(())
+    }
+}
