@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
@@ -99,11 +99,15 @@ pub enum AdapterError {
 /// Whatever [`rgi::EnvironBuilder::build`] refuses (a CONNECT, a bad
 /// percent-encoding, a Content-Length that disagrees with the body).
 pub fn environ_from_parts(
-    parts: Parts,
+    mut parts: Parts,
     input: Input,
     connection: &ConnectionInfo,
     capabilities: Option<&Capabilities>,
 ) -> Result<Environ, EnvironError> {
+    // hyper has decoded the chunked framing; an environ carries none.
+    if parts.headers.contains_key(TRANSFER_ENCODING) {
+        parts.headers.remove(TRANSFER_ENCODING);
+    }
     let builder = Environ::builder()
         .method(parts.method)
         .uri(parts.uri)
