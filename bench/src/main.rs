@@ -5,7 +5,7 @@
 //! ```text
 //! rgi-bench serve <bare|sync|async> [--deadline-secs S]
 //! rgi-bench load <127.0.0.1:PORT> <REQUESTS> [--deadline-secs S]
-//! rgi-bench steps <sync|async> <STAGE> <ITERATIONS>
+//! rgi-bench steps <sync|async|head> <STAGE> <ITERATIONS>
 //! rgi-bench report [--quick] [--no-valgrind] [--work DIR]
 //! ```
 
@@ -29,7 +29,7 @@ fn counts() -> AllocCounts {
 const USAGE: &str = "usage:
   rgi-bench serve <bare|sync|async> [--deadline-secs S]
   rgi-bench load <127.0.0.1:PORT> <REQUESTS> [--deadline-secs S]
-  rgi-bench steps <sync|async> <STAGE> <ITERATIONS>
+  rgi-bench steps <sync|async|head> <STAGE> <ITERATIONS>
   rgi-bench report [--quick] [--no-valgrind] [--work DIR]";
 
 fn main() -> ExitCode {
@@ -98,7 +98,8 @@ fn run(args: &[String]) -> Result<(), String> {
             let flavor = match args.get(1).map(String::as_str) {
                 Some("sync") => steps::Flavor::Sync,
                 Some("async") => steps::Flavor::Async,
-                _ => return Err(format!("steps needs sync or async\n{USAGE}")),
+                Some("head") => steps::Flavor::Head,
+                _ => return Err(format!("steps needs sync, async or head\n{USAGE}")),
             };
             let stage =
                 usize::try_from(number(args.get(2), "stage")?).map_err(|err| err.to_string())?;

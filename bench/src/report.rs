@@ -259,7 +259,12 @@ impl Reporter {
     fn measure_steps(&self, flavor: Flavor) -> Result<Vec<(Option<f64>, f64)>, ReportError> {
         let (large, small) = self.plan.iterations;
         let span = (large - small) as f64;
-        (0..steps::STAGES.len())
+        let stages = if flavor == Flavor::Head {
+            steps::HEAD_STAGES.len()
+        } else {
+            steps::STAGES.len()
+        };
+        (0..stages)
             .map(|stage| {
                 let (a, a_allocations) = self.steps_run(flavor, stage, large)?;
                 let (b, b_allocations) = self.steps_run(flavor, stage, small)?;
@@ -285,9 +290,11 @@ impl Reporter {
         eprintln!("measuring the RGI steps ...");
         let sync_steps = self.measure_steps(Flavor::Sync)?;
         let async_steps = self.measure_steps(Flavor::Async)?;
+        let head_steps = self.measure_steps(Flavor::Head)?;
         let mut text = String::new();
         self.write_table(&mut text, &modes);
         write_steps(&mut text, &sync_steps, &async_steps);
+        write_validation(&mut text, &head_steps);
         let _ = writeln!(
             text,
             "\n(measured in {:.0} s)",
@@ -449,10 +456,34 @@ fn write_steps(
     );
 }
 
+/// The validation row: the difference of the two head stages, the same in
+/// both modes (the applications share one handler).
+fn write_validation(text: &mut String, head: &[(Option<f64>, f64)]) {
+    let (Some(&(built, built_allocations)), Some(&(validated, validated_allocations))) =
+        (head.first(), head.get(1))
+    else {
+        return;
+    };
+    let instructions = validated
+        .zip(built)
+        .map_or_else(|| "n/a".to_owned(), |(a, b)| format!("{:.0}", a - b));
+    let allocations = validated_allocations - built_allocations;
+    let _ = writeln!(
+        text,
+        "{:<48} {:>11} {:>11.2} {:>11} {:>11.2}",
+        steps::HEAD_STAGES[1],
+        instructions,
+        allocations,
+        instructions,
+        allocations
+    );
+}
+
 fn flavor_name(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Sync => "sync",
         Flavor::Async => "async",
+        Flavor::Head => "head",
     }
 }
 

@@ -10,11 +10,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use http::header::HOST;
+use http::header::{CONTENT_TYPE, HOST};
 use http::request::Parts;
-use http::{HeaderValue, Request, Uri};
+use http::{HeaderValue, Request, StatusCode, Uri};
 use hyper::body::Body as HttpBody;
-use rgi::{Application, BoxError, Input};
+use rgi::{Application, BoxError, Input, ResponseHead};
 use rgi_async::{AsyncApplication, Capabilities};
 
 use crate::adapter::{AsyncBodyOf, ConnectionInfo, Exchange, SyncBody, environ_from_parts};
@@ -27,6 +27,9 @@ pub enum Flavor {
     Sync,
     /// The asynchronous application.
     Async,
+    /// The hello head alone: built (stage 0), then validated (stage 1), to
+    /// show what validation costs inside the call step.
+    Head,
 }
 
 /// The stages, in order; the first is the baseline every later one
@@ -39,12 +42,18 @@ pub const STAGES: [&str; 5] = [
     "response + body pulled, finished, dropped",
 ];
 
+/// The stages of [`Flavor::Head`].
+pub const HEAD_STAGES: [&str; 2] = [
+    "hello head built (baseline)",
+    "of which ResponseHead::validate (inside the call step)",
+];
+
 /// Why a steps run failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StepsError {
     /// No such stage.
-    #[error("stage {0} does not exist (0..={max})", max = STAGES.len() - 1)]
+    #[error("stage {0} does not exist for this flavor")]
     NoSuchStage(usize),
     /// A step failed; the hello application never should.
     #[error("step failed: {0}")]
@@ -70,7 +79,12 @@ pub fn request_parts(host: &HeaderValue) -> Parts {
 ///
 /// See [`StepsError`].
 pub fn run(flavor: Flavor, stage: usize, iterations: u64) -> Result<(), StepsError> {
-    if stage >= STAGES.len() {
+    let stages = if flavor == Flavor::Head {
+        HEAD_STAGES.len()
+    } else {
+        STAGES.len()
+    };
+    if stage >= stages {
         return Err(StepsError::NoSuchStage(stage));
     }
     let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 8080));
@@ -94,6 +108,25 @@ pub fn run(flavor: Flavor, stage: usize, iterations: u64) -> Result<(), StepsErr
                 async_once(&app, stage, &host, &connection, &capabilities)?;
             }
         }
+        Flavor::Head => {
+            for _ in 0..iterations {
+                head_once(stage)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn head_once(stage: usize) -> Result<(), StepsError> {
+    let head = black_box(
+        ResponseHead::new(StatusCode::OK)
+            .with_header(CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+    );
+    if stage == 1 {
+        let declared = head
+            .validate()
+            .map_err(|err| StepsError::Step(err.into()))?;
+        black_box(declared);
     }
     Ok(())
 }
