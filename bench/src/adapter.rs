@@ -267,8 +267,8 @@ impl Exchange {
     }
 
     /// Calls a synchronous application, then declares the body's exact size
-    /// when it is known and a head without one is stored (see
-    /// [`declare_size`](Self::declare_size)).
+    /// when it is known and the head it applies to is already stored (a
+    /// head stored later would discard the declaration, issue 9 D1).
     ///
     /// # Errors
     ///
