@@ -45,7 +45,7 @@ pub const STAGES: [&str; 5] = [
 /// The stages of [`Flavor::Head`].
 pub const HEAD_STAGES: [&str; 2] = [
     "hello head built (baseline)",
-    "of which ResponseHead::validate (inside the call step)",
+    "call step, of which ResponseHead::validate",
 ];
 
 /// Why a steps run failed.
