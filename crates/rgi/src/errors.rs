@@ -21,16 +21,15 @@ use std::io::{self, Write};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Errors {
-    sink: Box<dyn Write + Send>,
-    kind: SinkKind,
+    sink: Sink,
 }
 
-/// What `Debug` shows instead of the sink itself.
-#[derive(Debug, Clone, Copy)]
-enum SinkKind {
+/// The standard sinks are variants rather than boxed writers so that the
+/// default stream of every request costs no allocation (RGI-ENV-9).
+enum Sink {
     Stderr,
     Discard,
-    Custom,
+    Custom(Box<dyn Write + Send>),
 }
 
 impl Errors {
@@ -64,8 +63,7 @@ impl Errors {
     #[must_use]
     pub fn new(sink: impl Write + Send + 'static) -> Self {
         Self {
-            sink: Box::new(sink),
-            kind: SinkKind::Custom,
+            sink: Sink::Custom(Box::new(sink)),
         }
     }
 
@@ -82,10 +80,7 @@ impl Errors {
     /// ```
     #[must_use]
     pub fn stderr() -> Self {
-        Self {
-            sink: Box::new(io::stderr()),
-            kind: SinkKind::Stderr,
-        }
+        Self { sink: Sink::Stderr }
     }
 
     /// An error stream that drops everything written to it.
@@ -102,8 +97,7 @@ impl Errors {
     #[must_use]
     pub fn discard() -> Self {
         Self {
-            sink: Box::new(io::sink()),
-            kind: SinkKind::Discard,
+            sink: Sink::Discard,
         }
     }
 }
@@ -114,22 +108,35 @@ impl Write for Errors {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Writing the whole buffer keeps a message in one piece in the log;
         // a failure of the log is not the application's to handle.
-        let _ = self.sink.write_all(buf);
+        let _ = match &mut self.sink {
+            Sink::Stderr => io::stderr().write_all(buf),
+            Sink::Discard => Ok(()),
+            Sink::Custom(sink) => sink.write_all(buf),
+        };
         Ok(buf.len())
     }
 
     /// Flushes the sink; never fails.
     fn flush(&mut self) -> io::Result<()> {
-        let _ = self.sink.flush();
+        let _ = match &mut self.sink {
+            Sink::Stderr => io::stderr().flush(),
+            Sink::Discard => Ok(()),
+            Sink::Custom(sink) => sink.flush(),
+        };
         Ok(())
     }
 }
 
 impl fmt::Debug for Errors {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.sink {
+            Sink::Stderr => "Stderr",
+            Sink::Discard => "Discard",
+            Sink::Custom(_) => "Custom",
+        };
         formatter
             .debug_struct("Errors")
-            .field("sink", &self.kind)
+            .field("sink", &format_args!("{kind}"))
             .finish()
     }
 }

@@ -216,6 +216,7 @@
 
 mod app;
 mod body;
+mod connection;
 mod environ;
 mod errors;
 mod file;
@@ -227,7 +228,10 @@ mod version;
 
 pub use app::{Application, BoxError, FnApplication, from_fn};
 pub use body::{Body, Empty, Iter, from_iter};
-pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, UrlScheme};
+pub use connection::{Address, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr};
+pub use environ::{
+    Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, ServerInfo, UrlScheme,
+};
 pub use errors::Errors;
 pub use file::FileBody;
 pub use hints::{Hints, InputUse};

@@ -36,7 +36,15 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-ENV-9",
-        "Enforced by the type: `Environ` holds its `Input` and `Errors` in fields that are not optional, and `Environ::builder()` defaults them to `Input::empty()` and `Errors::stderr()` (crates/rgi/tests/environ.rs: `builder_defaults_describe_a_plain_local_get`), so no environ exists without them.",
+        "Enforced by the type: `Environ` holds its `Input` and `Errors` in fields that are not optional, `Environ::from_parts` takes the `Input` as an argument and installs `Errors::stderr()`, and `Environ::builder()` defaults them to `Input::empty()` and `Errors::stderr()` (crates/rgi/tests/environ.rs: `builder_defaults_describe_a_plain_local_get`), so no environ exists without them; that the default stream costs no allocation is counted in crates/rgi/tests/environ_allocations.rs: `the_default_error_stream_and_an_http2_body_cost_nothing`.",
+    ),
+    (
+        "RGI-ENV-13",
+        "A property of the server's source that no run can observe: a server that built a new `ServerInfo` for every request would answer exactly the same. What the type guarantees is checked by the rgi crate: a `ServerInfo` exists only once `ServerInfo::new` and `ServerInfo::with_script_name` accepted it, and `Environ::from_parts` shares the one it is given (crates/rgi/tests/environ.rs: `server_info_is_checked_once_when_built`, `from_parts_moves_the_head_in`).",
+    ),
+    (
+        "RGI-ENV-14",
+        "A property of the server's source: a head passed on as parsed and one rebuilt with equal values give the application the same environ, and the values themselves are judged under RGI-ENV-3, RGI-ENV-4 and RGI-HDR-1. That `Environ::from_parts` moves the head in unchanged and without copying is the rgi crate's (crates/rgi/tests/environ.rs: `from_parts_moves_the_head_in`; crates/rgi/tests/environ_allocations.rs: `from_parts_for_a_plain_path_allocates_nothing`).",
     ),
     (
         "RGI-PATH-7",
@@ -45,6 +53,34 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-HDR-7",
         "Application obligation about what its answer depends on: hop-by-hop request fields reach it like any other field (RGI-HDR-1), and whether its behaviour depends on them is a property of its logic that a wrapper cannot judge without knowing the intended answer.",
+    ),
+    (
+        "RGI-CONN-6",
+        "Not yet judged by a suite case (a note for the kit): the snapshot a probe takes of its environ (suite/cases/kit.rs) records `remote_addr()` and `url_scheme()` but not `Environ::connection()`; a case sending two requests on one keep-alive connection and comparing the two `Arc`s with `Arc::ptr_eq`, and a third on a new connection, would judge it. Sharing one value between environs is the rgi crate's (crates/rgi/tests/connection.rs: `every_request_of_a_connection_shares_one_value`).",
+    ),
+    (
+        "RGI-CONN-7",
+        "A guess and a fact look alike unless the suite knows the truth: it knows only its own client's address and that it uses no TLS, which the cases of RGI-ENV-6 and RGI-ENV-7 judge through `remote_addr()` and `url_scheme()`; the server's local address as it sees it, and every TLS field, are beyond what `ServerUnderTest` lets the suite set up or know. The type makes `None` the starting value of every field (crates/rgi/tests/connection.rs: `nothing_known_means_plain_http_without_a_peer`, `tls_details_are_what_the_server_filled_in`).",
+    ),
+    (
+        "RGI-CONN-8",
+        "Out of the suite's sight: its client connects over TCP and through no proxy, so only `Address::Tcp` can occur, which the case of RGI-ENV-6 judges through `remote_addr()`; Unix-domain sockets and the PROXY protocol are deployments `ServerUnderTest` cannot ask a server for. What each variant means to `remote_addr()` is the rgi crate's (crates/rgi/tests/connection.rs: `a_unix_socket_peer_has_no_remote_addr`, `a_proxied_peer_names_the_proxy_that_declared_it`).",
+    ),
+    (
+        "RGI-CONN-9",
+        "Out of the suite's sight: its client speaks plain TCP, so no TLS version, SNI name, ALPN protocol or client certificate exists to be reported; the one observable case, no TLS, is judged through `url_scheme()` by the case of RGI-ENV-7. The accessors are the rgi crate's (crates/rgi/tests/connection.rs: `tls_details_are_what_the_server_filled_in`).",
+    ),
+    (
+        "RGI-CONN-10",
+        "Enforced by the type: `Environ` has no field for the scheme or the remote address; `url_scheme()` and `remote_addr()` are computed from `connection()`, and `EnvironBuilder::remote_addr` and `EnvironBuilder::url_scheme` edit that same value (crates/rgi/tests/connection.rs: `url_scheme_and_remote_addr_derive_from_the_connection`, `the_builder_records_remote_addr_and_scheme_in_the_connection`), so no server can make them disagree.",
+    ),
+    (
+        "RGI-INPUT-20",
+        "Out of the suite's sight for now (a note for the kit): its client speaks HTTP/1.1, where a body without Content-Length is chunked and already judged under RGI-INPUT-2; an HTTP/2 client sending DATA frames without content-length, and a probe checking it read every byte, would judge it. That `Input::new(source, None)` over such a stream is read to its end is the rgi crate's (crates/rgi/tests/environ.rs: `d3_http2_body_without_content_length_is_read_to_its_end`).",
+    ),
+    (
+        "RGI-INPUT-21",
+        "Out of the suite's sight for now (a note for the kit): it needs an HTTP/2 client; on HTTP/1.1 the same rule is RGI-ENV-10's. That an HTTP/2 environ keeps the declared length and `Environ::from_parts` refuses a disagreeing one is the rgi crate's (crates/rgi/tests/environ.rs: `d3_http2_body_with_content_length_keeps_its_length`, `from_parts_checks_what_build_checks`).",
     ),
     (
         "RGI-INPUT-8",
