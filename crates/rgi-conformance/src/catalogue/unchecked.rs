@@ -91,6 +91,18 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
     ),
     (
+        "RGI-INPUT-17",
+        "The half every server shares is `rgi::Input`'s: the typed error, the status it maps to, and that every later read returns it without asking the source again (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The server's half, its de-chunking source recognising the malformed framing, is an in-process value passed to the input; on the wire it shows only as the answer of RGI-FAIL-10, and the suite has no case yet that sends a malformed chunked body to an application that propagates its read error.",
+    ),
+    (
+        "RGI-INPUT-18",
+        "The half every server shares is `rgi::Input`'s: the typed error, its 413 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). Counting a streamed body against the server's own limit happens in the server's source, out of the suite's sight except through the 413 of RGI-FAIL-10, which the suite has no case for yet.",
+    ),
+    (
+        "RGI-INPUT-19",
+        "The half every server shares is `rgi::Input`'s: the typed error of kind `TimedOut`, its 408 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The timeout itself runs in the server's source; a case would have to stall an upload for the server's configured timeout, which the suite does not know, so it has no case yet.",
+    ),
+    (
         "RGI-ERRS-3",
         "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
     ),
@@ -119,6 +131,14 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Not decidable from the bytes: a chunk-encoded body is a byte sequence like any other, which the server sends unchanged (RGI-BODY-3). The decidable part, a `transfer-encoding` field in the head, is rejected by `rgi::ResponseState` and reported by the validator under RGI-HEAD-5 (`head_hop_by_hop`).",
     ),
     (
+        "RGI-CL-10",
+        "Behaviour of `rgi::ResponseState`, which every server must use (RGI-START-1): it writes a declared length into the head it hands the sink, lets the application's own Content-Length win, and refuses a declaration after the head (crates/rgi/tests/declared_length.rs: `d1_a_head_started_lazily_after_the_declaration_carries_the_declared_length`, `d1_a_head_replaced_after_the_declaration_drops_it_and_goes_out_without_a_length`, `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_declaring_after_the_head_was_sent_is_refused_and_changes_nothing`). Whether a server that computes no length at all would have been allowed to is invisible on the wire, and a field it added itself would show up only under RGI-CL-1 and RGI-CL-9, which the suite judges.",
+    ),
+    (
+        "RGI-CL-11",
+        "Out of the suite's sight: the size a server reports to its own HTTP layer is an in-process value between two of its components. Its effect, a body that runs past the Content-Length field, is judged on the wire under RGI-CL-1; the one source of the value is `ResponseState::content_length()` (crates/rgi/tests/declared_length.rs: `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_head_requests_and_bodiless_statuses_carry_no_declared_length`).",
+    ),
+    (
         "RGI-FILE-4",
         "An internal step of a server's platform-transfer path, visible only through the bytes it sends, which the suite judges under RGI-FILE-5. The pieces are the rgi crate's (crates/rgi/tests/body.rs: `file_body_range_stops_at_its_length_and_resumes_after_sendfile_progress`) and (crates/rgi/tests/response.rs: `a_sendfile_server_sends_the_head_alone_and_records_what_it_sent`).",
     ),
@@ -133,6 +153,14 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-HINT-8",
         "Middleware obligation whose inputs no wrapper sees: whether the middleware itself reads the input or blocks is a property of its code, so neither a validator outside it (which sees the combined hints) nor one inside (which sees the inner hints) can tell an honest combination from a dishonest one. The outer validator still checks that the combined hints are stable and true of the whole stack (`hints_unstable`, `hints_input_none_but_read`).",
+    ),
+    (
+        "RGI-FAIL-10",
+        "Finding the client's fault in whatever the application propagated is `rgi::client_body_error`, implemented once (crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`, `an_application_that_propagates_a_client_error_is_answered_with_its_status`). That a server then answers the status with `connection: close` and reads nothing more is observable, but the suite has no case yet that makes a server's source report a client error (RGI-INPUT-17..19).",
+    ),
+    (
+        "RGI-FAIL-11",
+        "After the head, the client's fault ends the response like any failure after the head, which the suite judges under RGI-FAIL-5; what is specific here, that `rgi::client_body_error` recognises the error, is tested in crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`. The suite has no case yet that makes a server's source report a client error after the head.",
     ),
     (
         "RGI-MW-1",
