@@ -41,6 +41,8 @@ fn main() -> Result<(), rgi::BoxError> {
                     Err(err) if err.kind() == ErrorKind::Interrupted => {}
                     Err(err) => return Err(err.into()),
                 },
+                // RGIA-VER-4: outcomes of later versions end the wait as a failure.
+                other => return Err(format!("an unknown wait outcome: {other:?}").into()),
             }
         }
     }

@@ -271,7 +271,20 @@ impl AsSocket for Source<'_> {
 }
 
 /// How a wait on one source ended.
+///
+/// Later minor versions may add outcomes (RGIA-VER-4): match with a
+/// wildcard arm, which a match outside this crate cannot leave out:
+///
+/// ```compile_fail,E0004
+/// fn timed_out(outcome: rgi_async::WaitOutcome) -> bool {
+///     match outcome {
+///         rgi_async::WaitOutcome::Ready(_) => false,
+///         rgi_async::WaitOutcome::TimedOut => true,
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitOutcome {
     /// The source became ready.
     Ready(Ready),
@@ -280,7 +293,20 @@ pub enum WaitOutcome {
 }
 
 /// How a wait on several sources ended.
+///
+/// Later minor versions may add outcomes (RGIA-VER-4): match with a
+/// wildcard arm, which a match outside this crate cannot leave out:
+///
+/// ```compile_fail,E0004
+/// fn timed_out(outcome: &rgi_async::WaitAnyOutcome) -> bool {
+///     match outcome {
+///         rgi_async::WaitAnyOutcome::Ready(_) => false,
+///         rgi_async::WaitAnyOutcome::TimedOut => true,
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitAnyOutcome {
     /// At least one source became ready: the indices (into the list given
     /// to the wait) of every ready source, in increasing order, with what

@@ -22,7 +22,20 @@ use rgi::{Body, BoxError, StartResponse};
 /// let switch = Step::Switch(SyncSwitch::new(|_start| Ok(rgi::Empty)));
 /// assert!(matches!(switch, Step::Switch(_)));
 /// ```
+///
+/// Later minor versions may add steps (RGIA-VER-4), so a match outside
+/// this crate needs a wildcard arm; one without it does not compile:
+///
+/// ```compile_fail,E0004
+/// fn kind(step: &rgi_async::Step) -> &'static str {
+///     match step {
+///         rgi_async::Step::Chunk(_) => "chunk",
+///         rgi_async::Step::Switch(_) => "switch",
+///     }
+/// }
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Step {
     /// A chunk of the response body. An empty chunk is a yield point: it
     /// sends nothing, and the server polls again.

@@ -312,6 +312,18 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Behaviour of `rgi_async::Threaded`, the same for every server: tested in (crates/rgi-async/tests/threaded.rs: `the_worker_pulls_only_as_fast_as_the_server_polls`, `a_lazily_started_and_replaced_head_is_relayed_once_in_its_final_form`, `a_head_without_body_is_relayed_at_the_end`).",
     ),
     (
+        "RGIA-COMP-13",
+        "The toy server never runs an application on a loop thread (synchronous applications get a thread per connection), so no suite case can see an inline read; the rule binds `rgi_async::Threaded`, the adapter every asynchronous server runs synchronous code through, tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `d5_an_inline_read_still_gets_the_bytes_already_there` (a read that would wait fails with `InputError::WouldBlockThread` within the test's time limit instead of parking; bytes already there are delivered).",
+    ),
+    (
+        "RGIA-COMP-14",
+        "Behaviour of `rgi_async::Threaded`, the same for every server; each of its paths (inline, pre-read through the non-blocking face, offload with the job only queued when `call` returns) is tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`.",
+    ),
+    (
+        "RGIA-UPGRADE-12",
+        "Cannot go wrong silently: among several offers, an `accept` without a choice fails with `UpgradeError::ProtocolNotChosen` and a choice outside the offer with `UpgradeError::ProtocolNotOffered` (RGIA-UPGRADE-3, checked by a suite case), tested in crates/rgi-async/tests/upgrade.rs: `d6_the_101_names_the_one_offered_protocol_the_application_chose`; which protocol the application then speaks over the stream is outside what a kit can observe.",
+    ),
+    (
         "RGIA-COMP-6",
         "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server, tested in crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_body_past_the_pre_read_limit_goes_to_the_offload_path_whole`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`, `a_blocking_input_sends_a_whole_input_application_to_the_offload_path` (the documented limit is `rgi_async::PRE_READ_LIMIT`).",
     ),
@@ -349,7 +361,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGIA-VER-4",
-        "Enforced by the compiler for code outside the crates: the error and outcome enums of rgi-async are `#[non_exhaustive]`, so a match without a wildcard arm does not compile; what the wildcard arm does is application logic.",
+        "Enforced by the compiler for code outside the crates: every public enum of rgi-async (errors, `WaitOutcome`, `WaitAnyOutcome`, `Step`) is `#[non_exhaustive]`, so a match without a wildcard arm does not compile (the compile-fail examples in the rustdoc of `Step` and `WaitOutcome`) and one with it compiles under `deny(warnings)` (crates/rgi-async/tests/evolution.rs: `d7_step_is_matched_with_a_wildcard_arm`, `d7_wait_outcomes_are_matched_with_a_wildcard_arm`); what the wildcard arm does is application logic.",
     ),
     (
         "RGIA-VER-5",

@@ -392,6 +392,13 @@ impl ReadinessService for PollerReadiness {
                         .unwrap_or(Ready::READABLE),
                 ),
                 WaitAnyOutcome::TimedOut => WaitOutcome::TimedOut,
+                // RGIA-VER-4: an outcome a later version adds has no
+                // single-source meaning this poller knows.
+                other => {
+                    return Err(ReadinessError::Io(io::Error::other(format!(
+                        "wait_any resolved to an outcome this poller does not know: {other:?}"
+                    ))));
+                }
             })
         })
     }

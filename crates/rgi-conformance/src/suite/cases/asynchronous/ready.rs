@@ -149,6 +149,7 @@ impl Seen {
         match result {
             Ok(WaitOutcome::Ready(ready)) => Seen::Ready(ready),
             Ok(WaitOutcome::TimedOut) => Seen::TimedOut,
+            Ok(other) => Seen::Failed(format!("an unknown outcome {other:?}")),
             Err(error) => Seen::failed(&error),
         }
     }
@@ -446,6 +447,7 @@ fn timeouts_are_kept(server: &dyn ServerUnderTest) -> Result<(), Failure> {
             let timer = match timer {
                 Ok(WaitAnyOutcome::TimedOut) => Seen::TimedOut,
                 Ok(WaitAnyOutcome::Ready(list)) => Seen::Failed(format!("Ready({list:?})")),
+                Ok(other) => Seen::Failed(format!("an unknown outcome {other:?}")),
                 Err(error) => Seen::failed(&error),
             };
             let _ = report.send(Ok((at_first_poll, timed, timed_took, timer, timer_took)));
