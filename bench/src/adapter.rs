@@ -28,8 +28,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use rgi::{
-    Application, AsyncSource, Body, BoxError, Concurrency, Environ, EnvironError, Input,
-    ResponseHead, ResponseSink, ResponseState, StartResponse,
+    Address, Application, AsyncSource, Body, BoxError, Concurrency, ConnectionInfo, Environ,
+    EnvironError, Input, ResponseHead, ResponseSink, ResponseState, ServerInfo, StartResponse,
 };
 use rgi_async::{AsyncApplication, AsyncBody, Capabilities, Job, Offload, OffloadError, Step};
 use tokio::net::TcpStream;
@@ -39,31 +39,52 @@ use tokio::net::TcpStream;
 /// block the event loop on the socket, see [`pre_read`]).
 pub const PRE_READ_LIMIT: usize = 1024 * 1024;
 
-/// What the adapter knows about one connection, built once when it is
-/// accepted and shared by all its requests.
+/// What the adapter tells every request of one connection, built once
+/// when it is accepted: the server's description of itself and the
+/// connection's, each shared by reference count.
 #[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    /// The name the server gives itself (`server_name`).
-    pub server_name: String,
-    /// The local address the connection arrived on.
-    pub local: SocketAddr,
-    /// The peer's address.
-    pub peer: SocketAddr,
+pub struct ConnectionContext {
+    /// The server's name, port and how it runs applications.
+    pub server: Arc<ServerInfo>,
+    /// The connection's addresses (plain TCP: no TLS).
+    pub connection: Arc<ConnectionInfo>,
 }
 
-impl ConnectionInfo {
-    /// The information of an accepted TCP connection.
+impl ConnectionContext {
+    /// The context of a connection from `peer` arriving on `local`; the
+    /// server names itself by the local IP address.
     ///
     /// # Errors
     ///
-    /// The socket's addresses cannot be read (it was already closed).
-    pub fn of(stream: &TcpStream) -> io::Result<Self> {
-        let local = stream.local_addr()?;
-        Ok(ConnectionInfo {
-            server_name: local.ip().to_string(),
-            local,
-            peer: stream.peer_addr()?,
+    /// What [`ServerInfo::new`] refuses (an empty name, which an address
+    /// never prints as).
+    pub fn new(local: SocketAddr, peer: SocketAddr) -> Result<Self, EnvironError> {
+        // Served inline on one current-thread loop, in one process.
+        let concurrency = Concurrency {
+            multithread: false,
+            multiprocess: false,
+            run_once: false,
+        };
+        let server =
+            ServerInfo::new(local.ip().to_string(), local.port())?.with_concurrency(concurrency);
+        Ok(ConnectionContext {
+            server: Arc::new(server),
+            connection: Arc::new(
+                ConnectionInfo::new()
+                    .with_local_addr(Address::Tcp(local))
+                    .with_peer_addr(Address::Tcp(peer)),
+            ),
         })
+    }
+
+    /// The context of an accepted TCP connection.
+    ///
+    /// # Errors
+    ///
+    /// The socket's addresses cannot be read (it was already closed), or
+    /// [`ConnectionContext::new`] refused them.
+    pub fn of(stream: &TcpStream) -> io::Result<Self> {
+        Self::new(stream.local_addr()?, stream.peer_addr()?).map_err(io::Error::other)
     }
 }
 
@@ -90,41 +111,29 @@ pub enum AdapterError {
     SwitchNotRun,
 }
 
-/// Builds the environ of one request from hyper's request head, moving
-/// the method, target and header map, and lending `capabilities` to an
-/// asynchronous application.
+/// Builds the environ of one request from hyper's request head with
+/// [`Environ::from_parts`]: the method, target, header map and extensions
+/// move in, the server and connection descriptions are shared, and an
+/// asynchronous application is lent `capabilities`.
 ///
 /// # Errors
 ///
-/// Whatever [`rgi::EnvironBuilder::build`] refuses (a CONNECT, a bad
+/// Whatever [`Environ::from_parts`] refuses (a CONNECT, a bad
 /// percent-encoding, a Content-Length that disagrees with the body).
 pub fn environ_from_parts(
     mut parts: Parts,
     input: Input,
-    connection: &ConnectionInfo,
+    context: &ConnectionContext,
     capabilities: Option<&Capabilities>,
 ) -> Result<Environ, EnvironError> {
     // hyper has decoded the chunked framing; an environ carries none.
     if parts.headers.contains_key(TRANSFER_ENCODING) {
         parts.headers.remove(TRANSFER_ENCODING);
     }
-    let builder = Environ::builder()
-        .method(parts.method)
-        .uri(parts.uri)
-        .version(parts.version)
-        .headers(parts.headers)
-        .server(connection.server_name.clone(), connection.local.port())
-        .remote_addr(connection.peer)
-        .concurrency(Concurrency {
-            multithread: false,
-            multiprocess: false,
-            run_once: false,
-        })
-        .input(input);
-    match capabilities {
-        Some(capabilities) => builder.extension(capabilities.clone()).build(),
-        None => builder.build(),
+    if let Some(capabilities) = capabilities {
+        parts.extensions.insert(capabilities.clone());
     }
+    Environ::from_parts(parts, input, &context.server, &context.connection)
 }
 
 /// Reads a request body whole, up to [`PRE_READ_LIMIT`], for an
@@ -267,8 +276,8 @@ impl Exchange {
     }
 
     /// Calls a synchronous application, then declares the body's exact size
-    /// when it is known and the head it applies to is already stored (a
-    /// head stored later would discard the declaration, issue 9 D1).
+    /// when it is known (issue 9, D1: the state writes it into the head
+    /// unless the application's own Content-Length wins, and enforces it).
     ///
     /// # Errors
     ///
@@ -298,15 +307,14 @@ impl Exchange {
         Ok(body)
     }
 
-    /// Declares an exact body size only once the head it applies to is
-    /// stored: a head stored later would discard the declaration (issue 9,
-    /// D1), and a declaration that the head does not carry must never reach
-    /// hyper.
+    /// Declares an exact body size to the state, which makes it the head's
+    /// Content-Length unless the application gave one (issue 9, D1). The
+    /// head cannot have been sent yet (only a pull sends it), and if it
+    /// had, its framing would stand and the declaration rightly be refused.
     fn declare_size(&mut self, size: Option<u64>) {
         if let Some(size) = size {
-            if self.state.is_started() && !self.state.is_head_sent() {
-                self.state.declare_length(size);
-            }
+            // A refusal changes nothing, which is what a sent head needs.
+            self.state.declare_length(size).ok();
         }
     }
 
@@ -579,7 +587,7 @@ impl<B: AsyncBody + Unpin> HttpBody for ResponseBody<AsyncBodyOf<B>> {
 pub async fn respond_sync<A: Application>(
     app: &A,
     request: Request<Incoming>,
-    connection: &ConnectionInfo,
+    context: &ConnectionContext,
 ) -> Response<SyncResponseBody<A::Body>>
 where
     A::Body: Unpin,
@@ -592,7 +600,7 @@ where
         }
         Err(_) => return status_only(StatusCode::BAD_REQUEST),
     };
-    respond_sync_to(app, parts, input, connection)
+    respond_sync_to(app, parts, input, context)
 }
 
 /// The synchronous steps of [`respond_sync`] once the body is an [`Input`].
@@ -600,12 +608,12 @@ pub fn respond_sync_to<A: Application>(
     app: &A,
     parts: Parts,
     input: Input,
-    connection: &ConnectionInfo,
+    context: &ConnectionContext,
 ) -> Response<SyncResponseBody<A::Body>>
 where
     A::Body: Unpin,
 {
-    let Ok(environ) = environ_from_parts(parts, input, connection, None) else {
+    let Ok(environ) = environ_from_parts(parts, input, context, None) else {
         return status_only(StatusCode::BAD_REQUEST);
     };
     let mut exchange = Exchange::new(environ.method());
@@ -621,7 +629,7 @@ where
 pub async fn respond_async<A: AsyncApplication>(
     app: &A,
     request: Request<Incoming>,
-    connection: &ConnectionInfo,
+    context: &ConnectionContext,
     capabilities: &Capabilities,
 ) -> Response<AsyncResponseBody<A::Body>>
 where
@@ -629,7 +637,7 @@ where
 {
     let (parts, body) = request.into_parts();
     let input = IncomingSource::input(body);
-    let Ok(environ) = environ_from_parts(parts, input, connection, Some(capabilities)) else {
+    let Ok(environ) = environ_from_parts(parts, input, context, Some(capabilities)) else {
         return status_only(StatusCode::BAD_REQUEST);
     };
     let mut exchange = Exchange::new(environ.method());
@@ -662,13 +670,13 @@ pub async fn serve_sync<A: Application>(
 where
     A::Body: Unpin,
 {
-    let Ok(connection) = ConnectionInfo::of(&stream) else {
+    let Ok(context) = ConnectionContext::of(&stream) else {
         return Ok(());
     };
     let service = hyper::service::service_fn(|request| {
-        let (app, connection, served) = (&app, &connection, &served);
+        let (app, context, served) = (&app, &context, &served);
         async move {
-            let response = respond_sync(&**app, request, connection).await;
+            let response = respond_sync(&**app, request, context).await;
             served.fetch_add(1, Ordering::Relaxed);
             Ok::<_, Infallible>(response)
         }
@@ -692,14 +700,14 @@ pub async fn serve_async<A: AsyncApplication>(
 where
     A::Body: Unpin,
 {
-    let Ok(connection) = ConnectionInfo::of(&stream) else {
+    let Ok(context) = ConnectionContext::of(&stream) else {
         return Ok(());
     };
     let capabilities = connection_capabilities();
     let service = hyper::service::service_fn(|request| {
-        let (app, connection, capabilities, served) = (&app, &connection, &capabilities, &served);
+        let (app, context, capabilities, served) = (&app, &context, &capabilities, &served);
         async move {
-            let response = respond_async(&**app, request, connection, capabilities).await;
+            let response = respond_async(&**app, request, context, capabilities).await;
             served.fetch_add(1, Ordering::Relaxed);
             Ok::<_, Infallible>(response)
         }

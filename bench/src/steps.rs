@@ -17,7 +17,7 @@ use hyper::body::Body as HttpBody;
 use rgi::{Application, BoxError, Input, ResponseHead};
 use rgi_async::{AsyncApplication, Capabilities};
 
-use crate::adapter::{AsyncBodyOf, ConnectionInfo, Exchange, SyncBody, environ_from_parts};
+use crate::adapter::{AsyncBodyOf, ConnectionContext, Exchange, SyncBody, environ_from_parts};
 use crate::apps::{HELLO_PATH, async_hello, sync_hello};
 
 /// Which adapter's steps to run.
@@ -87,12 +87,11 @@ pub fn run(flavor: Flavor, stage: usize, iterations: u64) -> Result<(), StepsErr
     if stage >= stages {
         return Err(StepsError::NoSuchStage(stage));
     }
-    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 8080));
-    let connection = ConnectionInfo {
-        server_name: local.ip().to_string(),
-        local,
-        peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 50000)),
-    };
+    let connection = ConnectionContext::new(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 50000)),
+    )
+    .map_err(|err| StepsError::Step(err.into()))?;
     let host = HeaderValue::from_static("127.0.0.1:8080");
     match flavor {
         Flavor::Sync => {
@@ -135,7 +134,7 @@ fn sync_once<A: Application>(
     app: &A,
     stage: usize,
     host: &HeaderValue,
-    connection: &ConnectionInfo,
+    connection: &ConnectionContext,
 ) -> Result<(), StepsError>
 where
     A::Body: Unpin,
@@ -169,7 +168,7 @@ fn async_once<A: AsyncApplication>(
     app: &A,
     stage: usize,
     host: &HeaderValue,
-    connection: &ConnectionInfo,
+    connection: &ConnectionContext,
     capabilities: &Capabilities,
 ) -> Result<(), StepsError>
 where

@@ -291,25 +291,27 @@ fn async_body_is_dropped_exactly_once_before_the_next_request_and_a_lazy_head_st
 }
 
 /// D1 through the adapter: a body that claims an exact size but starts its
-/// head lazily (without Content-Length) and then yields more than it
-/// claimed. The claim must not become the framing, or the excess would be
-/// read by the client as the next response.
+/// head lazily (without Content-Length), then yields more than it claimed.
+/// The claim becomes the head's Content-Length (the state writes it) and is
+/// enforced: the excess never reaches the wire, so the client cannot read
+/// it as the next response, and the connection serves the next request.
 #[test]
-fn a_size_claimed_before_a_lazy_head_never_frames_the_response() {
+fn a_size_claimed_before_a_lazy_head_frames_it_and_the_excess_never_reaches_the_wire() {
     let ledger = Ledger::default();
     let app_ledger = ledger.clone();
     let (addr, server) = start_sync(rgi::from_fn(move |_environ: Environ, _start| {
         Ok(lazy(
             &app_ledger,
-            &["abc", "HTTP/1.1 200 OK\r\n\r\n"],
+            &["abc", "HTTP/1.1 204 Smuggled\r\n\r\n"],
             Some(3),
         ))
     }));
     let answers = exchange(addr, &[GET, GET]);
     for answer in &answers {
         let answer = answer.as_ref().unwrap();
-        assert_eq!(answer.status, 200);
-        assert_eq!(answer.body, b"abcHTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!((answer.status, &answer.body[..]), (200, &b"abc"[..]));
+        assert_eq!(answer.field("content-length"), Some("3"));
+        assert_eq!(answer.field("transfer-encoding"), None);
         assert!(answer.complete);
     }
     assert_eq!(server.join().unwrap(), 2);
