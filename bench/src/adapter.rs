@@ -126,14 +126,23 @@ pub fn environ_from_parts(
     context: &ConnectionContext,
     capabilities: Option<&Capabilities>,
 ) -> Result<Environ, EnvironError> {
-    // hyper has decoded the chunked framing; an environ carries none.
-    if parts.headers.contains_key(TRANSFER_ENCODING) {
-        parts.headers.remove(TRANSFER_ENCODING);
-    }
     if let Some(capabilities) = capabilities {
         parts.extensions.insert(capabilities.clone());
     }
     Environ::from_parts(parts, input, &context.server, &context.connection)
+}
+
+/// Removes the `Transfer-Encoding` hyper has decoded (an environ carries
+/// no framing of the connection's) from a request head whose body is not
+/// known to be empty. hyper makes a bodiless request's body empty only
+/// when nothing framed one (a chunked request always gets a streaming
+/// body), so the lookup is skipped there; should such a request carry the
+/// field anyway, [`Environ::from_parts`] still refuses it and the client
+/// gets a 400.
+pub fn remove_decoded_framing(parts: &mut Parts, body_is_empty: bool) {
+    if !body_is_empty {
+        parts.headers.remove(TRANSFER_ENCODING);
+    }
 }
 
 /// Reads a request body whole, up to [`PRE_READ_LIMIT`], for an
@@ -592,7 +601,8 @@ pub async fn respond_sync<A: Application>(
 where
     A::Body: Unpin,
 {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    remove_decoded_framing(&mut parts, body.is_end_stream());
     let input = match pre_read(body).await {
         Ok(input) => input,
         Err(AdapterError::BodyTooLarge { .. }) => {
@@ -635,7 +645,8 @@ pub async fn respond_async<A: AsyncApplication>(
 where
     A::Body: Unpin,
 {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    remove_decoded_framing(&mut parts, body.is_end_stream());
     let input = IncomingSource::input(body);
     let Ok(environ) = environ_from_parts(parts, input, context, Some(capabilities)) else {
         return status_only(StatusCode::BAD_REQUEST);

@@ -419,9 +419,11 @@ impl AsyncBody for AsyncEcho {
     }
 }
 
-const POSTS: [&str; 3] = [
+const POSTS: [&str; 4] = [
     "POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 11\r\n\r\nhello there",
     "POST /x HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    // An empty chunked body still has its decoded framing removed.
+    "POST /x HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
     GET,
 ];
 
@@ -441,7 +443,7 @@ fn request_bodies_reach_both_kinds_of_application() {
                 &answer.body[..]
             })
             .collect();
-        assert_eq!(bodies, [&b"hello there"[..], b"abcde", b""]);
-        assert_eq!(server.join().unwrap(), 3);
+        assert_eq!(bodies, [&b"hello there"[..], b"abcde", b"", b""]);
+        assert_eq!(server.join().unwrap(), 4);
     }
 }
