@@ -1,5 +1,6 @@
 //! What the server knows about the connection a request arrived on.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -314,4 +315,52 @@ pub enum TlsVersion {
     Tls1_3,
     /// Another version, by its wire code point (`0x0304` is TLS 1.3).
     Other(u16),
+}
+
+/// The `:protocol` pseudo-header of an extended CONNECT request (RFC 8441
+/// on HTTP/2, RFC 9220 on HTTP/3), such as `websocket`: the extension value
+/// by which a server passes that request to an application (RGI-H2-11).
+///
+/// [`Environ::from_parts`](crate::Environ::from_parts) and
+/// [`EnvironBuilder::build`](crate::EnvironBuilder::build) refuse every
+/// `CONNECT` request except one made over HTTP/2 or later, carrying this
+/// extension and a path.
+///
+/// # Examples
+///
+/// ```
+/// use http::{Method, Version};
+/// use rgi::{ConnectProtocol, Environ};
+///
+/// let environ = Environ::builder()
+///     .method(Method::CONNECT)
+///     .version(Version::HTTP_2)
+///     .uri(http::Uri::from_static("/chat"))
+///     .extension(ConnectProtocol::from_static("websocket"))
+///     .build()?;
+/// let protocol = environ.extensions().get::<ConnectProtocol>();
+/// assert_eq!(protocol.map(ConnectProtocol::as_str), Some("websocket"));
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectProtocol(Cow<'static, str>);
+
+impl ConnectProtocol {
+    /// The protocol named by `value`, as the client sent it.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Cow::Owned(value.into()))
+    }
+
+    /// The protocol named by a constant, without allocating.
+    #[must_use]
+    pub const fn from_static(value: &'static str) -> Self {
+        Self(Cow::Borrowed(value))
+    }
+
+    /// The protocol's name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }

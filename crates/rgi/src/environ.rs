@@ -20,7 +20,7 @@ use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 pub use self::builder::EnvironBuilder;
 pub use self::server::ServerInfo;
-use crate::{ConnectionInfo, Errors, Input};
+use crate::{ConnectProtocol, ConnectionInfo, Errors, Input};
 
 /// Everything the server knows about one request (the WSGI `environ`).
 ///
@@ -71,8 +71,9 @@ pub struct Environ {
     script_name: PathBytes,
     path_info: PathBytes,
     /// Where `path_info` starts in `uri.path()`, so that `shift_path` splits
-    /// on raw segments as the split at construction did.
-    raw_path_info_start: usize,
+    /// on raw segments as the split at construction did. A `u32` (targets
+    /// are at most 64 KiB) so that it shares a word with `version`.
+    raw_path_info_start: u32,
     server: Arc<ServerInfo>,
     connection: Arc<ConnectionInfo>,
     input: Input,
@@ -113,7 +114,8 @@ impl Environ {
     /// # Errors
     ///
     /// - [`EnvironError::UnsupportedTarget`]: the target is in authority-form
-    ///   or the method is `CONNECT`.
+    ///   or the method is `CONNECT` without being an extended CONNECT
+    ///   ([`ConnectProtocol`](crate::ConnectProtocol)).
     /// - [`EnvironError::AsteriskNotOptions`]: target `*` with a method other
     ///   than `OPTIONS`.
     /// - [`EnvironError::InvalidPercentEncoding`]: a `%` in the path is not
@@ -173,7 +175,7 @@ impl Environ {
             ..
         } = parts;
         let (script_name, path_info, raw_path_info_start) =
-            split_target(&method, &uri, &server.script_name)?;
+            split_target(&method, &uri, version, &extensions, &server.script_name)?;
         if let Some(value) = headers.get(TRANSFER_ENCODING) {
             return Err(EnvironError::TransferEncodingPresent {
                 value: value.clone(),
@@ -193,7 +195,9 @@ impl Environ {
             extensions,
             script_name,
             path_info,
-            raw_path_info_start,
+            // Unreachable for an `http::Uri`; were it ever reached,
+            // `shift_path` would find no segment rather than a wrong one.
+            raw_path_info_start: u32::try_from(raw_path_info_start).unwrap_or(u32::MAX),
             server,
             connection,
             input,
@@ -331,7 +335,8 @@ impl Environ {
     /// # Ok::<(), rgi::EnvironError>(())
     /// ```
     pub fn shift_path(&mut self) -> Option<PathBytes> {
-        let raw_rest = self.uri.path().get(self.raw_path_info_start..)?;
+        let raw_start = usize::try_from(self.raw_path_info_start).ok()?;
+        let raw_rest = self.uri.path().get(raw_start..)?;
         let raw_segment = path::first_raw_segment(raw_rest)?;
         let decoded_len = path::decoded_len(raw_segment);
         let segment = self.path_info.slice(0, decoded_len)?;
@@ -339,9 +344,10 @@ impl Environ {
             return None;
         }
         let rest = self.path_info.slice(decoded_len, self.path_info.len())?;
+        let raw_end = u32::try_from(raw_start + raw_segment.len()).ok()?;
         self.script_name = self.script_name.concat(&segment);
         self.path_info = rest;
-        self.raw_path_info_start += raw_segment.len();
+        self.raw_path_info_start = raw_end;
         Some(segment)
     }
 
@@ -587,6 +593,8 @@ fn push_authority_without_userinfo(url: &mut String, authority: &Authority) {
 fn split_target(
     method: &Method,
     uri: &Uri,
+    version: Version,
+    extensions: &Extensions,
     script_name: &PathBytes,
 ) -> Result<(PathBytes, PathBytes, usize), EnvironError> {
     let raw_path = uri.path();
@@ -594,7 +602,14 @@ fn split_target(
     let target = uri
         .path_and_query()
         .filter(|_| is_asterisk || raw_path.starts_with('/'));
-    let Some(target) = target.filter(|_| *method != Method::CONNECT) else {
+    // A CONNECT reaches an application only as an extended CONNECT (RFC 8441,
+    // RFC 9220): HTTP/2 or later, a `:protocol` the server recorded as
+    // `ConnectProtocol`, and a path (RGI-H2-11); a tunnel never does.
+    let admitted = *method != Method::CONNECT
+        || (version >= Version::HTTP_2
+            && extensions.get::<ConnectProtocol>().is_some()
+            && raw_path.starts_with('/'));
+    let Some(target) = target.filter(|_| admitted) else {
         return Err(EnvironError::UnsupportedTarget {
             target: uri.to_string(),
         });
@@ -1004,7 +1019,8 @@ pub enum EnvironError {
         /// The request method.
         method: Method,
     },
-    /// An authority-form target or a `CONNECT` request: not a resource an
+    /// An authority-form target, or a `CONNECT` request that is not an
+    /// extended CONNECT (see [`ConnectProtocol`]): not a resource an
     /// application serves.
     #[error("request target {target:?} is not a path (authority-form or CONNECT)")]
     UnsupportedTarget {

@@ -21,15 +21,61 @@ use std::io::{self, Write};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Errors {
-    sink: Sink,
+    sink: Box<dyn Sink>,
 }
 
-/// The standard sinks are variants rather than boxed writers so that the
-/// default stream of every request costs no allocation (RGI-ENV-9).
-enum Sink {
-    Stderr,
-    Discard,
-    Custom(Box<dyn Write + Send>),
+/// A writer that can say what it is, for `Debug`. The standard sinks are
+/// zero-sized, and boxing a zero-sized value allocates nothing, so the
+/// default stream of every request is free (RGI-ENV-9) and `Errors` stays
+/// two words.
+trait Sink: Write + Send {
+    fn kind(&self) -> &'static str;
+}
+
+struct StandardError;
+
+impl Write for StandardError {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+impl Sink for StandardError {
+    fn kind(&self) -> &'static str {
+        "Stderr"
+    }
+}
+
+impl Sink for io::Sink {
+    fn kind(&self) -> &'static str {
+        "Discard"
+    }
+}
+
+struct Custom<W>(W);
+
+impl<W: Write> Write for Custom<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write + Send> Sink for Custom<W> {
+    fn kind(&self) -> &'static str {
+        "Custom"
+    }
 }
 
 impl Errors {
@@ -63,7 +109,7 @@ impl Errors {
     #[must_use]
     pub fn new(sink: impl Write + Send + 'static) -> Self {
         Self {
-            sink: Sink::Custom(Box::new(sink)),
+            sink: Box::new(Custom(sink)),
         }
     }
 
@@ -80,7 +126,9 @@ impl Errors {
     /// ```
     #[must_use]
     pub fn stderr() -> Self {
-        Self { sink: Sink::Stderr }
+        Self {
+            sink: Box::new(StandardError),
+        }
     }
 
     /// An error stream that drops everything written to it.
@@ -97,7 +145,7 @@ impl Errors {
     #[must_use]
     pub fn discard() -> Self {
         Self {
-            sink: Sink::Discard,
+            sink: Box::new(io::sink()),
         }
     }
 }
@@ -108,35 +156,22 @@ impl Write for Errors {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Writing the whole buffer keeps a message in one piece in the log;
         // a failure of the log is not the application's to handle.
-        let _ = match &mut self.sink {
-            Sink::Stderr => io::stderr().write_all(buf),
-            Sink::Discard => Ok(()),
-            Sink::Custom(sink) => sink.write_all(buf),
-        };
+        let _ = self.sink.write_all(buf);
         Ok(buf.len())
     }
 
     /// Flushes the sink; never fails.
     fn flush(&mut self) -> io::Result<()> {
-        let _ = match &mut self.sink {
-            Sink::Stderr => io::stderr().flush(),
-            Sink::Discard => Ok(()),
-            Sink::Custom(sink) => sink.flush(),
-        };
+        let _ = self.sink.flush();
         Ok(())
     }
 }
 
 impl fmt::Debug for Errors {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.sink {
-            Sink::Stderr => "Stderr",
-            Sink::Discard => "Discard",
-            Sink::Custom(_) => "Custom",
-        };
         formatter
             .debug_struct("Errors")
-            .field("sink", &format_args!("{kind}"))
+            .field("sink", &format_args!("{}", self.sink.kind()))
             .finish()
     }
 }

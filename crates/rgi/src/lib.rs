@@ -228,7 +228,7 @@ mod version;
 
 pub use app::{Application, BoxError, FnApplication, from_fn};
 pub use body::{Body, Empty, Iter, from_iter};
-pub use connection::{Address, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr};
+pub use connection::{Address, ConnectProtocol, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr};
 pub use environ::{
     Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, ServerInfo, UrlScheme,
 };

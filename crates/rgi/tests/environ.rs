@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use rgi::{
-    Concurrency, ConnectionInfo, Environ, EnvironBuilder, EnvironError, Errors, Input, PathBytes,
-    ServerInfo, UrlScheme,
+    Concurrency, ConnectProtocol, ConnectionInfo, Environ, EnvironBuilder, EnvironError, Errors,
+    Input, PathBytes, ServerInfo, UrlScheme,
 };
 
 fn at(target: &'static str) -> EnvironBuilder {
@@ -1089,4 +1089,58 @@ fn d3_http2_body_with_content_length_keeps_its_length() {
     )
     .unwrap();
     assert_eq!(environ.content_length(), Some(5));
+}
+
+// ---------------------------------------------------------------------------
+// Extended CONNECT (RFC 8441) reaches applications; a tunnel never does.
+
+#[test]
+fn extended_connect_over_http2_is_admitted() {
+    let mut request = http::Request::connect("/chat?room=1")
+        .version(Version::HTTP_2)
+        .header(HOST, "example.org")
+        .body(())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectProtocol::new("websocket"));
+
+    let environ = Environ::from_parts(
+        head(request),
+        Input::new(&b""[..], None),
+        &root_server(),
+        &Arc::new(ConnectionInfo::new()),
+    )
+    .unwrap();
+
+    assert_eq!(environ.method(), Method::CONNECT);
+    assert_eq!(environ.path_info(), "/chat");
+    assert_eq!(environ.query_string(), "room=1");
+    assert_eq!(
+        environ.extensions().get::<ConnectProtocol>(),
+        Some(&ConnectProtocol::from_static("websocket"))
+    );
+}
+
+#[test]
+fn connect_without_protocol_or_over_http1_is_refused() {
+    let refused = |builder: EnvironBuilder| {
+        matches!(
+            builder.method(Method::CONNECT).build(),
+            Err(EnvironError::UnsupportedTarget { .. })
+        )
+    };
+    // No `:protocol`: a tunnel request.
+    assert!(refused(at("/chat").version(Version::HTTP_2)));
+    // HTTP/1.1 has no extended CONNECT.
+    assert!(refused(
+        at("/chat").extension(ConnectProtocol::from_static("websocket"))
+    ));
+    // Authority-form stays a tunnel whatever it carries.
+    assert!(refused(
+        Environ::builder()
+            .uri(Uri::from_static("example.org:443"))
+            .version(Version::HTTP_2)
+            .extension(ConnectProtocol::from_static("websocket"))
+    ));
 }

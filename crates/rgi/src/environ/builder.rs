@@ -187,7 +187,8 @@ impl EnvironBuilder {
     /// # Errors
     ///
     /// - [`EnvironError::UnsupportedTarget`]: the target is in authority-form
-    ///   or the method is `CONNECT`.
+    ///   or the method is `CONNECT` without being an extended CONNECT
+    ///   ([`ConnectProtocol`](crate::ConnectProtocol)).
     /// - [`EnvironError::AsteriskNotOptions`]: target `*` with a method other
     ///   than `OPTIONS`.
     /// - [`EnvironError::InvalidScriptName`]: the script name is neither
