@@ -324,6 +324,10 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Cannot go wrong silently: among several offers, an `accept` without a choice fails with `UpgradeError::ProtocolNotChosen` and a choice outside the offer with `UpgradeError::ProtocolNotOffered` (RGIA-UPGRADE-3, checked by a suite case), tested in crates/rgi-async/tests/upgrade.rs: `d6_the_101_names_the_one_offered_protocol_the_application_chose`; which protocol the application then speaks over the stream is outside what a kit can observe.",
     ),
     (
+        "RGIA-READY-20",
+        "An application's own discipline across its requests, which no wrapper sees whole; breaking it cannot go unnoticed or hang, because the server refuses the second wait with `ReadinessError::AlreadyWaited` at its first poll (RGIA-READY-21, checked by a suite case), tested in crates/rgi-async/tests/readiness_poller.rs: `d8_a_second_wait_on_a_held_descriptor_is_refused_and_the_first_goes_on`, `d8_a_wait_any_listing_one_descriptor_twice_is_refused`.",
+    ),
+    (
         "RGIA-COMP-6",
         "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server, tested in crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_body_past_the_pre_read_limit_goes_to_the_offload_path_whole`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`, `a_blocking_input_sends_a_whole_input_application_to_the_offload_path` (the documented limit is `rgi_async::PRE_READ_LIMIT`).",
     ),
