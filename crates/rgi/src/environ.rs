@@ -176,12 +176,24 @@ impl Environ {
         } = parts;
         let (script_name, path_info, raw_path_info_start) =
             split_target(&method, &uri, version, &extensions, &server.script_name)?;
-        if let Some(value) = headers.get(TRANSFER_ENCODING) {
-            return Err(EnvironError::TransferEncodingPresent {
-                value: value.clone(),
-            });
+        // One pass over the (few) distinct names is cheaper than hashing
+        // two names that are usually absent.
+        let mut has_content_length = false;
+        for name in headers.keys() {
+            if name == TRANSFER_ENCODING {
+                let value = headers.get(TRANSFER_ENCODING).cloned();
+                return Err(EnvironError::TransferEncodingPresent {
+                    value: value.unwrap_or_else(|| HeaderValue::from_static("")),
+                });
+            }
+            has_content_length |= name == CONTENT_LENGTH;
         }
-        if let Some(header) = declared_content_length(&headers)? {
+        let declared = if has_content_length {
+            declared_content_length(&headers)?
+        } else {
+            None
+        };
+        if let Some(header) = declared {
             let framing = input.content_length();
             if framing != Some(header) {
                 return Err(EnvironError::ContentLengthMismatch { header, framing });
@@ -629,19 +641,19 @@ fn split_target(
         }
         return Ok((PathBytes::default(), PathBytes::in_target(target, 0, 1), 0));
     }
-    if !path::is_valid_encoding(raw_path) {
+    let Some(first_escape) = path::first_escape(raw_path) else {
         return Err(EnvironError::InvalidPercentEncoding {
             path: raw_path.to_owned(),
         });
-    }
+    };
     let split_at = path::split(raw_path, script_name.as_bytes()).ok_or_else(mismatch)?;
-    let (raw_script_name, raw_path_info) = raw_path.split_at(split_at);
-    let script_name = if raw_script_name.contains('%') {
+    let script_name = if first_escape < split_at {
         script_name.clone()
     } else {
         PathBytes::in_target(target, 0, split_at)
     };
-    let path_info = if raw_path_info.contains('%') {
+    let raw_path_info = raw_path.get(split_at..).unwrap_or_default();
+    let path_info = if first_escape < raw_path.len() {
         // Only an escape forces a copy: the decoded bytes differ from the
         // target's.
         PathBytes::from(Bytes::from(path::decode_valid(raw_path_info)))

@@ -34,20 +34,30 @@ fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
-/// Whether every `%` in `raw` starts a valid escape; checked without
-/// allocating so that a path with no escape at all costs nothing.
-pub(super) fn is_valid_encoding(raw: &str) -> bool {
-    let mut rest = raw.as_bytes();
-    while let Some(index) = rest.iter().position(|&byte| byte == b'%') {
-        let Some(&[high, low]) = rest.get(index + 1..index + 3) else {
-            return false;
-        };
-        if hex_value(high).is_none() || hex_value(low).is_none() {
-            return false;
+/// Where the first escape of `raw` starts (`raw.len()` when there is
+/// none), or `None` if some `%` does not start a valid escape. One scan, no
+/// allocation: it tells both whether the path is valid and which parts of it
+/// decode to themselves.
+pub(super) fn first_escape(raw: &str) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    let first = bytes
+        .iter()
+        .position(|&byte| byte == b'%')
+        .unwrap_or(bytes.len());
+    let mut index = first;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let &[high, low] = bytes.get(index + 1..index + 3)? else {
+                return None;
+            };
+            hex_value(high)?;
+            hex_value(low)?;
+            index += 3;
+        } else {
+            index += 1;
         }
-        rest = &rest[index + 3..];
     }
-    true
+    Some(first)
 }
 
 /// The decoded bytes of an already validated `raw`, one at a time.
@@ -82,7 +92,7 @@ pub(super) fn decoded_len(raw: &str) -> usize {
 }
 
 /// Splits an origin-form `raw_path` (starting with `/`, already checked with
-/// [`is_valid_encoding`]) so that the decoded head equals `script_name`
+/// [`first_escape`]) so that the decoded head equals `script_name`
 /// (already decoded, already validated as empty or `/…` without a trailing
 /// `/`), and returns where the remainder starts in the raw path, or `None`
 /// when the prefix is not made of whole leading segments. Nothing is
@@ -195,9 +205,10 @@ mod tests {
 
     #[test]
     fn validates_and_measures_without_decoding() {
-        assert!(is_valid_encoding("/a%20b%2f"));
-        for raw in ["/%", "/%2", "/%zz", "/%2g", "/a%"] {
-            assert!(!is_valid_encoding(raw), "{raw}");
+        assert_eq!(first_escape("/a%20b%2f"), Some(2));
+        assert_eq!(first_escape("/plain"), Some(6));
+        for raw in ["/%", "/%2", "/%zz", "/%2g", "/a%", "/%41%"] {
+            assert_eq!(first_escape(raw), None, "{raw}");
         }
         assert_eq!(decoded_len("/a%20b%2f"), 5);
         assert_eq!(
