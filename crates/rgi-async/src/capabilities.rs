@@ -7,6 +7,7 @@ use crate::after::AfterResponse;
 use crate::offload::Offload;
 #[cfg(any(unix, windows))]
 use crate::readiness::Readiness;
+use crate::runtime::{Runtime, RuntimeError};
 use crate::upgrade::Upgrade;
 
 /// The version of spec/rgi-async.md this crate implements.
@@ -57,6 +58,7 @@ pub struct Capabilities {
     readiness: Option<Readiness>,
     after_response: Option<AfterResponse>,
     upgrade: Option<Upgrade>,
+    runtime: Option<Runtime>,
 }
 
 impl Capabilities {
@@ -71,6 +73,7 @@ impl Capabilities {
                 readiness: None,
                 after_response: None,
                 upgrade: None,
+                runtime: None,
             },
         }
     }
@@ -114,6 +117,60 @@ impl Capabilities {
     pub fn upgrade(&self) -> Option<&Upgrade> {
         self.upgrade.as_ref()
     }
+
+    /// The runtime whose context the server keeps entered for every `call`
+    /// and `poll_step` of this request, if it declares one
+    /// (`[RGIA-RT-1]`).
+    #[must_use]
+    pub fn runtime(&self) -> Option<Runtime> {
+        self.runtime
+    }
+
+    /// Checks that `wanted`'s context is entered wherever this request's
+    /// `call` and `poll_step` run, before the application uses a library
+    /// bound to that runtime (one that panics outside its context).
+    ///
+    /// The context is promised on the server's loop threads only: not in
+    /// a switch continuation, an offload job or an after-response task
+    /// (`[RGIA-RT-5]`).
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NotDeclared`] when the server declares no runtime,
+    /// [`RuntimeError::Different`] when it declares another one. Answer it
+    /// like any failure (a `500` and a log line); never use the library
+    /// anyway (`[RGIA-RT-4]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # struct ThreadPerJob;
+    /// # impl rgi_async::OffloadService for ThreadPerJob {
+    /// #     fn execute(&self, job: rgi_async::Job) -> Result<(), rgi_async::OffloadError> {
+    /// #         std::thread::spawn(move || job.run());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// use rgi_async::{Capabilities, Offload, Runtime, RuntimeError};
+    ///
+    /// let plain = Capabilities::builder(Offload::new(ThreadPerJob)).build();
+    /// assert_eq!(
+    ///     plain.require_runtime(Runtime::Tokio),
+    ///     Err(RuntimeError::NotDeclared { wanted: Runtime::Tokio })
+    /// );
+    ///
+    /// let on_tokio = Capabilities::builder(Offload::new(ThreadPerJob))
+    ///     .runtime(Runtime::Tokio)
+    ///     .build();
+    /// assert_eq!(on_tokio.require_runtime(Runtime::Tokio), Ok(()));
+    /// ```
+    pub fn require_runtime(&self, wanted: Runtime) -> Result<(), RuntimeError> {
+        match self.runtime {
+            Some(declared) if declared == wanted => Ok(()),
+            Some(declared) => Err(RuntimeError::Different { wanted, declared }),
+            None => Err(RuntimeError::NotDeclared { wanted }),
+        }
+    }
 }
 
 /// Builds [`Capabilities`]; see [`Capabilities::builder`].
@@ -141,6 +198,14 @@ impl CapabilitiesBuilder {
     /// Offers after-response tasks.
     pub fn after_response(mut self, after_response: AfterResponse) -> Self {
         self.capabilities.after_response = Some(after_response);
+        self
+    }
+
+    /// Declares the runtime whose context the server keeps entered for
+    /// every `call`, `poll_step` and body drop it makes, on every loop
+    /// thread (`[RGIA-RT-1]`, `[RGIA-RT-2]`).
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.capabilities.runtime = Some(runtime);
         self
     }
 

@@ -158,3 +158,66 @@ fn the_declared_spec_version_defaults_to_this_crates_and_can_be_lowered() {
         .build();
     assert_eq!(capabilities.spec_version(), older);
 }
+
+/// An application bound to tokio: it asks before it would touch the
+/// runtime, and refuses with the typed error instead of panicking.
+fn tokio_bound_app() -> impl rgi_async::AsyncApplication {
+    rgi_async::from_fn(|environ: Environ, start| {
+        let capabilities = Capabilities::of(&environ).ok_or("needs an asynchronous server")?;
+        capabilities.require_runtime(rgi_async::Runtime::Tokio)?;
+        start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
+        Ok(bytes::Bytes::from_static(b"on tokio"))
+    })
+}
+
+#[test]
+fn runtime_context_is_refused_typed_when_not_declared_or_different() {
+    use rgi_async::{Runtime, RuntimeError};
+    let offload = || Offload::new(ThreadPerJob);
+    let none = Capabilities::builder(offload()).build();
+    assert_eq!(none.runtime(), None);
+    assert_eq!(
+        none.require_runtime(Runtime::Tokio),
+        Err(RuntimeError::NotDeclared {
+            wanted: Runtime::Tokio
+        })
+    );
+    let other = Capabilities::builder(offload())
+        .runtime(Runtime::Other("glommio"))
+        .build();
+    assert_eq!(
+        other.require_runtime(Runtime::Tokio),
+        Err(RuntimeError::Different {
+            wanted: Runtime::Tokio,
+            declared: Runtime::Other("glommio")
+        })
+    );
+    assert_eq!(other.require_runtime(Runtime::Other("glommio")), Ok(()));
+    let tokio = Capabilities::builder(offload())
+        .runtime(Runtime::Tokio)
+        .build();
+    assert_eq!(tokio.runtime(), Some(Runtime::Tokio));
+    assert_eq!(tokio.require_runtime(Runtime::Tokio), Ok(()));
+}
+
+#[test]
+fn runtime_refusal_reaches_the_server_as_an_error_of_call() {
+    let environ =
+        |capabilities: Capabilities| Environ::builder().extension(capabilities).build().unwrap();
+    let plain = Capabilities::builder(Offload::new(ThreadPerJob)).build();
+    let Err(err) = support::serve(&tokio_bound_app(), environ(plain)) else {
+        panic!("served without the runtime it needs");
+    };
+    assert!(
+        matches!(
+            err.downcast_ref::<rgi_async::RuntimeError>(),
+            Some(rgi_async::RuntimeError::NotDeclared { .. })
+        ),
+        "{err}"
+    );
+    let declared = Capabilities::builder(Offload::new(ThreadPerJob))
+        .runtime(rgi_async::Runtime::Tokio)
+        .build();
+    let served = support::serve(&tokio_bound_app(), environ(declared)).unwrap();
+    assert_eq!(served.wire.body(), b"on tokio");
+}

@@ -328,6 +328,26 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "An application's own discipline across its requests, which no wrapper sees whole; breaking it cannot go unnoticed or hang, because the server refuses the second wait with `ReadinessError::AlreadyWaited` at its first poll (RGIA-READY-21, checked by a suite case), tested in crates/rgi-async/tests/readiness_poller.rs: `d8_a_second_wait_on_a_held_descriptor_is_refused_and_the_first_goes_on`, `d8_a_wait_any_listing_one_descriptor_twice_is_refused`.",
     ),
     (
+        "RGIA-RT-1",
+        "Whether a runtime's context is entered can only be asked through that runtime's own crate, which the kit does not depend on (and the spec crates may not); the toy declares no runtime, so its requests refuse every runtime they require (crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`). A tokio server tests this clause with `Handle::try_current` inside its own application.",
+    ),
+    (
+        "RGIA-RT-2",
+        "A server's configuration rather than an observable behaviour of one request; the declaration is a field of the `Capabilities` value the server builds once (`CapabilitiesBuilder::runtime`), tested in crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`.",
+    ),
+    (
+        "RGIA-RT-3",
+        "Implemented by `rgi_async::Capabilities::require_runtime`, the same for every server, tested in crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`, `runtime_refusal_reaches_the_server_as_an_error_of_call`.",
+    ),
+    (
+        "RGIA-RT-4",
+        "Application logic around a library the kit cannot see: no wrapper can tell that a body uses a runtime-bound library. The refusal it must check is typed and travels as an error of `call` (crates/rgi-async/tests/capabilities.rs: `runtime_refusal_reaches_the_server_as_an_error_of_call`).",
+    ),
+    (
+        "RGIA-RT-5",
+        "Application logic in code that runs on worker threads; nothing an application does there is visible to a wrapper as a use of a runtime's context.",
+    ),
+    (
         "RGIA-COMP-6",
         "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server, tested in crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_body_past_the_pre_read_limit_goes_to_the_offload_path_whole`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`, `a_blocking_input_sends_a_whole_input_application_to_the_offload_path` (the documented limit is `rgi_async::PRE_READ_LIMIT`).",
     ),

@@ -56,6 +56,11 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
             request: Arc::clone(request),
         }));
     }
+    // The validator polls inside the server's own calls, so the server's
+    // runtime context stays entered for the wrapped application.
+    if let Some(runtime) = original.runtime() {
+        builder = builder.runtime(runtime);
+    }
     environ.extensions_mut().insert(builder.build());
 }
 
