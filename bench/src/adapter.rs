@@ -29,7 +29,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use rgi::{
     Address, Application, AsyncSource, Body, BoxError, Concurrency, ConnectionInfo, Environ,
-    EnvironError, Input, ResponseHead, ResponseSink, ResponseState, ServerInfo, StartResponse,
+    EnvironError, Input, ResponseHead, ResponseSink, ResponseState, ServerInfo,
 };
 use rgi_async::{AsyncApplication, AsyncBody, Capabilities, Job, Offload, OffloadError, Step};
 use tokio::net::TcpStream;
@@ -215,18 +215,22 @@ impl AsyncSource for IncomingSource {
     }
 }
 
-/// The transport [`ResponseState`] drives: it keeps the head for hyper's
-/// `Response` and queues the body's chunks until hyper polls for them.
+/// The status and fields hyper's `Response` is built from.
+type SentHead = (StatusCode, HeaderMap);
+
+/// The body chunks [`ResponseState`] hands over, queued until hyper polls
+/// for them. It is also the transport once hyper has the response: by then
+/// the state has sent the head (it sends one at most, before any data), so
+/// a head arriving here would break that promise, and is refused.
 #[derive(Debug, Default)]
-struct HyperSink {
-    head: Option<(StatusCode, HeaderMap)>,
+struct Chunks {
     /// The next chunk; nearly every pull yields at most one, so the queue
     /// behind it stays unallocated.
     next: Option<Bytes>,
     more: VecDeque<Bytes>,
 }
 
-impl HyperSink {
+impl Chunks {
     fn take_data(&mut self) -> Option<Bytes> {
         let data = self.next.take()?;
         self.next = self.more.pop_front();
@@ -238,11 +242,12 @@ impl HyperSink {
     }
 }
 
-impl ResponseSink for HyperSink {
+impl ResponseSink for Chunks {
     fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
-        // The state keeps its head, and hyper needs an owned map: a clone.
-        self.head = Some((head.status(), head.headers().clone()));
-        Ok(())
+        Err(io::Error::other(format!(
+            "a second head ({}) after hyper's response was built",
+            head.status()
+        )))
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
@@ -255,12 +260,33 @@ impl ResponseSink for HyperSink {
     }
 }
 
-/// One request's response: the RGI state, the sink it writes to, and what
-/// went wrong after the head was sent.
+/// The transport of the call and of the pulls up to the head: it keeps the
+/// head for hyper's `Response` and queues data in [`Chunks`]. The head slot
+/// stays out of [`Stream`], which hyper moves about ten times per request
+/// with the body (each byte of it costs about one instruction a request).
+struct HeadSink<'a> {
+    head: &'a mut Option<SentHead>,
+    chunks: &'a mut Chunks,
+}
+
+impl ResponseSink for HeadSink<'_> {
+    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        // The state keeps its head, and hyper needs an owned map: a clone.
+        *self.head = Some((head.status(), head.headers().clone()));
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        self.chunks.send_data(data)
+    }
+}
+
+/// What a response needs once hyper has it: the RGI state, the chunks
+/// queued for hyper, and what went wrong after the head was sent.
 #[derive(Debug)]
-pub struct Exchange {
+pub struct Stream {
     state: ResponseState,
-    sink: HyperSink,
+    chunks: Chunks,
     /// Body bytes handed to hyper.
     delivered: u64,
     /// A failure after the head went out: hyper aborts the response with it
@@ -268,20 +294,79 @@ pub struct Exchange {
     error: Option<BoxError>,
 }
 
+impl Stream {
+    /// The exact number of body bytes hyper has still to send, when the
+    /// response's length is fixed: the length the state enforces less what
+    /// hyper already has. This is what hyper frames by, so it comes from the
+    /// state and nowhere else.
+    fn exact_remaining(&self) -> Option<u64> {
+        let declared = self.state.remaining_length()? + self.state.body_bytes();
+        Some(declared.saturating_sub(self.delivered))
+    }
+
+    /// Applies one outcome of the body to the state. A head the state sends
+    /// goes to `head`; `None` once hyper has the response.
+    fn deliver(
+        &mut self,
+        head: Option<&mut Option<SentHead>>,
+        outcome: Option<Result<Bytes, BoxError>>,
+    ) -> Option<()> {
+        let Stream {
+            state,
+            chunks,
+            error,
+            ..
+        } = self;
+        let mut head_sink;
+        let sink: &mut dyn ResponseSink = match head {
+            Some(head) => {
+                head_sink = HeadSink { head, chunks };
+                &mut head_sink
+            }
+            None => chunks,
+        };
+        match outcome {
+            Some(Ok(chunk)) => {
+                if let Err(err) = state.send_chunk(sink, chunk) {
+                    *error = Some(err.into());
+                }
+                Some(())
+            }
+            Some(Err(err)) => {
+                *error = Some(err);
+                Some(())
+            }
+            None => {
+                if let Err(err) = state.finish(sink) {
+                    *error = Some(err.into());
+                }
+                None
+            }
+        }
+    }
+}
+
+/// One request's response until hyper has it: the [`Stream`], and the head
+/// once the state has sent it.
+#[derive(Debug)]
+pub struct Exchange {
+    stream: Stream,
+    head: Option<SentHead>,
+}
+
 impl Exchange {
     /// The exchange for a request with this method.
     #[must_use]
     pub fn new(method: &Method) -> Self {
         Exchange {
-            state: ResponseState::new(method),
-            sink: HyperSink::default(),
-            delivered: 0,
-            error: None,
+            stream: Stream {
+                state: ResponseState::new(method),
+                chunks: Chunks::default(),
+                delivered: 0,
+                error: None,
+            },
+            head: None,
         }
-    }
-
-    fn start_response(&mut self) -> StartResponse<'_> {
-        self.state.start_response(&mut self.sink)
     }
 
     /// Calls a synchronous application, then declares the body's exact size
@@ -296,7 +381,12 @@ impl Exchange {
         app: &A,
         environ: Environ,
     ) -> Result<A::Body, BoxError> {
-        let body = app.call(environ, &mut self.start_response())?;
+        let Exchange { stream, head } = self;
+        let mut sink = HeadSink {
+            head,
+            chunks: &mut stream.chunks,
+        };
+        let body = app.call(environ, &mut stream.state.start_response(&mut sink))?;
         self.declare_size(body.size_hint());
         Ok(body)
     }
@@ -311,7 +401,12 @@ impl Exchange {
         app: &A,
         environ: Environ,
     ) -> Result<A::Body, BoxError> {
-        let body = app.call(environ, &mut self.start_response())?;
+        let Exchange { stream, head } = self;
+        let mut sink = HeadSink {
+            head,
+            chunks: &mut stream.chunks,
+        };
+        let body = app.call(environ, &mut stream.state.start_response(&mut sink))?;
         self.declare_size(body.size_hint());
         Ok(body)
     }
@@ -323,50 +418,29 @@ impl Exchange {
     fn declare_size(&mut self, size: Option<u64>) {
         if let Some(size) = size {
             // A refusal changes nothing, which is what a sent head needs.
-            self.state.declare_length(size).ok();
+            self.stream.state.declare_length(size).ok();
         }
     }
 
-    /// The exact number of body bytes hyper has still to send, when the
-    /// response's length is fixed: the length the state enforces less what
-    /// hyper already has. This is what hyper frames by, so it comes from the
-    /// state and nowhere else.
-    fn exact_remaining(&self) -> Option<u64> {
-        let declared = self.state.remaining_length()? + self.state.body_bytes();
-        Some(declared.saturating_sub(self.delivered))
-    }
-
-    /// Applies one outcome of the body to the state.
-    fn deliver(&mut self, outcome: Option<Result<Bytes, BoxError>>) -> Option<()> {
-        match outcome {
-            Some(Ok(chunk)) => {
-                if let Err(err) = self.state.send_chunk(&mut self.sink, chunk) {
-                    self.error = Some(err.into());
-                }
-                Some(())
-            }
-            Some(Err(err)) => {
-                self.error = Some(err);
-                Some(())
-            }
-            None => {
-                if let Err(err) = self.state.finish(&mut self.sink) {
-                    self.error = Some(err.into());
-                }
-                None
-            }
-        }
+    /// Whether pulling must go on before hyper can have the response.
+    fn before_head(&self) -> bool {
+        !self.stream.state.is_head_sent() && self.stream.error.is_none()
     }
 
     /// Pulls a synchronous body until the head has been sent (with the
     /// first non-empty chunk, or at the end of the body).
     pub fn pull_head_sync<B: Body>(&mut self, body: &mut Option<B>) {
-        while !self.state.is_head_sent() && self.error.is_none() {
+        while self.before_head() {
             let Some(current) = body.as_mut() else {
                 return;
             };
-            let outcome = current.next_chunk(&mut self.start_response());
-            if self.deliver(outcome).is_none() || self.error.is_some() {
+            let Exchange { stream, head } = self;
+            let mut sink = HeadSink {
+                head: &mut *head,
+                chunks: &mut stream.chunks,
+            };
+            let outcome = current.next_chunk(&mut stream.state.start_response(&mut sink));
+            if stream.deliver(Some(head), outcome).is_none() || stream.error.is_some() {
                 // Closed exactly once: here, at its end or failure.
                 *body = None;
             }
@@ -380,18 +454,19 @@ impl Exchange {
         cx: &mut Context<'_>,
         body: &mut Option<B>,
     ) -> Poll<()> {
-        while !self.state.is_head_sent() && self.error.is_none() {
+        while self.before_head() {
             let Some(current) = body.as_mut() else {
                 return Poll::Ready(());
             };
-            let step = ready!(Pin::new(current).poll_step(cx, &mut self.start_response()));
-            let outcome = match step {
-                Some(Ok(Step::Chunk(chunk))) => Some(Ok(chunk)),
-                Some(Ok(_)) => Some(Err(AdapterError::SwitchNotRun.into())),
-                Some(Err(err)) => Some(Err(err)),
-                None => None,
+            let Exchange { stream, head } = self;
+            let mut sink = HeadSink {
+                head: &mut *head,
+                chunks: &mut stream.chunks,
             };
-            if self.deliver(outcome).is_none() || self.error.is_some() {
+            let step = ready!(
+                Pin::new(current).poll_step(cx, &mut stream.state.start_response(&mut sink))
+            );
+            if stream.deliver(Some(head), step_outcome(step)).is_none() || stream.error.is_some() {
                 *body = None;
             }
         }
@@ -400,10 +475,10 @@ impl Exchange {
 
     /// The response hyper sends: the sent head and `body`, or a 500 when the
     /// application failed before its head went out.
-    pub fn into_response<T>(mut self, body: Option<T>) -> Response<ResponseBody<T>> {
-        match self.sink.head.take() {
+    pub fn into_response<T>(self, body: Option<T>) -> Response<ResponseBody<T>> {
+        match self.head {
             Some((status, headers)) => {
-                let mut response = Response::new(ResponseBody::new(body, self));
+                let mut response = Response::new(ResponseBody::new(body, self.stream));
                 *response.status_mut() = status;
                 *response.headers_mut() = headers;
                 response
@@ -415,6 +490,17 @@ impl Exchange {
                 internal_error()
             }
         }
+    }
+}
+
+/// What one step of an asynchronous body means for the response: a chunk,
+/// a failure (a switch this adapter does not run is one), or the end.
+fn step_outcome(step: Option<Result<Step, BoxError>>) -> Option<Result<Bytes, BoxError>> {
+    match step {
+        Some(Ok(Step::Chunk(chunk))) => Some(Ok(chunk)),
+        Some(Ok(_)) => Some(Err(AdapterError::SwitchNotRun.into())),
+        Some(Err(err)) => Some(Err(err)),
+        None => None,
     }
 }
 
@@ -437,11 +523,11 @@ type FrameResult = Result<Frame<Bytes>, BoxError>;
 pub struct ResponseBody<T> {
     /// The application's body; `None` once it was closed.
     body: Option<T>,
-    exchange: Option<Exchange>,
+    exchange: Option<Stream>,
 }
 
 impl<T> ResponseBody<T> {
-    fn new(body: Option<T>, exchange: Exchange) -> Self {
+    fn new(body: Option<T>, exchange: Stream) -> Self {
         ResponseBody {
             body,
             exchange: Some(exchange),
@@ -460,7 +546,7 @@ impl<T> ResponseBody<T> {
         let Some(exchange) = self.exchange.as_mut() else {
             return Some(Poll::Ready(None));
         };
-        if let Some(data) = exchange.sink.take_data() {
+        if let Some(data) = exchange.chunks.take_data() {
             exchange.delivered += data.len() as u64;
             return Some(Poll::Ready(Some(Ok(Frame::data(data)))));
         }
@@ -484,7 +570,7 @@ impl<T> ResponseBody<T> {
     /// early; polling it ends it).
     fn end_of_stream(&self) -> bool {
         self.exchange.as_ref().is_none_or(|exchange| {
-            !exchange.sink.has_data()
+            !exchange.chunks.has_data()
                 && exchange.error.is_none()
                 && match exchange.exact_remaining() {
                     Some(remaining) => remaining == 0,
@@ -535,8 +621,8 @@ impl<B: Body + Unpin> HttpBody for ResponseBody<SyncBody<B>> {
             else {
                 return Poll::Ready(None);
             };
-            let outcome = body.next_chunk(&mut exchange.start_response());
-            if exchange.deliver(outcome).is_none() {
+            let outcome = body.next_chunk(&mut exchange.state.start_response(&mut exchange.chunks));
+            if exchange.deliver(None, outcome).is_none() {
                 this.body = None;
             }
         }
@@ -569,14 +655,11 @@ impl<B: AsyncBody + Unpin> HttpBody for ResponseBody<AsyncBodyOf<B>> {
             else {
                 return Poll::Ready(None);
             };
-            let step = ready!(Pin::new(body).poll_step(cx, &mut exchange.start_response()));
-            let outcome = match step {
-                Some(Ok(Step::Chunk(chunk))) => Some(Ok(chunk)),
-                Some(Ok(_)) => Some(Err(AdapterError::SwitchNotRun.into())),
-                Some(Err(err)) => Some(Err(err)),
-                None => None,
-            };
-            if exchange.deliver(outcome).is_none() {
+            let step = ready!(
+                Pin::new(body)
+                    .poll_step(cx, &mut exchange.state.start_response(&mut exchange.chunks))
+            );
+            if exchange.deliver(None, step_outcome(step)).is_none() {
                 this.body = None;
             }
         }
