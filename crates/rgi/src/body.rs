@@ -5,7 +5,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::app::BoxError;
+use crate::box_error::BoxError;
 use crate::file::FileBody;
 use crate::response::StartResponse;
 
@@ -155,5 +155,21 @@ where
 impl<I> fmt::Debug for Iter<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+/// A file body is read like any body by servers that cannot send it by
+/// other means; `file()` lets the others find it (`[RGI-FILE-2]`).
+impl Body for FileBody {
+    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        self.read_next().map_err(BoxError::from).transpose()
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.remaining()
+    }
+
+    fn file(&mut self) -> Option<&mut FileBody> {
+        Some(self)
     }
 }

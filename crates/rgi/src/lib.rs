@@ -216,26 +216,32 @@
 
 mod app;
 mod body;
+mod box_error;
 mod connection;
 mod environ;
 mod errors;
 mod file;
+mod head;
 mod hints;
 mod input;
 mod response;
+mod response_error;
 mod state;
 mod version;
 
-pub use app::{Application, BoxError, FnApplication, from_fn};
+pub use app::{Application, FnApplication, from_fn};
 pub use body::{Body, Empty, Iter, from_iter};
+pub use box_error::BoxError;
 pub use connection::{Address, ConnectProtocol, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr};
 pub use environ::{
     Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, ServerInfo, UrlScheme,
 };
 pub use errors::Errors;
 pub use file::FileBody;
+pub use head::{HeadError, ResponseHead};
 pub use hints::{Hints, InputUse};
 pub use input::{AsyncSource, Input, InputError, client_body_error};
-pub use response::{HeadError, Intercept, ResponseHead, SendError, StartError, StartResponse};
+pub use response::{Intercept, StartResponse};
+pub use response_error::{SendError, StartError};
 pub use state::{DeclareError, FinishError, ResponseSink, ResponseState};
 pub use version::{SPEC_VERSION, SpecVersion};

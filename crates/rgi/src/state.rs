@@ -7,8 +7,9 @@ use bytes::Bytes;
 use http::Method;
 use http::header::{CONTENT_LENGTH, HeaderValue};
 
-use crate::app::BoxError;
-use crate::response::{ResponseHead, SendError, StartError, StartResponse};
+use crate::box_error::BoxError;
+use crate::head::ResponseHead;
+use crate::response_error::{SendError, StartError};
 
 /// A server's transport for one response.
 ///
@@ -36,7 +37,7 @@ pub trait ResponseSink {
 
 /// The state of one response, owned by the server for one request.
 ///
-/// The server lends [`StartResponse`] handles from it, passes it every chunk
+/// The server lends [`StartResponse`](crate::StartResponse) handles from it, passes it every chunk
 /// the body yields, and calls [`finish`](ResponseState::finish) when the body
 /// ends. It enforces when the head goes out, Content-Length, HEAD and the
 /// bodiless statuses, so a server only moves bytes.
@@ -107,18 +108,6 @@ impl ResponseState {
             sent_length: None,
             sent: 0,
         }
-    }
-
-    /// A handle to lend the application for [`Application::call`] or one
-    /// [`Body::next_chunk`].
-    ///
-    /// [`Application::call`]: crate::Application::call
-    /// [`Body::next_chunk`]: crate::Body::next_chunk
-    pub fn start_response<'a>(
-        &'a mut self,
-        sink: &'a mut (dyn ResponseSink + 'a),
-    ) -> StartResponse<'a> {
-        StartResponse::root(self, sink)
     }
 
     /// The head the application stored, if any.
@@ -309,7 +298,7 @@ impl ResponseState {
     /// length` into it and enforces it exactly like one the application
     /// declared; the server never adds the field itself. An application's
     /// Content-Length wins, whenever it was stored. The declaration is
-    /// dropped by a [`StartResponse::replace`] made after it (an error
+    /// dropped by a [`StartResponse::replace`](crate::StartResponse::replace) made after it (an error
     /// response is not the body the hint described), and ignored for a
     /// HEAD request and for 204 and 304, whose heads carry only what the
     /// application gave them (`[RGI-BODY-15]`). A later declaration
@@ -385,7 +374,7 @@ impl ResponseState {
     }
 
     /// Stores a head for [`StartResponse::start`] (`cause` is `None`) and
-    /// [`StartResponse::replace`].
+    /// [`StartResponse::replace`](crate::StartResponse::replace).
     pub(crate) fn store_head(
         &mut self,
         head: ResponseHead,
