@@ -1,9 +1,9 @@
 //! The thinnest honest hyper 1.x adapter for RGI applications.
 //!
 //! Everything that touches the RGI types lives in this module, so that a
-//! change of the interface's shape (an environ built from `Parts`, a head
-//! handed to the sink by value, cheaper capabilities) is adapted here and
-//! nowhere else.
+//! change of the interface's shape (the environ built from `Parts`, the
+//! head handed to the sink by value, cheaper capabilities) is adapted here
+//! and nowhere else.
 //!
 //! The per-request path is split into the same steps the `steps` mode
 //! measures: [`environ_from_parts`], [`Exchange::call_sync`] /
@@ -247,7 +247,7 @@ impl Chunks {
 }
 
 impl ResponseSink for Chunks {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
         Err(io::Error::other(format!(
             "a second head ({}) after hyper's response was built",
             head.status()
@@ -274,9 +274,9 @@ struct HeadSink<'a> {
 }
 
 impl ResponseSink for HeadSink<'_> {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
-        // The state keeps its head, and hyper needs an owned map: a clone.
-        *self.head = Some((head.status(), head.headers().clone()));
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        // The sink owns the head: its map moves on into hyper's response.
+        *self.head = Some(head.into_parts());
         Ok(())
     }
 

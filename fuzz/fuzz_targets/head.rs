@@ -21,7 +21,7 @@ struct Head<'a> {
 struct Discard;
 
 impl ResponseSink for Discard {
-    fn send_head(&mut self, _: &ResponseHead) -> std::io::Result<()> {
+    fn send_head(&mut self, _: ResponseHead) -> std::io::Result<()> {
         Ok(())
     }
 

@@ -39,10 +39,10 @@ struct Wire {
 }
 
 impl ResponseSink for Wire {
-    fn send_head(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+    fn send_head(&mut self, head: ResponseHead) -> std::io::Result<()> {
         assert!(self.heads.is_empty(), "a second head");
         assert_eq!(self.data, 0, "data before the head");
-        self.heads.push(head.clone());
+        self.heads.push(head);
         Ok(())
     }
 

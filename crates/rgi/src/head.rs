@@ -2,19 +2,7 @@
 //! head"); a leaf module.
 
 use http::StatusCode;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-
-/// Header fields that describe one connection rather than the message, which
-/// only the server may set (`[RGI-HEAD-5]`).
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// The status and header fields of a response, before the server adds the
 /// fields HTTP requires (`Date`, framing).
@@ -173,24 +161,30 @@ impl ResponseHead {
                 status: self.status,
             });
         }
-        if let Some(name) = HOP_BY_HOP
-            .iter()
-            .find(|name| self.headers.contains_key(*name))
-        {
-            return Err(HeadError::HopByHop { name: name.clone() });
-        }
+        // One pass over the fields, matching names as strings: no list of
+        // names to build and no hashing per call. A hop-by-hop field is
+        // reported before a Content-Length problem, wherever each stands.
         let mut declared = None;
-        for value in self.headers.get_all(header::CONTENT_LENGTH) {
-            let parsed =
-                parse_content_length(value).ok_or_else(|| HeadError::InvalidContentLength {
-                    value: value.clone(),
-                })?;
-            if declared.is_some_and(|earlier| earlier != parsed) {
-                return Err(HeadError::InvalidContentLength {
-                    value: value.clone(),
-                });
+        let mut length_error = None;
+        for (name, value) in &self.headers {
+            match name.as_str() {
+                "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer"
+                | "transfer-encoding" | "upgrade" => {
+                    return Err(HeadError::HopByHop { name: name.clone() });
+                }
+                "content-length" if length_error.is_none() => match parse_content_length(value) {
+                    Some(parsed) if declared.is_none_or(|earlier| earlier == parsed) => {
+                        declared = Some(parsed);
+                    }
+                    _ => length_error = Some(value),
+                },
+                _ => {}
             }
-            declared = Some(parsed);
+        }
+        if let Some(value) = length_error {
+            return Err(HeadError::InvalidContentLength {
+                value: value.clone(),
+            });
         }
         if declared.is_some() && self.status == StatusCode::NO_CONTENT {
             return Err(HeadError::ContentLengthNotAllowed {

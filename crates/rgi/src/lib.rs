@@ -56,7 +56,7 @@
 //! #     use rgi::Body;
 //! #     struct W(Vec<u8>, Option<StatusCode>);
 //! #     impl rgi::ResponseSink for W {
-//! #         fn send_head(&mut self, h: &ResponseHead) -> std::io::Result<()> { self.1 = Some(h.status()); Ok(()) }
+//! #         fn send_head(&mut self, h: ResponseHead) -> std::io::Result<()> { self.1 = Some(h.status()); Ok(()) }
 //! #         fn send_data(&mut self, d: Bytes) -> std::io::Result<()> { self.0.extend_from_slice(&d); Ok(()) }
 //! #     }
 //! #     let (mut state, mut w) = (rgi::ResponseState::new(env.method()), W(Vec::new(), None));
@@ -198,7 +198,7 @@
 //! # }));
 //! # struct W(Option<ResponseHead>);
 //! # impl rgi::ResponseSink for W {
-//! #     fn send_head(&mut self, h: &ResponseHead) -> std::io::Result<()> { self.0 = Some(h.clone()); Ok(()) }
+//! #     fn send_head(&mut self, h: ResponseHead) -> std::io::Result<()> { self.0 = Some(h); Ok(()) }
 //! #     fn send_data(&mut self, _: Bytes) -> std::io::Result<()> { Ok(()) }
 //! # }
 //! # let env = Environ::builder().build()?;

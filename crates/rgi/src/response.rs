@@ -73,7 +73,7 @@ pub trait Intercept {
 /// #[derive(Default)]
 /// struct Wire(Vec<u8>);
 /// impl ResponseSink for Wire {
-///     fn send_head(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+///     fn send_head(&mut self, head: ResponseHead) -> std::io::Result<()> {
 ///         self.0.extend_from_slice(head.status().as_str().as_bytes());
 ///         self.0.push(b'\n');
 ///         Ok(())

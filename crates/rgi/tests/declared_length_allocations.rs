@@ -64,12 +64,12 @@ fn allocations_during<T>(work: impl FnOnce() -> T) -> (usize, T) {
 }
 
 /// A sink that keeps the Content-Length field of the head it was handed
-/// (a clone of a value, as a server keeping the head would make).
+/// (a clone of the value: a shared one would be promoted, and allocate).
 #[derive(Default)]
 struct LengthField(Option<HeaderValue>);
 
 impl ResponseSink for LengthField {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
         self.0 = head.headers().get(CONTENT_LENGTH).cloned();
         Ok(())
     }

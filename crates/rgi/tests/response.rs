@@ -586,3 +586,81 @@ fn a_server_computed_length_is_enforced_like_a_declared_one_but_never_overrides_
         })
     ));
 }
+
+#[test]
+fn the_sink_owns_the_sent_head_and_the_state_keeps_its_status() {
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state
+        .start_response(&mut wire)
+        .start(StatusCode::CREATED)
+        .unwrap();
+    assert_eq!(
+        state.head().map(ResponseHead::status),
+        Some(StatusCode::CREATED)
+    );
+    state
+        .send_chunk(&mut wire, Bytes::from_static(b"x"))
+        .unwrap();
+    assert!(state.head().is_none(), "the sink has it now");
+    assert_eq!(state.status(), Some(StatusCode::CREATED));
+    assert!(state.is_started() && state.is_head_sent());
+    let err = state
+        .start_response(&mut wire)
+        .replace(StatusCode::INTERNAL_SERVER_ERROR, "late")
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StartError::HeadAlreadySent {
+            status: StatusCode::CREATED,
+            ..
+        }
+    ));
+    assert_eq!(wire.heads(), [&ResponseHead::new(StatusCode::CREATED)]);
+}
+
+#[test]
+fn a_head_the_sink_failed_to_send_counts_as_sent() {
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::failing_after(0));
+    state.start_response(&mut wire).start(ok()).unwrap();
+    assert!(matches!(
+        state.send_chunk(&mut wire, Bytes::from_static(b"x")),
+        Err(SendError::Transport(_))
+    ));
+    // Part of it may be on the wire: it can no longer be replaced.
+    assert!(state.is_head_sent());
+    assert!(matches!(
+        state
+            .start_response(&mut wire)
+            .replace(StatusCode::INTERNAL_SERVER_ERROR, "gone"),
+        Err(StartError::HeadAlreadySent { .. })
+    ));
+}
+
+#[test]
+fn validation_reports_a_hop_by_hop_field_before_a_bad_length_in_any_order() {
+    let bad_length_first = with_length(StatusCode::OK, "x1")
+        .with_header(header::UPGRADE, HeaderValue::from_static("websocket"));
+    assert!(matches!(
+        bad_length_first.validate(),
+        Err(HeadError::HopByHop { name }) if name == header::UPGRADE
+    ));
+    let repeated = with_length(StatusCode::OK, "7")
+        .with_header(header::CONTENT_LENGTH, HeaderValue::from_static("7"));
+    assert_eq!(repeated.validate().unwrap(), Some(7));
+    let differing = with_length(StatusCode::OK, "7")
+        .with_header(header::CONTENT_LENGTH, HeaderValue::from_static("8"));
+    assert!(matches!(
+        differing.validate(),
+        Err(HeadError::InvalidContentLength { value }) if value == "8"
+    ));
+    let custom_names_pass = ok()
+        .with_header(
+            HeaderName::from_static("x-connection"),
+            HeaderValue::from_static("a"),
+        )
+        .with_header(
+            HeaderName::from_static("tea"),
+            HeaderValue::from_static("b"),
+        );
+    assert_eq!(custom_names_pass.validate().unwrap(), None);
+}
