@@ -451,3 +451,27 @@ fn a_server_that_polls_with_a_new_waker_each_time_is_clean() {
     drop(validator);
     assert!(reports.is_empty(), "{:?}", reports.all());
 }
+
+/// An application written as an `async fn` (`rgi_async::from_async_fn`):
+/// offload, a streamed body and the head it built pass the validator.
+#[test]
+fn an_async_fn_application_is_clean() {
+    async fn answer(environ: Environ, response: rgi_async::Responder) -> Result<(), rgi::BoxError> {
+        let offload = Capabilities::of(&environ)
+            .ok_or("needs an asynchronous server")?
+            .offload()
+            .clone();
+        let answer = offload.run(|| 6 * 7).await?;
+        response.append_header("content-type", "text/plain")?;
+        for part in ["the answer ", "is ", &answer.to_string()] {
+            response.send(part.to_owned()).await;
+        }
+        Ok(())
+    }
+    let wire = clean(
+        rgi_async::from_async_fn(answer),
+        async_environ().build().unwrap(),
+    );
+    assert_eq!(wire.heads()[0].status(), StatusCode::OK);
+    assert_eq!(wire.body(), b"the answer is 42");
+}
