@@ -19,8 +19,16 @@ use crate::upgrade::Upgrade;
 /// ```
 pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
 
-/// The handles an asynchronous server lends each request, stored in
-/// [`Environ::extensions`].
+/// The handles an asynchronous server lends each request: set once for the
+/// whole server with [`ServerInfo::with_extension`](rgi::ServerInfo::with_extension),
+/// or per request in [`Environ::extensions`] when they differ from one
+/// request to the next (an [`Upgrade`] always does).
+///
+/// A value in the request's own extensions overrides the server-wide one
+/// for that request (`[RGIA-CAP-1]`): a server that offers an upgrade, or a
+/// middleware that wraps or withholds handles, inserts a whole
+/// `Capabilities` value there. Server-wide capabilities cost a request no
+/// allocation; per-request ones cost the extension map's.
 ///
 /// [`Capabilities::of`] returning `None` means the server is synchronous:
 /// the application is not running on an event loop. An optional capability
@@ -30,7 +38,7 @@ pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
 ///
 /// # Examples
 ///
-/// Server side, then application side:
+/// Server side (once, at start-up), then application side:
 ///
 /// ```
 /// # struct ThreadPerJob;
@@ -40,11 +48,13 @@ pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
 /// #         Ok(())
 /// #     }
 /// # }
-/// use rgi::Environ;
+/// use std::sync::Arc;
+/// use rgi::{Environ, ServerInfo};
 /// use rgi_async::{Capabilities, Offload};
 ///
 /// let capabilities = Capabilities::builder(Offload::new(ThreadPerJob)).build();
-/// let environ = Environ::builder().extension(capabilities).build()?;
+/// let server = Arc::new(ServerInfo::new("localhost", 8080)?.with_extension(capabilities));
+/// let environ = Environ::builder().server_info(server).build()?;
 ///
 /// let capabilities = Capabilities::of(&environ).ok_or("not an asynchronous server")?;
 /// assert!(capabilities.after_response().is_none());
@@ -78,11 +88,15 @@ impl Capabilities {
         }
     }
 
-    /// The capabilities the server stored in `environ`, or `None` on a
-    /// synchronous server.
+    /// The capabilities of `environ`'s request: its own value if the
+    /// server or a middleware inserted one in [`Environ::extensions`], else
+    /// the server-wide value of its [`ServerInfo`](rgi::ServerInfo);
+    /// `None` on a synchronous server.
+    ///
+    /// Reaching either allocates nothing.
     #[must_use]
     pub fn of(environ: &Environ) -> Option<&Capabilities> {
-        environ.extensions().get::<Capabilities>()
+        environ.extension::<Capabilities>()
     }
 
     /// The highest RGI-async version whose clauses the server implements

@@ -6,9 +6,9 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rgi::Environ;
+use rgi::{Environ, ServerInfo};
 use rgi_async::{
-    AfterError, AfterResponse, AfterResponseService, AfterTask, Capabilities, Offload,
+    AfterError, AfterResponse, AfterResponseService, AfterTask, Capabilities, Offload, Runtime,
 };
 use support::{Queue, ThreadPerJob, block_on};
 
@@ -68,6 +68,75 @@ fn the_offload_lent_through_capabilities_is_the_servers() {
     assert_eq!(queue.len(), 1);
     queue.run_all();
     assert_eq!(block_on(future), Ok(5));
+}
+
+#[test]
+fn server_wide_capabilities_are_found_through_the_server_info() {
+    let queue = Queue::default();
+    let server = Arc::new(
+        ServerInfo::new("localhost", 8080)
+            .unwrap()
+            .with_extension(Capabilities::builder(Offload::new(queue.clone())).build()),
+    );
+    let environ = Environ::builder()
+        .server_info(Arc::clone(&server))
+        .build()
+        .unwrap();
+    assert!(environ.extensions().is_empty());
+    let capabilities = Capabilities::of(&environ).unwrap();
+    let future = capabilities.offload().run(|| 8);
+    assert_eq!(queue.len(), 1);
+    queue.run_all();
+    assert_eq!(block_on(future), Ok(8));
+}
+
+#[test]
+fn a_per_request_value_overrides_the_server_wide_one() {
+    let server_queue = Queue::default();
+    let request_queue = Queue::default();
+    let server = Arc::new(
+        ServerInfo::new("localhost", 8080).unwrap().with_extension(
+            Capabilities::builder(Offload::new(server_queue.clone()))
+                .runtime(Runtime::Tokio)
+                .build(),
+        ),
+    );
+    let environ = Environ::builder()
+        .server_info(server)
+        .extension(Capabilities::builder(Offload::new(request_queue.clone())).build())
+        .build()
+        .unwrap();
+
+    let capabilities = Capabilities::of(&environ).unwrap();
+    assert_eq!(
+        capabilities.runtime(),
+        None,
+        "the server-wide value was used"
+    );
+    let future = capabilities.offload().run(|| 9);
+    assert_eq!((server_queue.len(), request_queue.len()), (0, 1));
+    request_queue.run_all();
+    assert_eq!(block_on(future), Ok(9));
+
+    // Removing the request's own value uncovers the server's again.
+    let mut environ = environ;
+    environ.extensions_mut().remove::<Capabilities>();
+    let capabilities = Capabilities::of(&environ).unwrap();
+    assert_eq!(capabilities.runtime(), Some(Runtime::Tokio));
+}
+
+#[test]
+fn server_wide_values_of_other_types_are_not_capabilities() {
+    #[derive(Clone)]
+    struct Deployment;
+    let server = Arc::new(
+        ServerInfo::new("localhost", 80)
+            .unwrap()
+            .with_extension(Deployment),
+    );
+    let environ = Environ::builder().server_info(server).build().unwrap();
+    assert!(environ.extension::<Deployment>().is_some());
+    assert!(Capabilities::of(&environ).is_none());
 }
 
 #[test]

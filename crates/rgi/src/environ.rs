@@ -453,6 +453,50 @@ impl Environ {
         &mut self.extensions
     }
 
+    /// The extension value of type `T` this request sees: its own, from
+    /// [`Environ::extensions`], or else the server-wide one from
+    /// [`ServerInfo::extension`] (RGI-EXT-1). A request's own value
+    /// overrides the server's, so a server or a middleware can change one
+    /// request without touching the shared description.
+    ///
+    /// Finding either costs no allocation: an environ with no extensions of
+    /// its own holds no map, and the server's values are behind the shared
+    /// [`Arc`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rgi::{Environ, ServerInfo};
+    ///
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Region(&'static str);
+    ///
+    /// let server = Arc::new(ServerInfo::new("localhost", 80)?.with_extension(Region("eu")));
+    /// let environ = Environ::builder().server_info(Arc::clone(&server)).build()?;
+    /// assert_eq!(environ.extension::<Region>(), Some(&Region("eu")));
+    ///
+    /// let overridden = Environ::builder()
+    ///     .server_info(server)
+    ///     .extension(Region("us"))
+    ///     .build()?;
+    /// assert_eq!(overridden.extension::<Region>(), Some(&Region("us")));
+    /// # Ok::<(), rgi::EnvironError>(())
+    /// ```
+    #[must_use]
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions
+            .get::<T>()
+            .or_else(|| self.server.extension::<T>())
+    }
+
+    /// The server-wide extension value of type `T`, ignoring any value of
+    /// the request's own (see [`ServerInfo::with_extension`]).
+    #[must_use]
+    pub fn server_extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.server.extension::<T>()
+    }
+
     /// The request body.
     #[must_use]
     pub fn input(&self) -> &Input {

@@ -1144,3 +1144,100 @@ fn connect_without_protocol_or_over_http1_is_refused() {
             .extension(ConnectProtocol::from_static("websocket"))
     ));
 }
+
+// ---------------------------------------------------------------------------
+// Server-wide extensions (RGI-EXT-1): set once in the ServerInfo, overridden
+// per request by a value of the same type in the environ's own extensions.
+
+#[derive(Clone, Debug, PartialEq)]
+struct Deployment(&'static str);
+
+#[test]
+fn server_wide_extensions_reach_every_request_of_the_server() {
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_extension(Deployment("eu-1"))
+            .with_extension(Deployment("eu-2")),
+    );
+    let connection = Arc::new(ConnectionInfo::new());
+    for target in ["/a", "/b"] {
+        let environ = Environ::from_parts(
+            head(http::Request::get(target).body(()).unwrap()),
+            Input::empty(),
+            &server,
+            &connection,
+        )
+        .unwrap();
+        assert_eq!(environ.extension::<Deployment>(), Some(&Deployment("eu-2")));
+        assert_eq!(
+            environ.server_extension::<Deployment>(),
+            Some(&Deployment("eu-2"))
+        );
+        assert!(environ.extensions().get::<Deployment>().is_none());
+    }
+    assert_eq!(server.extension::<Deployment>(), Some(&Deployment("eu-2")));
+    assert_eq!(server.extensions().len(), 1);
+}
+
+#[test]
+fn a_request_value_overrides_the_server_wide_one_for_that_request_only() {
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_extension(Deployment("eu-1")),
+    );
+    let mut overridden = Environ::builder()
+        .server_info(Arc::clone(&server))
+        .extension(Deployment("canary"))
+        .build()
+        .unwrap();
+    let plain = Environ::builder()
+        .server_info(Arc::clone(&server))
+        .build()
+        .unwrap();
+
+    assert_eq!(
+        overridden.extension::<Deployment>(),
+        Some(&Deployment("canary"))
+    );
+    assert_eq!(
+        overridden.server_extension::<Deployment>(),
+        Some(&Deployment("eu-1"))
+    );
+    assert_eq!(plain.extension::<Deployment>(), Some(&Deployment("eu-1")));
+
+    overridden.extensions_mut().remove::<Deployment>();
+    assert_eq!(
+        overridden.extension::<Deployment>(),
+        Some(&Deployment("eu-1"))
+    );
+}
+
+#[test]
+fn builder_server_settings_keep_the_server_wide_extensions() {
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_extension(Deployment("eu-1")),
+    );
+    let environ = Environ::builder()
+        .server_info(Arc::clone(&server))
+        .server("other.example", 81)
+        .build()
+        .unwrap();
+
+    assert_eq!(environ.server_name(), "other.example");
+    assert_eq!(environ.extension::<Deployment>(), Some(&Deployment("eu-1")));
+    // The builder edited its own copy; the shared description is unchanged.
+    assert_eq!(server.name(), "example.org");
+    assert!(!Arc::ptr_eq(environ.server_info(), &server));
+}
+
+#[test]
+fn an_environ_without_server_wide_extensions_finds_none() {
+    let environ = Environ::builder().build().unwrap();
+    assert!(environ.extension::<Deployment>().is_none());
+    assert!(environ.server_extension::<Deployment>().is_none());
+    assert!(environ.server_info().extensions().is_empty());
+}

@@ -198,3 +198,25 @@ fn the_builder_allocates_no_defaults() {
     assert_eq!(environ.server_name(), "localhost");
     assert_eq!(environ.path_info(), "/plain/path");
 }
+
+#[test]
+fn a_server_wide_extension_is_reached_without_allocating() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Deployment(&'static str);
+
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_extension(Deployment("eu-1")),
+    );
+    let connection = Arc::new(ConnectionInfo::new());
+    let parts = parsed_head("/hello", Version::HTTP_11);
+
+    let (allocations, found) = allocations_during(|| {
+        let environ = Environ::from_parts(parts, Input::empty(), &server, &connection).unwrap();
+        environ.extension::<Deployment>().cloned()
+    });
+
+    assert_eq!(allocations, 0);
+    assert_eq!(found, Some(Deployment("eu-1")));
+}

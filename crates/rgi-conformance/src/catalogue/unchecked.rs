@@ -324,7 +324,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-EXT-1",
-        "Enforced by the type: `http::Extensions` is a map keyed by `TypeId`, so an extension is identified by its type and there is no string key to use.",
+        "Enforced by the types: the request's and the server's extensions are both `http::Extensions`, maps keyed by `TypeId`, so an extension is identified by its type and there is no string key to use; the override order is the code of `Environ::extension`, which every lookup through it follows (crates/rgi/tests/environ.rs: `a_request_value_overrides_the_server_wide_one_for_that_request_only`, `server_wide_extensions_reach_every_request_of_the_server`).",
     ),
     (
         "RGI-EXT-2",

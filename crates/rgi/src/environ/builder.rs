@@ -126,7 +126,8 @@ impl EnvironBuilder {
     }
 
     /// Uses a shared server description, replacing the name, port, mount
-    /// point and concurrency set so far.
+    /// point and concurrency set so far; its server-wide extensions come with
+    /// it (see [`ServerInfo::with_extension`]).
     pub fn server_info(mut self, server: Arc<ServerInfo>) -> Self {
         self.server = server;
         self

@@ -5,12 +5,14 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use http::Extensions;
 
 use super::{Concurrency, EnvironError, PathBytes};
 
 /// The server's description of itself for the requests of one application
 /// mount: its name and port (`SERVER_NAME`, `SERVER_PORT`), the mount point
-/// (`SCRIPT_NAME`) and how it runs applications.
+/// (`SCRIPT_NAME`), how it runs applications, and the extension values it
+/// offers every request (server-wide extensions, RGI-EXT-1).
 ///
 /// Built and checked once, when the server starts (or accepts a
 /// connection), and shared through an [`Arc`] by every
@@ -29,12 +31,15 @@ use super::{Concurrency, EnvironError, PathBytes};
 /// assert_eq!(server.script_name(), "/v1");
 /// # Ok::<(), rgi::EnvironError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerInfo {
     pub(super) name: Cow<'static, str>,
     pub(super) port: u16,
     pub(super) script_name: PathBytes,
     pub(super) concurrency: Concurrency,
+    /// Set before the description is shared and never changed afterwards,
+    /// so a request reaches a value through the shared `Arc` alone.
+    extensions: Extensions,
 }
 
 impl ServerInfo {
@@ -61,6 +66,7 @@ impl ServerInfo {
                 multiprocess: false,
                 run_once: false,
             },
+            extensions: Extensions::new(),
         }
     }
 
@@ -91,6 +97,63 @@ impl ServerInfo {
     pub fn with_concurrency(mut self, concurrency: Concurrency) -> Self {
         self.concurrency = concurrency;
         self
+    }
+
+    /// Adds an extension value that every request served with this
+    /// description sees, replacing an earlier value of the same type.
+    ///
+    /// The values are set while the server starts, before the description
+    /// is shared, and cannot change afterwards: a request reaches them
+    /// through [`Environ::extension`](crate::Environ::extension) or
+    /// [`Environ::server_extension`](crate::Environ::server_extension) by
+    /// following the shared [`Arc`], with no allocation. A value of the
+    /// same type in a request's own [`Environ::extensions`](crate::Environ::extensions)
+    /// overrides this one for that request (RGI-EXT-1); use it for what
+    /// differs from request to request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use http::Request;
+    /// use rgi::{ConnectionInfo, Environ, Input, ServerInfo};
+    ///
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Deployment(&'static str);
+    ///
+    /// let server = Arc::new(ServerInfo::new("api.example", 80)?.with_extension(Deployment("eu-1")));
+    /// let connection = Arc::new(ConnectionInfo::new());
+    ///
+    /// let (parts, ()) = Request::new(()).into_parts();
+    /// let environ = Environ::from_parts(parts, Input::empty(), &server, &connection)?;
+    /// assert_eq!(environ.extension::<Deployment>(), Some(&Deployment("eu-1")));
+    ///
+    /// let (mut parts, ()) = Request::new(()).into_parts();
+    /// parts.extensions.insert(Deployment("canary"));
+    /// let environ = Environ::from_parts(parts, Input::empty(), &server, &connection)?;
+    /// assert_eq!(environ.extension::<Deployment>(), Some(&Deployment("canary")));
+    /// assert_eq!(environ.server_extension::<Deployment>(), Some(&Deployment("eu-1")));
+    /// # Ok::<(), rgi::EnvironError>(())
+    /// ```
+    #[must_use]
+    pub fn with_extension<T>(mut self, value: T) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// The server-wide extension value of type `T`, if the server set one.
+    #[must_use]
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions.get::<T>()
+    }
+
+    /// Every server-wide extension value.
+    #[must_use]
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
     }
 
     /// The server's name for itself, never empty.
