@@ -7,7 +7,9 @@ use bytes::Bytes;
 
 use crate::box_error::BoxError;
 use crate::file::FileBody;
+use crate::head::ResponseHead;
 use crate::response::StartResponse;
+use crate::response_error::StartError;
 
 /// The body of a response, pulled chunk by chunk by the server.
 ///
@@ -171,5 +173,38 @@ impl Body for FileBody {
 
     fn file(&mut self) -> Option<&mut FileBody> {
         Some(self)
+    }
+}
+
+impl StartResponse<'_> {
+    /// Starts the response from an [`http::Response`] whose body is an RGI
+    /// body: its status and header fields become the head, and the body is
+    /// returned for the application to return from `call`. The version and
+    /// extensions of the response are not part of an RGI head and are
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`StartResponse::start`]; the body is dropped then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Response, StatusCode, header};
+    ///
+    /// let app = rgi::from_fn(|_environ, start| {
+    ///     let response = Response::builder()
+    ///         .status(StatusCode::CREATED)
+    ///         .header(header::CONTENT_TYPE, "text/plain")
+    ///         .body(Bytes::from_static(b"made it"))?;
+    ///     Ok(start.respond(response)?)
+    /// });
+    /// # let _ = app;
+    /// ```
+    pub fn respond<B: Body>(&mut self, response: http::Response<B>) -> Result<B, StartError> {
+        let (parts, body) = response.into_parts();
+        self.start(ResponseHead::from_parts(parts.status, parts.headers))?;
+        Ok(body)
     }
 }

@@ -53,6 +53,88 @@ impl ResponseHead {
         self
     }
 
+    /// Appends one header field given as anything that is bytes (`&str`,
+    /// `String`, `&[u8]`, `Bytes`, or the typed `HeaderName` and
+    /// `HeaderValue`), checking it, and returns the head.
+    ///
+    /// The names and values are taken as bytes, not through `TryInto`,
+    /// so that an error can carry what was given: `http`'s conversion
+    /// errors carry nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`HeadError::InvalidHeaderName`] if the name is not an RFC 9110
+    /// token, [`HeadError::InvalidHeaderValue`] if the value holds CR, LF,
+    /// NUL or another control character other than horizontal tab; each
+    /// carries the bytes given. The head is consumed either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::{HeadError, ResponseHead};
+    /// use http::StatusCode;
+    ///
+    /// let head = ResponseHead::new(StatusCode::OK)
+    ///     .try_with_header("content-type", "text/plain")?
+    ///     .try_with_header("x-request-id", format!("{}", 42))?;
+    /// assert_eq!(head.headers()["x-request-id"], "42");
+    ///
+    /// let err = ResponseHead::new(StatusCode::OK).try_with_header("bad name", "x").unwrap_err();
+    /// assert!(matches!(err, HeadError::InvalidHeaderName { name } if name == b"bad name"));
+    /// # Ok::<(), HeadError>(())
+    /// ```
+    pub fn try_with_header<N, V>(mut self, name: N, value: V) -> Result<Self, HeadError>
+    where
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.try_append_header(name, value)?;
+        Ok(self)
+    }
+
+    /// Appends one header field given as bytes, like
+    /// [`try_with_header`](Self::try_with_header), to a head held by
+    /// reference (a middleware's [`Intercept::on_start`](crate::Intercept::on_start),
+    /// say).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_with_header`](Self::try_with_header); the head is unchanged
+    /// on error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::{HeadError, ResponseHead};
+    /// use http::StatusCode;
+    ///
+    /// let mut head = ResponseHead::new(StatusCode::OK);
+    /// head.try_append_header("set-cookie", "a=1")?;
+    /// head.try_append_header("set-cookie", "b=2")?;
+    /// assert_eq!(head.headers().get_all("set-cookie").iter().count(), 2);
+    ///
+    /// let err = head.try_append_header("x-evil", "a\r\nb").unwrap_err();
+    /// assert!(matches!(err, HeadError::InvalidHeaderValue { ref value, .. } if value == b"a\r\nb"));
+    /// assert_eq!(head.headers().len(), 2);
+    /// # Ok::<(), HeadError>(())
+    /// ```
+    pub fn try_append_header<N, V>(&mut self, name: N, value: V) -> Result<(), HeadError>
+    where
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::InvalidHeaderName {
+            name: name.to_vec(),
+        })?;
+        let value = HeaderValue::from_bytes(value).map_err(|_| HeadError::InvalidHeaderValue {
+            name: name.clone(),
+            value: value.to_vec(),
+        })?;
+        self.headers.append(name, value);
+        Ok(())
+    }
+
     /// Builds and validates a head from untyped input: a numeric status and
     /// header fields as raw bytes.
     ///
@@ -86,16 +168,7 @@ impl ResponseHead {
         let status = StatusCode::from_u16(code).map_err(|_| HeadError::InvalidStatus { code })?;
         let mut head = ResponseHead::new(status);
         for (name, value) in headers {
-            let (name, value) = (name.as_ref(), value.as_ref());
-            let name = HeaderName::from_bytes(name).map_err(|_| HeadError::InvalidHeaderName {
-                name: name.to_vec(),
-            })?;
-            let value =
-                HeaderValue::from_bytes(value).map_err(|_| HeadError::InvalidHeaderValue {
-                    name: name.clone(),
-                    value: value.to_vec(),
-                })?;
-            head.headers.append(name, value);
+            head.try_append_header(name, value)?;
         }
         head.validate()?;
         Ok(head)

@@ -664,3 +664,79 @@ fn validation_reports_a_hop_by_hop_field_before_a_bad_length_in_any_order() {
         );
     assert_eq!(custom_names_pass.validate().unwrap(), None);
 }
+
+#[test]
+fn header_setters_take_any_bytes_and_errors_carry_what_was_given() {
+    let head = ok()
+        .try_with_header("Content-Type", "text/plain")
+        .unwrap()
+        .try_with_header(String::from("x-id"), format!("{}", 7))
+        .unwrap()
+        .try_with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+        .unwrap()
+        .try_with_header(&b"x-raw"[..], Bytes::from_static(b"\xff\tok"))
+        .unwrap();
+    assert_eq!(head.headers()[header::CONTENT_TYPE], "text/plain");
+    assert_eq!(head.headers()["x-id"], "7");
+    assert_eq!(head.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(head.headers()["x-raw"].as_bytes(), b"\xff\tok");
+
+    let mut head = ok();
+    let err = head.try_append_header("x:colon", "v").unwrap_err();
+    assert!(matches!(err, HeadError::InvalidHeaderName { name } if name == b"x:colon"));
+    let err = head.try_append_header("x-nul", "a\0b").unwrap_err();
+    assert!(matches!(
+        err,
+        HeadError::InvalidHeaderValue { name, value } if name == "x-nul" && value == b"a\0b"
+    ));
+    assert!(head.headers().is_empty(), "nothing appended on error");
+    // Appending keeps repeated fields in order.
+    head.try_append_header("set-cookie", "a=1").unwrap();
+    head.try_append_header("set-cookie", "b=2").unwrap();
+    let cookies: Vec<_> = head.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    // The rules of validate still apply when the head is started.
+    let hop = ok().try_with_header("connection", "close").unwrap();
+    assert!(matches!(hop.validate(), Err(HeadError::HopByHop { .. })));
+}
+
+#[test]
+fn a_response_starts_from_an_http_response_and_gives_its_body_back() {
+    let response = http::Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header("set-cookie", "a=1")
+        .header("set-cookie", "b=2")
+        .body(Bytes::from_static(b"queued"))
+        .unwrap();
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let body = state.start_response(&mut wire).respond(response).unwrap();
+    assert_eq!(body, "queued");
+    state.send_chunk(&mut wire, body).unwrap();
+    state.finish(&mut wire).unwrap();
+    let head = wire.heads()[0];
+    assert_eq!(head.status(), StatusCode::ACCEPTED);
+    assert_eq!(head.headers()[header::CONTENT_TYPE], "text/plain");
+    assert_eq!(head.headers().get_all("set-cookie").iter().count(), 2);
+    assert_eq!(wire.body(), b"queued");
+
+    // The same rules as start: a second start, an invalid head.
+    let again = http::Response::new(Bytes::new());
+    assert!(matches!(
+        state.start_response(&mut wire).respond(again),
+        Err(StartError::AlreadyStarted { .. })
+    ));
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let hop = http::Response::builder()
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(Bytes::new())
+        .unwrap();
+    assert!(matches!(
+        state.start_response(&mut wire).respond(hop),
+        Err(StartError::InvalidHead {
+            source: HeadError::HopByHop { .. },
+            ..
+        })
+    ));
+    assert!(!state.is_started());
+}

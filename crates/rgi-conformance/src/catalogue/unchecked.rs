@@ -91,18 +91,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
     ),
     (
-        "RGI-INPUT-17",
-        "The half every server shares is `rgi::Input`'s: the typed error, the status it maps to, and that every later read returns it without asking the source again (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The server's half, its de-chunking source recognising the malformed framing, is an in-process value passed to the input; on the wire it shows only as the answer of RGI-FAIL-10, and the suite has no case yet that sends a malformed chunked body to an application that propagates its read error.",
-    ),
-    (
-        "RGI-INPUT-18",
-        "The half every server shares is `rgi::Input`'s: the typed error, its 413 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). Counting a streamed body against the server's own limit happens in the server's source, out of the suite's sight except through the 413 of RGI-FAIL-10, which the suite has no case for yet.",
-    ),
-    (
-        "RGI-INPUT-19",
-        "The half every server shares is `rgi::Input`'s: the typed error of kind `TimedOut`, its 408 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The timeout itself runs in the server's source; a case would have to stall an upload for the server's configured timeout, which the suite does not know, so it has no case yet.",
-    ),
-    (
         "RGI-INPUT-22",
         "Exercised, but reported under another clause: the second half of the suite case `rgi_input_13_no_100_continue_for_unread_body` (in crates/rgi-conformance/src/suite/cases/synchronous/input.rs) has its probe send its head and then read the body, has the client send the body unprompted, and fails unless the probe reads all of it; its failures name RGI-INPUT-13, because that case predates this clause. Listing RGI-INPUT-22 among the case's clauses would turn this reason into a check.",
     ),
@@ -113,6 +101,18 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-INPUT-24",
         "Not yet judged by a suite case. A case needs to send `expect: 100-continue` beside a refusal the server makes itself, withhold the body, and check that the first response line back is the refusal and not `100 Continue`: with an unknown second expectation (RGI-PROTO-5, 417), which needs nothing but a wire exchange, and with a Content-Length over the server's body limit (RGI-LIMIT-4, 413), which also needs that limit, and `ServerUnderTest::start` neither reports nor accepts limits today.",
+    ),
+    (
+        "RGI-INPUT-17",
+        "The half every server shares is `rgi::Input`'s: the typed error, the status it maps to, and that every later read returns it without asking the source again (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The server's half, its de-chunking source recognising the malformed framing, is an in-process value passed to the input; on the wire it shows only as the answer of RGI-FAIL-10, and the suite has no case yet that sends a malformed chunked body to an application that propagates its read error.",
+    ),
+    (
+        "RGI-INPUT-18",
+        "The half every server shares is `rgi::Input`'s: the typed error, its 413 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). Counting a streamed body against the server's own limit happens in the server's source, out of the suite's sight except through the 413 of RGI-FAIL-10, which the suite has no case for yet.",
+    ),
+    (
+        "RGI-INPUT-19",
+        "The half every server shares is `rgi::Input`'s: the typed error of kind `TimedOut`, its 408 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The timeout itself runs in the server's source; a case would have to stall an upload for the server's configured timeout, which the suite does not know, so it has no case yet.",
     ),
     (
         "RGI-ERRS-3",
@@ -165,14 +165,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-HINT-8",
         "Middleware obligation whose inputs no wrapper sees: whether the middleware itself reads the input or blocks is a property of its code, so neither a validator outside it (which sees the combined hints) nor one inside (which sees the inner hints) can tell an honest combination from a dishonest one. The outer validator still checks that the combined hints are stable and true of the whole stack (`hints_unstable`, `hints_input_none_but_read`).",
-    ),
-    (
-        "RGI-FAIL-10",
-        "Finding the client's fault in whatever the application propagated is `rgi::client_body_error`, implemented once (crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`, `an_application_that_propagates_a_client_error_is_answered_with_its_status`). That a server then answers the status with `connection: close` and reads nothing more is observable, but the suite has no case yet that makes a server's source report a client error (RGI-INPUT-17..19).",
-    ),
-    (
-        "RGI-FAIL-11",
-        "After the head, the client's fault ends the response like any failure after the head, which the suite judges under RGI-FAIL-5; what is specific here, that `rgi::client_body_error` recognises the error, is tested in crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`. The suite has no case yet that makes a server's source report a client error after the head.",
     ),
     (
         "RGI-LIMIT-1",
@@ -281,6 +273,14 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-H2-11",
         "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1), and no probe route accepts an upgrade over extended CONNECT. A case would send an extended CONNECT with `:protocol`, check the probe's environ, accept, and check for a 200 response and an echo over the stream.",
+    ),
+    (
+        "RGI-FAIL-10",
+        "Finding the client's fault in whatever the application propagated is `rgi::client_body_error`, implemented once (crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`, `an_application_that_propagates_a_client_error_is_answered_with_its_status`). That a server then answers the status with `connection: close` and reads nothing more is observable, but the suite has no case yet that makes a server's source report a client error (RGI-INPUT-17..19).",
+    ),
+    (
+        "RGI-FAIL-11",
+        "After the head, the client's fault ends the response like any failure after the head, which the suite judges under RGI-FAIL-5; what is specific here, that `rgi::client_body_error` recognises the error, is tested in crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`. The suite has no case yet that makes a server's source report a client error after the head.",
     ),
     (
         "RGI-MW-1",
