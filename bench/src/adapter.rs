@@ -40,7 +40,8 @@ use tokio::net::TcpStream;
 pub const PRE_READ_LIMIT: usize = 1024 * 1024;
 
 /// What the adapter tells every request of one connection, built once
-/// when it is accepted: the server's description of itself and the
+/// when it is accepted: the server's description of itself (with the
+/// capabilities it lends an asynchronous application, server-wide) and the
 /// connection's, each shared by reference count.
 #[derive(Debug, Clone)]
 pub struct ConnectionContext {
@@ -52,21 +53,30 @@ pub struct ConnectionContext {
 
 impl ConnectionContext {
     /// The context of a connection from `peer` arriving on `local`; the
-    /// server names itself by the local IP address.
+    /// server names itself by the local IP address, and lends every request
+    /// `capabilities` (an asynchronous server) through its [`ServerInfo`],
+    /// so that no request pays an allocation for them.
     ///
     /// # Errors
     ///
     /// What [`ServerInfo::new`] refuses (an empty name, which an address
     /// never prints as).
-    pub fn new(local: SocketAddr, peer: SocketAddr) -> Result<Self, EnvironError> {
+    pub fn new(
+        local: SocketAddr,
+        peer: SocketAddr,
+        capabilities: Option<Capabilities>,
+    ) -> Result<Self, EnvironError> {
         // Served inline on one current-thread loop, in one process.
         let concurrency = Concurrency {
             multithread: false,
             multiprocess: false,
             run_once: false,
         };
-        let server =
+        let mut server =
             ServerInfo::new(local.ip().to_string(), local.port())?.with_concurrency(concurrency);
+        if let Some(capabilities) = capabilities {
+            server = server.with_extension(capabilities);
+        }
         Ok(ConnectionContext {
             server: Arc::new(server),
             connection: Arc::new(
@@ -77,14 +87,15 @@ impl ConnectionContext {
         })
     }
 
-    /// The context of an accepted TCP connection.
+    /// The context of an accepted TCP connection, as
+    /// [`new`](Self::new).
     ///
     /// # Errors
     ///
     /// The socket's addresses cannot be read (it was already closed), or
     /// [`ConnectionContext::new`] refused them.
-    pub fn of(stream: &TcpStream) -> io::Result<Self> {
-        Self::new(stream.local_addr()?, stream.peer_addr()?).map_err(io::Error::other)
+    pub fn of(stream: &TcpStream, capabilities: Option<Capabilities>) -> io::Result<Self> {
+        Self::new(stream.local_addr()?, stream.peer_addr()?, capabilities).map_err(io::Error::other)
     }
 }
 
@@ -113,8 +124,8 @@ pub enum AdapterError {
 
 /// Builds the environ of one request from hyper's request head with
 /// [`Environ::from_parts`]: the method, target, header map and extensions
-/// move in, the server and connection descriptions are shared, and an
-/// asynchronous application is lent `capabilities`.
+/// move in, and the server and connection descriptions (capabilities
+/// included) are shared.
 ///
 /// # Errors
 ///
@@ -125,14 +136,10 @@ pub enum AdapterError {
 // boundary otherwise copies them (callgrind: about 60 instructions a copy).
 #[inline(always)]
 pub fn environ_from_parts(
-    mut parts: Parts,
+    parts: Parts,
     input: Input,
     context: &ConnectionContext,
-    capabilities: Option<&Capabilities>,
 ) -> Result<Environ, EnvironError> {
-    if let Some(capabilities) = capabilities {
-        parts.extensions.insert(capabilities.clone());
-    }
     Environ::from_parts(parts, input, &context.server, &context.connection)
 }
 
@@ -714,7 +721,7 @@ pub fn respond_sync_to<A: Application>(
 where
     A::Body: Unpin,
 {
-    let Ok(environ) = environ_from_parts(parts, input, context, None) else {
+    let Ok(environ) = environ_from_parts(parts, input, context) else {
         return status_only(StatusCode::BAD_REQUEST);
     };
     let mut exchange = Exchange::new(environ.method());
@@ -731,7 +738,6 @@ pub async fn respond_async<A: AsyncApplication>(
     app: &A,
     request: Request<Incoming>,
     context: &ConnectionContext,
-    capabilities: &Capabilities,
 ) -> Response<AsyncResponseBody<A::Body>>
 where
     A::Body: Unpin,
@@ -739,7 +745,7 @@ where
     let (mut parts, body) = request.into_parts();
     remove_decoded_framing(&mut parts, body.is_end_stream());
     let input = IncomingSource::input(body);
-    let Ok(environ) = environ_from_parts(parts, input, context, Some(capabilities)) else {
+    let Ok(environ) = environ_from_parts(parts, input, context) else {
         return status_only(StatusCode::BAD_REQUEST);
     };
     let mut exchange = Exchange::new(environ.method());
@@ -772,7 +778,7 @@ pub async fn serve_sync<A: Application>(
 where
     A::Body: Unpin,
 {
-    let Ok(context) = ConnectionContext::of(&stream) else {
+    let Ok(context) = ConnectionContext::of(&stream, None) else {
         return Ok(());
     };
     let service = hyper::service::service_fn(|request| {
@@ -802,14 +808,13 @@ pub async fn serve_async<A: AsyncApplication>(
 where
     A::Body: Unpin,
 {
-    let Ok(context) = ConnectionContext::of(&stream) else {
+    let Ok(context) = ConnectionContext::of(&stream, Some(connection_capabilities())) else {
         return Ok(());
     };
-    let capabilities = connection_capabilities();
     let service = hyper::service::service_fn(|request| {
-        let (app, context, capabilities, served) = (&app, &context, &capabilities, &served);
+        let (app, context, served) = (&app, &context, &served);
         async move {
-            let response = respond_async(&**app, request, context, capabilities).await;
+            let response = respond_async(&**app, request, context).await;
             served.fetch_add(1, Ordering::Relaxed);
             Ok::<_, Infallible>(response)
         }

@@ -15,7 +15,7 @@ use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode, Uri};
 use hyper::body::Body as HttpBody;
 use rgi::{Application, BoxError, Input, ResponseHead};
-use rgi_async::{AsyncApplication, Capabilities};
+use rgi_async::AsyncApplication;
 
 use crate::adapter::{
     AsyncBodyOf, ConnectionContext, Exchange, SyncBody, environ_from_parts, remove_decoded_framing,
@@ -89,9 +89,11 @@ pub fn run(flavor: Flavor, stage: usize, iterations: u64) -> Result<(), StepsErr
     if stage >= stages {
         return Err(StepsError::NoSuchStage(stage));
     }
+    let capabilities = (flavor == Flavor::Async).then(crate::adapter::connection_capabilities);
     let connection = ConnectionContext::new(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
         SocketAddr::from((Ipv4Addr::LOCALHOST, 50000)),
+        capabilities,
     )
     .map_err(|err| StepsError::Step(err.into()))?;
     let host = HeaderValue::from_static("127.0.0.1:8080");
@@ -104,9 +106,8 @@ pub fn run(flavor: Flavor, stage: usize, iterations: u64) -> Result<(), StepsErr
         }
         Flavor::Async => {
             let app = async_hello();
-            let capabilities = crate::adapter::connection_capabilities();
             for _ in 0..iterations {
-                async_once(&app, stage, &host, &connection, &capabilities)?;
+                async_once(&app, stage, &host, &connection)?;
             }
         }
         Flavor::Head => {
@@ -147,7 +148,7 @@ where
     }
     // hyper's body of a GET is empty, as the load generator's requests are.
     remove_decoded_framing(&mut parts, true);
-    let environ = environ_from_parts(parts, Input::empty(), connection, None)
+    let environ = environ_from_parts(parts, Input::empty(), connection)
         .map_err(|err| StepsError::Step(err.into()))?;
     let environ = black_box(environ);
     if stage == 1 {
@@ -173,7 +174,6 @@ fn async_once<A: AsyncApplication>(
     stage: usize,
     host: &HeaderValue,
     connection: &ConnectionContext,
-    capabilities: &Capabilities,
 ) -> Result<(), StepsError>
 where
     A::Body: Unpin,
@@ -183,7 +183,7 @@ where
         return Ok(());
     }
     remove_decoded_framing(&mut parts, true);
-    let environ = environ_from_parts(parts, Input::empty(), connection, Some(capabilities))
+    let environ = environ_from_parts(parts, Input::empty(), connection)
         .map_err(|err| StepsError::Step(err.into()))?;
     let environ = black_box(environ);
     if stage == 1 {

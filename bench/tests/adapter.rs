@@ -447,3 +447,32 @@ fn request_bodies_reach_both_kinds_of_application() {
         assert_eq!(server.join().unwrap(), 4);
     }
 }
+
+/// An asynchronous application finds the server's capabilities (lent
+/// server-wide, through `ServerInfo`) on every request; a synchronous one
+/// finds none, which is how it knows it is not on an event loop.
+#[test]
+fn only_the_asynchronous_adapter_lends_capabilities_on_every_request() {
+    fn answer(environ: &Environ, start: &mut StartResponse<'_>) -> Result<Bytes, BoxError> {
+        start.start(StatusCode::OK)?;
+        Ok(match rgi_async::Capabilities::of(environ) {
+            Some(_) => Bytes::from_static(b"capabilities"),
+            None => Bytes::from_static(b"none"),
+        })
+    }
+    let (sync_addr, sync_server) = start_sync(rgi::from_fn(|environ: Environ, start| {
+        answer(&environ, start)
+    }));
+    let (async_addr, async_server) = start_async(rgi_async::from_fn(
+        |environ: Environ, start: &mut StartResponse<'_>| answer(&environ, start),
+    ));
+    for (addr, server, expected) in [
+        (sync_addr, sync_server, &b"none"[..]),
+        (async_addr, async_server, &b"capabilities"[..]),
+    ] {
+        for answer in exchange(addr, &[GET, GET]) {
+            assert_eq!(answer.unwrap().body, expected);
+        }
+        assert_eq!(server.join().unwrap(), 2);
+    }
+}
