@@ -371,7 +371,7 @@ impl ResponseState {
             (Some(application), _) => Some(application),
             (None, Some(server)) if !self.head_request && !head.is_bodiless() => {
                 head.headers_mut()
-                    .insert(CONTENT_LENGTH, HeaderValue::from(server));
+                    .insert(CONTENT_LENGTH, content_length_value(server));
                 Some(server)
             }
             (None, _) => None,
@@ -452,6 +452,66 @@ pub enum FinishError {
     /// The transport failed (`[RGI-FAIL-8]`).
     #[error("transport failed: {0}")]
     Transport(#[from] io::Error),
+}
+
+/// How many lengths [`content_length_value`] takes from [`SMALL_LENGTHS`].
+const SMALL_LENGTH_COUNT: usize = 10_000;
+
+/// Every number below [`SMALL_LENGTH_COUNT`] as four ASCII digits with
+/// leading zeros (`0000`, `0001`, …, `9999`), in order.
+static SMALL_LENGTHS: [u8; SMALL_LENGTH_COUNT * 4] = four_digit_numbers();
+
+const fn four_digit_numbers() -> [u8; SMALL_LENGTH_COUNT * 4] {
+    let mut table = [b'0'; SMALL_LENGTH_COUNT * 4];
+    let mut digits = [b'0'; 4];
+    let mut at = 0;
+    while at < table.len() {
+        table[at] = digits[0];
+        table[at + 1] = digits[1];
+        table[at + 2] = digits[2];
+        table[at + 3] = digits[3];
+        // Count up in decimal, carrying from the last digit.
+        let mut place = 3;
+        loop {
+            if digits[place] < b'9' {
+                digits[place] += 1;
+                break;
+            }
+            digits[place] = b'0';
+            if place == 0 {
+                break;
+            }
+            place -= 1;
+        }
+        at += 4;
+    }
+    table
+}
+
+/// The `content-length` value of a declared length. `HeaderValue::from(u64)`
+/// formats into a fresh buffer, one allocation per response (and one more
+/// if a sink clones the head, which promotes that buffer to a shared one);
+/// the lengths of most bodies a server can declare are small, so those
+/// borrow their digits from a static table instead.
+fn content_length_value(length: u64) -> HeaderValue {
+    let Some(index) = usize::try_from(length)
+        .ok()
+        .filter(|&index| index < SMALL_LENGTH_COUNT)
+    else {
+        return HeaderValue::from(length);
+    };
+    let leading_zeros = match index {
+        0..=9 => 3,
+        10..=99 => 2,
+        100..=999 => 1,
+        _ => 0,
+    };
+    let digits = &SMALL_LENGTHS[index * 4 + leading_zeros..index * 4 + 4];
+    match std::str::from_utf8(digits) {
+        Ok(digits) => HeaderValue::from_static(digits),
+        // The table holds ASCII digits only; formatting is still right.
+        Err(_) => HeaderValue::from(length),
+    }
 }
 
 /// Whether a response with this status carries no body whatever the request

@@ -1,0 +1,134 @@
+//! `rgi-bench`: the server, the load generator, the steps runner and the
+//! report of the interface benchmark, in one binary so that the report can
+//! run each part as its own process.
+//!
+//! ```text
+//! rgi-bench serve <bare|sync|async> [--deadline-secs S]
+//! rgi-bench load <127.0.0.1:PORT> <REQUESTS> [--deadline-secs S]
+//! rgi-bench steps <sync|async|head> <STAGE> <ITERATIONS>
+//! rgi-bench report [--quick] [--no-valgrind] [--work DIR]
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rgi_bench::alloc_count::{AllocCounts, CountingAlloc};
+use rgi_bench::report::{Plan, Reporter};
+use rgi_bench::server::{self, Mode};
+use rgi_bench::{load, steps};
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc::new();
+
+fn counts() -> AllocCounts {
+    ALLOCATOR.counts()
+}
+
+const USAGE: &str = "usage:
+  rgi-bench serve <bare|sync|async> [--deadline-secs S]
+  rgi-bench load <127.0.0.1:PORT> <REQUESTS> [--deadline-secs S]
+  rgi-bench steps <sync|async|head> <STAGE> <ITERATIONS>
+  rgi-bench report [--quick] [--no-valgrind] [--work DIR]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("rgi-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The value after `flag` in `args`, if the flag is there.
+fn option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|arg| arg == flag)
+        .and_then(|at| args.get(at + 1))
+        .map(String::as_str)
+}
+
+fn deadline(args: &[String]) -> Result<Duration, String> {
+    match option(args, "--deadline-secs") {
+        None => Ok(Duration::from_secs(300)),
+        Some(value) => value
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("--deadline-secs {value:?} is not a number of seconds")),
+    }
+}
+
+fn number(value: Option<&String>, what: &str) -> Result<u64, String> {
+    let value = value.ok_or_else(|| format!("missing {what}\n{USAGE}"))?;
+    value
+        .parse()
+        .map_err(|_| format!("{what} {value:?} is not a number"))
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let mode = Mode::parse(args.get(1).map_or("", String::as_str))
+                .map_err(|err| err.to_string())?;
+            let mut stdout = std::io::stdout();
+            let summary = server::serve(mode, deadline(args)?, counts, &mut stdout)
+                .map_err(|err| err.to_string())?;
+            writeln!(stdout, "{}", summary.line()).map_err(|err| err.to_string())
+        }
+        Some("load") => {
+            let addr = args
+                .get(1)
+                .and_then(|addr| addr.parse().ok())
+                .ok_or_else(|| format!("missing or invalid address\n{USAGE}"))?;
+            let requests = number(args.get(2), "request count")?;
+            let summary =
+                load::run(addr, requests, deadline(args)?).map_err(|err| err.to_string())?;
+            println!(
+                "{} requests in {:.3} s ({:.1} us each)",
+                summary.requests,
+                summary.elapsed.as_secs_f64(),
+                summary.elapsed.as_secs_f64() * 1e6 / summary.requests.max(1) as f64
+            );
+            Ok(())
+        }
+        Some("steps") => {
+            let flavor = match args.get(1).map(String::as_str) {
+                Some("sync") => steps::Flavor::Sync,
+                Some("async") => steps::Flavor::Async,
+                Some("head") => steps::Flavor::Head,
+                _ => return Err(format!("steps needs sync, async or head\n{USAGE}")),
+            };
+            let stage =
+                usize::try_from(number(args.get(2), "stage")?).map_err(|err| err.to_string())?;
+            let iterations = number(args.get(3), "iteration count")?;
+            steps::run(flavor, stage, iterations).map_err(|err| err.to_string())?;
+            // Whole-process counts: the report subtracts two runs, which
+            // cancels start-up exactly as for instructions.
+            println!("steps allocations={}", counts().allocations);
+            Ok(())
+        }
+        Some("report") => {
+            let mut plan = if args.iter().any(|arg| arg == "--quick") {
+                Plan::QUICK
+            } else {
+                Plan::FULL
+            };
+            if args.iter().any(|arg| arg == "--no-valgrind") {
+                plan.valgrind = false;
+            }
+            let exe = std::env::current_exe().map_err(|err| err.to_string())?;
+            let work = option(args, "--work").map_or_else(
+                || std::env::temp_dir().join(format!("rgi-bench.{}", std::process::id())),
+                PathBuf::from,
+            );
+            let reporter = Reporter::new(exe, work, plan).map_err(|err| err.to_string())?;
+            let text = reporter.run().map_err(|err| err.to_string())?;
+            print!("{text}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_owned()),
+    }
+}
