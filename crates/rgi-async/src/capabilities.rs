@@ -17,7 +17,7 @@ use crate::upgrade::Upgrade;
 /// ```
 /// assert_eq!(rgi_async::SPEC_VERSION.to_string(), "1.1");
 /// ```
-pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
+pub const SPEC_VERSION: SpecVersion = SpecVersion::new(1, 1);
 
 /// The handles an asynchronous server lends each request: set once for the
 /// whole server with [`ServerInfo::with_extension`](rgi::ServerInfo::with_extension),

@@ -221,7 +221,7 @@ fn capabilities_are_cloneable_and_debug_printable() {
 fn the_declared_spec_version_defaults_to_this_crates_and_can_be_lowered() {
     let capabilities = Capabilities::builder(Offload::new(ThreadPerJob)).build();
     assert_eq!(capabilities.spec_version(), rgi_async::SPEC_VERSION);
-    let older = rgi::SpecVersion { major: 1, minor: 0 };
+    let older = rgi::SpecVersion::new(1, 0);
     let capabilities = Capabilities::builder(Offload::new(ThreadPerJob))
         .spec_version(older)
         .build();

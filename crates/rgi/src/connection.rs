@@ -147,6 +147,20 @@ impl ConnectionInfo {
 /// assert_eq!(proxied.socket_addr(), Some("203.0.113.9:41000".parse().unwrap()));
 /// assert_eq!(Address::Unix(UnixAddr::Unnamed).socket_addr(), None);
 /// ```
+///
+/// A later minor version may add kinds of endpoint (`[RGI-VER-2]`), so a
+/// match outside this crate needs a wildcard arm; one without it does not
+/// compile:
+///
+/// ```compile_fail,E0004
+/// fn is_local(address: &rgi::Address) -> bool {
+///     match address {
+///         rgi::Address::Tcp(socket) => socket.ip().is_loopback(),
+///         rgi::Address::Unix(_) => true,
+///         rgi::Address::Proxied { .. } => false,
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Address {

@@ -84,7 +84,7 @@ impl Environ {
     /// A builder with the defaults of a plain local request: `GET /`
     /// HTTP/1.1 to `localhost:80` over `http`, no headers, no remote address,
     /// an empty body, errors to standard error, and
-    /// `Concurrency { multithread: true, multiprocess: false, run_once: false }`.
+    /// [`Concurrency::MULTITHREADED`].
     ///
     /// # Examples
     ///
@@ -981,7 +981,25 @@ impl fmt::Debug for PathBytes {
 }
 
 /// The scheme the request arrived over (`wsgi.url_scheme`).
+///
+/// This version of the specification produces only `Http` and `Https`
+/// (`[RGI-ENV-7]`), but a later minor version may name another scheme
+/// (`[RGI-VER-2]`), so a match outside this crate needs a wildcard arm; one
+/// without it does not compile:
+///
+/// ```compile_fail,E0004
+/// fn is_secure(scheme: rgi::UrlScheme) -> bool {
+///     match scheme {
+///         rgi::UrlScheme::Http => false,
+///         rgi::UrlScheme::Https => true,
+///     }
+/// }
+/// ```
+///
+/// [`UrlScheme::as_str`] and [`UrlScheme::default_port`] cover every
+/// variant, so most code needs no match at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum UrlScheme {
     /// Plain HTTP.
     #[default]
@@ -1028,7 +1046,23 @@ impl fmt::Display for UrlScheme {
 /// Applications are `Send + Sync` whatever these say; the flags tell an
 /// application whether, for example, an in-process cache is shared by other
 /// requests.
+///
+/// A later minor version may add flags (`[RGI-VER-2]`), so the struct is
+/// `#[non_exhaustive]`: outside this crate, start from
+/// [`Concurrency::MULTITHREADED`] (or `Default`) and change flags with the
+/// `with_*` methods or by assigning a field.
+///
+/// # Examples
+///
+/// ```
+/// let cgi = rgi::Concurrency::MULTITHREADED
+///     .with_multithread(false)
+///     .with_run_once(true);
+/// assert!(cgi.run_once && !cgi.multithread && !cgi.multiprocess);
+/// assert_eq!(rgi::Concurrency::default(), rgi::Concurrency::MULTITHREADED);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Concurrency {
     /// The same application value may serve requests on several threads at
     /// once.
@@ -1037,6 +1071,43 @@ pub struct Concurrency {
     pub multiprocess: bool,
     /// The process will serve only this one request (CGI-like).
     pub run_once: bool,
+}
+
+impl Concurrency {
+    /// One process running requests on several threads, serving many
+    /// requests: what a typical threaded server declares, and the default.
+    pub const MULTITHREADED: Concurrency = Concurrency {
+        multithread: true,
+        multiprocess: false,
+        run_once: false,
+    };
+
+    /// These flags with `multithread` changed.
+    #[must_use]
+    pub const fn with_multithread(mut self, multithread: bool) -> Self {
+        self.multithread = multithread;
+        self
+    }
+
+    /// These flags with `multiprocess` changed.
+    #[must_use]
+    pub const fn with_multiprocess(mut self, multiprocess: bool) -> Self {
+        self.multiprocess = multiprocess;
+        self
+    }
+
+    /// These flags with `run_once` changed.
+    #[must_use]
+    pub const fn with_run_once(mut self, run_once: bool) -> Self {
+        self.run_once = run_once;
+        self
+    }
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency::MULTITHREADED
+    }
 }
 
 /// Why [`Environ::from_parts`] or [`EnvironBuilder::build`] refused to

@@ -46,11 +46,10 @@ fn builder_defaults_describe_a_plain_local_get() {
     assert_eq!(environ.url_scheme(), UrlScheme::Http);
     assert_eq!(
         environ.concurrency(),
-        Concurrency {
-            multithread: true,
-            multiprocess: false,
-            run_once: false
-        }
+        Concurrency::MULTITHREADED
+            .with_multithread(true)
+            .with_multiprocess(false)
+            .with_run_once(false)
     );
     assert_eq!(environ.content_length(), Some(0));
     assert!(environ.input().is_finished());
@@ -60,11 +59,10 @@ fn builder_defaults_describe_a_plain_local_get() {
 #[test]
 fn builder_settings_reach_the_accessors() {
     let remote: SocketAddr = "[2001:db8::1]:51000".parse().unwrap();
-    let concurrency = Concurrency {
-        multithread: false,
-        multiprocess: true,
-        run_once: true,
-    };
+    let concurrency = Concurrency::MULTITHREADED
+        .with_multithread(false)
+        .with_multiprocess(true)
+        .with_run_once(true);
     let environ = Environ::builder()
         .method(Method::PATCH)
         .uri(Uri::from_static("/items/1?fields=name&sort=asc"))
@@ -799,11 +797,11 @@ fn from_parts_moves_the_head_in() {
             .unwrap()
             .with_script_name("/app")
             .unwrap()
-            .with_concurrency(Concurrency {
-                multithread: false,
-                multiprocess: true,
-                run_once: false,
-            }),
+            .with_concurrency(
+                Concurrency::MULTITHREADED
+                    .with_multithread(false)
+                    .with_multiprocess(true),
+            ),
     );
     let connection = Arc::new(ConnectionInfo::new());
     let mut request = http::Request::builder()

@@ -352,7 +352,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-VER-2",
-        "A rule for revising the document and for code that matches on `rgi`'s `#[non_exhaustive]` types; the compiler enforces the second half, since code outside `rgi` cannot match `Hints`, `InputUse` or the error enums without a wildcard arm.",
+        "A rule for revising the document and for code that matches on `rgi`'s `#[non_exhaustive]` types; the compiler enforces the second half for code outside `rgi`: a match without a wildcard arm does not compile (the compile-fail examples in the rustdoc of `UrlScheme` and `Address`), one with it compiles under `deny(warnings)`, and a struct literal of `Hints`, `Concurrency` or `SpecVersion` is refused, so code builds them through their constants and constructors (crates/rgi/tests/evolution.rs: `d7_url_scheme_and_addresses_are_matched_with_a_wildcard_arm`, `d7_error_enums_are_matched_with_a_wildcard_arm`, `d7_structs_with_public_fields_are_built_through_constructors`); what the wildcard arm does is application logic.",
     ),
     (
         "RGI-VER-3",

@@ -543,11 +543,9 @@ fn environ(
         } else {
             UrlScheme::Http
         })
-        .concurrency(Concurrency {
-            multithread: fault != Some(Fault::WrongConcurrency),
-            multiprocess: false,
-            run_once: false,
-        })
+        .concurrency(
+            Concurrency::MULTITHREADED.with_multithread(fault != Some(Fault::WrongConcurrency)),
+        )
         .input(input)
         .errors(Errors::new(AppLog::new(conn.id)));
     if fault != Some(Fault::MissingRemoteAddr) {

@@ -107,9 +107,7 @@ pub(crate) fn capabilities_missing() -> Vec<Violation> {
 }
 
 pub(crate) fn capabilities_version() -> Vec<Violation> {
-    let capabilities = capabilities()
-        .spec_version(SpecVersion { major: 2, minor: 0 })
-        .build();
+    let capabilities = capabilities().spec_version(SpecVersion::new(2, 0)).build();
     serve_asynchronously(fine(), build(environ().extension(capabilities)))
 }
 

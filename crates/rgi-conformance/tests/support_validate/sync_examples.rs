@@ -98,11 +98,9 @@ pub(crate) fn remote_addr_unspecified() -> Vec<Violation> {
 }
 
 pub(crate) fn concurrency_contradictory() -> Vec<Violation> {
-    fine_with(build(environ().concurrency(Concurrency {
-        multithread: true,
-        multiprocess: false,
-        run_once: true,
-    })))
+    fine_with(build(
+        environ().concurrency(Concurrency::MULTITHREADED.with_run_once(true)),
+    ))
 }
 
 pub(crate) fn input_already_read() -> Vec<Violation> {

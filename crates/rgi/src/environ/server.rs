@@ -61,11 +61,7 @@ impl ServerInfo {
             name,
             port,
             script_name: PathBytes::default(),
-            concurrency: Concurrency {
-                multithread: true,
-                multiprocess: false,
-                run_once: false,
-            },
+            concurrency: Concurrency::MULTITHREADED,
             extensions: Extensions::new(),
         }
     }
