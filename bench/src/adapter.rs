@@ -67,11 +67,7 @@ impl ConnectionContext {
         capabilities: Option<Capabilities>,
     ) -> Result<Self, EnvironError> {
         // Served inline on one current-thread loop, in one process.
-        let concurrency = Concurrency {
-            multithread: false,
-            multiprocess: false,
-            run_once: false,
-        };
+        let concurrency = Concurrency::MULTITHREADED.with_multithread(false);
         let mut server =
             ServerInfo::new(local.ip().to_string(), local.port())?.with_concurrency(concurrency);
         if let Some(capabilities) = capabilities {
