@@ -14,9 +14,9 @@ use crate::upgrade::Upgrade;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(rgi_async::SPEC_VERSION.to_string(), "1.0");
+/// assert_eq!(rgi_async::SPEC_VERSION.to_string(), "1.1");
 /// ```
-pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 0 };
+pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
 
 /// The handles an asynchronous server lends each request, stored in
 /// [`Environ::extensions`].

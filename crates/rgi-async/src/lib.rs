@@ -110,3 +110,17 @@ pub use readiness::{
 pub use switch::{Continuation, Step, SyncSwitch};
 pub use threaded::{PRE_READ_LIMIT, Threaded, ThreadedBody, ThreadedError};
 pub use upgrade::{ByteStream, Upgrade, UpgradeError, UpgradeFuture, UpgradeService, Upgraded};
+
+/// The Rust blocks of spec/rgi.md, compiled (and run where they have `main`)
+/// as doctests so that the specification's code cannot drift from the crates
+/// (issue 9, D9). This crate sees both `rgi` and `rgi_async`, so both
+/// documents are included here.
+#[cfg(doctest)]
+#[doc = include_str!("../../../spec/rgi.md")]
+pub struct SpecRgi;
+
+/// The Rust blocks of spec/rgi-async.md, compiled as doctests (see
+/// [`SpecRgi`]).
+#[cfg(doctest)]
+#[doc = include_str!("../../../spec/rgi-async.md")]
+pub struct SpecRgiAsync;

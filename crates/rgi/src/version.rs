@@ -24,6 +24,6 @@ impl fmt::Display for SpecVersion {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(rgi::SPEC_VERSION.to_string(), "1.0");
+/// assert_eq!(rgi::SPEC_VERSION.to_string(), "1.1");
 /// ```
-pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 0 };
+pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };

@@ -31,9 +31,7 @@ fn parse_clause<'a>(prefix: &str, line: &'a str) -> Option<Clause<'a>> {
     let (id, rest) = rest.split_once("] ")?;
     let mut parts = id.split('-');
     let valid_id = parts.next() == Some(prefix)
-        && parts
-            .next()
-            .is_some_and(|area| !area.is_empty() && area.bytes().all(|b| b.is_ascii_uppercase()))
+        && parts.next().is_some_and(is_area)
         && parts
             .next()
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -49,6 +47,14 @@ fn parse_clause<'a>(prefix: &str, line: &'a str) -> Option<Clause<'a>> {
     let (title, _text) = rest.split_once(".** ")?;
     (PARTIES.contains(&party) && !title.is_empty() && !title.contains("**"))
         .then_some(Clause { id, level })
+}
+
+/// An area is a capital letter, then capitals or digits (`CL`, `H2`).
+fn is_area(area: &str) -> bool {
+    area.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+        && area
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn has_keyword(line: &str) -> bool {

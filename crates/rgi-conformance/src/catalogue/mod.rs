@@ -363,9 +363,7 @@ fn clause_ids_in(text: &str) -> impl Iterator<Item = &str> {
         .filter(|word| {
             let mut parts = word.split('-');
             matches!(parts.next(), Some("RGI" | "RGIA"))
-                && parts.next().is_some_and(|area| {
-                    !area.is_empty() && area.bytes().all(|b| b.is_ascii_uppercase())
-                })
+                && parts.next().is_some_and(parse::is_area)
                 && parts
                     .next()
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))

@@ -324,14 +324,21 @@ fn parse_line(spec: Spec, line: usize, text: &'static str) -> Result<Clause, &'s
     })
 }
 
-/// Whether `id` is `PREFIX-AREA-N`: AREA in capitals, N a number from 1
-/// without leading zeros.
+/// Whether `area` names an area: a capital letter, then capitals or digits
+/// (`CL`, `H2`).
+pub(super) fn is_area(area: &str) -> bool {
+    area.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+        && area
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Whether `id` is `PREFIX-AREA-N`: AREA as [`is_area`] says, N a number
+/// from 1 without leading zeros.
 fn is_id(prefix: &str, id: &str) -> bool {
     let mut parts = id.split('-');
     parts.next() == Some(prefix)
-        && parts
-            .next()
-            .is_some_and(|area| !area.is_empty() && area.bytes().all(|b| b.is_ascii_uppercase()))
+        && parts.next().is_some_and(is_area)
         && parts.next().is_some_and(|n| {
             !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
         })

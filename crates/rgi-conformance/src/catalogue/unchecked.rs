@@ -55,6 +55,18 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
     ),
     (
+        "RGI-INPUT-22",
+        "Not yet judged by a suite case. A case needs a probe that starts and streams its response before reading a body sent with `expect: 100-continue`, and a client in suite/wire.rs that withholds the body until the head arrives and then sends it unprompted; it would check that no interim response follows the final head and that the probe reads every byte. The wire client can withhold a body today, but no probe route streams before reading.",
+    ),
+    (
+        "RGI-INPUT-23",
+        "Only half observable over the suite's transport: the suite speaks HTTP/1.1 (crates/rgi-conformance/src/suite/wire.rs) and no server under test speaks HTTP/2, so the case for an HTTP layer without interim responses cannot be run. The HTTP/1.0 half needs a case that sends an HTTP/1.0 request with `expect: 100-continue` and a body, and checks for no `100 Continue`, no 417, and the probe reading the whole body; it is not written yet.",
+    ),
+    (
+        "RGI-INPUT-24",
+        "Judged together with the refusals it precedes: a case needs to send `expect: 100-continue` with a Content-Length over the server's body limit (RGI-LIMIT-4) or an unknown expectation beside it (RGI-PROTO-5), withhold the body, and check that the first line back is the refusal, not `100 Continue`. That needs the limit cases of RGI-LIMIT-4, whose configured body limit the suite cannot set today: `ServerUnderTest::start` takes no limits.",
+    ),
+    (
         "RGI-ERRS-3",
         "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
     ),
@@ -97,6 +109,114 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-HINT-8",
         "Middleware obligation whose inputs no wrapper sees: whether the middleware itself reads the input or blocks is a property of its code, so neither a validator outside it (which sees the combined hints) nor one inside (which sees the inner hints) can tell an honest combination from a dishonest one. The outer validator still checks that the combined hints are stable and true of the whole stack (`hints_unstable`, `hints_input_none_but_read`).",
+    ),
+    (
+        "RGI-LIMIT-1",
+        "A property of the server's configuration and documentation, not of one exchange: that every limit can be configured, is finite and has a documented default is read in the server's manual and configuration types. A run can only show that a limit exists at some value (RGI-LIMIT-2 to RGI-LIMIT-8); it cannot show that the value is configurable or that no setting switches the limit off.",
+    ),
+    (
+        "RGI-LIMIT-2",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs a request line whose target is longer than the server's target limit, the status 414 with `connection: close`, a closed connection, and a probe that was never called. The suite does not know a server's limit: `ServerUnderTest` would need to report its configured limits (or accept them at `start`) so that the case can step just past the limit rather than guess a size.",
+    ),
+    (
+        "RGI-LIMIT-3",
+        "Not yet judged by a suite case. A case needs to send a header section just over the server's size limit, and another with one field line more than its count limit, over suite/wire.rs, and check for 431, `connection: close`, a closed connection and an uncalled probe. Like RGI-LIMIT-2 it needs the server's configured limits, which `ServerUnderTest` does not report.",
+    ),
+    (
+        "RGI-LIMIT-4",
+        "Not yet judged by a suite case. A case needs the server's body limit (which `ServerUnderTest` does not report or accept), then three requests: a Content-Length over the limit with the body withheld (413 at once, probe uncalled), a chunked body that crosses the limit while the probe reads (the probe sees the typed over-limit `InputError`, and the client gets 413), and the same after the probe has streamed its head (an incomplete response and a closed connection).",
+    ),
+    (
+        "RGI-LIMIT-5",
+        "A timing rule the suite cannot judge at the recommended 30 s without slowing every run: a case needs to start a server with a short head-read time (for example 200 ms), which `ServerUnderTest::start` cannot pass, then send half a head and check for 408 and a close, and open a second connection, send nothing, and check for a close with no bytes.",
+    ),
+    (
+        "RGI-LIMIT-6",
+        "A timing rule: a case needs a server started with a short idle keep-alive time, which `ServerUnderTest::start` cannot pass, one complete exchange on a kept connection, and then a check that the connection closes without a byte once that time has passed, and not before.",
+    ),
+    (
+        "RGI-LIMIT-7",
+        "A timing rule: a case needs a server started with a short stalled-body time, which `ServerUnderTest::start` cannot pass, and a client that sends part of a declared body and then stops while the probe reads; the probe would see the typed timeout `InputError` and the client a 408 and a close (or an incomplete response when the probe streamed its head first).",
+    ),
+    (
+        "RGI-LIMIT-8",
+        "Out of the suite's sight: `ServerUnderTest::start` serves plain HTTP/1.1 without TLS and without protocol detection, so the phases this clause bounds do not occur in a suite run. A case needs a server started with TLS (or with HTTP/2 detection) and short phase times, and a client that connects and then sends nothing or half a handshake.",
+    ),
+    (
+        "RGI-PROTO-1",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs HTTP/1.1 requests without Host, with two Host field lines, with an empty Host, with `Host: a b` and with a port above 65535, each answered 400 with an uncalled probe. RGI-HDR-5 states the same rule for the environ; its own cases do not cover all these values.",
+    ),
+    (
+        "RGI-PROTO-2",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs absolute-form requests with a matching Host (served, the environ's `host` entry being the target's authority), with a Host naming another authority (400), and with a scheme other than http or https (400).",
+    ),
+    (
+        "RGI-PROTO-3",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs requests with `transfer-encoding: gzip, chunked` (501 unless the server implements gzip), `chunked, gzip` and `chunked, chunked` (400), and an HTTP/1.0 request with `transfer-encoding: chunked` (400), each followed by a check that the connection closed and the probe was never called.",
+    ),
+    (
+        "RGI-PROTO-4",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs requests with both Content-Length and Transfer-Encoding, with `content-length: +5`, `5x`, an empty value and a value of 21 digits, and with two different Content-Length lines (all 400 and a close), and with two equal ones (served). RGI-HDR-4's cases cover part of this for the environ, not the complete set of values.",
+    ),
+    (
+        "RGI-PROTO-5",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs a request with `expect: something-else` and one with `expect: 100-Continue`, checking 417 and an uncalled probe for the first and the ordinary interim response for the second.",
+    ),
+    (
+        "RGI-PROTO-6",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs `CONNECT example.com:443` (501 unless the server documents a tunnel), `GET example.com:443` and `GET *` (400), and `CONNECT /x` (400), each with an uncalled probe.",
+    ),
+    (
+        "RGI-PROTO-8",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs field lines with a space before the colon, an obs-fold continuation, a name with a character outside tchar, a NUL in a value and a bare CR, each answered 400 with an uncalled probe; a bare LF line ending is allowed either way, so the case records the server's choice without judging it.",
+    ),
+    (
+        "RGI-PROTO-9",
+        "Not yet judged by a suite case. Over suite/wire.rs a case needs request lines with two spaces between method and target, a missing version, a method containing `(`, and a target containing a control character, each answered 400 with an uncalled probe.",
+    ),
+    (
+        "RGI-PROTO-10",
+        "Not yet judged by a suite case. A case needs each refusal of RGI-LIMIT-2 to RGI-LIMIT-4 and RGI-PROTO-1 to RGI-PROTO-9 to be followed, in the same write, by a complete second request, and checks that the refusal carries `connection: close`, the connection closes after it, and the probe never sees the second request.",
+    ),
+    (
+        "RGI-H2-1",
+        "Out of the suite's sight: the suite speaks HTTP/1.1 only (crates/rgi-conformance/src/suite/wire.rs) and neither the toy server nor any other server under test speaks HTTP/2. A case needs an HTTP/2 client in the kit and a server that claims HTTP/2; it would compare the probe's `version()`, `uri()` and `url_scheme()` with what was sent.",
+    ),
+    (
+        "RGI-H2-2",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). A case would send requests with `:authority` only, Host only, both equal, both different and neither, and check the probe's `host` entry or the 400.",
+    ),
+    (
+        "RGI-H2-3",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). A case would send each connection-specific field and check that the probe is never called, and send split `cookie` fields and check that they arrive as separate entries.",
+    ),
+    (
+        "RGI-H2-4",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). A case would send a body with and without `content-length`, and HEADERS with END_STREAM, and check the probe's `content_length()` and the bytes it reads; and send DATA that disagrees with `content-length` and check for a reset.",
+    ),
+    (
+        "RGI-H2-5",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). A case would check the response HEADERS for connection-specific fields, END_STREAM after a complete response, and RST_STREAM after a failure past the head and after a Content-Length shortfall.",
+    ),
+    (
+        "RGI-H2-6",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). The HTTP/1.1 counterpart is judged by the streaming cases; an HTTP/2 case would time DATA frames of a streamed probe response the same way.",
+    ),
+    (
+        "RGI-H2-7",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). A case would trigger a refusal and an unread body on one stream and check that another stream of the same connection still completes.",
+    ),
+    (
+        "RGI-H2-8",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). A case would read the server's SETTINGS for finite MAX_CONCURRENT_STREAMS and MAX_HEADER_LIST_SIZE and exceed each limit on a stream.",
+    ),
+    (
+        "RGI-H2-9",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1). A case would send `expect: 100-continue` on a stream and check that the probe reads the whole body whether or not an interim HEADERS frame came first.",
+    ),
+    (
+        "RGI-H2-11",
+        "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1), and no probe route accepts an upgrade over extended CONNECT. A case would send an extended CONNECT with `:protocol`, check the probe's environ, accept, and check for a 200 response and an echo over the stream.",
     ),
     (
         "RGI-MW-1",
@@ -164,7 +284,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-VER-1",
-        "A constant of the rgi crate: `rgi::SPEC_VERSION` is `SpecVersion { major: 1, minor: 0 }` in crates/rgi/src/version.rs, and its example asserts that it displays as 1.0.",
+        "A constant of the rgi crate: `rgi::SPEC_VERSION` is `SpecVersion { major: 1, minor: 1 }` in crates/rgi/src/version.rs, and its example asserts that it displays as 1.1.",
     ),
     (
         "RGI-VER-2",
@@ -230,6 +350,10 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGIA-OFFLOAD-11",
         "Application obligation about assumptions (two jobs on one thread, one job waiting for another): a wrong assumption shows only on a server whose pool schedules differently, and a deadlock between jobs shows as a hang that no wrapper can attribute.",
+    ),
+    (
+        "RGIA-SWITCH-8",
+        "Not observable through `ServerUnderTest` today: the suite cannot make a server refuse a switch, because `start` takes no worker-pool or switch-queue size and a server's own bound is unknown to the case, while a refusal at shutdown races with `RunningServer::stop` closing the connection. A case needs a start option that caps the switch queue (one worker, no queue), two concurrent switching requests, and a check that one gets 503 before its head or an incomplete response after it.",
     ),
     (
         "RGIA-AFTER-6",
