@@ -440,8 +440,11 @@ impl Input {
                 start,
                 end,
             } if *start < *end => {
-                let chunk = Bytes::copy_from_slice(&storage[*start..min(*end, *start + max)]);
-                *start += chunk.len();
+                // `max` is the caller's and may be `usize::MAX` ("no limit"),
+                // so it bounds the length taken, never an index sum (D10).
+                let taken = min(max, *end - *start);
+                let chunk = Bytes::copy_from_slice(&storage[*start..][..taken]);
+                *start += taken;
                 Some(chunk)
             }
             Buffer::Owned { .. } => None,
@@ -691,7 +694,7 @@ impl Input {
         let missing = self
             .source
             .missing()
-            .map(|missing| missing + self.buffer.available().len() as u64);
+            .map(|missing| missing.saturating_add(self.buffer.available().len() as u64));
         if missing.is_some_and(|missing| missing > limit as u64) {
             return Err(InputError::TooLarge { limit });
         }

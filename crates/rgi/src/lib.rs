@@ -31,7 +31,7 @@
 //! | The error stream | [`Errors`] |
 //! | Starting the response | [`StartResponse`], [`ResponseHead`], [`Intercept`], [`HeadError`], [`StartError`], [`SendError`] |
 //! | The response body | [`Body`], [`Empty`], [`from_iter`], [`Iter`], [`FileBody`] |
-//! | The server's side | [`ResponseState`], [`ResponseSink`], [`FinishError`] |
+//! | The server's side | [`ResponseState`], [`ResponseSink`], [`FinishError`], [`DeclareError`] |
 //! | Versioning | [`SPEC_VERSION`], [`SpecVersion`] |
 //!
 //! ## Examples
@@ -233,5 +233,5 @@ pub use file::FileBody;
 pub use hints::{Hints, InputUse};
 pub use input::{AsyncSource, Input, InputError};
 pub use response::{HeadError, Intercept, ResponseHead, SendError, StartError, StartResponse};
-pub use state::{FinishError, ResponseSink, ResponseState};
+pub use state::{DeclareError, FinishError, ResponseSink, ResponseState};
 pub use version::{SPEC_VERSION, SpecVersion};

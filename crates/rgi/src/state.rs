@@ -5,6 +5,7 @@ use std::io;
 
 use bytes::Bytes;
 use http::Method;
+use http::header::{CONTENT_LENGTH, HeaderValue};
 
 use crate::app::BoxError;
 use crate::response::{ResponseHead, SendError, StartError, StartResponse};
@@ -82,7 +83,14 @@ pub struct ResponseState {
     head: Option<ResponseHead>,
     head_sent: bool,
     head_request: bool,
-    declared: Option<u64>,
+    /// The Content-Length of the stored head, which wins over the server's.
+    app_length: Option<u64>,
+    /// What the server computed with `declare_length`; it joins the head
+    /// only when the head goes out without a length of its own.
+    server_length: Option<u64>,
+    /// The Content-Length the sent head carries: fixed when it goes out,
+    /// and the only length enforced from then on.
+    sent_length: Option<u64>,
     sent: u64,
 }
 
@@ -94,7 +102,9 @@ impl ResponseState {
             head: None,
             head_sent: false,
             head_request: request_method == Method::HEAD,
-            declared: None,
+            app_length: None,
+            server_length: None,
+            sent_length: None,
             sent: 0,
         }
     }
@@ -137,8 +147,12 @@ impl ResponseState {
 
     /// Whether more body chunks can change what the client receives. It
     /// turns false once the head is sent for a HEAD request or a 204/304
-    /// response, and when the declared Content-Length is reached; the server
-    /// may then stop pulling the body and drop it (`[RGI-BODY-16]`).
+    /// response, and once the body has reached the Content-Length the sent
+    /// head carries. The server may then stop pulling the body and drop it
+    /// (`[RGI-BODY-16]`): the response is complete, and any excess the body
+    /// would have produced is never seen. A server that pulls once more
+    /// gets [`SendError::ContentLengthExceeded`] for a non-empty chunk, and
+    /// nothing of it is sent (`[RGI-CL-1]`).
     #[must_use]
     pub fn wants_body(&self) -> bool {
         let Some(head) = &self.head else {
@@ -149,7 +163,7 @@ impl ResponseState {
         }
         !(self.head_request
             || head.is_bodiless()
-            || self.declared.is_some_and(|declared| self.sent >= declared))
+            || self.sent_length.is_some_and(|length| self.sent >= length))
     }
 
     /// Passes one chunk the body yielded. An empty chunk is a yield point
@@ -160,8 +174,9 @@ impl ResponseState {
     /// [`SendError::NotStarted`] for data before a head;
     /// [`SendError::BodyNotAllowed`] for data on 204/304 (nothing is sent);
     /// [`SendError::ContentLengthExceeded`] past the declared length (the
-    /// bytes up to it were sent); [`SendError::Transport`] if the sink
-    /// fails. After any of these the server stops pulling the body.
+    /// bytes up to it were sent, none once it had been reached);
+    /// [`SendError::Transport`] if the sink fails. After any of these the
+    /// server stops pulling the body.
     pub fn send_chunk(
         &mut self,
         sink: &mut (dyn ResponseSink + '_),
@@ -178,16 +193,15 @@ impl ResponseState {
                 status: head.status(),
             });
         }
+        // The head goes out first, so the length checked below is the one
+        // it carries, whoever declared it.
+        self.send_stored_head(sink)?;
         let attempted = self.sent.saturating_add(chunk.len() as u64);
-        let overflow = self.declared.filter(|&declared| attempted > declared);
-        if let Some(declared) = overflow {
+        let overflow = self.sent_length.filter(|&length| attempted > length);
+        if let Some(length) = overflow {
             // Cut at the limit: what fits is still this response's body.
-            let fits = usize::try_from(declared.saturating_sub(self.sent)).unwrap_or(usize::MAX);
+            let fits = usize::try_from(length.saturating_sub(self.sent)).unwrap_or(usize::MAX);
             chunk.truncate(fits);
-        }
-        if !self.head_sent {
-            sink.send_head(head)?;
-            self.head_sent = true;
         }
         if !chunk.is_empty() {
             self.sent += chunk.len() as u64;
@@ -213,13 +227,10 @@ impl ResponseState {
     /// [`FinishError::NotStarted`] if no head is stored;
     /// [`FinishError::Transport`] if the sink fails.
     pub fn send_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> Result<(), FinishError> {
-        let Some(head) = &self.head else {
+        if self.head.is_none() {
             return Err(FinishError::NotStarted);
-        };
-        if !self.head_sent {
-            sink.send_head(head)?;
-            self.head_sent = true;
         }
+        self.send_stored_head(sink)?;
         Ok(())
     }
 
@@ -239,7 +250,7 @@ impl ResponseState {
             return Err(SendError::NotStarted);
         }
         let attempted = self.sent.saturating_add(count);
-        if let Some(declared) = self.declared.filter(|&declared| attempted > declared) {
+        if let Some(declared) = self.sent_length.filter(|&length| attempted > length) {
             self.sent = declared;
             return Err(SendError::ContentLengthExceeded {
                 declared,
@@ -250,23 +261,73 @@ impl ResponseState {
         Ok(())
     }
 
-    /// How many more body bytes the declared length allows, if one is
-    /// declared.
+    /// How many more body bytes the sent head's Content-Length allows:
+    /// `None` before the head is sent and when it carries no length.
     #[must_use]
     pub fn remaining_length(&self) -> Option<u64> {
-        self.declared
-            .map(|declared| declared.saturating_sub(self.sent))
+        self.sent_length
+            .map(|length| length.saturating_sub(self.sent))
     }
 
-    /// Enforces a Content-Length the server computed (from an exact
-    /// [`Body::size_hint`](crate::Body::size_hint)) exactly like one the
-    /// application declared (`[RGI-CL-6]`). An application's own declaration
-    /// wins: this does nothing if one is stored. The server adds the field
-    /// to the head it sends.
-    pub fn declare_length(&mut self, length: u64) {
-        if self.declared.is_none() {
-            self.declared = Some(length);
+    /// The Content-Length the sent head carries, whether the application
+    /// declared it or the server did ([`declare_length`](Self::declare_length));
+    /// `None` before the head is sent and when it carries none.
+    ///
+    /// This is the only length a server may report to its HTTP layer as
+    /// the exact size of the body (`[RGI-CL-11]`): an HTTP layer that
+    /// frames by a size hint (hyper does, in release builds) would
+    /// otherwise send a body that disagrees with the field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rgi::{ResponseHead, ResponseSink, ResponseState};
+    /// # use bytes::Bytes;
+    /// # use http::{Method, StatusCode};
+    /// # struct Wire;
+    /// # impl ResponseSink for Wire {
+    /// #     fn send_head(&mut self, _: &ResponseHead) -> std::io::Result<()> { Ok(()) }
+    /// #     fn send_data(&mut self, _: Bytes) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// let (mut state, mut wire) = (ResponseState::new(&Method::GET), Wire);
+    /// state.declare_length(5)?; // from an exact size_hint
+    /// state.start_response(&mut wire).start(StatusCode::OK)?;
+    /// assert_eq!(state.content_length(), None); // not sent yet
+    /// state.send_chunk(&mut wire, Bytes::from_static(b"hello"))?;
+    /// assert_eq!(state.content_length(), Some(5));
+    /// # Ok::<(), rgi::BoxError>(())
+    /// ```
+    #[must_use]
+    pub fn content_length(&self) -> Option<u64> {
+        self.sent_length
+    }
+
+    /// Declares a Content-Length the server computed (from an exact
+    /// [`Body::size_hint`](crate::Body::size_hint)) before the head is
+    /// sent (`[RGI-CL-6]`, `[RGI-CL-10]`). When the head goes out without a
+    /// Content-Length of its own, this state writes `content-length:
+    /// length` into it and enforces it exactly like one the application
+    /// declared; the server never adds the field itself. An application's
+    /// Content-Length wins, whenever it was stored. The declaration is
+    /// dropped by a [`StartResponse::replace`] made after it (an error
+    /// response is not the body the hint described), and ignored for a
+    /// HEAD request and for 204 and 304, whose heads carry only what the
+    /// application gave them (`[RGI-BODY-15]`). A later declaration
+    /// replaces an earlier one.
+    ///
+    /// # Errors
+    ///
+    /// [`DeclareError::HeadAlreadySent`] once the head has been sent: its
+    /// framing is fixed, and nothing changes.
+    pub fn declare_length(&mut self, length: u64) -> Result<(), DeclareError> {
+        if self.head_sent {
+            return Err(DeclareError::HeadAlreadySent {
+                length,
+                sent: self.sent_length,
+            });
         }
+        self.server_length = Some(length);
+        Ok(())
     }
 
     /// Ends the response after the body ended: sends the head if no body
@@ -284,12 +345,10 @@ impl ResponseState {
         let Some(head) = &self.head else {
             return Err(FinishError::NotStarted);
         };
-        if !self.head_sent {
-            sink.send_head(head)?;
-            self.head_sent = true;
-        }
-        match self.declared {
-            Some(declared) if self.sent < declared && !self.head_request && !head.is_bodiless() => {
+        let bodiless = head.is_bodiless();
+        self.send_stored_head(sink)?;
+        match self.sent_length {
+            Some(declared) if self.sent < declared && !self.head_request && !bodiless => {
                 Err(FinishError::ContentLengthShort {
                     declared,
                     sent: self.sent,
@@ -297,6 +356,32 @@ impl ResponseState {
             }
             _ => Ok(self.sent),
         }
+    }
+
+    /// Sends the stored head unless it went out already, and fixes the
+    /// Content-Length it carries: the application's, else the server's
+    /// declaration written into it (`[RGI-CL-10]`). Does nothing without a
+    /// stored head; callers report that themselves.
+    fn send_stored_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> io::Result<()> {
+        if self.head_sent {
+            return Ok(());
+        }
+        let Some(head) = &mut self.head else {
+            return Ok(());
+        };
+        let length = match (self.app_length, self.server_length) {
+            (Some(application), _) => Some(application),
+            (None, Some(server)) if !self.head_request && !head.is_bodiless() => {
+                head.headers_mut()
+                    .insert(CONTENT_LENGTH, HeaderValue::from(server));
+                Some(server)
+            }
+            (None, _) => None,
+        };
+        sink.send_head(head)?;
+        self.head_sent = true;
+        self.sent_length = length;
+        Ok(())
     }
 
     /// Stores a head for [`StartResponse::start`] (`cause` is `None`) and
@@ -317,7 +402,13 @@ impl ResponseState {
             }),
             (_, cause) => match head.validate() {
                 Ok(declared) => {
-                    self.declared = declared;
+                    if cause.is_some() {
+                        // An error response is not the body the size hint
+                        // described; the server's own 500 after a failed
+                        // pull must not promise its length either.
+                        self.server_length = None;
+                    }
+                    self.app_length = declared;
                     self.head = Some(head);
                     Ok(())
                 }
@@ -325,6 +416,23 @@ impl ResponseState {
             },
         }
     }
+}
+
+/// A server's Content-Length declaration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeclareError {
+    /// The head has been sent, so its framing is fixed (`[RGI-CL-10]`).
+    #[error(
+        "cannot declare Content-Length {length}: the head was sent already{}",
+        match .sent { Some(sent) => format!(" with Content-Length {sent}"), None => String::from(" without Content-Length") }
+    )]
+    HeadAlreadySent {
+        /// The length the server tried to declare.
+        length: u64,
+        /// The length the sent head carries, if any.
+        sent: Option<u64>,
+    },
 }
 
 /// Ending the response failed.

@@ -247,3 +247,78 @@ proptest! {
         prop_assert_eq!(&out[..], &body[..declared]);
     }
 }
+
+/// D10: `usize::MAX` is the natural way to say "no limit", and after a
+/// buffered read it used to overflow the buffer index and panic.
+#[test]
+fn d10_a_poll_for_up_to_usize_max_after_a_buffered_read_returns_the_rest() {
+    // A blocking source: the buffered byte is served, then the typed refusal.
+    let mut input = Input::new(&b"ab"[..], Some(2));
+    assert_eq!(input.fill_buf().unwrap(), b"ab");
+    input.consume(1);
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk == "b"));
+    assert!(input.is_finished());
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk.is_empty()));
+    assert_eq!(input.bytes_read(), 2);
+
+    // An asynchronous source: the buffer first, then the source, unbounded
+    // by the caller but still bounded by the declared length.
+    let feed = Feed::default();
+    feed.push(b"xyz");
+    let mut input = Input::from_async(feed.clone(), Some(5));
+    let mut one = [0; 1];
+    input.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"x");
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk == "yz"));
+    feed.push(b"uvNEXT");
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk == "uv"));
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk.is_empty()));
+    assert!(feed.0.lock().unwrap().largest_request <= 5);
+
+    // Without a declared length, and from a pre-read body.
+    let feed = Feed::default();
+    feed.push(b"12345");
+    feed.close();
+    let mut input = Input::from_async(feed, None);
+    let mut line = String::new();
+    input.read_line(&mut line).unwrap();
+    assert_eq!(line, "12345");
+    let mut input = Input::from_bytes(&b"pq"[..]);
+    assert_eq!(input.read_chunk(1).unwrap(), "p");
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk == "q"));
+}
+
+/// D10, audit: every size the caller or the peer picks is taken at its
+/// extreme without overflow.
+#[test]
+fn d10_extreme_sizes_and_lengths_never_overflow() {
+    let mut input = Input::new(&b"abc"[..], Some(u64::MAX));
+    assert_eq!(input.read_chunk(usize::MAX).unwrap(), "abc");
+    assert!(matches!(
+        input.read_to_bytes(usize::MAX),
+        Err(InputError::Truncated {
+            declared: u64::MAX,
+            received: 3
+        })
+    ));
+
+    let mut input = Input::new(&b"abcdef"[..], Some(u64::MAX));
+    input.fill_buf().unwrap();
+    input.consume(1);
+    assert!(matches!(
+        input.read_to_bytes(usize::MAX),
+        Err(InputError::Truncated {
+            declared: u64::MAX,
+            ..
+        })
+    ));
+
+    let mut input = Input::new(&b"abcdef"[..], Some(u64::MAX));
+    input.fill_buf().unwrap();
+    input.consume(usize::MAX);
+    assert_eq!(input.bytes_read(), 6);
+    let mut line = Vec::new();
+    let mut input = Input::new(&b"line\nrest"[..], None);
+    assert_eq!(input.read_line_limited(&mut line, usize::MAX).unwrap(), 5);
+    assert_eq!(input.read_to_bytes(usize::MAX).unwrap(), "rest");
+}

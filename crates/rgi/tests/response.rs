@@ -554,7 +554,7 @@ fn a_sendfile_server_sends_the_head_alone_and_records_what_it_sent() {
 fn a_server_computed_length_is_enforced_like_a_declared_one_but_never_overrides_it() {
     let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
     state.start_response(&mut wire).start(ok()).unwrap();
-    state.declare_length(3);
+    state.declare_length(3).unwrap();
     let err = state
         .send_chunk(&mut wire, Bytes::from_static(b"abcd"))
         .unwrap_err();
@@ -566,17 +566,18 @@ fn a_server_computed_length_is_enforced_like_a_declared_one_but_never_overrides_
         }
     ));
     assert_eq!(wire.body(), b"abc");
+    assert_eq!(wire.heads(), [&with_length(StatusCode::OK, "3")]);
 
     let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
     state
         .start_response(&mut wire)
         .start(with_length(StatusCode::OK, "2"))
         .unwrap();
-    state.declare_length(100);
-    assert_eq!(state.remaining_length(), Some(2));
+    state.declare_length(100).unwrap();
     state
         .send_chunk(&mut wire, Bytes::from_static(b"x"))
         .unwrap();
+    assert_eq!(state.remaining_length(), Some(1));
     assert!(matches!(
         state.finish(&mut wire),
         Err(FinishError::ContentLengthShort {
