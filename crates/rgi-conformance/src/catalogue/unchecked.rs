@@ -63,10 +63,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Only half observable over the suite's transport: the suite speaks HTTP/1.1 (crates/rgi-conformance/src/suite/wire.rs) and no server under test speaks HTTP/2, so the case for an HTTP layer without interim responses cannot be run. The HTTP/1.0 half needs a case that sends an HTTP/1.0 request with `expect: 100-continue` and a body, and checks for no `100 Continue`, no 417, and the probe reading the whole body; it is not written yet.",
     ),
     (
-        "RGI-INPUT-24",
-        "Judged together with the refusals it precedes: a case needs to send `expect: 100-continue` with a Content-Length over the server's body limit (RGI-LIMIT-4) or an unknown expectation beside it (RGI-PROTO-5), withhold the body, and check that the first line back is the refusal, not `100 Continue`. That needs the limit cases of RGI-LIMIT-4, whose configured body limit the suite cannot set today: `ServerUnderTest::start` takes no limits.",
-    ),
-    (
         "RGI-ERRS-3",
         "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
     ),
@@ -123,68 +119,12 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A property of the server's configuration and documentation, not of one exchange: that every limit can be configured, is finite and has a documented default is read in the server's manual and configuration types. A run can only show that a limit exists at some value (RGI-LIMIT-2 to RGI-LIMIT-8); it cannot show that the value is configurable or that no setting switches the limit off.",
     ),
     (
-        "RGI-LIMIT-2",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs a request line whose target is longer than the server's target limit, the status 414 with `connection: close`, a closed connection, and a probe that was never called. The suite does not know a server's limit: `ServerUnderTest` would need to report its configured limits (or accept them at `start`) so that the case can step just past the limit rather than guess a size.",
-    ),
-    (
-        "RGI-LIMIT-3",
-        "Not yet judged by a suite case. A case needs to send a header section just over the server's size limit, and another with one field line more than its count limit, over suite/wire.rs, and check for 431, `connection: close`, a closed connection and an uncalled probe. Like RGI-LIMIT-2 it needs the server's configured limits, which `ServerUnderTest` does not report.",
-    ),
-    (
-        "RGI-LIMIT-4",
-        "Not yet judged by a suite case. A case needs the server's body limit (which `ServerUnderTest` does not report or accept), then three requests: a Content-Length over the limit with the body withheld (413 at once, probe uncalled), a chunked body that crosses the limit while the probe reads (the probe sees the typed over-limit `InputError`, and the client gets 413), and the same after the probe has streamed its head (an incomplete response and a closed connection).",
-    ),
-    (
-        "RGI-LIMIT-5",
-        "A timing rule the suite cannot judge at the recommended 30 s without slowing every run: a case needs to start a server with a short head-read time (for example 200 ms), which `ServerUnderTest::start` cannot pass, then send half a head and check for 408 and a close, and open a second connection, send nothing, and check for a close with no bytes.",
-    ),
-    (
-        "RGI-LIMIT-6",
-        "A timing rule: a case needs a server started with a short idle keep-alive time, which `ServerUnderTest::start` cannot pass, one complete exchange on a kept connection, and then a check that the connection closes without a byte once that time has passed, and not before.",
-    ),
-    (
         "RGI-LIMIT-7",
-        "A timing rule: a case needs a server started with a short stalled-body time, which `ServerUnderTest::start` cannot pass, and a client that sends part of a declared body and then stops while the probe reads; the probe would see the typed timeout `InputError` and the client a 408 and a close (or an incomplete response when the probe streamed its head first).",
+        "Not yet judged by a suite case: the case needs the typed stalled-body error of `rgi::InputError` (the client body errors), which the toy's input does not return yet. With the server's declared stalled-body time (`Claims::limits`, `Limits::body_time`), a client would send part of a declared body and stop while the probe reads; the probe would see the typed error and the client a 408 and a close (or an incomplete response when the probe streamed its head first).",
     ),
     (
         "RGI-LIMIT-8",
         "Out of the suite's sight: `ServerUnderTest::start` serves plain HTTP/1.1 without TLS and without protocol detection, so the phases this clause bounds do not occur in a suite run. A case needs a server started with TLS (or with HTTP/2 detection) and short phase times, and a client that connects and then sends nothing or half a handshake.",
-    ),
-    (
-        "RGI-PROTO-1",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs HTTP/1.1 requests without Host, with two Host field lines, with an empty Host, with `Host: a b` and with a port above 65535, each answered 400 with an uncalled probe. RGI-HDR-5 states the same rule for the environ; its own cases do not cover all these values.",
-    ),
-    (
-        "RGI-PROTO-2",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs absolute-form requests with a matching Host (served, the environ's `host` entry being the target's authority), with a Host naming another authority (400), and with a scheme other than http or https (400).",
-    ),
-    (
-        "RGI-PROTO-3",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs requests with `transfer-encoding: gzip, chunked` (501 unless the server implements gzip), `chunked, gzip` and `chunked, chunked` (400), and an HTTP/1.0 request with `transfer-encoding: chunked` (400), each followed by a check that the connection closed and the probe was never called.",
-    ),
-    (
-        "RGI-PROTO-4",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs requests with both Content-Length and Transfer-Encoding, with `content-length: +5`, `5x`, an empty value and a value of 21 digits, and with two different Content-Length lines (all 400 and a close), and with two equal ones (served). RGI-HDR-4's cases cover part of this for the environ, not the complete set of values.",
-    ),
-    (
-        "RGI-PROTO-5",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs a request with `expect: something-else` and one with `expect: 100-Continue`, checking 417 and an uncalled probe for the first and the ordinary interim response for the second.",
-    ),
-    (
-        "RGI-PROTO-6",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs `CONNECT example.com:443` (501 unless the server documents a tunnel), `GET example.com:443` and `GET *` (400), and `CONNECT /x` (400), each with an uncalled probe.",
-    ),
-    (
-        "RGI-PROTO-8",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs field lines with a space before the colon, an obs-fold continuation, a name with a character outside tchar, a NUL in a value and a bare CR, each answered 400 with an uncalled probe; a bare LF line ending is allowed either way, so the case records the server's choice without judging it.",
-    ),
-    (
-        "RGI-PROTO-9",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs request lines with two spaces between method and target, a missing version, a method containing `(`, and a target containing a control character, each answered 400 with an uncalled probe.",
-    ),
-    (
-        "RGI-PROTO-10",
-        "Not yet judged by a suite case. A case needs each refusal of RGI-LIMIT-2 to RGI-LIMIT-4 and RGI-PROTO-1 to RGI-PROTO-9 to be followed, in the same write, by a complete second request, and checks that the refusal carries `connection: close`, the connection closes after it, and the probe never sees the second request.",
     ),
     (
         "RGI-H2-1",

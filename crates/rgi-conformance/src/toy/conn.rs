@@ -124,8 +124,14 @@ pub(crate) struct BodyState {
 pub(crate) enum HeadRead {
     /// A request.
     Head(Box<RequestHead>),
-    /// The client closed (or went idle) between requests.
+    /// The client closed between requests.
     Closed,
+    /// Nothing of a next head arrived within the idle (or, on a new
+    /// connection, the head-read) time.
+    Idle,
+    /// A head had started and did not arrive whole within the head-read
+    /// time.
+    Stalled,
     /// A head the toy refuses.
     Rejected(Rejection),
     /// The connection failed, or ended inside a head.
@@ -178,7 +184,28 @@ impl ReadSide {
 
     /// Reads the next request head; read-ahead bytes after it stay in the
     /// buffer for its body and the requests after it.
+    ///
+    /// The wait for its first byte is bounded by the head-read time on a
+    /// new connection and by the idle time between requests
+    /// (`RGI-LIMIT-6`); from its first byte the head has the head-read
+    /// time to arrive whole (`RGI-LIMIT-5`). The body's reads then get the
+    /// stalled-body time.
     pub(crate) fn read_head(&mut self, fault: Option<super::Fault>) -> HeadRead {
+        let read = self.read_head_within(fault);
+        let _restored = self
+            .stream
+            .set_read_timeout(Some(request::LIMITS.body_time));
+        read
+    }
+
+    fn read_head_within(&mut self, fault: Option<super::Fault>) -> HeadRead {
+        let waiting_since = Instant::now();
+        let first_wait = if self.body.request == 0 {
+            request::LIMITS.head_time
+        } else {
+            request::LIMITS.idle_time
+        };
+        let mut head_deadline: Option<Instant> = None;
         loop {
             if self.start < self.end {
                 match request::parse(self.buffered(), fault) {
@@ -190,32 +217,49 @@ impl ReadSide {
                     Err(rejection) => return HeadRead::Rejected(rejection),
                 }
             }
+            // Empty lines before a request line are allowed (RFC 9112
+            // §2.2): they do not start a head.
+            let started = self
+                .buffered()
+                .iter()
+                .any(|&byte| byte != b'\r' && byte != b'\n');
+            let now = Instant::now();
+            let deadline = if started {
+                *head_deadline.get_or_insert(now + request::LIMITS.head_time)
+            } else {
+                waiting_since + first_wait
+            };
+            let left = deadline.saturating_duration_since(now);
+            if left.is_zero() {
+                return if started {
+                    HeadRead::Stalled
+                } else {
+                    HeadRead::Idle
+                };
+            }
+            if let Err(err) = self.stream.set_read_timeout(Some(left)) {
+                return HeadRead::Broken(err);
+            }
             match self.fill() {
-                Ok(0) => {
-                    // Empty lines before a request line are allowed
-                    // (RFC 9112 §2.2): they are not an unfinished head.
-                    let idle = self
-                        .buffered()
-                        .iter()
-                        .all(|&byte| byte == b'\r' || byte == b'\n');
-                    return if idle {
-                        HeadRead::Closed
-                    } else {
-                        HeadRead::Broken(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the connection ended inside a request head",
-                        ))
-                    };
+                Ok(0) if started => {
+                    return HeadRead::Broken(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection ended inside a request head",
+                    ));
                 }
+                Ok(0) => return HeadRead::Closed,
                 Ok(_) => {}
+                // The deadline is judged at the top of the loop.
                 Err(err)
-                    if self.start == self.end
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(err)
+                    if !started
                         && matches!(
                             err.kind(),
-                            io::ErrorKind::WouldBlock
-                                | io::ErrorKind::TimedOut
-                                | io::ErrorKind::ConnectionReset
-                                | io::ErrorKind::ConnectionAborted
+                            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
                         ) =>
                 {
                     return HeadRead::Closed;
@@ -223,6 +267,20 @@ impl ReadSide {
                 Err(err) => return HeadRead::Broken(err),
             }
         }
+    }
+
+    /// Consumes the buffered bytes up to the end of the first head in the
+    /// buffer: what [`Fault::KeepsConnectionAfterRefusal`] does with a
+    /// refused head before reading on.
+    ///
+    /// [`Fault::KeepsConnectionAfterRefusal`]: super::Fault::KeepsConnectionAfterRefusal
+    pub(crate) fn skip_head(&mut self) {
+        let end = self
+            .buffered()
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .map_or(self.end - self.start, |at| at + 4);
+        self.consume(end);
     }
 
     /// Makes `head`'s body the current one.
@@ -450,12 +508,12 @@ impl ReadSide {
                     return Ok(Some(0));
                 }
                 let seen = seen + line;
-                if seen > request::MAX_HEAD {
+                if seen > request::LIMITS.header_size {
                     return Err(self.fail(Failure::Other {
                         kind: io::ErrorKind::InvalidData,
                         message: format!(
                             "chunked body: trailer section longer than {} bytes",
-                            request::MAX_HEAD
+                            request::LIMITS.header_size
                         ),
                     }));
                 }
@@ -592,7 +650,7 @@ impl Conn {
     /// If the socket cannot be configured or cloned.
     pub(crate) fn new(stream: TcpStream, id: u64, server: Arc<Shared>) -> io::Result<Self> {
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(server.timeouts.read))?;
+        stream.set_read_timeout(Some(request::LIMITS.body_time))?;
         stream.set_write_timeout(Some(server.timeouts.write))?;
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;

@@ -142,6 +142,36 @@ pub enum Fault {
     LengthWinsOverChunked,
     /// Passes an HTTP/1.1 request without a Host field to the application. Breaks `RGI-HDR-5`.
     AcceptsMissingHost,
+    /// Accepts a Host field whose port is larger than 65535. Breaks `RGI-PROTO-1`.
+    AcceptsAnyHostPort,
+    /// Serves an absolute-form target whose Host field names another authority. Breaks `RGI-PROTO-2`.
+    IgnoresHostMismatch,
+    /// Frames a body by the first `chunked` and ignores the codings after it (`chunked, identity`). Breaks `RGI-PROTO-3`.
+    ChunkedNotLastIsChunked,
+    /// Reads `Content-Length: +5` as 5, as Rust's integer parsing does. Breaks `RGI-PROTO-4`.
+    PlusSignContentLength,
+    /// Ignores expectations other than `100-continue` instead of answering 417. Breaks `RGI-PROTO-5`.
+    IgnoresUnknownExpect,
+    /// Serves an authority-form target with a method other than CONNECT as the path `/`. Breaks `RGI-PROTO-6`.
+    AcceptsAuthorityForm,
+    /// Serves a request line of any HTTP version as HTTP/1.1 (`HTTP/2.0` included). Breaks `RGI-PROTO-7`.
+    AnyVersionIsHttp11,
+    /// Joins an obs-fold continuation line to the field before it instead of answering 400. Breaks `RGI-PROTO-8`.
+    UnfoldsObsFold,
+    /// Accepts several spaces between the parts of the request line. Breaks `RGI-PROTO-9`.
+    LenientRequestLine,
+    /// After answering a refused head, without `connection: close`, reads the bytes after it as the next request. Breaks `RGI-PROTO-10`.
+    KeepsConnectionAfterRefusal,
+    /// Has no limit on the length of the request target. Breaks `RGI-LIMIT-2`.
+    NoTargetLimit,
+    /// Has no limit on the number of field lines. Breaks `RGI-LIMIT-3`.
+    NoFieldCountLimit,
+    /// Calls the application for a declared body over the body limit. Breaks `RGI-LIMIT-4`.
+    ReadsOversizedBody,
+    /// Closes without a response when a head that had started stalls. Breaks `RGI-LIMIT-5`.
+    StalledHeadClosesSilently,
+    /// Sends 408 when it closes an idle kept connection. Breaks `RGI-LIMIT-6`.
+    IdleCloseSends408,
     /// Gives an application that declares `InputUse::None` an input without the body. Breaks
     /// `RGI-HINT-6`.
     HintsSkipTheBody,
@@ -418,6 +448,21 @@ impl Fault {
         Fault::UnknownCodingIs400,
         Fault::LengthWinsOverChunked,
         Fault::AcceptsMissingHost,
+        Fault::AcceptsAnyHostPort,
+        Fault::IgnoresHostMismatch,
+        Fault::ChunkedNotLastIsChunked,
+        Fault::PlusSignContentLength,
+        Fault::IgnoresUnknownExpect,
+        Fault::AcceptsAuthorityForm,
+        Fault::AnyVersionIsHttp11,
+        Fault::UnfoldsObsFold,
+        Fault::LenientRequestLine,
+        Fault::KeepsConnectionAfterRefusal,
+        Fault::NoTargetLimit,
+        Fault::NoFieldCountLimit,
+        Fault::ReadsOversizedBody,
+        Fault::StalledHeadClosesSilently,
+        Fault::IdleCloseSends408,
         Fault::HintsSkipTheBody,
         Fault::OneRequestAtATime,
         Fault::SkipsBytesAfterBody,
@@ -551,6 +596,21 @@ impl Fault {
             Fault::UnknownCodingIs400 => "RGI-HDR-4",
             Fault::LengthWinsOverChunked => "RGI-HDR-4",
             Fault::AcceptsMissingHost => "RGI-HDR-5",
+            Fault::AcceptsAnyHostPort => "RGI-PROTO-1",
+            Fault::IgnoresHostMismatch => "RGI-PROTO-2",
+            Fault::ChunkedNotLastIsChunked => "RGI-PROTO-3",
+            Fault::PlusSignContentLength => "RGI-PROTO-4",
+            Fault::IgnoresUnknownExpect => "RGI-PROTO-5",
+            Fault::AcceptsAuthorityForm => "RGI-PROTO-6",
+            Fault::AnyVersionIsHttp11 => "RGI-PROTO-7",
+            Fault::UnfoldsObsFold => "RGI-PROTO-8",
+            Fault::LenientRequestLine => "RGI-PROTO-9",
+            Fault::KeepsConnectionAfterRefusal => "RGI-PROTO-10",
+            Fault::NoTargetLimit => "RGI-LIMIT-2",
+            Fault::NoFieldCountLimit => "RGI-LIMIT-3",
+            Fault::ReadsOversizedBody => "RGI-LIMIT-4",
+            Fault::StalledHeadClosesSilently => "RGI-LIMIT-5",
+            Fault::IdleCloseSends408 => "RGI-LIMIT-6",
             Fault::HintsSkipTheBody => "RGI-HINT-6",
             Fault::OneRequestAtATime => "RGI-HINT-5",
             Fault::SkipsBytesAfterBody => "RGI-INPUT-3",
@@ -691,6 +751,21 @@ impl Fault {
             Fault::UnknownCodingIs400 => Some("rgi_hdr_4_unknown_transfer_coding_is_501"),
             Fault::LengthWinsOverChunked => Some("rgi_hdr_4_length_and_chunked_together"),
             Fault::AcceptsMissingHost => Some("rgi_hdr_5_host_checked"),
+            Fault::AcceptsAnyHostPort => Some("rgi_proto_1_host_present_single_valid"),
+            Fault::IgnoresHostMismatch => Some("rgi_proto_2_absolute_form_and_host"),
+            Fault::ChunkedNotLastIsChunked => Some("rgi_proto_3_transfer_codings"),
+            Fault::PlusSignContentLength => Some("rgi_proto_4_content_length_strict"),
+            Fault::IgnoresUnknownExpect => Some("rgi_proto_5_unknown_expectation_is_417"),
+            Fault::AcceptsAuthorityForm => Some("rgi_proto_6_target_forms_match_methods"),
+            Fault::AnyVersionIsHttp11 => Some("rgi_proto_7_unsupported_version_is_505"),
+            Fault::UnfoldsObsFold => Some("rgi_proto_8_field_syntax"),
+            Fault::LenientRequestLine => Some("rgi_proto_9_request_line_syntax"),
+            Fault::KeepsConnectionAfterRefusal => Some("rgi_proto_10_refusals_close_no_smuggling"),
+            Fault::NoTargetLimit => Some("rgi_limit_2_long_target_is_414"),
+            Fault::NoFieldCountLimit => Some("rgi_limit_3_large_header_section_is_431"),
+            Fault::ReadsOversizedBody => Some("rgi_limit_4_declared_body_over_limit_is_413"),
+            Fault::StalledHeadClosesSilently => Some("rgi_limit_5_stalled_head_is_408"),
+            Fault::IdleCloseSends408 => Some("rgi_limit_6_idle_connection_closed_silently"),
             Fault::HintsSkipTheBody => Some("rgi_hint_6_hints_do_not_change_the_input"),
             Fault::OneRequestAtATime => Some("rgi_hint_5_blocking_app_does_not_stall_others"),
             Fault::SkipsBytesAfterBody => Some("rgi_input_3_content_length_body_read_exactly"),
@@ -1118,6 +1193,81 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::AcceptsMissingHost,
         "rgi_hdr_5_host_checked",
         "RGI-HDR-5",
+    ),
+    (
+        Fault::AcceptsAnyHostPort,
+        "rgi_proto_1_host_present_single_valid",
+        "RGI-PROTO-1",
+    ),
+    (
+        Fault::IgnoresHostMismatch,
+        "rgi_proto_2_absolute_form_and_host",
+        "RGI-PROTO-2",
+    ),
+    (
+        Fault::ChunkedNotLastIsChunked,
+        "rgi_proto_3_transfer_codings",
+        "RGI-PROTO-3",
+    ),
+    (
+        Fault::PlusSignContentLength,
+        "rgi_proto_4_content_length_strict",
+        "RGI-PROTO-4",
+    ),
+    (
+        Fault::IgnoresUnknownExpect,
+        "rgi_proto_5_unknown_expectation_is_417",
+        "RGI-PROTO-5",
+    ),
+    (
+        Fault::AcceptsAuthorityForm,
+        "rgi_proto_6_target_forms_match_methods",
+        "RGI-PROTO-6",
+    ),
+    (
+        Fault::AnyVersionIsHttp11,
+        "rgi_proto_7_unsupported_version_is_505",
+        "RGI-PROTO-7",
+    ),
+    (
+        Fault::UnfoldsObsFold,
+        "rgi_proto_8_field_syntax",
+        "RGI-PROTO-8",
+    ),
+    (
+        Fault::LenientRequestLine,
+        "rgi_proto_9_request_line_syntax",
+        "RGI-PROTO-9",
+    ),
+    (
+        Fault::KeepsConnectionAfterRefusal,
+        "rgi_proto_10_refusals_close_no_smuggling",
+        "RGI-PROTO-10",
+    ),
+    (
+        Fault::NoTargetLimit,
+        "rgi_limit_2_long_target_is_414",
+        "RGI-LIMIT-2",
+    ),
+    (
+        Fault::NoFieldCountLimit,
+        "rgi_limit_3_large_header_section_is_431",
+        "RGI-LIMIT-3",
+    ),
+    (
+        Fault::ReadsOversizedBody,
+        "rgi_limit_4_declared_body_over_limit_is_413",
+        "RGI-LIMIT-4",
+    ),
+    (
+        Fault::StalledHeadClosesSilently,
+        "rgi_limit_5_stalled_head_is_408",
+        "RGI-LIMIT-5",
+    ),
+    (
+        Fault::IdleCloseSends408,
+        "rgi_limit_6_idle_connection_closed_silently",
+        "RGI-LIMIT-6",
     ),
     (
         Fault::HintsSkipTheBody,

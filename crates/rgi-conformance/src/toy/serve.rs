@@ -18,7 +18,7 @@ use super::caps::After;
 use super::conn::{BodyFlags, Conn, Expect, HeadRead, UpgradeStage, lock};
 use super::fault::{Fault, acts};
 use super::input::{BodyReader, CONTINUE, PumpSource};
-use super::request::{Framing, RequestHead, Why};
+use super::request::{self, Framing, RequestHead, Why};
 use super::server::DRAIN_LIMIT;
 use super::sink::{OutFraming, WireSink, http_date};
 use super::upgrade::{Slot, StreamShared, ToyUpgrade};
@@ -157,6 +157,26 @@ pub(crate) fn connection(conn: &Arc<Conn>, service: &dyn Service) {
                 }
             },
             HeadRead::Closed => break,
+            HeadRead::Idle => {
+                // RGI-LIMIT-6: a silent close.
+                if fault == Some(Fault::IdleCloseSends408) {
+                    let _sent = respond(conn, StatusCode::REQUEST_TIMEOUT);
+                }
+                break;
+            }
+            HeadRead::Stalled => {
+                // RGI-LIMIT-5: part of a head came, then nothing.
+                tracing::warn!(
+                    conn = conn.id,
+                    peer = %conn.peer,
+                    limit = ?request::LIMITS.head_time,
+                    "toy server: a request head did not arrive within the head-read time"
+                );
+                if fault != Some(Fault::StalledHeadClosesSilently) {
+                    let _sent = respond(conn, StatusCode::REQUEST_TIMEOUT);
+                }
+                break;
+            }
             HeadRead::Rejected(rejection) => {
                 tracing::warn!(
                     conn = conn.id,
@@ -171,6 +191,19 @@ pub(crate) fn connection(conn: &Arc<Conn>, service: &dyn Service) {
                     | (Some(Fault::ConnectGets400), Why::Connect) => StatusCode::BAD_REQUEST,
                     _ => rejection.status,
                 };
+                if fault == Some(Fault::KeepsConnectionAfterRefusal) {
+                    let head = format!(
+                        "HTTP/1.1 {} {}\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
+                        status.as_str(),
+                        status.canonical_reason().unwrap_or(""),
+                        http_date(SystemTime::now())
+                    );
+                    if lock(&conn.write).send(head.as_bytes()).is_err() {
+                        break;
+                    }
+                    lock(&conn.read).skip_head();
+                    continue;
+                }
                 let _sent = respond(conn, status);
                 break;
             }

@@ -12,6 +12,16 @@
 /// Defines the `const fn` that builds one synchronous case: its check is
 /// named after the function, so the name is written once.
 macro_rules! sync_case {
+    ($name:ident needs $needs:ident [$($clause:literal),+ $(,)?] $title:literal => $run:path) => {
+        #[doc = concat!("The case `", stringify!($name), "`.")]
+        pub(super) const fn $name() -> $crate::suite::Case {
+            $crate::suite::Case::new(
+                $crate::Check::new(stringify!($name), &[$($clause),+], $title),
+                $crate::suite::Needs::$needs,
+                $run,
+            )
+        }
+    };
     ($name:ident [$($clause:literal),+ $(,)?] $title:literal => $run:path) => {
         #[doc = concat!("The case `", stringify!($name), "`.")]
         pub(super) const fn $name() -> $crate::suite::Case {
@@ -31,6 +41,7 @@ mod failure;
 mod file;
 mod headers;
 mod input;
+mod protocol;
 mod response;
 
 #[allow(
@@ -38,7 +49,8 @@ mod response;
     reason = "the case list macro names every case function"
 )]
 use self::{
-    body::*, connection::*, environ::*, failure::*, file::*, headers::*, input::*, response::*,
+    body::*, connection::*, environ::*, failure::*, file::*, headers::*, input::*, protocol::*,
+    response::*,
 };
 use crate::suite::Case;
 
@@ -81,6 +93,22 @@ macro_rules! __rgi_sync_cases {
             rgi_hdr_4_unknown_transfer_coding_is_501
             rgi_hdr_4_length_and_chunked_together
             rgi_hdr_5_host_checked
+            // Protocol decisions and limits (RGI-PROTO, RGI-LIMIT).
+            rgi_proto_1_host_present_single_valid
+            rgi_proto_2_absolute_form_and_host
+            rgi_proto_3_transfer_codings
+            rgi_proto_4_content_length_strict
+            rgi_proto_5_unknown_expectation_is_417
+            rgi_proto_6_target_forms_match_methods
+            rgi_proto_7_unsupported_version_is_505
+            rgi_proto_8_field_syntax
+            rgi_proto_9_request_line_syntax
+            rgi_proto_10_refusals_close_no_smuggling
+            rgi_limit_2_long_target_is_414
+            rgi_limit_3_large_header_section_is_431
+            rgi_limit_4_declared_body_over_limit_is_413
+            rgi_limit_5_stalled_head_is_408
+            rgi_limit_6_idle_connection_closed_silently
             rgi_errs_2_error_stream_accepts_any_bytes
             rgi_hint_6_hints_do_not_change_the_input
             rgi_hint_5_blocking_app_does_not_stall_others
