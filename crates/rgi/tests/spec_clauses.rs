@@ -171,3 +171,76 @@ fn clause_ids_cited_by_the_crate_exist_in_the_spec() {
         "cited but not defined in spec/rgi.md: {missing:?}"
     );
 }
+
+/// The level columns of Appendix C's count table, in its order.
+const TABLE_LEVELS: [&str; 5] = ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY"];
+
+/// One row of Appendix C's count table: an area (or `**all**`) and its
+/// counts per level followed by the total, as written.
+fn count_row(line: &str) -> Option<(String, Vec<String>)> {
+    let cells: Vec<&str> = line
+        .strip_prefix('|')?
+        .strip_suffix('|')?
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let (area, counts) = cells.split_first()?;
+    (counts.len() == TABLE_LEVELS.len() + 1 && *area != "Area" && !area.starts_with("---")).then(
+        || {
+            let counts = counts
+                .iter()
+                .map(|c| c.trim_matches('*').to_owned())
+                .collect();
+            (area.trim_matches('*').to_owned(), counts)
+        },
+    )
+}
+
+/// Appendix C of spec/rgi.md opens with a table of clause counts per area and
+/// level; it agrees with the clauses themselves, area by area in order of
+/// first appearance, and in its total row.
+#[test]
+fn the_clause_counts_of_appendix_c_match_the_clauses() {
+    let mut areas: Vec<(&str, [usize; 5])> = Vec::new();
+    for clause in SPEC.lines().filter_map(|line| parse_clause("RGI", line)) {
+        let area = clause.id.split('-').nth(1).unwrap_or_default();
+        let column = TABLE_LEVELS
+            .iter()
+            .position(|level| *level == clause.level)
+            .unwrap_or_default();
+        if !areas.iter().any(|(known, _)| *known == area) {
+            areas.push((area, [0; 5]));
+        }
+        if let Some((_, counts)) = areas.iter_mut().find(|(known, _)| *known == area) {
+            counts[column] += 1;
+        }
+    }
+    let mut total = [0; 5];
+    let mut expected: Vec<(String, Vec<String>)> = Vec::new();
+    for (area, counts) in &areas {
+        for (sum, count) in total.iter_mut().zip(counts) {
+            *sum += count;
+        }
+        let mut cells: Vec<String> = counts.iter().map(ToString::to_string).collect();
+        cells.push(counts.iter().sum::<usize>().to_string());
+        expected.push(((*area).to_owned(), cells));
+    }
+    let mut cells: Vec<String> = total.iter().map(ToString::to_string).collect();
+    cells.push(total.iter().sum::<usize>().to_string());
+    expected.push(("all".to_owned(), cells));
+
+    let appendix = SPEC
+        .split_once("## Appendix C")
+        .map(|(_, appendix)| appendix)
+        .unwrap_or_default();
+    let written: Vec<(String, Vec<String>)> = appendix
+        .lines()
+        .skip_while(|line| !line.starts_with("| Area |"))
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(count_row)
+        .collect();
+    assert_eq!(
+        written, expected,
+        "Appendix C's count table (area, then MUST, MUST NOT, SHOULD, SHOULD NOT, MAY, total)"
+    );
+}

@@ -56,7 +56,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-INPUT-22",
-        "Not yet judged by a suite case. A case needs a probe that starts and streams its response before reading a body sent with `expect: 100-continue`, and a client in suite/wire.rs that withholds the body until the head arrives and then sends it unprompted; it would check that no interim response follows the final head and that the probe reads every byte. The wire client can withhold a body today, but no probe route streams before reading.",
+        "Exercised, but reported under another clause: the second half of the suite case `rgi_input_13_no_100_continue_for_unread_body` (in crates/rgi-conformance/src/suite/cases/synchronous/input.rs) has its probe send its head and then read the body, has the client send the body unprompted, and fails unless the probe reads all of it; its failures name RGI-INPUT-13, because that case predates this clause. Listing RGI-INPUT-22 among the case's clauses would turn this reason into a check.",
     ),
     (
         "RGI-INPUT-23",
