@@ -1,14 +1,17 @@
 //! The request body stream (`wsgi.input`).
 
 use std::cmp::min;
+use std::error::Error;
 use std::fmt;
 use std::io::{self, BufRead, Read};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
+use http::StatusCode;
 
 /// Size of the internal buffer, allocated on the first buffered read.
 const BUFFER_CAPACITY: usize = 8 * 1024;
@@ -112,12 +115,44 @@ struct Source {
     state: SourceState,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum SourceState {
     Open,
     Ended,
     /// Sticky: the reader ended before `declared` bytes.
     Truncated,
+    /// Sticky: the reader reported the client's fault (malformed, over the
+    /// server's limit, stalled); the body cannot be read any further.
+    Failed(ClientFault),
+}
+
+/// A copy of a client error a source reported, kept to report it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ClientFault {
+    Malformed(String),
+    OverLimit(u64),
+    Stalled(Duration),
+}
+
+impl ClientFault {
+    fn of(error: &InputError) -> Option<Self> {
+        match error {
+            InputError::MalformedBody { reason } => Some(Self::Malformed(reason.clone())),
+            InputError::BodyLimitExceeded { limit } => Some(Self::OverLimit(*limit)),
+            InputError::BodyTimedOut { timeout } => Some(Self::Stalled(*timeout)),
+            _ => None,
+        }
+    }
+
+    fn to_error(&self) -> InputError {
+        match self {
+            Self::Malformed(reason) => InputError::MalformedBody {
+                reason: reason.clone(),
+            },
+            Self::OverLimit(limit) => InputError::BodyLimitExceeded { limit: *limit },
+            Self::Stalled(timeout) => InputError::BodyTimedOut { timeout: *timeout },
+        }
+    }
 }
 
 enum Buffer {
@@ -149,10 +184,11 @@ impl Source {
     /// How many bytes the next read may take given `room`; 0 means the
     /// read returns nothing (end of body, or no room).
     fn wanted(&mut self, room: usize) -> io::Result<usize> {
-        match self.state {
+        match &self.state {
             SourceState::Open => {}
             SourceState::Ended => return Ok(0),
             SourceState::Truncated => return Err(self.truncated_error()),
+            SourceState::Failed(fault) => return Err(fault.to_error().into()),
         }
         match self.missing() {
             Some(0) => {
@@ -162,6 +198,15 @@ impl Source {
             Some(missing) => Ok(min(room, usize::try_from(missing).unwrap_or(usize::MAX))),
             None => Ok(room),
         }
+    }
+
+    /// Makes a client error from the reader sticky, so every later read
+    /// reports it without asking the reader again (`[RGI-INPUT-17]`).
+    fn note_failure(&mut self, error: io::Error) -> io::Error {
+        if let Some(fault) = InputError::from_io(&error).and_then(ClientFault::of) {
+            self.state = SourceState::Failed(fault);
+        }
+        error
     }
 
     /// Accounts for `count` bytes taken from the reader; 0 is the reader's
@@ -199,14 +244,20 @@ impl Source {
             }
             // A misbehaving reader could claim more than it was given room
             // for; believing it would push the count past the boundary.
-            Some(Reader::Blocking(reader)) => min(reader.read(&mut out[..wanted])?, wanted),
+            Some(Reader::Blocking(reader)) => reader
+                .read(&mut out[..wanted])
+                .map(|count| min(count, wanted)),
             Some(Reader::Async { source, spill }) => {
-                let chunk = park_until_ready(|cx| poll_async(source, spill, cx, wanted))?;
-                out[..chunk.len()].copy_from_slice(&chunk);
-                chunk.len()
+                park_until_ready(|cx| poll_async(source, spill, cx, wanted)).map(|chunk| {
+                    out[..chunk.len()].copy_from_slice(&chunk);
+                    chunk.len()
+                })
             }
         };
-        self.settle(count)
+        match count {
+            Ok(count) => self.settle(count),
+            Err(error) => Err(self.note_failure(error)),
+        }
     }
 
     /// The non-blocking read: at most `max` bytes, without blocking the
@@ -227,7 +278,7 @@ impl Source {
             }
             Some(Reader::Async { source, spill }) => match poll_async(source, spill, cx, wanted) {
                 Poll::Ready(Ok(chunk)) => chunk,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(self.note_failure(error))),
                 Poll::Pending => return Poll::Pending,
             },
         };
@@ -864,6 +915,32 @@ pub enum InputError {
         "the request body has a blocking source and cannot be read without blocking the thread"
     )]
     WouldBlockThread,
+    /// The body's framing is malformed: a bad chunk size or chunk framing,
+    /// or a body that ends otherwise than its framing says. The server's
+    /// source reports it; the client's fault, answered with 400 Bad Request
+    /// if no head was sent (`[RGI-INPUT-17]`, `[RGI-FAIL-10]`).
+    #[error("malformed request body: {reason}")]
+    MalformedBody {
+        /// What was wrong, with the offending bytes where there are any.
+        reason: String,
+    },
+    /// The body is larger than the server's body limit, counted while it
+    /// streamed in (a declared Content-Length over the limit is refused
+    /// before the application runs). Answered with 413 Content Too Large
+    /// if no head was sent (`[RGI-INPUT-18]`, `[RGI-FAIL-10]`).
+    #[error("request body exceeds the server's limit of {limit} bytes")]
+    BodyLimitExceeded {
+        /// The server's body limit, in bytes.
+        limit: u64,
+    },
+    /// The client sent no body byte within the server's timeout while the
+    /// application waited for one. Answered with 408 Request Timeout if no
+    /// head was sent (`[RGI-INPUT-19]`, `[RGI-FAIL-10]`).
+    #[error("the client sent no request body bytes for {timeout:?}")]
+    BodyTimedOut {
+        /// The server's timeout for a stalled body.
+        timeout: Duration,
+    },
     /// Another I/O error from the source.
     #[error("reading the request body failed: {0}")]
     Io(#[source] io::Error),
@@ -888,10 +965,42 @@ impl InputError {
         error.get_ref()?.downcast_ref::<InputError>()
     }
 
+    /// The status a server answers with when an application gives up with
+    /// this error before the head was sent (`[RGI-FAIL-10]`): 400 for a
+    /// malformed or truncated body, 413 for a body over a limit, 408 for a
+    /// stalled client; `None` for errors that are not the client's fault.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use http::StatusCode;
+    /// use rgi::InputError;
+    ///
+    /// let stalled = InputError::BodyTimedOut { timeout: Duration::from_secs(30) };
+    /// assert_eq!(stalled.status(), Some(StatusCode::REQUEST_TIMEOUT));
+    /// assert_eq!(InputError::ResponseFinished.status(), None);
+    /// ```
+    #[must_use]
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::MalformedBody { .. } | Self::Truncated { .. } => Some(StatusCode::BAD_REQUEST),
+            Self::BodyLimitExceeded { .. } | Self::TooLarge { .. } => {
+                Some(StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            Self::BodyTimedOut { .. } => Some(StatusCode::REQUEST_TIMEOUT),
+            Self::ResponseFinished | Self::WouldBlockThread | Self::Io(_) => None,
+        }
+    }
+
     fn io_kind(&self) -> io::ErrorKind {
         match self {
             Self::Truncated { .. } => io::ErrorKind::UnexpectedEof,
-            Self::TooLarge { .. } => io::ErrorKind::InvalidData,
+            Self::TooLarge { .. } | Self::MalformedBody { .. } | Self::BodyLimitExceeded { .. } => {
+                io::ErrorKind::InvalidData
+            }
+            Self::BodyTimedOut { .. } => io::ErrorKind::TimedOut,
             Self::ResponseFinished => io::ErrorKind::BrokenPipe,
             Self::WouldBlockThread => io::ErrorKind::Unsupported,
             Self::Io(error) => error.kind(),
@@ -928,4 +1037,56 @@ impl From<InputError> for io::Error {
             typed => io::Error::new(typed.io_kind(), typed),
         }
     }
+}
+
+/// How many links of a source chain [`client_body_error`] follows: far more
+/// than any real wrapping, and a bound on a chain that loops.
+const MAX_CHAIN: usize = 64;
+
+/// The client's fault behind an application's failure, if any: the first
+/// [`InputError`] with a [`status`](InputError::status) found in `error`,
+/// its [`source`](Error::source) chain, or the payload of an
+/// [`io::Error`] anywhere in that chain (whose own `source` skips it).
+///
+/// A server calls it on every error out of `call` or `next_chunk`; before
+/// the head was sent it answers the status found instead of 500 and closes
+/// the connection (`[RGI-FAIL-10]`), after it aborts (`[RGI-FAIL-11]`).
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+///
+/// use http::StatusCode;
+/// use rgi::{BoxError, InputError};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("could not parse the upload")]
+/// struct UploadError(#[source] io::Error);
+///
+/// // What a de-chunking source returned, wrapped by the application's `?`.
+/// let read: io::Error = InputError::MalformedBody { reason: "chunk size \"zz\"".into() }.into();
+/// let failure: BoxError = Box::new(UploadError(read));
+/// let found = rgi::client_body_error(&*failure).map(InputError::status);
+/// assert_eq!(found, Some(Some(StatusCode::BAD_REQUEST)));
+///
+/// let unrelated: BoxError = "database down".into();
+/// assert!(rgi::client_body_error(&*unrelated).is_none());
+/// ```
+#[must_use]
+pub fn client_body_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a InputError> {
+    let mut current = Some(error);
+    for _ in 0..MAX_CHAIN {
+        let link = current?;
+        if let Some(input) = link.downcast_ref::<InputError>() {
+            if input.status().is_some() {
+                return Some(input);
+            }
+        }
+        current = match link.downcast_ref::<io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+            None => link.source(),
+        };
+    }
+    None
 }

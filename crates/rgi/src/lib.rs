@@ -27,7 +27,7 @@
 //! |---|---|
 //! | The application | [`Application`], [`from_fn`], [`FnApplication`], [`BoxError`], [`Hints`], [`InputUse`] |
 //! | The request | [`Environ`], [`EnvironBuilder`], [`PathBytes`], [`UrlScheme`], [`Concurrency`], [`EnvironError`] |
-//! | The request body | [`Input`], [`InputError`] |
+//! | The request body | [`Input`], [`InputError`], [`client_body_error`] |
 //! | The error stream | [`Errors`] |
 //! | Starting the response | [`StartResponse`], [`ResponseHead`], [`Intercept`], [`HeadError`], [`StartError`], [`SendError`] |
 //! | The response body | [`Body`], [`Empty`], [`from_iter`], [`Iter`], [`FileBody`] |
@@ -231,7 +231,7 @@ pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes,
 pub use errors::Errors;
 pub use file::FileBody;
 pub use hints::{Hints, InputUse};
-pub use input::{AsyncSource, Input, InputError};
+pub use input::{AsyncSource, Input, InputError, client_body_error};
 pub use response::{HeadError, Intercept, ResponseHead, SendError, StartError, StartResponse};
 pub use state::{DeclareError, FinishError, ResponseSink, ResponseState};
 pub use version::{SPEC_VERSION, SpecVersion};
