@@ -382,11 +382,32 @@ where
     A: Application + ?Sized,
     S: ResponseSink,
 {
+    serve_sync_hinted(app, environ, sink, |_, _, _| {})
+}
+
+/// As [`serve_sync`], and when the body's `size_hint()` is `Some(n)` once
+/// `call` has returned without sending the head, hands `n` to `hinted`
+/// before the first pull (the moment `RGI-CL-6` lets a server declare it).
+pub(crate) fn serve_sync_hinted<A, S>(
+    app: &A,
+    environ: Environ,
+    sink: &mut S,
+    hinted: impl FnOnce(&mut ResponseState, &mut S, u64),
+) -> Served
+where
+    A: Application + ?Sized,
+    S: ResponseSink,
+{
     let mut state = ResponseState::new(environ.method());
     let called = contained(|| app.call(environ, &mut state.start_response(sink)));
     let outcome = match called {
         Err(err) => fail(&state, sink, Stop::Application(err)),
         Ok(mut body) => {
+            if !state.is_head_sent() {
+                if let Some(length) = body.size_hint() {
+                    hinted(&mut state, sink, length);
+                }
+            }
             let pulled = pull(&mut body, &mut state, sink);
             let dropped = drop_contained(body);
             match (pulled, dropped) {

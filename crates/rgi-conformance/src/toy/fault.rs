@@ -172,6 +172,8 @@ pub enum Fault {
     StalledHeadClosesSilently,
     /// Sends 408 when it closes an idle kept connection. Breaks `RGI-LIMIT-6`.
     IdleCloseSends408,
+    /// Puts the length of an exact size hint into the head in its sink instead of declaring it to the response state, so a head started lazily without Content-Length gets the field and nothing holds the body to it. Breaks `RGI-CL-10`.
+    SinkAddsHintedLength,
     /// Gives an application that declares `InputUse::None` an input without the body. Breaks
     /// `RGI-HINT-6`.
     HintsSkipTheBody,
@@ -463,6 +465,7 @@ impl Fault {
         Fault::ReadsOversizedBody,
         Fault::StalledHeadClosesSilently,
         Fault::IdleCloseSends408,
+        Fault::SinkAddsHintedLength,
         Fault::HintsSkipTheBody,
         Fault::OneRequestAtATime,
         Fault::SkipsBytesAfterBody,
@@ -611,6 +614,7 @@ impl Fault {
             Fault::ReadsOversizedBody => "RGI-LIMIT-4",
             Fault::StalledHeadClosesSilently => "RGI-LIMIT-5",
             Fault::IdleCloseSends408 => "RGI-LIMIT-6",
+            Fault::SinkAddsHintedLength => "RGI-CL-10",
             Fault::HintsSkipTheBody => "RGI-HINT-6",
             Fault::OneRequestAtATime => "RGI-HINT-5",
             Fault::SkipsBytesAfterBody => "RGI-INPUT-3",
@@ -766,6 +770,7 @@ impl Fault {
             Fault::ReadsOversizedBody => Some("rgi_limit_4_declared_body_over_limit_is_413"),
             Fault::StalledHeadClosesSilently => Some("rgi_limit_5_stalled_head_is_408"),
             Fault::IdleCloseSends408 => Some("rgi_limit_6_idle_connection_closed_silently"),
+            Fault::SinkAddsHintedLength => Some("rgi_cl_10_declared_length_joins_a_lazy_head"),
             Fault::HintsSkipTheBody => Some("rgi_hint_6_hints_do_not_change_the_input"),
             Fault::OneRequestAtATime => Some("rgi_hint_5_blocking_app_does_not_stall_others"),
             Fault::SkipsBytesAfterBody => Some("rgi_input_3_content_length_body_read_exactly"),
@@ -1268,6 +1273,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::IdleCloseSends408,
         "rgi_limit_6_idle_connection_closed_silently",
         "RGI-LIMIT-6",
+    ),
+    (
+        Fault::SinkAddsHintedLength,
+        "rgi_cl_10_declared_length_joins_a_lazy_head",
+        "RGI-CL-10",
     ),
     (
         Fault::HintsSkipTheBody,

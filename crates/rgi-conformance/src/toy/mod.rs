@@ -41,8 +41,11 @@
 //!   `date` and the framing fields. Each chunk is written to the socket
 //!   (with `TCP_NODELAY`) before the next is pulled: unsent output is
 //!   bounded by the kernel's socket buffer plus one chunk
-//!   (`RGIA-OUT-2`). It does not compute a Content-Length from a body's
-//!   size hint (`RGI-CL-6` is optional).
+//!   (`RGIA-OUT-2`). When a synchronous body's `size_hint()` is exact
+//!   before its first pull and no head was sent, the toy declares it with
+//!   `ResponseState::declare_length` (`RGI-CL-6`, `RGI-CL-10`): the head
+//!   then carries it unless the application gave its own, and the state
+//!   holds the body to it.
 //! - Failures are handled by [`crate::rt::serve_sync`] and
 //!   [`crate::rt::serve_async`]: a bare 500 before the head, a close
 //!   without the last-chunk after it, a dropped body on disconnect.

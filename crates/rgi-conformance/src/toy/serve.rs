@@ -45,14 +45,23 @@ fn serve_sync<A: Application + ?Sized>(
     sink: &mut WireSink,
     ctx: &Arc<RequestCtx>,
 ) -> Served {
+    // RGI-CL-6 and RGI-CL-10: an exact size hint becomes the head's
+    // Content-Length through the response state, which enforces it.
+    let declare = |state: &mut rgi::ResponseState, sink: &mut WireSink, length: u64| {
+        if ctx.fault == Some(Fault::SinkAddsHintedLength) {
+            sink.add_length_itself(length);
+        } else {
+            let _refused_after_head = state.declare_length(length);
+        }
+    };
     if ctx.wraps_sync() {
         let wrapped = Wrapped {
             app: Arc::clone(app),
             ctx: Arc::clone(ctx),
         };
-        return rt::serve_sync(&wrapped, environ, sink);
+        return rt::serve_sync_hinted(&wrapped, environ, sink, declare);
     }
-    rt::serve_sync(&**app, environ, sink)
+    rt::serve_sync_hinted(&**app, environ, sink, declare)
 }
 
 fn serve_async<A: AsyncApplication + ?Sized>(

@@ -56,6 +56,9 @@ pub(crate) struct WireSink {
     pub(crate) after_upgrade: bool,
     /// A send failed: the client is gone.
     failed: bool,
+    /// The length [`Fault::SinkAddsHintedLength`] writes into a head
+    /// without one.
+    own_length: Option<u64>,
 }
 
 impl WireSink {
@@ -72,7 +75,15 @@ impl WireSink {
             queue: None,
             after_upgrade: false,
             failed: false,
+            own_length: None,
         }
+    }
+
+    /// [`Fault::SinkAddsHintedLength`]: the sink, not the response state,
+    /// puts `length` into a head that has no Content-Length, and nothing
+    /// holds the body to it.
+    pub(crate) fn add_length_itself(&mut self, length: u64) {
+        self.own_length = Some(length);
     }
 
     fn acts(&self, behaviour: Fault) -> bool {
@@ -191,9 +202,12 @@ impl WireSink {
             status = StatusCode::from_u16(class).unwrap_or(status);
         }
         let headers = head.headers();
+        let own_length = self
+            .own_length
+            .filter(|_| !headers.contains_key(header::CONTENT_LENGTH));
         let framing = if self.head_request || head.is_bodiless() {
             OutFraming::Bodiless
-        } else if headers.contains_key(header::CONTENT_LENGTH) {
+        } else if headers.contains_key(header::CONTENT_LENGTH) || own_length.is_some() {
             OutFraming::Length
         } else if self.version == Version::HTTP_11 || fault == Some(Fault::ChunkedOnHttp10) {
             OutFraming::Chunked
@@ -209,6 +223,9 @@ impl WireSink {
         );
         let mut bytes = out.into_bytes();
         write_fields(&mut bytes, headers, fault, self.head_request);
+        if let Some(length) = own_length.filter(|_| framing == OutFraming::Length) {
+            field(&mut bytes, b"content-length", length.to_string().as_bytes());
+        }
         if !headers.contains_key(header::DATE) && fault != Some(Fault::NoDate) {
             field(&mut bytes, b"date", http_date(SystemTime::now()).as_bytes());
         }

@@ -36,6 +36,7 @@ macro_rules! sync_case {
 
 mod body;
 mod connection;
+mod declared;
 mod environ;
 mod failure;
 mod file;
@@ -49,8 +50,8 @@ mod response;
     reason = "the case list macro names every case function"
 )]
 use self::{
-    body::*, connection::*, environ::*, failure::*, file::*, headers::*, input::*, protocol::*,
-    response::*,
+    body::*, connection::*, declared::*, environ::*, failure::*, file::*, headers::*, input::*,
+    protocol::*, response::*,
 };
 use crate::suite::Case;
 
@@ -143,6 +144,7 @@ macro_rules! __rgi_sync_cases {
             rgi_cl_1_never_more_than_declared
             rgi_cl_3_fewer_than_declared_closes
             rgi_cl_9_correct_framing
+            rgi_cl_10_declared_length_joins_a_lazy_head
             rgi_cl_8_close_delimited_on_http10
             // File bodies.
             rgi_file_2_file_body_served_exactly
