@@ -448,7 +448,7 @@ fn a_must_is_an_error_and_a_should_a_warning_in_one_request() {
     // Ignoring the second start's error may be reported too (RGI-START-9).
     assert_eq!(errors.first(), Some(&"RGI-START-7"), "{errors:?}");
     assert_eq!(warnings, ["RGI-HEAD-11"]);
-    assert_eq!(reports.errors()[0].level(), Some(Level::Must));
+    assert_eq!(reports.errors()[0].level(), Some(Level::MustNot));
 }
 
 #[test]
