@@ -63,18 +63,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Only half observable over the suite's transport: the suite speaks HTTP/1.1 (crates/rgi-conformance/src/suite/wire.rs) and no server under test speaks HTTP/2, so the case for an HTTP layer without interim responses cannot be run. The HTTP/1.0 half needs a case that sends an HTTP/1.0 request with `expect: 100-continue` and a body, and checks for no `100 Continue`, no 417, and the probe reading the whole body; it is not written yet.",
     ),
     (
-        "RGI-INPUT-17",
-        "The half every server shares is `rgi::Input`'s: the typed error, the status it maps to, and that every later read returns it without asking the source again (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The server's half, its de-chunking source recognising the malformed framing, is an in-process value passed to the input; on the wire it shows only as the answer of RGI-FAIL-10, and the suite has no case yet that sends a malformed chunked body to an application that propagates its read error.",
-    ),
-    (
-        "RGI-INPUT-18",
-        "The half every server shares is `rgi::Input`'s: the typed error, its 413 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). Counting a streamed body against the server's own limit happens in the server's source, out of the suite's sight except through the 413 of RGI-FAIL-10, which the suite has no case for yet.",
-    ),
-    (
-        "RGI-INPUT-19",
-        "The half every server shares is `rgi::Input`'s: the typed error of kind `TimedOut`, its 408 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The timeout itself runs in the server's source; a case would have to stall an upload for the server's configured timeout, which the suite does not know, so it has no case yet.",
-    ),
-    (
         "RGI-ERRS-3",
         "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
     ),
@@ -127,10 +115,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A property of the server's configuration and documentation, not of one exchange: that every limit can be configured, is finite and has a documented default is read in the server's manual and configuration types. A run can only show that a limit exists at some value (RGI-LIMIT-2 to RGI-LIMIT-8); it cannot show that the value is configurable or that no setting switches the limit off.",
     ),
     (
-        "RGI-LIMIT-7",
-        "Not yet judged by a suite case: the case needs the typed stalled-body error of `rgi::InputError` (the client body errors), which the toy's input does not return yet. With the server's declared stalled-body time (`Claims::limits`, `Limits::body_time`), a client would send part of a declared body and stop while the probe reads; the probe would see the typed error and the client a 408 and a close (or an incomplete response when the probe streamed its head first).",
-    ),
-    (
         "RGI-LIMIT-8",
         "Out of the suite's sight: `ServerUnderTest::start` serves plain HTTP/1.1 without TLS and without protocol detection, so the phases this clause bounds do not occur in a suite run. A case needs a server started with TLS (or with HTTP/2 detection) and short phase times, and a client that connects and then sends nothing or half a handshake.",
     ),
@@ -173,10 +157,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-H2-11",
         "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1), and no probe route accepts an upgrade over extended CONNECT. A case would send an extended CONNECT with `:protocol`, check the probe's environ, accept, and check for a 200 response and an echo over the stream.",
-    ),
-    (
-        "RGI-FAIL-10",
-        "Finding the client's fault in whatever the application propagated is `rgi::client_body_error`, implemented once (crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`, `an_application_that_propagates_a_client_error_is_answered_with_its_status`). That a server then answers the status with `connection: close` and reads nothing more is observable, but the suite has no case yet that makes a server's source report a client error (RGI-INPUT-17..19).",
     ),
     (
         "RGI-FAIL-11",

@@ -296,10 +296,22 @@ fn fail<S: ResponseSink>(state: &ResponseState, sink: &mut S, stop: Stop) -> Out
         Stop::Transport(error) => Outcome::Disconnected { error },
         Stop::Application(error) if state.is_head_sent() => Outcome::FailedAfterHead { error },
         Stop::Application(error) => {
-            let head = ResponseHead::new(StatusCode::INTERNAL_SERVER_ERROR).with_header(
-                http::header::CONTENT_LENGTH,
-                http::HeaderValue::from_static("0"),
-            );
+            // RGI-FAIL-10: the client's fault, propagated by the
+            // application, is answered with its status, and the
+            // connection, whose body is in doubt, closes after it.
+            let client_status = rgi::client_body_error(&*error).and_then(rgi::InputError::status);
+            let mut head =
+                ResponseHead::new(client_status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+                    .with_header(
+                        http::header::CONTENT_LENGTH,
+                        http::HeaderValue::from_static("0"),
+                    );
+            if client_status.is_some() {
+                head = head.with_header(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             match sink.send_head(&head) {
                 Ok(()) => Outcome::FailedBeforeHead { error },
                 Err(error) => Outcome::Disconnected { error },

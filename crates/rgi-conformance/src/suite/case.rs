@@ -24,7 +24,7 @@ pub enum Needs {
     AfterResponse,
     /// The upgrade.
     Upgrade,
-    /// Head-read and idle keep-alive times of at most
+    /// Head-read, idle keep-alive and stalled-body times of at most
     /// [`Limits::LONGEST_TIMED`](super::Limits::LONGEST_TIMED), so that the
     /// case can wait them out.
     ShortTimes,
@@ -45,8 +45,9 @@ impl Needs {
             Needs::Upgrade => (claims.asynchronous && claims.upgrade, "the upgrade"),
             Needs::ShortTimes => (
                 claims.limits.head_time <= super::Limits::LONGEST_TIMED
-                    && claims.limits.idle_time <= super::Limits::LONGEST_TIMED,
-                "head-read and idle times the suite can wait out (at most 10 s)",
+                    && claims.limits.idle_time <= super::Limits::LONGEST_TIMED
+                    && claims.limits.body_time <= super::Limits::LONGEST_TIMED,
+                "head-read, idle and stalled-body times the suite can wait out (at most 10 s)",
             ),
         };
         (!claimed).then_some(what)

@@ -67,6 +67,12 @@ enum Chunk {
 enum Failure {
     /// The body ended early: bytes announced so far, bytes received.
     Truncated { declared: u64, received: u64 },
+    /// The chunked framing is broken (`RGI-INPUT-17`).
+    Malformed(String),
+    /// A chunked body passed the body limit (`RGI-INPUT-18`).
+    OverLimit(u64),
+    /// No body byte came within the stalled-body time (`RGI-INPUT-19`).
+    Stalled(Duration),
     Other {
         kind: io::ErrorKind,
         message: String,
@@ -74,15 +80,26 @@ enum Failure {
 }
 
 impl Failure {
-    fn error(&self) -> io::Error {
-        match self {
+    /// The error a read returns; `untyped` is
+    /// [`Fault::UntypedBodyErrors`](super::Fault::UntypedBodyErrors), which
+    /// hides the client's fault in a plain `io::Error`.
+    fn error(&self, untyped: bool) -> io::Error {
+        let typed = match self {
             Failure::Truncated { declared, received } => InputError::Truncated {
                 declared: *declared,
                 received: *received,
-            }
-            .into(),
-            Failure::Other { kind, message } => io::Error::new(*kind, message.clone()),
+            },
+            Failure::Malformed(reason) => InputError::MalformedBody {
+                reason: reason.clone(),
+            },
+            Failure::OverLimit(limit) => InputError::BodyLimitExceeded { limit: *limit },
+            Failure::Stalled(timeout) => InputError::BodyTimedOut { timeout: *timeout },
+            Failure::Other { kind, message } => return io::Error::new(*kind, message.clone()),
+        };
+        if untyped && !matches!(self, Failure::Truncated { .. }) {
+            return io::Error::new(io::ErrorKind::InvalidData, typed.to_string());
         }
+        typed.into()
     }
 }
 
@@ -95,6 +112,8 @@ pub(crate) struct BodyFlags {
     pub(crate) skip_after: bool,
     /// [`Fault::TrailersLeftOnConnection`](super::Fault::TrailersLeftOnConnection).
     pub(crate) keep_trailers: bool,
+    /// [`Fault::UntypedBodyErrors`](super::Fault::UntypedBodyErrors).
+    pub(crate) untyped_errors: bool,
 }
 
 /// The request whose body is current on a connection.
@@ -318,16 +337,25 @@ impl ReadSide {
     }
 
     fn fail(&mut self, failure: Failure) -> io::Error {
-        let error = failure.error();
+        let error = failure.error(self.body.flags.untyped_errors);
         self.body.progress = Progress::Failed(failure);
         error
     }
 
+    /// A failed read of the connection as the body's error: a read that
+    /// timed out is the client stalling, invalid data its malformed body.
     fn io_failure(&mut self, err: &io::Error) -> io::Error {
-        self.fail(Failure::Other {
-            kind: err.kind(),
-            message: err.to_string(),
-        })
+        let failure = match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                Failure::Stalled(request::LIMITS.body_time)
+            }
+            io::ErrorKind::InvalidData => Failure::Malformed(err.to_string()),
+            kind => Failure::Other {
+                kind,
+                message: err.to_string(),
+            },
+        };
+        self.fail(failure)
     }
 
     /// Copies buffered bytes, or reads straight from the socket when the
@@ -381,7 +409,9 @@ impl ReadSide {
         loop {
             match self.body.progress.clone() {
                 Progress::Done => return Ok(0),
-                Progress::Failed(failure) => return Err(failure.error()),
+                Progress::Failed(failure) => {
+                    return Err(failure.error(self.body.flags.untyped_errors));
+                }
                 Progress::Length { remaining } => {
                     let want = out
                         .len()
@@ -435,6 +465,7 @@ impl ReadSide {
                     Err(err) => return Err(self.io_failure(&err)),
                 };
                 let size = parse_chunk_size(&self.buffered()[..line]);
+                let shown = String::from_utf8_lossy(&self.buffered()[..line.min(64)]).into_owned();
                 self.consume(line);
                 match size {
                     Some(0) if self.body.flags.keep_trailers => {
@@ -447,13 +478,17 @@ impl ReadSide {
                     }
                     Some(size) => {
                         self.body.announced = self.body.announced.saturating_add(size);
+                        if self.body.announced > request::LIMITS.body {
+                            // RGI-LIMIT-4: counted as the sizes arrive, so
+                            // no byte past the limit is read.
+                            return Err(self.fail(Failure::OverLimit(request::LIMITS.body)));
+                        }
                         self.body.progress = Progress::Chunked(Chunk::Data { remaining: size });
                     }
                     None => {
-                        return Err(self.fail(Failure::Other {
-                            kind: io::ErrorKind::InvalidData,
-                            message: "chunked body: malformed chunk-size line".into(),
-                        }));
+                        return Err(self.fail(Failure::Malformed(format!(
+                            "chunked body: malformed chunk-size line {shown:?}"
+                        ))));
                     }
                 }
                 Ok(None)
@@ -485,10 +520,9 @@ impl ReadSide {
                     }
                 }
                 if &self.buffered()[..2] != b"\r\n" {
-                    return Err(self.fail(Failure::Other {
-                        kind: io::ErrorKind::InvalidData,
-                        message: "chunked body: chunk data not followed by CRLF".into(),
-                    }));
+                    return Err(self.fail(Failure::Malformed(
+                        "chunked body: chunk data not followed by CRLF".into(),
+                    )));
                 }
                 self.consume(2);
                 self.body.progress = Progress::Chunked(Chunk::Size);
@@ -509,13 +543,10 @@ impl ReadSide {
                 }
                 let seen = seen + line;
                 if seen > request::LIMITS.header_size {
-                    return Err(self.fail(Failure::Other {
-                        kind: io::ErrorKind::InvalidData,
-                        message: format!(
-                            "chunked body: trailer section longer than {} bytes",
-                            request::LIMITS.header_size
-                        ),
-                    }));
+                    return Err(self.fail(Failure::Malformed(format!(
+                        "chunked body: trailer section longer than {} bytes",
+                        request::LIMITS.header_size
+                    ))));
                 }
                 self.body.progress = Progress::Chunked(Chunk::Trailers { seen });
                 Ok(None)

@@ -174,6 +174,12 @@ pub enum Fault {
     IdleCloseSends408,
     /// Puts the length of an exact size hint into the head in its sink instead of declaring it to the response state, so a head started lazily without Content-Length gets the field and nothing holds the body to it. Breaks `RGI-CL-10`.
     SinkAddsHintedLength,
+    /// Fails the reads of a malformed or oversized chunked body with a plain `io::Error` instead of the typed `InputError`, so an application that propagates it gets a 500. Breaks `RGI-INPUT-17`.
+    UntypedBodyErrors,
+    /// Answers 500 when the application propagates the client's typed body error before its head, instead of the status the error names. Breaks `RGI-FAIL-10`.
+    ClientErrorIs500,
+    /// Answers the 408 of a stalled body without `connection: close`. Breaks `RGI-LIMIT-7`.
+    StalledBodyKeepsConnection,
     /// Gives an application that declares `InputUse::None` an input without the body. Breaks
     /// `RGI-HINT-6`.
     HintsSkipTheBody,
@@ -466,6 +472,9 @@ impl Fault {
         Fault::StalledHeadClosesSilently,
         Fault::IdleCloseSends408,
         Fault::SinkAddsHintedLength,
+        Fault::UntypedBodyErrors,
+        Fault::ClientErrorIs500,
+        Fault::StalledBodyKeepsConnection,
         Fault::HintsSkipTheBody,
         Fault::OneRequestAtATime,
         Fault::SkipsBytesAfterBody,
@@ -615,6 +624,9 @@ impl Fault {
             Fault::StalledHeadClosesSilently => "RGI-LIMIT-5",
             Fault::IdleCloseSends408 => "RGI-LIMIT-6",
             Fault::SinkAddsHintedLength => "RGI-CL-10",
+            Fault::UntypedBodyErrors => "RGI-INPUT-17",
+            Fault::ClientErrorIs500 => "RGI-FAIL-10",
+            Fault::StalledBodyKeepsConnection => "RGI-LIMIT-7",
             Fault::HintsSkipTheBody => "RGI-HINT-6",
             Fault::OneRequestAtATime => "RGI-HINT-5",
             Fault::SkipsBytesAfterBody => "RGI-INPUT-3",
@@ -771,6 +783,13 @@ impl Fault {
             Fault::StalledHeadClosesSilently => Some("rgi_limit_5_stalled_head_is_408"),
             Fault::IdleCloseSends408 => Some("rgi_limit_6_idle_connection_closed_silently"),
             Fault::SinkAddsHintedLength => Some("rgi_cl_10_declared_length_joins_a_lazy_head"),
+            Fault::UntypedBodyErrors => {
+                Some("rgi_fail_10_client_body_error_answered_with_its_status")
+            }
+            Fault::ClientErrorIs500 => {
+                Some("rgi_fail_10_client_body_error_answered_with_its_status")
+            }
+            Fault::StalledBodyKeepsConnection => Some("rgi_limit_7_stalled_body_is_408"),
             Fault::HintsSkipTheBody => Some("rgi_hint_6_hints_do_not_change_the_input"),
             Fault::OneRequestAtATime => Some("rgi_hint_5_blocking_app_does_not_stall_others"),
             Fault::SkipsBytesAfterBody => Some("rgi_input_3_content_length_body_read_exactly"),
@@ -1278,6 +1297,21 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::SinkAddsHintedLength,
         "rgi_cl_10_declared_length_joins_a_lazy_head",
         "RGI-CL-10",
+    ),
+    (
+        Fault::UntypedBodyErrors,
+        "rgi_fail_10_client_body_error_answered_with_its_status",
+        "RGI-INPUT-17",
+    ),
+    (
+        Fault::ClientErrorIs500,
+        "rgi_fail_10_client_body_error_answered_with_its_status",
+        "RGI-FAIL-10",
+    ),
+    (
+        Fault::StalledBodyKeepsConnection,
+        "rgi_limit_7_stalled_body_is_408",
+        "RGI-LIMIT-7",
     ),
     (
         Fault::HintsSkipTheBody,

@@ -29,7 +29,14 @@
 //!   trailers discarded). A chunked body that ends early fails with
 //!   [`rgi::InputError::Truncated`] (its `declared` is what the chunk
 //!   sizes announced so far); a length-delimited one is reported as
-//!   truncated by [`rgi::Input`] itself. `100 Continue` goes out at the
+//!   truncated by [`rgi::Input`] itself. Broken chunked framing fails
+//!   with [`rgi::InputError::MalformedBody`], chunk sizes announcing more
+//!   than the body limit with [`rgi::InputError::BodyLimitExceeded`]
+//!   (before any byte past it is read), and 5 s without a body byte with
+//!   [`rgi::InputError::BodyTimedOut`]; an application that propagates
+//!   one of them before its head gets the status it names (400, 413, 408)
+//!   with `connection: close` instead of 500 (`RGI-FAIL-10`, through
+//!   [`rgi::client_body_error`] in the kit's drivers). `100 Continue` goes out at the
 //!   first read that reaches the connection, never after the final head.
 //! - After each response the toy drains at most 1 MiB of unread body
 //!   within 2 s, or closes the connection; read-ahead bytes belong to the

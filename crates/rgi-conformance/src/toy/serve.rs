@@ -259,6 +259,7 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
             is_async,
             skip_after: acts(fault, Fault::SkipsBytesAfterBody, is_async),
             keep_trailers: fault == Some(Fault::TrailersLeftOnConnection),
+            untyped_errors: fault == Some(Fault::UntypedBodyErrors),
         };
         read.begin(head.framing, head.expect_continue, flags);
         conn.readable.store(read.body.request, Ordering::SeqCst);

@@ -35,6 +35,7 @@ macro_rules! sync_case {
 }
 
 mod body;
+mod client_errors;
 mod connection;
 mod declared;
 mod environ;
@@ -50,8 +51,8 @@ mod response;
     reason = "the case list macro names every case function"
 )]
 use self::{
-    body::*, connection::*, declared::*, environ::*, failure::*, file::*, headers::*, input::*,
-    protocol::*, response::*,
+    body::*, client_errors::*, connection::*, declared::*, environ::*, failure::*, file::*,
+    headers::*, input::*, protocol::*, response::*,
 };
 use crate::suite::Case;
 
@@ -159,6 +160,8 @@ macro_rules! __rgi_sync_cases {
             rgi_fail_5_failure_after_head_ends_abnormally
             rgi_fail_6_no_error_text_after_the_head
             rgi_fail_7_output_without_start_is_500
+            rgi_fail_10_client_body_error_answered_with_its_status
+            rgi_limit_7_stalled_body_is_408
             rgi_fail_8_disconnect_drops_the_body_promptly
             rgi_fail_8_write_after_disconnect_is_a_transport_error
             // Connections.
