@@ -55,10 +55,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
     ),
     (
-        "RGI-INPUT-22",
-        "Exercised, but reported under another clause: the second half of the suite case `rgi_input_13_no_100_continue_for_unread_body` (in crates/rgi-conformance/src/suite/cases/synchronous/input.rs) has its probe send its head and then read the body, has the client send the body unprompted, and fails unless the probe reads all of it; its failures name RGI-INPUT-13, because that case predates this clause. Listing RGI-INPUT-22 among the case's clauses would turn this reason into a check.",
-    ),
-    (
         "RGI-INPUT-23",
         "Only half observable over the suite's transport: the suite speaks HTTP/1.1 (crates/rgi-conformance/src/suite/wire.rs) and no server under test speaks HTTP/2, so the case for an HTTP layer without interim responses cannot be run. The HTTP/1.0 half needs a case that sends an HTTP/1.0 request with `expect: 100-continue` and a body, and checks for no `100 Continue`, no 417, and the probe reading the whole body; it is not written yet.",
     ),

@@ -180,6 +180,8 @@ pub enum Fault {
     ClientErrorIs500,
     /// Answers the 408 of a stalled body without `connection: close`. Breaks `RGI-LIMIT-7`.
     StalledBodyKeepsConnection,
+    /// Sends `100 Continue` at the first read of the body even when the final head has already gone out. Breaks `RGI-INPUT-13`.
+    ContinueAfterHead,
     /// Gives an application that declares `InputUse::None` an input without the body. Breaks
     /// `RGI-HINT-6`.
     HintsSkipTheBody,
@@ -475,6 +477,7 @@ impl Fault {
         Fault::UntypedBodyErrors,
         Fault::ClientErrorIs500,
         Fault::StalledBodyKeepsConnection,
+        Fault::ContinueAfterHead,
         Fault::HintsSkipTheBody,
         Fault::OneRequestAtATime,
         Fault::SkipsBytesAfterBody,
@@ -627,6 +630,7 @@ impl Fault {
             Fault::UntypedBodyErrors => "RGI-INPUT-17",
             Fault::ClientErrorIs500 => "RGI-FAIL-10",
             Fault::StalledBodyKeepsConnection => "RGI-LIMIT-7",
+            Fault::ContinueAfterHead => "RGI-INPUT-13",
             Fault::HintsSkipTheBody => "RGI-HINT-6",
             Fault::OneRequestAtATime => "RGI-HINT-5",
             Fault::SkipsBytesAfterBody => "RGI-INPUT-3",
@@ -790,6 +794,7 @@ impl Fault {
                 Some("rgi_fail_10_client_body_error_answered_with_its_status")
             }
             Fault::StalledBodyKeepsConnection => Some("rgi_limit_7_stalled_body_is_408"),
+            Fault::ContinueAfterHead => Some("rgi_input_13_no_100_continue_for_unread_body"),
             Fault::HintsSkipTheBody => Some("rgi_hint_6_hints_do_not_change_the_input"),
             Fault::OneRequestAtATime => Some("rgi_hint_5_blocking_app_does_not_stall_others"),
             Fault::SkipsBytesAfterBody => Some("rgi_input_3_content_length_body_read_exactly"),
@@ -1312,6 +1317,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::StalledBodyKeepsConnection,
         "rgi_limit_7_stalled_body_is_408",
         "RGI-LIMIT-7",
+    ),
+    (
+        Fault::ContinueAfterHead,
+        "rgi_input_13_no_100_continue_for_unread_body",
+        "RGI-INPUT-13",
     ),
     (
         Fault::HintsSkipTheBody,
