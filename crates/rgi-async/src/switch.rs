@@ -134,7 +134,7 @@ impl SyncSwitch {
     ///
     /// struct Discard;
     /// impl ResponseSink for Discard {
-    ///     fn send_head(&mut self, _: &ResponseHead) -> std::io::Result<()> { Ok(()) }
+    ///     fn send_head(&mut self, _: ResponseHead) -> std::io::Result<()> { Ok(()) }
     ///     fn send_data(&mut self, _: Bytes) -> std::io::Result<()> { Ok(()) }
     /// }
     ///

@@ -487,8 +487,8 @@ impl Drop for Receiver {
 struct RelaySink<'a>(&'a Sender);
 
 impl ResponseSink for RelaySink<'_> {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
-        self.0.send(Message::Head(head.clone()))
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.0.send(Message::Head(head))
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {

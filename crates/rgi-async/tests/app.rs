@@ -383,7 +383,7 @@ fn a_middleware_wraps_the_continuation_so_its_interception_survives_the_switch()
 struct NullSink;
 
 impl rgi::ResponseSink for NullSink {
-    fn send_head(&mut self, _: &rgi::ResponseHead) -> std::io::Result<()> {
+    fn send_head(&mut self, _: rgi::ResponseHead) -> std::io::Result<()> {
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use rgi::{Application, Body, BoxError, Environ, ResponseHead, ResponseSink, Resp
 struct Http11(Vec<u8>);
 
 impl ResponseSink for Http11 {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
         let status = head.status();
         let reason = status.canonical_reason().unwrap_or("");
         self.0

@@ -5,14 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::body::Body;
+use crate::box_error::BoxError;
 use crate::environ::Environ;
 use crate::hints::Hints;
 use crate::response::StartResponse;
-
-/// The error an application, a body or a middleware returns: any error that
-/// can cross threads. The server logs it; the client never sees it
-/// (`[RGI-FAIL-4]`).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A web application: called once per request, from any thread, possibly
 /// many times at once.

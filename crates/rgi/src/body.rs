@@ -5,9 +5,11 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::app::BoxError;
+use crate::box_error::BoxError;
 use crate::file::FileBody;
+use crate::head::ResponseHead;
 use crate::response::StartResponse;
+use crate::response_error::StartError;
 
 /// The body of a response, pulled chunk by chunk by the server.
 ///
@@ -155,5 +157,54 @@ where
 impl<I> fmt::Debug for Iter<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+/// A file body is read like any body by servers that cannot send it by
+/// other means; `file()` lets the others find it (`[RGI-FILE-2]`).
+impl Body for FileBody {
+    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        self.read_next().map_err(BoxError::from).transpose()
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.remaining()
+    }
+
+    fn file(&mut self) -> Option<&mut FileBody> {
+        Some(self)
+    }
+}
+
+impl StartResponse<'_> {
+    /// Starts the response from an [`http::Response`] whose body is an RGI
+    /// body: its status and header fields become the head, and the body is
+    /// returned for the application to return from `call`. The version and
+    /// extensions of the response are not part of an RGI head and are
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`StartResponse::start`]; the body is dropped then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Response, StatusCode, header};
+    ///
+    /// let app = rgi::from_fn(|_environ, start| {
+    ///     let response = Response::builder()
+    ///         .status(StatusCode::CREATED)
+    ///         .header(header::CONTENT_TYPE, "text/plain")
+    ///         .body(Bytes::from_static(b"made it"))?;
+    ///     Ok(start.respond(response)?)
+    /// });
+    /// # let _ = app;
+    /// ```
+    pub fn respond<B: Body>(&mut self, response: http::Response<B>) -> Result<B, StartError> {
+        let (parts, body) = response.into_parts();
+        self.start(ResponseHead::from_parts(parts.status, parts.headers))?;
+        Ok(body)
     }
 }

@@ -6,14 +6,10 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::app::BoxError;
-use crate::body::Body;
-use crate::response::StartResponse;
-
 /// A body that is a range of a file.
 ///
 /// Servers that can send files directly (`sendfile`) find it through
-/// [`Body::file`], send from [`offset`](FileBody::offset) and report progress
+/// [`Body::file`](crate::Body::file), send from [`offset`](FileBody::offset) and report progress
 /// with [`advance`](FileBody::advance); every other server reads it like any
 /// body, chunk by chunk. Nothing is read or sent before the server has the
 /// body back from the application (`[RGI-FILE-6]`).
@@ -118,7 +114,7 @@ impl FileBody {
         self.remaining = self.remaining.map(|remaining| remaining - sent);
     }
 
-    fn read_next(&mut self) -> io::Result<Option<Bytes>> {
+    pub(crate) fn read_next(&mut self) -> io::Result<Option<Bytes>> {
         let want = self.remaining.map_or(self.chunk_size, |remaining| {
             usize::try_from(remaining).map_or(self.chunk_size, |r| r.min(self.chunk_size))
         });
@@ -149,19 +145,5 @@ impl FileBody {
         self.cursor += read as u64;
         self.advance(read as u64);
         Ok(Some(buf.freeze()))
-    }
-}
-
-impl Body for FileBody {
-    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
-        self.read_next().map_err(BoxError::from).transpose()
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        self.remaining
-    }
-
-    fn file(&mut self) -> Option<&mut FileBody> {
-        Some(self)
     }
 }

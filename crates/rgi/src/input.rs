@@ -726,8 +726,12 @@ impl Input {
     ///
     /// [`InputError::TooLarge`] if the rest of the body exceeds `limit`;
     /// [`InputError::Truncated`] if the source ends before the declared
-    /// length; [`InputError::Io`] for the source's other I/O errors
-    /// ([`io::ErrorKind::Interrupted`] is retried).
+    /// length; the client errors a server's source reports
+    /// ([`InputError::MalformedBody`], [`InputError::BodyLimitExceeded`],
+    /// [`InputError::BodyTimedOut`]); [`InputError::Io`] for the source's
+    /// other I/O errors ([`io::ErrorKind::Interrupted`] is retried). Bytes
+    /// read before an error are consumed and counted by
+    /// [`bytes_read`](Input::bytes_read), not returned.
     ///
     /// # Examples
     ///

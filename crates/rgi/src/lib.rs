@@ -56,7 +56,7 @@
 //! #     use rgi::Body;
 //! #     struct W(Vec<u8>, Option<StatusCode>);
 //! #     impl rgi::ResponseSink for W {
-//! #         fn send_head(&mut self, h: &ResponseHead) -> std::io::Result<()> { self.1 = Some(h.status()); Ok(()) }
+//! #         fn send_head(&mut self, h: ResponseHead) -> std::io::Result<()> { self.1 = Some(h.status()); Ok(()) }
 //! #         fn send_data(&mut self, d: Bytes) -> std::io::Result<()> { self.0.extend_from_slice(&d); Ok(()) }
 //! #     }
 //! #     let (mut state, mut w) = (rgi::ResponseState::new(env.method()), W(Vec::new(), None));
@@ -198,7 +198,7 @@
 //! # }));
 //! # struct W(Option<ResponseHead>);
 //! # impl rgi::ResponseSink for W {
-//! #     fn send_head(&mut self, h: &ResponseHead) -> std::io::Result<()> { self.0 = Some(h.clone()); Ok(()) }
+//! #     fn send_head(&mut self, h: ResponseHead) -> std::io::Result<()> { self.0 = Some(h); Ok(()) }
 //! #     fn send_data(&mut self, _: Bytes) -> std::io::Result<()> { Ok(()) }
 //! # }
 //! # let env = Environ::builder().build()?;
@@ -216,22 +216,28 @@
 
 mod app;
 mod body;
+mod box_error;
 mod environ;
 mod errors;
 mod file;
+mod head;
 mod hints;
 mod input;
 mod response;
+mod response_error;
 mod state;
 mod version;
 
-pub use app::{Application, BoxError, FnApplication, from_fn};
+pub use app::{Application, FnApplication, from_fn};
 pub use body::{Body, Empty, Iter, from_iter};
+pub use box_error::BoxError;
 pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, UrlScheme};
 pub use errors::Errors;
 pub use file::FileBody;
+pub use head::{HeadError, ResponseHead};
 pub use hints::{Hints, InputUse};
 pub use input::{AsyncSource, Input, InputError, client_body_error};
-pub use response::{HeadError, Intercept, ResponseHead, SendError, StartError, StartResponse};
+pub use response::{Intercept, StartResponse};
+pub use response_error::{SendError, StartError};
 pub use state::{DeclareError, FinishError, ResponseSink, ResponseState};
 pub use version::{SPEC_VERSION, SpecVersion};

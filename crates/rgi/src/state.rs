@@ -4,11 +4,12 @@
 use std::io;
 
 use bytes::Bytes;
-use http::Method;
 use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::{Method, StatusCode};
 
-use crate::app::BoxError;
-use crate::response::{ResponseHead, SendError, StartError, StartResponse};
+use crate::box_error::BoxError;
+use crate::head::ResponseHead;
+use crate::response_error::{SendError, StartError};
 
 /// A server's transport for one response.
 ///
@@ -19,12 +20,16 @@ use crate::response::{ResponseHead, SendError, StartError, StartResponse};
 /// 304 responses. The sink adds what HTTP needs (`Date`, framing) and must
 /// hand each chunk to the connection before returning (`[RGI-BODY-4]`).
 pub trait ResponseSink {
-    /// Sends (or queues, to go out with the next data) the head.
+    /// Sends (or queues, to go out with the next data) the head, which the
+    /// sink now owns: a server whose HTTP layer wants an owned header map
+    /// (hyper does) moves it on without a copy. The head carries the
+    /// Content-Length the state enforces (`[RGI-CL-10]`).
     ///
     /// # Errors
     ///
-    /// Any transport failure; the response is then abandoned.
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()>;
+    /// Any transport failure; the response is then abandoned, and the head
+    /// counts as sent.
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()>;
 
     /// Sends one non-empty chunk of the body.
     ///
@@ -36,7 +41,7 @@ pub trait ResponseSink {
 
 /// The state of one response, owned by the server for one request.
 ///
-/// The server lends [`StartResponse`] handles from it, passes it every chunk
+/// The server lends [`StartResponse`](crate::StartResponse) handles from it, passes it every chunk
 /// the body yields, and calls [`finish`](ResponseState::finish) when the body
 /// ends. It enforces when the head goes out, Content-Length, HEAD and the
 /// bodiless statuses, so a server only moves bytes.
@@ -52,7 +57,7 @@ pub trait ResponseSink {
 ///
 /// struct Wire(Vec<u8>);
 /// impl ResponseSink for Wire {
-///     fn send_head(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+///     fn send_head(&mut self, head: ResponseHead) -> std::io::Result<()> {
 ///         self.0.extend_from_slice(format!("HTTP/1.1 {}\r\n\r\n", head.status()).as_bytes());
 ///         Ok(())
 ///     }
@@ -80,8 +85,10 @@ pub trait ResponseSink {
 /// ```
 #[derive(Debug)]
 pub struct ResponseState {
+    /// The head the application stored, until it goes to the sink.
     head: Option<ResponseHead>,
-    head_sent: bool,
+    /// The status of the head once it went to the sink, which owns it now.
+    sent_status: Option<StatusCode>,
     head_request: bool,
     /// The Content-Length of the stored head, which wins over the server's.
     app_length: Option<u64>,
@@ -100,7 +107,7 @@ impl ResponseState {
     pub fn new(request_method: &Method) -> Self {
         ResponseState {
             head: None,
-            head_sent: false,
+            sent_status: None,
             head_request: request_method == Method::HEAD,
             app_length: None,
             server_length: None,
@@ -109,34 +116,33 @@ impl ResponseState {
         }
     }
 
-    /// A handle to lend the application for [`Application::call`] or one
-    /// [`Body::next_chunk`].
-    ///
-    /// [`Application::call`]: crate::Application::call
-    /// [`Body::next_chunk`]: crate::Body::next_chunk
-    pub fn start_response<'a>(
-        &'a mut self,
-        sink: &'a mut (dyn ResponseSink + 'a),
-    ) -> StartResponse<'a> {
-        StartResponse::root(self, sink)
-    }
-
-    /// The head the application stored, if any.
+    /// The head the application stored, until it is sent: the sink gets
+    /// it by value then, and this returns `None` ([`status`](Self::status)
+    /// still tells the status that went out).
     #[must_use]
     pub fn head(&self) -> Option<&ResponseHead> {
         self.head.as_ref()
     }
 
+    /// The status of the stored head, or of the sent one.
+    #[must_use]
+    pub fn status(&self) -> Option<StatusCode> {
+        self.head
+            .as_ref()
+            .map(ResponseHead::status)
+            .or(self.sent_status)
+    }
+
     /// Whether the application has started the response.
     #[must_use]
     pub fn is_started(&self) -> bool {
-        self.head.is_some()
+        self.head.is_some() || self.sent_status.is_some()
     }
 
     /// Whether the head went to the sink.
     #[must_use]
     pub fn is_head_sent(&self) -> bool {
-        self.head_sent
+        self.sent_status.is_some()
     }
 
     /// Body bytes accepted so far (counted, though not sent, for HEAD).
@@ -155,14 +161,11 @@ impl ResponseState {
     /// nothing of it is sent (`[RGI-CL-1]`).
     #[must_use]
     pub fn wants_body(&self) -> bool {
-        let Some(head) = &self.head else {
+        let Some(status) = self.sent_status else {
             return true;
         };
-        if !self.head_sent {
-            return true;
-        }
         !(self.head_request
-            || head.is_bodiless()
+            || is_bodiless(status)
             || self.sent_length.is_some_and(|length| self.sent >= length))
     }
 
@@ -185,13 +188,11 @@ impl ResponseState {
         if chunk.is_empty() {
             return Ok(());
         }
-        let Some(head) = &self.head else {
+        let Some(status) = self.status() else {
             return Err(SendError::NotStarted);
         };
-        if head.is_bodiless() {
-            return Err(SendError::BodyNotAllowed {
-                status: head.status(),
-            });
+        if is_bodiless(status) {
+            return Err(SendError::BodyNotAllowed { status });
         }
         // The head goes out first, so the length checked below is the one
         // it carries, whoever declared it.
@@ -227,7 +228,7 @@ impl ResponseState {
     /// [`FinishError::NotStarted`] if no head is stored;
     /// [`FinishError::Transport`] if the sink fails.
     pub fn send_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> Result<(), FinishError> {
-        if self.head.is_none() {
+        if !self.is_started() {
             return Err(FinishError::NotStarted);
         }
         self.send_stored_head(sink)?;
@@ -246,7 +247,7 @@ impl ResponseState {
     /// declared length (the server already broke the limit; it must close
     /// the connection).
     pub fn record_sent(&mut self, count: u64) -> Result<(), SendError> {
-        if !self.head_sent {
+        if !self.is_head_sent() {
             return Err(SendError::NotStarted);
         }
         let attempted = self.sent.saturating_add(count);
@@ -286,7 +287,7 @@ impl ResponseState {
     /// # use http::{Method, StatusCode};
     /// # struct Wire;
     /// # impl ResponseSink for Wire {
-    /// #     fn send_head(&mut self, _: &ResponseHead) -> std::io::Result<()> { Ok(()) }
+    /// #     fn send_head(&mut self, _: ResponseHead) -> std::io::Result<()> { Ok(()) }
     /// #     fn send_data(&mut self, _: Bytes) -> std::io::Result<()> { Ok(()) }
     /// # }
     /// let (mut state, mut wire) = (ResponseState::new(&Method::GET), Wire);
@@ -309,7 +310,7 @@ impl ResponseState {
     /// length` into it and enforces it exactly like one the application
     /// declared; the server never adds the field itself. An application's
     /// Content-Length wins, whenever it was stored. The declaration is
-    /// dropped by a [`StartResponse::replace`] made after it (an error
+    /// dropped by a [`StartResponse::replace`](crate::StartResponse::replace) made after it (an error
     /// response is not the body the hint described), and ignored for a
     /// HEAD request and for 204 and 304, whose heads carry only what the
     /// application gave them (`[RGI-BODY-15]`). A later declaration
@@ -320,7 +321,7 @@ impl ResponseState {
     /// [`DeclareError::HeadAlreadySent`] once the head has been sent: its
     /// framing is fixed, and nothing changes.
     pub fn declare_length(&mut self, length: u64) -> Result<(), DeclareError> {
-        if self.head_sent {
+        if self.is_head_sent() {
             return Err(DeclareError::HeadAlreadySent {
                 length,
                 sent: self.sent_length,
@@ -342,10 +343,10 @@ impl ResponseState {
     /// sent (the server must close the connection: the message cannot be
     /// completed); [`FinishError::Transport`] if the sink fails.
     pub fn finish(&mut self, sink: &mut (dyn ResponseSink + '_)) -> Result<u64, FinishError> {
-        let Some(head) = &self.head else {
+        let Some(status) = self.status() else {
             return Err(FinishError::NotStarted);
         };
-        let bodiless = head.is_bodiless();
+        let bodiless = is_bodiless(status);
         self.send_stored_head(sink)?;
         match self.sent_length {
             Some(declared) if self.sent < declared && !self.head_request && !bodiless => {
@@ -363,10 +364,7 @@ impl ResponseState {
     /// declaration written into it (`[RGI-CL-10]`). Does nothing without a
     /// stored head; callers report that themselves.
     fn send_stored_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> io::Result<()> {
-        if self.head_sent {
-            return Ok(());
-        }
-        let Some(head) = &mut self.head else {
+        let Some(mut head) = self.head.take() else {
             return Ok(());
         };
         let length = match (self.app_length, self.server_length) {
@@ -378,28 +376,28 @@ impl ResponseState {
             }
             (None, _) => None,
         };
-        sink.send_head(head)?;
-        self.head_sent = true;
+        // Sent even if the sink fails: part of it may be on the wire, so it
+        // can no longer be replaced.
+        self.sent_status = Some(head.status());
         self.sent_length = length;
-        Ok(())
+        sink.send_head(head)
     }
 
     /// Stores a head for [`StartResponse::start`] (`cause` is `None`) and
-    /// [`StartResponse::replace`].
+    /// [`StartResponse::replace`](crate::StartResponse::replace).
     pub(crate) fn store_head(
         &mut self,
         head: ResponseHead,
         cause: Option<BoxError>,
     ) -> Result<(), StartError> {
-        match (&self.head, cause) {
+        match (self.status(), cause) {
             (Some(current), None) => Err(StartError::AlreadyStarted {
-                current: current.status(),
+                current,
                 attempted: head.status(),
             }),
-            (Some(current), Some(cause)) if self.head_sent => Err(StartError::HeadAlreadySent {
-                status: current.status(),
-                cause,
-            }),
+            (Some(status), Some(cause)) if self.is_head_sent() => {
+                Err(StartError::HeadAlreadySent { status, cause })
+            }
             (_, cause) => match head.validate() {
                 Ok(declared) => {
                     if cause.is_some() {
@@ -454,4 +452,10 @@ pub enum FinishError {
     /// The transport failed (`[RGI-FAIL-8]`).
     #[error("transport failed: {0}")]
     Transport(#[from] io::Error),
+}
+
+/// Whether a response with this status carries no body whatever the request
+/// was (204 and 304).
+fn is_bodiless(status: StatusCode) -> bool {
+    status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
 }

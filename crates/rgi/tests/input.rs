@@ -825,3 +825,24 @@ proptest! {
         prop_assert!(input.is_finished());
     }
 }
+
+/// Found by the `input` fuzz target (`fuzz/fuzz_targets/input.rs`): bytes
+/// `read_to_bytes` read before the body turned out truncated are consumed,
+/// counted and not returned, and the error stays.
+#[test]
+fn fuzz_read_to_bytes_consumes_what_it_read_before_a_truncation() {
+    let mut input = Input::new(&[255u8][..], Some(54_306));
+    assert!(matches!(
+        input.read_to_bytes(4_342_338),
+        Err(InputError::Truncated {
+            declared: 54_306,
+            received: 1
+        })
+    ));
+    assert_eq!(input.bytes_read(), 1);
+    assert!(matches!(
+        input.read_to_bytes(usize::MAX),
+        Err(InputError::Truncated { .. })
+    ));
+    assert_eq!(input.bytes_read(), 1);
+}

@@ -322,3 +322,30 @@ fn d10_extreme_sizes_and_lengths_never_overflow() {
     assert_eq!(input.read_line_limited(&mut line, usize::MAX).unwrap(), 5);
     assert_eq!(input.read_to_bytes(usize::MAX).unwrap(), "rest");
 }
+
+/// D10 as the `input` fuzz target found it again with the fix reverted
+/// (`fuzz/fuzz_targets/input.rs`): an asynchronous source, a line read that
+/// leaves bytes buffered, then a poll for up to `usize::MAX`.
+#[test]
+fn d10_fuzz_crash_line_read_then_unbounded_poll() {
+    /// Hands out everything at once, then ends.
+    struct Once(Bytes);
+    impl AsyncSource for Once {
+        fn poll_chunk(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: usize,
+        ) -> Poll<io::Result<Bytes>> {
+            Poll::Ready(Ok(std::mem::take(&mut self.0)))
+        }
+    }
+    let data = [7, 255, 255, 255, 95, 10, 1];
+    let mut input = Input::from_async(Once(Bytes::copy_from_slice(&data)), None);
+    let mut line = Vec::new();
+    input.read_until(b'\n', &mut line).unwrap();
+    assert_eq!(line, data[..6]);
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk[..] == [1]));
+    assert_eq!(input.read(&mut []).unwrap(), 0);
+    assert!(matches!(poll(&mut input, usize::MAX), Poll::Ready(Ok(chunk)) if chunk.is_empty()));
+    assert_eq!(input.bytes_read(), 7);
+}

@@ -586,3 +586,157 @@ fn a_server_computed_length_is_enforced_like_a_declared_one_but_never_overrides_
         })
     ));
 }
+
+#[test]
+fn the_sink_owns_the_sent_head_and_the_state_keeps_its_status() {
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    state
+        .start_response(&mut wire)
+        .start(StatusCode::CREATED)
+        .unwrap();
+    assert_eq!(
+        state.head().map(ResponseHead::status),
+        Some(StatusCode::CREATED)
+    );
+    state
+        .send_chunk(&mut wire, Bytes::from_static(b"x"))
+        .unwrap();
+    assert!(state.head().is_none(), "the sink has it now");
+    assert_eq!(state.status(), Some(StatusCode::CREATED));
+    assert!(state.is_started() && state.is_head_sent());
+    let err = state
+        .start_response(&mut wire)
+        .replace(StatusCode::INTERNAL_SERVER_ERROR, "late")
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StartError::HeadAlreadySent {
+            status: StatusCode::CREATED,
+            ..
+        }
+    ));
+    assert_eq!(wire.heads(), [&ResponseHead::new(StatusCode::CREATED)]);
+}
+
+#[test]
+fn a_head_the_sink_failed_to_send_counts_as_sent() {
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::failing_after(0));
+    state.start_response(&mut wire).start(ok()).unwrap();
+    assert!(matches!(
+        state.send_chunk(&mut wire, Bytes::from_static(b"x")),
+        Err(SendError::Transport(_))
+    ));
+    // Part of it may be on the wire: it can no longer be replaced.
+    assert!(state.is_head_sent());
+    assert!(matches!(
+        state
+            .start_response(&mut wire)
+            .replace(StatusCode::INTERNAL_SERVER_ERROR, "gone"),
+        Err(StartError::HeadAlreadySent { .. })
+    ));
+}
+
+#[test]
+fn validation_reports_a_hop_by_hop_field_before_a_bad_length_in_any_order() {
+    let bad_length_first = with_length(StatusCode::OK, "x1")
+        .with_header(header::UPGRADE, HeaderValue::from_static("websocket"));
+    assert!(matches!(
+        bad_length_first.validate(),
+        Err(HeadError::HopByHop { name }) if name == header::UPGRADE
+    ));
+    let repeated = with_length(StatusCode::OK, "7")
+        .with_header(header::CONTENT_LENGTH, HeaderValue::from_static("7"));
+    assert_eq!(repeated.validate().unwrap(), Some(7));
+    let differing = with_length(StatusCode::OK, "7")
+        .with_header(header::CONTENT_LENGTH, HeaderValue::from_static("8"));
+    assert!(matches!(
+        differing.validate(),
+        Err(HeadError::InvalidContentLength { value }) if value == "8"
+    ));
+    let custom_names_pass = ok()
+        .with_header(
+            HeaderName::from_static("x-connection"),
+            HeaderValue::from_static("a"),
+        )
+        .with_header(
+            HeaderName::from_static("tea"),
+            HeaderValue::from_static("b"),
+        );
+    assert_eq!(custom_names_pass.validate().unwrap(), None);
+}
+
+#[test]
+fn header_setters_take_any_bytes_and_errors_carry_what_was_given() {
+    let head = ok()
+        .try_with_header("Content-Type", "text/plain")
+        .unwrap()
+        .try_with_header(String::from("x-id"), format!("{}", 7))
+        .unwrap()
+        .try_with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+        .unwrap()
+        .try_with_header(&b"x-raw"[..], Bytes::from_static(b"\xff\tok"))
+        .unwrap();
+    assert_eq!(head.headers()[header::CONTENT_TYPE], "text/plain");
+    assert_eq!(head.headers()["x-id"], "7");
+    assert_eq!(head.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(head.headers()["x-raw"].as_bytes(), b"\xff\tok");
+
+    let mut head = ok();
+    let err = head.try_append_header("x:colon", "v").unwrap_err();
+    assert!(matches!(err, HeadError::InvalidHeaderName { name } if name == b"x:colon"));
+    let err = head.try_append_header("x-nul", "a\0b").unwrap_err();
+    assert!(matches!(
+        err,
+        HeadError::InvalidHeaderValue { name, value } if name == "x-nul" && value == b"a\0b"
+    ));
+    assert!(head.headers().is_empty(), "nothing appended on error");
+    // Appending keeps repeated fields in order.
+    head.try_append_header("set-cookie", "a=1").unwrap();
+    head.try_append_header("set-cookie", "b=2").unwrap();
+    let cookies: Vec<_> = head.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    // The rules of validate still apply when the head is started.
+    let hop = ok().try_with_header("connection", "close").unwrap();
+    assert!(matches!(hop.validate(), Err(HeadError::HopByHop { .. })));
+}
+
+#[test]
+fn a_response_starts_from_an_http_response_and_gives_its_body_back() {
+    let response = http::Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header("set-cookie", "a=1")
+        .header("set-cookie", "b=2")
+        .body(Bytes::from_static(b"queued"))
+        .unwrap();
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let body = state.start_response(&mut wire).respond(response).unwrap();
+    assert_eq!(body, "queued");
+    state.send_chunk(&mut wire, body).unwrap();
+    state.finish(&mut wire).unwrap();
+    let head = wire.heads()[0];
+    assert_eq!(head.status(), StatusCode::ACCEPTED);
+    assert_eq!(head.headers()[header::CONTENT_TYPE], "text/plain");
+    assert_eq!(head.headers().get_all("set-cookie").iter().count(), 2);
+    assert_eq!(wire.body(), b"queued");
+
+    // The same rules as start: a second start, an invalid head.
+    let again = http::Response::new(Bytes::new());
+    assert!(matches!(
+        state.start_response(&mut wire).respond(again),
+        Err(StartError::AlreadyStarted { .. })
+    ));
+    let (mut state, mut wire) = (ResponseState::new(&Method::GET), Recorder::default());
+    let hop = http::Response::builder()
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(Bytes::new())
+        .unwrap();
+    assert!(matches!(
+        state.start_response(&mut wire).respond(hop),
+        Err(StartError::InvalidHead {
+            source: HeadError::HopByHop { .. },
+            ..
+        })
+    ));
+    assert!(!state.is_started());
+}

@@ -118,8 +118,8 @@ impl Recorder {
 }
 
 impl ResponseSink for Recorder {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
-        self.sent.push(Sent::Head(head.clone()));
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.sent.push(Sent::Head(head));
         Ok(())
     }
 

@@ -363,7 +363,7 @@ impl ClientSink {
 }
 
 impl ResponseSink for ClientSink {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
         self.check()?;
         self.recorder.send_head(head)
     }

@@ -312,7 +312,7 @@ fn fail<S: ResponseSink>(state: &ResponseState, sink: &mut S, stop: Stop) -> Out
                     http::HeaderValue::from_static("close"),
                 );
             }
-            match sink.send_head(&head) {
+            match sink.send_head(head) {
                 Ok(()) => Outcome::FailedBeforeHead { error },
                 Err(error) => Outcome::Disconnected { error },
             }
@@ -369,7 +369,7 @@ fn pull<S: ResponseSink>(
 /// #[derive(Default)]
 /// struct Wire(Vec<u8>);
 /// impl ResponseSink for Wire {
-///     fn send_head(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+///     fn send_head(&mut self, head: ResponseHead) -> std::io::Result<()> {
 ///         self.0.extend_from_slice(head.status().as_str().as_bytes());
 ///         Ok(())
 ///     }
@@ -449,7 +449,7 @@ where
 ///
 /// struct Discard;
 /// impl ResponseSink for Discard {
-///     fn send_head(&mut self, _: &ResponseHead) -> std::io::Result<()> { Ok(()) }
+///     fn send_head(&mut self, _: ResponseHead) -> std::io::Result<()> { Ok(()) }
 ///     fn send_data(&mut self, _: bytes::Bytes) -> std::io::Result<()> { Ok(()) }
 /// }
 ///
@@ -662,8 +662,8 @@ impl Recorder {
 }
 
 impl ResponseSink for Recorder {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
-        self.heads.push(head.clone());
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.heads.push(head);
         Ok(())
     }
 

@@ -330,7 +330,8 @@ impl WireSink {
 }
 
 impl ResponseSink for WireSink {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        let head = &head;
         let rewrites_500 = self.acts(Fault::LeaksErrorDetail)
             || self.acts(Fault::FailureIsNot500)
             || self.acts(Fault::AsyncCallFailureDropsConnection);

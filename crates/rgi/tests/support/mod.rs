@@ -68,8 +68,8 @@ impl Recorder {
 }
 
 impl ResponseSink for Recorder {
-    fn send_head(&mut self, head: &ResponseHead) -> io::Result<()> {
-        self.record(Sent::Head(head.clone()))
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.record(Sent::Head(head))
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
