@@ -55,10 +55,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
     ),
     (
-        "RGI-INPUT-23",
-        "Only half observable over the suite's transport: the suite speaks HTTP/1.1 (crates/rgi-conformance/src/suite/wire.rs) and no server under test speaks HTTP/2, so the case for an HTTP layer without interim responses cannot be run. The HTTP/1.0 half needs a case that sends an HTTP/1.0 request with `expect: 100-continue` and a body, and checks for no `100 Continue`, no 417, and the probe reading the whole body; it is not written yet.",
-    ),
-    (
         "RGI-ERRS-3",
         "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
     ),

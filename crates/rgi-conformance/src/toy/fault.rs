@@ -182,6 +182,8 @@ pub enum Fault {
     StalledBodyKeepsConnection,
     /// Sends `100 Continue` at the first read of the body even when the final head has already gone out. Breaks `RGI-INPUT-13`.
     ContinueAfterHead,
+    /// Sends `100 Continue` to an HTTP/1.0 request that carries `Expect: 100-continue`. Breaks `RGI-INPUT-23`.
+    ContinueOnHttp10,
     /// Gives an application that declares `InputUse::None` an input without the body. Breaks
     /// `RGI-HINT-6`.
     HintsSkipTheBody,
@@ -478,6 +480,7 @@ impl Fault {
         Fault::ClientErrorIs500,
         Fault::StalledBodyKeepsConnection,
         Fault::ContinueAfterHead,
+        Fault::ContinueOnHttp10,
         Fault::HintsSkipTheBody,
         Fault::OneRequestAtATime,
         Fault::SkipsBytesAfterBody,
@@ -631,6 +634,7 @@ impl Fault {
             Fault::ClientErrorIs500 => "RGI-FAIL-10",
             Fault::StalledBodyKeepsConnection => "RGI-LIMIT-7",
             Fault::ContinueAfterHead => "RGI-INPUT-13",
+            Fault::ContinueOnHttp10 => "RGI-INPUT-23",
             Fault::HintsSkipTheBody => "RGI-HINT-6",
             Fault::OneRequestAtATime => "RGI-HINT-5",
             Fault::SkipsBytesAfterBody => "RGI-INPUT-3",
@@ -795,6 +799,7 @@ impl Fault {
             }
             Fault::StalledBodyKeepsConnection => Some("rgi_limit_7_stalled_body_is_408"),
             Fault::ContinueAfterHead => Some("rgi_input_13_no_100_continue_for_unread_body"),
+            Fault::ContinueOnHttp10 => Some("rgi_input_23_no_interim_response_on_http10"),
             Fault::HintsSkipTheBody => Some("rgi_hint_6_hints_do_not_change_the_input"),
             Fault::OneRequestAtATime => Some("rgi_hint_5_blocking_app_does_not_stall_others"),
             Fault::SkipsBytesAfterBody => Some("rgi_input_3_content_length_body_read_exactly"),
@@ -1322,6 +1327,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::ContinueAfterHead,
         "rgi_input_13_no_100_continue_for_unread_body",
         "RGI-INPUT-13",
+    ),
+    (
+        Fault::ContinueOnHttp10,
+        "rgi_input_23_no_interim_response_on_http10",
+        "RGI-INPUT-23",
     ),
     (
         Fault::HintsSkipTheBody,

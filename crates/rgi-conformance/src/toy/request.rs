@@ -437,7 +437,7 @@ fn check(
     } else {
         !connection.iter().any(|token| token == "close")
     };
-    let expect_continue = version == Version::HTTP_11
+    let expect_continue = (version == Version::HTTP_11 || fault == Some(Fault::ContinueOnHttp10))
         && framing.has_body()
         && tokens(&headers, &header::EXPECT)
             .iter()

@@ -122,6 +122,7 @@ macro_rules! __rgi_sync_cases {
             rgi_input_2_truncated_chunked_body_is_an_error
             rgi_input_12_expect_100_continue_on_first_read
             rgi_input_13_no_100_continue_for_unread_body
+            rgi_input_23_no_interim_response_on_http10
             rgi_input_15_reads_after_the_response_finished
             // The response head and write.
             rgi_start_2_status_sent_as_given

@@ -575,3 +575,45 @@ fn idle_connection(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     })?;
     served.stop()
 }
+
+sync_case!(
+    rgi_input_23_no_interim_response_on_http10
+    ["RGI-INPUT-23"]
+    "an HTTP/1.0 request with Expect: 100-continue gets neither 100 Continue nor 417, and the application reads the body the client then sends"
+    => no_interim_on_http10
+);
+
+fn no_interim_on_http10(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const CLAUSE: &str = "RGI-INPUT-23";
+    let (served, seen) = start(server, CLAUSE)?;
+    let mut conn = served.connect()?;
+    conn.send(b"POST /upload HTTP/1.0\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n")
+        .or_fail(CLAUSE, "sending the head")?;
+    if let Arrival::Data(bytes) = conn
+        .wait_for_data(super::super::kit::QUIET)
+        .or_fail(CLAUSE, "waiting before sending the body")?
+    {
+        return Err(Failure::new(
+            CLAUSE,
+            format!(
+                "before the body, the server sent {} to an HTTP/1.0 request: it can send no interim response and must not refuse",
+                Esc(&bytes[..bytes.len().min(160)])
+            ),
+        ));
+    }
+    conn.send(b"hello").or_fail(CLAUSE, "sending the body")?;
+    let response = conn
+        .read_response("POST")
+        .or_fail(CLAUSE, "reading the response")?;
+    expect_status(&response, 200, CLAUSE, "an HTTP/1.0 upload with Expect")?;
+    ensure(response.interim.is_empty(), CLAUSE, || {
+        "an interim response went out on HTTP/1.0".to_owned()
+    })?;
+    let snapshot = recv(&seen, WAIT, CLAUSE, "the application was not called")?;
+    ensure(
+        matches!(&snapshot.body, Some(Ok(body)) if body == b"hello"),
+        CLAUSE,
+        || format!("the application read the body as {:?}", snapshot.body),
+    )?;
+    served.stop()
+}
