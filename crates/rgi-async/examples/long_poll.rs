@@ -18,8 +18,8 @@ fn main() -> Result<(), rgi::BoxError> {
     use bytes::Bytes;
     use http::StatusCode;
     use rgi::{BoxError, Environ};
-    use rgi_async::{Capabilities, Interest, Readiness, WaitOutcome};
-    use support::{Answer, serve_and_print};
+    use rgi_async::{Capabilities, Interest, Readiness, Responder, WaitOutcome};
+    use support::serve_and_print;
 
     /// Waits for one message on `rx` until `timeout` passes.
     async fn next_message(
@@ -41,6 +41,8 @@ fn main() -> Result<(), rgi::BoxError> {
                     Err(err) if err.kind() == ErrorKind::Interrupted => {}
                     Err(err) => return Err(err.into()),
                 },
+                // RGIA-VER-4: outcomes of later versions end the wait as a failure.
+                other => return Err(format!("an unknown wait outcome: {other:?}").into()),
             }
         }
     }
@@ -50,15 +52,24 @@ fn main() -> Result<(), rgi::BoxError> {
         subscribers: Arc<Mutex<Vec<PipeReader>>>,
         timeout: Duration,
     ) -> impl rgi_async::AsyncApplication {
-        rgi_async::from_fn(move |environ: Environ, _start| {
-            let capabilities = Capabilities::of(&environ).ok_or("needs an asynchronous server")?;
-            let readiness = capabilities.readiness().ok_or("needs readiness")?.clone();
-            let rx = subscribers
-                .lock()
-                .map_err(|_| "hub poisoned")?
-                .pop()
-                .ok_or("no subscriber")?;
-            Ok(Answer(Some(Box::pin(next_message(readiness, rx, timeout)))))
+        rgi_async::from_async_fn(move |environ: Environ, response: Responder| {
+            let subscribers = Arc::clone(&subscribers);
+            async move {
+                let capabilities =
+                    Capabilities::of(&environ).ok_or("needs an asynchronous server")?;
+                let readiness = capabilities.readiness().ok_or("needs readiness")?.clone();
+                let rx = subscribers
+                    .lock()
+                    .map_err(|_| "hub poisoned")?
+                    .pop()
+                    .ok_or("no subscriber")?;
+                let (status, message) = next_message(readiness, rx, timeout).await?;
+                response.set_status(status)?;
+                if !message.is_empty() {
+                    response.send(message).await;
+                }
+                Ok(())
+            }
         })
     }
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use rgi::{BoxError, StartResponse};
+use rgi::{BoxError, ResponseHead, StartResponse};
 
 use crate::switch::Step;
 
@@ -144,6 +144,7 @@ pin_project_lite::pin_project! {
     pub struct StreamBody<S> {
         #[pin]
         stream: S,
+        head: Option<ResponseHead>,
     }
 }
 
@@ -184,7 +185,45 @@ where
     T: Into<Bytes>,
     E: Into<BoxError>,
 {
-    StreamBody { stream }
+    StreamBody { stream, head: None }
+}
+
+impl<S> StreamBody<S> {
+    /// Starts the response with `head` (its status and header fields) at
+    /// the first poll, before the stream's first item, so that even an
+    /// empty stream answers with it; without it the status is whatever the
+    /// application started, or `200 OK` by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    ///
+    /// use bytes::Bytes;
+    /// use http::{HeaderValue, StatusCode, header};
+    /// use rgi::ResponseHead;
+    ///
+    /// struct Once(Option<Bytes>);
+    /// impl futures_core::Stream for Once {
+    ///     type Item = Result<Bytes, Infallible>;
+    ///     fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    ///         Poll::Ready(self.0.take().map(Ok))
+    ///     }
+    /// }
+    ///
+    /// let head = ResponseHead::new(StatusCode::ACCEPTED)
+    ///     .with_header(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    /// let body = rgi_async::from_stream(Once(Some(Bytes::from_static(b"data: queued\n\n"))))
+    ///     .with_head(head);
+    /// # let _ = body;
+    /// ```
+    #[must_use]
+    pub fn with_head(mut self, head: ResponseHead) -> Self {
+        self.head = Some(head);
+        self
+    }
 }
 
 impl<S, T, E> AsyncBody for StreamBody<S>
@@ -196,9 +235,13 @@ where
     fn poll_step(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        _start: &mut StartResponse<'_>,
+        start: &mut StartResponse<'_>,
     ) -> Poll<Option<Result<Step, BoxError>>> {
-        self.project().stream.poll_next(cx).map(|item| {
+        let this = self.project();
+        if let Some(head) = this.head.take() {
+            start.start(head)?;
+        }
+        this.stream.poll_next(cx).map(|item| {
             item.map(|result| {
                 result
                     .map(|chunk| Step::Chunk(chunk.into()))

@@ -7,6 +7,7 @@ use crate::after::AfterResponse;
 use crate::offload::Offload;
 #[cfg(any(unix, windows))]
 use crate::readiness::Readiness;
+use crate::runtime::{Runtime, RuntimeError};
 use crate::upgrade::Upgrade;
 
 /// The version of spec/rgi-async.md this crate implements.
@@ -18,8 +19,16 @@ use crate::upgrade::Upgrade;
 /// ```
 pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
 
-/// The handles an asynchronous server lends each request, stored in
-/// [`Environ::extensions`].
+/// The handles an asynchronous server lends each request: set once for the
+/// whole server with [`ServerInfo::with_extension`](rgi::ServerInfo::with_extension),
+/// or per request in [`Environ::extensions`] when they differ from one
+/// request to the next (an [`Upgrade`] always does).
+///
+/// A value in the request's own extensions overrides the server-wide one
+/// for that request (`[RGIA-CAP-1]`): a server that offers an upgrade, or a
+/// middleware that wraps or withholds handles, inserts a whole
+/// `Capabilities` value there. Server-wide capabilities cost a request no
+/// allocation; per-request ones cost the extension map's.
 ///
 /// [`Capabilities::of`] returning `None` means the server is synchronous:
 /// the application is not running on an event loop. An optional capability
@@ -29,7 +38,7 @@ pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
 ///
 /// # Examples
 ///
-/// Server side, then application side:
+/// Server side (once, at start-up), then application side:
 ///
 /// ```
 /// # struct ThreadPerJob;
@@ -39,11 +48,13 @@ pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
 /// #         Ok(())
 /// #     }
 /// # }
-/// use rgi::Environ;
+/// use std::sync::Arc;
+/// use rgi::{Environ, ServerInfo};
 /// use rgi_async::{Capabilities, Offload};
 ///
 /// let capabilities = Capabilities::builder(Offload::new(ThreadPerJob)).build();
-/// let environ = Environ::builder().extension(capabilities).build()?;
+/// let server = Arc::new(ServerInfo::new("localhost", 8080)?.with_extension(capabilities));
+/// let environ = Environ::builder().server_info(server).build()?;
 ///
 /// let capabilities = Capabilities::of(&environ).ok_or("not an asynchronous server")?;
 /// assert!(capabilities.after_response().is_none());
@@ -57,6 +68,7 @@ pub struct Capabilities {
     readiness: Option<Readiness>,
     after_response: Option<AfterResponse>,
     upgrade: Option<Upgrade>,
+    runtime: Option<Runtime>,
 }
 
 impl Capabilities {
@@ -71,15 +83,20 @@ impl Capabilities {
                 readiness: None,
                 after_response: None,
                 upgrade: None,
+                runtime: None,
             },
         }
     }
 
-    /// The capabilities the server stored in `environ`, or `None` on a
-    /// synchronous server.
+    /// The capabilities of `environ`'s request: its own value if the
+    /// server or a middleware inserted one in [`Environ::extensions`], else
+    /// the server-wide value of its [`ServerInfo`](rgi::ServerInfo);
+    /// `None` on a synchronous server.
+    ///
+    /// Reaching either allocates nothing.
     #[must_use]
     pub fn of(environ: &Environ) -> Option<&Capabilities> {
-        environ.extensions().get::<Capabilities>()
+        environ.extension::<Capabilities>()
     }
 
     /// The highest RGI-async version whose clauses the server implements
@@ -114,6 +131,60 @@ impl Capabilities {
     pub fn upgrade(&self) -> Option<&Upgrade> {
         self.upgrade.as_ref()
     }
+
+    /// The runtime whose context the server keeps entered for every `call`
+    /// and `poll_step` of this request, if it declares one
+    /// (`[RGIA-RT-1]`).
+    #[must_use]
+    pub fn runtime(&self) -> Option<Runtime> {
+        self.runtime
+    }
+
+    /// Checks that `wanted`'s context is entered wherever this request's
+    /// `call` and `poll_step` run, before the application uses a library
+    /// bound to that runtime (one that panics outside its context).
+    ///
+    /// The context is promised on the server's loop threads only: not in
+    /// a switch continuation, an offload job or an after-response task
+    /// (`[RGIA-RT-5]`).
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NotDeclared`] when the server declares no runtime,
+    /// [`RuntimeError::Different`] when it declares another one. Answer it
+    /// like any failure (a `500` and a log line); never use the library
+    /// anyway (`[RGIA-RT-4]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # struct ThreadPerJob;
+    /// # impl rgi_async::OffloadService for ThreadPerJob {
+    /// #     fn execute(&self, job: rgi_async::Job) -> Result<(), rgi_async::OffloadError> {
+    /// #         std::thread::spawn(move || job.run());
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// use rgi_async::{Capabilities, Offload, Runtime, RuntimeError};
+    ///
+    /// let plain = Capabilities::builder(Offload::new(ThreadPerJob)).build();
+    /// assert_eq!(
+    ///     plain.require_runtime(Runtime::Tokio),
+    ///     Err(RuntimeError::NotDeclared { wanted: Runtime::Tokio })
+    /// );
+    ///
+    /// let on_tokio = Capabilities::builder(Offload::new(ThreadPerJob))
+    ///     .runtime(Runtime::Tokio)
+    ///     .build();
+    /// assert_eq!(on_tokio.require_runtime(Runtime::Tokio), Ok(()));
+    /// ```
+    pub fn require_runtime(&self, wanted: Runtime) -> Result<(), RuntimeError> {
+        match self.runtime {
+            Some(declared) if declared == wanted => Ok(()),
+            Some(declared) => Err(RuntimeError::Different { wanted, declared }),
+            None => Err(RuntimeError::NotDeclared { wanted }),
+        }
+    }
 }
 
 /// Builds [`Capabilities`]; see [`Capabilities::builder`].
@@ -141,6 +212,14 @@ impl CapabilitiesBuilder {
     /// Offers after-response tasks.
     pub fn after_response(mut self, after_response: AfterResponse) -> Self {
         self.capabilities.after_response = Some(after_response);
+        self
+    }
+
+    /// Declares the runtime whose context the server keeps entered for
+    /// every `call`, `poll_step` and body drop it makes, on every loop
+    /// thread (`[RGIA-RT-1]`, `[RGIA-RT-2]`).
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.capabilities.runtime = Some(runtime);
         self
     }
 

@@ -1,12 +1,11 @@
 //! # RGI asynchronous extensions
 //!
-//! The asynchronous side of the Rust Gateway Interface, [spec/rgi-async.md]:
+//! The asynchronous side of the Rust Gateway Interface, `spec/rgi-async.md`
+//! in the RGI repository (with a guide in `docs/async-applications.md`):
 //! applications whose bodies are polled instead of pulled, and the handles
 //! an asynchronous server lends them. It builds on the synchronous interface
 //! in [`rgi`] (same [`rgi::Environ`], same [`rgi::StartResponse`]) and
 //! depends on no runtime: any server's event loop can drive it.
-//!
-//! [spec/rgi-async.md]: https://example.invalid/rgi/blob/main/spec/rgi-async.md
 //!
 //! ## The contract in one paragraph
 //!
@@ -25,11 +24,13 @@
 //! | Area | Items |
 //! |---|---|
 //! | The application | [`AsyncApplication`], [`from_fn`], [`FnAsyncApplication`] |
+//! | The application as an `async fn` | [`from_async_fn`], [`Responder`], [`ResponderError`], [`SendChunk`], [`AsyncFnApplication`], [`AsyncFnBody`] |
 //! | The response body | [`AsyncBody`], [`Step`], [`from_stream`], [`StreamBody`] |
 //! | The switch to synchronous processing | [`SyncSwitch`] |
 //! | Synchronous applications below | [`Threaded`], [`ThreadedBody`], [`ThreadedError`], [`PRE_READ_LIMIT`] |
 //! | The request body as a stream | [`InputStream`] |
 //! | Discovery | [`Capabilities`], [`CapabilitiesBuilder`] |
+//! | A runtime's context | [`Runtime`], [`RuntimeError`] |
 //! | Blocking work | [`Offload`], [`OffloadFuture`], [`OffloadError`], [`OffloadService`], [`Job`] |
 //! | Readiness waits | [`Readiness`], [`Source`], [`Interest`], [`Ready`], [`WaitOutcome`], [`WaitAnyOutcome`], [`ReadinessError`], [`ReadinessService`], [`WaitFuture`], [`WaitAnyFuture`], [`RawSource`] |
 //! | After-response tasks | [`AfterResponse`], [`AfterError`], [`AfterResponseService`], [`AfterTask`] |
@@ -88,18 +89,29 @@ mod after;
 mod app;
 mod body;
 mod capabilities;
+mod handler;
 mod input;
 mod offload;
 #[cfg(any(unix, windows))]
 mod readiness;
+mod runtime;
 mod switch;
 mod threaded;
 mod upgrade;
+
+/// Every Rust example of the guide for application authors compiles and
+/// runs as a test of this crate, so the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/async-applications.md")]
+mod async_applications_guide {}
 
 pub use after::{AfterError, AfterResponse, AfterResponseService, AfterTask};
 pub use app::{AsyncApplication, FnAsyncApplication, from_fn};
 pub use body::{AsyncBody, StreamBody, from_stream};
 pub use capabilities::{Capabilities, CapabilitiesBuilder, SPEC_VERSION};
+pub use handler::{
+    AsyncFnApplication, AsyncFnBody, Responder, ResponderError, SendChunk, from_async_fn,
+};
 pub use input::InputStream;
 pub use offload::{Job, Offload, OffloadError, OffloadFuture, OffloadService};
 #[cfg(any(unix, windows))]
@@ -107,6 +119,7 @@ pub use readiness::{
     Interest, RawSource, Readiness, ReadinessError, ReadinessService, Ready, Source, WaitAnyFuture,
     WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
+pub use runtime::{Runtime, RuntimeError};
 pub use switch::{Continuation, Step, SyncSwitch};
 pub use threaded::{PRE_READ_LIMIT, Threaded, ThreadedBody, ThreadedError};
 pub use upgrade::{ByteStream, Upgrade, UpgradeError, UpgradeFuture, UpgradeService, Upgraded};

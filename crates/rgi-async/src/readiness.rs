@@ -271,7 +271,20 @@ impl AsSocket for Source<'_> {
 }
 
 /// How a wait on one source ended.
+///
+/// Later minor versions may add outcomes (RGIA-VER-4): match with a
+/// wildcard arm, which a match outside this crate cannot leave out:
+///
+/// ```compile_fail,E0004
+/// fn timed_out(outcome: rgi_async::WaitOutcome) -> bool {
+///     match outcome {
+///         rgi_async::WaitOutcome::Ready(_) => false,
+///         rgi_async::WaitOutcome::TimedOut => true,
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitOutcome {
     /// The source became ready.
     Ready(Ready),
@@ -280,7 +293,20 @@ pub enum WaitOutcome {
 }
 
 /// How a wait on several sources ended.
+///
+/// Later minor versions may add outcomes (RGIA-VER-4): match with a
+/// wildcard arm, which a match outside this crate cannot leave out:
+///
+/// ```compile_fail,E0004
+/// fn timed_out(outcome: &rgi_async::WaitAnyOutcome) -> bool {
+///     match outcome {
+///         rgi_async::WaitAnyOutcome::Ready(_) => false,
+///         rgi_async::WaitAnyOutcome::TimedOut => true,
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitAnyOutcome {
     /// At least one source became ready: the indices (into the list given
     /// to the wait) of every ready source, in increasing order, with what
@@ -303,6 +329,17 @@ pub enum ReadinessError {
         /// Why the server's poller refused it.
         reason: String,
     },
+    /// Another wait in progress holds this descriptor: a reactor registers
+    /// a descriptor once (epoll, kqueue, tokio's `AsyncFd`), so one
+    /// descriptor has one wait at a time (`[RGIA-READY-20]`,
+    /// `[RGIA-READY-21]`). Reported at the first poll of the second wait;
+    /// the first is not disturbed. Also what a `wait_any` that lists one
+    /// descriptor twice resolves to.
+    #[error("descriptor {fd} is already being waited on by another wait in progress")]
+    AlreadyWaited {
+        /// The descriptor's raw number.
+        fd: RawSource,
+    },
     /// The server caps concurrent waits and the cap is reached.
     #[error("too many concurrent readiness waits (limit {limit})")]
     TooManyWaits {
@@ -324,8 +361,18 @@ pub type WaitAnyFuture<'a> =
 
 /// The server's poller, as applications see it through [`Readiness`].
 ///
-/// Waits are level-triggered; dropping a wait's future deregisters it.
-/// `timeout` `None` waits without limit; `Some(Duration::ZERO)` checks once.
+/// Waits are level-triggered. `timeout` `None` waits without limit;
+/// `Some(Duration::ZERO)` checks once.
+///
+/// A registration lives exactly as long as its wait (`[RGIA-READY-19]`):
+/// it begins at the future's first poll and ends when the future resolves
+/// or is dropped. Register the application's descriptor itself, never a
+/// duplicate, so a leaked future holds nothing open; this is what a reactor
+/// handle such as tokio's `AsyncFd` (registered on creation, deregistered
+/// on drop) does over a borrowed descriptor. A reactor registers one
+/// descriptor once, so a wait on a descriptor that a wait in progress holds
+/// resolves at its first poll to [`ReadinessError::AlreadyWaited`]
+/// (`[RGIA-READY-21]`), leaving the first wait alone.
 pub trait ReadinessService: Send + Sync {
     /// Waits until `source` is ready for `interest`, or `timeout` passes.
     fn wait<'a>(
@@ -375,12 +422,19 @@ impl Readiness {
     /// Readiness is level-triggered and may be spurious: retry the
     /// non-blocking operation and wait again if it reports `WouldBlock`.
     ///
+    /// One descriptor has one wait at a time (`[RGIA-READY-20]`): wait once
+    /// with [`Interest::READABLE`]` | `[`Interest::WRITABLE`] for both
+    /// directions, or on duplicates of your own for independent waits. The
+    /// server's registration ends when the future resolves or is dropped,
+    /// so waits one after the other always work.
+    ///
     /// # Errors
     ///
     /// The future resolves to [`ReadinessError::Unpollable`] for a
-    /// descriptor the poller cannot watch, [`ReadinessError::TooManyWaits`]
-    /// when the server's cap is reached, [`ReadinessError::Io`] if the
-    /// poller fails.
+    /// descriptor the poller cannot watch,
+    /// [`ReadinessError::AlreadyWaited`] when another wait in progress holds
+    /// the descriptor, [`ReadinessError::TooManyWaits`] when the server's
+    /// cap is reached, [`ReadinessError::Io`] if the poller fails.
     ///
     /// # Cancel safety
     ///
@@ -427,7 +481,8 @@ impl Readiness {
     ///
     /// # Errors
     ///
-    /// As for [`Readiness::wait`].
+    /// As for [`Readiness::wait`]; listing one descriptor twice resolves to
+    /// [`ReadinessError::AlreadyWaited`].
     ///
     /// # Cancel safety
     ///

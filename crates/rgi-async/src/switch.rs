@@ -3,6 +3,7 @@
 //! processing").
 
 use std::fmt;
+use std::task::Poll;
 
 use bytes::Bytes;
 use rgi::{Body, BoxError, StartResponse};
@@ -22,7 +23,20 @@ use rgi::{Body, BoxError, StartResponse};
 /// let switch = Step::Switch(SyncSwitch::new(|_start| Ok(rgi::Empty)));
 /// assert!(matches!(switch, Step::Switch(_)));
 /// ```
+///
+/// Later minor versions may add steps (RGIA-VER-4), so a match outside
+/// this crate needs a wildcard arm; one without it does not compile:
+///
+/// ```compile_fail,E0004
+/// fn kind(step: &rgi_async::Step) -> &'static str {
+///     match step {
+///         rgi_async::Step::Chunk(_) => "chunk",
+///         rgi_async::Step::Switch(_) => "switch",
+///     }
+/// }
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Step {
     /// A chunk of the response body. An empty chunk is a yield point: it
     /// sends nothing, and the server polls again.
@@ -31,6 +45,37 @@ pub enum Step {
     /// the asynchronous body, runs the continuation on a worker thread and
     /// pulls the synchronous body it returns there. There is no way back.
     Switch(SyncSwitch),
+}
+
+impl Step {
+    /// What `poll_step` returns for a step that is ready now, from the
+    /// `Result` of producing it: a chunk or a switch, or the error that
+    /// fails the response.
+    ///
+    /// Inside `poll_step`, `?` works on its own, too: an `Err` converts to
+    /// `Poll::Ready(Some(Err(..)))`, so `start.start(head)?;` fails the
+    /// response with the start error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use bytes::Bytes;
+    /// use rgi_async::Step;
+    ///
+    /// let parsed: Result<Bytes, std::num::ParseIntError> = "42".parse::<u8>().map(|n| Bytes::from(n.to_string()));
+    /// assert!(matches!(Step::ready(parsed), Poll::Ready(Some(Ok(Step::Chunk(_))))));
+    ///
+    /// let failed: Result<Bytes, std::num::ParseIntError> = "x".parse::<u8>().map(|n| Bytes::from(n.to_string()));
+    /// assert!(matches!(Step::ready(failed), Poll::Ready(Some(Err(_)))));
+    /// ```
+    pub fn ready<T, E>(result: Result<T, E>) -> Poll<Option<Result<Step, BoxError>>>
+    where
+        T: Into<Step>,
+        E: Into<BoxError>,
+    {
+        Poll::Ready(Some(result.map(Into::into).map_err(Into::into)))
+    }
 }
 
 impl From<Bytes> for Step {
@@ -155,26 +200,74 @@ impl SyncSwitch {
 
     /// The boxed continuation, for a middleware that must wrap it so its
     /// interception still applies after the switch (spec/rgi-async.md,
-    /// composition): unwrap, wrap, and rebuild with [`SyncSwitch::new`].
+    /// composition, `[RGIA-COMP-11]`): unwrap, wrap, and rebuild with
+    /// [`SyncSwitch::new`].
+    ///
+    /// Wrap both halves: the continuation's [`StartResponse`] (for a head
+    /// it starts at once) and the body it returns (for a head it starts
+    /// lazily, in its first `next_chunk`, or replaces later).
     ///
     /// # Examples
     ///
     /// ```
-    /// use rgi::Intercept;
+    /// use bytes::Bytes;
+    /// use http::{HeaderValue, Method, StatusCode};
+    /// use rgi::{Body, BoxError, Intercept, ResponseHead, ResponseSink, ResponseState, StartResponse};
     /// use rgi_async::SyncSwitch;
     ///
+    /// #[derive(Clone, Copy)]
     /// struct Stamp;
     /// impl Intercept for Stamp {
-    ///     fn on_start(&mut self, head: &mut rgi::ResponseHead) {
-    ///         head.headers_mut().insert("x-stamp", http::HeaderValue::from_static("1"));
+    ///     fn on_start(&mut self, head: &mut ResponseHead) {
+    ///         head.headers_mut().insert("x-stamp", HeaderValue::from_static("1"));
+    ///     }
+    /// }
+    ///
+    /// /// The continuation's body, with every pull intercepted too.
+    /// struct Stamped(Box<dyn Body>);
+    /// impl Body for Stamped {
+    ///     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+    ///         self.0.next_chunk(&mut start.intercept(&mut Stamp))
+    ///     }
+    ///     fn size_hint(&self) -> Option<u64> {
+    ///         self.0.size_hint()
     ///     }
     /// }
     ///
     /// fn stamped(inner: SyncSwitch) -> SyncSwitch {
     ///     let continuation = inner.into_continuation();
-    ///     SyncSwitch::new(move |start| continuation(&mut start.intercept(&mut Stamp)))
+    ///     SyncSwitch::new(move |start| {
+    ///         let body = continuation(&mut start.intercept(&mut Stamp))?;
+    ///         Ok(Stamped(body))
+    ///     })
     /// }
-    /// # let _ = stamped;
+    ///
+    /// /// A synchronous body that starts its head lazily, at its first pull.
+    /// struct Lazy(bool);
+    /// impl Body for Lazy {
+    ///     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+    ///         if std::mem::replace(&mut self.0, true) {
+    ///             return None;
+    ///         }
+    ///         Some(start.start(ResponseHead::new(StatusCode::OK)).map(|()| Bytes::from_static(b"late")).map_err(Into::into))
+    ///     }
+    /// }
+    ///
+    /// struct Discard;
+    /// impl ResponseSink for Discard {
+    ///     fn send_head(&mut self, _: ResponseHead) -> std::io::Result<()> { Ok(()) }
+    ///     fn send_data(&mut self, _: Bytes) -> std::io::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// let switch = stamped(SyncSwitch::new(|_start| Ok(Lazy(false))));
+    /// let (mut state, mut sink) = (ResponseState::new(&Method::GET), Discard);
+    /// let mut body = switch.run(&mut state.start_response(&mut sink))?;
+    /// assert!(state.head().is_none(), "nothing started yet");
+    /// let chunk = body.next_chunk(&mut state.start_response(&mut sink)).transpose()?;
+    /// assert_eq!(chunk.as_deref(), Some(&b"late"[..]));
+    /// let head = state.head().ok_or("no head")?;
+    /// assert_eq!(head.headers()["x-stamp"], "1", "the lazy head was intercepted");
+    /// # Ok::<(), BoxError>(())
     /// ```
     #[must_use]
     pub fn into_continuation(self) -> Continuation {

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use rgi::{
-    Application, Body, BoxError, Environ, Input, InputUse, ResponseHead, ResponseSink,
+    Application, Body, BoxError, Environ, Input, InputError, InputUse, ResponseHead, ResponseSink,
     ResponseState, StartResponse,
 };
 
@@ -50,7 +50,10 @@ pub enum ThreadedError {
 /// its body; a job that has not started is skipped.
 ///
 /// An application whose hints say it never blocks and reads no input
-/// (or the request has no body) runs inline instead, without offload. One
+/// (or the request has no body) runs inline instead, without offload; if
+/// it reads its input all the same, a read that would have to wait for the
+/// client fails with [`rgi::InputError::WouldBlockThread`] instead of
+/// parking the event loop's thread (`[RGIA-COMP-13]`). One
 /// that never blocks and reads its input whole runs inline too, once the
 /// body has been read through the non-blocking face into memory, up to
 /// [`PRE_READ_LIMIT`] bytes; past that, or when the input has no
@@ -119,7 +122,7 @@ impl<A: Application> AsyncApplication for Threaded<A> {
         let hints = self.app.hints();
         let no_input = hints.input == InputUse::None || environ.content_length() == Some(0);
         if hints.can_run_inline() && no_input {
-            let body = self.app.call(environ, start)?;
+            let body = self.app.call(never_parks(environ), start)?;
             return Ok(ThreadedBody {
                 inner: Inner::Inline(Some(body)),
             });
@@ -139,6 +142,46 @@ impl<A: Application> AsyncApplication for Threaded<A> {
             });
         }
         offload(Arc::clone(&self.app), environ).map(|inner| ThreadedBody { inner })
+    }
+}
+
+/// The environ of an application that runs inline, on the thread that
+/// polls: its input's blocking face must never park that thread
+/// (`[RGIA-COMP-13]`). An `Input::from_async` parks until the server's I/O
+/// wakes it, and on a single-threaded event loop that I/O is this very
+/// thread, so a read it has to wait for would never return. The wrapper
+/// delivers what the source has now (bytes, the end, an error) and answers
+/// a read that would have to wait with [`rgi::InputError::WouldBlockThread`].
+fn never_parks(mut environ: Environ) -> Environ {
+    if environ.input().is_finished() {
+        return environ; // nothing left to read, nothing to wait for
+    }
+    let original = environ.replace_input(Input::empty());
+    let length = original.content_length();
+    environ.replace_input(Input::new(NeverParks(original), length));
+    environ
+}
+
+/// The blocking face of an input read on a loop thread; see [`never_parks`].
+struct NeverParks(Input);
+
+impl io::Read for NeverParks {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        // Nobody waits for this wake-up: a read that is not ready now fails
+        // instead of waiting, so the waker only has to be valid.
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.0.poll_chunk(&mut cx, out.len()) {
+            Poll::Ready(Ok(chunk)) => {
+                let count = chunk.len().min(out.len());
+                out[..count].copy_from_slice(&chunk[..count]);
+                Ok(count)
+            }
+            Poll::Ready(Err(err)) => Err(err),
+            Poll::Pending => Err(InputError::WouldBlockThread.into()),
+        }
     }
 }
 

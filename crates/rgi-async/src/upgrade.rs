@@ -73,13 +73,19 @@ pub enum UpgradeError {
     /// The upgrade of this request was already accepted.
     #[error("the upgrade was already accepted")]
     AlreadyAccepted,
-    /// The application supplied a header field the server writes itself
-    /// (`connection`, `upgrade`'s framing companions, body framing).
-    #[error("header field {name} is the server's to write in a 101 response")]
+    /// The application supplied a header field that a 101 response cannot
+    /// carry from it: a connection-specific field the server writes itself
+    /// (`connection`, `keep-alive`, `transfer-encoding`, ...) or a
+    /// `content-length`, which no 1xx response carries (RFC 9110 §8.6).
+    #[error("header field {name} is not allowed from the application in a 101 response")]
     HeaderNotAllowed {
         /// The offending field name.
         name: HeaderName,
     },
+    /// Another field of the 101 breaks the rules for response header
+    /// fields of spec/rgi.md (`[RGIA-UPGRADE-2]`).
+    #[error("invalid field for the 101 response: {0}")]
+    InvalidField(#[source] rgi::HeadError),
     /// The application's `upgrade` field names more than one protocol
     /// (repeated, or a comma-separated list); a 101 switches to exactly one
     /// (`[RGIA-UPGRADE-3]`).
@@ -104,9 +110,9 @@ pub enum UpgradeError {
         /// What the request's `upgrade` field offered.
         offered: http::HeaderValue,
     },
-    /// The response head was already stored or sent, so it cannot become a
-    /// 101 (server side check).
-    #[error("the response was already started; it cannot become a 101")]
+    /// The response head was already sent, so it cannot become a 101
+    /// (server side check; a head only stored is replaced by the 101).
+    #[error("the response head was already sent; it cannot become a 101")]
     ResponseStarted,
     /// The connection closed, or the server shut down, before the 101 was on
     /// the wire.
@@ -117,14 +123,9 @@ pub enum UpgradeError {
     Io(#[from] io::Error),
 }
 
-/// Header fields the server writes itself in a 101 response. `upgrade` is
-/// not among them: the application may name the one protocol it chose
-/// (`[RGIA-UPGRADE-3]`).
-const SERVER_FIELDS: [HeaderName; 3] = [
-    header::CONNECTION,
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-];
+/// Body framing, which no 1xx response carries; the connection-specific
+/// fields are refused by the rules for response heads.
+const FRAMING_FIELDS: [HeaderName; 2] = [header::CONTENT_LENGTH, header::TRANSFER_ENCODING];
 
 /// The future the server hands back for an accepted upgrade.
 pub type UpgradeFuture =
@@ -133,16 +134,26 @@ pub type UpgradeFuture =
 /// The server's side of [`Upgrade`], one per upgradable request.
 pub trait UpgradeService: Send + Sync {
     /// Registers a `101 Switching Protocols` response carrying `headers`
-    /// (the server adds `connection: upgrade` and the `upgrade` field the
-    /// client asked for) and returns a future that resolves to the
-    /// connection once the 101 is on the wire. Called at most once per
-    /// request: [`Upgrade::accept`] enforces it.
+    /// and returns a future that resolves to the connection once the 101 is
+    /// on the wire. [`Upgrade::accept`] has already checked the fields
+    /// (valid, none the server writes, at most one `upgrade` naming one
+    /// protocol) and that this is the request's only accepted upgrade.
+    ///
+    /// The server writes `connection: upgrade` and the `upgrade` field
+    /// (`[RGIA-UPGRADE-3]`): the protocol `headers` names, which has to be
+    /// among those the request offered, or else the request's offer when
+    /// it names exactly one protocol. It never copies a list of offers
+    /// into the 101 (RFC 9110 §7.8: the 101 names the protocol switched
+    /// to, and only one the client offered).
     ///
     /// # Errors
     ///
-    /// [`UpgradeError::ResponseStarted`] if the application already started
-    /// a response; the future resolves to [`UpgradeError::Closed`] or
-    /// [`UpgradeError::Io`] if the 101 cannot be written.
+    /// [`UpgradeError::ResponseStarted`] if the response head was already
+    /// sent; [`UpgradeError::ProtocolNotOffered`] for a chosen protocol the
+    /// request did not offer; [`UpgradeError::ProtocolNotChosen`] when the
+    /// request offered several and `headers` names none. The future
+    /// resolves to [`UpgradeError::Closed`] or [`UpgradeError::Io`] if the
+    /// 101 cannot be written.
     fn accept(&self, headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError>;
 }
 
@@ -172,18 +183,24 @@ impl Upgrade {
 
     /// Accepts the upgrade: registers the 101 response with `headers` added
     /// (for example `sec-websocket-accept`). `headers` may carry one
-    /// `upgrade` field naming the protocol chosen among those the request
-    /// offered; without it the server uses the request's own value when
-    /// that names a single protocol.
+    /// `upgrade` field naming the one protocol chosen among those the
+    /// request offered, and must when the request offered several; without
+    /// it the server uses the request's offer when that names a single
+    /// protocol (`[RGIA-UPGRADE-3]`, RFC 9110 §7.8). The server writes
+    /// `connection: upgrade` itself.
     ///
     /// # Errors
     ///
-    /// [`UpgradeError::HeaderNotAllowed`] for a field the server writes
-    /// itself (`connection`, `content-length`, `transfer-encoding`);
-    /// [`UpgradeError::SeveralProtocols`] for an `upgrade` field naming more
-    /// than one protocol; [`UpgradeError::AlreadyAccepted`] on a second
-    /// call (from any clone of this handle); whatever the server reports
-    /// (see [`UpgradeService::accept`]). A refused call leaves the upgrade
+    /// [`UpgradeError::HeaderNotAllowed`] for a connection-specific field
+    /// (`connection`, `keep-alive`, `te`, ...) or body framing
+    /// (`content-length`, `transfer-encoding`);
+    /// [`UpgradeError::InvalidField`] for another field the rules for
+    /// response heads refuse; [`UpgradeError::SeveralProtocols`] for an
+    /// `upgrade` field naming more than one protocol (a 101 that switches
+    /// several layers at once is outside RGI);
+    /// [`UpgradeError::AlreadyAccepted`] on a second call (from any clone of
+    /// this handle); whatever the server reports (see
+    /// [`UpgradeService::accept`]). A refused call leaves the upgrade
     /// available, except after [`UpgradeError::AlreadyAccepted`].
     ///
     /// # Examples
@@ -214,12 +231,7 @@ impl Upgrade {
     /// # Ok::<(), UpgradeError>(())
     /// ```
     pub fn accept(&self, headers: HeaderMap) -> Result<Upgraded, UpgradeError> {
-        if let Some(name) = SERVER_FIELDS
-            .iter()
-            .find(|name| headers.contains_key(*name))
-        {
-            return Err(UpgradeError::HeaderNotAllowed { name: name.clone() });
-        }
+        check_fields(&headers)?;
         let mut protocols = headers.get_all(header::UPGRADE).iter();
         if let Some(first) = protocols.next() {
             let several = protocols
@@ -247,6 +259,27 @@ impl Upgrade {
     #[must_use]
     pub fn is_accepted(&self) -> bool {
         self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// The rules for response header fields of spec/rgi.md, applied to the
+/// fields of a 101 (`[RGIA-UPGRADE-2]`): all but the `upgrade` field, which
+/// a 101 alone may carry.
+fn check_fields(headers: &HeaderMap) -> Result<(), UpgradeError> {
+    if let Some(name) = FRAMING_FIELDS
+        .iter()
+        .find(|name| headers.contains_key(*name))
+    {
+        return Err(UpgradeError::HeaderNotAllowed { name: name.clone() });
+    }
+    let mut others = headers.clone();
+    others.remove(header::UPGRADE);
+    // The rules are those of a final response's head; 200 stands in for
+    // 101, which `validate` refuses as informational.
+    match rgi::ResponseHead::from_parts(http::StatusCode::OK, others).validate() {
+        Ok(_) => Ok(()),
+        Err(rgi::HeadError::HopByHop { name }) => Err(UpgradeError::HeaderNotAllowed { name }),
+        Err(err) => Err(UpgradeError::InvalidField(err)),
     }
 }
 

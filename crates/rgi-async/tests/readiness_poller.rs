@@ -13,7 +13,9 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::Duration;
 
-use rgi_async::{Interest, Readiness, WaitAnyOutcome, WaitOutcome};
+use std::os::fd::AsRawFd;
+
+use rgi_async::{Interest, Readiness, ReadinessError, Source, WaitAnyOutcome, WaitOutcome};
 use support::poller::PollerReadiness;
 use support::{block_on, poll_once};
 
@@ -220,4 +222,93 @@ fn a_pipe_whose_writer_closed_reports_hangup_or_readable() {
         matches!(outcome, WaitOutcome::Ready(ready) if ready.is_hangup() || ready.is_readable()),
         "{outcome:?}"
     );
+}
+
+#[test]
+fn d8_a_leaked_wait_keeps_nothing_open() {
+    let (readiness, _service) = readiness();
+    let (waited, peer) = UnixStream::pair().unwrap();
+    let mut pending = readiness.wait(&waited, Interest::READABLE, None);
+    assert!(poll_once(&mut pending).is_pending());
+    #[expect(
+        clippy::mem_forget,
+        reason = "the defect is about a wait leaked this way"
+    )]
+    std::mem::forget(pending);
+    drop(waited);
+    // Had the wait kept a duplicate, the socket would still be open and
+    // the peer's read would block instead of seeing the end.
+    peer.set_nonblocking(true).unwrap();
+    let read = std::io::Read::read(&mut &peer, &mut [0_u8; 8]);
+    assert!(
+        matches!(read, Ok(0)),
+        "the peer did not see the close: {read:?}"
+    );
+}
+
+#[test]
+fn d8_a_second_wait_on_a_held_descriptor_is_refused_and_the_first_goes_on() {
+    let (readiness, service) = readiness();
+    let (reader, mut writer) = UnixStream::pair().unwrap();
+    let mut first = readiness.wait(&reader, Interest::READABLE, SAFETY);
+    assert!(poll_once(&mut first).is_pending());
+    let mut second = readiness.wait(&reader, Interest::WRITABLE, SAFETY);
+    let refused = poll_once(&mut second);
+    assert!(
+        matches!(
+            refused,
+            std::task::Poll::Ready(Err(ReadinessError::AlreadyWaited { fd })) if fd == reader.as_raw_fd()
+        ),
+        "{refused:?}"
+    );
+    drop(second);
+    assert_eq!(
+        service.registered(),
+        1,
+        "the first wait keeps its registration"
+    );
+    writer.write_all(b"x").unwrap();
+    let outcome = block_on(first).unwrap();
+    assert!(matches!(outcome, WaitOutcome::Ready(ready) if ready.is_readable()));
+    assert_eq!(service.registered(), 0);
+}
+
+#[test]
+fn d8_a_wait_any_listing_one_descriptor_twice_is_refused() {
+    let (readiness, service) = readiness();
+    let (reader, _writer) = UnixStream::pair().unwrap();
+    let sources = [
+        (Source::from(&reader), Interest::READABLE),
+        (Source::from(&reader), Interest::WRITABLE),
+    ];
+    let result = block_on(readiness.wait_any(sources, SAFETY));
+    assert!(
+        matches!(result, Err(ReadinessError::AlreadyWaited { fd }) if fd == reader.as_raw_fd()),
+        "{result:?}"
+    );
+    assert_eq!(service.registered(), 0, "the first registration was undone");
+}
+
+#[test]
+fn d8_a_resolved_wait_frees_its_descriptor_even_while_its_future_is_kept() {
+    let (readiness, service) = readiness();
+    let (reader, mut writer) = UnixStream::pair().unwrap();
+    writer.write_all(b"x").unwrap();
+    let mut kept = readiness.wait(&reader, Interest::READABLE, SAFETY);
+    let mut outcome = poll_once(&mut kept);
+    for _ in 0..1000 {
+        if outcome.is_ready() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+        outcome = poll_once(&mut kept);
+    }
+    assert!(matches!(
+        outcome,
+        std::task::Poll::Ready(Ok(WaitOutcome::Ready(_)))
+    ));
+    assert_eq!(service.registered(), 0);
+    let again = block_on(readiness.wait(&reader, Interest::READABLE, SAFETY)).unwrap();
+    assert!(matches!(again, WaitOutcome::Ready(ready) if ready.is_readable()));
+    drop(kept);
 }

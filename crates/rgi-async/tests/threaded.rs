@@ -534,3 +534,81 @@ fn a_blocking_input_sends_a_whole_input_application_to_the_offload_path() {
     assert_eq!(served.wire.body(), b"hello");
     assert_ne!(*app.called_on.lock().unwrap(), Some(thread::current().id()));
 }
+
+/// Declares that it reads no input and never blocks, then reads the input
+/// whole all the same (against RGI-HINT-3): the D5 application.
+struct ReadsDespiteItsHints;
+
+impl rgi::Application for ReadsDespiteItsHints {
+    type Body = Bytes;
+
+    fn call(&self, mut environ: Environ, start: &mut StartResponse<'_>) -> Result<Bytes, BoxError> {
+        let mut body = Vec::new();
+        environ.input_mut().read_to_end(&mut body)?;
+        start.start(ok())?;
+        Ok(Bytes::from(body))
+    }
+
+    fn hints(&self) -> Hints {
+        Hints::default()
+            .with_input(InputUse::None)
+            .with_may_block(false)
+    }
+}
+
+/// Runs `work` on a thread of its own and fails the test, instead of
+/// hanging it, when it does not finish within `limit`.
+fn within<T: Send + 'static>(limit: Duration, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    finished
+        .recv_timeout(limit)
+        .expect("the event-loop thread stayed parked: a deadlock on a single-threaded loop")
+}
+
+#[test]
+fn d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop() {
+    // The client's bytes reach the source only when the loop thread runs
+    // again, as on a current-thread runtime: a read that parks the loop
+    // thread until they arrive never returns.
+    let result = within(Duration::from_secs(10), || {
+        let fed = support::Fed::default();
+        let environ = Environ::builder()
+            .method(Method::POST)
+            .header(header::CONTENT_LENGTH, HeaderValue::from_static("5"))
+            .extension(Capabilities::builder(Offload::new(Queue::default())).build())
+            .input(Input::from_async(fed.clone(), Some(5)))
+            .build()
+            .unwrap();
+        let (mut state, mut wire) = (ResponseState::new(&Method::POST), Recorder::default());
+        let called = Threaded::new(ReadsDespiteItsHints)
+            .call(environ, &mut state.start_response(&mut wire))
+            .map(|_body| ())
+            .map_err(|err| {
+                let typed = err
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(rgi::InputError::from_io);
+                (
+                    matches!(typed, Some(rgi::InputError::WouldBlockThread)),
+                    err.to_string(),
+                )
+            });
+        fed.push("hello"); // what the loop would have done next
+        called
+    });
+    let (typed, message) = result.expect_err("the read cannot succeed before the bytes arrive");
+    assert!(typed, "not InputError::WouldBlockThread: {message}");
+}
+
+#[test]
+fn d5_an_inline_read_still_gets_the_bytes_already_there() {
+    let served = within(Duration::from_secs(10), || {
+        let pieces = [Bytes::from_static(b"hel"), Bytes::from_static(b"lo")];
+        let environ = fed_environ(Offload::new(Queue::default()), &pieces, true);
+        serve(&Threaded::new(ReadsDespiteItsHints), environ).map_err(|err| err.to_string())
+    })
+    .unwrap();
+    assert_eq!(served.wire.body(), b"hello");
+}

@@ -146,7 +146,7 @@ fn header_fields_the_server_writes_are_refused_and_the_upgrade_stays_available()
         };
         assert_eq!(
             err.to_string(),
-            format!("header field {name} is the server's to write in a 101 response")
+            format!("header field {name} is not allowed from the application in a 101 response")
         );
         assert!(
             matches!(err, UpgradeError::HeaderNotAllowed { name: ref refused } if *refused == name)
@@ -240,4 +240,96 @@ fn the_upgrade_is_found_through_capabilities_only_when_offered() {
     let upgrade = Capabilities::of(&environ).unwrap().upgrade().unwrap();
     assert_eq!(format!("{upgrade:?}"), "Upgrade { accepted: false, .. }");
     assert!(block_on(upgrade.accept(accept_headers()).unwrap()).is_ok());
+}
+
+/// A server that picks the 101's protocol as RGIA-UPGRADE-3 says, with the
+/// kit's `choose_protocol`, and records what it would write.
+struct Offering {
+    offered: Vec<String>,
+    switched_to: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+}
+
+impl UpgradeService for Offering {
+    fn accept(&self, mut headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError> {
+        let protocol = rgi_conformance::rt::choose_protocol(&self.offered, &mut headers)?;
+        self.switched_to.lock().unwrap().push((protocol, headers));
+        Ok(Box::pin(async {
+            Ok(Box::new(Echo::default()) as Box<dyn ByteStream>)
+        }))
+    }
+}
+
+#[test]
+fn d6_connection_specific_fields_are_refused_like_in_any_response_head() {
+    let server = Server::default();
+    let upgrade = Upgrade::new(server.clone());
+    for name in ["keep-alive", "te", "trailer", "proxy-connection"] {
+        let mut headers = accept_headers();
+        headers.insert(name, HeaderValue::from_static("x"));
+        let Err(err) = upgrade.accept(headers) else {
+            panic!("{name} was accepted");
+        };
+        assert!(
+            matches!(err, UpgradeError::HeaderNotAllowed { name: ref refused } if refused == name),
+            "{err}"
+        );
+    }
+    assert!(!upgrade.is_accepted());
+    assert!(server.registered.lock().unwrap().is_empty());
+}
+
+#[test]
+fn d6_the_101_names_the_one_offered_protocol_the_application_chose() {
+    let switched_to = Arc::new(Mutex::new(Vec::new()));
+    let upgrade = Upgrade::new(Offering {
+        offered: vec!["h2c".to_owned(), "websocket".to_owned()],
+        switched_to: Arc::clone(&switched_to),
+    });
+    // Two offers and no choice: RFC 9110 §7.8 lets the server switch only
+    // to a protocol the client offered, and a 101 names the one it switched
+    // to, so there is nothing to default to.
+    let Err(err) = upgrade.accept(accept_headers()) else {
+        panic!("accepted without a chosen protocol");
+    };
+    assert!(
+        matches!(err, UpgradeError::ProtocolNotChosen { .. }),
+        "{err}"
+    );
+    let mut headers = accept_headers();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("x-other"));
+    let Err(err) = upgrade.accept(headers) else {
+        panic!("accepted a protocol the request did not offer");
+    };
+    assert!(
+        matches!(err, UpgradeError::ProtocolNotOffered { .. }),
+        "{err}"
+    );
+    assert!(
+        !upgrade.is_accepted(),
+        "refusals leave the upgrade available"
+    );
+    let mut headers = accept_headers();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+    assert!(upgrade.accept(headers).is_ok());
+    let switched = switched_to.lock().unwrap();
+    let [(protocol, fields)] = switched.as_slice() else {
+        panic!("{} switches", switched.len());
+    };
+    assert_eq!(protocol, "websocket");
+    assert_eq!(
+        fields,
+        &accept_headers(),
+        "the application's other fields pass unchanged"
+    );
+}
+
+#[test]
+fn d6_a_single_offer_is_the_default_choice() {
+    let switched_to = Arc::new(Mutex::new(Vec::new()));
+    let upgrade = Upgrade::new(Offering {
+        offered: vec!["websocket".to_owned()],
+        switched_to: Arc::clone(&switched_to),
+    });
+    assert!(upgrade.accept(accept_headers()).is_ok());
+    assert_eq!(switched_to.lock().unwrap()[0].0, "websocket");
 }

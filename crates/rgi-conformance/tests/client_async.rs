@@ -121,6 +121,7 @@ mod readiness {
                             Bytes::copy_from_slice(&buf[..count]),
                         ))
                     }
+                    other => Err(format!("an unknown outcome: {other:?}").into()),
                 }
             }))
         })

@@ -456,3 +456,98 @@ fn a_server_that_polls_with_a_new_waker_each_time_is_clean() {
     drop(validator);
     assert!(reports.is_empty(), "{:?}", reports.all());
 }
+
+/// An application written as an `async fn` (`rgi_async::from_async_fn`):
+/// offload, a streamed body and the head it built pass the validator.
+#[test]
+fn an_async_fn_application_is_clean() {
+    async fn answer(environ: Environ, response: rgi_async::Responder) -> Result<(), rgi::BoxError> {
+        let offload = Capabilities::of(&environ)
+            .ok_or("needs an asynchronous server")?
+            .offload()
+            .clone();
+        let answer = offload.run(|| 6 * 7).await?;
+        response.append_header("content-type", "text/plain")?;
+        for part in ["the answer ", "is ", &answer.to_string()] {
+            response.send(part.to_owned()).await;
+        }
+        Ok(())
+    }
+    let wire = clean(
+        rgi_async::from_async_fn(answer),
+        async_environ().build().unwrap(),
+    );
+    assert_eq!(wire.heads()[0].status(), StatusCode::OK);
+    assert_eq!(wire.body(), b"the answer is 42");
+}
+
+/// Server-wide capabilities (`ServerInfo::with_extension`, RGIA-CAP-1)
+/// satisfy the validator like per-request ones.
+#[test]
+fn server_wide_capabilities_are_clean() {
+    let server = Arc::new(
+        rgi::ServerInfo::new("example.org", 80)
+            .unwrap()
+            .with_extension(capabilities().build()),
+    );
+    let app = rgi_async::from_fn(|environ: Environ, start| {
+        let offload = Capabilities::of(&environ)
+            .ok_or("no capabilities")?
+            .offload()
+            .clone();
+        start.start(text(StatusCode::OK))?;
+        Ok(TaskBody::new(async move {
+            let _answer = offload.run(|| 6 * 7).await?;
+            Ok(())
+        }))
+    });
+    let environ = build(environ().server_info(server));
+    assert!(environ.extensions().get::<Capabilities>().is_none());
+    clean(app, environ);
+}
+
+/// Runs each job inside `execute`, on the caller's thread.
+struct RunsInline;
+
+impl rgi_async::OffloadService for RunsInline {
+    fn execute(&self, job: rgi_async::Job) -> Result<(), rgi_async::OffloadError> {
+        job.run();
+        Ok(())
+    }
+}
+
+/// The validator wraps server-wide handles as it wraps per-request ones
+/// (its own per-request value overrides the server's), so a server-wide
+/// offload that runs jobs on the loop thread is still caught.
+#[test]
+fn server_wide_offload_is_watched() {
+    let server = Arc::new(
+        rgi::ServerInfo::new("example.org", 80)
+            .unwrap()
+            .with_extension(Capabilities::builder(rgi_async::Offload::new(RunsInline)).build()),
+    );
+    let app = rgi_async::from_fn(|environ: Environ, _start| {
+        let offload = Capabilities::of(&environ)
+            .ok_or("no capabilities")?
+            .offload()
+            .clone();
+        let job = offload.run(|| 6 * 7);
+        Ok(TaskBody::new(async move {
+            job.await?;
+            Ok(())
+        }))
+    });
+    let reports = collect();
+    let validator = AsyncValidator::new(app, reports.clone());
+    let mut wire = Recorder::new();
+    let _served = serve_async(&validator, build(environ().server_info(server)), &mut wire);
+    drop(validator);
+    let clauses = reports.clauses();
+    assert!(
+        clauses
+            .iter()
+            .any(|clause| clause.starts_with("RGIA-OFFLOAD")),
+        "{:?}",
+        reports.all()
+    );
+}

@@ -1,24 +1,39 @@
 //! The request environment handed to the application.
 
+mod builder;
 mod path;
+mod server;
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::str::Utf8Error;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::uri::Authority;
-use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery};
+use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
-use crate::{Errors, Input};
+pub use self::builder::EnvironBuilder;
+pub use self::server::ServerInfo;
+use crate::{ConnectProtocol, ConnectionInfo, Errors, Input};
 
 /// Everything the server knows about one request (the WSGI `environ`).
 ///
-/// Built by the server with [`Environ::builder`], which checks the
-/// invariants an application may rely on (see [`EnvironError`]), then moved
-/// into the application.
+/// Built by the server, which checks the invariants an application may rely
+/// on (see [`EnvironError`]), then moved into the application. A server
+/// builds it with [`Environ::from_parts`]: the request head parsed by its
+/// HTTP layer moves in as it is, and the descriptions of the server
+/// ([`ServerInfo`]) and of the connection ([`ConnectionInfo`]) are shared
+/// through [`Arc`]s, so building an environ copies no header and, for a path
+/// without percent-escapes, allocates nothing. [`Environ::builder`] sets
+/// each field separately, for tests, tools and middleware.
+/// [`Environ::into_parts`] turns an environ back into
+/// [`http::request::Parts`].
 ///
 /// The request target is kept exactly as received ([`Environ::uri`]); the
 /// path is also offered split at the application's mount point into
@@ -52,17 +67,15 @@ pub struct Environ {
     uri: Uri,
     version: Version,
     headers: HeaderMap,
+    extensions: Extensions,
     script_name: PathBytes,
     path_info: PathBytes,
     /// Where `path_info` starts in `uri.path()`, so that `shift_path` splits
-    /// on raw segments as `build` did.
-    raw_path_info_start: usize,
-    server_name: String,
-    server_port: u16,
-    remote_addr: Option<SocketAddr>,
-    url_scheme: UrlScheme,
-    concurrency: Concurrency,
-    extensions: Extensions,
+    /// on raw segments as the split at construction did. A `u32` (targets
+    /// are at most 64 KiB) so that it shares a word with `version`.
+    raw_path_info_start: u32,
+    server: Arc<ServerInfo>,
+    connection: Arc<ConnectionInfo>,
     input: Input,
     errors: Errors,
 }
@@ -83,25 +96,162 @@ impl Environ {
     /// # Ok::<(), rgi::EnvironError>(())
     /// ```
     pub fn builder() -> EnvironBuilder {
-        EnvironBuilder {
-            method: Method::GET,
-            uri: Uri::from_static("/"),
-            version: Version::HTTP_11,
-            headers: HeaderMap::new(),
-            script_name: Bytes::new(),
-            server_name: String::from("localhost"),
-            server_port: 80,
-            remote_addr: None,
-            url_scheme: UrlScheme::Http,
-            concurrency: Concurrency {
-                multithread: true,
-                multiprocess: false,
-                run_once: false,
-            },
-            extensions: Extensions::new(),
-            input: Input::empty(),
-            errors: Errors::stderr(),
+        EnvironBuilder::new()
+    }
+
+    /// Builds the environ of a request from the head its HTTP layer parsed,
+    /// moving the method, target, version, header fields and extensions in
+    /// without copying them; the error stream is standard error (see
+    /// [`Environ::replace_errors`]).
+    ///
+    /// This is the server's path (RGI-ENV-1): `server` and `connection` are
+    /// built once (per mount point and per connection) and only their
+    /// reference counts change per request, and the path is split in place,
+    /// so that a request whose path has no percent-escape costs no
+    /// allocation here; a path with escapes costs one, for its decoded
+    /// `path_info`. The checks are those of [`EnvironBuilder::build`].
+    ///
+    /// # Errors
+    ///
+    /// - [`EnvironError::UnsupportedTarget`]: the target is in authority-form
+    ///   or the method is `CONNECT` without being an extended CONNECT
+    ///   ([`ConnectProtocol`](crate::ConnectProtocol)).
+    /// - [`EnvironError::AsteriskNotOptions`]: target `*` with a method other
+    ///   than `OPTIONS`.
+    /// - [`EnvironError::InvalidPercentEncoding`]: a `%` in the path is not
+    ///   followed by two hex digits.
+    /// - [`EnvironError::ScriptNameMismatch`]: the server's mount point is
+    ///   not the decoding of whole leading segments of the path.
+    /// - [`EnvironError::TransferEncodingPresent`]: the headers still hold
+    ///   `Transfer-Encoding`.
+    /// - [`EnvironError::InvalidContentLength`]: a `Content-Length` header is
+    ///   not a decimal number, or the values differ.
+    /// - [`EnvironError::ContentLengthMismatch`]: the `Content-Length` header
+    ///   disagrees with the input's framing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rgi::{Address, ConnectionInfo, Environ, Input, ServerInfo};
+    ///
+    /// // Once per server and once per connection:
+    /// let server = Arc::new(ServerInfo::new("shop.example", 8080)?.with_script_name("/shop")?);
+    /// let connection = Arc::new(
+    ///     ConnectionInfo::new().with_peer_addr(Address::Tcp("192.0.2.7:50000".parse().unwrap())),
+    /// );
+    ///
+    /// // Per request, from what the HTTP layer parsed:
+    /// let (parts, ()) = http::Request::get("/shop/cart?page=2").body(()).unwrap().into_parts();
+    /// let environ = Environ::from_parts(parts, Input::empty(), &server, &connection)?;
+    /// assert_eq!(environ.script_name(), "/shop");
+    /// assert_eq!(environ.path_info(), "/cart");
+    /// assert_eq!(environ.remote_addr(), Some("192.0.2.7:50000".parse().unwrap()));
+    /// # Ok::<(), rgi::EnvironError>(())
+    /// ```
+    pub fn from_parts(
+        parts: Parts,
+        input: Input,
+        server: &Arc<ServerInfo>,
+        connection: &Arc<ConnectionInfo>,
+    ) -> Result<Self, EnvironError> {
+        Self::assemble(parts, input, Arc::clone(server), Arc::clone(connection))
+    }
+
+    /// Checks the invariants that depend on the request and assembles the
+    /// environ; `server` is already checked.
+    fn assemble(
+        parts: Parts,
+        input: Input,
+        server: Arc<ServerInfo>,
+        connection: Arc<ConnectionInfo>,
+    ) -> Result<Self, EnvironError> {
+        let Parts {
+            method,
+            uri,
+            version,
+            headers,
+            extensions,
+            ..
+        } = parts;
+        let (script_name, path_info, raw_path_info_start) =
+            split_target(&method, &uri, version, &extensions, &server.script_name)?;
+        // One pass over the (few) distinct names is cheaper than hashing
+        // two names that are usually absent.
+        let mut has_content_length = false;
+        for name in headers.keys() {
+            if name == TRANSFER_ENCODING {
+                let value = headers.get(TRANSFER_ENCODING).cloned();
+                return Err(EnvironError::TransferEncodingPresent {
+                    value: value.unwrap_or_else(|| HeaderValue::from_static("")),
+                });
+            }
+            has_content_length |= name == CONTENT_LENGTH;
         }
+        let declared = if has_content_length {
+            declared_content_length(&headers)?
+        } else {
+            None
+        };
+        if let Some(header) = declared {
+            let framing = input.content_length();
+            if framing != Some(header) {
+                return Err(EnvironError::ContentLengthMismatch { header, framing });
+            }
+        }
+        Ok(Self {
+            method,
+            uri,
+            version,
+            headers,
+            extensions,
+            script_name,
+            path_info,
+            // Unreachable for an `http::Uri`; were it ever reached,
+            // `shift_path` would find no segment rather than a wrong one.
+            raw_path_info_start: u32::try_from(raw_path_info_start).unwrap_or(u32::MAX),
+            server,
+            connection,
+            input,
+            errors: Errors::stderr(),
+        })
+    }
+
+    /// Takes the environ apart into the request head, as
+    /// [`http::request::Parts`], and the body: the inverse of
+    /// [`Environ::from_parts`] for what `Parts` can hold. The method,
+    /// target, version, header fields and extensions move out unchanged;
+    /// the split path, the server and connection descriptions and the error
+    /// stream are dropped (read them first if they are needed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use rgi::{Environ, Input};
+    ///
+    /// let environ = Environ::builder()
+    ///     .method(http::Method::POST)
+    ///     .uri(http::Uri::from_static("/upload"))
+    ///     .input(Input::from_bytes("abc"))
+    ///     .build()?;
+    /// let (parts, mut input) = environ.into_parts();
+    /// assert_eq!(parts.method, http::Method::POST);
+    /// assert_eq!(parts.uri, "/upload");
+    /// let mut body = String::new();
+    /// input.read_to_string(&mut body)?;
+    /// assert_eq!(body, "abc");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn into_parts(self) -> (Parts, Input) {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = self.method;
+        parts.uri = self.uri;
+        parts.version = self.version;
+        parts.headers = self.headers;
+        parts.extensions = self.extensions;
+        (parts, self.input)
     }
 
     /// The request method.
@@ -197,54 +347,77 @@ impl Environ {
     /// # Ok::<(), rgi::EnvironError>(())
     /// ```
     pub fn shift_path(&mut self) -> Option<PathBytes> {
-        let raw_rest = self.uri.path().get(self.raw_path_info_start..)?;
+        let raw_start = usize::try_from(self.raw_path_info_start).ok()?;
+        let raw_rest = self.uri.path().get(raw_start..)?;
         let raw_segment = path::first_raw_segment(raw_rest)?;
-        let decoded_len = path::decode(raw_segment)?.len();
-        if self.path_info.len() < decoded_len {
+        let decoded_len = path::decoded_len(raw_segment);
+        let segment = self.path_info.slice(0, decoded_len)?;
+        if segment.as_bytes().ends_with(b"/") {
             return None;
         }
-        let mut rest = self.path_info.0.clone();
-        let segment = rest.split_to(decoded_len);
-        if segment.ends_with(b"/") {
-            return None;
-        }
-        let mut script_name = Vec::with_capacity(self.script_name.len() + segment.len());
-        script_name.extend_from_slice(&self.script_name.0);
-        script_name.extend_from_slice(&segment);
-        self.script_name = PathBytes(Bytes::from(script_name));
-        self.path_info = PathBytes(rest);
-        self.raw_path_info_start += raw_segment.len();
-        Some(PathBytes(segment))
+        let rest = self.path_info.slice(decoded_len, self.path_info.len())?;
+        let raw_end = u32::try_from(raw_start + raw_segment.len()).ok()?;
+        self.script_name = self.script_name.concat(&segment);
+        self.path_info = rest;
+        self.raw_path_info_start = raw_end;
+        Some(segment)
     }
 
     /// The server's name for itself (`SERVER_NAME`), never empty.
     #[must_use]
     pub fn server_name(&self) -> &str {
-        &self.server_name
+        &self.server.name
     }
 
     /// The port the request arrived on (`SERVER_PORT`).
     #[must_use]
     pub fn server_port(&self) -> u16 {
-        self.server_port
+        self.server.port
     }
 
-    /// The peer's address, if the transport has one.
+    /// The peer's IP socket address, if the connection has one: derived
+    /// from [`Environ::connection`] ([`ConnectionInfo::remote_addr`]).
     #[must_use]
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.remote_addr
+        self.connection.remote_addr()
     }
 
-    /// Whether the request arrived over `http` or `https`.
+    /// Whether the request arrived over `http` or `https`: derived from
+    /// [`Environ::connection`] (`https` exactly when it runs over TLS).
     #[must_use]
     pub fn url_scheme(&self) -> UrlScheme {
-        self.url_scheme
+        self.connection.url_scheme()
     }
 
     /// How the server runs applications.
     #[must_use]
     pub fn concurrency(&self) -> Concurrency {
-        self.concurrency
+        self.server.concurrency
+    }
+
+    /// What the server knows about the connection the request arrived on,
+    /// shared by every request of that connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let environ = rgi::Environ::builder()
+    ///     .remote_addr("192.0.2.7:50000".parse().unwrap())
+    ///     .build()?;
+    /// let peer = environ.connection().peer_addr();
+    /// assert_eq!(peer, Some(&rgi::Address::Tcp("192.0.2.7:50000".parse().unwrap())));
+    /// assert!(environ.connection().tls().is_none());
+    /// # Ok::<(), rgi::EnvironError>(())
+    /// ```
+    #[must_use]
+    pub fn connection(&self) -> &Arc<ConnectionInfo> {
+        &self.connection
+    }
+
+    /// The server's description of itself for this request's mount point.
+    #[must_use]
+    pub fn server_info(&self) -> &Arc<ServerInfo> {
+        &self.server
     }
 
     /// The length of the whole request body from its framing, or `None` when
@@ -278,6 +451,50 @@ impl Environ {
     /// Typed extensions, for adding or taking values.
     pub fn extensions_mut(&mut self) -> &mut Extensions {
         &mut self.extensions
+    }
+
+    /// The extension value of type `T` this request sees: its own, from
+    /// [`Environ::extensions`], or else the server-wide one from
+    /// [`ServerInfo::extension`] (RGI-EXT-1). A request's own value
+    /// overrides the server's, so a server or a middleware can change one
+    /// request without touching the shared description.
+    ///
+    /// Finding either costs no allocation: an environ with no extensions of
+    /// its own holds no map, and the server's values are behind the shared
+    /// [`Arc`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rgi::{Environ, ServerInfo};
+    ///
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Region(&'static str);
+    ///
+    /// let server = Arc::new(ServerInfo::new("localhost", 80)?.with_extension(Region("eu")));
+    /// let environ = Environ::builder().server_info(Arc::clone(&server)).build()?;
+    /// assert_eq!(environ.extension::<Region>(), Some(&Region("eu")));
+    ///
+    /// let overridden = Environ::builder()
+    ///     .server_info(server)
+    ///     .extension(Region("us"))
+    ///     .build()?;
+    /// assert_eq!(overridden.extension::<Region>(), Some(&Region("us")));
+    /// # Ok::<(), rgi::EnvironError>(())
+    /// ```
+    #[must_use]
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions
+            .get::<T>()
+            .or_else(|| self.server.extension::<T>())
+    }
+
+    /// The server-wide extension value of type `T`, ignoring any value of
+    /// the request's own (see [`ServerInfo::with_extension`]).
+    #[must_use]
+    pub fn server_extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.server.extension::<T>()
     }
 
     /// The request body.
@@ -333,6 +550,12 @@ impl Environ {
         &mut self.errors
     }
 
+    /// Replaces the error stream (a server routing it to its log, or a
+    /// middleware capturing it) and returns the previous one.
+    pub fn replace_errors(&mut self, errors: Errors) -> Errors {
+        std::mem::replace(&mut self.errors, errors)
+    }
+
     /// Reconstructs the full URL of the request.
     ///
     /// The host is the authority of an absolute-form target, else the `Host`
@@ -358,7 +581,8 @@ impl Environ {
     /// ```
     #[must_use]
     pub fn request_url(&self) -> String {
-        let mut url = String::from(self.url_scheme.as_str());
+        let scheme = self.url_scheme();
+        let mut url = String::from(scheme.as_str());
         url.push_str("://");
         self.push_host(&mut url);
         // An asterisk-form target has an empty path in its URL (RFC 9112,
@@ -384,17 +608,18 @@ impl Environ {
             push_authority_without_userinfo(url, &host);
             return;
         }
-        let bracketed = self.server_name.contains(':') && !self.server_name.starts_with('[');
+        let name = self.server_name();
+        let bracketed = name.contains(':') && !name.starts_with('[');
         if bracketed {
             url.push('[');
-            url.push_str(&self.server_name);
+            url.push_str(name);
             url.push(']');
         } else {
-            url.push_str(&self.server_name);
+            url.push_str(name);
         }
-        if self.server_port != self.url_scheme.default_port() {
+        if self.server_port() != self.url_scheme().default_port() {
             url.push(':');
-            url.push_str(&self.server_port.to_string());
+            url.push_str(&self.server_port().to_string());
         }
     }
 
@@ -418,251 +643,68 @@ fn push_authority_without_userinfo(url: &mut String, authority: &Authority) {
     }
 }
 
-/// Builds an [`Environ`], checking its invariants in [`build`](Self::build).
-///
-/// # Examples
-///
-/// ```
-/// use http::{HeaderValue, Method, Uri, header::CONTENT_LENGTH};
-/// use rgi::{Environ, Input, UrlScheme};
-///
-/// let environ = Environ::builder()
-///     .method(Method::PUT)
-///     .uri(Uri::from_static("/files/report.txt"))
-///     .header(CONTENT_LENGTH, HeaderValue::from_static("5"))
-///     .input(Input::new(&b"hello"[..], Some(5)))
-///     .server("files.example", 443)
-///     .url_scheme(UrlScheme::Https)
-///     .remote_addr("192.0.2.7:50000".parse().unwrap())
-///     .build()?;
-/// assert_eq!(environ.content_length(), Some(5));
-/// assert_eq!(environ.request_url(), "https://files.example/files/report.txt");
-/// # Ok::<(), rgi::EnvironError>(())
-/// ```
-#[derive(Debug)]
-#[must_use = "an EnvironBuilder does nothing until `build` is called"]
-pub struct EnvironBuilder {
-    method: Method,
-    uri: Uri,
+/// Checks the target's form and splits its path at `script_name` (already
+/// checked), returning both decoded halves and where `path_info` starts in
+/// the raw path. A half without escapes shares the target's bytes.
+fn split_target(
+    method: &Method,
+    uri: &Uri,
     version: Version,
-    headers: HeaderMap,
-    script_name: Bytes,
-    server_name: String,
-    server_port: u16,
-    remote_addr: Option<SocketAddr>,
-    url_scheme: UrlScheme,
-    concurrency: Concurrency,
-    extensions: Extensions,
-    input: Input,
-    errors: Errors,
-}
-
-impl EnvironBuilder {
-    /// Sets the request method (default `GET`).
-    pub fn method(mut self, method: Method) -> Self {
-        self.method = method;
-        self
+    extensions: &Extensions,
+    script_name: &PathBytes,
+) -> Result<(PathBytes, PathBytes, usize), EnvironError> {
+    let raw_path = uri.path();
+    let is_asterisk = raw_path == "*";
+    let target = uri
+        .path_and_query()
+        .filter(|_| is_asterisk || raw_path.starts_with('/'));
+    // A CONNECT reaches an application only as an extended CONNECT (RFC 8441,
+    // RFC 9220): HTTP/2 or later, a `:protocol` the server recorded as
+    // `ConnectProtocol`, and a path (RGI-H2-11); a tunnel never does.
+    let admitted = *method != Method::CONNECT
+        || (version >= Version::HTTP_2
+            && extensions.get::<ConnectProtocol>().is_some()
+            && raw_path.starts_with('/'));
+    let Some(target) = target.filter(|_| admitted) else {
+        return Err(EnvironError::UnsupportedTarget {
+            target: uri.to_string(),
+        });
+    };
+    if is_asterisk && *method != Method::OPTIONS {
+        return Err(EnvironError::AsteriskNotOptions {
+            method: method.clone(),
+        });
     }
-
-    /// Sets the request target as received (default `/`): origin-form,
-    /// absolute-form, or `*` for `OPTIONS`.
-    pub fn uri(mut self, uri: Uri) -> Self {
-        self.uri = uri;
-        self
-    }
-
-    /// Sets the HTTP version (default HTTP/1.1).
-    pub fn version(mut self, version: Version) -> Self {
-        self.version = version;
-        self
-    }
-
-    /// Appends a header field, keeping earlier fields of the same name.
-    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.append(name, value);
-        self
-    }
-
-    /// Replaces all header fields.
-    pub fn headers(mut self, headers: HeaderMap) -> Self {
-        self.headers = headers;
-        self
-    }
-
-    /// Sets the application's mount point, percent-decoded (default empty:
-    /// mounted at the root). It must match whole leading segments of the
-    /// request path.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let environ = rgi::Environ::builder()
-    ///     .uri(http::Uri::from_static("/my%20app/x"))
-    ///     .script_name("/my app")
-    ///     .build()?;
-    /// assert_eq!(environ.script_name(), "/my app");
-    /// assert_eq!(environ.path_info(), "/x");
-    /// # Ok::<(), rgi::EnvironError>(())
-    /// ```
-    pub fn script_name(mut self, script_name: impl Into<Bytes>) -> Self {
-        self.script_name = script_name.into();
-        self
-    }
-
-    /// Sets the server's name for itself and the port the request arrived on
-    /// (default `localhost`, 80).
-    pub fn server(mut self, name: impl Into<String>, port: u16) -> Self {
-        self.server_name = name.into();
-        self.server_port = port;
-        self
-    }
-
-    /// Sets the peer's address (default none).
-    pub fn remote_addr(mut self, remote_addr: SocketAddr) -> Self {
-        self.remote_addr = Some(remote_addr);
-        self
-    }
-
-    /// Sets the URL scheme the request arrived over (default `http`).
-    pub fn url_scheme(mut self, url_scheme: UrlScheme) -> Self {
-        self.url_scheme = url_scheme;
-        self
-    }
-
-    /// Sets how the server runs applications (default multithreaded, single
-    /// process, not run-once).
-    pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
-        self.concurrency = concurrency;
-        self
-    }
-
-    /// Adds a typed extension, replacing an earlier one of the same type.
-    pub fn extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.extensions.insert(value);
-        self
-    }
-
-    /// Sets the request body (default [`Input::empty`]).
-    pub fn input(mut self, input: Input) -> Self {
-        self.input = input;
-        self
-    }
-
-    /// Sets the error stream (default [`Errors::stderr`]).
-    pub fn errors(mut self, errors: Errors) -> Self {
-        self.errors = errors;
-        self
-    }
-
-    /// Checks the invariants and builds the environment.
-    ///
-    /// # Errors
-    ///
-    /// - [`EnvironError::UnsupportedTarget`]: the target is in authority-form
-    ///   or the method is `CONNECT`.
-    /// - [`EnvironError::AsteriskNotOptions`]: target `*` with a method other
-    ///   than `OPTIONS`.
-    /// - [`EnvironError::InvalidScriptName`]: the script name is neither
-    ///   empty nor `/…`, is `/` alone, or ends with `/`.
-    /// - [`EnvironError::InvalidPercentEncoding`]: a `%` in the path is not
-    ///   followed by two hex digits.
-    /// - [`EnvironError::ScriptNameMismatch`]: the script name is not the
-    ///   decoding of whole leading segments of the path.
-    /// - [`EnvironError::EmptyServerName`]: the server name is empty.
-    /// - [`EnvironError::TransferEncodingPresent`]: the headers still hold
-    ///   `Transfer-Encoding`.
-    /// - [`EnvironError::InvalidContentLength`]: a `Content-Length` header is
-    ///   not a decimal number, or the values differ.
-    /// - [`EnvironError::ContentLengthMismatch`]: the `Content-Length` header
-    ///   disagrees with the input's framing.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use rgi::{Environ, EnvironError};
-    ///
-    /// let result = Environ::builder()
-    ///     .uri(http::Uri::from_static("/apple"))
-    ///     .script_name("/app")
-    ///     .build();
-    /// assert!(matches!(result, Err(EnvironError::ScriptNameMismatch { .. })));
-    /// ```
-    pub fn build(self) -> Result<Environ, EnvironError> {
-        let raw_path = self.uri.path();
-        let is_asterisk = raw_path == "*";
-        if self.method == Method::CONNECT || !(is_asterisk || raw_path.starts_with('/')) {
-            return Err(EnvironError::UnsupportedTarget {
-                target: self.uri.to_string(),
-            });
+    let mismatch = || EnvironError::ScriptNameMismatch {
+        script_name: script_name.clone(),
+        path: raw_path.to_owned(),
+    };
+    if is_asterisk {
+        if !script_name.is_empty() {
+            return Err(mismatch());
         }
-        if is_asterisk && self.method != Method::OPTIONS {
-            return Err(EnvironError::AsteriskNotOptions {
-                method: self.method,
-            });
-        }
-        let script_name = PathBytes(self.script_name);
-        if !is_valid_script_name(script_name.as_bytes()) {
-            return Err(EnvironError::InvalidScriptName { script_name });
-        }
-        let split = if is_asterisk {
-            if !script_name.is_empty() {
-                return Err(EnvironError::ScriptNameMismatch {
-                    script_name,
-                    path: raw_path.to_owned(),
-                });
-            }
-            path::Split {
-                script_name: Vec::new(),
-                path_info: b"*".to_vec(),
-                raw_path_info_start: 0,
-            }
-        } else {
-            path::split(raw_path, script_name.as_bytes()).map_err(|error| match error {
-                path::SplitError::InvalidPercentEncoding => EnvironError::InvalidPercentEncoding {
-                    path: raw_path.to_owned(),
-                },
-                path::SplitError::ScriptNameMismatch => EnvironError::ScriptNameMismatch {
-                    script_name: script_name.clone(),
-                    path: raw_path.to_owned(),
-                },
-            })?
-        };
-        if self.server_name.is_empty() {
-            return Err(EnvironError::EmptyServerName);
-        }
-        if let Some(value) = self.headers.get(TRANSFER_ENCODING) {
-            return Err(EnvironError::TransferEncodingPresent {
-                value: value.clone(),
-            });
-        }
-        if let Some(header) = declared_content_length(&self.headers)? {
-            let framing = self.input.content_length();
-            if framing != Some(header) {
-                return Err(EnvironError::ContentLengthMismatch { header, framing });
-            }
-        }
-        Ok(Environ {
-            method: self.method,
-            uri: self.uri,
-            version: self.version,
-            headers: self.headers,
-            script_name: PathBytes(Bytes::from(split.script_name)),
-            path_info: PathBytes(Bytes::from(split.path_info)),
-            raw_path_info_start: split.raw_path_info_start,
-            server_name: self.server_name,
-            server_port: self.server_port,
-            remote_addr: self.remote_addr,
-            url_scheme: self.url_scheme,
-            concurrency: self.concurrency,
-            extensions: self.extensions,
-            input: self.input,
-            errors: self.errors,
-        })
+        return Ok((PathBytes::default(), PathBytes::in_target(target, 0, 1), 0));
     }
-}
-
-fn is_valid_script_name(script_name: &[u8]) -> bool {
-    script_name.is_empty() || (script_name.starts_with(b"/") && !script_name.ends_with(b"/"))
+    let Some(first_escape) = path::first_escape(raw_path) else {
+        return Err(EnvironError::InvalidPercentEncoding {
+            path: raw_path.to_owned(),
+        });
+    };
+    let split_at = path::split(raw_path, script_name.as_bytes()).ok_or_else(mismatch)?;
+    let script_name = if first_escape < split_at {
+        script_name.clone()
+    } else {
+        PathBytes::in_target(target, 0, split_at)
+    };
+    let raw_path_info = raw_path.get(split_at..).unwrap_or_default();
+    let path_info = if first_escape < raw_path.len() {
+        // Only an escape forces a copy: the decoded bytes differ from the
+        // target's.
+        PathBytes::from(Bytes::from(path::decode_valid(raw_path_info)))
+    } else {
+        PathBytes::in_target(target, split_at, raw_path.len())
+    };
+    Ok((script_name, path_info, split_at))
 }
 
 /// The Content-Length the headers declare, if any. Repeated fields and
@@ -706,14 +748,107 @@ fn declared_content_length(headers: &HeaderMap) -> Result<Option<u64>, EnvironEr
 /// assert_eq!(path_info.to_string_lossy(), "/café/\u{FFFD}");
 /// # Ok::<(), rgi::EnvironError>(())
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PathBytes(Bytes);
+#[derive(Clone, Default)]
+pub struct PathBytes(PathRepr);
+
+#[derive(Clone)]
+enum PathRepr {
+    /// Bytes of their own: decoded from escapes, or given by a server.
+    Owned(Bytes),
+    /// A stretch of the request target's path that has no escape, so its
+    /// decoding is itself: shares the target's bytes instead of copying them.
+    InTarget {
+        target: PathAndQuery,
+        start: u32,
+        end: u32,
+    },
+}
+
+impl Default for PathRepr {
+    fn default() -> Self {
+        Self::Owned(Bytes::new())
+    }
+}
 
 impl PathBytes {
+    /// `start..end` of `target.path()`, which holds no escape there.
+    fn in_target(target: &PathAndQuery, start: usize, end: usize) -> Self {
+        if start == end {
+            return Self::default();
+        }
+        // A target is at most 64 KiB (`http::Uri`'s limit), so the offsets
+        // fit; were that limit ever raised, copying stays correct.
+        match (u32::try_from(start), u32::try_from(end)) {
+            (Ok(start), Ok(end)) => Self(PathRepr::InTarget {
+                target: target.clone(),
+                start,
+                end,
+            }),
+            _ => Self::from(Bytes::copy_from_slice(
+                target.path().as_bytes().get(start..end).unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Bytes `start..end` of this path, sharing its storage; `None` if out of
+    /// range.
+    fn slice(&self, start: usize, end: usize) -> Option<Self> {
+        if start > end || end > self.len() {
+            return None;
+        }
+        Some(match &self.0 {
+            PathRepr::Owned(bytes) => Self(PathRepr::Owned(bytes.slice(start..end))),
+            PathRepr::InTarget {
+                target,
+                start: base,
+                ..
+            } => {
+                let base = *base as usize;
+                Self::in_target(target, base + start, base + end)
+            }
+        })
+    }
+
+    /// This path followed by `next`; shares the target's bytes when both are
+    /// adjacent stretches of it (`shift_path` on an unescaped path).
+    fn concat(&self, next: &Self) -> Self {
+        if self.is_empty() {
+            return next.clone();
+        }
+        if let (
+            PathRepr::InTarget { target, start, end },
+            PathRepr::InTarget {
+                start: next_start,
+                end: next_end,
+                ..
+            },
+        ) = (&self.0, &next.0)
+        {
+            if end == next_start && target.path().len() >= *next_end as usize {
+                return Self(PathRepr::InTarget {
+                    target: target.clone(),
+                    start: *start,
+                    end: *next_end,
+                });
+            }
+        }
+        let mut joined = Vec::with_capacity(self.len() + next.len());
+        joined.extend_from_slice(self.as_bytes());
+        joined.extend_from_slice(next.as_bytes());
+        Self::from(Bytes::from(joined))
+    }
+
     /// The decoded bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            PathRepr::Owned(bytes) => bytes,
+            PathRepr::InTarget { target, start, end } => target
+                .path()
+                .as_bytes()
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
+        }
     }
 
     /// The decoded path as UTF-8.
@@ -722,67 +857,101 @@ impl PathBytes {
     ///
     /// [`Utf8Error`] if the decoded bytes are not valid UTF-8.
     pub fn to_str(&self) -> Result<&str, Utf8Error> {
-        std::str::from_utf8(&self.0)
+        std::str::from_utf8(self.as_bytes())
     }
 
     /// The decoded path as UTF-8, with invalid sequences replaced by U+FFFD.
     #[must_use]
     pub fn to_string_lossy(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(&self.0)
+        String::from_utf8_lossy(self.as_bytes())
     }
 
     /// Whether the path is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// The length in bytes.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            PathRepr::Owned(bytes) => bytes.len(),
+            PathRepr::InTarget { start, end, .. } => (end - start) as usize,
+        }
     }
 }
 
 impl From<Bytes> for PathBytes {
     fn from(bytes: Bytes) -> Self {
-        Self(bytes)
+        Self(PathRepr::Owned(bytes))
     }
 }
 
 impl From<PathBytes> for Bytes {
+    /// The bytes themselves, copied only if they were shared with a request
+    /// target.
     fn from(path: PathBytes) -> Self {
-        path.0
+        match path.0 {
+            PathRepr::Owned(bytes) => bytes,
+            PathRepr::InTarget { .. } => Bytes::copy_from_slice(path.as_bytes()),
+        }
     }
 }
 
 impl AsRef<[u8]> for PathBytes {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for PathBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for PathBytes {}
+
+impl PartialOrd for PathBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PathBytes {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl Hash for PathBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 
 impl PartialEq<str> for PathBytes {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other.as_bytes()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for PathBytes {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == other.as_bytes()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<[u8]> for PathBytes {
     fn eq(&self, other: &[u8]) -> bool {
-        self.0 == other
+        self.as_bytes() == other
     }
 }
 
 impl PartialEq<&[u8]> for PathBytes {
     fn eq(&self, other: &&[u8]) -> bool {
-        self.0 == *other
+        self.as_bytes() == *other
     }
 }
 
@@ -794,8 +963,20 @@ impl fmt::Display for PathBytes {
 }
 
 impl fmt::Debug for PathBytes {
+    /// Shows the bytes as a byte-string literal, `PathBytes(b"/caf\xc3\xa9")`.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.debug_tuple("PathBytes").field(&self.0).finish()
+        formatter.write_str("PathBytes(b\"")?;
+        for &byte in self.as_bytes() {
+            match byte {
+                b'\\' | b'"' => write!(formatter, "\\{}", char::from(byte))?,
+                b'\n' => formatter.write_str("\\n")?,
+                b'\r' => formatter.write_str("\\r")?,
+                b'\t' => formatter.write_str("\\t")?,
+                0x20..=0x7e => write!(formatter, "{}", char::from(byte))?,
+                _ => write!(formatter, "\\x{byte:02x}")?,
+            }
+        }
+        formatter.write_str("\")")
     }
 }
 
@@ -858,8 +1039,9 @@ pub struct Concurrency {
     pub run_once: bool,
 }
 
-/// Why [`EnvironBuilder::build`] refused to build an environment; every
-/// variant carries the offending value.
+/// Why [`Environ::from_parts`] or [`EnvironBuilder::build`] refused to
+/// build an environment, or [`ServerInfo`] refused a server description;
+/// every variant carries the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvironError {
@@ -893,7 +1075,8 @@ pub enum EnvironError {
         /// The request method.
         method: Method,
     },
-    /// An authority-form target or a `CONNECT` request: not a resource an
+    /// An authority-form target, or a `CONNECT` request that is not an
+    /// extended CONNECT (see [`ConnectProtocol`]): not a resource an
     /// application serves.
     #[error("request target {target:?} is not a path (authority-form or CONNECT)")]
     UnsupportedTarget {

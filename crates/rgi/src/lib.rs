@@ -217,6 +217,7 @@
 mod app;
 mod body;
 mod box_error;
+mod connection;
 mod environ;
 mod errors;
 mod file;
@@ -231,7 +232,10 @@ mod version;
 pub use app::{Application, FnApplication, from_fn};
 pub use body::{Body, Empty, Iter, from_iter};
 pub use box_error::BoxError;
-pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, UrlScheme};
+pub use connection::{Address, ConnectProtocol, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr};
+pub use environ::{
+    Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, ServerInfo, UrlScheme,
+};
 pub use errors::Errors;
 pub use file::FileBody;
 pub use head::{HeadError, ResponseHead};

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use rgi::{
-    Concurrency, Environ, EnvironBuilder, EnvironError, Errors, Input, PathBytes, UrlScheme,
+    Concurrency, ConnectProtocol, ConnectionInfo, Environ, EnvironBuilder, EnvironError, Errors,
+    Input, PathBytes, ServerInfo, UrlScheme,
 };
 
 fn at(target: &'static str) -> EnvironBuilder {
@@ -778,4 +779,465 @@ fn url_scheme_names_and_ports() {
     assert_eq!(UrlScheme::Http.default_port(), 80);
     assert_eq!(UrlScheme::Https.default_port(), 443);
     assert_eq!(UrlScheme::default(), UrlScheme::Http);
+}
+
+// ---------------------------------------------------------------------------
+// The server's path: from_parts, into_parts, shared server descriptions.
+
+fn head(request: http::Request<()>) -> http::request::Parts {
+    request.into_parts().0
+}
+
+fn root_server() -> Arc<ServerInfo> {
+    Arc::new(ServerInfo::new("example.org", 8080).unwrap())
+}
+
+#[test]
+fn from_parts_moves_the_head_in() {
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_script_name("/app")
+            .unwrap()
+            .with_concurrency(Concurrency {
+                multithread: false,
+                multiprocess: true,
+                run_once: false,
+            }),
+    );
+    let connection = Arc::new(ConnectionInfo::new());
+    let mut request = http::Request::builder()
+        .method(Method::PUT)
+        .uri("/app/files/a%2Fb?x=1")
+        .version(Version::HTTP_10)
+        .header(HOST, "example.org")
+        .header(CONTENT_LENGTH, "3")
+        .body(())
+        .unwrap();
+    request.extensions_mut().insert(7_u32);
+
+    let environ = Environ::from_parts(
+        head(request),
+        Input::from_bytes("abc"),
+        &server,
+        &connection,
+    )
+    .unwrap();
+
+    assert_eq!(environ.method(), Method::PUT);
+    assert_eq!(environ.version(), Version::HTTP_10);
+    assert_eq!(environ.raw_path(), "/app/files/a%2Fb");
+    assert_eq!(environ.query_string(), "x=1");
+    assert_eq!(environ.script_name(), "/app");
+    assert_eq!(environ.path_info(), "/files/a/b");
+    assert_eq!(environ.headers().len(), 2);
+    assert_eq!(environ.extensions().get::<u32>(), Some(&7));
+    assert_eq!(environ.server_name(), "example.org");
+    assert_eq!(environ.server_port(), 8080);
+    assert!(!environ.concurrency().multithread);
+    assert_eq!(environ.content_length(), Some(3));
+    assert!(Arc::ptr_eq(environ.server_info(), &server));
+}
+
+#[test]
+fn from_parts_checks_what_build_checks() {
+    let server = root_server();
+    let connection = Arc::new(ConnectionInfo::new());
+    let build = |request: http::Request<()>, input: Input| {
+        Environ::from_parts(head(request), input, &server, &connection).unwrap_err()
+    };
+
+    let error = build(
+        http::Request::get("/a%zz").body(()).unwrap(),
+        Input::empty(),
+    );
+    assert_eq!(
+        error,
+        EnvironError::InvalidPercentEncoding {
+            path: "/a%zz".to_owned()
+        }
+    );
+    let error = build(
+        http::Request::get("/")
+            .header(TRANSFER_ENCODING, "chunked")
+            .body(())
+            .unwrap(),
+        Input::new(&b""[..], None),
+    );
+    assert!(matches!(
+        error,
+        EnvironError::TransferEncodingPresent { .. }
+    ));
+    let error = build(
+        http::Request::get("/")
+            .header(CONTENT_LENGTH, "4")
+            .body(())
+            .unwrap(),
+        Input::from_bytes("abc"),
+    );
+    assert_eq!(
+        error,
+        EnvironError::ContentLengthMismatch {
+            header: 4,
+            framing: Some(3)
+        }
+    );
+    let error = build(http::Request::get("*").body(()).unwrap(), Input::empty());
+    assert_eq!(
+        error,
+        EnvironError::AsteriskNotOptions {
+            method: Method::GET
+        }
+    );
+    let error = build(
+        http::Request::connect("example.org:443").body(()).unwrap(),
+        Input::empty(),
+    );
+    assert!(matches!(error, EnvironError::UnsupportedTarget { .. }));
+
+    let mounted = Arc::new(
+        ServerInfo::new("example.org", 80)
+            .unwrap()
+            .with_script_name("/app")
+            .unwrap(),
+    );
+    let error = Environ::from_parts(
+        head(http::Request::get("/apple").body(()).unwrap()),
+        Input::empty(),
+        &mounted,
+        &connection,
+    )
+    .unwrap_err();
+    assert!(matches!(error, EnvironError::ScriptNameMismatch { .. }));
+}
+
+#[test]
+fn server_info_is_checked_once_when_built() {
+    assert_eq!(
+        ServerInfo::new("", 80).unwrap_err(),
+        EnvironError::EmptyServerName
+    );
+    for script_name in ["/", "app", "/app/"] {
+        assert!(
+            matches!(
+                ServerInfo::new("example.org", 80)
+                    .unwrap()
+                    .with_script_name(script_name),
+                Err(EnvironError::InvalidScriptName { .. })
+            ),
+            "{script_name}"
+        );
+    }
+    let shared = root_server();
+    let environ = Environ::builder()
+        .server_info(Arc::clone(&shared))
+        .build()
+        .unwrap();
+    assert!(Arc::ptr_eq(environ.server_info(), &shared));
+    assert_eq!(environ.request_url(), "http://example.org:8080/");
+}
+
+#[test]
+fn into_parts_gives_back_the_head_and_the_body() {
+    let environ = Environ::builder()
+        .method(Method::POST)
+        .uri(Uri::from_static("http://example.org/a%20b?q"))
+        .version(Version::HTTP_2)
+        .header(CONTENT_TYPE, header("text/plain"))
+        .extension(5_u8)
+        .input(Input::from_bytes("body"))
+        .build()
+        .unwrap();
+
+    let (parts, mut input) = environ.into_parts();
+    assert_eq!(parts.method, Method::POST);
+    assert_eq!(parts.uri, "http://example.org/a%20b?q");
+    assert_eq!(parts.version, Version::HTTP_2);
+    assert_eq!(parts.headers[CONTENT_TYPE], "text/plain");
+    assert_eq!(parts.extensions.get::<u8>(), Some(&5));
+    let mut body = String::new();
+    input.read_to_string(&mut body).unwrap();
+    assert_eq!(body, "body");
+
+    // And back again: the same request.
+    let again = Environ::from_parts(
+        parts,
+        Input::empty(),
+        &root_server(),
+        &Arc::new(ConnectionInfo::new()),
+    )
+    .unwrap();
+    assert_eq!(again.path_info(), "/a b");
+    assert_eq!(again.uri(), "http://example.org/a%20b?q");
+}
+
+#[test]
+fn shared_and_decoded_paths_compare_by_their_bytes() {
+    use std::collections::HashSet;
+
+    let plain = at("/same").build().unwrap();
+    let escaped = at("/s%61me").build().unwrap();
+    assert_eq!(plain.path_info(), escaped.path_info());
+    assert_eq!(
+        plain.path_info().cmp(escaped.path_info()),
+        std::cmp::Ordering::Equal
+    );
+    let set: HashSet<PathBytes> = [plain.path_info().clone(), escaped.path_info().clone()].into();
+    assert_eq!(set.len(), 1);
+    assert_eq!(bytes::Bytes::from(plain.path_info().clone()), "/same");
+    assert_eq!(format!("{:?}", plain.path_info()), "PathBytes(b\"/same\")");
+}
+
+#[test]
+fn shift_path_over_escaped_and_plain_segments() {
+    let mut environ = at("/a/b%20c/d/e").script_name("/a").build().unwrap();
+    assert_eq!(environ.shift_path().unwrap(), "/b c");
+    assert_eq!(environ.shift_path().unwrap(), "/d");
+    assert_eq!(environ.script_name(), "/a/b c/d");
+    assert_eq!(environ.path_info(), "/e");
+    assert_eq!(environ.shift_path().unwrap(), "/e");
+    assert_eq!(environ.path_info(), "");
+    assert_eq!(environ.shift_path(), None);
+}
+
+#[test]
+fn replace_errors_swaps_the_stream() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut environ = Environ::builder().build().unwrap();
+    let previous = environ.replace_errors(Errors::new(Shared(Arc::clone(&log))));
+    assert_eq!(format!("{previous:?}"), "Errors { sink: Stderr }");
+    environ.errors_mut().write_all(b"logged").unwrap();
+    assert_eq!(*log.lock().unwrap(), b"logged");
+}
+
+// ---------------------------------------------------------------------------
+// D3: a body framed by the connection is read to its end.
+
+/// A source that hands out its body in small pieces, like HTTP/2 DATA
+/// frames, without saying in advance how long it is.
+struct Frames(std::collections::VecDeque<&'static [u8]>);
+
+impl Read for Frames {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(frame) = self.0.pop_front() else {
+            return Ok(0);
+        };
+        let taken = frame.len().min(buf.len());
+        buf[..taken].copy_from_slice(&frame[..taken]);
+        if taken < frame.len() {
+            self.0.push_front(&frame[taken..]);
+        }
+        Ok(taken)
+    }
+}
+
+#[test]
+fn d3_http2_body_without_content_length_is_read_to_its_end() {
+    let frames = Frames(
+        [
+            &b"first frame, "[..],
+            &b"second frame, "[..],
+            &b"last frame"[..],
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let request = http::Request::post("/upload")
+        .version(Version::HTTP_2)
+        .header(HOST, "example.org")
+        .body(())
+        .unwrap();
+
+    let mut environ = Environ::from_parts(
+        head(request),
+        Input::new(frames, None),
+        &root_server(),
+        &Arc::new(ConnectionInfo::new()),
+    )
+    .unwrap();
+
+    assert_eq!(environ.version(), Version::HTTP_2);
+    assert_eq!(environ.content_length(), None);
+    let mut body = String::new();
+    environ.input_mut().read_to_string(&mut body).unwrap();
+    assert_eq!(body, "first frame, second frame, last frame");
+    assert!(environ.input().is_finished());
+}
+
+#[test]
+fn d3_http2_body_with_content_length_keeps_its_length() {
+    let request = http::Request::post("/upload")
+        .version(Version::HTTP_2)
+        .header(CONTENT_LENGTH, "5")
+        .body(())
+        .unwrap();
+    let environ = Environ::from_parts(
+        head(request),
+        Input::new(&b"hello"[..], Some(5)),
+        &root_server(),
+        &Arc::new(ConnectionInfo::new()),
+    )
+    .unwrap();
+    assert_eq!(environ.content_length(), Some(5));
+}
+
+// ---------------------------------------------------------------------------
+// Extended CONNECT (RFC 8441) reaches applications; a tunnel never does.
+
+#[test]
+fn extended_connect_over_http2_is_admitted() {
+    let mut request = http::Request::connect("/chat?room=1")
+        .version(Version::HTTP_2)
+        .header(HOST, "example.org")
+        .body(())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectProtocol::new("websocket"));
+
+    let environ = Environ::from_parts(
+        head(request),
+        Input::new(&b""[..], None),
+        &root_server(),
+        &Arc::new(ConnectionInfo::new()),
+    )
+    .unwrap();
+
+    assert_eq!(environ.method(), Method::CONNECT);
+    assert_eq!(environ.path_info(), "/chat");
+    assert_eq!(environ.query_string(), "room=1");
+    assert_eq!(
+        environ.extensions().get::<ConnectProtocol>(),
+        Some(&ConnectProtocol::from_static("websocket"))
+    );
+}
+
+#[test]
+fn connect_without_protocol_or_over_http1_is_refused() {
+    let refused = |builder: EnvironBuilder| {
+        matches!(
+            builder.method(Method::CONNECT).build(),
+            Err(EnvironError::UnsupportedTarget { .. })
+        )
+    };
+    // No `:protocol`: a tunnel request.
+    assert!(refused(at("/chat").version(Version::HTTP_2)));
+    // HTTP/1.1 has no extended CONNECT.
+    assert!(refused(
+        at("/chat").extension(ConnectProtocol::from_static("websocket"))
+    ));
+    // Authority-form stays a tunnel whatever it carries.
+    assert!(refused(
+        Environ::builder()
+            .uri(Uri::from_static("example.org:443"))
+            .version(Version::HTTP_2)
+            .extension(ConnectProtocol::from_static("websocket"))
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// Server-wide extensions (RGI-EXT-1): set once in the ServerInfo, overridden
+// per request by a value of the same type in the environ's own extensions.
+
+#[derive(Clone, Debug, PartialEq)]
+struct Deployment(&'static str);
+
+#[test]
+fn server_wide_extensions_reach_every_request_of_the_server() {
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_extension(Deployment("eu-1"))
+            .with_extension(Deployment("eu-2")),
+    );
+    let connection = Arc::new(ConnectionInfo::new());
+    for target in ["/a", "/b"] {
+        let environ = Environ::from_parts(
+            head(http::Request::get(target).body(()).unwrap()),
+            Input::empty(),
+            &server,
+            &connection,
+        )
+        .unwrap();
+        assert_eq!(environ.extension::<Deployment>(), Some(&Deployment("eu-2")));
+        assert_eq!(
+            environ.server_extension::<Deployment>(),
+            Some(&Deployment("eu-2"))
+        );
+        assert!(environ.extensions().get::<Deployment>().is_none());
+    }
+    assert_eq!(server.extension::<Deployment>(), Some(&Deployment("eu-2")));
+    assert_eq!(server.extensions().len(), 1);
+}
+
+#[test]
+fn a_request_value_overrides_the_server_wide_one_for_that_request_only() {
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_extension(Deployment("eu-1")),
+    );
+    let mut overridden = Environ::builder()
+        .server_info(Arc::clone(&server))
+        .extension(Deployment("canary"))
+        .build()
+        .unwrap();
+    let plain = Environ::builder()
+        .server_info(Arc::clone(&server))
+        .build()
+        .unwrap();
+
+    assert_eq!(
+        overridden.extension::<Deployment>(),
+        Some(&Deployment("canary"))
+    );
+    assert_eq!(
+        overridden.server_extension::<Deployment>(),
+        Some(&Deployment("eu-1"))
+    );
+    assert_eq!(plain.extension::<Deployment>(), Some(&Deployment("eu-1")));
+
+    overridden.extensions_mut().remove::<Deployment>();
+    assert_eq!(
+        overridden.extension::<Deployment>(),
+        Some(&Deployment("eu-1"))
+    );
+}
+
+#[test]
+fn builder_server_settings_keep_the_server_wide_extensions() {
+    let server = Arc::new(
+        ServerInfo::new("example.org", 8080)
+            .unwrap()
+            .with_extension(Deployment("eu-1")),
+    );
+    let environ = Environ::builder()
+        .server_info(Arc::clone(&server))
+        .server("other.example", 81)
+        .build()
+        .unwrap();
+
+    assert_eq!(environ.server_name(), "other.example");
+    assert_eq!(environ.extension::<Deployment>(), Some(&Deployment("eu-1")));
+    // The builder edited its own copy; the shared description is unchanged.
+    assert_eq!(server.name(), "example.org");
+    assert!(!Arc::ptr_eq(environ.server_info(), &server));
+}
+
+#[test]
+fn an_environ_without_server_wide_extensions_finds_none() {
+    let environ = Environ::builder().build().unwrap();
+    assert!(environ.extension::<Deployment>().is_none());
+    assert!(environ.server_extension::<Deployment>().is_none());
+    assert!(environ.server_info().extensions().is_empty());
 }

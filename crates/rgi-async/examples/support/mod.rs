@@ -1,7 +1,8 @@
 //! Shared by the examples: the test driver (a minimal server loop,
 //! `block_on`, a thread-per-job offload service and, on Unix, the
-//! poller-backed readiness service), reused from `tests/support`, plus a
-//! body that answers once a future resolves.
+//! poller-backed readiness service), reused from `tests/support`. Bodies
+//! that answer once a future resolves are the crate's own
+//! `rgi_async::from_async_fn`.
 
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
@@ -67,28 +68,4 @@ pub fn serve_and_print<A: AsyncApplication>(
         println!("{}", String::from_utf8_lossy(&body).trim_end());
     }
     Ok(served)
-}
-
-/// A body that waits for `future`, then starts the response with its
-/// status and yields its bytes as the one chunk.
-pub struct Answer(pub Option<BoxFuture<Result<(StatusCode, Bytes), BoxError>>>);
-
-impl AsyncBody for Answer {
-    fn poll_step(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        start: &mut StartResponse<'_>,
-    ) -> Poll<Option<Result<Step, BoxError>>> {
-        let Some(future) = self.0.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let Poll::Ready(result) = future.as_mut().poll(cx) else {
-            return Poll::Pending; // the offload or the poller wakes us
-        };
-        self.0 = None; // drops the future, ending any wait it held
-        Poll::Ready(Some(result.and_then(|(status, body)| {
-            start.start(ResponseHead::new(status))?;
-            Ok(Step::Chunk(body))
-        })))
-    }
 }

@@ -186,6 +186,9 @@ pub fn serve<A: AsyncApplication>(app: &A, environ: Environ) -> Result<Served, B
                         state.finish(&mut served.wire)?;
                         return Ok(served);
                     }
+                    other => {
+                        return Err(format!("a step this driver does not know: {other:?}").into());
+                    }
                 }
             }
         }

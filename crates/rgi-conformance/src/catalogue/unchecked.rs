@@ -36,7 +36,15 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-ENV-9",
-        "Enforced by the type: `Environ` holds its `Input` and `Errors` in fields that are not optional, and `Environ::builder()` defaults them to `Input::empty()` and `Errors::stderr()` (crates/rgi/tests/environ.rs: `builder_defaults_describe_a_plain_local_get`), so no environ exists without them.",
+        "Enforced by the type: `Environ` holds its `Input` and `Errors` in fields that are not optional, `Environ::from_parts` takes the `Input` as an argument and installs `Errors::stderr()`, and `Environ::builder()` defaults them to `Input::empty()` and `Errors::stderr()` (crates/rgi/tests/environ.rs: `builder_defaults_describe_a_plain_local_get`), so no environ exists without them; that the default stream costs no allocation is counted in crates/rgi/tests/environ_allocations.rs: `the_default_error_stream_and_an_http2_body_cost_nothing`.",
+    ),
+    (
+        "RGI-ENV-13",
+        "A property of the server's source that no run can observe: a server that built a new `ServerInfo` for every request would answer exactly the same. What the type guarantees is checked by the rgi crate: a `ServerInfo` exists only once `ServerInfo::new` and `ServerInfo::with_script_name` accepted it, and `Environ::from_parts` shares the one it is given (crates/rgi/tests/environ.rs: `server_info_is_checked_once_when_built`, `from_parts_moves_the_head_in`).",
+    ),
+    (
+        "RGI-ENV-14",
+        "A property of the server's source: a head passed on as parsed and one rebuilt with equal values give the application the same environ, and the values themselves are judged under RGI-ENV-3, RGI-ENV-4 and RGI-HDR-1. That `Environ::from_parts` moves the head in unchanged and without copying is the rgi crate's (crates/rgi/tests/environ.rs: `from_parts_moves_the_head_in`; crates/rgi/tests/environ_allocations.rs: `from_parts_for_a_plain_path_allocates_nothing`).",
     ),
     (
         "RGI-PATH-7",
@@ -45,6 +53,34 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-HDR-7",
         "Application obligation about what its answer depends on: hop-by-hop request fields reach it like any other field (RGI-HDR-1), and whether its behaviour depends on them is a property of its logic that a wrapper cannot judge without knowing the intended answer.",
+    ),
+    (
+        "RGI-CONN-6",
+        "Not yet judged by a suite case (a note for the kit): the snapshot a probe takes of its environ (suite/cases/kit.rs) records `remote_addr()` and `url_scheme()` but not `Environ::connection()`; a case sending two requests on one keep-alive connection and comparing the two `Arc`s with `Arc::ptr_eq`, and a third on a new connection, would judge it. Sharing one value between environs is the rgi crate's (crates/rgi/tests/connection.rs: `every_request_of_a_connection_shares_one_value`).",
+    ),
+    (
+        "RGI-CONN-7",
+        "A guess and a fact look alike unless the suite knows the truth: it knows only its own client's address and that it uses no TLS, which the cases of RGI-ENV-6 and RGI-ENV-7 judge through `remote_addr()` and `url_scheme()`; the server's local address as it sees it, and every TLS field, are beyond what `ServerUnderTest` lets the suite set up or know. The type makes `None` the starting value of every field (crates/rgi/tests/connection.rs: `nothing_known_means_plain_http_without_a_peer`, `tls_details_are_what_the_server_filled_in`).",
+    ),
+    (
+        "RGI-CONN-8",
+        "Out of the suite's sight: its client connects over TCP and through no proxy, so only `Address::Tcp` can occur, which the case of RGI-ENV-6 judges through `remote_addr()`; Unix-domain sockets and the PROXY protocol are deployments `ServerUnderTest` cannot ask a server for. What each variant means to `remote_addr()` is the rgi crate's (crates/rgi/tests/connection.rs: `a_unix_socket_peer_has_no_remote_addr`, `a_proxied_peer_names_the_proxy_that_declared_it`).",
+    ),
+    (
+        "RGI-CONN-9",
+        "Out of the suite's sight: its client speaks plain TCP, so no TLS version, SNI name, ALPN protocol or client certificate exists to be reported; the one observable case, no TLS, is judged through `url_scheme()` by the case of RGI-ENV-7. The accessors are the rgi crate's (crates/rgi/tests/connection.rs: `tls_details_are_what_the_server_filled_in`).",
+    ),
+    (
+        "RGI-CONN-10",
+        "Enforced by the type: `Environ` has no field for the scheme or the remote address; `url_scheme()` and `remote_addr()` are computed from `connection()`, and `EnvironBuilder::remote_addr` and `EnvironBuilder::url_scheme` edit that same value (crates/rgi/tests/connection.rs: `url_scheme_and_remote_addr_derive_from_the_connection`, `the_builder_records_remote_addr_and_scheme_in_the_connection`), so no server can make them disagree.",
+    ),
+    (
+        "RGI-INPUT-20",
+        "Out of the suite's sight for now (a note for the kit): its client speaks HTTP/1.1, where a body without Content-Length is chunked and already judged under RGI-INPUT-2; an HTTP/2 client sending DATA frames without content-length, and a probe checking it read every byte, would judge it. That `Input::new(source, None)` over such a stream is read to its end is the rgi crate's (crates/rgi/tests/environ.rs: `d3_http2_body_without_content_length_is_read_to_its_end`).",
+    ),
+    (
+        "RGI-INPUT-21",
+        "Out of the suite's sight for now (a note for the kit): it needs an HTTP/2 client; on HTTP/1.1 the same rule is RGI-ENV-10's. That an HTTP/2 environ keeps the declared length and `Environ::from_parts` refuses a disagreeing one is the rgi crate's (crates/rgi/tests/environ.rs: `d3_http2_body_with_content_length_keeps_its_length`, `from_parts_checks_what_build_checks`).",
     ),
     (
         "RGI-INPUT-8",
@@ -196,7 +232,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-EXT-1",
-        "Enforced by the type: `http::Extensions` is a map keyed by `TypeId`, so an extension is identified by its type and there is no string key to use.",
+        "Enforced by the types: the request's and the server's extensions are both `http::Extensions`, maps keyed by `TypeId`, so an extension is identified by its type and there is no string key to use; the override order is the code of `Environ::extension`, which every lookup through it follows (crates/rgi/tests/environ.rs: `a_request_value_overrides_the_server_wide_one_for_that_request_only`, `server_wide_extensions_reach_every_request_of_the_server`).",
     ),
     (
         "RGI-EXT-2",
@@ -308,6 +344,38 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Behaviour of `rgi_async::Threaded`, the same for every server: tested in (crates/rgi-async/tests/threaded.rs: `the_worker_pulls_only_as_fast_as_the_server_polls`, `a_lazily_started_and_replaced_head_is_relayed_once_in_its_final_form`, `a_head_without_body_is_relayed_at_the_end`).",
     ),
     (
+        "RGIA-COMP-13",
+        "The toy server never runs an application on a loop thread (synchronous applications get a thread per connection), so no suite case can see an inline read; the rule binds `rgi_async::Threaded`, the adapter every asynchronous server runs synchronous code through, tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `d5_an_inline_read_still_gets_the_bytes_already_there` (a read that would wait fails with `InputError::WouldBlockThread` within the test's time limit instead of parking; bytes already there are delivered).",
+    ),
+    (
+        "RGIA-COMP-14",
+        "Behaviour of `rgi_async::Threaded`, the same for every server; each of its paths (inline, pre-read through the non-blocking face, offload with the job only queued when `call` returns) is tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`.",
+    ),
+    (
+        "RGIA-UPGRADE-12",
+        "Cannot go wrong silently: among several offers, an `accept` without a choice fails with `UpgradeError::ProtocolNotChosen` and a choice outside the offer with `UpgradeError::ProtocolNotOffered` (RGIA-UPGRADE-3, checked by a suite case), tested in crates/rgi-async/tests/upgrade.rs: `d6_the_101_names_the_one_offered_protocol_the_application_chose`; which protocol the application then speaks over the stream is outside what a kit can observe.",
+    ),
+    (
+        "RGIA-RT-1",
+        "Whether a runtime's context is entered can only be asked through that runtime's own crate, which the kit does not depend on (and the spec crates may not); the toy declares no runtime, so its requests refuse every runtime they require (crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`). A tokio server tests this clause with `Handle::try_current` inside its own application.",
+    ),
+    (
+        "RGIA-RT-2",
+        "A server's configuration rather than an observable behaviour of one request; the declaration is a field of the `Capabilities` value the server builds once (`CapabilitiesBuilder::runtime`), tested in crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`.",
+    ),
+    (
+        "RGIA-RT-3",
+        "Implemented by `rgi_async::Capabilities::require_runtime`, the same for every server, tested in crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`, `runtime_refusal_reaches_the_server_as_an_error_of_call`.",
+    ),
+    (
+        "RGIA-RT-4",
+        "Application logic around a library the kit cannot see: no wrapper can tell that a body uses a runtime-bound library. The refusal it must check is typed and travels as an error of `call` (crates/rgi-async/tests/capabilities.rs: `runtime_refusal_reaches_the_server_as_an_error_of_call`).",
+    ),
+    (
+        "RGIA-RT-5",
+        "Application logic in code that runs on worker threads; nothing an application does there is visible to a wrapper as a use of a runtime's context.",
+    ),
+    (
         "RGIA-COMP-6",
         "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server, tested in crates/rgi-async/tests/threaded.rs: `a_non_blocking_application_without_input_runs_inline`, `a_non_blocking_application_that_may_read_input_is_offloaded`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_body_past_the_pre_read_limit_goes_to_the_offload_path_whole`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`, `a_blocking_input_sends_a_whole_input_application_to_the_offload_path` (the documented limit is `rgi_async::PRE_READ_LIMIT`).",
     ),
@@ -345,7 +413,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGIA-VER-4",
-        "Enforced by the compiler for code outside the crates: the error and outcome enums of rgi-async are `#[non_exhaustive]`, so a match without a wildcard arm does not compile; what the wildcard arm does is application logic.",
+        "Enforced by the compiler for code outside the crates: every public enum of rgi-async (errors, `WaitOutcome`, `WaitAnyOutcome`, `Step`) is `#[non_exhaustive]`, so a match without a wildcard arm does not compile (the compile-fail examples in the rustdoc of `Step` and `WaitOutcome`) and one with it compiles under `deny(warnings)` (crates/rgi-async/tests/evolution.rs: `d7_step_is_matched_with_a_wildcard_arm`, `d7_wait_outcomes_are_matched_with_a_wildcard_arm`); what the wildcard arm does is application logic.",
     ),
     (
         "RGIA-VER-5",

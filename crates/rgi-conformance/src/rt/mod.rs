@@ -500,6 +500,12 @@ where
                 }
             }
             Ok(Poll::Ready(Some(Ok(Step::Switch(switch))))) => break Ok(Some(switch)),
+            // RGIA-VER-4: a step this server does not know is a failure.
+            Ok(Poll::Ready(Some(Ok(other)))) => {
+                break Err(Stop::Application(
+                    format!("the body yielded a step this server does not know: {other:?}").into(),
+                ));
+            }
         }
     };
     let dropped = drop_contained(body);

@@ -9,16 +9,21 @@
 //! ready at registration, so each wait sees level-triggered readiness
 //! (RGIA-READY).
 //!
-//! Each wait registers a duplicate of each descriptor (closed when the
-//! wait ends), because epoll and kqueue refuse a second registration of
-//! the same descriptor: so several waits on one descriptor stay
-//! independent (RGIA-READY-15). A wait with a zero timeout is answered at
-//! its first poll from a throw-away poller (RGIA-READY-7).
+//! Each wait registers the application's descriptor itself, never a
+//! duplicate, and only for as long as the wait lasts (RGIA-READY-19): a
+//! leaked wait holds nothing open, and the kernel forgets its registration
+//! when the application closes the descriptor, so a new descriptor that
+//! gets the number back registers afresh (RGIA-READY-13). epoll and kqueue
+//! refuse a second registration of a descriptor, as tokio's `AsyncFd` does,
+//! so a second wait on a descriptor that a wait in progress holds resolves
+//! at its first poll to `ReadinessError::AlreadyWaited` and leaves the
+//! first wait alone (RGIA-READY-21). A wait with a zero timeout is answered
+//! at its first poll from a throw-away poller (RGIA-READY-7).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -190,9 +195,9 @@ struct PollerWait<'a> {
     sources: Vec<(Source<'a>, Interest)>,
     timeout: Option<Duration>,
     slot: Arc<Mutex<Slot>>,
-    /// The tokens registered so far, with the duplicate descriptor each
-    /// registered; empty until the first poll.
-    tokens: Vec<(Token, OwnedFd)>,
+    /// The tokens registered so far, with the descriptor each registered;
+    /// empty until the first poll.
+    tokens: Vec<(Token, RawFd)>,
     /// The key of this wait's deadline, if it has one.
     deadline: Option<Token>,
     started: bool,
@@ -228,6 +233,10 @@ fn ready_of(event: &mio::event::Event) -> Option<Ready> {
 
 /// The error of a failed registration of `fd`.
 fn registration_error(fd: RawFd, err: io::Error) -> ReadinessError {
+    if err.kind() == io::ErrorKind::AlreadyExists {
+        // EEXIST: another wait in progress holds the descriptor.
+        return ReadinessError::AlreadyWaited { fd };
+    }
     if err.kind() == io::ErrorKind::PermissionDenied {
         // epoll answers EPERM for regular files and directories.
         ReadinessError::Unpollable {
@@ -240,22 +249,21 @@ fn registration_error(fd: RawFd, err: io::Error) -> ReadinessError {
 }
 
 impl PollerWait<'_> {
-    /// Answers a wait with a zero timeout at once: registers duplicates of
-    /// its descriptors with a poller of its own and asks it without
-    /// waiting (the kernel reports what is ready at registration).
+    /// Answers a wait with a zero timeout at once: registers its
+    /// descriptors with a poller of its own and asks it without waiting
+    /// (the kernel reports what is ready at registration). A poller of its
+    /// own holds a registration of its own, so such a check never collides
+    /// with a wait in progress.
     fn check_now(&self) -> Result<WaitAnyOutcome, ReadinessError> {
         let mut poll = mio::Poll::new()?;
-        let mut duplicates = Vec::with_capacity(self.sources.len());
         for (index, (source, interest)) in self.sources.iter().enumerate() {
-            let duplicate = source.borrowed().try_clone_to_owned()?;
             poll.registry()
                 .register(
-                    &mut SourceFd(&duplicate.as_raw_fd()),
+                    &mut SourceFd(&source.as_raw()),
                     Token(index),
                     mio_interest(*interest),
                 )
                 .map_err(|err| registration_error(source.as_raw(), err))?;
-            duplicates.push(duplicate);
         }
         let mut events = Events::with_capacity(self.sources.len().max(1));
         poll.poll(&mut events, Some(Duration::ZERO))?;
@@ -272,9 +280,8 @@ impl PollerWait<'_> {
                 None => ready.push((event.token().0, seen)),
             }
         }
-        // Dropping the poller and the duplicates removes every registration.
+        // Dropping the poller removes every registration it holds.
         drop(poll);
-        drop(duplicates);
         ready.sort_by_key(|(index, _)| *index);
         Ok(if ready.is_empty() {
             WaitAnyOutcome::TimedOut
@@ -287,29 +294,22 @@ impl PollerWait<'_> {
     fn register(&mut self) -> Result<(), ReadinessError> {
         for (index, (source, interest)) in self.sources.iter().enumerate() {
             let fd = source.as_raw();
-            let duplicate = match source.borrowed().try_clone_to_owned() {
-                Ok(duplicate) => duplicate,
-                Err(err) => {
-                    self.deregister();
-                    return Err(ReadinessError::Io(err));
-                }
-            };
             let token = Token(self.shared.next_token.fetch_add(1, Ordering::SeqCst));
             // The target goes in before the registration: mio is
             // edge-triggered, and an event for an unknown token is lost.
             lock(&self.shared.state)
                 .targets
                 .insert(token, (Arc::clone(&self.slot), index));
-            if let Err(err) = self.shared.registry.register(
-                &mut SourceFd(&duplicate.as_raw_fd()),
-                token,
-                mio_interest(*interest),
-            ) {
+            if let Err(err) =
+                self.shared
+                    .registry
+                    .register(&mut SourceFd(&fd), token, mio_interest(*interest))
+            {
                 lock(&self.shared.state).targets.remove(&token);
                 self.deregister();
                 return Err(registration_error(fd, err));
             }
-            self.tokens.push((token, duplicate));
+            self.tokens.push((token, fd));
         }
         if let Some(timeout) = self.timeout {
             let key = Token(self.shared.next_token.fetch_add(1, Ordering::SeqCst));
@@ -328,14 +328,11 @@ impl PollerWait<'_> {
         if let Some(key) = self.deadline.take() {
             state.deadlines.remove(&key);
         }
-        for (token, duplicate) in self.tokens.drain(..) {
+        for (token, fd) in self.tokens.drain(..) {
             state.targets.remove(&token);
-            // The duplicate is closed right after, which would remove the
-            // registration anyway; deregistering first keeps it explicit.
-            let _ = self
-                .shared
-                .registry
-                .deregister(&mut SourceFd(&duplicate.as_raw_fd()));
+            // The wait borrows the descriptor, so it is still open and still
+            // the one registered; nothing of the wait outlives this.
+            let _ = self.shared.registry.deregister(&mut SourceFd(&fd));
         }
     }
 }
@@ -355,16 +352,21 @@ impl Future for PollerWait<'_> {
             }
         }
         let mut slot = lock(&this.slot);
-        if !slot.ready.is_empty() {
+        let outcome = if !slot.ready.is_empty() {
             let mut ready = std::mem::take(&mut slot.ready);
             ready.sort_by_key(|(index, _)| *index);
-            return Poll::Ready(Ok(WaitAnyOutcome::Ready(ready)));
-        }
-        if slot.timed_out {
-            return Poll::Ready(Ok(WaitAnyOutcome::TimedOut));
-        }
-        slot.waker = Some(cx.waker().clone());
-        Poll::Pending
+            WaitAnyOutcome::Ready(ready)
+        } else if slot.timed_out {
+            WaitAnyOutcome::TimedOut
+        } else {
+            slot.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        };
+        drop(slot);
+        // RGIA-READY-19: the registration ends with the wait, even if the
+        // resolved future is kept.
+        this.deregister();
+        Poll::Ready(Ok(outcome))
     }
 }
 
@@ -392,6 +394,13 @@ impl ReadinessService for PollerReadiness {
                         .unwrap_or(Ready::READABLE),
                 ),
                 WaitAnyOutcome::TimedOut => WaitOutcome::TimedOut,
+                // RGIA-VER-4: an outcome a later version adds has no
+                // single-source meaning this poller knows.
+                other => {
+                    return Err(ReadinessError::Io(io::Error::other(format!(
+                        "wait_any resolved to an outcome this poller does not know: {other:?}"
+                    ))));
+                }
             })
         })
     }

@@ -159,6 +159,7 @@ pub(crate) fn readiness(
                     | Fault::WaitAnyWrongIndex
                     | Fault::ShutdownDrainsWaitedDescriptors
                     | Fault::LeakedWaitsKeepTheirNumber
+                    | Fault::WaitsHoldDuplicates
             )
         );
         match fault {
@@ -347,6 +348,12 @@ impl ReadinessService for Faulty {
                         return Ok(WaitOutcome::TimedOut);
                     }
                     let _claim = Claim { fd, numbers };
+                    inner.wait(source, interest, timeout).await
+                }
+                Fault::WaitsHoldDuplicates => {
+                    // The fault: a duplicate that lives as long as the
+                    // future, which a leak makes forever.
+                    let _duplicate = source.borrowed().try_clone_to_owned();
                     inner.wait(source, interest, timeout).await
                 }
                 _ => inner.wait(source, interest, timeout).await,

@@ -406,6 +406,10 @@ pub enum Fault {
     /// When `stop` cancels a request parked in a readiness wait, switches the waited-on
     /// descriptor to non-blocking and reads away what is pending on it. Breaks `RGIA-TASK-5`.
     ShutdownDrainsWaitedDescriptors,
+    /// Each readiness wait holds a duplicate of its descriptor until its future is dropped, so a
+    /// leaked wait keeps the application's socket open after the application closed it. Breaks
+    /// `RGIA-READY-19`.
+    WaitsHoldDuplicates,
 }
 
 impl Fault {
@@ -559,6 +563,7 @@ impl Fault {
         Fault::WaitAnyWrongIndex,
         Fault::LeakedWaitsKeepTheirNumber,
         Fault::ShutdownDrainsWaitedDescriptors,
+        Fault::WaitsHoldDuplicates,
     ];
 
     /// The clause the fault breaks.
@@ -713,6 +718,7 @@ impl Fault {
             Fault::WaitAnyWrongIndex => "RGIA-READY-16",
             Fault::LeakedWaitsKeepTheirNumber => "RGIA-READY-13",
             Fault::ShutdownDrainsWaitedDescriptors => "RGIA-TASK-5",
+            Fault::WaitsHoldDuplicates => "RGIA-READY-19",
         }
     }
 
@@ -902,6 +908,7 @@ impl Fault {
             Fault::ShutdownDrainsWaitedDescriptors => {
                 Some("rgia_task_5_shutdown_leaves_descriptors_alone")
             }
+            Fault::WaitsHoldDuplicates => Some("rgia_ready_19_a_leaked_wait_holds_nothing_open"),
         }
     }
 
@@ -1722,5 +1729,10 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::ShutdownDrainsWaitedDescriptors,
         "rgia_task_5_shutdown_leaves_descriptors_alone",
         "RGIA-TASK-5",
+    ),
+    (
+        Fault::WaitsHoldDuplicates,
+        "rgia_ready_19_a_leaked_wait_holds_nothing_open",
+        "RGIA-READY-19",
     ),
 ];

@@ -697,7 +697,7 @@ impl<B: AsyncBody + ?Sized + 'static> AsyncBody for WrappedBody<Pin<Box<B>>> {
         };
         match &step {
             Poll::Ready(Some(Ok(Step::Chunk(chunk)))) => ctx.on_chunk(chunk),
-            Poll::Ready(Some(Ok(Step::Switch(_)))) => {}
+            Poll::Ready(Some(Ok(_))) => {}
             Poll::Ready(None) => this.alive.store(false, Ordering::SeqCst),
             Poll::Ready(Some(Err(_))) => this.alive.store(false, Ordering::SeqCst),
             Poll::Pending if ctx.fault == Some(Fault::BusyPolling) => {

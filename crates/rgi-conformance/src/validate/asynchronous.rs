@@ -343,6 +343,9 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                 let switch = watched_switch(switch, Arc::clone(&this.request));
                 Poll::Ready(Some(Ok(Step::Switch(switch))))
             }
+            // RGIA-VER-4: a step of a later version passes through
+            // unjudged; the server below decides what it means.
+            Poll::Ready(Some(Ok(other))) => Poll::Ready(Some(Ok(other))),
         }
     }
 

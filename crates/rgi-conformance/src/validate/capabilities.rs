@@ -22,7 +22,10 @@ use rgi_async::{
 use super::rules;
 use super::state::{self, Request};
 
-/// Replaces the environ's capabilities with watched ones.
+/// Gives the request watched capabilities: wraps the ones
+/// `Capabilities::of` finds (the request's own or the server-wide value)
+/// and inserts the result into the request's extensions, where it
+/// overrides a server-wide value for this request only (`RGIA-CAP-1`).
 pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
     let Some(original) = Capabilities::of(environ).cloned() else {
         return;
@@ -55,6 +58,11 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
             inner: upgrade.clone(),
             request: Arc::clone(request),
         }));
+    }
+    // The validator polls inside the server's own calls, so the server's
+    // runtime context stays entered for the wrapped application.
+    if let Some(runtime) = original.runtime() {
+        builder = builder.runtime(runtime);
     }
     environ.extensions_mut().insert(builder.build());
 }

@@ -19,8 +19,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rgi_async::{
-    Interest, Readiness, ReadinessError, ReadinessService, Ready, Source, WaitAnyFuture,
-    WaitAnyOutcome, WaitFuture, WaitOutcome,
+    Interest, RawSource as RawSourceNumber, Readiness, ReadinessError, ReadinessService, Ready,
+    Source, WaitAnyFuture, WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
 
 use super::rules;
@@ -97,6 +97,8 @@ struct Watch<'a> {
     sources: Vec<(Source<'a>, Interest)>,
     timeout: Option<Duration>,
     first_poll: Option<Instant>,
+    /// Whether this wait's descriptors are counted as waited on.
+    holding: bool,
 }
 
 impl<'a> Watch<'a> {
@@ -110,7 +112,55 @@ impl<'a> Watch<'a> {
             sources,
             timeout,
             first_poll: None,
+            holding: false,
         }
+    }
+
+    /// At the first poll: the application breaks RGIA-READY-20 if another
+    /// wait of this request holds one of the descriptors, or if this wait
+    /// lists one twice. A wait leaked with `mem::forget` stays counted: it
+    /// is still in progress as far as the server can tell.
+    fn hold(&mut self) {
+        let mine: Vec<RawSourceNumber> = self.sources.iter().map(|(s, _)| s.as_raw()).collect();
+        let twice = mine
+            .iter()
+            .enumerate()
+            .find(|(at, fd)| mine[..*at].contains(fd))
+            .map(|(_, fd)| *fd);
+        let held = self.request.with(|t| {
+            let held = mine.iter().find(|fd| t.waited.contains(fd)).copied();
+            t.waited.extend(&mine);
+            held
+        });
+        self.holding = true;
+        if let Some(fd) = twice {
+            self.request.violate(
+                &rules::SECOND_WAIT_ON_A_DESCRIPTOR,
+                "a wait_any listed one descriptor twice",
+                format!("descriptor {fd}"),
+            );
+        } else if let Some(fd) = held {
+            self.request.violate(
+                &rules::SECOND_WAIT_ON_A_DESCRIPTOR,
+                "a wait was polled on a descriptor that another wait in progress holds",
+                format!("descriptor {fd}"),
+            );
+        }
+    }
+
+    /// When the wait resolves or is dropped: its descriptors are free.
+    fn release(&mut self) {
+        if !std::mem::take(&mut self.holding) {
+            return;
+        }
+        let sources = &self.sources;
+        self.request.with(|t| {
+            for (source, _) in sources {
+                if let Some(at) = t.waited.iter().position(|fd| *fd == source.as_raw()) {
+                    t.waited.swap_remove(at);
+                }
+            }
+        });
     }
 
     /// Polls the server's future, checking what does not depend on the
@@ -122,6 +172,9 @@ impl<'a> Watch<'a> {
     ) -> Poll<Result<T, ReadinessError>> {
         let first = self.first_poll.is_none();
         self.first_poll.get_or_insert_with(Instant::now);
+        if first {
+            self.hold();
+        }
         super::state::clear_judged();
         let polled = match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(polled) => polled,
@@ -147,6 +200,9 @@ impl<'a> Watch<'a> {
             ),
             Poll::Ready(Err(error)) => self.judge_error(error),
             _ => {}
+        }
+        if polled.is_ready() {
+            self.release();
         }
         polled
     }
@@ -215,6 +271,12 @@ impl<'a> Watch<'a> {
                 format!("interest {interest:?}, outcome {ready:?}"),
             );
         }
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

@@ -413,6 +413,11 @@ pub(crate) const PENDING_WITHOUT_WAKEUP: Rule = Rule::app(
     &["RGIA-APP-5"],
     "a body returns Pending only after arranging a wake-up of the current waker",
 );
+pub(crate) const SECOND_WAIT_ON_A_DESCRIPTOR: Rule = Rule::app(
+    "second_wait_on_a_descriptor",
+    &["RGIA-READY-20"],
+    "one wait per descriptor at a time, and no descriptor twice in one wait_any",
+);
 pub(crate) const BLOCKING_READ_ON_LOOP_THREAD: Rule = Rule::app(
     "blocking_read_on_loop_thread",
     &["RGIA-INPUT-8", "RGIA-APP-2", "RGIA-APP-3"],
@@ -522,6 +527,7 @@ pub(crate) const RULES: &[Rule] = &[
     CAPABILITY_PANICKED,
     HOLLOW_CAPABILITY,
     PENDING_WITHOUT_WAKEUP,
+    SECOND_WAIT_ON_A_DESCRIPTOR,
     BLOCKING_READ_ON_LOOP_THREAD,
     WRITE_IN_ASYNC_CONTEXT,
     ASYNC_SIZE_HINT_OVERRUN,

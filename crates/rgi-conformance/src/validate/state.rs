@@ -341,6 +341,9 @@ pub(crate) struct Tracker {
     head_request: bool,
     /// The application declared `InputUse::None`.
     pub(crate) hints_no_input: bool,
+    /// The descriptors of this request's readiness waits in progress (polled,
+    /// neither resolved nor dropped), one entry per source (RGIA-READY-20).
+    pub(crate) waited: Vec<rgi_async::RawSource>,
 
     // The shadow of the response state.
     started: bool,
@@ -392,6 +395,7 @@ impl Tracker {
             reported: BTreeSet::new(),
             head_request,
             hints_no_input: false,
+            waited: Vec::new(),
             started: false,
             head_sent: false,
             status: None,

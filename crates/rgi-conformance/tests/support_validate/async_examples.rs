@@ -1011,3 +1011,31 @@ pub(crate) fn capability_panicked() -> Vec<Violation> {
     drop(validator);
     reports.all()
 }
+
+pub(crate) fn second_wait_on_a_descriptor() -> Vec<Violation> {
+    let app = rgi_async::from_fn(|environ: Environ, _start| {
+        let readiness = Capabilities::of(&environ)
+            .and_then(Capabilities::readiness)
+            .expect("the example lends readiness")
+            .clone();
+        let (reader, writer) = io::pipe()?;
+        Ok(TaskBody::new(async move {
+            // The same descriptor twice in one wait: the server refuses it
+            // (AlreadyWaited), and the application broke RGIA-READY-20.
+            let twice = [
+                (Source::from(&reader), Interest::READABLE),
+                (Source::from(&reader), Interest::WRITABLE),
+            ];
+            let _refused = readiness
+                .wait_any(twice, Some(Duration::from_millis(50)))
+                .await;
+            drop(writer);
+            Ok(())
+        }))
+    });
+    let poller = rgi_conformance::rt::PollerReadiness::new().expect("a poller");
+    serve_asynchronously(
+        app,
+        build(environ().extension(capabilities().readiness(Readiness::new(poller)).build())),
+    )
+}

@@ -351,6 +351,11 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         async_examples::pending_without_wakeup,
     ),
     (
+        "second_wait_on_a_descriptor",
+        Side::Application,
+        async_examples::second_wait_on_a_descriptor,
+    ),
+    (
         "blocking_read_on_loop_thread",
         Side::Application,
         async_examples::blocking_read_on_loop_thread,

@@ -6,25 +6,6 @@
 //! becomes a segment boundary, and the decoded halves always concatenate to
 //! the decoded path.
 
-/// Why a raw path could not be split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SplitError {
-    /// A `%` not followed by two hex digits.
-    InvalidPercentEncoding,
-    /// The mount prefix is not made of the path's leading whole segments.
-    ScriptNameMismatch,
-}
-
-/// A raw path split at a segment boundary, both halves decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Split {
-    pub(super) script_name: Vec<u8>,
-    pub(super) path_info: Vec<u8>,
-    /// Where `path_info` begins in the raw path; kept so that later splits
-    /// (`Environ::shift_path`) still happen on raw segment boundaries.
-    pub(super) raw_path_info_start: usize,
-}
-
 /// Percent-decodes `raw`, or `None` if a `%` is not followed by two hex digits.
 pub(super) fn decode(raw: &str) -> Option<Vec<u8>> {
     let mut decoded = Vec::with_capacity(raw.len());
@@ -53,38 +34,84 @@ fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
-/// Splits an origin-form `raw_path` (starting with `/`) so that the decoded
-/// head equals `script_name` (already decoded, already validated as empty or
-/// `/…` without a trailing `/`).
-///
-/// The whole path is decoded first so that an invalid escape is reported as
-/// such even when the prefix would not have matched either.
-pub(super) fn split(raw_path: &str, script_name: &[u8]) -> Result<Split, SplitError> {
-    let decoded = decode(raw_path).ok_or(SplitError::InvalidPercentEncoding)?;
-    let mut raw_consumed = 0;
-    let mut decoded_consumed = 0;
-    while decoded_consumed < script_name.len() {
-        let segment =
-            first_raw_segment(&raw_path[raw_consumed..]).ok_or(SplitError::ScriptNameMismatch)?;
-        let segment_decoded_len = decode(segment)
-            .ok_or(SplitError::InvalidPercentEncoding)?
-            .len();
-        raw_consumed += segment.len();
-        decoded_consumed += segment_decoded_len;
+/// Where the first escape of `raw` starts (`raw.len()` when there is
+/// none), or `None` if some `%` does not start a valid escape. One scan, no
+/// allocation: it tells both whether the path is valid and which parts of it
+/// decode to themselves.
+pub(super) fn first_escape(raw: &str) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    let first = bytes
+        .iter()
+        .position(|&byte| byte == b'%')
+        .unwrap_or(bytes.len());
+    let mut index = first;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let &[high, low] = bytes.get(index + 1..index + 3)? else {
+                return None;
+            };
+            hex_value(high)?;
+            hex_value(low)?;
+            index += 3;
+        } else {
+            index += 1;
+        }
     }
-    // Whole segments overshooting the prefix means the prefix ends inside a
-    // segment ("/app" against "/app%2Fx" or "/apple").
-    if decoded_consumed != script_name.len() || decoded[..decoded_consumed] != *script_name {
-        return Err(SplitError::ScriptNameMismatch);
-    }
-    let path_info = decoded[decoded_consumed..].to_vec();
-    let mut script = decoded;
-    script.truncate(decoded_consumed);
-    Ok(Split {
-        script_name: script,
-        path_info,
-        raw_path_info_start: raw_consumed,
+    Some(first)
+}
+
+/// The decoded bytes of an already validated `raw`, one at a time.
+pub(super) fn decoded_bytes(raw: &str) -> impl Iterator<Item = u8> + '_ {
+    let mut rest = raw.as_bytes();
+    std::iter::from_fn(move || {
+        let (&byte, after) = rest.split_first()?;
+        if byte == b'%' {
+            if let [high, low, after_escape @ ..] = after {
+                if let (Some(high), Some(low)) = (hex_value(*high), hex_value(*low)) {
+                    rest = after_escape;
+                    return Some(high << 4 | low);
+                }
+            }
+        }
+        rest = after;
+        Some(byte)
     })
+}
+
+/// Decodes an already validated `raw` into a vector of exactly its decoded
+/// length, so that turning it into `Bytes` needs no second allocation.
+pub(super) fn decode_valid(raw: &str) -> Vec<u8> {
+    let mut decoded = Vec::with_capacity(decoded_len(raw));
+    decoded.extend(decoded_bytes(raw));
+    decoded
+}
+
+/// The decoded length of an already validated `raw`.
+pub(super) fn decoded_len(raw: &str) -> usize {
+    raw.len() - 2 * raw.bytes().filter(|&byte| byte == b'%').count()
+}
+
+/// Splits an origin-form `raw_path` (starting with `/`, already checked with
+/// [`first_escape`]) so that the decoded head equals `script_name`
+/// (already decoded, already validated as empty or `/…` without a trailing
+/// `/`), and returns where the remainder starts in the raw path, or `None`
+/// when the prefix is not made of whole leading segments. Nothing is
+/// allocated: the decoded segments are compared byte by byte.
+pub(super) fn split(raw_path: &str, script_name: &[u8]) -> Option<usize> {
+    let mut raw_consumed = 0;
+    let mut wanted = script_name;
+    while !wanted.is_empty() {
+        let segment = first_raw_segment(raw_path.get(raw_consumed..)?)?;
+        // Whole segments overshooting the prefix means the prefix ends
+        // inside a segment ("/app" against "/app%2Fx" or "/apple").
+        let (expected, after) = wanted.split_at_checked(decoded_len(segment))?;
+        if !decoded_bytes(segment).eq(expected.iter().copied()) {
+            return None;
+        }
+        raw_consumed += segment.len();
+        wanted = after;
+    }
+    Some(raw_consumed)
 }
 
 /// The first raw segment of `raw` including its leading `/` (`"/a"` of
@@ -171,27 +198,29 @@ mod tests {
 
     #[test]
     fn splits_on_whole_decoded_segments() {
-        let split = split("/my%20app/x", b"/my app");
+        assert_eq!(split("/my%20app/x", b"/my app"), Some(9));
+        assert_eq!(split("/a/b/c", b"/a/b"), Some(4));
+        assert_eq!(split("/a/b", b""), Some(0));
+    }
+
+    #[test]
+    fn validates_and_measures_without_decoding() {
+        assert_eq!(first_escape("/a%20b%2f"), Some(2));
+        assert_eq!(first_escape("/plain"), Some(6));
+        for raw in ["/%", "/%2", "/%zz", "/%2g", "/a%", "/%41%"] {
+            assert_eq!(first_escape(raw), None, "{raw}");
+        }
+        assert_eq!(decoded_len("/a%20b%2f"), 5);
         assert_eq!(
-            split,
-            Ok(Split {
-                script_name: b"/my app".to_vec(),
-                path_info: b"/x".to_vec(),
-                raw_path_info_start: 9,
-            })
+            decoded_bytes("/a%20b%2f").collect::<Vec<_>>(),
+            decode("/a%20b%2f").unwrap()
         );
     }
 
     #[test]
     fn encoded_slash_is_not_a_boundary() {
-        assert_eq!(
-            split("/app%2Fx", b"/app"),
-            Err(SplitError::ScriptNameMismatch)
-        );
-        assert_eq!(
-            split("/apple", b"/app"),
-            Err(SplitError::ScriptNameMismatch)
-        );
+        assert_eq!(split("/app%2Fx", b"/app"), None);
+        assert_eq!(split("/apple", b"/app"), None);
     }
 
     #[test]

@@ -94,6 +94,7 @@ const UNIX: &[Case] = &[
     ready::FILES_ARE_UNPOLLABLE,
     ready::A_DROPPED_WAIT_IS_DEREGISTERED,
     ready::A_LEAKED_WAIT_IS_HARMLESS,
+    ready::A_LEAKED_WAIT_HOLDS_NOTHING_OPEN,
     ready::WAIT_ANY_REPORTS_WHICH_SOURCE,
     ready::SHUTDOWN_LEAVES_DESCRIPTORS_ALONE,
 ];
@@ -196,6 +197,7 @@ macro_rules! __rgi_async_cases {
                 rgia_ready_10_files_are_unpollable,
                 rgia_ready_12_a_dropped_wait_is_deregistered,
                 rgia_ready_13_a_leaked_wait_is_harmless,
+                rgia_ready_19_a_leaked_wait_holds_nothing_open,
                 rgia_ready_16_wait_any_reports_which_source,
                 rgia_task_5_shutdown_leaves_descriptors_alone;
         }

@@ -43,9 +43,10 @@ pub(super) const A_PIPE_WAIT_WAKES_THE_BODY: Case = Case::new(
 pub(super) const WAITS_ARE_LEVEL_TRIGGERED: Case = Case::new(
     Check::new(
         "rgia_ready_2_waits_are_level_triggered",
-        &["RGIA-READY-2", "RGIA-READY-15"],
-        "waits on a pipe that already holds data resolve at once, again and again, and two \
-         waits on it at the same time both resolve",
+        &["RGIA-READY-2", "RGIA-READY-21"],
+        "waits on a pipe that already holds data resolve at once, again and again, and of two \
+         waits on it at the same time the first resolves Ready and the second Ready or \
+         AlreadyWaited",
     ),
     Needs::Readiness,
     waits_are_level_triggered,
@@ -91,7 +92,7 @@ pub(super) const FILES_ARE_UNPOLLABLE: Case = Case::new(
 pub(super) const A_DROPPED_WAIT_IS_DEREGISTERED: Case = Case::new(
     Check::new(
         "rgia_ready_12_a_dropped_wait_is_deregistered",
-        &["RGIA-READY-12", "RGIA-READY-11"],
+        &["RGIA-READY-12", "RGIA-READY-11", "RGIA-READY-22"],
         "after a pending wait is dropped, a new wait on the same pipe sees later data, and the \
          pipe is left open and unread",
     ),
@@ -110,6 +111,18 @@ pub(super) const A_LEAKED_WAIT_IS_HARMLESS: Case = Case::new(
     ),
     Needs::Readiness,
     a_leaked_wait_is_harmless,
+);
+
+/// `RGIA-READY-19`.
+pub(super) const A_LEAKED_WAIT_HOLDS_NOTHING_OPEN: Case = Case::new(
+    Check::new(
+        "rgia_ready_19_a_leaked_wait_holds_nothing_open",
+        &["RGIA-READY-19"],
+        "after a pending wait on a socket is leaked with mem::forget and the socket closed, the \
+         socket's peer reads the end of the stream at once",
+    ),
+    Needs::Readiness,
+    a_leaked_wait_holds_nothing_open,
 );
 
 /// `RGIA-TASK-5`.
@@ -141,6 +154,7 @@ enum Seen {
     Ready(Ready),
     TimedOut,
     Unpollable(RawSource),
+    AlreadyWaited(RawSource),
     Failed(String),
 }
 
@@ -149,6 +163,7 @@ impl Seen {
         match result {
             Ok(WaitOutcome::Ready(ready)) => Seen::Ready(ready),
             Ok(WaitOutcome::TimedOut) => Seen::TimedOut,
+            Ok(other) => Seen::Failed(format!("an unknown outcome {other:?}")),
             Err(error) => Seen::failed(&error),
         }
     }
@@ -156,6 +171,7 @@ impl Seen {
     fn failed(error: &ReadinessError) -> Self {
         match error {
             ReadinessError::Unpollable { fd, .. } => Seen::Unpollable(*fd),
+            ReadinessError::AlreadyWaited { fd } => Seen::AlreadyWaited(*fd),
             other => Seen::Failed(other.to_string()),
         }
     }
@@ -316,10 +332,11 @@ fn waits_are_level_triggered(server: &dyn ServerUnderTest) -> Result<(), Failure
             })
             .await;
             drop(writer);
-            let _ = report.send(Ok((first, first_took, second, seen_one, seen_other)));
+            let fd = reader.as_raw_fd();
+            let _ = report.send(Ok((first, first_took, second, seen_one, seen_other, fd)));
         })
     });
-    let (first, first_took, second, one, other) = run_probe(
+    let (first, first_took, second, one, other, reader_fd) = run_probe(
         server,
         app,
         &reports,
@@ -344,16 +361,20 @@ fn waits_are_level_triggered(server: &dyn ServerUnderTest) -> Result<(), Failure
             ),
         ));
     }
-    let both = [&one, &other];
-    if !both
-        .iter()
-        .all(|seen| seen.as_ref().is_some_and(Seen::is_readable))
-    {
+    // RGIA-READY-21: a reactor registers a descriptor once, so the second
+    // of two waits in progress on it may be refused, typed; it must not
+    // hang, nor take the first wait's readiness.
+    let first_fine = one.as_ref().is_some_and(Seen::is_readable);
+    let second_fine = other.as_ref().is_some_and(|seen| {
+        seen.is_readable() || matches!(seen, Seen::AlreadyWaited(fd) if *fd == reader_fd)
+    });
+    if !first_fine || !second_fine {
         return Err(fail(
-            "RGIA-READY-15",
+            "RGIA-READY-21",
             format!(
                 "two waits on the same readable pipe at the same time ended with {one:?} and \
-                 {other:?}; each must resolve Ready (READABLE)"
+                 {other:?}; the first must resolve Ready (READABLE), the second Ready \
+                 (READABLE) or AlreadyWaited naming descriptor {reader_fd}"
             ),
         ));
     }
@@ -446,6 +467,7 @@ fn timeouts_are_kept(server: &dyn ServerUnderTest) -> Result<(), Failure> {
             let timer = match timer {
                 Ok(WaitAnyOutcome::TimedOut) => Seen::TimedOut,
                 Ok(WaitAnyOutcome::Ready(list)) => Seen::Failed(format!("Ready({list:?})")),
+                Ok(other) => Seen::Failed(format!("an unknown outcome {other:?}")),
                 Err(error) => Seen::failed(&error),
             };
             let _ = report.send(Ok((at_first_poll, timed, timed_took, timer, timer_took)));
@@ -1041,4 +1063,46 @@ fn shutdown_leaves_descriptors_alone(server: &dyn ServerUnderTest) -> Result<(),
             format!("a second read of the socket gave {other:?} instead of WouldBlock"),
         )),
     }
+}
+
+fn a_leaked_wait_holds_nothing_open(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    const MAIN: &str = "RGIA-READY-19";
+    let (report, reports) = mpsc::channel();
+    let app = readiness_app(report, move |readiness, report| {
+        let (waited, peer) = UnixStream::pair()?;
+        peer.set_nonblocking(true)?;
+        Ok(async move {
+            let mut pending = readiness.wait(&waited, Interest::READABLE, None);
+            // One poll registers the wait; nothing writes to the socket.
+            let registered =
+                poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx).is_pending())).await;
+            #[expect(
+                clippy::mem_forget,
+                reason = "the clause is about a wait leaked this way"
+            )]
+            std::mem::forget(pending);
+            drop(waited);
+            let read = (&peer).read(&mut [0_u8; 8]);
+            let _ = report.send(Ok((registered, format!("{read:?}"), matches!(read, Ok(0)))));
+        })
+    });
+    let (registered, read, closed) = run_probe(
+        server,
+        app,
+        &reports,
+        MAIN,
+        "a pending wait on a socket, leaked, then the socket closed and its peer read",
+    )?;
+    if !closed {
+        return Err(fail(
+            MAIN,
+            format!(
+                "a wait on a socket (pending after its first poll: {registered}) was leaked with \
+                 mem::forget and the socket closed; the peer's non-blocking read gave {read} \
+                 instead of the end of the stream, so the server still holds the socket open (a \
+                 duplicate, or a registration that owns it)"
+            ),
+        ));
+    }
+    Ok(())
 }
