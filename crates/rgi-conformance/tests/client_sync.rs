@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode, Version};
 use rgi::{Body, BoxError, Environ, ResponseHead, StartResponse};
+use rgi_conformance::catalogue::Level;
 use rgi_conformance::client::{ClientError, Ending, TestClient, TestRequest};
 
 fn text_head(status: StatusCode) -> ResponseHead {
@@ -34,6 +35,38 @@ fn hello_world_is_a_valid_complete_response() {
     assert!(!response.switched);
     assert_eq!(response.after_tasks_ran, 0);
     assert!(response.upgrade.is_none());
+}
+
+#[test]
+fn a_missing_content_type_is_a_warning_that_assert_valid_accepts() {
+    let client = TestClient::new(rgi::from_fn(|_environ, start| {
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(Bytes::from_static(b"untyped"))
+    }));
+    let response = client.get("/").unwrap();
+    response.assert_ok_and_valid();
+    assert_eq!(response.clauses(), ["RGI-HEAD-11"]);
+    let warning = response.warnings().next().unwrap();
+    assert_eq!(warning.level(), Some(Level::Should));
+    assert!(warning.to_string().contains("warning, SHOULD"), "{warning}");
+    assert_eq!(response.errors().count(), 0);
+}
+
+#[test]
+#[should_panic(expected = "RGI-START-7")]
+fn assert_valid_still_fails_on_a_must() {
+    let client = TestClient::new(rgi::from_fn(|_environ, start| {
+        start.start(text_head(StatusCode::OK))?;
+        let _ = start.start(text_head(StatusCode::OK));
+        Ok(Bytes::from_static(b"twice"))
+    }));
+    let response = client.get("/").unwrap();
+    assert!(
+        response
+            .errors()
+            .any(|error| error.clause() == "RGI-START-7")
+    );
+    response.assert_valid();
 }
 
 #[test]

@@ -139,17 +139,24 @@ fn echo() -> impl rgi::Application {
 
 #[test]
 fn keep_alive_and_framing() {
-    let server = toy::serve_sync(rgi::from_fn(|environ: Environ, start| {
-        let body = Bytes::from(format!("path {}", environ.raw_path()));
-        let head = if environ.raw_path() == "/length" {
-            ResponseHead::new(StatusCode::OK)
-                .with_header(header::CONTENT_LENGTH, HeaderValue::from(body.len()))
-        } else {
-            ResponseHead::new(StatusCode::OK)
-        };
-        start.start(head)?;
-        Ok(body)
-    }))
+    let server = toy::serve_sync(rgi::from_fn(
+        |environ: Environ, start| -> Result<Box<dyn rgi::Body>, rgi::BoxError> {
+            let body = Bytes::from(format!("path {}", environ.raw_path()));
+            let head = if environ.raw_path() == "/length" {
+                ResponseHead::new(StatusCode::OK)
+                    .with_header(header::CONTENT_LENGTH, HeaderValue::from(body.len()))
+            } else {
+                ResponseHead::new(StatusCode::OK)
+            };
+            start.start(head)?;
+            if environ.raw_path() == "/hinted" {
+                // An exact size hint: the toy declares it (RGI-CL-6).
+                return Ok(Box::new(body));
+            }
+            // No size hint: the toy cannot know the length.
+            Ok(Box::new(rgi::from_iter([body])))
+        },
+    ))
     .unwrap();
     let mut conn = connect(server.addr());
     send(&mut conn, b"GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -165,6 +172,11 @@ fn keep_alive_and_framing() {
     assert_eq!(second.header("content-length"), Some("12"));
     assert!(second.header("transfer-encoding").is_none());
     assert_eq!(second.body, b"path /length");
+    send(&mut conn, b"GET /hinted HTTP/1.1\r\nHost: x\r\n\r\n");
+    let hinted = read_response(&mut conn, "GET");
+    assert_eq!(hinted.header("content-length"), Some("12"));
+    assert!(hinted.header("transfer-encoding").is_none());
+    assert_eq!(hinted.body, b"path /hinted");
     send(
         &mut conn,
         b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

@@ -384,10 +384,13 @@ fn an_upgrade_accepted_before_any_output_is_clean() {
 }
 
 #[test]
-fn the_async_panic_policy_names_the_clause() {
+fn the_async_panic_policy_names_the_clause_of_a_must_and_only_warns_on_a_should_not() {
     let validator = AsyncValidator::panicking(rgi_async::from_fn(|_environ: Environ, start| {
         start.start(text(StatusCode::OK))?;
+        // RGIA-APP-9 is a SHOULD NOT: a warning, no panic.
         start.write("pushed")?;
+        // RGI-START-7 is a MUST: the panic.
+        let _ = start.start(text(StatusCode::OK));
         Ok(Bytes::new())
     }));
     let mut state = rgi::ResponseState::new(&Method::GET);
@@ -396,11 +399,13 @@ fn the_async_panic_policy_names_the_clause() {
         let _ = validator.call(build(async_environ()), &mut state.start_response(&mut sink));
     }));
     let message = caught
-        .expect_err("write in an asynchronous call panics")
+        .expect_err("starting twice in an asynchronous call panics")
         .downcast_ref::<String>()
         .cloned()
         .unwrap_or_default();
-    assert!(message.contains("[RGIA-APP-9]"), "{message}");
+    assert!(message.contains("[RGI-START-7]"), "{message}");
+    assert_eq!(validator.reports().clauses(), ["RGIA-APP-9", "RGI-START-7"]);
+    assert_eq!(validator.reports().warnings()[0].clause(), "RGIA-APP-9");
 }
 
 /// Wakes nobody; a distinct waker per poll.

@@ -17,9 +17,10 @@ use rgi::{
     Application, Body, BoxError, Empty, Environ, FileBody, Hints, Input, InputUse, ResponseHead,
     StartResponse,
 };
+use rgi_conformance::catalogue::Level;
 use rgi_conformance::rt::{Recorder, serve_sync};
 use rgi_conformance::validate::{CHECKS, Validator};
-use rgi_conformance::{Policy, Reports, Side};
+use rgi_conformance::{Policy, Reports, Side, Violation};
 
 use support_validate::common::{
     Driver, Steps, build, collect, environ, has, serve, text, text_with_length,
@@ -400,6 +401,54 @@ fn the_panic_policy_panics_with_the_clause_at_the_offending_call() {
     assert!(message.contains("[RGI-START-7]"), "{message}");
     assert!(message.contains("application"), "{message}");
     assert_eq!(validator.reports().clauses(), ["RGI-START-7"]);
+}
+
+/// An application that sends content without a `content-type`: a
+/// `SHOULD` (RGI-HEAD-11), so a warning.
+fn untyped() -> impl Application {
+    rgi::from_fn(|_environ: Environ, start| {
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(Bytes::from_static(b"untyped"))
+    })
+}
+
+#[test]
+fn the_panic_policy_records_a_should_as_a_warning_without_panicking() {
+    let validator = Validator::panicking(untyped());
+    let mut wire = Recorder::new();
+    let served = panic::catch_unwind(AssertUnwindSafe(|| {
+        serve_sync(&validator, build(environ()), &mut wire)
+    }))
+    .expect("a SHOULD does not panic");
+    assert!(served.outcome.is_complete());
+    assert_eq!(wire.body(), b"untyped");
+    let reports = validator.reports();
+    assert_eq!(reports.clauses(), ["RGI-HEAD-11"]);
+    let warnings = reports.warnings();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].is_warning());
+    assert_eq!(warnings[0].level(), Some(Level::Should));
+    assert!(reports.errors().is_empty());
+}
+
+#[test]
+fn a_must_is_an_error_and_a_should_a_warning_in_one_request() {
+    let reports = collect();
+    let validator = Validator::new(
+        rgi::from_fn(|_environ: Environ, start| {
+            start.start(ResponseHead::new(StatusCode::OK))?;
+            let _ = start.start(ResponseHead::new(StatusCode::OK));
+            Ok(Bytes::from_static(b"untyped"))
+        }),
+        reports.clone(),
+    );
+    let _ = serve_sync(&validator, build(environ()), &mut Recorder::new());
+    let errors: Vec<_> = reports.errors().iter().map(Violation::clause).collect();
+    let warnings: Vec<_> = reports.warnings().iter().map(Violation::clause).collect();
+    // Ignoring the second start's error may be reported too (RGI-START-9).
+    assert_eq!(errors.first(), Some(&"RGI-START-7"), "{errors:?}");
+    assert_eq!(warnings, ["RGI-HEAD-11"]);
+    assert_eq!(reports.errors()[0].level(), Some(Level::MustNot));
 }
 
 #[test]

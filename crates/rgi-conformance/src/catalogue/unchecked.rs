@@ -91,30 +91,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
     ),
     (
-        "RGI-INPUT-22",
-        "Exercised, but reported under another clause: the second half of the suite case `rgi_input_13_no_100_continue_for_unread_body` (in crates/rgi-conformance/src/suite/cases/synchronous/input.rs) has its probe send its head and then read the body, has the client send the body unprompted, and fails unless the probe reads all of it; its failures name RGI-INPUT-13, because that case predates this clause. Listing RGI-INPUT-22 among the case's clauses would turn this reason into a check.",
-    ),
-    (
-        "RGI-INPUT-23",
-        "Only half observable over the suite's transport: the suite speaks HTTP/1.1 (crates/rgi-conformance/src/suite/wire.rs) and no server under test speaks HTTP/2, so the case for an HTTP layer without interim responses cannot be run. The HTTP/1.0 half needs a case that sends an HTTP/1.0 request with `expect: 100-continue` and a body, and checks for no `100 Continue`, no 417, and the probe reading the whole body; it is not written yet.",
-    ),
-    (
-        "RGI-INPUT-24",
-        "Not yet judged by a suite case. A case needs to send `expect: 100-continue` beside a refusal the server makes itself, withhold the body, and check that the first response line back is the refusal and not `100 Continue`: with an unknown second expectation (RGI-PROTO-5, 417), which needs nothing but a wire exchange, and with a Content-Length over the server's body limit (RGI-LIMIT-4, 413), which also needs that limit, and `ServerUnderTest::start` neither reports nor accepts limits today.",
-    ),
-    (
-        "RGI-INPUT-17",
-        "The half every server shares is `rgi::Input`'s: the typed error, the status it maps to, and that every later read returns it without asking the source again (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The server's half, its de-chunking source recognising the malformed framing, is an in-process value passed to the input; on the wire it shows only as the answer of RGI-FAIL-10, and the suite has no case yet that sends a malformed chunked body to an application that propagates its read error.",
-    ),
-    (
-        "RGI-INPUT-18",
-        "The half every server shares is `rgi::Input`'s: the typed error, its 413 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). Counting a streamed body against the server's own limit happens in the server's source, out of the suite's sight except through the 413 of RGI-FAIL-10, which the suite has no case for yet.",
-    ),
-    (
-        "RGI-INPUT-19",
-        "The half every server shares is `rgi::Input`'s: the typed error of kind `TimedOut`, its 408 and its stickiness (crates/rgi/tests/client_errors.rs: `each_client_error_maps_to_its_status_and_io_kind`, `a_client_error_from_the_source_is_sticky_and_the_source_is_not_asked_again`, `both_faces_of_an_asynchronous_input_report_the_sticky_client_error`). The timeout itself runs in the server's source; a case would have to stall an upload for the server's configured timeout, which the suite does not know, so it has no case yet.",
-    ),
-    (
         "RGI-ERRS-3",
         "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
     ),
@@ -143,10 +119,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Not decidable from the bytes: a chunk-encoded body is a byte sequence like any other, which the server sends unchanged (RGI-BODY-3). The decidable part, a `transfer-encoding` field in the head, is rejected by `rgi::ResponseState` and reported by the validator under RGI-HEAD-5 (`head_hop_by_hop`).",
     ),
     (
-        "RGI-CL-10",
-        "Behaviour of `rgi::ResponseState`, which every server must use (RGI-START-1): it writes a declared length into the head it hands the sink, lets the application's own Content-Length win, and refuses a declaration after the head (crates/rgi/tests/declared_length.rs: `d1_a_head_started_lazily_after_the_declaration_carries_the_declared_length`, `d1_a_head_replaced_after_the_declaration_drops_it_and_goes_out_without_a_length`, `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_declaring_after_the_head_was_sent_is_refused_and_changes_nothing`). Whether a server that computes no length at all would have been allowed to is invisible on the wire, and a field it added itself would show up only under RGI-CL-1 and RGI-CL-9, which the suite judges.",
-    ),
-    (
         "RGI-CL-11",
         "Out of the suite's sight: the size a server reports to its own HTTP layer is an in-process value between two of its components. Its effect, a body that runs past the Content-Length field, is judged on the wire under RGI-CL-1; the one source of the value is `ResponseState::content_length()` (crates/rgi/tests/declared_length.rs: `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_head_requests_and_bodiless_statuses_carry_no_declared_length`).",
     ),
@@ -171,68 +143,8 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A property of the server's configuration and documentation, not of one exchange: that every limit can be configured, is finite and has a documented default is read in the server's manual and configuration types. A run can only show that a limit exists at some value (RGI-LIMIT-2 to RGI-LIMIT-8); it cannot show that the value is configurable or that no setting switches the limit off.",
     ),
     (
-        "RGI-LIMIT-2",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs a request line whose target is longer than the server's target limit, the status 414 with `connection: close`, a closed connection, and a probe that was never called. The suite does not know a server's limit: `ServerUnderTest` would need to report its configured limits (or accept them at `start`) so that the case can step just past the limit rather than guess a size.",
-    ),
-    (
-        "RGI-LIMIT-3",
-        "Not yet judged by a suite case. A case needs to send a header section just over the server's size limit, and another with one field line more than its count limit, over suite/wire.rs, and check for 431, `connection: close`, a closed connection and an uncalled probe. Like RGI-LIMIT-2 it needs the server's configured limits, which `ServerUnderTest` does not report.",
-    ),
-    (
-        "RGI-LIMIT-4",
-        "Not yet judged by a suite case. A case needs the server's body limit (which `ServerUnderTest` does not report or accept), then three requests: a Content-Length over the limit with the body withheld (413 at once, probe uncalled), a chunked body that crosses the limit while the probe reads (the probe sees the typed over-limit `InputError`, and the client gets 413), and the same after the probe has streamed its head (an incomplete response and a closed connection).",
-    ),
-    (
-        "RGI-LIMIT-5",
-        "A timing rule the suite cannot judge at the recommended 30 s without slowing every run: a case needs to start a server with a short head-read time (for example 200 ms), which `ServerUnderTest::start` cannot pass, then send half a head and check for 408 and a close, and open a second connection, send nothing, and check for a close with no bytes.",
-    ),
-    (
-        "RGI-LIMIT-6",
-        "A timing rule: a case needs a server started with a short idle keep-alive time, which `ServerUnderTest::start` cannot pass, one complete exchange on a kept connection, and then a check that the connection closes without a byte once that time has passed, and not before.",
-    ),
-    (
-        "RGI-LIMIT-7",
-        "A timing rule: a case needs a server started with a short stalled-body time, which `ServerUnderTest::start` cannot pass, and a client that sends part of a declared body and then stops while the probe reads; the probe would see the typed timeout `InputError` and the client a 408 and a close (or an incomplete response when the probe streamed its head first).",
-    ),
-    (
         "RGI-LIMIT-8",
         "Out of the suite's sight: `ServerUnderTest::start` serves plain HTTP/1.1 without TLS and without protocol detection, so the phases this clause bounds do not occur in a suite run. A case needs a server started with TLS (or with HTTP/2 detection) and short phase times, and a client that connects and then sends nothing or half a handshake.",
-    ),
-    (
-        "RGI-PROTO-1",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs HTTP/1.1 requests without Host, with two Host field lines, with an empty Host, with `Host: a b` and with a port above 65535, each answered 400 with an uncalled probe. RGI-HDR-5 states the same rule for the environ; its own cases do not cover all these values.",
-    ),
-    (
-        "RGI-PROTO-2",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs absolute-form requests with a matching Host (served, the environ's `host` entry being the target's authority), with a Host naming another authority (400), and with a scheme other than http or https (400).",
-    ),
-    (
-        "RGI-PROTO-3",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs requests with `transfer-encoding: gzip, chunked` (501 unless the server implements gzip), `chunked, gzip` and `chunked, chunked` (400), and an HTTP/1.0 request with `transfer-encoding: chunked` (400), each followed by a check that the connection closed and the probe was never called.",
-    ),
-    (
-        "RGI-PROTO-4",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs requests with both Content-Length and Transfer-Encoding, with `content-length: +5`, `5x`, an empty value and a value of 21 digits, and with two different Content-Length lines (all 400 and a close), and with two equal ones (served). RGI-HDR-4's cases cover part of this for the environ, not the complete set of values.",
-    ),
-    (
-        "RGI-PROTO-5",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs a request with `expect: something-else` and one with `expect: 100-Continue`, checking 417 and an uncalled probe for the first and the ordinary interim response for the second.",
-    ),
-    (
-        "RGI-PROTO-6",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs `CONNECT example.com:443` (501 unless the server documents a tunnel), `GET example.com:443` and `GET *` (400), and `CONNECT /x` (400), each with an uncalled probe.",
-    ),
-    (
-        "RGI-PROTO-8",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs field lines with a space before the colon, an obs-fold continuation, a name with a character outside tchar, a NUL in a value and a bare CR, each answered 400 with an uncalled probe; a bare LF line ending is allowed either way, so the case records the server's choice without judging it.",
-    ),
-    (
-        "RGI-PROTO-9",
-        "Not yet judged by a suite case. Over suite/wire.rs a case needs request lines with two spaces between method and target, a missing version, a method containing `(`, and a target containing a control character, each answered 400 with an uncalled probe.",
-    ),
-    (
-        "RGI-PROTO-10",
-        "Not yet judged by a suite case. A case needs each refusal of RGI-LIMIT-2 to RGI-LIMIT-4 and RGI-PROTO-1 to RGI-PROTO-9 to be followed, in the same write, by a complete second request, and checks that the refusal carries `connection: close`, the connection closes after it, and the probe never sees the second request.",
     ),
     (
         "RGI-H2-1",
@@ -273,10 +185,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-H2-11",
         "Out of the suite's sight: no HTTP/2 client in the kit and no HTTP/2 server under test (see RGI-H2-1), and no probe route accepts an upgrade over extended CONNECT. A case would send an extended CONNECT with `:protocol`, check the probe's environ, accept, and check for a 200 response and an echo over the stream.",
-    ),
-    (
-        "RGI-FAIL-10",
-        "Finding the client's fault in whatever the application propagated is `rgi::client_body_error`, implemented once (crates/rgi/tests/client_errors.rs: `client_body_error_finds_the_error_however_the_application_wrapped_it`, `an_application_that_propagates_a_client_error_is_answered_with_its_status`). That a server then answers the status with `connection: close` and reads nothing more is observable, but the suite has no case yet that makes a server's source report a client error (RGI-INPUT-17..19).",
     ),
     (
         "RGI-FAIL-11",

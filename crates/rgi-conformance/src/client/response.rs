@@ -138,7 +138,8 @@ pub struct TestResponse {
     pub chunks: Vec<Bytes>,
     /// How the request ended.
     pub ending: Ending,
-    /// What the validator reported during this request, oldest first.
+    /// What the validator reported during this request, oldest first:
+    /// errors and warnings (see [`Violation::is_warning`]).
     pub violations: Vec<Violation>,
     /// Whether an asynchronous body switched to synchronous processing.
     pub switched: bool,
@@ -175,6 +176,22 @@ impl TestResponse {
         self.violations.iter().map(Violation::clause).collect()
     }
 
+    /// The violations of absolute (`MUST`, `MUST NOT`) clauses, oldest
+    /// first: what [`assert_valid`](Self::assert_valid) fails on.
+    pub fn errors(&self) -> impl Iterator<Item = &Violation> {
+        self.violations
+            .iter()
+            .filter(|violation| !violation.is_warning())
+    }
+
+    /// The violations of `SHOULD`, `SHOULD NOT` and `MAY` clauses, oldest
+    /// first: reported, but no failure.
+    pub fn warnings(&self) -> impl Iterator<Item = &Violation> {
+        self.violations
+            .iter()
+            .filter(|violation| violation.is_warning())
+    }
+
     /// Whether the validator reported `clause` during this request.
     #[must_use]
     pub fn violated(&self, clause: &str) -> bool {
@@ -183,16 +200,40 @@ impl TestResponse {
             .any(|violation| violation.clause() == clause)
     }
 
-    /// Asserts that the validator reported nothing.
+    /// Asserts that the validator reported no error: no violation of a
+    /// `MUST` or `MUST NOT` clause. Warnings (violations of `SHOULD`
+    /// clauses, such as a missing `content-type`, `RGI-HEAD-11`) do not
+    /// fail it; they stay in [`violations`](Self::violations) and in the
+    /// message of any failure.
     ///
     /// # Panics
     ///
-    /// When there is a violation; the message lists every one with its
-    /// clause, side and offending value.
+    /// When there is an error; the message lists every violation with its
+    /// clause, level, side and offending value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use rgi::ResponseHead;
+    /// use rgi_conformance::client::TestClient;
+    ///
+    /// // No content-type: a SHOULD (RGI-HEAD-11), so a warning only.
+    /// let client = TestClient::new(rgi::from_fn(|_environ, start| {
+    ///     start.start(ResponseHead::new(StatusCode::OK))?;
+    ///     Ok(bytes::Bytes::from_static(b"untyped"))
+    /// }));
+    /// let response = client.get("/")?;
+    /// response.assert_valid();
+    /// assert_eq!(response.clauses(), ["RGI-HEAD-11"]);
+    /// assert_eq!(response.warnings().count(), 1);
+    /// assert_eq!(response.errors().count(), 0);
+    /// # Ok::<(), rgi_conformance::client::ClientError>(())
+    /// ```
     #[track_caller]
     pub fn assert_valid(&self) -> &Self {
-        if !self.violations.is_empty() {
-            self.fail("the validator reported violations");
+        if self.errors().next().is_some() {
+            self.fail("the validator reported violations of MUST clauses");
         }
         self
     }

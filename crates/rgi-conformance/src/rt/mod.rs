@@ -296,10 +296,22 @@ fn fail<S: ResponseSink>(state: &ResponseState, sink: &mut S, stop: Stop) -> Out
         Stop::Transport(error) => Outcome::Disconnected { error },
         Stop::Application(error) if state.is_head_sent() => Outcome::FailedAfterHead { error },
         Stop::Application(error) => {
-            let head = ResponseHead::new(StatusCode::INTERNAL_SERVER_ERROR).with_header(
-                http::header::CONTENT_LENGTH,
-                http::HeaderValue::from_static("0"),
-            );
+            // RGI-FAIL-10: the client's fault, propagated by the
+            // application, is answered with its status, and the
+            // connection, whose body is in doubt, closes after it.
+            let client_status = rgi::client_body_error(&*error).and_then(rgi::InputError::status);
+            let mut head =
+                ResponseHead::new(client_status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+                    .with_header(
+                        http::header::CONTENT_LENGTH,
+                        http::HeaderValue::from_static("0"),
+                    );
+            if client_status.is_some() {
+                head = head.with_header(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             match sink.send_head(head) {
                 Ok(()) => Outcome::FailedBeforeHead { error },
                 Err(error) => Outcome::Disconnected { error },
@@ -382,11 +394,32 @@ where
     A: Application + ?Sized,
     S: ResponseSink,
 {
+    serve_sync_hinted(app, environ, sink, |_, _, _| {})
+}
+
+/// As [`serve_sync`], and when the body's `size_hint()` is `Some(n)` once
+/// `call` has returned without sending the head, hands `n` to `hinted`
+/// before the first pull (the moment `RGI-CL-6` lets a server declare it).
+pub(crate) fn serve_sync_hinted<A, S>(
+    app: &A,
+    environ: Environ,
+    sink: &mut S,
+    hinted: impl FnOnce(&mut ResponseState, &mut S, u64),
+) -> Served
+where
+    A: Application + ?Sized,
+    S: ResponseSink,
+{
     let mut state = ResponseState::new(environ.method());
     let called = contained(|| app.call(environ, &mut state.start_response(sink)));
     let outcome = match called {
         Err(err) => fail(&state, sink, Stop::Application(err)),
         Ok(mut body) => {
+            if !state.is_head_sent() {
+                if let Some(length) = body.size_hint() {
+                    hinted(&mut state, sink, length);
+                }
+            }
             let pulled = pull(&mut body, &mut state, sink);
             let dropped = drop_contained(body);
             match (pulled, dropped) {

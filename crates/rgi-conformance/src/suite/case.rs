@@ -24,6 +24,10 @@ pub enum Needs {
     AfterResponse,
     /// The upgrade.
     Upgrade,
+    /// Head-read, idle keep-alive and stalled-body times of at most
+    /// [`Limits::LONGEST_TIMED`](super::Limits::LONGEST_TIMED), so that the
+    /// case can wait them out.
+    ShortTimes,
 }
 
 impl Needs {
@@ -39,6 +43,12 @@ impl Needs {
                 "after-response tasks",
             ),
             Needs::Upgrade => (claims.asynchronous && claims.upgrade, "the upgrade"),
+            Needs::ShortTimes => (
+                claims.limits.head_time <= super::Limits::LONGEST_TIMED
+                    && claims.limits.idle_time <= super::Limits::LONGEST_TIMED
+                    && claims.limits.body_time <= super::Limits::LONGEST_TIMED,
+                "head-read, idle and stalled-body times the suite can wait out (at most 10 s)",
+            ),
         };
         (!claimed).then_some(what)
     }

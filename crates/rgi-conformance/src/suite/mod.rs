@@ -100,7 +100,7 @@ pub mod wire;
 
 pub use case::{Case, CaseFn, Failure, Needs};
 pub use probe::Probe;
-pub use server::{Claims, RunningServer, ServerUnderTest};
+pub use server::{Claims, Limits, RunningServer, ServerUnderTest};
 
 use crate::report::{CaseResult, SuiteRun, Verdict};
 

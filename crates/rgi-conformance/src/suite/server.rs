@@ -1,6 +1,7 @@
 //! The one small trait a server author implements to run the suite.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use rgi::BoxError;
 use serde::Serialize;
@@ -14,12 +15,13 @@ use super::Probe;
 /// # Examples
 ///
 /// ```
-/// use rgi_conformance::suite::Claims;
+/// use rgi_conformance::suite::{Claims, Limits};
 ///
 /// let claims = Claims::synchronous();
 /// assert!(!claims.asynchronous);
 /// let claims = Claims::asynchronous().with_readiness().with_after_response();
 /// assert!(claims.readiness && claims.after_response && !claims.upgrade);
+/// assert_eq!(claims.limits, Limits::RECOMMENDED);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -34,6 +36,10 @@ pub struct Claims {
     pub after_response: bool,
     /// Offers the upgrade to another protocol on HTTP/1.1.
     pub upgrade: bool,
+    /// The limits the server enforces on requests (`RGI-LIMIT-*`), as
+    /// configured for the suite's run: the limit cases probe with values
+    /// just past them.
+    pub limits: Limits,
 }
 
 impl Claims {
@@ -45,6 +51,7 @@ impl Claims {
             readiness: false,
             after_response: false,
             upgrade: false,
+            limits: Limits::RECOMMENDED,
         }
     }
 
@@ -76,6 +83,117 @@ impl Claims {
     #[must_use]
     pub const fn with_upgrade(mut self) -> Self {
         self.upgrade = true;
+        self
+    }
+
+    /// Declares the limits the server enforces in place of the
+    /// recommended defaults.
+    #[must_use]
+    pub const fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// The limits a server enforces on requests (spec/rgi.md §12.2), as it
+/// declares them to the suite: each limit case sends a request just past
+/// one of them. A timing case is skipped, never passed, when its time is
+/// longer than [`Limits::LONGEST_TIMED`], so that a run stays short; a
+/// server configures short times for its suite run to have them judged.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use rgi_conformance::suite::{Claims, Limits};
+///
+/// let limits = Limits::RECOMMENDED
+///     .with_target(4096)
+///     .with_head_time(Duration::from_secs(1));
+/// let claims = Claims::synchronous().with_limits(limits);
+/// assert_eq!(claims.limits.target, 4096);
+/// assert_eq!(claims.limits.header_fields, 100);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The longest request target accepted, in bytes (`RGI-LIMIT-2`).
+    pub target: usize,
+    /// The largest header section accepted, in bytes: the field lines
+    /// with their line endings, without the request line
+    /// (`RGI-LIMIT-3`).
+    pub header_size: usize,
+    /// The most field lines accepted in one head (`RGI-LIMIT-3`).
+    pub header_fields: usize,
+    /// The largest request body accepted, in bytes (`RGI-LIMIT-4`).
+    pub body: u64,
+    /// The time a request head may take to arrive (`RGI-LIMIT-5`).
+    pub head_time: Duration,
+    /// The time a kept connection may stay idle between requests
+    /// (`RGI-LIMIT-6`).
+    pub idle_time: Duration,
+    /// The time a request body may stall while the application waits
+    /// for it (`RGI-LIMIT-7`).
+    pub body_time: Duration,
+}
+
+impl Limits {
+    /// The defaults spec/rgi.md §12.2 recommends.
+    pub const RECOMMENDED: Limits = Limits {
+        target: 8 * 1024,
+        header_size: 64 * 1024,
+        header_fields: 100,
+        body: 64 * 1024 * 1024,
+        head_time: Duration::from_secs(30),
+        idle_time: Duration::from_secs(60),
+        body_time: Duration::from_secs(30),
+    };
+
+    /// The longest time limit the suite waits out; a timing case whose
+    /// limit is longer is skipped.
+    pub const LONGEST_TIMED: Duration = Duration::from_secs(10);
+
+    /// With another target limit.
+    #[must_use]
+    pub const fn with_target(mut self, bytes: usize) -> Self {
+        self.target = bytes;
+        self
+    }
+
+    /// With other header section limits: size in bytes and field lines.
+    #[must_use]
+    pub const fn with_header_section(mut self, bytes: usize, fields: usize) -> Self {
+        self.header_size = bytes;
+        self.header_fields = fields;
+        self
+    }
+
+    /// With another body limit.
+    #[must_use]
+    pub const fn with_body(mut self, bytes: u64) -> Self {
+        self.body = bytes;
+        self
+    }
+
+    /// With another head-read time.
+    #[must_use]
+    pub const fn with_head_time(mut self, time: Duration) -> Self {
+        self.head_time = time;
+        self
+    }
+
+    /// With another idle keep-alive time.
+    #[must_use]
+    pub const fn with_idle_time(mut self, time: Duration) -> Self {
+        self.idle_time = time;
+        self
+    }
+
+    /// With another stalled-body time.
+    #[must_use]
+    pub const fn with_body_time(mut self, time: Duration) -> Self {
+        self.body_time = time;
         self
     }
 }

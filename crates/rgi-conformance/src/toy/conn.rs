@@ -67,6 +67,12 @@ enum Chunk {
 enum Failure {
     /// The body ended early: bytes announced so far, bytes received.
     Truncated { declared: u64, received: u64 },
+    /// The chunked framing is broken (`RGI-INPUT-17`).
+    Malformed(String),
+    /// A chunked body passed the body limit (`RGI-INPUT-18`).
+    OverLimit(u64),
+    /// No body byte came within the stalled-body time (`RGI-INPUT-19`).
+    Stalled(Duration),
     Other {
         kind: io::ErrorKind,
         message: String,
@@ -74,15 +80,26 @@ enum Failure {
 }
 
 impl Failure {
-    fn error(&self) -> io::Error {
-        match self {
+    /// The error a read returns; `untyped` is
+    /// [`Fault::UntypedBodyErrors`](super::Fault::UntypedBodyErrors), which
+    /// hides the client's fault in a plain `io::Error`.
+    fn error(&self, untyped: bool) -> io::Error {
+        let typed = match self {
             Failure::Truncated { declared, received } => InputError::Truncated {
                 declared: *declared,
                 received: *received,
-            }
-            .into(),
-            Failure::Other { kind, message } => io::Error::new(*kind, message.clone()),
+            },
+            Failure::Malformed(reason) => InputError::MalformedBody {
+                reason: reason.clone(),
+            },
+            Failure::OverLimit(limit) => InputError::BodyLimitExceeded { limit: *limit },
+            Failure::Stalled(timeout) => InputError::BodyTimedOut { timeout: *timeout },
+            Failure::Other { kind, message } => return io::Error::new(*kind, message.clone()),
+        };
+        if untyped && !matches!(self, Failure::Truncated { .. }) {
+            return io::Error::new(io::ErrorKind::InvalidData, typed.to_string());
         }
+        typed.into()
     }
 }
 
@@ -95,6 +112,8 @@ pub(crate) struct BodyFlags {
     pub(crate) skip_after: bool,
     /// [`Fault::TrailersLeftOnConnection`](super::Fault::TrailersLeftOnConnection).
     pub(crate) keep_trailers: bool,
+    /// [`Fault::UntypedBodyErrors`](super::Fault::UntypedBodyErrors).
+    pub(crate) untyped_errors: bool,
 }
 
 /// The request whose body is current on a connection.
@@ -124,8 +143,14 @@ pub(crate) struct BodyState {
 pub(crate) enum HeadRead {
     /// A request.
     Head(Box<RequestHead>),
-    /// The client closed (or went idle) between requests.
+    /// The client closed between requests.
     Closed,
+    /// Nothing of a next head arrived within the idle (or, on a new
+    /// connection, the head-read) time.
+    Idle,
+    /// A head had started and did not arrive whole within the head-read
+    /// time.
+    Stalled,
     /// A head the toy refuses.
     Rejected(Rejection),
     /// The connection failed, or ended inside a head.
@@ -178,7 +203,28 @@ impl ReadSide {
 
     /// Reads the next request head; read-ahead bytes after it stay in the
     /// buffer for its body and the requests after it.
+    ///
+    /// The wait for its first byte is bounded by the head-read time on a
+    /// new connection and by the idle time between requests
+    /// (`RGI-LIMIT-6`); from its first byte the head has the head-read
+    /// time to arrive whole (`RGI-LIMIT-5`). The body's reads then get the
+    /// stalled-body time.
     pub(crate) fn read_head(&mut self, fault: Option<super::Fault>) -> HeadRead {
+        let read = self.read_head_within(fault);
+        let _restored = self
+            .stream
+            .set_read_timeout(Some(request::LIMITS.body_time));
+        read
+    }
+
+    fn read_head_within(&mut self, fault: Option<super::Fault>) -> HeadRead {
+        let waiting_since = Instant::now();
+        let first_wait = if self.body.request == 0 {
+            request::LIMITS.head_time
+        } else {
+            request::LIMITS.idle_time
+        };
+        let mut head_deadline: Option<Instant> = None;
         loop {
             if self.start < self.end {
                 match request::parse(self.buffered(), fault) {
@@ -190,32 +236,49 @@ impl ReadSide {
                     Err(rejection) => return HeadRead::Rejected(rejection),
                 }
             }
+            // Empty lines before a request line are allowed (RFC 9112
+            // §2.2): they do not start a head.
+            let started = self
+                .buffered()
+                .iter()
+                .any(|&byte| byte != b'\r' && byte != b'\n');
+            let now = Instant::now();
+            let deadline = if started {
+                *head_deadline.get_or_insert(now + request::LIMITS.head_time)
+            } else {
+                waiting_since + first_wait
+            };
+            let left = deadline.saturating_duration_since(now);
+            if left.is_zero() {
+                return if started {
+                    HeadRead::Stalled
+                } else {
+                    HeadRead::Idle
+                };
+            }
+            if let Err(err) = self.stream.set_read_timeout(Some(left)) {
+                return HeadRead::Broken(err);
+            }
             match self.fill() {
-                Ok(0) => {
-                    // Empty lines before a request line are allowed
-                    // (RFC 9112 §2.2): they are not an unfinished head.
-                    let idle = self
-                        .buffered()
-                        .iter()
-                        .all(|&byte| byte == b'\r' || byte == b'\n');
-                    return if idle {
-                        HeadRead::Closed
-                    } else {
-                        HeadRead::Broken(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the connection ended inside a request head",
-                        ))
-                    };
+                Ok(0) if started => {
+                    return HeadRead::Broken(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection ended inside a request head",
+                    ));
                 }
+                Ok(0) => return HeadRead::Closed,
                 Ok(_) => {}
+                // The deadline is judged at the top of the loop.
                 Err(err)
-                    if self.start == self.end
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(err)
+                    if !started
                         && matches!(
                             err.kind(),
-                            io::ErrorKind::WouldBlock
-                                | io::ErrorKind::TimedOut
-                                | io::ErrorKind::ConnectionReset
-                                | io::ErrorKind::ConnectionAborted
+                            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
                         ) =>
                 {
                     return HeadRead::Closed;
@@ -223,6 +286,20 @@ impl ReadSide {
                 Err(err) => return HeadRead::Broken(err),
             }
         }
+    }
+
+    /// Consumes the buffered bytes up to the end of the first head in the
+    /// buffer: what [`Fault::KeepsConnectionAfterRefusal`] does with a
+    /// refused head before reading on.
+    ///
+    /// [`Fault::KeepsConnectionAfterRefusal`]: super::Fault::KeepsConnectionAfterRefusal
+    pub(crate) fn skip_head(&mut self) {
+        let end = self
+            .buffered()
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .map_or(self.end - self.start, |at| at + 4);
+        self.consume(end);
     }
 
     /// Makes `head`'s body the current one.
@@ -260,16 +337,25 @@ impl ReadSide {
     }
 
     fn fail(&mut self, failure: Failure) -> io::Error {
-        let error = failure.error();
+        let error = failure.error(self.body.flags.untyped_errors);
         self.body.progress = Progress::Failed(failure);
         error
     }
 
+    /// A failed read of the connection as the body's error: a read that
+    /// timed out is the client stalling, invalid data its malformed body.
     fn io_failure(&mut self, err: &io::Error) -> io::Error {
-        self.fail(Failure::Other {
-            kind: err.kind(),
-            message: err.to_string(),
-        })
+        let failure = match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                Failure::Stalled(request::LIMITS.body_time)
+            }
+            io::ErrorKind::InvalidData => Failure::Malformed(err.to_string()),
+            kind => Failure::Other {
+                kind,
+                message: err.to_string(),
+            },
+        };
+        self.fail(failure)
     }
 
     /// Copies buffered bytes, or reads straight from the socket when the
@@ -323,7 +409,9 @@ impl ReadSide {
         loop {
             match self.body.progress.clone() {
                 Progress::Done => return Ok(0),
-                Progress::Failed(failure) => return Err(failure.error()),
+                Progress::Failed(failure) => {
+                    return Err(failure.error(self.body.flags.untyped_errors));
+                }
                 Progress::Length { remaining } => {
                     let want = out
                         .len()
@@ -377,6 +465,7 @@ impl ReadSide {
                     Err(err) => return Err(self.io_failure(&err)),
                 };
                 let size = parse_chunk_size(&self.buffered()[..line]);
+                let shown = String::from_utf8_lossy(&self.buffered()[..line.min(64)]).into_owned();
                 self.consume(line);
                 match size {
                     Some(0) if self.body.flags.keep_trailers => {
@@ -389,13 +478,17 @@ impl ReadSide {
                     }
                     Some(size) => {
                         self.body.announced = self.body.announced.saturating_add(size);
+                        if self.body.announced > request::LIMITS.body {
+                            // RGI-LIMIT-4: counted as the sizes arrive, so
+                            // no byte past the limit is read.
+                            return Err(self.fail(Failure::OverLimit(request::LIMITS.body)));
+                        }
                         self.body.progress = Progress::Chunked(Chunk::Data { remaining: size });
                     }
                     None => {
-                        return Err(self.fail(Failure::Other {
-                            kind: io::ErrorKind::InvalidData,
-                            message: "chunked body: malformed chunk-size line".into(),
-                        }));
+                        return Err(self.fail(Failure::Malformed(format!(
+                            "chunked body: malformed chunk-size line {shown:?}"
+                        ))));
                     }
                 }
                 Ok(None)
@@ -427,10 +520,9 @@ impl ReadSide {
                     }
                 }
                 if &self.buffered()[..2] != b"\r\n" {
-                    return Err(self.fail(Failure::Other {
-                        kind: io::ErrorKind::InvalidData,
-                        message: "chunked body: chunk data not followed by CRLF".into(),
-                    }));
+                    return Err(self.fail(Failure::Malformed(
+                        "chunked body: chunk data not followed by CRLF".into(),
+                    )));
                 }
                 self.consume(2);
                 self.body.progress = Progress::Chunked(Chunk::Size);
@@ -450,14 +542,11 @@ impl ReadSide {
                     return Ok(Some(0));
                 }
                 let seen = seen + line;
-                if seen > request::MAX_HEAD {
-                    return Err(self.fail(Failure::Other {
-                        kind: io::ErrorKind::InvalidData,
-                        message: format!(
-                            "chunked body: trailer section longer than {} bytes",
-                            request::MAX_HEAD
-                        ),
-                    }));
+                if seen > request::LIMITS.header_size {
+                    return Err(self.fail(Failure::Malformed(format!(
+                        "chunked body: trailer section longer than {} bytes",
+                        request::LIMITS.header_size
+                    ))));
                 }
                 self.body.progress = Progress::Chunked(Chunk::Trailers { seen });
                 Ok(None)
@@ -592,7 +681,7 @@ impl Conn {
     /// If the socket cannot be configured or cloned.
     pub(crate) fn new(stream: TcpStream, id: u64, server: Arc<Shared>) -> io::Result<Self> {
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(server.timeouts.read))?;
+        stream.set_read_timeout(Some(request::LIMITS.body_time))?;
         stream.set_write_timeout(Some(server.timeouts.write))?;
         let peer = stream.peer_addr()?;
         let local = stream.local_addr()?;

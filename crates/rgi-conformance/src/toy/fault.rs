@@ -142,6 +142,48 @@ pub enum Fault {
     LengthWinsOverChunked,
     /// Passes an HTTP/1.1 request without a Host field to the application. Breaks `RGI-HDR-5`.
     AcceptsMissingHost,
+    /// Accepts a Host field whose port is larger than 65535. Breaks `RGI-PROTO-1`.
+    AcceptsAnyHostPort,
+    /// Serves an absolute-form target whose Host field names another authority. Breaks `RGI-PROTO-2`.
+    IgnoresHostMismatch,
+    /// Frames a body by the first `chunked` and ignores the codings after it (`chunked, identity`). Breaks `RGI-PROTO-3`.
+    ChunkedNotLastIsChunked,
+    /// Reads `Content-Length: +5` as 5, as Rust's integer parsing does. Breaks `RGI-PROTO-4`.
+    PlusSignContentLength,
+    /// Ignores expectations other than `100-continue` instead of answering 417. Breaks `RGI-PROTO-5`.
+    IgnoresUnknownExpect,
+    /// Serves an authority-form target with a method other than CONNECT as the path `/`. Breaks `RGI-PROTO-6`.
+    AcceptsAuthorityForm,
+    /// Serves a request line of any HTTP version as HTTP/1.1 (`HTTP/2.0` included). Breaks `RGI-PROTO-7`.
+    AnyVersionIsHttp11,
+    /// Joins an obs-fold continuation line to the field before it instead of answering 400. Breaks `RGI-PROTO-8`.
+    UnfoldsObsFold,
+    /// Accepts several spaces between the parts of the request line. Breaks `RGI-PROTO-9`.
+    LenientRequestLine,
+    /// After answering a refused head, without `connection: close`, reads the bytes after it as the next request. Breaks `RGI-PROTO-10`.
+    KeepsConnectionAfterRefusal,
+    /// Has no limit on the length of the request target. Breaks `RGI-LIMIT-2`.
+    NoTargetLimit,
+    /// Has no limit on the number of field lines. Breaks `RGI-LIMIT-3`.
+    NoFieldCountLimit,
+    /// Calls the application for a declared body over the body limit. Breaks `RGI-LIMIT-4`.
+    ReadsOversizedBody,
+    /// Closes without a response when a head that had started stalls. Breaks `RGI-LIMIT-5`.
+    StalledHeadClosesSilently,
+    /// Sends 408 when it closes an idle kept connection. Breaks `RGI-LIMIT-6`.
+    IdleCloseSends408,
+    /// Puts the length of an exact size hint into the head in its sink instead of declaring it to the response state, so a head started lazily without Content-Length gets the field and nothing holds the body to it. Breaks `RGI-CL-10`.
+    SinkAddsHintedLength,
+    /// Fails the reads of a malformed or oversized chunked body with a plain `io::Error` instead of the typed `InputError`, so an application that propagates it gets a 500. Breaks `RGI-INPUT-17`.
+    UntypedBodyErrors,
+    /// Answers 500 when the application propagates the client's typed body error before its head, instead of the status the error names. Breaks `RGI-FAIL-10`.
+    ClientErrorIs500,
+    /// Answers the 408 of a stalled body without `connection: close`. Breaks `RGI-LIMIT-7`.
+    StalledBodyKeepsConnection,
+    /// Sends `100 Continue` at the first read of the body even when the final head has already gone out. Breaks `RGI-INPUT-13`.
+    ContinueAfterHead,
+    /// Sends `100 Continue` to an HTTP/1.0 request that carries `Expect: 100-continue`. Breaks `RGI-INPUT-23`.
+    ContinueOnHttp10,
     /// Gives an application that declares `InputUse::None` an input without the body. Breaks
     /// `RGI-HINT-6`.
     HintsSkipTheBody,
@@ -422,6 +464,27 @@ impl Fault {
         Fault::UnknownCodingIs400,
         Fault::LengthWinsOverChunked,
         Fault::AcceptsMissingHost,
+        Fault::AcceptsAnyHostPort,
+        Fault::IgnoresHostMismatch,
+        Fault::ChunkedNotLastIsChunked,
+        Fault::PlusSignContentLength,
+        Fault::IgnoresUnknownExpect,
+        Fault::AcceptsAuthorityForm,
+        Fault::AnyVersionIsHttp11,
+        Fault::UnfoldsObsFold,
+        Fault::LenientRequestLine,
+        Fault::KeepsConnectionAfterRefusal,
+        Fault::NoTargetLimit,
+        Fault::NoFieldCountLimit,
+        Fault::ReadsOversizedBody,
+        Fault::StalledHeadClosesSilently,
+        Fault::IdleCloseSends408,
+        Fault::SinkAddsHintedLength,
+        Fault::UntypedBodyErrors,
+        Fault::ClientErrorIs500,
+        Fault::StalledBodyKeepsConnection,
+        Fault::ContinueAfterHead,
+        Fault::ContinueOnHttp10,
         Fault::HintsSkipTheBody,
         Fault::OneRequestAtATime,
         Fault::SkipsBytesAfterBody,
@@ -556,6 +619,27 @@ impl Fault {
             Fault::UnknownCodingIs400 => "RGI-HDR-4",
             Fault::LengthWinsOverChunked => "RGI-HDR-4",
             Fault::AcceptsMissingHost => "RGI-HDR-5",
+            Fault::AcceptsAnyHostPort => "RGI-PROTO-1",
+            Fault::IgnoresHostMismatch => "RGI-PROTO-2",
+            Fault::ChunkedNotLastIsChunked => "RGI-PROTO-3",
+            Fault::PlusSignContentLength => "RGI-PROTO-4",
+            Fault::IgnoresUnknownExpect => "RGI-PROTO-5",
+            Fault::AcceptsAuthorityForm => "RGI-PROTO-6",
+            Fault::AnyVersionIsHttp11 => "RGI-PROTO-7",
+            Fault::UnfoldsObsFold => "RGI-PROTO-8",
+            Fault::LenientRequestLine => "RGI-PROTO-9",
+            Fault::KeepsConnectionAfterRefusal => "RGI-PROTO-10",
+            Fault::NoTargetLimit => "RGI-LIMIT-2",
+            Fault::NoFieldCountLimit => "RGI-LIMIT-3",
+            Fault::ReadsOversizedBody => "RGI-LIMIT-4",
+            Fault::StalledHeadClosesSilently => "RGI-LIMIT-5",
+            Fault::IdleCloseSends408 => "RGI-LIMIT-6",
+            Fault::SinkAddsHintedLength => "RGI-CL-10",
+            Fault::UntypedBodyErrors => "RGI-INPUT-17",
+            Fault::ClientErrorIs500 => "RGI-FAIL-10",
+            Fault::StalledBodyKeepsConnection => "RGI-LIMIT-7",
+            Fault::ContinueAfterHead => "RGI-INPUT-13",
+            Fault::ContinueOnHttp10 => "RGI-INPUT-23",
             Fault::HintsSkipTheBody => "RGI-HINT-6",
             Fault::OneRequestAtATime => "RGI-HINT-5",
             Fault::SkipsBytesAfterBody => "RGI-INPUT-3",
@@ -697,6 +781,31 @@ impl Fault {
             Fault::UnknownCodingIs400 => Some("rgi_hdr_4_unknown_transfer_coding_is_501"),
             Fault::LengthWinsOverChunked => Some("rgi_hdr_4_length_and_chunked_together"),
             Fault::AcceptsMissingHost => Some("rgi_hdr_5_host_checked"),
+            Fault::AcceptsAnyHostPort => Some("rgi_proto_1_host_present_single_valid"),
+            Fault::IgnoresHostMismatch => Some("rgi_proto_2_absolute_form_and_host"),
+            Fault::ChunkedNotLastIsChunked => Some("rgi_proto_3_transfer_codings"),
+            Fault::PlusSignContentLength => Some("rgi_proto_4_content_length_strict"),
+            Fault::IgnoresUnknownExpect => Some("rgi_proto_5_unknown_expectation_is_417"),
+            Fault::AcceptsAuthorityForm => Some("rgi_proto_6_target_forms_match_methods"),
+            Fault::AnyVersionIsHttp11 => Some("rgi_proto_7_unsupported_version_is_505"),
+            Fault::UnfoldsObsFold => Some("rgi_proto_8_field_syntax"),
+            Fault::LenientRequestLine => Some("rgi_proto_9_request_line_syntax"),
+            Fault::KeepsConnectionAfterRefusal => Some("rgi_proto_10_refusals_close_no_smuggling"),
+            Fault::NoTargetLimit => Some("rgi_limit_2_long_target_is_414"),
+            Fault::NoFieldCountLimit => Some("rgi_limit_3_large_header_section_is_431"),
+            Fault::ReadsOversizedBody => Some("rgi_limit_4_declared_body_over_limit_is_413"),
+            Fault::StalledHeadClosesSilently => Some("rgi_limit_5_stalled_head_is_408"),
+            Fault::IdleCloseSends408 => Some("rgi_limit_6_idle_connection_closed_silently"),
+            Fault::SinkAddsHintedLength => Some("rgi_cl_10_declared_length_joins_a_lazy_head"),
+            Fault::UntypedBodyErrors => {
+                Some("rgi_fail_10_client_body_error_answered_with_its_status")
+            }
+            Fault::ClientErrorIs500 => {
+                Some("rgi_fail_10_client_body_error_answered_with_its_status")
+            }
+            Fault::StalledBodyKeepsConnection => Some("rgi_limit_7_stalled_body_is_408"),
+            Fault::ContinueAfterHead => Some("rgi_input_13_no_100_continue_for_unread_body"),
+            Fault::ContinueOnHttp10 => Some("rgi_input_23_no_interim_response_on_http10"),
             Fault::HintsSkipTheBody => Some("rgi_hint_6_hints_do_not_change_the_input"),
             Fault::OneRequestAtATime => Some("rgi_hint_5_blocking_app_does_not_stall_others"),
             Fault::SkipsBytesAfterBody => Some("rgi_input_3_content_length_body_read_exactly"),
@@ -1125,6 +1234,111 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::AcceptsMissingHost,
         "rgi_hdr_5_host_checked",
         "RGI-HDR-5",
+    ),
+    (
+        Fault::AcceptsAnyHostPort,
+        "rgi_proto_1_host_present_single_valid",
+        "RGI-PROTO-1",
+    ),
+    (
+        Fault::IgnoresHostMismatch,
+        "rgi_proto_2_absolute_form_and_host",
+        "RGI-PROTO-2",
+    ),
+    (
+        Fault::ChunkedNotLastIsChunked,
+        "rgi_proto_3_transfer_codings",
+        "RGI-PROTO-3",
+    ),
+    (
+        Fault::PlusSignContentLength,
+        "rgi_proto_4_content_length_strict",
+        "RGI-PROTO-4",
+    ),
+    (
+        Fault::IgnoresUnknownExpect,
+        "rgi_proto_5_unknown_expectation_is_417",
+        "RGI-PROTO-5",
+    ),
+    (
+        Fault::AcceptsAuthorityForm,
+        "rgi_proto_6_target_forms_match_methods",
+        "RGI-PROTO-6",
+    ),
+    (
+        Fault::AnyVersionIsHttp11,
+        "rgi_proto_7_unsupported_version_is_505",
+        "RGI-PROTO-7",
+    ),
+    (
+        Fault::UnfoldsObsFold,
+        "rgi_proto_8_field_syntax",
+        "RGI-PROTO-8",
+    ),
+    (
+        Fault::LenientRequestLine,
+        "rgi_proto_9_request_line_syntax",
+        "RGI-PROTO-9",
+    ),
+    (
+        Fault::KeepsConnectionAfterRefusal,
+        "rgi_proto_10_refusals_close_no_smuggling",
+        "RGI-PROTO-10",
+    ),
+    (
+        Fault::NoTargetLimit,
+        "rgi_limit_2_long_target_is_414",
+        "RGI-LIMIT-2",
+    ),
+    (
+        Fault::NoFieldCountLimit,
+        "rgi_limit_3_large_header_section_is_431",
+        "RGI-LIMIT-3",
+    ),
+    (
+        Fault::ReadsOversizedBody,
+        "rgi_limit_4_declared_body_over_limit_is_413",
+        "RGI-LIMIT-4",
+    ),
+    (
+        Fault::StalledHeadClosesSilently,
+        "rgi_limit_5_stalled_head_is_408",
+        "RGI-LIMIT-5",
+    ),
+    (
+        Fault::IdleCloseSends408,
+        "rgi_limit_6_idle_connection_closed_silently",
+        "RGI-LIMIT-6",
+    ),
+    (
+        Fault::SinkAddsHintedLength,
+        "rgi_cl_10_declared_length_joins_a_lazy_head",
+        "RGI-CL-10",
+    ),
+    (
+        Fault::UntypedBodyErrors,
+        "rgi_fail_10_client_body_error_answered_with_its_status",
+        "RGI-INPUT-17",
+    ),
+    (
+        Fault::ClientErrorIs500,
+        "rgi_fail_10_client_body_error_answered_with_its_status",
+        "RGI-FAIL-10",
+    ),
+    (
+        Fault::StalledBodyKeepsConnection,
+        "rgi_limit_7_stalled_body_is_408",
+        "RGI-LIMIT-7",
+    ),
+    (
+        Fault::ContinueAfterHead,
+        "rgi_input_13_no_100_continue_for_unread_body",
+        "RGI-INPUT-13",
+    ),
+    (
+        Fault::ContinueOnHttp10,
+        "rgi_input_23_no_interim_response_on_http10",
+        "RGI-INPUT-23",
     ),
     (
         Fault::HintsSkipTheBody,

@@ -67,7 +67,8 @@ impl Read for BodyReader {
             // the 100, before waiting for body bytes; RGI-INPUT-13: never
             // after the final head.
             let mut write = lock(&self.conn.write);
-            let send = !write.head_sent && fault != Some(Fault::NeverSendsContinue);
+            let send = (!write.head_sent || fault == Some(Fault::ContinueAfterHead))
+                && fault != Some(Fault::NeverSendsContinue);
             if send {
                 write.send(CONTINUE)?;
                 read.body.expect = Expect::Sent;

@@ -11,17 +11,32 @@
 //!
 //! # What it does
 //!
-//! - Request heads are parsed with `httparse` (at most 16 KiB and 128
-//!   field lines, else `431`); a malformed head, a bad Host field
-//!   (`RGI-HDR-5`), conflicting framing fields (`RGI-HDR-4`) or an environ
-//!   the client's target cannot make (`RGI-ENV-1`) is answered `400` and
-//!   the connection closed, with a log line; `CONNECT` and transfer codings
-//!   other than chunked get `501`.
+//! - Request heads: the request line is checked by the toy (`RGI-PROTO-9`;
+//!   a target over 8 KiB gets `414`, `RGI-LIMIT-2`; a major version other
+//!   than 1 gets `505`, `RGI-PROTO-7`), the fields are parsed with
+//!   `httparse` (a header section over 16 KiB or 100 field lines gets
+//!   `431`, `RGI-LIMIT-3`). A malformed head (`RGI-PROTO-8`), a missing,
+//!   repeated or invalid Host or one that disagrees with an absolute-form
+//!   target (`RGI-PROTO-1`, `RGI-PROTO-2`), a target form its method does
+//!   not allow (`RGI-PROTO-6`), framing fields in doubt (`RGI-PROTO-3`,
+//!   `RGI-PROTO-4`) or an environ the client's target cannot make
+//!   (`RGI-ENV-1`) is answered `400`; `CONNECT` and transfer codings other
+//!   than chunked get `501`, expectations other than `100-continue` `417`
+//!   (`RGI-PROTO-5`), a declared body over 64 MiB `413` (`RGI-LIMIT-4`).
+//!   Each refusal is logged, carries `connection: close` and closes the
+//!   connection before anything after the head is read (`RGI-PROTO-10`).
 //! - Request bodies: Content-Length or chunked (decoded by the toy,
 //!   trailers discarded). A chunked body that ends early fails with
 //!   [`rgi::InputError::Truncated`] (its `declared` is what the chunk
 //!   sizes announced so far); a length-delimited one is reported as
-//!   truncated by [`rgi::Input`] itself. `100 Continue` goes out at the
+//!   truncated by [`rgi::Input`] itself. Broken chunked framing fails
+//!   with [`rgi::InputError::MalformedBody`], chunk sizes announcing more
+//!   than the body limit with [`rgi::InputError::BodyLimitExceeded`]
+//!   (before any byte past it is read), and 5 s without a body byte with
+//!   [`rgi::InputError::BodyTimedOut`]; an application that propagates
+//!   one of them before its head gets the status it names (400, 413, 408)
+//!   with `connection: close` instead of 500 (`RGI-FAIL-10`, through
+//!   [`rgi::client_body_error`] in the kit's drivers). `100 Continue` goes out at the
 //!   first read that reaches the connection, never after the final head.
 //! - After each response the toy drains at most 1 MiB of unread body
 //!   within 2 s, or closes the connection; read-ahead bytes belong to the
@@ -33,8 +48,11 @@
 //!   `date` and the framing fields. Each chunk is written to the socket
 //!   (with `TCP_NODELAY`) before the next is pulled: unsent output is
 //!   bounded by the kernel's socket buffer plus one chunk
-//!   (`RGIA-OUT-2`). It does not compute a Content-Length from a body's
-//!   size hint (`RGI-CL-6` is optional).
+//!   (`RGIA-OUT-2`). When a synchronous body's `size_hint()` is exact
+//!   before its first pull and no head was sent, the toy declares it with
+//!   `ResponseState::declare_length` (`RGI-CL-6`, `RGI-CL-10`): the head
+//!   then carries it unless the application gave its own, and the state
+//!   holds the body to it.
 //! - Failures are handled by [`crate::rt::serve_sync`] and
 //!   [`crate::rt::serve_async`]: a bare 500 before the head, a close
 //!   without the last-chunk after it, a dropped body on disconnect.
@@ -57,8 +75,11 @@
 //!   [`rgi_async::ByteStream`] served by a reader and a writer thread with
 //!   a 64 KiB outbox, because the toy's sockets are blocking. The
 //!   connection closes once the body has ended and the stream is dropped.
-//! - Time limits: 5 s without bytes while reading a head or a body, 10 s
-//!   for a write the client does not take; none after a 101.
+//! - Time limits (declared in its [`Claims`]): a head has 3 s to arrive
+//!   once its first byte came, else `408` and a close (`RGI-LIMIT-5`); a
+//!   new connection gets 3 s and a kept one 4 s for that first byte, else
+//!   a silent close (`RGI-LIMIT-6`); 5 s without a body byte while reading
+//!   a body; 10 s for a write the client does not take; none after a 101.
 //! - [`ToyHandle::stop`] closes the listener, ends parked asynchronous
 //!   bodies (dropping them), shuts every connection down, refuses new
 //!   offload jobs and after-response tasks (`ShutDown`, `RGIA-OFFLOAD-9`,
@@ -193,7 +214,10 @@ impl ServerUnderTest for ToyServer {
     }
 
     fn claims(&self) -> Claims {
-        let claims = Claims::asynchronous().with_after_response().with_upgrade();
+        let claims = Claims::asynchronous()
+            .with_after_response()
+            .with_upgrade()
+            .with_limits(request::LIMITS);
         if cfg!(unix) {
             claims.with_readiness()
         } else {

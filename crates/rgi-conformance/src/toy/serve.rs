@@ -18,7 +18,7 @@ use super::caps::After;
 use super::conn::{BodyFlags, Conn, Expect, HeadRead, UpgradeStage, lock};
 use super::fault::{Fault, acts};
 use super::input::{BodyReader, CONTINUE, PumpSource};
-use super::request::{Framing, RequestHead, Why};
+use super::request::{self, Framing, RequestHead, Why};
 use super::server::DRAIN_LIMIT;
 use super::sink::{OutFraming, WireSink, http_date};
 use super::upgrade::{Slot, StreamShared, ToyUpgrade};
@@ -45,14 +45,23 @@ fn serve_sync<A: Application + ?Sized>(
     sink: &mut WireSink,
     ctx: &Arc<RequestCtx>,
 ) -> Served {
+    // RGI-CL-6 and RGI-CL-10: an exact size hint becomes the head's
+    // Content-Length through the response state, which enforces it.
+    let declare = |state: &mut rgi::ResponseState, sink: &mut WireSink, length: u64| {
+        if ctx.fault == Some(Fault::SinkAddsHintedLength) {
+            sink.add_length_itself(length);
+        } else {
+            let _refused_after_head = state.declare_length(length);
+        }
+    };
     if ctx.wraps_sync() {
         let wrapped = Wrapped {
             app: Arc::clone(app),
             ctx: Arc::clone(ctx),
         };
-        return rt::serve_sync(&wrapped, environ, sink);
+        return rt::serve_sync_hinted(&wrapped, environ, sink, declare);
     }
-    rt::serve_sync(&**app, environ, sink)
+    rt::serve_sync_hinted(&**app, environ, sink, declare)
 }
 
 fn serve_async<A: AsyncApplication + ?Sized>(
@@ -157,6 +166,26 @@ pub(crate) fn connection(conn: &Arc<Conn>, service: &dyn Service) {
                 }
             },
             HeadRead::Closed => break,
+            HeadRead::Idle => {
+                // RGI-LIMIT-6: a silent close.
+                if fault == Some(Fault::IdleCloseSends408) {
+                    let _sent = respond(conn, StatusCode::REQUEST_TIMEOUT);
+                }
+                break;
+            }
+            HeadRead::Stalled => {
+                // RGI-LIMIT-5: part of a head came, then nothing.
+                tracing::warn!(
+                    conn = conn.id,
+                    peer = %conn.peer,
+                    limit = ?request::LIMITS.head_time,
+                    "toy server: a request head did not arrive within the head-read time"
+                );
+                if fault != Some(Fault::StalledHeadClosesSilently) {
+                    let _sent = respond(conn, StatusCode::REQUEST_TIMEOUT);
+                }
+                break;
+            }
             HeadRead::Rejected(rejection) => {
                 tracing::warn!(
                     conn = conn.id,
@@ -171,6 +200,19 @@ pub(crate) fn connection(conn: &Arc<Conn>, service: &dyn Service) {
                     | (Some(Fault::ConnectGets400), Why::Connect) => StatusCode::BAD_REQUEST,
                     _ => rejection.status,
                 };
+                if fault == Some(Fault::KeepsConnectionAfterRefusal) {
+                    let head = format!(
+                        "HTTP/1.1 {} {}\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
+                        status.as_str(),
+                        status.canonical_reason().unwrap_or(""),
+                        http_date(SystemTime::now())
+                    );
+                    if lock(&conn.write).send(head.as_bytes()).is_err() {
+                        break;
+                    }
+                    lock(&conn.read).skip_head();
+                    continue;
+                }
                 let _sent = respond(conn, status);
                 break;
             }
@@ -217,6 +259,7 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
             is_async,
             skip_after: acts(fault, Fault::SkipsBytesAfterBody, is_async),
             keep_trailers: fault == Some(Fault::TrailersLeftOnConnection),
+            untyped_errors: fault == Some(Fault::UntypedBodyErrors),
         };
         read.begin(head.framing, head.expect_continue, flags);
         conn.readable.store(read.body.request, Ordering::SeqCst);

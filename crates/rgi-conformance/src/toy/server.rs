@@ -20,12 +20,11 @@ use super::conn::{Conn, lock};
 use super::serve::{self, Service};
 use super::upgrade::StreamShared;
 
-/// How long the toy waits on a silent client, and how long `stop` waits
-/// for its threads.
+/// How long the toy waits on a client that does not take its output, and
+/// how long `stop` waits for its threads (the read times are the toy's
+/// limits, `request::LIMITS`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeouts {
-    /// A read of a request head or body (also the keep-alive idle time).
-    pub(crate) read: Duration,
     /// A write the client does not accept.
     pub(crate) write: Duration,
     /// Draining an unread request body after the response.
@@ -38,7 +37,6 @@ pub(crate) struct Timeouts {
 
 /// The documented limits of the toy (see the module documentation).
 pub(crate) const TIMEOUTS: Timeouts = Timeouts {
-    read: Duration::from_secs(5),
     write: Duration::from_secs(10),
     drain: Duration::from_secs(2),
     linger: Duration::from_millis(500),

@@ -56,6 +56,9 @@ pub(crate) struct WireSink {
     pub(crate) after_upgrade: bool,
     /// A send failed: the client is gone.
     failed: bool,
+    /// The length [`Fault::SinkAddsHintedLength`] writes into a head
+    /// without one.
+    own_length: Option<u64>,
 }
 
 impl WireSink {
@@ -72,7 +75,15 @@ impl WireSink {
             queue: None,
             after_upgrade: false,
             failed: false,
+            own_length: None,
         }
+    }
+
+    /// [`Fault::SinkAddsHintedLength`]: the sink, not the response state,
+    /// puts `length` into a head that has no Content-Length, and nothing
+    /// holds the body to it.
+    pub(crate) fn add_length_itself(&mut self, length: u64) {
+        self.own_length = Some(length);
     }
 
     fn acts(&self, behaviour: Fault) -> bool {
@@ -168,6 +179,26 @@ impl WireSink {
 
     /// Writes the head with the fields the framing needs.
     pub(crate) fn write_head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        if says_close(head) && self.acts(Fault::ClientErrorIs500) {
+            // The fault: the client's fault answered as the server's.
+            let failed = ResponseHead::new(StatusCode::INTERNAL_SERVER_ERROR)
+                .with_header(header::CONTENT_LENGTH, http::HeaderValue::from(0));
+            return self.write_head(&failed);
+        }
+        if says_close(head)
+            && head.status() == StatusCode::REQUEST_TIMEOUT
+            && self.acts(Fault::StalledBodyKeepsConnection)
+        {
+            // The fault: the 408 goes out as if the connection could go on.
+            let mut kept = head.clone();
+            kept.headers_mut().remove(header::CONNECTION);
+            return self.write_head(&kept);
+        }
+        if says_close(head) {
+            // The driver's answer to a client's fault (RGI-FAIL-10): the
+            // connection ends with it.
+            self.persist = false;
+        }
         let (framing, bytes) = self.render_head(head);
         self.framing = Some(framing);
         lock(&self.ctx.hooks).framing = Some(framing);
@@ -191,9 +222,12 @@ impl WireSink {
             status = StatusCode::from_u16(class).unwrap_or(status);
         }
         let headers = head.headers();
+        let own_length = self
+            .own_length
+            .filter(|_| !headers.contains_key(header::CONTENT_LENGTH));
         let framing = if self.head_request || head.is_bodiless() {
             OutFraming::Bodiless
-        } else if headers.contains_key(header::CONTENT_LENGTH) {
+        } else if headers.contains_key(header::CONTENT_LENGTH) || own_length.is_some() {
             OutFraming::Length
         } else if self.version == Version::HTTP_11 || fault == Some(Fault::ChunkedOnHttp10) {
             OutFraming::Chunked
@@ -209,6 +243,9 @@ impl WireSink {
         );
         let mut bytes = out.into_bytes();
         write_fields(&mut bytes, headers, fault, self.head_request);
+        if let Some(length) = own_length.filter(|_| framing == OutFraming::Length) {
+            field(&mut bytes, b"content-length", length.to_string().as_bytes());
+        }
         if !headers.contains_key(header::DATE) && fault != Some(Fault::NoDate) {
             field(&mut bytes, b"date", http_date(SystemTime::now()).as_bytes());
         }
@@ -217,7 +254,9 @@ impl WireSink {
         {
             field(&mut bytes, b"transfer-encoding", b"chunked");
         }
-        if !self.persist || framing == OutFraming::Close {
+        if says_close(head) {
+            // Written with the head's own fields.
+        } else if !self.persist || framing == OutFraming::Close {
             field(&mut bytes, b"connection", b"close");
         } else if self.version == Version::HTTP_10 {
             field(&mut bytes, b"connection", b"keep-alive");
@@ -386,6 +425,14 @@ fn write_fields(out: &mut Vec<u8>, headers: &HeaderMap, fault: Option<Fault>, he
             field(out, name.as_str().as_bytes(), value);
         }
     }
+}
+
+/// Whether `head` itself carries `connection: close`: only the driver's
+/// own answers do (an application's head cannot, RGI-HEAD-4).
+fn says_close(head: &ResponseHead) -> bool {
+    head.headers()
+        .get(header::CONNECTION)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"))
 }
 
 /// An IMF-fixdate (RFC 9110 §5.6.7), such as `Sun, 06 Nov 1994 08:49:37 GMT`.

@@ -458,6 +458,12 @@ impl<B: Body + 'static> Body for WrappedBody<B> {
     }
 
     fn size_hint(&self) -> Option<u64> {
+        if self.ctx.fault == Some(Fault::FileSentTwice) {
+            // A length declared from the hint would cut the second copy
+            // off (RGI-CL-1) and hide the fault from the case that judges
+            // the file path; this fault's server declares nothing.
+            return None;
+        }
         self.inner.as_ref().and_then(Body::size_hint)
     }
 

@@ -19,7 +19,7 @@ use http::header::CONTENT_TYPE;
 use rgi::{HeadError, Intercept, ResponseHead};
 
 use super::rules::{self, Rule};
-use crate::{Policy, Reports, Violation};
+use crate::{Reports, Violation};
 
 /// Which interface a piece of the validator serves; it picks the clause
 /// of checks that exist in both documents.
@@ -140,7 +140,7 @@ thread_local! {
 
 /// Reports `violation`, marking the unwind if the policy panics.
 pub(crate) fn report(reports: &Reports, violation: Violation) {
-    let panics = reports.policy() == Policy::Panic;
+    let panics = reports.panics_on(&violation);
     if panics {
         mark_judged();
     }

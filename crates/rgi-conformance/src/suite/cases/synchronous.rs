@@ -12,6 +12,16 @@
 /// Defines the `const fn` that builds one synchronous case: its check is
 /// named after the function, so the name is written once.
 macro_rules! sync_case {
+    ($name:ident needs $needs:ident [$($clause:literal),+ $(,)?] $title:literal => $run:path) => {
+        #[doc = concat!("The case `", stringify!($name), "`.")]
+        pub(super) const fn $name() -> $crate::suite::Case {
+            $crate::suite::Case::new(
+                $crate::Check::new(stringify!($name), &[$($clause),+], $title),
+                $crate::suite::Needs::$needs,
+                $run,
+            )
+        }
+    };
     ($name:ident [$($clause:literal),+ $(,)?] $title:literal => $run:path) => {
         #[doc = concat!("The case `", stringify!($name), "`.")]
         pub(super) const fn $name() -> $crate::suite::Case {
@@ -25,12 +35,15 @@ macro_rules! sync_case {
 }
 
 mod body;
+mod client_errors;
 mod connection;
+mod declared;
 mod environ;
 mod failure;
 mod file;
 mod headers;
 mod input;
+mod protocol;
 mod response;
 
 #[allow(
@@ -38,7 +51,8 @@ mod response;
     reason = "the case list macro names every case function"
 )]
 use self::{
-    body::*, connection::*, environ::*, failure::*, file::*, headers::*, input::*, response::*,
+    body::*, client_errors::*, connection::*, declared::*, environ::*, failure::*, file::*,
+    headers::*, input::*, protocol::*, response::*,
 };
 use crate::suite::Case;
 
@@ -81,6 +95,22 @@ macro_rules! __rgi_sync_cases {
             rgi_hdr_4_unknown_transfer_coding_is_501
             rgi_hdr_4_length_and_chunked_together
             rgi_hdr_5_host_checked
+            // Protocol decisions and limits (RGI-PROTO, RGI-LIMIT).
+            rgi_proto_1_host_present_single_valid
+            rgi_proto_2_absolute_form_and_host
+            rgi_proto_3_transfer_codings
+            rgi_proto_4_content_length_strict
+            rgi_proto_5_unknown_expectation_is_417
+            rgi_proto_6_target_forms_match_methods
+            rgi_proto_7_unsupported_version_is_505
+            rgi_proto_8_field_syntax
+            rgi_proto_9_request_line_syntax
+            rgi_proto_10_refusals_close_no_smuggling
+            rgi_limit_2_long_target_is_414
+            rgi_limit_3_large_header_section_is_431
+            rgi_limit_4_declared_body_over_limit_is_413
+            rgi_limit_5_stalled_head_is_408
+            rgi_limit_6_idle_connection_closed_silently
             rgi_errs_2_error_stream_accepts_any_bytes
             rgi_hint_6_hints_do_not_change_the_input
             rgi_hint_5_blocking_app_does_not_stall_others
@@ -92,6 +122,7 @@ macro_rules! __rgi_sync_cases {
             rgi_input_2_truncated_chunked_body_is_an_error
             rgi_input_12_expect_100_continue_on_first_read
             rgi_input_13_no_100_continue_for_unread_body
+            rgi_input_23_no_interim_response_on_http10
             rgi_input_15_reads_after_the_response_finished
             // The response head and write.
             rgi_start_2_status_sent_as_given
@@ -115,6 +146,7 @@ macro_rules! __rgi_sync_cases {
             rgi_cl_1_never_more_than_declared
             rgi_cl_3_fewer_than_declared_closes
             rgi_cl_9_correct_framing
+            rgi_cl_10_declared_length_joins_a_lazy_head
             rgi_cl_8_close_delimited_on_http10
             // File bodies.
             rgi_file_2_file_body_served_exactly
@@ -129,6 +161,8 @@ macro_rules! __rgi_sync_cases {
             rgi_fail_5_failure_after_head_ends_abnormally
             rgi_fail_6_no_error_text_after_the_head
             rgi_fail_7_output_without_start_is_500
+            rgi_fail_10_client_body_error_answered_with_its_status
+            rgi_limit_7_stalled_body_is_408
             rgi_fail_8_disconnect_drops_the_body_promptly
             rgi_fail_8_write_after_disconnect_is_a_transport_error
             // Connections.

@@ -482,7 +482,8 @@ fn absolute_form(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     let (tx, seen) = mpsc::channel();
     let served = Served::start(server, echo(tx, false), CLAUSE)?;
     let target = "http://example.test:8080/abs/p?q=1";
-    let request = Request::get(target).host(Some("other.test"));
+    // The same authority as the target's (RGI-PROTO-2), spelled otherwise.
+    let request = Request::get(target).host(Some("EXAMPLE.test:8080"));
     let (_, snapshot) = seen_for(&served, &seen, &request, "GET", CLAUSE)?;
     ensure(snapshot.uri == target, CLAUSE, || {
         format!("uri() is {:?}, expected {target:?}", snapshot.uri)
