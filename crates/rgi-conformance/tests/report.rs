@@ -123,6 +123,15 @@ fn the_json_reads_back_with_stable_fields() {
             "server": "demo",
             "claims": {
                 "asynchronous": true,
+                "limits": {
+                    "target": 8192,
+                    "header_size": 65536,
+                    "header_fields": 100,
+                    "body": 67_108_864,
+                    "head_time_ms": 30_000,
+                    "idle_time_ms": 60_000,
+                    "body_time_ms": 30_000,
+                },
                 "readiness": false,
                 "after_response": true,
                 "upgrade": false

@@ -129,13 +129,22 @@ pub struct Limits {
     /// The largest request body accepted, in bytes (`RGI-LIMIT-4`).
     pub body: u64,
     /// The time a request head may take to arrive (`RGI-LIMIT-5`).
+    #[serde(rename = "head_time_ms", serialize_with = "as_millis")]
     pub head_time: Duration,
     /// The time a kept connection may stay idle between requests
     /// (`RGI-LIMIT-6`).
+    #[serde(rename = "idle_time_ms", serialize_with = "as_millis")]
     pub idle_time: Duration,
     /// The time a request body may stall while the application waits
     /// for it (`RGI-LIMIT-7`).
+    #[serde(rename = "body_time_ms", serialize_with = "as_millis")]
     pub body_time: Duration,
+}
+
+/// Writes a time as whole milliseconds, the unit of the reports' other
+/// durations (`duration_ms`), instead of serde's `{secs, nanos}` pair.
+fn as_millis<S: serde::Serializer>(time: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u128(time.as_millis())
 }
 
 impl Limits {

@@ -437,6 +437,9 @@ sync_case!(
     => no_continue_unread
 );
 
+/// Regression case for issue 9's D2: RGI 1.0's INPUT-12 and INPUT-13
+/// disagreed about a `100 Continue` once the final head was sent; 1.1 sends
+/// it only at the first read and only before the final head.
 fn no_continue_unread(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     const CLAUSE: &str = "RGI-INPUT-13";
     let app = rgi::from_fn(|_environ: Environ, start| {

@@ -583,6 +583,8 @@ sync_case!(
     => no_interim_on_http10
 );
 
+/// Regression case for issue 9's D2, its second half: a request whose
+/// connection cannot carry an interim response gets none and is still read.
 fn no_interim_on_http10(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     const CLAUSE: &str = "RGI-INPUT-23";
     let (served, seen) = start(server, CLAUSE)?;
