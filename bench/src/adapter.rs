@@ -361,7 +361,11 @@ impl Stream {
 /// once the state has sent it.
 #[derive(Debug)]
 pub struct Exchange {
-    stream: Stream,
+    /// Boxed once per request: hyper moves the response body (which owns
+    /// the stream) several times, and each move of the ~300-byte stream
+    /// cost a memcpy; one allocation is cheaper than those copies
+    /// (callgrind: 275 to 375 instructions a request fewer).
+    stream: Box<Stream>,
     head: Option<SentHead>,
 }
 
@@ -370,12 +374,12 @@ impl Exchange {
     #[must_use]
     pub fn new(method: &Method) -> Self {
         Exchange {
-            stream: Stream {
+            stream: Box::new(Stream {
                 state: ResponseState::new(method),
                 chunks: Chunks::default(),
                 delivered: 0,
                 error: None,
-            },
+            }),
             head: None,
         }
     }
@@ -537,11 +541,11 @@ type FrameResult = Result<Frame<Bytes>, BoxError>;
 pub struct ResponseBody<T> {
     /// The application's body; `None` once it was closed.
     body: Option<T>,
-    exchange: Option<Stream>,
+    exchange: Option<Box<Stream>>,
 }
 
 impl<T> ResponseBody<T> {
-    fn new(body: Option<T>, exchange: Stream) -> Self {
+    fn new(body: Option<T>, exchange: Box<Stream>) -> Self {
         ResponseBody {
             body,
             exchange: Some(exchange),
