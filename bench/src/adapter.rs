@@ -357,7 +357,11 @@ impl Stream {
 /// once the state has sent it.
 #[derive(Debug)]
 pub struct Exchange {
-    stream: Stream,
+    /// Boxed once per request: hyper moves the response body (which owns
+    /// the stream) several times, and each move of the ~300-byte stream
+    /// cost a memcpy; one allocation is cheaper than those copies
+    /// (callgrind: 275 to 375 instructions a request fewer).
+    stream: Box<Stream>,
     head: Option<SentHead>,
 }
 
@@ -366,12 +370,12 @@ impl Exchange {
     #[must_use]
     pub fn new(method: &Method) -> Self {
         Exchange {
-            stream: Stream {
+            stream: Box::new(Stream {
                 state: ResponseState::new(method),
                 chunks: Chunks::default(),
                 delivered: 0,
                 error: None,
-            },
+            }),
             head: None,
         }
     }
@@ -490,7 +494,19 @@ impl Exchange {
             Some((status, headers)) => {
                 let mut response = Response::new(ResponseBody::new(body, self.stream));
                 *response.status_mut() = status;
-                *response.headers_mut() = headers;
+                let unused = std::mem::replace(response.headers_mut(), headers);
+                // `Response::new`'s map: with no index slots it never held a
+                // field, so it owns no memory (http 1.x allocates the
+                // entries only after the indices), yet dropping it walked
+                // its three empty buffers (50 to 70 instructions a request).
+                // A map that has slots is dropped as usual.
+                if unused.capacity() == 0 {
+                    #[expect(
+                        clippy::mem_forget,
+                        reason = "a map without index slots owns no memory: nothing leaks"
+                    )]
+                    std::mem::forget(unused);
+                }
                 response
             }
             None => {
@@ -533,11 +549,11 @@ type FrameResult = Result<Frame<Bytes>, BoxError>;
 pub struct ResponseBody<T> {
     /// The application's body; `None` once it was closed.
     body: Option<T>,
-    exchange: Option<Stream>,
+    exchange: Option<Box<Stream>>,
 }
 
 impl<T> ResponseBody<T> {
-    fn new(body: Option<T>, exchange: Stream) -> Self {
+    fn new(body: Option<T>, exchange: Box<Stream>) -> Self {
         ResponseBody {
             body,
             exchange: Some(exchange),
@@ -696,7 +712,14 @@ where
 {
     let (mut parts, body) = request.into_parts();
     remove_decoded_framing(&mut parts, body.is_end_stream());
-    let input = match pre_read(body).await {
+    // A bodiless request skips the read-ahead future altogether: making,
+    // polling and dropping it cost about 100 instructions a request.
+    let input = if body.is_end_stream() {
+        Ok(Input::empty())
+    } else {
+        pre_read(body).await
+    };
+    let input = match input {
         Ok(input) => input,
         Err(AdapterError::BodyTooLarge { .. }) => {
             return status_only(StatusCode::PAYLOAD_TOO_LARGE);
@@ -717,11 +740,14 @@ pub fn respond_sync_to<A: Application>(
 where
     A::Body: Unpin,
 {
-    let Ok(environ) = environ_from_parts(parts, input, context) else {
-        return status_only(StatusCode::BAD_REQUEST);
+    // The environ goes from the result straight into the call: bound to a
+    // local first, it cost 20 to 30 more instructions a request.
+    let mut exchange = Exchange::new(&parts.method);
+    let called = match environ_from_parts(parts, input, context) {
+        Ok(environ) => exchange.call_sync(app, environ),
+        Err(_) => return status_only(StatusCode::BAD_REQUEST),
     };
-    let mut exchange = Exchange::new(environ.method());
-    let Ok(body) = exchange.call_sync(app, environ) else {
+    let Ok(body) = called else {
         return internal_error();
     };
     let mut body = Some(body);
@@ -741,11 +767,12 @@ where
     let (mut parts, body) = request.into_parts();
     remove_decoded_framing(&mut parts, body.is_end_stream());
     let input = IncomingSource::input(body);
-    let Ok(environ) = environ_from_parts(parts, input, context) else {
-        return status_only(StatusCode::BAD_REQUEST);
+    let mut exchange = Exchange::new(&parts.method);
+    let called = match environ_from_parts(parts, input, context) {
+        Ok(environ) => exchange.call_async(app, environ),
+        Err(_) => return status_only(StatusCode::BAD_REQUEST),
     };
-    let mut exchange = Exchange::new(environ.method());
-    let Ok(body) = exchange.call_async(app, environ) else {
+    let Ok(body) = called else {
         return internal_error();
     };
     let mut body = Some(body);
