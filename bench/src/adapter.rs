@@ -494,19 +494,7 @@ impl Exchange {
             Some((status, headers)) => {
                 let mut response = Response::new(ResponseBody::new(body, self.stream));
                 *response.status_mut() = status;
-                let unused = std::mem::replace(response.headers_mut(), headers);
-                // `Response::new`'s map: with no index slots it never held a
-                // field, so it owns no memory (http 1.x allocates the
-                // entries only after the indices), yet dropping it walked
-                // its three empty buffers (50 to 70 instructions a request).
-                // A map that has slots is dropped as usual.
-                if unused.capacity() == 0 {
-                    #[expect(
-                        clippy::mem_forget,
-                        reason = "a map without index slots owns no memory: nothing leaks"
-                    )]
-                    std::mem::forget(unused);
-                }
+                *response.headers_mut() = headers;
                 response
             }
             None => {
