@@ -118,7 +118,9 @@
 //! let mut response = String::new();
 //! client.read_to_string(&mut response)?;
 //! assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
-//! assert!(response.ends_with("\r\n5\r\nhello\r\n0\r\n\r\n"));
+//! // The body's exact size hint became the Content-Length (RGI-CL-6, RGI-CL-10).
+//! assert!(response.contains("\r\ncontent-length: 5\r\n"));
+//! assert!(response.ends_with("\r\n\r\nhello"));
 //! server.stop()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
