@@ -1,15 +1,9 @@
-#![allow(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The Content-Length a server declares (RGI-CL-6, RGI-CL-10) joins the head
 //! with the right digits at every length, and, for the lengths of most
 //! bodies, without a heap allocation; counted exactly by a global allocator
 //! that forwards to the system's.
-//!
-//! The counter is per thread, so tests running in parallel do not disturb
-//! each other.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 
 use bytes::Bytes;
@@ -17,51 +11,9 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
 use rgi::{ResponseHead, ResponseSink, ResponseState};
 
-struct Counting;
+mod counting_alloc;
 
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which
-// upholds `GlobalAlloc`'s contract; the only addition is a thread-local
-// counter increment, which neither allocates (a `const` thread-local with a
-// `Cell` needs no lazy initialisation) nor touches the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        // SAFETY: same contract as the caller's, passed through.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        // SAFETY: `pointer` came from `System` through `alloc` above.
-        unsafe { System.dealloc(pointer, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        // SAFETY: same contract as the caller's, passed through.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        // SAFETY: `pointer` came from `System`; the rest is the caller's
-        // contract, passed through.
-        unsafe { System.realloc(pointer, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_during<T>(work: impl FnOnce() -> T) -> (usize, T) {
-    let before = ALLOCATIONS.with(Cell::get);
-    let result = work();
-    let after = ALLOCATIONS.with(Cell::get);
-    (after - before, result)
-}
+use counting_alloc::allocations_during;
 
 /// A sink that keeps the Content-Length field of the head it was handed
 /// (a clone of the value: a shared one would be promoted, and allocate).
