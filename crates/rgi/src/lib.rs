@@ -3,11 +3,9 @@
 //! RGI is a small written contract between web servers and web applications,
 //! as WSGI (PEP 3333) is for Python: any conforming application runs on any
 //! conforming server. This crate holds the types and traits of the
-//! synchronous interface, [spec/rgi.md]; the asynchronous extensions live in
+//! synchronous interface, `spec/rgi.md` in the repository; the asynchronous extensions live in
 //! `rgi-async`. It depends on `http`, `bytes` and `thiserror` only, and on no
 //! runtime.
-//!
-//! [spec/rgi.md]: https://example.invalid/rgi/blob/main/spec/rgi.md
 //!
 //! ## The contract in one paragraph
 //!

@@ -1,0 +1,3 @@
+//! `rgi-server`: the production reference RGI server on tokio and hyper.
+
+#![deny(unsafe_code)]
