@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -281,6 +281,18 @@ impl ResponseSink for HeadSink<'_> {
         // The sink owns the head: its map moves on into hyper's response.
         *self.head = Some(head.into_parts());
         Ok(())
+    }
+
+    /// The declared length stays out of the map: hyper writes
+    /// `content-length` itself from the body's exact size hint, which
+    /// [`Stream::exact_remaining`] takes from the state's enforced length,
+    /// the same number (RGI-CL-11, RGI-CL-12).
+    fn send_head_with_length(
+        &mut self,
+        head: ResponseHead,
+        _declared: Option<u64>,
+    ) -> io::Result<()> {
+        self.send_head(head)
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
@@ -688,33 +700,71 @@ impl<B: AsyncBody + Unpin> HttpBody for ResponseBody<AsyncBodyOf<B>> {
     }
 }
 
+/// The read-ahead of a request with a body, then the application's answer.
+type PreReadReply<'a, B> = Pin<Box<dyn Future<Output = Response<SyncResponseBody<B>>> + 'a>>;
+
+/// The answer to one request for a synchronous application served inline:
+/// ready at once for a bodiless request (answered inside
+/// [`Service::call`](hyper::service::Service::call), so no future carries
+/// the request across a poll), or after the body was read ahead.
+pub enum SyncReply<'a, A: Application> {
+    /// The response, already built.
+    Ready(Option<Response<SyncResponseBody<A::Body>>>),
+    /// The request body is being read ahead; the application is called once
+    /// it is whole.
+    PreRead(PreReadReply<'a, A::Body>),
+}
+
+impl<A: Application> std::fmt::Debug for SyncReply<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncReply::Ready(_) => "SyncReply::Ready",
+            SyncReply::PreRead(_) => "SyncReply::PreRead",
+        })
+    }
+}
+
+impl<A: Application> Future for SyncReply<'_, A>
+where
+    A::Body: Unpin,
+{
+    type Output = Result<Response<SyncResponseBody<A::Body>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled once after it is ready; a second poll after completion
+            // is a caller's bug, answered with a 500 rather than a panic.
+            SyncReply::Ready(response) => {
+                Poll::Ready(Ok(response.take().unwrap_or_else(internal_error)))
+            }
+            SyncReply::PreRead(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
 /// Answers one request with a synchronous application, inline on the
-/// event loop.
-pub async fn respond_sync<A: Application>(
-    app: &A,
+/// event loop: at once when the request has no body, otherwise after
+/// reading it ahead ([`pre_read`]).
+pub fn respond_sync<'a, A: Application>(
+    app: &'a A,
     request: Request<Incoming>,
-    context: &ConnectionContext,
-) -> Response<SyncResponseBody<A::Body>>
+    context: &'a ConnectionContext,
+) -> SyncReply<'a, A>
 where
     A::Body: Unpin,
 {
     let (mut parts, body) = request.into_parts();
-    remove_decoded_framing(&mut parts, body.is_end_stream());
-    // A bodiless request skips the read-ahead future altogether: making,
-    // polling and dropping it cost about 100 instructions a request.
-    let input = if body.is_end_stream() {
-        Ok(Input::empty())
-    } else {
-        pre_read(body).await
-    };
-    let input = match input {
-        Ok(input) => input,
-        Err(AdapterError::BodyTooLarge { .. }) => {
-            return status_only(StatusCode::PAYLOAD_TOO_LARGE);
+    if body.is_end_stream() {
+        return SyncReply::Ready(Some(respond_sync_to(app, parts, Input::empty(), context)));
+    }
+    remove_decoded_framing(&mut parts, false);
+    SyncReply::PreRead(Box::pin(async move {
+        match pre_read(body).await {
+            Ok(input) => respond_sync_to(app, parts, input, context),
+            Err(AdapterError::BodyTooLarge { .. }) => status_only(StatusCode::PAYLOAD_TOO_LARGE),
+            Err(_) => status_only(StatusCode::BAD_REQUEST),
         }
-        Err(_) => return status_only(StatusCode::BAD_REQUEST),
-    };
-    respond_sync_to(app, parts, input, context)
+    }))
 }
 
 /// The synchronous steps of [`respond_sync`] once the body is an [`Input`].
@@ -743,12 +793,54 @@ where
     exchange.into_response(body.map(SyncBody))
 }
 
-/// Answers one request with an asynchronous application.
-pub async fn respond_async<A: AsyncApplication>(
+/// The answer to one request for an asynchronous application: the
+/// application is called inside [`Service::call`](hyper::service::Service::call),
+/// and the future polls its body until the head is sent.
+#[derive(Debug)]
+pub enum AsyncReply<B> {
+    /// Answered without polling the body (a refused request, a failed call).
+    Ready(Option<Response<AsyncResponseBody<B>>>),
+    /// Polling the body for its head.
+    Head {
+        /// The response so far.
+        exchange: Option<Exchange>,
+        /// The application's body, `None` once it was closed.
+        body: Option<B>,
+    },
+}
+
+impl<B: AsyncBody + Unpin> Future for AsyncReply<B> {
+    type Output = Result<Response<AsyncResponseBody<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled after completion only by a caller's bug: a 500 rather
+            // than a panic.
+            AsyncReply::Ready(response) => {
+                Poll::Ready(Ok(response.take().unwrap_or_else(internal_error)))
+            }
+            AsyncReply::Head { exchange, body } => {
+                let Some(current) = exchange.as_mut() else {
+                    return Poll::Ready(Ok(internal_error()));
+                };
+                ready!(current.poll_head_async(cx, body));
+                let response = match exchange.take() {
+                    Some(done) => done.into_response(body.take().map(AsyncBodyOf)),
+                    None => internal_error(),
+                };
+                Poll::Ready(Ok(response))
+            }
+        }
+    }
+}
+
+/// Answers one request with an asynchronous application: calls it now, and
+/// returns the future that polls its body to the head.
+pub fn respond_async<A: AsyncApplication>(
     app: &A,
     request: Request<Incoming>,
     context: &ConnectionContext,
-) -> Response<AsyncResponseBody<A::Body>>
+) -> AsyncReply<A::Body>
 where
     A::Body: Unpin,
 {
@@ -758,14 +850,15 @@ where
     let mut exchange = Exchange::new(&parts.method);
     let called = match environ_from_parts(parts, input, context) {
         Ok(environ) => exchange.call_async(app, environ),
-        Err(_) => return status_only(StatusCode::BAD_REQUEST),
+        Err(_) => return AsyncReply::Ready(Some(status_only(StatusCode::BAD_REQUEST))),
     };
     let Ok(body) = called else {
-        return internal_error();
+        return AsyncReply::Ready(Some(internal_error()));
     };
-    let mut body = Some(body);
-    poll_fn(|cx| exchange.poll_head_async(cx, &mut body)).await;
-    exchange.into_response(body.map(AsyncBodyOf))
+    AsyncReply::Head {
+        exchange: Some(exchange),
+        body: Some(body),
+    }
 }
 
 /// A response the adapter gives itself, without calling the application.
@@ -793,12 +886,10 @@ where
         return Ok(());
     };
     let service = hyper::service::service_fn(|request| {
-        let (app, context, served) = (&app, &context, &served);
-        async move {
-            let response = respond_sync(&**app, request, context).await;
-            served.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, Infallible>(response)
-        }
+        // Counted when answered or when the read-ahead starts; a request
+        // whose body then fails is answered with a 4xx, still one answer.
+        served.fetch_add(1, Ordering::Relaxed);
+        respond_sync(&*app, request, &context)
     });
     hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -823,12 +914,8 @@ where
         return Ok(());
     };
     let service = hyper::service::service_fn(|request| {
-        let (app, context, served) = (&app, &context, &served);
-        async move {
-            let response = respond_async(&**app, request, context).await;
-            served.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, Infallible>(response)
-        }
+        served.fetch_add(1, Ordering::Relaxed);
+        respond_async(&*app, request, &context)
     });
     hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)

@@ -74,13 +74,17 @@ pub fn bare_hello(request: &Request<Incoming>) -> Response<Full<Bytes>> {
 ///
 /// hyper's, when the connection fails.
 pub async fn serve_bare(stream: TcpStream, served: Arc<AtomicU64>) -> Result<(), hyper::Error> {
+    // Shaped as the RGI adapter is: answered inside `Service::call` with a
+    // ready future, the request dropped before hyper reads the next one (so
+    // hyper reuses its read buffer instead of allocating another). Written
+    // as the usual `async move` block, bare hyper costs about 580
+    // instructions and 2 allocations a request more, and the comparison
+    // would flatter RGI.
     let service = hyper::service::service_fn(|request: Request<Incoming>| {
-        let served = &served;
-        async move {
-            let response = bare_hello(&request);
-            served.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, Infallible>(response)
-        }
+        let response = bare_hello(&request);
+        drop(request);
+        served.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(Ok::<_, Infallible>(response))
     });
     hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)

@@ -31,6 +31,36 @@ pub trait ResponseSink {
     /// counts as sent.
     fn send_head(&mut self, head: ResponseHead) -> io::Result<()>;
 
+    /// Sends the head with the Content-Length the server declared kept
+    /// apart (`[RGI-CL-12]`). [`ResponseState`] calls this, not
+    /// [`send_head`](ResponseSink::send_head): `declared` is `Some(n)` when
+    /// the length it enforces is the server's declaration
+    /// ([`ResponseState::declare_length`]), which the head's fields do not
+    /// carry yet, and `None` when the head is complete as it is.
+    ///
+    /// The default writes `content-length: n` into the head and calls
+    /// `send_head`, so a sink that knows nothing of this sends a correct
+    /// head. A sink whose HTTP layer writes the field itself from an exact
+    /// body size (hyper does, from a body's exact size hint) overrides it
+    /// and saves encoding a field the layer would parse back; it must then
+    /// make `n` the response's Content-Length, exactly.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_head`](ResponseSink::send_head).
+    fn send_head_with_length(
+        &mut self,
+        head: ResponseHead,
+        declared: Option<u64>,
+    ) -> io::Result<()> {
+        let mut head = head;
+        if let Some(length) = declared {
+            head.headers_mut()
+                .insert(CONTENT_LENGTH, content_length_value(length));
+        }
+        self.send_head(head)
+    }
+
     /// Sends one non-empty chunk of the body.
     ///
     /// # Errors
@@ -306,9 +336,12 @@ impl ResponseState {
     /// Declares a Content-Length the server computed (from an exact
     /// [`Body::size_hint`](crate::Body::size_hint)) before the head is
     /// sent (`[RGI-CL-6]`, `[RGI-CL-10]`). When the head goes out without a
-    /// Content-Length of its own, this state writes `content-length:
-    /// length` into it and enforces it exactly like one the application
-    /// declared; the server never adds the field itself. An application's
+    /// Content-Length of its own, this state hands it to the sink with
+    /// `length` as its Content-Length
+    /// ([`ResponseSink::send_head_with_length`], which writes the field
+    /// unless the sink's HTTP layer does, `[RGI-CL-12]`) and enforces it
+    /// exactly like one the application declared; the server never adds
+    /// the field by other means. An application's
     /// Content-Length wins, whenever it was stored. The declaration is
     /// dropped by a [`StartResponse::replace`](crate::StartResponse::replace) made after it (an error
     /// response is not the body the hint described), and ignored for a
@@ -361,26 +394,24 @@ impl ResponseState {
 
     /// Sends the stored head unless it went out already, and fixes the
     /// Content-Length it carries: the application's, else the server's
-    /// declaration written into it (`[RGI-CL-10]`). Does nothing without a
-    /// stored head; callers report that themselves.
+    /// declaration, given beside it (`[RGI-CL-10]`, `[RGI-CL-12]`). Does
+    /// nothing without a stored head; callers report that themselves.
     fn send_stored_head(&mut self, sink: &mut (dyn ResponseSink + '_)) -> io::Result<()> {
-        let Some(mut head) = self.head.take() else {
+        let Some(head) = self.head.take() else {
             return Ok(());
         };
-        let length = match (self.app_length, self.server_length) {
-            (Some(application), _) => Some(application),
+        let (length, declared) = match (self.app_length, self.server_length) {
+            (Some(application), _) => (Some(application), None),
             (None, Some(server)) if !self.head_request && !head.is_bodiless() => {
-                head.headers_mut()
-                    .insert(CONTENT_LENGTH, content_length_value(server));
-                Some(server)
+                (Some(server), Some(server))
             }
-            (None, _) => None,
+            (None, _) => (None, None),
         };
         // Sent even if the sink fails: part of it may be on the wire, so it
         // can no longer be replaced.
         self.sent_status = Some(head.status());
         self.sent_length = length;
-        sink.send_head(head)
+        sink.send_head_with_length(head, declared)
     }
 
     /// Stores a head for [`StartResponse::start`] (`cause` is `None`) and

@@ -478,3 +478,106 @@ fn d4_a_length_of_zero_still_lets_the_head_be_replaced_before_it_is_sent() {
     state.send_head(&mut wire).unwrap();
     assert!(!state.wants_body(), "a sent length of 0 is reached at once");
 }
+
+/// A sink whose HTTP layer writes Content-Length itself: it takes the
+/// declared length apart from the head (`RGI-CL-12`).
+#[derive(Default)]
+struct LengthApart {
+    heads: Vec<(ResponseHead, Option<u64>)>,
+    data: Vec<u8>,
+}
+
+impl rgi::ResponseSink for LengthApart {
+    fn send_head(&mut self, _head: ResponseHead) -> std::io::Result<()> {
+        Err(std::io::Error::other(
+            "send_head called: the state must use send_head_with_length",
+        ))
+    }
+
+    fn send_head_with_length(
+        &mut self,
+        head: ResponseHead,
+        declared: Option<u64>,
+    ) -> std::io::Result<()> {
+        self.heads.push((head, declared));
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> std::io::Result<()> {
+        self.data.extend_from_slice(&data);
+        Ok(())
+    }
+}
+
+fn serve_to_length_apart(app: &impl Application, method: Method) -> (LengthApart, ResponseState) {
+    let environ = Environ::builder().method(method).build().unwrap();
+    let mut state = ResponseState::new(environ.method());
+    let mut sink = LengthApart::default();
+    let mut body = app
+        .call(environ, &mut state.start_response(&mut sink))
+        .unwrap();
+    if let Some(hint) = body.size_hint() {
+        state.declare_length(hint).unwrap();
+    }
+    while let Some(chunk) = body.next_chunk(&mut state.start_response(&mut sink)) {
+        state.send_chunk(&mut sink, chunk.unwrap()).unwrap();
+    }
+    drop(body);
+    state.finish(&mut sink).unwrap();
+    (sink, state)
+}
+
+#[test]
+fn d1_a_sink_that_writes_the_length_itself_gets_the_declaration_beside_the_head() {
+    let lazy = app(
+        None,
+        5,
+        || FirstPull::Start(ResponseHead::new(StatusCode::OK)),
+        &["hel", "lo"],
+    );
+    let (sink, state) = serve_to_length_apart(&lazy, Method::GET);
+    assert_eq!(sink.heads.len(), 1);
+    let (head, declared) = &sink.heads[0];
+    assert_eq!(*declared, Some(5));
+    // Apart means apart: the field is not written twice.
+    assert!(content_length(head).is_empty());
+    assert_eq!(state.content_length(), Some(5));
+    assert_eq!(sink.data, b"hello");
+
+    // The application's own length is in the head: nothing beside it.
+    let own = app(
+        Some(with_length(StatusCode::OK, 5)),
+        5,
+        || FirstPull::Nothing,
+        &["hello"],
+    );
+    let (sink, _) = serve_to_length_apart(&own, Method::GET);
+    let (head, declared) = &sink.heads[0];
+    assert_eq!(*declared, None);
+    assert_eq!(content_length(head), [&HeaderValue::from_static("5")]);
+
+    // HEAD: no declared length at all.
+    let (sink, state) = serve_to_length_apart(&lazy, Method::HEAD);
+    assert_eq!(sink.heads[0].1, None);
+    assert_eq!(state.content_length(), None);
+}
+
+#[test]
+fn d1_the_default_sink_writes_the_declared_length_into_the_head() {
+    let mut sink = Recorder::default();
+    rgi::ResponseSink::send_head_with_length(
+        &mut sink,
+        ResponseHead::new(StatusCode::OK),
+        Some(42),
+    )
+    .unwrap();
+    rgi::ResponseSink::send_head_with_length(
+        &mut sink,
+        ResponseHead::new(StatusCode::NO_CONTENT),
+        None,
+    )
+    .unwrap();
+    let heads = sink.heads();
+    assert_eq!(content_length(heads[0]), [&HeaderValue::from_static("42")]);
+    assert!(content_length(heads[1]).is_empty());
+}

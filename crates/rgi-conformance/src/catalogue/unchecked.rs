@@ -123,6 +123,10 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Out of the suite's sight: the size a server reports to its own HTTP layer is an in-process value between two of its components. Its effect, a body that runs past the Content-Length field, is judged on the wire under RGI-CL-1; the one source of the value is `ResponseState::content_length()` (crates/rgi/tests/declared_length.rs: `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_head_requests_and_bodiless_statuses_carry_no_declared_length`).",
     ),
     (
+        "RGI-CL-12",
+        "Between two of a server's own components: whether its sink writes the declared length itself or lets the provided method write it is invisible from outside; what the client sees is one Content-Length equal to the enforced length, judged on the wire under RGI-CL-10 and RGI-CL-1. The hand-over is the rgi crate's (crates/rgi/tests/declared_length.rs: `d1_a_sink_that_writes_the_length_itself_gets_the_declaration_beside_the_head`, `d1_the_default_sink_writes_the_declared_length_into_the_head`).",
+    ),
+    (
         "RGI-FILE-4",
         "An internal step of a server's platform-transfer path, visible only through the bytes it sends, which the suite judges under RGI-FILE-5. The pieces are the rgi crate's (crates/rgi/tests/body.rs: `file_body_range_stops_at_its_length_and_resumes_after_sendfile_progress`) and (crates/rgi/tests/response.rs: `a_sendfile_server_sends_the_head_alone_and_records_what_it_sent`).",
     ),
