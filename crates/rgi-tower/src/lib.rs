@@ -8,9 +8,26 @@
 //!   [`ConnectionPool`]: the bounded blocking pool (and a connection's
 //!   share of it) that runs blocking applications, offloaded jobs and
 //!   switch continuations.
+//! - [`Host`], [`HostBuilder`]: what the hosting server backs.
+//! - [`SyncService`], [`SyncConnection`]: a synchronous application.
+//! - [`AsyncService`], [`AsyncConnection`]: an asynchronous application.
+//! - [`ResponseBody`], [`ResponseError`]: the body hyper sends.
 
 #![forbid(unsafe_code)]
 
+mod asynchronous;
+mod host;
 mod pool;
+mod relay;
+mod request;
+mod response;
+mod sync;
 
+pub use asynchronous::{AsyncConnection, AsyncFuture, AsyncService};
+pub use host::{
+    CapabilitiesHook, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_PRE_READ_LIMIT, Host,
+    HostBuilder,
+};
 pub use pool::{ConnectionPool, Pool, PoolConfig, PoolError, PoolStats};
+pub use response::{ResponseBody, ResponseError};
+pub use sync::{SyncConnection, SyncFuture, SyncService};
