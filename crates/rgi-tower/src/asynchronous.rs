@@ -64,7 +64,8 @@ use crate::sync::{DrivenStream, bad_request, into_response, panicked, refused};
 ///
 /// let request = http::Request::post("/").body(Full::new(bytes::Bytes::from("ignored")))?;
 /// let response = service.connection(Arc::new(ConnectionInfo::new())).oneshot(request).await?;
-/// assert_eq!(response.into_body().collect().await?.to_bytes(), "offload: true");
+/// let body = response.into_body().collect().await.map_err(|err| err.to_string())?;
+/// assert_eq!(body.to_bytes(), "offload: true");
 /// # Ok(())
 /// # }
 /// ```

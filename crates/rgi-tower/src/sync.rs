@@ -79,7 +79,7 @@ impl Dispatch {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let app = rgi::from_fn(|_environ, start| {
 ///     start.start(ResponseHead::new(http::StatusCode::OK))?;
-///     Ok("hello")
+///     Ok(String::from("hello"))
 /// })
 /// .with_hints(Hints::default().with_input(InputUse::None).with_may_block(false));
 /// let service = SyncService::new(app, Host::builder(ServerInfo::new("localhost", 80)?).build());
@@ -87,7 +87,8 @@ impl Dispatch {
 /// let request = http::Request::get("/").body(Empty::<bytes::Bytes>::new())?;
 /// let response = service.connection(Arc::new(ConnectionInfo::new())).oneshot(request).await?;
 /// assert_eq!(response.headers()["content-length"], "5");
-/// assert_eq!(response.into_body().collect().await?.to_bytes(), "hello");
+/// let body = response.into_body().collect().await.map_err(|err| err.to_string())?;
+/// assert_eq!(body.to_bytes(), "hello");
 /// # Ok(())
 /// # }
 /// ```
