@@ -188,8 +188,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        remove_decoded_framing(&mut parts, body.is_end_stream());
-        let version = parts.version;
+        remove_decoded_framing(&mut parts, body.is_end_stream(), body.size_hint().exact());
+        let (version, connect) = (parts.version, parts.method == Method::CONNECT);
         let limits = self.shared.host.inner.limits;
         if body
             .size_hint()
@@ -209,7 +209,7 @@ where
         let environ =
             match Environ::from_parts(parts, input, &self.shared.server, &self.shared.connection) {
                 Ok(environ) => environ,
-                Err(err) => return AsyncFuture::ready(bad_request(&err, version)),
+                Err(err) => return AsyncFuture::ready(bad_request(&err, connect, version)),
             };
         let mut head = None;
         let mut this = driver.as_mut().project();
@@ -402,7 +402,7 @@ impl<Bd: AsyncBody> Driver for AsyncDriver<Bd> {
             let mut this = self.as_mut().project();
             let open = this.body.is_some();
             let body = this.body.as_mut();
-            if let Some(frame) = ready_frame(this.stream, open, || close(body)) {
+            if let Some(frame) = ready_frame(cx, this.stream, open, || close(body)) {
                 return frame;
             }
             if let Some(switch) = std::task::ready!(self.as_mut().poll_once(cx, None)) {

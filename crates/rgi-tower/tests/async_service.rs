@@ -25,3 +25,29 @@ async fn hello_async() {
     assert_eq!(parts.headers["content-length"], "17");
     assert_eq!(body, "hello /there true");
 }
+
+#[tokio::test]
+async fn head_then_get_on_one_connection() {
+    let app = rgi_async::from_fn(|_environ, start| {
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(chunks_body(vec!["hello"]))
+    });
+    let service = AsyncService::new(app, host(small_pool()));
+    let server = serve(move |connection| service.connection(connection)).await;
+    let mut sender = client(server.addr).await;
+    for method in ["HEAD", "GET"] {
+        let response = tokio::time::timeout(
+            LIMIT,
+            sender.send_request(request(method, "/", TestBody::empty())),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, if method == "HEAD" { "" } else { "hello" });
+    }
+}

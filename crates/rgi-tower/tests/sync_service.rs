@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 use http::StatusCode;
 use rgi::{Hints, InputUse, ResponseHead};
@@ -30,4 +29,29 @@ async fn hello_inline_and_on_the_pool() {
         assert_eq!(parts.headers["content-length"], "12");
         assert_eq!(body, "hello /there");
     }
+}
+
+#[tokio::test]
+async fn a_list_of_equal_content_lengths_is_one_length() {
+    use std::io::Read;
+    let app = rgi::from_fn(|mut environ, start| {
+        let mut body = String::new();
+        environ.input_mut().read_to_string(&mut body)?;
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(body)
+    });
+    let service = SyncService::new(app, host(small_pool()));
+    let request = http::Request::post("/x")
+        .header("content-length", "5, 5")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"hello",
+        )))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(
+        service.connection(std::sync::Arc::new(rgi::ConnectionInfo::new())),
+        request,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
