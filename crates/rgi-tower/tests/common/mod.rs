@@ -289,3 +289,41 @@ impl rgi_async::AsyncBody for ChunksBody {
         )
     }
 }
+
+/// Sends raw bytes on a fresh connection and returns everything the server
+/// sends back until it closes or `quiet` passes without a byte.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], quiet: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        match tokio::time::timeout(quiet, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(count)) => received.extend_from_slice(&buffer[..count]),
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Reads from `stream` until `needle` arrived (bounded by [`LIMIT`]).
+pub async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !String::from_utf8_lossy(&received).contains(needle) {
+        let count = tokio::time::timeout_at(deadline, stream.read(&mut buffer))
+            .await
+            .expect("timed out waiting for the server")
+            .unwrap();
+        assert!(
+            count > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..count]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
