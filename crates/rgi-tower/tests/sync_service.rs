@@ -1,6 +1,12 @@
 //! `SyncService` through real hyper over 127.0.0.1 and through
 //! `tower::ServiceExt::oneshot`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "the applications panic on purpose; a failed unwrap is the test's failure"
+)]
+
 mod common;
 
 use std::io::Read;
@@ -173,15 +179,18 @@ async fn a_full_pool_answers_503_with_retry_after() {
 }
 
 /// A body that panics on its second pull, after a first chunk.
-struct PanicsLater(u32, DropToken);
+struct PanicsLater {
+    pulls: u32,
+    _token: DropToken,
+}
 
 impl rgi::Body for PanicsLater {
     fn next_chunk(
         &mut self,
         _start: &mut StartResponse<'_>,
     ) -> Option<Result<Bytes, rgi::BoxError>> {
-        self.0 += 1;
-        if self.0 > 1 {
+        self.pulls += 1;
+        if self.pulls > 1 {
             panic!("application body failure on purpose");
         }
         Some(Ok(Bytes::from_static(b"first")))
@@ -198,7 +207,10 @@ async fn panics_before_the_head_are_500_after_it_an_abort() {
                 panic!("application failure on purpose");
             }
             start.start(ResponseHead::new(StatusCode::OK))?;
-            Ok(PanicsLater(0, counter.token()))
+            Ok(PanicsLater {
+                pulls: 0,
+                _token: counter.token(),
+            })
         })
         .with_hints(hints);
         let service = SyncService::new(app, host(small_pool()));
