@@ -4,4 +4,9 @@
 //! `tower_service::Service<http::Request<B>>` for any `http_body::Body`:
 //! the per-request work of an RGI server on hyper, written once.
 
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: one `unsafe` call, tokio's `AsyncFd` registration
+// of a borrowed descriptor in `caps::readiness`, is allowed where it stands
+// with its safety argument.
+#![deny(unsafe_code)]
+
+pub mod caps;

@@ -1,0 +1,18 @@
+//! The asynchronous capabilities a host on tokio backs
+//! (spec/rgi-async.md §4, RGIA-CAP), each behind its `rgi_async` trait.
+//!
+//! | Capability | Backed by | Items |
+//! |---|---|---|
+//! | runtime context | the tokio runtime the host serves on | [`TOKIO`], [`TokioContext`], [`ContextError`] |
+//! | readiness waits | tokio's reactor (`AsyncFd`) and timer | [`TokioReadiness`], [`DEFAULT_MAX_WAITS`] |
+//!
+//! Each is declared only where it works (`[RGIA-CAP-5]`): a host that
+//! cannot back one leaves it out of its [`rgi_async::Capabilities`].
+
+#[cfg(unix)]
+mod readiness;
+mod runtime;
+
+#[cfg(unix)]
+pub use readiness::{DEFAULT_MAX_WAITS, TokioReadiness};
+pub use runtime::{ContextError, TOKIO, TokioContext};
