@@ -5,14 +5,20 @@
 //! |---|---|---|
 //! | runtime context | the tokio runtime the host serves on | [`TOKIO`], [`TokioContext`], [`ContextError`] |
 //! | readiness waits | tokio's reactor (`AsyncFd`) and timer | [`TokioReadiness`], [`DEFAULT_MAX_WAITS`] |
+//! | after-response tasks | tokio's blocking threads, a bounded queue | [`AfterResponseTasks`], [`RequestTasks`], [`AfterConfig`], [`AfterStats`], [`DrainReport`] |
+//! | graceful shutdown, as the capabilities hear it | a `tokio::sync::watch` | [`Shutdown`] |
 //!
 //! Each is declared only where it works (`[RGIA-CAP-5]`): a host that
 //! cannot back one leaves it out of its [`rgi_async::Capabilities`].
 
+mod after;
 #[cfg(unix)]
 mod readiness;
 mod runtime;
+mod shutdown;
 
+pub use after::{AfterConfig, AfterResponseTasks, AfterStats, DrainReport, RequestTasks};
 #[cfg(unix)]
 pub use readiness::{DEFAULT_MAX_WAITS, TokioReadiness};
 pub use runtime::{ContextError, TOKIO, TokioContext};
+pub use shutdown::Shutdown;
