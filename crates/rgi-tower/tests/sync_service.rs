@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 use http::StatusCode;
 use rgi::{Hints, InputUse, ResponseHead};
