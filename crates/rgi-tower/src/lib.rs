@@ -12,10 +12,16 @@
 //! - [`SyncService`], [`SyncConnection`]: a synchronous application.
 //! - [`AsyncService`], [`AsyncConnection`]: an asynchronous application.
 //! - [`ResponseBody`], [`ResponseError`]: the body hyper sends.
+//! - [`caps`]: the asynchronous capabilities the host backs on tokio
+//!   (runtime context, readiness, after-response tasks, upgrade).
 
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: one `unsafe` call, tokio's `AsyncFd` registration
+// of a borrowed descriptor in `caps::readiness`, is allowed where it stands
+// with its safety argument.
+#![deny(unsafe_code)]
 
 mod asynchronous;
+pub mod caps;
 mod host;
 mod pool;
 mod relay;
