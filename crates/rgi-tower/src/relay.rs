@@ -322,6 +322,11 @@ impl ResponseSink for RelaySink<'_> {
 struct Worker<'a> {
     relay: &'a Relay,
     state: ResponseState,
+    /// How the response ended, published only once the body is dropped:
+    /// hyper moves on to the connection's next request as soon as it
+    /// sees the end, and that request must not overlap this one's body
+    /// (`[RGI-CONN-3]`).
+    end: Option<End>,
 }
 
 impl Worker<'_> {
@@ -339,21 +344,17 @@ impl Worker<'_> {
             }
             End::Status(status)
         };
-        self.relay.publish(|shared| shared.end = Some(end));
+        self.end = Some(end);
     }
 
     fn panicked(&mut self, payload: &(dyn std::any::Any + Send)) {
         let message = panic_message(payload);
         tracing::error!(panic = %message, "the RGI application panicked");
-        if self.state.is_head_sent() {
-            let error = ResponseError::Panicked { message };
-            self.relay
-                .publish(|shared| shared.end = Some(End::Abort(error.into())));
+        self.end = Some(if self.state.is_head_sent() {
+            End::Abort(ResponseError::Panicked { message }.into())
         } else {
-            self.relay.publish(|shared| {
-                shared.end = Some(End::Status(StatusCode::INTERNAL_SERVER_ERROR));
-            });
-        }
+            End::Status(StatusCode::INTERNAL_SERVER_ERROR)
+        });
     }
 
     fn finish(&mut self) {
@@ -428,27 +429,29 @@ where
         // for a request already given up.
         return;
     }
-    let mut worker = Worker { relay, state };
+    let mut worker = Worker {
+        relay,
+        state,
+        end: None,
+    };
     let mut sink = RelaySink { relay };
     let state = &mut worker.state;
     let called = catch_unwind(AssertUnwindSafe(|| {
         first(&mut state.start_response(&mut sink))
     }));
-    let mut body = match called {
-        Err(payload) => {
-            worker.panicked(payload.as_ref());
-            return;
+    match called {
+        Err(payload) => worker.panicked(payload.as_ref()),
+        Ok(Err(err)) => worker.fail(err),
+        Ok(Ok(mut body)) => {
+            if let Some(size) = body.size_hint() {
+                // A refusal (the head already went out) changes nothing.
+                worker.state.declare_length(size).ok();
+            }
+            worker.pull(&mut body);
+            drop_contained(body);
         }
-        Ok(Err(err)) => {
-            worker.fail(err);
-            return;
-        }
-        Ok(Ok(body)) => body,
-    };
-    if let Some(size) = body.size_hint() {
-        // A refusal (the head already went out) changes nothing.
-        worker.state.declare_length(size).ok();
     }
-    worker.pull(&mut body);
-    drop_contained(body);
+    if let Some(end) = worker.end.take() {
+        relay.publish(|shared| shared.end = Some(end));
+    }
 }

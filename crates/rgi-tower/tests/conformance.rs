@@ -15,6 +15,7 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use rgi::{Address, BoxError, ConnectionInfo, ServerInfo};
 use rgi_conformance::suite::{Claims, Limits, Probe, RunningServer, ServerUnderTest};
+use rgi_tower::caps::HostCapabilities;
 use rgi_tower::{AsyncService, Host, PoolConfig, SyncService};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -105,6 +106,9 @@ impl ServerUnderTest for TowerServer {
     fn claims(&self) -> Claims {
         let claims = if self.asynchronous {
             Claims::asynchronous()
+                .with_readiness()
+                .with_after_response()
+                .with_upgrade()
         } else {
             Claims::synchronous()
         };
@@ -138,6 +142,7 @@ impl ServerUnderTest for TowerServer {
                         })
                         .max_body(BODY_LIMIT)
                         .body_timeout(Some(BODY_TIME))
+                        .tokio_capabilities(HostCapabilities::current().unwrap())
                         .build();
                 let sync_service =
                     (!app.is_async()).then(|| SyncService::new(app.clone(), host.clone()));
@@ -163,8 +168,12 @@ impl ServerUnderTest for TowerServer {
                         tokio::spawn(serve_connection(stream, service.connection(info)));
                     }
                 }
-                // No job runs once the server stopped (`[RGIA-OFFLOAD-9]`).
+                // No job runs once the server stopped (`[RGIA-OFFLOAD-9]`),
+                // and after-response tasks hear the shutdown.
                 host.pool().shut_down();
+                if let Some(capabilities) = host.tokio_capabilities() {
+                    capabilities.shutdown().trigger();
+                }
             });
             runtime.shutdown_timeout(Duration::from_secs(1));
         });

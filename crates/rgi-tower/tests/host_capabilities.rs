@@ -164,3 +164,32 @@ async fn after_response_tasks_run_once_the_response_is_complete() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(reports.try_recv().is_err(), "the task ran more than once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_runtime_are_lent_server_wide() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let app = rgi_async::from_fn(|environ: rgi::Environ, start: &mut StartResponse<'_>| {
+        let capabilities = Capabilities::of(&environ).ok_or("no capabilities")?;
+        let answer = format!(
+            "readiness {} runtime {:?} after {}",
+            capabilities.readiness().is_some(),
+            capabilities.runtime(),
+            capabilities.after_response().is_some()
+        );
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(Bytes::from(answer))
+    });
+    let service = AsyncService::new(app, tokio_host());
+    let response = service
+        .connection(Arc::new(rgi::ConnectionInfo::new()))
+        .oneshot(
+            http::Request::get("/")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "readiness true runtime Some(Tokio) after true");
+}
