@@ -572,3 +572,55 @@ async fn slow_reader() {
         received += count;
     }
 }
+
+#[tokio::test]
+async fn a_queued_request_whose_client_left_is_never_started() {
+    let (release, released) = mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    let (entered, entries) = mpsc::channel();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = rgi::from_fn(move |environ: rgi::Environ, start| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if environ.path_info() == "/hold" {
+            entered.send(()).ok();
+            let _ = released.lock().map(|rx| rx.recv_timeout(LIMIT));
+        }
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(String::from("done"))
+    });
+    let host = host(PoolConfig {
+        threads: 1,
+        queue: 1,
+        per_connection: 2,
+    });
+    let pool = host.pool().clone();
+    let service = SyncService::new(app, host);
+    let server = serve(move |connection| service.connection(connection)).await;
+    let addr = server.addr;
+    let holder =
+        tokio::spawn(async move { fetch(addr, request("GET", "/hold", TestBody::empty())).await });
+    tokio::task::spawn_blocking(move || entries.recv_timeout(LIMIT).unwrap())
+        .await
+        .unwrap();
+    // A second request waits in the queue; its client gives up.
+    let mut sender = client(addr).await;
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        sender.send_request(request("GET", "/queued", TestBody::empty())),
+    )
+    .await;
+    assert!(waiting.is_err(), "the queued request was answered early");
+    drop(sender);
+    assert_eq!(pool.stats().queued, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).unwrap();
+    let (parts, _) = tokio::time::timeout(LIMIT, holder).await.unwrap().unwrap();
+    assert_eq!(parts.status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while pool.stats().queued + pool.stats().running > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Only the held request ever reached the application.
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
