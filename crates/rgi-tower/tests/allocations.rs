@@ -1,7 +1,11 @@
 //! Allocations per request on the inline paths, counted on this thread: a
 //! guard on the per-request cost the benchmark measures against bare hyper.
 
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is the test's failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a failed unwrap or a pending inline response is the test's failure"
+)]
 
 #[path = "../../rgi/tests/counting_alloc/mod.rs"]
 mod counting_alloc;
