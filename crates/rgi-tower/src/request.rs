@@ -53,6 +53,24 @@ pub(crate) fn remove_decoded_framing(parts: &mut Parts, body_is_empty: bool, len
     }
 }
 
+/// Describes an HTTP/2 extended CONNECT (RFC 8441) to the environ: hyper
+/// marks one with `hyper::ext::Protocol`, RGI with
+/// [`rgi::ConnectProtocol`] (`[RGI-H2-11]`); without it the environ refuses
+/// the CONNECT like a tunnel. Costs other methods one comparison.
+#[inline]
+pub(crate) fn mark_extended_connect(parts: &mut Parts) {
+    if parts.method != http::Method::CONNECT {
+        return;
+    }
+    let protocol = parts
+        .extensions
+        .get::<hyper::ext::Protocol>()
+        .map(|protocol| rgi::ConnectProtocol::new(protocol.as_str()));
+    if let Some(protocol) = protocol {
+        parts.extensions.insert(protocol);
+    }
+}
+
 /// The stalled-body timer, armed while the application waits for bytes.
 struct Stall {
     timeout: Duration,
