@@ -23,7 +23,9 @@ use tower_service::Service;
 use crate::host::{Host, HostInner};
 use crate::pool::{ConnectionPool, PoolError};
 use crate::relay::{Relay, RelayHead, run_on_worker};
-use crate::request::{PreRead, RequestSource, mark_extended_connect, remove_decoded_framing};
+use crate::request::{
+    PreRead, RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing,
+};
 use crate::response::{
     Driver, FrameResult, HeadSink, Outcome, ResponseBody, ResponseError, SentHead, Stream,
     drop_contained, end_of_stream, failure_response, panic_message, ready_frame, status_only,
@@ -197,6 +199,9 @@ where
         let body_is_empty = body.is_end_stream();
         remove_decoded_framing(&mut parts, body_is_empty, body.size_hint().exact());
         mark_extended_connect(&mut parts);
+        if normalize_authority(&mut parts).is_err() {
+            return ready(status_only(StatusCode::BAD_REQUEST, parts.version, true));
+        }
         let host = &self.host.inner;
         if let Some(length) = body.size_hint().exact() {
             if length > host.limits.max_bytes {

@@ -122,10 +122,16 @@ fn app() -> impl rgi_async::AsyncApplication {
             return Ok(Box::new(Echo::Waiting(upgraded)) as Box<dyn AsyncBody + Unpin>);
         }
         start.start(ResponseHead::new(StatusCode::OK))?;
+        let host = environ
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("(none)")
+            .to_owned();
         Ok(Box::new(Bytes::from(format!(
-            "{:?} {}",
+            "{:?} {} {host}",
             environ.version(),
-            environ.path_info()
+            environ.uri()
         ))))
     })
 }
@@ -135,7 +141,7 @@ async fn hello_over_h2c() {
     let service = AsyncService::new(app(), host());
     let (addr, server) = serve_h2(move |connection| service.connection(connection)).await;
     let mut sender = h2_client(addr).await;
-    let request = http::Request::get("http://127.0.0.1/h2")
+    let request = http::Request::get("http://127.0.0.1:8080/h2?x=1")
         .body(TestBody::empty())
         .unwrap();
     let response = tokio::time::timeout(LIMIT, sender.send_request(request))
@@ -143,9 +149,19 @@ async fn hello_over_h2c() {
         .unwrap()
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-length"], "12");
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body, "HTTP/2.0 /h2");
+    // `uri()` is the `:path`; `:authority` is the `host` entry.
+    assert_eq!(body, "HTTP/2.0 /h2?x=1 127.0.0.1:8080");
+    // A Host field naming another authority than `:authority`: 400.
+    let request = http::Request::get("http://127.0.0.1:8080/h2")
+        .header("host", "other.test")
+        .body(TestBody::empty())
+        .unwrap();
+    let response = tokio::time::timeout(LIMIT, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // A declared length over the limit: 413, and no HTTP/1 `connection`
     // field on an HTTP/2 response.
     let request = http::Request::post("http://127.0.0.1/big")
