@@ -380,3 +380,47 @@ fn a_wait_makes_progress_polled_outside_any_runtime_with_drivers() {
     let seen = ready(bare.block_on(readiness.wait(&reader, Interest::READABLE, Some(BOUND))));
     assert!(seen.is_readable());
 }
+
+#[test]
+fn a_wait_whose_runtime_shut_down_fails_typed_instead_of_panicking() {
+    let rt = runtime();
+    let (_, readiness) = service(&rt);
+    let elsewhere = runtime();
+    let (reader, _writer) = UnixStream::pair().expect("a pair");
+    let (other, _other_peer) = UnixStream::pair().expect("a pair");
+    // Registered (and timed) while the runtime runs, polled after it is gone.
+    let mut forever = readiness.wait(&reader, Interest::READABLE, None);
+    let mut timed = readiness.wait(&other, Interest::READABLE, Some(BOUND));
+    assert!(poll_once(forever.as_mut()).is_pending());
+    assert!(poll_once(timed.as_mut()).is_pending());
+    let mut timer_only = readiness.wait_any([], Some(BOUND));
+    assert!(poll_once(timer_only.as_mut()).is_pending());
+    drop(rt);
+    // tokio's timer panics when polled now; the wait reports it instead.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = elsewhere.block_on(async { timeout(BOUND, timer_only).await });
+    std::panic::set_hook(hook);
+    match outcome.expect("bounded") {
+        Err(ReadinessError::Io(_)) => {}
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    for wait in [forever, timed] {
+        match elsewhere
+            .block_on(async { timeout(BOUND, wait).await })
+            .expect("bounded")
+        {
+            Err(ReadinessError::Io(_)) => {}
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+    }
+    // And a wait first polled after the runtime is gone.
+    let wait = readiness.wait(&reader, Interest::READABLE, Some(BOUND));
+    match elsewhere
+        .block_on(async { timeout(BOUND, wait).await })
+        .expect("bounded")
+    {
+        Err(ReadinessError::Io(_)) => {}
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}

@@ -20,9 +20,11 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rgi_async::{
@@ -117,7 +119,8 @@ impl TokioReadiness {
     /// wait beyond it resolves to [`ReadinessError::TooManyWaits`].
     ///
     /// Call it before handing the service out: waits already made keep
-    /// counting against the limit they were made with.
+    /// counting against the limit they were made with. A wait future that
+    /// is leaked (never dropped) keeps its place for good.
     #[must_use]
     pub fn with_max_waits(self, limit: usize) -> Self {
         TokioReadiness {
@@ -198,12 +201,12 @@ async fn wait_one(
             let seen = seen?.ready();
             return Poll::Ready(Ok(WaitOutcome::Ready(ready_of(seen, interest))));
         }
-        match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Ok(match poll_now(&[(fd, interest)])?.pop() {
+        match poll_timer(timer.as_mut(), cx)? {
+            Poll::Ready(()) => Poll::Ready(Ok(match poll_now(&[(fd, interest)])?.pop() {
                 Some((_, ready)) => WaitOutcome::Ready(ready),
                 None => WaitOutcome::TimedOut,
             })),
-            _ => Poll::Pending,
+            Poll::Pending => Poll::Pending,
         }
     })
     .await
@@ -268,12 +271,31 @@ async fn wait_many(
         if !found.is_empty() {
             return Poll::Ready(Ok(WaitAnyOutcome::Ready(found)));
         }
-        match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(answer_now(&fds)),
-            _ => Poll::Pending,
+        match poll_timer(timer.as_mut(), cx)? {
+            Poll::Ready(()) => Poll::Ready(answer_now(&fds)),
+            Poll::Pending => Poll::Pending,
         }
     })
     .await
+}
+
+/// Polls a wait's timer, if it has one (`None`: never fires).
+///
+/// tokio's timer panics when polled after its runtime shut down, which
+/// can happen to a wait polled from elsewhere; a wait never panics
+/// (`[RGIA-READY-18]`), so that becomes an error.
+fn poll_timer(
+    timer: Option<&mut Pin<Box<Sleep>>>,
+    cx: &mut Context<'_>,
+) -> Result<Poll<()>, ReadinessError> {
+    let Some(timer) = timer else {
+        return Ok(Poll::Pending);
+    };
+    panic::catch_unwind(AssertUnwindSafe(|| timer.as_mut().poll(cx))).map_err(|_| {
+        ReadinessError::Io(io::Error::other(
+            "the runtime's timer is gone (the runtime shut down)",
+        ))
+    })
 }
 
 /// The first descriptor `sources` lists twice, if any.
