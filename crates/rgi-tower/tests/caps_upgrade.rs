@@ -218,7 +218,8 @@ impl TestHost {
                 .unwrap(),
         );
         if let Some(switch) = per_request.upgrade().and_then(UpgradeOffer::take_switch) {
-            tokio::spawn(async move {
+            let upgraded = self.capabilities.upgraded();
+            let tracked = upgraded.track(async move {
                 let mut state = state;
                 let mut recorder = recorder;
                 let ended = std::future::poll_fn(|cx| {
@@ -230,6 +231,12 @@ impl TestHost {
                 assert!(recorder.head.is_none() && recorder.data.is_empty());
                 per_request.complete();
             });
+            if tracked.is_err() {
+                // Shutting down: the conversation was dropped unstarted.
+                let mut refused = Response::new(Full::default());
+                *refused.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(refused);
+            }
             return Ok(switch.map(|()| Full::default()));
         }
         if let Some(offer) = per_request.upgrade() {
@@ -257,7 +264,12 @@ impl TestHost {
 /// Serves HTTP/1.1 (with upgrades) and HTTP/2 (prior knowledge, with
 /// extended CONNECT) on 127.0.0.1; the protocol is chosen per listener.
 async fn serve(http2: bool) -> SocketAddr {
+    serve_host(http2).await.0
+}
+
+async fn serve_host(http2: bool) -> (SocketAddr, Arc<TestHost>) {
     let host = TestHost::new();
+    let served = Arc::clone(&host);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -283,7 +295,7 @@ async fn serve(http2: bool) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, served)
 }
 
 /// Sends text and binary messages and checks the echoes, then closes.
@@ -440,6 +452,45 @@ async fn a_websocket_over_http2_extended_connect() {
         .unwrap();
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
     tokio::time::timeout(BOUND, converse(socket)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_upgraded_connections_after_the_grace_period() {
+    let (addr, host) = serve_host(false).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/echo");
+    let (mut socket, _) = tokio::time::timeout(BOUND, tokio_tungstenite::client_async(url, stream))
+        .await
+        .unwrap()
+        .unwrap();
+    socket.send(Message::text("still here")).await.unwrap();
+    let echoed = tokio::time::timeout(BOUND, socket.next()).await.unwrap();
+    assert_eq!(echoed.unwrap().unwrap(), Message::text("still here"));
+    let upgraded = host.capabilities.upgraded();
+    assert_eq!(upgraded.live(), 1);
+
+    // The connection outlives hyper's part: only the tracker ends it.
+    let drained = tokio::time::timeout(BOUND, host.capabilities.drain(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    assert_eq!(drained.upgraded_cut, 1);
+    assert_eq!(drained.after_response.map(|report| report.dropped), Some(0));
+    assert_eq!(upgraded.live(), 0);
+    let end = tokio::time::timeout(BOUND, socket.next()).await.unwrap();
+    assert!(
+        !matches!(end, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "the connection goes on: {end:?}"
+    );
+
+    // No new conversation starts during shutdown.
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let refused = tokio::time::timeout(
+        BOUND,
+        tokio_tungstenite::client_async(format!("ws://{addr}/echo"), stream),
+    )
+    .await
+    .unwrap();
+    assert!(refused.is_err(), "upgraded during shutdown");
 }
 
 // ---------------------------------------------------------------------
