@@ -85,3 +85,38 @@ fn after_response_tasks_cost_a_request_a_few_allocations() {
     let (count, ()) = allocations_during(|| per_request.complete());
     assert_eq!(count, 0, "completing a request without tasks");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_parked_readiness_wait_costs_a_few_allocations() {
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use rgi_async::{Interest, Readiness};
+    use rgi_tower::caps::TokioReadiness;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let readiness = Readiness::new(TokioReadiness::new(rt.handle().clone()).unwrap());
+    let (quiet, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    for limit in [None, Some(Duration::from_secs(60))] {
+        // Warm-up: tokio's registration slab and timer wheel grow once.
+        let mut warm = readiness.wait(&quiet, Interest::READABLE, limit);
+        assert!(warm.as_mut().poll(&mut cx).is_pending());
+        drop(warm);
+        let (count, parked) = allocations_during(|| {
+            let mut wait = readiness.wait(&quiet, Interest::READABLE, limit);
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            wait
+        });
+        eprintln!("a parked wait with timeout {limit:?}: {count} allocations");
+        // The boxed future and the reactor's registration; nothing that
+        // grows with time or with the number of waits.
+        assert!((1..=3).contains(&count), "{count} allocations");
+        drop(parked);
+    }
+}

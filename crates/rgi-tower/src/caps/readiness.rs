@@ -52,6 +52,11 @@ pub const DEFAULT_MAX_WAITS: usize = 65_536;
 /// a few milliseconds after (`[RGIA-READY-8]`); waits with earlier
 /// deadlines time out first.
 ///
+/// Back it with the runtime that serves the requests: its reactor and
+/// timer must be driven while waits are parked, which a multi-thread
+/// runtime does from any idle worker (a current-thread runtime only while
+/// its one thread runs it).
+///
 /// The futures it returns need no runtime context of their own
 /// (`[RGIA-CAP-9]`): the registration and the timer are made with this
 /// service's runtime entered, and any thread may poll them.
@@ -195,13 +200,13 @@ async fn wait_one(
     let registration = shared.register(fd, interest)?;
     let readiness = registration.ready(tokio_interest(interest));
     let mut readiness = std::pin::pin!(readiness);
-    let mut timer = timeout.map(|timeout| Box::pin(shared.sleep(timeout)));
+    let mut timer = std::pin::pin!(timeout.map(|timeout| shared.sleep(timeout)));
     poll_fn(|cx| {
         if let Poll::Ready(seen) = readiness.as_mut().poll(cx) {
             let seen = seen?.ready();
             return Poll::Ready(Ok(WaitOutcome::Ready(ready_of(seen, interest))));
         }
-        match poll_timer(timer.as_mut(), cx)? {
+        match poll_timer(timer.as_mut().as_pin_mut(), cx)? {
             Poll::Ready(()) => Poll::Ready(Ok(match poll_now(&[(fd, interest)])?.pop() {
                 Some((_, ready)) => WaitOutcome::Ready(ready),
                 None => WaitOutcome::TimedOut,
@@ -257,7 +262,7 @@ async fn wait_many(
             Box::pin(registration.ready(tokio_interest(*interest)))
         })
         .collect();
-    let mut timer = timeout.map(|timeout| Box::pin(shared.sleep(timeout)));
+    let mut timer = std::pin::pin!(timeout.map(|timeout| shared.sleep(timeout)));
     poll_fn(|cx| {
         let mut found = Vec::new();
         // Every source is polled, not only up to the first ready one, so
@@ -271,7 +276,7 @@ async fn wait_many(
         if !found.is_empty() {
             return Poll::Ready(Ok(WaitAnyOutcome::Ready(found)));
         }
-        match poll_timer(timer.as_mut(), cx)? {
+        match poll_timer(timer.as_mut().as_pin_mut(), cx)? {
             Poll::Ready(()) => Poll::Ready(answer_now(&fds)),
             Poll::Pending => Poll::Pending,
         }
@@ -285,13 +290,13 @@ async fn wait_many(
 /// can happen to a wait polled from elsewhere; a wait never panics
 /// (`[RGIA-READY-18]`), so that becomes an error.
 fn poll_timer(
-    timer: Option<&mut Pin<Box<Sleep>>>,
+    timer: Option<Pin<&mut Sleep>>,
     cx: &mut Context<'_>,
 ) -> Result<Poll<()>, ReadinessError> {
     let Some(timer) = timer else {
         return Ok(Poll::Pending);
     };
-    panic::catch_unwind(AssertUnwindSafe(|| timer.as_mut().poll(cx))).map_err(|_| {
+    panic::catch_unwind(AssertUnwindSafe(|| timer.poll(cx))).map_err(|_| {
         ReadinessError::Io(io::Error::other(
             "the runtime's timer is gone (the runtime shut down)",
         ))
