@@ -171,6 +171,28 @@ struct TestHost {
     capabilities: HostCapabilities,
     server_wide: Capabilities,
     server: Arc<ServerInfo>,
+    /// How each conversation ended: `Ok` when the body ended cleanly and
+    /// sent nothing over HTTP after the accept.
+    ended: std::sync::Mutex<Vec<Result<(), String>>>,
+}
+
+impl TestHost {
+    /// Waits (bounded) for `count` conversations to end; all cleanly.
+    async fn conversations_ended_cleanly(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + BOUND;
+        loop {
+            let ended = self.ended.lock().unwrap().clone();
+            if ended.len() >= count {
+                assert_eq!(ended, vec![Ok(()); count]);
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ended so far: {ended:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// The offload the capabilities need: a thread per job is enough here.
@@ -196,6 +218,7 @@ impl TestHost {
             capabilities,
             server_wide,
             server,
+            ended: std::sync::Mutex::default(),
         })
     }
 
@@ -227,6 +250,7 @@ impl TestHost {
         );
         if let Some(switch) = per_request.upgrade().and_then(UpgradeOffer::take_switch) {
             let upgraded = self.capabilities.upgraded();
+            let host = Arc::clone(&self);
             let tracked = upgraded.track(async move {
                 let mut state = state;
                 let mut recorder = recorder;
@@ -235,8 +259,15 @@ impl TestHost {
                         .poll_step(cx, &mut state.start_response(&mut recorder))
                 })
                 .await;
-                assert!(ended.is_none(), "the conversation failed: {ended:?}");
-                assert!(recorder.head.is_none() && recorder.data.is_empty());
+                let outcome = match ended {
+                    _ if recorder.head.is_some() || !recorder.data.is_empty() => {
+                        Err("HTTP output after the accept".to_owned())
+                    }
+                    None => Ok(()),
+                    Some(Err(err)) => Err(err.to_string()),
+                    Some(Ok(_)) => Err("a step after the accept".to_owned()),
+                };
+                host.ended.lock().unwrap().push(outcome);
                 per_request.complete();
             });
             if tracked.is_err() {
@@ -340,7 +371,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_gets_its_text_and_binary_messages_back_over_http1() {
-    let addr = serve(false).await;
+    let (addr, host) = serve_host(false).await;
     let stream = TcpStream::connect(addr).await.unwrap();
     let url = format!("ws://{addr}/echo");
     let (socket, response) =
@@ -351,6 +382,7 @@ async fn a_websocket_client_gets_its_text_and_binary_messages_back_over_http1() 
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert_eq!(response.headers()["upgrade"], "websocket");
     tokio::time::timeout(BOUND, converse(socket)).await.unwrap();
+    host.conversations_ended_cleanly(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,7 +489,7 @@ async fn a_request_without_an_upgrade_gets_no_capability() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_over_http2_extended_connect() {
-    let addr = serve(true).await;
+    let (addr, host) = serve_host(true).await;
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -487,6 +519,7 @@ async fn a_websocket_over_http2_extended_connect() {
         .unwrap();
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
     tokio::time::timeout(BOUND, converse(socket)).await.unwrap();
+    host.conversations_ended_cleanly(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
