@@ -164,9 +164,18 @@ impl Relay {
         if let Some(data) = shared.chunks.pop_front() {
             shared.delivered += data.len() as u64;
             let drained = shared.chunks.is_empty();
+            if drained {
+                // hyper took the last chunk and will ask again as soon as it
+                // has written it: the worker may pull one chunk ahead now.
+                // Unsent output stays bounded by that one chunk, while the
+                // two threads' hand-overs overlap instead of alternating
+                // (strict alternation costs two cross-thread wake-ups a
+                // chunk, which a loaded machine turns into seconds).
+                shared.demand = true;
+            }
             drop(shared);
             if drained {
-                // A worker blocked in `write` may go on.
+                // A worker blocked in `write`, or waiting for demand, goes on.
                 self.worker.notify_all();
             }
             return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -192,13 +201,10 @@ impl Relay {
 
     pub(crate) fn is_end_stream(&self) -> bool {
         let shared = self.lock();
-        shared.chunks.is_empty()
-            && match (&shared.end, shared.length) {
-                (Some(End::Abort(_)), _) => false,
-                (_, Some(length)) => shared.delivered >= length,
-                (Some(_), None) => true,
-                (None, None) => false,
-            }
+        // Only once the worker has published the end, which it does after
+        // dropping the body: hyper takes the end as the response being
+        // over and moves on to the connection's next request.
+        shared.chunks.is_empty() && matches!(shared.end, Some(End::Finished | End::Status(_)))
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {

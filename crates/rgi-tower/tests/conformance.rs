@@ -88,8 +88,6 @@ where
         service.call(request)
     });
     let _ = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(5))
         .serve_connection(TokioIo::new(stream), hyper_service)
         .with_upgrades()
         .await;

@@ -495,3 +495,132 @@ async fn a_request_the_environ_refuses_is_400() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
+
+/// `total` bytes in 64 KiB chunks, counting what it produced.
+struct Flood {
+    left: usize,
+    produced: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl rgi::Body for Flood {
+    fn next_chunk(
+        &mut self,
+        _start: &mut StartResponse<'_>,
+    ) -> Option<Result<Bytes, rgi::BoxError>> {
+        if self.left == 0 {
+            return None;
+        }
+        let size = self.left.min(64 * 1024);
+        self.left -= size;
+        self.produced
+            .fetch_add(size, std::sync::atomic::Ordering::SeqCst);
+        Some(Ok(Bytes::from(vec![b'f'; size])))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_holds_the_pool_worker_back() {
+    slow_reader().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_slow_reader_at_the_same_time() {
+    slow_reader().await;
+}
+
+async fn slow_reader() {
+    const TOTAL: usize = 64 * 1024 * 1024;
+    let produced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&produced);
+    let app = rgi::from_fn(move |_environ, start| {
+        start.start(
+            ResponseHead::new(StatusCode::OK)
+                .with_header(http::header::CONTENT_LENGTH, http::HeaderValue::from(TOTAL)),
+        )?;
+        Ok(Flood {
+            left: TOTAL,
+            produced: Arc::clone(&counter),
+        })
+    });
+    let service = SyncService::new(app, host(small_pool()));
+    let server = serve(move |connection| service.connection(connection)).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = produced.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        held > 0 && held < TOTAL / 2,
+        "produced {held} bytes for a client that reads nothing"
+    );
+    let mut received = 0;
+    let mut buffer = vec![0; 256 * 1024];
+    while received < TOTAL {
+        let count = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "stalled after {received} bytes, produced {}",
+                    produced.load(std::sync::atomic::Ordering::SeqCst)
+                )
+            })
+            .unwrap();
+        assert!(count > 0);
+        received += count;
+    }
+}
+
+#[tokio::test]
+async fn a_queued_request_whose_client_left_is_never_started() {
+    let (release, released) = mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    let (entered, entries) = mpsc::channel();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = rgi::from_fn(move |environ: rgi::Environ, start| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if environ.path_info() == "/hold" {
+            entered.send(()).ok();
+            let _ = released.lock().map(|rx| rx.recv_timeout(LIMIT));
+        }
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(String::from("done"))
+    });
+    let host = host(PoolConfig {
+        threads: 1,
+        queue: 1,
+        per_connection: 2,
+    });
+    let pool = host.pool().clone();
+    let service = SyncService::new(app, host);
+    let server = serve(move |connection| service.connection(connection)).await;
+    let addr = server.addr;
+    let holder =
+        tokio::spawn(async move { fetch(addr, request("GET", "/hold", TestBody::empty())).await });
+    tokio::task::spawn_blocking(move || entries.recv_timeout(LIMIT).unwrap())
+        .await
+        .unwrap();
+    // A second request waits in the queue; its client gives up.
+    let mut sender = client(addr).await;
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        sender.send_request(request("GET", "/queued", TestBody::empty())),
+    )
+    .await;
+    assert!(waiting.is_err(), "the queued request was answered early");
+    drop(sender);
+    assert_eq!(pool.stats().queued, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).unwrap();
+    let (parts, _) = tokio::time::timeout(LIMIT, holder).await.unwrap().unwrap();
+    assert_eq!(parts.status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while pool.stats().queued + pool.stats().running > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Only the held request ever reached the application.
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
