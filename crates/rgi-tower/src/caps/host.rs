@@ -192,7 +192,10 @@ impl HostCapabilities {
         &self.inner.upgraded
     }
 
-    /// The signal the host triggers when its graceful shutdown begins.
+    /// The signal the host triggers when its graceful shutdown begins;
+    /// lend it to applications as a server-wide extension too
+    /// (`ServerInfo::with_extension`), so that parked long-polls can answer
+    /// in time ([`Shutdown::of`]).
     #[must_use]
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
