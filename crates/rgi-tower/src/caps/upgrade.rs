@@ -116,9 +116,20 @@ impl UpgradeOffer {
     /// hand-over only on an HTTP/1.1 connection served `with_upgrades()`
     /// and an HTTP/2 connection with `enable_connect_protocol()`; the host
     /// detects offers only on connections it serves so.
+    ///
+    /// For an extended CONNECT it also records the `:protocol` as the
+    /// request's [`rgi::ConnectProtocol`] extension, without which the
+    /// request cannot become an environ (RGI-H2-11).
     pub fn detect<B>(request: &mut Request<B>) -> Option<UpgradeOffer> {
         let kind = kind_of(request)?;
         let on_upgrade = request.extensions_mut().remove::<OnUpgrade>()?;
+        if let Kind::ExtendedConnect { protocol } = &kind {
+            if request.extensions().get::<rgi::ConnectProtocol>().is_none() {
+                request
+                    .extensions_mut()
+                    .insert(rgi::ConnectProtocol::new(protocol.clone()));
+            }
+        }
         let shared = Arc::new(Offer {
             kind,
             state: Mutex::new(State::Open(on_upgrade)),
@@ -355,12 +366,15 @@ fn choose(chosen: Option<HeaderValue>, offered: &HeaderValue) -> Result<HeaderVa
 }
 
 /// hyper's failure to hand the connection over, as RGI names it
-/// (`[RGIA-UPGRADE-9]`).
+/// (`[RGIA-UPGRADE-9]`): a transport error as such, anything else (the
+/// connection ended, or was never handed over) as `Closed`.
 fn hand_over_error(err: &hyper::Error) -> UpgradeError {
-    if err.is_canceled() || err.is_closed() || err.is_incomplete_message() {
-        UpgradeError::Closed
-    } else {
-        UpgradeError::Io(io::Error::other(err.to_string()))
+    let transport = std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<io::Error>())
+        .map(io::Error::kind);
+    match transport {
+        Some(kind) => UpgradeError::Io(io::Error::new(kind, err.to_string())),
+        None => UpgradeError::Closed,
     }
 }
 
