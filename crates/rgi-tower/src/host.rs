@@ -219,7 +219,8 @@ impl HostBuilder {
     /// and per request its after-response tasks (run once the response is
     /// complete) and, when the request asks for one, its upgrade (the
     /// `101`, or `200` to an extended CONNECT, goes out once the
-    /// application accepts; its body keeps being polled after that).
+    /// application accepts; its body keeps being polled after that). Its
+    /// [`Shutdown`](crate::caps::Shutdown) signal is lent server-wide too.
     pub fn tokio_capabilities(mut self, capabilities: HostCapabilities) -> Self {
         self.tokio = Some(capabilities);
         self
@@ -228,9 +229,17 @@ impl HostBuilder {
     /// The host; starts its pool unless one was shared.
     pub fn build(self) -> Host {
         let pool = self.pool.unwrap_or_else(|| Pool::new(self.pool_config));
+        let mut server = self.server;
+        if let Some(tokio) = &self.tokio {
+            // The host's shutdown signal, lent server-wide so that a parked
+            // long-poll can answer in time (`caps::Shutdown::of`).
+            if server.extension::<crate::caps::Shutdown>().is_none() {
+                server = server.with_extension(tokio.shutdown().clone());
+            }
+        }
         Host {
             inner: Arc::new(HostInner {
-                server: Arc::new(self.server),
+                server: Arc::new(server),
                 pool,
                 limits: BodyLimits {
                     max_bytes: self.max_body,

@@ -80,8 +80,9 @@ pub(crate) fn mark_extended_connect(parts: &mut Parts) {
 ///
 /// # Errors
 ///
-/// [`AuthorityMismatch`] for an HTTP/2 request whose Host field names
-/// another authority than `:authority` (answered `400`).
+/// [`AuthorityMismatch`] for a request whose Host field names another
+/// authority than its target (HTTP/1 absolute-form) or `:authority`
+/// (HTTP/2), answered `400`.
 #[inline]
 pub(crate) fn normalize_authority(parts: &mut Parts) -> Result<(), AuthorityMismatch> {
     let Some(authority) = parts.uri.authority() else {
@@ -95,6 +96,13 @@ pub(crate) fn normalize_authority(parts: &mut Parts) -> Result<(), AuthorityMism
         return Err(AuthorityMismatch);
     };
     if parts.version <= http::Version::HTTP_11 {
+        // A Host field naming another authority than the target is refused
+        // (`[RGI-PROTO-2]`); an agreeing one is replaced by the target's.
+        if let Some(host) = parts.headers.get(HOST) {
+            if !host.as_bytes().eq_ignore_ascii_case(value.as_bytes()) {
+                return Err(AuthorityMismatch);
+            }
+        }
         parts.headers.insert(HOST, value);
         return Ok(());
     }

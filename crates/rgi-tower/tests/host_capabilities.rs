@@ -193,3 +193,23 @@ async fn readiness_and_runtime_are_lent_server_wide() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "readiness true runtime Some(Tokio) after true");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_signal_is_lent_server_wide() {
+    let host = tokio_host();
+    let capabilities = host.tokio_capabilities().unwrap().clone();
+    let found = rgi_tower::caps::Shutdown::of(
+        &rgi::Environ::from_parts(
+            http::Request::get("/").body(()).unwrap().into_parts().0,
+            rgi::Input::empty(),
+            host.server_info(),
+            &Arc::new(rgi::ConnectionInfo::new()),
+        )
+        .unwrap(),
+    )
+    .cloned()
+    .unwrap();
+    assert!(!found.is_triggered());
+    capabilities.shutdown().trigger();
+    assert!(found.is_triggered());
+}

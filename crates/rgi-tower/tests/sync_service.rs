@@ -646,6 +646,14 @@ async fn an_absolute_form_target_names_the_host() {
     )
     .await;
     assert!(answer.ends_with("/abs example.test:8080"), "{answer}");
+    // A Host field naming another authority than the target: 400.
+    let refused = raw_exchange(
+        server.addr,
+        b"GET http://a.test/ HTTP/1.1\r\nhost: b.test\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
