@@ -1,3 +1,5 @@
 //! `rgi-server`: the production reference RGI server on tokio and hyper.
 
 #![deny(unsafe_code)]
+
+pub mod strict;
