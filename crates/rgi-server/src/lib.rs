@@ -2,4 +2,5 @@
 
 #![deny(unsafe_code)]
 
+pub mod proxy_protocol;
 pub mod strict;
