@@ -2,5 +2,7 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(target_os = "linux")]
+pub mod listen_fds;
 pub mod proxy_protocol;
 pub mod strict;
