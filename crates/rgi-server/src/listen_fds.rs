@@ -26,6 +26,7 @@
 //!         match listener.kind()? {
 //!             ListenerKind::Tcp => { let tcp = listener.into_tcp()?; /* serve it */ }
 //!             ListenerKind::Unix => { let unix = listener.into_unix()?; /* serve it */ }
+//!             _ => eprintln!("ignoring listener {}", listener.name()),
 //!         }
 //!     }
 //! }
