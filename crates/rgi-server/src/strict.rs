@@ -50,6 +50,14 @@ use http::{Method, Response, StatusCode, Uri, Version};
 /// RFC 9112 §3 asks servers to take request lines of at least 8000 octets.
 pub const DEFAULT_MAX_TARGET_LEN: usize = 8 * 1024;
 
+/// The recommended header section limit of spec/rgi.md §12.2
+/// (`RGI-LIMIT-3`), in bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The recommended limit on field lines of spec/rgi.md §12.2
+/// (`RGI-LIMIT-3`).
+pub const DEFAULT_MAX_HEADER_FIELDS: usize = 100;
+
 /// What [`check_request`] allows where the specification leaves the server
 /// a choice.
 ///
@@ -63,18 +71,36 @@ pub const DEFAULT_MAX_TARGET_LEN: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestRules {
     max_target_len: usize,
+    max_header_bytes: usize,
+    max_header_fields: usize,
     extended_connect: bool,
 }
 
 impl RequestRules {
-    /// The defaults: targets of up to [`DEFAULT_MAX_TARGET_LEN`] bytes, and
-    /// no extended CONNECT.
+    /// The defaults: targets of up to [`DEFAULT_MAX_TARGET_LEN`] bytes,
+    /// header sections of up to [`DEFAULT_MAX_HEADER_BYTES`] bytes and
+    /// [`DEFAULT_MAX_HEADER_FIELDS`] field lines, and no extended CONNECT.
     #[must_use]
     pub const fn new() -> Self {
         RequestRules {
             max_target_len: DEFAULT_MAX_TARGET_LEN,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_header_fields: DEFAULT_MAX_HEADER_FIELDS,
             extended_connect: false,
         }
+    }
+
+    /// The largest header section accepted, counted as its field lines
+    /// take on the wire in HTTP/1.1 (name, colon, space, value, CRLF), and
+    /// the most field lines; a request beyond either is answered `431
+    /// Request Header Fields Too Large`. hyper's own buffer limit is
+    /// coarser (it counts the request line too and may read past it), so
+    /// this is the limit that decides. Limits of 0 are raised to 1.
+    #[must_use]
+    pub const fn max_header_section(mut self, bytes: usize, fields: usize) -> Self {
+        self.max_header_bytes = if bytes == 0 { 1 } else { bytes };
+        self.max_header_fields = if fields == 0 { 1 } else { fields };
+        self
     }
 
     /// The longest request target (the request line's target, or `:path`)
@@ -101,6 +127,12 @@ impl RequestRules {
     #[must_use]
     pub const fn target_limit(&self) -> usize {
         self.max_target_len
+    }
+
+    /// The configured header section limits: bytes and field lines.
+    #[must_use]
+    pub const fn header_section_limits(&self) -> (usize, usize) {
+        (self.max_header_bytes, self.max_header_fields)
     }
 
     /// Whether extended CONNECT is allowed.
@@ -161,6 +193,16 @@ pub enum Violation {
         method: String,
         /// Which form the target had.
         form: &'static str,
+    },
+    /// A header section larger than the configured limit, or with more
+    /// field lines.
+    HeaderSectionTooLarge {
+        /// Its size in bytes, as HTTP/1.1 field lines.
+        bytes: usize,
+        /// Its number of field lines.
+        fields: usize,
+        /// The configured limits: bytes and field lines.
+        limits: (usize, usize),
     },
     /// A target longer than the configured limit.
     TargetTooLong {
@@ -254,6 +296,15 @@ impl fmt::Display for Violation {
             Violation::TargetForm { method, form } => {
                 write!(f, "a target in {form} with the method \"{method}\"")
             }
+            Violation::HeaderSectionTooLarge {
+                bytes,
+                fields,
+                limits,
+            } => write!(
+                f,
+                "a header section of {bytes} bytes in {fields} field lines, beyond the limits of {} bytes and {} lines",
+                limits.0, limits.1
+            ),
             Violation::TargetTooLong { length, limit } => {
                 write!(
                     f,
@@ -311,6 +362,7 @@ impl Violation {
             Violation::Connect | Violation::TargetForm { .. } => "RGI-PROTO-6",
             Violation::ExtendedConnect => "RGI-H2-10",
             Violation::TargetTooLong { .. } => "RGI-LIMIT-2",
+            Violation::HeaderSectionTooLarge { .. } => "RGI-LIMIT-3",
             Violation::InvalidTarget { .. } => "RGI-PROTO-9",
             Violation::InvalidFieldName { .. } | Violation::InvalidFieldValue { .. } => {
                 "RGI-PROTO-8"
@@ -337,6 +389,7 @@ impl Violation {
             | Violation::ExtendedConnect
             | Violation::UnsupportedTransferCoding { .. } => StatusCode::NOT_IMPLEMENTED,
             Violation::TargetTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Violation::HeaderSectionTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Violation::UnknownExpectation { .. } => StatusCode::EXPECTATION_FAILED,
             Violation::UnsupportedVersion { .. } => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             _ => StatusCode::BAD_REQUEST,
@@ -425,7 +478,8 @@ impl std::error::Error for Rejection {}
 ///
 /// The checks run in a fixed order, so that a request breaking several
 /// rules always gets the same answer: version, target length (414), target
-/// syntax and form (400, 501 for CONNECT), HTTP/2's connection-specific
+/// syntax and form (400, 501 for CONNECT), header section size (431),
+/// HTTP/2's connection-specific
 /// fields, field syntax, Host (400), framing (400, 501 for a transfer
 /// coding other than `chunked`), and expectations (417).
 ///
@@ -448,6 +502,7 @@ fn check(parts: &Parts, rules: &RequestRules) -> Result<(), Violation> {
     }
     let form = Form::of(&parts.uri);
     check_target(parts, form, rules)?;
+    check_header_section(&parts.headers, rules)?;
     if multiplexed {
         check_connection_specific(&parts.headers)?;
     }
@@ -504,6 +559,11 @@ enum Form {
 
 impl Form {
     fn of(uri: &Uri) -> Form {
+        // On HTTP/2 an asterisk `:path` comes with `:scheme` and
+        // `:authority`, which hyper puts in the same URI.
+        if uri.path_and_query().is_some_and(|pq| pq.as_str() == "*") {
+            return Form::Asterisk;
+        }
         match (uri.scheme(), uri.authority()) {
             (Some(_), _) => Form::Absolute,
             (None, Some(_)) => Form::Authority,
@@ -606,6 +666,22 @@ fn check_target(parts: &Parts, form: Form, rules: &RequestRules) -> Result<(), V
                 }
             })?;
         }
+    }
+    Ok(())
+}
+
+fn check_header_section(headers: &HeaderMap, rules: &RequestRules) -> Result<(), Violation> {
+    let fields = headers.len();
+    let bytes = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if bytes > rules.max_header_bytes || fields > rules.max_header_fields {
+        return Err(Violation::HeaderSectionTooLarge {
+            bytes,
+            fields,
+            limits: (rules.max_header_bytes, rules.max_header_fields),
+        });
     }
     Ok(())
 }
@@ -1429,6 +1505,38 @@ mod tests {
     }
 
     #[test]
+    fn header_section_limits() {
+        let rules = RequestRules::new().max_header_section(40, 3);
+        // "host: a\r\n" is 9 bytes and "x: " with 20 bytes and CRLF 25: 34 in two lines.
+        let fits = parts(get("/").header("host", "a").header("x", "a".repeat(20)));
+        check_request(&fits, &rules).unwrap();
+        let big = parts(get("/").header("host", "a").header("x", "a".repeat(30)));
+        let rejection = check_request(&big, &rules).unwrap_err();
+        assert_eq!(
+            rejection.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+        assert!(rejection.closes_connection());
+        let many = parts(
+            get("/")
+                .header("host", "a")
+                .header("x", "1")
+                .header("x", "2")
+                .header("y", "3"),
+        );
+        assert!(matches!(
+            check_request(&many, &rules).unwrap_err().violation(),
+            Violation::HeaderSectionTooLarge { fields: 4, .. }
+        ));
+        let default = parts(
+            get("/")
+                .header("host", "a")
+                .header("x", "a".repeat(64 * 1024)),
+        );
+        assert_eq!(status(&default), 431);
+    }
+
+    #[test]
     fn versions() {
         let request = parts(get("/").version(Version::HTTP_09).header("host", "a"));
         assert_eq!(status(&request), 505);
@@ -1503,7 +1611,7 @@ mod tests {
                 }
                 Err(rejection) => {
                     let status = rejection.status().as_u16();
-                    prop_assert!([400, 414, 417, 501, 505].contains(&status));
+                    prop_assert!([400, 414, 417, 431, 501, 505].contains(&status));
                     prop_assert!(!rejection.to_string().is_empty());
                     prop_assert_eq!(rejection.closes_connection(), !is_multiplexed(parts.version));
                 }
