@@ -211,3 +211,27 @@ async fn accept(bound: &Bound) -> io::Result<Accepted> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_descriptors_backs_off_and_grows_to_a_bound() {
+        let emfile = io::Error::from_raw_os_error(24);
+        let first = accept_backoff(&emfile, Duration::ZERO);
+        assert_eq!(first, Some(Duration::from_millis(10)));
+        let mut delay = Duration::ZERO;
+        for _ in 0..20 {
+            delay = accept_backoff(&emfile, delay).unwrap_or_default();
+        }
+        assert_eq!(delay, Duration::from_secs(1));
+        assert!(accept_backoff(&io::Error::from_raw_os_error(23), Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn a_failed_connection_does_not_back_off() {
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(accept_backoff(&aborted, Duration::ZERO), None);
+    }
+}

@@ -84,7 +84,8 @@ impl Body for TestBody {
 /// - `/echo`: the request body, sent back in chunks;
 /// - `/info`: what the connection information says;
 /// - `/sleep/<ms>`: `slept` after that many milliseconds;
-/// - `/version`: the request's HTTP version.
+/// - `/version`: the request's HTTP version;
+/// - `/upgrade`: `101`, then an echo over the upgraded connection.
 #[derive(Debug, Clone)]
 pub struct TestService {
     pub info: Arc<ConnectionInfo>,
@@ -103,11 +104,38 @@ impl tower_service::Service<Request<Incoming>> for TestService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
         let info = Arc::clone(&self.info);
         Box::pin(async move {
             let path = request.uri().path().to_owned();
             let body = match path.as_str() {
+                "/upgrade" => {
+                    let upgrade = hyper::upgrade::on(&mut request);
+                    tokio::spawn(async move {
+                        let Ok(upgraded) = upgrade.await else { return };
+                        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                        let mut buffer = [0_u8; 1024];
+                        loop {
+                            match io.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if io.write_all(&buffer[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                    let mut response = Response::new(TestBody::Whole(None));
+                    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                    response
+                        .headers_mut()
+                        .insert("connection", http::HeaderValue::from_static("upgrade"));
+                    response
+                        .headers_mut()
+                        .insert("upgrade", http::HeaderValue::from_static("echo"));
+                    return Ok(response);
+                }
                 "/" => TestBody::text("hello"),
                 "/echo" => {
                     let collected = request.into_body().collect().await;
