@@ -48,3 +48,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(target_os = "linux")]
+pub mod listen_fds;
+pub mod proxy_protocol;
+pub mod strict;
