@@ -7,9 +7,11 @@ use std::time::Duration;
 
 /// Limits and timeouts enforced by the connection layer.
 ///
-/// The body limit and the stalled-body time are the per-request side of
-/// §12.2 and belong to the service that reads the body (`rgi-tower`'s
-/// `Host`); the values here are the ones only the connection can enforce.
+/// The body limit and the stalled-body time are enforced by the service
+/// that reads the body (`rgi-tower`'s `Host`, which
+/// [`Builder::serve_sync`](crate::Builder::serve_sync) and
+/// [`Builder::serve_async`](crate::Builder::serve_async) configure with
+/// them); the others by the connection layer.
 ///
 /// | Limit | Default | What happens when it is reached |
 /// |---|---|---|
@@ -17,8 +19,11 @@ use std::time::Duration;
 /// | [`keep_alive_idle`](Self::keep_alive_idle) | 60 s | a silent close of an idle HTTP/1.1 connection |
 /// | [`protocol_detection_timeout`](Self::protocol_detection_timeout) | 10 s | a silent close (plain TCP: HTTP/1.1 or the HTTP/2 preface) |
 /// | [`tls_handshake_timeout`](Self::tls_handshake_timeout) | 10 s | a silent close |
+/// | [`max_target_bytes`](Self::max_target_bytes) | 8 KiB | `414` and close |
 /// | [`max_header_bytes`](Self::max_header_bytes) | 64 KiB | `431` and close |
 /// | [`max_headers`](Self::max_headers) | 100 field lines | `431` and close |
+/// | [`max_body_bytes`](Self::max_body_bytes) | 64 MiB | `413` (declared length) or a typed read error (served applications) |
+/// | [`body_stall_timeout`](Self::body_stall_timeout) | 30 s | `408` or an abnormal end (served applications) |
 /// | [`max_requests_per_connection`](Self::max_requests_per_connection) | none | `connection: close` on the last response (HTTP/2: `GOAWAY`) |
 /// | [`max_connection_age`](Self::max_connection_age) | none | a graceful close once the age is reached |
 /// | [`max_connections`](Self::max_connections) | 16,384 | further connections wait in the listen backlog |
@@ -41,8 +46,11 @@ pub struct Limits {
     pub(crate) keep_alive_idle: Duration,
     pub(crate) protocol_detection_timeout: Duration,
     pub(crate) tls_handshake_timeout: Duration,
+    pub(crate) max_target_bytes: usize,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_headers: usize,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) body_stall_timeout: Duration,
     pub(crate) max_requests_per_connection: Option<u64>,
     pub(crate) max_connection_age: Option<Duration>,
     pub(crate) max_connections: usize,
@@ -56,8 +64,11 @@ impl Default for Limits {
             keep_alive_idle: Duration::from_secs(60),
             protocol_detection_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
+            max_target_bytes: 8 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            max_body_bytes: 64 * 1024 * 1024,
+            body_stall_timeout: Duration::from_secs(30),
             max_requests_per_connection: None,
             max_connection_age: None,
             max_connections: 16_384,
@@ -95,6 +106,28 @@ impl Limits {
     #[must_use]
     pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// Longest request target (or `:path`), in bytes. Default 8 KiB.
+    #[must_use]
+    pub fn max_target_bytes(mut self, bytes: usize) -> Self {
+        self.max_target_bytes = bytes;
+        self
+    }
+
+    /// Largest request body, in bytes. Default 64 MiB.
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Time a request body may go without a byte while the application
+    /// waits for one. Default 30 s.
+    #[must_use]
+    pub fn body_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.body_stall_timeout = timeout;
         self
     }
 

@@ -21,8 +21,10 @@ use crate::config::Limits;
 use crate::io::{ConnIo, ConnState, H2_PREFACE, HeadTimers, Replay};
 use crate::listen::Stream;
 use crate::make::ServiceFactory;
+use crate::proxy_protocol::{TrustedProxies, read_proxy_header};
 use crate::service::ConnectionService;
 use crate::state::{ConnectionGuard, Phase, Shared};
+use crate::strict::RequestRules;
 
 /// What every connection of one server shares.
 pub(crate) struct ConnContext<F> {
@@ -33,6 +35,10 @@ pub(crate) struct ConnContext<F> {
     /// How long an HTTP/2 connection may have no open stream.
     pub(crate) h2_idle: Duration,
     pub(crate) shared: Arc<Shared>,
+    /// The protocol decisions of spec §12.3 and the target limit.
+    pub(crate) rules: RequestRules,
+    /// Peers whose connections begin with a PROXY protocol header.
+    pub(crate) trusted_proxies: Option<TrustedProxies>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,10 @@ pub(crate) async fn serve<F: ServiceFactory>(
     let span = tracing::debug_span!("connection", peer = %peer, tls = tls.is_some());
     async move {
         let accepted = Instant::now();
+        let mut stream = stream;
+        let Some((peer, local)) = proxied(&context, &mut stream, peer, local).await else {
+            return;
+        };
         let mut info = ConnectionInfo::new().with_peer_addr(peer);
         if let Some(local) = local {
             info = info.with_local_addr(local);
@@ -111,6 +121,35 @@ pub(crate) async fn serve<F: ServiceFactory>(
     .await;
     drop(permit);
     drop(guard);
+}
+
+/// The addresses a trusted proxy declares in its PROXY protocol header
+/// (before TLS), or the socket's own for other peers; `None` closes the
+/// connection (a trusted peer that sent no valid header).
+async fn proxied<F>(
+    context: &ConnContext<F>,
+    stream: &mut Stream,
+    peer: Address,
+    local: Option<Address>,
+) -> Option<(Address, Option<Address>)> {
+    let (Some(trusted), Stream::Tcp(tcp), Address::Tcp(socket_peer)) =
+        (&context.trusted_proxies, &mut *stream, &peer)
+    else {
+        return Some((peer, local));
+    };
+    if !trusted.trusts(socket_peer.ip()) {
+        return Some((peer, local));
+    }
+    match read_proxy_header(tcp, context.limits.protocol_detection_timeout).await {
+        Ok(header) => {
+            let local = local.map(|local| header.local_address(local));
+            Some((header.peer_address(peer), local))
+        }
+        Err(error) => {
+            tracing::info!(%error, "trusted proxy sent no valid PROXY header: closed");
+            None
+        }
+    }
 }
 
 /// Plain text: HTTP/2 with prior knowledge when the preface arrives, else
@@ -224,6 +263,7 @@ async fn drive<F, IO>(
         context.factory.connection(Arc::new(info)),
         Arc::clone(&state),
         Arc::clone(&context.shared),
+        context.rules,
     );
     let mut phase = context.shared.phase.subscribe();
     match protocol {

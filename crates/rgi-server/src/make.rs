@@ -80,3 +80,23 @@ where
         self(info)
     }
 }
+
+impl<A: rgi::Application> ServiceFactory for rgi_tower::SyncService<A> {
+    type Service = rgi_tower::SyncConnection<A>;
+    type Body = rgi_tower::ResponseBody;
+    type Error = std::convert::Infallible;
+
+    fn connection(&self, info: Arc<ConnectionInfo>) -> Self::Service {
+        rgi_tower::SyncService::connection(self, info)
+    }
+}
+
+impl<A: rgi_async::AsyncApplication> ServiceFactory for rgi_tower::AsyncService<A> {
+    type Service = rgi_tower::AsyncConnection<A>;
+    type Body = rgi_tower::ResponseBody;
+    type Error = std::convert::Infallible;
+
+    fn connection(&self, info: Arc<ConnectionInfo>) -> Self::Service {
+        rgi_tower::AsyncService::connection(self, info)
+    }
+}

@@ -14,8 +14,12 @@ use crate::config::{Http1Settings, Http2Settings, Limits};
 use crate::conn::ConnContext;
 use crate::listen::{self, Bound, ListenAddr};
 use crate::make::ServiceFactory;
+use crate::proxy_protocol::TrustedProxies;
 use crate::state::{Phase, Shared, Stats};
+use crate::strict::RequestRules;
 use crate::tls::{TlsConfig, TlsError};
+use rgi_tower::caps::{HostCapabilities, TokioContext};
+use rgi_tower::{AsyncService, Host, Pool, PoolConfig, PoolStats, SyncService};
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,12 @@ pub enum ServeError {
     /// A TLS configuration was refused.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The server's description (name and port) is not valid.
+    #[error("invalid server description: {0}")]
+    ServerInfo(#[from] rgi::EnvironError),
+    /// The runtime cannot back the asynchronous capabilities.
+    #[error("the runtime cannot back the capabilities: {0}")]
+    Capabilities(#[from] rgi_tower::caps::ContextError),
 }
 
 enum ListenerSpec {
@@ -52,6 +62,9 @@ enum ListenerSpec {
     },
     Unix {
         path: PathBuf,
+    },
+    UnixStd {
+        listener: std::os::unix::net::UnixListener,
     },
 }
 
@@ -94,6 +107,9 @@ pub struct Builder {
     signals: bool,
     backlog: i32,
     reuse_port: bool,
+    pool: PoolConfig,
+    server_info: Option<rgi::ServerInfo>,
+    trusted_proxies: Option<TrustedProxies>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -121,6 +137,9 @@ impl Default for Builder {
             signals: false,
             backlog: 1024,
             reuse_port: false,
+            pool: PoolConfig::default(),
+            server_info: None,
+            trusted_proxies: None,
         }
     }
 }
@@ -216,6 +235,45 @@ impl Builder {
         self
     }
 
+    /// The blocking pool of a synchronous application (and of an
+    /// asynchronous one's offload): threads, queue and per-connection share.
+    /// Default: `rgi_tower::PoolConfig::default()`. When it is full, requests
+    /// are answered `503` with `Retry-After`.
+    #[must_use]
+    pub fn pool(mut self, config: PoolConfig) -> Self {
+        self.pool = config;
+        self
+    }
+
+    /// The server's name and port as applications see them (the `Host`
+    /// field normally decides the URL); default: the first listener's
+    /// address, `localhost` for a wildcard or Unix socket.
+    #[must_use]
+    pub fn server_info(mut self, info: rgi::ServerInfo) -> Self {
+        self.server_info = Some(info);
+        self
+    }
+
+    /// Peers (load balancers) whose TCP connections begin with a PROXY
+    /// protocol header (v1 or v2), read before TLS; the addresses it
+    /// declares become the connection's `Address::Proxied`. A trusted peer
+    /// that sends no valid header is disconnected; other peers are served
+    /// as they are.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Some(proxies);
+        self
+    }
+
+    /// Serves an already bound Unix domain listener (one inherited through
+    /// systemd socket activation, say: see [`crate::listen_fds`]). The
+    /// socket file is removed at shutdown.
+    #[must_use]
+    pub fn unix_listener(mut self, listener: std::os::unix::net::UnixListener) -> Self {
+        self.listeners.push(ListenerSpec::UnixStd { listener });
+        self
+    }
+
     fn hyper_builders(&self) -> (http1::Builder, http2::Builder<TokioExecutor>) {
         let limits = &self.limits;
         let mut h1 = http1::Builder::new();
@@ -249,7 +307,8 @@ impl Builder {
         (h1, h2)
     }
 
-    /// Binds every listener and starts serving on a new multi-thread runtime.
+    /// Binds every listener and starts serving `factory`'s services on a
+    /// new multi-thread runtime.
     ///
     /// # Errors
     ///
@@ -257,6 +316,74 @@ impl Builder {
     /// when one cannot be bound, [`ServeError::Runtime`] when the runtime
     /// cannot start, [`ServeError::Tls`] for a TLS configuration rustls refuses.
     pub fn serve<F: ServiceFactory>(self, factory: F) -> Result<Server, ServeError> {
+        self.serve_with(|_, _| Ok((factory, None)))
+    }
+
+    /// Serves a synchronous RGI application: blocking ones on the pool,
+    /// ones that declare they never block inline on the runtime (see
+    /// `rgi_tower::SyncService` for the dispatch from hints).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](Self::serve), and [`ServeError::ServerInfo`] when the
+    /// default server description is not valid.
+    pub fn serve_sync<A: rgi::Application>(self, app: A) -> Result<Server, ServeError> {
+        self.serve_with(|builder, addresses| {
+            let (host, hosted) = builder.host(addresses, false)?;
+            Ok((SyncService::new(app, host), Some(hosted)))
+        })
+    }
+
+    /// Serves an asynchronous RGI application, lending it the capabilities
+    /// this server backs (offload on the pool, the tokio runtime context,
+    /// readiness on tokio's reactor).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve_sync`](Self::serve_sync), and
+    /// [`ServeError::Capabilities`] when the runtime cannot back them.
+    pub fn serve_async<A: rgi_async::AsyncApplication>(self, app: A) -> Result<Server, ServeError> {
+        self.serve_with(|builder, addresses| {
+            let (host, hosted) = builder.host(addresses, true)?;
+            Ok((AsyncService::new(app, host), Some(hosted)))
+        })
+    }
+
+    /// The host `rgi-tower` serves applications with; runs inside the
+    /// server's runtime (the capabilities bind to it).
+    fn host(
+        &self,
+        addresses: &[ListenAddr],
+        capabilities: bool,
+    ) -> Result<(Host, Hosted), ServeError> {
+        let info = match &self.server_info {
+            Some(info) => info.clone(),
+            None => default_server_info(addresses)?,
+        };
+        let mut host = Host::builder(info)
+            .pool(self.pool)
+            .max_body(self.limits.max_body_bytes)
+            .body_timeout(Some(self.limits.body_stall_timeout));
+        let capabilities = if capabilities {
+            let capabilities = HostCapabilities::builder(TokioContext::current()?).build();
+            let lent = capabilities.clone();
+            host = host.capabilities(move |builder| lent.add_to(builder));
+            Some(capabilities)
+        } else {
+            None
+        };
+        let host = host.build();
+        let hosted = Hosted {
+            pool: host.pool().clone(),
+            capabilities,
+        };
+        Ok((host, hosted))
+    }
+
+    fn serve_with<F: ServiceFactory>(
+        mut self,
+        make: impl FnOnce(&Self, &[ListenAddr]) -> Result<(F, Option<Hosted>), ServeError>,
+    ) -> Result<Server, ServeError> {
         if self.listeners.is_empty() {
             return Err(ServeError::NoListener);
         }
@@ -269,23 +396,32 @@ impl Builder {
         let (h1, h2) = self.hyper_builders();
         let shared = Shared::new(self.limits.shutdown_grace);
         let permits = Arc::new(Semaphore::new(self.limits.max_connections.max(1)));
-        let mut bound = Vec::with_capacity(self.listeners.len());
-        let mut addresses = Vec::with_capacity(self.listeners.len());
-        {
+        let listeners = std::mem::take(&mut self.listeners);
+        let mut bound = Vec::with_capacity(listeners.len());
+        let mut addresses = Vec::with_capacity(listeners.len());
+        let (factory, hosted) = {
             let _entered = runtime.enter();
-            for spec in self.listeners {
+            for spec in listeners {
                 let (listener, address) = bind(spec, self.backlog, self.reuse_port)?;
                 bound.push(listener);
                 addresses.push(address);
             }
-        }
+            make(&self, &addresses)?
+        };
+        let limits = self.limits;
+        let rules = RequestRules::new()
+            .max_target_len(limits.max_target_bytes)
+            .max_header_section(limits.max_header_bytes, limits.max_headers)
+            .extended_connect(self.http2.enable_connect_protocol);
         let context = Arc::new(ConnContext {
             factory,
             http1: h1,
             http2: h2,
             h2_idle: self.http2.idle_timeout,
-            limits: self.limits,
+            limits,
             shared: Arc::clone(&shared),
+            rules,
+            trusted_proxies: self.trusted_proxies,
         });
         let (done_sender, done) = watch::channel(false);
         for listener in bound {
@@ -296,7 +432,7 @@ impl Builder {
             ));
         }
         drop(context);
-        runtime.spawn(supervise(Arc::clone(&shared), done_sender));
+        runtime.spawn(supervise(Arc::clone(&shared), hosted.clone(), done_sender));
         if self.signals {
             runtime.spawn(on_signals(Arc::clone(&shared)));
         }
@@ -308,7 +444,29 @@ impl Builder {
             runtime: Some(runtime),
             addresses,
             handle,
+            hosted,
         })
+    }
+}
+
+/// What a served application's host keeps running beside the connections.
+#[derive(Debug, Clone)]
+struct Hosted {
+    pool: Pool,
+    capabilities: Option<HostCapabilities>,
+}
+
+fn default_server_info(addresses: &[ListenAddr]) -> Result<rgi::ServerInfo, rgi::EnvironError> {
+    let first_tcp = addresses.iter().find_map(|address| match address {
+        ListenAddr::Tcp(address) | ListenAddr::Tls(address) => Some(*address),
+        ListenAddr::Unix(_) => None,
+    });
+    match first_tcp {
+        Some(address) if !address.ip().is_unspecified() => {
+            rgi::ServerInfo::new(address.ip().to_string(), address.port())
+        }
+        Some(address) => rgi::ServerInfo::new("localhost", address.port()),
+        None => rgi::ServerInfo::new("localhost", 80),
     }
 }
 
@@ -332,6 +490,25 @@ fn bind(
                 .set_nonblocking(true)
                 .map_err(bind_error(name.clone()))?;
             tcp(listener, tls, &name)
+        }
+        ListenerSpec::UnixStd { listener } => {
+            let path = listener
+                .local_addr()
+                .ok()
+                .and_then(|address| address.as_pathname().map(PathBuf::from))
+                .unwrap_or_default();
+            let name = path.display().to_string();
+            let listener = listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixListener::from_std(listener))
+                .map_err(bind_error(name))?;
+            Ok((
+                Bound::Unix {
+                    listener,
+                    path: path.clone(),
+                },
+                ListenAddr::Unix(path),
+            ))
         }
         ListenerSpec::Unix { path } => {
             let name = path.display().to_string();
@@ -381,7 +558,7 @@ fn tcp(
 
 /// Waits for shutdown to begin, then for the connections to finish within
 /// the grace period, then cuts off the rest.
-async fn supervise(shared: Arc<Shared>, done: watch::Sender<bool>) {
+async fn supervise(shared: Arc<Shared>, hosted: Option<Hosted>, done: watch::Sender<bool>) {
     let mut phase = shared.phase.subscribe();
     if phase
         .wait_for(|phase| *phase >= Phase::Draining)
@@ -391,6 +568,15 @@ async fn supervise(shared: Arc<Shared>, done: watch::Sender<bool>) {
         return;
     }
     let grace = shared.grace;
+    let started = tokio::time::Instant::now();
+    // Parked long-polls and after-response tasks hear it first, so that
+    // they can end within the grace period too.
+    if let Some(capabilities) = hosted
+        .as_ref()
+        .and_then(|hosted| hosted.capabilities.as_ref())
+    {
+        capabilities.shutdown().trigger();
+    }
     tracing::info!(
         grace_ms = crate::millis(grace),
         open = shared.stats().open_connections,
@@ -405,7 +591,20 @@ async fn supervise(shared: Arc<Shared>, done: watch::Sender<bool>) {
             "grace period over: cutting off the remaining connections"
         );
     }
+    if let Some(after) = hosted
+        .as_ref()
+        .and_then(|hosted| hosted.capabilities.as_ref())
+        .and_then(HostCapabilities::after_response)
+    {
+        let left = grace.saturating_sub(started.elapsed());
+        let report = after.drain(left).await;
+        tracing::debug!(?report, "after-response tasks drained");
+    }
     shared.advance(Phase::Closing);
+    if let Some(hosted) = &hosted {
+        // Queued blocking jobs are dropped unrun; running ones finish.
+        hosted.pool.shut_down();
+    }
     // Cut-off connections end at their next poll; an upgraded stream whose
     // owner never polls it again is not waited for beyond this.
     let _ = tokio::time::timeout(Duration::from_secs(1), connections_gone(&shared)).await;
@@ -502,6 +701,7 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     addresses: Vec<ListenAddr>,
     handle: ShutdownHandle,
+    hosted: Option<Hosted>,
 }
 
 impl Server {
@@ -536,6 +736,13 @@ impl Server {
     #[must_use]
     pub fn stats(&self) -> Stats {
         self.handle.stats()
+    }
+
+    /// The blocking pool's counters (running, queued, rejected jobs), when
+    /// the server serves an RGI application.
+    #[must_use]
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        self.hosted.as_ref().map(|hosted| hosted.pool.stats())
     }
 
     /// A handle to the server's runtime, to spawn work beside it.

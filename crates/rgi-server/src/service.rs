@@ -23,6 +23,7 @@ use tracing::Span;
 use crate::BoxError;
 use crate::io::ConnState;
 use crate::state::Shared;
+use crate::strict::{self, RequestRules};
 
 /// Serves the requests of one connection; what hyper sees.
 #[derive(Debug, Clone)]
@@ -30,14 +31,21 @@ pub(crate) struct ConnectionService<S> {
     inner: S,
     conn: Arc<ConnState>,
     shared: Arc<Shared>,
+    rules: RequestRules,
 }
 
 impl<S> ConnectionService<S> {
-    pub(crate) fn new(inner: S, conn: Arc<ConnState>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        conn: Arc<ConnState>,
+        shared: Arc<Shared>,
+        rules: RequestRules,
+    ) -> Self {
         Self {
             inner,
             conn,
             shared,
+            rules,
         }
     }
 }
@@ -76,11 +84,25 @@ where
         } else {
             Some(Instant::now())
         };
+        let (mut parts, body) = request.into_parts();
+        let state = match strict::check_request(&parts, &self.rules) {
+            Ok(()) => {
+                strict::present_host(&mut parts);
+                CallState::NotReady {
+                    service: self.inner.clone(),
+                    request: Some(Request::from_parts(parts, body)),
+                }
+            }
+            Err(rejection) => {
+                let _entered = span.enter();
+                tracing::info!(%rejection, "request refused before the application");
+                CallState::Rejected {
+                    response: Some(rejection.response(())),
+                }
+            }
+        };
         ObservedFuture {
-            state: CallState::NotReady {
-                service: self.inner.clone(),
-                request: Some(request),
-            },
+            state,
             guard: Some(RequestGuard {
                 conn: Arc::clone(&self.conn),
                 shared: Arc::clone(&self.shared),
@@ -100,6 +122,7 @@ pin_project! {
     enum CallState<S, R> where S: tower_service::Service<R> {
         NotReady { service: S, request: Option<R> },
         Called { #[pin] future: S::Future },
+        Rejected { response: Option<Response<()>> },
         Done,
     }
 }
@@ -158,7 +181,19 @@ where
                         this.span.record("status", guard.status);
                         guard.span = this.span.clone();
                     }
-                    return Poll::Ready(Ok(response.map(|inner| ObservedBody { inner, guard })));
+                    return Poll::Ready(Ok(response.map(|inner| ObservedBody {
+                        inner: Some(inner),
+                        guard,
+                    })));
+                }
+                CallStateProj::Rejected { response } => {
+                    let (Some(response), Some(mut guard)) = (response.take(), this.guard.take())
+                    else {
+                        return Poll::Pending;
+                    };
+                    this.state.set(CallState::Done);
+                    guard.status = response.status().as_u16();
+                    return Poll::Ready(Ok(response.map(|()| ObservedBody { inner: None, guard })));
                 }
                 CallStateProj::Done => return Poll::Pending,
             }
@@ -202,11 +237,11 @@ impl Drop for RequestGuard {
 }
 
 pin_project! {
-    /// The application's response body, counted.
+    /// The application's response body (none for a refusal), counted.
     #[derive(Debug)]
-    pub struct ObservedBody<B> {
+    pub(crate) struct ObservedBody<B> {
         #[pin]
-        inner: B,
+        inner: Option<B>,
         guard: RequestGuard,
     }
 }
@@ -223,7 +258,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
-        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = std::task::ready!(inner.poll_frame(cx));
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
@@ -233,10 +271,12 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
