@@ -332,9 +332,8 @@ fn load_ten_thousand_keep_alive_requests_over_64_clients() {
 
 #[test]
 fn requests_pipelined_after_the_last_allowed_one_are_never_answered() {
-    let server = start(
-        Server::builder().limits(Limits::default().max_requests_per_connection(Some(1))),
-    );
+    let server =
+        start(Server::builder().limits(Limits::default().max_requests_per_connection(Some(1))));
     let address = addr(&server);
     let received = run(async {
         let stream = TcpStream::connect(address).await.expect("connect");
