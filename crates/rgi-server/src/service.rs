@@ -63,10 +63,7 @@ where
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let number = self.conn.started.fetch_add(1, Ordering::AcqRel) + 1;
-        self.shared.requests.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .in_flight_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.requests.started.fetch_add(1, Ordering::Release);
         let last = self.conn.max_requests.is_some_and(|max| number >= max);
         if last && self.conn.is_h2 {
             // HTTP/2 has no `connection: close`; the connection task sends
@@ -219,8 +216,9 @@ impl Drop for RequestGuard {
         self.conn.last_end_nanos.store(nanos, Ordering::Relaxed);
         self.conn.finished.fetch_add(1, Ordering::AcqRel);
         self.shared
-            .in_flight_requests
-            .fetch_sub(1, Ordering::Relaxed);
+            .requests
+            .finished
+            .fetch_add(1, Ordering::Release);
         if let Some(started) = self.started
             && self.status != 0
         {
