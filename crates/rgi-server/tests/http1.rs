@@ -363,3 +363,23 @@ fn requests_pipelined_after_the_last_allowed_one_are_never_answered() {
     assert!(text.ends_with("hello"), "{text}");
     assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
 }
+
+#[test]
+fn max_connection_age_closes_a_kept_connection() {
+    let server = start(
+        Server::builder()
+            .limits(Limits::default().max_connection_age(Some(Duration::from_millis(300)))),
+    );
+    let address = addr(&server);
+    let handle = server.shutdown_handle();
+    let elapsed = run(async {
+        let started = Instant::now();
+        let mut sender = h1_client(address).await;
+        let response = sender.send_request(get("/")).await.expect("response");
+        assert_eq!(body_text(response).await, "hello");
+        // Idle far below the keep-alive time: only the age closes it.
+        assert!(eventually(|| handle.stats().open_connections == 0).await);
+        started.elapsed()
+    });
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+}
