@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -85,9 +85,23 @@ where
         let state = match strict::check_request(&parts, &self.rules) {
             Ok(()) => {
                 strict::present_host(&mut parts);
-                CallState::NotReady {
-                    service: self.inner.clone(),
-                    request: Some(Request::from_parts(parts, body)),
+                let request = Request::from_parts(parts, body);
+                let _entered = span.enter();
+                let mut service = self.inner.clone();
+                // Called now, as hyper calls its own services: a request
+                // held until the first poll would keep hyper's read buffer
+                // shared while it reads on, costing it two allocations per
+                // request. A service not ready yet is polled again for real.
+                let mut no_waker = Context::from_waker(Waker::noop());
+                match service.poll_ready(&mut no_waker) {
+                    Poll::Ready(Ok(())) => CallState::Called {
+                        future: service.call(request),
+                    },
+                    Poll::Ready(Err(error)) => CallState::Failed { error: Some(error) },
+                    Poll::Pending => CallState::NotReady {
+                        service,
+                        request: Some(request),
+                    },
                 }
             }
             Err(rejection) => {
@@ -120,6 +134,7 @@ pin_project! {
         NotReady { service: S, request: Option<R> },
         Called { #[pin] future: S::Future },
         Rejected { response: Option<Response<()>> },
+        Failed { error: Option<S::Error> },
         Done,
     }
 }
@@ -191,6 +206,14 @@ where
                     this.state.set(CallState::Done);
                     guard.status = response.status().as_u16();
                     return Poll::Ready(Ok(response.map(|()| ObservedBody { inner: None, guard })));
+                }
+                CallStateProj::Failed { error } => {
+                    let error = error.take();
+                    this.state.set(CallState::Done);
+                    match error {
+                        Some(error) => return Poll::Ready(Err(error)),
+                        None => return Poll::Pending,
+                    }
                 }
                 CallStateProj::Done => return Poll::Pending,
             }
