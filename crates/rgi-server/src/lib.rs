@@ -1,19 +1,56 @@
 //! `rgi-server`: the production reference RGI server on tokio and hyper.
 //!
+//! ```no_run
+//! use http::StatusCode;
+//! use rgi::{Environ, ResponseHead};
+//! use rgi_server::Server;
+//!
+//! # fn main() -> Result<(), rgi_server::ServeError> {
+//! let app = rgi::from_fn(|_environ: Environ, start| {
+//!     start.start(ResponseHead::new(StatusCode::OK))?;
+//!     Ok(rgi::from_iter(["hello\n"]))
+//! });
+//! let server = Server::builder()
+//!     .bind(([127, 0, 0, 1], 8080))
+//!     .workers(2)
+//!     .handle_signals(true)
+//!     .serve_sync(app)?;
+//! server.wait(); // until SIGTERM or SIGINT, then a graceful shutdown
+//! # Ok(()) }
+//! ```
+//!
+//! # Contents
+//!
 //! - [`Server::builder`] configures listeners (TCP, TLS, Unix domain
-//!   sockets, inherited sockets), worker threads, [`Limits`],
-//!   [`Http1Settings`] and [`Http2Settings`], then
-//!   [`serve`](Builder::serve)s a [`ServiceFactory`] on its own multi-thread
-//!   tokio runtime;
-//! - the running [`Server`] reports its [`ListenAddr`]esses and [`Stats`],
-//!   and a [`ShutdownHandle`] ends it gracefully;
+//!   sockets, inherited sockets, PROXY protocol from trusted peers), worker
+//!   threads, the blocking pool, [`Limits`], [`Http1Settings`] and
+//!   [`Http2Settings`], then serves on its own multi-thread tokio runtime:
+//!   [`serve_sync`](Builder::serve_sync) an [`rgi::Application`],
+//!   [`serve_async`](Builder::serve_async) an
+//!   [`rgi_async::AsyncApplication`] (both through `rgi-tower`), or
+//!   [`serve`](Builder::serve) any [`ServiceFactory`] (a tower service per
+//!   connection);
+//! - the running [`Server`] reports its [`ListenAddr`]esses, [`Stats`] and
+//!   the pool's counters; a [`ShutdownHandle`] ends it gracefully;
 //! - [`TlsConfig`] (rustls) with a [`CertificateResolver`] swapped at run
-//!   time and a [`ClientAuth`] policy.
+//!   time and a [`ClientAuth`] policy;
+//! - [`strict`], [`proxy_protocol`] and `listen_fds` (Linux): the protocol
+//!   decisions of spec §12.3, the PROXY protocol parser and systemd socket
+//!   activation.
+//!
+//! # What the connection layer does
 //!
 //! Per connection the server builds one [`rgi::ConnectionInfo`] (addresses,
 //! and after the handshake the TLS version, SNI, ALPN and client chain) and
-//! asks the factory for the connection's service; HTTP/1.1 and HTTP/2 (h2c
-//! with prior knowledge on plain TCP, ALPN on TLS) run through hyper.
+//! asks the factory for the connection's service. Plain TCP speaks HTTP/1.1
+//! or, when the HTTP/2 preface arrives first, HTTP/2 with prior knowledge;
+//! TLS speaks what ALPN chose. Before any application runs, each request is
+//! judged by [`strict::check_request`]: a refusal gets its status (400,
+//! 414, 417, 431, 501, …) and `connection: close` on HTTP/1.x, never the
+//! application. The head-read, idle, detection and handshake timers, the
+//! request and connection limits and graceful shutdown are this crate's;
+//! the body limit, stalled-body time, pool dispatch, panics and capabilities
+//! are `rgi-tower`'s, configured from this builder.
 //!
 //! # Deploying several processes on one port
 //!

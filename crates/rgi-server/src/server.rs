@@ -366,8 +366,7 @@ impl Builder {
             .body_timeout(Some(self.limits.body_stall_timeout));
         let capabilities = if capabilities {
             let capabilities = HostCapabilities::builder(TokioContext::current()?).build();
-            let lent = capabilities.clone();
-            host = host.capabilities(move |builder| lent.add_to(builder));
+            host = host.tokio_capabilities(capabilities.clone());
             Some(capabilities)
         } else {
             None

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -63,10 +63,7 @@ where
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let number = self.conn.started.fetch_add(1, Ordering::AcqRel) + 1;
-        self.shared.requests.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .in_flight_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.requests.started.fetch_add(1, Ordering::Release);
         let last = self.conn.max_requests.is_some_and(|max| number >= max);
         if last && self.conn.is_h2 {
             // HTTP/2 has no `connection: close`; the connection task sends
@@ -88,9 +85,23 @@ where
         let state = match strict::check_request(&parts, &self.rules) {
             Ok(()) => {
                 strict::present_host(&mut parts);
-                CallState::NotReady {
-                    service: self.inner.clone(),
-                    request: Some(Request::from_parts(parts, body)),
+                let request = Request::from_parts(parts, body);
+                let _entered = span.enter();
+                let mut service = self.inner.clone();
+                // Called now, as hyper calls its own services: a request
+                // held until the first poll would keep hyper's read buffer
+                // shared while it reads on, costing it two allocations per
+                // request. A service not ready yet is polled again for real.
+                let mut no_waker = Context::from_waker(Waker::noop());
+                match service.poll_ready(&mut no_waker) {
+                    Poll::Ready(Ok(())) => CallState::Called {
+                        future: service.call(request),
+                    },
+                    Poll::Ready(Err(error)) => CallState::Failed { error: Some(error) },
+                    Poll::Pending => CallState::NotReady {
+                        service,
+                        request: Some(request),
+                    },
                 }
             }
             Err(rejection) => {
@@ -123,6 +134,7 @@ pin_project! {
         NotReady { service: S, request: Option<R> },
         Called { #[pin] future: S::Future },
         Rejected { response: Option<Response<()>> },
+        Failed { error: Option<S::Error> },
         Done,
     }
 }
@@ -195,6 +207,14 @@ where
                     guard.status = response.status().as_u16();
                     return Poll::Ready(Ok(response.map(|()| ObservedBody { inner: None, guard })));
                 }
+                CallStateProj::Failed { error } => {
+                    let error = error.take();
+                    this.state.set(CallState::Done);
+                    match error {
+                        Some(error) => return Poll::Ready(Err(error)),
+                        None => return Poll::Pending,
+                    }
+                }
                 CallStateProj::Done => return Poll::Pending,
             }
         }
@@ -219,8 +239,9 @@ impl Drop for RequestGuard {
         self.conn.last_end_nanos.store(nanos, Ordering::Relaxed);
         self.conn.finished.fetch_add(1, Ordering::AcqRel);
         self.shared
-            .in_flight_requests
-            .fetch_sub(1, Ordering::Relaxed);
+            .requests
+            .finished
+            .fetch_add(1, Ordering::Release);
         if let Some(started) = self.started
             && self.status != 0
         {

@@ -21,9 +21,10 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) open_connections: AtomicUsize,
-    pub(crate) in_flight_requests: AtomicUsize,
     pub(crate) accepted_connections: AtomicU64,
-    pub(crate) requests: AtomicU64,
+    /// Written on every request: on a cache line of their own, away from
+    /// the connection counters.
+    pub(crate) requests: RequestCounters,
     pub(crate) phase: watch::Sender<Phase>,
     /// Notified whenever a connection ends, so that shutdown can wait for the
     /// last one without polling.
@@ -35,9 +36,11 @@ impl Shared {
     pub(crate) fn new(grace: Duration) -> Arc<Self> {
         Arc::new(Self {
             open_connections: AtomicUsize::new(0),
-            in_flight_requests: AtomicUsize::new(0),
             accepted_connections: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
+            requests: RequestCounters {
+                started: AtomicU64::new(0),
+                finished: AtomicU64::new(0),
+            },
             phase: watch::Sender::new(Phase::Running),
             connection_ended: Notify::new(),
             grace,
@@ -45,11 +48,16 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> Stats {
+        // Finished first: a request that starts and ends between the two
+        // loads is then counted as in flight, never as less than none.
+        let finished = self.requests.finished.load(Ordering::Acquire);
+        let started = self.requests.started.load(Ordering::Acquire);
         Stats {
             open_connections: self.open_connections.load(Ordering::Relaxed),
-            in_flight_requests: self.in_flight_requests.load(Ordering::Relaxed),
+            in_flight_requests: usize::try_from(started.saturating_sub(finished))
+                .unwrap_or(usize::MAX),
             accepted_connections: self.accepted_connections.load(Ordering::Relaxed),
-            requests: self.requests.load(Ordering::Relaxed),
+            requests: started,
         }
     }
 
@@ -72,6 +80,15 @@ impl Shared {
             shared: Arc::clone(self),
         }
     }
+}
+
+/// Requests started (service called) and finished (response body dropped);
+/// the difference is the number in flight.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct RequestCounters {
+    pub(crate) started: AtomicU64,
+    pub(crate) finished: AtomicU64,
 }
 
 /// Keeps a connection counted as open; an upgraded connection keeps it too.

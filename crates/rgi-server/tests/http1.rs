@@ -329,3 +329,57 @@ fn load_ten_thousand_keep_alive_requests_over_64_clients() {
     assert!(elapsed < BOUND, "{elapsed:?}");
     eprintln!("{REQUESTS} requests over {CLIENTS} keep-alive clients in {elapsed:?}");
 }
+
+#[test]
+fn requests_pipelined_after_the_last_allowed_one_are_never_answered() {
+    let server =
+        start(Server::builder().limits(Limits::default().max_requests_per_connection(Some(1))));
+    let address = addr(&server);
+    let received = run(async {
+        let stream = TcpStream::connect(address).await.expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        let mut pipelined = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
+        // Far more than hyper reads ahead: it stays in the kernel's buffer.
+        for _ in 0..4000 {
+            pipelined.extend_from_slice(b"GET /never HTTP/1.1\r\nhost: a\r\n\r\n");
+        }
+        let writing = tokio::spawn(async move {
+            let _ = writer.write_all(&pipelined).await;
+            writer
+        });
+        let mut received = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let _ = writing.await;
+        received
+    });
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.ends_with("hello"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
+}
+
+#[test]
+fn max_connection_age_closes_a_kept_connection() {
+    let server = start(
+        Server::builder()
+            .limits(Limits::default().max_connection_age(Some(Duration::from_millis(300)))),
+    );
+    let address = addr(&server);
+    let handle = server.shutdown_handle();
+    let elapsed = run(async {
+        let started = Instant::now();
+        let mut sender = h1_client(address).await;
+        let response = sender.send_request(get("/")).await.expect("response");
+        assert_eq!(body_text(response).await, "hello");
+        // Idle far below the keep-alive time: only the age closes it.
+        assert!(eventually(|| handle.stats().open_connections == 0).await);
+        started.elapsed()
+    });
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+}

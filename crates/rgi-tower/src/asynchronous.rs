@@ -15,9 +15,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body as HttpBody, SizeHint};
 use rgi::{BoxError, ConnectionInfo, Environ, ResponseState, ServerInfo};
-use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
+use rgi_async::{AsyncApplication, AsyncBody, Capabilities, Step, SyncSwitch};
 use tower_service::Service;
 
+use crate::caps::ForRequest;
 use crate::host::Host;
 use crate::pool::{ConnectionPool, PoolError};
 use crate::relay::{Relay, RelayHead, run_on_worker};
@@ -186,10 +187,16 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // What differs from one request to the next (after-response tasks,
+        // an upgrade) goes into the request's own capabilities.
+        let per_request = self.shared.host.inner.tokio.as_ref().and_then(|tokio| {
+            let base = self.shared.server.extension::<Capabilities>()?;
+            Some(tokio.for_request(base, &mut request))
+        });
         let (mut parts, body) = request.into_parts();
-        remove_decoded_framing(&mut parts, body.is_end_stream());
-        let version = parts.version;
+        remove_decoded_framing(&mut parts, body.is_end_stream(), body.size_hint().exact());
+        let (version, connect) = (parts.version, parts.method == Method::CONNECT);
         let limits = self.shared.host.inner.limits;
         if body
             .size_hint()
@@ -204,12 +211,13 @@ where
             stream: Stream::new(ResponseState::new(&parts.method)),
             shared: Arc::clone(&self.shared),
             relay: None,
+            per_request,
             body: None,
         });
         let environ =
             match Environ::from_parts(parts, input, &self.shared.server, &self.shared.connection) {
                 Ok(environ) => environ,
-                Err(err) => return AsyncFuture::ready(bad_request(&err, version)),
+                Err(err) => return AsyncFuture::ready(bad_request(&err, connect, version)),
             };
         let mut head = None;
         let mut this = driver.as_mut().project();
@@ -250,6 +258,9 @@ pin_project_lite::pin_project! {
         stream: Stream,
         shared: Arc<ConnectionShared>,
         relay: Option<Arc<Relay>>,
+        // Completed (its after-response tasks released) when the driver
+        // goes: once the response is complete, or ended abnormally.
+        per_request: Option<ForRequest>,
         #[pin]
         body: Option<Bd>,
     }
@@ -393,6 +404,96 @@ impl<Bd: AsyncBody> AsyncDriver<Bd> {
     }
 }
 
+impl<Bd: AsyncBody> AsyncDriver<Bd> {
+    /// The head of an upgrade the application accepted, to go out now.
+    fn take_upgrade(self: Pin<&mut Self>) -> Option<http::Response<()>> {
+        self.project()
+            .per_request
+            .as_ref()?
+            .upgrade()?
+            .take_switch()
+    }
+
+    /// Closes the upgrade offer as the application's own head is about to
+    /// go out; the head of an upgrade accepted first, if any.
+    fn seal_upgrade(self: Pin<&mut Self>) -> Option<http::Response<()>> {
+        self.project().per_request.as_ref()?.upgrade()?.seal()
+    }
+
+    /// Polls the body of an upgraded request to its end, its output
+    /// discarded: it talks over the upgraded connection now.
+    fn poll_detached(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let mut this = self.as_mut().project();
+            let Some(body) = this.body.as_mut().as_pin_mut() else {
+                return Poll::Ready(());
+            };
+            let state = &mut this.stream.state;
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                body.poll_step(cx, &mut state.start_response(&mut Discard))
+            }));
+            match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(Some(Ok(Step::Chunk(_))))) => {}
+                Ok(Poll::Ready(_)) => {
+                    close(this.body);
+                    return Poll::Ready(());
+                }
+                Err(payload) => {
+                    drop(panicked(payload.as_ref()));
+                    close(this.body);
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+/// Where an upgraded request's response output goes: nowhere, the
+/// connection belongs to the application now.
+struct Discard;
+
+impl rgi::ResponseSink for Discard {
+    fn send_head(&mut self, _head: rgi::ResponseHead) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn send_data(&mut self, _data: Bytes) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An upgraded request's body, polled on its own task.
+struct Detached<Bd>(Pin<Box<AsyncDriver<Bd>>>);
+
+impl<Bd: AsyncBody> Future for Detached<Bd> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.as_mut().poll_detached(cx)
+    }
+}
+
+/// Answers an accepted upgrade with its head and keeps polling the
+/// application's body on a task of its own.
+fn upgraded<Bd: AsyncBody + 'static>(
+    head: http::Response<()>,
+    driver: Pin<Box<AsyncDriver<Bd>>>,
+) -> Response<ResponseBody> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(Detached(driver));
+        }
+        Err(_) => {
+            tracing::error!(
+                "no tokio runtime to poll an upgraded request's body on; it is dropped"
+            );
+            drop(driver);
+        }
+    }
+    head.map(|()| ResponseBody::empty())
+}
+
 impl<Bd: AsyncBody> Driver for AsyncDriver<Bd> {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FrameResult>> {
         loop {
@@ -402,7 +503,7 @@ impl<Bd: AsyncBody> Driver for AsyncDriver<Bd> {
             let mut this = self.as_mut().project();
             let open = this.body.is_some();
             let body = this.body.as_mut();
-            if let Some(frame) = ready_frame(this.stream, open, || close(body)) {
+            if let Some(frame) = ready_frame(cx, this.stream, open, || close(body)) {
                 return frame;
             }
             if let Some(switch) = std::task::ready!(self.as_mut().poll_once(cx, None)) {
@@ -501,7 +602,26 @@ impl<Bd: AsyncBody + 'static> Future for AsyncFuture<Bd> {
                         this.state = FutureState::Ready(None);
                         continue;
                     };
-                    let outcome = std::task::ready!(current.as_mut().poll_head(cx, head));
+                    let polled = current.as_mut().poll_head(cx, head);
+                    // An upgrade the application accepted answers now,
+                    // whatever its body does next (`[RGIA-UPGRADE-4]`).
+                    if let Some(switch) = current.as_mut().take_upgrade() {
+                        if let Some(driver) = driver.take() {
+                            this.state = FutureState::Ready(Some(upgraded(switch, driver)));
+                        }
+                        continue;
+                    }
+                    let outcome = std::task::ready!(polled);
+                    if matches!(outcome, HeadOutcome::Done) {
+                        // The application's head is about to go out: no
+                        // upgrade after this, and one accepted first wins.
+                        if let Some(switch) = current.as_mut().seal_upgrade() {
+                            if let Some(driver) = driver.take() {
+                                this.state = FutureState::Ready(Some(upgraded(switch, driver)));
+                            }
+                            continue;
+                        }
+                    }
                     let (Some(driver), head) = (driver.take(), head.take()) else {
                         continue;
                     };

@@ -8,6 +8,7 @@ use http::HeaderValue;
 use rgi::ServerInfo;
 use rgi_async::{Capabilities, Offload};
 
+use crate::caps::HostCapabilities;
 use crate::pool::{ConnectionPool, Pool, PoolConfig};
 use crate::request::BodyLimits;
 
@@ -36,6 +37,7 @@ pub(crate) struct HostInner {
     pub(crate) pre_read_limit: u64,
     pub(crate) retry_after: HeaderValue,
     pub(crate) capabilities: Option<CapabilitiesHook>,
+    pub(crate) tokio: Option<HostCapabilities>,
 }
 
 /// What the hosting server backs, shared by every service and connection
@@ -77,6 +79,7 @@ impl Host {
             pre_read_limit: DEFAULT_PRE_READ_LIMIT,
             retry_after: HeaderValue::from_static("1"),
             capabilities: None,
+            tokio: None,
         }
     }
 
@@ -104,12 +107,21 @@ impl Host {
         self.inner.limits.stall
     }
 
+    /// The capabilities on tokio the host backs, if it was given them.
+    #[must_use]
+    pub fn tokio_capabilities(&self) -> Option<&HostCapabilities> {
+        self.inner.tokio.as_ref()
+    }
+
     /// The server's description for one connection of an asynchronous
     /// application: with the [`Capabilities`] it lends, offload going to
     /// this connection's share of the pool. Built once per connection, so
     /// requests pay no allocation for it.
     pub(crate) fn async_server_info(&self, pool: &ConnectionPool) -> Arc<ServerInfo> {
         let mut builder = Capabilities::builder(Offload::new(pool.clone()));
+        if let Some(tokio) = &self.inner.tokio {
+            builder = tokio.add_to(builder);
+        }
         if let Some(hook) = &self.inner.capabilities {
             builder = hook(builder);
         }
@@ -140,6 +152,7 @@ pub struct HostBuilder {
     pre_read_limit: u64,
     retry_after: HeaderValue,
     capabilities: Option<CapabilitiesHook>,
+    tokio: Option<HostCapabilities>,
 }
 
 impl HostBuilder {
@@ -201,6 +214,17 @@ impl HostBuilder {
         self
     }
 
+    /// Backs every capability of [`caps`](crate::caps) for asynchronous
+    /// applications: the runtime declaration and readiness server-wide,
+    /// and per request its after-response tasks (run once the response is
+    /// complete) and, when the request asks for one, its upgrade (the
+    /// `101`, or `200` to an extended CONNECT, goes out once the
+    /// application accepts; its body keeps being polled after that).
+    pub fn tokio_capabilities(mut self, capabilities: HostCapabilities) -> Self {
+        self.tokio = Some(capabilities);
+        self
+    }
+
     /// The host; starts its pool unless one was shared.
     pub fn build(self) -> Host {
         let pool = self.pool.unwrap_or_else(|| Pool::new(self.pool_config));
@@ -215,6 +239,7 @@ impl HostBuilder {
                 pre_read_limit: self.pre_read_limit,
                 retry_after: self.retry_after,
                 capabilities: self.capabilities,
+                tokio: self.tokio,
             }),
         }
     }

@@ -2,18 +2,101 @@
 //!
 //! An [`rgi::Application`] or [`rgi_async::AsyncApplication`] served as a
 //! `tower_service::Service<http::Request<B>>` for any `http_body::Body`:
-//! the per-request work of an RGI server on hyper, written once.
+//! the per-request work of an RGI server on hyper, written once. A server
+//! builds one [`Host`] (its description, pool and limits), one service per
+//! application, and per accepted connection calls
+//! [`SyncService::connection`] or [`AsyncService::connection`] with the
+//! connection's [`rgi::ConnectionInfo`]; hyper (or any tower stack) does
+//! the rest.
 //!
-//! - [`Pool`], [`PoolConfig`], [`PoolError`], [`PoolStats`],
-//!   [`ConnectionPool`]: the bounded blocking pool (and a connection's
-//!   share of it) that runs blocking applications, offloaded jobs and
-//!   switch continuations.
-//! - [`Host`], [`HostBuilder`]: what the hosting server backs.
-//! - [`SyncService`], [`SyncConnection`]: a synchronous application.
-//! - [`AsyncService`], [`AsyncConnection`]: an asynchronous application.
-//! - [`ResponseBody`], [`ResponseError`]: the body hyper sends.
-//! - [`caps`]: the asynchronous capabilities the host backs on tokio
-//!   (runtime context, readiness, after-response tasks, upgrade).
+//! # Contents
+//!
+//! | Item | What it is |
+//! |---|---|
+//! | [`Host`], [`HostBuilder`] | what the hosting server backs: its [`rgi::ServerInfo`], the pool, the request body limit and stalled-body time, the capabilities of an asynchronous application |
+//! | [`SyncService`], [`SyncConnection`], [`SyncFuture`] | a synchronous application, dispatched from its [`rgi::Hints`]: inline, inline after a pre-read, or on the pool |
+//! | [`AsyncService`], [`AsyncConnection`], [`AsyncFuture`] | an asynchronous application, its body polled by hyper; a switch runs on the pool |
+//! | [`ResponseBody`], [`ResponseError`] | the body of every response, pulled only as hyper asks; why a response was aborted |
+//! | [`Pool`], [`PoolConfig`], [`PoolError`], [`PoolStats`], [`ConnectionPool`] | the bounded blocking pool and one connection's share of it |
+//! | [`caps`] | the asynchronous capabilities backed on tokio: runtime context, readiness, after-response tasks, upgrade |
+//!
+//! # What the services do
+//!
+//! - **Environ** from the request head ([`rgi::Environ::from_parts`]): the
+//!   `Transfer-Encoding` hyper decoded is removed; a head the environ
+//!   refuses is answered `400` (`501` for CONNECT).
+//! - **Request body**: read from the connection only as the application
+//!   reads it (so hyper's `100 Continue` goes out on its first read), with
+//!   the host's limit counted as it streams and its stalled-body time; the
+//!   client's faults reach the application as the typed
+//!   [`rgi::InputError`], and an application that gives up with one before
+//!   its head is answered `400`, `413` or `408`, never `500`. A declared
+//!   length over the limit is `413` before the application runs.
+//! - **Response**: the head goes to hyper when the state sends it; body
+//!   chunks are pulled as hyper polls; hyper frames by a size hint that is
+//!   exact only when the sent head carries that Content-Length
+//!   (`[RGI-CL-11]`).
+//! - **Failures**: panics are contained (`500` before the head, an aborted
+//!   response after, with a `tracing` error line); the application's body
+//!   is dropped exactly once on every path, the client leaving included.
+//! - **Pool**: blocking work runs there, admitted up to a bound; a full
+//!   pool is `503` with `Retry-After`, never a queue without end.
+//!
+//! # Example
+//!
+//! Serving a synchronous application over HTTP/1.1 with hyper:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use http::StatusCode;
+//! use http_body_util::{BodyExt, Empty};
+//! use hyper_util::rt::TokioIo;
+//! use rgi::{Address, ConnectionInfo, ResponseHead, ServerInfo};
+//! use rgi_tower::{Host, PoolConfig, SyncService};
+//! use tower_service::Service;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let app = rgi::from_fn(|environ, start| {
+//!     start.start(ResponseHead::new(StatusCode::OK))?;
+//!     Ok(format!("hello from {}", environ.path_info()))
+//! });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let host = Host::builder(ServerInfo::new("127.0.0.1", addr.port())?)
+//!     .pool(PoolConfig { threads: 4, queue: 16, per_connection: 4 })
+//!     .build();
+//! let service = SyncService::new(app, host);
+//!
+//! // The server: per connection, its description and hyper.
+//! tokio::spawn(async move {
+//!     while let Ok((stream, peer)) = listener.accept().await {
+//!         let connection = Arc::new(
+//!             ConnectionInfo::new()
+//!                 .with_peer_addr(Address::Tcp(peer))
+//!                 .with_local_addr(Address::Tcp(addr)),
+//!         );
+//!         let service = service.connection(connection);
+//!         let service = hyper::service::service_fn(move |request| service.clone().call(request));
+//!         tokio::spawn(
+//!             hyper::server::conn::http1::Builder::new()
+//!                 .serve_connection(TokioIo::new(stream), service),
+//!         );
+//!     }
+//! });
+//!
+//! // A client.
+//! let stream = tokio::net::TcpStream::connect(addr).await?;
+//! let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+//! tokio::spawn(connection);
+//! let request = http::Request::get("/world").header("host", "127.0.0.1").body(Empty::<bytes::Bytes>::new())?;
+//! let response = sender.send_request(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.into_body().collect().await?.to_bytes(), "hello from /world");
+//! # Ok(())
+//! # }
+//! ```
 
 // `deny`, not `forbid`: one `unsafe` call, tokio's `AsyncFd` registration
 // of a borrowed descriptor in `caps::readiness`, is allowed where it stands

@@ -47,6 +47,8 @@ struct Shared {
     demand: bool,
     /// The response body or head future was dropped: the client is gone.
     gone: bool,
+    /// Whether hyper was given one chance to flush before an abort.
+    abort_deferred: bool,
     waker: Option<Waker>,
 }
 
@@ -75,6 +77,7 @@ impl Relay {
                 end: None,
                 demand: true,
                 gone: false,
+                abort_deferred: false,
                 waker: None,
             }),
             worker: Condvar::new(),
@@ -160,7 +163,27 @@ impl Relay {
         let mut shared = self.lock();
         if let Some(data) = shared.chunks.pop_front() {
             shared.delivered += data.len() as u64;
+            let drained = shared.chunks.is_empty();
+            if drained {
+                // hyper took the last chunk and will ask again as soon as it
+                // has written it: the worker may pull one chunk ahead now.
+                // Unsent output stays bounded by that one chunk, while the
+                // two threads' hand-overs overlap instead of alternating
+                // (strict alternation costs two cross-thread wake-ups a
+                // chunk, which a loaded machine turns into seconds).
+                shared.demand = true;
+            }
+            drop(shared);
+            if drained {
+                // A worker blocked in `write`, or waiting for demand, goes on.
+                self.worker.notify_all();
+            }
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if matches!(shared.end, Some(End::Abort(_)))
+            && crate::response::defer_abort(cx, &mut shared.abort_deferred)
+        {
+            return Poll::Pending;
         }
         match shared.end.take() {
             Some(End::Abort(err)) => return Poll::Ready(Some(Err(err))),
@@ -178,13 +201,10 @@ impl Relay {
 
     pub(crate) fn is_end_stream(&self) -> bool {
         let shared = self.lock();
-        shared.chunks.is_empty()
-            && match (&shared.end, shared.length) {
-                (Some(End::Abort(_)), _) => false,
-                (_, Some(length)) => shared.delivered >= length,
-                (Some(_), None) => true,
-                (None, None) => false,
-            }
+        // Only once the worker has published the end, which it does after
+        // dropping the body: hyper takes the end as the response being
+        // over and moves on to the connection's next request.
+        shared.chunks.is_empty() && matches!(shared.end, Some(End::Finished | End::Status(_)))
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {
@@ -247,23 +267,60 @@ impl Drop for RelayHead {
     }
 }
 
-/// The worker's transport: collects what one state operation sends, to be
-/// published together with the length the sent head fixed.
-#[derive(Default)]
-struct WorkerSink {
-    head: Option<ResponseHead>,
-    chunks: Vec<Bytes>,
+/// The worker's transport: publishes the head and each chunk to hyper's
+/// side at once, and returns from a chunk only once hyper has taken it
+/// (`[RGI-BODY-4]`: a `write` blocks as it does on any synchronous server).
+struct RelaySink<'a> {
+    relay: &'a Relay,
 }
 
-impl ResponseSink for WorkerSink {
+/// The Content-Length a sent head carries: the state wrote the length it
+/// enforces into the head (or kept the application's), so the field is
+/// that length.
+fn head_length(head: &ResponseHead) -> Option<u64> {
+    let value = head.headers().get(http::header::CONTENT_LENGTH)?;
+    value.to_str().ok()?.trim().parse().ok()
+}
+
+impl ResponseSink for RelaySink<'_> {
     fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
-        self.head = Some(head);
+        let length = head_length(&head);
+        let head = head.into_parts();
+        let mut gone = false;
+        self.relay.publish(|shared| {
+            gone = shared.gone;
+            shared.head = Some(head);
+            shared.length = length;
+        });
+        if gone {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
         Ok(())
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
-        self.chunks.push(data);
-        Ok(())
+        self.relay.publish(|shared| {
+            // What was pulled answers the demand that pulled it.
+            shared.demand = false;
+            shared.chunks.push_back(data);
+        });
+        let mut shared = self.relay.lock();
+        loop {
+            if shared.gone {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the client is gone: the response body was dropped",
+                ));
+            }
+            if shared.chunks.is_empty() {
+                return Ok(());
+            }
+            shared = self
+                .relay
+                .worker
+                .wait(shared)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
     }
 }
 
@@ -271,35 +328,14 @@ impl ResponseSink for WorkerSink {
 struct Worker<'a> {
     relay: &'a Relay,
     state: ResponseState,
-    sink: WorkerSink,
+    /// How the response ended, published only once the body is dropped:
+    /// hyper moves on to the connection's next request as soon as it
+    /// sees the end, and that request must not overlap this one's body
+    /// (`[RGI-CONN-3]`).
+    end: Option<End>,
 }
 
 impl Worker<'_> {
-    /// Publishes what the last state operation sent. `Err` when the client
-    /// is gone (the body is then closed).
-    fn flush(&mut self) -> Result<(), ()> {
-        if self.sink.head.is_none() && self.sink.chunks.is_empty() {
-            return Ok(());
-        }
-        let head = self.sink.head.take().map(ResponseHead::into_parts);
-        let length = self.state.content_length();
-        let chunks = std::mem::take(&mut self.sink.chunks);
-        let mut gone = false;
-        self.relay.publish(|shared| {
-            gone = shared.gone;
-            if head.is_some() {
-                shared.head = head;
-                shared.length = length;
-            }
-            if !chunks.is_empty() {
-                // Whatever was pulled answers the demand that pulled it.
-                shared.demand = false;
-            }
-            shared.chunks.extend(chunks);
-        });
-        if gone { Err(()) } else { Ok(()) }
-    }
-
     /// Ends the response with `error`: a status before the head, an abort
     /// after.
     fn fail(&mut self, error: BoxError) {
@@ -314,38 +350,26 @@ impl Worker<'_> {
             }
             End::Status(status)
         };
-        self.relay.publish(|shared| shared.end = Some(end));
+        self.end = Some(end);
     }
 
     fn panicked(&mut self, payload: &(dyn std::any::Any + Send)) {
         let message = panic_message(payload);
         tracing::error!(panic = %message, "the RGI application panicked");
-        if self.state.is_head_sent() {
-            let error = ResponseError::Panicked { message };
-            self.relay
-                .publish(|shared| shared.end = Some(End::Abort(error.into())));
+        self.end = Some(if self.state.is_head_sent() {
+            End::Abort(ResponseError::Panicked { message }.into())
         } else {
-            self.relay.publish(|shared| {
-                shared.end = Some(End::Status(StatusCode::INTERNAL_SERVER_ERROR));
-            });
-        }
+            End::Status(StatusCode::INTERNAL_SERVER_ERROR)
+        });
     }
 
     fn finish(&mut self) {
-        match self.state.finish(&mut self.sink) {
-            Ok(_) => {
-                if self.flush().is_ok() {
-                    self.relay
-                        .publish(|shared| shared.end = Some(End::Finished));
-                }
-            }
-            Err(rgi::FinishError::NotStarted) => {
-                self.fail(Box::new(rgi::FinishError::NotStarted));
-            }
-            Err(err) => {
-                let _ = self.flush();
-                self.fail(err.into());
-            }
+        let mut sink = RelaySink { relay: self.relay };
+        match self.state.finish(&mut sink) {
+            Ok(_) => self
+                .relay
+                .publish(|shared| shared.end = Some(End::Finished)),
+            Err(err) => self.fail(err.into()),
         }
     }
 
@@ -360,37 +384,38 @@ impl Worker<'_> {
             if !self.relay.wait_for_demand() {
                 return;
             }
-            let Worker { state, sink, .. } = self;
+            let mut sink = RelaySink { relay: self.relay };
+            let state = &mut self.state;
             let pulled = catch_unwind(AssertUnwindSafe(|| {
-                body.next_chunk(&mut state.start_response(sink))
+                body.next_chunk(&mut state.start_response(&mut sink))
             }));
             let chunk = match pulled {
                 Err(payload) => {
-                    let _ = self.flush();
                     self.panicked(payload.as_ref());
                     return;
                 }
                 Ok(None) => {
-                    if self.flush().is_err() {
-                        return;
-                    }
                     self.finish();
                     return;
                 }
                 Ok(Some(Err(err))) => {
-                    let _ = self.flush();
                     self.fail(err);
                     return;
                 }
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            let sent = self.state.send_chunk(&mut self.sink, chunk);
-            if self.flush().is_err() {
-                return;
-            }
-            if let Err(err) = sent {
-                self.fail(err.into());
-                return;
+            match self.state.send_chunk(&mut sink, chunk) {
+                Ok(()) => {}
+                Err(rgi::SendError::BodyNotAllowed { .. }) => {
+                    // A 204 or 304 goes out without the data its body
+                    // yielded (`[RGI-BODY-18]`).
+                    self.finish();
+                    return;
+                }
+                Err(err) => {
+                    self.fail(err.into());
+                    return;
+                }
             }
         }
     }
@@ -413,29 +438,26 @@ where
     let mut worker = Worker {
         relay,
         state,
-        sink: WorkerSink::default(),
+        end: None,
     };
-    let Worker { state, sink, .. } = &mut worker;
-    let called = catch_unwind(AssertUnwindSafe(|| first(&mut state.start_response(sink))));
-    let mut body = match called {
-        Err(payload) => {
-            let _ = worker.flush();
-            worker.panicked(payload.as_ref());
-            return;
+    let mut sink = RelaySink { relay };
+    let state = &mut worker.state;
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        first(&mut state.start_response(&mut sink))
+    }));
+    match called {
+        Err(payload) => worker.panicked(payload.as_ref()),
+        Ok(Err(err)) => worker.fail(err),
+        Ok(Ok(mut body)) => {
+            if let Some(size) = body.size_hint() {
+                // A refusal (the head already went out) changes nothing.
+                worker.state.declare_length(size).ok();
+            }
+            worker.pull(&mut body);
+            drop_contained(body);
         }
-        Ok(Err(err)) => {
-            let _ = worker.flush();
-            worker.fail(err);
-            return;
-        }
-        Ok(Ok(body)) => body,
-    };
-    if worker.flush().is_ok() {
-        if let Some(size) = body.size_hint() {
-            // A refusal (the head already went out) changes nothing.
-            worker.state.declare_length(size).ok();
-        }
-        worker.pull(&mut body);
     }
-    drop_contained(body);
+    if let Some(end) = worker.end.take() {
+        relay.publish(|shared| shared.end = Some(end));
+    }
 }

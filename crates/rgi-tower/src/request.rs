@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::TRANSFER_ENCODING;
+use http::HeaderValue;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http_body::Body as HttpBody;
 use rgi::{AsyncSource, BoxError, Input, InputError};
@@ -27,9 +28,28 @@ pub(crate) struct BodyLimits {
 /// framing of the connection's) from a request whose body is not known to
 /// be empty; should a bodiless request carry one anyway,
 /// [`rgi::Environ::from_parts`] refuses it and the client gets a 400.
-pub(crate) fn remove_decoded_framing(parts: &mut Parts, body_is_empty: bool) {
-    if !body_is_empty {
-        parts.headers.remove(TRANSFER_ENCODING);
+///
+/// A body with a length also gets one plain `Content-Length` field: hyper
+/// accepts a list of equal values (`5, 5`) or repeated equal fields, which
+/// the environ must not see as a conflict.
+pub(crate) fn remove_decoded_framing(parts: &mut Parts, body_is_empty: bool, length: Option<u64>) {
+    if body_is_empty {
+        return;
+    }
+    parts.headers.remove(TRANSFER_ENCODING);
+    let Some(length) = length else {
+        return;
+    };
+    let mut fields = parts.headers.get_all(CONTENT_LENGTH).iter();
+    let plain = match (fields.next(), fields.next()) {
+        (Some(value), None) => value.as_bytes().iter().all(u8::is_ascii_digit),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !plain {
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
 }
 
@@ -68,6 +88,8 @@ impl Stall {
 /// An `http_body::Body` as the source of an [`Input`].
 pub(crate) struct RequestSource<B> {
     body: B,
+    /// The length the framing declared, if any.
+    declared: Option<u64>,
     limit: u64,
     received: u64,
     stall: Option<Stall>,
@@ -97,6 +119,7 @@ where
         Input::from_async(
             RequestSource {
                 body,
+                declared: length,
                 limit: limits.max_bytes,
                 received: 0,
                 stall,
@@ -106,9 +129,40 @@ where
     }
 }
 
-/// The typed client error behind a body error, or a malformed body.
-fn client_error(error: impl Into<BoxError>) -> InputError {
+/// Whether a body error is the connection ending before the body did
+/// (hyper reports an early EOF as an `UnexpectedEof` I/O error in the
+/// chain, or as an incomplete message).
+fn is_truncation(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    for _ in 0..16 {
+        let Some(link) = current else {
+            return false;
+        };
+        if let Some(io) = link.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::UnexpectedEof {
+                return true;
+            }
+        }
+        if let Some(hyper) = link.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() {
+                return true;
+            }
+        }
+        current = link.source();
+    }
+    false
+}
+
+/// The typed client error behind a body error: a truncated body, the
+/// error itself if it is one, else a malformed body.
+fn client_error(error: impl Into<BoxError>, declared: Option<u64>, received: u64) -> InputError {
     let error: BoxError = error.into();
+    if is_truncation(&*error) {
+        return InputError::Truncated {
+            declared: declared.unwrap_or(received),
+            received,
+        };
+    }
     match error.downcast::<InputError>() {
         Ok(typed) => *typed,
         Err(other) => match other.downcast::<io::Error>() {
@@ -145,7 +199,10 @@ where
                     return Poll::Pending;
                 }
                 Poll::Ready(None) => return Poll::Ready(Ok(Bytes::new())),
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(client_error(err).into())),
+                Poll::Ready(Some(Err(err))) => {
+                    let error = client_error(err, this.declared, this.received);
+                    return Poll::Ready(Err(error.into()));
+                }
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
                         // Trailers carry no body bytes.
@@ -185,6 +242,7 @@ where
 {
     pub(crate) fn new(body: B, limits: BodyLimits, pre_read_limit: u64) -> Self {
         let limit = limits.max_bytes.min(pre_read_limit);
+        let declared = body.size_hint().exact();
         let stall = limits.stall.and_then(|timeout| {
             Handle::try_current().ok().map(|runtime| Stall {
                 timeout,
@@ -196,6 +254,7 @@ where
         PreRead {
             source: RequestSource {
                 body,
+                declared,
                 limit,
                 received: 0,
                 stall,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
-use rgi::{BoxError, InputError, ResponseHead, ResponseSink, ResponseState};
+use rgi::{BoxError, InputError, ResponseHead, ResponseSink, ResponseState, SendError};
 
 use crate::relay::Relay;
 
@@ -152,6 +152,8 @@ pub(crate) struct Stream {
     /// A failure after the head went out: hyper aborts the response with
     /// it once the data before it was delivered.
     pub(crate) error: Option<BoxError>,
+    /// Whether hyper was given one chance to flush before the abort.
+    pub(crate) abort_deferred: bool,
 }
 
 /// What one pull of the application's body gave.
@@ -168,6 +170,7 @@ impl Stream {
             chunks: Chunks::default(),
             delivered: 0,
             error: None,
+            abort_deferred: false,
         }
     }
 
@@ -202,13 +205,21 @@ impl Stream {
             None => chunks,
         };
         match outcome {
-            Outcome::Chunk(chunk) => {
-                if let Err(err) = state.send_chunk(sink, chunk) {
-                    *error = Some(err.into());
-                    return true;
+            Outcome::Chunk(chunk) => match state.send_chunk(sink, chunk) {
+                Ok(()) => false,
+                Err(SendError::BodyNotAllowed { .. }) => {
+                    // A 204 or 304 goes out without the data its body
+                    // yielded, and the body is closed (`[RGI-BODY-18]`).
+                    if let Err(err) = state.finish(sink) {
+                        *error = Some(err.into());
+                    }
+                    true
                 }
-                false
-            }
+                Err(err) => {
+                    *error = Some(err.into());
+                    true
+                }
+            },
             Outcome::Failed(err) => {
                 *error = Some(err);
                 true
@@ -247,6 +258,7 @@ pub(crate) trait Driver: Send {
 /// `body_open` says whether the application's body is still there; `close`
 /// drops it.
 pub(crate) fn ready_frame(
+    cx: &mut Context<'_>,
     stream: &mut Stream,
     body_open: bool,
     close: impl FnOnce(),
@@ -255,9 +267,12 @@ pub(crate) fn ready_frame(
         stream.delivered += data.len() as u64;
         return Some(Poll::Ready(Some(Ok(Frame::data(data)))));
     }
-    if let Some(err) = stream.error.take() {
+    if stream.error.is_some() {
         close();
-        return Some(Poll::Ready(Some(Err(err))));
+        if defer_abort(cx, &mut stream.abort_deferred) {
+            return Some(Poll::Pending);
+        }
+        return Some(Poll::Ready(stream.error.take().map(Err)));
     }
     if !body_open || !stream.state.wants_body() {
         // At the declared length the rest cannot reach the client: stop
@@ -266,6 +281,19 @@ pub(crate) fn ready_frame(
         return Some(Poll::Ready(None));
     }
     None
+}
+
+/// Whether to hold an abort back for one poll: hyper drops the connection
+/// on a body error without flushing what it buffered, so the data sent
+/// before the failure would be lost; a `Pending` (with an immediate wake)
+/// lets it flush first.
+pub(crate) fn defer_abort(cx: &mut Context<'_>, deferred: &mut bool) -> bool {
+    if *deferred {
+        return false;
+    }
+    *deferred = true;
+    cx.waker().wake_by_ref();
+    true
 }
 
 /// Whether hyper may stop polling a driven body. With a fixed length only

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body as HttpBody, SizeHint};
 use rgi::{
     Application, Body, BoxError, ConnectionInfo, Environ, Hints, Input, InputError, InputUse,
@@ -195,7 +195,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         let body_is_empty = body.is_end_stream();
-        remove_decoded_framing(&mut parts, body_is_empty);
+        remove_decoded_framing(&mut parts, body_is_empty, body.size_hint().exact());
         let host = &self.host.inner;
         if let Some(length) = body.size_hint().exact() {
             if length > host.limits.max_bytes {
@@ -239,13 +239,13 @@ where
                 })),
             },
             Dispatch::Pool => {
-                let version = parts.version;
+                let (version, connect) = (parts.version, parts.method == Method::CONNECT);
                 let input = RequestSource::input(body, host.limits);
                 let state = ResponseState::new(&parts.method);
                 let environ =
                     match Environ::from_parts(parts, input, &host.server, &self.connection) {
                         Ok(environ) => environ,
-                        Err(err) => return ready(bad_request(&err, version)),
+                        Err(err) => return ready(bad_request(&err, connect, version)),
                     };
                 let relay = Relay::new(None, 0, Default::default(), false);
                 let app = Arc::clone(&self.app);
@@ -275,9 +275,20 @@ pub(crate) fn refused(
 }
 
 /// The answer to a request the environ cannot describe.
-pub(crate) fn bad_request(error: &rgi::EnvironError, version: Version) -> Response<ResponseBody> {
-    tracing::info!(error = %error, "request refused before the application; answering 400");
-    status_only(StatusCode::BAD_REQUEST, version, true)
+pub(crate) fn bad_request(
+    error: &rgi::EnvironError,
+    connect: bool,
+    version: Version,
+) -> Response<ResponseBody> {
+    // A CONNECT is a method this gateway does not implement, not a
+    // malformed request (`[RGI-PATH-10]`); an authority-form target with
+    // any other method is malformed (`[RGI-PROTO-6]`).
+    let status = match error {
+        rgi::EnvironError::UnsupportedTarget { .. } if connect => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    tracing::info!(error = %error, "request refused before the application; answering {status}");
+    status_only(status, version, true)
 }
 
 fn ready<A, B>(response: Response<ResponseBody>) -> SyncFuture<A, B> {
@@ -310,14 +321,14 @@ fn respond_inline<A: Application>(
     host: &HostInner,
     connection: &Arc<ConnectionInfo>,
 ) -> Response<ResponseBody> {
-    let version = parts.version;
+    let (version, connect) = (parts.version, parts.method == Method::CONNECT);
     let mut driver = Box::pin(SyncDriver::<A::Body> {
         stream: Stream::new(ResponseState::new(&parts.method)),
         body: None,
     });
     let environ = match Environ::from_parts(parts, input, &host.server, connection) {
         Ok(environ) => environ,
-        Err(err) => return bad_request(&err, version),
+        Err(err) => return bad_request(&err, connect, version),
     };
     let mut head = None;
     let SyncDriver { stream, body } = &mut *driver.as_mut();
@@ -438,12 +449,12 @@ impl<Bd: Body> SyncDriver<Bd> {
 }
 
 impl<Bd: Body> Driver for SyncDriver<Bd> {
-    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<FrameResult>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FrameResult>> {
         let this = self.get_mut();
         loop {
             let SyncDriver { stream, body } = this;
             let open = body.is_some();
-            if let Some(frame) = ready_frame(stream, open, || {
+            if let Some(frame) = ready_frame(cx, stream, open, || {
                 if let Some(closed) = body.take() {
                     drop_contained(closed);
                 }

@@ -380,3 +380,104 @@ fn a_wait_makes_progress_polled_outside_any_runtime_with_drivers() {
     let seen = ready(bare.block_on(readiness.wait(&reader, Interest::READABLE, Some(BOUND))));
     assert!(seen.is_readable());
 }
+
+#[test]
+fn a_wait_whose_runtime_shut_down_fails_typed_instead_of_panicking() {
+    let rt = runtime();
+    let (_, readiness) = service(&rt);
+    let elsewhere = runtime();
+    let (reader, _writer) = UnixStream::pair().expect("a pair");
+    let (other, _other_peer) = UnixStream::pair().expect("a pair");
+    // Registered (and timed) while the runtime runs, polled after it is gone.
+    let mut forever = readiness.wait(&reader, Interest::READABLE, None);
+    let mut timed = readiness.wait(&other, Interest::READABLE, Some(BOUND));
+    assert!(poll_once(forever.as_mut()).is_pending());
+    assert!(poll_once(timed.as_mut()).is_pending());
+    let mut timer_only = readiness.wait_any([], Some(BOUND));
+    assert!(poll_once(timer_only.as_mut()).is_pending());
+    drop(rt);
+    // tokio's timer panics when polled now; the wait reports it instead.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = elsewhere.block_on(async { timeout(BOUND, timer_only).await });
+    std::panic::set_hook(hook);
+    match outcome.expect("bounded") {
+        Err(ReadinessError::Io(_)) => {}
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    for wait in [forever, timed] {
+        match elsewhere
+            .block_on(async { timeout(BOUND, wait).await })
+            .expect("bounded")
+        {
+            Err(ReadinessError::Io(_)) => {}
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+    }
+    // And a wait first polled after the runtime is gone.
+    let wait = readiness.wait(&reader, Interest::READABLE, Some(BOUND));
+    match elsewhere
+        .block_on(async { timeout(BOUND, wait).await })
+        .expect("bounded")
+    {
+        Err(ReadinessError::Io(_)) => {}
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+#[test]
+fn wait_any_takes_64_sources() {
+    let rt = runtime();
+    let (service, readiness) = service(&rt);
+    let pairs: Vec<_> = (0..64)
+        .map(|_| UnixStream::pair().expect("a pair"))
+        .collect();
+    rt.block_on(async {
+        let sources = pairs
+            .iter()
+            .map(|(ours, _)| (Source::from(ours), Interest::READABLE));
+        let mut waiting = readiness.wait_any(sources, Some(BOUND));
+        assert!(poll_once(waiting.as_mut()).is_pending());
+        assert_eq!(service.registered(), 64);
+        (&pairs[63].1).write_all(b"x").expect("write");
+        match timeout(BOUND, waiting).await.expect("bounded") {
+            Ok(WaitAnyOutcome::Ready(found)) => {
+                let indices: Vec<usize> = found.iter().map(|(index, _)| *index).collect();
+                assert_eq!(indices, [63]);
+            }
+            other => panic!("expected source 63 ready, got {other:?}"),
+        }
+        assert_eq!(service.registered(), 0);
+    });
+}
+
+#[test]
+fn earlier_deadlines_time_out_first() {
+    let rt = runtime();
+    let (_, readiness) = service(&rt);
+    let pairs: Vec<_> = (0..3)
+        .map(|_| UnixStream::pair().expect("a pair"))
+        .collect();
+    let limits = [90, 30, 60].map(Duration::from_millis);
+    rt.block_on(async {
+        let started = Instant::now();
+        let waits = pairs.iter().zip(limits).map(|((ours, _), limit)| {
+            let wait = readiness.wait(ours, Interest::READABLE, Some(limit));
+            async move {
+                assert_eq!(wait.await.expect("no error"), WaitOutcome::TimedOut);
+                (Instant::now(), limit)
+            }
+        });
+        let all = futures_util::future::join_all(waits);
+        let mut ended = timeout(BOUND, all).await.expect("bounded");
+        for (at, limit) in &ended {
+            assert!(
+                at.duration_since(started) >= *limit,
+                "{limit:?} ended early"
+            );
+        }
+        ended.sort_by_key(|(at, _)| *at);
+        let order: Vec<Duration> = ended.iter().map(|(_, limit)| *limit).collect();
+        assert_eq!(order, [30, 60, 90].map(Duration::from_millis));
+    });
+}

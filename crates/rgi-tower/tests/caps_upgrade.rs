@@ -128,14 +128,16 @@ impl AsyncApplication for Echo {
             let stream = TokioStream(upgraded.await?);
             let mut socket = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
             while let Some(message) = socket.next().await {
-                match message? {
-                    message @ (Message::Text(_) | Message::Binary(_)) => {
-                        socket.send(message).await?;
-                    }
-                    Message::Close(_) => break,
-                    _ => {}
+                // Pings and the close are tungstenite's to answer; after the
+                // close it ends the stream, which ends this loop.
+                let message = message?;
+                if message.is_text() || message.is_binary() {
+                    socket.send(message).await?;
                 }
             }
+            // The sending side's graceful end (END_STREAM on HTTP/2); the
+            // client may have gone already, which is no failure.
+            let _ = socket.into_inner().shutdown().await;
             Ok(())
         })))
     }
@@ -169,6 +171,28 @@ struct TestHost {
     capabilities: HostCapabilities,
     server_wide: Capabilities,
     server: Arc<ServerInfo>,
+    /// How each conversation ended: `Ok` when the body ended cleanly and
+    /// sent nothing over HTTP after the accept.
+    ended: std::sync::Mutex<Vec<Result<(), String>>>,
+}
+
+impl TestHost {
+    /// Waits (bounded) for `count` conversations to end; all cleanly.
+    async fn conversations_ended_cleanly(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + BOUND;
+        loop {
+            let ended = self.ended.lock().unwrap().clone();
+            if ended.len() >= count {
+                assert_eq!(ended, vec![Ok(()); count]);
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ended so far: {ended:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// The offload the capabilities need: a thread per job is enough here.
@@ -194,6 +218,7 @@ impl TestHost {
             capabilities,
             server_wide,
             server,
+            ended: std::sync::Mutex::default(),
         })
     }
 
@@ -209,8 +234,14 @@ impl TestHost {
             .for_request(&self.server_wide, &mut request);
         let method = request.method().clone();
         let (parts, _) = request.into_parts();
-        let environ =
-            Environ::from_parts(parts, Input::empty(), &self.server, &connection).unwrap();
+        // The echo never reads the request body: an input of the declared
+        // length that this driver never fills is enough.
+        let length = parts
+            .headers
+            .get("content-length")
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        let input = Input::new(io::empty(), length);
+        let environ = Environ::from_parts(parts, input, &self.server, &connection).unwrap();
         let mut state = ResponseState::new(&method);
         let mut recorder = Recorder::default();
         let mut body = Box::pin(
@@ -218,7 +249,9 @@ impl TestHost {
                 .unwrap(),
         );
         if let Some(switch) = per_request.upgrade().and_then(UpgradeOffer::take_switch) {
-            tokio::spawn(async move {
+            let upgraded = self.capabilities.upgraded();
+            let host = Arc::clone(&self);
+            let tracked = upgraded.track(async move {
                 let mut state = state;
                 let mut recorder = recorder;
                 let ended = std::future::poll_fn(|cx| {
@@ -226,10 +259,23 @@ impl TestHost {
                         .poll_step(cx, &mut state.start_response(&mut recorder))
                 })
                 .await;
-                assert!(ended.is_none(), "the conversation failed: {ended:?}");
-                assert!(recorder.head.is_none() && recorder.data.is_empty());
+                let outcome = match ended {
+                    _ if recorder.head.is_some() || !recorder.data.is_empty() => {
+                        Err("HTTP output after the accept".to_owned())
+                    }
+                    None => Ok(()),
+                    Some(Err(err)) => Err(err.to_string()),
+                    Some(Ok(_)) => Err("a step after the accept".to_owned()),
+                };
+                host.ended.lock().unwrap().push(outcome);
                 per_request.complete();
             });
+            if tracked.is_err() {
+                // Shutting down: the conversation was dropped unstarted.
+                let mut refused = Response::new(Full::default());
+                *refused.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(refused);
+            }
             return Ok(switch.map(|()| Full::default()));
         }
         if let Some(offer) = per_request.upgrade() {
@@ -257,7 +303,12 @@ impl TestHost {
 /// Serves HTTP/1.1 (with upgrades) and HTTP/2 (prior knowledge, with
 /// extended CONNECT) on 127.0.0.1; the protocol is chosen per listener.
 async fn serve(http2: bool) -> SocketAddr {
+    serve_host(http2).await.0
+}
+
+async fn serve_host(http2: bool) -> (SocketAddr, Arc<TestHost>) {
     let host = TestHost::new();
+    let served = Arc::clone(&host);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -283,7 +334,7 @@ async fn serve(http2: bool) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, served)
 }
 
 /// Sends text and binary messages and checks the echoes, then closes.
@@ -306,12 +357,21 @@ where
             .unwrap();
         assert_eq!(echoed, message);
     }
-    socket.close(None).await.unwrap();
+    // The close handshake. On HTTP/2 the server may end (and reset) the
+    // stream while this side still flushes its close frame: a failed flush
+    // then means the server got the close and ended, which is the point.
+    if socket.send(Message::Close(None)).await.is_ok() {
+        let rest = tokio::time::timeout(BOUND, socket.next()).await.unwrap();
+        assert!(
+            !matches!(rest, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+            "after the close: {rest:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_gets_its_text_and_binary_messages_back_over_http1() {
-    let addr = serve(false).await;
+    let (addr, host) = serve_host(false).await;
     let stream = TcpStream::connect(addr).await.unwrap();
     let url = format!("ws://{addr}/echo");
     let (socket, response) =
@@ -322,17 +382,36 @@ async fn a_websocket_client_gets_its_text_and_binary_messages_back_over_http1() 
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert_eq!(response.headers()["upgrade"], "websocket");
     tokio::time::timeout(BOUND, converse(socket)).await.unwrap();
+    host.conversations_ended_cleanly(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_101_names_one_protocol_and_bytes_sent_early_reach_the_stream() {
+    early_bytes_reach_the_stream("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_request_body_never_reaches_the_stream() {
+    early_bytes_reach_the_stream("content-length: 6\r\n").await;
+}
+
+/// Sends the handshake (with `extra` fields, and if they announce one a
+/// body that is itself an empty WebSocket frame,
+/// they announce one), then at once a WebSocket frame; the echo must be
+/// of that frame, never of the body (`[RGIA-UPGRADE-4]`).
+async fn early_bytes_reach_the_stream(extra: &str) {
     let addr = serve(false).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     // The handshake and a masked text frame "hi" in one write: the frame
     // arrives with the request, in hyper's read buffer (`[RGIA-UPGRADE-4]`).
     let mut bytes = b"GET /echo HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: keep-alive, Upgrade\r\n\
-upgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+upgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         .to_vec();
+    bytes.extend_from_slice(extra.as_bytes());
+    bytes.extend_from_slice(b"\r\n");
+    if !extra.is_empty() {
+        bytes.extend_from_slice(b"\x81\x80body");
+    }
     let mask = [1_u8, 2, 3, 4];
     bytes.extend_from_slice(&[0x81, 0x82]);
     bytes.extend_from_slice(&mask);
@@ -410,7 +489,7 @@ async fn a_request_without_an_upgrade_gets_no_capability() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_over_http2_extended_connect() {
-    let addr = serve(true).await;
+    let (addr, host) = serve_host(true).await;
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -440,6 +519,46 @@ async fn a_websocket_over_http2_extended_connect() {
         .unwrap();
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
     tokio::time::timeout(BOUND, converse(socket)).await.unwrap();
+    host.conversations_ended_cleanly(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_upgraded_connections_after_the_grace_period() {
+    let (addr, host) = serve_host(false).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/echo");
+    let (mut socket, _) = tokio::time::timeout(BOUND, tokio_tungstenite::client_async(url, stream))
+        .await
+        .unwrap()
+        .unwrap();
+    socket.send(Message::text("still here")).await.unwrap();
+    let echoed = tokio::time::timeout(BOUND, socket.next()).await.unwrap();
+    assert_eq!(echoed.unwrap().unwrap(), Message::text("still here"));
+    let upgraded = host.capabilities.upgraded();
+    assert_eq!(upgraded.live(), 1);
+
+    // The connection outlives hyper's part: only the tracker ends it.
+    let drained = tokio::time::timeout(BOUND, host.capabilities.drain(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    assert_eq!(drained.upgraded_cut, 1);
+    assert_eq!(drained.after_response.map(|report| report.dropped), Some(0));
+    assert_eq!(upgraded.live(), 0);
+    let end = tokio::time::timeout(BOUND, socket.next()).await.unwrap();
+    assert!(
+        !matches!(end, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "the connection goes on: {end:?}"
+    );
+
+    // No new conversation starts during shutdown.
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let refused = tokio::time::timeout(
+        BOUND,
+        tokio_tungstenite::client_async(format!("ws://{addr}/echo"), stream),
+    )
+    .await
+    .unwrap();
+    assert!(refused.is_err(), "upgraded during shutdown");
 }
 
 // ---------------------------------------------------------------------

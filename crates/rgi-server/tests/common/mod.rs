@@ -40,7 +40,15 @@ pub fn run<F: Future>(future: F) -> F::Output {
 pub enum TestBody {
     Whole(Option<Bytes>),
     Chunks(VecDeque<Bytes>),
+    /// `left` chunks of 64 KiB, each made only when hyper asks for it;
+    /// every chunk made is counted in `PRODUCED`.
+    Lazy {
+        left: usize,
+    },
 }
+
+/// Bytes the lazy bodies have produced (pulled by hyper) so far.
+pub static PRODUCED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl TestBody {
     pub fn text(text: impl Into<Bytes>) -> Self {
@@ -59,6 +67,15 @@ impl Body for TestBody {
         let next = match self.get_mut() {
             Self::Whole(bytes) => bytes.take(),
             Self::Chunks(chunks) => chunks.pop_front(),
+            Self::Lazy { left } => {
+                if *left == 0 {
+                    None
+                } else {
+                    *left -= 1;
+                    PRODUCED.fetch_add(65_536, std::sync::atomic::Ordering::Relaxed);
+                    Some(Bytes::from(vec![b'x'; 65_536]))
+                }
+            }
         };
         Poll::Ready(next.map(|bytes| Ok(Frame::data(bytes))))
     }
@@ -67,6 +84,7 @@ impl Body for TestBody {
         match self {
             Self::Whole(bytes) => bytes.is_none(),
             Self::Chunks(chunks) => chunks.is_empty(),
+            Self::Lazy { left } => *left == 0,
         }
     }
 
@@ -74,7 +92,7 @@ impl Body for TestBody {
         match self {
             Self::Whole(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Self::Whole(None) => SizeHint::with_exact(0),
-            Self::Chunks(_) => SizeHint::default(),
+            Self::Chunks(_) | Self::Lazy { .. } => SizeHint::default(),
         }
     }
 }
@@ -85,6 +103,7 @@ impl Body for TestBody {
 /// - `/info`: what the connection information says;
 /// - `/sleep/<ms>`: `slept` after that many milliseconds;
 /// - `/version`: the request's HTTP version;
+/// - `/lazy/<n>`: n chunks of 64 KiB, made as hyper pulls them;
 /// - `/upgrade`: `101`, then an echo over the upgraded connection.
 #[derive(Debug, Clone)]
 pub struct TestService {
@@ -166,6 +185,9 @@ impl tower_service::Service<Request<Incoming>> for TestService {
                         tls.map_or(0, |t| t.peer_certificates().len()),
                     ))
                 }
+                lazy if lazy.starts_with("/lazy/") => TestBody::Lazy {
+                    left: lazy["/lazy/".len()..].parse().unwrap_or(0),
+                },
                 "/version" => TestBody::text(format!("{:?}", request.version())),
                 sleep if sleep.starts_with("/sleep/") => {
                     let ms: u64 = sleep["/sleep/".len()..].parse().unwrap_or(0);

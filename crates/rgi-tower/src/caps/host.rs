@@ -3,16 +3,18 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::Request;
 use rgi_async::{Capabilities, CapabilitiesBuilder, Offload, Readiness};
 
-use super::after::{AfterConfig, AfterResponseTasks, RequestTasks};
+use super::after::{AfterConfig, AfterResponseTasks, DrainReport, RequestTasks};
 #[cfg(unix)]
 use super::readiness::{DEFAULT_MAX_WAITS, TokioReadiness};
 use super::runtime::{ContextError, TokioContext};
 use super::shutdown::Shutdown;
 use super::upgrade::UpgradeOffer;
+use super::upgraded::UpgradedConnections;
 
 /// Everything a host on tokio backs besides offload, built once per host:
 /// the runtime declaration, the readiness service, the after-response
@@ -77,6 +79,7 @@ struct Inner {
     #[cfg(unix)]
     readiness: Option<TokioReadiness>,
     after: Option<AfterResponseTasks>,
+    upgraded: UpgradedConnections,
     shutdown: Shutdown,
 }
 
@@ -181,11 +184,53 @@ impl HostCapabilities {
         self.inner.after.as_ref()
     }
 
+    /// The conversations of upgraded connections, which the host runs
+    /// through [`UpgradedConnections::track`] so that shutdown reaches
+    /// them.
+    #[must_use]
+    pub fn upgraded(&self) -> &UpgradedConnections {
+        &self.inner.upgraded
+    }
+
     /// The signal the host triggers when its graceful shutdown begins.
     #[must_use]
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
     }
+
+    /// The end of the host's grace period: triggers the shutdown signal if
+    /// the host has not yet, then, within `grace`, waits for running
+    /// after-response tasks and upgraded conversations, dropping queued
+    /// tasks unrun and, at the end, the conversations still going
+    /// (`[RGIA-AFTER-5]`, `[RGIA-TASK-4]`). Each loss is logged.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops the waiting only.
+    pub async fn drain(&self, grace: Duration) -> Drained {
+        self.inner.shutdown.trigger();
+        let tasks = async {
+            match &self.inner.after {
+                Some(after) => Some(after.drain(grace).await),
+                None => None,
+            }
+        };
+        let (after_response, upgraded_cut) = tokio::join!(tasks, self.inner.upgraded.drain(grace));
+        Drained {
+            after_response,
+            upgraded_cut,
+        }
+    }
+}
+
+/// What [`HostCapabilities::drain`] found at the end of the grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Drained {
+    /// The after-response tasks' report, if the host runs them.
+    pub after_response: Option<DrainReport>,
+    /// Upgraded connections closed because they outlived the grace period.
+    pub upgraded_cut: usize,
 }
 
 impl fmt::Debug for HostCapabilities {
@@ -196,6 +241,7 @@ impl fmt::Debug for HostCapabilities {
         debug.field("readiness", &self.inner.readiness);
         debug
             .field("after_response", &self.inner.after)
+            .field("upgraded", &self.inner.upgraded)
             .field("shutdown", &self.inner.shutdown)
             .finish()
     }
@@ -235,6 +281,10 @@ impl HostCapabilitiesBuilder {
                     TokioReadiness::with_context(self.context.clone()).with_max_waits(limit)
                 }),
                 after,
+                upgraded: UpgradedConnections::new(
+                    self.context.handle().clone(),
+                    self.shutdown.clone(),
+                ),
                 shutdown: self.shutdown,
                 context: self.context,
             }),

@@ -10,7 +10,7 @@
 //! | runtime context | the tokio runtime the host serves on | [`TOKIO`], [`TokioContext`], [`ContextError`] |
 //! | readiness waits | tokio's reactor (`AsyncFd`) and timer | [`TokioReadiness`], [`DEFAULT_MAX_WAITS`] |
 //! | after-response tasks | tokio's blocking threads, a bounded queue | [`AfterResponseTasks`], [`RequestTasks`], [`AfterConfig`], [`AfterStats`], [`DrainReport`] |
-//! | connection upgrade | hyper's `OnUpgrade` (HTTP/1.1 `101`, HTTP/2 extended CONNECT) | [`UpgradeOffer`] |
+//! | connection upgrade | hyper's `OnUpgrade` (HTTP/1.1 `101`, HTTP/2 extended CONNECT) | [`UpgradeOffer`], [`UpgradedConnections`], [`ShuttingDown`] |
 //! | graceful shutdown, as the capabilities hear it | a `tokio::sync::watch` | [`Shutdown`] |
 //!
 //! Each is declared only where it works (`[RGIA-CAP-5]`): a host that
@@ -23,11 +23,13 @@ mod readiness;
 mod runtime;
 mod shutdown;
 mod upgrade;
+mod upgraded;
 
 pub use after::{AfterConfig, AfterResponseTasks, AfterStats, DrainReport, RequestTasks};
-pub use host::{ForRequest, HostCapabilities, HostCapabilitiesBuilder};
+pub use host::{Drained, ForRequest, HostCapabilities, HostCapabilitiesBuilder};
 #[cfg(unix)]
 pub use readiness::{DEFAULT_MAX_WAITS, TokioReadiness};
 pub use runtime::{ContextError, TOKIO, TokioContext};
 pub use shutdown::Shutdown;
 pub use upgrade::UpgradeOffer;
+pub use upgraded::{ShuttingDown, UpgradedConnections};

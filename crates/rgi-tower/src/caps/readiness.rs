@@ -20,9 +20,11 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rgi_async::{
@@ -49,6 +51,11 @@ pub const DEFAULT_MAX_WAITS: usize = 65_536;
 /// `TimedOut` no sooner than `d` after its first poll, and normally within
 /// a few milliseconds after (`[RGIA-READY-8]`); waits with earlier
 /// deadlines time out first.
+///
+/// Back it with the runtime that serves the requests: its reactor and
+/// timer must be driven while waits are parked, which a multi-thread
+/// runtime does from any idle worker (a current-thread runtime only while
+/// its one thread runs it).
 ///
 /// The futures it returns need no runtime context of their own
 /// (`[RGIA-CAP-9]`): the registration and the timer are made with this
@@ -117,7 +124,8 @@ impl TokioReadiness {
     /// wait beyond it resolves to [`ReadinessError::TooManyWaits`].
     ///
     /// Call it before handing the service out: waits already made keep
-    /// counting against the limit they were made with.
+    /// counting against the limit they were made with. A wait future that
+    /// is leaked (never dropped) keeps its place for good.
     #[must_use]
     pub fn with_max_waits(self, limit: usize) -> Self {
         TokioReadiness {
@@ -192,18 +200,18 @@ async fn wait_one(
     let registration = shared.register(fd, interest)?;
     let readiness = registration.ready(tokio_interest(interest));
     let mut readiness = std::pin::pin!(readiness);
-    let mut timer = timeout.map(|timeout| Box::pin(shared.sleep(timeout)));
+    let mut timer = std::pin::pin!(timeout.map(|timeout| shared.sleep(timeout)));
     poll_fn(|cx| {
         if let Poll::Ready(seen) = readiness.as_mut().poll(cx) {
             let seen = seen?.ready();
             return Poll::Ready(Ok(WaitOutcome::Ready(ready_of(seen, interest))));
         }
-        match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Ok(match poll_now(&[(fd, interest)])?.pop() {
+        match poll_timer(timer.as_mut().as_pin_mut(), cx)? {
+            Poll::Ready(()) => Poll::Ready(Ok(match poll_now(&[(fd, interest)])?.pop() {
                 Some((_, ready)) => WaitOutcome::Ready(ready),
                 None => WaitOutcome::TimedOut,
             })),
-            _ => Poll::Pending,
+            Poll::Pending => Poll::Pending,
         }
     })
     .await
@@ -254,7 +262,7 @@ async fn wait_many(
             Box::pin(registration.ready(tokio_interest(*interest)))
         })
         .collect();
-    let mut timer = timeout.map(|timeout| Box::pin(shared.sleep(timeout)));
+    let mut timer = std::pin::pin!(timeout.map(|timeout| shared.sleep(timeout)));
     poll_fn(|cx| {
         let mut found = Vec::new();
         // Every source is polled, not only up to the first ready one, so
@@ -268,12 +276,31 @@ async fn wait_many(
         if !found.is_empty() {
             return Poll::Ready(Ok(WaitAnyOutcome::Ready(found)));
         }
-        match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(answer_now(&fds)),
-            _ => Poll::Pending,
+        match poll_timer(timer.as_mut().as_pin_mut(), cx)? {
+            Poll::Ready(()) => Poll::Ready(answer_now(&fds)),
+            Poll::Pending => Poll::Pending,
         }
     })
     .await
+}
+
+/// Polls a wait's timer, if it has one (`None`: never fires).
+///
+/// tokio's timer panics when polled after its runtime shut down, which
+/// can happen to a wait polled from elsewhere; a wait never panics
+/// (`[RGIA-READY-18]`), so that becomes an error.
+fn poll_timer(
+    timer: Option<Pin<&mut Sleep>>,
+    cx: &mut Context<'_>,
+) -> Result<Poll<()>, ReadinessError> {
+    let Some(timer) = timer else {
+        return Ok(Poll::Pending);
+    };
+    panic::catch_unwind(AssertUnwindSafe(|| timer.poll(cx))).map_err(|_| {
+        ReadinessError::Io(io::Error::other(
+            "the runtime's timer is gone (the runtime shut down)",
+        ))
+    })
 }
 
 /// The first descriptor `sources` lists twice, if any.

@@ -212,3 +212,118 @@ impl Drop for DropToken {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+/// An asynchronous body made of a closure called on every poll.
+pub struct StepBody<F>(pub F);
+
+impl<F> rgi_async::AsyncBody for StepBody<F>
+where
+    F: FnMut(
+            &mut std::task::Context<'_>,
+            &mut rgi::StartResponse<'_>,
+        ) -> std::task::Poll<Option<Result<rgi_async::Step, rgi::BoxError>>>
+        + Send
+        + Unpin,
+{
+    fn poll_step(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        start: &mut rgi::StartResponse<'_>,
+    ) -> std::task::Poll<Option<Result<rgi_async::Step, rgi::BoxError>>> {
+        (self.get_mut().0)(cx, start)
+    }
+}
+
+/// A body (both kinds) that yields its chunks in order, then ends; drops
+/// are counted when it holds a token.
+pub struct ChunksBody {
+    pub chunks: std::collections::VecDeque<Bytes>,
+    pub token: Option<DropToken>,
+}
+
+/// A body yielding `chunks` in order, then the end.
+pub fn chunks_body(chunks: Vec<&'static str>) -> ChunksBody {
+    ChunksBody {
+        chunks: chunks.into_iter().map(Bytes::from_static_str).collect(),
+        token: None,
+    }
+}
+
+trait FromStaticStr {
+    fn from_static_str(text: &'static str) -> Self;
+}
+
+impl FromStaticStr for Bytes {
+    fn from_static_str(text: &'static str) -> Self {
+        Bytes::from_static(text.as_bytes())
+    }
+}
+
+impl ChunksBody {
+    pub fn counted(mut self, counter: &DropCounter) -> Self {
+        self.token = Some(counter.token());
+        self
+    }
+}
+
+impl rgi::Body for ChunksBody {
+    fn next_chunk(
+        &mut self,
+        _start: &mut rgi::StartResponse<'_>,
+    ) -> Option<Result<Bytes, rgi::BoxError>> {
+        self.chunks.pop_front().map(Ok)
+    }
+}
+
+impl rgi_async::AsyncBody for ChunksBody {
+    fn poll_step(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _start: &mut rgi::StartResponse<'_>,
+    ) -> std::task::Poll<Option<Result<rgi_async::Step, rgi::BoxError>>> {
+        std::task::Poll::Ready(
+            self.get_mut()
+                .chunks
+                .pop_front()
+                .map(|c| Ok(rgi_async::Step::Chunk(c))),
+        )
+    }
+}
+
+/// Sends raw bytes on a fresh connection and returns everything the server
+/// sends back until it closes or `quiet` passes without a byte.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], quiet: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        match tokio::time::timeout(quiet, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(count)) => received.extend_from_slice(&buffer[..count]),
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Reads from `stream` until `needle` arrived (bounded by [`LIMIT`]).
+pub async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !String::from_utf8_lossy(&received).contains(needle) {
+        let count = tokio::time::timeout_at(deadline, stream.read(&mut buffer))
+            .await
+            .expect("timed out waiting for the server")
+            .unwrap();
+        assert!(
+            count > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..count]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
