@@ -37,7 +37,10 @@ fn runtime() -> &'static Runtime {
 async fn application(request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (mut parts, body) = request.into_parts();
     if let Err(rejection) = check_request(&parts, &RequestRules::new()) {
-        assert!(!rejection.closes_connection(), "HTTP/2 refusals end the stream only");
+        assert!(
+            !rejection.closes_connection(),
+            "HTTP/2 refusals end the stream only"
+        );
         return rejection.response(Full::new(Bytes::new()));
     }
     present_host(&mut parts);

@@ -87,10 +87,14 @@ fuzz_target!(|data: &[u8]| {
         match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(read) => output.extend_from_slice(&buffer[..read]),
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
-                || error.kind() == std::io::ErrorKind::TimedOut =>
+            Err(error)
+                if error.kind() == std::io::ErrorKind::WouldBlock
+                    || error.kind() == std::io::ErrorKind::TimedOut =>
             {
-                panic!("the server kept the connection open for {:?}", started.elapsed());
+                panic!(
+                    "the server kept the connection open for {:?}",
+                    started.elapsed()
+                );
             }
             // A reset after a refusal: whatever came before it counts.
             Err(_) => break,
