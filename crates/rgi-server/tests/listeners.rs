@@ -1,0 +1,98 @@
+//! Listeners beyond a bound address: several at once, inherited TCP and Unix
+//! listeners, and connections from a trusted proxy that begin with a PROXY
+//! protocol header.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use rgi_server::proxy_protocol::TrustedProxies;
+use rgi_server::{ListenAddr, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const INFO: &[u8] = b"GET /info HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n";
+
+#[test]
+fn several_listeners_and_inherited_ones_serve_alike() {
+    let inherited = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let inherited_address = inherited.local_addr().unwrap();
+    let directory =
+        std::env::temp_dir().join(format!("rgi-server-listeners-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("inherited.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = Server::builder()
+        .bind(([127, 0, 0, 1], 0))
+        .bind(([127, 0, 0, 1], 0))
+        .listener(inherited, None)
+        .unix_listener(unix)
+        .workers(1)
+        .serve(factory())
+        .expect("serve");
+    let addresses = server.local_addrs().to_vec();
+    assert_eq!(addresses.len(), 4);
+    assert_eq!(addresses[2], ListenAddr::Tcp(inherited_address));
+    assert_eq!(addresses[3], ListenAddr::Unix(path.clone()));
+    for address in &addresses[..3] {
+        let ListenAddr::Tcp(address) = address else {
+            panic!("{address:?}")
+        };
+        let received = run(raw_exchange(*address, INFO));
+        let text = String::from_utf8_lossy(&received);
+        assert!(text.contains(&format!("local={address}")), "{text}");
+    }
+    let received = run(async {
+        let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        stream.write_all(INFO).await.unwrap();
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received).await;
+        received
+    });
+    assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200 OK"));
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[test]
+fn a_trusted_proxy_declares_the_client_address() {
+    let server =
+        start(Server::builder().trusted_proxies(TrustedProxies::parse(["127.0.0.1/32"]).unwrap()));
+    let address = addr(&server);
+    // v1 header, then the request.
+    let mut bytes = b"PROXY TCP4 192.0.2.7 198.51.100.2 51000 443\r\n".to_vec();
+    bytes.extend_from_slice(INFO);
+    let received = run(raw_exchange(address, &bytes));
+    let text = String::from_utf8_lossy(&received);
+    assert!(
+        text.contains("peer=192.0.2.7:51000 (via 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("local=198.51.100.2:443 (via "), "{text}");
+
+    // A trusted peer that sends no header is not served.
+    let received = run(raw_exchange(address, INFO));
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[test]
+fn an_untrusted_peer_is_served_without_a_header() {
+    let server =
+        start(Server::builder().trusted_proxies(TrustedProxies::parse(["10.0.0.0/8"]).unwrap()));
+    let address = addr(&server);
+    let received = run(raw_exchange(address, INFO));
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.contains("peer=127.0.0.1:"), "{text}");
+    assert!(!text.contains("via"), "{text}");
+    // Its PROXY header is not believed: it is no request either.
+    let mut bytes = b"PROXY TCP4 192.0.2.7 198.51.100.2 51000 443\r\n".to_vec();
+    bytes.extend_from_slice(INFO);
+    let received = run(raw_exchange(address, &bytes));
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(!text.contains("192.0.2.7"), "{text}");
+}
