@@ -18,7 +18,7 @@ use crate::proxy_protocol::TrustedProxies;
 use crate::state::{Phase, Shared, Stats};
 use crate::strict::RequestRules;
 use crate::tls::{TlsConfig, TlsError};
-use rgi_tower::caps::{HostCapabilities, TokioContext};
+use rgi_tower::caps::{HostCapabilities, Shutdown, TokioContext};
 use rgi_tower::{AsyncService, Host, Pool, PoolConfig, PoolStats, SyncService};
 
 /// Why a server could not start.
@@ -110,6 +110,7 @@ pub struct Builder {
     pool: PoolConfig,
     server_info: Option<rgi::ServerInfo>,
     trusted_proxies: Option<TrustedProxies>,
+    shutdown_signal: Option<Shutdown>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -140,6 +141,7 @@ impl Default for Builder {
             pool: PoolConfig::default(),
             server_info: None,
             trusted_proxies: None,
+            shutdown_signal: None,
         }
     }
 }
@@ -265,6 +267,17 @@ impl Builder {
         self
     }
 
+    /// The signal an asynchronous application's parked work (long-polls,
+    /// after-response tasks) hears when a graceful shutdown begins, so that
+    /// it can end within the grace period. Give the application a clone;
+    /// the server triggers it as it stops accepting. Without one the server
+    /// makes its own, which only the capabilities hear.
+    #[must_use]
+    pub fn shutdown_signal(mut self, signal: Shutdown) -> Self {
+        self.shutdown_signal = Some(signal);
+        self
+    }
+
     /// Serves an already bound Unix domain listener (one inherited through
     /// systemd socket activation, say: see [`crate::listen_fds`]). The
     /// socket file is removed at shutdown.
@@ -365,7 +378,11 @@ impl Builder {
             .max_body(self.limits.max_body_bytes)
             .body_timeout(Some(self.limits.body_stall_timeout));
         let capabilities = if capabilities {
-            let capabilities = HostCapabilities::builder(TokioContext::current()?).build();
+            let mut capabilities = HostCapabilities::builder(TokioContext::current()?);
+            if let Some(signal) = &self.shutdown_signal {
+                capabilities = capabilities.shutdown(signal.clone());
+            }
+            let capabilities = capabilities.build();
             host = host.tokio_capabilities(capabilities.clone());
             Some(capabilities)
         } else {
