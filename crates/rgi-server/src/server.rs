@@ -73,28 +73,26 @@ enum ListenerSpec {
 /// # Examples
 ///
 /// ```no_run
-/// use std::convert::Infallible;
 /// use std::time::Duration;
-/// use rgi_server::{Limits, Server};
-/// # fn factory() -> impl rgi_server::ServiceFactory { |_info| unimplemented_service() }
-/// # fn unimplemented_service() -> tower_util_free::S { tower_util_free::S }
-/// # mod tower_util_free {
-/// #   #[derive(Clone)] pub struct S;
-/// #   impl tower_service::Service<http::Request<hyper::body::Incoming>> for S {
-/// #     type Response = http::Response<http_body_util::Empty<bytes::Bytes>>;
-/// #     type Error = std::convert::Infallible;
-/// #     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-/// #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> { std::task::Poll::Ready(Ok(())) }
-/// #     fn call(&mut self, _: http::Request<hyper::body::Incoming>) -> Self::Future { std::future::ready(Ok(http::Response::new(http_body_util::Empty::new()))) }
-/// #   }
-/// # }
+/// use http::StatusCode;
+/// use rgi::{Environ, ResponseHead};
+/// use rgi_server::{Http2Settings, Limits, Server};
+///
 /// # fn main() -> Result<(), rgi_server::ServeError> {
+/// let app = rgi::from_fn(|_environ: Environ, start| {
+///     start.start(ResponseHead::new(StatusCode::OK))?;
+///     Ok(rgi::from_iter(["hello\n"]))
+/// });
 /// let server = Server::builder()
-///     .bind(([127, 0, 0, 1], 8080))
-///     .workers(2)
+///     .bind(([0, 0, 0, 0], 8080))
+///     .bind_unix("/run/app/http.sock")
+///     .workers(4)
+///     .pool(rgi_server::PoolConfig { threads: 32, queue: 128, per_connection: 16 })
 ///     .limits(Limits::default().keep_alive_idle(Duration::from_secs(30)))
+///     .http2(Http2Settings::default().max_concurrent_streams(200))
 ///     .handle_signals(true)
-///     .serve(factory())?;
+///     .serve_sync(app)?;
+/// println!("{:?}", server.local_addrs());
 /// server.wait();
 /// # Ok(()) }
 /// ```
