@@ -22,7 +22,9 @@ use crate::caps::ForRequest;
 use crate::host::Host;
 use crate::pool::{ConnectionPool, PoolError};
 use crate::relay::{Relay, RelayHead, run_on_worker};
-use crate::request::{RequestSource, remove_decoded_framing};
+use crate::request::{
+    RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing,
+};
 use crate::response::{
     Driver, FrameResult, HeadSink, Outcome, ResponseBody, ResponseError, SentHead, Stream,
     end_of_stream, ready_frame, status_only, stream_hint,
@@ -196,6 +198,10 @@ where
         });
         let (mut parts, body) = request.into_parts();
         remove_decoded_framing(&mut parts, body.is_end_stream(), body.size_hint().exact());
+        mark_extended_connect(&mut parts);
+        if normalize_authority(&mut parts).is_err() {
+            return AsyncFuture::ready(status_only(StatusCode::BAD_REQUEST, parts.version, true));
+        }
         let (version, connect) = (parts.version, parts.method == Method::CONNECT);
         let limits = self.shared.host.inner.limits;
         if body

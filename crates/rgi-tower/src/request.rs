@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
 use http_body::Body as HttpBody;
 use rgi::{AsyncSource, BoxError, Input, InputError};
@@ -52,6 +52,68 @@ pub(crate) fn remove_decoded_framing(parts: &mut Parts, body_is_empty: bool, len
             .insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
 }
+
+/// Describes an HTTP/2 extended CONNECT (RFC 8441) to the environ: hyper
+/// marks one with `hyper::ext::Protocol`, RGI with
+/// [`rgi::ConnectProtocol`] (`[RGI-H2-11]`); without it the environ refuses
+/// the CONNECT like a tunnel. Costs other methods one comparison.
+#[inline]
+pub(crate) fn mark_extended_connect(parts: &mut Parts) {
+    if parts.method != http::Method::CONNECT {
+        return;
+    }
+    let protocol = parts
+        .extensions
+        .get::<hyper::ext::Protocol>()
+        .map(|protocol| rgi::ConnectProtocol::new(protocol.as_str()));
+    if let Some(protocol) = protocol {
+        parts.extensions.insert(protocol);
+    }
+}
+
+/// The request's authority made the environ's `host` entry, as the spec
+/// maps the target forms: an HTTP/1 absolute-form target's authority
+/// replaces any Host field received (`[RGI-PATH-9]`); an HTTP/2 request's
+/// `:authority` becomes `host` when no Host field came, and its target is
+/// the `:path` as received (`[RGI-H2-1]`, `[RGI-H2-2]`). An origin-form
+/// HTTP/1 request costs one check.
+///
+/// # Errors
+///
+/// [`AuthorityMismatch`] for an HTTP/2 request whose Host field names
+/// another authority than `:authority` (answered `400`).
+#[inline]
+pub(crate) fn normalize_authority(parts: &mut Parts) -> Result<(), AuthorityMismatch> {
+    let Some(authority) = parts.uri.authority() else {
+        return Ok(());
+    };
+    if parts.method == http::Method::CONNECT && parts.version <= http::Version::HTTP_11 {
+        // An authority-form CONNECT: the environ refuses it as a tunnel.
+        return Ok(());
+    }
+    let Ok(value) = HeaderValue::from_str(authority.as_str()) else {
+        return Err(AuthorityMismatch);
+    };
+    if parts.version <= http::Version::HTTP_11 {
+        parts.headers.insert(HOST, value);
+        return Ok(());
+    }
+    match parts.headers.get(HOST) {
+        None => {
+            parts.headers.insert(HOST, value);
+        }
+        Some(host) if host.as_bytes().eq_ignore_ascii_case(value.as_bytes()) => {}
+        Some(_) => return Err(AuthorityMismatch),
+    }
+    if let Some(path) = parts.uri.path_and_query().cloned() {
+        parts.uri = http::Uri::from(path);
+    }
+    Ok(())
+}
+
+/// An HTTP/2 request whose Host field disagrees with its `:authority`.
+#[derive(Debug)]
+pub(crate) struct AuthorityMismatch;
 
 /// The stalled-body timer, armed while the application waits for bytes.
 struct Stall {

@@ -85,12 +85,14 @@ pub(crate) struct Chunks {
 }
 
 impl Chunks {
+    #[inline]
     pub(crate) fn take_data(&mut self) -> Option<Bytes> {
         let data = self.next.take()?;
         self.next = self.more.pop_front();
         Some(data)
     }
 
+    #[inline]
     pub(crate) fn has_data(&self) -> bool {
         self.next.is_some()
     }
@@ -164,6 +166,7 @@ pub(crate) enum Outcome {
 }
 
 impl Stream {
+    #[inline]
     pub(crate) fn new(state: ResponseState) -> Self {
         Stream {
             state,
@@ -177,6 +180,7 @@ impl Stream {
     /// The exact number of body bytes hyper has still to send, when the
     /// sent head fixed the length: the only size hyper may frame by
     /// (`[RGI-CL-11]`).
+    #[inline]
     pub(crate) fn exact_remaining(&self) -> Option<u64> {
         let declared = self.state.content_length()?;
         Some(declared.saturating_sub(self.delivered))
@@ -185,6 +189,7 @@ impl Stream {
     /// Applies one outcome to the state; a head it sends goes to `head`
     /// (`None` once hyper has the response). Returns whether the
     /// application's body is done with (ended or failed).
+    #[inline]
     pub(crate) fn deliver(
         &mut self,
         head: Option<&mut Option<SentHead>>,
@@ -235,11 +240,13 @@ impl Stream {
 
     /// Records a failure of the application: kept as the response's error
     /// (before the head it decides the status, after it aborts).
+    #[inline]
     pub(crate) fn fail(&mut self, error: BoxError) {
         self.error = Some(error);
     }
 
     /// Whether pulling must go on before hyper can have the response.
+    #[inline]
     pub(crate) fn before_head(&self) -> bool {
         !self.state.is_head_sent() && self.error.is_none()
     }
@@ -257,6 +264,7 @@ pub(crate) trait Driver: Send {
 /// the end when the body is closed or can no longer reach the client.
 /// `body_open` says whether the application's body is still there; `close`
 /// drops it.
+#[inline]
 pub(crate) fn ready_frame(
     cx: &mut Context<'_>,
     stream: &mut Stream,
@@ -287,6 +295,7 @@ pub(crate) fn ready_frame(
 /// on a body error without flushing what it buffered, so the data sent
 /// before the failure would be lost; a `Pending` (with an immediate wake)
 /// lets it flush first.
+#[inline]
 pub(crate) fn defer_abort(cx: &mut Context<'_>, deferred: &mut bool) -> bool {
     if *deferred {
         return false;
@@ -300,6 +309,7 @@ pub(crate) fn defer_abort(cx: &mut Context<'_>, deferred: &mut bool) -> bool {
 /// once all of it was delivered: hyper writes no Content-Length for a body
 /// that is over before it starts, and a HEAD answer must still carry the
 /// GET's length (nothing is delivered for HEAD; polling it ends it).
+#[inline]
 pub(crate) fn end_of_stream(stream: &Stream, body_open: bool) -> bool {
     !stream.chunks.has_data()
         && stream.error.is_none()
@@ -309,6 +319,7 @@ pub(crate) fn end_of_stream(stream: &Stream, body_open: bool) -> bool {
         }
 }
 
+#[inline]
 pub(crate) fn stream_hint(stream: &Stream) -> SizeHint {
     stream
         .exact_remaining()
@@ -343,6 +354,7 @@ impl ResponseBody {
         ResponseBody { kind: Kind::Empty }
     }
 
+    #[inline]
     pub(crate) fn driven(driver: Pin<Box<dyn Driver>>) -> Self {
         ResponseBody {
             kind: Kind::Driven(driver),
@@ -385,6 +397,7 @@ impl http_body::Body for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -396,17 +409,18 @@ impl http_body::Body for ResponseBody {
             Kind::Relayed(relay) => relay.poll_frame(cx),
         };
         if matches!(polled, Poll::Ready(None)) {
-            // Over: close what is left (a driven body's application body
-            // is closed already) and answer the end from now on.
-            let kind = std::mem::replace(&mut this.kind, Kind::Empty);
-            if let Kind::Relayed(relay) = &kind {
+            // Over: answer the end from now on. A driven body's application
+            // body is closed already (its driver contains a panicking drop
+            // itself), so what is dropped here cannot panic.
+            if let Kind::Relayed(relay) = &this.kind {
                 relay.receiver_gone();
             }
-            drop_contained(kind);
+            this.kind = Kind::Empty;
         }
         polled
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Empty => true,
@@ -415,6 +429,7 @@ impl http_body::Body for ResponseBody {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
@@ -463,6 +478,7 @@ pub(crate) fn unavailable(retry_after: &HeaderValue, version: Version) -> Respon
 }
 
 /// The response hyper sends for a head the state sent, with `body`.
+#[inline]
 pub(crate) fn with_head((status, headers): SentHead, body: ResponseBody) -> Response<ResponseBody> {
     let mut response = Response::new(body);
     *response.status_mut() = status;

@@ -23,7 +23,9 @@ use tower_service::Service;
 use crate::host::{Host, HostInner};
 use crate::pool::{ConnectionPool, PoolError};
 use crate::relay::{Relay, RelayHead, run_on_worker};
-use crate::request::{PreRead, RequestSource, remove_decoded_framing};
+use crate::request::{
+    PreRead, RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing,
+};
 use crate::response::{
     Driver, FrameResult, HeadSink, Outcome, ResponseBody, ResponseError, SentHead, Stream,
     drop_contained, end_of_stream, failure_response, panic_message, ready_frame, status_only,
@@ -196,6 +198,10 @@ where
         let (mut parts, body) = request.into_parts();
         let body_is_empty = body.is_end_stream();
         remove_decoded_framing(&mut parts, body_is_empty, body.size_hint().exact());
+        mark_extended_connect(&mut parts);
+        if normalize_authority(&mut parts).is_err() {
+            return ready(status_only(StatusCode::BAD_REQUEST, parts.version, true));
+        }
         let host = &self.host.inner;
         if let Some(length) = body.size_hint().exact() {
             if length > host.limits.max_bytes {
@@ -331,26 +337,34 @@ fn respond_inline<A: Application>(
         Err(err) => return bad_request(&err, connect, version),
     };
     let mut head = None;
-    let SyncDriver { stream, body } = &mut *driver.as_mut();
-    let called = catch_unwind(AssertUnwindSafe(|| {
+    let current = driver.as_mut().get_mut();
+    // One containment for the call and the pulls up to the head: a panic
+    // in either is a 500 all the same.
+    let contained = catch_unwind(AssertUnwindSafe(|| {
+        let SyncDriver { stream, body } = &mut *current;
         let mut sink = HeadSink {
             head: &mut head,
             chunks: &mut stream.chunks,
         };
-        app.call(environ, &mut stream.state.start_response(&mut sink))
-    }));
-    match called {
-        Ok(Ok(called)) => {
-            if let Some(size) = called.size_hint() {
-                // A refusal (the head already went out) changes nothing.
-                stream.state.declare_length(size).ok();
+        match app.call(environ, &mut stream.state.start_response(&mut sink)) {
+            Ok(called) => {
+                if let Some(size) = called.size_hint() {
+                    // A refusal (the head already went out) changes nothing.
+                    stream.state.declare_length(size).ok();
+                }
+                *body = Some(called);
             }
-            *body = Some(called);
+            Err(err) => stream.fail(err),
         }
-        Ok(Err(err)) => stream.fail(err),
-        Err(payload) => stream.fail(panicked(payload.as_ref())),
+        current.pull_head_uncontained(&mut head);
+    }));
+    if let Err(payload) = contained {
+        let SyncDriver { stream, body } = driver.as_mut().get_mut();
+        stream.fail(panicked(payload.as_ref()));
+        if let Some(closed) = body.take() {
+            drop_contained(closed);
+        }
     }
-    driver.as_mut().get_mut().pull_head(&mut head);
     into_response(driver, head, version)
 }
 
@@ -400,33 +414,23 @@ struct SyncDriver<Bd> {
 impl<Bd> Unpin for SyncDriver<Bd> {}
 
 impl<Bd: Body> SyncDriver<Bd> {
-    fn pull(&mut self, head: Option<&mut Option<SentHead>>) {
+    /// Pulls one chunk once hyper has the response, containing a panic.
+    fn pull(&mut self) {
         let SyncDriver { stream, body } = self;
         let Some(current) = body.as_mut() else {
             return;
         };
-        let pulled = catch_unwind(AssertUnwindSafe(|| match head {
-            Some(head) => {
-                let mut sink = HeadSink {
-                    head,
-                    chunks: &mut stream.chunks,
-                };
-                let outcome = current.next_chunk(&mut stream.state.start_response(&mut sink));
-                (outcome, Some(head))
-            }
-            None => (
-                current.next_chunk(&mut stream.state.start_response(&mut stream.chunks)),
-                None,
-            ),
+        let pulled = catch_unwind(AssertUnwindSafe(|| {
+            current.next_chunk(&mut stream.state.start_response(&mut stream.chunks))
         }));
         let done = match pulled {
-            Ok((outcome, head)) => {
+            Ok(outcome) => {
                 let outcome = match outcome {
                     Some(Ok(chunk)) => Outcome::Chunk(chunk),
                     Some(Err(err)) => Outcome::Failed(err),
                     None => Outcome::End,
                 };
-                stream.deliver(head, outcome)
+                stream.deliver(None, outcome)
             }
             Err(payload) => {
                 stream.fail(panicked(payload.as_ref()));
@@ -441,9 +445,27 @@ impl<Bd: Body> SyncDriver<Bd> {
         }
     }
 
-    fn pull_head(&mut self, head: &mut Option<SentHead>) {
-        while self.stream.before_head() && self.body.is_some() {
-            self.pull(Some(&mut *head));
+    /// Pulls up to the head inside the caller's containment of panics.
+    fn pull_head_uncontained(&mut self, head: &mut Option<SentHead>) {
+        while self.stream.before_head() {
+            let SyncDriver { stream, body } = self;
+            let Some(current) = body.as_mut() else {
+                return;
+            };
+            let mut sink = HeadSink {
+                head: &mut *head,
+                chunks: &mut stream.chunks,
+            };
+            let outcome = match current.next_chunk(&mut stream.state.start_response(&mut sink)) {
+                Some(Ok(chunk)) => Outcome::Chunk(chunk),
+                Some(Err(err)) => Outcome::Failed(err),
+                None => Outcome::End,
+            };
+            if stream.deliver(Some(&mut *head), outcome) {
+                if let Some(closed) = body.take() {
+                    drop_contained(closed);
+                }
+            }
         }
     }
 }
@@ -461,7 +483,7 @@ impl<Bd: Body> Driver for SyncDriver<Bd> {
             }) {
                 return frame;
             }
-            this.pull(None);
+            this.pull();
         }
     }
 

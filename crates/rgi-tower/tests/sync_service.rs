@@ -624,3 +624,26 @@ async fn a_queued_request_whose_client_left_is_never_started() {
     // Only the held request ever reached the application.
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn an_absolute_form_target_names_the_host() {
+    let app = rgi::from_fn(|environ: rgi::Environ, start| {
+        let hosts: Vec<_> = environ
+            .headers()
+            .get_all(http::header::HOST)
+            .iter()
+            .map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned())
+            .collect();
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(format!("{} {}", environ.path_info(), hosts.join(",")))
+    });
+    let service = SyncService::new(app, host(small_pool()));
+    let server = serve(move |connection| service.connection(connection)).await;
+    let answer = raw_exchange(
+        server.addr,
+        b"GET http://example.test:8080/abs?q=1 HTTP/1.1\r\nhost: EXAMPLE.test:8080\r\nconnection: close\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(answer.ends_with("/abs example.test:8080"), "{answer}");
+}
