@@ -125,3 +125,29 @@ fn a_parked_readiness_wait_costs_a_few_allocations() {
         drop(parked);
     }
 }
+
+#[test]
+fn capabilities_that_could_never_work_are_left_out() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let context = TokioContext::new(rt.handle().clone()).unwrap();
+    let builder =
+        HostCapabilities::builder(context).after_response(Some(rgi_tower::caps::AfterConfig {
+            max_tasks: 0,
+            workers: 1,
+        }));
+    #[cfg(unix)]
+    let builder = builder.readiness(Some(0));
+    let host = builder.build();
+    assert!(host.after_response().is_none());
+    let server_wide = host.server_wide(Offload::new(Nowhere));
+    #[cfg(unix)]
+    assert!(host.readiness().is_none() && server_wide.readiness().is_none());
+    let mut plain = request();
+    let per_request = host.for_request(&server_wide, &mut plain);
+    assert!(plain.extensions().get::<Capabilities>().is_none());
+    per_request.complete();
+}

@@ -192,7 +192,10 @@ impl HostCapabilities {
         &self.inner.upgraded
     }
 
-    /// The signal the host triggers when its graceful shutdown begins.
+    /// The signal the host triggers when its graceful shutdown begins;
+    /// lend it to applications as a server-wide extension too
+    /// (`ServerInfo::with_extension`), so that parked long-polls can answer
+    /// in time ([`Shutdown::of`]).
     #[must_use]
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
@@ -249,14 +252,16 @@ impl fmt::Debug for HostCapabilities {
 
 impl HostCapabilitiesBuilder {
     /// Caps the descriptors registered by readiness waits in progress
-    /// (`None`: lend no readiness).
+    /// (`None`, or a cap of 0, which no wait could pass: lend no readiness,
+    /// `[RGIA-CAP-5]`).
     #[cfg(unix)]
     pub fn readiness(mut self, max_waits: Option<usize>) -> Self {
         self.max_waits = max_waits;
         self
     }
 
-    /// The limits of after-response tasks (`None`: run none, so requests
+    /// The limits of after-response tasks (`None`, or `max_tasks` 0, which
+    /// would refuse every task: run none, and requests without an upgrade
     /// need no capabilities of their own).
     pub fn after_response(mut self, config: Option<AfterConfig>) -> Self {
         self.after = config;
@@ -271,13 +276,16 @@ impl HostCapabilitiesBuilder {
 
     /// The capabilities.
     pub fn build(self) -> HostCapabilities {
+        // A capability whose every use would fail is left out instead
+        // (`[RGIA-CAP-5]`: no hollow handles).
         let after = self
             .after
+            .filter(|config| config.max_tasks > 0)
             .map(|config| AfterResponseTasks::new(&self.context, config, self.shutdown.clone()));
         HostCapabilities {
             inner: Arc::new(Inner {
                 #[cfg(unix)]
-                readiness: self.max_waits.map(|limit| {
+                readiness: self.max_waits.filter(|limit| *limit > 0).map(|limit| {
                     TokioReadiness::with_context(self.context.clone()).with_max_waits(limit)
                 }),
                 after,

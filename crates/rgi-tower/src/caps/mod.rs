@@ -11,7 +11,7 @@
 //! | readiness waits | tokio's reactor (`AsyncFd`) and timer | [`TokioReadiness`], [`DEFAULT_MAX_WAITS`] |
 //! | after-response tasks | tokio's blocking threads, a bounded queue | [`AfterResponseTasks`], [`RequestTasks`], [`AfterConfig`], [`AfterStats`], [`DrainReport`] |
 //! | connection upgrade | hyper's `OnUpgrade` (HTTP/1.1 `101`, HTTP/2 extended CONNECT) | [`UpgradeOffer`], [`UpgradedConnections`], [`ShuttingDown`] |
-//! | graceful shutdown, as the capabilities hear it | a `tokio::sync::watch` | [`Shutdown`] |
+//! | graceful shutdown, as the capabilities (and, lent as a server-wide extension, applications) hear it | a `tokio::sync::watch` | [`Shutdown`] |
 //!
 //! Each is declared only where it works (`[RGIA-CAP-5]`): a host that
 //! cannot back one leaves it out of its [`rgi_async::Capabilities`].
