@@ -512,14 +512,22 @@ fn check(parts: &Parts, rules: &RequestRules) -> Result<(), Violation> {
     check_expectations(&parts.headers)
 }
 
-/// Gives an accepted request its one `host` entry: an absolute-form
-/// target's authority replaces any Host field (`RGI-PATH-9`), and an
-/// HTTP/2 request without a Host field gets its `:authority`
-/// (`RGI-H2-2`). Call it only on a request [`check_request`] accepted,
-/// which guarantees that the authority is a valid field value.
+/// Presents an accepted request the way spec/rgi.md describes it to the
+/// application, whatever its HTTP version:
+///
+/// - its one `host` entry: an absolute-form target's authority replaces any
+///   Host field (`RGI-PATH-9`), and an HTTP/2 request without a Host field
+///   gets its `:authority` (`RGI-H2-2`);
+/// - on HTTP/2 and HTTP/3 its target is the `:path` alone (`RGI-H2-1`,
+///   `RGI-H2-11`): hyper builds an absolute URI from `:scheme`,
+///   `:authority` and `:path`, which the application must not mistake for
+///   an absolute-form target.
+///
+/// Call it only on a request [`check_request`] accepted, which guarantees
+/// that the authority is a valid field value.
 ///
 /// ```
-/// use http::Request;
+/// use http::{Request, Version};
 /// use rgi_server::strict::{RequestRules, check_request, present_host};
 ///
 /// let (mut parts, ()) = Request::get("http://A.example/x").header("host", "a.example:80")
@@ -527,12 +535,21 @@ fn check(parts: &Parts, rules: &RequestRules) -> Result<(), Violation> {
 /// check_request(&parts, &RequestRules::new()).unwrap();
 /// present_host(&mut parts);
 /// assert_eq!(parts.headers["host"], "A.example");
+/// assert_eq!(parts.uri, "http://A.example/x");
+///
+/// let (mut h2, ()) = Request::get("https://b.example/y?z").version(Version::HTTP_2)
+///     .body(()).unwrap().into_parts();
+/// check_request(&h2, &RequestRules::new()).unwrap();
+/// present_host(&mut h2);
+/// assert_eq!(h2.headers["host"], "b.example");
+/// assert_eq!(h2.uri, "/y?z");
 /// ```
 pub fn present_host(parts: &mut Parts) {
+    let multiplexed = is_multiplexed(parts.version);
     let Some(authority) = parts.uri.authority() else {
         return;
     };
-    let replace = if is_multiplexed(parts.version) {
+    let replace = if multiplexed {
         !parts.headers.contains_key(header::HOST)
     } else {
         parts.uri.scheme().is_some()
@@ -540,6 +557,13 @@ pub fn present_host(parts: &mut Parts) {
     if replace {
         if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
             parts.headers.insert(header::HOST, value);
+        }
+    }
+    if multiplexed {
+        // A CONNECT without :path keeps its authority-only URI; it never
+        // passes check_request unless extended, which has a :path.
+        if let Some(path) = parts.uri.path_and_query() {
+            parts.uri = Uri::from(path.clone());
         }
     }
 }
@@ -1211,6 +1235,18 @@ mod tests {
         check_request(&h2, &RequestRules::new()).unwrap();
         present_host(&mut h2);
         assert_eq!(h2.headers["host"], "c.example");
+        assert_eq!(h2.uri, "/x");
+        let asterisk = http::uri::Builder::new()
+            .scheme("https")
+            .authority("c.example")
+            .path_and_query("*")
+            .build()
+            .unwrap();
+        let mut star = parts(Request::options(asterisk).version(Version::HTTP_2));
+        check_request(&star, &RequestRules::new()).unwrap();
+        present_host(&mut star);
+        assert_eq!(star.uri, "*");
+        assert_eq!(star.headers["host"], "c.example");
         let mut h2 = parts(
             get("https://c.example/x")
                 .version(Version::HTTP_2)
