@@ -202,7 +202,10 @@ where
         if normalize_authority(&mut parts).is_err() {
             return AsyncFuture::ready(status_only(StatusCode::BAD_REQUEST, parts.version, true));
         }
-        let (version, connect) = (parts.version, parts.method == Method::CONNECT);
+        let (version, connect) = (
+            parts.version,
+            parts.method == Method::CONNECT && parts.uri.authority().is_some(),
+        );
         let limits = self.shared.host.inner.limits;
         if body
             .size_hint()
@@ -212,9 +215,11 @@ where
             // Refused before the application runs (`[RGI-INPUT-18]`).
             return AsyncFuture::ready(status_only(StatusCode::PAYLOAD_TOO_LARGE, version, true));
         }
-        let input = RequestSource::input(body, limits);
+        let (input, detach) = RequestSource::input(body, limits);
+        let mut stream = Stream::new(ResponseState::new(&parts.method));
+        stream.detach = detach;
         let mut driver = Box::pin(AsyncDriver {
-            stream: Stream::new(ResponseState::new(&parts.method)),
+            stream,
             shared: Arc::clone(&self.shared),
             relay: None,
             per_request,
@@ -373,6 +378,7 @@ impl<Bd: AsyncBody> AsyncDriver<Bd> {
             this.stream.delivered,
             chunks,
             state.is_head_sent(),
+            this.stream.detach.take(),
         );
         let worker_relay = Arc::clone(&relay);
         let continuation = switch.into_continuation();

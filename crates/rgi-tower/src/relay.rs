@@ -16,6 +16,7 @@ use http::{Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use rgi::{Body, BoxError, ResponseHead, ResponseSink, ResponseState, StartResponse};
 
+use crate::request::DetachOnDrop;
 use crate::response::{
     FrameResult, ResponseBody, ResponseError, SentHead, drop_contained, failure_status,
     panic_message, status_only, with_head,
@@ -49,6 +50,8 @@ struct Shared {
     gone: bool,
     /// Whether hyper was given one chance to flush before an abort.
     abort_deferred: bool,
+    /// Detaches the request body once the response is over.
+    detach: Option<DetachOnDrop>,
     waker: Option<Waker>,
 }
 
@@ -66,6 +69,7 @@ impl Relay {
         delivered: u64,
         chunks: VecDeque<Bytes>,
         head_sent: bool,
+        detach: Option<DetachOnDrop>,
     ) -> Arc<Self> {
         Arc::new(Relay {
             shared: Mutex::new(Shared {
@@ -78,6 +82,7 @@ impl Relay {
                 demand: true,
                 gone: false,
                 abort_deferred: false,
+                detach,
                 waker: None,
             }),
             worker: Condvar::new(),
@@ -97,8 +102,14 @@ impl Relay {
 
     /// The receiving side is gone: the worker stops pulling.
     pub(crate) fn receiver_gone(&self) {
-        self.lock().gone = true;
+        let detach = {
+            let mut shared = self.lock();
+            shared.gone = true;
+            shared.detach.take()
+        };
         self.worker.notify_all();
+        // The response is over: hyper may drain the unread request body.
+        drop(detach);
     }
 
     /// Whether the receiving side went away before the worker started:
@@ -240,11 +251,9 @@ impl RelayHead {
         let response = std::task::ready!(relay.poll_head(cx, self.version));
         // The body owns the relay now (or the response is status-only).
         if let Some(relay) = self.relay.take() {
-            let mut shared = relay.lock();
-            if !shared.head_taken {
-                shared.gone = true;
-                drop(shared);
-                relay.worker.notify_all();
+            let head_taken = relay.lock().head_taken;
+            if !head_taken {
+                relay.receiver_gone();
             }
         }
         Poll::Ready(response)
@@ -272,6 +281,22 @@ impl Drop for RelayHead {
 /// (`[RGI-BODY-4]`: a `write` blocks as it does on any synchronous server).
 struct RelaySink<'a> {
     relay: &'a Relay,
+    tail: &'a mut Tail,
+}
+
+/// What the worker's sink knows of the body it relays, to hold back the
+/// chunk that completes a declared length: hyper drops the response body
+/// and reads the connection's next request as soon as the length is met,
+/// so that chunk goes out only once the application's body is dropped
+/// (`[RGI-CONN-3]`: requests on a connection never overlap).
+#[derive(Default)]
+struct Tail {
+    /// The Content-Length of the sent head.
+    length: Option<u64>,
+    /// Body bytes handed to the sink.
+    sent: u64,
+    /// The chunk that completed the length, not yet published.
+    held: Option<Bytes>,
 }
 
 /// The Content-Length a sent head carries: the state wrote the length it
@@ -285,6 +310,7 @@ fn head_length(head: &ResponseHead) -> Option<u64> {
 impl ResponseSink for RelaySink<'_> {
     fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
         let length = head_length(&head);
+        self.tail.length = length;
         let head = head.into_parts();
         let mut gone = false;
         self.relay.publish(|shared| {
@@ -299,6 +325,12 @@ impl ResponseSink for RelaySink<'_> {
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        self.tail.sent += data.len() as u64;
+        if self.tail.length == Some(self.tail.sent) {
+            // The last chunk: published with the end, after the drop.
+            self.tail.held = Some(data);
+            return Ok(());
+        }
         self.relay.publish(|shared| {
             // What was pulled answers the demand that pulled it.
             shared.demand = false;
@@ -328,6 +360,7 @@ impl ResponseSink for RelaySink<'_> {
 struct Worker<'a> {
     relay: &'a Relay,
     state: ResponseState,
+    tail: Tail,
     /// How the response ended, published only once the body is dropped:
     /// hyper moves on to the connection's next request as soon as it
     /// sees the end, and that request must not overlap this one's body
@@ -364,11 +397,12 @@ impl Worker<'_> {
     }
 
     fn finish(&mut self) {
-        let mut sink = RelaySink { relay: self.relay };
+        let mut sink = RelaySink {
+            relay: self.relay,
+            tail: &mut self.tail,
+        };
         match self.state.finish(&mut sink) {
-            Ok(_) => self
-                .relay
-                .publish(|shared| shared.end = Some(End::Finished)),
+            Ok(_) => self.end = Some(End::Finished),
             Err(err) => self.fail(err.into()),
         }
     }
@@ -384,7 +418,10 @@ impl Worker<'_> {
             if !self.relay.wait_for_demand() {
                 return;
             }
-            let mut sink = RelaySink { relay: self.relay };
+            let mut sink = RelaySink {
+                relay: self.relay,
+                tail: &mut self.tail,
+            };
             let state = &mut self.state;
             let pulled = catch_unwind(AssertUnwindSafe(|| {
                 body.next_chunk(&mut state.start_response(&mut sink))
@@ -437,10 +474,19 @@ where
     }
     let mut worker = Worker {
         relay,
+        // A switch after the head carries over what was sent of it.
+        tail: Tail {
+            length: state.content_length(),
+            sent: state.body_bytes(),
+            held: None,
+        },
         state,
         end: None,
     };
-    let mut sink = RelaySink { relay };
+    let mut sink = RelaySink {
+        relay,
+        tail: &mut worker.tail,
+    };
     let state = &mut worker.state;
     let called = catch_unwind(AssertUnwindSafe(|| {
         first(&mut state.start_response(&mut sink))
@@ -457,7 +503,17 @@ where
             drop_contained(body);
         }
     }
-    if let Some(end) = worker.end.take() {
-        relay.publish(|shared| shared.end = Some(end));
+    let held = worker.tail.held.take();
+    let end = worker.end.take();
+    if held.is_some() || end.is_some() {
+        relay.publish(|shared| {
+            if let Some(last) = held {
+                shared.demand = false;
+                shared.chunks.push_back(last);
+            }
+            if end.is_some() {
+                shared.end = end;
+            }
+        });
     }
 }

@@ -147,9 +147,50 @@ impl Stall {
     }
 }
 
+/// The request body shared between the application's [`Input`] and the
+/// response: the response detaches it when it ends, so that hyper drains
+/// (or gives up on) the unread rest only then, never while the response is
+/// still being written; an input read after that fails with
+/// [`InputError::ResponseFinished`].
+struct Shared<B> {
+    body: std::sync::Mutex<Option<B>>,
+}
+
+/// Detaches a request body from its input.
+pub(crate) trait Detach: Send + Sync {
+    fn detach(&self);
+}
+
+impl<B: Send> Detach for Shared<B> {
+    fn detach(&self) {
+        let body = self
+            .body
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        // Dropped outside the lock: hyper reacts to it.
+        drop(body);
+    }
+}
+
+/// Detaches the request body when dropped: held by the response.
+pub(crate) struct DetachOnDrop(std::sync::Arc<dyn Detach>);
+
+impl Drop for DetachOnDrop {
+    fn drop(&mut self) {
+        self.0.detach();
+    }
+}
+
+impl std::fmt::Debug for DetachOnDrop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DetachOnDrop")
+    }
+}
+
 /// An `http_body::Body` as the source of an [`Input`].
 pub(crate) struct RequestSource<B> {
-    body: B,
+    body: std::sync::Arc<Shared<B>>,
     /// The length the framing declared, if any.
     declared: Option<u64>,
     limit: u64,
@@ -165,9 +206,12 @@ where
     /// The input over `body`: empty when the body is known to be, else read
     /// as the application polls or reads, with the length its framing
     /// declares.
-    pub(crate) fn input(body: B, limits: BodyLimits) -> Input {
+    ///
+    /// With it comes the handle that detaches the body when the response
+    /// ends (`None` for an empty body: nothing to detach).
+    pub(crate) fn input(body: B, limits: BodyLimits) -> (Input, Option<DetachOnDrop>) {
         if body.is_end_stream() {
-            return Input::empty();
+            return (Input::empty(), None);
         }
         let length = body.size_hint().exact();
         let stall = limits.stall.and_then(|timeout| {
@@ -178,16 +222,21 @@ where
                 armed: false,
             })
         });
-        Input::from_async(
+        let shared = std::sync::Arc::new(Shared {
+            body: std::sync::Mutex::new(Some(body)),
+        });
+        let detach = DetachOnDrop(shared.clone());
+        let input = Input::from_async(
             RequestSource {
-                body,
+                body: shared,
                 declared: length,
                 limit: limits.max_bytes,
                 received: 0,
                 stall,
             },
             length,
-        )
+        );
+        (input, Some(detach))
     }
 }
 
@@ -247,10 +296,18 @@ where
         _max: usize,
     ) -> Poll<io::Result<Bytes>> {
         let this = self.get_mut();
+        let shared = std::sync::Arc::clone(&this.body);
+        let mut slot = shared
+            .body
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(body) = slot.as_mut() else {
+            return Poll::Ready(Err(InputError::ResponseFinished.into()));
+        };
         loop {
             // Input keeps what exceeds `max` for its next read, so a frame
             // is handed over whole.
-            match Pin::new(&mut this.body).poll_frame(cx) {
+            match Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Pending => {
                     if let Some(stall) = this.stall.as_mut() {
                         if stall.poll_expired(cx).is_ready() {
@@ -315,7 +372,9 @@ where
         });
         PreRead {
             source: RequestSource {
-                body,
+                body: std::sync::Arc::new(Shared {
+                    body: std::sync::Mutex::new(Some(body)),
+                }),
                 declared,
                 limit,
                 received: 0,
@@ -340,7 +399,15 @@ where
                     return Poll::Ready(Ok(Input::from_bytes(body)));
                 }
                 Ok(data) => {
-                    if self.collected.is_empty() && self.source.body.is_end_stream() {
+                    let at_end = self
+                        .source
+                        .body
+                        .body
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .as_ref()
+                        .is_none_or(HttpBody::is_end_stream);
+                    if self.collected.is_empty() && at_end {
                         // One frame, the whole body: no copy.
                         return Poll::Ready(Ok(Input::from_bytes(data)));
                     }

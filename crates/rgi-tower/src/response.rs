@@ -156,6 +156,9 @@ pub(crate) struct Stream {
     pub(crate) error: Option<BoxError>,
     /// Whether hyper was given one chance to flush before the abort.
     pub(crate) abort_deferred: bool,
+    /// Detaches the request body when the response goes (after the
+    /// application's body, which the driver drops first).
+    pub(crate) detach: Option<crate::request::DetachOnDrop>,
 }
 
 /// What one pull of the application's body gave.
@@ -174,6 +177,7 @@ impl Stream {
             delivered: 0,
             error: None,
             abort_deferred: false,
+            detach: None,
         }
     }
 

@@ -245,15 +245,18 @@ where
                 })),
             },
             Dispatch::Pool => {
-                let (version, connect) = (parts.version, parts.method == Method::CONNECT);
-                let input = RequestSource::input(body, host.limits);
+                let (version, connect) = (
+                    parts.version,
+                    parts.method == Method::CONNECT && parts.uri.authority().is_some(),
+                );
+                let (input, detach) = RequestSource::input(body, host.limits);
                 let state = ResponseState::new(&parts.method);
                 let environ =
                     match Environ::from_parts(parts, input, &host.server, &self.connection) {
                         Ok(environ) => environ,
                         Err(err) => return ready(bad_request(&err, connect, version)),
                     };
-                let relay = Relay::new(None, 0, Default::default(), false);
+                let relay = Relay::new(None, 0, Default::default(), false, detach);
                 let app = Arc::clone(&self.app);
                 let worker_relay = Arc::clone(&relay);
                 let admitted = self.pool.try_execute(move || {
@@ -286,9 +289,10 @@ pub(crate) fn bad_request(
     connect: bool,
     version: Version,
 ) -> Response<ResponseBody> {
-    // A CONNECT is a method this gateway does not implement, not a
-    // malformed request (`[RGI-PATH-10]`); an authority-form target with
-    // any other method is malformed (`[RGI-PROTO-6]`).
+    // A CONNECT to an authority (a tunnel) is a method this gateway does
+    // not implement, not a malformed request (`[RGI-PATH-10]`); any other
+    // target form with CONNECT, and the authority form with any other
+    // method, is malformed (`[RGI-PROTO-6]`).
     let status = match error {
         rgi::EnvironError::UnsupportedTarget { .. } if connect => StatusCode::NOT_IMPLEMENTED,
         _ => StatusCode::BAD_REQUEST,
@@ -327,7 +331,10 @@ fn respond_inline<A: Application>(
     host: &HostInner,
     connection: &Arc<ConnectionInfo>,
 ) -> Response<ResponseBody> {
-    let (version, connect) = (parts.version, parts.method == Method::CONNECT);
+    let (version, connect) = (
+        parts.version,
+        parts.method == Method::CONNECT && parts.uri.authority().is_some(),
+    );
     let mut driver = Box::pin(SyncDriver::<A::Body> {
         stream: Stream::new(ResponseState::new(&parts.method)),
         body: None,

@@ -542,3 +542,45 @@ async fn offload_goes_to_the_connections_share_of_the_pool() {
 }
 
 use std::future::Future;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_body_is_detached_when_the_response_ends() {
+    let (keep, kept) = mpsc::channel::<Input>();
+    let keep = std::sync::Mutex::new(keep);
+    let app = rgi_async::from_fn(
+        move |environ: rgi::Environ, start: &mut StartResponse<'_>| {
+            // The application keeps the input past its response.
+            keep.lock().unwrap().send(environ.into_input()).unwrap();
+            start.start(ResponseHead::new(StatusCode::OK))?;
+            Ok(Bytes::from_static(b"answered"))
+        },
+    );
+    let service = AsyncService::new(app, host(small_pool()));
+    let server = serve(move |connection| service.connection(connection)).await;
+    let mut sender = client(server.addr).await;
+    let (chunks, body) = TestBody::channel(1);
+    let response = tokio::time::timeout(LIMIT, sender.send_request(request("POST", "/", body)))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(answer, "answered");
+    drop(chunks);
+    let read = tokio::task::spawn_blocking(move || {
+        let mut input = kept.recv_timeout(LIMIT).unwrap();
+        let mut rest = Vec::new();
+        input.read_to_end(&mut rest).map_err(|err| {
+            matches!(
+                rgi::InputError::from_io(&err),
+                Some(rgi::InputError::ResponseFinished)
+            )
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        read,
+        Err(true),
+        "a read after the response must fail with ResponseFinished"
+    );
+}

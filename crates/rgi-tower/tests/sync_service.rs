@@ -82,7 +82,7 @@ async fn oneshot_with_http_body_util_bodies() {
         .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, "posted");
+        assert_eq!(body, "posted", "{hints:?}");
     }
 }
 
@@ -646,4 +646,76 @@ async fn an_absolute_form_target_names_the_host() {
     )
     .await;
     assert!(answer.ends_with("/abs example.test:8080"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_never_loses_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = rgi::from_fn(|environ: rgi::Environ, start| {
+        let answer = format!("{} {}", environ.method(), environ.uri());
+        start.start(ResponseHead::new(StatusCode::OK).with_header(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(answer.len()),
+        ))?;
+        Ok(Bytes::from(answer))
+    });
+    let service = SyncService::new(app, host(small_pool()));
+    let server = serve(move |connection| service.connection(connection)).await;
+    for round in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"POST /ignore HTTP/1.1\r\nhost: a\r\ncontent-length: 43\r\n\r\n")
+            .await
+            .unwrap();
+        if round % 2 == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The body, separately: the server may see the head alone first.
+        stream
+            .write_all(b"GET /smuggled HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0; 1024];
+        while !String::from_utf8_lossy(&received).ends_with("POST /ignore") {
+            let count = tokio::time::timeout(LIMIT, stream.read(&mut buffer))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                count > 0,
+                "round {round}: closed after {:?}",
+                String::from_utf8_lossy(&received)
+            );
+            received.extend_from_slice(&buffer[..count]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_response_is_never_lost() {
+    let app = rgi::from_fn(|mut environ: rgi::Environ, start| {
+        let mut body = Vec::new();
+        environ.input_mut().read_to_end(&mut body)?;
+        start.start(ResponseHead::new(StatusCode::CREATED))?;
+        Ok(body)
+    });
+    let service = SyncService::new(app, host(small_pool()));
+    let connection = service.connection(Arc::new(ConnectionInfo::new()));
+    for round in 0..300 {
+        let request = http::Request::post("/")
+            .body(http_body_util::Full::new(Bytes::from_static(b"posted")))
+            .unwrap();
+        let response = tokio::time::timeout(LIMIT, connection.clone().oneshot(request))
+            .await
+            .unwrap()
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(LIMIT, body.collect())
+            .await
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, "posted", "round {round}: {parts:?}");
+    }
 }
