@@ -78,6 +78,9 @@ pub use server::{Builder, ServeError, Server, ShutdownHandle};
 pub use state::Stats;
 pub use tls::{CertificateResolver, ClientAuth, TlsConfig, TlsError, certified_key_from_pem};
 
+/// The blocking pool's size and its counters, from `rgi-tower`.
+pub use rgi_tower::{PoolConfig, PoolStats};
+
 /// The error type bodies and services hand to hyper.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

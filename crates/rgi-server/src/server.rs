@@ -18,7 +18,7 @@ use crate::proxy_protocol::TrustedProxies;
 use crate::state::{Phase, Shared, Stats};
 use crate::strict::RequestRules;
 use crate::tls::{TlsConfig, TlsError};
-use rgi_tower::caps::{HostCapabilities, TokioContext};
+use rgi_tower::caps::{HostCapabilities, Shutdown, TokioContext};
 use rgi_tower::{AsyncService, Host, Pool, PoolConfig, PoolStats, SyncService};
 
 /// Why a server could not start.
@@ -73,28 +73,26 @@ enum ListenerSpec {
 /// # Examples
 ///
 /// ```no_run
-/// use std::convert::Infallible;
 /// use std::time::Duration;
-/// use rgi_server::{Limits, Server};
-/// # fn factory() -> impl rgi_server::ServiceFactory { |_info| unimplemented_service() }
-/// # fn unimplemented_service() -> tower_util_free::S { tower_util_free::S }
-/// # mod tower_util_free {
-/// #   #[derive(Clone)] pub struct S;
-/// #   impl tower_service::Service<http::Request<hyper::body::Incoming>> for S {
-/// #     type Response = http::Response<http_body_util::Empty<bytes::Bytes>>;
-/// #     type Error = std::convert::Infallible;
-/// #     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-/// #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> { std::task::Poll::Ready(Ok(())) }
-/// #     fn call(&mut self, _: http::Request<hyper::body::Incoming>) -> Self::Future { std::future::ready(Ok(http::Response::new(http_body_util::Empty::new()))) }
-/// #   }
-/// # }
+/// use http::StatusCode;
+/// use rgi::{Environ, ResponseHead};
+/// use rgi_server::{Http2Settings, Limits, Server};
+///
 /// # fn main() -> Result<(), rgi_server::ServeError> {
+/// let app = rgi::from_fn(|_environ: Environ, start| {
+///     start.start(ResponseHead::new(StatusCode::OK))?;
+///     Ok(rgi::from_iter(["hello\n"]))
+/// });
 /// let server = Server::builder()
-///     .bind(([127, 0, 0, 1], 8080))
-///     .workers(2)
+///     .bind(([0, 0, 0, 0], 8080))
+///     .bind_unix("/run/app/http.sock")
+///     .workers(4)
+///     .pool(rgi_server::PoolConfig { threads: 32, queue: 128, per_connection: 16 })
 ///     .limits(Limits::default().keep_alive_idle(Duration::from_secs(30)))
+///     .http2(Http2Settings::default().max_concurrent_streams(200))
 ///     .handle_signals(true)
-///     .serve(factory())?;
+///     .serve_sync(app)?;
+/// println!("{:?}", server.local_addrs());
 /// server.wait();
 /// # Ok(()) }
 /// ```
@@ -110,6 +108,7 @@ pub struct Builder {
     pool: PoolConfig,
     server_info: Option<rgi::ServerInfo>,
     trusted_proxies: Option<TrustedProxies>,
+    shutdown_signal: Option<Shutdown>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -140,6 +139,7 @@ impl Default for Builder {
             pool: PoolConfig::default(),
             server_info: None,
             trusted_proxies: None,
+            shutdown_signal: None,
         }
     }
 }
@@ -265,6 +265,17 @@ impl Builder {
         self
     }
 
+    /// The signal an asynchronous application's parked work (long-polls,
+    /// after-response tasks) hears when a graceful shutdown begins, so that
+    /// it can end within the grace period. Give the application a clone;
+    /// the server triggers it as it stops accepting. Without one the server
+    /// makes its own, which only the capabilities hear.
+    #[must_use]
+    pub fn shutdown_signal(mut self, signal: Shutdown) -> Self {
+        self.shutdown_signal = Some(signal);
+        self
+    }
+
     /// Serves an already bound Unix domain listener (one inherited through
     /// systemd socket activation, say: see [`crate::listen_fds`]). The
     /// socket file is removed at shutdown.
@@ -365,7 +376,11 @@ impl Builder {
             .max_body(self.limits.max_body_bytes)
             .body_timeout(Some(self.limits.body_stall_timeout));
         let capabilities = if capabilities {
-            let capabilities = HostCapabilities::builder(TokioContext::current()?).build();
+            let mut capabilities = HostCapabilities::builder(TokioContext::current()?);
+            if let Some(signal) = &self.shutdown_signal {
+                capabilities = capabilities.shutdown(signal.clone());
+            }
+            let capabilities = capabilities.build();
             host = host.tokio_capabilities(capabilities.clone());
             Some(capabilities)
         } else {

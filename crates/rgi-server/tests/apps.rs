@@ -150,3 +150,45 @@ fn refused_requests_never_reach_the_application() {
         assert!(!text.contains("sync "), "{text}");
     }
 }
+
+#[test]
+fn a_parked_long_poll_hears_the_shutdown_and_answers_in_time() {
+    let signal = rgi_tower::caps::Shutdown::new();
+    let heard = signal.clone();
+    let app = rgi_async::from_async_fn(move |_environ: Environ, response: Responder| {
+        let heard = heard.clone();
+        async move {
+            // Parked for up to a minute, unless the server shuts down.
+            let answer = tokio::select! {
+                () = heard.triggered() => "shutting down",
+                () = tokio::time::sleep(Duration::from_secs(60)) => "timed out",
+            };
+            response.set_status(StatusCode::OK)?;
+            response.send(answer).await;
+            Ok(())
+        }
+    });
+    let server = Server::builder()
+        .bind(([127, 0, 0, 1], 0))
+        .workers(2)
+        .shutdown_signal(signal)
+        .serve_async(app)
+        .expect("serve");
+    let address = addr(&server);
+    let handle = server.shutdown_handle();
+    let (text, elapsed) = run(async {
+        let mut sender = h1_client(address).await;
+        let waiting = tokio::spawn(async move {
+            let response = sender.send_request(get("/poll")).await.expect("response");
+            body_text(response).await
+        });
+        assert!(eventually(|| handle.stats().in_flight_requests == 1).await);
+        let started = std::time::Instant::now();
+        handle.shutdown();
+        let text = waiting.await.expect("client");
+        handle.stopped().await;
+        (text, started.elapsed())
+    });
+    assert_eq!(text, "shutting down");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}

@@ -8,21 +8,44 @@ mod common;
 #[path = "../examples/support/echo.rs"]
 mod echo;
 
+use bytes::Bytes;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use http::StatusCode;
+use http::{Method, Request, StatusCode, Version};
 use rgi_server::{Http2Settings, Server};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
-#[test]
-fn websocket_echo_over_http1_upgrade() {
-    let server = Server::builder()
+fn start_echo() -> Server {
+    Server::builder()
         .bind(([127, 0, 0, 1], 0))
         .workers(2)
         .http2(Http2Settings::default().enable_connect_protocol(true))
         .serve_async(echo::Echo)
-        .expect("serve");
+        .expect("serve")
+}
+
+/// Sends a few messages and checks their echoes.
+async fn converse<S>(socket: &mut WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    for message in [
+        Message::text("hello"),
+        Message::binary(vec![0_u8, 1, 2, 255]),
+        Message::text("é".repeat(10_000)),
+    ] {
+        socket.send(message.clone()).await.expect("send");
+        let echoed = socket.next().await.expect("an echo").expect("a message");
+        assert_eq!(echoed, message);
+    }
+}
+
+#[test]
+fn websocket_echo_over_http1_upgrade() {
+    let server = start_echo();
     let address = addr(&server);
     let handle = server.shutdown_handle();
     run(async {
@@ -32,15 +55,7 @@ fn websocket_echo_over_http1_upgrade() {
                 .await
                 .expect("WebSocket handshake");
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-        for message in [
-            Message::text("hello"),
-            Message::binary(vec![0_u8, 1, 2, 255]),
-            Message::text("é".repeat(10_000)),
-        ] {
-            socket.send(message.clone()).await.expect("send");
-            let echoed = socket.next().await.expect("an echo").expect("a message");
-            assert_eq!(echoed, message);
-        }
+        converse(&mut socket).await;
         // The upgraded connection is still one open connection.
         assert_eq!(handle.stats().open_connections, 1);
         socket.send(Message::Close(None)).await.expect("close");
@@ -53,4 +68,41 @@ fn websocket_echo_over_http1_upgrade() {
         b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
     ));
     assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 426"));
+}
+
+#[test]
+fn websocket_echo_over_http2_extended_connect() {
+    let server = start_echo();
+    let address = addr(&server);
+    run(async {
+        let stream = TcpStream::connect(address).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(Method::CONNECT)
+            .version(Version::HTTP_2)
+            .uri(format!("http://{address}/echo"))
+            .header("sec-websocket-version", "13")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .expect("request");
+        request
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let mut response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let upgraded = hyper::upgrade::on(&mut response).await.expect("stream");
+        let mut socket = WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            Role::Client,
+            None,
+        )
+        .await;
+        converse(&mut socket).await;
+        let _ = socket.send(Message::Close(None)).await;
+    });
 }
