@@ -1,0 +1,324 @@
+//! What a deployer tunes: connection limits, HTTP/1.1 and HTTP/2 settings.
+//!
+//! Every value has a finite, documented default (spec/rgi.md §12.2 asks for
+//! exactly that); the builder methods change one value at a time.
+
+use std::time::Duration;
+
+/// Limits and timeouts enforced by the connection layer.
+///
+/// The body limit and the stalled-body time are the per-request side of
+/// §12.2 and belong to the service that reads the body (`rgi-tower`'s
+/// `Host`); the values here are the ones only the connection can enforce.
+///
+/// | Limit | Default | What happens when it is reached |
+/// |---|---|---|
+/// | [`header_read_timeout`](Self::header_read_timeout) | 30 s | `408` and close if part of a head arrived, else a silent close |
+/// | [`keep_alive_idle`](Self::keep_alive_idle) | 60 s | a silent close of an idle HTTP/1.1 connection |
+/// | [`protocol_detection_timeout`](Self::protocol_detection_timeout) | 10 s | a silent close (plain TCP: HTTP/1.1 or the HTTP/2 preface) |
+/// | [`tls_handshake_timeout`](Self::tls_handshake_timeout) | 10 s | a silent close |
+/// | [`max_header_bytes`](Self::max_header_bytes) | 64 KiB | `431` and close |
+/// | [`max_headers`](Self::max_headers) | 100 field lines | `431` and close |
+/// | [`max_requests_per_connection`](Self::max_requests_per_connection) | none | `connection: close` on the last response (HTTP/2: `GOAWAY`) |
+/// | [`max_connection_age`](Self::max_connection_age) | none | a graceful close once the age is reached |
+/// | [`max_connections`](Self::max_connections) | 16,384 | further connections wait in the listen backlog |
+/// | [`shutdown_grace`](Self::shutdown_grace) | 30 s | in-flight responses still running are abandoned |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rgi_server::Limits;
+///
+/// let limits = Limits::default()
+///     .header_read_timeout(Duration::from_secs(10))
+///     .max_requests_per_connection(Some(1_000));
+/// assert_eq!(limits.get_header_read_timeout(), Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) keep_alive_idle: Duration,
+    pub(crate) protocol_detection_timeout: Duration,
+    pub(crate) tls_handshake_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) max_requests_per_connection: Option<u64>,
+    pub(crate) max_connection_age: Option<Duration>,
+    pub(crate) max_connections: usize,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            keep_alive_idle: Duration::from_secs(60),
+            protocol_detection_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_requests_per_connection: None,
+            max_connection_age: None,
+            max_connections: 16_384,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// Time allowed for a request head, from its first byte (on a new
+    /// connection: from the accept). Default 30 s.
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Time an HTTP/1.1 connection may sit between a response and the first
+    /// byte of the next request. Default 60 s.
+    #[must_use]
+    pub fn keep_alive_idle(mut self, timeout: Duration) -> Self {
+        self.keep_alive_idle = timeout;
+        self
+    }
+
+    /// Time allowed on plain TCP to tell HTTP/1.1 from the HTTP/2 preface.
+    /// Default 10 s.
+    #[must_use]
+    pub fn protocol_detection_timeout(mut self, timeout: Duration) -> Self {
+        self.protocol_detection_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for a TLS handshake. Default 10 s.
+    #[must_use]
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// Largest HTTP/1.1 request head (request line and fields), in bytes.
+    /// Default 64 KiB. Values below 8 KiB are raised to 8 KiB, hyper's
+    /// smallest read buffer.
+    #[must_use]
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// Most field lines in one request head. Default 100.
+    #[must_use]
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.max_headers = count;
+        self
+    }
+
+    /// Requests served on one connection before it is closed; `None` (the
+    /// default) leaves the count unbounded.
+    #[must_use]
+    pub fn max_requests_per_connection(mut self, count: Option<u64>) -> Self {
+        self.max_requests_per_connection = count;
+        self
+    }
+
+    /// Age after which a connection is closed gracefully (after its in-flight
+    /// responses); `None` (the default) lets connections live on.
+    #[must_use]
+    pub fn max_connection_age(mut self, age: Option<Duration>) -> Self {
+        self.max_connection_age = age;
+        self
+    }
+
+    /// Connections served at once; further connections are not accepted
+    /// until one ends, so they wait in the listen backlog. Default 16,384.
+    /// Zero is raised to one.
+    #[must_use]
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.max_connections = count;
+        self
+    }
+
+    /// Time in-flight responses get to finish after shutdown begins.
+    /// Default 30 s.
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The configured head-read time.
+    #[must_use]
+    pub fn get_header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
+    }
+
+    /// The configured idle keep-alive time.
+    #[must_use]
+    pub fn get_keep_alive_idle(&self) -> Duration {
+        self.keep_alive_idle
+    }
+
+    /// The configured maximum connection count.
+    #[must_use]
+    pub fn get_max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The configured shutdown grace period.
+    #[must_use]
+    pub fn get_shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+}
+
+/// HTTP/1.1 settings that are not limits.
+///
+/// | Setting | Default |
+/// |---|---|
+/// | [`pipeline_flush`](Self::pipeline_flush) | off (see the method for why) |
+/// | [`writev`](Self::writev) | hyper's choice (vectored writes when the socket supports them) |
+#[derive(Debug, Clone, Default)]
+pub struct Http1Settings {
+    pub(crate) pipeline_flush: bool,
+    pub(crate) writev: Option<bool>,
+}
+
+impl Http1Settings {
+    /// Whether responses to pipelined requests are flushed together
+    /// (one write for several responses). Default off: with it on, hyper
+    /// 1.12 buffers the answer it writes itself to a head it cannot parse
+    /// (`400`, `414`, `431`) and closes the connection without flushing it,
+    /// so the client sees a bare close instead of the status (measured by
+    /// this crate's tests against bare hyper).
+    #[must_use]
+    pub fn pipeline_flush(mut self, enabled: bool) -> Self {
+        self.pipeline_flush = enabled;
+        self
+    }
+
+    /// Force vectored writes on or off instead of hyper's automatic choice.
+    #[must_use]
+    pub fn writev(mut self, enabled: bool) -> Self {
+        self.writev = Some(enabled);
+        self
+    }
+}
+
+/// HTTP/2 settings (h2c prior knowledge, and TLS with ALPN `h2`).
+///
+/// | Setting | Default | Why |
+/// |---|---|---|
+/// | [`max_concurrent_streams`](Self::max_concurrent_streams) | 100 | spec/rgi.md RGI-H2-8 recommends 100 |
+/// | [`initial_stream_window`](Self::initial_stream_window) | 256 KiB | bounds what one stream's client may send ahead of the application |
+/// | [`initial_connection_window`](Self::initial_connection_window) | 1 MiB | the same for the whole connection |
+/// | [`max_header_list_size`](Self::max_header_list_size) | 64 KiB | the header-section limit of §12.2, advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` |
+/// | [`max_send_buffer`](Self::max_send_buffer) | 64 KiB | unsent response bytes buffered per stream before the body is no longer polled |
+/// | [`keep_alive_interval`](Self::keep_alive_interval) | 30 s | a `PING` after this much silence finds dead peers |
+/// | [`keep_alive_timeout`](Self::keep_alive_timeout) | 20 s | a `PING` unanswered this long closes the connection |
+/// | [`idle_timeout`](Self::idle_timeout) | 60 s | a connection without open streams this long is closed with `GOAWAY` |
+/// | [`max_pending_reset_streams`](Self::max_pending_reset_streams) | 20 | streams reset by the client before being served (the rapid-reset bound) |
+/// | [`enable_connect_protocol`](Self::enable_connect_protocol) | off | extended CONNECT (RFC 8441), used by WebSockets over HTTP/2 |
+#[derive(Debug, Clone)]
+pub struct Http2Settings {
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) initial_stream_window: u32,
+    pub(crate) initial_connection_window: u32,
+    pub(crate) max_header_list_size: u32,
+    pub(crate) max_send_buffer: usize,
+    pub(crate) keep_alive_interval: Option<Duration>,
+    pub(crate) keep_alive_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_pending_reset_streams: usize,
+    pub(crate) enable_connect_protocol: bool,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 100,
+            initial_stream_window: 256 * 1024,
+            initial_connection_window: 1024 * 1024,
+            max_header_list_size: 64 * 1024,
+            max_send_buffer: 64 * 1024,
+            keep_alive_interval: Some(Duration::from_secs(30)),
+            keep_alive_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            max_pending_reset_streams: 20,
+            enable_connect_protocol: false,
+        }
+    }
+}
+
+impl Http2Settings {
+    /// Streams a client may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    #[must_use]
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
+        self
+    }
+
+    /// The receive window of each stream, in bytes.
+    #[must_use]
+    pub fn initial_stream_window(mut self, bytes: u32) -> Self {
+        self.initial_stream_window = bytes;
+        self
+    }
+
+    /// The receive window of the connection, in bytes.
+    #[must_use]
+    pub fn initial_connection_window(mut self, bytes: u32) -> Self {
+        self.initial_connection_window = bytes;
+        self
+    }
+
+    /// The largest decoded header section accepted, in bytes.
+    #[must_use]
+    pub fn max_header_list_size(mut self, bytes: u32) -> Self {
+        self.max_header_list_size = bytes;
+        self
+    }
+
+    /// Unsent response bytes buffered per stream.
+    #[must_use]
+    pub fn max_send_buffer(mut self, bytes: usize) -> Self {
+        self.max_send_buffer = bytes;
+        self
+    }
+
+    /// Interval of keep-alive `PING`s; `None` sends none.
+    #[must_use]
+    pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+
+    /// How long a keep-alive `PING` may go unanswered.
+    #[must_use]
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may have no open stream before it is closed.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Streams the client may reset before the server has served them,
+    /// beyond which the connection is closed.
+    #[must_use]
+    pub fn max_pending_reset_streams(mut self, streams: usize) -> Self {
+        self.max_pending_reset_streams = streams;
+        self
+    }
+
+    /// Advertise extended CONNECT (RFC 8441).
+    #[must_use]
+    pub fn enable_connect_protocol(mut self, enabled: bool) -> Self {
+        self.enable_connect_protocol = enabled;
+        self
+    }
+}

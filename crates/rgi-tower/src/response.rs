@@ -1,0 +1,443 @@
+//! The response side: the RGI state of one response, the chunks it queues
+//! for hyper, and [`ResponseBody`], the body hyper polls.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
+use http_body::{Frame, SizeHint};
+use rgi::{BoxError, InputError, ResponseHead, ResponseSink, ResponseState};
+
+use crate::relay::Relay;
+
+/// The status and fields hyper's `Response` is built from.
+pub(crate) type SentHead = (StatusCode, HeaderMap);
+
+/// One frame for hyper, or the failure that aborts the response.
+pub(crate) type FrameResult = Result<Frame<Bytes>, BoxError>;
+
+/// Why a response ended without the body the application meant to send:
+/// the error hyper aborts the response with once the head went out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// The application panicked after its head was sent.
+    #[error("the application panicked after its response head was sent: {message}")]
+    Panicked {
+        /// The panic's message, when its payload is a string.
+        message: String,
+    },
+    /// The application (or its body) failed after the head was sent.
+    #[error("the application failed after its response head was sent: {0}")]
+    Application(#[source] BoxError),
+    /// A switch continuation could not be run after the head was sent:
+    /// the pool was full or shut down.
+    #[error("the switch to synchronous processing was refused: {0}")]
+    SwitchRefused(#[source] crate::PoolError),
+}
+
+/// The text of a panic's payload, for the log line and the error.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        String::from("(a panic payload that is not a string)")
+    }
+}
+
+/// The status an application's failure before its head is answered with:
+/// the client's fault it carries (`[RGI-FAIL-10]`), else 500.
+pub(crate) fn failure_status(error: &BoxError) -> StatusCode {
+    rgi::client_body_error(&**error)
+        .and_then(InputError::status)
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Drops an application's body, containing a panic in its `Drop`.
+pub(crate) fn drop_contained<T>(body: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
+        tracing::error!(
+            panic = %panic_message(payload.as_ref()),
+            "an RGI application body panicked while being dropped"
+        );
+    }
+}
+
+/// The body chunks [`ResponseState`] hands over, queued until hyper polls
+/// for them. Once hyper has the response the state has sent its head, so a
+/// second head arriving here would break that promise and is refused.
+#[derive(Debug, Default)]
+pub(crate) struct Chunks {
+    /// The next chunk; nearly every pull yields at most one, so the queue
+    /// behind it stays unallocated.
+    next: Option<Bytes>,
+    more: VecDeque<Bytes>,
+}
+
+impl Chunks {
+    pub(crate) fn take_data(&mut self) -> Option<Bytes> {
+        let data = self.next.take()?;
+        self.next = self.more.pop_front();
+        Some(data)
+    }
+
+    pub(crate) fn has_data(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// Moves every queued chunk, in order, to `into`.
+    pub(crate) fn drain_into(&mut self, into: &mut VecDeque<Bytes>) {
+        while let Some(data) = self.take_data() {
+            into.push_back(data);
+        }
+    }
+}
+
+impl ResponseSink for Chunks {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        Err(io::Error::other(format!(
+            "a second head ({}) after hyper's response was built",
+            head.status()
+        )))
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        if self.next.is_none() {
+            self.next = Some(data);
+        } else {
+            self.more.push_back(data);
+        }
+        Ok(())
+    }
+}
+
+/// The transport up to the head: keeps the head for hyper's `Response`
+/// and queues data in [`Chunks`]. The head slot lives outside [`Stream`],
+/// which hyper moves with the body.
+pub(crate) struct HeadSink<'a> {
+    pub(crate) head: &'a mut Option<SentHead>,
+    pub(crate) chunks: &'a mut Chunks,
+}
+
+impl ResponseSink for HeadSink<'_> {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        // The map moves on into hyper's response, uncopied.
+        *self.head = Some(head.into_parts());
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        self.chunks.send_data(data)
+    }
+}
+
+/// One response served on the runtime: its RGI state, the chunks queued
+/// for hyper, and what went wrong after the head was sent.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) state: ResponseState,
+    pub(crate) chunks: Chunks,
+    /// Body bytes handed to hyper.
+    pub(crate) delivered: u64,
+    /// A failure after the head went out: hyper aborts the response with
+    /// it once the data before it was delivered.
+    pub(crate) error: Option<BoxError>,
+}
+
+/// What one pull of the application's body gave.
+pub(crate) enum Outcome {
+    Chunk(Bytes),
+    Failed(BoxError),
+    End,
+}
+
+impl Stream {
+    pub(crate) fn new(state: ResponseState) -> Self {
+        Stream {
+            state,
+            chunks: Chunks::default(),
+            delivered: 0,
+            error: None,
+        }
+    }
+
+    /// The exact number of body bytes hyper has still to send, when the
+    /// sent head fixed the length: the only size hyper may frame by
+    /// (`[RGI-CL-11]`).
+    pub(crate) fn exact_remaining(&self) -> Option<u64> {
+        let declared = self.state.content_length()?;
+        Some(declared.saturating_sub(self.delivered))
+    }
+
+    /// Applies one outcome to the state; a head it sends goes to `head`
+    /// (`None` once hyper has the response). Returns whether the
+    /// application's body is done with (ended or failed).
+    pub(crate) fn deliver(
+        &mut self,
+        head: Option<&mut Option<SentHead>>,
+        outcome: Outcome,
+    ) -> bool {
+        let Stream {
+            state,
+            chunks,
+            error,
+            ..
+        } = self;
+        let mut head_sink;
+        let sink: &mut dyn ResponseSink = match head {
+            Some(head) => {
+                head_sink = HeadSink { head, chunks };
+                &mut head_sink
+            }
+            None => chunks,
+        };
+        match outcome {
+            Outcome::Chunk(chunk) => {
+                if let Err(err) = state.send_chunk(sink, chunk) {
+                    *error = Some(err.into());
+                    return true;
+                }
+                false
+            }
+            Outcome::Failed(err) => {
+                *error = Some(err);
+                true
+            }
+            Outcome::End => {
+                if let Err(err) = state.finish(sink) {
+                    *error = Some(err.into());
+                }
+                true
+            }
+        }
+    }
+
+    /// Records a failure of the application: kept as the response's error
+    /// (before the head it decides the status, after it aborts).
+    pub(crate) fn fail(&mut self, error: BoxError) {
+        self.error = Some(error);
+    }
+
+    /// Whether pulling must go on before hyper can have the response.
+    pub(crate) fn before_head(&self) -> bool {
+        !self.state.is_head_sent() && self.error.is_none()
+    }
+}
+
+/// A response body driven on the runtime: the application's body and its
+/// [`Stream`], boxed together once per request.
+pub(crate) trait Driver: Send {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FrameResult>>;
+    fn is_end_stream(&self) -> bool;
+    fn size_hint(&self) -> SizeHint;
+}
+
+/// The next frame already produced by `stream` (data, then a failure), or
+/// the end when the body is closed or can no longer reach the client.
+/// `body_open` says whether the application's body is still there; `close`
+/// drops it.
+pub(crate) fn ready_frame(
+    stream: &mut Stream,
+    body_open: bool,
+    close: impl FnOnce(),
+) -> Option<Poll<Option<FrameResult>>> {
+    if let Some(data) = stream.chunks.take_data() {
+        stream.delivered += data.len() as u64;
+        return Some(Poll::Ready(Some(Ok(Frame::data(data)))));
+    }
+    if let Some(err) = stream.error.take() {
+        close();
+        return Some(Poll::Ready(Some(Err(err))));
+    }
+    if !body_open || !stream.state.wants_body() {
+        // At the declared length the rest cannot reach the client: stop
+        // pulling and close the body now (`[RGI-BODY-16]`).
+        close();
+        return Some(Poll::Ready(None));
+    }
+    None
+}
+
+/// Whether hyper may stop polling a driven body. With a fixed length only
+/// once all of it was delivered: hyper writes no Content-Length for a body
+/// that is over before it starts, and a HEAD answer must still carry the
+/// GET's length (nothing is delivered for HEAD; polling it ends it).
+pub(crate) fn end_of_stream(stream: &Stream, body_open: bool) -> bool {
+    !stream.chunks.has_data()
+        && stream.error.is_none()
+        && match stream.exact_remaining() {
+            Some(remaining) => remaining == 0,
+            None => !body_open || !stream.state.wants_body(),
+        }
+}
+
+pub(crate) fn stream_hint(stream: &Stream) -> SizeHint {
+    stream
+        .exact_remaining()
+        .map_or_else(SizeHint::default, SizeHint::with_exact)
+}
+
+/// The body of every response an RGI service gives hyper.
+///
+/// It pulls the application's body only when hyper polls it, so output
+/// never outruns the client; its size hint is exact only when the sent
+/// head fixed a Content-Length (`[RGI-CL-11]`). Dropping it (the client
+/// went away) closes the application's body, exactly once: at once for a
+/// body served on the runtime, on its worker thread for one served on the
+/// pool.
+pub struct ResponseBody {
+    kind: Kind,
+}
+
+enum Kind {
+    /// Nothing (a status-only response, or a response over).
+    Empty,
+    /// Served on the runtime.
+    Driven(Pin<Box<dyn Driver>>),
+    /// Served on a pool worker, relayed with backpressure.
+    Relayed(Arc<Relay>),
+}
+
+impl ResponseBody {
+    /// A body without bytes.
+    #[must_use]
+    pub fn empty() -> Self {
+        ResponseBody { kind: Kind::Empty }
+    }
+
+    pub(crate) fn driven(driver: Pin<Box<dyn Driver>>) -> Self {
+        ResponseBody {
+            kind: Kind::Driven(driver),
+        }
+    }
+
+    pub(crate) fn relayed(relay: Arc<Relay>) -> Self {
+        ResponseBody {
+            kind: Kind::Relayed(relay),
+        }
+    }
+}
+
+impl Default for ResponseBody {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Empty => "empty",
+            Kind::Driven(_) => "driven",
+            Kind::Relayed(_) => "relayed",
+        };
+        f.debug_struct("ResponseBody").field("kind", &kind).finish()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Kind::Relayed(relay) = &self.kind {
+            relay.receiver_gone();
+        }
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.kind {
+            Kind::Empty => return Poll::Ready(None),
+            Kind::Driven(driver) => driver.as_mut().poll_frame(cx),
+            Kind::Relayed(relay) => relay.poll_frame(cx),
+        };
+        if matches!(polled, Poll::Ready(None)) {
+            // Over: close what is left (a driven body's application body
+            // is closed already) and answer the end from now on.
+            let kind = std::mem::replace(&mut this.kind, Kind::Empty);
+            if let Kind::Relayed(relay) = &kind {
+                relay.receiver_gone();
+            }
+            drop_contained(kind);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Driven(driver) => driver.is_end_stream(),
+            Kind::Relayed(relay) => relay.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Driven(driver) => driver.size_hint(),
+            Kind::Relayed(relay) => relay.size_hint(),
+        }
+    }
+}
+
+/// A response the service gives itself, without the application's body:
+/// `Content-Length: 0`, and the connection closed after it when `close`
+/// (a client body error, whose unread rest cannot be trusted) on HTTP/1.
+pub(crate) fn status_only(
+    status: StatusCode,
+    version: Version,
+    close: bool,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::empty());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    if close && version <= Version::HTTP_11 {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The answer to an application failure before its head.
+pub(crate) fn failure_response(error: &BoxError, version: Version) -> Response<ResponseBody> {
+    let status = failure_status(error);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %error, "the RGI application failed before its response head; answering 500");
+    } else {
+        tracing::info!(error = %error, status = status.as_u16(), "the request body failed the client's way; answering {status}");
+    }
+    status_only(status, version, status != StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The answer when the pool refuses the request.
+pub(crate) fn unavailable(retry_after: &HeaderValue, version: Version) -> Response<ResponseBody> {
+    let mut response = status_only(StatusCode::SERVICE_UNAVAILABLE, version, false);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, retry_after.clone());
+    response
+}
+
+/// The response hyper sends for a head the state sent, with `body`.
+pub(crate) fn with_head((status, headers): SentHead, body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
