@@ -3,7 +3,9 @@
 //! same settings beside it, loads from the reporting process on loopback,
 //! one table with every target.
 //!
-//! - [`target`]: the child, `rgi-bench target IMPLEMENTATION APP`;
+//! - [`target`]: the child, `rgi-bench target IMPLEMENTATION APP`, and
+//!   the bare hyper baselines;
+//! - [`rgi`]: rgi-server serving the same applications through rgi-tower;
 //! - [`runner`]: starting it, asking for its counters, ending it;
 //! - [`client`]: the load generators (closed loop, open loop, pipelined,
 //!   parked, slow readers);
@@ -14,6 +16,7 @@
 pub mod client;
 pub mod procfs;
 pub mod report;
+pub mod rgi;
 pub mod runner;
 pub mod stats;
 pub mod target;

@@ -40,22 +40,24 @@ pub enum Implementation {
     /// Bare hyper 1.x through hyper-util's HTTP/1.1 + h2c builder, the
     /// baseline.
     Hyper,
+    /// rgi-server with rgi-tower's services (see
+    /// [`rgi`](super::rgi)).
+    Rgi,
 }
 
 impl Implementation {
     /// Every implementation, baseline first.
-    pub const ALL: &'static [Implementation] = &[Implementation::Hyper];
+    pub const ALL: &'static [Implementation] = &[Implementation::Hyper, Implementation::Rgi];
 
-    /// What the report compares with bare hyper unless told otherwise:
-    /// until rgi-server can serve, bare hyper itself (a self-check of the
-    /// harness, which the report's header says).
-    pub const CANDIDATE: Implementation = Implementation::Hyper;
+    /// What the report compares with bare hyper unless told otherwise.
+    pub const CANDIDATE: Implementation = Implementation::Rgi;
 
     /// The name on the command line.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Implementation::Hyper => "hyper",
+            Implementation::Rgi => "rgi",
         }
     }
 
@@ -180,6 +182,11 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// HTTP/1.1: the most header fields in a request head.
     pub max_headers: usize,
+    /// The largest request head (HTTP/1.1: hyper's read buffer limit;
+    /// HTTP/2: the advertised header list size).
+    pub max_header_bytes: usize,
+    /// HTTP/2: unsent response bytes buffered per stream.
+    pub max_send_buffer: usize,
     /// HTTP/1.1: aggregate pipelined responses into one write. Off by
     /// default, as in hyper: with it on, hyper 1.12 buffers a streamed
     /// body without bound while the body is ready (its write buffer's
@@ -201,15 +208,26 @@ impl Settings {
         pool: 128,
         header_read_timeout: Duration::from_secs(30),
         max_headers: 100,
+        max_header_bytes: 64 * 1024,
+        max_send_buffer: 64 * 1024,
         pipeline_flush: false,
         max_concurrent_streams: 2_000,
         stream_window: 256 * 1024,
         connection_window: 1024 * 1024,
     };
 
-    /// hyper-util's builder configured with these settings: the timer,
-    /// the head timeout, the header limit and `pipeline_flush` for
-    /// HTTP/1.1; the timer, streams and windows for HTTP/2.
+    /// [`max_header_bytes`](Self::max_header_bytes) as HTTP/2 advertises
+    /// it.
+    #[must_use]
+    pub fn max_header_bytes_u32(&self) -> u32 {
+        u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX)
+    }
+
+    /// hyper-util's builder configured as rgi-server configures hyper's:
+    /// for HTTP/1.1 the timer, the head timeout, the header count and size
+    /// limits, keep-alive, `pipeline_flush`; for HTTP/2 the timer, the
+    /// streams, windows, header list size, send buffer, keep-alive pings and
+    /// the reset-stream bound at rgi-server's defaults.
     #[must_use]
     pub fn hyper_builder(&self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -217,15 +235,22 @@ impl Settings {
             .http1()
             .timer(TokioTimer::new())
             .keep_alive(true)
+            .half_close(false)
             .header_read_timeout(self.header_read_timeout)
             .max_headers(self.max_headers)
+            .max_buf_size(self.max_header_bytes.max(8192))
             .pipeline_flush(self.pipeline_flush);
         builder
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(self.max_concurrent_streams)
             .initial_stream_window_size(self.stream_window)
-            .initial_connection_window_size(self.connection_window);
+            .initial_connection_window_size(self.connection_window)
+            .max_header_list_size(self.max_header_bytes_u32())
+            .max_send_buf_size(self.max_send_buffer)
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_pending_accept_reset_streams(20);
         builder
     }
 }
@@ -248,6 +273,9 @@ pub enum TargetError {
     /// The reporting process did not end the run in time.
     #[error("the run was not ended within {0:?}; the server stops by itself")]
     Deadline(Duration),
+    /// rgi-server could not start.
+    #[error("rgi-server did not start: {0}")]
+    Rgi(#[from] rgi_server::ServeError),
 }
 
 static PARKED: AtomicU64 = AtomicU64::new(0);
@@ -377,12 +405,13 @@ fn control_loop(probe: Probe) -> ! {
 }
 
 /// Serves `app` with `implementation` on 127.0.0.1 (an ephemeral port,
-/// announced on stdout) until stdin closes, which ends the process.
+/// announced on stdout) until stdin closes, which ends the process; a
+/// watchdog ends it after `deadline` whatever happens (a reporting process
+/// that died leaves no server behind).
 ///
 /// # Errors
 ///
-/// The runtime or the listener could not be set up, or `deadline` passed
-/// first (a reporting process that died leaves no server behind).
+/// The runtime, the server or the listener could not be set up.
 pub fn run(
     implementation: Implementation,
     app: App,
@@ -390,31 +419,47 @@ pub fn run(
     deadline: Duration,
     probe: Probe,
 ) -> Result<(), TargetError> {
+    // Whichever runs is held until the process exits.
+    let (_runtime, _server, addr) = match implementation {
+        Implementation::Hyper => {
+            let (runtime, addr) = start_hyper(app, settings)?;
+            (Some(runtime), None, addr)
+        }
+        Implementation::Rgi => {
+            let (server, addr) = super::rgi::start(app, settings)?;
+            (None, Some(server), addr)
+        }
+    };
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening {addr}")?;
+        stdout.flush()?;
+    }
+    std::thread::Builder::new()
+        .name("watchdog".to_owned())
+        .spawn(move || {
+            std::thread::sleep(deadline);
+            eprintln!("rgi-bench target: {}", TargetError::Deadline(deadline));
+            std::process::exit(2);
+        })?;
+    control_loop(probe)
+}
+
+/// Bare hyper: a multi-thread runtime with the same worker count, its
+/// blocking pool as large as rgi-server's pool, an accept loop.
+fn start_hyper(
+    app: App,
+    settings: Settings,
+) -> Result<(tokio::runtime::Runtime, std::net::SocketAddr), TargetError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.workers.max(1))
         .max_blocking_threads(settings.pool.max(1))
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        {
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "listening {}", listener.local_addr()?)?;
-            stdout.flush()?;
-        }
-        std::thread::Builder::new()
-            .name("control".to_owned())
-            .spawn(move || control_loop(probe))?;
-        let serving = async {
-            match implementation {
-                Implementation::Hyper => serve_hyper(listener, app, settings).await,
-            }
-        };
-        match tokio::time::timeout(deadline, serving).await {
-            Ok(()) => Ok(()),
-            Err(_) => Err(TargetError::Deadline(deadline)),
-        }
-    })
+    let listener = runtime.block_on(TcpListener::bind(("127.0.0.1", 0)))?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(serve_hyper(listener, app, settings));
+    Ok((runtime, addr))
 }
 
 /// Accepts connections for ever, backing off briefly when accepting fails
