@@ -480,3 +480,27 @@ fn slow_readers_read_the_stream_from_every_target() {
         child.finish().unwrap();
     }
 }
+
+#[test]
+fn slow_http2_streams_read_from_every_target() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_rgi-bench"));
+    for implementation in Implementation::ALL.iter().copied() {
+        let child =
+            TargetChild::start(exe, implementation, App::Stream, Settings::DEFAULT, None).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let run = runtime
+            .block_on(rgi_bench::server_bench::client::slow_readers_http2(
+                child.addr(),
+                3,
+                "/stream",
+                Duration::from_millis(10),
+                Duration::from_millis(300),
+            ))
+            .unwrap();
+        assert!(run.bytes > 0, "{implementation:?}: {run:?}");
+        child.finish().unwrap();
+    }
+}

@@ -9,7 +9,7 @@
 //!   does, latency from the due time (for p99);
 //! - [`pipelined`]: raw sockets writing 16 requests at once;
 //! - [`park_http1`], [`park_http2`]: requests that wait in the server;
-//! - [`slow_readers`]: large bodies read slowly.
+//! - [`slow_readers`], [`slow_readers_http2`]: large bodies read slowly.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -535,5 +535,71 @@ pub async fn slow_readers(
     let read = collect(tasks, duration + Duration::from_secs(30)).await?;
     Ok(SlowRun {
         bytes: read.iter().sum(),
+    })
+}
+
+/// One HTTP/2 connection (prior knowledge) with `streams` concurrent
+/// requests for `path`, each response body read one frame at a time with
+/// `pause` after each, until `duration` has passed; returns the body bytes
+/// read. The client's stream window is HTTP/2's default (64 KiB), released
+/// only as frames are read, so the server can send a stream no further
+/// ahead of the reader than that.
+///
+/// # Errors
+///
+/// Connecting, the handshake or a stream failed, or a stream ended early.
+pub async fn slow_readers_http2(
+    addr: SocketAddr,
+    streams: usize,
+    path: &'static str,
+    pause: Duration,
+    duration: Duration,
+) -> Result<SlowRun, ClientError> {
+    use http_body_util::BodyExt as _;
+
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|source| LoadError::Request { index: 0, source })?;
+    let driver = tokio::spawn(connection);
+    let host = load::host_of(addr)?;
+    let end = Instant::now() + duration;
+    let mut tasks = JoinSet::new();
+    for id in 0..streams {
+        let mut sender = sender.clone();
+        let mut request = Request::new(Empty::<Bytes>::new());
+        *request.uri_mut() = http::Uri::from_static(path);
+        request.headers_mut().insert(HOST, host.clone());
+        tasks.spawn(async move {
+            let index = id as u64;
+            sender
+                .ready()
+                .await
+                .map_err(|source| LoadError::Request { index, source })?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|source| LoadError::Request { index, source })?;
+            let mut body = response.into_body();
+            let mut read = 0_u64;
+            while Instant::now() < end {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        read += frame.data_ref().map_or(0, |data| data.len() as u64);
+                    }
+                    Some(Err(source)) => return Err(LoadError::Request { index, source }.into()),
+                    None => return Err(ClientError::Closed),
+                }
+                tokio::time::sleep(pause).await;
+            }
+            Ok::<_, ClientError>((id, read))
+        });
+    }
+    let read = collect(tasks, duration + Duration::from_secs(30)).await;
+    driver.abort();
+    Ok(SlowRun {
+        bytes: read?.iter().sum(),
     })
 }

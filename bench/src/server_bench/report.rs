@@ -617,6 +617,7 @@ impl ServerReport {
             self.plan.rate, self.plan.open_duration, self.plan.open_pairs
         );
         let mut figures: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let mut medians: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut ratios = Vec::new();
         for _ in 0..self.plan.open_pairs {
             let mut pair = [None, None];
@@ -633,6 +634,9 @@ impl ServerReport {
                 drop(clients);
                 child.finish()?;
                 let p99 = latencies.micros(99.0);
+                if let Some(p50) = latencies.micros(50.0) {
+                    medians[side].push(p50);
+                }
                 if let Some(p99) = p99 {
                     figures[side].push(p99);
                 }
@@ -653,6 +657,10 @@ impl ServerReport {
             )
             .figures(median(&figures[0]), median(&figures[1]))
             .with_ratio(median(&ratios)),
+        );
+        rows.push(
+            Row::new(&name, "p50 us, same runs", "us", Target::Report)
+                .figures(median(&medians[0]), median(&medians[1])),
         );
         Ok(())
     }
@@ -914,6 +922,62 @@ impl ServerReport {
         Ok(())
     }
 
+    /// RSS growth per slowly read stream of one HTTP/2 connection, per
+    /// side, against the configured stream window.
+    fn measure_slow_http2(&self, rows: &mut Vec<Row>) -> Result<(), ReportError> {
+        let (_, pause) = self.plan.slow_read;
+        let streams = self.plan.slow_clients;
+        let name = format!(
+            "slow readers: {streams} HTTP/2 streams x 1 GiB, a frame per {} ms, {} s",
+            pause.as_millis(),
+            self.plan.slow_duration.as_secs()
+        );
+        eprintln!("  {name}");
+        let mut growth = [None, None];
+        for (side, implementation) in self.implementations().into_iter().enumerate() {
+            let child = self.start(implementation, App::Stream, None)?;
+            let process = child.process();
+            let before = process.status()?.rss_kib;
+            let (peak, run) = self.client(&name, async {
+                let reading = tokio::spawn(client::slow_readers_http2(
+                    child.addr(),
+                    streams,
+                    paths::STREAM,
+                    pause,
+                    self.plan.slow_duration,
+                ));
+                let mut peak = before;
+                while !reading.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Ok(status) = process.status() {
+                        peak = peak.max(status.rss_kib);
+                    }
+                }
+                let run = reading
+                    .await
+                    .map_err(|err| ClientError::Task(err.to_string()))??;
+                Ok((peak, run))
+            })?;
+            child.finish()?;
+            if run.bytes == 0 {
+                return Err(ReportError::Scenario(format!("{name}: nothing was read")));
+            }
+            growth[side] = Some(peak.saturating_sub(before) as f64 / streams as f64);
+        }
+        let window = f64::from(self.plan.settings.stream_window) / 1024.0;
+        rows.push(
+            Row::new(
+                &name,
+                "RSS growth KiB/stream (peak)",
+                "KiB (the stream window)",
+                Target::AtMost(window),
+            )
+            .figures(growth[0], growth[1])
+            .with_ratio(None),
+        );
+        Ok(())
+    }
+
     /// Measures everything and returns the table.
     ///
     /// # Errors
@@ -950,8 +1014,11 @@ impl ServerReport {
         if self.selected("mixed") {
             self.measure_mixed(&mut rows)?;
         }
-        if self.selected("slow readers") {
+        if self.selected("slow readers HTTP/1.1") {
             self.measure_slow(&mut rows)?;
+        }
+        if self.selected("slow readers HTTP/2") {
+            self.measure_slow_http2(&mut rows)?;
         }
         let mut text = String::new();
         self.write_header(&mut text);
@@ -991,8 +1058,10 @@ impl ServerReport {
         );
         let _ = writeln!(
             text,
-            "both built alike: hyper-util auto builder, TokioTimer, header_read_timeout {:?}, \
-             max_headers {}, pipeline_flush {} (on, both sides, for the pipelined scenario), h2 max_concurrent_streams {}, stream window {} KiB",
+            "built alike (bare hyper: hyper-util's auto builder; rgi-server: its own hyper \
+             builders): TokioTimer, header timeout {:?}, max_headers {}, pipeline_flush {} (on, \
+             both sides, for the pipelined scenario), h2 max_concurrent_streams {}, stream \
+             window {} KiB",
             settings.header_read_timeout,
             settings.max_headers,
             settings.pipeline_flush,
