@@ -6,13 +6,15 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counts allocations, reallocations and allocated bytes; forwards every
-/// call to [`System`] unchanged.
+/// Counts allocations, reallocations and allocated bytes, and keeps the
+/// bytes live (allocated and not yet freed); forwards every call to
+/// [`System`] unchanged.
 #[derive(Debug)]
 pub struct CountingAlloc {
     allocations: AtomicU64,
     reallocations: AtomicU64,
     bytes: AtomicU64,
+    live: AtomicU64,
 }
 
 /// The counts at one moment; subtract two to get the cost of what ran in
@@ -47,6 +49,7 @@ impl CountingAlloc {
             allocations: AtomicU64::new(0),
             reallocations: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            live: AtomicU64::new(0),
         }
     }
 
@@ -57,6 +60,13 @@ impl CountingAlloc {
             reallocations: self.reallocations.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Bytes allocated and not yet freed (the heap the process holds, as
+    /// its allocations asked for it; the allocator's own overhead and
+    /// fragmentation show in RSS instead).
+    pub fn live_bytes(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
     }
 
     fn count(&self, counter: &AtomicU64, size: usize) {
@@ -79,25 +89,40 @@ unsafe impl GlobalAlloc for CountingAlloc {
         self.count(&self.allocations, layout.size());
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract
         // (non-zero size), which is `System.alloc`'s.
-        unsafe { System.alloc(layout) }
+        let block = unsafe { System.alloc(layout) };
+        if !block.is_null() {
+            self.live.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        }
+        block
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         self.count(&self.allocations, layout.size());
         // SAFETY: as for `alloc`; the same contract.
-        unsafe { System.alloc_zeroed(layout) }
+        let block = unsafe { System.alloc_zeroed(layout) };
+        if !block.is_null() {
+            self.live.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        }
+        block
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller passes a block this allocator returned, which
         // `System` allocated, with the layout it was allocated with.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { System.dealloc(ptr, layout) };
+        self.live.fetch_sub(layout.size() as u64, Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         self.count(&self.reallocations, new_size);
         // SAFETY: `ptr` and `layout` describe a block `System` allocated
         // (see `dealloc`), and the caller guarantees `new_size` is valid.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let block = unsafe { System.realloc(ptr, layout, new_size) };
+        // On failure the old block stays allocated, unchanged.
+        if !block.is_null() {
+            self.live.fetch_add(new_size as u64, Ordering::Relaxed);
+            self.live.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        }
+        block
     }
 }

@@ -1,16 +1,23 @@
-//! The RGI interface benchmark (issue 9, section 4): a hello-world request
-//! answered by bare hyper and by the thinnest honest hyper adapter for a
-//! synchronous and an asynchronous RGI application, measured side by side
-//! in instructions, allocations and CPU time per request.
+//! Two benchmarks in one crate:
 //!
-//! Run `bench/run.sh` from the workspace root; `bench/README.md` says what
-//! is measured and how. The adapter lives in [`adapter`] alone.
+//! - the RGI interface benchmark (issue 9, section 4): a hello-world
+//!   request answered by bare hyper and by the thinnest honest hyper
+//!   adapter for a synchronous and an asynchronous RGI application,
+//!   measured side by side in instructions, allocations and CPU time per
+//!   request (`bench/run.sh`; the adapter lives in [`adapter`] alone);
+//! - the rgi-server benchmark (issue 10, section 8): the server against
+//!   bare hyper built alike, scenario by scenario, in [`server_bench`]
+//!   (`bench/server.sh`).
+//!
+//! `bench/README.md` says what is measured and how.
 #![deny(missing_docs)]
 
 pub mod adapter;
 pub mod alloc_count;
 pub mod apps;
+pub mod child;
 pub mod load;
 pub mod report;
 pub mod server;
+pub mod server_bench;
 pub mod steps;

@@ -83,42 +83,90 @@ pub fn run(addr: SocketAddr, requests: u64, deadline: Duration) -> Result<LoadSu
     })
 }
 
-async fn send_all(addr: SocketAddr, requests: u64) -> Result<LoadSummary, LoadError> {
+/// A keep-alive HTTP/1.1 client connection (hyper's client), driven by a
+/// task on the current runtime.
+pub type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// Opens a keep-alive HTTP/1.1 connection to `addr` with `TCP_NODELAY`, as
+/// every load generator of the benchmarks does; the connection is driven
+/// by a task spawned on the current runtime, which ends when the returned
+/// sender is dropped.
+///
+/// # Errors
+///
+/// [`LoadError::Io`] or [`LoadError::Request`] (index 0) when connecting
+/// or the handshake fails.
+pub async fn connect(addr: SocketAddr) -> Result<Sender, LoadError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|source| LoadError::Request { index: 0, source })?;
-    let driver = tokio::spawn(connection);
-    let host =
-        HeaderValue::from_str(&addr.to_string()).map_err(|_| LoadError::NotLoopback(addr))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// The `Host` field for requests to `addr`.
+///
+/// # Errors
+///
+/// [`LoadError::NotLoopback`] if the address does not make a field value
+/// (it always does).
+pub fn host_of(addr: SocketAddr) -> Result<HeaderValue, LoadError> {
+    HeaderValue::from_str(&addr.to_string()).map_err(|_| LoadError::NotLoopback(addr))
+}
+
+/// Sends `GET path` (with `Host: host`) on `sender`, reads the whole answer
+/// and checks that it is the hello answer; `index` names the request in
+/// errors.
+///
+/// # Errors
+///
+/// [`LoadError::Request`] when hyper fails, [`LoadError::WrongAnswer`] for
+/// any other answer.
+pub async fn get_hello(
+    sender: &mut Sender,
+    host: &HeaderValue,
+    path: &'static str,
+    index: u64,
+) -> Result<(), LoadError> {
+    let mut request = Request::new(Empty::<Bytes>::new());
+    *request.uri_mut() = http::Uri::from_static(path);
+    request.headers_mut().insert(HOST, host.clone());
+    sender
+        .ready()
+        .await
+        .map_err(|source| LoadError::Request { index, source })?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|source| LoadError::Request { index, source })?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|source| LoadError::Request { index, source })?
+        .to_bytes();
+    if status != StatusCode::OK || body != HELLO_BODY {
+        return Err(LoadError::WrongAnswer {
+            index,
+            status,
+            body,
+        });
+    }
+    Ok(())
+}
+
+async fn send_all(addr: SocketAddr, requests: u64) -> Result<LoadSummary, LoadError> {
+    let mut sender = connect(addr).await?;
+    let host = host_of(addr)?;
     let started = Instant::now();
     for index in 0..requests {
-        let mut request = Request::new(Empty::<Bytes>::new());
-        *request.uri_mut() = http::Uri::from_static(HELLO_PATH);
-        request.headers_mut().insert(HOST, host.clone());
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|source| LoadError::Request { index, source })?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|source| LoadError::Request { index, source })?
-            .to_bytes();
-        if status != StatusCode::OK || body != HELLO_BODY {
-            return Err(LoadError::WrongAnswer {
-                index,
-                status,
-                body,
-            });
-        }
+        get_hello(&mut sender, &host, HELLO_PATH, index).await?;
     }
     let elapsed = started.elapsed();
     // Closing the connection ends the server's run.
     drop(sender);
-    let _closed = driver.await;
     Ok(LoadSummary { requests, elapsed })
 }

@@ -7,7 +7,14 @@
 //! rgi-bench load <127.0.0.1:PORT> <REQUESTS> [--deadline-secs S]
 //! rgi-bench steps <sync|async|head> <STAGE> <ITERATIONS>
 //! rgi-bench report [--quick] [--no-valgrind] [--work DIR]
+//! rgi-bench target <IMPLEMENTATION> <APP> [--workers N] [--pool N] [--pipeline-flush on|off] [--deadline-secs S]
+//! rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate NAME]
+//!                         [--rate R] [--workers N] [--only TEXT]
 //! ```
+//!
+//! `report` is the interface benchmark (issue 9); `target` is one server
+//! under test of the rgi-server benchmark (issue 10) and `server-report`
+//! runs that whole benchmark.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,6 +24,8 @@ use std::time::Duration;
 use rgi_bench::alloc_count::{AllocCounts, CountingAlloc};
 use rgi_bench::report::{Plan, Reporter};
 use rgi_bench::server::{self, Mode};
+use rgi_bench::server_bench::report as server_report;
+use rgi_bench::server_bench::target::{self, App, Implementation, Settings};
 use rgi_bench::{load, steps};
 
 #[global_allocator]
@@ -26,11 +35,19 @@ fn counts() -> AllocCounts {
     ALLOCATOR.counts()
 }
 
+fn counts_and_live() -> (AllocCounts, u64) {
+    (ALLOCATOR.counts(), ALLOCATOR.live_bytes())
+}
+
 const USAGE: &str = "usage:
   rgi-bench serve <bare|sync|async> [--deadline-secs S]
   rgi-bench load <127.0.0.1:PORT> <REQUESTS> [--deadline-secs S]
   rgi-bench steps <sync|async|head> <STAGE> <ITERATIONS>
-  rgi-bench report [--quick] [--no-valgrind] [--work DIR]";
+  rgi-bench report [--quick] [--no-valgrind] [--work DIR]
+  rgi-bench target <hyper|rgi> <hello-async|hello-sync|blocking|park|mixed|stream>
+                   [--workers N] [--pool N] [--pipeline-flush on|off] [--deadline-secs S]
+  rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate hyper|rgi]
+                          [--rate R] [--workers N] [--only TEXT]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,6 +76,29 @@ fn deadline(args: &[String]) -> Result<Duration, String> {
             .map(Duration::from_secs)
             .map_err(|_| format!("--deadline-secs {value:?} is not a number of seconds")),
     }
+}
+
+/// The server settings, [`Settings::DEFAULT`] changed by `--workers`,
+/// `--pipeline-flush` and `--pool`.
+fn settings(args: &[String]) -> Result<Settings, String> {
+    let mut settings = Settings::DEFAULT;
+    if let Some(workers) = option(args, "--workers") {
+        settings.workers = workers
+            .parse()
+            .map_err(|_| format!("--workers {workers:?} is not a number"))?;
+    }
+    match option(args, "--pipeline-flush") {
+        None => {}
+        Some("on") => settings.pipeline_flush = true,
+        Some("off") => settings.pipeline_flush = false,
+        Some(other) => return Err(format!("--pipeline-flush {other:?} is not on or off")),
+    }
+    if let Some(pool) = option(args, "--pool") {
+        settings.pool = pool
+            .parse()
+            .map_err(|_| format!("--pool {pool:?} is not a number"))?;
+    }
+    Ok(settings)
 }
 
 fn number(value: Option<&String>, what: &str) -> Result<u64, String> {
@@ -125,6 +165,52 @@ fn run(args: &[String]) -> Result<(), String> {
                 PathBuf::from,
             );
             let reporter = Reporter::new(exe, work, plan).map_err(|err| err.to_string())?;
+            let text = reporter.run().map_err(|err| err.to_string())?;
+            print!("{text}");
+            Ok(())
+        }
+        Some("target") => {
+            let implementation = Implementation::parse(args.get(1).map_or("", String::as_str))
+                .map_err(|err| err.to_string())?;
+            let app = App::parse(args.get(2).map_or("", String::as_str))
+                .map_err(|err| err.to_string())?;
+            let settings = settings(args)?;
+            target::run(
+                implementation,
+                app,
+                settings,
+                deadline(args)?,
+                counts_and_live,
+            )
+            .map_err(|err| err.to_string())
+        }
+        Some("server-report") => {
+            let mut plan = if args.iter().any(|arg| arg == "--quick") {
+                server_report::Plan::quick()
+            } else {
+                server_report::Plan::full()
+            };
+            if args.iter().any(|arg| arg == "--no-valgrind") {
+                plan.valgrind = false;
+            }
+            if let Some(rate) = option(args, "--rate") {
+                plan.rate = rate
+                    .parse()
+                    .map_err(|_| format!("--rate {rate:?} is not a number"))?;
+            }
+            plan.settings = settings(args)?;
+            plan.only = option(args, "--only").map(str::to_owned);
+            let candidate = match option(args, "--candidate") {
+                Some(name) => Implementation::parse(name).map_err(|err| err.to_string())?,
+                None => Implementation::CANDIDATE,
+            };
+            let exe = std::env::current_exe().map_err(|err| err.to_string())?;
+            let work = option(args, "--work").map_or_else(
+                || std::env::temp_dir().join(format!("rgi-bench.{}", std::process::id())),
+                PathBuf::from,
+            );
+            let reporter = server_report::ServerReport::new(exe, work, plan, candidate)
+                .map_err(|err| err.to_string())?;
             let text = reporter.run().map_err(|err| err.to_string())?;
             print!("{text}");
             Ok(())

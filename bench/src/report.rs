@@ -107,13 +107,7 @@ impl Reporter {
     /// `work` cannot be created.
     pub fn new(exe: PathBuf, work: PathBuf, plan: Plan) -> Result<Self, ReportError> {
         std::fs::create_dir_all(&work).map_err(io_error(format!("creating {}", work.display())))?;
-        let ticks_per_second = Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(100);
+        let ticks_per_second = crate::server_bench::procfs::ticks_per_second();
         Ok(Reporter {
             exe,
             work,
@@ -123,23 +117,7 @@ impl Reporter {
     }
 
     fn command(&self, valgrind_out: Option<&Path>, args: &[&str]) -> Command {
-        match valgrind_out {
-            Some(out) => {
-                let mut command = Command::new("valgrind");
-                command
-                    .arg("--tool=callgrind")
-                    .arg("--quiet")
-                    .arg(format!("--callgrind-out-file={}", out.display()))
-                    .arg(&self.exe)
-                    .args(args);
-                command
-            }
-            None => {
-                let mut command = Command::new(&self.exe);
-                command.args(args);
-                command
-            }
-        }
+        crate::child::command(&self.exe, valgrind_out, args)
     }
 
     /// Runs one server in `mode`, drives `requests` through it, returns its
@@ -520,20 +498,11 @@ fn read_address(
         .next()
         .ok_or_else(|| ReportError::Child("the server exited before listening".to_owned()))?
         .map_err(io_error("reading the server's address"))?;
-    line.strip_prefix("listening ")
-        .and_then(|addr| addr.trim().parse().ok())
+    crate::child::parse_listening(&line)
         .ok_or_else(|| ReportError::Child(format!("unexpected server output {line:?}")))
 }
 
 /// The total instruction count callgrind wrote to `path`.
 fn callgrind_total(path: &Path) -> Result<u64, ReportError> {
-    let text =
-        std::fs::read_to_string(path).map_err(io_error(format!("reading {}", path.display())))?;
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix("summary:")
-                .or_else(|| line.strip_prefix("totals:"))
-        })
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| ReportError::Child(format!("no total in {}", path.display())))
+    crate::child::callgrind_total(path).map_err(io_error(format!("reading {}", path.display())))
 }

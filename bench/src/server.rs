@@ -150,22 +150,9 @@ impl ServeSummary {
 /// [`ServeError::CpuTime`] when `/proc/self/stat` is unreadable or
 /// malformed.
 pub fn cpu_ticks() -> Result<u64, ServeError> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|err| ServeError::CpuTime(err.to_string()))?;
-    // The command name may hold spaces and parentheses; the fields after
-    // the last `)` start with field 3 (state), so utime (14) is 11th.
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| ServeError::CpuTime(stat.clone()))?;
-    let mut fields = after_name.split_whitespace().skip(11);
-    let mut next = || -> Result<u64, ServeError> {
-        fields
-            .next()
-            .and_then(|field| field.parse().ok())
-            .ok_or_else(|| ServeError::CpuTime(stat.clone()))
-    };
-    Ok(next()? + next()?)
+    crate::server_bench::procfs::Process::current()
+        .cpu_ticks()
+        .map_err(|err| ServeError::CpuTime(err.to_string()))
 }
 
 /// Binds 127.0.0.1:0, writes `listening ADDR` to `announce`, serves one
