@@ -1,8 +1,10 @@
 //! `rgi-conformance`: runs the RGI server suite against every reference
 //! server of the workspace and writes its reports.
 //!
-//! Until the workspace has a reference server, the suite runs against the
-//! kit's own toy server, and the output says so first. Exit status: 0 when
+//! The reference server is `rgi-server` (as
+//! `rgi_server::conformance::SuiteServer` configures it); `--toy` judges
+//! the kit's own toy server instead, and `--toy-fault` the toy with one
+//! deliberate fault. Exit status: 0 when
 //! no case failed, 1 when one did, 2 when the command could not be carried
 //! out as given (a usage error, a filter that matches nothing, a report that
 //! could not be written).
@@ -17,6 +19,7 @@ use clap::Parser;
 use rgi_conformance::report;
 use rgi_conformance::suite::{self, Case, ServerUnderTest};
 use rgi_conformance::toy::{FAULTS, ToyServer};
+use rgi_server::conformance::SuiteServer;
 
 use crate::output::Failure;
 
@@ -25,7 +28,7 @@ use crate::output::Failure;
 #[command(
     name = "rgi-conformance",
     version,
-    after_help = "Until the workspace has a reference server, the suite runs against the kit's own toy server.\n\
+    after_help = "By default the suite judges the workspace's reference server, rgi-server.\n\
                   Exit status: 0 when no case failed, 1 when a case failed, 2 when the command could not be \
                   carried out as given (usage errors, a filter that matches nothing, an unwritable report)."
 )]
@@ -56,6 +59,10 @@ struct Cli {
     /// `LeaksUnreadBody`), to see how the suite reports a broken server.
     #[arg(long, value_name = "FAULT", conflicts_with = "list")]
     toy_fault: Option<String>,
+    /// Judge the kit's toy server (without a fault) instead of the
+    /// reference servers: the suite at work on a server built to be read.
+    #[arg(long, conflicts_with_all = ["list", "toy_fault"])]
+    toy: bool,
     /// Print panic messages on standard error. The suite's probes panic on
     /// purpose to see whether the server contains it, so by default panics
     /// are not printed; a case that fails reports what happened itself.
@@ -94,7 +101,7 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let servers = servers(out, cli.toy_fault.as_deref())?;
+    let servers = servers(out, cli.toy, cli.toy_fault.as_deref())?;
     if !cli.show_panics {
         // The probes' deliberate panics are caught by the server under test
         // (RGI-FAIL-2); printing each with its backtrace would bury the
@@ -150,11 +157,12 @@ fn selected(filter: Option<&str>) -> Result<Vec<Case>, Failure> {
     Ok(chosen)
 }
 
-/// The servers to judge: every reference server of the workspace, or the
-/// toy server when there is none, announced as such; or the toy server with
-/// the deliberate fault called `fault`.
+/// The servers to judge: every reference server of the workspace; or the
+/// toy server, announced as such, with `toy`; or the toy server with the
+/// deliberate fault called `fault`.
 fn servers(
     out: &mut dyn Write,
+    toy: bool,
     fault: Option<&str>,
 ) -> Result<Vec<Box<dyn ServerUnderTest>>, Failure> {
     if let Some(name) = fault {
@@ -175,22 +183,18 @@ fn servers(
         let toy: Box<dyn ServerUnderTest> = Box::new(ToyServer::with_fault(*fault));
         return Ok(vec![toy]);
     }
-    // The reference servers of the workspace join this list as they land;
-    // there is none yet.
-    let reference: Vec<Box<dyn ServerUnderTest>> = Vec::new();
-    if !reference.is_empty() {
-        return Ok(reference);
+    if toy {
+        output::line(
+            out,
+            "NOTE: judging the kit's own toy server (rgi_conformance::toy::ToyServer): this shows the suite at work, not a real server's conformance.",
+        )?;
+        let toy: Box<dyn ServerUnderTest> = Box::new(ToyServer::new());
+        return Ok(vec![toy]);
     }
-    output::line(
-        out,
-        "NOTE: the workspace has no reference server yet, so the suite runs against the kit's own toy server",
-    )?;
-    output::line(
-        out,
-        "      (rgi_conformance::toy::ToyServer): this shows the suite at work, not a real server's conformance.",
-    )?;
-    let toy: Box<dyn ServerUnderTest> = Box::new(ToyServer::new());
-    Ok(vec![toy])
+    // The reference servers of the workspace; rgi-simple-server joins them
+    // when it lands.
+    let reference: Box<dyn ServerUnderTest> = Box::new(SuiteServer::new());
+    Ok(vec![reference])
 }
 
 #[cfg(test)]

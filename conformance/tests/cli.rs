@@ -99,11 +99,30 @@ fn list_with_a_filter_shows_only_matching_cases() {
 }
 
 #[test]
-fn a_filtered_run_announces_the_toy_prints_progress_and_writes_reports() {
+fn by_default_the_reference_server_is_judged() {
+    let output = cli(&["--filter", CASE]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(!text.contains("toy"), "{text}");
+    let server = format!("rgi-server {}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        text.starts_with(&format!("Running 1 cases against {server}\n")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("[1/1] PASS  {CASE} (")), "{text}");
+    assert!(
+        text.contains("\n1 passed, 0 failed, 0 skipped, of 1 cases; 1 clauses judged\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_filtered_run_of_the_toy_announces_it_prints_progress_and_writes_reports() {
     let dir = temp_dir("run");
     let json = dir.join("run.json");
     let junit = dir.join("run.xml");
     let output = cli(&[
+        "--toy",
         "--filter",
         CASE,
         "--json",
@@ -115,10 +134,9 @@ fn a_filtered_run_announces_the_toy_prints_progress_and_writes_reports() {
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].starts_with("NOTE: the workspace has no reference server yet"),
+        lines[0].starts_with("NOTE: judging the kit's own toy server"),
         "{text}"
     );
-    assert!(lines[0].contains("toy server"), "{text}");
     assert!(text.contains("Running 1 cases against toy\n"), "{text}");
     assert!(text.contains(&format!("[1/1] PASS  {CASE} (")), "{text}");
     assert!(

@@ -89,6 +89,8 @@ pub(crate) fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 #[cfg(target_os = "linux")]
 pub mod listen_fds;
 pub mod proxy_protocol;

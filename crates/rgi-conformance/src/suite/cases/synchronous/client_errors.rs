@@ -34,31 +34,48 @@ fn propagating(seen: Sender<Option<String>>) -> impl rgi::Application {
 sync_case!(
     rgi_fail_10_client_body_error_answered_with_its_status
     ["RGI-FAIL-10", "RGI-INPUT-17", "RGI-INPUT-18"]
-    "a malformed chunk size, and a chunked body announced past the body limit, reach the application as typed InputErrors; propagated before the head they are answered 400 and 413 with a close, never 500"
+    "a malformed chunk size, and a chunked body that runs past the body limit, reach the application as typed InputErrors; propagated before the head they are answered 400 and 413 with a close, never 500"
     => client_body_error
 );
+
+/// How a chunked upload of the case goes on after its first bytes.
+enum Rest {
+    /// Nothing more: the bytes sent are already malformed.
+    Nothing,
+    /// Zeros up to this many body bytes in all, unless the application
+    /// has already seen its error (a server may refuse a chunk announced
+    /// past its limit at once, RGI-INPUT-18 only requires the refusal once
+    /// the bytes pass it).
+    UpTo(u64),
+}
+
+/// The piece the over-limit body is written in.
+const PIECE: usize = 64 * 1024;
 
 fn client_body_error(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     const CLAUSE: &str = "RGI-FAIL-10";
     let limits = server.claims().limits;
     let (tx, seen) = mpsc::channel();
     let served = Served::start(server, propagating(tx), CLAUSE)?;
-    let over = format!("{:x}", limits.body.saturating_add(1));
-    let cases: [(String, u16, &str, &'static str); 2] = [
+    let over_limit = limits.body.saturating_add(1);
+    let first = b"0123456789abcdef";
+    let cases: [(String, Rest, u16, &str, &'static str); 2] = [
         (
             "zz\r\nhello\r\n0\r\n\r\n".to_owned(),
+            Rest::Nothing,
             400,
             "MalformedBody",
             "RGI-INPUT-17",
         ),
         (
-            format!("{over}\r\n0123456789abcdef"),
+            format!("{over_limit:x}\r\n{}", String::from_utf8_lossy(first)),
+            Rest::UpTo(over_limit),
             413,
             "BodyLimitExceeded",
             "RGI-INPUT-18",
         ),
     ];
-    for (body, status, variant, typed_clause) in cases {
+    for (body, rest, status, variant, typed_clause) in cases {
         let bytes = format!(
             "POST /upload HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n{body}"
         );
@@ -66,7 +83,10 @@ fn client_body_error(server: &dyn ServerUnderTest) -> Result<(), Failure> {
         let mut conn = served.connect()?;
         conn.send(bytes.as_bytes())
             .or_fail(CLAUSE, "sending a chunked upload")?;
-        let typed = recv(&seen, WAIT, CLAUSE, "the application was not called")?;
+        let typed = match rest {
+            Rest::Nothing => recv(&seen, WAIT, CLAUSE, "the application was not called")?,
+            Rest::UpTo(total) => send_until_seen(&mut conn, &seen, total - first.len() as u64)?,
+        };
         ensure(
             typed
                 .as_deref()
@@ -101,6 +121,40 @@ fn client_body_error(server: &dyn ServerUnderTest) -> Result<(), Failure> {
         })?;
     }
     served.stop()
+}
+
+/// Writes `remaining` zero bytes of the chunk in [`PIECE`]s, stopping as
+/// soon as the application reports what its read returned, and returns
+/// that report. Stopping early matters: a server that refused at the
+/// announcement closes the connection, and unread bytes would turn its
+/// close into a reset that loses the answer.
+fn send_until_seen(
+    conn: &mut crate::suite::wire::Connection,
+    seen: &mpsc::Receiver<Option<String>>,
+    mut remaining: u64,
+) -> Result<Option<String>, Failure> {
+    const CLAUSE: &str = "RGI-INPUT-18";
+    let zeros = [b'0'; PIECE];
+    // An early refusal comes at once; give it the time of a round trip
+    // through the server before pushing the rest.
+    if let Ok(typed) = seen.recv_timeout(super::super::kit::QUIET) {
+        return Ok(typed);
+    }
+    while remaining > 0 {
+        if let Ok(typed) = seen.try_recv() {
+            return Ok(typed);
+        }
+        let piece = usize::try_from(remaining).map_or(PIECE, |left| left.min(PIECE));
+        conn.send(&zeros[..piece])
+            .or_fail(CLAUSE, "sending the body past the limit")?;
+        remaining -= piece as u64;
+    }
+    recv(
+        seen,
+        WAIT,
+        CLAUSE,
+        "the application's read did not fail once the body passed the limit",
+    )
 }
 
 sync_case!(
