@@ -33,7 +33,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
-use rgi::Address;
+use bytes::Bytes;
+use rgi::{Address, TlsInfo, TlsVersion};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -72,6 +73,67 @@ pub struct ProxyHeader {
     version: ProxyVersion,
     local: bool,
     addresses: Option<(SocketAddr, SocketAddr)>,
+    details: Details,
+}
+
+/// What a version 2 header's TLVs told about the client's connection to
+/// the proxy; empty for version 1 and `LOCAL`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Details {
+    alpn: Option<Bytes>,
+    authority: Option<Box<str>>,
+    tls: Option<ProxiedTls>,
+}
+
+/// The TLS connection between the client and a proxy that terminated it,
+/// as a version 2 header's `PP2_TYPE_SSL` record describes it (present only
+/// when its `PP2_CLIENT_SSL` flag is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedTls {
+    version: Option<Box<str>>,
+    cipher: Option<Box<str>>,
+    client_certificate: bool,
+    verified: bool,
+}
+
+impl ProxiedTls {
+    /// The protocol version as the proxy named it (`TLSv1.3`), if it did.
+    #[must_use]
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// The cipher as the proxy named it, if it did.
+    #[must_use]
+    pub fn cipher(&self) -> Option<&str> {
+        self.cipher.as_deref()
+    }
+
+    /// Whether the client presented a certificate on this connection or an
+    /// earlier one of the same TLS session.
+    #[must_use]
+    pub fn client_certificate(&self) -> bool {
+        self.client_certificate
+    }
+
+    /// Whether the proxy verified the client's certificate: a certificate
+    /// was presented and the proxy's check of it passed.
+    #[must_use]
+    pub fn verified(&self) -> bool {
+        self.client_certificate && self.verified
+    }
+
+    /// The version as `rgi`'s [`TlsVersion`], when the proxy's name for it
+    /// is one of the usual spellings.
+    fn rgi_version(&self) -> Option<TlsVersion> {
+        match self.version.as_deref()? {
+            "TLSv1" | "TLSv1.0" => Some(TlsVersion::Tls1_0),
+            "TLSv1.1" => Some(TlsVersion::Tls1_1),
+            "TLSv1.2" => Some(TlsVersion::Tls1_2),
+            "TLSv1.3" => Some(TlsVersion::Tls1_3),
+            _ => None,
+        }
+    }
 }
 
 impl ProxyHeader {
@@ -104,6 +166,67 @@ impl ProxyHeader {
     #[must_use]
     pub fn destination(&self) -> Option<SocketAddr> {
         self.addresses.map(|(_, destination)| destination)
+    }
+
+    /// The protocol the client agreed with the proxy through ALPN
+    /// (`PP2_TYPE_ALPN`), if the header carried one.
+    #[must_use]
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.details.alpn.as_deref()
+    }
+
+    /// The host name the client gave the proxy (`PP2_TYPE_AUTHORITY`,
+    /// typically its TLS SNI), if the header carried one.
+    #[must_use]
+    pub fn authority(&self) -> Option<&str> {
+        self.details.authority.as_deref()
+    }
+
+    /// The client's TLS connection to the proxy, when the proxy terminated
+    /// TLS and said so (`PP2_TYPE_SSL` with `PP2_CLIENT_SSL`).
+    #[must_use]
+    pub fn tls(&self) -> Option<&ProxiedTls> {
+        self.details.tls.as_ref()
+    }
+
+    /// The connection's TLS information for its `rgi::ConnectionInfo` when
+    /// the proxy terminated TLS: the client spoke TLS, so its URL scheme is
+    /// `https` (`RGI-CONN-7`), with the version, the server name (from the
+    /// authority record) and the ALPN protocol the header declared. The
+    /// client's certificate itself is not carried by the protocol.
+    ///
+    /// ```
+    /// use rgi::TlsVersion;
+    /// use rgi_server::proxy_protocol::{Parsed, parse};
+    ///
+    /// let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11".to_vec();
+    /// let mut payload = vec![192, 0, 2, 1, 198, 51, 100, 2, 0xc7, 0x38, 0x01, 0xbb];
+    /// payload.extend_from_slice(&[0x02, 0, 11]);
+    /// payload.extend_from_slice(b"example.com");
+    /// // PP2_TYPE_SSL: client flags (PP2_CLIENT_SSL), verify, PP2_SUBTYPE_SSL_VERSION.
+    /// payload.extend_from_slice(&[0x20, 0, 15, 0x01, 0, 0, 0, 0, 0x21, 0, 7]);
+    /// payload.extend_from_slice(b"TLSv1.3");
+    /// header.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+    /// header.extend_from_slice(&payload);
+    /// let Parsed::Complete { header, .. } = parse(&header).unwrap() else { panic!() };
+    /// let tls = header.tls_info().unwrap();
+    /// assert_eq!(tls.version(), Some(TlsVersion::Tls1_3));
+    /// assert_eq!(tls.server_name(), Some("example.com"));
+    /// ```
+    #[must_use]
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        let tls = self.details.tls.as_ref()?;
+        let mut info = TlsInfo::new();
+        if let Some(version) = tls.rgi_version() {
+            info = info.with_version(version);
+        }
+        if let Some(authority) = &self.details.authority {
+            info = info.with_server_name(authority.clone());
+        }
+        if let Some(alpn) = &self.details.alpn {
+            info = info.with_alpn_protocol(alpn.clone());
+        }
+        Some(info)
     }
 
     /// The connection's peer address for its `rgi::ConnectionInfo`:
@@ -199,8 +322,9 @@ pub enum ProxyError {
     /// A version 2 length above [`V2_MAX_PAYLOAD`].
     #[error("PROXY v2 header declares {0} bytes, more than {V2_MAX_PAYLOAD}")]
     V2TooLong(usize),
-    /// A TLV that runs past the end of the header.
-    #[error("PROXY v2 TLV at offset {0} runs past the end of the header")]
+    /// A TLV that runs past the end of the header, or one the server reads
+    /// (ALPN, authority, TLS) whose value is malformed.
+    #[error("PROXY v2 TLV at offset {0} runs past the end of the header or is malformed")]
     V2Tlv(usize),
     /// The peer closed the connection before the header was complete.
     #[error("the connection closed in the middle of a PROXY header")]
@@ -301,6 +425,7 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
             version: ProxyVersion::V1,
             local: false,
             addresses,
+            details: Details::default(),
         },
         length,
     })
@@ -361,14 +486,16 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, ProxyError> {
         let addresses = v2_addresses(family_byte.unwrap_or(0), body);
         (addresses, body.get(needed..))
     };
-    if let Some(tlvs) = tlvs {
-        skip_tlvs(tlvs, V2_FIXED + needed)?;
-    }
+    let details = match tlvs {
+        Some(tlvs) => read_tlvs(tlvs, V2_FIXED + needed)?,
+        None => Details::default(),
+    };
     Ok(Parsed::Complete {
         header: ProxyHeader {
             version: ProxyVersion::V2,
             local,
             addresses,
+            details,
         },
         length,
     })
@@ -413,21 +540,96 @@ fn v2_addresses(family: u8, body: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
     }
 }
 
-/// Walks the type-length-value records after the addresses without acting
-/// on any: each must fit inside the header.
-fn skip_tlvs(mut tlvs: &[u8], mut offset: usize) -> Result<(), ProxyError> {
+/// `PP2_TYPE_ALPN`, `PP2_TYPE_AUTHORITY` and `PP2_TYPE_SSL`.
+const TLV_ALPN: u8 = 0x01;
+const TLV_AUTHORITY: u8 = 0x02;
+const TLV_SSL: u8 = 0x20;
+/// Sub-records of `PP2_TYPE_SSL`: the version and the cipher names.
+const SSL_VERSION: u8 = 0x21;
+const SSL_CIPHER: u8 = 0x23;
+/// Flags of `PP2_TYPE_SSL`'s client byte.
+const CLIENT_SSL: u8 = 0x01;
+const CLIENT_CERT_CONN: u8 = 0x02;
+const CLIENT_CERT_SESS: u8 = 0x04;
+
+/// Walks the type-length-value records in `tlvs` (which start `offset`
+/// bytes into the header), calling `each` with every record's type, value
+/// and offset; every record must fit inside `tlvs`.
+fn walk_tlvs(
+    mut tlvs: &[u8],
+    mut offset: usize,
+    mut each: impl FnMut(u8, &[u8], usize) -> Result<(), ProxyError>,
+) -> Result<(), ProxyError> {
     while !tlvs.is_empty() {
-        let [_kind, high, low, rest @ ..] = tlvs else {
+        let [kind, high, low, rest @ ..] = tlvs else {
             return Err(ProxyError::V2Tlv(offset));
         };
         let value_len = usize::from(u16::from_be_bytes([*high, *low]));
-        if rest.len() < value_len {
+        let Some(value) = rest.get(..value_len) else {
             return Err(ProxyError::V2Tlv(offset));
-        }
+        };
+        each(*kind, value, offset)?;
         tlvs = &rest[value_len..];
         offset += 3 + value_len;
     }
     Ok(())
+}
+
+/// Reads the records a server acts on (ALPN, authority, TLS) and checks
+/// that every record fits inside the header; other types are skipped, as
+/// the specification asks. A record the server reads must be well formed:
+/// a trusted proxy that sends a broken one is refused rather than guessed
+/// at.
+fn read_tlvs(tlvs: &[u8], offset: usize) -> Result<Details, ProxyError> {
+    let mut details = Details::default();
+    walk_tlvs(tlvs, offset, |kind, value, at| {
+        match kind {
+            TLV_ALPN if !value.is_empty() => {
+                details.alpn = Some(Bytes::copy_from_slice(value));
+            }
+            TLV_AUTHORITY => details.authority = Some(text(value, at)?),
+            TLV_SSL => details.tls = read_ssl(value, at)?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(details)
+}
+
+/// A `PP2_TYPE_SSL` value: a client flags byte, a 32-bit verify result
+/// (0 when a client certificate was verified), then sub-records. `None`
+/// when the client did not use TLS (no `PP2_CLIENT_SSL`).
+fn read_ssl(value: &[u8], at: usize) -> Result<Option<ProxiedTls>, ProxyError> {
+    let [client, v0, v1, v2, v3, subrecords @ ..] = value else {
+        return Err(ProxyError::V2Tlv(at));
+    };
+    let mut tls = ProxiedTls {
+        version: None,
+        cipher: None,
+        client_certificate: client & (CLIENT_CERT_CONN | CLIENT_CERT_SESS) != 0,
+        verified: u32::from_be_bytes([*v0, *v1, *v2, *v3]) == 0,
+    };
+    // The sub-records start 3 (type, length) + 5 bytes into the record.
+    walk_tlvs(subrecords, at + 8, |kind, value, at| {
+        match kind {
+            SSL_VERSION => tls.version = Some(text(value, at)?),
+            SSL_CIPHER => tls.cipher = Some(text(value, at)?),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok((client & CLIENT_SSL != 0).then_some(tls))
+}
+
+/// A record's value as text: printable ASCII only, since the names it
+/// carries (host names, TLS versions, cipher names) are.
+fn text(value: &[u8], at: usize) -> Result<Box<str>, ProxyError> {
+    if value.is_empty() || !value.iter().all(|byte| byte.is_ascii_graphic()) {
+        return Err(ProxyError::V2Tlv(at));
+    }
+    std::str::from_utf8(value)
+        .map(Box::from)
+        .map_err(|_| ProxyError::V2Tlv(at))
 }
 
 /// Reads a PROXY header from the start of `stream`, consuming exactly its
@@ -817,6 +1019,105 @@ mod tests {
         assert_eq!((header.source(), length), (None, 232));
         // UNSPEC with PROXY: no addresses.
         assert_eq!(complete(&v2(1, 0x00, &[])).0.source(), None);
+    }
+
+    /// A record of `kind` with `value`.
+    fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![kind];
+        bytes.extend_from_slice(&u16::try_from(value.len()).unwrap().to_be_bytes());
+        bytes.extend_from_slice(value);
+        bytes
+    }
+
+    /// A `PP2_TYPE_SSL` value: client flags, verify result, sub-records.
+    fn ssl(client: u8, verify: u32, subrecords: &[u8]) -> Vec<u8> {
+        let mut value = vec![client];
+        value.extend_from_slice(&verify.to_be_bytes());
+        value.extend_from_slice(subrecords);
+        tlv(0x20, &value)
+    }
+
+    #[test]
+    fn v2_tls_terminated_by_the_proxy() {
+        let mut body = v4_block();
+        body.extend(tlv(0x01, b"h2"));
+        body.extend(tlv(0x02, b"www.example.com"));
+        let mut subrecords = tlv(0x21, b"TLSv1.2");
+        subrecords.extend(tlv(0x23, b"ECDHE-RSA-AES128-GCM-SHA256"));
+        subrecords.extend(tlv(0x22, b"client common name"));
+        // PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN, verified.
+        body.extend(ssl(0x03, 0, &subrecords));
+        let (header, _) = complete(&v2(1, 0x11, &body));
+        assert_eq!(header.alpn(), Some(&b"h2"[..]));
+        assert_eq!(header.authority(), Some("www.example.com"));
+        let tls = header.tls().unwrap();
+        assert_eq!(tls.version(), Some("TLSv1.2"));
+        assert_eq!(tls.cipher(), Some("ECDHE-RSA-AES128-GCM-SHA256"));
+        assert!(tls.client_certificate() && tls.verified());
+        let info = header.tls_info().unwrap();
+        assert_eq!(info.version(), Some(rgi::TlsVersion::Tls1_2));
+        assert_eq!(info.server_name(), Some("www.example.com"));
+        assert_eq!(info.alpn_protocol(), Some(&b"h2"[..]));
+        let connection = rgi::ConnectionInfo::new().with_tls(info);
+        assert_eq!(connection.url_scheme(), rgi::UrlScheme::Https);
+
+        // A certificate whose check failed (verify != 0) is not verified.
+        let mut body = v4_block();
+        body.extend(ssl(0x05, 1, &[]));
+        let (header, _) = complete(&v2(1, 0x11, &body));
+        let tls = header.tls().unwrap();
+        assert!(tls.client_certificate() && !tls.verified());
+        assert_eq!(tls.version(), None);
+        assert_eq!(header.tls_info().unwrap().version(), None);
+    }
+
+    #[test]
+    fn v2_without_tls_to_the_proxy() {
+        // No SSL record, or one without PP2_CLIENT_SSL: plain text.
+        let mut body = v4_block();
+        body.extend(tlv(0x02, b"www.example.com"));
+        let (header, _) = complete(&v2(1, 0x11, &body));
+        assert!(header.tls().is_none() && header.tls_info().is_none());
+        assert_eq!(header.authority(), Some("www.example.com"));
+        let mut body = v4_block();
+        body.extend(ssl(0x00, 0, &tlv(0x21, b"TLSv1.3")));
+        let (header, _) = complete(&v2(1, 0x11, &body));
+        assert!(header.tls_info().is_none());
+        // Version 1 and LOCAL carry none of it.
+        let (header, _) = complete(b"PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\r\n");
+        assert!(header.tls().is_none() && header.authority().is_none());
+        // Unknown records are skipped; an unknown TLS version name keeps TLS
+        // on without a version.
+        let mut body = v4_block();
+        body.extend(tlv(0xe0, b"\xff\x00 anything"));
+        body.extend(ssl(0x01, 0, &tlv(0x21, b"QUICv1")));
+        let (header, _) = complete(&v2(1, 0x11, &body));
+        let info = header.tls_info().unwrap();
+        assert_eq!((info.version(), info.server_name()), (None, None));
+    }
+
+    #[test]
+    fn v2_malformed_records_the_server_reads_are_refused() {
+        let offset = 28;
+        let cases: Vec<Vec<u8>> = vec![
+            // An SSL record too short for its flags and verify result.
+            tlv(0x20, &[0x01, 0, 0]),
+            // A sub-record that runs past its SSL record.
+            ssl(0x01, 0, &[0x21, 0, 9, b'T']),
+            // Names that are not printable ASCII, or empty.
+            tlv(0x02, b"www.exa mple.com"),
+            tlv(0x02, "www.exämple.com".as_bytes()),
+            tlv(0x02, b""),
+            ssl(0x01, 0, &tlv(0x21, b"TLS\x00v1.3")),
+        ];
+        for record in cases {
+            let mut body = v4_block();
+            body.extend_from_slice(&record);
+            assert!(
+                matches!(parse(&v2(1, 0x11, &body)), Err(ProxyError::V2Tlv(at)) if at >= offset),
+                "{record:?}"
+            );
+        }
     }
 
     #[test]
