@@ -624,7 +624,7 @@ fn read_ssl(value: &[u8], at: usize) -> Result<Option<ProxiedTls>, ProxyError> {
 /// A record's value as text: printable ASCII only, since the names it
 /// carries (host names, TLS versions, cipher names) are.
 fn text(value: &[u8], at: usize) -> Result<Box<str>, ProxyError> {
-    if value.is_empty() || !value.iter().all(|byte| byte.is_ascii_graphic()) {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_graphic) {
         return Err(ProxyError::V2Tlv(at));
     }
     std::str::from_utf8(value)
