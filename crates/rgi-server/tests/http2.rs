@@ -10,21 +10,6 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode, Version};
 use rgi_server::{Http2Settings, Limits, Server};
-use tokio::net::TcpStream;
-
-async fn h2_client(
-    address: std::net::SocketAddr,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>> {
-    let stream = TcpStream::connect(address).await.expect("connect");
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2 handshake");
-    tokio::spawn(connection);
-    sender
-}
 
 fn h2_request(path: &str, body: &'static [u8]) -> Request<http_body_util::Full<Bytes>> {
     Request::post(format!("http://test.example{path}"))

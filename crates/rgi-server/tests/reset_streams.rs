@@ -12,30 +12,15 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{addr, body_text, eventually, run};
+use common::{addr, body_text, eventually, h2_client, run};
 use http::{Request, StatusCode, Version};
 use rgi::{Environ, ResponseHead};
 use rgi_server::{PoolConfig, Server};
-use tokio::net::TcpStream;
 
 /// Streams cancelled while queued.
 const CANCELLED: usize = 6;
 /// How long the held request may wait for its release.
 const BOUND: Duration = Duration::from_secs(10);
-
-async fn h2_client(
-    address: std::net::SocketAddr,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>> {
-    let stream = TcpStream::connect(address).await.expect("connect");
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2 handshake");
-    tokio::spawn(connection);
-    sender
-}
 
 fn h2_get(path: &str) -> Request<http_body_util::Full<Bytes>> {
     Request::get(format!("http://test.example{path}"))

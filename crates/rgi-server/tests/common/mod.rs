@@ -251,6 +251,21 @@ pub async fn h1_client(
     sender
 }
 
+/// An HTTP/2 client connection (hyper, prior knowledge) over TCP.
+pub async fn h2_client(
+    address: std::net::SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>> {
+    let stream = TcpStream::connect(address).await.expect("connect");
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(connection);
+    sender
+}
+
 pub async fn body_text(response: Response<Incoming>) -> String {
     let bytes = response
         .into_body()
