@@ -63,10 +63,7 @@ fn json_echo_wraps_the_posted_body_in_json() {
             .await
             .expect("response");
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/json"
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(
             body_text(response).await,
             r#"{"length":14,"echo":"say \"hi\"\n\\ \u0001é"}"#
