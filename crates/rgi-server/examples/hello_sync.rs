@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 
 use http::{HeaderValue, StatusCode, header};
-use rgi::{Environ, ResponseHead};
+use rgi::{Environ, Hints, InputUse, ResponseHead};
 use rgi_server::Server;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,6 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
         .parse()?;
+    // It reads no body and never blocks: declaring both runs it inline on
+    // the runtime's workers instead of on the blocking pool.
+    let hints = Hints::default()
+        .with_input(InputUse::None)
+        .with_may_block(false);
     let app = rgi::from_fn(|environ: Environ, start| {
         start.start(
             ResponseHead::new(StatusCode::OK)
@@ -32,7 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rgi::SPEC_VERSION,
             environ.request_url()
         )]))
-    });
+    })
+    .with_hints(hints);
     let server = Server::builder()
         .bind(address)
         .handle_signals(true)

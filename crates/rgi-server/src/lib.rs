@@ -38,6 +38,9 @@
 //!   decisions of spec §12.3, the PROXY protocol parser and systemd socket
 //!   activation.
 //!
+//! Deploying it, and writing applications for it: `docs/rgi-server.md` in
+//! the repository.
+//!
 //! # What the connection layer does
 //!
 //! Per connection the server builds one [`rgi::ConnectionInfo`] (addresses,
@@ -95,3 +98,9 @@ pub mod conformance;
 pub mod listen_fds;
 pub mod proxy_protocol;
 pub mod strict;
+
+/// The Rust blocks of `docs/rgi-server.md` (the deployment guide), compiled
+/// by `cargo test` so that the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/rgi-server.md")]
+mod deployment_guide {}
