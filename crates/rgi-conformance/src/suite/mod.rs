@@ -80,11 +80,37 @@
 //! # fn main() {}
 //! ```
 //!
-//! Cargo has no way to mark a test as skipped at run time: a case that
-//! needs a capability the server does not claim returns from its test
-//! after printing `SKIPPED (<reason>)` on stderr, and cargo lists it as
-//! `ok`. The reports of [`run`] (and the CLI) are where a skipped case
-//! shows as skipped — never as passed.
+//! A case needs what the server claims ([`Claims`]: asynchronous
+//! applications, readiness, after-response tasks, the upgrade, short
+//! timers). A server that lacks a capability declares the cases it skips,
+//! by capability and with a reason, in the invocation:
+//!
+//! ```no_run
+//! # use rgi_conformance::suite::{Claims, Probe, RunningServer, ServerUnderTest};
+//! # struct SyncOnly;
+//! # impl ServerUnderTest for SyncOnly {
+//! #     fn name(&self) -> String { "sync-only".into() }
+//! #     fn claims(&self) -> Claims { Claims::synchronous() }
+//! #     fn start(&self, _: Probe) -> Result<Box<dyn RunningServer>, rgi::BoxError> {
+//! #         Err("not in this example".into())
+//! #     }
+//! # }
+//! # fn sync_only() -> SyncOnly { SyncOnly }
+//! rgi_conformance::server_suite!(sync_only, skips {
+//!     Asynchronous: "serves synchronous applications only",
+//! });
+//! # fn main() {}
+//! ```
+//!
+//! A case skipped for a capability the invocation does not declare fails,
+//! so nothing is skipped by accident. Cargo cannot mark a test as skipped
+//! at run time, so each declared skip also expands to one ignored test,
+//! `rgi_declared_skips::<Capability>`, which `cargo test` lists as
+//! `ignored, <reason>`; the skipped cases themselves return after printing
+//! `SKIPPED (declared: <reason>)` on stderr. A declaration for a
+//! capability the server claims fails too (it would hide nothing but
+//! mislead). The reports of [`run`] (and the CLI) list every skipped case
+//! as skipped, never as passed.
 //!
 //! # Running the suite as a program
 //!
@@ -191,11 +217,9 @@ pub fn run_with(server: &dyn ServerUnderTest, mut progress: impl FnMut(&CaseResu
     }
 }
 
-/// Runs the case called `name` against `server` for a `#[test]` generated
-/// by [`server_suite!`](crate::server_suite).
+/// Runs the case called `name` against `server`, which declares no skip.
 ///
-/// A skipped case prints `SKIPPED (<reason>)` on stderr and returns, since
-/// cargo cannot mark a test as skipped.
+/// Equivalent to [`assert_case_declaring`] with an empty list.
 ///
 /// # Examples
 ///
@@ -208,21 +232,81 @@ pub fn run_with(server: &dyn ServerUnderTest, mut progress: impl FnMut(&CaseResu
 ///
 /// # Panics
 ///
-/// If the case fails (with the clause and the reason), or if there is no
-/// case called `name`.
+/// If the case fails (with the clause and the reason), if the server does
+/// not claim what the case needs, or if there is no case called `name`.
+pub fn assert_case(name: &str, server: &dyn ServerUnderTest) {
+    assert_case_declaring(name, server, &[]);
+}
+
+/// Runs the case called `name` against `server` for a `#[test]` generated
+/// by [`server_suite!`](crate::server_suite), with the capabilities whose
+/// cases the invocation declares skipped.
+///
+/// A case the server cannot run because it lacks a capability declared in
+/// `declared` prints `SKIPPED (declared: <reason>)` on stderr and returns.
+///
+/// # Examples
+///
+/// ```
+/// use rgi_conformance::suite::{self, Claims, Needs, Probe, RunningServer, ServerUnderTest};
+///
+/// /// A server that claims nothing beyond the synchronous interface.
+/// struct SyncOnly;
+///
+/// impl ServerUnderTest for SyncOnly {
+///     fn name(&self) -> String {
+///         "sync-only".into()
+///     }
+///     fn claims(&self) -> Claims {
+///         Claims::synchronous()
+///     }
+///     fn start(&self, _app: Probe) -> Result<Box<dyn RunningServer>, rgi::BoxError> {
+///         Err("never started: the case is skipped first".into())
+///     }
+/// }
+///
+/// suite::assert_case_declaring(
+///     "rgia_offload_1_jobs_run_on_worker_threads",
+///     &SyncOnly,
+///     &[(Needs::Asynchronous, "synchronous applications only")],
+/// );
+/// ```
+///
+/// # Panics
+///
+/// If the case fails (with the clause and the reason), if it needs a
+/// capability the server neither claims nor declares skipped, if
+/// `declared` names a capability the server claims, or if there is no case
+/// called `name`.
 #[allow(
     clippy::panic,
     reason = "a failing case must fail the #[test] that runs it"
 )]
-pub fn assert_case(name: &str, server: &dyn ServerUnderTest) {
+pub fn assert_case_declaring(name: &str, server: &dyn ServerUnderTest, declared: &[(Needs, &str)]) {
     let Some(case) = case(name) else {
         panic!("the RGI server suite has no case called {name:?}");
     };
+    let claims = server.claims();
+    check_declared_skips(claims, declared);
+    if let Some(missing) = case.needs().missing_from(claims) {
+        match declared.iter().find(|(need, _)| *need == case.needs()) {
+            Some((_, reason)) => {
+                eprintln!("{name}: SKIPPED (declared: {reason})");
+                return;
+            }
+            None => panic!(
+                "{name} needs {missing}, which {} neither claims nor declares skipped; \
+                 claim it, or declare the skip: server_suite!(factory, skips {{ {:?}: \"why\" }})",
+                server.name(),
+                case.needs()
+            ),
+        }
+    }
     let result = case.run(server);
     match result.verdict {
         Verdict::Passed => {}
         Verdict::Skipped { reason } => {
-            eprintln!("{name}: SKIPPED ({reason})");
+            panic!("{name} was skipped after its claims were checked: {reason}");
         }
         Verdict::Failed { clause, reason } => {
             panic!(
@@ -234,16 +318,60 @@ pub fn assert_case(name: &str, server: &dyn ServerUnderTest) {
     }
 }
 
+/// Checks that every declared skip is for a capability `claims` lacks.
+///
+/// # Panics
+///
+/// If one is claimed after all: the declaration is stale.
+#[doc(hidden)]
+#[allow(clippy::panic, reason = "a stale declaration must fail its test")]
+pub fn check_declared_skips(claims: Claims, declared: &[(Needs, &str)]) {
+    for (need, reason) in declared {
+        assert!(
+            need.missing_from(claims).is_some(),
+            "the skip of {need:?} cases is declared ({reason:?}), but the server claims what they need"
+        );
+    }
+}
+
 /// Expands to one `#[test]` per case of the server suite, each running the
 /// case against a server made by `factory` (a function or a path to one,
-/// returning a [`ServerUnderTest`]).
+/// returning a [`ServerUnderTest`]), and, after `skips`, one ignored test
+/// per capability whose cases the server declares skipped (the
+/// capabilities are the variants of [`Needs`]).
 ///
 /// Invoke it once per module: the tests are named after the cases. See the
 /// [module documentation](crate::suite) for a whole test file.
 #[macro_export]
 macro_rules! server_suite {
     ($factory:path) => {
+        $crate::server_suite!($factory, skips {});
+    };
+    ($factory:path, skips { $($need:ident : $reason:literal),* $(,)? }) => {
+        /// The capabilities whose cases this invocation declares skipped.
+        const RGI_DECLARED_SKIPS: &[($crate::suite::Needs, &str)] =
+            &[$(($crate::suite::Needs::$need, $reason)),*];
         $crate::__rgi_sync_cases!(tests $factory);
         $crate::__rgi_async_cases!($factory);
+
+        /// One ignored test per declared skip, so that `cargo test` shows
+        /// each with its reason.
+        #[allow(non_snake_case)]
+        mod rgi_declared_skips {
+            $(
+                #[test]
+                #[ignore = $reason]
+                fn $need() {}
+            )*
+        }
+
+        /// A declared skip must be for a capability the server lacks.
+        #[test]
+        fn rgi_declared_skips_are_not_claimed() {
+            $crate::suite::check_declared_skips(
+                $crate::suite::ServerUnderTest::claims(&$factory()),
+                RGI_DECLARED_SKIPS,
+            );
+        }
     };
 }

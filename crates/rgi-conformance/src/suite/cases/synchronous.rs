@@ -192,7 +192,11 @@ macro_rules! __rgi_sync_case_list {
         $(
             #[test]
             fn $name() {
-                $crate::suite::assert_case(::core::stringify!($name), &$factory());
+                $crate::suite::assert_case_declaring(
+                    ::core::stringify!($name),
+                    &$factory(),
+                    RGI_DECLARED_SKIPS,
+                );
             }
         )*
     };

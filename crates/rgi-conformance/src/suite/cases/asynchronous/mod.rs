@@ -206,14 +206,22 @@ macro_rules! __rgi_async_cases {
         $(
             #[test]
             fn $any() {
-                $crate::suite::assert_case(::core::stringify!($any), &$factory());
+                $crate::suite::assert_case_declaring(
+                    ::core::stringify!($any),
+                    &$factory(),
+                    RGI_DECLARED_SKIPS,
+                );
             }
         )*
         $(
             #[cfg(unix)]
             #[test]
             fn $unix() {
-                $crate::suite::assert_case(::core::stringify!($unix), &$factory());
+                $crate::suite::assert_case_declaring(
+                    ::core::stringify!($unix),
+                    &$factory(),
+                    RGI_DECLARED_SKIPS,
+                );
             }
         )*
     };
