@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use rgi_conformance::catalogue;
-use rgi_conformance::report::{self, CaseResult, SuiteRun};
+use rgi_conformance::report;
 use rgi_conformance::suite::{self, Case, Needs, ServerUnderTest};
+use rgi_conformance::suite::{CaseResult, SuiteRun};
 
 /// Why the command could not do what it was asked.
 #[derive(Debug)]

@@ -63,6 +63,6 @@ fn a_declared_skip_shows_in_the_reports_as_skipped() {
     let result = case.run(&SyncOnly);
     assert!(matches!(
         result.verdict,
-        rgi_conformance::report::Verdict::Skipped { .. }
+        rgi_conformance::suite::Verdict::Skipped { .. }
     ));
 }

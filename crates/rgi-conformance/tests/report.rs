@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use rgi_conformance::Check;
 use rgi_conformance::catalogue::{self, Judged};
-use rgi_conformance::report::{self, CaseResult, SuiteRun, Tally, Verdict};
+use rgi_conformance::report;
 use rgi_conformance::suite::Claims;
+use rgi_conformance::suite::{CaseResult, SuiteRun, Tally, Verdict};
 use serde_json::json;
 
 const START: Check = Check::new(

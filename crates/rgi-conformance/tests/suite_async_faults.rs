@@ -5,8 +5,8 @@
 
 use std::thread;
 
-use rgi_conformance::report::Verdict;
 use rgi_conformance::suite;
+use rgi_conformance::suite::Verdict;
 use rgi_conformance::toy::{Fault, ToyServer};
 
 /// What the asynchronous cases say about `fault`: (case, clause, reason)

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use rgi_conformance::report::Verdict;
 use rgi_conformance::suite;
+use rgi_conformance::suite::Verdict;
 use rgi_conformance::toy::{FAULTS, Fault, ToyServer};
 
 /// Runs one row of the table: the case must fail with `clause` against

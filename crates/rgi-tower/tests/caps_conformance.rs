@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rgi::{Address, BoxError, ConnectionInfo, ServerInfo};
-use rgi_conformance::report::Verdict;
+use rgi_conformance::suite::Verdict;
 use rgi_conformance::suite::{self, Claims, Probe, RunningServer, ServerUnderTest};
 use rgi_tower::caps::HostCapabilities;
 use rgi_tower::{AsyncService, Host, PoolConfig};

@@ -13,7 +13,7 @@ use rgi::{Environ, Errors, Input, UrlScheme};
 
 use super::ClientError;
 use super::body::{ErrorsLog, Feed, Network, PieceReader, PieceSource};
-use super::upgrade::{PeerScript, UpgradePeer};
+use super::upgrade::{PeerScript, UpgradeOffer, UpgradePeer};
 
 /// The request body as the test gave it.
 #[derive(Debug, Clone)]
@@ -466,39 +466,4 @@ pub(crate) struct Prepared {
     pub(crate) feed: Option<Arc<Feed>>,
     /// The upgrade the request asks for, if it is one that can happen.
     pub(crate) upgrade: Option<UpgradeOffer>,
-}
-
-/// An upgrade the request asks for (RGIA-UPGRADE-1: HTTP/1.1, an
-/// `upgrade` field and `connection` listing `upgrade`).
-pub(crate) struct UpgradeOffer {
-    /// The protocols the request offered, in order.
-    pub(crate) offered: Vec<String>,
-    pub(crate) peer: PeerScript,
-}
-
-impl fmt::Debug for UpgradeOffer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpgradeOffer")
-            .field("offered", &self.offered)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UpgradeOffer {
-    fn of(version: Version, headers: &HeaderMap, peer: Option<PeerScript>) -> Option<Self> {
-        let connection_upgrade = headers.get_all(CONNECTION).iter().any(|value| {
-            value
-                .as_bytes()
-                .split(|&byte| byte == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
-        });
-        if headers.get(UPGRADE).is_none() || version != Version::HTTP_11 || !connection_upgrade {
-            return None;
-        }
-        let offered = crate::rt::offered_protocols(headers);
-        Some(UpgradeOffer {
-            offered,
-            peer: peer.unwrap_or_else(|| Box::new(UpgradePeer::read_until_closed)),
-        })
-    }
 }

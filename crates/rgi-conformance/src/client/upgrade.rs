@@ -20,11 +20,48 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, UPGRADE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode, Version};
 use rgi::{BoxError, ResponseHead};
 use rgi_async::{ByteStream, Step, Upgrade, UpgradeError, UpgradeFuture, UpgradeService};
 
-use super::request::UpgradeOffer;
+/// An upgrade the request asks for (RGIA-UPGRADE-1: HTTP/1.1, an
+/// `upgrade` field and `connection` listing `upgrade`).
+pub(crate) struct UpgradeOffer {
+    /// The protocols the request offered, in order.
+    pub(crate) offered: Vec<String>,
+    pub(crate) peer: PeerScript,
+}
+
+impl fmt::Debug for UpgradeOffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpgradeOffer")
+            .field("offered", &self.offered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpgradeOffer {
+    pub(crate) fn of(
+        version: Version,
+        headers: &HeaderMap,
+        peer: Option<PeerScript>,
+    ) -> Option<Self> {
+        let connection_upgrade = headers.get_all(CONNECTION).iter().any(|value| {
+            value
+                .as_bytes()
+                .split(|&byte| byte == b',')
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        });
+        if headers.get(UPGRADE).is_none() || version != Version::HTTP_11 || !connection_upgrade {
+            return None;
+        }
+        let offered = crate::rt::offered_protocols(headers);
+        Some(UpgradeOffer {
+            offered,
+            peer: peer.unwrap_or_else(|| Box::new(UpgradePeer::read_until_closed)),
+        })
+    }
+}
 
 /// How many bytes a direction of the connection holds before a writer
 /// waits: bounded, as RGIA-UPGRADE-8 requires of a real connection.

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{SuiteRun, Verdict};
 use crate::catalogue::{By, Coverage, Judged};
+use crate::suite::{SuiteRun, Verdict};
 
 /// What a run found about one clause.
 fn outcome(id: &str, run: &SuiteRun) -> &'static str {

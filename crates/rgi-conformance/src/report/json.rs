@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::{SuiteRun, Tally, Verdict};
 use crate::suite::Claims;
+use crate::suite::{SuiteRun, Tally, Verdict};
 
 /// The format tag at the top of every document; a change of field names or
 /// meanings changes it.
@@ -55,7 +55,8 @@ struct Row<'a> {
 /// ```
 /// use std::time::Duration;
 /// use rgi_conformance::Check;
-/// use rgi_conformance::report::{self, CaseResult, SuiteRun, Verdict};
+/// use rgi_conformance::report;
+/// use rgi_conformance::suite::{CaseResult, SuiteRun, Verdict};
 /// use rgi_conformance::suite::Claims;
 ///
 /// let run = SuiteRun {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{SuiteRun, Verdict};
+use crate::suite::{SuiteRun, Verdict};
 
 /// The run as JUnit XML: one `<testsuite>` named after the server (inside
 /// `<testsuites>`), with `tests`, `failures`, `errors`, `skipped` and
@@ -21,7 +21,8 @@ use super::{SuiteRun, Verdict};
 /// ```
 /// use std::time::Duration;
 /// use rgi_conformance::Check;
-/// use rgi_conformance::report::{self, CaseResult, SuiteRun, Verdict};
+/// use rgi_conformance::report;
+/// use rgi_conformance::suite::{CaseResult, SuiteRun, Verdict};
 /// use rgi_conformance::suite::Claims;
 ///
 /// let run = SuiteRun {

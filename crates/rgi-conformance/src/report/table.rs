@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{SuiteRun, Verdict};
+use crate::suite::{SuiteRun, Verdict};
 
 /// The run as a table for people: one row per case (clause, case, result,
 /// title), the failure or skip reason indented below its row, then a
@@ -13,7 +13,8 @@ use super::{SuiteRun, Verdict};
 /// ```
 /// use std::time::Duration;
 /// use rgi_conformance::Check;
-/// use rgi_conformance::report::{self, CaseResult, SuiteRun, Verdict};
+/// use rgi_conformance::report;
+/// use rgi_conformance::suite::{CaseResult, SuiteRun, Verdict};
 /// use rgi_conformance::suite::Claims;
 ///
 /// let run = SuiteRun {

@@ -4,8 +4,8 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
+use super::{CaseResult, Verdict};
 use crate::Check;
-use crate::report::{CaseResult, Verdict};
 
 use super::{Claims, ServerUnderTest};
 

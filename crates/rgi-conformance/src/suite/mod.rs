@@ -121,14 +121,14 @@
 mod case;
 pub(crate) mod cases;
 mod probe;
+mod result;
 mod server;
 pub mod wire;
 
 pub use case::{Case, CaseFn, Failure, Needs};
 pub use probe::Probe;
+pub use result::{CaseResult, SuiteRun, Tally, Verdict};
 pub use server::{Claims, Limits, RunningServer, ServerUnderTest};
-
-use crate::report::{CaseResult, SuiteRun, Verdict};
 
 /// The names of the synchronous cases, in order: the same list that
 /// [`server_suite!`](crate::server_suite) expands.
@@ -190,7 +190,7 @@ pub fn run(server: &dyn ServerUnderTest) -> SuiteRun {
 /// # Examples
 ///
 /// ```no_run
-/// use rgi_conformance::report::Verdict;
+/// use rgi_conformance::suite::Verdict;
 /// use rgi_conformance::toy::ToyServer;
 ///
 /// let run = rgi_conformance::suite::run_with(&ToyServer::new(), |result| {

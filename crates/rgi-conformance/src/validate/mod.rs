@@ -130,6 +130,7 @@ mod asynchronous;
 mod capabilities;
 mod environ;
 mod input;
+mod park;
 #[cfg(unix)]
 mod readiness;
 mod rules;

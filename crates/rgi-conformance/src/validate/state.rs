@@ -277,7 +277,7 @@ impl Request {
             id,
             flavor,
             woken: AtomicBool::new(false),
-            park_vtable: super::input::park_vtable(),
+            park_vtable: super::park::park_vtable(),
             tracker: Mutex::new(Tracker::new(head_request)),
         })
     }
