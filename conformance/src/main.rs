@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use rgi_conformance::report;
 use rgi_conformance::suite::{self, Case, ServerUnderTest};
-use rgi_conformance::toy::{FAULTS, ToyServer};
 use rgi_server::conformance::SuiteServer;
+use rgi_toy_server::{FAULTS, ToyServer};
 
 use crate::output::Failure;
 
@@ -55,7 +55,7 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["json", "junit", "report_dir", "filter", "toy_fault"])]
     clauses: bool,
     /// Judge the toy server with one deliberate fault switched on, named
-    /// as the variants of `rgi_conformance::toy::Fault` are (for example
+    /// as the variants of `rgi_toy_server::Fault` are (for example
     /// `LeaksUnreadBody`), to see how the suite reports a broken server.
     #[arg(long, value_name = "FAULT", conflicts_with = "list")]
     toy_fault: Option<String>,
@@ -186,7 +186,7 @@ fn servers(
     if toy {
         output::line(
             out,
-            "NOTE: judging the kit's own toy server (rgi_conformance::toy::ToyServer): this shows the suite at work, not a real server's conformance.",
+            "NOTE: judging the kit's own toy server (rgi_toy_server::ToyServer): this shows the suite at work, not a real server's conformance.",
         )?;
         let toy: Box<dyn ServerUnderTest> = Box::new(ToyServer::new());
         return Ok(vec![toy]);

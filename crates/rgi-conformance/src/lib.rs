@@ -13,7 +13,6 @@
 //! | The validator middleware | [`validate`] |
 //! | The in-process test client | [`client`] |
 //! | The server suite | [`suite`] |
-//! | The toy server | [`toy`] |
 //! | Reports | [`report`] |
 //! | The clause catalogue and coverage | [`catalogue`] |
 //! | The kit's small runtime | [`rt`] |
@@ -26,7 +25,6 @@ pub mod client;
 pub mod report;
 pub mod rt;
 pub mod suite;
-pub mod toy;
 pub mod validate;
 mod violation;
 

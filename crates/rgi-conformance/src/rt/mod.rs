@@ -400,7 +400,32 @@ where
 /// As [`serve_sync`], and when the body's `size_hint()` is `Some(n)` once
 /// `call` has returned without sending the head, hands `n` to `hinted`
 /// before the first pull (the moment `RGI-CL-6` lets a server declare it).
-pub(crate) fn serve_sync_hinted<A, S>(
+///
+/// # Examples
+///
+/// ```
+/// use rgi::{Environ, ResponseHead, ResponseSink};
+/// use rgi_conformance::rt::serve_sync_hinted;
+///
+/// struct Discard;
+/// impl ResponseSink for Discard {
+///     fn send_head(&mut self, _: ResponseHead) -> std::io::Result<()> { Ok(()) }
+///     fn send_data(&mut self, _: bytes::Bytes) -> std::io::Result<()> { Ok(()) }
+/// }
+///
+/// let app = rgi::from_fn(|_environ: Environ, start| {
+///     start.start(http::StatusCode::OK)?;
+///     Ok(bytes::Bytes::from_static(b"hello"))
+/// });
+/// let mut hinted = None;
+/// let served = serve_sync_hinted(&app, Environ::builder().build()?, &mut Discard, |_, _, n| {
+///     hinted = Some(n);
+/// });
+/// assert!(served.outcome.is_complete());
+/// assert_eq!(hinted, Some(5));
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
+pub fn serve_sync_hinted<A, S>(
     app: &A,
     environ: Environ,
     sink: &mut S,

@@ -173,11 +173,13 @@ pub fn case(name: &str) -> Option<Case> {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use rgi_conformance::toy::ToyServer;
+/// ```
+/// use rgi_conformance::suite::{self, ServerUnderTest};
 ///
-/// let run = rgi_conformance::suite::run(&ToyServer::new());
-/// assert!(!run.has_failures());
+/// /// Whether `server` passes every case it claims.
+/// fn conforms(server: &dyn ServerUnderTest) -> bool {
+///     !suite::run(server).has_failures()
+/// }
 /// ```
 #[must_use]
 pub fn run(server: &dyn ServerUnderTest) -> SuiteRun {
@@ -189,16 +191,18 @@ pub fn run(server: &dyn ServerUnderTest) -> SuiteRun {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use rgi_conformance::suite::Verdict;
-/// use rgi_conformance::toy::ToyServer;
+/// ```
+/// use rgi_conformance::suite::{self, ServerUnderTest, Verdict};
 ///
-/// let run = rgi_conformance::suite::run_with(&ToyServer::new(), |result| {
-///     if let Verdict::Failed { clause, reason } = &result.verdict {
-///         eprintln!("{} failed [{clause}]: {reason}", result.check.name());
-///     }
-/// });
-/// assert_eq!(run.results.len(), rgi_conformance::suite::cases().len());
+/// /// Runs the suite, printing each failure as it happens.
+/// fn judge(server: &dyn ServerUnderTest) {
+///     let run = suite::run_with(server, |result| {
+///         if let Verdict::Failed { clause, reason } = &result.verdict {
+///             eprintln!("{} failed [{clause}]: {reason}", result.check.name());
+///         }
+///     });
+///     assert_eq!(run.results.len(), suite::cases().len());
+/// }
 /// ```
 #[must_use]
 pub fn run_with(server: &dyn ServerUnderTest, mut progress: impl FnMut(&CaseResult)) -> SuiteRun {
@@ -224,10 +228,12 @@ pub fn run_with(server: &dyn ServerUnderTest, mut progress: impl FnMut(&CaseResu
 /// # Examples
 ///
 /// ```
-/// use rgi_conformance::suite;
-/// use rgi_conformance::toy::ToyServer;
+/// use rgi_conformance::suite::{self, ServerUnderTest};
 ///
-/// suite::assert_case("rgi_hdr_2_repeated_fields_stay_separate", &ToyServer::new());
+/// #[allow(dead_code)] // the body of a #[test] of the server's crate
+/// fn repeated_fields_stay_separate(server: &dyn ServerUnderTest) {
+///     suite::assert_case("rgi_hdr_2_repeated_fields_stay_separate", server);
+/// }
 /// ```
 ///
 /// # Panics

@@ -488,7 +488,7 @@ where
         if let Some(spare) = spare {
             // The fault: an extra call, whose response goes nowhere.
             let mut state = rgi::ResponseState::new(spare.method());
-            let mut nowhere = crate::rt::Recorder::new();
+            let mut nowhere = rgi_conformance::rt::Recorder::new();
             let extra = panic::catch_unwind(AssertUnwindSafe(|| {
                 self.app
                     .call(spare, &mut state.start_response(&mut nowhere))

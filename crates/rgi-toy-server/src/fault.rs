@@ -918,7 +918,7 @@ impl Fault {
     /// # Examples
     ///
     /// ```
-    /// use rgi_conformance::toy::Fault;
+    /// use rgi_toy_server::Fault;
     ///
     /// assert_eq!(
     ///     Fault::LeaksUnreadBody.breaks(),

@@ -23,7 +23,7 @@ use rgi_async::{
 use super::Fault;
 use super::conn::lock;
 use super::server::Shared;
-use crate::rt::{AfterQueue, ThreadOffload};
+use rgi_conformance::rt::{AfterQueue, ThreadOffload};
 
 /// The server's offload service: a thread per job, refused once `stop`
 /// has begun (`RGIA-OFFLOAD-9`).
@@ -146,7 +146,8 @@ pub(crate) fn readiness(
 ) -> io::Result<Option<Readiness>> {
     #[cfg(unix)]
     {
-        let poller: Arc<dyn ReadinessService> = Arc::new(crate::rt::PollerReadiness::new()?);
+        let poller: Arc<dyn ReadinessService> =
+            Arc::new(rgi_conformance::rt::PollerReadiness::new()?);
         let faulty = matches!(
             fault,
             Some(

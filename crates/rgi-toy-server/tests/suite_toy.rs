@@ -2,7 +2,7 @@
 //! must pass (or be skipped for a capability the toy does not claim).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rgi_conformance::toy::ToyServer;
+use rgi_toy_server::ToyServer;
 
 /// The conforming toy server.
 fn toy() -> ToyServer {

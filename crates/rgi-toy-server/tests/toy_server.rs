@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use rgi::{Body, BoxError, Environ, InputError, ResponseHead, StartResponse};
 use rgi_async::{AsyncBody, ByteStream, Capabilities, Step};
 use rgi_conformance::suite::{Probe, ServerUnderTest};
-use rgi_conformance::toy::{self, ToyServer};
+use rgi_toy_server::{self as toy, ToyServer};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -7,7 +7,7 @@ use std::thread;
 
 use rgi_conformance::suite;
 use rgi_conformance::suite::Verdict;
-use rgi_conformance::toy::{Fault, ToyServer};
+use rgi_toy_server::{Fault, ToyServer};
 
 /// What the asynchronous cases say about `fault`: (case, clause, reason)
 /// for every failure.

@@ -23,8 +23,8 @@ use super::server::DRAIN_LIMIT;
 use super::sink::{OutFraming, WireSink, http_date};
 use super::upgrade::{Slot, StreamShared, ToyUpgrade};
 use super::wrap::{Hooks, RequestCtx, Wrapped};
-use crate::rt::{self, Outcome, Served};
-use crate::suite::Probe;
+use rgi_conformance::rt::{self, Outcome, Served};
+use rgi_conformance::suite::Probe;
 
 /// What the toy serves: one application, synchronous or asynchronous.
 pub(crate) trait Service: Send + Sync + 'static {
@@ -481,6 +481,12 @@ fn settle(ctx: &RequestCtx, sink: &mut WireSink, served: Served) -> bool {
             }
             false
         }
+        // An ending the kit added after this server was written: the
+        // connection cannot be trusted to carry another request.
+        other => {
+            tracing::warn!(conn = conn.id, outcome = ?other, "unknown ending; connection closed");
+            false
+        }
     };
     let flushed = sink.flush_buffered().is_ok();
     reusable && flushed
@@ -801,7 +807,7 @@ impl AppLog {
             return;
         }
         let text = String::from_utf8_lossy(&self.line);
-        tracing::warn!(target: "rgi_conformance::toy::errors", conn = self.conn, "{}", text.trim_end());
+        tracing::warn!(target: "rgi_toy_server::errors", conn = self.conn, "{}", text.trim_end());
         self.line.clear();
     }
 }

@@ -1,7 +1,8 @@
-//! The kit's toy HTTP/1.1 server: small and conforming, for the CLI until
-//! real servers exist, and, with a deliberate [`Fault`] switched on, the
-//! proof that the server suite catches a broken server and names the
-//! clause it broke.
+//! `rgi-toy-server`: the conformance kit's toy HTTP/1.1 server, small and
+//! conforming, and, with a deliberate [`Fault`] switched on, the proof that
+//! the kit's server suite catches a broken server and names the clause it
+//! broke. It is the kit's test fixture (the kit itself holds no server) and
+//! the CLI's `--toy` and `--toy-fault`; it is not published.
 //!
 //! **It is not a production server.** It uses `std::net` with blocking
 //! sockets and a thread per connection, has no TLS, no HTTP/2, no limit on
@@ -53,19 +54,19 @@
 //!   `ResponseState::declare_length` (`RGI-CL-6`, `RGI-CL-10`): the head
 //!   then carries it unless the application gave its own, and the state
 //!   holds the body to it.
-//! - Failures are handled by [`crate::rt::serve_sync`] and
-//!   [`crate::rt::serve_async`]: a bare 500 before the head, a close
+//! - Failures are handled by [`rgi_conformance::rt::serve_sync`] and
+//!   [`rgi_conformance::rt::serve_async`]: a bare 500 before the head, a close
 //!   without the last-chunk after it, a dropped body on disconnect.
 //! - The environ: `server_name` is the host of the request's Host field
 //!   (or of an absolute-form target), else the local address;
 //!   `server_port` is the port the connection was accepted on;
 //!   `remote_addr` is the peer; `url_scheme` is `http`; the toy is
 //!   multithreaded, single-process, not run-once. [`rgi::Errors`] output
-//!   becomes `tracing` events (target `rgi_conformance::toy::errors`), one
+//!   becomes `tracing` events (target `rgi_toy_server::errors`), one
 //!   per line. The toy inserts no extension of its own.
 //! - Asynchronous applications get [`rgi_async::Capabilities`]: offload
-//!   (a thread per job, [`crate::rt::ThreadOffload`]), readiness (one
-//!   [`crate::rt::PollerReadiness`] per server, on Unix), after-response
+//!   (a thread per job, [`rgi_conformance::rt::ThreadOffload`]), readiness (one
+//!   [`rgi_conformance::rt::PollerReadiness`] per server, on Unix), after-response
 //!   tasks (run on a worker thread once the response is complete) and, on
 //!   HTTP/1.1 requests that ask for it, the upgrade (see below). Their
 //!   input is non-blocking (`Input::from_async`): a pump thread reads the
@@ -112,7 +113,7 @@
 //!     start.start(http::StatusCode::OK)?;
 //!     Ok(bytes::Bytes::from_static(b"hello"))
 //! });
-//! let server = rgi_conformance::toy::serve_sync(app)?;
+//! let server = rgi_toy_server::serve_sync(app)?;
 //! let mut client = TcpStream::connect(server.addr())?;
 //! client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
 //! let mut response = String::new();
@@ -124,6 +125,9 @@
 //! server.stop()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod caps;
 mod conn;
@@ -145,7 +149,7 @@ use rgi_async::AsyncApplication;
 pub use fault::{FAULTS, Fault};
 pub use server::{StopError, ToyHandle};
 
-use crate::suite::{Claims, Probe, RunningServer, ServerUnderTest};
+use rgi_conformance::suite::{Claims, Probe, RunningServer, ServerUnderTest};
 use serve::{AsyncService, ProbeService, SyncService};
 
 /// The toy server as the suite sees it: conforming, or with one
@@ -155,7 +159,7 @@ use serve::{AsyncService, ProbeService, SyncService};
 ///
 /// ```
 /// use rgi_conformance::suite::ServerUnderTest;
-/// use rgi_conformance::toy::{Fault, ToyServer};
+/// use rgi_toy_server::{Fault, ToyServer};
 ///
 /// assert_eq!(ToyServer::new().name(), "toy");
 /// let broken = ToyServer::with_fault(Fault::LeaksUnreadBody);

@@ -368,7 +368,7 @@ impl Drop for ToyHandle {
     }
 }
 
-impl crate::suite::RunningServer for ToyHandle {
+impl rgi_conformance::suite::RunningServer for ToyHandle {
     fn addr(&self) -> SocketAddr {
         self.addr
     }

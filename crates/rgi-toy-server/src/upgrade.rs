@@ -133,7 +133,7 @@ impl UpgradeService for ToyUpgrade {
             ([first, _, ..], false) if fault == Some(Fault::UpgradePicksFirstOffer) => {
                 first.clone()
             }
-            _ => crate::rt::choose_protocol(&self.offered, &mut headers)?,
+            _ => rgi_conformance::rt::choose_protocol(&self.offered, &mut headers)?,
         };
         // RGIA-UPGRADE-2: the rules for response fields.
         ResponseHead::from_parts(StatusCode::OK, headers.clone())

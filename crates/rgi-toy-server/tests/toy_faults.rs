@@ -1,5 +1,5 @@
 //! The server suite catches broken servers: for every deliberate fault of
-//! the toy server, the suite case named in `toy::FAULTS` fails with the
+//! the toy server, the suite case named in `rgi_toy_server::FAULTS` fails with the
 //! expected clause against the faulty toy, and passes against the
 //! conforming one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +11,7 @@ use std::thread;
 
 use rgi_conformance::suite;
 use rgi_conformance::suite::Verdict;
-use rgi_conformance::toy::{FAULTS, Fault, ToyServer};
+use rgi_toy_server::{FAULTS, Fault, ToyServer};
 
 /// Runs one row of the table: the case must fail with `clause` against
 /// the faulty toy and pass against the conforming one.

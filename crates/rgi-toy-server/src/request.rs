@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 use super::Fault;
-use crate::suite::Limits;
+use rgi_conformance::suite::Limits;
 
 /// The toy's limits (`RGI-LIMIT-1`): the recommended ones, with times
 /// short enough for the suite to wait them out.
