@@ -21,8 +21,8 @@ use rgi_async::{
 };
 
 use super::Fault;
-use super::conn::lock;
-use super::server::Shared;
+use super::shared::Shared;
+use super::shared::lock;
 use rgi_conformance::rt::{AfterQueue, ThreadOffload};
 
 /// The server's offload service: a thread per job, refused once `stop`

@@ -10,13 +10,13 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rgi::InputError;
 
 use super::request::{self, Framing, Rejection, RequestHead};
-use super::server::Shared;
+use super::shared::{Closable, Shared, lock};
 
 /// Size of a connection's read-ahead buffer: one whole head fits, and
 /// pipelined requests and body bytes that arrive with a head wait here.
@@ -24,12 +24,6 @@ const READ_BUF: usize = 2 * request::MAX_HEAD;
 
 /// The longest chunk-size or trailer line accepted in a chunked body.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it:
-/// every guarded state here stays consistent between statements.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Where a request's `Expect: 100-continue` stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -725,7 +719,15 @@ impl Conn {
     pub(crate) fn shutdown(&self) {
         let _gone = self.control.shutdown(Shutdown::Both);
     }
+}
 
+impl Closable for Conn {
+    fn shutdown(&self) {
+        Conn::shutdown(self);
+    }
+}
+
+impl Conn {
     /// Shuts the sending side down after the last response.
     pub(crate) fn shutdown_write(&self) {
         let _gone = self.control.shutdown(Shutdown::Write);

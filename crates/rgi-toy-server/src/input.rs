@@ -12,8 +12,9 @@ use std::thread;
 use bytes::Bytes;
 use rgi::{AsyncSource, InputError};
 
-use super::conn::{Conn, Expect, lock};
+use super::conn::{Conn, Expect};
 use super::fault::{Fault, acts};
+use super::shared::lock;
 
 /// The interim response a client waiting on `Expect: 100-continue` needs.
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

@@ -131,11 +131,13 @@
 
 mod caps;
 mod conn;
+mod ctx;
 mod fault;
 mod input;
 mod request;
 mod serve;
 mod server;
+mod shared;
 mod sink;
 mod upgrade;
 mod wrap;

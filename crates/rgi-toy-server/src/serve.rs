@@ -15,14 +15,17 @@ use rgi::{
 use rgi_async::{AfterResponse, AsyncApplication, Capabilities, Upgrade};
 
 use super::caps::After;
-use super::conn::{BodyFlags, Conn, Expect, HeadRead, UpgradeStage, lock};
+use super::conn::{BodyFlags, Conn, Expect, HeadRead, UpgradeStage};
+use super::ctx::OutFraming;
+use super::ctx::{Hooks, RequestCtx};
 use super::fault::{Fault, acts};
 use super::input::{BodyReader, CONTINUE, PumpSource};
 use super::request::{self, Framing, RequestHead, Why};
-use super::server::DRAIN_LIMIT;
-use super::sink::{OutFraming, WireSink, http_date};
+use super::shared::DRAIN_LIMIT;
+use super::shared::lock;
+use super::sink::{WireSink, http_date};
 use super::upgrade::{Slot, StreamShared, ToyUpgrade};
-use super::wrap::{Hooks, RequestCtx, Wrapped};
+use super::wrap::Wrapped;
 use rgi_conformance::rt::{self, Outcome, Served};
 use rgi_conformance::suite::Probe;
 

@@ -14,21 +14,9 @@ use http::{HeaderMap, StatusCode, Version, header};
 use rgi::{ResponseHead, ResponseSink};
 
 use super::Fault;
-use super::conn::{Conn, UpgradeStage, lock};
-use super::wrap::RequestCtx;
-
-/// How the response body is delimited on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OutFraming {
-    /// HEAD, 204, 304: no body whatever the fields say.
-    Bodiless,
-    /// The head's Content-Length.
-    Length,
-    /// The chunked transfer coding (HTTP/1.1).
-    Chunked,
-    /// The end of the connection (HTTP/1.0 without a length).
-    Close,
-}
+use super::conn::{Conn, UpgradeStage};
+use super::ctx::{OutFraming, RequestCtx};
+use super::shared::lock;
 
 /// The error the sink reports once the connection belongs to an upgrade:
 /// the application made an HTTP response after accepting it.

@@ -25,8 +25,9 @@ use rgi::ResponseHead;
 use rgi_async::{ByteStream, UpgradeError, UpgradeFuture, UpgradeService};
 
 use super::Fault;
-use super::conn::{Conn, UpgradeStage, lock};
-use super::server::DRAIN_LIMIT;
+use super::conn::{Conn, UpgradeStage};
+use super::shared::DRAIN_LIMIT;
+use super::shared::{Closable, lock};
 use super::sink::http_date;
 
 /// The most bytes the application may have written that the peer has not
@@ -289,6 +290,12 @@ pub(crate) struct StreamShared {
     socket: TcpStream,
 }
 
+impl Closable for StreamShared {
+    fn shutdown(&self) {
+        StreamShared::shutdown(self);
+    }
+}
+
 impl std::fmt::Debug for StreamShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamShared").finish_non_exhaustive()
@@ -353,7 +360,8 @@ impl WireStream {
             .name("toy-upgrade-write".into())
             .spawn(move || run_writer(&for_writer, &mut writer))?;
         conn.server.track(write);
-        conn.server.track_stream(&shared);
+        conn.server
+            .track_stream(&(Arc::clone(&shared) as Arc<dyn Closable>));
         Ok(WireStream(shared))
     }
 }

@@ -5,8 +5,8 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Instant;
@@ -18,178 +18,11 @@ use rgi::{
 };
 use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 
-use super::conn::{Conn, UpgradeStage, lock};
-use super::fault::{Fault, acts};
-use super::server::{Cancel, Shared};
-use super::sink::{OutFraming, WireSink};
-
-/// Where an application panicked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Place {
-    Call,
-    Body,
-    Drop,
-}
-
-/// State a fault's hooks and the request's sink share.
-#[derive(Debug, Default)]
-pub(crate) struct Hooks {
-    /// The framing the head announced, once it went out.
-    pub(crate) framing: Option<OutFraming>,
-    /// [`Fault::SendsHeadEarly`]: the head already went out, this framed.
-    pub(crate) early: Option<OutFraming>,
-    /// Chunks yielded before a bodiless head went out
-    /// ([`Fault::BodyOnHead`], [`Fault::BodyOn204`]).
-    pub(crate) stash: Vec<Bytes>,
-    /// The status of the head stored last.
-    pub(crate) status: Option<StatusCode>,
-    /// [`Fault::SendsPastContentLength`]: the declared length, the bytes
-    /// yielded so far, and what went past the length.
-    pub(crate) declared: Option<u64>,
-    pub(crate) yielded: u64,
-    pub(crate) excess: Option<Bytes>,
-    /// [`Fault::KeepsFirstHead`]: the first head, and whether `replace`
-    /// is under way.
-    pub(crate) first_head: Option<ResponseHead>,
-    pub(crate) replacing: bool,
-    /// Written data held back ([`Fault::HoldsWrittenData`],
-    /// [`Fault::ReordersWrittenData`]).
-    pub(crate) written: Vec<u8>,
-    /// The data on its way to the sink comes from `write`.
-    pub(crate) writing: bool,
-    /// Where the application panicked, if it did.
-    pub(crate) panicked: Option<Place>,
-    /// `AsyncApplication::call` failed.
-    pub(crate) call_failed: bool,
-    /// [`Fault::SecondStartWins`]: the head given to the latest `start`.
-    pub(crate) latest_head: Option<ResponseHead>,
-    /// [`Fault::SwitchRepeatsOutput`]: the last chunk yielded.
-    pub(crate) last_chunk: Option<Bytes>,
-    /// [`Fault::CallsTwice`]: the copy of the request for the extra call.
-    pub(crate) spare: Option<Environ>,
-}
-
-/// One request, as the toy's wrappers and sink see it.
-#[derive(Debug)]
-pub(crate) struct RequestCtx {
-    pub(crate) conn: Arc<Conn>,
-    pub(crate) fault: Option<Fault>,
-    pub(crate) is_async: bool,
-    pub(crate) version: http::Version,
-    pub(crate) head_request: bool,
-    pub(crate) persist: bool,
-    pub(crate) cancel: Option<Arc<Cancel>>,
-    pub(crate) hooks: Mutex<Hooks>,
-}
-
-impl RequestCtx {
-    /// Whether a fault's behaviour is on for this request.
-    pub(crate) fn acts(&self, behaviour: Fault) -> bool {
-        acts(self.fault, behaviour, self.is_async)
-    }
-
-    /// Whether a synchronous application gets the wrapper: only with a
-    /// fault, since the conforming toy needs nothing of it.
-    pub(crate) fn wraps_sync(&self) -> bool {
-        self.fault.is_some()
-    }
-
-    fn intercepts(&self) -> bool {
-        matches!(
-            self.fault,
-            Some(
-                Fault::SendsHeadEarly
-                    | Fault::SendsPastContentLength
-                    | Fault::KeepsFirstHead
-                    | Fault::HoldsWrittenData
-                    | Fault::ReordersWrittenData
-                    | Fault::BodyOn204
-                    | Fault::WriteIgnoresDisconnect
-                    | Fault::SecondStartWins
-                    | Fault::ReplaceAfterHeadSendsHead
-            )
-        )
-    }
-
-    /// Writes body bytes behind the state machine's back, in the
-    /// response's framing.
-    fn raw_data(&self, bytes: &[u8]) {
-        if lock(&self.hooks).framing == Some(OutFraming::Chunked) {
-            let mut framed = format!("{:x}\r\n", bytes.len()).into_bytes();
-            framed.extend_from_slice(bytes);
-            framed.extend_from_slice(b"\r\n");
-            self.raw(&framed);
-        } else {
-            self.raw(bytes);
-        }
-    }
-
-    /// Writes bytes behind the state machine's back.
-    fn raw(&self, bytes: &[u8]) {
-        let _ignored = lock(&self.conn.write).send(bytes);
-    }
-
-    /// Applies the chunk faults to a chunk on its way to the state machine.
-    fn on_chunk(&self, chunk: &Bytes) {
-        if chunk.is_empty() {
-            if self.acts(Fault::ZeroChunkOnEmpty) {
-                let chunked = lock(&self.hooks).framing == Some(OutFraming::Chunked);
-                if chunked && lock(&self.conn.write).head_sent {
-                    self.raw(b"0\r\n\r\n");
-                }
-            }
-            return;
-        }
-        if self.fault == Some(Fault::SendsHttpAfterUpgrade)
-            && lock(&self.conn.write).upgrade == UpgradeStage::HandedOver
-        {
-            // The fault: HTTP data onto the upgraded connection.
-            self.raw(chunk);
-        }
-        let bodiless = lock(&self.hooks).status.is_some_and(|status| {
-            status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
-        });
-        if (self.head_request && self.acts(Fault::BodyOnHead))
-            || (bodiless && self.acts(Fault::BodyOn204))
-        {
-            if lock(&self.conn.write).head_sent {
-                self.raw(chunk);
-            } else {
-                lock(&self.hooks).stash.push(chunk.clone());
-            }
-        }
-        if self.fault == Some(Fault::SwitchRepeatsOutput) {
-            lock(&self.hooks).last_chunk = Some(chunk.clone());
-        }
-        if self.acts(Fault::SendsPastContentLength) {
-            let mut hooks = lock(&self.hooks);
-            let before = hooks.yielded;
-            hooks.yielded += chunk.len() as u64;
-            if let Some(declared) = hooks.declared {
-                if hooks.yielded > declared {
-                    let fits = usize::try_from(declared.saturating_sub(before)).unwrap_or(0);
-                    hooks.excess = Some(chunk.slice(fits.min(chunk.len())..));
-                }
-            }
-        }
-    }
-
-    /// Notes a panic at `place`; the panic faults take the server down
-    /// right here, before anything else happens.
-    fn panicked(&self, place: Place, since: Instant) {
-        lock(&self.hooks).panicked = Some(place);
-        let kills = match (self.fault, place) {
-            (Some(Fault::PanicInCallKillsServer), Place::Call)
-            | (Some(Fault::PanicInDropKillsServer), Place::Drop) => true,
-            // After the head: the response has started, then the server dies.
-            (Some(Fault::PanicInBodyKillsServer), Place::Body) => lock(&self.conn.write).head_sent,
-            _ => false,
-        };
-        if kills {
-            self.conn.server.kill_since(since);
-        }
-    }
-}
+use super::ctx::{Place, RequestCtx};
+use super::fault::Fault;
+use super::shared::Shared;
+use super::shared::lock;
+use super::sink::WireSink;
 
 /// The interception hook of the head and write faults.
 struct Hook<'a>(&'a Arc<RequestCtx>);
