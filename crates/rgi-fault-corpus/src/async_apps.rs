@@ -138,6 +138,21 @@ pub(crate) fn components() -> Vec<Component> {
             "RGIA-APP-2",
             blocks_on_offload_result,
         ),
+        app(
+            "async_app/no_upgrade_answers_500",
+            "RGIA-UPGRADE-11",
+            no_upgrade_answers_500,
+        ),
+        app(
+            "async_app/cleanup_only_at_end",
+            "RGIA-APP-8",
+            cleanup_only_at_end,
+        ),
+        app(
+            "async_app/jobs_wait_for_each_other",
+            "RGIA-OFFLOAD-11",
+            jobs_wait_for_each_other,
+        ),
     ]
 }
 
@@ -670,6 +685,85 @@ fn blocks_on_offload_result() -> Run {
             };
             start.start(ok())?;
             Ok(Bytes::from(answer))
+        }),
+        TestRequest::get("/"),
+    )
+}
+
+/// A WebSocket endpoint on a server that cannot upgrade: fails with an
+/// error (500) instead of answering 501. RGIA-UPGRADE-11.
+fn no_upgrade_answers_500() -> Run {
+    async_one(
+        rgi_async::from_fn(|e: Environ, _start| {
+            let caps = Capabilities::of(&e).ok_or("no capabilities")?;
+            let upgrade = caps.upgrade().ok_or("cannot upgrade")?;
+            let _stream = upgrade.accept(HeaderMap::new())?;
+            Ok(rgi::Empty)
+        }),
+        TestRequest::get("/ws")
+            .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
+            .header(header::UPGRADE, HeaderValue::from_static("websocket")),
+    )
+}
+
+/// Releases its subscription only when polled to the end, not in `Drop`;
+/// HEAD stops the polls early. RGIA-APP-8.
+fn cleanup_only_at_end() -> Run {
+    let subscribers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    async_one(
+        rgi_async::from_fn(move |_e: Environ, start| {
+            start.start(ok_with_length(12))?;
+            subscribers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let subscribers = std::sync::Arc::clone(&subscribers);
+            let mut n = 0;
+            Ok(AsyncScript::new(
+                move |_cx: &mut Context<'_>, _s: &mut StartResponse<'_>| {
+                    n += 1;
+                    match n {
+                        1 => chunk(b"first "),
+                        2 => chunk(b"second"),
+                        _ => {
+                            subscribers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                            Poll::Ready(None)
+                        }
+                    }
+                },
+            ))
+        }),
+        TestRequest::head("/feed"),
+    )
+}
+
+/// One offload job blocks waiting for the result of another.
+/// RGIA-OFFLOAD-11.
+fn jobs_wait_for_each_other() -> Run {
+    async_one(
+        rgi_async::from_fn(|e: Environ, start| {
+            let caps = Capabilities::of(&e).ok_or("no capabilities")?;
+            let (tx, rx) = std::sync::mpsc::channel::<u32>();
+            let mut consumer: Option<OffloadFuture<u32>> = Some(
+                caps.offload()
+                    .run(move || rx.recv_timeout(Duration::from_secs(2)).unwrap_or(0)),
+            );
+            let producer = caps.offload().run(move || {
+                let _ = tx.send(42);
+            });
+            drop(producer);
+            start.start(ok())?;
+            Ok(AsyncScript::new(
+                move |cx: &mut Context<'_>, _s: &mut StartResponse<'_>| {
+                    let Some(fut) = consumer.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    match Pin::new(fut).poll(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(v) => {
+                            consumer = None;
+                            Step::ready(v.map(|v| Bytes::from(v.to_string())))
+                        }
+                    }
+                },
+            ))
         }),
         TestRequest::get("/"),
     )

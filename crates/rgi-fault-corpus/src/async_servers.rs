@@ -17,8 +17,9 @@ use http::{HeaderMap, HeaderValue, Method, header};
 use rgi::{Environ, Input, ResponseState, ServerInfo, SpecVersion, StartResponse};
 use rgi_async::{
     AfterError, AfterResponse, AfterResponseService, AfterTask, AsyncApplication, Capabilities,
-    Job, Offload, OffloadError, OffloadFuture, OffloadService, Step, SyncSwitch, Upgrade,
-    UpgradeError, UpgradeFuture, UpgradeService,
+    Interest, Job, Offload, OffloadError, OffloadFuture, OffloadService, Readiness,
+    ReadinessService, Source, Step, SyncSwitch, Upgrade, UpgradeError, UpgradeFuture,
+    UpgradeService, WaitAnyFuture, WaitAnyOutcome, WaitFuture, WaitOutcome,
 };
 use rgi_conformance::validate::AsyncValidator;
 use rgi_conformance::{Side, Violation};
@@ -143,6 +144,31 @@ pub(crate) fn components() -> Vec<Component> {
             "async_srv/leaves_transfer_encoding",
             "RGI-HDR-4",
             leaves_transfer_encoding,
+        ),
+        srv(
+            "async_srv/waits_for_wake_after_chunk",
+            "RGIA-POLL-2",
+            waits_for_wake_after_chunk,
+        ),
+        srv(
+            "async_srv/ignores_continuation_body",
+            "RGIA-SWITCH-5",
+            ignores_continuation_body,
+        ),
+        srv(
+            "async_srv/retries_failed_call",
+            "RGIA-APP-1",
+            retries_failed_call,
+        ),
+        srv(
+            "async_srv/declares_runtime_without_context",
+            "RGIA-RT-1",
+            declares_runtime_without_context,
+        ),
+        srv(
+            "async_srv/readiness_times_out_at_once",
+            "RGIA-READY-7",
+            readiness_times_out_at_once,
         ),
     ]
 }
@@ -873,4 +899,173 @@ fn leaves_transfer_encoding() -> Run {
         HeaderValue::from_static("chunked"),
     );
     correct_loop(reader(), environ)
+}
+
+/// Treats every step like `Pending`: waits for a wake-up after a chunk,
+/// and gives up after 2 s without one. RGIA-POLL-2.
+fn waits_for_wake_after_chunk() -> Run {
+    let reports = reports();
+    let app = AsyncValidator::new(two_chunks(), reports.clone());
+    let environ = get()?;
+    let mut state = ResponseState::new(environ.method());
+    let mut wire = Wire::default();
+    let body = app
+        .call(environ, &mut state.start_response(&mut wire))
+        .map_err(|e| e.to_string())?;
+    let (flag, waker) = Flag::new();
+    let mut body = Box::pin(body);
+    loop {
+        match poll_step(body.as_mut(), &waker, &mut state, &mut wire) {
+            Poll::Ready(Some(Ok(Step::Chunk(c)))) => {
+                let _ = state.send_chunk(&mut wire, c);
+                if !flag.wait(Duration::from_secs(2)) {
+                    break;
+                }
+            }
+            Poll::Pending => {
+                if !flag.wait(Duration::from_secs(2)) {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    drop(body);
+    let _ = state.finish(&mut wire);
+    Ok(seen(app, &reports))
+}
+
+/// Runs the continuation on a worker but never pulls the synchronous body
+/// it returns ("the continuation did the work"). RGIA-SWITCH-5.
+fn ignores_continuation_body() -> Run {
+    let reports = reports();
+    let app = AsyncValidator::new(switcher(), reports.clone());
+    let environ = get()?;
+    let mut state = ResponseState::new(environ.method());
+    let mut wire = Wire::default();
+    let body = app
+        .call(environ, &mut state.start_response(&mut wire))
+        .map_err(|e| e.to_string())?;
+    let (_flag, waker) = Flag::new();
+    let mut body = Box::pin(body);
+    if let Poll::Ready(Some(Ok(Step::Switch(switch)))) =
+        poll_step(body.as_mut(), &waker, &mut state, &mut wire)
+    {
+        drop(body);
+        std::thread::scope(|scope| {
+            let _ = scope
+                .spawn(|| {
+                    let sync_body = switch.run(&mut state.start_response(&mut wire));
+                    drop(sync_body);
+                    let _ = state.finish(&mut wire);
+                })
+                .join();
+        });
+    }
+    Ok(seen(app, &reports))
+}
+
+/// Retries a failed `call` with a rebuilt environ for the same request
+/// and the same response state. RGIA-APP-1.
+fn retries_failed_call() -> Run {
+    let reports = reports();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = AsyncValidator::new(
+        rgi_async::from_fn(move |_e: Environ, start| {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                return Err("cold cache".into());
+            }
+            start.start(ok())?;
+            Ok(Bytes::from_static(b"warm"))
+        }),
+        reports.clone(),
+    );
+    let mut state = ResponseState::new(&Method::GET);
+    let mut wire = Wire::default();
+    for _ in 0..2 {
+        if let Ok(body) = app.call(get()?, &mut state.start_response(&mut wire)) {
+            let _ = drive_async(body, &mut state, &mut wire);
+            break;
+        }
+    }
+    Ok(seen(app, &reports))
+}
+
+/// Declares tokio in its capabilities while polling outside any tokio
+/// context. RGIA-RT-1.
+fn declares_runtime_without_context() -> Run {
+    let caps = Capabilities::builder(Offload::new(ThreadPerJob))
+        .runtime(rgi_async::Runtime::Tokio)
+        .build();
+    correct_loop(
+        rgi_async::from_fn(|e: Environ, start| {
+            let caps = Capabilities::of(&e).ok_or("no capabilities")?;
+            caps.require_runtime(rgi_async::Runtime::Tokio)?;
+            start.start(ok())?;
+            Ok(Bytes::from_static(b"would use tokio::net here"))
+        }),
+        built(request(Method::GET).extension(caps).build())?,
+    )
+}
+
+struct Impatient;
+
+impl ReadinessService for Impatient {
+    fn wait<'a>(
+        &self,
+        _source: Source<'a>,
+        _interest: Interest,
+        _timeout: Option<Duration>,
+    ) -> WaitFuture<'a> {
+        // Reports a timeout at the first poll, whatever the timeout.
+        Box::pin(std::future::ready(Ok(WaitOutcome::TimedOut)))
+    }
+
+    fn wait_any<'a>(
+        &self,
+        _sources: Vec<(Source<'a>, Interest)>,
+        _timeout: Option<Duration>,
+    ) -> WaitAnyFuture<'a> {
+        Box::pin(std::future::ready(Ok(WaitAnyOutcome::TimedOut)))
+    }
+}
+
+/// Its readiness service resolves every wait as timed out at once.
+/// RGIA-READY-7.
+fn readiness_times_out_at_once() -> Run {
+    let caps = Capabilities::builder(Offload::new(ThreadPerJob))
+        .readiness(Readiness::new(Impatient))
+        .build();
+    correct_loop(
+        rgi_async::from_fn(|e: Environ, start| {
+            let caps = Capabilities::of(&e).ok_or("no capabilities")?;
+            let readiness = caps.readiness().ok_or("no readiness")?.clone();
+            let (pipe, mut writer) = std::io::pipe()?;
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = std::io::Write::write_all(&mut writer, b"x");
+            });
+            // The wait borrows the descriptor for its whole life; the probe
+            // gives it a 'static owner by leaking one pipe end per request.
+            let pipe: &'static std::io::PipeReader = Box::leak(Box::new(pipe));
+            let mut wait =
+                Some(readiness.wait(pipe, Interest::READABLE, Some(Duration::from_secs(2))));
+            start.start(ok())?;
+            Ok(AsyncScript::new(
+                move |cx: &mut Context<'_>, _s: &mut StartResponse<'_>| {
+                    let Some(w) = wait.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    match w.as_mut().poll(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(outcome) => {
+                            wait = None;
+                            Step::ready(outcome.map(|o| Bytes::from(format!("{o:?}"))))
+                        }
+                    }
+                },
+            ))
+        }),
+        built(request(Method::GET).extension(caps).build())?,
+    )
 }

@@ -166,6 +166,11 @@ pub(crate) fn components() -> Vec<Component> {
             "RGI-HEAD-1",
             replace_with_informational,
         ),
+        app(
+            "sync_app/unwraps_connect_protocol",
+            "RGI-EXT-3",
+            unwraps_connect_protocol,
+        ),
     ]
 }
 
@@ -714,6 +719,21 @@ fn replace_with_informational() -> Run {
                 rgi::BoxError::from("need the body"),
             )?;
             Ok(Bytes::new())
+        }),
+        [TestRequest::get("/")],
+    )
+}
+
+/// An HTTP/2 WebSocket handler unwraps the extended-CONNECT protocol
+/// extension on a request that has none. RGI-EXT-3.
+fn unwraps_connect_protocol() -> Run {
+    sync_client(
+        rgi::from_fn(|e: Environ, start| {
+            let protocol = e
+                .extension::<rgi::ConnectProtocol>()
+                .expect("extended CONNECT");
+            start.start(ok())?;
+            Ok(Bytes::from(format!("{protocol:?}")))
         }),
         [TestRequest::get("/")],
     )

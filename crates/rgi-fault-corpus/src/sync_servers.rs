@@ -106,6 +106,22 @@ pub(crate) fn components() -> Vec<Component> {
             "RGI-BODY-12",
             keeps_body_until_next_request,
         ),
+        srv(
+            "sync_srv/unstarted_after_call_is_error",
+            "RGI-START-5",
+            unstarted_after_call_is_error,
+        ),
+        srv(
+            "sync_srv/no_input_for_input_none",
+            "RGI-HINT-6",
+            no_input_for_input_none,
+        ),
+        srv("sync_srv/maps_head_to_get", "RGI-ENV-3", maps_head_to_get),
+        srv(
+            "sync_srv/input_readable_after_response",
+            "RGI-INPUT-15",
+            input_readable_after_response,
+        ),
     ]
 }
 
@@ -526,5 +542,120 @@ fn keeps_body_until_next_request() -> Run {
         kept.push(body);
     }
     drop(kept);
+    Ok(seen(app, &reports))
+}
+
+/// A probe that starts lazily, in its first pull.
+fn lazy_probe() -> impl Application {
+    rgi::from_fn(|_e: Environ, _start| {
+        let mut n = 0;
+        Ok(Script::new(move |start: &mut StartResponse<'_>| {
+            n += 1;
+            (n == 1).then(|| {
+                start
+                    .start(ok())
+                    .map(|()| Bytes::from_static(b"lazy"))
+                    .map_err(Into::into)
+            })
+        }))
+    })
+}
+
+/// Answers 500 when `call` returns without a started response, without
+/// pulling the body. RGI-START-5.
+fn unstarted_after_call_is_error() -> Run {
+    let reports = reports();
+    let app = Validator::new(lazy_probe(), reports.clone());
+    let environ = built(request(Method::GET).build())?;
+    let mut state = ResponseState::new(environ.method());
+    let mut wire = Wire::default();
+    let mut body = app
+        .call(environ, &mut state.start_response(&mut wire))
+        .map_err(|e| e.to_string())?;
+    if state.is_started() {
+        let _ = pull_all(&mut body, &mut state, &mut wire);
+    }
+    drop(body);
+    let _ = state.finish(&mut wire);
+    Ok(seen(app, &reports))
+}
+
+/// Skips the body of a request for an application that declared
+/// `InputUse::None`: the environ gets an empty input and loses its
+/// `content-length`. RGI-HINT-6.
+fn no_input_for_input_none() -> Run {
+    let reports = reports();
+    let app = Validator::new(
+        rgi::from_fn(|e: Environ, start| {
+            start.start(ok())?;
+            Ok(Bytes::from(format!("{:?}", e.content_length())))
+        })
+        .with_hints(
+            rgi::Hints::default()
+                .with_input(rgi::InputUse::None)
+                .with_may_block(false),
+        ),
+        reports.clone(),
+    );
+    let input_use = app.hints().input;
+    let builder = request(Method::POST);
+    let environ = if input_use == rgi::InputUse::None {
+        built(builder.build())?
+    } else {
+        built(
+            builder
+                .header(header::CONTENT_LENGTH, HeaderValue::from_static("3"))
+                .input(Input::new(Cursor::new(b"abc".to_vec()), Some(3)))
+                .build(),
+        )?
+    };
+    serve(&app, environ);
+    Ok(seen(app, &reports))
+}
+
+/// Maps HEAD to GET in the environ ("the application only knows GET"),
+/// keeping HEAD semantics in its own state. RGI-ENV-3.
+fn maps_head_to_get() -> Run {
+    let reports = reports();
+    let app = Validator::new(probe(), reports.clone());
+    let environ = built(request(Method::GET).build())?;
+    let mut state = ResponseState::new(&Method::HEAD);
+    let mut wire = Wire::default();
+    let mut body = app
+        .call(environ, &mut state.start_response(&mut wire))
+        .map_err(|e| e.to_string())?;
+    let _ = pull_all(&mut body, &mut state, &mut wire);
+    drop(body);
+    let _ = state.finish(&mut wire);
+    Ok(seen(app, &reports))
+}
+
+/// Leaves the request's source live after the response: the input still
+/// reads from the connection. RGI-INPUT-15.
+fn input_readable_after_response() -> Run {
+    let reports = reports();
+    let stash = std::sync::Arc::new(std::sync::Mutex::new(None::<Input>));
+    let keep = std::sync::Arc::clone(&stash);
+    let app = Validator::new(
+        rgi::from_fn(move |e: Environ, start| {
+            // Keeps the input to audit the upload later.
+            *keep.lock().map_err(|_| "poisoned")? = Some(e.into_input());
+            start.start(ok())?;
+            Ok(Bytes::from_static(b"accepted"))
+        }),
+        reports.clone(),
+    );
+    let source = Cursor::new(b"abcGET /next HTTP/1.1\r\n".to_vec());
+    let environ = built(
+        request(Method::POST)
+            .header(header::CONTENT_LENGTH, HeaderValue::from_static("3"))
+            .input(Input::new(source, Some(3)))
+            .build(),
+    )?;
+    serve(&app, environ);
+    if let Some(mut input) = stash.lock().map_err(|_| "poisoned")?.take() {
+        let mut late = Vec::new();
+        let _ = input.read_to_end(&mut late);
+    }
     Ok(seen(app, &reports))
 }
