@@ -170,6 +170,11 @@ pub(crate) fn components() -> Vec<Component> {
             "RGIA-READY-7",
             readiness_times_out_at_once,
         ),
+        srv(
+            "async_srv/readiness_never_resolves",
+            "RGIA-READY-1",
+            readiness_never_resolves,
+        ),
     ]
 }
 
@@ -1053,6 +1058,64 @@ fn readiness_times_out_at_once() -> Run {
             start.start(ok())?;
             Ok(AsyncScript::new(
                 move |cx: &mut Context<'_>, _s: &mut StartResponse<'_>| {
+                    let Some(w) = wait.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    match w.as_mut().poll(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(outcome) => {
+                            wait = None;
+                            Step::ready(outcome.map(|o| Bytes::from(format!("{o:?}"))))
+                        }
+                    }
+                },
+            ))
+        }),
+        built(request(Method::GET).extension(caps).build())?,
+    )
+}
+
+struct Deaf;
+
+impl ReadinessService for Deaf {
+    fn wait<'a>(
+        &self,
+        _source: Source<'a>,
+        _interest: Interest,
+        _timeout: Option<Duration>,
+    ) -> WaitFuture<'a> {
+        // Registers nothing, so nothing ever wakes the wait.
+        Box::pin(std::future::pending())
+    }
+
+    fn wait_any<'a>(
+        &self,
+        _sources: Vec<(Source<'a>, Interest)>,
+        _timeout: Option<Duration>,
+    ) -> WaitAnyFuture<'a> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Its readiness service never resolves a wait, not even a pipe that has
+/// data, nor on timeout. RGIA-READY-1.
+fn readiness_never_resolves() -> Run {
+    let caps = Capabilities::builder(Offload::new(ThreadPerJob))
+        .readiness(Readiness::new(Deaf))
+        .build();
+    correct_loop(
+        rgi_async::from_fn(|e: Environ, start| {
+            let caps = Capabilities::of(&e).ok_or("no capabilities")?;
+            let readiness = caps.readiness().ok_or("no readiness")?.clone();
+            let (pipe, mut writer) = std::io::pipe()?;
+            std::io::Write::write_all(&mut writer, b"x")?;
+            let pipe: &'static std::io::PipeReader = Box::leak(Box::new(pipe));
+            let mut wait =
+                Some(readiness.wait(pipe, Interest::READABLE, Some(Duration::from_millis(500))));
+            start.start(ok())?;
+            Ok(AsyncScript::new(
+                move |cx: &mut Context<'_>, _s: &mut StartResponse<'_>| {
+                    let _ = &writer;
                     let Some(w) = wait.as_mut() else {
                         return Poll::Ready(None);
                     };

@@ -139,6 +139,19 @@ pub(crate) fn components() -> Vec<Component> {
             Async,
             async_srv_loop_with_switch,
         ),
+        correct("ok/async_upgrade_echo", App, Async, async_upgrade_echo),
+        correct(
+            "ok/sync_mw_replaces_inner_error",
+            Mw,
+            Sync,
+            sync_mw_replaces_inner_error,
+        ),
+        correct(
+            "ok/async_switch_after_head_sent",
+            App,
+            Async,
+            async_switch_after_head_sent,
+        ),
     ]
 }
 
@@ -302,6 +315,7 @@ fn sync_unread_body() -> Run {
 
 /// Fails in `call` before starting: a legitimate failure (RGI-APP-6).
 fn sync_error_before_head() -> Run {
+    crate::support::require_complete(false);
     sync_client(
         rgi::from_fn(|_e: Environ, _start| -> Result<Bytes, BoxError> {
             Err("database unavailable".into())
@@ -972,4 +986,138 @@ fn async_srv_loop_with_switch() -> Run {
         .map_err(|e| e.to_string())?;
     drive_async(body, &mut state, &mut wire)?;
     Ok(seen(app, &reports))
+}
+
+/// Accepts an upgrade and echoes what the peer sends until it closes
+/// (RGIA-UPGRADE-4, RGIA-UPGRADE-7).
+fn async_upgrade_echo() -> Run {
+    struct Echo {
+        upgraded: Option<rgi_async::Upgraded>,
+        stream: Option<Box<dyn rgi_async::ByteStream>>,
+        pending: Vec<u8>,
+    }
+    impl AsyncBody for Echo {
+        fn poll_step(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            _s: &mut StartResponse<'_>,
+        ) -> StepPoll {
+            let this = &mut *self;
+            if let Some(upgraded) = this.upgraded.as_mut() {
+                match Pin::new(upgraded).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                    Poll::Ready(Ok(stream)) => {
+                        this.upgraded = None;
+                        this.stream = Some(stream);
+                    }
+                }
+            }
+            let Some(stream) = this.stream.as_mut() else {
+                return Poll::Ready(None);
+            };
+            loop {
+                if !this.pending.is_empty() {
+                    match stream.poll_write(cx, &this.pending) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                        Poll::Ready(Ok(n)) => {
+                            this.pending.drain(..n);
+                            continue;
+                        }
+                    }
+                }
+                if let Poll::Ready(Err(e)) = stream.poll_flush(cx) {
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                let mut buf = [0u8; 64];
+                match stream.poll_read(cx, &mut buf) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                    Poll::Ready(Ok(0)) => {
+                        this.stream = None;
+                        return Poll::Ready(None);
+                    }
+                    Poll::Ready(Ok(n)) => this.pending.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+    }
+    async_one(
+        rgi_async::from_fn(|e: Environ, _start| {
+            let caps = Capabilities::of(&e).ok_or("no capabilities")?;
+            let upgrade = caps.upgrade().ok_or("no upgrade")?;
+            let upgraded = upgrade.accept(http::HeaderMap::new())?;
+            Ok(Echo {
+                upgraded: Some(upgraded),
+                stream: None,
+                pending: Vec::new(),
+            })
+        }),
+        TestRequest::get("/chat").upgrade(HeaderValue::from_static("echo"), |peer| {
+            peer.write_all(b"ping")?;
+            let mut answer = [0u8; 4];
+            peer.read_exact(&mut answer)?;
+            Ok(())
+        }),
+    )
+}
+
+struct ErrorPage<A>(A);
+
+impl<A: Application> Application for ErrorPage<A> {
+    type Body = Box<dyn Body>;
+
+    fn call(&self, e: Environ, start: &mut StartResponse<'_>) -> Result<Box<dyn Body>, BoxError> {
+        match self.0.call(e, start) {
+            Ok(body) => Ok(Box::new(body)),
+            Err(failure) => {
+                start.replace(head(StatusCode::BAD_GATEWAY), failure)?;
+                Ok(Box::new(Bytes::from_static(b"the backend failed")))
+            }
+        }
+    }
+
+    fn hints(&self) -> rgi::Hints {
+        self.0.hints()
+    }
+}
+
+/// Turns an inner failure before the head into its own error page with
+/// `replace` (RGI-MW-10).
+fn sync_mw_replaces_inner_error() -> Run {
+    sync_mw(
+        rgi::from_fn(|_e: Environ, start| -> Result<Bytes, BoxError> {
+            start.start(ok())?;
+            Err("backend timed out".into())
+        }),
+        ErrorPage,
+        [TestRequest::get("/")],
+    )
+}
+
+/// Streams two chunks, then switches with the head already sent
+/// (RGIA-SWITCH-1, RGIA-SWITCH-4).
+fn async_switch_after_head_sent() -> Run {
+    async_one(
+        rgi_async::from_fn(|_e: Environ, start| {
+            start.start(ok())?;
+            let mut n = 0;
+            Ok(AsyncScript::new(
+                move |_cx: &mut Context<'_>, _s: &mut StartResponse<'_>| {
+                    n += 1;
+                    match n {
+                        1 => chunk(b"header row\n"),
+                        2 => chunk(b""),
+                        3 => Poll::Ready(Some(Ok(Step::Switch(SyncSwitch::new(|start| {
+                            start.write(Bytes::from_static(b"written row\n"))?;
+                            Ok(rgi::from_iter(["row 1\n", "row 2\n"]))
+                        }))))),
+                        _ => Poll::Ready(None),
+                    }
+                },
+            ))
+        }),
+        TestRequest::get("/report"),
+    )
 }

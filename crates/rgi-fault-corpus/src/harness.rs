@@ -132,9 +132,11 @@ pub fn components() -> Vec<Component> {
 pub fn run_one(component: Component, timeout: Duration) -> Record {
     let (tx, rx) = mpsc::channel();
     let run = component.run;
+    let must_complete = component.expect == Expect::Correct;
     let spawned = std::thread::Builder::new()
         .name(format!("corpus-{}", component.name))
         .spawn(move || {
+            crate::support::require_complete(must_complete);
             let result = catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|payload| {
                 Err(format!("panicked: {}", panic_text(payload.as_ref())))
             });

@@ -36,6 +36,29 @@ pub(crate) fn ok_with_length(length: u64) -> ResponseHead {
     ok().with_header(header::CONTENT_LENGTH, HeaderValue::from(length))
 }
 
+thread_local! {
+    /// Set by the harness for correct components: a response that did not
+    /// complete means the component (or the kit) failed, which must not
+    /// pass as clean.
+    static REQUIRE_COMPLETE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes the client helpers on this thread fail a run whose response did
+/// not complete (the harness sets this for correct components).
+pub(crate) fn require_complete(on: bool) {
+    REQUIRE_COMPLETE.with(|flag| flag.set(on));
+}
+
+fn check(response: &rgi_conformance::client::TestResponse) -> Result<(), String> {
+    if REQUIRE_COMPLETE.with(std::cell::Cell::get) && !response.ending.is_complete() {
+        return Err(format!(
+            "the response did not complete: {:?}",
+            response.ending
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `requests` through a synchronous test client for `app`.
 pub(crate) fn sync_client<A: Application>(
     app: A,
@@ -45,6 +68,7 @@ pub(crate) fn sync_client<A: Application>(
     let mut seen = Vec::new();
     for request in requests {
         let response = client.request(request).map_err(|e| e.to_string())?;
+        check(&response)?;
         seen.extend(response.violations);
     }
     Ok(seen)
@@ -58,6 +82,7 @@ pub(crate) fn async_client<A: AsyncApplication>(
     let mut seen = Vec::new();
     for request in requests {
         let response = client.request(request).map_err(|e| e.to_string())?;
+        check(&response)?;
         seen.extend(response.violations);
     }
     Ok(seen)

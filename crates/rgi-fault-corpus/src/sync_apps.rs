@@ -171,6 +171,26 @@ pub(crate) fn components() -> Vec<Component> {
             "RGI-EXT-3",
             unwraps_connect_protocol,
         ),
+        app(
+            "sync_app/ignores_truncation",
+            "RGI-INPUT-6",
+            ignores_truncation,
+        ),
+        app(
+            "sync_app/hides_client_error",
+            "RGI-FAIL-12",
+            hides_client_error,
+        ),
+        app(
+            "sync_app/reads_before_refusing",
+            "RGI-INPUT-25",
+            reads_before_refusing,
+        ),
+        app(
+            "sync_app/writes_after_transport_error",
+            "RGI-WRITE-6",
+            writes_after_transport_error,
+        ),
     ]
 }
 
@@ -737,4 +757,121 @@ fn unwraps_connect_protocol() -> Run {
         }),
         [TestRequest::get("/")],
     )
+}
+
+/// Serves `app` once, behind a validator, with a correct loop over
+/// `environ` and `sink`: for application mistakes that only a server
+/// condition the test client cannot produce (a truncated body, a client
+/// that went away) brings out.
+fn via_server<A: rgi::Application>(
+    app: A,
+    environ: Environ,
+    sink: &mut dyn rgi::ResponseSink,
+) -> Run {
+    let reports = crate::support::reports();
+    let app = rgi_conformance::validate::Validator::new(app, reports.clone());
+    let mut state = rgi::ResponseState::new(environ.method());
+    if let Ok(mut body) = rgi::Application::call(&app, environ, &mut state.start_response(sink)) {
+        while let Some(Ok(c)) = body.next_chunk(&mut state.start_response(sink)) {
+            if state.send_chunk(sink, c).is_err() {
+                break;
+            }
+        }
+        drop(body);
+        let _ = state.finish(sink);
+    }
+    Ok(crate::support::seen(app, &reports))
+}
+
+/// A POST whose client sent 2 of the 5 declared bytes.
+fn truncated_post() -> Result<Environ, String> {
+    crate::support::request(http::Method::POST)
+        .header(header::CONTENT_LENGTH, HeaderValue::from_static("5"))
+        .input(rgi::Input::new(
+            std::io::Cursor::new(b"ab".to_vec()),
+            Some(5),
+        ))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Ignores the read error of a truncated upload and stores what arrived
+/// as if it were the whole file. RGI-INPUT-6.
+fn ignores_truncation() -> Run {
+    let app = rgi::from_fn(|mut e: Environ, start| {
+        let mut upload = Vec::new();
+        let _ = e.input_mut().read_to_end(&mut upload);
+        start.start(head(StatusCode::CREATED))?;
+        Ok(Bytes::from(format!("stored {} bytes", upload.len())))
+    });
+    via_server(app, truncated_post()?, &mut crate::support::Wire::default())
+}
+
+/// Replaces the `Truncated` input error with a fresh error of its own,
+/// so the server answers 500 instead of 400. RGI-FAIL-12.
+fn hides_client_error() -> Run {
+    let app = rgi::from_fn(|mut e: Environ, start| {
+        let upload = e
+            .input_mut()
+            .read_to_bytes(1024)
+            .map_err(|_| rgi::BoxError::from("upload failed"))?;
+        start.start(ok())?;
+        Ok(upload)
+    });
+    via_server(app, truncated_post()?, &mut crate::support::Wire::default())
+}
+
+/// Reads the whole upload of an `Expect: 100-continue` request, then
+/// refuses it for a missing token it could have checked first.
+/// RGI-INPUT-25.
+fn reads_before_refusing() -> Run {
+    sync_client(
+        rgi::from_fn(|mut e: Environ, start| {
+            let _ = e.input_mut().read_to_bytes(1 << 20)?;
+            if e.headers().get(header::AUTHORIZATION).is_none() {
+                start.start(head(StatusCode::UNAUTHORIZED))?;
+                return Ok(Bytes::from_static(b"token required"));
+            }
+            start.start(ok())?;
+            Ok(Bytes::from_static(b"stored"))
+        }),
+        [TestRequest::post("/upload", vec![b'x'; 4096])
+            .header(header::EXPECT, HeaderValue::from_static("100-continue"))],
+    )
+}
+
+/// A transport whose client goes away after the first data.
+#[derive(Default)]
+struct Vanishing {
+    sent: usize,
+}
+
+impl rgi::ResponseSink for Vanishing {
+    fn send_head(&mut self, _head: ResponseHead) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn send_data(&mut self, _data: Bytes) -> std::io::Result<()> {
+        self.sent += 1;
+        if self.sent > 1 {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        Ok(())
+    }
+}
+
+/// Keeps writing after `write` reported that the client went away.
+/// RGI-WRITE-6.
+fn writes_after_transport_error() -> Run {
+    let app = rgi::from_fn(|_e: Environ, start| {
+        start.start(ok())?;
+        for row in 0..5 {
+            let _ = start.write(Bytes::from(format!("row {row}\n")));
+        }
+        Ok(rgi::Empty)
+    });
+    let environ = crate::support::request(http::Method::GET)
+        .build()
+        .map_err(|e| e.to_string())?;
+    via_server(app, environ, &mut Vanishing::default())
 }

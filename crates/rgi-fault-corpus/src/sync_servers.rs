@@ -122,6 +122,31 @@ pub(crate) fn components() -> Vec<Component> {
             "RGI-INPUT-15",
             input_readable_after_response,
         ),
+        srv(
+            "sync_srv/truncated_chunked_as_eof",
+            "RGI-INPUT-2",
+            truncated_chunked_as_eof,
+        ),
+        srv(
+            "sync_srv/stalled_body_blocks",
+            "RGI-INPUT-19",
+            stalled_body_blocks,
+        ),
+        srv(
+            "sync_srv/keeps_pulling_after_not_started",
+            "RGI-FAIL-7",
+            keeps_pulling_after_not_started,
+        ),
+        srv(
+            "sync_srv/keeps_pulling_after_excess",
+            "RGI-CL-2",
+            keeps_pulling_after_excess,
+        ),
+        srv(
+            "sync_srv/keeps_pulling_after_body_not_allowed",
+            "RGI-BODY-18",
+            keeps_pulling_after_body_not_allowed,
+        ),
     ]
 }
 
@@ -657,5 +682,118 @@ fn input_readable_after_response() -> Run {
         let mut late = Vec::new();
         let _ = input.read_to_end(&mut late);
     }
+    Ok(seen(app, &reports))
+}
+
+/// A de-chunker that reports a connection closed mid-body as a clean end.
+struct CleanEof(bool);
+
+impl Read for CleanEof {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if std::mem::replace(&mut self.0, true) || buf.is_empty() {
+            // The peer closed before the last-chunk: reported as Ok(0).
+            return Ok(0);
+        }
+        buf[0] = b'a';
+        Ok(1)
+    }
+}
+
+/// Its chunked source reports a body cut off before the last-chunk as a
+/// normal end. RGI-INPUT-2.
+fn truncated_chunked_as_eof() -> Run {
+    let reports = reports();
+    let app = Validator::new(probe(), reports.clone());
+    let environ = built(
+        request(Method::POST)
+            .input(Input::new(CleanEof(false), None))
+            .build(),
+    )?;
+    serve(&app, environ);
+    Ok(seen(app, &reports))
+}
+
+/// A source that waits for the client without any timeout.
+struct Stalled;
+
+impl Read for Stalled {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        // The client stopped sending; this read waits "for ever".
+        std::thread::sleep(Duration::from_secs(30));
+        Ok(0)
+    }
+}
+
+/// Lets a read of a stalled upload block with no timeout. RGI-INPUT-19.
+fn stalled_body_blocks() -> Run {
+    let reports = reports();
+    let app = Validator::new(probe(), reports.clone());
+    let environ = built(
+        request(Method::POST)
+            .input(Input::new(Stalled, None))
+            .build(),
+    )?;
+    serve(&app, environ);
+    Ok(seen(app, &reports))
+}
+
+/// Pulls every chunk to the end whatever `send_chunk` says, the loop
+/// shared by the three components below.
+fn pull_ignoring_errors<A: Application>(app: &Validator<A>, environ: Environ) {
+    let mut state = ResponseState::new(environ.method());
+    let mut wire = Wire::default();
+    let Ok(mut body) = app.call(environ, &mut state.start_response(&mut wire)) else {
+        return;
+    };
+    for _ in 0..8 {
+        match body.next_chunk(&mut state.start_response(&mut wire)) {
+            Some(Ok(c)) => {
+                let _ = state.send_chunk(&mut wire, c);
+            }
+            _ => break,
+        }
+    }
+    drop(body);
+    let _ = state.finish(&mut wire);
+}
+
+/// Ignores `SendError::NotStarted` and keeps pulling a body that never
+/// started. RGI-FAIL-7.
+fn keeps_pulling_after_not_started() -> Run {
+    let reports = reports();
+    let app = Validator::new(
+        rgi::from_fn(|_e: Environ, _start| Ok(rgi::from_iter(["un", "started"]))),
+        reports.clone(),
+    );
+    pull_ignoring_errors(&app, built(request(Method::GET).build())?);
+    Ok(seen(app, &reports))
+}
+
+/// Ignores `ContentLengthExceeded` and keeps pulling. RGI-CL-2.
+fn keeps_pulling_after_excess() -> Run {
+    let reports = reports();
+    let app = Validator::new(
+        rgi::from_fn(|_e: Environ, start| {
+            start.start(crate::support::ok_with_length(3))?;
+            Ok(rgi::from_iter(["hello", " world", "!"]))
+        }),
+        reports.clone(),
+    );
+    pull_ignoring_errors(&app, built(request(Method::GET).build())?);
+    Ok(seen(app, &reports))
+}
+
+/// Ignores `BodyNotAllowed` on a 204 and keeps pulling.
+/// RGI-BODY-18.
+fn keeps_pulling_after_body_not_allowed() -> Run {
+    let reports = reports();
+    let app = Validator::new(
+        rgi::from_fn(|_e: Environ, start| {
+            start.start(rgi::ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+            Ok(rgi::from_iter(["{}", "{}"]))
+        }),
+        reports.clone(),
+    );
+    pull_ignoring_errors(&app, built(request(Method::GET).build())?);
     Ok(seen(app, &reports))
 }
