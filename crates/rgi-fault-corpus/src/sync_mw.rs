@@ -121,6 +121,12 @@ pub(crate) fn components() -> Vec<Component> {
             App,
             replaces_head_after_call,
         ),
+        mw(
+            "sync_mw/reads_ahead_after_head",
+            "RGI-INPUT-16",
+            Server,
+            reads_ahead_after_head,
+        ),
     ]
 }
 
@@ -648,4 +654,87 @@ impl<A: Application> Application for SecurityHeaders<A> {
 /// of an `Intercept` hook. RGI-MW-3.
 fn replaces_head_after_call() -> Run {
     sync_mw(streamer(), SecurityHeaders, [TestRequest::get("/")])
+}
+
+/// The original input, shared between the middleware and the replacement
+/// it hands inward.
+#[derive(Clone)]
+struct SharedInput(std::sync::Arc<std::sync::Mutex<Input>>);
+
+impl Read for SharedInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .read(buf)
+    }
+}
+
+struct Audited<B> {
+    inner: B,
+    original: SharedInput,
+    audit: Vec<u8>,
+}
+
+impl<B: Body> Body for Audited<B> {
+    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        if start.is_head_sent() && self.audit.is_empty() {
+            // Once the response is under way, drain the rest of the upload
+            // into the audit log, ahead of the inner application.
+            let _ = self.original.read_to_end(&mut self.audit);
+            self.audit.push(b'.');
+        }
+        self.inner.next_chunk(start)
+    }
+}
+
+struct Audit<A>(A);
+
+impl<A: Application> Application for Audit<A> {
+    type Body = Audited<A::Body>;
+
+    fn call(&self, mut e: Environ, start: &mut StartResponse<'_>) -> Result<Self::Body, BoxError> {
+        let length = e.content_length();
+        let original = SharedInput(std::sync::Arc::new(std::sync::Mutex::new(
+            e.replace_input(Input::empty()),
+        )));
+        e.replace_input(Input::new(original.clone(), length));
+        let inner = self.0.call(e, start)?;
+        Ok(Audited {
+            inner,
+            original,
+            audit: Vec::new(),
+        })
+    }
+}
+
+/// Inner application: streams the upload back one line per pull, reading
+/// as it goes.
+fn line_echo() -> impl Application {
+    rgi::from_fn(|e: Environ, start| {
+        start.start(ok())?;
+        let mut input = e.into_input();
+        Ok(crate::support::Script::new(
+            move |_s: &mut StartResponse<'_>| {
+                let mut line = Vec::new();
+                match input.read_line_limited(&mut line, 64) {
+                    Ok(0) => None,
+                    Ok(_) => Some(Ok(Bytes::from(line))),
+                    Err(e) => Some(Err(e.into())),
+                }
+            },
+        ))
+    })
+}
+
+/// An audit layer drains the rest of the request body once the head has
+/// gone out, ahead of the inner application, whose replacement input
+/// then ends early. RGI-INPUT-16 (the replacement must obey §5: a
+/// declared length it cannot deliver).
+fn reads_ahead_after_head() -> Run {
+    sync_mw(
+        line_echo(),
+        Audit,
+        [TestRequest::post("/", "line one\nline two\nline three\n")],
+    )
 }
