@@ -49,7 +49,14 @@ enum Protocol {
 
 /// Serves one accepted connection; the permit and the guard are held until
 /// the connection (upgraded or not) is gone.
-pub(crate) async fn serve<F: ServiceFactory>(
+///
+/// This future is what every connection's task holds for its whole life,
+/// parked requests included, so its size is memory per connection: paths
+/// most connections never take (TLS, HTTP/2) are boxed, what a path needs
+/// is passed down as small values (an `Arc<ConnectionInfo>`), and no
+/// `async fn` wraps another only to add the span (each level would keep its
+/// own copy of the arguments).
+pub(crate) fn serve<F: ServiceFactory>(
     context: Arc<ConnContext<F>>,
     stream: Stream,
     peer: Address,
@@ -57,70 +64,107 @@ pub(crate) async fn serve<F: ServiceFactory>(
     tls: Option<tokio_rustls::TlsAcceptor>,
     guard: ConnectionGuard,
     permit: OwnedSemaphorePermit,
-) {
+) -> impl Future<Output = ()> {
     let span = tracing::debug_span!("connection", peer = %peer, tls = tls.is_some());
-    async move {
-        let accepted = Instant::now();
-        let mut stream = stream;
-        let Some((peer, local)) = proxied(&context, &mut stream, peer, local).await else {
-            return;
-        };
-        let mut info = ConnectionInfo::new().with_peer_addr(peer);
-        if let Some(local) = local {
-            info = info.with_local_addr(local);
+    let accepted = Accepted {
+        context,
+        peer,
+        local,
+        tls,
+        guard,
+        permit,
+    };
+    serve_stream(accepted, stream).instrument(span)
+}
+
+/// An accepted connection's own values, besides its stream.
+struct Accepted<F> {
+    context: Arc<ConnContext<F>>,
+    peer: Address,
+    local: Option<Address>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    guard: ConnectionGuard,
+    permit: OwnedSemaphorePermit,
+}
+
+async fn serve_stream<F: ServiceFactory>(accepted: Accepted<F>, mut stream: Stream) {
+    let opened = Instant::now();
+    let Accepted {
+        context,
+        peer,
+        local,
+        tls,
+        guard,
+        permit,
+    } = accepted;
+    let Some((peer, local)) = proxied(&context, &mut stream, peer, local).await else {
+        return;
+    };
+    let info = {
+        let info = ConnectionInfo::new().with_peer_addr(peer);
+        match local {
+            Some(local) => info.with_local_addr(local),
+            None => info,
         }
-        match (stream, tls) {
-            (Stream::Tcp(tcp), Some(acceptor)) => {
-                let handshake = tokio::time::timeout(
-                    context.limits.tls_handshake_timeout,
-                    acceptor.accept(tcp),
-                )
-                .await;
-                let tls_stream = match handshake {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(
-                            limit = "tls_handshake_timeout",
-                            timeout_ms = crate::millis(context.limits.tls_handshake_timeout),
-                            "TLS handshake not finished in time: closed"
-                        );
-                        return;
-                    }
-                };
-                let session = tls_stream.get_ref().1;
-                let protocol = if session.alpn_protocol() == Some(b"h2") {
-                    Protocol::Http2
-                } else {
-                    Protocol::Http1
-                };
-                info = info.with_tls(crate::tls::tls_info(session));
-                drive(
-                    &context,
-                    tls_stream,
-                    protocol,
-                    Replay::default(),
-                    None,
-                    info,
-                    accepted,
-                )
-                .await;
+    };
+    match stream {
+        Stream::Tcp(tcp) => match tls {
+            Some(acceptor) => {
+                // Boxed: the handshake and the TLS stream are large, and a
+                // TLS connection pays far more for its handshake than for
+                // one allocation.
+                Box::pin(secure(&context, tcp, acceptor, info, opened)).await;
             }
-            (Stream::Tcp(tcp), None) => {
-                plain(&context, tcp, info, accepted).await;
-            }
-            (Stream::Unix(unix), _) => {
-                plain(&context, unix, info, accepted).await;
-            }
-        }
+            None => plain(&context, tcp, Arc::new(info), opened).await,
+        },
+        Stream::Unix(unix) => plain(&context, unix, Arc::new(info), opened).await,
     }
-    .instrument(span)
-    .await;
     drop(permit);
     drop(guard);
+}
+
+/// TLS: the handshake within its time limit, then the protocol ALPN chose.
+async fn secure<F: ServiceFactory>(
+    context: &ConnContext<F>,
+    tcp: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    info: ConnectionInfo,
+    accepted: Instant,
+) {
+    let handshake =
+        tokio::time::timeout(context.limits.tls_handshake_timeout, acceptor.accept(tcp)).await;
+    let tls_stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(
+                limit = "tls_handshake_timeout",
+                timeout_ms = crate::millis(context.limits.tls_handshake_timeout),
+                "TLS handshake not finished in time: closed"
+            );
+            return;
+        }
+    };
+    let session = tls_stream.get_ref().1;
+    let protocol = if session.alpn_protocol() == Some(b"h2") {
+        Protocol::Http2
+    } else {
+        Protocol::Http1
+    };
+    let info = Arc::new(info.with_tls(crate::tls::tls_info(session)));
+    drive(
+        context,
+        tls_stream,
+        protocol,
+        Replay::default(),
+        None,
+        info,
+        accepted,
+    )
+    .await;
 }
 
 /// The addresses a trusted proxy declares in its PROXY protocol header
@@ -154,8 +198,12 @@ async fn proxied<F>(
 
 /// Plain text: HTTP/2 with prior knowledge when the preface arrives, else
 /// HTTP/1.1.
-async fn plain<F, IO>(context: &ConnContext<F>, mut io: IO, info: ConnectionInfo, accepted: Instant)
-where
+async fn plain<F, IO>(
+    context: &ConnContext<F>,
+    mut io: IO,
+    info: Arc<ConnectionInfo>,
+    accepted: Instant,
+) where
     F: ServiceFactory,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -241,7 +289,7 @@ async fn drive<F, IO>(
     protocol: Protocol,
     replay: Replay,
     head_since: Option<Instant>,
-    info: ConnectionInfo,
+    info: Arc<ConnectionInfo>,
     accepted: Instant,
 ) where
     F: ServiceFactory,
@@ -260,7 +308,7 @@ async fn drive<F, IO>(
     });
     let io = TokioIo::new(ConnIo::new(io, Arc::clone(&state), replay, timers));
     let service = ConnectionService::new(
-        context.factory.connection(Arc::new(info)),
+        context.factory.connection(info),
         Arc::clone(&state),
         Arc::clone(&context.shared),
         context.rules,
@@ -268,13 +316,16 @@ async fn drive<F, IO>(
     let mut phase = context.shared.phase.subscribe();
     match protocol {
         Protocol::Http1 => {
-            let connection = context.http1.serve_connection(io, service).with_upgrades();
+            let connection = pin!(context.http1.serve_connection(io, service).with_upgrades());
             run(connection, &state, &mut phase, limits, None).await;
         }
         Protocol::Http2 => {
-            let connection = context.http2.serve_connection(io, service);
+            // Boxed: held inline, the larger HTTP/2 connection would size
+            // every HTTP/1.1 connection's task too; an HTTP/2 connection
+            // allocates far more than this for its streams anyway.
+            let mut connection = Box::pin(context.http2.serve_connection(io, service));
             let idle = Some(context.h2_idle);
-            run(connection, &state, &mut phase, limits, idle).await;
+            run(connection.as_mut(), &state, &mut phase, limits, idle).await;
         }
     }
     if state.upgraded.load(Ordering::Acquire) {
@@ -284,25 +335,23 @@ async fn drive<F, IO>(
 
 /// Polls the hyper connection to its end while watching the shutdown phase,
 /// the connection's age, its request count and (HTTP/2) its idle time.
+///
+/// The connection is borrowed, not moved in: an `async fn` keeps its
+/// arguments beside its locals, so a connection taken by value would be
+/// held twice in the task.
 async fn run<C: Graceful>(
-    connection: C,
+    mut connection: Pin<&mut C>,
     state: &ConnState,
     phase: &mut watch::Receiver<Phase>,
     limits: &Limits,
     h2_idle: Option<Duration>,
 ) {
-    let mut connection = pin!(connection);
-    let far = state.opened + Duration::from_secs(86_400 * 365);
-    let age = pin!(tokio::time::sleep_until(
-        limits
-            .max_connection_age
-            .map_or(far, |age| state.opened + age)
-    ));
-    let mut age = age;
-    let idle = pin!(tokio::time::sleep_until(
-        h2_idle.map_or(far, |idle| state.opened + idle)
-    ));
-    let mut idle = idle;
+    // Boxed and made only when the limit is set: most HTTP/1.1 connections
+    // have neither timer, and their task is memory per connection.
+    let mut age = limits
+        .max_connection_age
+        .map(|age| Box::pin(tokio::time::sleep_until(state.opened + age)));
+    let mut idle = h2_idle.map(|idle| Box::pin(tokio::time::sleep_until(state.opened + idle)));
     let mut graceful = false;
     let mut reason = "";
     loop {
@@ -327,7 +376,7 @@ async fn run<C: Graceful>(
                     connection.as_mut().begin_graceful_shutdown();
                 }
             }
-            () = &mut age, if !graceful && limits.max_connection_age.is_some() => {
+            () = expired(&mut age), if !graceful && age.is_some() => {
                 graceful = true;
                 reason = "max_connection_age";
                 connection.as_mut().begin_graceful_shutdown();
@@ -339,8 +388,8 @@ async fn run<C: Graceful>(
                     connection.as_mut().begin_graceful_shutdown();
                 }
             }
-            () = &mut idle, if !graceful && h2_idle.is_some() => {
-                let Some(timeout) = h2_idle else { continue };
+            () = expired(&mut idle), if !graceful && idle.is_some() => {
+                let (Some(timeout), Some(idle)) = (h2_idle, idle.as_mut()) else { continue };
                 let active = state.started.load(Ordering::Acquire) != state.finished.load(Ordering::Acquire);
                 if active {
                     idle.as_mut().reset(Instant::now() + timeout);
@@ -358,6 +407,14 @@ async fn run<C: Graceful>(
                 }
             }
         }
+    }
+}
+
+/// Ready when the timer is set and has run out; a timer not set never is.
+async fn expired(sleep: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
