@@ -7,10 +7,12 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use pin_project_lite::pin_project;
 use rgi::{Address, ConnectionInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -51,11 +53,12 @@ enum Protocol {
 /// the connection (upgraded or not) is gone.
 ///
 /// This future is what every connection's task holds for its whole life,
-/// parked requests included, so its size is memory per connection: paths
-/// most connections never take (TLS, HTTP/2) are boxed, what a path needs
-/// is passed down as small values (an `Arc<ConnectionInfo>`), and no
-/// `async fn` wraps another only to add the span (each level would keep its
-/// own copy of the arguments).
+/// parked requests included, so its size is memory per connection. It
+/// runs in two stages whose states share their bytes: the preparation
+/// (PROXY header, protocol detection), then the connection. An `async fn`
+/// keeps its arguments for its whole life, so the long-lived stage gets
+/// only small values (an `Arc<ConnectionInfo>`, the detection's outcome),
+/// and paths most connections never take (TLS, HTTP/2) are boxed.
 pub(crate) fn serve<F: ServiceFactory>(
     context: Arc<ConnContext<F>>,
     stream: Stream,
@@ -66,70 +69,198 @@ pub(crate) fn serve<F: ServiceFactory>(
     permit: OwnedSemaphorePermit,
 ) -> impl Future<Output = ()> {
     let span = tracing::debug_span!("connection", peer = %peer, tls = tls.is_some());
-    let accepted = Accepted {
-        context,
-        peer,
-        local,
-        tls,
-        guard,
-        permit,
+    let held = Held {
+        _permit: permit,
+        _guard: guard,
     };
-    serve_stream(accepted, stream).instrument(span)
+    let preparing = prepare(Arc::clone(&context), stream, peer, local, tls);
+    Staged::First {
+        first: preparing,
+        then: Some(move |prepared| serving(context, prepared, held)),
+    }
+    .instrument(span)
 }
 
-/// An accepted connection's own values, besides its stream.
-struct Accepted<F> {
+/// What a connection holds until it is gone, released in this order.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    _guard: ConnectionGuard,
+}
+
+pin_project! {
+    /// A future, then the future made from its output, in the same bytes.
+    #[project = StagedProj]
+    enum Staged<A, T, B> {
+        First {
+            #[pin]
+            first: A,
+            then: Option<T>,
+        },
+        Second {
+            #[pin]
+            second: B,
+        },
+    }
+}
+
+impl<A, T, B> Future for Staged<A, T, B>
+where
+    A: Future,
+    T: FnOnce(A::Output) -> B,
+    B: Future,
+{
+    type Output = B::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B::Output> {
+        loop {
+            match self.as_mut().project() {
+                StagedProj::First { first, then } => {
+                    let output = std::task::ready!(first.poll(cx));
+                    let Some(then) = then.take() else {
+                        // Only after a panic in `then`: never polled again.
+                        return Poll::Pending;
+                    };
+                    let second = then(output);
+                    self.set(Staged::Second { second });
+                }
+                StagedProj::Second { second } => return second.poll(cx),
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// One of two futures with the same output.
+    #[project = EitherProj]
+    enum Either<L, R> {
+        Left { #[pin] future: L },
+        Right { #[pin] future: R },
+    }
+}
+
+impl<L, R> Future for Either<L, R>
+where
+    L: Future,
+    R: Future<Output = L::Output>,
+{
+    type Output = L::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<L::Output> {
+        match self.project() {
+            EitherProj::Left { future } => future.poll(cx),
+            EitherProj::Right { future } => future.poll(cx),
+        }
+    }
+}
+
+/// A connection ready to be served.
+enum Prepared {
+    /// Plain text, its protocol known.
+    Tcp(tokio::net::TcpStream, Detected),
+    /// A Unix socket, its protocol known.
+    Unix(tokio::net::UnixStream, Detected),
+    /// TLS, its handshake still to come.
+    Tls {
+        tcp: tokio::net::TcpStream,
+        acceptor: tokio_rustls::TlsAcceptor,
+        info: ConnectionInfo,
+        opened: Instant,
+    },
+}
+
+/// What the connection's stage needs besides its stream.
+struct Detected {
+    protocol: Protocol,
+    /// Bytes read while detecting the protocol, handed to hyper first.
+    replay: Replay,
+    /// When the first byte of an HTTP/1.1 head arrived.
+    head_since: Option<Instant>,
+    info: Arc<ConnectionInfo>,
+    opened: Instant,
+}
+
+/// The first stage: the PROXY header of a trusted peer and the protocol
+/// (plain text), or nothing when the connection closes first.
+async fn prepare<F: ServiceFactory>(
     context: Arc<ConnContext<F>>,
+    mut stream: Stream,
     peer: Address,
     local: Option<Address>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    guard: ConnectionGuard,
-    permit: OwnedSemaphorePermit,
-}
-
-async fn serve_stream<F: ServiceFactory>(accepted: Accepted<F>, mut stream: Stream) {
+) -> Option<Prepared> {
     let opened = Instant::now();
-    let Accepted {
-        context,
-        peer,
-        local,
-        tls,
-        guard,
-        permit,
-    } = accepted;
-    let Some((peer, local)) = proxied(&context, &mut stream, peer, local).await else {
-        return;
-    };
-    let info = {
-        let info = ConnectionInfo::new().with_peer_addr(peer);
-        match local {
-            Some(local) => info.with_local_addr(local),
-            None => info,
-        }
+    let (peer, local) = proxied(&context, &mut stream, peer, local).await?;
+    let info = ConnectionInfo::new().with_peer_addr(peer);
+    let info = match local {
+        Some(local) => info.with_local_addr(local),
+        None => info,
     };
     match stream {
         Stream::Tcp(tcp) => match tls {
-            Some(acceptor) => {
-                // Boxed: the handshake and the TLS stream are large, and a
-                // TLS connection pays far more for its handshake than for
-                // one allocation.
-                Box::pin(secure(&context, tcp, acceptor, info, opened)).await;
+            Some(acceptor) => Some(Prepared::Tls {
+                tcp,
+                acceptor,
+                info,
+                opened,
+            }),
+            None => {
+                let (tcp, detected) = plain(&context, tcp, info, opened).await?;
+                Some(Prepared::Tcp(tcp, detected))
             }
-            None => plain(&context, tcp, Arc::new(info), opened).await,
         },
-        Stream::Unix(unix) => plain(&context, unix, Arc::new(info), opened).await,
+        Stream::Unix(unix) => {
+            let (unix, detected) = plain(&context, unix, info, opened).await?;
+            Some(Prepared::Unix(unix, detected))
+        }
     }
-    drop(permit);
-    drop(guard);
+}
+
+/// The second stage: the connection itself.
+fn serving<F: ServiceFactory>(
+    context: Arc<ConnContext<F>>,
+    prepared: Option<Prepared>,
+    held: Held,
+) -> impl Future<Output = ()> {
+    match prepared {
+        Some(Prepared::Tcp(tcp, detected)) => Either::Left {
+            future: Either::Left {
+                future: drive(context, tcp, detected, held),
+            },
+        },
+        Some(Prepared::Unix(unix, detected)) => Either::Left {
+            future: Either::Right {
+                future: drive(context, unix, detected, held),
+            },
+        },
+        Some(Prepared::Tls {
+            tcp,
+            acceptor,
+            info,
+            opened,
+        }) => Either::Right {
+            // Boxed: the handshake and the TLS stream are large, and a TLS
+            // connection pays far more for its handshake than for one
+            // allocation.
+            future: Either::Left {
+                future: Box::pin(secure(context, tcp, acceptor, info, opened, held)),
+            },
+        },
+        None => Either::Right {
+            future: Either::Right {
+                future: std::future::ready(()),
+            },
+        },
+    }
 }
 
 /// TLS: the handshake within its time limit, then the protocol ALPN chose.
 async fn secure<F: ServiceFactory>(
-    context: &ConnContext<F>,
+    context: Arc<ConnContext<F>>,
     tcp: tokio::net::TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
     info: ConnectionInfo,
-    accepted: Instant,
+    opened: Instant,
+    held: Held,
 ) {
     let handshake =
         tokio::time::timeout(context.limits.tls_handshake_timeout, acceptor.accept(tcp)).await;
@@ -155,16 +286,14 @@ async fn secure<F: ServiceFactory>(
         Protocol::Http1
     };
     let info = Arc::new(info.with_tls(crate::tls::tls_info(session)));
-    drive(
-        context,
-        tls_stream,
+    let detected = Detected {
         protocol,
-        Replay::default(),
-        None,
+        replay: Replay::default(),
+        head_since: None,
         info,
-        accepted,
-    )
-    .await;
+        opened,
+    };
+    drive(context, tls_stream, detected, held).await;
 }
 
 /// The addresses a trusted proxy declares in its PROXY protocol header
@@ -197,29 +326,45 @@ async fn proxied<F>(
 }
 
 /// Plain text: HTTP/2 with prior knowledge when the preface arrives, else
-/// HTTP/1.1.
+/// HTTP/1.1; `None` when the connection closes or fails first.
 async fn plain<F, IO>(
     context: &ConnContext<F>,
     mut io: IO,
-    info: Arc<ConnectionInfo>,
-    accepted: Instant,
-) where
-    F: ServiceFactory,
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    info: ConnectionInfo,
+    opened: Instant,
+) -> Option<(IO, Detected)>
+where
+    IO: AsyncRead + Unpin,
 {
     let timeout = context.limits.protocol_detection_timeout;
     match tokio::time::timeout(timeout, detect(&mut io)).await {
         Ok(Ok(Some((protocol, replay, first_byte)))) => {
             let head_since = (protocol == Protocol::Http1).then_some(first_byte);
-            drive(context, io, protocol, replay, head_since, info, accepted).await;
+            let detected = Detected {
+                protocol,
+                replay,
+                head_since,
+                info: Arc::new(info),
+                opened,
+            };
+            Some((io, detected))
         }
-        Ok(Ok(None)) => tracing::trace!("closed before sending anything"),
-        Ok(Err(error)) => tracing::debug!(%error, "read error before the first request"),
-        Err(_) => tracing::debug!(
-            limit = "protocol_detection_timeout",
-            timeout_ms = crate::millis(timeout),
-            "protocol not known in time: closed"
-        ),
+        Ok(Ok(None)) => {
+            tracing::trace!("closed before sending anything");
+            None
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "read error before the first request");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(
+                limit = "protocol_detection_timeout",
+                timeout_ms = crate::millis(timeout),
+                "protocol not known in time: closed"
+            );
+            None
+        }
     }
 }
 
@@ -283,18 +428,18 @@ where
     }
 }
 
-async fn drive<F, IO>(
-    context: &ConnContext<F>,
-    io: IO,
-    protocol: Protocol,
-    replay: Replay,
-    head_since: Option<Instant>,
-    info: Arc<ConnectionInfo>,
-    accepted: Instant,
-) where
+async fn drive<F, IO>(context: Arc<ConnContext<F>>, io: IO, detected: Detected, held: Held)
+where
     F: ServiceFactory,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Detected {
+        protocol,
+        replay,
+        head_since,
+        info,
+        opened: accepted,
+    } = detected;
     let limits = &context.limits;
     let is_h2 = protocol == Protocol::Http2;
     let state = ConnState::new(accepted, is_h2, limits.max_requests_per_connection);
@@ -331,6 +476,7 @@ async fn drive<F, IO>(
     if state.upgraded.load(Ordering::Acquire) {
         hold_upgraded(&state, &mut phase).await;
     }
+    drop(held);
 }
 
 /// Polls the hyper connection to its end while watching the shutdown phase,
