@@ -7,10 +7,12 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use pin_project_lite::pin_project;
 use rgi::{Address, ConnectionInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -49,7 +51,15 @@ enum Protocol {
 
 /// Serves one accepted connection; the permit and the guard are held until
 /// the connection (upgraded or not) is gone.
-pub(crate) async fn serve<F: ServiceFactory>(
+///
+/// This future is what every connection's task holds for its whole life,
+/// parked requests included, so its size is memory per connection. It
+/// runs in two stages whose states share their bytes: the preparation
+/// (PROXY header, protocol detection), then the connection. An `async fn`
+/// keeps its arguments for its whole life, so the long-lived stage gets
+/// only small values (an `Arc<ConnectionInfo>`, the detection's outcome),
+/// and paths most connections never take (TLS, HTTP/2) are boxed.
+pub(crate) fn serve<F: ServiceFactory>(
     context: Arc<ConnContext<F>>,
     stream: Stream,
     peer: Address,
@@ -57,70 +67,233 @@ pub(crate) async fn serve<F: ServiceFactory>(
     tls: Option<tokio_rustls::TlsAcceptor>,
     guard: ConnectionGuard,
     permit: OwnedSemaphorePermit,
-) {
+) -> impl Future<Output = ()> {
     let span = tracing::debug_span!("connection", peer = %peer, tls = tls.is_some());
-    async move {
-        let accepted = Instant::now();
-        let mut stream = stream;
-        let Some((peer, local)) = proxied(&context, &mut stream, peer, local).await else {
-            return;
-        };
-        let mut info = ConnectionInfo::new().with_peer_addr(peer);
-        if let Some(local) = local {
-            info = info.with_local_addr(local);
-        }
-        match (stream, tls) {
-            (Stream::Tcp(tcp), Some(acceptor)) => {
-                let handshake = tokio::time::timeout(
-                    context.limits.tls_handshake_timeout,
-                    acceptor.accept(tcp),
-                )
-                .await;
-                let tls_stream = match handshake {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(
-                            limit = "tls_handshake_timeout",
-                            timeout_ms = crate::millis(context.limits.tls_handshake_timeout),
-                            "TLS handshake not finished in time: closed"
-                        );
-                        return;
-                    }
-                };
-                let session = tls_stream.get_ref().1;
-                let protocol = if session.alpn_protocol() == Some(b"h2") {
-                    Protocol::Http2
-                } else {
-                    Protocol::Http1
-                };
-                info = info.with_tls(crate::tls::tls_info(session));
-                drive(
-                    &context,
-                    tls_stream,
-                    protocol,
-                    Replay::default(),
-                    None,
-                    info,
-                    accepted,
-                )
-                .await;
-            }
-            (Stream::Tcp(tcp), None) => {
-                plain(&context, tcp, info, accepted).await;
-            }
-            (Stream::Unix(unix), _) => {
-                plain(&context, unix, info, accepted).await;
+    let held = Held {
+        _permit: permit,
+        _guard: guard,
+    };
+    let preparing = prepare(Arc::clone(&context), stream, peer, local, tls);
+    Staged::First {
+        first: preparing,
+        then: Some(move |prepared| serving(context, prepared, held)),
+    }
+    .instrument(span)
+}
+
+/// What a connection holds until it is gone, released in this order.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    _guard: ConnectionGuard,
+}
+
+pin_project! {
+    /// A future, then the future made from its output, in the same bytes.
+    #[project = StagedProj]
+    enum Staged<A, T, B> {
+        First {
+            #[pin]
+            first: A,
+            then: Option<T>,
+        },
+        Second {
+            #[pin]
+            second: B,
+        },
+    }
+}
+
+impl<A, T, B> Future for Staged<A, T, B>
+where
+    A: Future,
+    T: FnOnce(A::Output) -> B,
+    B: Future,
+{
+    type Output = B::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B::Output> {
+        loop {
+            match self.as_mut().project() {
+                StagedProj::First { first, then } => {
+                    let output = std::task::ready!(first.poll(cx));
+                    let Some(then) = then.take() else {
+                        // Only after a panic in `then`: never polled again.
+                        return Poll::Pending;
+                    };
+                    let second = then(output);
+                    self.set(Staged::Second { second });
+                }
+                StagedProj::Second { second } => return second.poll(cx),
             }
         }
     }
-    .instrument(span)
-    .await;
-    drop(permit);
-    drop(guard);
+}
+
+pin_project! {
+    /// One of two futures with the same output.
+    #[project = EitherProj]
+    enum Either<L, R> {
+        Left { #[pin] future: L },
+        Right { #[pin] future: R },
+    }
+}
+
+impl<L, R> Future for Either<L, R>
+where
+    L: Future,
+    R: Future<Output = L::Output>,
+{
+    type Output = L::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<L::Output> {
+        match self.project() {
+            EitherProj::Left { future } => future.poll(cx),
+            EitherProj::Right { future } => future.poll(cx),
+        }
+    }
+}
+
+/// A connection ready to be served.
+enum Prepared {
+    /// Plain text, its protocol known.
+    Tcp(tokio::net::TcpStream, Detected),
+    /// A Unix socket, its protocol known.
+    Unix(tokio::net::UnixStream, Detected),
+    /// TLS, its handshake still to come.
+    Tls {
+        tcp: tokio::net::TcpStream,
+        acceptor: tokio_rustls::TlsAcceptor,
+        info: ConnectionInfo,
+        opened: Instant,
+    },
+}
+
+/// What the connection's stage needs besides its stream.
+struct Detected {
+    protocol: Protocol,
+    /// Bytes read while detecting the protocol, handed to hyper first.
+    replay: Replay,
+    /// When the first byte of an HTTP/1.1 head arrived.
+    head_since: Option<Instant>,
+    info: Arc<ConnectionInfo>,
+    opened: Instant,
+}
+
+/// The first stage: the PROXY header of a trusted peer and the protocol
+/// (plain text), or nothing when the connection closes first.
+async fn prepare<F: ServiceFactory>(
+    context: Arc<ConnContext<F>>,
+    mut stream: Stream,
+    peer: Address,
+    local: Option<Address>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Option<Prepared> {
+    let opened = Instant::now();
+    let (peer, local) = proxied(&context, &mut stream, peer, local).await?;
+    let info = ConnectionInfo::new().with_peer_addr(peer);
+    let info = match local {
+        Some(local) => info.with_local_addr(local),
+        None => info,
+    };
+    match stream {
+        Stream::Tcp(tcp) => match tls {
+            Some(acceptor) => Some(Prepared::Tls {
+                tcp,
+                acceptor,
+                info,
+                opened,
+            }),
+            None => {
+                let (tcp, detected) = plain(&context, tcp, info, opened).await?;
+                Some(Prepared::Tcp(tcp, detected))
+            }
+        },
+        Stream::Unix(unix) => {
+            let (unix, detected) = plain(&context, unix, info, opened).await?;
+            Some(Prepared::Unix(unix, detected))
+        }
+    }
+}
+
+/// The second stage: the connection itself.
+fn serving<F: ServiceFactory>(
+    context: Arc<ConnContext<F>>,
+    prepared: Option<Prepared>,
+    held: Held,
+) -> impl Future<Output = ()> {
+    match prepared {
+        Some(Prepared::Tcp(tcp, detected)) => Either::Left {
+            future: Either::Left {
+                future: drive(context, tcp, detected, held),
+            },
+        },
+        Some(Prepared::Unix(unix, detected)) => Either::Left {
+            future: Either::Right {
+                future: drive(context, unix, detected, held),
+            },
+        },
+        Some(Prepared::Tls {
+            tcp,
+            acceptor,
+            info,
+            opened,
+        }) => Either::Right {
+            // Boxed: the handshake and the TLS stream are large, and a TLS
+            // connection pays far more for its handshake than for one
+            // allocation.
+            future: Either::Left {
+                future: Box::pin(secure(context, tcp, acceptor, info, opened, held)),
+            },
+        },
+        None => Either::Right {
+            future: Either::Right {
+                future: std::future::ready(()),
+            },
+        },
+    }
+}
+
+/// TLS: the handshake within its time limit, then the protocol ALPN chose.
+async fn secure<F: ServiceFactory>(
+    context: Arc<ConnContext<F>>,
+    tcp: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    info: ConnectionInfo,
+    opened: Instant,
+    held: Held,
+) {
+    let handshake =
+        tokio::time::timeout(context.limits.tls_handshake_timeout, acceptor.accept(tcp)).await;
+    let tls_stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(
+                limit = "tls_handshake_timeout",
+                timeout_ms = crate::millis(context.limits.tls_handshake_timeout),
+                "TLS handshake not finished in time: closed"
+            );
+            return;
+        }
+    };
+    let session = tls_stream.get_ref().1;
+    let protocol = if session.alpn_protocol() == Some(b"h2") {
+        Protocol::Http2
+    } else {
+        Protocol::Http1
+    };
+    let info = Arc::new(info.with_tls(crate::tls::tls_info(session)));
+    let detected = Detected {
+        protocol,
+        replay: Replay::default(),
+        head_since: None,
+        info,
+        opened,
+    };
+    drive(context, tls_stream, detected, held).await;
 }
 
 /// The addresses a trusted proxy declares in its PROXY protocol header
@@ -153,25 +326,45 @@ async fn proxied<F>(
 }
 
 /// Plain text: HTTP/2 with prior knowledge when the preface arrives, else
-/// HTTP/1.1.
-async fn plain<F, IO>(context: &ConnContext<F>, mut io: IO, info: ConnectionInfo, accepted: Instant)
+/// HTTP/1.1; `None` when the connection closes or fails first.
+async fn plain<F, IO>(
+    context: &ConnContext<F>,
+    mut io: IO,
+    info: ConnectionInfo,
+    opened: Instant,
+) -> Option<(IO, Detected)>
 where
-    F: ServiceFactory,
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + Unpin,
 {
     let timeout = context.limits.protocol_detection_timeout;
     match tokio::time::timeout(timeout, detect(&mut io)).await {
         Ok(Ok(Some((protocol, replay, first_byte)))) => {
             let head_since = (protocol == Protocol::Http1).then_some(first_byte);
-            drive(context, io, protocol, replay, head_since, info, accepted).await;
+            let detected = Detected {
+                protocol,
+                replay,
+                head_since,
+                info: Arc::new(info),
+                opened,
+            };
+            Some((io, detected))
         }
-        Ok(Ok(None)) => tracing::trace!("closed before sending anything"),
-        Ok(Err(error)) => tracing::debug!(%error, "read error before the first request"),
-        Err(_) => tracing::debug!(
-            limit = "protocol_detection_timeout",
-            timeout_ms = crate::millis(timeout),
-            "protocol not known in time: closed"
-        ),
+        Ok(Ok(None)) => {
+            tracing::trace!("closed before sending anything");
+            None
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "read error before the first request");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(
+                limit = "protocol_detection_timeout",
+                timeout_ms = crate::millis(timeout),
+                "protocol not known in time: closed"
+            );
+            None
+        }
     }
 }
 
@@ -235,18 +428,18 @@ where
     }
 }
 
-async fn drive<F, IO>(
-    context: &ConnContext<F>,
-    io: IO,
-    protocol: Protocol,
-    replay: Replay,
-    head_since: Option<Instant>,
-    info: ConnectionInfo,
-    accepted: Instant,
-) where
+async fn drive<F, IO>(context: Arc<ConnContext<F>>, io: IO, detected: Detected, held: Held)
+where
     F: ServiceFactory,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Detected {
+        protocol,
+        replay,
+        head_since,
+        info,
+        opened: accepted,
+    } = detected;
     let limits = &context.limits;
     let is_h2 = protocol == Protocol::Http2;
     let state = ConnState::new(accepted, is_h2, limits.max_requests_per_connection);
@@ -260,7 +453,7 @@ async fn drive<F, IO>(
     });
     let io = TokioIo::new(ConnIo::new(io, Arc::clone(&state), replay, timers));
     let service = ConnectionService::new(
-        context.factory.connection(Arc::new(info)),
+        context.factory.connection(info),
         Arc::clone(&state),
         Arc::clone(&context.shared),
         context.rules,
@@ -268,41 +461,43 @@ async fn drive<F, IO>(
     let mut phase = context.shared.phase.subscribe();
     match protocol {
         Protocol::Http1 => {
-            let connection = context.http1.serve_connection(io, service).with_upgrades();
+            let connection = pin!(context.http1.serve_connection(io, service).with_upgrades());
             run(connection, &state, &mut phase, limits, None).await;
         }
         Protocol::Http2 => {
-            let connection = context.http2.serve_connection(io, service);
+            // Boxed: held inline, the larger HTTP/2 connection would size
+            // every HTTP/1.1 connection's task too; an HTTP/2 connection
+            // allocates far more than this for its streams anyway.
+            let mut connection = Box::pin(context.http2.serve_connection(io, service));
             let idle = Some(context.h2_idle);
-            run(connection, &state, &mut phase, limits, idle).await;
+            run(connection.as_mut(), &state, &mut phase, limits, idle).await;
         }
     }
     if state.upgraded.load(Ordering::Acquire) {
         hold_upgraded(&state, &mut phase).await;
     }
+    drop(held);
 }
 
 /// Polls the hyper connection to its end while watching the shutdown phase,
 /// the connection's age, its request count and (HTTP/2) its idle time.
+///
+/// The connection is borrowed, not moved in: an `async fn` keeps its
+/// arguments beside its locals, so a connection taken by value would be
+/// held twice in the task.
 async fn run<C: Graceful>(
-    connection: C,
+    mut connection: Pin<&mut C>,
     state: &ConnState,
     phase: &mut watch::Receiver<Phase>,
     limits: &Limits,
     h2_idle: Option<Duration>,
 ) {
-    let mut connection = pin!(connection);
-    let far = state.opened + Duration::from_secs(86_400 * 365);
-    let age = pin!(tokio::time::sleep_until(
-        limits
-            .max_connection_age
-            .map_or(far, |age| state.opened + age)
-    ));
-    let mut age = age;
-    let idle = pin!(tokio::time::sleep_until(
-        h2_idle.map_or(far, |idle| state.opened + idle)
-    ));
-    let mut idle = idle;
+    // Boxed and made only when the limit is set: most HTTP/1.1 connections
+    // have neither timer, and their task is memory per connection.
+    let mut age = limits
+        .max_connection_age
+        .map(|age| Box::pin(tokio::time::sleep_until(state.opened + age)));
+    let mut idle = h2_idle.map(|idle| Box::pin(tokio::time::sleep_until(state.opened + idle)));
     let mut graceful = false;
     let mut reason = "";
     loop {
@@ -327,7 +522,7 @@ async fn run<C: Graceful>(
                     connection.as_mut().begin_graceful_shutdown();
                 }
             }
-            () = &mut age, if !graceful && limits.max_connection_age.is_some() => {
+            () = expired(&mut age), if !graceful && age.is_some() => {
                 graceful = true;
                 reason = "max_connection_age";
                 connection.as_mut().begin_graceful_shutdown();
@@ -339,8 +534,8 @@ async fn run<C: Graceful>(
                     connection.as_mut().begin_graceful_shutdown();
                 }
             }
-            () = &mut idle, if !graceful && h2_idle.is_some() => {
-                let Some(timeout) = h2_idle else { continue };
+            () = expired(&mut idle), if !graceful && idle.is_some() => {
+                let (Some(timeout), Some(idle)) = (h2_idle, idle.as_mut()) else { continue };
                 let active = state.started.load(Ordering::Acquire) != state.finished.load(Ordering::Acquire);
                 if active {
                     idle.as_mut().reset(Instant::now() + timeout);
@@ -358,6 +553,14 @@ async fn run<C: Graceful>(
                 }
             }
         }
+    }
+}
+
+/// Ready when the timer is set and has run out; a timer not set never is.
+async fn expired(sleep: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -225,6 +225,8 @@ pub(crate) struct ConnIo<IO> {
     state: Arc<ConnState>,
     replay: Replay,
     timers: Option<HeadTimers>,
+    /// A read error met right after the replayed bytes, reported next.
+    deferred: Option<io::Error>,
 }
 
 impl<IO> ConnIo<IO> {
@@ -239,6 +241,7 @@ impl<IO> ConnIo<IO> {
             state,
             replay,
             timers,
+            deferred: None,
         }
     }
 }
@@ -281,6 +284,28 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ConnIo<IO> {
         std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
         std::task::ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
         Poll::Ready(Err(timed_out()))
+    }
+
+    /// Reads what the client sent after the replayed bytes into the same
+    /// buffer, as one read would have without protocol detection: hyper
+    /// then finds the whole head in its first read instead of regrowing
+    /// its read buffer for the rest (a copy and a temporary allocation per
+    /// connection, and a buffer twice as large). An error is kept for the
+    /// next read, after the replayed bytes.
+    fn read_after_replay(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before
+                    && let Some(timers) = self.timers.as_mut()
+                {
+                    timers.bytes_pending = true;
+                }
+            }
+            Poll::Ready(Err(error)) => self.deferred = Some(error),
+            // Nothing more yet; the waker registered stays harmless.
+            Poll::Pending => {}
+        }
     }
 
     fn poll_read_upgraded(
@@ -329,7 +354,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<IO> {
             let n = available.len().min(buf.remaining());
             buf.put_slice(&available[..n]);
             this.replay.start += n;
+            if this.replay.is_empty() && buf.remaining() > 0 {
+                this.read_after_replay(cx, buf);
+            }
             return Poll::Ready(Ok(()));
+        }
+        if let Some(error) = this.deferred.take() {
+            return Poll::Ready(Err(error));
         }
         if this
             .timers

@@ -100,7 +100,7 @@ where
                     Poll::Ready(Err(error)) => CallState::Failed { error: Some(error) },
                     Poll::Pending => CallState::NotReady {
                         service,
-                        request: Some(request),
+                        request: Some(Box::new(request)),
                     },
                 }
             }
@@ -131,7 +131,9 @@ where
 pin_project! {
     #[project = CallStateProj]
     enum CallState<S, R> where S: tower_service::Service<R> {
-        NotReady { service: S, request: Option<R> },
+        // The request boxed: a service that is not ready at once is rare,
+        // and inline it would size every in-flight request's future.
+        NotReady { service: S, request: Option<Box<R>> },
         Called { #[pin] future: S::Future },
         Rejected { response: Option<Response<()>> },
         Failed { error: Option<S::Error> },
@@ -168,7 +170,7 @@ where
                         this.state.set(CallState::Done);
                         continue;
                     };
-                    let future = service.call(request);
+                    let future = service.call(*request);
                     this.state.set(CallState::Called { future });
                 }
                 CallStateProj::Called { future } => {

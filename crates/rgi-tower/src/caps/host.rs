@@ -78,6 +78,11 @@ struct Inner {
     context: TokioContext,
     #[cfg(unix)]
     readiness: Option<TokioReadiness>,
+    /// The handle lent to applications over `readiness`, made once: a host
+    /// adds it to every connection's capabilities, and a handle made each
+    /// time would be one more allocation per connection.
+    #[cfg(unix)]
+    lent_readiness: Option<Readiness>,
     after: Option<AfterResponseTasks>,
     upgraded: UpgradedConnections,
     shutdown: Shutdown,
@@ -125,8 +130,8 @@ impl HostCapabilities {
     pub fn add_to(&self, builder: CapabilitiesBuilder) -> CapabilitiesBuilder {
         let builder = builder.runtime(self.inner.context.runtime());
         #[cfg(unix)]
-        let builder = match &self.inner.readiness {
-            Some(readiness) => builder.readiness(Readiness::new(readiness.clone())),
+        let builder = match &self.inner.lent_readiness {
+            Some(readiness) => builder.readiness(readiness.clone()),
             None => builder,
         };
         builder
@@ -282,12 +287,17 @@ impl HostCapabilitiesBuilder {
             .after
             .filter(|config| config.max_tasks > 0)
             .map(|config| AfterResponseTasks::new(&self.context, config, self.shutdown.clone()));
+        #[cfg(unix)]
+        let readiness = self
+            .max_waits
+            .filter(|limit| *limit > 0)
+            .map(|limit| TokioReadiness::with_context(self.context.clone()).with_max_waits(limit));
         HostCapabilities {
             inner: Arc::new(Inner {
                 #[cfg(unix)]
-                readiness: self.max_waits.filter(|limit| *limit > 0).map(|limit| {
-                    TokioReadiness::with_context(self.context.clone()).with_max_waits(limit)
-                }),
+                lent_readiness: readiness.clone().map(Readiness::new),
+                #[cfg(unix)]
+                readiness,
                 after,
                 upgraded: UpgradedConnections::new(
                     self.context.handle().clone(),
