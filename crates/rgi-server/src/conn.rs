@@ -13,7 +13,7 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pin_project_lite::pin_project;
-use rgi::{Address, ConnectionInfo};
+use rgi::{Address, ConnectionInfo, TlsInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
@@ -189,12 +189,16 @@ async fn prepare<F: ServiceFactory>(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Option<Prepared> {
     let opened = Instant::now();
-    let (peer, local) = proxied(&context, &mut stream, peer, local).await?;
-    let info = ConnectionInfo::new().with_peer_addr(peer);
-    let info = match local {
-        Some(local) => info.with_local_addr(local),
-        None => info,
-    };
+    let (peer, local, proxied_tls) = proxied(&context, &mut stream, peer, local).await?;
+    let mut info = ConnectionInfo::new().with_peer_addr(peer);
+    if let Some(local) = local {
+        info = info.with_local_addr(local);
+    }
+    // The client spoke TLS to the proxy: its scheme is https. A listener
+    // that terminates TLS itself replaces this with its own session.
+    if let Some(tls) = proxied_tls {
+        info = info.with_tls(tls);
+    }
     match stream {
         Stream::Tcp(tcp) => match tls {
             Some(acceptor) => Some(Prepared::Tls {
@@ -296,27 +300,29 @@ async fn secure<F: ServiceFactory>(
     drive(context, tls_stream, detected, held).await;
 }
 
-/// The addresses a trusted proxy declares in its PROXY protocol header
-/// (before TLS), or the socket's own for other peers; `None` closes the
-/// connection (a trusted peer that sent no valid header).
+/// The connection as a trusted proxy declares it in its PROXY protocol
+/// header (before TLS): the client's and the proxy's addresses, and the
+/// client's TLS when the proxy terminated it (PROXY v2 `PP2_TYPE_SSL`); the
+/// socket's own addresses for other peers. `None` closes the connection (a
+/// trusted peer that sent no valid header).
 async fn proxied<F>(
     context: &ConnContext<F>,
     stream: &mut Stream,
     peer: Address,
     local: Option<Address>,
-) -> Option<(Address, Option<Address>)> {
+) -> Option<(Address, Option<Address>, Option<TlsInfo>)> {
     let (Some(trusted), Stream::Tcp(tcp), Address::Tcp(socket_peer)) =
         (&context.trusted_proxies, &mut *stream, &peer)
     else {
-        return Some((peer, local));
+        return Some((peer, local, None));
     };
     if !trusted.trusts(socket_peer.ip()) {
-        return Some((peer, local));
+        return Some((peer, local, None));
     }
     match read_proxy_header(tcp, context.limits.protocol_detection_timeout).await {
         Ok(header) => {
             let local = local.map(|local| header.local_address(local));
-            Some((header.peer_address(peer), local))
+            Some((header.peer_address(peer), local, header.tls_info()))
         }
         Err(error) => {
             tracing::info!(%error, "trusted proxy sent no valid PROXY header: closed");

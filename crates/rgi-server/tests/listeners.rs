@@ -96,3 +96,64 @@ fn an_untrusted_peer_is_served_without_a_header() {
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(!text.contains("192.0.2.7"), "{text}");
 }
+
+/// A PROXY v2 header from `source` (IPv4) with `tlvs` after the addresses.
+fn proxy_v2(source: [u8; 4], port: u16, tlvs: &[u8]) -> Vec<u8> {
+    let mut payload = source.to_vec();
+    payload.extend_from_slice(&[198, 51, 100, 2]);
+    payload.extend_from_slice(&port.to_be_bytes());
+    payload.extend_from_slice(&443u16.to_be_bytes());
+    payload.extend_from_slice(tlvs);
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11".to_vec();
+    header.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+    header.extend_from_slice(&payload);
+    header
+}
+
+/// A type-length-value record of a PROXY v2 header.
+fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
+    let mut record = vec![kind];
+    record.extend_from_slice(&u16::try_from(value.len()).unwrap().to_be_bytes());
+    record.extend_from_slice(value);
+    record
+}
+
+#[test]
+fn a_proxy_that_terminated_tls_makes_the_connection_https() {
+    let server =
+        start(Server::builder().trusted_proxies(TrustedProxies::parse(["127.0.0.1/32"]).unwrap()));
+    let address = addr(&server);
+    let mut tlvs = tlv(0x01, b"h2");
+    tlvs.extend(tlv(0x02, b"shop.example"));
+    // PP2_TYPE_SSL: PP2_CLIENT_SSL, verify 0, PP2_SUBTYPE_SSL_VERSION.
+    let mut ssl = vec![0x01, 0, 0, 0, 0];
+    ssl.extend(tlv(0x21, b"TLSv1.3"));
+    tlvs.extend(tlv(0x20, &ssl));
+    let mut bytes = proxy_v2([192, 0, 2, 9], 40_000, &tlvs);
+    bytes.extend_from_slice(INFO);
+    let text = String::from_utf8_lossy(&run(raw_exchange(address, &bytes))).into_owned();
+    assert!(
+        text.contains("peer=192.0.2.9:40000 (via 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("scheme=Https"), "{text}");
+    assert!(text.contains("tls=Some(Tls1_3)"), "{text}");
+    assert!(text.contains("sni=Some(\"shop.example\")"), "{text}");
+
+    // Without the SSL record the client spoke plain HTTP to the proxy.
+    let mut bytes = proxy_v2([192, 0, 2, 9], 40_001, &tlv(0x02, b"shop.example"));
+    bytes.extend_from_slice(INFO);
+    let text = String::from_utf8_lossy(&run(raw_exchange(address, &bytes))).into_owned();
+    assert!(text.contains("scheme=Http tls=None"), "{text}");
+
+    // A malformed SSL record from the trusted proxy closes the connection
+    // without an answer.
+    let mut bytes = proxy_v2([192, 0, 2, 9], 40_002, &tlv(0x20, &[0x01, 0]));
+    bytes.extend_from_slice(INFO);
+    let received = run(raw_exchange(address, &bytes));
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
