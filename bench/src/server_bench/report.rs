@@ -655,7 +655,10 @@ impl ServerReport {
         if self.candidate != Implementation::Rgi {
             return Ok(());
         }
-        eprintln!("  {}: callgrind, rgi-server's features one by one", scenario.name);
+        eprintln!(
+            "  {}: callgrind, rgi-server's features one by one",
+            scenario.name
+        );
         let name = format!("{}: feature cost", scenario.name);
         rows.push(
             Row::new(&name, "instructions/req, all features", "", Target::Report)

@@ -541,26 +541,31 @@ fn check(parts: &Head<'_>, rules: &RequestRules) -> Result<(), Violation> {
             version: format!("{:?}", parts.version),
         });
     }
-    let form = Form::of(&parts.uri);
+    let form = Form::of(parts.uri);
     check_target(parts, form, rules)?;
     // One walk over the fields finds what every later check needs; a check
     // whose fields are absent has nothing to judge and is skipped, and the
     // rare request that needs a full check gets the same walk as always, so
     // that a refusal names the same violation in the same order.
-    let scan = HeaderScan::of(&parts.headers);
+    let scan = HeaderScan::of(parts.headers);
     check_header_section(&scan, rules)?;
     if multiplexed {
-        check_connection_specific(&parts.headers)?;
+        check_connection_specific(parts.headers)?;
     }
-    if scan.suspect_field {
-        check_fields(&parts.headers)?;
+    // The first Host value is judged as an authority only: every byte an
+    // authority admits is one a field value admits, so a valid one needs no
+    // second walk, and an invalid one gets the field check first, which
+    // names it as before.
+    let host = scan.host.map(|value| valid_authority(value.as_bytes()));
+    if scan.suspect_field || host.is_some_and(|authority| authority.is_err()) {
+        check_fields(parts.headers)?;
     }
-    check_host(parts, form, &scan)?;
+    check_host(parts, form, &scan, host)?;
     if scan.framing {
         check_framing(parts)?;
     }
     if scan.expect {
-        check_expectations(&parts.headers)?;
+        check_expectations(parts.headers)?;
     }
     Ok(())
 }
@@ -592,7 +597,9 @@ impl<'a> HeaderScan<'a> {
         };
         for (name, value) in headers {
             scan.bytes += name.as_str().len() + value.len() + 4;
-            if !valid_field_name(name.as_str().as_bytes()) || !valid_field_value(value.as_bytes())
+            let first_host = name == header::HOST && scan.hosts == 0;
+            if !valid_field_name(name.as_str().as_bytes())
+                || (!first_host && !valid_field_value(value.as_bytes()))
             {
                 scan.suspect_field = true;
             }
@@ -655,8 +662,7 @@ pub fn present_host(parts: &mut Parts) {
 
 /// [`present_host`] on a whole request.
 pub(crate) fn present_request_host<B>(request: &mut http::Request<B>) {
-    let Some((host, path)) =
-        host_presentation(request.version(), request.uri(), request.headers())
+    let Some((host, path)) = host_presentation(request.version(), request.uri(), request.headers())
     else {
         return;
     };
@@ -980,20 +986,21 @@ const fn byte_classes() -> [u8; 256] {
 
 /// RFC 9112 §3.2 (`RGI-PROTO-1`), §3.2.2 (`RGI-PROTO-2`) and RFC 9113
 /// §8.3.1 (`RGI-H2-2`).
-fn check_host(parts: &Head<'_>, form: Form, scan: &HeaderScan<'_>) -> Result<(), Violation> {
-    let (host, count) = (scan.host, scan.hosts);
+fn check_host(
+    parts: &Head<'_>,
+    form: Form,
+    scan: &HeaderScan<'_>,
+    authority: Option<Result<Authority<'_>, ()>>,
+) -> Result<(), Violation> {
+    let (host, count) = (scan.host.zip(authority), scan.hosts);
     if count > 1 {
         return Err(Violation::RepeatedHost { count });
     }
     let multiplexed = is_multiplexed(parts.version);
     let host = match host {
-        Some(value) => {
-            let authority =
-                valid_authority(value.as_bytes()).map_err(|()| Violation::InvalidHost {
-                    value: escaped(value.as_bytes()),
-                })?;
-            Some(authority)
-        }
+        Some((value, authority)) => Some(authority.map_err(|()| Violation::InvalidHost {
+            value: escaped(value.as_bytes()),
+        })?),
         None if parts.version == Version::HTTP_11 => return Err(Violation::MissingHost),
         None if multiplexed && parts.uri.authority().is_none() => {
             return Err(Violation::MissingHost);
@@ -1040,11 +1047,14 @@ fn check_host(parts: &Head<'_>, form: Form, scan: &HeaderScan<'_>) -> Result<(),
     }
 }
 
+/// A valid authority's host (as received) and port, if it names one.
+type Authority<'a> = (&'a [u8], Option<u16>);
+
 /// Splits `uri-host [":" port]` (RFC 3986 §3.2.2, §3.2.3) into its host and
 /// port, or refuses it: an empty host, userinfo, an empty port, a port
 /// above 65535, an IPv6 literal that does not parse, and any byte that a
 /// reg-name does not allow are all invalid.
-fn valid_authority(text: &[u8]) -> Result<(&[u8], Option<u16>), ()> {
+fn valid_authority(text: &[u8]) -> Result<Authority<'_>, ()> {
     let (host, port) = if text.first() == Some(&b'[') {
         let close = text.iter().position(|&byte| byte == b']').ok_or(())?;
         let literal = &text[1..close];
@@ -1319,6 +1329,46 @@ mod tests {
     fn a_plain_request_passes() {
         let ok = parts(get("/a/b?c=d%20e").header("host", "example.org:8080"));
         check_request(&ok, &RequestRules::new()).unwrap();
+    }
+
+    #[test]
+    fn a_host_value_is_judged_as_a_field_before_as_an_authority() {
+        // The first Host value skips the field-value walk when it is a valid
+        // authority; an invalid one must still be named as the field check
+        // names it, and a second Host is walked as any field.
+        let padded = parts(get("/").header("host", HeaderValue::from_static("a.example\t")));
+        assert!(matches!(
+            rejected(&padded).violation(),
+            Violation::InvalidFieldValue { name } if name == "host"
+        ));
+        let opaque = parts(get("/").header("host", HeaderValue::from_bytes(b"a\xffb").unwrap()));
+        assert!(matches!(
+            rejected(&opaque).violation(),
+            Violation::InvalidHost { .. }
+        ));
+        let second = parts(
+            get("/")
+                .header("host", "a")
+                .header("host", HeaderValue::from_static("\tb")),
+        );
+        assert!(matches!(
+            rejected(&second).violation(),
+            Violation::InvalidFieldValue { name } if name == "host"
+        ));
+        let percent = [
+            ("a%4", false),
+            ("a%41:80", true),
+            ("a%41b:0080", true),
+            ("a:", false),
+        ];
+        for (host, valid) in percent {
+            let request = parts(get("/").header("host", host));
+            assert_eq!(
+                check_request(&request, &RequestRules::new()).is_ok(),
+                valid,
+                "{host:?}"
+            );
+        }
     }
 
     #[test]

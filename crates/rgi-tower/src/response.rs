@@ -188,15 +188,17 @@ pub(crate) enum Outcome {
 }
 
 impl Stream {
+    /// A stream over `state`, detaching the request body (`detach`) when
+    /// it goes.
     #[inline]
-    pub(crate) fn new(state: ResponseState) -> Self {
+    pub(crate) fn new(state: ResponseState, detach: Option<crate::request::DetachOnDrop>) -> Self {
         Stream {
             state,
             chunks: Chunks::default(),
             delivered: 0,
             error: None,
             abort_deferred: false,
-            detach: None,
+            detach,
         }
     }
 
