@@ -25,7 +25,7 @@ use rgi_bench::server_bench::report::{Row, Target, Verdict, write_rows};
 use rgi_bench::server_bench::runner::TargetChild;
 use rgi_bench::server_bench::stats::{Latencies, Schedule, median, percentile};
 use rgi_bench::server_bench::target::{
-    App, Implementation, Repeat, STREAM_CHUNK, Settings, TargetStats,
+    App, Implementation, Repeat, STREAM_CHUNK, Settings, TargetStats, Without,
 };
 
 #[global_allocator]
@@ -503,4 +503,46 @@ fn slow_http2_streams_read_from_every_target() {
         assert!(run.bytes > 0, "{implementation:?}: {run:?}");
         child.finish().unwrap();
     }
+}
+
+#[test]
+fn features_off_are_named_for_the_server() {
+    assert_eq!(Without::NOTHING.list(), "");
+    let all = Without {
+        tracing: true,
+        counters: true,
+        limits: true,
+    };
+    assert_eq!(all.list(), "tracing,counters,limits");
+    let counters = Without {
+        counters: true,
+        ..Without::NOTHING
+    };
+    assert_eq!(counters.list(), "counters");
+}
+
+#[test]
+fn rgi_server_answers_with_its_features_off() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_rgi-bench"));
+    let settings = Settings {
+        without: Without {
+            tracing: true,
+            counters: true,
+            limits: true,
+        },
+        ..Settings::DEFAULT
+    };
+    let child =
+        TargetChild::start(exe, Implementation::Rgi, App::HelloAsync, settings, None).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut clients = runtime.block_on(Clients::connect(child.addr(), 2)).unwrap();
+    let run = runtime
+        .block_on(clients.closed("/hello", 20, Duration::from_secs(20)))
+        .unwrap();
+    assert_eq!(run.requests, 20);
+    drop(clients);
+    child.finish().unwrap();
 }

@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 use super::client::{self, ClientError, Clients};
 use super::runner::{RunError, Snapshot, TargetChild};
 use super::stats::{Schedule, median};
-use super::target::{App, Implementation, Settings, paths};
+use super::target::{App, Implementation, Settings, Without, paths};
 use crate::apps::HELLO_PATH;
 
 /// How much to measure.
@@ -269,6 +269,9 @@ struct Closed {
     scale: u64,
     /// hyper's `pipeline_flush`, on both sides.
     pipeline_flush: bool,
+    /// Whether its instructions are also measured with each of
+    /// rgi-server's per-request features off.
+    breakdown: bool,
 }
 
 const CLOSED: [Closed; 6] = [
@@ -282,6 +285,7 @@ const CLOSED: [Closed; 6] = [
         quick_callgrind: true,
         pipeline_flush: false,
         scale: 1,
+        breakdown: true,
     },
     Closed {
         name: "async hello, 256 conns",
@@ -293,6 +297,7 @@ const CLOSED: [Closed; 6] = [
         quick_callgrind: false,
         pipeline_flush: false,
         scale: 1,
+        breakdown: false,
     },
     Closed {
         name: "async hello, 1000 conns",
@@ -304,6 +309,7 @@ const CLOSED: [Closed; 6] = [
         quick_callgrind: false,
         pipeline_flush: false,
         scale: 1,
+        breakdown: false,
     },
     Closed {
         name: "sync never-blocking hello, 64 conns",
@@ -315,6 +321,7 @@ const CLOSED: [Closed; 6] = [
         quick_callgrind: true,
         pipeline_flush: false,
         scale: 1,
+        breakdown: false,
     },
     Closed {
         name: "blocking handler (100 us sleep), 64 conns",
@@ -326,6 +333,7 @@ const CLOSED: [Closed; 6] = [
         quick_callgrind: true,
         pipeline_flush: false,
         scale: 1,
+        breakdown: false,
     },
     Closed {
         name: "16 pipelined per conn, 64 conns",
@@ -337,6 +345,7 @@ const CLOSED: [Closed; 6] = [
         quick_callgrind: true,
         pipeline_flush: true,
         scale: 8,
+        breakdown: false,
     },
 ];
 
@@ -438,10 +447,12 @@ impl ServerReport {
         scenario: &Closed,
         implementation: Implementation,
         requests: u64,
+        without: Without,
         callgrind_out: Option<&Path>,
     ) -> Result<(Snapshot, Snapshot, Option<u64>, u64), ReportError> {
         let settings = Settings {
             pipeline_flush: scenario.pipeline_flush,
+            without,
             ..self.plan.settings
         };
         let mut child = self.start_with(implementation, scenario.app, settings, callgrind_out)?;
@@ -523,7 +534,7 @@ impl ServerReport {
             for (side, implementation) in self.implementations().into_iter().enumerate() {
                 let requests = self.plan.requests * scenario.scale;
                 let (before, after, _, served) =
-                    self.closed_run(scenario, implementation, requests, None)?;
+                    self.closed_run(scenario, implementation, requests, Without::NOTHING, None)?;
                 let figure = self.per_request(&before, &after, served);
                 figures[side].push(figure);
                 pair[side] = Some(figure.cpu_micros);
@@ -573,28 +584,17 @@ impl ServerReport {
         &self,
         scenario: &Closed,
         rows: &mut Vec<Row>,
-    ) -> Result<(), ReportError> {
+    ) -> Result<[Option<f64>; 2], ReportError> {
         let (large, small) = self.plan.callgrind_requests;
-        let (large, small) = (large * scenario.scale, small * scenario.scale);
-        eprintln!("  {}: callgrind, {large} - {small} requests", scenario.name);
+        eprintln!(
+            "  {}: callgrind, {} - {} requests",
+            scenario.name,
+            large * scenario.scale,
+            small * scenario.scale
+        );
         let mut figures = [None, None];
         for (side, implementation) in self.implementations().into_iter().enumerate() {
-            let mut totals = [0_u64; 2];
-            let mut served = [0_u64; 2];
-            for (slot, requests) in [large, small].into_iter().enumerate() {
-                let out = self.work.join(format!(
-                    "callgrind.server.{}.{}.{}.{requests}",
-                    implementation.name(),
-                    scenario.app.name(),
-                    slug(scenario.name)
-                ));
-                let (_, _, instructions, count) =
-                    self.closed_run(scenario, implementation, requests, Some(&out))?;
-                totals[slot] = instructions.unwrap_or(0);
-                served[slot] = count;
-            }
-            let span = served[0].saturating_sub(served[1]).max(1) as f64;
-            figures[side] = Some((totals[0] as f64 - totals[1] as f64) / span);
+            figures[side] = Some(self.instructions(scenario, implementation, Without::NOTHING)?);
         }
         rows.push(
             Row::new(
@@ -605,6 +605,87 @@ impl ServerReport {
             )
             .figures(figures[0], figures[1]),
         );
+        Ok(figures)
+    }
+
+    /// One side's instructions per request in `scenario`, with rgi-server's
+    /// features in `without` off.
+    fn instructions(
+        &self,
+        scenario: &Closed,
+        implementation: Implementation,
+        without: Without,
+    ) -> Result<f64, ReportError> {
+        let (large, small) = self.plan.callgrind_requests;
+        let (large, small) = (large * scenario.scale, small * scenario.scale);
+        let mut totals = [0_u64; 2];
+        let mut served = [0_u64; 2];
+        let off = without.list();
+        for (slot, requests) in [large, small].into_iter().enumerate() {
+            let out = self.work.join(format!(
+                "callgrind.server.{}.{}.{}{}{}.{requests}",
+                implementation.name(),
+                scenario.app.name(),
+                slug(scenario.name),
+                if off.is_empty() { "" } else { ".without-" },
+                off.replace(',', "-"),
+            ));
+            let (_, _, instructions, count) =
+                self.closed_run(scenario, implementation, requests, without, Some(&out))?;
+            totals[slot] = instructions.unwrap_or(0);
+            served[slot] = count;
+        }
+        let span = served[0].saturating_sub(served[1]).max(1) as f64;
+        Ok((totals[0] as f64 - totals[1] as f64) / span)
+    }
+
+    /// What each of rgi-server's per-request features costs in `scenario`:
+    /// its instructions per request with all of them, then with each (and
+    /// all) turned off; the difference is the feature's cost. `figures`
+    /// are bare hyper's and rgi-server's with all features, as measured.
+    fn measure_breakdown(
+        &self,
+        scenario: &Closed,
+        figures: [Option<f64>; 2],
+        rows: &mut Vec<Row>,
+    ) -> Result<(), ReportError> {
+        let [hyper, Some(all)] = figures else {
+            return Ok(());
+        };
+        if self.candidate != Implementation::Rgi {
+            return Ok(());
+        }
+        eprintln!(
+            "  {}: callgrind, rgi-server's features one by one",
+            scenario.name
+        );
+        let name = format!("{}: feature cost", scenario.name);
+        rows.push(
+            Row::new(&name, "instructions/req, all features", "", Target::Report)
+                .figures(hyper, Some(all)),
+        );
+        let off = |tracing, counters, limits| Without {
+            tracing,
+            counters,
+            limits,
+        };
+        for (label, without) in [
+            ("tracing", off(true, false, false)),
+            ("counters", off(false, true, false)),
+            ("limits + RFC checks", off(false, false, true)),
+            ("all three", off(true, true, true)),
+        ] {
+            let figure = self.instructions(scenario, self.candidate, without)?;
+            rows.push(
+                Row::new(
+                    &name,
+                    &format!("instructions/req, {label} off (cost {:.0})", all - figure),
+                    "",
+                    Target::Report,
+                )
+                .figures(hyper, Some(figure)),
+            );
+        }
         Ok(())
     }
 
@@ -997,7 +1078,10 @@ impl ServerReport {
             }
             self.measure_closed(scenario, &mut rows)?;
             if self.plan.valgrind && (self.plan.callgrind_all || scenario.quick_callgrind) {
-                self.measure_instructions(scenario, &mut rows)?;
+                let figures = self.measure_instructions(scenario, &mut rows)?;
+                if scenario.breakdown {
+                    self.measure_breakdown(scenario, figures, &mut rows)?;
+                }
             }
         }
         for connections in [64, 256, 1_000] {

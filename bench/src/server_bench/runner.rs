@@ -110,7 +110,12 @@ impl TargetChild {
             "--deadline-secs",
             &deadline,
         ];
-        let mut child = crate::child::command(exe, callgrind_out, &args)
+        let mut command = crate::child::command(exe, callgrind_out, &args);
+        let without = settings.without.list();
+        if !without.is_empty() {
+            command.env("RGI_SERVER_MEASURE_WITHOUT", without);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -199,6 +199,46 @@ pub struct Settings {
     pub stream_window: u32,
     /// HTTP/2: the initial connection window the server advertises.
     pub connection_window: u32,
+    /// rgi-server's per-request features turned off, to show what each
+    /// costs (bare hyper has none of them).
+    pub without: Without,
+}
+
+/// rgi-server's per-request features a measurement turns off, handed to the
+/// server as the `RGI_SERVER_MEASURE_WITHOUT` environment variable (see
+/// rgi-server's `service` module): never a setting of a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Without {
+    /// No request span, whatever the subscriber wants.
+    pub tracing: bool,
+    /// No server-wide request counters.
+    pub counters: bool,
+    /// No request limits or RFC checks (`rgi_server::strict`).
+    pub limits: bool,
+}
+
+impl Without {
+    /// Every feature on.
+    pub const NOTHING: Without = Without {
+        tracing: false,
+        counters: false,
+        limits: false,
+    };
+
+    /// The environment variable's value: the names of the features off,
+    /// comma separated (empty when all are on).
+    #[must_use]
+    pub fn list(self) -> String {
+        [
+            (self.tracing, "tracing"),
+            (self.counters, "counters"),
+            (self.limits, "limits"),
+        ]
+        .into_iter()
+        .filter_map(|(off, name)| off.then_some(name))
+        .collect::<Vec<_>>()
+        .join(",")
+    }
 }
 
 impl Settings {
@@ -214,6 +254,7 @@ impl Settings {
         max_concurrent_streams: 2_000,
         stream_window: 256 * 1024,
         connection_window: 1024 * 1024,
+        without: Without::NOTHING,
     };
 
     /// [`max_header_bytes`](Self::max_header_bytes) as HTTP/2 advertises

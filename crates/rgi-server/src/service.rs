@@ -1,14 +1,26 @@
 //! The per-request layer between hyper and the application's service:
 //! counters, the request span, the request limit of a connection.
 //!
-//! Nothing here allocates per request: the span is a handle (empty when no
-//! subscriber wants it), the guard and the counters live inside the response
-//! future and then inside the response body.
+//! Nothing here allocates per request unless a `tracing` subscriber wants
+//! the request span: the guard and the counters live inside the response
+//! future and then inside the response body, and the span (with its start
+//! time) is boxed only when it is enabled, so a request that nobody traces
+//! carries one empty pointer instead of two span handles.
+//!
+//! For measurement only, the environment variable
+//! `RGI_SERVER_MEASURE_WITHOUT` (read once per process) turns per-request
+//! features off, so that a benchmark can show what each costs: a comma
+//! separated list of `tracing` (no request span, whatever the subscriber
+//! wants), `counters` (the server-wide request counters behind
+//! [`Server::stats`](crate::Server::stats) stay at zero) and `limits` (no
+//! [`strict::check_request`]: the request limits and RFC checks are skipped).
+//! It is not a configuration: a server run with it is less observable or
+//! less strict than it claims.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -25,6 +37,49 @@ use crate::io::ConnState;
 use crate::state::Shared;
 use crate::strict::{self, RequestRules};
 
+/// The per-request features a measurement may turn off (see the module
+/// documentation); all on unless `RGI_SERVER_MEASURE_WITHOUT` says
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Features {
+    pub(crate) tracing: bool,
+    pub(crate) counters: bool,
+    pub(crate) limits: bool,
+}
+
+impl Features {
+    /// Every feature on.
+    pub(crate) const ALL: Features = Features {
+        tracing: true,
+        counters: true,
+        limits: true,
+    };
+
+    /// The features left on by a `RGI_SERVER_MEASURE_WITHOUT` value;
+    /// unknown names are ignored.
+    pub(crate) fn without(list: &str) -> Features {
+        let mut features = Features::ALL;
+        for name in list.split(',').map(str::trim) {
+            match name {
+                "tracing" => features.tracing = false,
+                "counters" => features.counters = false,
+                "limits" => features.limits = false,
+                _ => {}
+            }
+        }
+        features
+    }
+
+    /// This process's features, read from the environment once.
+    pub(crate) fn current() -> Features {
+        static CURRENT: OnceLock<Features> = OnceLock::new();
+        *CURRENT.get_or_init(|| {
+            std::env::var("RGI_SERVER_MEASURE_WITHOUT")
+                .map_or(Features::ALL, |list| Features::without(&list))
+        })
+    }
+}
+
 /// Serves the requests of one connection; what hyper sees.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionService<S> {
@@ -32,6 +87,7 @@ pub(crate) struct ConnectionService<S> {
     conn: Arc<ConnState>,
     shared: Arc<Shared>,
     rules: RequestRules,
+    features: Features,
 }
 
 impl<S> ConnectionService<S> {
@@ -46,7 +102,38 @@ impl<S> ConnectionService<S> {
             conn,
             shared,
             rules,
+            features: Features::current(),
         }
+    }
+}
+
+/// The request span, with what its last event reports; boxed, and only
+/// there when a subscriber wants the span.
+#[derive(Debug)]
+struct Traced {
+    span: Span,
+    started: Instant,
+}
+
+impl Traced {
+    /// The request's span, if tracing is on and a subscriber enables it.
+    fn start(request: &Request<Incoming>, features: Features) -> Option<Box<Traced>> {
+        if !features.tracing || !tracing::enabled!(tracing::Level::DEBUG) {
+            return None;
+        }
+        let span = tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            target = %request.uri(),
+            status = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return None;
+        }
+        Some(Box::new(Traced {
+            span,
+            started: Instant::now(),
+        }))
     }
 }
 
@@ -61,32 +148,28 @@ where
     type Error = S::Error;
     type Future = ObservedFuture<S, Request<Incoming>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         let number = self.conn.started.fetch_add(1, Ordering::AcqRel) + 1;
-        self.shared.requests.started.fetch_add(1, Ordering::Release);
+        let shared = self.features.counters.then(|| {
+            self.shared.requests.started.fetch_add(1, Ordering::Release);
+            Arc::clone(&self.shared)
+        });
         let last = self.conn.max_requests.is_some_and(|max| number >= max);
         if last && self.conn.is_h2 {
             // HTTP/2 has no `connection: close`; the connection task sends
             // GOAWAY and lets the streams already open finish.
             self.conn.notify.notify_one();
         }
-        let span = tracing::debug_span!(
-            "request",
-            method = %request.method(),
-            target = %request.uri(),
-            status = tracing::field::Empty,
-        );
-        let started = if span.is_disabled() {
-            None
+        let traced = Traced::start(&request, self.features);
+        let entered = traced.as_ref().map(|traced| traced.span.enter());
+        let checked = if self.features.limits {
+            strict::check_whole_request(&request, &self.rules)
         } else {
-            Some(Instant::now())
+            Ok(())
         };
-        let (mut parts, body) = request.into_parts();
-        let state = match strict::check_request(&parts, &self.rules) {
+        let state = match checked {
             Ok(()) => {
-                strict::present_host(&mut parts);
-                let request = Request::from_parts(parts, body);
-                let _entered = span.enter();
+                strict::present_request_host(&mut request);
                 let mut service = self.inner.clone();
                 // Called now, as hyper calls its own services: a request
                 // held until the first poll would keep hyper's read buffer
@@ -99,31 +182,29 @@ where
                     },
                     Poll::Ready(Err(error)) => CallState::Failed { error: Some(error) },
                     Poll::Pending => CallState::NotReady {
-                        service,
-                        request: Some(Box::new(request)),
+                        pending: Some(Box::new((service, request))),
                     },
                 }
             }
             Err(rejection) => {
-                let _entered = span.enter();
                 tracing::info!(%rejection, "request refused before the application");
                 CallState::Rejected {
-                    response: Some(rejection.response(())),
+                    response: Some(Box::new(rejection.response(()))),
                 }
             }
         };
+        drop(entered);
         ObservedFuture {
             state,
             guard: Some(RequestGuard {
                 conn: Arc::clone(&self.conn),
-                shared: Arc::clone(&self.shared),
-                span: Span::none(),
-                started,
+                shared,
+                traced: None,
                 bytes: 0,
                 status: 0,
             }),
             close_after: last && !self.conn.is_h2,
-            span,
+            traced,
         }
     }
 }
@@ -131,11 +212,11 @@ where
 pin_project! {
     #[project = CallStateProj]
     enum CallState<S, R> where S: tower_service::Service<R> {
-        // The request boxed: a service that is not ready at once is rare,
-        // and inline it would size every in-flight request's future.
-        NotReady { service: S, request: Option<Box<R>> },
+        // Boxed, as the refusal below: both are rare, and hyper moves this
+        // future, whose size is its largest state's.
+        NotReady { pending: Option<Box<(S, R)>> },
         Called { #[pin] future: S::Future },
-        Rejected { response: Option<Response<()>> },
+        Rejected { response: Option<Box<Response<()>>> },
         Failed { error: Option<S::Error> },
         Done,
     }
@@ -148,7 +229,7 @@ pin_project! {
         state: CallState<S, R>,
         guard: Option<RequestGuard>,
         close_after: bool,
-        span: Span,
+        traced: Option<Box<Traced>>,
     }
 }
 
@@ -161,20 +242,34 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let _entered = this.span.enter();
         loop {
             match this.state.as_mut().project() {
-                CallStateProj::NotReady { service, request } => {
-                    std::task::ready!(service.poll_ready(cx))?;
-                    let Some(request) = request.take() else {
+                CallStateProj::NotReady { pending } => {
+                    let Some(ready) = pending.as_mut() else {
                         this.state.set(CallState::Done);
                         continue;
                     };
-                    let future = service.call(*request);
+                    let polled = {
+                        let _entered = this.traced.as_ref().map(|traced| traced.span.enter());
+                        ready.0.poll_ready(cx)
+                    };
+                    std::task::ready!(polled)?;
+                    let Some(ready) = pending.take() else {
+                        continue;
+                    };
+                    let (mut service, request) = *ready;
+                    let future = {
+                        let _entered = this.traced.as_ref().map(|traced| traced.span.enter());
+                        service.call(request)
+                    };
                     this.state.set(CallState::Called { future });
                 }
                 CallStateProj::Called { future } => {
-                    let mut response = std::task::ready!(future.poll(cx))?;
+                    let polled = {
+                        let _entered = this.traced.as_ref().map(|traced| traced.span.enter());
+                        future.poll(cx)
+                    };
+                    let mut response = std::task::ready!(polled)?;
                     this.state.set(CallState::Done);
                     if *this.close_after {
                         response
@@ -191,9 +286,9 @@ where
                         return Poll::Pending;
                     };
                     guard.status = response.status().as_u16();
-                    if !this.span.is_disabled() {
-                        this.span.record("status", guard.status);
-                        guard.span = this.span.clone();
+                    if let Some(traced) = this.traced.take() {
+                        traced.span.record("status", guard.status);
+                        guard.traced = Some(traced);
                     }
                     return Poll::Ready(Ok(response.map(|inner| ObservedBody {
                         inner: Some(inner),
@@ -228,9 +323,10 @@ where
 #[derive(Debug)]
 pub(crate) struct RequestGuard {
     conn: Arc<ConnState>,
-    shared: Arc<Shared>,
-    span: Span,
-    started: Option<Instant>,
+    /// The server's counters; `None` when they are turned off.
+    shared: Option<Arc<Shared>>,
+    /// The request span, once the response went to hyper.
+    traced: Option<Box<Traced>>,
     bytes: u64,
     status: u16,
 }
@@ -240,16 +336,15 @@ impl Drop for RequestGuard {
         let nanos = u64::try_from(self.conn.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.conn.last_end_nanos.store(nanos, Ordering::Relaxed);
         self.conn.finished.fetch_add(1, Ordering::AcqRel);
-        self.shared
-            .requests
-            .finished
-            .fetch_add(1, Ordering::Release);
-        if let Some(started) = self.started
+        if let Some(shared) = &self.shared {
+            shared.requests.finished.fetch_add(1, Ordering::Release);
+        }
+        if let Some(traced) = &self.traced
             && self.status != 0
         {
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let micros = u64::try_from(traced.started.elapsed().as_micros()).unwrap_or(u64::MAX);
             tracing::debug!(
-                parent: &self.span,
+                parent: &traced.span,
                 status = self.status,
                 bytes = self.bytes,
                 duration_us = micros,
@@ -301,5 +396,31 @@ where
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Features;
+
+    #[test]
+    fn the_measurement_knob_names_features_off() {
+        assert_eq!(Features::without(""), Features::ALL);
+        assert_eq!(
+            Features::without("tracing, limits"),
+            Features {
+                tracing: false,
+                counters: true,
+                limits: false,
+            }
+        );
+        assert_eq!(
+            Features::without("counters,unknown"),
+            Features {
+                tracing: true,
+                counters: false,
+                limits: true,
+            }
+        );
     }
 }

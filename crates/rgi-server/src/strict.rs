@@ -490,26 +490,130 @@ impl std::error::Error for Rejection {}
 ///
 /// A [`Rejection`] saying what to answer, when any rule refuses the request.
 pub fn check_request(parts: &Parts, rules: &RequestRules) -> Result<(), Rejection> {
-    check(parts, rules).map_err(|violation| Rejection::new(violation, parts.version))
+    check_head(&Head::of_parts(parts), rules)
 }
 
-fn check(parts: &Parts, rules: &RequestRules) -> Result<(), Violation> {
+/// [`check_request`] on a whole request, which the server then hands on
+/// without taking it apart and putting it back together.
+pub(crate) fn check_whole_request<B>(
+    request: &http::Request<B>,
+    rules: &RequestRules,
+) -> Result<(), Rejection> {
+    let head = Head {
+        method: request.method(),
+        uri: request.uri(),
+        version: request.version(),
+        headers: request.headers(),
+        extensions: request.extensions(),
+    };
+    check_head(&head, rules)
+}
+
+fn check_head(head: &Head<'_>, rules: &RequestRules) -> Result<(), Rejection> {
+    check(head, rules).map_err(|violation| Rejection::new(violation, head.version))
+}
+
+/// What the checks read of a request head, wherever it lives.
+struct Head<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    version: Version,
+    headers: &'a HeaderMap,
+    extensions: &'a http::Extensions,
+}
+
+impl<'a> Head<'a> {
+    fn of_parts(parts: &'a Parts) -> Self {
+        Head {
+            method: &parts.method,
+            uri: &parts.uri,
+            version: parts.version,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+        }
+    }
+}
+
+fn check(parts: &Head<'_>, rules: &RequestRules) -> Result<(), Violation> {
     let multiplexed = is_multiplexed(parts.version);
     if !multiplexed && parts.version != Version::HTTP_11 && parts.version != Version::HTTP_10 {
         return Err(Violation::UnsupportedVersion {
             version: format!("{:?}", parts.version),
         });
     }
-    let form = Form::of(&parts.uri);
+    let form = Form::of(parts.uri);
     check_target(parts, form, rules)?;
-    check_header_section(&parts.headers, rules)?;
+    // One walk over the fields finds what every later check needs; a check
+    // whose fields are absent has nothing to judge and is skipped, and the
+    // rare request that needs a full check gets the same walk as always, so
+    // that a refusal names the same violation in the same order.
+    let scan = HeaderScan::of(parts.headers);
+    check_header_section(&scan, rules)?;
     if multiplexed {
-        check_connection_specific(&parts.headers)?;
+        check_connection_specific(parts.headers)?;
     }
-    check_fields(&parts.headers)?;
-    check_host(parts, form)?;
-    check_framing(parts)?;
-    check_expectations(&parts.headers)
+    // The first Host value is judged as an authority only: every byte an
+    // authority admits is one a field value admits, so a valid one needs no
+    // second walk, and an invalid one gets the field check first, which
+    // names it as before.
+    let host = scan.host.map(|value| valid_authority(value.as_bytes()));
+    if scan.suspect_field || host.is_some_and(|authority| authority.is_err()) {
+        check_fields(parts.headers)?;
+    }
+    check_host(parts, form, &scan, host)?;
+    if scan.framing {
+        check_framing(parts)?;
+    }
+    if scan.expect {
+        check_expectations(parts.headers)?;
+    }
+    Ok(())
+}
+
+/// What one walk over a request's fields learns.
+struct HeaderScan<'a> {
+    fields: usize,
+    bytes: usize,
+    /// A field whose name or value may break RFC 9110 §5.
+    suspect_field: bool,
+    /// The first Host field, and how many there are.
+    host: Option<&'a HeaderValue>,
+    hosts: usize,
+    /// Transfer-Encoding or Content-Length is present.
+    framing: bool,
+    expect: bool,
+}
+
+impl<'a> HeaderScan<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut scan = HeaderScan {
+            fields: headers.len(),
+            bytes: 0,
+            suspect_field: false,
+            host: None,
+            hosts: 0,
+            framing: false,
+            expect: false,
+        };
+        for (name, value) in headers {
+            scan.bytes += name.as_str().len() + value.len() + 4;
+            let first_host = name == header::HOST && scan.hosts == 0;
+            if !valid_field_name(name.as_str().as_bytes())
+                || (!first_host && !valid_field_value(value.as_bytes()))
+            {
+                scan.suspect_field = true;
+            }
+            if name == header::HOST {
+                scan.hosts += 1;
+                scan.host.get_or_insert(value);
+            } else if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                scan.framing = true;
+            } else if name == header::EXPECT {
+                scan.expect = true;
+            }
+        }
+        scan
+    }
 }
 
 /// Presents an accepted request the way spec/rgi.md describes it to the
@@ -545,27 +649,59 @@ fn check(parts: &Parts, rules: &RequestRules) -> Result<(), Violation> {
 /// assert_eq!(h2.uri, "/y?z");
 /// ```
 pub fn present_host(parts: &mut Parts) {
-    let multiplexed = is_multiplexed(parts.version);
-    let Some(authority) = parts.uri.authority() else {
+    let Some((host, path)) = host_presentation(parts.version, &parts.uri, &parts.headers) else {
         return;
     };
-    let replace = if multiplexed {
-        !parts.headers.contains_key(header::HOST)
-    } else {
-        parts.uri.scheme().is_some()
+    if let Some(host) = host {
+        parts.headers.insert(header::HOST, host);
+    }
+    if let Some(path) = path {
+        parts.uri = Uri::from(path);
+    }
+}
+
+/// [`present_host`] on a whole request.
+pub(crate) fn present_request_host<B>(request: &mut http::Request<B>) {
+    let Some((host, path)) = host_presentation(request.version(), request.uri(), request.headers())
+    else {
+        return;
     };
-    if replace {
-        if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
-            parts.headers.insert(header::HOST, value);
-        }
+    if let Some(host) = host {
+        request.headers_mut().insert(header::HOST, host);
     }
-    if multiplexed {
-        // A CONNECT without :path keeps its authority-only URI; it never
-        // passes check_request unless extended, which has a :path.
-        if let Some(path) = parts.uri.path_and_query() {
-            parts.uri = Uri::from(path.clone());
-        }
+    if let Some(path) = path {
+        *request.uri_mut() = Uri::from(path);
     }
+}
+
+/// What [`present_host`] changes: the Host field to set and the target to
+/// keep; `None` for a target without authority (every origin-form one),
+/// which is presented as it came.
+fn host_presentation(
+    version: Version,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<(Option<HeaderValue>, Option<http::uri::PathAndQuery>)> {
+    let multiplexed = is_multiplexed(version);
+    let authority = uri.authority()?;
+    let replace = if multiplexed {
+        !headers.contains_key(header::HOST)
+    } else {
+        uri.scheme().is_some()
+    };
+    let host = if replace {
+        HeaderValue::from_str(authority.as_str()).ok()
+    } else {
+        None
+    };
+    // A CONNECT without :path keeps its authority-only URI; it never passes
+    // check_request unless extended, which has a :path.
+    let path = if multiplexed {
+        uri.path_and_query().cloned()
+    } else {
+        None
+    };
+    Some((host, path))
 }
 
 fn is_multiplexed(version: Version) -> bool {
@@ -621,7 +757,7 @@ fn target_len(uri: &Uri, multiplexed: bool) -> usize {
     scheme + uri.authority().map_or(0, |a| a.as_str().len()) + path
 }
 
-fn check_target(parts: &Parts, form: Form, rules: &RequestRules) -> Result<(), Violation> {
+fn check_target(parts: &Head<'_>, form: Form, rules: &RequestRules) -> Result<(), Violation> {
     let multiplexed = is_multiplexed(parts.version);
     let uri = &parts.uri;
     let length = target_len(uri, multiplexed);
@@ -638,7 +774,7 @@ fn check_target(parts: &Parts, form: Form, rules: &RequestRules) -> Result<(), V
             });
         }
     }
-    let method = &parts.method;
+    let method = parts.method;
     let extended = multiplexed && parts.extensions.get::<hyper::ext::Protocol>().is_some();
     if *method == Method::CONNECT {
         if extended {
@@ -694,12 +830,8 @@ fn check_target(parts: &Parts, form: Form, rules: &RequestRules) -> Result<(), V
     Ok(())
 }
 
-fn check_header_section(headers: &HeaderMap, rules: &RequestRules) -> Result<(), Violation> {
-    let fields = headers.len();
-    let bytes = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
+fn check_header_section(scan: &HeaderScan<'_>, rules: &RequestRules) -> Result<(), Violation> {
+    let (bytes, fields) = (scan.bytes, scan.fields);
     if bytes > rules.max_header_bytes || fields > rules.max_header_fields {
         return Err(Violation::HeaderSectionTooLarge {
             bytes,
@@ -726,7 +858,7 @@ fn valid_target_bytes(target: &[u8]) -> bool {
             index += 3;
             continue;
         }
-        if !(byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?[]".contains(&byte)) {
+        if BYTE_CLASSES[usize::from(byte)] & TARGET == 0 {
             return false;
         }
         index += 1;
@@ -770,7 +902,7 @@ fn check_fields(headers: &HeaderMap) -> Result<(), Violation> {
     for (name, value) in headers {
         // HeaderName admits only lowercase tokens today; the check keeps
         // this module honest should a caller build the map by other means.
-        if !name.as_str().bytes().all(is_tchar) || name.as_str().is_empty() {
+        if !valid_field_name(name.as_str().as_bytes()) {
             return Err(Violation::InvalidFieldName {
                 name: escaped(name.as_str().as_bytes()),
             });
@@ -799,29 +931,76 @@ fn is_ows(byte: u8) -> bool {
     byte == b' ' || byte == b'\t'
 }
 
-/// A `tchar` of RFC 9110 §5.6.2.
-fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+/// A token of RFC 9110 §5.6.2: one or more `tchar`.
+fn valid_field_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&byte| BYTE_CLASSES[usize::from(byte)] & TCHAR != 0)
+}
+
+/// Bit of [`BYTE_CLASSES`]: a `tchar` (RFC 9110 §5.6.2).
+const TCHAR: u8 = 1;
+/// Bit of [`BYTE_CLASSES`]: unreserved or sub-delims (RFC 3986), the bytes
+/// of a reg-name besides percent-encodings.
+const REG_NAME: u8 = 2;
+/// Bit of [`BYTE_CLASSES`]: a byte [`valid_target_bytes`] takes as it is.
+const TARGET: u8 = 4;
+
+/// Each byte's classes: the per-byte checks run on every request, and one
+/// table lookup costs less than searching a set of punctuation per byte.
+static BYTE_CLASSES: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    const fn within(set: &[u8], byte: u8) -> bool {
+        let mut index = 0;
+        while index < set.len() {
+            if set[index] == byte {
+                return true;
+            }
+            index += 1;
+        }
+        false
+    }
+    let mut table = [0; 256];
+    let mut index = 0;
+    while index < table.len() {
+        #[allow(clippy::cast_possible_truncation)] // index < 256
+        let byte = index as u8;
+        let alphanumeric = byte.is_ascii_alphanumeric();
+        let mut classes = 0;
+        if alphanumeric || within(b"!#$%&'*+-.^_`|~", byte) {
+            classes |= TCHAR;
+        }
+        if alphanumeric || within(b"-._~!$&'()*+,;=", byte) {
+            classes |= REG_NAME;
+        }
+        if alphanumeric || within(b"-._~!$&'()*+,;=:@/?[]", byte) {
+            classes |= TARGET;
+        }
+        table[index] = classes;
+        index += 1;
+    }
+    table
 }
 
 /// RFC 9112 §3.2 (`RGI-PROTO-1`), §3.2.2 (`RGI-PROTO-2`) and RFC 9113
 /// §8.3.1 (`RGI-H2-2`).
-fn check_host(parts: &Parts, form: Form) -> Result<(), Violation> {
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
-    let host = hosts.next();
-    let count = 1 + hosts.count();
-    if host.is_some() && count > 1 {
+fn check_host(
+    parts: &Head<'_>,
+    form: Form,
+    scan: &HeaderScan<'_>,
+    authority: Option<Result<Authority<'_>, ()>>,
+) -> Result<(), Violation> {
+    let (host, count) = (scan.host.zip(authority), scan.hosts);
+    if count > 1 {
         return Err(Violation::RepeatedHost { count });
     }
     let multiplexed = is_multiplexed(parts.version);
     let host = match host {
-        Some(value) => {
-            let authority =
-                valid_authority(value.as_bytes()).map_err(|()| Violation::InvalidHost {
-                    value: escaped(value.as_bytes()),
-                })?;
-            Some(authority)
-        }
+        Some((value, authority)) => Some(authority.map_err(|()| Violation::InvalidHost {
+            value: escaped(value.as_bytes()),
+        })?),
         None if parts.version == Version::HTTP_11 => return Err(Violation::MissingHost),
         None if multiplexed && parts.uri.authority().is_none() => {
             return Err(Violation::MissingHost);
@@ -868,11 +1047,14 @@ fn check_host(parts: &Parts, form: Form) -> Result<(), Violation> {
     }
 }
 
+/// A valid authority's host (as received) and port, if it names one.
+type Authority<'a> = (&'a [u8], Option<u16>);
+
 /// Splits `uri-host [":" port]` (RFC 3986 §3.2.2, §3.2.3) into its host and
 /// port, or refuses it: an empty host, userinfo, an empty port, a port
 /// above 65535, an IPv6 literal that does not parse, and any byte that a
 /// reg-name does not allow are all invalid.
-fn valid_authority(text: &[u8]) -> Result<(&[u8], Option<u16>), ()> {
+fn valid_authority(text: &[u8]) -> Result<Authority<'_>, ()> {
     let (host, port) = if text.first() == Some(&b'[') {
         let close = text.iter().position(|&byte| byte == b']').ok_or(())?;
         let literal = &text[1..close];
@@ -887,11 +1069,14 @@ fn valid_authority(text: &[u8]) -> Result<(&[u8], Option<u16>), ()> {
         };
         (&text[..=close], port)
     } else {
-        let (host, port) = match text.iter().position(|&byte| byte == b':') {
-            Some(colon) => (&text[..colon], Some(&text[colon + 1..])),
-            None => (text, None),
+        let end = reg_name_len(text).ok_or(())?;
+        let (host, rest) = text.split_at(end);
+        let port = match rest {
+            [] => None,
+            [b':', port @ ..] => Some(port),
+            _ => return Err(()),
         };
-        if host.is_empty() || !valid_reg_name(host) {
+        if host.is_empty() {
             return Err(());
         }
         (host, port)
@@ -904,15 +1089,18 @@ fn valid_authority(text: &[u8]) -> Result<(&[u8], Option<u16>), ()> {
 }
 
 fn parse_port(digits: &[u8]) -> Result<u16, ()> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() {
         return Err(());
     }
+    // Leading zeros are allowed (RFC 3986 §3.2.3: `*DIGIT`), so a long
+    // port may still be small; only the value is bounded.
     let mut value: u32 = 0;
     for &digit in digits {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u32::from(digit - b'0')))
-            .ok_or(())?;
+        let digit = digit.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(());
+        }
+        value = value * 10 + u32::from(digit);
         if value > u32::from(u16::MAX) {
             return Err(());
         }
@@ -920,26 +1108,29 @@ fn parse_port(digits: &[u8]) -> Result<u16, ()> {
     u16::try_from(value).map_err(|_| ())
 }
 
-/// `reg-name = *( unreserved / pct-encoded / sub-delims )`, which also
-/// covers IPv4 addresses.
-fn valid_reg_name(host: &[u8]) -> bool {
+/// How long the `reg-name = *( unreserved / pct-encoded / sub-delims )`
+/// (which also covers IPv4 addresses) at the start of `text` is: up to the
+/// end or the first byte a reg-name cannot hold; `None` for a broken
+/// percent-encoding. One walk finds both the host and where a port would
+/// start.
+fn reg_name_len(text: &[u8]) -> Option<usize> {
     let mut index = 0;
-    while index < host.len() {
-        let byte = host[index];
+    while index < text.len() {
+        let byte = text[index];
         if byte == b'%' {
-            let hex = host.get(index + 1..index + 3);
-            if !hex.is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit)) {
-                return false;
+            let hex = text.get(index + 1..index + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
             }
             index += 3;
             continue;
         }
-        if !(byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&byte)) {
-            return false;
+        if BYTE_CLASSES[usize::from(byte)] & REG_NAME == 0 {
+            break;
         }
         index += 1;
     }
-    true
+    Some(index)
 }
 
 /// `IP-literal`'s inside: an IPv6 address (no zone identifier), or
@@ -961,7 +1152,7 @@ fn valid_ip_literal(literal: &[u8]) -> bool {
 }
 
 /// RFC 9112 §6.1 and §6.3 (`RGI-PROTO-3`, `RGI-PROTO-4`).
-fn check_framing(parts: &Parts) -> Result<(), Violation> {
+fn check_framing(parts: &Head<'_>) -> Result<(), Violation> {
     let headers = &parts.headers;
     let has_coding = headers.contains_key(header::TRANSFER_ENCODING);
     if has_coding {
@@ -1138,6 +1329,46 @@ mod tests {
     fn a_plain_request_passes() {
         let ok = parts(get("/a/b?c=d%20e").header("host", "example.org:8080"));
         check_request(&ok, &RequestRules::new()).unwrap();
+    }
+
+    #[test]
+    fn a_host_value_is_judged_as_a_field_before_as_an_authority() {
+        // The first Host value skips the field-value walk when it is a valid
+        // authority; an invalid one must still be named as the field check
+        // names it, and a second Host is walked as any field.
+        let padded = parts(get("/").header("host", HeaderValue::from_static("a.example\t")));
+        assert!(matches!(
+            rejected(&padded).violation(),
+            Violation::InvalidFieldValue { name } if name == "host"
+        ));
+        let opaque = parts(get("/").header("host", HeaderValue::from_bytes(b"a\xffb").unwrap()));
+        assert!(matches!(
+            rejected(&opaque).violation(),
+            Violation::InvalidHost { .. }
+        ));
+        let second = parts(
+            get("/")
+                .header("host", "a")
+                .header("host", HeaderValue::from_static("\tb")),
+        );
+        assert!(matches!(
+            rejected(&second).violation(),
+            Violation::InvalidFieldValue { name } if name == "host"
+        ));
+        let percent = [
+            ("a%4", false),
+            ("a%41:80", true),
+            ("a%41b:0080", true),
+            ("a:", false),
+        ];
+        for (host, valid) in percent {
+            let request = parts(get("/").header("host", host));
+            assert_eq!(
+                check_request(&request, &RequestRules::new()).is_ok(),
+                valid,
+                "{host:?}"
+            );
+        }
     }
 
     #[test]

@@ -216,10 +216,8 @@ where
             return AsyncFuture::ready(status_only(StatusCode::PAYLOAD_TOO_LARGE, version, true));
         }
         let (input, detach) = RequestSource::input(body, limits);
-        let mut stream = Stream::new(ResponseState::new(&parts.method));
-        stream.detach = detach;
         let mut driver = Box::pin(AsyncDriver {
-            stream,
+            stream: Stream::new(ResponseState::new(&parts.method), detach),
             shared: Arc::clone(&self.shared),
             relay: None,
             per_request,

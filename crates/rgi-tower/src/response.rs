@@ -138,6 +138,25 @@ impl ResponseSink for HeadSink<'_> {
         Ok(())
     }
 
+    /// The declared length stays out of the head: hyper writes
+    /// `content-length` itself from the body's exact size hint, which
+    /// [`Stream::exact_remaining`] takes from the length the state enforces,
+    /// the same number (`[RGI-CL-11]`, `[RGI-CL-12]`). Encoding the field
+    /// here would only have hyper parse it back. An empty body is the
+    /// exception: it ends before hyper looks at its size, and HTTP/2 then
+    /// writes no length, so a declared zero goes into the head.
+    fn send_head_with_length(
+        &mut self,
+        mut head: ResponseHead,
+        declared: Option<u64>,
+    ) -> io::Result<()> {
+        if declared == Some(0) {
+            head.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        self.send_head(head)
+    }
+
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
         self.chunks.send_data(data)
     }
@@ -169,15 +188,17 @@ pub(crate) enum Outcome {
 }
 
 impl Stream {
+    /// A stream over `state`, detaching the request body (`detach`) when
+    /// it goes.
     #[inline]
-    pub(crate) fn new(state: ResponseState) -> Self {
+    pub(crate) fn new(state: ResponseState, detach: Option<crate::request::DetachOnDrop>) -> Self {
         Stream {
             state,
             chunks: Chunks::default(),
             delivered: 0,
             error: None,
             abort_deferred: false,
-            detach: None,
+            detach,
         }
     }
 

@@ -211,3 +211,36 @@ async fn an_extended_connect_is_accepted_as_an_upgrade() {
     assert_eq!(&echoed, b"over h2");
     server.abort();
 }
+
+/// The length the service declares for a body of known size reaches the
+/// client as `content-length` over HTTP/2 too, an empty body's included:
+/// hyper writes the field from the body's exact size, which an empty body
+/// never shows it (`[RGI-CL-12]`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_lengths_over_h2c() {
+    let app = rgi_async::from_fn(|environ: rgi::Environ, start: &mut StartResponse<'_>| {
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(if environ.path_info() == "/empty" {
+            Bytes::new()
+        } else {
+            Bytes::from_static(b"four")
+        })
+    });
+    let service = AsyncService::new(app, host());
+    let (addr, server) = serve_h2(move |connection| service.connection(connection)).await;
+    let mut sender = h2_client(addr).await;
+    for (path, length, body) in [("/full", "4", "four"), ("/empty", "0", "")] {
+        let request = http::Request::get(format!("http://127.0.0.1{path}"))
+            .body(TestBody::empty())
+            .unwrap();
+        let response = tokio::time::timeout(LIMIT, sender.send_request(request))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["content-length"], length, "{path}");
+        let received = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(received, body, "{path}");
+    }
+    server.abort();
+}
