@@ -80,43 +80,6 @@ impl tower_service::Service<Request<Incoming>> for Hello {
     }
 }
 
-/// Bare hyper on its own one-worker runtime, with rgi-server's hyper settings.
-fn bare_hyper() -> (tokio::runtime::Runtime, SocketAddr) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let address = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            stream.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(None)
-                    .keep_alive(true)
-                    .half_close(false)
-                    .max_headers(100)
-                    .max_header_size(64 * 1024)
-                    .max_buf_size(64 * 1024);
-                let service = hyper::service::service_fn(|request| {
-                    tower_service::Service::call(&mut Hello, request)
-                });
-                let _ = builder
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-            });
-        }
-    });
-    (runtime, address)
-}
-
 /// Allocations per request over `count` keep-alive requests (after a
 /// warm-up on the same connection), client included.
 fn allocations_per_request(address: SocketAddr, count: usize) -> f64 {
@@ -147,7 +110,7 @@ fn allocations_per_request(address: SocketAddr, count: usize) -> f64 {
 #[test]
 fn no_allocation_per_request_beyond_bare_hyper() {
     const COUNT: usize = 2_000;
-    let (_runtime, bare) = bare_hyper();
+    let (_runtime, bare) = common::bare_hyper(|| Hello);
     let baseline = allocations_per_request(bare, COUNT);
     let server = Server::builder()
         .bind(([127, 0, 0, 1], 0))

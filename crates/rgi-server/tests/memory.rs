@@ -109,44 +109,6 @@ impl tower_service::Service<Request<Incoming>> for Park {
     }
 }
 
-/// Bare hyper on its own one-worker runtime, with rgi-server's hyper
-/// settings (as tests/allocations.rs builds it).
-fn bare_hyper() -> (tokio::runtime::Runtime, SocketAddr) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let address = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            stream.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(None)
-                    .keep_alive(true)
-                    .half_close(false)
-                    .max_headers(100)
-                    .max_header_size(64 * 1024)
-                    .max_buf_size(64 * 1024);
-                let service = hyper::service::service_fn(|request| {
-                    tower_service::Service::call(&mut Park, request)
-                });
-                let _ = builder
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-            });
-        }
-    });
-    (runtime, address)
-}
-
 /// Waits until `count` requests are parked.
 fn wait_parked(count: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -191,7 +153,7 @@ fn heap_per_parked_connection(address: SocketAddr, count: usize) -> f64 {
 fn a_parked_connection_costs_at_most_a_tenth_more_than_bare_hypers() {
     // 100: a few hundred descriptors at most, within any default limit.
     const COUNT: usize = 100;
-    let (runtime, bare) = bare_hyper();
+    let (runtime, bare) = common::bare_hyper(|| Park);
     let baseline = heap_per_parked_connection(bare, COUNT);
     drop(runtime);
     let server = Server::builder()

@@ -283,6 +283,55 @@ pub fn get(path: &str) -> Request<http_body_util::Full<Bytes>> {
         .expect("request")
 }
 
+/// Bare hyper on its own one-worker runtime, with rgi-server's hyper
+/// settings, answering with a fresh `make()` service per request: the
+/// baseline the allocation and memory tests compare rgi-server with.
+pub fn bare_hyper<S, M>(make: M) -> (tokio::runtime::Runtime, std::net::SocketAddr)
+where
+    M: Fn() -> S + Copy + Send + 'static,
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = Response<http_body_util::Full<Bytes>>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).expect("nodelay");
+            tokio::spawn(async move {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(None)
+                    .keep_alive(true)
+                    .half_close(false)
+                    .max_headers(100)
+                    .max_header_size(64 * 1024)
+                    .max_buf_size(64 * 1024);
+                let service = hyper::service::service_fn(move |request| {
+                    tower_service::Service::call(&mut make(), request)
+                });
+                let _ = builder
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    (runtime, address)
+}
+
 /// Waits (bounded) until `check` holds.
 pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..500 {
