@@ -84,6 +84,24 @@ pub use tls::{CertificateResolver, ClientAuth, TlsConfig, TlsError, certified_ke
 /// The blocking pool's size and its counters, from `rgi-tower`.
 pub use rgi_tower::{PoolConfig, PoolStats};
 
+/// The shutdown signal [`Builder::shutdown_signal`] takes, from `rgi-tower`,
+/// so that a user needs no direct dependency on it.
+pub use rgi_tower::caps::Shutdown;
+
+/// The rustls version this server is built with: [`ClientAuth`] takes its
+/// `RootCertStore`, and a [`CertificateResolver`] hands out its
+/// `CertifiedKey`s. Using this path keeps the versions in step.
+///
+/// ```
+/// use std::sync::Arc;
+/// use rgi_server::{ClientAuth, Server, Shutdown};
+///
+/// let roots = Arc::new(rgi_server::rustls::RootCertStore::empty());
+/// let _policy = ClientAuth::Optional(roots);
+/// let _builder = Server::builder().shutdown_signal(Shutdown::new());
+/// ```
+pub use rustls;
+
 /// The error type bodies and services hand to hyper.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
