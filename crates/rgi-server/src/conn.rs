@@ -20,8 +20,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::Limits;
-use crate::io::{ConnIo, ConnState, H2_PREFACE, HeadTimers, Replay};
-use crate::listen::Stream;
+use crate::io::{ConnIo, ConnState, H2_PREFACE, HeadTimers, Replay, Stream};
 use crate::make::ServiceFactory;
 use crate::proxy_protocol::{TrustedProxies, read_proxy_header};
 use crate::service::ConnectionService;

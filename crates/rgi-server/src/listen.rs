@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rgi::{Address, UnixAddr};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 
 use crate::conn::{self, ConnContext};
+use crate::io::Stream;
 use crate::make::ServiceFactory;
 use crate::state::Phase;
 
@@ -24,13 +25,6 @@ pub enum ListenAddr {
     Tls(SocketAddr),
     /// A Unix domain socket at this path.
     Unix(PathBuf),
-}
-
-/// An accepted connection's byte stream.
-#[derive(Debug)]
-pub(crate) enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
 }
 
 /// A bound listener, ready for its accept loop.

@@ -18,6 +18,7 @@ use rgi::{BoxError, ConnectionInfo, Environ, ResponseState, ServerInfo};
 use rgi_async::{AsyncApplication, AsyncBody, Capabilities, Step, SyncSwitch};
 use tower_service::Service;
 
+use crate::body::{ResponseBody, relayed_response, status_only};
 use crate::caps::ForRequest;
 use crate::host::Host;
 use crate::pool::{ConnectionPool, PoolError};
@@ -26,8 +27,8 @@ use crate::request::{
     RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing,
 };
 use crate::response::{
-    Driver, FrameResult, HeadSink, Outcome, ResponseBody, ResponseError, SentHead, Stream,
-    end_of_stream, ready_frame, status_only, stream_hint,
+    Driver, FrameResult, HeadSink, Outcome, ResponseError, SentHead, Stream, end_of_stream,
+    ready_frame, stream_hint,
 };
 use crate::sync::{DrivenStream, bad_request, into_response, panicked, refused};
 
@@ -601,7 +602,9 @@ impl<Bd: AsyncBody + 'static> Future for AsyncFuture<Bd> {
                         status_only(StatusCode::INTERNAL_SERVER_ERROR, Version::HTTP_11, false)
                     })));
                 }
-                FutureState::Relay(head) => return head.poll(cx).map(Ok),
+                FutureState::Relay(head) => {
+                    return head.poll(cx).map(|head| Ok(relayed_response(head)));
+                }
                 FutureState::Head {
                     driver,
                     head,

@@ -104,6 +104,7 @@
 #![deny(unsafe_code)]
 
 mod asynchronous;
+mod body;
 pub mod caps;
 mod host;
 mod pool;
@@ -113,10 +114,11 @@ mod response;
 mod sync;
 
 pub use asynchronous::{AsyncConnection, AsyncFuture, AsyncService};
+pub use body::ResponseBody;
 pub use host::{
     CapabilitiesHook, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_PRE_READ_LIMIT, Host,
     HostBuilder,
 };
 pub use pool::{ConnectionPool, Pool, PoolConfig, PoolError, PoolStats};
-pub use response::{ResponseBody, ResponseError};
+pub use response::ResponseError;
 pub use sync::{SyncConnection, SyncFuture, SyncService};

@@ -12,14 +12,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use http::{Response, StatusCode, Version};
+use http::{StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use rgi::{Body, BoxError, ResponseHead, ResponseSink, ResponseState, StartResponse};
 
 use crate::request::DetachOnDrop;
 use crate::response::{
-    FrameResult, ResponseBody, ResponseError, SentHead, drop_contained, failure_status,
-    panic_message, status_only, with_head,
+    FrameResult, ResponseError, SentHead, drop_contained, failure_status, panic_message,
 };
 
 /// How a relayed response ended.
@@ -146,25 +145,17 @@ impl Relay {
         }
     }
 
-    /// The head future's poll: the response once the head or an early end
-    /// arrived.
-    fn poll_head(
-        self: &Arc<Self>,
-        cx: &mut Context<'_>,
-        version: Version,
-    ) -> Poll<Response<ResponseBody>> {
+    /// The head future's poll: the head once it arrived, or the status of
+    /// an early end.
+    fn poll_head(self: &Arc<Self>, cx: &mut Context<'_>, version: Version) -> Poll<RelayedHead> {
         let mut shared = self.lock();
         if let Some(head) = shared.head.take() {
             shared.head_taken = true;
             drop(shared);
-            return Poll::Ready(with_head(head, ResponseBody::relayed(Arc::clone(self))));
+            return Poll::Ready(RelayedHead::Head(head, Arc::clone(self)));
         }
         if let Some(End::Status(status)) = shared.end {
-            return Poll::Ready(status_only(
-                status,
-                version,
-                status != StatusCode::INTERNAL_SERVER_ERROR,
-            ));
+            return Poll::Ready(RelayedHead::Status(status, version));
         }
         shared.waker = Some(cx.waker().clone());
         Poll::Pending
@@ -226,6 +217,16 @@ impl Relay {
     }
 }
 
+/// What the head of a relayed response resolved to; `body` turns it into
+/// hyper's response (this module never names the body type, so that the
+/// body can hold a relay without a cycle between the two).
+pub(crate) enum RelayedHead {
+    /// The application's head; the relay carries the body.
+    Head(SentHead, Arc<Relay>),
+    /// The response ended before a head: answer this status.
+    Status(StatusCode, Version),
+}
+
 /// Waits for the head of a relayed response.
 pub(crate) struct RelayHead {
     relay: Option<Arc<Relay>>,
@@ -240,15 +241,14 @@ impl RelayHead {
         }
     }
 
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Response<ResponseBody>> {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<RelayedHead> {
         let Some(relay) = self.relay.as_ref() else {
-            return Poll::Ready(status_only(
+            return Poll::Ready(RelayedHead::Status(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 self.version,
-                false,
             ));
         };
-        let response = std::task::ready!(relay.poll_head(cx, self.version));
+        let head = std::task::ready!(relay.poll_head(cx, self.version));
         // The body owns the relay now (or the response is status-only).
         if let Some(relay) = self.relay.take() {
             let head_taken = relay.lock().head_taken;
@@ -256,12 +256,12 @@ impl RelayHead {
                 relay.receiver_gone();
             }
         }
-        Poll::Ready(response)
+        Poll::Ready(head)
     }
 }
 
 impl Future for RelayHead {
-    type Output = Response<ResponseBody>;
+    type Output = RelayedHead;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         RelayHead::poll(self.get_mut(), cx)

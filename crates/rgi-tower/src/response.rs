@@ -1,22 +1,19 @@
-//! The response side: the RGI state of one response, the chunks it queues
-//! for hyper, and [`ResponseBody`], the body hyper polls.
+//! The response side: the RGI state of one response and the chunks it
+//! queues for hyper. The body hyper polls is in `body`, above this module
+//! and the relay.
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::{Frame, SizeHint};
 use rgi::{BoxError, InputError, ResponseHead, ResponseSink, ResponseState, SendError};
-
-use crate::relay::Relay;
 
 /// The status and fields hyper's `Response` is built from.
 pub(crate) type SentHead = (StatusCode, HeaderMap);
@@ -349,164 +346,4 @@ pub(crate) fn stream_hint(stream: &Stream) -> SizeHint {
     stream
         .exact_remaining()
         .map_or_else(SizeHint::default, SizeHint::with_exact)
-}
-
-/// The body of every response an RGI service gives hyper.
-///
-/// It pulls the application's body only when hyper polls it, so output
-/// never outruns the client; its size hint is exact only when the sent
-/// head fixed a Content-Length (`[RGI-CL-11]`). Dropping it (the client
-/// went away) closes the application's body, exactly once: at once for a
-/// body served on the runtime, on its worker thread for one served on the
-/// pool.
-pub struct ResponseBody {
-    kind: Kind,
-}
-
-enum Kind {
-    /// Nothing (a status-only response, or a response over).
-    Empty,
-    /// Served on the runtime.
-    Driven(Pin<Box<dyn Driver>>),
-    /// Served on a pool worker, relayed with backpressure.
-    Relayed(Arc<Relay>),
-}
-
-impl ResponseBody {
-    /// A body without bytes.
-    #[must_use]
-    pub fn empty() -> Self {
-        ResponseBody { kind: Kind::Empty }
-    }
-
-    #[inline]
-    pub(crate) fn driven(driver: Pin<Box<dyn Driver>>) -> Self {
-        ResponseBody {
-            kind: Kind::Driven(driver),
-        }
-    }
-
-    pub(crate) fn relayed(relay: Arc<Relay>) -> Self {
-        ResponseBody {
-            kind: Kind::Relayed(relay),
-        }
-    }
-}
-
-impl Default for ResponseBody {
-    fn default() -> Self {
-        Self::empty()
-    }
-}
-
-impl fmt::Debug for ResponseBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            Kind::Empty => "empty",
-            Kind::Driven(_) => "driven",
-            Kind::Relayed(_) => "relayed",
-        };
-        f.debug_struct("ResponseBody").field("kind", &kind).finish()
-    }
-}
-
-impl Drop for ResponseBody {
-    fn drop(&mut self) {
-        if let Kind::Relayed(relay) = &self.kind {
-            relay.receiver_gone();
-        }
-    }
-}
-
-impl http_body::Body for ResponseBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let polled = match &mut this.kind {
-            Kind::Empty => return Poll::Ready(None),
-            Kind::Driven(driver) => driver.as_mut().poll_frame(cx),
-            Kind::Relayed(relay) => relay.poll_frame(cx),
-        };
-        if matches!(polled, Poll::Ready(None)) {
-            // Over: answer the end from now on. A driven body's application
-            // body is closed already (its driver contains a panicking drop
-            // itself), so what is dropped here cannot panic.
-            if let Kind::Relayed(relay) = &this.kind {
-                relay.receiver_gone();
-            }
-            this.kind = Kind::Empty;
-        }
-        polled
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Empty => true,
-            Kind::Driven(driver) => driver.is_end_stream(),
-            Kind::Relayed(relay) => relay.is_end_stream(),
-        }
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Empty => SizeHint::with_exact(0),
-            Kind::Driven(driver) => driver.size_hint(),
-            Kind::Relayed(relay) => relay.size_hint(),
-        }
-    }
-}
-
-/// A response the service gives itself, without the application's body:
-/// `Content-Length: 0`, and the connection closed after it when `close`
-/// (a client body error, whose unread rest cannot be trusted) on HTTP/1.
-pub(crate) fn status_only(
-    status: StatusCode,
-    version: Version,
-    close: bool,
-) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::empty());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-    if close && version <= Version::HTTP_11 {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-/// The answer to an application failure before its head.
-pub(crate) fn failure_response(error: &BoxError, version: Version) -> Response<ResponseBody> {
-    let status = failure_status(error);
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %error, "the RGI application failed before its response head; answering 500");
-    } else {
-        tracing::info!(error = %error, status = status.as_u16(), "the request body failed the client's way; answering {status}");
-    }
-    status_only(status, version, status != StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-/// The answer when the pool refuses the request.
-pub(crate) fn unavailable(retry_after: &HeaderValue, version: Version) -> Response<ResponseBody> {
-    let mut response = status_only(StatusCode::SERVICE_UNAVAILABLE, version, false);
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, retry_after.clone());
-    response
-}
-
-/// The response hyper sends for a head the state sent, with `body`.
-#[inline]
-pub(crate) fn with_head((status, headers): SentHead, body: ResponseBody) -> Response<ResponseBody> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
 }

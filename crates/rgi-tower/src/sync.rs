@@ -20,6 +20,9 @@ use rgi::{
 };
 use tower_service::Service;
 
+use crate::body::{
+    ResponseBody, failure_response, relayed_response, status_only, unavailable, with_head,
+};
 use crate::host::{Host, HostInner};
 use crate::pool::{ConnectionPool, PoolError};
 use crate::relay::{Relay, RelayHead, run_on_worker};
@@ -27,9 +30,8 @@ use crate::request::{
     PreRead, RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing,
 };
 use crate::response::{
-    Driver, FrameResult, HeadSink, Outcome, ResponseBody, ResponseError, SentHead, Stream,
-    drop_contained, end_of_stream, failure_response, panic_message, ready_frame, status_only,
-    stream_hint, unavailable, with_head,
+    Driver, FrameResult, HeadSink, Outcome, ResponseError, SentHead, Stream, drop_contained,
+    end_of_stream, panic_message, ready_frame, stream_hint,
 };
 
 /// How a synchronous application is run, from its hints.
@@ -569,7 +571,7 @@ where
             FutureState::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
                 status_only(StatusCode::INTERNAL_SERVER_ERROR, Version::HTTP_11, false)
             }))),
-            FutureState::Relay(head) => head.poll(cx).map(Ok),
+            FutureState::Relay(head) => head.poll(cx).map(|head| Ok(relayed_response(head))),
             FutureState::PreRead(reading) => {
                 let PreReading {
                     read,
