@@ -37,6 +37,10 @@ pub(crate) enum Bound {
     Unix {
         listener: UnixListener,
         path: PathBuf,
+        /// Whether the server created the socket file and so removes it at
+        /// shutdown; a listener handed in (by systemd, say) keeps its file,
+        /// since its owner goes on accepting on it across restarts.
+        remove_at_shutdown: bool,
     },
 }
 
@@ -161,7 +165,12 @@ pub(crate) async fn accept_loop<F: ServiceFactory>(
             },
         }
     }
-    if let Bound::Unix { path, .. } = &bound {
+    if let Bound::Unix {
+        path,
+        remove_at_shutdown: true,
+        ..
+    } = &bound
+    {
         // The socket file would otherwise outlive the server.
         let _ = std::fs::remove_file(path);
     }
@@ -194,7 +203,7 @@ async fn accept(bound: &Bound) -> io::Result<Accepted> {
             };
             Ok((Stream::Tcp(stream), Address::Tcp(peer), local, tls.clone()))
         }
-        Bound::Unix { listener, path } => {
+        Bound::Unix { listener, path, .. } => {
             let (stream, peer) = listener.accept().await?;
             Ok((
                 Stream::Unix(stream),

@@ -277,12 +277,62 @@ impl Builder {
     }
 
     /// Serves an already bound Unix domain listener (one inherited through
-    /// systemd socket activation, say: see [`crate::listen_fds`]). The
-    /// socket file is removed at shutdown.
+    /// systemd socket activation, say: see [`crate::listen_fds`]). Its
+    /// socket file stays at shutdown: whoever bound it owns it (systemd
+    /// keeps accepting on it while the service restarts).
     #[must_use]
     pub fn unix_listener(mut self, listener: std::os::unix::net::UnixListener) -> Self {
         self.listeners.push(ListenerSpec::UnixStd { listener });
         self
+    }
+
+    /// Serves every listener a service manager passed to this process
+    /// (systemd socket activation: see [`crate::listen_fds`]), TCP ones
+    /// without TLS and Unix ones as [`unix_listener`](Self::unix_listener)
+    /// does. For TLS on an inherited socket, take it with
+    /// [`InheritedListener::into_tcp`](crate::listen_fds::InheritedListener::into_tcp)
+    /// and hand it to [`listener`](Self::listener) instead.
+    ///
+    /// # Errors
+    ///
+    /// A [`ListenFdsError`](crate::listen_fds::ListenFdsError) for an
+    /// inherited descriptor that is neither a TCP nor a Unix stream
+    /// listener, or that cannot be made non-blocking; the builder is lost
+    /// with it (the descriptors are closed), since serving only some of the
+    /// sockets the service manager opened would leave the rest unanswered.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rgi_server::listen_fds::ListenFds;
+    /// use rgi_server::Server;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = rgi::from_fn(|_environ, start| {
+    ///     start.start(rgi::ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+    ///     Ok(bytes::Bytes::new())
+    /// });
+    /// let mut builder = Server::builder();
+    /// builder = match ListenFds::take()? {
+    ///     Some(inherited) => builder.inherited(inherited)?,
+    ///     None => builder.bind(([127, 0, 0, 1], 8080)),
+    /// };
+    /// builder.serve_sync(app)?.wait();
+    /// # Ok(()) }
+    /// ```
+    #[cfg(target_os = "linux")]
+    pub fn inherited(
+        mut self,
+        listeners: crate::listen_fds::ListenFds,
+    ) -> Result<Self, crate::listen_fds::ListenFdsError> {
+        use crate::listen_fds::ListenerKind;
+        for listener in listeners {
+            self = match listener.kind()? {
+                ListenerKind::Tcp => self.listener(listener.into_tcp()?, None),
+                ListenerKind::Unix => self.unix_listener(listener.into_unix()?),
+            };
+        }
+        Ok(self)
     }
 
     fn hyper_builders(&self) -> (http1::Builder, http2::Builder<TokioExecutor>) {
@@ -520,6 +570,7 @@ fn bind(
                 Bound::Unix {
                     listener,
                     path: path.clone(),
+                    remove_at_shutdown: false,
                 },
                 ListenAddr::Unix(path),
             ))
@@ -533,6 +584,7 @@ fn bind(
                 Bound::Unix {
                     listener,
                     path: path.clone(),
+                    remove_at_shutdown: true,
                 },
                 ListenAddr::Unix(path),
             ))

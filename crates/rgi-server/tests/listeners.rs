@@ -51,6 +51,24 @@ fn several_listeners_and_inherited_ones_serve_alike() {
     });
     assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200 OK"));
     server.shutdown();
+    // The handed-in socket's file belongs to whoever bound it.
+    assert!(path.exists(), "the inherited socket file was removed");
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[test]
+fn a_socket_file_the_server_bound_is_removed_at_shutdown() {
+    let directory = std::env::temp_dir().join(format!("rgi-server-owned-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("owned.sock");
+    let server = Server::builder()
+        .bind_unix(&path)
+        .workers(1)
+        .serve(factory())
+        .expect("serve");
+    assert!(path.exists());
+    server.shutdown();
+    assert!(!path.exists(), "the server left its socket file behind");
     let _ = std::fs::remove_dir_all(&directory);
 }
 
@@ -156,4 +174,96 @@ fn a_proxy_that_terminated_tls_makes_the_connection_https() {
         "{}",
         String::from_utf8_lossy(&received)
     );
+}
+
+/// Marks the re-executed test binary that plays the socket-activated
+/// service in `a_socket_activated_server_serves_every_inherited_listener`.
+const ACTIVATED: &str = "RGI_SERVER_ACTIVATED_CHILD";
+
+/// The service side: serves whatever listeners it inherited until the
+/// parent kills it (the parent's timeout bounds it).
+#[test]
+#[ignore = "the child process of a_socket_activated_server_serves_every_inherited_listener runs it"]
+fn activated_service() {
+    if std::env::var_os(ACTIVATED).is_none() {
+        return;
+    }
+    let inherited = rgi_server::listen_fds::ListenFds::take()
+        .unwrap()
+        .expect("the parent passes two listeners");
+    let server = Server::builder()
+        .inherited(inherited)
+        .unwrap()
+        .workers(1)
+        .serve(factory())
+        .expect("serve");
+    server.wait();
+}
+
+/// Starts this test binary the way systemd starts a socket-activated
+/// service (a TCP listener on fd 3, a Unix one on fd 4, `LISTEN_PID` its
+/// own pid) and checks that `Builder::inherited` serves both.
+#[test]
+fn a_socket_activated_server_serves_every_inherited_listener() {
+    use std::os::fd::OwnedFd;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = tcp.local_addr().unwrap();
+    let directory =
+        std::env::temp_dir().join(format!("rgi-server-activated-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("activated.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(
+            "exec 3<&0 4>&1 0</dev/null 1>&2; \
+             LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=web:admin exec \"$0\" \"$@\"",
+        )
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "--ignored",
+            "activated_service",
+            "--test-threads=1",
+        ])
+        .env(ACTIVATED, "1")
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_FDNAMES")
+        .stdin(Stdio::from(OwnedFd::from(tcp)))
+        .stdout(Stdio::from(OwnedFd::from(unix)))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // The listeners exist before the child starts, so connections wait in
+    // the backlog until it accepts; each exchange is bounded on its own.
+    let over_tcp = run(async {
+        tokio::time::timeout(Duration::from_secs(20), raw_exchange(address, INFO)).await
+    });
+    let over_unix = run(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+            stream.write_all(INFO).await.unwrap();
+            let mut received = Vec::new();
+            let _ = stream.read_to_end(&mut received).await;
+            received
+        })
+        .await
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let over_tcp = over_tcp.expect("the TCP exchange timed out");
+    let over_unix = over_unix.expect("the Unix exchange timed out");
+    let over_tcp = String::from_utf8_lossy(&over_tcp);
+    let over_unix = String::from_utf8_lossy(&over_unix);
+    assert!(over_tcp.starts_with("HTTP/1.1 200 OK"), "{over_tcp}");
+    assert!(over_tcp.contains(&format!("local={address}")), "{over_tcp}");
+    assert!(over_unix.starts_with("HTTP/1.1 200 OK"), "{over_unix}");
+    let _ = std::fs::remove_dir_all(&directory);
 }
