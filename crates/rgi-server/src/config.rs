@@ -24,6 +24,8 @@ use std::time::Duration;
 /// | [`max_headers`](Self::max_headers) | 100 field lines | `431` and close |
 /// | [`max_body_bytes`](Self::max_body_bytes) | 64 MiB | `413` (declared length) or a typed read error (served applications) |
 /// | [`body_stall_timeout`](Self::body_stall_timeout) | 30 s | `408` or an abnormal end (served applications) |
+/// | [`max_pre_read_bytes`](Self::max_pre_read_bytes) | 1 MiB | `413` for a body read whole before an inline application runs |
+/// | [`retry_after`](Self::retry_after) | 1 s | the `Retry-After` of the `503` a full pool answers |
 /// | [`max_requests_per_connection`](Self::max_requests_per_connection) | none | `connection: close` on the last response (HTTP/2: `GOAWAY`) |
 /// | [`max_connection_age`](Self::max_connection_age) | none | a graceful close once the age is reached |
 /// | [`max_connections`](Self::max_connections) | 16,384 | further connections wait in the listen backlog |
@@ -51,6 +53,8 @@ pub struct Limits {
     pub(crate) max_headers: usize,
     pub(crate) max_body_bytes: u64,
     pub(crate) body_stall_timeout: Duration,
+    pub(crate) max_pre_read_bytes: u64,
+    pub(crate) retry_after: Duration,
     pub(crate) max_requests_per_connection: Option<u64>,
     pub(crate) max_connection_age: Option<Duration>,
     pub(crate) max_connections: usize,
@@ -69,6 +73,8 @@ impl Default for Limits {
             max_headers: 100,
             max_body_bytes: 64 * 1024 * 1024,
             body_stall_timeout: Duration::from_secs(30),
+            max_pre_read_bytes: rgi_tower::DEFAULT_PRE_READ_LIMIT,
+            retry_after: Duration::from_secs(1),
             max_requests_per_connection: None,
             max_connection_age: None,
             max_connections: 16_384,
@@ -128,6 +134,26 @@ impl Limits {
     #[must_use]
     pub fn body_stall_timeout(mut self, timeout: Duration) -> Self {
         self.body_stall_timeout = timeout;
+        self
+    }
+
+    /// Largest body read into memory before a synchronous application that
+    /// declares it never blocks but reads its input whole runs inline (see
+    /// the crate docs on dispatch); never above
+    /// [`max_body_bytes`](Self::max_body_bytes). Past it the answer is
+    /// `413`, so raising it trades memory per request for fewer pool hops.
+    /// Default 1 MiB.
+    #[must_use]
+    pub fn max_pre_read_bytes(mut self, bytes: u64) -> Self {
+        self.max_pre_read_bytes = bytes;
+        self
+    }
+
+    /// The `Retry-After` a full worker pool answers its `503` with, in
+    /// whole seconds (rounded up, at least one). Default 1 s.
+    #[must_use]
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = delay;
         self
     }
 
@@ -203,6 +229,72 @@ impl Limits {
     pub fn get_shutdown_grace(&self) -> Duration {
         self.shutdown_grace
     }
+
+    /// The configured protocol detection time.
+    #[must_use]
+    pub fn get_protocol_detection_timeout(&self) -> Duration {
+        self.protocol_detection_timeout
+    }
+
+    /// The configured TLS handshake time.
+    #[must_use]
+    pub fn get_tls_handshake_timeout(&self) -> Duration {
+        self.tls_handshake_timeout
+    }
+
+    /// The configured longest request target, in bytes.
+    #[must_use]
+    pub fn get_max_target_bytes(&self) -> usize {
+        self.max_target_bytes
+    }
+
+    /// The configured largest HTTP/1.1 request head, in bytes.
+    #[must_use]
+    pub fn get_max_header_bytes(&self) -> usize {
+        self.max_header_bytes
+    }
+
+    /// The configured most field lines in a request head.
+    #[must_use]
+    pub fn get_max_headers(&self) -> usize {
+        self.max_headers
+    }
+
+    /// The configured largest request body, in bytes.
+    #[must_use]
+    pub fn get_max_body_bytes(&self) -> u64 {
+        self.max_body_bytes
+    }
+
+    /// The configured stalled-body time.
+    #[must_use]
+    pub fn get_body_stall_timeout(&self) -> Duration {
+        self.body_stall_timeout
+    }
+
+    /// The configured largest pre-read body, in bytes.
+    #[must_use]
+    pub fn get_max_pre_read_bytes(&self) -> u64 {
+        self.max_pre_read_bytes
+    }
+
+    /// The configured `Retry-After` delay of a full pool.
+    #[must_use]
+    pub fn get_retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    /// The configured most requests per connection (`None`: unlimited).
+    #[must_use]
+    pub fn get_max_requests_per_connection(&self) -> Option<u64> {
+        self.max_requests_per_connection
+    }
+
+    /// The configured longest connection life (`None`: unlimited).
+    #[must_use]
+    pub fn get_max_connection_age(&self) -> Option<Duration> {
+        self.max_connection_age
+    }
 }
 
 /// HTTP/1.1 settings that are not limits.
@@ -250,6 +342,18 @@ impl Http1Settings {
     pub fn writev(mut self, enabled: bool) -> Self {
         self.writev = Some(enabled);
         self
+    }
+
+    /// Whether pipelined responses are flushed together.
+    #[must_use]
+    pub fn get_pipeline_flush(&self) -> bool {
+        self.pipeline_flush
+    }
+
+    /// The forced vectored-write choice (`None`: hyper's automatic one).
+    #[must_use]
+    pub fn get_writev(&self) -> Option<bool> {
+        self.writev
     }
 }
 
@@ -368,5 +472,65 @@ impl Http2Settings {
     pub fn enable_connect_protocol(mut self, enabled: bool) -> Self {
         self.enable_connect_protocol = enabled;
         self
+    }
+
+    /// The configured most concurrent streams per connection.
+    #[must_use]
+    pub fn get_max_concurrent_streams(&self) -> u32 {
+        self.max_concurrent_streams
+    }
+
+    /// The configured initial stream window, in bytes.
+    #[must_use]
+    pub fn get_initial_stream_window(&self) -> u32 {
+        self.initial_stream_window
+    }
+
+    /// The configured initial connection window, in bytes.
+    #[must_use]
+    pub fn get_initial_connection_window(&self) -> u32 {
+        self.initial_connection_window
+    }
+
+    /// The configured largest header list, in bytes.
+    #[must_use]
+    pub fn get_max_header_list_size(&self) -> u32 {
+        self.max_header_list_size
+    }
+
+    /// The configured send buffer per stream, in bytes.
+    #[must_use]
+    pub fn get_max_send_buffer(&self) -> usize {
+        self.max_send_buffer
+    }
+
+    /// The configured `PING` interval (`None`: no pings).
+    #[must_use]
+    pub fn get_keep_alive_interval(&self) -> Option<Duration> {
+        self.keep_alive_interval
+    }
+
+    /// The configured `PING` answer time.
+    #[must_use]
+    pub fn get_keep_alive_timeout(&self) -> Duration {
+        self.keep_alive_timeout
+    }
+
+    /// The configured idle time before `GOAWAY`.
+    #[must_use]
+    pub fn get_idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The configured bound on streams reset before being served.
+    #[must_use]
+    pub fn get_max_pending_reset_streams(&self) -> usize {
+        self.max_pending_reset_streams
+    }
+
+    /// The configured extended CONNECT switch.
+    #[must_use]
+    pub fn get_enable_connect_protocol(&self) -> bool {
+        self.enable_connect_protocol
     }
 }

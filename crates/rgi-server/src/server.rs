@@ -424,7 +424,9 @@ impl Builder {
         let mut host = Host::builder(info)
             .pool(self.pool)
             .max_body(self.limits.max_body_bytes)
-            .body_timeout(Some(self.limits.body_stall_timeout));
+            .body_timeout(Some(self.limits.body_stall_timeout))
+            .pre_read_limit(self.limits.max_pre_read_bytes)
+            .retry_after(retry_after_value(self.limits.retry_after));
         let capabilities = if capabilities {
             let mut capabilities = HostCapabilities::builder(TokioContext::current()?);
             if let Some(signal) = &self.shutdown_signal {
@@ -590,6 +592,13 @@ fn bind(
             ))
         }
     }
+}
+
+/// A delay as `Retry-After` seconds: whole, rounded up, at least one (a
+/// `0` would invite the client straight back into the full pool).
+fn retry_after_value(delay: Duration) -> http::HeaderValue {
+    let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    http::HeaderValue::from(seconds.max(1))
 }
 
 fn tcp(
