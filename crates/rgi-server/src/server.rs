@@ -237,8 +237,17 @@ impl Builder {
 
     /// The blocking pool of a synchronous application (and of an
     /// asynchronous one's offload): threads, queue and per-connection share.
-    /// Default: `rgi_tower::PoolConfig::default()`. When it is full, requests
-    /// are answered `503` with `Retry-After`.
+    ///
+    /// The default, `PoolConfig::default()`, is 64 threads, a queue of 256
+    /// and 32 jobs per connection: at most 320 blocking requests admitted
+    /// at once, and no single HTTP/2 connection holding more than 32 of
+    /// them. All threads start with the server (each reserves its stack,
+    /// 2 MiB of address space, little of it resident). Size `threads` to
+    /// the blocking calls you expect at once (a database pool of 20 wants
+    /// about 20) and `queue` to the burst you would rather delay than
+    /// refuse. When the pool is full a request is answered `503` with
+    /// [`Limits::retry_after`]; a request never waits in an unbounded
+    /// queue.
     #[must_use]
     pub fn pool(mut self, config: PoolConfig) -> Self {
         self.pool = config;
