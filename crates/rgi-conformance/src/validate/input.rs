@@ -9,10 +9,88 @@ use std::task::{Context, Poll};
 use std::thread;
 
 use bytes::Bytes;
+use http::header::EXPECT;
+use http::StatusCode;
 use rgi::{AsyncSource, Environ, Input, InputError};
 
 use super::rules;
-use super::state::{Flavor, Request};
+use super::state::{Flavor, Request, Tracker};
+use super::{declared, input_chain};
+
+/// What the validator remembers about the request's input across the
+/// request, beyond what one read shows.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    /// The request carries `Expect: 100-continue`.
+    expect_continue: bool,
+    /// The request declared its body's length, so a size limit can be
+    /// applied before reading.
+    length_declared: bool,
+    /// A read reached the server's input before the response was started.
+    read_before_start: bool,
+}
+
+/// Statuses that refuse a request for what its head already shows
+/// (credentials, method, media type, missing length), so the body was not
+/// needed to decide them (`RGI-INPUT-25`). 413 counts only when the length
+/// was declared: without it, reading is how the application learns it.
+fn refuses_on_head(status: StatusCode, length_declared: bool) -> bool {
+    matches!(
+        status,
+        StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::PROXY_AUTHENTICATION_REQUIRED
+            | StatusCode::LENGTH_REQUIRED
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+    ) || (status == StatusCode::PAYLOAD_TOO_LARGE && length_declared)
+}
+
+/// The application started a response with `status`: a refusal after it
+/// made the client of an `Expect: 100-continue` request send the body is
+/// what `RGI-INPUT-25` asks it to avoid.
+pub(crate) fn on_head(t: &mut Tracker, status: StatusCode) {
+    let watch = &t.input_watch;
+    if watch.expect_continue
+        && watch.read_before_start
+        && refuses_on_head(status, watch.length_declared)
+    {
+        t.violate(
+            &rules::READ_BEFORE_REFUSING,
+            "the application read the body of an Expect: 100-continue request, then refused it for a reason its head already showed",
+            format!("status {status}"),
+        );
+    }
+}
+
+/// The text `rgi::Input` gives the `InvalidInput` error with which it
+/// answers a `poll_chunk` of `max` 0 without asking its source.
+const ZERO_SIZED_POLL_TEXT: &str = "poll_chunk called with max 0";
+
+/// A step or call of the application failed with `error`: if the failure
+/// is `Input`'s answer to a zero-sized poll, the application made one
+/// (`RGIA-INPUT-9`); `Input` refuses it before the observer could see it,
+/// so the error coming back out is the only trace.
+pub(crate) fn on_failure(request: &Request, error: &(dyn std::error::Error + 'static)) {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let zero_sized = current.downcast_ref::<io::Error>().is_some_and(|io| {
+            io.kind() == io::ErrorKind::InvalidInput
+                && io
+                    .get_ref()
+                    .is_some_and(|inner| inner.to_string() == ZERO_SIZED_POLL_TEXT)
+        });
+        if zero_sized {
+            request.violate(
+                &rules::ZERO_SIZED_POLL,
+                "the application called poll_chunk with max 0 and failed with the input's answer",
+                ZERO_SIZED_POLL_TEXT,
+            );
+            return;
+        }
+        cause = current.source();
+    }
+}
 
 /// Which face of the input a read came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +112,9 @@ impl Observer {
     fn on_access(&self, face: Face) {
         let flavor = self.request.flavor;
         self.request.with(|t| {
+            if !t.started() {
+                t.input_watch.read_before_start = true;
+            }
             if t.hints_no_input {
                 t.violate(
                     &rules::HINTS_INPUT_NONE_BUT_READ,
@@ -55,8 +136,9 @@ impl Observer {
     }
 
     /// Checks what the server's input delivered.
-    fn on_result(&mut self, result: Result<usize, &io::Error>) {
+    fn on_result(&mut self, result: Result<usize, &io::Error>, face: Face) {
         let declared = self.original.content_length();
+        let flavor = self.request.flavor;
         let failed_before = self.failed;
         let truncation = match result {
             Ok(_) => false,
@@ -85,6 +167,20 @@ impl Observer {
                     "after reporting a truncated body the input answered a later read successfully",
                     format!("Ok({count})"),
                 ),
+                Ok(count) if count > 0 && t.done => {
+                    let rule = match flavor {
+                        Flavor::Sync => rules::INPUT_READ_AFTER_RESPONSE,
+                        Flavor::Async => rules::ASYNC_INPUT_READ_AFTER_RESPONSE,
+                    };
+                    t.violate(
+                        &rule,
+                        "a read after the response was over still got body bytes from the server's source",
+                        format!("Ok({count})"),
+                    );
+                }
+                Err(error) if InputError::from_io(error).is_none() => {
+                    check_untyped(t, error, face);
+                }
                 _ => {}
             }
         });
@@ -95,7 +191,7 @@ impl Read for Observer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.on_access(Face::Blocking);
         let result = self.original.read(buf);
-        self.on_result(result.as_ref().map(|count| *count));
+        self.on_result(result.as_ref().map(|count| *count), Face::Blocking);
         result
     }
 }
@@ -147,10 +243,29 @@ impl AsyncSource for Observer {
                 }
             }
             Poll::Ready(result) => {
-                this.on_result(result.as_ref().map(Bytes::len));
+                this.on_result(result.as_ref().map(Bytes::len), face);
             }
         }
         polled
+    }
+}
+
+/// An error from the server's input that carries no `InputError`: a
+/// blocking read that would block, or a failure of the kinds a framing
+/// fault shows as, which must be typed so the server answers 400.
+fn check_untyped(t: &mut Tracker, error: &io::Error, face: Face) {
+    match error.kind() {
+        io::ErrorKind::WouldBlock if face == Face::Blocking => t.violate(
+            &rules::BLOCKING_READ_WOULD_BLOCK,
+            "a read through the blocking face failed with WouldBlock instead of waiting (a source left non-blocking?)",
+            error.to_string(),
+        ),
+        io::ErrorKind::Other | io::ErrorKind::InvalidData => t.violate(
+            &rules::INPUT_ERROR_UNTYPED,
+            "the server's input failed with an error that carries no InputError; a malformed body is InputError::MalformedBody",
+            format!("{:?}: {error}", error.kind()),
+        ),
+        _ => {}
     }
 }
 
@@ -160,6 +275,18 @@ impl AsyncSource for Observer {
 /// its declared length no longer says what it will deliver, which is
 /// reported instead.
 pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
+    input_chain::on_call(environ, request);
+    declared::on_call(environ, request);
+    let expect_continue = environ
+        .headers()
+        .get_all(EXPECT)
+        .iter()
+        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let length_declared = environ.input().content_length().is_some();
+    request.with(|t| {
+        t.input_watch.expect_continue = expect_continue;
+        t.input_watch.length_declared = length_declared;
+    });
     let already = environ.input().bytes_read();
     if already > 0 {
         request.violate(

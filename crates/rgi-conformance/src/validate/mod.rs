@@ -128,8 +128,10 @@
 
 mod asynchronous;
 mod capabilities;
+mod declared;
 mod environ;
 mod input;
+mod input_chain;
 mod park;
 #[cfg(unix)]
 mod readiness;

@@ -54,6 +54,7 @@ pub(crate) enum StartFailure {
 pub(crate) struct Registry {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Live>>,
+    pub(crate) calls: super::declared::Calls,
 }
 
 /// One request's entry in the [`Registry`].
@@ -368,6 +369,7 @@ pub(crate) struct Tracker {
 
     /// The application was told that the request body was truncated.
     pub(crate) truncated_seen: bool,
+    pub(crate) input_watch: super::input::Watch,
     pub(crate) upgrade_accepted: bool,
 
     /// The thread inside the asynchronous `call` or `poll_step`.
@@ -410,6 +412,7 @@ impl Tracker {
             last_chunk_nonempty: false,
             state_lost: false,
             truncated_seen: false,
+            input_watch: super::input::Watch::default(),
             upgrade_accepted: false,
             loop_scope: None,
             sync_scope: None,
@@ -568,6 +571,7 @@ impl Tracker {
         }
         match head.validate() {
             Ok(declared) => {
+                super::input::on_head(self, head.status());
                 self.started = true;
                 self.status = Some(head.status());
                 self.declared = declared;
@@ -848,6 +852,7 @@ pub(crate) fn scoped<T>(
         }
     });
     let mut hook = Hook::new(request, flavor);
+    let _scope = super::input_chain::AppScope::enter();
     // A mark left by an unwind that nothing of ours caught is stale now.
     clear_judged();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -1,0 +1,87 @@
+//! Validators in a chain: a validator inside a middleware learns what the
+//! middleware changed by comparing the environ with what the validator
+//! outside it handed on.
+//!
+//! Every validator leaves a private mark in the extensions of the environ
+//! it hands to its application. A validator that is called while another
+//! validator's application runs on the same thread is inside a middleware;
+//! the mark tells it what the outer validator saw. No middleware can know
+//! the mark's type, so one that removes it removed an extension value it
+//! does not understand (`RGI-MW-11`), and a disagreement between the
+//! content-length field and the input that the outer validator did not see
+//! is the middleware's (`RGI-INPUT-16`).
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use rgi::Environ;
+
+use super::rules;
+use super::state::Request;
+
+/// The mark a validator leaves in the environ it hands on.
+#[derive(Debug, Clone, Copy)]
+struct Passed {
+    /// The content-length field agreed with the input's declared length
+    /// when the outer validator received the environ.
+    length_agreed: bool,
+}
+
+thread_local! {
+    /// How many validators' applications are running on this thread (a
+    /// call, a pull or a continuation each).
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as running a validator's application until
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct AppScope(());
+
+impl AppScope {
+    /// Enters the scope of one call, pull or continuation.
+    pub(crate) fn enter() -> Self {
+        DEPTH.with(|depth| depth.set(depth.get().saturating_add(1)));
+        AppScope(())
+    }
+}
+
+impl Drop for AppScope {
+    fn drop(&mut self) {
+        DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
+/// Whether a validator's application is running on this thread, so that
+/// whoever calls a validator now is a middleware inside it.
+fn inside_another_validator() -> bool {
+    DEPTH.with(Cell::get) > 0
+}
+
+/// Whether the environ came through another validator whose environ had a
+/// content-length field agreeing with its input: a disagreement now is
+/// the doing of a middleware between the two.
+pub(crate) fn length_agreed_outside(environ: &Environ) -> bool {
+    environ
+        .extensions()
+        .get::<Passed>()
+        .is_some_and(|passed| passed.length_agreed)
+}
+
+/// Checks what a middleware between an outer validator and this one did to
+/// the extensions, then leaves this validator's own mark.
+pub(crate) fn on_call(environ: &mut Environ, request: &Arc<Request>) {
+    let marked = environ.extensions().get::<Passed>().is_some();
+    if !marked && inside_another_validator() {
+        request.violate(
+            &rules::MW_EXTENSION_REMOVED,
+            "a middleware removed an extension value it cannot understand (the outer validator's private mark) from the environ it handed inward",
+            format!(
+                "{} extension values left",
+                environ.extensions().len()
+            ),
+        );
+    }
+    let length_agreed = super::environ::length_field_agrees(environ);
+    environ.extensions_mut().insert(Passed { length_agreed });
+}
