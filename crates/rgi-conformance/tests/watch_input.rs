@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use rgi::{Concurrency, Environ, Input, InputError};
+use rgi::{BoxError, Concurrency, Environ, Input, InputError};
 use rgi_conformance::client::{TestClient, TestRequest};
 use rgi_conformance::rt::{Recorder, serve_sync};
 use rgi_conformance::validate::Validator;
@@ -23,7 +23,7 @@ use support_validate::common::{
     async_environ, build, collect, environ, has, serve, serve_asynchronously, text,
 };
 use support_validate::input_examples::{
-    self as examples, AtHand, Edits, FailsFirst, echo, expecting_upload, keeps_input,
+    self as examples, AtHand, Edits, FailsFirst, Shared, echo, expecting_upload, keeps_input,
     polls_input, read_stashed, reads_then_refuses, through_middleware, two_at_once,
 };
 
@@ -426,5 +426,94 @@ fn a_switch_after_a_partial_read_resumes_at_the_next_unread_byte() {
     assert!(served.outcome.is_complete(), "{:?}", served.outcome);
     assert_eq!(*seen.lock().expect("not poisoned"), body);
     drop(validator);
+    assert!(reports.is_empty(), "{:?}", reports.all());
+}
+
+// ---- RGI-INPUT-16: a replacement input that cannot deliver its length ----
+
+#[test]
+fn a_middleware_that_drains_the_body_behind_the_application_is_blamed() {
+    assert_caught(
+        &examples::mw_input_truncated(),
+        "RGI-INPUT-16",
+        Side::Server,
+    );
+}
+
+/// Hands inward an input over the original, read only when the inner
+/// application reads.
+fn passes_through(environ: &mut Environ) -> Result<(), BoxError> {
+    let length = environ.content_length();
+    let original = Shared(Arc::new(Mutex::new(environ.replace_input(Input::empty()))));
+    environ.replace_input(Input::new(original, length));
+    Ok(())
+}
+
+#[test]
+fn a_middleware_whose_replacement_reads_on_demand_is_fine() {
+    let violations = through_middleware(
+        |inner| Edits(inner, passes_through),
+        TestRequest::post("/", "line one\nline two\nline three\n"),
+    );
+    assert!(violations.is_empty(), "{violations:?}");
+}
+
+#[test]
+fn a_truncation_that_came_from_the_client_is_not_the_middlewares() {
+    let inner_reports = collect();
+    let outer_reports = collect();
+    let outer = Validator::new(
+        Edits(
+            Validator::new(echo(), inner_reports.clone()),
+            passes_through,
+        ),
+        outer_reports.clone(),
+    );
+    // The client promised five bytes and hung up after two.
+    let environ = build(
+        environ()
+            .header(header::CONTENT_LENGTH, HeaderValue::from_static("5"))
+            .input(Input::new(&b"ab"[..], Some(5))),
+    );
+    let _ = serve_sync(&outer, environ, &mut Recorder::new());
+    drop(outer);
+    let mut violations = outer_reports.all();
+    violations.extend(inner_reports.all());
+    assert!(
+        !violations
+            .iter()
+            .any(|violation| violation.clause() == "RGI-INPUT-16"),
+        "{violations:?}"
+    );
+}
+
+// ---- the first read is short on purpose ----
+
+#[test]
+fn the_first_read_gets_at_most_half_of_what_it_asked_for() {
+    let reports = collect();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&got);
+    let validator = Validator::new(
+        rgi::from_fn(move |mut environ: Environ, start| {
+            // One read, as if it filled the buffer: RGI-INPUT-10 says it
+            // need not.
+            let mut buf = [0; 16];
+            let first = environ.input_mut().read(&mut buf)?;
+            let rest = environ.input_mut().read_to_bytes(64)?;
+            record.lock().map_err(|_| "poisoned")?.push((first, rest.len()));
+            start.start(text(StatusCode::OK))?;
+            Ok(Bytes::new())
+        }),
+        reports.clone(),
+    );
+    let environ = build(
+        environ()
+            .header(header::CONTENT_LENGTH, HeaderValue::from_static("16"))
+            .input(Input::new(&b"0123456789abcdef"[..], Some(16))),
+    );
+    let _ = serve_sync(&validator, environ, &mut Recorder::new());
+    drop(validator);
+    assert_eq!(*got.lock().expect("not poisoned"), [(8, 8)]);
     assert!(reports.is_empty(), "{:?}", reports.all());
 }

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::thread;
 
@@ -105,9 +105,46 @@ struct Observer {
     request: Arc<Request>,
     /// The original reported the end of a truncated body.
     failed: bool,
+    /// A read has reached the original already.
+    read_before: bool,
+    /// The request of the validator outside the middleware that handed
+    /// this environ inward, if any.
+    outer: Option<Weak<Request>>,
 }
 
 impl Observer {
+    /// The room the next read may fill: the first read that reaches the
+    /// server's input gets at most half of what it asked for, as a real
+    /// connection's first packet may hold, so that a party assuming that a
+    /// read fills its buffer (`RGI-INPUT-10`), or that the whole body came
+    /// with the first read, shows it under the validator.
+    fn room(&mut self, asked: usize) -> usize {
+        if std::mem::replace(&mut self.read_before, true) || asked < 2 {
+            asked
+        } else {
+            asked / 2
+        }
+    }
+
+    /// A truncation reported by an input a middleware installed: unless the
+    /// body it replaced was truncated too, the replacement declared more than
+    /// it could deliver (`RGI-INPUT-16`), for example because the
+    /// middleware read part of the body itself behind the application.
+    fn check_replacement_truncated(&self, t: &mut Tracker, error: &io::Error) {
+        let Some(outer) = self.outer.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut outer_truncated = true;
+        outer.quietly(|outer| outer_truncated = outer.truncated_seen);
+        if !outer_truncated {
+            t.violate(
+                &rules::MW_INPUT_TRUNCATED,
+                "the input a middleware handed inward ended before its declared length, though the body it replaced was not cut short",
+                error.to_string(),
+            );
+        }
+    }
+
     /// Checks what the application is doing by reading.
     fn on_access(&self, face: Face) {
         let flavor = self.request.flavor;
@@ -155,6 +192,9 @@ impl Observer {
         self.request.with(|t| {
             if truncation {
                 t.truncated_seen = true;
+                if let Err(error) = result {
+                    self.check_replacement_truncated(t, error);
+                }
             }
             match result {
                 Err(error) if untyped => t.violate(
@@ -190,7 +230,8 @@ impl Observer {
 impl Read for Observer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.on_access(Face::Blocking);
-        let result = self.original.read(buf);
+        let room = self.room(buf.len());
+        let result = self.original.read(&mut buf[..room]);
         self.on_result(result.as_ref().map(|count| *count), Face::Blocking);
         result
     }
@@ -222,7 +263,8 @@ impl AsyncSource for Observer {
                 .cloned()
         });
         let before = lent.as_ref().map(Arc::strong_count);
-        let polled = this.original.poll_chunk(cx, max);
+        let room = this.room(max);
+        let polled = this.original.poll_chunk(cx, room);
         match &polled {
             Poll::Pending => {
                 let kept = match (&lent, before) {
@@ -275,7 +317,7 @@ fn check_untyped(t: &mut Tracker, error: &io::Error, face: Face) {
 /// its declared length no longer says what it will deliver, which is
 /// reported instead.
 pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
-    input_chain::on_call(environ, request);
+    let outer = input_chain::on_call(environ, request);
     declared::on_call(environ, request);
     let expect_continue = environ
         .headers()
@@ -306,6 +348,8 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
         original,
         request: Arc::clone(request),
         failed: false,
+        read_before: false,
+        outer,
     };
     let wrapped = if asynchronous {
         Input::from_async(observer, length)

@@ -12,7 +12,7 @@
 //! is the middleware's (`RGI-INPUT-16`).
 
 use std::cell::Cell;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use rgi::Environ;
 
@@ -20,11 +20,14 @@ use super::rules;
 use super::state::Request;
 
 /// The mark a validator leaves in the environ it hands on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Passed {
     /// The content-length field agreed with the input's declared length
     /// when the outer validator received the environ.
     length_agreed: bool,
+    /// The outer validator's request, to compare what its input delivered
+    /// with what the middleware's replacement delivers.
+    request: Weak<Request>,
 }
 
 thread_local! {
@@ -69,10 +72,14 @@ pub(crate) fn length_agreed_outside(environ: &Environ) -> bool {
 }
 
 /// Checks what a middleware between an outer validator and this one did to
-/// the extensions, then leaves this validator's own mark.
-pub(crate) fn on_call(environ: &mut Environ, request: &Arc<Request>) {
-    let marked = environ.extensions().get::<Passed>().is_some();
-    if !marked && inside_another_validator() {
+/// the extensions, then leaves this validator's own mark. Returns the outer
+/// validator's request when the environ came through one.
+pub(crate) fn on_call(environ: &mut Environ, request: &Arc<Request>) -> Option<Weak<Request>> {
+    let outer = environ
+        .extensions()
+        .get::<Passed>()
+        .map(|passed| Weak::clone(&passed.request));
+    if outer.is_none() && inside_another_validator() {
         request.violate(
             &rules::MW_EXTENSION_REMOVED,
             "a middleware removed an extension value it cannot understand (the outer validator's private mark) from the environ it handed inward",
@@ -83,5 +90,9 @@ pub(crate) fn on_call(environ: &mut Environ, request: &Arc<Request>) {
         );
     }
     let length_agreed = super::environ::length_field_agrees(environ);
-    environ.extensions_mut().insert(Passed { length_agreed });
+    environ.extensions_mut().insert(Passed {
+        length_agreed,
+        request: Arc::downgrade(request),
+    });
+    outer
 }

@@ -492,6 +492,11 @@ pub(crate) const MW_INPUT_LENGTH_DISAGREES: Rule = Rule::server(
     &["RGI-INPUT-16", "RGI-ENV-10"],
     "a middleware that replaces the input makes the content-length field agree with the new declared length",
 );
+pub(crate) const MW_INPUT_TRUNCATED: Rule = Rule::server(
+    "mw_input_truncated",
+    &["RGI-INPUT-16", "RGI-INPUT-5"],
+    "an input a middleware installs delivers its declared length whenever the body it replaced was delivered whole",
+);
 pub(crate) const MW_EXTENSION_REMOVED: Rule = Rule::server(
     "mw_extension_removed",
     &["RGI-MW-11"],
@@ -596,6 +601,7 @@ pub(crate) const RULES: &[Rule] = &[
     SINGLE_THREAD_CLAIM_CONCURRENT_CALLS,
     RUN_ONCE_CALLED_AGAIN,
     MW_INPUT_LENGTH_DISAGREES,
+    MW_INPUT_TRUNCATED,
     MW_EXTENSION_REMOVED,
     READ_BEFORE_REFUSING,
     ZERO_SIZED_POLL,

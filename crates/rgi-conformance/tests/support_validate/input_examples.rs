@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use rgi::{
-    Application, AsyncSource, BoxError, Concurrency, Environ, Hints, Input, StartResponse,
+    Application, AsyncSource, Body, BoxError, Concurrency, Environ, Hints, Input, StartResponse,
 };
 use rgi_async::Step;
 use rgi_conformance::client::{TestClient, TestRequest};
@@ -280,6 +280,99 @@ pub(crate) fn mw_input_length_disagrees() -> Vec<Violation> {
         |inner| Edits(inner, inflates_keeping_length),
         TestRequest::post("/", "abc"),
     )
+}
+
+/// The original input, shared between a middleware and the replacement it
+/// hands inward.
+#[derive(Clone)]
+pub(crate) struct Shared(pub(crate) Arc<Mutex<Input>>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.lock().map_err(|_| io::Error::other("poisoned"))?.read(buf)
+    }
+}
+
+/// Hands inward an input over the original, then drains the original
+/// itself at the first pull, before the inner application has read it all
+/// (an "audit log" of the upload).
+pub(crate) struct Audits<A>(pub(crate) A);
+
+impl<A: Application> Application for Audits<A> {
+    type Body = Audited<A::Body>;
+
+    fn call(
+        &self,
+        mut environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<Self::Body, BoxError> {
+        let length = environ.content_length();
+        let original = Shared(Arc::new(Mutex::new(
+            environ.replace_input(Input::empty()),
+        )));
+        environ.replace_input(Input::new(original.clone(), length));
+        let inner = self.0.call(environ, start)?;
+        Ok(Audited {
+            inner,
+            original: Some(original),
+        })
+    }
+}
+
+/// The body of [`Audits`].
+pub(crate) struct Audited<B> {
+    inner: B,
+    original: Option<Shared>,
+}
+
+impl<B: Body> Body for Audited<B> {
+    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        if let Some(mut original) = self.original.take() {
+            let mut audit = Vec::new();
+            if let Err(error) = original.read_to_end(&mut audit) {
+                return Some(Err(error.into()));
+            }
+        }
+        self.inner.next_chunk(start)
+    }
+}
+
+/// Reads one line of the upload in `call`, and the rest at its first pull.
+pub(crate) fn line_then_rest() -> impl Application {
+    rgi::from_fn(|environ: Environ, start| {
+        let mut input = environ.into_input();
+        let mut line = Vec::new();
+        input.read_line_limited(&mut line, 64)?;
+        start.start(text(StatusCode::OK))?;
+        let mut first = Some(Bytes::from(line));
+        Ok(super::common::Steps(0, move |_, _: &mut StartResponse<'_>| {
+            if let Some(line) = first.take() {
+                let rest = match input.read_to_bytes(1 << 16) {
+                    Ok(rest) => rest,
+                    Err(error) => return Some(Err(error.into())),
+                };
+                let mut both = line.to_vec();
+                both.extend_from_slice(&rest);
+                return Some(Ok(Bytes::from(both)));
+            }
+            None
+        }))
+    })
+}
+
+pub(crate) fn mw_input_truncated() -> Vec<Violation> {
+    let inner_reports = collect();
+    let client = TestClient::new(Audits(Validator::new(
+        line_then_rest(),
+        inner_reports.clone(),
+    )));
+    let mut seen = client
+        .request(TestRequest::post("/", "line one\nline two\nline three\n"))
+        .expect("the test client runs the request")
+        .violations;
+    drop(client);
+    seen.extend(inner_reports.all());
+    seen
 }
 
 /// Clears every request extension.

@@ -430,6 +430,11 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         input_examples::mw_input_length_disagrees,
     ),
     (
+        "mw_input_truncated",
+        Side::Server,
+        input_examples::mw_input_truncated,
+    ),
+    (
         "mw_extension_removed",
         Side::Server,
         input_examples::mw_extension_removed,
