@@ -5,7 +5,10 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code, reason = "the table of broken examples is validate_sync.rs's")]
+#[allow(
+    dead_code,
+    reason = "the table of broken examples is validate_sync.rs's"
+)]
 mod support_validate;
 
 use std::io::{self, Read};
@@ -106,7 +109,10 @@ fn typed_failures_and_transport_errors_are_fine() {
             .into())
         }
     }
-    let typed = serve(echo(), build(environ().input(Input::new(Typed(false), None))));
+    let typed = serve(
+        echo(),
+        build(environ().input(Input::new(Typed(false), None))),
+    );
     assert!(typed.is_empty(), "{typed:?}");
     // A connection reset is no framing fault: the kind says what happened.
     let reset = FailsFirst {
@@ -274,11 +280,7 @@ fn a_server_whose_length_field_disagrees_is_not_a_middlewares_fault() {
 
 #[test]
 fn a_middleware_that_clears_the_extensions_is_blamed() {
-    assert_caught(
-        &examples::mw_extension_removed(),
-        "RGI-MW-11",
-        Side::Server,
-    );
+    assert_caught(&examples::mw_extension_removed(), "RGI-MW-11", Side::Server);
 }
 
 #[test]
@@ -324,7 +326,10 @@ fn refusing_before_reading_or_for_what_the_body_says_is_fine() {
     let first = serve(refuses_first, expecting_upload());
     assert!(first.is_empty(), "{first:?}");
     // A body that turns out invalid needed reading to find out.
-    let invalid = serve(reads_then_refuses(StatusCode::BAD_REQUEST), expecting_upload());
+    let invalid = serve(
+        reads_then_refuses(StatusCode::BAD_REQUEST),
+        expecting_upload(),
+    );
     assert!(invalid.is_empty(), "{invalid:?}");
     // Without the expectation, nobody was spared anything.
     let plain = build(
@@ -390,26 +395,35 @@ fn a_switch_after_a_partial_read_resumes_at_the_next_unread_byte() {
         start.start(text(StatusCode::OK))?;
         let mut input = Some(environ.into_input());
         let record = Arc::clone(&record);
-        Ok(AsyncSteps(0, move |_, cx: &mut std::task::Context<'_>, _: &mut rgi::StartResponse<'_>| {
-            let Some(reading) = input.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match reading.poll_chunk(cx, 3) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error.into()))),
-                Poll::Ready(Ok(first)) => {
-                    record.lock().expect("not poisoned").extend_from_slice(&first);
-                    let mut rest_of = input.take().expect("still held");
-                    let record = Arc::clone(&record);
-                    Poll::Ready(Some(Ok(Step::Switch(SyncSwitch::new(move |_start| {
-                        let mut rest = Vec::new();
-                        rest_of.read_to_end(&mut rest)?;
-                        record.lock().expect("not poisoned").extend_from_slice(&rest);
-                        Ok(Bytes::from(rest))
-                    })))))
+        Ok(AsyncSteps(
+            0,
+            move |_, cx: &mut std::task::Context<'_>, _: &mut rgi::StartResponse<'_>| {
+                let Some(reading) = input.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match reading.poll_chunk(cx, 3) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error.into()))),
+                    Poll::Ready(Ok(first)) => {
+                        record
+                            .lock()
+                            .expect("not poisoned")
+                            .extend_from_slice(&first);
+                        let mut rest_of = input.take().expect("still held");
+                        let record = Arc::clone(&record);
+                        Poll::Ready(Some(Ok(Step::Switch(SyncSwitch::new(move |_start| {
+                            let mut rest = Vec::new();
+                            rest_of.read_to_end(&mut rest)?;
+                            record
+                                .lock()
+                                .expect("not poisoned")
+                                .extend_from_slice(&rest);
+                            Ok(Bytes::from(rest))
+                        })))))
+                    }
                 }
-            }
-        }))
+            },
+        ))
     });
     let validator = rgi_conformance::validate::AsyncValidator::new(app, reports.clone());
     let body = b"0123456789";
@@ -421,8 +435,7 @@ fn a_switch_after_a_partial_read_resumes_at_the_next_unread_byte() {
                 Some(body.len() as u64),
             )),
     );
-    let served =
-        rgi_conformance::rt::serve_async(&validator, environ, &mut Recorder::new());
+    let served = rgi_conformance::rt::serve_async(&validator, environ, &mut Recorder::new());
     assert!(served.outcome.is_complete(), "{:?}", served.outcome);
     assert_eq!(*seen.lock().expect("not poisoned"), body);
     drop(validator);
@@ -501,7 +514,10 @@ fn the_first_read_gets_at_most_half_of_what_it_asked_for() {
             let mut buf = [0; 16];
             let first = environ.input_mut().read(&mut buf)?;
             let rest = environ.input_mut().read_to_bytes(64)?;
-            record.lock().map_err(|_| "poisoned")?.push((first, rest.len()));
+            record
+                .lock()
+                .map_err(|_| "poisoned")?
+                .push((first, rest.len()));
             start.start(text(StatusCode::OK))?;
             Ok(Bytes::new())
         }),

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use std::thread;
 
 use bytes::Bytes;
-use http::header::EXPECT;
 use http::StatusCode;
+use http::header::EXPECT;
 use rgi::{AsyncSource, Environ, Input, InputError};
 
 use super::rules;

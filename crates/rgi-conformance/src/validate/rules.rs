@@ -454,7 +454,6 @@ pub(crate) const UPGRADE_FROM_SYNC_CODE: Rule = Rule::app(
     "a switch continuation does not accept an upgrade",
 );
 
-/// Every rule, in the order of [`super::CHECKS`].
 // ---- issue 11 §2: input over its whole life, declared environ properties ----
 
 pub(crate) const BLOCKING_READ_WOULD_BLOCK: Rule = Rule::server(
@@ -513,6 +512,7 @@ pub(crate) const ZERO_SIZED_POLL: Rule = Rule::app(
     "the application never calls poll_chunk with max 0",
 );
 
+/// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
     HOST_REPEATED,

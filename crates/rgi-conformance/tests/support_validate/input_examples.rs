@@ -12,10 +12,10 @@ use rgi::{
     Application, AsyncSource, Body, BoxError, Concurrency, Environ, Hints, Input, StartResponse,
 };
 use rgi_async::Step;
+use rgi_conformance::Violation;
 use rgi_conformance::client::{TestClient, TestRequest};
 use rgi_conformance::rt::{Recorder, serve_async, serve_sync};
 use rgi_conformance::validate::{AsyncValidator, Validator};
-use rgi_conformance::Violation;
 
 use super::common::{
     AsyncSteps, async_environ, build, collect, environ, serve, serve_asynchronously, text,
@@ -256,7 +256,11 @@ where
 {
     type Body = A::Body;
 
-    fn call(&self, mut environ: Environ, start: &mut StartResponse<'_>) -> Result<A::Body, BoxError> {
+    fn call(
+        &self,
+        mut environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<A::Body, BoxError> {
         (self.1)(&mut environ)?;
         self.0.call(environ, start)
     }
@@ -289,7 +293,10 @@ pub(crate) struct Shared(pub(crate) Arc<Mutex<Input>>);
 
 impl Read for Shared {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.lock().map_err(|_| io::Error::other("poisoned"))?.read(buf)
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?
+            .read(buf)
     }
 }
 
@@ -307,9 +314,7 @@ impl<A: Application> Application for Audits<A> {
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
         let length = environ.content_length();
-        let original = Shared(Arc::new(Mutex::new(
-            environ.replace_input(Input::empty()),
-        )));
+        let original = Shared(Arc::new(Mutex::new(environ.replace_input(Input::empty()))));
         environ.replace_input(Input::new(original.clone(), length));
         let inner = self.0.call(environ, start)?;
         Ok(Audited {
@@ -345,18 +350,21 @@ pub(crate) fn line_then_rest() -> impl Application {
         input.read_line_limited(&mut line, 64)?;
         start.start(text(StatusCode::OK))?;
         let mut first = Some(Bytes::from(line));
-        Ok(super::common::Steps(0, move |_, _: &mut StartResponse<'_>| {
-            if let Some(line) = first.take() {
-                let rest = match input.read_to_bytes(1 << 16) {
-                    Ok(rest) => rest,
-                    Err(error) => return Some(Err(error.into())),
-                };
-                let mut both = line.to_vec();
-                both.extend_from_slice(&rest);
-                return Some(Ok(Bytes::from(both)));
-            }
-            None
-        }))
+        Ok(super::common::Steps(
+            0,
+            move |_, _: &mut StartResponse<'_>| {
+                if let Some(line) = first.take() {
+                    let rest = match input.read_to_bytes(1 << 16) {
+                        Ok(rest) => rest,
+                        Err(error) => return Some(Err(error.into())),
+                    };
+                    let mut both = line.to_vec();
+                    both.extend_from_slice(&rest);
+                    return Some(Ok(Bytes::from(both)));
+                }
+                None
+            },
+        ))
     })
 }
 
@@ -382,7 +390,10 @@ pub(crate) fn clears_extensions(environ: &mut Environ) -> Result<(), BoxError> {
 }
 
 pub(crate) fn mw_extension_removed() -> Vec<Violation> {
-    through_middleware(|inner| Edits(inner, clears_extensions), TestRequest::get("/"))
+    through_middleware(
+        |inner| Edits(inner, clears_extensions),
+        TestRequest::get("/"),
+    )
 }
 
 /// Reads the whole upload, then refuses it for `status`.
@@ -405,7 +416,10 @@ pub(crate) fn expecting_upload() -> Environ {
 }
 
 pub(crate) fn read_before_refusing() -> Vec<Violation> {
-    serve(reads_then_refuses(StatusCode::UNAUTHORIZED), expecting_upload())
+    serve(
+        reads_then_refuses(StatusCode::UNAUTHORIZED),
+        expecting_upload(),
+    )
 }
 
 /// An asynchronous application that polls its input for `max` bytes at a
@@ -414,14 +428,17 @@ pub(crate) fn polls_input(max: usize) -> impl rgi_async::AsyncApplication {
     rgi_async::from_fn(move |environ: Environ, start| {
         start.start(text(StatusCode::OK))?;
         let mut input = environ.into_input();
-        Ok(AsyncSteps(0, move |_, cx: &mut Context<'_>, _: &mut StartResponse<'_>| {
-            match input.poll_chunk(cx, max) {
+        Ok(AsyncSteps(
+            0,
+            move |_, cx: &mut Context<'_>, _: &mut StartResponse<'_>| match input
+                .poll_chunk(cx, max)
+            {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(chunk)) if chunk.is_empty() => Poll::Ready(None),
                 Poll::Ready(Ok(chunk)) => Poll::Ready(Some(Ok(Step::Chunk(chunk)))),
                 Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error.into()))),
-            }
-        }))
+            },
+        ))
     })
 }
 
