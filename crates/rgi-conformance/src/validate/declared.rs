@@ -8,16 +8,19 @@ use std::thread::{self, ThreadId};
 use rgi::Environ;
 
 use super::rules;
-use super::state::Request;
+use super::state::{Registry, Request};
 
-/// The calls one validator (one application value) has received.
-#[derive(Debug, Default)]
-pub(crate) struct Calls {
-    state: Mutex<CallsState>,
-}
+/// The calls each validator (each application value) has received, by its
+/// registry. Kept here rather than in the registry so that the request
+/// state does not depend on the checks that read it.
+static CALLS: Mutex<Vec<Calls>> = Mutex::new(Vec::new());
 
-#[derive(Debug, Default)]
-struct CallsState {
+/// The calls one validator has received.
+#[derive(Debug)]
+struct Calls {
+    /// The validator's registry, which lives as long as the validator and
+    /// its requests.
+    registry: Weak<Registry>,
     /// Calls so far.
     count: u64,
     /// Requests whose call was made and whose response may still run.
@@ -25,7 +28,7 @@ struct CallsState {
 }
 
 /// One request that may still be running.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Running {
     request: Weak<Request>,
     /// The thread its `call` ran on.
@@ -47,74 +50,67 @@ impl Running {
     }
 }
 
+/// Runs `f` on the calls of `registry`'s validator, forgetting those of
+/// validators that are gone.
+fn with_calls<R>(registry: &Arc<Registry>, f: impl FnOnce(&mut Calls) -> R) -> R {
+    let mut all = CALLS.lock().unwrap_or_else(PoisonError::into_inner);
+    all.retain(|calls| calls.registry.strong_count() > 0);
+    let at = match all
+        .iter()
+        .position(|calls| std::ptr::eq(calls.registry.as_ptr(), Arc::as_ptr(registry)))
+    {
+        Some(at) => at,
+        None => {
+            all.push(Calls {
+                registry: Arc::downgrade(registry),
+                count: 0,
+                running: Vec::new(),
+            });
+            all.len() - 1
+        }
+    };
+    f(&mut all[at])
+}
+
 /// Compares the concurrency facts of a new request with the calls the
 /// same application value has had (`RGI-ENV-8`).
 pub(crate) fn on_call(environ: &Environ, request: &Arc<Request>) {
     let concurrency = environ.concurrency();
     let here = thread::current().id();
-    let (earlier, others) = {
-        let mut state = request
-            .registry
-            .calls
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let earlier = state.count;
-        state.count += 1;
-        let others: Vec<(Weak<Request>, ThreadId, bool)> = state
-            .running
-            .iter()
-            .map(|running| {
-                (
-                    Weak::clone(&running.request),
-                    running.thread,
-                    running.multithread,
-                )
-            })
-            .collect();
-        state.running.push(Running {
+    let (earlier, others) = with_calls(&request.registry, |calls| {
+        let earlier = calls.count;
+        calls.count += 1;
+        let others = calls.running.clone();
+        calls.running.push(Running {
             request: Arc::downgrade(request),
             thread: here,
             multithread: concurrency.multithread,
         });
         (earlier, others)
-    };
-    // The other requests' trackers are read with this validator's list
-    // unlocked, so no two locks are ever held together.
-    let mut finished = Vec::new();
-    let mut overlapping = None;
-    for (weak, thread, multithread) in others {
-        let running = Running {
-            request: weak,
-            thread,
-            multithread,
-        };
-        if !running.is_live() {
-            finished.push(running.request);
-            continue;
-        }
-        if running.thread != here && !(running.multithread && concurrency.multithread) {
-            overlapping = Some(running.multithread);
-        }
-    }
+    });
+    // The other requests' trackers are read with the list unlocked, so
+    // that no two locks are ever held together.
+    let (live, finished): (Vec<Running>, Vec<Running>) =
+        others.into_iter().partition(Running::is_live);
     if !finished.is_empty() {
-        let mut state = request
-            .registry
-            .calls
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        state
-            .running
-            .retain(|running| !finished.iter().any(|gone| gone.ptr_eq(&running.request)));
+        with_calls(&request.registry, |calls| {
+            calls.running.retain(|running| {
+                !finished
+                    .iter()
+                    .any(|gone| gone.request.ptr_eq(&running.request))
+            });
+        });
     }
-    if let Some(other_multithread) = overlapping {
+    let overlapping = live.iter().find(|running| {
+        running.thread != here && !(running.multithread && concurrency.multithread)
+    });
+    if let Some(running) = overlapping {
         request.violate(
             &rules::SINGLE_THREAD_CLAIM_CONCURRENT_CALLS,
             "the application was called from one thread while a request it was called for from another thread still ran, though the environ says multithread is false",
             format!(
-                "this request multithread={}, the running one multithread={other_multithread}",
-                concurrency.multithread
+                "this request multithread={}, the running one multithread={}",
+                concurrency.multithread, running.multithread
             ),
         );
     }

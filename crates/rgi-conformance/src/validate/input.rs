@@ -9,59 +9,12 @@ use std::task::{Context, Poll};
 use std::thread;
 
 use bytes::Bytes;
-use http::StatusCode;
 use http::header::EXPECT;
 use rgi::{AsyncSource, Environ, Input, InputError};
 
 use super::rules;
 use super::state::{Flavor, Request, Tracker};
 use super::{declared, input_chain};
-
-/// What the validator remembers about the request's input across the
-/// request, beyond what one read shows.
-#[derive(Debug, Default)]
-pub(crate) struct Watch {
-    /// The request carries `Expect: 100-continue`.
-    expect_continue: bool,
-    /// The request declared its body's length, so a size limit can be
-    /// applied before reading.
-    length_declared: bool,
-    /// A read reached the server's input before the response was started.
-    read_before_start: bool,
-}
-
-/// Statuses that refuse a request for what its head already shows
-/// (credentials, method, media type, missing length), so the body was not
-/// needed to decide them (`RGI-INPUT-25`). 413 counts only when the length
-/// was declared: without it, reading is how the application learns it.
-fn refuses_on_head(status: StatusCode, length_declared: bool) -> bool {
-    matches!(
-        status,
-        StatusCode::UNAUTHORIZED
-            | StatusCode::FORBIDDEN
-            | StatusCode::METHOD_NOT_ALLOWED
-            | StatusCode::PROXY_AUTHENTICATION_REQUIRED
-            | StatusCode::LENGTH_REQUIRED
-            | StatusCode::UNSUPPORTED_MEDIA_TYPE
-    ) || (status == StatusCode::PAYLOAD_TOO_LARGE && length_declared)
-}
-
-/// The application started a response with `status`: a refusal after it
-/// made the client of an `Expect: 100-continue` request send the body is
-/// what `RGI-INPUT-25` asks it to avoid.
-pub(crate) fn on_head(t: &mut Tracker, status: StatusCode) {
-    let watch = &t.input_watch;
-    if watch.expect_continue
-        && watch.read_before_start
-        && refuses_on_head(status, watch.length_declared)
-    {
-        t.violate(
-            &rules::READ_BEFORE_REFUSING,
-            "the application read the body of an Expect: 100-continue request, then refused it for a reason its head already showed",
-            format!("status {status}"),
-        );
-    }
-}
 
 /// The text `rgi::Input` gives the `InvalidInput` error with which it
 /// answers a `poll_chunk` of `max` 0 without asking its source.
@@ -317,7 +270,8 @@ fn check_untyped(t: &mut Tracker, error: &io::Error, face: Face) {
 /// its declared length no longer says what it will deliver, which is
 /// reported instead.
 pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
-    let outer = input_chain::on_call(environ, request);
+    let length_agreed = super::environ::length_field_agrees(environ);
+    let outer = input_chain::on_call(environ, request, length_agreed);
     declared::on_call(environ, request);
     let expect_continue = environ
         .headers()

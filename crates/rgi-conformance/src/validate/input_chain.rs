@@ -11,11 +11,11 @@
 //! content-length field and the input that the outer validator did not see
 //! is the middleware's (`RGI-INPUT-16`).
 
-use std::cell::Cell;
 use std::sync::{Arc, Weak};
 
 use rgi::Environ;
 
+use super::input_watch::inside_another_validator;
 use super::rules;
 use super::state::Request;
 
@@ -28,37 +28,6 @@ struct Passed {
     /// The outer validator's request, to compare what its input delivered
     /// with what the middleware's replacement delivers.
     request: Weak<Request>,
-}
-
-thread_local! {
-    /// How many validators' applications are running on this thread (a
-    /// call, a pull or a continuation each).
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Marks the current thread as running a validator's application until
-/// dropped.
-#[derive(Debug)]
-pub(crate) struct AppScope(());
-
-impl AppScope {
-    /// Enters the scope of one call, pull or continuation.
-    pub(crate) fn enter() -> Self {
-        DEPTH.with(|depth| depth.set(depth.get().saturating_add(1)));
-        AppScope(())
-    }
-}
-
-impl Drop for AppScope {
-    fn drop(&mut self) {
-        DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
-    }
-}
-
-/// Whether a validator's application is running on this thread, so that
-/// whoever calls a validator now is a middleware inside it.
-fn inside_another_validator() -> bool {
-    DEPTH.with(Cell::get) > 0
 }
 
 /// Whether the environ came through another validator whose environ had a
@@ -74,7 +43,11 @@ pub(crate) fn length_agreed_outside(environ: &Environ) -> bool {
 /// Checks what a middleware between an outer validator and this one did to
 /// the extensions, then leaves this validator's own mark. Returns the outer
 /// validator's request when the environ came through one.
-pub(crate) fn on_call(environ: &mut Environ, request: &Arc<Request>) -> Option<Weak<Request>> {
+pub(crate) fn on_call(
+    environ: &mut Environ,
+    request: &Arc<Request>,
+    length_agreed: bool,
+) -> Option<Weak<Request>> {
     let outer = environ
         .extensions()
         .get::<Passed>()
@@ -89,7 +62,6 @@ pub(crate) fn on_call(environ: &mut Environ, request: &Arc<Request>) -> Option<W
             ),
         );
     }
-    let length_agreed = super::environ::length_field_agrees(environ);
     environ.extensions_mut().insert(Passed {
         length_agreed,
         request: Arc::downgrade(request),

@@ -132,6 +132,7 @@ mod declared;
 mod environ;
 mod input;
 mod input_chain;
+mod input_watch;
 mod park;
 #[cfg(unix)]
 mod readiness;

@@ -54,7 +54,6 @@ pub(crate) enum StartFailure {
 pub(crate) struct Registry {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Live>>,
-    pub(crate) calls: super::declared::Calls,
 }
 
 /// One request's entry in the [`Registry`].
@@ -369,7 +368,7 @@ pub(crate) struct Tracker {
 
     /// The application was told that the request body was truncated.
     pub(crate) truncated_seen: bool,
-    pub(crate) input_watch: super::input::Watch,
+    pub(crate) input_watch: super::input_watch::Watch,
     pub(crate) upgrade_accepted: bool,
 
     /// The thread inside the asynchronous `call` or `poll_step`.
@@ -412,7 +411,7 @@ impl Tracker {
             last_chunk_nonempty: false,
             state_lost: false,
             truncated_seen: false,
-            input_watch: super::input::Watch::default(),
+            input_watch: super::input_watch::Watch::default(),
             upgrade_accepted: false,
             loop_scope: None,
             sync_scope: None,
@@ -571,7 +570,13 @@ impl Tracker {
         }
         match head.validate() {
             Ok(declared) => {
-                super::input::on_head(self, head.status());
+                if self.input_watch.refuses_after_reading(head.status()) {
+                    self.violate(
+                        &rules::READ_BEFORE_REFUSING,
+                        "the application read the body of an Expect: 100-continue request, then refused it for a reason its head already showed",
+                        head.status().to_string(),
+                    );
+                }
                 self.started = true;
                 self.status = Some(head.status());
                 self.declared = declared;
@@ -852,7 +857,7 @@ pub(crate) fn scoped<T>(
         }
     });
     let mut hook = Hook::new(request, flavor);
-    let _scope = super::input_chain::AppScope::enter();
+    let _scope = super::input_watch::AppScope::enter();
     // A mark left by an unwind that nothing of ours caught is stale now.
     clear_judged();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
