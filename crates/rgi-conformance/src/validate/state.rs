@@ -368,6 +368,7 @@ pub(crate) struct Tracker {
 
     /// The application was told that the request body was truncated.
     pub(crate) truncated_seen: bool,
+    /// What the input checks remember across the request.
     pub(crate) input_watch: super::input_watch::Watch,
     pub(crate) upgrade_accepted: bool,
 
