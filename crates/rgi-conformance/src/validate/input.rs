@@ -84,6 +84,12 @@ impl Observer {
     /// it could deliver (`RGI-INPUT-16`), for example because the
     /// middleware read part of the body itself behind the application.
     fn check_replacement_truncated(&self, t: &mut Tracker, error: &io::Error) {
+        // Only the typed truncation `Input` reports for a declared length:
+        // an untyped early end from a decoder can be the decoded data's own
+        // fault (a cut-off gzip stream in a complete body).
+        if !matches!(InputError::from_io(error), Some(InputError::Truncated { .. })) {
+            return;
+        }
         let Some(outer) = self.outer.as_ref().and_then(Weak::upgrade) else {
             return;
         };
