@@ -87,7 +87,10 @@ impl Observer {
         // Only the typed truncation `Input` reports for a declared length:
         // an untyped early end from a decoder can be the decoded data's own
         // fault (a cut-off gzip stream in a complete body).
-        if !matches!(InputError::from_io(error), Some(InputError::Truncated { .. })) {
+        if !matches!(
+            InputError::from_io(error),
+            Some(InputError::Truncated { .. })
+        ) {
             return;
         }
         let Some(outer) = self.outer.as_ref().and_then(Weak::upgrade) else {
