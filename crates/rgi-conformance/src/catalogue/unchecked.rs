@@ -231,10 +231,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Reported under the clauses it restates: a validator placed outside the middleware reports a `HeadAlreadySent` not returned as the failure (`head_already_sent_swallowed`, RGI-START-12), and one inside reports a middleware that carries on pulling an inner body after its failure (`pull_after_end`, RGI-BODY-2).",
     ),
     (
-        "RGI-MW-11",
-        "Reported in part under the server clauses it restates: a validator placed inside the middleware checks the environ it receives as a server's (`content_length_disagrees`, `input_already_read`, `host_missing`). Whether the middleware dropped an extension value it did not understand is visible only to someone who knows which values the server inserted.",
-    ),
-    (
         "RGI-EXT-1",
         "Enforced by the types: the request's and the server's extensions are both `http::Extensions`, maps keyed by `TypeId`, so an extension is identified by its type and there is no string key to use; the override order is the code of `Environ::extension`, which every lookup through it follows (crates/rgi/tests/environ.rs: `a_request_value_overrides_the_server_wide_one_for_that_request_only`, `server_wide_extensions_reach_every_request_of_the_server`).",
     ),
@@ -290,10 +286,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGIA-INPUT-6",
         "Behaviour of `rgi::Input`, the same for every party: implemented once in the rgi crate and tested in (crates/rgi/tests/input_async.rs: `the_non_blocking_face_refuses_a_blocking_source_with_a_typed_error`) and (crates/rgi-async/tests/input.rs: `blocking_source_reports_would_block_thread_without_ending`).",
-    ),
-    (
-        "RGIA-INPUT-9",
-        "`rgi::Input` answers a `poll_chunk` with `max` 0 by an `InvalidInput` error without consulting the source (crates/rgi/tests/input_async.rs: `a_zero_sized_poll_is_an_error_not_an_end_of_body`), so the mistake cannot pass for the end of the body, and because the call never reaches the source, the validator's input observer never sees it.",
     ),
     (
         "RGIA-INPUT-12",

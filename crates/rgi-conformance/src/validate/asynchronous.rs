@@ -313,6 +313,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
+                input::on_failure(&this.request, &*error);
                 this.ended = true;
                 this.request.with(|t| t.done = true);
                 Poll::Ready(Some(Err(error)))

@@ -122,15 +122,37 @@ fn check_framing(environ: &Environ, t: &mut Tracker) {
             "the content-length field is not a single decimal number",
             format!("{value:?}"),
         ),
-        Ok(Some(header)) if environ.input().content_length() != Some(header) => t.violate(
-            &rules::CONTENT_LENGTH_DISAGREES,
-            "the content-length field and the input's declared length differ",
-            format!(
+        Ok(Some(header)) if environ.input().content_length() != Some(header) => {
+            let value = format!(
                 "field {header}, input {:?}",
                 environ.input().content_length()
-            ),
-        ),
+            );
+            if super::input_chain::length_agreed_outside(environ) {
+                t.violate(
+                    &rules::MW_INPUT_LENGTH_DISAGREES,
+                    "a middleware replaced the input or edited the content-length field, and the two no longer agree",
+                    value.clone(),
+                );
+            }
+            t.violate(
+                &rules::CONTENT_LENGTH_DISAGREES,
+                "the content-length field and the input's declared length differ",
+                value,
+            );
+        }
         Ok(_) => {}
+    }
+}
+
+/// Whether the environ's content-length field, if it has a valid one,
+/// agrees with the input's declared length.
+pub(crate) fn length_field_agrees(environ: &Environ) -> bool {
+    match declared_length(environ.headers()) {
+        Ok(Some(header)) => environ.input().content_length() == Some(header),
+        Ok(None) => true,
+        // An invalid field is the server's own violation, not a change a
+        // middleware made.
+        Err(_) => false,
     }
 }
 

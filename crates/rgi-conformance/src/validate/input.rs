@@ -4,15 +4,46 @@
 
 use std::io::{self, Read};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::thread;
 
 use bytes::Bytes;
+use http::header::EXPECT;
 use rgi::{AsyncSource, Environ, Input, InputError};
 
 use super::rules;
-use super::state::{Flavor, Request};
+use super::state::{Flavor, Request, Tracker};
+use super::{declared, input_chain};
+
+/// The text `rgi::Input` gives the `InvalidInput` error with which it
+/// answers a `poll_chunk` of `max` 0 without asking its source.
+const ZERO_SIZED_POLL_TEXT: &str = "poll_chunk called with max 0";
+
+/// A step or call of the application failed with `error`: if the failure
+/// is `Input`'s answer to a zero-sized poll, the application made one
+/// (`RGIA-INPUT-9`); `Input` refuses it before the observer could see it,
+/// so the error coming back out is the only trace.
+pub(crate) fn on_failure(request: &Request, error: &(dyn std::error::Error + 'static)) {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let zero_sized = current.downcast_ref::<io::Error>().is_some_and(|io| {
+            io.kind() == io::ErrorKind::InvalidInput
+                && io
+                    .get_ref()
+                    .is_some_and(|inner| inner.to_string() == ZERO_SIZED_POLL_TEXT)
+        });
+        if zero_sized {
+            request.violate(
+                &rules::ZERO_SIZED_POLL,
+                "the application called poll_chunk with max 0 and failed with the input's answer",
+                ZERO_SIZED_POLL_TEXT,
+            );
+            return;
+        }
+        cause = current.source();
+    }
+}
 
 /// Which face of the input a read came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +58,62 @@ struct Observer {
     request: Arc<Request>,
     /// The original reported the end of a truncated body.
     failed: bool,
+    /// A read has reached the original already.
+    read_before: bool,
+    /// The request of the validator outside the middleware that handed
+    /// this environ inward, if any.
+    outer: Option<Weak<Request>>,
 }
 
 impl Observer {
+    /// The room the next read may fill: the first read that reaches the
+    /// server's input gets at most half of what it asked for, as a real
+    /// connection's first packet may hold, so that a party assuming that a
+    /// read fills its buffer (`RGI-INPUT-10`), or that the whole body came
+    /// with the first read, shows it under the validator.
+    fn room(&mut self, asked: usize) -> usize {
+        if std::mem::replace(&mut self.read_before, true) || asked < 2 {
+            asked
+        } else {
+            asked / 2
+        }
+    }
+
+    /// A truncation reported by an input a middleware installed: unless the
+    /// body it replaced was truncated too, the replacement declared more than
+    /// it could deliver (`RGI-INPUT-16`), for example because the
+    /// middleware read part of the body itself behind the application.
+    fn check_replacement_truncated(&self, t: &mut Tracker, error: &io::Error) {
+        // Only the typed truncation `Input` reports for a declared length:
+        // an untyped early end from a decoder can be the decoded data's own
+        // fault (a cut-off gzip stream in a complete body).
+        if !matches!(
+            InputError::from_io(error),
+            Some(InputError::Truncated { .. })
+        ) {
+            return;
+        }
+        let Some(outer) = self.outer.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut outer_truncated = true;
+        outer.quietly(|outer| outer_truncated = outer.truncated_seen);
+        if !outer_truncated {
+            t.violate(
+                &rules::MW_INPUT_TRUNCATED,
+                "the input a middleware handed inward ended before its declared length, though the body it replaced was not cut short",
+                error.to_string(),
+            );
+        }
+    }
+
     /// Checks what the application is doing by reading.
     fn on_access(&self, face: Face) {
         let flavor = self.request.flavor;
         self.request.with(|t| {
+            if !t.started() {
+                t.input_watch.read_before_start = true;
+            }
             if t.hints_no_input {
                 t.violate(
                     &rules::HINTS_INPUT_NONE_BUT_READ,
@@ -55,8 +135,9 @@ impl Observer {
     }
 
     /// Checks what the server's input delivered.
-    fn on_result(&mut self, result: Result<usize, &io::Error>) {
+    fn on_result(&mut self, result: Result<usize, &io::Error>, face: Face) {
         let declared = self.original.content_length();
+        let flavor = self.request.flavor;
         let failed_before = self.failed;
         let truncation = match result {
             Ok(_) => false,
@@ -73,6 +154,9 @@ impl Observer {
         self.request.with(|t| {
             if truncation {
                 t.truncated_seen = true;
+                if let Err(error) = result {
+                    self.check_replacement_truncated(t, error);
+                }
             }
             match result {
                 Err(error) if untyped => t.violate(
@@ -85,6 +169,20 @@ impl Observer {
                     "after reporting a truncated body the input answered a later read successfully",
                     format!("Ok({count})"),
                 ),
+                Ok(count) if count > 0 && t.done => {
+                    let rule = match flavor {
+                        Flavor::Sync => rules::INPUT_READ_AFTER_RESPONSE,
+                        Flavor::Async => rules::ASYNC_INPUT_READ_AFTER_RESPONSE,
+                    };
+                    t.violate(
+                        &rule,
+                        "a read after the response was over still got body bytes from the server's source",
+                        format!("Ok({count})"),
+                    );
+                }
+                Err(error) if InputError::from_io(error).is_none() => {
+                    check_untyped(t, error, face);
+                }
                 _ => {}
             }
         });
@@ -94,8 +192,9 @@ impl Observer {
 impl Read for Observer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.on_access(Face::Blocking);
-        let result = self.original.read(buf);
-        self.on_result(result.as_ref().map(|count| *count));
+        let room = self.room(buf.len());
+        let result = self.original.read(&mut buf[..room]);
+        self.on_result(result.as_ref().map(|count| *count), Face::Blocking);
         result
     }
 }
@@ -126,7 +225,8 @@ impl AsyncSource for Observer {
                 .cloned()
         });
         let before = lent.as_ref().map(Arc::strong_count);
-        let polled = this.original.poll_chunk(cx, max);
+        let room = this.room(max);
+        let polled = this.original.poll_chunk(cx, room);
         match &polled {
             Poll::Pending => {
                 let kept = match (&lent, before) {
@@ -147,10 +247,29 @@ impl AsyncSource for Observer {
                 }
             }
             Poll::Ready(result) => {
-                this.on_result(result.as_ref().map(Bytes::len));
+                this.on_result(result.as_ref().map(Bytes::len), face);
             }
         }
         polled
+    }
+}
+
+/// An error from the server's input that carries no `InputError`: a
+/// blocking read that would block, or a failure of the kinds a framing
+/// fault shows as, which must be typed so the server answers 400.
+fn check_untyped(t: &mut Tracker, error: &io::Error, face: Face) {
+    match error.kind() {
+        io::ErrorKind::WouldBlock if face == Face::Blocking => t.violate(
+            &rules::BLOCKING_READ_WOULD_BLOCK,
+            "a read through the blocking face failed with WouldBlock instead of waiting (a source left non-blocking?)",
+            error.to_string(),
+        ),
+        io::ErrorKind::Other | io::ErrorKind::InvalidData => t.violate(
+            &rules::INPUT_ERROR_UNTYPED,
+            "the server's input failed with an error that carries no InputError; a malformed body is InputError::MalformedBody",
+            format!("{:?}: {error}", error.kind()),
+        ),
+        _ => {}
     }
 }
 
@@ -160,6 +279,19 @@ impl AsyncSource for Observer {
 /// its declared length no longer says what it will deliver, which is
 /// reported instead.
 pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
+    let length_agreed = super::environ::length_field_agrees(environ);
+    let outer = input_chain::on_call(environ, request, length_agreed);
+    declared::on_call(environ, request);
+    let expect_continue = environ
+        .headers()
+        .get_all(EXPECT)
+        .iter()
+        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let length_declared = environ.input().content_length().is_some();
+    request.with(|t| {
+        t.input_watch.expect_continue = expect_continue;
+        t.input_watch.length_declared = length_declared;
+    });
     let already = environ.input().bytes_read();
     if already > 0 {
         request.violate(
@@ -179,6 +311,8 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
         original,
         request: Arc::clone(request),
         failed: false,
+        read_before: false,
+        outer,
     };
     let wrapped = if asynchronous {
         Input::from_async(observer, length)

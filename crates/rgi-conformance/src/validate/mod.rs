@@ -128,8 +128,11 @@
 
 mod asynchronous;
 mod capabilities;
+mod declared;
 mod environ;
 mod input;
+mod input_chain;
+mod input_watch;
 mod park;
 #[cfg(unix)]
 mod readiness;

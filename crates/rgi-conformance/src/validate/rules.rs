@@ -454,6 +454,64 @@ pub(crate) const UPGRADE_FROM_SYNC_CODE: Rule = Rule::app(
     "a switch continuation does not accept an upgrade",
 );
 
+// ---- issue 11 §2: input over its whole life, declared environ properties ----
+
+pub(crate) const BLOCKING_READ_WOULD_BLOCK: Rule = Rule::server(
+    "blocking_read_would_block",
+    &["RGI-INPUT-3"],
+    "a read through the blocking face blocks: it never fails with WouldBlock",
+);
+pub(crate) const INPUT_ERROR_UNTYPED: Rule = Rule::server(
+    "input_error_untyped",
+    &["RGI-INPUT-17"],
+    "a source that fails a read over the body's data carries a typed InputError (MalformedBody for bad framing)",
+);
+pub(crate) const INPUT_READ_AFTER_RESPONSE: Rule = Rule::server(
+    "input_read_after_response",
+    &["RGI-INPUT-15"],
+    "once the response is over, a read that reaches the source gets ResponseFinished, never bytes",
+);
+pub(crate) const ASYNC_INPUT_READ_AFTER_RESPONSE: Rule = Rule::server(
+    "async_input_read_after_response",
+    &["RGIA-INPUT-16"],
+    "once the response is over, a poll that reaches the source gets ResponseFinished, never bytes",
+);
+pub(crate) const SINGLE_THREAD_CLAIM_CONCURRENT_CALLS: Rule = Rule::server(
+    "single_thread_claim_concurrent_calls",
+    &["RGI-ENV-8"],
+    "a request that says multithread is false runs while no call of the same application is in progress on another thread",
+);
+pub(crate) const RUN_ONCE_CALLED_AGAIN: Rule = Rule::server(
+    "run_once_called_again",
+    &["RGI-ENV-8"],
+    "a request that says run_once is the first call of its application value",
+);
+pub(crate) const MW_INPUT_LENGTH_DISAGREES: Rule = Rule::server(
+    "mw_input_length_disagrees",
+    &["RGI-INPUT-16", "RGI-ENV-10"],
+    "a middleware that replaces the input makes the content-length field agree with the new declared length",
+);
+pub(crate) const MW_INPUT_TRUNCATED: Rule = Rule::server(
+    "mw_input_truncated",
+    &["RGI-INPUT-16", "RGI-INPUT-5"],
+    "an input a middleware installs delivers its declared length whenever the body it replaced was delivered whole",
+);
+pub(crate) const MW_EXTENSION_REMOVED: Rule = Rule::server(
+    "mw_extension_removed",
+    &["RGI-MW-11"],
+    "a middleware leaves in place the extension values it does not understand",
+);
+pub(crate) const READ_BEFORE_REFUSING: Rule = Rule::app(
+    "read_before_refusing",
+    &["RGI-INPUT-25"],
+    "an application refusing a request with Expect: 100-continue for a reason the head shows answers before reading",
+);
+pub(crate) const ZERO_SIZED_POLL: Rule = Rule::app(
+    "zero_sized_poll",
+    &["RGIA-INPUT-9"],
+    "the application never calls poll_chunk with max 0",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -535,4 +593,16 @@ pub(crate) const RULES: &[Rule] = &[
     SIZE_HINT_BEFORE_SWITCH,
     HTTP_AFTER_UPGRADE,
     UPGRADE_FROM_SYNC_CODE,
+    // ---- issue 11 §2: input over its whole life, declared environ properties ----
+    BLOCKING_READ_WOULD_BLOCK,
+    INPUT_ERROR_UNTYPED,
+    INPUT_READ_AFTER_RESPONSE,
+    ASYNC_INPUT_READ_AFTER_RESPONSE,
+    SINGLE_THREAD_CLAIM_CONCURRENT_CALLS,
+    RUN_ONCE_CALLED_AGAIN,
+    MW_INPUT_LENGTH_DISAGREES,
+    MW_INPUT_TRUNCATED,
+    MW_EXTENSION_REMOVED,
+    READ_BEFORE_REFUSING,
+    ZERO_SIZED_POLL,
 ];

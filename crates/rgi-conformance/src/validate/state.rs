@@ -368,6 +368,8 @@ pub(crate) struct Tracker {
 
     /// The application was told that the request body was truncated.
     pub(crate) truncated_seen: bool,
+    /// What the input checks remember across the request.
+    pub(crate) input_watch: super::input_watch::Watch,
     pub(crate) upgrade_accepted: bool,
 
     /// The thread inside the asynchronous `call` or `poll_step`.
@@ -410,6 +412,7 @@ impl Tracker {
             last_chunk_nonempty: false,
             state_lost: false,
             truncated_seen: false,
+            input_watch: super::input_watch::Watch::default(),
             upgrade_accepted: false,
             loop_scope: None,
             sync_scope: None,
@@ -568,6 +571,13 @@ impl Tracker {
         }
         match head.validate() {
             Ok(declared) => {
+                if self.input_watch.refuses_after_reading(head.status()) {
+                    self.violate(
+                        &rules::READ_BEFORE_REFUSING,
+                        "the application read the body of an Expect: 100-continue request, then refused it for a reason its head already showed",
+                        head.status().to_string(),
+                    );
+                }
                 self.started = true;
                 self.status = Some(head.status());
                 self.declared = declared;
@@ -848,6 +858,7 @@ pub(crate) fn scoped<T>(
         }
     });
     let mut hook = Hook::new(request, flavor);
+    let _scope = super::input_watch::AppScope::enter();
     // A mark left by an unwind that nothing of ours caught is stale now.
     clear_judged();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -3,6 +3,7 @@
 
 pub(crate) mod async_examples;
 pub(crate) mod common;
+pub(crate) mod input_examples;
 pub(crate) mod sync_examples;
 
 use rgi_conformance::{Side, Violation};
@@ -18,6 +19,8 @@ pub(crate) const COMPANIONS: &[(&str, &[&str])] = &[
     ("start_error_ignored", &["RGI-HEAD-1"]),
     // The write that failed was the one past the declared length.
     ("write_after_write_error", &["RGI-CL-4"]),
+    // The middleware's disagreement is also the environ's (RGI-ENV-10).
+    ("mw_input_length_disagrees", &["RGI-ENV-10"]),
 ];
 
 /// Every check of `rgi_conformance::validate::CHECKS`, the side it blames
@@ -389,5 +392,61 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "upgrade_from_sync_code",
         Side::Application,
         async_examples::upgrade_from_sync_code,
+    ),
+    // ---- issue 11 §2: input over its whole life, declared environ properties ----
+    (
+        "blocking_read_would_block",
+        Side::Server,
+        input_examples::blocking_read_would_block,
+    ),
+    (
+        "input_error_untyped",
+        Side::Server,
+        input_examples::input_error_untyped,
+    ),
+    (
+        "input_read_after_response",
+        Side::Server,
+        input_examples::input_read_after_response,
+    ),
+    (
+        "async_input_read_after_response",
+        Side::Server,
+        input_examples::async_input_read_after_response,
+    ),
+    (
+        "single_thread_claim_concurrent_calls",
+        Side::Server,
+        input_examples::single_thread_claim_concurrent_calls,
+    ),
+    (
+        "run_once_called_again",
+        Side::Server,
+        input_examples::run_once_called_again,
+    ),
+    (
+        "mw_input_length_disagrees",
+        Side::Server,
+        input_examples::mw_input_length_disagrees,
+    ),
+    (
+        "mw_input_truncated",
+        Side::Server,
+        input_examples::mw_input_truncated,
+    ),
+    (
+        "mw_extension_removed",
+        Side::Server,
+        input_examples::mw_extension_removed,
+    ),
+    (
+        "read_before_refusing",
+        Side::Application,
+        input_examples::read_before_refusing,
+    ),
+    (
+        "zero_sized_poll",
+        Side::Application,
+        input_examples::zero_sized_poll,
     ),
 ];
