@@ -455,6 +455,34 @@ pub(crate) const UPGRADE_FROM_SYNC_CODE: Rule = Rule::app(
 );
 
 /// Every rule, in the order of [`super::CHECKS`].
+// ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+
+pub(crate) const FAILS_ON_SPURIOUS_POLL: Rule = Rule::app(
+    "fails_on_spurious_poll",
+    &["RGIA-APP-6", "RGIA-POLL-4"],
+    "a body polled again at once after Pending does not fail because of the extra poll",
+);
+pub(crate) const CAPABILITIES_REMOVED: Rule = Rule::server(
+    "capabilities_removed",
+    &["RGIA-CAP-10"],
+    "a middleware passes inward the Capabilities it was given (or its own set)",
+);
+pub(crate) const UPGRADE_UNAVAILABLE_FAILED: Rule = Rule::app(
+    "upgrade_unavailable_failed",
+    &["RGIA-UPGRADE-11"],
+    "a request asking for an upgrade the server cannot provide is answered 501, not failed",
+);
+pub(crate) const OFFLOAD_EXECUTE_BLOCKED: Rule = Rule::server(
+    "offload_execute_blocked",
+    &["RGIA-OFFLOAD-2"],
+    "OffloadService::execute returns at once, never waiting for capacity",
+);
+pub(crate) const UPGRADE_PROTOCOL_NOT_NAMED: Rule = Rule::app(
+    "upgrade_protocol_not_named",
+    &["RGIA-UPGRADE-12"],
+    "accepting an upgrade that offers several protocols names one of them in one Upgrade field",
+);
+
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
     HOST_REPEATED,
@@ -535,4 +563,10 @@ pub(crate) const RULES: &[Rule] = &[
     SIZE_HINT_BEFORE_SWITCH,
     HTTP_AFTER_UPGRADE,
     UPGRADE_FROM_SYNC_CODE,
+    // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+    FAILS_ON_SPURIOUS_POLL,
+    CAPABILITIES_REMOVED,
+    UPGRADE_UNAVAILABLE_FAILED,
+    OFFLOAD_EXECUTE_BLOCKED,
+    UPGRADE_PROTOCOL_NOT_NAMED,
 ];
