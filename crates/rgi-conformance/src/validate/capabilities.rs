@@ -36,7 +36,7 @@ const EXECUTE_LIMIT: Duration = Duration::from_millis(250);
 /// does so within a millisecond; without the wait the response would
 /// often end first and hide the mistake. A correct server never starts
 /// it, so for it this is only a short delay in `spawn`.
-const EARLY_START_WINDOW: Duration = Duration::from_millis(30);
+const EARLY_START_WINDOW: Duration = Duration::from_millis(50);
 
 /// Marks an environ whose capabilities a validator handed inward, so that
 /// a validator further in can tell a middleware that removed them
@@ -323,7 +323,6 @@ impl AfterResponseService for WatchedAfter {
             self.inner.spawn(move || {
                 let here = thread::current().id();
                 let done = request.with(|t| t.done);
-                task_started.set();
                 if task_handing.inline() {
                     request.violate(
                         &rules::AFTER_TASK_INLINE,
@@ -343,6 +342,9 @@ impl AfterResponseService for WatchedAfter {
                         format!("{here:?}"),
                     );
                 }
+                // After the checks, so that their reports are in before
+                // `spawn` stops waiting.
+                task_started.set();
                 task();
             })
         });
