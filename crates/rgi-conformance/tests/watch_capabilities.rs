@@ -93,30 +93,30 @@ fn waits_for_job(tolerant: bool) -> impl AsyncApplication {
         }));
         start.start(text(StatusCode::OK))?;
         let mut polls = 0;
-        Ok(Steps(move |cx: &mut Context<'_>, _: &mut StartResponse<'_>| {
-            polls += 1;
-            let Some(pending) = job.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match Pin::new(pending).poll(cx) {
-                Poll::Ready(_) => {
-                    job = None;
-                    chunk(b"done")
+        Ok(Steps(
+            move |cx: &mut Context<'_>, _: &mut StartResponse<'_>| {
+                polls += 1;
+                let Some(pending) = job.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match Pin::new(pending).poll(cx) {
+                    Poll::Ready(_) => {
+                        job = None;
+                        chunk(b"done")
+                    }
+                    Poll::Pending if polls > 1 && !tolerant => {
+                        Poll::Ready(Some(Err("polled before the job finished".into())))
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending if polls > 1 && !tolerant => {
-                    Poll::Ready(Some(Err("polled before the job finished".into())))
-                }
-                Poll::Pending => Poll::Pending,
-            }
-        }))
+            },
+        ))
     })
 }
 
 #[test]
 fn a_body_that_fails_on_a_poll_nothing_asked_for_breaks_app_6() {
-    let response = AsyncTestClient::new(waits_for_job(false))
-        .get("/")
-        .unwrap();
+    let response = AsyncTestClient::new(waits_for_job(false)).get("/").unwrap();
     assert!(
         names(&response.violations, "RGIA-APP-6", Side::Application),
         "{:?}",
@@ -263,26 +263,28 @@ fn offloader() -> impl AsyncApplication {
     rgi_async::from_fn(|environ: Environ, _start| {
         let caps = Capabilities::of(&environ).ok_or("no capabilities")?;
         let mut job: Option<OffloadFuture<&'static str>> = Some(caps.offload().run(|| "computed"));
-        Ok(Steps(move |cx: &mut Context<'_>, start: &mut StartResponse<'_>| {
-            let Some(pending) = job.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let answer = match Pin::new(pending).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(answer) => answer,
-            };
-            job = None;
-            let (status, text_body) = match answer {
-                Ok(answer) => (StatusCode::OK, answer),
-                Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            };
-            match start.start(text(status)) {
-                Ok(()) => Poll::Ready(Some(Ok(Step::Chunk(Bytes::from_static(
-                    text_body.as_bytes(),
-                ))))),
-                Err(error) => Poll::Ready(Some(Err(error.into()))),
-            }
-        }))
+        Ok(Steps(
+            move |cx: &mut Context<'_>, start: &mut StartResponse<'_>| {
+                let Some(pending) = job.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let answer = match Pin::new(pending).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(answer) => answer,
+                };
+                job = None;
+                let (status, text_body) = match answer {
+                    Ok(answer) => (StatusCode::OK, answer),
+                    Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+                };
+                match start.start(text(status)) {
+                    Ok(()) => Poll::Ready(Some(Ok(Step::Chunk(Bytes::from_static(
+                        text_body.as_bytes(),
+                    ))))),
+                    Err(error) => Poll::Ready(Some(Err(error.into()))),
+                }
+            },
+        ))
     })
 }
 
@@ -413,7 +415,9 @@ fn a_continuation_run_on_the_thread_that_polled_the_body_breaks_switch_3() {
     };
     // The mistake: the loop thread runs the synchronous work itself.
     let mut sync_body = switch.run(&mut state.start_response(&mut wire)).unwrap();
-    while let Some(Ok(chunk)) = rgi::Body::next_chunk(&mut sync_body, &mut state.start_response(&mut wire)) {
+    while let Some(Ok(chunk)) =
+        rgi::Body::next_chunk(&mut sync_body, &mut state.start_response(&mut wire))
+    {
         state.send_chunk(&mut wire, chunk).unwrap();
     }
     drop(sync_body);
@@ -467,7 +471,10 @@ impl AfterResponseService for StartsAtOnce {
             task();
         });
         let _ = is_running.recv();
-        self.0.lock().map_err(|_| AfterError::ShutDown)?.push(handle);
+        self.0
+            .lock()
+            .map_err(|_| AfterError::ShutDown)?
+            .push(handle);
         Ok(())
     }
 }

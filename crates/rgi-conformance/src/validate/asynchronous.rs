@@ -12,11 +12,11 @@ use http::Method;
 use rgi::{Body, BoxError, Environ, StartResponse};
 use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 
+use super::cap_spurious::Repoll;
 use super::rules;
 use super::state::{self, Flavor, PollWaker, Registry, Request, Scope};
-use super::sync::ValidatedBody;
-use super::cap_spurious::Repoll;
 use super::switch_threads::LoopThreads;
+use super::sync::ValidatedBody;
 use super::{capabilities, environ, input};
 use crate::{Policy, Reports};
 
@@ -355,11 +355,8 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                     }
                     t.at_switch = Some((t.started(), t.head_sent()));
                 });
-                let switch = watched_switch(
-                    switch,
-                    Arc::clone(&this.request),
-                    this.threads.clone(),
-                );
+                let switch =
+                    watched_switch(switch, Arc::clone(&this.request), this.threads.clone());
                 Poll::Ready(Some(Ok(Step::Switch(switch))))
             }
             // RGIA-VER-4: a step of a later version passes through

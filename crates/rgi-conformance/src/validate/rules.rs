@@ -454,13 +454,12 @@ pub(crate) const UPGRADE_FROM_SYNC_CODE: Rule = Rule::app(
     "a switch continuation does not accept an upgrade",
 );
 
-/// Every rule, in the order of [`super::CHECKS`].
 // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
 
 pub(crate) const FAILS_ON_SPURIOUS_POLL: Rule = Rule::app(
     "fails_on_spurious_poll",
     &["RGIA-APP-6", "RGIA-POLL-4"],
-    "a body polled again at once after Pending does not fail because of the extra poll",
+    "a body polled without a wake-up (a spurious poll) does not fail because of it",
 );
 pub(crate) const CAPABILITIES_REMOVED: Rule = Rule::server(
     "capabilities_removed",
@@ -483,6 +482,7 @@ pub(crate) const UPGRADE_PROTOCOL_NOT_NAMED: Rule = Rule::app(
     "accepting an upgrade that offers several protocols names one of them in one Upgrade field",
 );
 
+/// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
     HOST_REPEATED,
