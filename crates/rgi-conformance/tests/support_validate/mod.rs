@@ -2,6 +2,7 @@
 //! check in [`EXAMPLES`].
 
 pub(crate) mod async_examples;
+pub(crate) mod cap_examples;
 pub(crate) mod common;
 pub(crate) mod sync_examples;
 
@@ -18,6 +19,9 @@ pub(crate) const COMPANIONS: &[(&str, &[&str])] = &[
     ("start_error_ignored", &["RGI-HEAD-1"]),
     // The write that failed was the one past the declared length.
     ("write_after_write_error", &["RGI-CL-4"]),
+    // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+    // The inner validator also finds no capabilities from its server.
+    ("capabilities_removed", &["RGIA-CAP-1"]),
 ];
 
 /// Every check of `rgi_conformance::validate::CHECKS`, the side it blames
@@ -389,5 +393,31 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "upgrade_from_sync_code",
         Side::Application,
         async_examples::upgrade_from_sync_code,
+    ),
+    // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+    (
+        "fails_on_spurious_poll",
+        Side::Application,
+        cap_examples::fails_on_spurious_poll,
+    ),
+    (
+        "capabilities_removed",
+        Side::Server,
+        cap_examples::capabilities_removed,
+    ),
+    (
+        "upgrade_unavailable_failed",
+        Side::Application,
+        cap_examples::upgrade_unavailable_failed,
+    ),
+    (
+        "offload_execute_blocked",
+        Side::Server,
+        cap_examples::offload_execute_blocked,
+    ),
+    (
+        "upgrade_protocol_not_named",
+        Side::Application,
+        cap_examples::upgrade_protocol_not_named,
     ),
 ];
