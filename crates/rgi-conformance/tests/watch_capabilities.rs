@@ -227,3 +227,18 @@ fn a_task_run_on_a_worker_after_the_response_is_clean() {
     let seen = after_tasks_run(false);
     assert!(seen.is_empty(), "{seen:?}");
 }
+
+// ---- RGIA-UPGRADE-3: the server's half of the protocol choice -------------
+
+#[test]
+fn a_server_that_accepts_a_protocol_nobody_offered_breaks_upgrade_3() {
+    let seen = upgrade_choice_not_enforced();
+    assert!(names(&seen, "RGIA-UPGRADE-3", Side::Server), "{seen:?}");
+}
+
+#[test]
+fn a_server_that_accepts_only_what_was_offered_is_clean() {
+    let offered = vec!["echo".to_owned()];
+    let seen = served(upgrader(Some("echo")), echo_upgrade_with(Chooses(offered)));
+    assert!(seen.is_empty(), "{seen:?}");
+}

@@ -367,29 +367,67 @@ struct WatchedUpgrade {
     jobs: LoopThreads,
 }
 
+/// The `Upgrade` fields an application passed to `accept`, trimmed.
+fn named_protocols(headers: &HeaderMap) -> Vec<&[u8]> {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .map(|value| value.as_bytes().trim_ascii())
+        .collect()
+}
+
 impl WatchedUpgrade {
+    fn is_offered(&self, protocol: &[u8]) -> bool {
+        self.offered
+            .iter()
+            .any(|offered| offered.as_bytes().eq_ignore_ascii_case(protocol))
+    }
+
     /// `RGIA-UPGRADE-12`: among several offered protocols, the
     /// application names the one it will speak, in one `Upgrade` field.
     fn check_protocol_named(&self, headers: &HeaderMap) {
         if self.offered.len() < 2 {
             return;
         }
-        let named: Vec<&[u8]> = headers
-            .get_all(header::UPGRADE)
-            .iter()
-            .map(|value| value.as_bytes().trim_ascii())
-            .collect();
+        let named = named_protocols(headers);
         let chosen = match named.as_slice() {
-            [one] => self
-                .offered
-                .iter()
-                .any(|offered| offered.as_bytes().eq_ignore_ascii_case(one)),
+            [one] => self.is_offered(one),
             _ => false,
         };
         if !chosen {
             self.request.violate(
                 &rules::UPGRADE_PROTOCOL_NOT_NAMED,
                 "the application accepted an upgrade offering several protocols without naming one of them in a single Upgrade field",
+                format!(
+                    "offered {:?}, accept named {:?}",
+                    self.offered,
+                    named
+                        .iter()
+                        .map(|field| String::from_utf8_lossy(field))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+    }
+
+    /// `RGIA-UPGRADE-3`, the server's half of the choice: an `accept` that
+    /// succeeded had a choice to record, one of those offered, or a
+    /// single offer to fall back on. (A request without `Upgrade` fields,
+    /// an extended CONNECT, offers nothing to compare with.)
+    fn check_choice_enforced(&self, headers: &HeaderMap) {
+        if self.offered.is_empty() {
+            return;
+        }
+        let named = named_protocols(headers);
+        let refusal = match named.as_slice() {
+            [] if self.offered.len() > 1 => Some("ProtocolNotChosen"),
+            [one] if !self.is_offered(one) => Some("ProtocolNotOffered"),
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            self.request.violate(
+                &rules::UPGRADE_CHOICE_NOT_ENFORCED,
+                format!("the server accepted an upgrade it had to refuse with {refusal}"),
                 format!(
                     "offered {:?}, accept named {:?}",
                     self.offered,
@@ -422,10 +460,12 @@ impl UpgradeService for WatchedUpgrade {
                 );
             }
         });
+        let sent = headers.clone();
         match guarded(&self.request, "Upgrade::accept", || {
             self.inner.accept(headers)
         }) {
             Ok(upgraded) => {
+                self.check_choice_enforced(&sent);
                 self.request.with(|t| {
                     if t.head_sent() {
                         t.violate(

@@ -481,6 +481,11 @@ pub(crate) const UPGRADE_PROTOCOL_NOT_NAMED: Rule = Rule::app(
     &["RGIA-UPGRADE-12"],
     "accepting an upgrade that offers several protocols names one of them in one Upgrade field",
 );
+pub(crate) const UPGRADE_CHOICE_NOT_ENFORCED: Rule = Rule::server(
+    "upgrade_choice_not_enforced",
+    &["RGIA-UPGRADE-3"],
+    "accept refuses a protocol outside the offer, and no choice among several",
+);
 
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
@@ -569,4 +574,5 @@ pub(crate) const RULES: &[Rule] = &[
     UPGRADE_UNAVAILABLE_FAILED,
     OFFLOAD_EXECUTE_BLOCKED,
     UPGRADE_PROTOCOL_NOT_NAMED,
+    UPGRADE_CHOICE_NOT_ENFORCED,
 ];

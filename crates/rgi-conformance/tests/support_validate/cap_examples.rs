@@ -18,9 +18,10 @@ use rgi::{BoxError, Environ, ResponseHead, StartResponse};
 use rgi_async::{
     AfterError, AfterResponse, AfterResponseService, AfterTask, AsyncApplication, AsyncBody,
     Capabilities, Job, Offload, OffloadError, OffloadFuture, OffloadService, Step, SyncSwitch,
+    Upgrade, UpgradeError, UpgradeFuture, UpgradeService,
 };
 use rgi_conformance::client::{AsyncTestClient, TestRequest};
-use rgi_conformance::rt::{Recorder, ThreadOffload, serve_async};
+use rgi_conformance::rt::{Recorder, ThreadOffload, choose_protocol, serve_async};
 use rgi_conformance::validate::AsyncValidator;
 use rgi_conformance::{Policy, Reports, Side, Violation};
 
@@ -402,4 +403,40 @@ pub(crate) fn upgrade_protocol_not_named() -> Vec<Violation> {
         .request(offering("echo, chat"))
         .map(|response| response.violations)
         .unwrap_or_default()
+}
+
+/// Accepts every upgrade, whatever the application chose.
+pub(crate) struct AcceptsAnything;
+
+impl UpgradeService for AcceptsAnything {
+    fn accept(&self, _headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError> {
+        Ok(Box::pin(std::future::ready(Err(UpgradeError::Closed))))
+    }
+}
+
+/// Accepts an upgrade only with a protocol of the offer (or the single
+/// offer), as RGIA-UPGRADE-3 wants.
+pub(crate) struct Chooses(pub(crate) Vec<String>);
+
+impl UpgradeService for Chooses {
+    fn accept(&self, mut headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError> {
+        choose_protocol(&self.0, &mut headers)?;
+        Ok(Box::pin(std::future::ready(Err(UpgradeError::Closed))))
+    }
+}
+
+/// A request offering `echo`, served with `service` as its upgrade.
+pub(crate) fn echo_upgrade_with(service: impl UpgradeService + 'static) -> Environ {
+    environ_with(
+        Capabilities::builder(Offload::new(ThreadOffload::new()))
+            .upgrade(Upgrade::new(service))
+            .build(),
+        &[(header::UPGRADE, "echo"), (header::CONNECTION, "upgrade")],
+    )
+}
+
+/// `upgrade_choice_not_enforced`: the server accepts a protocol the
+/// request did not offer.
+pub(crate) fn upgrade_choice_not_enforced() -> Vec<Violation> {
+    served(upgrader(Some("chat")), echo_upgrade_with(AcceptsAnything))
 }

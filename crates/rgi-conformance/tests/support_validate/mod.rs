@@ -420,4 +420,9 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Application,
         cap_examples::upgrade_protocol_not_named,
     ),
+    (
+        "upgrade_choice_not_enforced",
+        Side::Server,
+        cap_examples::upgrade_choice_not_enforced,
+    ),
 ];
