@@ -231,10 +231,20 @@ fn chunked_pieces_arrive_one_by_one_through_the_non_blocking_face() {
         .request(TestRequest::post("/", "").chunked(["abc", "de", "fghij"]))
         .unwrap();
     response.assert_ok_and_valid();
-    assert_eq!(response.text(), "sizes=3,2,5 pendings=3");
+    // The client's validator arranges one spurious poll per body
+    // (RGIA-APP-6): one more `Pending`, unless data came in before it.
+    let text = response.text();
+    assert!(
+        ["sizes=3,2,5 pendings=3", "sizes=3,2,5 pendings=4"].contains(&&*text),
+        "{text}"
+    );
 
     let response = client.post("/", "whole body").unwrap();
-    assert_eq!(response.text(), "sizes=10 pendings=1");
+    let text = response.text();
+    assert!(
+        ["sizes=10 pendings=1", "sizes=10 pendings=2"].contains(&&*text),
+        "{text}"
+    );
 }
 
 /// Reads the first piece without blocking, then switches and reads the

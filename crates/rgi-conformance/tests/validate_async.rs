@@ -246,11 +246,14 @@ fn an_after_response_task_run_after_the_response_is_clean() {
     assert!(reports.is_empty(), "{:?}", reports.all());
 }
 
-/// Delivers its body after a wake-up from another thread.
+/// Delivers its body after a wake-up from another thread, which wakes the
+/// waker of the latest poll (RGIA-INPUT-2: each `Pending` arranges to wake
+/// the waker it was given).
 struct Late {
     body: Bytes,
     ready: Arc<AtomicBool>,
     asked: bool,
+    waker: Arc<std::sync::Mutex<Option<std::task::Waker>>>,
 }
 
 impl AsyncSource for Late {
@@ -260,14 +263,17 @@ impl AsyncSource for Late {
         max: usize,
     ) -> Poll<io::Result<Bytes>> {
         if !self.ready.load(Ordering::SeqCst) {
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
             if !self.asked {
                 self.asked = true;
                 let ready = Arc::clone(&self.ready);
-                let waker = cx.waker().clone();
+                let waker = Arc::clone(&self.waker);
                 thread::spawn(move || {
                     thread::sleep(Duration::from_millis(10));
                     ready.store(true, Ordering::SeqCst);
-                    waker.wake();
+                    if let Some(waker) = waker.lock().unwrap().take() {
+                        waker.wake();
+                    }
                 });
             }
             return Poll::Pending;
@@ -303,6 +309,7 @@ fn a_body_waiting_for_its_input_is_clean() {
                     body: Bytes::from_static(b"late"),
                     ready: Arc::default(),
                     asked: false,
+                    waker: Arc::default(),
                 },
                 Some(4),
             )),

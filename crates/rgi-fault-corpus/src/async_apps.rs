@@ -692,6 +692,10 @@ fn blocks_on_offload_result() -> Run {
 
 /// A WebSocket endpoint on a server that cannot upgrade: fails with an
 /// error (500) instead of answering 501. RGIA-UPGRADE-11.
+///
+/// The request is HTTP/1.0, which has no upgrade: the kit's test client
+/// offers the capability for every HTTP/1.1 request that asks for one, so
+/// over HTTP/1.1 the server could upgrade and the mistake never showed.
 fn no_upgrade_answers_500() -> Run {
     async_one(
         rgi_async::from_fn(|e: Environ, _start| {
@@ -701,6 +705,7 @@ fn no_upgrade_answers_500() -> Run {
             Ok(rgi::Empty)
         }),
         TestRequest::get("/ws")
+            .version(http::Version::HTTP_10)
             .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
             .header(header::UPGRADE, HeaderValue::from_static("websocket")),
     )

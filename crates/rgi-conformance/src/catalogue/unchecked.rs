@@ -272,14 +272,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Application obligation on its fallback path: only the application knows which capabilities it needs, and a degradation path cannot be told from a wrong answer without knowing the intended one.",
     ),
     (
-        "RGIA-CAP-10",
-        "Reported under the server clauses it restates: an `AsyncValidator` placed inside the middleware reports a missing `Capabilities` value (`capabilities_missing`, RGIA-CAP-1) and handles that fail as unsupported or panic (`hollow_capability`, `capability_panicked`).",
-    ),
-    (
-        "RGIA-APP-6",
-        "A wrapper can poll a body without a wake-up, but cannot tell whether a step it then gets was ready anyway (legitimate) or produced because of the extra poll, without knowing what the body waits for.",
-    ),
-    (
         "RGIA-APP-8",
         "Application obligation about resources the kit cannot see: the descriptors, subscriptions and futures a body holds are private to it, and whether dropping it released them is visible only to the application and the operating system.",
     ),
@@ -346,10 +338,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGIA-COMP-14",
         "Behaviour of `rgi_async::Threaded`, the same for every server; each of its paths (inline, pre-read through the non-blocking face, offload with the job only queued when `call` returns) is tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`.",
-    ),
-    (
-        "RGIA-UPGRADE-12",
-        "Cannot go wrong silently: among several offers, an `accept` without a choice fails with `UpgradeError::ProtocolNotChosen` and a choice outside the offer with `UpgradeError::ProtocolNotOffered` (RGIA-UPGRADE-3, checked by a suite case), tested in crates/rgi-async/tests/upgrade.rs: `d6_the_101_names_the_one_offered_protocol_the_application_chose`; which protocol the application then speaks over the stream is outside what a kit can observe.",
     ),
     (
         "RGIA-RT-1",

@@ -12,8 +12,10 @@ use http::Method;
 use rgi::{Body, BoxError, Environ, StartResponse};
 use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 
+use super::cap_spurious::Repoll;
 use super::rules;
 use super::state::{self, Flavor, PollWaker, Registry, Request, Scope};
+use super::switch_threads::LoopThreads;
 use super::sync::ValidatedBody;
 use super::{capabilities, environ, input};
 use crate::{Policy, Reports};
@@ -152,7 +154,10 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
             environ::check(&environ, t);
             environ::check_async(&environ, t);
         });
-        capabilities::install(&mut environ, &request);
+        let threads = LoopThreads::default();
+        threads.record_here();
+        let upgrade_unavailable = capabilities::upgrade_unavailable(&environ);
+        capabilities::install(&mut environ, &request, &threads);
         input::install(&mut environ, &request);
         let called = {
             let _scope = LoopScope::enter(&request);
@@ -166,8 +171,9 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
             )
         };
         match called {
-            Ok(body) => Ok(AsyncValidatedBody::new(body, request)),
+            Ok(body) => Ok(AsyncValidatedBody::new(body, request, threads)),
             Err(error) => {
+                capabilities::judge_failure(&request, upgrade_unavailable);
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
                 Err(error)
@@ -191,10 +197,13 @@ pub struct AsyncValidatedBody<B: AsyncBody> {
     /// when the first of them happened.
     unwoken_polls: u32,
     unwoken_since: Option<Instant>,
+    /// The threads that called the application or polled this body.
+    threads: LoopThreads,
+    repoll: Repoll,
 }
 
 impl<B: AsyncBody> AsyncValidatedBody<B> {
-    fn new(inner: B, request: Arc<Request>) -> Self {
+    fn new(inner: B, request: Arc<Request>, threads: LoopThreads) -> Self {
         request.registry.body_created(request.id);
         let hint = inner.size_hint();
         request.with(|t| t.on_size_hint(hint));
@@ -206,6 +215,8 @@ impl<B: AsyncBody> AsyncValidatedBody<B> {
             last_pending: false,
             unwoken_polls: 0,
             unwoken_since: None,
+            threads,
+            repoll: Repoll::default(),
         }
     }
 
@@ -258,6 +269,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
             return Poll::Ready(None);
         }
         this.request.registry.polled_here(this.request.id);
+        this.threads.record_here();
         this.check_busy_polling();
         let lent = Arc::new(PollWaker::new(
             cx.waker().clone(),
@@ -269,6 +281,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
             return Poll::Ready(None);
         };
         this.polling = true;
+        let spurious = this.repoll.begin();
         let (step, kept, blamed) = {
             let scope = LoopScope::enter(&this.request);
             this.request.with(|t| {
@@ -293,6 +306,8 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
         };
         this.polling = false;
         this.last_pending = step.is_pending();
+        this.repoll
+            .end(&this.request, &step, spurious, cx.waker(), &lent);
         match step {
             Poll::Pending => {
                 if !kept && !blamed {
@@ -341,7 +356,8 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                     }
                     t.at_switch = Some((t.started(), t.head_sent()));
                 });
-                let switch = watched_switch(switch, Arc::clone(&this.request));
+                let switch =
+                    watched_switch(switch, Arc::clone(&this.request), this.threads.clone());
                 Poll::Ready(Some(Ok(Step::Switch(switch))))
             }
             // RGIA-VER-4: a step of a later version passes through
@@ -407,7 +423,7 @@ impl Drop for SyncScope<'_> {
 
 /// Wraps a switch so that the validator keeps watching after it: the
 /// continuation runs with the hook, and its body is a [`ValidatedBody`].
-fn watched_switch(switch: SyncSwitch, request: Arc<Request>) -> SyncSwitch {
+fn watched_switch(switch: SyncSwitch, request: Arc<Request>, threads: LoopThreads) -> SyncSwitch {
     let continuation = switch.into_continuation();
     let mut unrun = Unrun {
         request,
@@ -426,10 +442,10 @@ fn watched_switch(switch: SyncSwitch, request: Arc<Request>) -> SyncSwitch {
                     "the continuation ran before the asynchronous body was dropped",
                     "SyncSwitch::run",
                 );
-            } else if registry.is_loop_thread(here) {
+            } else if registry.is_loop_thread(here) || threads.contains_here() {
                 t.violate(
                     &rules::SWITCH_ON_LOOP_THREAD,
-                    "the continuation runs on a thread that polls a live asynchronous body",
+                    "the continuation runs on a loop thread: one that polls a live asynchronous body, or called or polled this request's",
                     format!("{here:?}"),
                 );
             }

@@ -127,6 +127,7 @@
 //! must (`RGI-MW-1`).
 
 mod asynchronous;
+mod cap_spurious;
 mod capabilities;
 mod declared;
 mod environ;
@@ -138,6 +139,7 @@ mod park;
 mod readiness;
 mod rules;
 mod state;
+mod switch_threads;
 mod sync;
 
 pub use asynchronous::{AsyncValidatedBody, AsyncValidator};

@@ -512,6 +512,39 @@ pub(crate) const ZERO_SIZED_POLL: Rule = Rule::app(
     "the application never calls poll_chunk with max 0",
 );
 
+// ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+
+pub(crate) const FAILS_ON_SPURIOUS_POLL: Rule = Rule::app(
+    "fails_on_spurious_poll",
+    &["RGIA-APP-6", "RGIA-POLL-4"],
+    "a body polled without a wake-up (a spurious poll) does not fail because of it",
+);
+pub(crate) const CAPABILITIES_REMOVED: Rule = Rule::server(
+    "capabilities_removed",
+    &["RGIA-CAP-10"],
+    "a middleware passes inward the Capabilities it was given (or its own set)",
+);
+pub(crate) const UPGRADE_UNAVAILABLE_FAILED: Rule = Rule::app(
+    "upgrade_unavailable_failed",
+    &["RGIA-UPGRADE-11"],
+    "a request asking for an upgrade the server cannot provide is answered 501, not failed",
+);
+pub(crate) const OFFLOAD_EXECUTE_BLOCKED: Rule = Rule::server(
+    "offload_execute_blocked",
+    &["RGIA-OFFLOAD-2"],
+    "OffloadService::execute returns at once, never waiting for capacity",
+);
+pub(crate) const UPGRADE_PROTOCOL_NOT_NAMED: Rule = Rule::app(
+    "upgrade_protocol_not_named",
+    &["RGIA-UPGRADE-12"],
+    "accepting an upgrade that offers several protocols names one of them in one Upgrade field",
+);
+pub(crate) const UPGRADE_CHOICE_NOT_ENFORCED: Rule = Rule::server(
+    "upgrade_choice_not_enforced",
+    &["RGIA-UPGRADE-3"],
+    "accept refuses a protocol outside the offer, and no choice among several",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -605,4 +638,11 @@ pub(crate) const RULES: &[Rule] = &[
     MW_EXTENSION_REMOVED,
     READ_BEFORE_REFUSING,
     ZERO_SIZED_POLL,
+    // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+    FAILS_ON_SPURIOUS_POLL,
+    CAPABILITIES_REMOVED,
+    UPGRADE_UNAVAILABLE_FAILED,
+    OFFLOAD_EXECUTE_BLOCKED,
+    UPGRADE_PROTOCOL_NOT_NAMED,
+    UPGRADE_CHOICE_NOT_ENFORCED,
 ];

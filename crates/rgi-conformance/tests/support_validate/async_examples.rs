@@ -353,10 +353,15 @@ pub(crate) fn switch_state_lost() -> Vec<Violation> {
         .expect("a body");
     let switch = switch_of(&mut driver, &mut body);
     drop(body);
-    // The continuation gets a handle over a new, unstarted state.
+    // The continuation gets a handle over a new, unstarted state (on a
+    // worker thread, as RGIA-SWITCH-3 wants).
     let mut other = Driver::new(&Method::GET);
-    let sync_body = other.run_switch(switch);
-    drop(sync_body);
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| drop(other.run_switch(switch)))
+            .join()
+            .expect("the worker");
+    });
     reports.all()
 }
 

@@ -2,6 +2,7 @@
 //! check in [`EXAMPLES`].
 
 pub(crate) mod async_examples;
+pub(crate) mod cap_examples;
 pub(crate) mod common;
 pub(crate) mod input_examples;
 pub(crate) mod sync_examples;
@@ -21,6 +22,9 @@ pub(crate) const COMPANIONS: &[(&str, &[&str])] = &[
     ("write_after_write_error", &["RGI-CL-4"]),
     // The middleware's disagreement is also the environ's (RGI-ENV-10).
     ("mw_input_length_disagrees", &["RGI-ENV-10"]),
+    // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+    // The inner validator also finds no capabilities from its server.
+    ("capabilities_removed", &["RGIA-CAP-1"]),
 ];
 
 /// Every check of `rgi_conformance::validate::CHECKS`, the side it blames
@@ -448,5 +452,36 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "zero_sized_poll",
         Side::Application,
         input_examples::zero_sized_poll,
+    ),
+    // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
+    (
+        "fails_on_spurious_poll",
+        Side::Application,
+        cap_examples::fails_on_spurious_poll,
+    ),
+    (
+        "capabilities_removed",
+        Side::Server,
+        cap_examples::capabilities_removed,
+    ),
+    (
+        "upgrade_unavailable_failed",
+        Side::Application,
+        cap_examples::upgrade_unavailable_failed,
+    ),
+    (
+        "offload_execute_blocked",
+        Side::Server,
+        cap_examples::offload_execute_blocked,
+    ),
+    (
+        "upgrade_protocol_not_named",
+        Side::Application,
+        cap_examples::upgrade_protocol_not_named,
+    ),
+    (
+        "upgrade_choice_not_enforced",
+        Side::Server,
+        cap_examples::upgrade_choice_not_enforced,
     ),
 ];
