@@ -15,6 +15,8 @@ use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 use super::rules;
 use super::state::{self, Flavor, PollWaker, Registry, Request, Scope};
 use super::sync::ValidatedBody;
+use super::watchdog::{AsyncSite, Watchdog, watch_async};
+use std::any::type_name;
 use super::{capabilities, environ, input};
 use crate::{Policy, Reports};
 
@@ -68,6 +70,7 @@ pub struct AsyncValidator<A> {
     app: A,
     reports: Reports,
     registry: Arc<Registry>,
+    pub(super) watchdog: Watchdog,
 }
 
 impl<A> AsyncValidator<A> {
@@ -78,6 +81,7 @@ impl<A> AsyncValidator<A> {
             app,
             reports,
             registry: Arc::default(),
+            watchdog: Watchdog::new(),
         }
     }
 
@@ -162,11 +166,11 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
                 start,
                 Scope::Call,
                 Result::is_err,
-                |start| self.app.call(environ, start),
+                |start| watch_async(&self.watchdog, &request, AsyncSite::Call, type_name::<A>(), || self.app.call(environ, start)),
             )
         };
         match called {
-            Ok(body) => Ok(AsyncValidatedBody::new(body, request)),
+            Ok(body) => Ok(AsyncValidatedBody::new(body, request, self.watchdog, type_name::<A>())),
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
@@ -191,10 +195,11 @@ pub struct AsyncValidatedBody<B: AsyncBody> {
     /// when the first of them happened.
     unwoken_polls: u32,
     unwoken_since: Option<Instant>,
+    watchdog: (Watchdog, &'static str),
 }
 
 impl<B: AsyncBody> AsyncValidatedBody<B> {
-    fn new(inner: B, request: Arc<Request>) -> Self {
+    fn new(inner: B, request: Arc<Request>, watchdog: Watchdog, app: &'static str) -> Self {
         request.registry.body_created(request.id);
         let hint = inner.size_hint();
         request.with(|t| t.on_size_hint(hint));
@@ -206,6 +211,7 @@ impl<B: AsyncBody> AsyncValidatedBody<B> {
             last_pending: false,
             unwoken_polls: 0,
             unwoken_since: None,
+            watchdog: (watchdog, app),
         }
     }
 
@@ -265,6 +271,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
         ));
         let waker = Waker::from(Arc::clone(&lent));
         let mut lent_cx = Context::from_waker(&waker);
+        let (watchdog, app) = this.watchdog;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -284,7 +291,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                 |step: &Poll<Option<Result<Step, BoxError>>>| {
                     matches!(step, Poll::Ready(Some(Err(_))))
                 },
-                |start| inner.as_mut().poll_step(&mut lent_cx, start),
+                |start| watch_async(&watchdog, &this.request, AsyncSite::Poll, app, || inner.as_mut().poll_step(&mut lent_cx, start)),
             );
             let kept = Arc::strong_count(&lent) > before || lent.was_woken();
             let blamed = this.request.with(|t| t.source_blamed);
@@ -360,7 +367,8 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
 
 impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
     fn drop(&mut self) {
-        let dropped = state::drop_body(self.inner.take());
+        let (watchdog, app) = self.watchdog;
+        let dropped = watch_async(&watchdog, &self.request, AsyncSite::Drop, app, || state::drop_body(self.inner.take()));
         self.request.registry.close(self.request.id);
         self.request.with(|t| {
             t.async_body_dropped = true;

@@ -136,9 +136,11 @@ mod readiness;
 mod rules;
 mod state;
 mod sync;
+mod watchdog;
 
 pub use asynchronous::{AsyncValidatedBody, AsyncValidator};
 pub use sync::{ValidatedBody, Validator};
+pub use watchdog::Watchdog;
 
 use crate::Check;
 

@@ -454,6 +454,49 @@ pub(crate) const UPGRADE_FROM_SYNC_CODE: Rule = Rule::app(
     "a switch continuation does not accept an upgrade",
 );
 
+// ---- issue 11 §2: time and stalls ----
+
+pub(crate) const ASYNC_CALL_BLOCKED: Rule = Rule::app(
+    "async_call_blocked",
+    &["RGIA-APP-2"],
+    "an asynchronous application's call does not keep its thread blocked beyond the watchdog's allowance",
+);
+pub(crate) const ASYNC_POLL_BLOCKED: Rule = Rule::app(
+    "async_poll_blocked",
+    &["RGIA-APP-3"],
+    "an asynchronous body's poll_step does not keep its thread blocked beyond the watchdog's allowance",
+);
+pub(crate) const ASYNC_DROP_BLOCKED: Rule = Rule::app(
+    "async_drop_blocked",
+    &["RGIA-APP-3"],
+    "an asynchronous body's Drop does not keep its thread blocked beyond the watchdog's allowance",
+);
+pub(crate) const NON_BLOCKING_HINT_BROKEN: Rule = Rule::app(
+    "non_blocking_hint_broken",
+    &["RGI-HINT-3"],
+    "a synchronous application whose hints say may_block = false does not block in call or next_chunk",
+);
+pub(crate) const INLINE_SYNC_APP_BLOCKED: Rule = Rule::app(
+    "inline_sync_app_blocked",
+    &["RGI-HINT-3", "RGIA-APP-2", "RGIA-APP-3"],
+    "a synchronous application that the threaded adapter runs inline, on the strength of its hints, does not block",
+);
+pub(crate) const SLOW_BODY_DROP: Rule = Rule::app(
+    "slow_body_drop",
+    &["RGI-BODY-13"],
+    "a synchronous body's Drop returns promptly (within the watchdog's drop allowance)",
+);
+pub(crate) const BLOCKING_APP_ON_LOOP_THREAD: Rule = Rule::server(
+    "blocking_app_on_loop_thread",
+    &["RGI-HINT-5"],
+    "a synchronous application whose hints allow blocking is not called or pulled inside an asynchronous call",
+);
+pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
+    "readiness_pending_without_wakeup",
+    &["RGIA-READY-1"],
+    "a readiness wait that returns Pending keeps the waker it was polled with, so that it can resolve",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -535,4 +578,13 @@ pub(crate) const RULES: &[Rule] = &[
     SIZE_HINT_BEFORE_SWITCH,
     HTTP_AFTER_UPGRADE,
     UPGRADE_FROM_SYNC_CODE,
+    // ---- issue 11 §2: time and stalls ----
+    ASYNC_CALL_BLOCKED,
+    ASYNC_POLL_BLOCKED,
+    ASYNC_DROP_BLOCKED,
+    NON_BLOCKING_HINT_BROKEN,
+    INLINE_SYNC_APP_BLOCKED,
+    SLOW_BODY_DROP,
+    BLOCKING_APP_ON_LOOP_THREAD,
+    READINESS_PENDING_WITHOUT_WAKEUP,
 ];
