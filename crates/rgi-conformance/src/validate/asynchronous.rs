@@ -15,7 +15,7 @@ use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 use super::rules;
 use super::state::{self, Flavor, PollWaker, Registry, Request, Scope};
 use super::sync::ValidatedBody;
-use super::watchdog::{AsyncSite, Watchdog, watch_async};
+use super::watchdog::{AsyncSite, AsyncWatch, Watchdog, watch_async};
 use std::any::type_name;
 use super::{capabilities, environ, input};
 use crate::{Policy, Reports};
@@ -170,7 +170,7 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
             )
         };
         match called {
-            Ok(body) => Ok(AsyncValidatedBody::new(body, request, self.watchdog, type_name::<A>())),
+            Ok(body) => Ok(AsyncValidatedBody::new(body, request, AsyncWatch::after_call(self.watchdog, type_name::<A>()))),
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
@@ -195,11 +195,11 @@ pub struct AsyncValidatedBody<B: AsyncBody> {
     /// when the first of them happened.
     unwoken_polls: u32,
     unwoken_since: Option<Instant>,
-    watchdog: (Watchdog, &'static str),
+    watch: AsyncWatch,
 }
 
 impl<B: AsyncBody> AsyncValidatedBody<B> {
-    fn new(inner: B, request: Arc<Request>, watchdog: Watchdog, app: &'static str) -> Self {
+    fn new(inner: B, request: Arc<Request>, watch: AsyncWatch) -> Self {
         request.registry.body_created(request.id);
         let hint = inner.size_hint();
         request.with(|t| t.on_size_hint(hint));
@@ -211,7 +211,7 @@ impl<B: AsyncBody> AsyncValidatedBody<B> {
             last_pending: false,
             unwoken_polls: 0,
             unwoken_since: None,
-            watchdog: (watchdog, app),
+            watch,
         }
     }
 
@@ -271,7 +271,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
         ));
         let waker = Waker::from(Arc::clone(&lent));
         let mut lent_cx = Context::from_waker(&waker);
-        let (watchdog, app) = this.watchdog;
+        let watch = this.watch;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -291,7 +291,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                 |step: &Poll<Option<Result<Step, BoxError>>>| {
                     matches!(step, Poll::Ready(Some(Err(_))))
                 },
-                |start| watch_async(&watchdog, &this.request, AsyncSite::Poll, app, || inner.as_mut().poll_step(&mut lent_cx, start)),
+                |start| watch.poll(&this.request, || inner.as_mut().poll_step(&mut lent_cx, start)),
             );
             let kept = Arc::strong_count(&lent) > before || lent.was_woken();
             let blamed = this.request.with(|t| t.source_blamed);
@@ -304,7 +304,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
             Poll::Pending => {
                 if !kept && !blamed {
                     this.request.violate(
-                        &rules::PENDING_WITHOUT_WAKEUP,
+                        watch.pending_rule(),
                         "the body returned Pending without keeping or waking the waker it was given",
                         "Poll::Pending",
                     );
@@ -367,8 +367,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
 
 impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
     fn drop(&mut self) {
-        let (watchdog, app) = self.watchdog;
-        let dropped = watch_async(&watchdog, &self.request, AsyncSite::Drop, app, || state::drop_body(self.inner.take()));
+        let dropped = self.watch.drop_body(&self.request, || state::drop_body(self.inner.take()));
         self.request.registry.close(self.request.id);
         self.request.with(|t| {
             t.async_body_dropped = true;

@@ -491,6 +491,11 @@ pub(crate) const BLOCKING_APP_ON_LOOP_THREAD: Rule = Rule::server(
     &["RGI-HINT-5"],
     "a synchronous application whose hints allow blocking is not called or pulled inside an asynchronous call",
 );
+pub(crate) const MIDDLEWARE_PENDING_WITHOUT_CAUSE: Rule = Rule::app(
+    "middleware_pending_without_cause",
+    &["RGIA-COMP-9", "RGIA-APP-5"],
+    "a middleware returns Pending only when the inner body (or a future it polled) did, never with no wake-up arranged",
+);
 pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
     "readiness_pending_without_wakeup",
     &["RGIA-READY-1"],
@@ -587,4 +592,5 @@ pub(crate) const RULES: &[Rule] = &[
     SLOW_BODY_DROP,
     BLOCKING_APP_ON_LOOP_THREAD,
     READINESS_PENDING_WITHOUT_WAKEUP,
+    MIDDLEWARE_PENDING_WITHOUT_CAUSE,
 ];

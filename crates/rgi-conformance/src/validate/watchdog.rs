@@ -19,10 +19,10 @@
 //! cannot be read the watchdog falls back to wall-clock time with a floor
 //! of [`Watchdog::WALL_CLOCK_FLOOR`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -185,32 +185,108 @@ impl BodyWatch {
     }
 }
 
-thread_local! {
-    /// How many calls into asynchronous applications are in progress on
-    /// this thread: a synchronous application called meanwhile runs on a
-    /// loop thread.
-    static ASYNC_DEPTH: Cell<usize> = const { Cell::new(0) };
+/// What happened inside one call into an asynchronous application, as
+/// far as other validators on the same thread saw it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Frame {
+    /// A validator further in was called or polled: the application is a
+    /// middleware around a validated application.
+    inner_seen: bool,
+    /// A validated body further in returned `Pending`.
+    inner_pending: bool,
 }
 
-/// Counts an asynchronous call in progress on this thread, also through
-/// a panic.
+thread_local! {
+    /// The calls into asynchronous applications in progress on this
+    /// thread, outermost first: a synchronous application called
+    /// meanwhile runs on a loop thread.
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// The frame of the call that ended last on this thread.
+    static LAST: Cell<Frame> = const { Cell::new(Frame { inner_seen: false, inner_pending: false }) };
+}
+
+/// One asynchronous call in progress on this thread; its frame is popped
+/// when it ends, also by a panic.
 struct AsyncScope;
 
 impl AsyncScope {
     fn enter() -> Self {
-        ASYNC_DEPTH.with(|depth| depth.set(depth.get() + 1));
+        FRAMES.with(|frames| frames.borrow_mut().push(Frame::default()));
         AsyncScope
     }
 }
 
 impl Drop for AsyncScope {
     fn drop(&mut self) {
-        ASYNC_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        FRAMES.with(|frames| {
+            let mut frames = frames.borrow_mut();
+            let ended = frames.pop().unwrap_or_default();
+            LAST.with(|last| last.set(ended));
+            if let Some(outer) = frames.last_mut() {
+                outer.inner_seen = true;
+            }
+        });
     }
 }
 
+/// Tells the enclosing call (a middleware's) that its inner body returned
+/// `Pending`.
+fn inner_returned_pending() {
+    FRAMES.with(|frames| {
+        if let Some(outer) = frames.borrow_mut().last_mut() {
+            outer.inner_pending = true;
+        }
+    });
+}
+
 fn on_loop_thread() -> bool {
-    ASYNC_DEPTH.with(Cell::get) > 0
+    FRAMES.with(|frames| !frames.borrow().is_empty())
+}
+
+/// How an asynchronous validated body is watched: the settings, the
+/// application's type, and whether the application turned out to be a
+/// middleware around another validated application.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AsyncWatch {
+    watchdog: Watchdog,
+    app: &'static str,
+    middleware: bool,
+}
+
+impl AsyncWatch {
+    /// Right after the application's `call` returned on this thread.
+    pub(super) fn after_call(watchdog: Watchdog, app: &'static str) -> Self {
+        AsyncWatch {
+            watchdog,
+            app,
+            middleware: LAST.with(Cell::get).inner_seen,
+        }
+    }
+
+    /// Runs `work`, one `poll_step`, timed.
+    pub(super) fn poll<T>(&self, request: &Request, work: impl FnOnce() -> Poll<T>) -> Poll<T> {
+        let polled = watch_async(&self.watchdog, request, AsyncSite::Poll, self.app, work);
+        if polled.is_pending() {
+            inner_returned_pending();
+        }
+        polled
+    }
+
+    /// Runs `work`, dropping the body, timed.
+    pub(super) fn drop_body<T>(&self, request: &Request, work: impl FnOnce() -> T) -> T {
+        watch_async(&self.watchdog, request, AsyncSite::Drop, self.app, work)
+    }
+
+    /// The rule a `Pending` without a wake-up breaks, right after the poll
+    /// that returned it: a middleware whose inner body did not return
+    /// `Pending` in that poll made the `Pending` up (`RGIA-COMP-9`).
+    pub(super) fn pending_rule(&self) -> &'static Rule {
+        if self.middleware && !LAST.with(Cell::get).inner_pending {
+            &rules::MIDDLEWARE_PENDING_WITHOUT_CAUSE
+        } else {
+            &rules::PENDING_WITHOUT_WAKEUP
+        }
+    }
 }
 
 /// The spec crate's adapter runs a synchronous application inline only
