@@ -4,6 +4,7 @@
 pub(crate) mod async_examples;
 pub(crate) mod common;
 pub(crate) mod sync_examples;
+pub(crate) mod watch_examples;
 
 use rgi_conformance::{Side, Violation};
 
@@ -389,5 +390,51 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "upgrade_from_sync_code",
         Side::Application,
         async_examples::upgrade_from_sync_code,
+    ),
+    // ---- issue 11 §2: time and stalls ----
+    (
+        "async_call_blocked",
+        Side::Application,
+        watch_examples::async_call_blocked,
+    ),
+    (
+        "async_poll_blocked",
+        Side::Application,
+        watch_examples::async_poll_blocked,
+    ),
+    (
+        "async_drop_blocked",
+        Side::Application,
+        watch_examples::async_drop_blocked,
+    ),
+    (
+        "non_blocking_hint_broken",
+        Side::Application,
+        watch_examples::non_blocking_hint_broken,
+    ),
+    (
+        "inline_sync_app_blocked",
+        Side::Application,
+        watch_examples::inline_sync_app_blocked,
+    ),
+    (
+        "slow_body_drop",
+        Side::Application,
+        watch_examples::slow_body_drop,
+    ),
+    (
+        "blocking_app_on_loop_thread",
+        Side::Server,
+        watch_examples::blocking_app_on_loop_thread,
+    ),
+    (
+        "readiness_pending_without_wakeup",
+        Side::Server,
+        watch_examples::readiness_pending_without_wakeup,
+    ),
+    (
+        "middleware_pending_without_cause",
+        Side::Application,
+        watch_examples::middleware_pending_without_cause,
     ),
 ];
