@@ -138,6 +138,14 @@ impl<A> fmt::Debug for AsyncTestClient<A> {
     }
 }
 
+impl<A> AsyncTestClient<A> {
+    /// How long the client waits, by default, for a pending body to be
+    /// woken before it gives up on it (and for after-response tasks to
+    /// finish): longer than any wait a test means, short enough that a
+    /// forgotten wake-up fails a test instead of hanging it.
+    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
 impl<A: AsyncApplication> AsyncTestClient<A> {
     /// A client for `app`, wrapped in the validator with
     /// [`Policy::Collect`], offering every capability it can. If the
@@ -166,12 +174,6 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             stall: Self::DEFAULT_STALL_TIMEOUT,
         }
     }
-
-    /// How long the client waits, by default, for a pending body to be
-    /// woken before it gives up on it (and for after-response tasks to
-    /// finish): longer than any wait a test means, short enough that a
-    /// forgotten wake-up fails a test instead of hanging it.
-    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// The same client with another stall timeout (see the type's
     /// documentation).

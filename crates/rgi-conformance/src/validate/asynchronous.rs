@@ -16,9 +16,9 @@ use super::rules;
 use super::state::{self, Flavor, PollWaker, Registry, Request, Scope};
 use super::sync::ValidatedBody;
 use super::watchdog::{AsyncSite, AsyncWatch, Watchdog, watch_async};
-use std::any::type_name;
 use super::{capabilities, environ, input};
 use crate::{Policy, Reports};
+use std::any::type_name;
 
 /// Consecutive polls after `Pending` without a wake-up of the body's
 /// waker, within [`BUSY_WINDOW`], before the validator calls it busy
@@ -166,11 +166,23 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
                 start,
                 Scope::Call,
                 Result::is_err,
-                |start| watch_async(&self.watchdog, &request, AsyncSite::Call, type_name::<A>(), || self.app.call(environ, start)),
+                |start| {
+                    watch_async(
+                        &self.watchdog,
+                        &request,
+                        AsyncSite::Call,
+                        type_name::<A>(),
+                        || self.app.call(environ, start),
+                    )
+                },
             )
         };
         match called {
-            Ok(body) => Ok(AsyncValidatedBody::new(body, request, AsyncWatch::after_call(self.watchdog, type_name::<A>()))),
+            Ok(body) => Ok(AsyncValidatedBody::new(
+                body,
+                request,
+                AsyncWatch::after_call(self.watchdog, type_name::<A>()),
+            )),
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
@@ -291,7 +303,11 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                 |step: &Poll<Option<Result<Step, BoxError>>>| {
                     matches!(step, Poll::Ready(Some(Err(_))))
                 },
-                |start| watch.poll(&this.request, || inner.as_mut().poll_step(&mut lent_cx, start)),
+                |start| {
+                    watch.poll(&this.request, || {
+                        inner.as_mut().poll_step(&mut lent_cx, start)
+                    })
+                },
             );
             let kept = Arc::strong_count(&lent) > before || lent.was_woken();
             let blamed = this.request.with(|t| t.source_blamed);
@@ -367,7 +383,9 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
 
 impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
     fn drop(&mut self) {
-        let dropped = self.watch.drop_body(&self.request, || state::drop_body(self.inner.take()));
+        let dropped = self
+            .watch
+            .drop_body(&self.request, || state::drop_body(self.inner.take()));
         self.request.registry.close(self.request.id);
         self.request.with(|t| {
             t.async_body_dropped = true;

@@ -194,7 +194,12 @@ impl<'a> Watch<'a> {
             }
         };
         if polled.is_pending() {
-            super::watchdog::judge_service_pending(&self.request, lent, &rules::READINESS_PENDING_WITHOUT_WAKEUP, "readiness wait");
+            super::watchdog::judge_service_pending(
+                &self.request,
+                lent,
+                &rules::READINESS_PENDING_WITHOUT_WAKEUP,
+                "readiness wait",
+            );
         }
         match &polled {
             Poll::Pending if first && self.timeout == Some(Duration::ZERO) => self.request.violate(

@@ -150,10 +150,15 @@ impl<A: Application> Application for Validator<A> {
             start,
             Scope::Call,
             Result::is_err,
-            |start| watchdog::watch_sync_call(&self.watchdog, &request, hints, || self.app.call(environ, start)),
+            |start| {
+                watchdog::watch_sync_call(&self.watchdog, &request, hints, || {
+                    self.app.call(environ, start)
+                })
+            },
         );
         match called {
-            Ok(body) => Ok(ValidatedBody::new(body, request, None).watched(BodyWatch::new(self.watchdog, hints))),
+            Ok(body) => Ok(ValidatedBody::new(body, request, None)
+                .watched(BodyWatch::new(self.watchdog, hints))),
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
@@ -241,7 +246,9 @@ impl<B: Body> Body for ValidatedBody<B> {
             start,
             Scope::Pull,
             |step: &Option<Result<Bytes, BoxError>>| matches!(step, Some(Err(_))),
-            |start| watchdog::watch_sync_pull(&self.watch, &self.request, || inner.next_chunk(start)),
+            |start| {
+                watchdog::watch_sync_pull(&self.watch, &self.request, || inner.next_chunk(start))
+            },
         );
         self.pulling = false;
         match &step {
@@ -280,7 +287,9 @@ impl<B: Body> Body for ValidatedBody<B> {
 impl<B: Body> Drop for ValidatedBody<B> {
     fn drop(&mut self) {
         self.settle_file();
-        let dropped = watchdog::watch_sync_drop(&self.watch, &self.request, || state::drop_body(self.inner.take()));
+        let dropped = watchdog::watch_sync_drop(&self.watch, &self.request, || {
+            state::drop_body(self.inner.take())
+        });
         self.request.registry.close(self.entry);
         self.request.with(|t| t.done = true);
         self.request.judge_drop(dropped);

@@ -384,7 +384,9 @@ fn watch_sync_step<T>(
     if spent.exceeds(threshold) {
         request.violate(
             &rules::NON_BLOCKING_HINT_BROKEN,
-            format!("the application's hints say it never blocks, but its {what} blocked its thread"),
+            format!(
+                "the application's hints say it never blocks, but its {what} blocked its thread"
+            ),
             spent.describe(threshold),
         );
     }

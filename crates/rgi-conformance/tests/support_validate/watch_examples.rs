@@ -18,10 +18,10 @@ use rgi_async::{
     AsyncApplication, AsyncBody, Interest, Readiness, ReadinessService, Source, Step, Threaded,
     WaitAnyFuture, WaitFuture,
 };
+use rgi_conformance::Violation;
 use rgi_conformance::client::{AsyncTestClient, TestRequest};
 use rgi_conformance::rt::{Recorder, serve_async_within, serve_sync};
 use rgi_conformance::validate::{AsyncValidator, Validator, Watchdog};
-use rgi_conformance::Violation;
 
 use super::common::{build, capabilities, collect, environ, text};
 
@@ -185,7 +185,9 @@ impl<A: Application> AsyncApplication for OnLoop<A> {
         environ: Environ,
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
-        self.0.call(environ, start).map(|body| Pulled(Box::new(body)))
+        self.0
+            .call(environ, start)
+            .map(|body| Pulled(Box::new(body)))
     }
 }
 
@@ -295,13 +297,8 @@ pub(crate) fn pipe_waiter() -> impl AsyncApplication<Body = WaitsForPipe> {
 pub(crate) fn readiness_pending_without_wakeup() -> Vec<Violation> {
     let reports = collect();
     let validator = AsyncValidator::new(pipe_waiter(), reports.clone());
-    let environ = build(
-        environ().extension(
-            capabilities()
-                .readiness(Readiness::new(Deaf))
-                .build(),
-        ),
-    );
+    let environ =
+        build(environ().extension(capabilities().readiness(Readiness::new(Deaf)).build()));
     let _ = serve_async_within(&validator, environ, &mut Recorder::new(), STALL);
     drop(validator);
     reports.all()
