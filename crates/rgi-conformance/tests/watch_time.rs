@@ -159,6 +159,16 @@ fn a_middleware_pending_its_inner_body_did_not_return_is_rgia_comp_9() {
 }
 
 #[test]
+fn a_server_that_polls_long_after_the_wake_up_is_rgia_poll_3() {
+    only(&examples::wake_honoured_late(), "RGIA-POLL-3", Side::Server);
+}
+
+#[test]
+fn a_server_that_polls_when_woken_is_clean() {
+    clean_async(examples::woken_soon());
+}
+
+#[test]
 fn the_violation_says_how_long_the_thread_was_blocked() {
     let violations = examples::async_call_blocked();
     let violation = violations

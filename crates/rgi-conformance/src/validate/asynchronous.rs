@@ -278,12 +278,12 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
         this.request.registry.polled_here(this.request.id);
         this.check_busy_polling();
         let lent = Arc::new(PollWaker::new(
-            cx.waker().clone(),
+            this.watch.stamped(cx.waker()),
             Arc::clone(&this.request),
         ));
         let waker = Waker::from(Arc::clone(&lent));
         let mut lent_cx = Context::from_waker(&waker);
-        let watch = this.watch;
+        let watch = &this.watch;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };

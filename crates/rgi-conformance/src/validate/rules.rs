@@ -496,6 +496,11 @@ pub(crate) const MIDDLEWARE_PENDING_WITHOUT_CAUSE: Rule = Rule::app(
     &["RGIA-COMP-9", "RGIA-APP-5"],
     "a middleware returns Pending only when the inner body (or a future it polled) did, never with no wake-up arranged",
 );
+pub(crate) const WAKE_HONOURED_LATE: Rule = Rule::server(
+    "wake_honoured_late",
+    &["RGIA-POLL-3"],
+    "a woken body is polled again promptly (within the watchdog's late-wake allowance)",
+);
 pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
     "readiness_pending_without_wakeup",
     &["RGIA-READY-1"],
@@ -593,4 +598,5 @@ pub(crate) const RULES: &[Rule] = &[
     BLOCKING_APP_ON_LOOP_THREAD,
     READINESS_PENDING_WITHOUT_WAKEUP,
     MIDDLEWARE_PENDING_WITHOUT_CAUSE,
+    WAKE_HONOURED_LATE,
 ];

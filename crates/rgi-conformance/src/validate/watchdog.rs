@@ -22,7 +22,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,7 @@ use super::state::{PollWaker, Request};
 pub struct Watchdog {
     blocking: Option<Duration>,
     slow_drop: Option<Duration>,
+    late_wake: Option<Duration>,
 }
 
 impl Watchdog {
@@ -80,6 +81,11 @@ impl Watchdog {
     /// (`RGI-BODY-13`).
     pub const DEFAULT_SLOW_DROP: Duration = Duration::from_secs(1);
 
+    /// The default allowance between a wake-up of a pending asynchronous
+    /// body's waker and the server's next poll (`RGIA-POLL-3`): wall-clock
+    /// time, so wide enough for a loaded machine's scheduler.
+    pub const DEFAULT_LATE_WAKE: Duration = Duration::from_secs(1);
+
     /// The least wall-clock time that counts as blocking where blocked
     /// time cannot be measured: wide, because it includes time the
     /// thread merely waited for a core.
@@ -91,6 +97,7 @@ impl Watchdog {
         Watchdog {
             blocking: Some(Self::DEFAULT_BLOCKING),
             slow_drop: Some(Self::DEFAULT_SLOW_DROP),
+            late_wake: Some(Self::DEFAULT_LATE_WAKE),
         }
     }
 
@@ -102,6 +109,7 @@ impl Watchdog {
         Watchdog {
             blocking: None,
             slow_drop: None,
+            late_wake: None,
         }
     }
 
@@ -118,6 +126,20 @@ impl Watchdog {
     pub const fn with_slow_drop(mut self, threshold: Duration) -> Self {
         self.slow_drop = Some(threshold);
         self
+    }
+
+    /// These settings with another allowance between a wake-up and the
+    /// server's next poll.
+    #[must_use]
+    pub const fn with_late_wake(mut self, threshold: Duration) -> Self {
+        self.late_wake = Some(threshold);
+        self
+    }
+
+    /// The allowance between a wake-up and the next poll; `None` when off.
+    #[must_use]
+    pub const fn late_wake(&self) -> Option<Duration> {
+        self.late_wake
     }
 
     /// The allowance for calls that must not block; `None` when off.
@@ -244,13 +266,38 @@ fn on_loop_thread() -> bool {
 }
 
 /// How an asynchronous validated body is watched: the settings, the
-/// application's type, and whether the application turned out to be a
-/// middleware around another validated application.
-#[derive(Debug, Clone, Copy)]
+/// application's type, whether the application turned out to be a
+/// middleware around another validated application, and when the server's
+/// waker was last woken.
+#[derive(Debug)]
 pub(super) struct AsyncWatch {
     watchdog: Watchdog,
     app: &'static str,
     middleware: bool,
+    stamp: Arc<WakeStamp>,
+    /// The last poll returned `Pending`.
+    pending: AtomicBool,
+}
+
+/// When the server's waker was first woken since the last poll.
+#[derive(Debug, Default)]
+struct WakeStamp(Mutex<Option<Instant>>);
+
+/// The server's waker, wrapped to stamp its first wake-up.
+struct Stamping {
+    inner: Waker,
+    stamp: Arc<WakeStamp>,
+}
+
+impl Wake for Stamping {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        lock(&self.stamp.0).get_or_insert_with(Instant::now);
+        self.inner.wake_by_ref();
+    }
 }
 
 impl AsyncWatch {
@@ -260,12 +307,44 @@ impl AsyncWatch {
             watchdog,
             app,
             middleware: LAST.with(Cell::get).inner_seen,
+            stamp: Arc::default(),
+            pending: AtomicBool::new(false),
         }
     }
 
-    /// Runs `work`, one `poll_step`, timed.
+    /// The waker to lend in place of the server's: the same, stamping
+    /// the time of its first wake-up (unless late wake-ups are not
+    /// watched).
+    pub(super) fn stamped(&self, server: &Waker) -> Waker {
+        if self.watchdog.late_wake.is_none() {
+            return server.clone();
+        }
+        Waker::from(Arc::new(Stamping {
+            inner: server.clone(),
+            stamp: Arc::clone(&self.stamp),
+        }))
+    }
+
+    /// Runs `work`, one `poll_step`, timed; first judges how long after a
+    /// wake-up of the pending body the server polled (`RGIA-POLL-3`).
     pub(super) fn poll<T>(&self, request: &Request, work: impl FnOnce() -> Poll<T>) -> Poll<T> {
+        let woken = lock(&self.stamp.0).take();
+        if let (true, Some(woken), Some(allowed)) = (
+            self.pending.load(Ordering::Relaxed),
+            woken,
+            self.watchdog.late_wake,
+        ) {
+            let late = woken.elapsed();
+            if late > allowed {
+                request.violate(
+                    &rules::WAKE_HONOURED_LATE,
+                    "the server polled a woken body only long after the wake-up",
+                    format!("polled {late:?} after the wake-up (allowed: {allowed:?})"),
+                );
+            }
+        }
         let polled = watch_async(&self.watchdog, request, AsyncSite::Poll, self.app, work);
+        self.pending.store(polled.is_pending(), Ordering::Relaxed);
         if polled.is_pending() {
             inner_returned_pending();
         }

@@ -437,4 +437,9 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Application,
         watch_examples::middleware_pending_without_cause,
     ),
+    (
+        "wake_honoured_late",
+        Side::Server,
+        watch_examples::wake_honoured_late,
+    ),
 ];

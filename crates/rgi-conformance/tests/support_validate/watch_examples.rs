@@ -7,7 +7,8 @@
 //! examples trip the checks on a loaded machine too.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
@@ -349,4 +350,69 @@ pub(crate) fn middleware_pending_without_cause() -> Vec<Violation> {
     let mut seen = via_async_client(MakesUpPending(AsyncValidator::new(app, inner.clone())));
     seen.extend(inner.all());
     seen
+}
+
+/// A body that waits for a thread that wakes it soon.
+pub(crate) struct WokenSoon(pub(crate) Arc<Mutex<(bool, Option<Waker>)>>);
+
+impl AsyncBody for WokenSoon {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        _start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        let mut slot = self.0.lock().expect("not poisoned");
+        if slot.0 {
+            return Poll::Ready(None);
+        }
+        slot.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// An application whose body is woken by a thread after `SOON`.
+pub(crate) fn woken_soon() -> impl AsyncApplication<Body = WokenSoon> {
+    rgi_async::from_fn(|_environ: Environ, start| {
+        start.start(text(StatusCode::NO_CONTENT))?;
+        let slot: Arc<Mutex<(bool, Option<Waker>)>> = Arc::default();
+        let waker = Arc::clone(&slot);
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            let mut slot = waker.lock().expect("not poisoned");
+            slot.0 = true;
+            if let Some(waker) = slot.1.take() {
+                waker.wake();
+            }
+        });
+        Ok(WokenSoon(slot))
+    })
+}
+
+/// A server that, after `Pending`, sleeps its fixed tick before polling
+/// again instead of waiting for the wake-up. RGIA-POLL-3.
+pub(crate) fn wake_honoured_late() -> Vec<Violation> {
+    let reports = collect();
+    let validator = AsyncValidator::new(woken_soon(), reports.clone())
+        .with_watchdog(Watchdog::new().with_late_wake(Duration::from_millis(200)));
+    let environ = build(environ().extension(capabilities().build()));
+    let mut state = rgi::ResponseState::new(environ.method());
+    let mut wire = Recorder::new();
+    let body = validator
+        .call(environ, &mut state.start_response(&mut wire))
+        .expect("the application starts");
+    let mut body = Box::pin(body);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..4 {
+        match body
+            .as_mut()
+            .poll_step(&mut cx, &mut state.start_response(&mut wire))
+        {
+            Poll::Pending => thread::sleep(Duration::from_millis(800)),
+            Poll::Ready(_) => break,
+        }
+    }
+    drop(body);
+    let _ = state.finish(&mut wire);
+    drop(validator);
+    reports.all()
 }
