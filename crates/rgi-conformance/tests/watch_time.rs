@@ -169,6 +169,36 @@ fn a_server_that_polls_when_woken_is_clean() {
 }
 
 #[test]
+fn an_offload_execute_that_waits_for_capacity_is_the_servers_rgia_offload_2_not_the_apps() {
+    only(
+        &examples::offload_execute_blocked(),
+        "RGIA-OFFLOAD-2",
+        Side::Server,
+    );
+}
+
+#[test]
+fn an_after_response_spawn_that_blocks_is_the_servers_rgia_after_4_not_the_apps() {
+    only(
+        &examples::after_spawn_blocked(),
+        "RGIA-AFTER-4",
+        Side::Server,
+    );
+}
+
+#[test]
+fn services_that_return_at_once_are_clean() {
+    let seen = examples::with_services(
+        support_validate::common::capabilities()
+            .after_response(rgi_async::AfterResponse::new(
+                rgi_conformance::rt::AfterQueue::new(),
+            ))
+            .build(),
+    );
+    assert!(seen.is_empty(), "{seen:?}");
+}
+
+#[test]
 fn the_violation_says_how_long_the_thread_was_blocked() {
     let violations = examples::async_call_blocked();
     let violation = violations

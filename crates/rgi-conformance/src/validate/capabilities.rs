@@ -71,7 +71,9 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
 /// panic (`RGIA-CAP-8`) before letting it continue.
 fn guarded<T>(request: &Request, what: &str, operation: impl FnOnce() -> T) -> T {
     state::clear_judged();
-    match panic::catch_unwind(AssertUnwindSafe(operation)) {
+    match panic::catch_unwind(AssertUnwindSafe(|| {
+        super::watchdog::watch_service(request, what, operation)
+    })) {
         Ok(value) => value,
         Err(payload) => {
             if !state::is_judged() {

@@ -501,6 +501,16 @@ pub(crate) const WAKE_HONOURED_LATE: Rule = Rule::server(
     &["RGIA-POLL-3"],
     "a woken body is polled again promptly (within the watchdog's late-wake allowance)",
 );
+pub(crate) const OFFLOAD_EXECUTE_BLOCKED: Rule = Rule::server(
+    "offload_execute_blocked",
+    &["RGIA-OFFLOAD-2"],
+    "OffloadService::execute returns at once instead of waiting for capacity",
+);
+pub(crate) const AFTER_SPAWN_BLOCKED: Rule = Rule::server(
+    "after_spawn_blocked",
+    &["RGIA-AFTER-4"],
+    "AfterResponse::spawn returns at once instead of blocking",
+);
 pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
     "readiness_pending_without_wakeup",
     &["RGIA-READY-1"],
@@ -599,4 +609,6 @@ pub(crate) const RULES: &[Rule] = &[
     READINESS_PENDING_WITHOUT_WAKEUP,
     MIDDLEWARE_PENDING_WITHOUT_CAUSE,
     WAKE_HONOURED_LATE,
+    OFFLOAD_EXECUTE_BLOCKED,
+    AFTER_SPAWN_BLOCKED,
 ];

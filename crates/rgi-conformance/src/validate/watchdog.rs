@@ -209,8 +209,13 @@ impl BodyWatch {
 
 /// What happened inside one call into an asynchronous application, as
 /// far as other validators on the same thread saw it.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Frame {
+    /// The settings of the validator that made the call.
+    watchdog: Watchdog,
+    /// Time spent blocked inside the server's services during the call:
+    /// the server's, not the application's.
+    in_services: Duration,
     /// A validator further in was called or polled: the application is a
     /// middleware around a validated application.
     inner_seen: bool,
@@ -224,7 +229,18 @@ thread_local! {
     /// meanwhile runs on a loop thread.
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
     /// The frame of the call that ended last on this thread.
-    static LAST: Cell<Frame> = const { Cell::new(Frame { inner_seen: false, inner_pending: false }) };
+    static LAST: Cell<Frame> = const { Cell::new(Frame::new(Watchdog::new())) };
+}
+
+impl Frame {
+    const fn new(watchdog: Watchdog) -> Self {
+        Frame {
+            watchdog,
+            in_services: Duration::ZERO,
+            inner_seen: false,
+            inner_pending: false,
+        }
+    }
 }
 
 /// One asynchronous call in progress on this thread; its frame is popped
@@ -232,8 +248,8 @@ thread_local! {
 struct AsyncScope;
 
 impl AsyncScope {
-    fn enter() -> Self {
-        FRAMES.with(|frames| frames.borrow_mut().push(Frame::default()));
+    fn enter(watchdog: Watchdog) -> Self {
+        FRAMES.with(|frames| frames.borrow_mut().push(Frame::new(watchdog)));
         AsyncScope
     }
 }
@@ -242,7 +258,7 @@ impl Drop for AsyncScope {
     fn drop(&mut self) {
         FRAMES.with(|frames| {
             let mut frames = frames.borrow_mut();
-            let ended = frames.pop().unwrap_or_default();
+            let ended = frames.pop().unwrap_or(Frame::new(Watchdog::new()));
             LAST.with(|last| last.set(ended));
             if let Some(outer) = frames.last_mut() {
                 outer.inner_seen = true;
@@ -388,13 +404,13 @@ pub(super) fn watch_async<T>(
 ) -> T {
     let measure = watchdog.blocking.map(|_| Measure::start());
     let result = {
-        let _scope = AsyncScope::enter();
+        let _scope = AsyncScope::enter(*watchdog);
         work()
     };
     let (Some(measure), Some(threshold)) = (measure, watchdog.blocking) else {
         return result;
     };
-    let spent = measure.finish();
+    let spent = measure.finish().without(LAST.with(Cell::get).in_services);
     if spent.exceeds(threshold) {
         let (rule, what): (&Rule, &str) = match site {
             _ if is_threaded_adapter(app_type) => (
@@ -495,6 +511,42 @@ pub(super) fn watch_sync_drop<T>(
 }
 
 // ---- The server's services, as the application polls them ----
+
+/// Runs `work`, an operation of the server's capability service named
+/// `what` (`Offload::run`, `AfterResponse::spawn`, `Upgrade::accept`),
+/// timing it: the time it blocks is the server's, so it is taken out of
+/// the enclosing application call's, and an `execute` or `spawn` that
+/// blocks beyond the allowance breaks `RGIA-OFFLOAD-2` or `RGIA-AFTER-4`.
+pub(super) fn watch_service<T>(request: &Request, what: &str, work: impl FnOnce() -> T) -> T {
+    let watchdog = FRAMES
+        .with(|frames| frames.borrow().last().map(|frame| frame.watchdog))
+        .unwrap_or_default();
+    let Some(threshold) = watchdog.blocking else {
+        return work();
+    };
+    let measure = Measure::start();
+    let result = work();
+    let spent = measure.finish();
+    let blocked = spent.blocked.unwrap_or(spent.wall);
+    FRAMES.with(|frames| {
+        for frame in frames.borrow_mut().iter_mut() {
+            frame.in_services += blocked;
+        }
+    });
+    let rule = match what {
+        "Offload::run" => Some(&rules::OFFLOAD_EXECUTE_BLOCKED),
+        "AfterResponse::spawn" => Some(&rules::AFTER_SPAWN_BLOCKED),
+        _ => None,
+    };
+    if let (Some(rule), true) = (rule, spent.exceeds(threshold)) {
+        request.violate(
+            rule,
+            format!("the server's service blocked the thread that called {what}"),
+            spent.describe(threshold),
+        );
+    }
+    result
+}
 
 /// The waker of the body poll in progress, if `cx` carries it: a service
 /// future polled with it must keep a clone when it returns `Pending`.
@@ -663,6 +715,14 @@ struct Spent {
 }
 
 impl Spent {
+    /// The same, less time that was someone else's.
+    fn without(self, others: Duration) -> Self {
+        Spent {
+            blocked: self.blocked.map(|blocked| blocked.saturating_sub(others)),
+            wall: self.wall.saturating_sub(others),
+        }
+    }
+
     fn exceeds(&self, threshold: Duration) -> bool {
         match self.blocked {
             Some(blocked) => blocked > threshold,

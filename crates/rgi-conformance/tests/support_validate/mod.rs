@@ -442,4 +442,14 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Server,
         watch_examples::wake_honoured_late,
     ),
+    (
+        "offload_execute_blocked",
+        Side::Server,
+        watch_examples::offload_execute_blocked,
+    ),
+    (
+        "after_spawn_blocked",
+        Side::Server,
+        watch_examples::after_spawn_blocked,
+    ),
 ];

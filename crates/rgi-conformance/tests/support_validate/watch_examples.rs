@@ -416,3 +416,96 @@ pub(crate) fn wake_honoured_late() -> Vec<Violation> {
     drop(validator);
     reports.all()
 }
+
+/// An offload service whose `execute` waits for capacity (here: sleeps)
+/// before it starts the job's thread. RGIA-OFFLOAD-2.
+pub(crate) struct WaitsForCapacity;
+
+impl rgi_async::OffloadService for WaitsForCapacity {
+    fn execute(&self, job: rgi_async::Job) -> Result<(), rgi_async::OffloadError> {
+        thread::sleep(LONG_BLOCK);
+        thread::spawn(move || job.run());
+        Ok(())
+    }
+}
+
+/// An after-response service whose `spawn` blocks before queuing (the
+/// tasks are kept, never run: the response never completes in this
+/// example's eyes). RGIA-AFTER-4.
+#[derive(Default)]
+pub(crate) struct SlowQueue(Mutex<Vec<rgi_async::AfterTask>>);
+
+impl rgi_async::AfterResponseService for SlowQueue {
+    fn spawn(&self, task: rgi_async::AfterTask) -> Result<(), rgi_async::AfterError> {
+        thread::sleep(LONG_BLOCK);
+        self.0.lock().expect("not poisoned").push(task);
+        Ok(())
+    }
+}
+
+/// An application that hands its server one offload job and one
+/// after-response task in `call`, and waits for the job.
+pub(crate) fn uses_services() -> impl AsyncApplication {
+    rgi_async::from_fn(|environ: Environ, start| {
+        let capabilities = rgi_async::Capabilities::of(&environ).ok_or("no capabilities")?;
+        if let Some(after) = capabilities.after_response() {
+            after.spawn(|| {})?;
+        }
+        let job = capabilities.offload().run(|| "done");
+        start.start(text(StatusCode::OK))?;
+        Ok(AwaitsJob(Some(job)))
+    })
+}
+
+/// Waits for an offload job, then yields its answer.
+pub(crate) struct AwaitsJob(Option<rgi_async::OffloadFuture<&'static str>>);
+
+impl AsyncBody for AwaitsJob {
+    fn poll_step(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        _start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        let Some(job) = self.0.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(job).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(answer) => {
+                self.0 = None;
+                Poll::Ready(Some(
+                    answer
+                        .map(|text| Step::Chunk(Bytes::from_static(text.as_bytes())))
+                        .map_err(BoxError::from),
+                ))
+            }
+        }
+    }
+}
+
+/// Serves `uses_services` with `capabilities`; what the validator saw.
+pub(crate) fn with_services(capabilities: rgi_async::Capabilities) -> Vec<Violation> {
+    let reports = collect();
+    let validator = AsyncValidator::new(uses_services(), reports.clone());
+    let environ = build(environ().extension(capabilities));
+    let _ = serve_async_within(&validator, environ, &mut Recorder::new(), STALL * 10);
+    drop(validator);
+    reports.all()
+}
+
+/// RGIA-OFFLOAD-2: the blocked time is the server's, not the
+/// application's (no RGIA-APP-2).
+pub(crate) fn offload_execute_blocked() -> Vec<Violation> {
+    with_services(
+        rgi_async::Capabilities::builder(rgi_async::Offload::new(WaitsForCapacity)).build(),
+    )
+}
+
+/// RGIA-AFTER-4, likewise.
+pub(crate) fn after_spawn_blocked() -> Vec<Violation> {
+    with_services(
+        capabilities()
+            .after_response(rgi_async::AfterResponse::new(SlowQueue::default()))
+            .build(),
+    )
+}
