@@ -46,7 +46,7 @@ use crate::{Policy, Reports};
 /// works over the same input after a switch, in offload jobs and under
 /// [`rgi_async::Threaded`]. The body is polled on the calling thread, which
 /// parks while it is pending; a [`Step::Switch`] runs on a worker thread
-/// (via [`serve_async`]).
+/// (via [`serve_async_within`]).
 ///
 /// Requests on one client run one at a time, so each response carries
 /// exactly its own violations.

@@ -42,10 +42,19 @@ use super::state::{PollWaker, Request};
 /// when its hints say `may_block = false`), and
 /// [`DEFAULT_SLOW_DROP`](Self::DEFAULT_SLOW_DROP) in a synchronous body's
 /// `Drop`. Time the thread spends running, or ready to run but waiting for
-/// a core, is not counted (see the [module documentation](self)); where
-/// the thread's state cannot be observed (off Linux), wall-clock time is
-/// compared with the threshold or [`WALL_CLOCK_FLOOR`](Self::WALL_CLOCK_FLOOR),
-/// whichever is longer.
+/// a core, is not counted: on Linux a sampler thread reads the calling
+/// thread's state from `/proc/self/task/<tid>/stat` every few milliseconds
+/// and counts only the samples in which it sleeps or waits for I/O, so a
+/// loaded machine never makes a call look blocked. Where the thread's
+/// state cannot be observed, wall-clock time is compared with the
+/// threshold or [`WALL_CLOCK_FLOOR`](Self::WALL_CLOCK_FLOOR), whichever is
+/// longer. Time spent inside the server's offload, after-response and
+/// upgrade services is the server's and is not counted against the
+/// application.
+///
+/// The same settings bound, in wall-clock time, how long after a wake-up
+/// of a pending asynchronous body's waker the server may take to poll it
+/// again ([`DEFAULT_LATE_WAKE`](Self::DEFAULT_LATE_WAKE)).
 ///
 /// # Examples
 ///
@@ -550,6 +559,8 @@ pub(super) fn watch_service<T>(request: &Request, what: &str, work: impl FnOnce(
 
 /// The waker of the body poll in progress, if `cx` carries it: a service
 /// future polled with it must keep a clone when it returns `Pending`.
+// Only readiness waits (Unix) poll a server's future with the lent waker.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(super) fn lent_waker(request: &Request, cx: &Context<'_>) -> Option<(Arc<PollWaker>, usize)> {
     let lent = request.with(|t| {
         t.poll_waker
@@ -564,6 +575,8 @@ pub(super) fn lent_waker(request: &Request, cx: &Context<'_>) -> Option<(Arc<Pol
 /// After a server's service future returned `Pending` to a body's poll:
 /// if it neither kept nor woke the body's waker, nothing will ever wake
 /// the body, and the stall is the server's (`rule`), not the body's.
+// Only readiness waits (Unix) poll a server's future with the lent waker.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(super) fn judge_service_pending(
     request: &Request,
     lent: Option<(Arc<PollWaker>, usize)>,
