@@ -199,6 +199,36 @@ fn services_that_return_at_once_are_clean() {
 }
 
 #[test]
+fn a_middleware_that_runs_the_inner_continuation_itself_is_rgia_comp_11() {
+    only(
+        &examples::middleware_ran_continuation(),
+        "RGIA-COMP-11",
+        Side::Application,
+    );
+}
+
+#[test]
+fn a_middleware_that_passes_the_switch_on_is_clean() {
+    let inner = collect();
+    struct PassesSwitch<A>(A);
+    impl<A: AsyncApplication> AsyncApplication for PassesSwitch<A> {
+        type Body = A::Body;
+        fn call(
+            &self,
+            environ: Environ,
+            start: &mut StartResponse<'_>,
+        ) -> Result<A::Body, BoxError> {
+            self.0.call(environ, start)
+        }
+    }
+    clean_async(PassesSwitch(AsyncValidator::new(
+        examples::switcher(),
+        inner.clone(),
+    )));
+    assert!(inner.is_empty(), "{:?}", inner.all());
+}
+
+#[test]
 fn the_violation_says_how_long_the_thread_was_blocked() {
     let violations = examples::async_call_blocked();
     let violation = violations

@@ -396,10 +396,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A validator inside the middleware sees the polls it receives, but not whether the middleware yielded a step outward in between, and one outside sees the steps without the inner polls; the rule relates the two.",
     ),
     (
-        "RGIA-COMP-11",
-        "Reported under the clauses it protects: a middleware that runs a continuation itself, or forgets to wrap it, shows to an `AsyncValidator` inside it as a continuation on a loop thread (`switch_on_loop_thread`, RGIA-SWITCH-3) or a lost response state (`switch_state_lost`, RGIA-SWITCH-4). The wrapping itself is tested in (crates/rgi-async/tests/app.rs: `a_middleware_wraps_the_continuation_so_its_interception_survives_the_switch`).",
-    ),
-    (
         "RGIA-COMP-12",
         "A restatement of the synchronous middleware clauses for polling, judged as those are: with an `AsyncValidator` on each side of the middleware, the inner one reports server-side breaches (`poll_after_end`, `async_body_kept`, `async_chunk_not_sent`) and the outer one application-side breaches (`async_size_hint_overrun`, `async_size_hint_shortfall`, `blocking_read_on_loop_thread`).",
     ),

@@ -511,6 +511,11 @@ pub(crate) const AFTER_SPAWN_BLOCKED: Rule = Rule::server(
     &["RGIA-AFTER-4"],
     "AfterResponse::spawn returns at once instead of blocking",
 );
+pub(crate) const MIDDLEWARE_RAN_CONTINUATION: Rule = Rule::app(
+    "middleware_ran_continuation",
+    &["RGIA-COMP-11"],
+    "a middleware passes a Switch on instead of running the inner continuation inside its own poll",
+);
 pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
     "readiness_pending_without_wakeup",
     &["RGIA-READY-1"],
@@ -611,4 +616,5 @@ pub(crate) const RULES: &[Rule] = &[
     WAKE_HONOURED_LATE,
     OFFLOAD_EXECUTE_BLOCKED,
     AFTER_SPAWN_BLOCKED,
+    MIDDLEWARE_RAN_CONTINUATION,
 ];

@@ -194,6 +194,9 @@ pub(super) enum AsyncSite {
 pub(super) struct BodyWatch {
     watchdog: Watchdog,
     may_block: bool,
+    /// The body of an application whose hints were read (not of a switch
+    /// continuation, which has none).
+    hinted: bool,
 }
 
 impl Default for BodyWatch {
@@ -203,6 +206,7 @@ impl Default for BodyWatch {
         BodyWatch {
             watchdog: Watchdog::new(),
             may_block: true,
+            hinted: false,
         }
     }
 }
@@ -212,6 +216,7 @@ impl BodyWatch {
         BodyWatch {
             watchdog,
             may_block: hints.may_block,
+            hinted: true,
         }
     }
 }
@@ -471,7 +476,7 @@ fn watch_sync_step<T>(
     what: &str,
     work: impl FnOnce() -> T,
 ) -> T {
-    if watch.may_block && on_loop_thread() {
+    if watch.hinted && watch.may_block && on_loop_thread() {
         request.violate(
             &rules::BLOCKING_APP_ON_LOOP_THREAD,
             "a synchronous application whose hints allow blocking is run inside an asynchronous call, on a loop thread",
@@ -495,6 +500,20 @@ fn watch_sync_step<T>(
         );
     }
     result
+}
+
+/// When a switch continuation starts: inside a call into an asynchronous
+/// application on this thread, the code running it is that application,
+/// a middleware that ran the inner continuation itself instead of passing
+/// the `Switch` on (`RGIA-COMP-11`).
+pub(super) fn continuation_started(request: &Request) {
+    if on_loop_thread() {
+        request.violate(
+            &rules::MIDDLEWARE_RAN_CONTINUATION,
+            "a switch continuation was run inside an asynchronous call: the middleware around the body ran it instead of passing the Switch on",
+            format!("{:?}", thread::current().id()),
+        );
+    }
 }
 
 /// Runs `work`, dropping a synchronous body, timing it (`RGI-BODY-13`).

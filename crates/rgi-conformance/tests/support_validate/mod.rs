@@ -452,4 +452,9 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Server,
         watch_examples::after_spawn_blocked,
     ),
+    (
+        "middleware_ran_continuation",
+        Side::Application,
+        watch_examples::middleware_ran_continuation,
+    ),
 ];

@@ -509,3 +509,94 @@ pub(crate) fn after_spawn_blocked() -> Vec<Violation> {
             .build(),
     )
 }
+
+/// An application that switches at once; its continuation answers.
+pub(crate) fn switcher() -> impl AsyncApplication {
+    rgi_async::from_fn(|_environ: Environ, _start| {
+        Ok(SwitchesOnce(Some(rgi_async::SyncSwitch::new(|start| {
+            start.start(text(StatusCode::OK))?;
+            Ok(Bytes::from_static(b"switched"))
+        }))))
+    })
+}
+
+/// Yields its switch at the first poll.
+pub(crate) struct SwitchesOnce(Option<rgi_async::SyncSwitch>);
+
+impl AsyncBody for SwitchesOnce {
+    fn poll_step(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        Poll::Ready(self.0.take().map(|switch| Ok(Step::Switch(switch))))
+    }
+}
+
+/// A middleware that runs the inner body's continuation itself, inside
+/// its own poll on the loop thread, and streams the synchronous body as
+/// chunks. RGIA-COMP-11.
+pub(crate) struct RunsContinuation<A>(pub(crate) A);
+
+/// Its body: the inner asynchronous body, then the continuation's body.
+pub(crate) enum Running<B> {
+    Inner(Pin<Box<B>>),
+    Sync(Box<dyn rgi::Body>),
+    Done,
+}
+
+impl<A: AsyncApplication> AsyncApplication for RunsContinuation<A> {
+    type Body = Running<A::Body>;
+
+    fn call(
+        &self,
+        environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<Self::Body, BoxError> {
+        Ok(Running::Inner(Box::pin(self.0.call(environ, start)?)))
+    }
+}
+
+impl<B: AsyncBody> AsyncBody for Running<B> {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        let this = self.get_mut();
+        if let Running::Sync(body) = this {
+            let next = body.next_chunk(start);
+            if next.is_none() {
+                *this = Running::Done;
+            }
+            return Poll::Ready(next.map(|chunk| chunk.map(Step::Chunk)));
+        }
+        let Running::Inner(inner) = this else {
+            return Poll::Ready(None);
+        };
+        match inner.as_mut().poll_step(cx, start) {
+            Poll::Ready(Some(Ok(Step::Switch(switch)))) => {
+                *this = Running::Done; // the inner body is dropped first
+                match switch.run(start) {
+                    Ok(body) => {
+                        *this = Running::Sync(body);
+                        Poll::Ready(Some(Ok(Step::Chunk(Bytes::new()))))
+                    }
+                    Err(err) => Poll::Ready(Some(Err(err))),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// RGIA-COMP-11, seen by the validator inside the middleware.
+pub(crate) fn middleware_ran_continuation() -> Vec<Violation> {
+    let inner = collect();
+    let mut seen = via_async_client(RunsContinuation(AsyncValidator::new(
+        switcher(),
+        inner.clone(),
+    )));
+    seen.extend(inner.all());
+    seen
+}
