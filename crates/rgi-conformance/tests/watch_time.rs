@@ -229,6 +229,40 @@ fn a_middleware_that_passes_the_switch_on_is_clean() {
 }
 
 #[test]
+fn a_readiness_wait_still_pending_long_after_its_timeout_is_the_servers_rgia_ready_7() {
+    only(
+        &examples::readiness_timeout_missed(),
+        "RGIA-READY-7",
+        Side::Server,
+    );
+}
+
+#[test]
+fn a_readiness_wait_dropped_within_its_timeout_and_allowance_is_not_blamed() {
+    let reports = collect();
+    let validator = AsyncValidator::new(pipe_waiter(), reports.clone());
+    let environ = build(
+        support_validate::common::environ().extension(
+            support_validate::common::capabilities()
+                .readiness(rgi_async::Readiness::new(examples::NoTimer))
+                .build(),
+        ),
+    );
+    let served = rgi_conformance::rt::serve_async_within(
+        &validator,
+        environ,
+        &mut Recorder::new(),
+        Duration::from_millis(200),
+    );
+    assert!(matches!(
+        served.outcome,
+        rgi_conformance::rt::Outcome::Stalled { .. }
+    ));
+    drop(validator);
+    assert!(reports.is_empty(), "{:?}", reports.all());
+}
+
+#[test]
 fn the_violation_says_how_long_the_thread_was_blocked() {
     let violations = examples::async_call_blocked();
     let violation = violations

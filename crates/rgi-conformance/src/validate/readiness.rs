@@ -285,6 +285,9 @@ impl<'a> Watch<'a> {
 
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
+        if self.holding {
+            super::watchdog::judge_unresolved_wait(&self.request, self.first_poll, self.timeout);
+        }
         self.release();
     }
 }

@@ -516,6 +516,11 @@ pub(crate) const MIDDLEWARE_RAN_CONTINUATION: Rule = Rule::app(
     &["RGIA-COMP-11"],
     "a middleware passes a Switch on instead of running the inner continuation inside its own poll",
 );
+pub(crate) const READINESS_TIMEOUT_MISSED: Rule = Rule::server(
+    "readiness_timeout_missed",
+    &["RGIA-READY-7"],
+    "a wait with a timeout has resolved by the time it is dropped, long after the timeout elapsed",
+);
 pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
     "readiness_pending_without_wakeup",
     &["RGIA-READY-1"],
@@ -617,4 +622,5 @@ pub(crate) const RULES: &[Rule] = &[
     OFFLOAD_EXECUTE_BLOCKED,
     AFTER_SPAWN_BLOCKED,
     MIDDLEWARE_RAN_CONTINUATION,
+    READINESS_TIMEOUT_MISSED,
 ];

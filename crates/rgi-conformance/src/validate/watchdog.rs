@@ -618,6 +618,34 @@ pub(super) fn judge_service_pending(
     });
 }
 
+/// When a readiness wait that was polled is dropped unresolved: if its
+/// timeout elapsed longer ago than the late-wake allowance, the server's
+/// timer never fired (`RGIA-READY-7`), and the body that waited on it was
+/// stalled by the server.
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(super) fn judge_unresolved_wait(
+    request: &Request,
+    first_poll: Option<Instant>,
+    timeout: Option<Duration>,
+) {
+    let watchdog = FRAMES
+        .with(|frames| frames.borrow().last().map(|frame| frame.watchdog))
+        .unwrap_or_default();
+    let (Some(first_poll), Some(timeout), Some(allowed)) =
+        (first_poll, timeout, watchdog.late_wake)
+    else {
+        return;
+    };
+    let pending = first_poll.elapsed();
+    if pending > timeout.saturating_add(allowed) {
+        request.violate(
+            &rules::READINESS_TIMEOUT_MISSED,
+            "a readiness wait was still pending when dropped, long after its timeout",
+            format!("timeout {timeout:?}, pending for {pending:?} since its first poll (allowed: {allowed:?} late)"),
+        );
+    }
+}
+
 // ---- Measuring ----
 
 /// How often the sampler looks at the watched threads.

@@ -457,4 +457,9 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Application,
         watch_examples::middleware_ran_continuation,
     ),
+    (
+        "readiness_timeout_missed",
+        Side::Server,
+        watch_examples::readiness_timeout_missed,
+    ),
 ];

@@ -6,6 +6,7 @@
 //! The sleeps are several times the allowances they exceed, so that the
 //! examples trip the checks on a loaded machine too.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -599,4 +600,53 @@ pub(crate) fn middleware_ran_continuation() -> Vec<Violation> {
     )));
     seen.extend(inner.all());
     seen
+}
+
+/// A readiness service whose waits keep the waker but never resolve,
+/// not even when their timeout has passed.
+pub(crate) struct NoTimer;
+
+/// Its wait.
+pub(crate) struct Unresolved;
+
+impl Future for Unresolved {
+    type Output = Result<rgi_async::WaitOutcome, rgi_async::ReadinessError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Kept, so the body is not blamed; never woken.
+        Box::leak(Box::new(cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl ReadinessService for NoTimer {
+    fn wait<'a>(
+        &self,
+        _source: Source<'a>,
+        _interest: Interest,
+        _timeout: Option<Duration>,
+    ) -> WaitFuture<'a> {
+        Box::pin(Unresolved)
+    }
+
+    fn wait_any<'a>(
+        &self,
+        _sources: Vec<(Source<'a>, Interest)>,
+        _timeout: Option<Duration>,
+    ) -> WaitAnyFuture<'a> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A wait with a 100 ms timeout still pending when the stalled body is
+/// dropped, seconds later by the late-wake allowance set. RGIA-READY-7.
+pub(crate) fn readiness_timeout_missed() -> Vec<Violation> {
+    let reports = collect();
+    let validator = AsyncValidator::new(pipe_waiter(), reports.clone())
+        .with_watchdog(Watchdog::new().with_late_wake(Duration::from_millis(100)));
+    let environ =
+        build(environ().extension(capabilities().readiness(Readiness::new(NoTimer)).build()));
+    let _ = serve_async_within(&validator, environ, &mut Recorder::new(), STALL * 2);
+    drop(validator);
+    reports.all()
 }
