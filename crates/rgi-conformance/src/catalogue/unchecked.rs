@@ -372,16 +372,8 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server: errors and panics are relayed as failure steps, and an offload that never ran the application is answered 503 when nothing was started (crates/rgi-async/tests/threaded.rs: `a_panicking_application_becomes_an_error_not_an_unwind`, `the_workers_response_rules_are_enforced_and_reported`, `a_saturated_offload_is_answered_503`, `a_job_dropped_at_shutdown_is_answered_503`, `a_job_dropped_after_the_head_was_started_is_an_error`).",
     ),
     (
-        "RGIA-COMP-9",
-        "An inner `Pending` turned into a step shows to a validator outside the middleware as an empty chunk or data, both legitimate output; only pairing it with the inner poll, which neither validator sees alone, would reveal it.",
-    ),
-    (
         "RGIA-COMP-10",
         "A validator inside the middleware sees the polls it receives, but not whether the middleware yielded a step outward in between, and one outside sees the steps without the inner polls; the rule relates the two.",
-    ),
-    (
-        "RGIA-COMP-11",
-        "Reported under the clauses it protects: a middleware that runs a continuation itself, or forgets to wrap it, shows to an `AsyncValidator` inside it as a continuation on a loop thread (`switch_on_loop_thread`, RGIA-SWITCH-3) or a lost response state (`switch_state_lost`, RGIA-SWITCH-4). The wrapping itself is tested in (crates/rgi-async/tests/app.rs: `a_middleware_wraps_the_continuation_so_its_interception_survives_the_switch`).",
     ),
     (
         "RGIA-COMP-12",

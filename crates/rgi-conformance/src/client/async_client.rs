@@ -7,6 +7,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rgi::{BoxError, Environ, ResponseHead, ResponseSink, StartResponse};
@@ -20,7 +22,7 @@ use super::upgrade::HandOver;
 use super::{ClientError, TestRequest, assemble, rejected};
 #[cfg(unix)]
 use crate::rt::PollerReadiness;
-use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async};
+use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async_within};
 use crate::{Policy, Reports};
 
 /// Runs requests through an [`AsyncApplication`] in process, as an
@@ -44,10 +46,21 @@ use crate::{Policy, Reports};
 /// works over the same input after a switch, in offload jobs and under
 /// [`rgi_async::Threaded`]. The body is polled on the calling thread, which
 /// parks while it is pending; a [`Step::Switch`] runs on a worker thread
-/// (via [`serve_async`]).
+/// (via [`serve_async_within`]).
 ///
 /// Requests on one client run one at a time, so each response carries
 /// exactly its own violations.
+///
+/// The client never hangs on a body that is not woken: once a body has
+/// been pending for the [stall timeout](Self::with_stall_timeout)
+/// ([`DEFAULT_STALL_TIMEOUT`](Self::DEFAULT_STALL_TIMEOUT) unless set)
+/// without a wake-up, the client drops it and the response ends with
+/// [`Ending::Stalled`]. A body that returned `Pending` without arranging a
+/// wake-up is also reported by the validator (`RGIA-APP-5`), as is a
+/// readiness wait that could never resolve (`RGIA-READY-1`, the server's);
+/// a body that kept its waker and was simply not woken in time (a long
+/// poll longer than the timeout) gets the stalled ending alone.
+/// After-response tasks are waited for up to the same timeout.
 ///
 /// # Examples
 ///
@@ -107,6 +120,7 @@ pub struct AsyncTestClient<A> {
     poller: Option<Arc<PollerReadiness>>,
     readiness_error: Option<String>,
     after_response: bool,
+    stall: Duration,
 }
 
 impl<A> fmt::Debug for AsyncTestClient<A> {
@@ -122,6 +136,14 @@ impl<A> fmt::Debug for AsyncTestClient<A> {
             .field("after_response", &self.after_response)
             .finish_non_exhaustive()
     }
+}
+
+impl<A> AsyncTestClient<A> {
+    /// How long the client waits, by default, for a pending body to be
+    /// woken before it gives up on it (and for after-response tasks to
+    /// finish): longer than any wait a test means, short enough that a
+    /// forgotten wake-up fails a test instead of hanging it.
+    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 impl<A: AsyncApplication> AsyncTestClient<A> {
@@ -149,7 +171,55 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             poller,
             readiness_error,
             after_response: true,
+            stall: Self::DEFAULT_STALL_TIMEOUT,
         }
+    }
+
+    /// The same client with another stall timeout (see the type's
+    /// documentation).
+    ///
+    /// # Examples
+    ///
+    /// A body that returns `Pending` and never arranges a wake-up:
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    /// use std::time::Duration;
+    ///
+    /// use rgi::{BoxError, StartResponse};
+    /// use rgi_async::{AsyncBody, Step};
+    /// use rgi_conformance::client::{AsyncTestClient, Ending};
+    ///
+    /// struct Forgetful;
+    ///
+    /// impl AsyncBody for Forgetful {
+    ///     fn poll_step(
+    ///         self: Pin<&mut Self>,
+    ///         _cx: &mut Context<'_>,
+    ///         _start: &mut StartResponse<'_>,
+    ///     ) -> Poll<Option<Result<Step, BoxError>>> {
+    ///         Poll::Pending // and nobody was told to wake it
+    ///     }
+    /// }
+    ///
+    /// let client = AsyncTestClient::new(rgi_async::from_fn(|_environ, _start| Ok(Forgetful)))
+    ///     .with_stall_timeout(Duration::from_millis(200));
+    /// let response = client.get("/")?;
+    /// assert!(matches!(response.ending, Ending::Stalled { .. }));
+    /// assert!(response.violations.iter().any(|v| v.clause() == "RGIA-APP-5"));
+    /// # Ok::<(), rgi_conformance::client::ClientError>(())
+    /// ```
+    #[must_use]
+    pub fn with_stall_timeout(mut self, stall: Duration) -> Self {
+        self.stall = stall;
+        self
+    }
+
+    /// The stall timeout in force.
+    #[must_use]
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall
     }
 
     /// A client for `app` that must offer readiness waits.
@@ -277,7 +347,7 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             recorder: Recorder::new(),
             hand: hand.clone(),
         };
-        let served = serve_async(&app, prepared.environ, &mut sink);
+        let served = serve_async_within(&app, prepared.environ, &mut sink, self.stall);
         drop(app);
         if let Some(feed) = &prepared.feed {
             feed.finish();
@@ -289,8 +359,15 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             source,
         })?;
         // The tasks' panics are contained on that thread; a failed join
-        // would only repeat one.
-        let _ = tasks.join();
+        // would only repeat one. A task that never returns is left behind
+        // after the stall timeout: the response says how many ran.
+        let deadline = Instant::now() + self.stall;
+        while !tasks.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
+        if tasks.is_finished() {
+            let _ = tasks.join();
+        }
 
         let (ending, head, transcript, peer_panic) = match concluded {
             Some(concluded) => {

@@ -47,6 +47,13 @@ pub enum Ending {
     /// The application accepted an upgrade, the `101` went out and its
     /// body ended normally after talking over the connection.
     Upgraded,
+    /// The asynchronous body stayed pending and nothing woke it within
+    /// the client's stall timeout: the client dropped it instead of
+    /// hanging (a bare `500` went out if the head had not).
+    Stalled {
+        /// What the client waited for, and how long.
+        error: String,
+    },
     /// The request never reached the application: the client answered
     /// `400` as a server must (see
     /// [`ClientError::Rejected`](super::ClientError::Rejected)).
@@ -71,6 +78,9 @@ impl Ending {
             Outcome::Disconnected { error } => Ending::Disconnected {
                 error: error.to_string(),
             },
+            Outcome::Stalled { waited } => Ending::Stalled {
+                error: format!("the body was pending and nothing woke it for {waited:?}"),
+            },
         }
     }
 
@@ -89,6 +99,7 @@ impl Ending {
             Ending::FailedBeforeHead { error }
             | Ending::FailedAfterHead { error }
             | Ending::Disconnected { error }
+            | Ending::Stalled { error }
             | Ending::Rejected { reason: error } => Some(error),
             Ending::Complete { .. } | Ending::Upgraded => None,
         }

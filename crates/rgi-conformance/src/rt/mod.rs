@@ -24,10 +24,11 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 use std::{fmt, io};
 
 use bytes::Bytes;
@@ -41,22 +42,51 @@ use rgi_async::{
     OffloadService, Step, SyncSwitch,
 };
 
-/// Wakes a parked thread.
-struct ThreadWaker(Thread);
+/// Wakes a parked thread, and remembers that it did.
+struct ThreadWaker {
+    thread: Thread,
+    woken: AtomicBool,
+}
+
+impl ThreadWaker {
+    /// Parks until woken or until `bound` has passed; whether it was
+    /// woken. Parking may end spuriously, so the flag decides.
+    fn park_within(&self, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
+        loop {
+            if self.woken.swap(false, Ordering::SeqCst) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            thread::park_timeout(left);
+        }
+    }
+}
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        self.woken.store(true, Ordering::SeqCst);
+        self.thread.unpark();
     }
 }
 
 /// A waker that unparks the calling thread.
 fn thread_waker() -> Waker {
-    Waker::from(Arc::new(ThreadWaker(thread::current())))
+    Waker::from(parking_waker())
+}
+
+fn parking_waker() -> Arc<ThreadWaker> {
+    Arc::new(ThreadWaker {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    })
 }
 
 /// Runs `future` to completion on the calling thread, parking it between
@@ -223,6 +253,15 @@ pub enum Outcome {
         /// The transport's error.
         error: io::Error,
     },
+    /// The asynchronous body returned `Pending` and nothing woke it within
+    /// the bound given to [`serve_async_within`]: the driver dropped it
+    /// and gave up (a bare `500` went out if the head had not). A body
+    /// that never arranged a wake-up is reported by the validator
+    /// (`RGIA-APP-5`); one that did looks, from outside, like a long poll.
+    Stalled {
+        /// How long the driver waited for a wake-up.
+        waited: Duration,
+    },
 }
 
 impl Outcome {
@@ -279,6 +318,8 @@ fn drop_contained<T>(value: T) -> Result<(), BoxError> {
 enum Stop {
     Application(BoxError),
     Transport(io::Error),
+    /// No wake-up came within the bound.
+    Stalled(Duration),
 }
 
 impl From<SendError> for Stop {
@@ -294,6 +335,18 @@ impl From<SendError> for Stop {
 fn fail<S: ResponseSink>(state: &ResponseState, sink: &mut S, stop: Stop) -> Outcome {
     match stop {
         Stop::Transport(error) => Outcome::Disconnected { error },
+        Stop::Stalled(waited) => {
+            if !state.is_head_sent() {
+                let head = ResponseHead::new(StatusCode::INTERNAL_SERVER_ERROR).with_header(
+                    http::header::CONTENT_LENGTH,
+                    http::HeaderValue::from_static("0"),
+                );
+                if let Err(error) = sink.send_head(head) {
+                    return Outcome::Disconnected { error };
+                }
+            }
+            Outcome::Stalled { waited }
+        }
         Stop::Application(error) if state.is_head_sent() => Outcome::FailedAfterHead { error },
         Stop::Application(error) => {
             // RGI-FAIL-10: the client's fault, propagated by the
@@ -491,6 +544,57 @@ where
     A: AsyncApplication + ?Sized,
     S: ResponseSink + Send,
 {
+    drive_async(app, environ, sink, None)
+}
+
+/// As [`serve_async`], but never waits longer than `stall` for a pending
+/// body to be woken: then it drops the body and ends with
+/// [`Outcome::Stalled`], so that a body that is never woken cannot hang
+/// the caller. The in-process test client serves this way.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rgi::{Environ, ResponseHead, ResponseSink};
+/// use rgi_conformance::rt::{serve_async_within, Outcome, Recorder};
+///
+/// // Pending for ever, and nobody will wake it.
+/// let app = rgi_async::from_fn(|_environ: Environ, _start| {
+///     Ok(futures_free_pending())
+/// });
+/// # fn futures_free_pending() -> impl rgi_async::AsyncBody {
+/// #     struct Never;
+/// #     impl rgi_async::AsyncBody for Never {
+/// #         fn poll_step(
+/// #             self: std::pin::Pin<&mut Self>,
+/// #             _cx: &mut std::task::Context<'_>,
+/// #             _start: &mut rgi::StartResponse<'_>,
+/// #         ) -> std::task::Poll<Option<Result<rgi_async::Step, rgi::BoxError>>> {
+/// #             std::task::Poll::Pending
+/// #         }
+/// #     }
+/// #     Never
+/// # }
+/// let mut wire = Recorder::new();
+/// let served = serve_async_within(&app, Environ::builder().build()?, &mut wire, Duration::from_millis(50));
+/// assert!(matches!(served.outcome, Outcome::Stalled { .. }));
+/// assert_eq!(wire.heads()[0].status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
+pub fn serve_async_within<A, S>(app: &A, environ: Environ, sink: &mut S, stall: Duration) -> Served
+where
+    A: AsyncApplication + ?Sized,
+    S: ResponseSink + Send,
+{
+    drive_async(app, environ, sink, Some(stall))
+}
+
+fn drive_async<A, S>(app: &A, environ: Environ, sink: &mut S, stall: Option<Duration>) -> Served
+where
+    A: AsyncApplication + ?Sized,
+    S: ResponseSink + Send,
+{
     let mut state = ResponseState::new(environ.method());
     let called = contained(|| app.call(environ, &mut state.start_response(sink)));
     let body = match called {
@@ -503,7 +607,8 @@ where
         }
     };
     let mut body = Box::pin(body);
-    let waker = thread_waker();
+    let parker = parking_waker();
+    let waker = Waker::from(Arc::clone(&parker));
     let mut cx = Context::from_waker(&waker);
     let stopped = loop {
         let step = contained(|| {
@@ -513,7 +618,15 @@ where
         });
         match step {
             Err(err) => break Err(Stop::Application(err)),
-            Ok(Poll::Pending) => thread::park(),
+            Ok(Poll::Pending) => match stall {
+                Some(bound) if !parker.park_within(bound) => break Err(Stop::Stalled(bound)),
+                Some(_) => {}
+                None => {
+                    while !parker.woken.swap(false, Ordering::SeqCst) {
+                        thread::park();
+                    }
+                }
+            },
             Ok(Poll::Ready(None)) => break Ok(None),
             Ok(Poll::Ready(Some(Err(err)))) => break Err(Stop::Application(err)),
             Ok(Poll::Ready(Some(Ok(Step::Chunk(chunk))))) => {

@@ -17,8 +17,10 @@ use super::rules;
 use super::state::{self, Flavor, PollWaker, Registry, Request, Scope};
 use super::switch_threads::LoopThreads;
 use super::sync::ValidatedBody;
+use super::watchdog::{AsyncSite, AsyncWatch, Watchdog, watch_async};
 use super::{capabilities, environ, input};
 use crate::{Policy, Reports};
+use std::any::type_name;
 
 /// Consecutive polls after `Pending` without a wake-up of the body's
 /// waker, within [`BUSY_WINDOW`], before the validator calls it busy
@@ -70,6 +72,7 @@ pub struct AsyncValidator<A> {
     app: A,
     reports: Reports,
     registry: Arc<Registry>,
+    pub(super) watchdog: Watchdog,
 }
 
 impl<A> AsyncValidator<A> {
@@ -80,6 +83,7 @@ impl<A> AsyncValidator<A> {
             app,
             reports,
             registry: Arc::default(),
+            watchdog: Watchdog::new(),
         }
     }
 
@@ -167,11 +171,24 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
                 start,
                 Scope::Call,
                 Result::is_err,
-                |start| self.app.call(environ, start),
+                |start| {
+                    watch_async(
+                        &self.watchdog,
+                        &request,
+                        AsyncSite::Call,
+                        type_name::<A>(),
+                        || self.app.call(environ, start),
+                    )
+                },
             )
         };
         match called {
-            Ok(body) => Ok(AsyncValidatedBody::new(body, request, threads)),
+            Ok(body) => Ok(AsyncValidatedBody::new(
+                body,
+                request,
+                threads,
+                AsyncWatch::after_call(self.watchdog, type_name::<A>()),
+            )),
             Err(error) => {
                 capabilities::judge_failure(&request, upgrade_unavailable);
                 request.registry.close(request.id);
@@ -200,10 +217,11 @@ pub struct AsyncValidatedBody<B: AsyncBody> {
     /// The threads that called the application or polled this body.
     threads: LoopThreads,
     repoll: Repoll,
+    watch: AsyncWatch,
 }
 
 impl<B: AsyncBody> AsyncValidatedBody<B> {
-    fn new(inner: B, request: Arc<Request>, threads: LoopThreads) -> Self {
+    fn new(inner: B, request: Arc<Request>, threads: LoopThreads, watch: AsyncWatch) -> Self {
         request.registry.body_created(request.id);
         let hint = inner.size_hint();
         request.with(|t| t.on_size_hint(hint));
@@ -217,6 +235,7 @@ impl<B: AsyncBody> AsyncValidatedBody<B> {
             unwoken_since: None,
             threads,
             repoll: Repoll::default(),
+            watch,
         }
     }
 
@@ -272,11 +291,12 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
         this.threads.record_here();
         this.check_busy_polling();
         let lent = Arc::new(PollWaker::new(
-            cx.waker().clone(),
+            this.watch.stamped(cx.waker()),
             Arc::clone(&this.request),
         ));
         let waker = Waker::from(Arc::clone(&lent));
         let mut lent_cx = Context::from_waker(&waker);
+        let watch = &this.watch;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -297,7 +317,11 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                 |step: &Poll<Option<Result<Step, BoxError>>>| {
                     matches!(step, Poll::Ready(Some(Err(_))))
                 },
-                |start| inner.as_mut().poll_step(&mut lent_cx, start),
+                |start| {
+                    watch.poll(&this.request, || {
+                        inner.as_mut().poll_step(&mut lent_cx, start)
+                    })
+                },
             );
             let kept = Arc::strong_count(&lent) > before || lent.was_woken();
             let blamed = this.request.with(|t| t.source_blamed);
@@ -312,7 +336,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
             Poll::Pending => {
                 if !kept && !blamed {
                     this.request.violate(
-                        &rules::PENDING_WITHOUT_WAKEUP,
+                        watch.pending_rule(),
                         "the body returned Pending without keeping or waking the waker it was given",
                         "Poll::Pending",
                     );
@@ -377,7 +401,9 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
 
 impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
     fn drop(&mut self) {
-        let dropped = state::drop_body(self.inner.take());
+        let dropped = self
+            .watch
+            .drop_body(&self.request, || state::drop_body(self.inner.take()));
         self.request.registry.close(self.request.id);
         self.request.with(|t| {
             t.async_body_dropped = true;
@@ -432,6 +458,7 @@ fn watched_switch(switch: SyncSwitch, request: Arc<Request>, threads: LoopThread
     SyncSwitch::new(move |start: &mut StartResponse<'_>| {
         unrun.ran = true;
         let request = Arc::clone(&unrun.request);
+        super::watchdog::continuation_started(&request);
         let (started, head_sent) = (start.is_started(), start.is_head_sent());
         let registry = Arc::clone(&request.registry);
         request.with(|t| {

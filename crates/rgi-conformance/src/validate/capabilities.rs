@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderMap, header};
 use rgi::Environ;
@@ -23,12 +23,6 @@ use rgi_async::{
 use super::rules;
 use super::state::{self, Request};
 use super::switch_threads::LoopThreads;
-
-/// How long `OffloadService::execute` may take before the validator calls
-/// it blocking (`RGIA-OFFLOAD-2`). Starting a thread or queueing a job
-/// takes microseconds; a quarter of a second leaves room for a loaded
-/// machine while still catching a service that waits for a free worker.
-const EXECUTE_LIMIT: Duration = Duration::from_millis(250);
 
 /// How long `AfterResponse::spawn` waits, while the response is still in
 /// progress, to see whether the server starts the task at once
@@ -131,7 +125,9 @@ pub(crate) fn judge_failure(request: &Request, upgrade_unavailable: bool) {
 /// panic (`RGIA-CAP-8`) before letting it continue.
 fn guarded<T>(request: &Request, what: &str, operation: impl FnOnce() -> T) -> T {
     state::clear_judged();
-    match panic::catch_unwind(AssertUnwindSafe(operation)) {
+    match panic::catch_unwind(AssertUnwindSafe(|| {
+        super::watchdog::watch_service(request, what, operation)
+    })) {
         Ok(value) => value,
         Err(payload) => {
             if !state::is_judged() {
@@ -212,8 +208,9 @@ impl Drop for InJob {
 
 impl OffloadService for WatchedOffload {
     fn execute(&self, job: Job) -> Result<(), OffloadError> {
+        // An `execute` that blocks (`RGIA-OFFLOAD-2`) is the watchdog's to
+        // judge, in blocked time rather than wall-clock time (`guarded`).
         let handing = Handing::begin();
-        let began = Instant::now();
         // The server's future must outlive this call (dropping it would
         // cancel the job) until the job starts; the job itself drops it.
         let keeper: Arc<Mutex<Option<OffloadFuture<()>>>> = Arc::default();
@@ -267,14 +264,6 @@ impl OffloadService for WatchedOffload {
             }
         };
         handing.end();
-        let took = began.elapsed();
-        if took > EXECUTE_LIMIT && !handing.ran_inline.load(Ordering::SeqCst) {
-            self.request.violate(
-                &rules::OFFLOAD_EXECUTE_BLOCKED,
-                "OffloadService::execute blocked instead of returning at once (queueing the job or refusing it as saturated)",
-                format!("execute took {took:?}"),
-            );
-        }
         outcome
     }
 }

@@ -141,9 +141,11 @@ mod rules;
 mod state;
 mod switch_threads;
 mod sync;
+mod watchdog;
 
 pub use asynchronous::{AsyncValidatedBody, AsyncValidator};
 pub use sync::{ValidatedBody, Validator};
+pub use watchdog::Watchdog;
 
 use crate::Check;
 

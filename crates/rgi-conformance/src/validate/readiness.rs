@@ -176,6 +176,7 @@ impl<'a> Watch<'a> {
             self.hold();
         }
         super::state::clear_judged();
+        let lent = super::watchdog::lent_waker(&self.request, cx);
         let polled = match panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(polled) => polled,
             Err(payload) => {
@@ -192,6 +193,14 @@ impl<'a> Watch<'a> {
                 panic::resume_unwind(payload)
             }
         };
+        if polled.is_pending() {
+            super::watchdog::judge_service_pending(
+                &self.request,
+                lent,
+                &rules::READINESS_PENDING_WITHOUT_WAKEUP,
+                "readiness wait",
+            );
+        }
         match &polled {
             Poll::Pending if first && self.timeout == Some(Duration::ZERO) => self.request.violate(
                 &rules::READINESS_ZERO_TIMEOUT_PENDING,
@@ -276,6 +285,9 @@ impl<'a> Watch<'a> {
 
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
+        if self.holding {
+            super::watchdog::judge_unresolved_wait(&self.request, self.first_poll, self.timeout);
+        }
         self.release();
     }
 }

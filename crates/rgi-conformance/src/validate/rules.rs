@@ -529,6 +529,54 @@ pub(crate) const UPGRADE_UNAVAILABLE_FAILED: Rule = Rule::app(
     &["RGIA-UPGRADE-11"],
     "a request asking for an upgrade the server cannot provide is answered 501, not failed",
 );
+
+// ---- issue 11 §2: time and stalls ----
+
+pub(crate) const ASYNC_CALL_BLOCKED: Rule = Rule::app(
+    "async_call_blocked",
+    &["RGIA-APP-2"],
+    "an asynchronous application's call does not keep its thread blocked beyond the watchdog's allowance",
+);
+pub(crate) const ASYNC_POLL_BLOCKED: Rule = Rule::app(
+    "async_poll_blocked",
+    &["RGIA-APP-3"],
+    "an asynchronous body's poll_step does not keep its thread blocked beyond the watchdog's allowance",
+);
+pub(crate) const ASYNC_DROP_BLOCKED: Rule = Rule::app(
+    "async_drop_blocked",
+    &["RGIA-APP-3"],
+    "an asynchronous body's Drop does not keep its thread blocked beyond the watchdog's allowance",
+);
+pub(crate) const NON_BLOCKING_HINT_BROKEN: Rule = Rule::app(
+    "non_blocking_hint_broken",
+    &["RGI-HINT-3"],
+    "a synchronous application whose hints say may_block = false does not block in call or next_chunk",
+);
+pub(crate) const INLINE_SYNC_APP_BLOCKED: Rule = Rule::app(
+    "inline_sync_app_blocked",
+    &["RGI-HINT-3", "RGIA-APP-2", "RGIA-APP-3"],
+    "a synchronous application that the threaded adapter runs inline, on the strength of its hints, does not block",
+);
+pub(crate) const SLOW_BODY_DROP: Rule = Rule::app(
+    "slow_body_drop",
+    &["RGI-BODY-13"],
+    "a synchronous body's Drop returns promptly (within the watchdog's drop allowance)",
+);
+pub(crate) const BLOCKING_APP_ON_LOOP_THREAD: Rule = Rule::server(
+    "blocking_app_on_loop_thread",
+    &["RGI-HINT-5"],
+    "a synchronous application whose hints allow blocking is not called or pulled inside an asynchronous call",
+);
+pub(crate) const MIDDLEWARE_PENDING_WITHOUT_CAUSE: Rule = Rule::app(
+    "middleware_pending_without_cause",
+    &["RGIA-COMP-9", "RGIA-APP-5"],
+    "a middleware returns Pending only when the inner body (or a future it polled) did, never with no wake-up arranged",
+);
+pub(crate) const WAKE_HONOURED_LATE: Rule = Rule::server(
+    "wake_honoured_late",
+    &["RGIA-POLL-3"],
+    "a woken body is polled again promptly (within the watchdog's late-wake allowance)",
+);
 pub(crate) const OFFLOAD_EXECUTE_BLOCKED: Rule = Rule::server(
     "offload_execute_blocked",
     &["RGIA-OFFLOAD-2"],
@@ -543,6 +591,26 @@ pub(crate) const UPGRADE_CHOICE_NOT_ENFORCED: Rule = Rule::server(
     "upgrade_choice_not_enforced",
     &["RGIA-UPGRADE-3"],
     "accept refuses a protocol outside the offer, and no choice among several",
+);
+pub(crate) const AFTER_SPAWN_BLOCKED: Rule = Rule::server(
+    "after_spawn_blocked",
+    &["RGIA-AFTER-4"],
+    "AfterResponse::spawn returns at once instead of blocking",
+);
+pub(crate) const MIDDLEWARE_RAN_CONTINUATION: Rule = Rule::app(
+    "middleware_ran_continuation",
+    &["RGIA-COMP-11"],
+    "a middleware passes a Switch on instead of running the inner continuation inside its own poll",
+);
+pub(crate) const READINESS_TIMEOUT_MISSED: Rule = Rule::server(
+    "readiness_timeout_missed",
+    &["RGIA-READY-7"],
+    "a wait with a timeout has resolved by the time it is dropped, long after the timeout elapsed",
+);
+pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
+    "readiness_pending_without_wakeup",
+    &["RGIA-READY-1"],
+    "a readiness wait that returns Pending keeps the waker it was polled with, so that it can resolve",
 );
 
 /// Every rule, in the order of [`super::CHECKS`].
@@ -645,4 +713,18 @@ pub(crate) const RULES: &[Rule] = &[
     OFFLOAD_EXECUTE_BLOCKED,
     UPGRADE_PROTOCOL_NOT_NAMED,
     UPGRADE_CHOICE_NOT_ENFORCED,
+    // ---- issue 11 §2: time and stalls ----
+    ASYNC_CALL_BLOCKED,
+    ASYNC_POLL_BLOCKED,
+    ASYNC_DROP_BLOCKED,
+    NON_BLOCKING_HINT_BROKEN,
+    INLINE_SYNC_APP_BLOCKED,
+    SLOW_BODY_DROP,
+    BLOCKING_APP_ON_LOOP_THREAD,
+    READINESS_PENDING_WITHOUT_WAKEUP,
+    MIDDLEWARE_PENDING_WITHOUT_CAUSE,
+    WAKE_HONOURED_LATE,
+    AFTER_SPAWN_BLOCKED,
+    MIDDLEWARE_RAN_CONTINUATION,
+    READINESS_TIMEOUT_MISSED,
 ];

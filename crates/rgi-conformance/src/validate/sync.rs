@@ -10,6 +10,7 @@ use rgi::{Application, Body, BoxError, Environ, FileBody, Hints, InputUse, Start
 
 use super::rules;
 use super::state::{self, Flavor, Output, Registry, Request, Scope};
+use super::watchdog::{self, BodyWatch, Watchdog};
 use super::{environ, input};
 use crate::{Policy, Reports, Violation};
 
@@ -46,6 +47,7 @@ pub struct Validator<A> {
     registry: Arc<Registry>,
     first_hints: Mutex<Option<Hints>>,
     hints_reported: AtomicBool,
+    pub(super) watchdog: Watchdog,
 }
 
 impl<A> Validator<A> {
@@ -58,6 +60,7 @@ impl<A> Validator<A> {
             registry: Arc::default(),
             first_hints: Mutex::new(None),
             hints_reported: AtomicBool::new(false),
+            watchdog: Watchdog::new(),
         }
     }
 
@@ -147,10 +150,15 @@ impl<A: Application> Application for Validator<A> {
             start,
             Scope::Call,
             Result::is_err,
-            |start| self.app.call(environ, start),
+            |start| {
+                watchdog::watch_sync_call(&self.watchdog, &request, hints, || {
+                    self.app.call(environ, start)
+                })
+            },
         );
         match called {
-            Ok(body) => Ok(ValidatedBody::new(body, request, None)),
+            Ok(body) => Ok(ValidatedBody::new(body, request, None)
+                .watched(BodyWatch::new(self.watchdog, hints))),
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
@@ -178,6 +186,7 @@ pub struct ValidatedBody<B: Body> {
     pulling: bool,
     /// The file body's offset when the server last asked for it.
     file_offset: Option<u64>,
+    pub(super) watch: BodyWatch,
 }
 
 impl<B: Body> ValidatedBody<B> {
@@ -195,6 +204,7 @@ impl<B: Body> ValidatedBody<B> {
             ended: false,
             pulling: false,
             file_offset: None,
+            watch: BodyWatch::default(),
         }
     }
 
@@ -236,7 +246,9 @@ impl<B: Body> Body for ValidatedBody<B> {
             start,
             Scope::Pull,
             |step: &Option<Result<Bytes, BoxError>>| matches!(step, Some(Err(_))),
-            |start| inner.next_chunk(start),
+            |start| {
+                watchdog::watch_sync_pull(&self.watch, &self.request, || inner.next_chunk(start))
+            },
         );
         self.pulling = false;
         match &step {
@@ -275,7 +287,9 @@ impl<B: Body> Body for ValidatedBody<B> {
 impl<B: Body> Drop for ValidatedBody<B> {
     fn drop(&mut self) {
         self.settle_file();
-        let dropped = state::drop_body(self.inner.take());
+        let dropped = watchdog::watch_sync_drop(&self.watch, &self.request, || {
+            state::drop_body(self.inner.take())
+        });
         self.request.registry.close(self.entry);
         self.request.with(|t| t.done = true);
         self.request.judge_drop(dropped);

@@ -6,6 +6,7 @@ pub(crate) mod cap_examples;
 pub(crate) mod common;
 pub(crate) mod input_examples;
 pub(crate) mod sync_examples;
+pub(crate) mod watch_examples;
 
 use rgi_conformance::{Side, Violation};
 
@@ -25,6 +26,10 @@ pub(crate) const COMPANIONS: &[(&str, &[&str])] = &[
     // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
     // The inner validator also finds no capabilities from its server.
     ("capabilities_removed", &["RGIA-CAP-1"]),
+    // ---- issue 11 §2: time and stalls ----
+    // The inner validator sees its "server" (the middleware) run the
+    // continuation on the thread that polls the asynchronous body.
+    ("middleware_ran_continuation", &["RGIA-SWITCH-3"]),
 ];
 
 /// Every check of `rgi_conformance::validate::CHECKS`, the side it blames
@@ -469,6 +474,57 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Application,
         cap_examples::upgrade_unavailable_failed,
     ),
+    // ---- issue 11 §2: time and stalls ----
+    (
+        "async_call_blocked",
+        Side::Application,
+        watch_examples::async_call_blocked,
+    ),
+    (
+        "async_poll_blocked",
+        Side::Application,
+        watch_examples::async_poll_blocked,
+    ),
+    (
+        "async_drop_blocked",
+        Side::Application,
+        watch_examples::async_drop_blocked,
+    ),
+    (
+        "non_blocking_hint_broken",
+        Side::Application,
+        watch_examples::non_blocking_hint_broken,
+    ),
+    (
+        "inline_sync_app_blocked",
+        Side::Application,
+        watch_examples::inline_sync_app_blocked,
+    ),
+    (
+        "slow_body_drop",
+        Side::Application,
+        watch_examples::slow_body_drop,
+    ),
+    (
+        "blocking_app_on_loop_thread",
+        Side::Server,
+        watch_examples::blocking_app_on_loop_thread,
+    ),
+    (
+        "readiness_pending_without_wakeup",
+        Side::Server,
+        watch_examples::readiness_pending_without_wakeup,
+    ),
+    (
+        "middleware_pending_without_cause",
+        Side::Application,
+        watch_examples::middleware_pending_without_cause,
+    ),
+    (
+        "wake_honoured_late",
+        Side::Server,
+        watch_examples::wake_honoured_late,
+    ),
     (
         "offload_execute_blocked",
         Side::Server,
@@ -483,5 +539,25 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "upgrade_choice_not_enforced",
         Side::Server,
         cap_examples::upgrade_choice_not_enforced,
+    ),
+    (
+        "offload_execute_blocked",
+        Side::Server,
+        watch_examples::offload_execute_blocked,
+    ),
+    (
+        "after_spawn_blocked",
+        Side::Server,
+        watch_examples::after_spawn_blocked,
+    ),
+    (
+        "middleware_ran_continuation",
+        Side::Application,
+        watch_examples::middleware_ran_continuation,
+    ),
+    (
+        "readiness_timeout_missed",
+        Side::Server,
+        watch_examples::readiness_timeout_missed,
     ),
 ];
