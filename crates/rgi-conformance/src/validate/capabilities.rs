@@ -339,7 +339,7 @@ impl AfterResponseService for WatchedAfter {
         });
         handing.end();
         if spawned.is_ok() && !self.request.with(|t| t.done) {
-            started.wait(EARLY_START_WINDOW);
+            super::watchdog::validator_wait(|| started.wait(EARLY_START_WINDOW));
         }
         spawned
     }

@@ -540,6 +540,30 @@ pub(super) fn watch_sync_drop<T>(
 
 // ---- The server's services, as the application polls them ----
 
+/// Takes `blocked` out of the account of every call in progress on this
+/// thread: time that is not the application's.
+fn credit_to_services(blocked: Duration) {
+    FRAMES.with(|frames| {
+        for frame in frames.borrow_mut().iter_mut() {
+            frame.in_services += blocked;
+        }
+    });
+}
+
+/// Runs `work`, a wait of the validator's own inside a call into the
+/// application (it holds `spawn` back briefly to see an early task), and
+/// takes the time it blocked out of the application's account, as time in
+/// the server's services is: the validator must not make the application
+/// it watches look blocking.
+pub(super) fn validator_wait<T>(work: impl FnOnce() -> T) -> T {
+    let measure = Measure::start();
+    let result = work();
+    let spent = measure.finish();
+    let blocked = spent.blocked.unwrap_or(spent.wall);
+    credit_to_services(blocked);
+    result
+}
+
 /// Runs `work`, an operation of the server's capability service named
 /// `what` (`Offload::run`, `AfterResponse::spawn`, `Upgrade::accept`),
 /// timing it: the time it blocks is the server's, so it is taken out of
@@ -556,11 +580,7 @@ pub(super) fn watch_service<T>(request: &Request, what: &str, work: impl FnOnce(
     let result = work();
     let spent = measure.finish();
     let blocked = spent.blocked.unwrap_or(spent.wall);
-    FRAMES.with(|frames| {
-        for frame in frames.borrow_mut().iter_mut() {
-            frame.in_services += blocked;
-        }
-    });
+    credit_to_services(blocked);
     let rule = match what {
         "Offload::run" => Some(&rules::OFFLOAD_EXECUTE_BLOCKED),
         "AfterResponse::spawn" => Some(&rules::AFTER_SPAWN_BLOCKED),
