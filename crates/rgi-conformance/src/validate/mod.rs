@@ -130,6 +130,8 @@ mod asynchronous;
 mod capabilities;
 mod environ;
 mod input;
+mod nesting;
+mod output;
 mod park;
 #[cfg(unix)]
 mod readiness;

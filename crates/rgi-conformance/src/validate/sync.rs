@@ -9,7 +9,7 @@ use http::Method;
 use rgi::{Application, Body, BoxError, Environ, FileBody, Hints, InputUse, StartResponse};
 
 use super::rules;
-use super::state::{self, Flavor, Output, Registry, Request, Scope};
+use super::state::{self, Flavor, Registry, Request, Scope};
 use super::{environ, input};
 use crate::{Policy, Reports, Violation};
 
@@ -136,6 +136,14 @@ impl<A: Application> Application for Validator<A> {
             head,
         );
         let hints = self.checked_hints();
+        if let Some(kept) = self.registry.ended_alive_here(request.id) {
+            request.violate(
+                &rules::BODY_KEPT_AFTER_END,
+                "the thread that drove a body to its end serves a new request while that body is still alive",
+                format!("request #{kept} ended and was not dropped"),
+            );
+        }
+        request.note_target(&environ);
         request.with(|t| {
             t.hints_no_input = hints.input == InputUse::None;
             environ::check(&environ, t);
@@ -154,6 +162,7 @@ impl<A: Application> Application for Validator<A> {
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
+                judge_failure(&request, &error);
                 Err(error)
             }
         }
@@ -178,6 +187,8 @@ pub struct ValidatedBody<B: Body> {
     pulling: bool,
     /// The file body's offset when the server last asked for it.
     file_offset: Option<u64>,
+    /// The server pulled it at least once.
+    pulled: bool,
 }
 
 impl<B: Body> ValidatedBody<B> {
@@ -195,6 +206,7 @@ impl<B: Body> ValidatedBody<B> {
             ended: false,
             pulling: false,
             file_offset: None,
+            pulled: false,
         }
     }
 
@@ -207,8 +219,7 @@ impl<B: Body> ValidatedBody<B> {
             return;
         };
         let sent = file.offset().saturating_sub(before);
-        self.request
-            .with(|t| t.on_output(sent, Output::Chunk, Flavor::Sync));
+        self.request.with(|t| t.on_file_output(sent));
     }
 }
 
@@ -230,6 +241,7 @@ impl<B: Body> Body for ValidatedBody<B> {
         self.settle_file();
         let inner = self.inner.as_mut()?;
         self.pulling = true;
+        self.pulled = true;
         let step = state::scoped(
             &self.request,
             Flavor::Sync,
@@ -242,14 +254,18 @@ impl<B: Body> Body for ValidatedBody<B> {
         match &step {
             None => {
                 self.ended = true;
+                self.request.registry.ended_here(self.entry);
                 self.request.with(|t| {
                     t.on_end(Flavor::Sync);
                     t.done = true;
                 });
+                self.request.compare_with_get();
             }
-            Some(Err(_)) => {
+            Some(Err(error)) => {
                 self.ended = true;
+                self.request.registry.ended_here(self.entry);
                 self.request.with(|t| t.done = true);
+                judge_failure(&self.request, error);
             }
             Some(Ok(chunk)) => self.request.with(|t| t.on_chunk(chunk, Flavor::Sync)),
         }
@@ -275,10 +291,36 @@ impl<B: Body> Body for ValidatedBody<B> {
 impl<B: Body> Drop for ValidatedBody<B> {
     fn drop(&mut self) {
         self.settle_file();
+        if !self.pulled && self.entry == self.request.id && !std::thread::panicking() {
+            let request = &self.request;
+            request.quietly(|t| {
+                if t.unstarted() {
+                    t.violate(
+                        &rules::UNSTARTED_BODY_NOT_PULLED,
+                        "the server dropped the body of a response not started in call without pulling it",
+                        "no pull",
+                    );
+                }
+            });
+        }
         let dropped = state::drop_body(self.inner.take());
         self.request.registry.close(self.entry);
         self.request.with(|t| t.done = true);
         self.request.judge_drop(dropped);
+    }
+}
+
+/// Judges the failure an application returned: after the input told it
+/// the request body was truncated, the failure should carry that error
+/// (`RGI-FAIL-12`).
+fn judge_failure(request: &Request, error: &BoxError) {
+    let hidden = request.with(|t| t.truncated_seen) && !super::output::carries_input_error(error);
+    if hidden {
+        request.violate(
+            &rules::CLIENT_FAULT_HIDDEN,
+            "the input reported a truncated request body, and the application failed with an error that hides it",
+            error.to_string(),
+        );
     }
 }
 
