@@ -501,6 +501,11 @@ pub(crate) const MW_LENGTH_UNTRUE: Rule = Rule::app(
     &["RGI-MW-8", "RGIA-COMP-12"],
     "a middleware that changes the content corrects the content-length and does not forward the inner size hint",
 );
+pub(crate) const MW_HINTS_UNDERSTATED: Rule = Rule::app(
+    "mw_hints_understated",
+    &["RGI-HINT-8"],
+    "a middleware's hints cover the application it wraps: input use and blocking at least as demanding",
+);
 pub(crate) const MW_INNER_BODY_NOT_DROPPED: Rule = Rule::server(
     "mw_inner_body_not_dropped",
     &["RGI-MW-7"],
@@ -653,6 +658,7 @@ pub(crate) const RULES: &[Rule] = &[
     MW_HEAD_NOT_INTERCEPTED,
     MW_WRITES_INNER_CHUNK,
     MW_LENGTH_UNTRUE,
+    MW_HINTS_UNDERSTATED,
     MW_INNER_BODY_NOT_DROPPED,
     ASYNC_MW_INNER_BODY_NOT_DROPPED,
     PULL_AFTER_NOT_STARTED,

@@ -384,9 +384,23 @@ impl Request {
             return;
         }
         self.registry.link_outer(self.id, Arc::downgrade(outer));
-        let view = self.with(|t| Arc::clone(&t.view));
+        let (view, inner_hints) = self.with(|t| (Arc::clone(&t.view), t.hints));
         outer.with(|t| {
             t.inner_view.get_or_insert(view);
+            if let (Some(own), Some(inner)) = (t.hints, inner_hints) {
+                let input = |use_: rgi::InputUse| match use_ {
+                    rgi::InputUse::None => 0,
+                    rgi::InputUse::Whole => 1,
+                    _ => 2,
+                };
+                if input(own.input) < input(inner.input) || (inner.may_block && !own.may_block) {
+                    t.violate(
+                        &rules::MW_HINTS_UNDERSTATED,
+                        "the middleware's hints promise less than the hints of the application it wraps",
+                        format!("middleware {own:?}, inner application {inner:?}"),
+                    );
+                }
+            }
         });
     }
 
@@ -551,6 +565,8 @@ pub(crate) struct Tracker {
     raw_message: bool,
     /// The target of a GET or HEAD request.
     pub(crate) target: Option<String>,
+    /// The hints the synchronous application gave for this request.
+    pub(crate) hints: Option<rgi::Hints>,
 }
 
 /// What one boundary knows about the response's length, shared with the
@@ -605,6 +621,7 @@ impl Tracker {
             output: OutputWatch::default(),
             raw_message: false,
             target: None,
+            hints: None,
         }
     }
 

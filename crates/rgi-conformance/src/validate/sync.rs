@@ -146,6 +146,7 @@ impl<A: Application> Application for Validator<A> {
         request.note_target(&environ);
         request.with(|t| {
             t.hints_no_input = hints.input == InputUse::None;
+            t.hints = Some(hints);
             environ::check(&environ, t);
         });
         input::install(&mut environ, &request);
