@@ -567,6 +567,8 @@ pub(crate) struct Tracker {
     pub(crate) target: Option<String>,
     /// The hints the synchronous application gave for this request.
     pub(crate) hints: Option<rgi::Hints>,
+    /// The input returned an `InputError` that is the client's fault.
+    client_fault_seen: bool,
 }
 
 /// What one boundary knows about the response's length, shared with the
@@ -622,6 +624,7 @@ impl Tracker {
             raw_message: false,
             target: None,
             hints: None,
+            client_fault_seen: false,
         }
     }
 
@@ -990,6 +993,20 @@ impl Tracker {
                 "next pull",
             );
         }
+    }
+
+    /// What a read of the input returned to the application: a client
+    /// fault the application should let through (`RGI-FAIL-12`).
+    pub(crate) fn note_input_result(&mut self, result: Result<usize, &std::io::Error>) {
+        if let Err(error) = result {
+            self.client_fault_seen |= rgi::InputError::from_io(error)
+                .is_some_and(|error| error.status().is_some());
+        }
+    }
+
+    /// Whether the input handed the application a client-fault error.
+    pub(crate) fn client_fault_seen(&self) -> bool {
+        self.client_fault_seen
     }
 
     /// Whether the response was neither started nor lost by the server:

@@ -315,7 +315,8 @@ impl<B: Body> Drop for ValidatedBody<B> {
 /// the request body was truncated, the failure should carry that error
 /// (`RGI-FAIL-12`).
 fn judge_failure(request: &Request, error: &BoxError) {
-    let hidden = request.with(|t| t.truncated_seen) && !super::output::carries_input_error(error);
+    let hidden =
+        request.with(|t| t.client_fault_seen()) && !super::output::carries_input_error(error);
     if hidden {
         request.violate(
             &rules::CLIENT_FAULT_HIDDEN,
