@@ -309,10 +309,24 @@ fn judge_exit(own: &Frame, outcome: &Outcome, found: &mut Vec<Found>) {
         found.push((
             Arc::clone(&own.request),
             rules::ASYNC_MW_PENDING_AS_STEP,
-            "the inner body returned Pending, and the middleware turned it into an empty chunk".to_owned(),
+            "the inner body returned Pending, and the middleware turned it into an empty chunk"
+                .to_owned(),
             "Step::Chunk(b\"\")".to_owned(),
         ));
     }
+}
+
+/// Whether a step of `request` (of `flavor`) begins inside a pull or
+/// poll of another validator of the same interface: the code between
+/// them is a middleware body.
+pub(crate) fn inside_pull_of_another(request: &Arc<Request>, flavor: Flavor) -> bool {
+    STACK.with(|stack| {
+        stack.borrow().last().is_some_and(|outer| {
+            !Arc::ptr_eq(&outer.request, request)
+                && outer.flavor == flavor
+                && outer.scope == Scope::Pull
+        })
+    })
 }
 
 /// What the middleware does with the handle itself, outside any inner

@@ -250,14 +250,23 @@ mod tests {
 
     #[test]
     fn recognizes_chunked_messages_split_anywhere() {
-        assert_eq!(framing(&[b"5\r\nhello\r\n", b"0\r\n\r\n"]), (Framing::Done, 1));
-        assert_eq!(framing(&[b"5\r\nhel", b"lo\r", b"\n0\r\n\r\n"]), (Framing::Done, 1));
+        assert_eq!(
+            framing(&[b"5\r\nhello\r\n", b"0\r\n\r\n"]),
+            (Framing::Done, 1)
+        );
+        assert_eq!(
+            framing(&[b"5\r\nhel", b"lo\r", b"\n0\r\n\r\n"]),
+            (Framing::Done, 1)
+        );
         assert_eq!(
             framing(&[b"3;x=1\r\nabc\r\n0\r\nExpires: never\r\n\r\n"]),
             (Framing::Done, 1)
         );
         assert_eq!(framing(&[b"hello"]).0, Framing::Invalid);
-        assert_eq!(framing(&[b"5\r\nhello\r\n0\r\n\r\nmore"]).0, Framing::Invalid);
+        assert_eq!(
+            framing(&[b"5\r\nhello\r\n0\r\n\r\nmore"]).0,
+            Framing::Invalid
+        );
         assert_eq!(framing(&[b"5\r\nhello!\r\n"]).0, Framing::Invalid);
     }
 }

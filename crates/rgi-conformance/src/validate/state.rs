@@ -447,7 +447,9 @@ impl Request {
     pub(crate) fn compare_with_get(&self) {
         let Some((target, head, status)) = self.with(|t| {
             let status = t.status?;
-            t.target.clone().map(|target| (target, t.head_request, status))
+            t.target
+                .clone()
+                .map(|target| (target, t.head_request, status))
         }) else {
             return;
         };
@@ -458,8 +460,14 @@ impl Request {
             }
             heads.insert(target.clone(), (head, status))
         };
-        if let Some((_, earlier)) = other.filter(|&(was_head, earlier)| was_head != head && earlier != status) {
-            let (get, head_status) = if head { (earlier, status) } else { (status, earlier) };
+        if let Some((_, earlier)) =
+            other.filter(|&(was_head, earlier)| was_head != head && earlier != status)
+        {
+            let (get, head_status) = if head {
+                (earlier, status)
+            } else {
+                (status, earlier)
+            };
             self.violate(
                 &rules::HEAD_DIFFERS_FROM_GET,
                 "a HEAD request got another status than a GET of the same target",
@@ -691,7 +699,17 @@ impl Tracker {
 
     /// The start of a call or pull: compares the handle the server lent
     /// with what the validator saw before, then adopts the handle's state.
-    pub(crate) fn begin(&mut self, started: bool, head_sent: bool, flavor: Flavor, pull: bool) {
+    /// `pull` is `None` for a call, and for a pull whether a middleware
+    /// may have held the last chunk back.
+    pub(crate) fn begin(
+        &mut self,
+        started: bool,
+        head_sent: bool,
+        flavor: Flavor,
+        pull: Option<bool>,
+    ) {
+        let held_back = pull == Some(true);
+        let pull = pull.is_some();
         let (lost, not_sent) = match flavor {
             Flavor::Sync => (rules::HANDLE_STATE_LOST, rules::CHUNK_NOT_SENT),
             Flavor::Async => (rules::ASYNC_HANDLE_STATE_LOST, rules::ASYNC_CHUNK_NOT_SENT),
@@ -709,7 +727,13 @@ impl Tracker {
                     self.started, self.head_sent
                 ),
             );
-        } else if pull && self.last_chunk_nonempty && started && !self.bodiless() && !head_sent {
+        } else if pull
+            && !held_back
+            && self.last_chunk_nonempty
+            && started
+            && !self.bodiless()
+            && !head_sent
+        {
             self.violate(
                 &not_sent,
                 "the body was asked for more before its last non-empty chunk reached send_chunk (the head is still unsent)",
@@ -812,7 +836,8 @@ impl Tracker {
                 self.raw_message = head.headers().get(CONTENT_TYPE).is_some_and(|value| {
                     let value = value.as_bytes();
                     value.len() >= 8 && value[..8].eq_ignore_ascii_case(b"message/")
-                        || value.len() >= 16 && value[..16].eq_ignore_ascii_case(b"application/http")
+                        || value.len() >= 16
+                            && value[..16].eq_ignore_ascii_case(b"application/http")
                 });
                 if self.pending == Some(StartFailure::InvalidHead) {
                     self.pending = None;
@@ -893,7 +918,8 @@ impl Tracker {
                 );
             }
             if kind == Output::Chunk && !self.state_lost {
-                self.stop_pulling.get_or_insert(rules::PULL_AFTER_NOT_STARTED);
+                self.stop_pulling
+                    .get_or_insert(rules::PULL_AFTER_NOT_STARTED);
             }
             self.write_failed |= kind == Output::Write;
             return;
@@ -924,7 +950,8 @@ impl Tracker {
                 self.length_fault(
                     &rules::CONTENT_LENGTH_EXCEEDED,
                     None,
-                    "the application produced more bytes than its content-length declares".to_owned(),
+                    "the application produced more bytes than its content-length declares"
+                        .to_owned(),
                     format!("declared {declared}, produced {}", self.produced),
                 );
                 if kind == Output::Chunk {
@@ -999,8 +1026,8 @@ impl Tracker {
     /// fault the application should let through (`RGI-FAIL-12`).
     pub(crate) fn note_input_result(&mut self, result: Result<usize, &std::io::Error>) {
         if let Err(error) = result {
-            self.client_fault_seen |= rgi::InputError::from_io(error)
-                .is_some_and(|error| error.status().is_some());
+            self.client_fault_seen |=
+                rgi::InputError::from_io(error).is_some_and(|error| error.status().is_some());
         }
     }
 
@@ -1159,12 +1186,16 @@ pub(crate) fn scoped<T: StepOutcome>(
     work: impl FnOnce(&mut rgi::StartResponse<'_>) -> T,
 ) -> T {
     let (started, head_sent) = (start.is_started(), start.is_head_sent());
+    // A middleware may hold an inner chunk back and return an empty chunk
+    // of its own (RGI-MW-5, RGIA-COMP-10): a pull made inside another
+    // validator's pull does not have to find the last chunk sent.
+    let held_back = nesting::inside_pull_of_another(request, flavor);
     request.with(|t| match scope {
         Scope::Call => {
             t.check_fresh_state(started, head_sent, flavor);
-            t.begin(started, head_sent, flavor, false);
+            t.begin(started, head_sent, flavor, None);
         }
-        Scope::Pull => t.begin(started, head_sent, flavor, true),
+        Scope::Pull => t.begin(started, head_sent, flavor, Some(held_back)),
         Scope::Continuation => {
             t.adopt(started, head_sent);
             t.pending = None;

@@ -26,9 +26,8 @@ pub(crate) const COMPANIONS: &[(&str, &[&str])] = &[
     ("input_truncation_untyped", &["RGI-FAIL-12"]),
     // ---- issue 11 §2: output after the head, middleware attribution ----
     // The middleware is the inner body's server, and does not send the
-    // chunks it pulls before pulling again.
+    // chunk it pulled inside its own call before pulling again.
     ("mw_pulls_in_call", &["RGI-BODY-4"]),
-    ("mw_several_per_step", &["RGI-BODY-4"]),
     // All the output goes through write.
     ("mw_writes_inner_chunk", &["RGI-WRITE-5"]),
     // The application's fault that the server then ignores.

@@ -8,11 +8,13 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, StatusCode, header};
-use rgi::{Application, Body, BoxError, Environ, Hints, Input, InputUse, ResponseHead, StartResponse};
+use rgi::{
+    Application, Body, BoxError, Environ, Hints, Input, InputUse, ResponseHead, StartResponse,
+};
 use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
+use rgi_conformance::Violation;
 use rgi_conformance::client::{AsyncTestClient, TestClient, TestRequest};
 use rgi_conformance::validate::{AsyncValidator, Validator};
-use rgi_conformance::Violation;
 
 use super::common::{AsyncSteps, Driver, Steps, build, collect, environ, serve, text};
 
@@ -65,7 +67,9 @@ where
 /// Inner application: three chunks under a Content-Length of 11.
 pub(crate) fn three_chunks() -> impl Application {
     rgi::from_fn(|_environ: Environ, start| {
-        start.start(text(StatusCode::OK).with_header(header::CONTENT_LENGTH, HeaderValue::from(11)))?;
+        start.start(
+            text(StatusCode::OK).with_header(header::CONTENT_LENGTH, HeaderValue::from(11)),
+        )?;
         Ok(rgi::from_iter(["abc", "defg", "hijk"]))
     })
 }
@@ -113,7 +117,11 @@ where
 {
     type Body = Mapped<A::Body, F>;
 
-    fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<Self::Body, BoxError> {
+    fn call(
+        &self,
+        environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<Self::Body, BoxError> {
         Ok(Mapped {
             inner: self.inner.call(environ, start)?,
             step: self.step.clone(),
@@ -185,7 +193,8 @@ pub(crate) fn mw_swallows_failure() -> Vec<Violation> {
         boxed(fails_after_head()),
         |inner| Map {
             inner,
-            step: |body: &mut Validated, start: &mut StartResponse<'_>| match body.next_chunk(start) {
+            step: |body: &mut Validated, start: &mut StartResponse<'_>| match body.next_chunk(start)
+            {
                 Some(Err(_)) => None,
                 other => other,
             },
@@ -199,10 +208,15 @@ pub(crate) fn mw_head_not_intercepted() -> Vec<Violation> {
     struct Replacing<A>(A);
     impl<A: Application> Application for Replacing<A> {
         type Body = A::Body;
-        fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<A::Body, BoxError> {
+        fn call(
+            &self,
+            environ: Environ,
+            start: &mut StartResponse<'_>,
+        ) -> Result<A::Body, BoxError> {
             let body = self.0.call(environ, start)?;
             start.replace(
-                text(StatusCode::OK).with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                text(StatusCode::OK)
+                    .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
                 BoxError::from("adding cache-control"),
             )?;
             Ok(body)
@@ -217,8 +231,15 @@ pub(crate) fn mw_writes_inner_chunk() -> Vec<Violation> {
         boxed(three_chunks()),
         |inner| Map {
             inner,
-            step: |body: &mut Validated, start: &mut StartResponse<'_>| match body.next_chunk(start)? {
-                Ok(chunk) => Some(start.write(chunk).map(|()| Bytes::new()).map_err(Into::into)),
+            step: |body: &mut Validated, start: &mut StartResponse<'_>| match body
+                .next_chunk(start)?
+            {
+                Ok(chunk) => Some(
+                    start
+                        .write(chunk)
+                        .map(|()| Bytes::new())
+                        .map_err(Into::into),
+                ),
                 Err(error) => Some(Err(error)),
             },
         },
@@ -252,11 +273,17 @@ pub(crate) fn mw_hints_understated() -> Vec<Violation> {
     struct Claims<A>(A);
     impl<A: Application> Application for Claims<A> {
         type Body = A::Body;
-        fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<A::Body, BoxError> {
+        fn call(
+            &self,
+            environ: Environ,
+            start: &mut StartResponse<'_>,
+        ) -> Result<A::Body, BoxError> {
             self.0.call(environ, start)
         }
         fn hints(&self) -> Hints {
-            Hints::default().with_input(InputUse::None).with_may_block(false)
+            Hints::default()
+                .with_input(InputUse::None)
+                .with_may_block(false)
         }
     }
     nested(one_chunk(), Claims, [TestRequest::get("/")])
@@ -277,8 +304,14 @@ pub(crate) fn mw_inner_body_not_dropped() -> Vec<Violation> {
     struct Forget<A>(A);
     impl<A: Application> Application for Forget<A> {
         type Body = Forgetting<A::Body>;
-        fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<Self::Body, BoxError> {
-            self.0.call(environ, start).map(|body| Forgetting(Some(body)))
+        fn call(
+            &self,
+            environ: Environ,
+            start: &mut StartResponse<'_>,
+        ) -> Result<Self::Body, BoxError> {
+            self.0
+                .call(environ, start)
+                .map(|body| Forgetting(Some(body)))
         }
     }
     nested(three_chunks(), Forget, [TestRequest::get("/")])
@@ -290,7 +323,11 @@ pub(crate) fn boxed<A: Application>(app: A) -> impl Application<Body = Box<dyn B
     struct Boxed<A>(A);
     impl<A: Application> Application for Boxed<A> {
         type Body = Box<dyn Body>;
-        fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<Box<dyn Body>, BoxError> {
+        fn call(
+            &self,
+            environ: Environ,
+            start: &mut StartResponse<'_>,
+        ) -> Result<Box<dyn Body>, BoxError> {
             Ok(Box::new(self.0.call(environ, start)?))
         }
         fn hints(&self) -> Hints {
@@ -328,7 +365,11 @@ where
 {
     type Body = LayerBody<F>;
 
-    fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<Self::Body, BoxError> {
+    fn call(
+        &self,
+        environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<Self::Body, BoxError> {
         let inner: Inner = Box::pin(self.inner.call(environ, start)?);
         Ok(LayerBody {
             inner: Some(inner),
@@ -341,14 +382,22 @@ impl<F> AsyncBody for LayerBody<F>
 where
     F: Fn(&mut Option<Inner>, &mut Context<'_>, &mut StartResponse<'_>) -> Poll1 + Send + Unpin,
 {
-    fn poll_step(self: Pin<&mut Self>, cx: &mut Context<'_>, start: &mut StartResponse<'_>) -> Poll1 {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> Poll1 {
         let this = self.get_mut();
         (this.poll)(&mut this.inner, cx, start)
     }
 }
 
 /// Polls the inner body, or ends when it is gone.
-pub(crate) fn poll_inner(inner: &mut Option<Inner>, cx: &mut Context<'_>, start: &mut StartResponse<'_>) -> Poll1 {
+pub(crate) fn poll_inner(
+    inner: &mut Option<Inner>,
+    cx: &mut Context<'_>,
+    start: &mut StartResponse<'_>,
+) -> Poll1 {
     match inner.as_mut() {
         Some(body) => body.as_mut().poll_step(cx, start),
         None => Poll::Ready(None),
@@ -359,11 +408,14 @@ pub(crate) fn poll_inner(inner: &mut Option<Inner>, cx: &mut Context<'_>, start:
 pub(crate) fn sparse() -> impl AsyncApplication {
     rgi_async::from_fn(|_environ: Environ, start| {
         start.start(text(StatusCode::OK))?;
-        Ok(AsyncSteps(0, |n, _cx: &mut Context<'_>, _start: &mut StartResponse<'_>| match n {
-            0 => Poll::Ready(Some(Ok(Step::Chunk(Bytes::new())))),
-            1 => Poll::Ready(Some(Ok(Step::Chunk(Bytes::from_static(b"data"))))),
-            _ => Poll::Ready(None),
-        }))
+        Ok(AsyncSteps(
+            0,
+            |n, _cx: &mut Context<'_>, _start: &mut StartResponse<'_>| match n {
+                0 => Poll::Ready(Some(Ok(Step::Chunk(Bytes::new())))),
+                1 => Poll::Ready(Some(Ok(Step::Chunk(Bytes::from_static(b"data"))))),
+                _ => Poll::Ready(None),
+            },
+        ))
     })
 }
 
@@ -372,27 +424,33 @@ pub(crate) fn sparse() -> impl AsyncApplication {
 pub(crate) fn pends_once() -> impl AsyncApplication {
     rgi_async::from_fn(|_environ: Environ, start| {
         start.start(text(StatusCode::OK))?;
-        Ok(AsyncSteps(0, |n, cx: &mut Context<'_>, _start: &mut StartResponse<'_>| match n {
-            0 => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            1 => Poll::Ready(Some(Ok(Step::Chunk(Bytes::from_static(b"late"))))),
-            _ => Poll::Ready(None),
-        }))
+        Ok(AsyncSteps(
+            0,
+            |n, cx: &mut Context<'_>, _start: &mut StartResponse<'_>| match n {
+                0 => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                1 => Poll::Ready(Some(Ok(Step::Chunk(Bytes::from_static(b"late"))))),
+                _ => Poll::Ready(None),
+            },
+        ))
     })
 }
 
 /// Inner asynchronous application: switches to a synchronous body.
 pub(crate) fn switches() -> impl AsyncApplication {
     rgi_async::from_fn(|_environ: Environ, _start| {
-        Ok(AsyncSteps(0, |n, _cx: &mut Context<'_>, _start: &mut StartResponse<'_>| match n {
-            0 => Poll::Ready(Some(Ok(Step::Switch(SyncSwitch::new(|start| {
-                start.start(text(StatusCode::OK))?;
-                Ok(Box::new(Bytes::from_static(b"from the continuation")) as Box<dyn Body>)
-            }))))),
-            _ => Poll::Ready(None),
-        }))
+        Ok(AsyncSteps(
+            0,
+            |n, _cx: &mut Context<'_>, _start: &mut StartResponse<'_>| match n {
+                0 => Poll::Ready(Some(Ok(Step::Switch(SyncSwitch::new(|start| {
+                    start.start(text(StatusCode::OK))?;
+                    Ok(Box::new(Bytes::from_static(b"from the continuation")) as Box<dyn Body>)
+                }))))),
+                _ => Poll::Ready(None),
+            },
+        ))
     })
 }
 
@@ -428,8 +486,12 @@ pub(crate) fn async_mw_runs_continuation() -> Vec<Violation> {
     let slot: Arc<std::sync::Mutex<Option<Box<dyn Body>>>> = Arc::default();
     nested_async(switches(), move |inner| Layer {
         inner,
-        poll: move |body: &mut Option<Inner>, cx: &mut Context<'_>, start: &mut StartResponse<'_>| {
-            let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        poll: move |body: &mut Option<Inner>,
+                    cx: &mut Context<'_>,
+                    start: &mut StartResponse<'_>| {
+            let mut slot = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(sync_body) = slot.as_mut() {
                 return match sync_body.next_chunk(start) {
                     Some(Ok(chunk)) => Poll::Ready(Some(Ok(Step::Chunk(chunk)))),
@@ -501,7 +563,9 @@ pub(crate) fn pull_after_not_started() -> Vec<Violation> {
 pub(crate) fn pull_after_excess() -> Vec<Violation> {
     pull_regardless(
         rgi::from_fn(|_environ: Environ, start| {
-            start.start(text(StatusCode::OK).with_header(header::CONTENT_LENGTH, HeaderValue::from(2)))?;
+            start.start(
+                text(StatusCode::OK).with_header(header::CONTENT_LENGTH, HeaderValue::from(2)),
+            )?;
             Ok(rgi::from_iter(["four", "more"]))
         }),
         &Method::GET,
@@ -570,7 +634,11 @@ pub(crate) fn output_transfer_coded() -> Vec<Violation> {
     serve(
         rgi::from_fn(|_environ: Environ, start| {
             start.start(text(StatusCode::OK))?;
-            Ok(rgi::from_iter(["4\r\nwiki\r\n", "6\r\npedia\n\r\n", "0\r\n\r\n"]))
+            Ok(rgi::from_iter([
+                "4\r\nwiki\r\n",
+                "6\r\npedia\n\r\n",
+                "0\r\n\r\n",
+            ]))
         }),
         build(environ()),
     )
