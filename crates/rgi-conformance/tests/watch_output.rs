@@ -30,8 +30,11 @@ use support_validate::output_examples::{
 type Validated = ValidatedBody<Box<dyn Body>>;
 type Inner = Pin<Box<dyn rgi_async::AsyncBody>>;
 
-/// Every check of this area, the clause and side it names, its example.
-const BROKEN: &[(&str, &str, Side, fn() -> Vec<Violation>)] = &[
+/// A check's name, the clause and side it names, its broken example.
+type Row = (&'static str, &'static str, Side, fn() -> Vec<Violation>);
+
+/// Every check of this area.
+const BROKEN: &[Row] = &[
     (
         "mw_pulls_in_call",
         "RGI-MW-6",

@@ -296,6 +296,7 @@ pub(crate) fn mw_inner_body_not_dropped() -> Vec<Violation> {
         fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
             let step = self.0.as_mut()?.next_chunk(start);
             if step.is_none() {
+                #[allow(clippy::mem_forget, reason = "the mistake this example makes")]
                 std::mem::forget(self.0.take());
             }
             step
@@ -526,6 +527,7 @@ pub(crate) fn async_mw_inner_body_not_dropped() -> Vec<Violation> {
         poll: |body: &mut Option<Inner>, cx: &mut Context<'_>, start: &mut StartResponse<'_>| {
             let step = poll_inner(body, cx, start);
             if matches!(step, Poll::Ready(None)) {
+                #[allow(clippy::mem_forget, reason = "the mistake this example makes")]
                 std::mem::forget(body.take());
             }
             step
