@@ -597,3 +597,47 @@ fn an_asynchronous_application_is_watched_too() {
         "{violations:?}"
     );
 }
+
+#[test]
+fn a_panicking_report_between_two_validators_leaves_no_trace_on_the_thread() {
+    struct Buffering<A>(A);
+    impl<A: Application> Application for Buffering<A> {
+        type Body = Bytes;
+        fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<Bytes, BoxError> {
+            let mut inner = self.0.call(environ, start)?;
+            let mut all = BytesMut::new();
+            while let Some(chunk) = inner.next_chunk(start) {
+                all.extend_from_slice(&chunk?);
+            }
+            Ok(all.freeze())
+        }
+    }
+    let inner_reports = collect();
+    let outer = Validator::panicking(Buffering(Validator::new(
+        three_chunks(),
+        inner_reports.clone(),
+    )));
+    // RGI-MW-6 panics inside the middleware's call; the kit's driver, a
+    // server, catches the panic at its boundary.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve_sync(&outer, build(environ()), &mut Recorder::new())
+    }));
+    let before = inner_reports.all().len();
+    // A later request on this thread is not taken for one nested in the
+    // step that panicked (whose validator would then be told about it).
+    assert_silent(&serve(three_chunks(), build(environ())));
+    assert_eq!(
+        inner_reports.all().len(),
+        before,
+        "{:?}",
+        inner_reports.all()
+    );
+    assert_silent(&nested(
+        boxed(three_chunks()),
+        |inner| Map {
+            inner,
+            step: pass_through,
+        },
+        [TestRequest::get("/")],
+    ));
+}

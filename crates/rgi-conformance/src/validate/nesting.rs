@@ -183,14 +183,17 @@ pub(crate) fn enter(request: &Arc<Request>, flavor: Flavor, scope: Scope) -> Ent
             inner_started: false,
         });
     });
+    // The guard exists before anything is reported: a report that panics
+    // (the panic policy) must not leave the frame on the stack.
+    let entered = Entered {
+        request: Arc::clone(request),
+        exited: false,
+    };
     if let Some(outer) = link {
         request.link_outer(&outer);
     }
     report(found);
-    Entered {
-        request: Arc::clone(request),
-        exited: false,
-    }
+    entered
 }
 
 /// The checks made when a nested step begins inside `outer`.
