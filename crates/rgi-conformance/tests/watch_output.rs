@@ -641,3 +641,80 @@ fn a_panicking_report_between_two_validators_leaves_no_trace_on_the_thread() {
         [TestRequest::get("/")],
     ));
 }
+
+#[test]
+fn an_asynchronous_application_is_judged_for_hidden_client_faults_and_head_against_get() {
+    let hides = rgi_async::from_fn(|mut environ: Environ, start| {
+        let mut upload = Vec::new();
+        std::io::Read::read_to_end(environ.input_mut(), &mut upload)
+            .map_err(|_| BoxError::from("could not store the upload"))?;
+        start.start(text(StatusCode::OK))?;
+        Ok(Bytes::from(upload))
+    });
+    let environ = build(
+        support_validate::common::async_environ()
+            .method(Method::POST)
+            .header(header::CONTENT_LENGTH, HeaderValue::from(6))
+            .input(rgi::Input::new(
+                std::io::Cursor::new(b"ab".to_vec()),
+                Some(6),
+            )),
+    );
+    let violations = support_validate::common::serve_asynchronously(hides, environ);
+    assert!(
+        has(&violations, "RGI-FAIL-12", Side::Application),
+        "{violations:?}"
+    );
+
+    let routes_get_only = || {
+        rgi_async::from_fn(|environ: Environ, start| {
+            let status = if environ.method() == Method::GET {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            start.start(text(status))?;
+            Ok(Bytes::new())
+        })
+    };
+    let reports = collect();
+    let validator =
+        rgi_conformance::validate::AsyncValidator::new(routes_get_only(), reports.clone());
+    for method in [Method::GET, Method::HEAD] {
+        let _ = rgi_conformance::rt::serve_async(
+            &validator,
+            build(support_validate::common::async_environ().method(method)),
+            &mut Recorder::new(),
+        );
+    }
+    drop(validator);
+    let violations = reports.all();
+    assert!(
+        has(&violations, "RGI-BODY-17", Side::Application),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn an_asynchronous_application_that_returns_the_input_error_is_silent() {
+    let honest = rgi_async::from_fn(|mut environ: Environ, start| {
+        let mut upload = Vec::new();
+        std::io::Read::read_to_end(environ.input_mut(), &mut upload)?;
+        start.start(text(StatusCode::OK))?;
+        Ok(Bytes::from(upload))
+    });
+    let environ = build(
+        support_validate::common::async_environ()
+            .method(Method::POST)
+            .header(header::CONTENT_LENGTH, HeaderValue::from(6))
+            .input(rgi::Input::new(
+                std::io::Cursor::new(b"ab".to_vec()),
+                Some(6),
+            )),
+    );
+    let violations = support_validate::common::serve_asynchronously(honest, environ);
+    assert!(
+        !has(&violations, "RGI-FAIL-12", Side::Application),
+        "{violations:?}"
+    );
+}

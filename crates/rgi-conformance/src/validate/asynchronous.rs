@@ -148,6 +148,7 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
             Flavor::Async,
             head,
         );
+        request.note_target(&environ);
         request.with(|t| {
             environ::check(&environ, t);
             environ::check_async(&environ, t);
@@ -170,6 +171,7 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
+                request.judge_failure(&error);
                 Err(error)
             }
         }
@@ -310,11 +312,13 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                     t.on_end(Flavor::Async);
                     t.done = true;
                 });
+                this.request.compare_with_get();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
                 this.ended = true;
                 this.request.with(|t| t.done = true);
+                this.request.judge_failure(&error);
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(Some(Ok(Step::Chunk(chunk)))) => {

@@ -47,6 +47,7 @@
 //! adapter between an asynchronous server and a synchronous application
 //! (the threaded adapter) drives its inner body by rules of its own.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::task::Poll;
@@ -56,7 +57,44 @@ use rgi::BoxError;
 use rgi_async::Step;
 
 use super::rules::{self, Rule};
-use super::state::{Flavor, Request, Scope};
+
+/// Which interface a piece of the validator serves; it picks the clause
+/// of checks that exist in both documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// A synchronous body (an application's, or a switch continuation's).
+    Sync,
+    /// An asynchronous body.
+    Async,
+}
+
+/// Which kind of step a validator wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// `call`: the server lends a fresh handle.
+    Call,
+    /// A pull or poll: the handle must still know the earlier steps, and
+    /// the last chunk must have been sent.
+    Pull,
+    /// A switch continuation, whose handle the switch checks judge.
+    Continuation,
+}
+
+/// One validator request, as the stack sees it: this module keeps only
+/// opaque handles, so that it depends on nothing of the request's own
+/// module (`state`, which calls into this one).
+pub(crate) trait Boundary: Any + Send + Sync {
+    /// Reports a violation of `rule` against this request.
+    fn report_rule(&self, rule: &Rule, message: String, value: String);
+    /// Links this request, once, to `outer`, the request it runs nested in.
+    fn link_to_outer(&self, outer: &Arc<dyn Boundary>);
+}
+
+/// Whether two handles are the same request (by address: the vtable part
+/// of a `dyn` pointer may differ between codegen units).
+fn same(a: &Arc<dyn Boundary>, b: &dyn Boundary) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), std::ptr::from_ref(b))
+}
 
 /// What one step of an application returned, as far as the nesting
 /// checks care.
@@ -115,7 +153,7 @@ impl StepOutcome for Poll<Option<Result<Step, BoxError>>> {
 /// One step of a validator in progress on this thread, with what the
 /// validators nested inside it reported during the step.
 struct Frame {
-    request: Arc<Request>,
+    request: Arc<dyn Boundary>,
     flavor: Flavor,
     scope: Scope,
     /// A nested validator ran a step inside this one.
@@ -140,31 +178,31 @@ thread_local! {
 }
 
 /// A violation found while the stack was borrowed, reported after.
-type Found = (Arc<Request>, Rule, String, String);
+type Found = (Arc<dyn Boundary>, Rule, String, String);
 
 fn report(found: Vec<Found>) {
     for (request, rule, message, value) in found {
-        request.violate(&rule, message, value);
+        request.report_rule(&rule, message, value);
     }
 }
 
 /// The step of `request` on this thread, from [`enter`] until
 /// [`Entered::exit`] (or its drop, when the step panicked).
 pub(crate) struct Entered {
-    request: Arc<Request>,
+    request: Arc<dyn Boundary>,
     exited: bool,
 }
 
 /// Pushes the frame of a step of `request` and judges, against the frame
 /// it nests in (if any), how the middleware in between called it.
-pub(crate) fn enter(request: &Arc<Request>, flavor: Flavor, scope: Scope) -> Entered {
+pub(crate) fn enter(request: &Arc<dyn Boundary>, flavor: Flavor, scope: Scope) -> Entered {
     let mut found: Vec<Found> = Vec::new();
     let mut link = None;
     STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
         if let Some(outer) = stack
             .last_mut()
-            .filter(|outer| !Arc::ptr_eq(&outer.request, request))
+            .filter(|outer| !same(&outer.request, &**request))
         {
             outer.nested = true;
             link = Some(Arc::clone(&outer.request));
@@ -190,7 +228,7 @@ pub(crate) fn enter(request: &Arc<Request>, flavor: Flavor, scope: Scope) -> Ent
         exited: false,
     };
     if let Some(outer) = link {
-        request.link_outer(&outer);
+        request.link_to_outer(&outer);
     }
     report(found);
     entered
@@ -246,7 +284,7 @@ impl Entered {
             judge_exit(&own, outcome, &mut found);
             if let Some(outer) = stack
                 .last_mut()
-                .filter(|outer| !Arc::ptr_eq(&outer.request, &self.request))
+                .filter(|outer| !same(&outer.request, &*self.request))
             {
                 match outcome {
                     Outcome::Chunk(chunk) => {
@@ -282,10 +320,10 @@ impl Drop for Entered {
 }
 
 /// Removes the top frame if it is `request`'s.
-fn pop_own(stack: &mut Vec<Frame>, request: &Arc<Request>) -> Option<Frame> {
+fn pop_own(stack: &mut Vec<Frame>, request: &Arc<dyn Boundary>) -> Option<Frame> {
     if stack
         .last()
-        .is_some_and(|top| Arc::ptr_eq(&top.request, request))
+        .is_some_and(|top| same(&top.request, &**request))
     {
         stack.pop()
     } else {
@@ -322,12 +360,10 @@ fn judge_exit(own: &Frame, outcome: &Outcome, found: &mut Vec<Found>) {
 /// Whether a step of `request` (of `flavor`) begins inside a pull or
 /// poll of another validator of the same interface: the code between
 /// them is a middleware body.
-pub(crate) fn inside_pull_of_another(request: &Arc<Request>, flavor: Flavor) -> bool {
+pub(crate) fn inside_pull_of_another(request: &dyn Boundary, flavor: Flavor) -> bool {
     STACK.with(|stack| {
         stack.borrow().last().is_some_and(|outer| {
-            !Arc::ptr_eq(&outer.request, request)
-                && outer.flavor == flavor
-                && outer.scope == Scope::Pull
+            !same(&outer.request, request) && outer.flavor == flavor && outer.scope == Scope::Pull
         })
     })
 }
@@ -344,13 +380,13 @@ pub(crate) enum Action<'a> {
 
 /// Judges a head or a write `request`'s hook sees while `request`'s own
 /// step is on top of the stack (so no nested step sent it).
-pub(crate) fn own_action(request: &Request, action: Action<'_>) {
+pub(crate) fn own_action(request: &dyn Boundary, action: Action<'_>) {
     let mut found: Vec<(Rule, &'static str, String)> = Vec::new();
     STACK.with(|stack| {
         let stack = stack.borrow();
         let Some(own) = stack
             .last()
-            .filter(|top| std::ptr::eq(Arc::as_ptr(&top.request), request))
+            .filter(|top| same(&top.request, request))
         else {
             return;
         };
@@ -376,6 +412,6 @@ pub(crate) fn own_action(request: &Request, action: Action<'_>) {
         }
     });
     for (rule, message, value) in found {
-        request.violate(&rule, message, value);
+        request.report_rule(&rule, message.to_owned(), value);
     }
 }

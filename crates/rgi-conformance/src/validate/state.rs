@@ -18,20 +18,11 @@ use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use rgi::{HeadError, Intercept, ResponseHead};
 
-use super::nesting::{self, Action, StepOutcome};
+use super::nesting::{self, Action, Boundary, StepOutcome};
+pub(crate) use super::nesting::{Flavor, Scope};
 use super::output::OutputWatch;
 use super::rules::{self, Rule};
 use crate::{Reports, Violation};
-
-/// Which interface a piece of the validator serves; it picks the clause
-/// of checks that exist in both documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    /// A synchronous body (an application's, or a switch continuation's).
-    Sync,
-    /// An asynchronous body.
-    Async,
-}
 
 /// Where a piece of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,6 +431,21 @@ impl Request {
     pub(crate) fn quietly(&self, f: impl FnOnce(&mut Tracker)) {
         let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut tracker);
+    }
+
+    /// Judges the failure the application returned: after the input handed
+    /// it an error that is the client's fault, the failure should carry
+    /// that error (`RGI-FAIL-12`).
+    pub(crate) fn judge_failure(&self, error: &rgi::BoxError) {
+        let hidden =
+            self.with(|t| t.client_fault_seen()) && !super::output::carries_input_error(error);
+        if hidden {
+            self.violate(
+                &rules::CLIENT_FAULT_HIDDEN,
+                "the input returned an error that is the client's fault, and the application failed with an error that hides it",
+                error.to_string(),
+            );
+        }
     }
 
     /// Compares the status of a GET or HEAD that ended normally with the
@@ -1121,6 +1127,19 @@ impl Tracker {
     }
 }
 
+impl Boundary for Request {
+    fn report_rule(&self, rule: &Rule, message: String, value: String) {
+        self.violate(rule, message, value);
+    }
+
+    fn link_to_outer(&self, outer: &Arc<dyn Boundary>) {
+        let outer: Arc<dyn std::any::Any + Send + Sync> = Arc::clone(outer) as Arc<dyn Boundary>;
+        if let Ok(outer) = outer.downcast::<Request>() {
+            self.link_outer(&outer);
+        }
+    }
+}
+
 /// The validator's [`Intercept`]: every head and write of the application
 /// passes through it, before the server's rules are applied.
 pub(crate) struct Hook<'r> {
@@ -1160,18 +1179,6 @@ impl Intercept for Hook<'_> {
     }
 }
 
-/// Which kind of step [`scoped`] wraps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// `call`: the server lends a fresh handle.
-    Call,
-    /// A pull or poll: the handle must still know the earlier steps, and
-    /// the last chunk must have been sent.
-    Pull,
-    /// A switch continuation, whose handle the switch checks judge.
-    Continuation,
-}
-
 /// Runs one step of the application (`work`) with the validator's hook
 /// interposed: checks the handle first, reports a panic (then lets it
 /// continue to the server), and checks afterwards that a rejected start
@@ -1189,7 +1196,7 @@ pub(crate) fn scoped<T: StepOutcome>(
     // A middleware may hold an inner chunk back and return an empty chunk
     // of its own (RGI-MW-5, RGIA-COMP-10): a pull made inside another
     // validator's pull does not have to find the last chunk sent.
-    let held_back = nesting::inside_pull_of_another(request, flavor);
+    let held_back = nesting::inside_pull_of_another(&**request, flavor);
     request.with(|t| match scope {
         Scope::Call => {
             t.check_fresh_state(started, head_sent, flavor);
@@ -1202,7 +1209,8 @@ pub(crate) fn scoped<T: StepOutcome>(
         }
     });
     let mut hook = Hook::new(request, flavor);
-    let entered = nesting::enter(request, flavor, scope);
+    let boundary: Arc<dyn Boundary> = Arc::clone(request) as Arc<dyn Boundary>;
+    let entered = nesting::enter(&boundary, flavor, scope);
     // A mark left by an unwind that nothing of ours caught is stale now.
     clear_judged();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

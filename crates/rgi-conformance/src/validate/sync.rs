@@ -163,7 +163,7 @@ impl<A: Application> Application for Validator<A> {
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
-                judge_failure(&request, &error);
+                request.judge_failure(&error);
                 Err(error)
             }
         }
@@ -266,7 +266,7 @@ impl<B: Body> Body for ValidatedBody<B> {
                 self.ended = true;
                 self.request.registry.ended_here(self.entry);
                 self.request.with(|t| t.done = true);
-                judge_failure(&self.request, error);
+                self.request.judge_failure(error);
             }
             Some(Ok(chunk)) => self.request.with(|t| t.on_chunk(chunk, Flavor::Sync)),
         }
@@ -308,21 +308,6 @@ impl<B: Body> Drop for ValidatedBody<B> {
         self.request.registry.close(self.entry);
         self.request.with(|t| t.done = true);
         self.request.judge_drop(dropped);
-    }
-}
-
-/// Judges the failure an application returned: after the input told it
-/// the request body was truncated, the failure should carry that error
-/// (`RGI-FAIL-12`).
-fn judge_failure(request: &Request, error: &BoxError) {
-    let hidden =
-        request.with(|t| t.client_fault_seen()) && !super::output::carries_input_error(error);
-    if hidden {
-        request.violate(
-            &rules::CLIENT_FAULT_HIDDEN,
-            "the input reported a truncated request body, and the application failed with an error that hides it",
-            error.to_string(),
-        );
     }
 }
 
