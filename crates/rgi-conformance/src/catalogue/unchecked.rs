@@ -115,10 +115,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Enforced by the type system: `Body::next_chunk` returns `Option<Result<Bytes, BoxError>>`, whose three shapes are exactly the three answers the clause allows.",
     ),
     (
-        "RGI-BODY-9",
-        "Not decidable from the bytes: a chunk-encoded body is a byte sequence like any other, which the server sends unchanged (RGI-BODY-3). The decidable part, a `transfer-encoding` field in the head, is rejected by `rgi::ResponseState` and reported by the validator under RGI-HEAD-5 (`head_hop_by_hop`).",
-    ),
-    (
         "RGI-CL-11",
         "Out of the suite's sight: the size a server reports to its own HTTP layer is an in-process value between two of its components. Its effect, a body that runs past the Content-Length field, is judged on the wire under RGI-CL-1; the one source of the value is `ResponseState::content_length()` (crates/rgi/tests/declared_length.rs: `d1_the_applications_content_length_wins_over_a_disagreeing_declaration`, `d1_head_requests_and_bodiless_statuses_carry_no_declared_length`).",
     ),
@@ -137,10 +133,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-HINT-2",
         "A constant of the rgi crate, not a behaviour of any party: `impl Default for Hints` returns `Hints::CONSERVATIVE` (`InputUse::Streaming`, `may_block: true`) in crates/rgi/src/hints.rs, and the example on `Hints` asserts that the default cannot run inline.",
-    ),
-    (
-        "RGI-HINT-8",
-        "Middleware obligation whose inputs no wrapper sees: whether the middleware itself reads the input or blocks is a property of its code, so neither a validator outside it (which sees the combined hints) nor one inside (which sees the inner hints) can tell an honest combination from a dishonest one. The outer validator still checks that the combined hints are stable and true of the whole stack (`hints_unstable`, `hints_input_none_but_read`).",
     ),
     (
         "RGI-LIMIT-1",
@@ -201,34 +193,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGI-MW-2",
         "The clause allows either handle, and each choice is judged as the clauses it then owes: a validator placed inside the middleware reports a handle that is not over the request's own, fresh `ResponseState` under RGI-START-1 and RGI-APP-5 (`handle_state_lost`, `state_reused`).",
-    ),
-    (
-        "RGI-MW-3",
-        "A head changed outside an `Intercept` hook (by buffering the inner response or calling `start` itself) gives the same head and bytes on the wire as an interception; the difference is in the middleware's source. Whatever head is stored is validated by `rgi::ResponseState` either way (RGI-HEAD-7).",
-    ),
-    (
-        "RGI-MW-4",
-        "Not observable: on the outer handle, data the middleware passes to `write` cannot be told apart from data the inner application wrote through an interception hook, and a validator inside the middleware sees the inner chunk leave as a chunk either way.",
-    ),
-    (
-        "RGI-MW-5",
-        "A middleware that gathers several inner chunks per pull sends the same bytes, later; a validator on either side sees only the pulls on its own side, and a delay cannot be separated from a slow inner body.",
-    ),
-    (
-        "RGI-MW-6",
-        "Not observable from one side: a validator inside the middleware sees the inner `call` return and the inner body pulled, but cannot tell a pull made inside the middleware's `call` from one made in its first `next_chunk`, because both arrive through the handle it lent.",
-    ),
-    (
-        "RGI-MW-7",
-        "Reported under the server clauses it restates: a validator placed between the middleware and the inner application sees the middleware as its server and reports an inner body kept or never dropped under RGI-BODY-11 and RGI-BODY-12 (`body_kept`) and a pull after the end under RGI-BODY-2 (`pull_after_end`).",
-    ),
-    (
-        "RGI-MW-8",
-        "Reported under the application clauses it restates: a validator placed outside the middleware checks the middleware's `size_hint` against the bytes its body produces (`size_hint_overrun`, `size_hint_shortfall`, RGI-BODY-10) and its `content-length` against its output (`content_length_exceeded`, `content_length_short`, RGI-CL-4).",
-    ),
-    (
-        "RGI-MW-9",
-        "Reported under the clauses it restates: a validator placed outside the middleware reports a `HeadAlreadySent` not returned as the failure (`head_already_sent_swallowed`, RGI-START-12), and one inside reports a middleware that carries on pulling an inner body after its failure (`pull_after_end`, RGI-BODY-2).",
     ),
     (
         "RGI-EXT-1",
@@ -370,14 +334,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGIA-COMP-8",
         "Behaviour of `rgi_async::Threaded`, a library adapter rather than a server: errors and panics are relayed as failure steps, and an offload that never ran the application is answered 503 when nothing was started (crates/rgi-async/tests/threaded.rs: `a_panicking_application_becomes_an_error_not_an_unwind`, `the_workers_response_rules_are_enforced_and_reported`, `a_saturated_offload_is_answered_503`, `a_job_dropped_at_shutdown_is_answered_503`, `a_job_dropped_after_the_head_was_started_is_an_error`).",
-    ),
-    (
-        "RGIA-COMP-10",
-        "A validator inside the middleware sees the polls it receives, but not whether the middleware yielded a step outward in between, and one outside sees the steps without the inner polls; the rule relates the two.",
-    ),
-    (
-        "RGIA-COMP-12",
-        "A restatement of the synchronous middleware clauses for polling, judged as those are: with an `AsyncValidator` on each side of the middleware, the inner one reports server-side breaches (`poll_after_end`, `async_body_kept`, `async_chunk_not_sent`) and the outer one application-side breaches (`async_size_hint_overrun`, `async_size_hint_shortfall`, `blocking_read_on_loop_thread`).",
     ),
     (
         "RGIA-TASK-6",

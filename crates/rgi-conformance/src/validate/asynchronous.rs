@@ -154,6 +154,7 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
             Flavor::Async,
             head,
         );
+        request.note_target(&environ);
         request.with(|t| {
             environ::check(&environ, t);
             environ::check_async(&environ, t);
@@ -193,6 +194,7 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
                 capabilities::judge_failure(&request, upgrade_unavailable);
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
+                request.judge_failure(&error);
                 Err(error)
             }
         }
@@ -349,12 +351,14 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
                     t.on_end(Flavor::Async);
                     t.done = true;
                 });
+                this.request.compare_with_get();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
                 input::on_failure(&this.request, &*error);
                 this.ended = true;
                 this.request.with(|t| t.done = true);
+                this.request.judge_failure(&error);
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(Some(Ok(Step::Chunk(chunk)))) => {

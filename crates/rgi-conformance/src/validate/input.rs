@@ -152,6 +152,7 @@ impl Observer {
         };
         self.failed |= truncation;
         self.request.with(|t| {
+            t.note_input_result(result);
             if truncation {
                 t.truncated_seen = true;
                 if let Err(error) = result {

@@ -124,7 +124,14 @@
 //! Middleware authors get more out of the validator by wrapping both
 //! their middleware and the application inside it: the inner validator
 //! then sees whether the middleware drives the inner body as a server
-//! must (`RGI-MW-1`).
+//! must (`RGI-MW-1`). The two validators find each other on the thread
+//! they run on and compare what they see, so that a fault seen at one
+//! boundary and not the other is blamed on the middleware under its own
+//! clause: a Content-Length the middleware changed (`RGI-MW-8`), several
+//! inner chunks per step (`RGI-MW-5`, `RGIA-COMP-10`), an inner pull in its
+//! `call` (`RGI-MW-6`), a swallowed failure (`RGI-MW-9`), an inner body it
+//! never dropped (`RGI-MW-7`, `RGIA-COMP-12`), and more; the `nesting`
+//! module's documentation lists them.
 
 mod asynchronous;
 mod cap_spurious;
@@ -134,6 +141,8 @@ mod environ;
 mod input;
 mod input_chain;
 mod input_watch;
+mod nesting;
+mod output;
 mod park;
 #[cfg(unix)]
 mod readiness;

@@ -613,6 +613,119 @@ pub(crate) const READINESS_PENDING_WITHOUT_WAKEUP: Rule = Rule::server(
     "a readiness wait that returns Pending keeps the waker it was polled with, so that it can resolve",
 );
 
+// ---- issue 11 §2: output after the head, middleware attribution ----
+
+pub(crate) const MW_PULLS_IN_CALL: Rule = Rule::app(
+    "mw_pulls_in_call",
+    &["RGI-MW-6"],
+    "a middleware's call returns when the inner call returns, without pulling the inner body",
+);
+pub(crate) const MW_SEVERAL_PER_STEP: Rule = Rule::app(
+    "mw_several_per_step",
+    &["RGI-MW-5"],
+    "each pull of a middleware body pulls at most one inner chunk",
+);
+pub(crate) const ASYNC_MW_SEVERAL_PER_STEP: Rule = Rule::app(
+    "async_mw_several_per_step",
+    &["RGIA-COMP-10"],
+    "an asynchronous middleware yields a step for every inner step before polling the inner body again",
+);
+pub(crate) const ASYNC_MW_RUNS_CONTINUATION: Rule = Rule::app(
+    "async_mw_runs_continuation",
+    &["RGIA-COMP-11"],
+    "an asynchronous middleware passes a switch on instead of running the continuation itself",
+);
+pub(crate) const ASYNC_MW_PENDING_AS_STEP: Rule = Rule::app(
+    "async_mw_pending_as_step",
+    &["RGIA-COMP-9"],
+    "an asynchronous middleware never turns an inner Pending into a step",
+);
+pub(crate) const MW_SWALLOWS_FAILURE: Rule = Rule::app(
+    "mw_swallows_failure",
+    &["RGI-MW-9", "RGIA-COMP-12"],
+    "a middleware passes on an inner failure after the head was sent as its own failure",
+);
+pub(crate) const MW_HEAD_NOT_INTERCEPTED: Rule = Rule::app(
+    "mw_head_not_intercepted",
+    &["RGI-MW-3"],
+    "a middleware changes the inner head by interception, not by starting or replacing it itself",
+);
+pub(crate) const MW_WRITES_INNER_CHUNK: Rule = Rule::app(
+    "mw_writes_inner_chunk",
+    &["RGI-MW-4", "RGIA-COMP-12"],
+    "a middleware returns the inner chunks from its body, never through the outer write",
+);
+pub(crate) const MW_LENGTH_UNTRUE: Rule = Rule::app(
+    "mw_length_untrue",
+    &["RGI-MW-8", "RGIA-COMP-12"],
+    "a middleware that changes the content corrects the content-length and does not forward the inner size hint",
+);
+pub(crate) const MW_HINTS_UNDERSTATED: Rule = Rule::app(
+    "mw_hints_understated",
+    &["RGI-HINT-8"],
+    "a middleware's hints cover the application it wraps: input use and blocking at least as demanding",
+);
+pub(crate) const MW_INNER_BODY_NOT_DROPPED: Rule = Rule::server(
+    "mw_inner_body_not_dropped",
+    &["RGI-MW-7"],
+    "a middleware body drops the inner body (at the latest when it is dropped itself)",
+);
+pub(crate) const ASYNC_MW_INNER_BODY_NOT_DROPPED: Rule = Rule::server(
+    "async_mw_inner_body_not_dropped",
+    &["RGIA-COMP-12", "RGI-MW-7"],
+    "an asynchronous middleware drops the inner body exactly once when it is dropped itself",
+);
+pub(crate) const PULL_AFTER_NOT_STARTED: Rule = Rule::server(
+    "pull_after_not_started",
+    &["RGI-FAIL-7"],
+    "after a chunk of a response that was never started the server stops pulling",
+);
+pub(crate) const PULL_AFTER_EXCESS: Rule = Rule::server(
+    "pull_after_excess",
+    &["RGI-CL-2"],
+    "after a chunk past the declared content-length the server stops pulling",
+);
+pub(crate) const PULL_AFTER_BODILESS_CONTENT: Rule = Rule::server(
+    "pull_after_bodiless_content",
+    &["RGI-BODY-18"],
+    "after content in a 204 or 304 response the server stops pulling",
+);
+pub(crate) const UNSTARTED_BODY_NOT_PULLED: Rule = Rule::server(
+    "unstarted_body_not_pulled",
+    &["RGI-START-5"],
+    "a response not started in call is not an error: the server pulls the body",
+);
+pub(crate) const BODY_KEPT_AFTER_END: Rule = Rule::server(
+    "body_kept_after_end",
+    &["RGI-BODY-12"],
+    "a body that ended is dropped before the thread that drove it serves the next request",
+);
+pub(crate) const OUTPUT_TRANSFER_CODED: Rule = Rule::app(
+    "output_transfer_coded",
+    &["RGI-BODY-9"],
+    "the application does not chunk-encode its output",
+);
+pub(crate) const TINY_CHUNKS: Rule = Rule::app(
+    "tiny_chunks",
+    &["RGI-BODY-8"],
+    "a body yields chunks of useful size rather than many tiny ones (a warning)",
+);
+pub(crate) const OUTPUT_ALL_WRITTEN: Rule = Rule::app(
+    "output_all_written",
+    &["RGI-WRITE-5"],
+    "an application returns its output from the body rather than pushing it all with write (a warning)",
+);
+pub(crate) const CLIENT_FAULT_HIDDEN: Rule = Rule::app(
+    "client_fault_hidden",
+    &["RGI-FAIL-12"],
+    "an application that gives up after a client-fault input error returns that error (a warning)",
+);
+pub(crate) const HEAD_DIFFERS_FROM_GET: Rule = Rule::app(
+    "head_differs_from_get",
+    &["RGI-BODY-17"],
+    "a HEAD request gets the status a GET of the same target gets (a warning)",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -727,4 +840,27 @@ pub(crate) const RULES: &[Rule] = &[
     AFTER_SPAWN_BLOCKED,
     MIDDLEWARE_RAN_CONTINUATION,
     READINESS_TIMEOUT_MISSED,
+    // ---- issue 11 §2: output after the head, middleware attribution ----
+    MW_PULLS_IN_CALL,
+    MW_SEVERAL_PER_STEP,
+    ASYNC_MW_SEVERAL_PER_STEP,
+    ASYNC_MW_RUNS_CONTINUATION,
+    ASYNC_MW_PENDING_AS_STEP,
+    MW_SWALLOWS_FAILURE,
+    MW_HEAD_NOT_INTERCEPTED,
+    MW_WRITES_INNER_CHUNK,
+    MW_LENGTH_UNTRUE,
+    MW_HINTS_UNDERSTATED,
+    MW_INNER_BODY_NOT_DROPPED,
+    ASYNC_MW_INNER_BODY_NOT_DROPPED,
+    PULL_AFTER_NOT_STARTED,
+    PULL_AFTER_EXCESS,
+    PULL_AFTER_BODILESS_CONTENT,
+    UNSTARTED_BODY_NOT_PULLED,
+    BODY_KEPT_AFTER_END,
+    OUTPUT_TRANSFER_CODED,
+    TINY_CHUNKS,
+    OUTPUT_ALL_WRITTEN,
+    CLIENT_FAULT_HIDDEN,
+    HEAD_DIFFERS_FROM_GET,
 ];

@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{RawWakerVTable, Wake, Waker};
 use std::thread::{self, ThreadId};
 
@@ -18,18 +18,11 @@ use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use rgi::{HeadError, Intercept, ResponseHead};
 
+use super::nesting::{self, Action, Boundary, StepOutcome};
+pub(crate) use super::nesting::{Flavor, Scope};
+use super::output::OutputWatch;
 use super::rules::{self, Rule};
 use crate::{Reports, Violation};
-
-/// Which interface a piece of the validator serves; it picks the clause
-/// of checks that exist in both documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    /// A synchronous body (an application's, or a switch continuation's).
-    Sync,
-    /// An asynchronous body.
-    Async,
-}
 
 /// Where a piece of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +47,14 @@ pub(crate) enum StartFailure {
 pub(crate) struct Registry {
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Live>>,
+    /// The status the last GET or HEAD of each target got, and whether it
+    /// was the HEAD (`RGI-BODY-17`).
+    heads: Mutex<BTreeMap<String, (bool, StatusCode)>>,
 }
+
+/// How many targets [`Registry`] remembers for the HEAD-against-GET
+/// comparison before it forgets them all.
+const REMEMBERED_TARGETS: usize = 1024;
 
 /// One request's entry in the [`Registry`].
 #[derive(Debug)]
@@ -65,11 +65,30 @@ struct Live {
     loop_threads: Vec<ThreadId>,
     /// Whether a body was handed to the server (only those can be kept).
     has_body: bool,
+    /// The request of the validator this one ran nested in (a middleware
+    /// between them), if any.
+    outer: Option<Weak<Request>>,
+    /// The thread on which the body ended, while it is still alive.
+    ended_on: Option<ThreadId>,
+}
+
+/// A body the server never dropped, as [`Registry::kept`] lists it.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    pub(crate) id: u64,
+    pub(crate) flavor: Flavor,
+    /// It ran nested in another validator's request whose own body was
+    /// dropped: the middleware between them lost it.
+    pub(crate) lost_by_middleware: bool,
 }
 
 impl Registry {
     fn live(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Live>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn heads(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (bool, StatusCode)>> {
+        self.heads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers a request (or a continuation's body); returns its id.
@@ -85,6 +104,8 @@ impl Registry {
                 flavor,
                 loop_threads,
                 has_body: false,
+                outer: None,
+                ended_on: None,
             },
         );
         id
@@ -112,6 +133,40 @@ impl Registry {
         self.live().remove(&id);
     }
 
+    /// Whether the entry is still open (its body not dropped yet).
+    pub(crate) fn is_live(&self, id: u64) -> bool {
+        self.live().contains_key(&id)
+    }
+
+    /// Records that the entry ran nested in `outer`'s request.
+    pub(crate) fn link_outer(&self, id: u64, outer: Weak<Request>) {
+        if let Some(live) = self.live().get_mut(&id) {
+            live.outer.get_or_insert(outer);
+        }
+    }
+
+    /// Records that the entry's body ended on the current thread.
+    pub(crate) fn ended_here(&self, id: u64) {
+        if let Some(live) = self.live().get_mut(&id) {
+            live.ended_on = Some(thread::current().id());
+        }
+    }
+
+    /// A synchronous body that ended on the current thread and is still
+    /// alive, other than `except`.
+    pub(crate) fn ended_alive_here(&self, except: u64) -> Option<u64> {
+        let here = thread::current().id();
+        self.live()
+            .iter()
+            .find(|(id, live)| {
+                **id != except
+                    && live.flavor == Flavor::Sync
+                    && live.has_body
+                    && live.ended_on == Some(here)
+            })
+            .map(|(id, _)| *id)
+    }
+
     /// Whether `thread` is a loop thread of a live asynchronous body.
     pub(crate) fn is_loop_thread(&self, thread: ThreadId) -> bool {
         self.live()
@@ -119,13 +174,25 @@ impl Registry {
             .any(|live| live.flavor == Flavor::Async && live.loop_threads.contains(&thread))
     }
 
-    /// The bodies handed to the server and never dropped, with their
-    /// flavor.
-    pub(crate) fn kept(&self) -> Vec<(u64, Flavor)> {
-        self.live()
+    /// The bodies handed to the server and never dropped.
+    pub(crate) fn kept(&self) -> Vec<Kept> {
+        let kept: Vec<(u64, Flavor, Option<Weak<Request>>)> = self
+            .live()
             .iter()
             .filter(|(_, live)| live.has_body)
-            .map(|(id, live)| (*id, live.flavor))
+            .map(|(id, live)| (*id, live.flavor, live.outer.clone()))
+            .collect();
+        // The outer registries are looked at without this one's lock.
+        kept.into_iter()
+            .map(|(id, flavor, outer)| Kept {
+                id,
+                flavor,
+                lost_by_middleware: outer.is_some_and(|outer| {
+                    outer
+                        .upgrade()
+                        .is_none_or(|outer| !outer.registry.is_live(outer.id))
+                }),
+            })
             .collect()
     }
 }
@@ -174,18 +241,32 @@ pub(crate) fn report_kept(registry: &Registry, reports: &Reports) {
         // Reporting could panic again and abort the process.
         return;
     }
-    for (id, flavor) in registry.kept() {
-        let rule = match flavor {
-            Flavor::Sync => rules::BODY_KEPT,
-            Flavor::Async => rules::ASYNC_BODY_KEPT,
+    for kept in registry.kept() {
+        let (rule, message) = match (kept.flavor, kept.lost_by_middleware) {
+            (Flavor::Sync, false) => (
+                rules::BODY_KEPT,
+                "the validator was dropped while a body it returned was still alive (leaked or kept)",
+            ),
+            (Flavor::Async, false) => (
+                rules::ASYNC_BODY_KEPT,
+                "the validator was dropped while a body it returned was still alive (leaked or kept)",
+            ),
+            (Flavor::Sync, true) => (
+                rules::MW_INNER_BODY_NOT_DROPPED,
+                "the middleware around this validator dropped its own body but never this inner one (leaked or kept)",
+            ),
+            (Flavor::Async, true) => (
+                rules::ASYNC_MW_INNER_BODY_NOT_DROPPED,
+                "the middleware around this validator dropped its own body but never this inner one (leaked or kept)",
+            ),
         };
         report(
             reports,
             Violation::new(
                 rule.clause(),
                 rule.side,
-                "the validator was dropped while a body it returned was still alive (leaked or kept)",
-                format!("request #{id}"),
+                message,
+                format!("request #{}", kept.id),
             ),
         );
     }
@@ -260,6 +341,8 @@ pub(crate) struct Request {
     /// The vtable of the waker `rgi::Input` uses for its blocking face, to
     /// tell blocking reads from polls.
     pub(crate) park_vtable: Option<RawWakerVTable>,
+    /// Linked to the request of a validator it runs nested in.
+    linked: AtomicBool,
     tracker: Mutex<Tracker>,
 }
 
@@ -278,8 +361,55 @@ impl Request {
             flavor,
             woken: AtomicBool::new(false),
             park_vtable: super::park::park_vtable(),
+            linked: AtomicBool::new(false),
             tracker: Mutex::new(Tracker::new(head_request)),
         })
+    }
+
+    /// Links this request, once, to the request of the validator it runs
+    /// nested in: the outer one learns this one's length information
+    /// (`RGI-MW-8`), the registry whom to blame for a body never dropped
+    /// (`RGI-MW-7`).
+    pub(crate) fn link_outer(&self, outer: &Arc<Request>) {
+        if self.linked.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.registry.link_outer(self.id, Arc::downgrade(outer));
+        let (view, inner_hints) = self.with(|t| (Arc::clone(&t.view), t.hints));
+        outer.with(|t| {
+            t.inner_view.get_or_insert(view);
+            if let (Some(own), Some(inner)) = (t.hints, inner_hints) {
+                let input = |use_: rgi::InputUse| match use_ {
+                    rgi::InputUse::None => 0,
+                    rgi::InputUse::Whole => 1,
+                    _ => 2,
+                };
+                if input(own.input) < input(inner.input) || (inner.may_block && !own.may_block) {
+                    t.violate(
+                        &rules::MW_HINTS_UNDERSTATED,
+                        "the middleware's hints promise less than the hints of the application it wraps",
+                        format!("middleware {own:?}, inner application {inner:?}"),
+                    );
+                }
+            }
+        });
+    }
+
+    /// Remembers the request's target for the HEAD-against-GET comparison
+    /// (`RGI-BODY-17`).
+    pub(crate) fn note_target(&self, environ: &rgi::Environ) {
+        let method = environ.method();
+        let target = environ
+            .uri()
+            .path_and_query()
+            .map_or_else(|| environ.uri().to_string(), ToString::to_string);
+        if method == http::Method::GET || method == http::Method::HEAD {
+            self.with(|t| t.target = Some(target));
+        } else {
+            // Another method may change the resource: what GET and HEAD
+            // answered before no longer has to agree.
+            self.registry.heads().remove(&target);
+        }
     }
 
     /// Runs `f` on the tracker, then reports what it found, after the lock
@@ -301,6 +431,55 @@ impl Request {
     pub(crate) fn quietly(&self, f: impl FnOnce(&mut Tracker)) {
         let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut tracker);
+    }
+
+    /// Judges the failure the application returned: after the input handed
+    /// it an error that is the client's fault, the failure should carry
+    /// that error (`RGI-FAIL-12`).
+    pub(crate) fn judge_failure(&self, error: &rgi::BoxError) {
+        let hidden =
+            self.with(|t| t.client_fault_seen()) && !super::output::carries_input_error(error);
+        if hidden {
+            self.violate(
+                &rules::CLIENT_FAULT_HIDDEN,
+                "the input returned an error that is the client's fault, and the application failed with an error that hides it",
+                error.to_string(),
+            );
+        }
+    }
+
+    /// Compares the status of a GET or HEAD that ended normally with the
+    /// status the other method got for the same target (`RGI-BODY-17`).
+    pub(crate) fn compare_with_get(&self) {
+        let Some((target, head, status)) = self.with(|t| {
+            let status = t.status?;
+            t.target
+                .clone()
+                .map(|target| (target, t.head_request, status))
+        }) else {
+            return;
+        };
+        let other = {
+            let mut heads = self.registry.heads();
+            if heads.len() >= REMEMBERED_TARGETS && !heads.contains_key(&target) {
+                heads.clear();
+            }
+            heads.insert(target.clone(), (head, status))
+        };
+        if let Some((_, earlier)) =
+            other.filter(|&(was_head, earlier)| was_head != head && earlier != status)
+        {
+            let (get, head_status) = if head {
+                (earlier, status)
+            } else {
+                (status, earlier)
+            };
+            self.violate(
+                &rules::HEAD_DIFFERS_FROM_GET,
+                "a HEAD request got another status than a GET of the same target",
+                format!("{target}: GET {get}, HEAD {head_status}"),
+            );
+        }
     }
 
     /// Judges how dropping a wrapped body went (`dropped`, from
@@ -388,6 +567,40 @@ pub(crate) struct Tracker {
     pub(crate) done: bool,
     /// What the handle said when the body switched.
     pub(crate) at_switch: Option<(bool, bool)>,
+
+    /// This request's length information, for a validator it runs nested
+    /// in; and that of the validator nested in it.
+    view: Arc<Mutex<LengthView>>,
+    inner_view: Option<Arc<Mutex<LengthView>>>,
+    /// A chunk the server had to refuse in a way that obliges it to stop
+    /// pulling; the rule a further pull breaks.
+    stop_pulling: Option<Rule>,
+    /// The whole-body watch.
+    output: OutputWatch,
+    /// The content type names a serialized HTTP message.
+    raw_message: bool,
+    /// The target of a GET or HEAD request.
+    pub(crate) target: Option<String>,
+    /// The hints the synchronous application gave for this request.
+    pub(crate) hints: Option<rgi::Hints>,
+    /// The input returned an `InputError` that is the client's fault.
+    client_fault_seen: bool,
+}
+
+/// What one boundary knows about the response's length, shared with the
+/// validator it runs nested in.
+#[derive(Debug, Default)]
+pub(crate) struct LengthView {
+    /// The declared Content-Length.
+    declared: Option<u64>,
+    /// The latest size hint.
+    hint: Option<u64>,
+    /// This boundary found a length or size-hint fault itself.
+    faulted: bool,
+}
+
+fn lock_view(view: &Mutex<LengthView>) -> std::sync::MutexGuard<'_, LengthView> {
+    view.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Tracker {
@@ -421,6 +634,40 @@ impl Tracker {
             async_body_dropped: false,
             done: false,
             at_switch: None,
+            view: Arc::default(),
+            inner_view: None,
+            stop_pulling: None,
+            output: OutputWatch::default(),
+            raw_message: false,
+            target: None,
+            hints: None,
+            client_fault_seen: false,
+        }
+    }
+
+    /// Reports a length or size-hint fault (`rule`) of this boundary, or
+    /// `RGI-MW-8` when the nested boundary shows the middleware between
+    /// them made it: it changed the declared length (`hint` is `None`), or
+    /// forwarded the inner size hint `hint` over bytes it changed; either
+    /// way the inner application kept its own promise.
+    fn length_fault(&mut self, rule: &Rule, hint: Option<u64>, message: String, value: String) {
+        lock_view(&self.view).faulted = true;
+        let middleware = self.inner_view.as_ref().is_some_and(|inner| {
+            let inner = lock_view(inner);
+            !inner.faulted
+                && match hint {
+                    None => inner.declared != self.declared,
+                    Some(hint) => inner.hint == Some(hint),
+                }
+        });
+        if middleware {
+            self.violate(
+                &rules::MW_LENGTH_UNTRUE,
+                format!("{message}, while the inner application kept its own length information: the middleware changed the content or its length"),
+                value,
+            );
+        } else {
+            self.violate(rule, message, value);
         }
     }
 
@@ -461,11 +708,24 @@ impl Tracker {
 
     /// The start of a call or pull: compares the handle the server lent
     /// with what the validator saw before, then adopts the handle's state.
-    pub(crate) fn begin(&mut self, started: bool, head_sent: bool, flavor: Flavor, pull: bool) {
+    /// `pull` is `None` for a call, and for a pull whether a middleware
+    /// may have held the last chunk back.
+    pub(crate) fn begin(
+        &mut self,
+        started: bool,
+        head_sent: bool,
+        flavor: Flavor,
+        pull: Option<bool>,
+    ) {
+        let held_back = pull == Some(true);
+        let pull = pull.is_some();
         let (lost, not_sent) = match flavor {
             Flavor::Sync => (rules::HANDLE_STATE_LOST, rules::CHUNK_NOT_SENT),
             Flavor::Async => (rules::ASYNC_HANDLE_STATE_LOST, rules::ASYNC_CHUNK_NOT_SENT),
         };
+        if pull {
+            self.check_stop_pulling();
+        }
         if (self.started && !started) || (self.head_sent && !head_sent) {
             self.state_lost = true;
             self.violate(
@@ -476,7 +736,13 @@ impl Tracker {
                     self.started, self.head_sent
                 ),
             );
-        } else if pull && self.last_chunk_nonempty && started && !self.bodiless() && !head_sent {
+        } else if pull
+            && !held_back
+            && self.last_chunk_nonempty
+            && started
+            && !self.bodiless()
+            && !head_sent
+        {
             self.violate(
                 &not_sent,
                 "the body was asked for more before its last non-empty chunk reached send_chunk (the head is still unsent)",
@@ -581,7 +847,14 @@ impl Tracker {
                 self.started = true;
                 self.status = Some(head.status());
                 self.declared = declared;
+                lock_view(&self.view).declared = declared;
                 self.content_type = head.headers().contains_key(CONTENT_TYPE);
+                self.raw_message = head.headers().get(CONTENT_TYPE).is_some_and(|value| {
+                    let value = value.as_bytes();
+                    value.len() >= 8 && value[..8].eq_ignore_ascii_case(b"message/")
+                        || value.len() >= 16
+                            && value[..16].eq_ignore_ascii_case(b"application/http")
+                });
                 if self.pending == Some(StartFailure::InvalidHead) {
                     self.pending = None;
                 }
@@ -647,6 +920,7 @@ impl Tracker {
             if self.state_lost {
                 // The server forgot the head; that is its fault, reported.
             } else if self.start_rejected || self.pending.is_some() {
+                // Counted below as well: send_chunk refuses the chunk.
                 self.violate(
                     &rules::START_ERROR_IGNORED,
                     format!("the application {what} body data after its start was rejected"),
@@ -659,6 +933,10 @@ impl Tracker {
                     format!("{len} bytes"),
                 );
             }
+            if kind == Output::Chunk && !self.state_lost {
+                self.stop_pulling
+                    .get_or_insert(rules::PULL_AFTER_NOT_STARTED);
+            }
             self.write_failed |= kind == Output::Write;
             return;
         }
@@ -668,6 +946,10 @@ impl Tracker {
                 format!("the application {what} body data for a status that has no content"),
                 format!("{len} bytes with status {:?}", self.status),
             );
+            if kind == Output::Chunk {
+                self.stop_pulling
+                    .get_or_insert(rules::PULL_AFTER_BODILESS_CONTENT);
+            }
             self.write_failed |= kind == Output::Write;
             return;
         }
@@ -681,11 +963,16 @@ impl Tracker {
         self.produced = self.produced.saturating_add(len);
         if let Some(declared) = self.declared.filter(|&declared| self.produced > declared) {
             if self.length_binds() {
-                self.violate(
+                self.length_fault(
                     &rules::CONTENT_LENGTH_EXCEEDED,
-                    "the application produced more bytes than its content-length declares",
+                    None,
+                    "the application produced more bytes than its content-length declares"
+                        .to_owned(),
                     format!("declared {declared}, produced {}", self.produced),
                 );
+                if kind == Output::Chunk {
+                    self.stop_pulling.get_or_insert(rules::PULL_AFTER_EXCESS);
+                }
             }
             self.write_failed |= kind == Output::Write;
         }
@@ -696,9 +983,10 @@ impl Tracker {
                     Flavor::Sync => rules::SIZE_HINT_OVERRUN,
                     Flavor::Async => rules::ASYNC_SIZE_HINT_OVERRUN,
                 };
-                self.violate(
+                self.length_fault(
                     &rule,
-                    "the body produced more bytes than its size_hint promised",
+                    Some(hint),
+                    "the body produced more bytes than its size_hint promised".to_owned(),
                     format!("hint {hint}, produced {since} since"),
                 );
             }
@@ -711,7 +999,63 @@ impl Tracker {
     /// A chunk the body returned.
     pub(crate) fn on_chunk(&mut self, chunk: &Bytes, flavor: Flavor) {
         self.on_output(chunk.len() as u64, Output::Chunk, flavor);
+        self.watch_output(chunk, Output::Chunk);
         self.last_chunk_nonempty = !chunk.is_empty();
+    }
+
+    /// Feeds content (output after a start, in a response that may have
+    /// content) to the whole-body watch.
+    fn watch_output(&mut self, bytes: &Bytes, kind: Output) {
+        if !self.started || self.bodiless() || self.upgrade_accepted {
+            return;
+        }
+        self.output.on_bytes(bytes, kind == Output::Write);
+        if kind == Output::Chunk {
+            if let Some((rule, message, value)) = self.output.on_chunk_len(bytes.len()) {
+                self.violate(&rule, message, value);
+            }
+        }
+    }
+
+    /// Bytes the server sent from a file body by itself: content the
+    /// watch cannot see.
+    pub(crate) fn on_file_output(&mut self, len: u64) {
+        self.on_output(len, Output::Chunk, Flavor::Sync);
+        if len > 0 {
+            self.output.on_opaque(len);
+        }
+    }
+
+    /// The step that yielded the last chunk is over and the server pulls
+    /// again: a pull it must not make after its `send_chunk` refused.
+    fn check_stop_pulling(&mut self) {
+        if let Some(rule) = self.stop_pulling {
+            self.violate(
+                &rule,
+                "the server pulled the body again after send_chunk refused a chunk in a way that obliges it to stop",
+                "next pull",
+            );
+        }
+    }
+
+    /// What a read of the input returned to the application: a client
+    /// fault the application should let through (`RGI-FAIL-12`).
+    pub(crate) fn note_input_result(&mut self, result: Result<usize, &std::io::Error>) {
+        if let Err(error) = result {
+            self.client_fault_seen |=
+                rgi::InputError::from_io(error).is_some_and(|error| error.status().is_some());
+        }
+    }
+
+    /// Whether the input handed the application a client-fault error.
+    pub(crate) fn client_fault_seen(&self) -> bool {
+        self.client_fault_seen
+    }
+
+    /// Whether the response was neither started nor lost by the server:
+    /// an unstarted response the server may not treat as an error.
+    pub(crate) fn unstarted(&self) -> bool {
+        !self.started && !self.state_lost && !self.start_rejected
     }
 
     /// The body's answer to `size_hint`.
@@ -719,6 +1063,7 @@ impl Tracker {
         if let Some(hint) = hint {
             self.hint = Some((hint, self.produced));
             self.hinted = true;
+            lock_view(&self.view).hint = Some(hint);
         }
     }
 
@@ -755,9 +1100,10 @@ impl Tracker {
             .declared
             .filter(|&declared| binds && self.produced < declared)
         {
-            self.violate(
+            self.length_fault(
                 &rules::CONTENT_LENGTH_SHORT,
-                "the body ended before producing its declared content-length",
+                None,
+                "the body ended before producing its declared content-length".to_owned(),
                 format!("declared {declared}, produced {}", self.produced),
             );
         }
@@ -768,11 +1114,17 @@ impl Tracker {
                     Flavor::Sync => rules::SIZE_HINT_SHORTFALL,
                     Flavor::Async => rules::ASYNC_SIZE_HINT_SHORTFALL,
                 };
-                self.violate(
+                self.length_fault(
                     &rule,
-                    "the body ended before producing the bytes its size_hint promised",
+                    Some(hint),
+                    "the body ended before producing the bytes its size_hint promised".to_owned(),
                     format!("hint {hint}, produced {since} since"),
                 );
+            }
+        }
+        if !self.head_request && !self.bodiless() {
+            for (rule, message, value) in self.output.on_end(self.raw_message) {
+                self.violate(&rule, message, value);
             }
         }
         if self.truncated_seen && self.status.is_some_and(|status| status.is_success()) {
@@ -781,6 +1133,19 @@ impl Tracker {
                 "the request body was truncated, yet the application completed a success response",
                 format!("status {:?}", self.status),
             );
+        }
+    }
+}
+
+impl Boundary for Request {
+    fn report_rule(&self, rule: &Rule, message: String, value: String) {
+        self.violate(rule, message, value);
+    }
+
+    fn link_to_outer(&self, outer: &Arc<dyn Boundary>) {
+        let outer: Arc<dyn std::any::Any + Send + Sync> = Arc::clone(outer) as Arc<dyn Boundary>;
+        if let Ok(outer) = outer.downcast::<Request>() {
+            self.link_outer(&outer);
         }
     }
 }
@@ -810,26 +1175,18 @@ impl Intercept for Hook<'_> {
 
     fn on_start(&mut self, head: &mut ResponseHead) {
         let replace = std::mem::take(&mut self.replacing);
+        nesting::own_action(self.request, Action::Head);
         self.request.with(|t| t.on_head(head, replace));
     }
 
     fn on_write(&mut self, data: &mut Bytes) {
         let flavor = self.flavor;
-        self.request
-            .with(|t| t.on_output(data.len() as u64, Output::Write, flavor));
+        nesting::own_action(self.request, Action::Write(data));
+        self.request.with(|t| {
+            t.on_output(data.len() as u64, Output::Write, flavor);
+            t.watch_output(data, Output::Write);
+        });
     }
-}
-
-/// Which kind of step [`scoped`] wraps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// `call`: the server lends a fresh handle.
-    Call,
-    /// A pull or poll: the handle must still know the earlier steps, and
-    /// the last chunk must have been sent.
-    Pull,
-    /// A switch continuation, whose handle the switch checks judge.
-    Continuation,
 }
 
 /// Runs one step of the application (`work`) with the validator's hook
@@ -837,8 +1194,8 @@ pub(crate) enum Scope {
 /// continue to the server), and checks afterwards that a rejected start
 /// was answered by a failure (`failed` says whether the step's result is
 /// one).
-pub(crate) fn scoped<T>(
-    request: &Request,
+pub(crate) fn scoped<T: StepOutcome>(
+    request: &Arc<Request>,
     flavor: Flavor,
     start: &mut rgi::StartResponse<'_>,
     scope: Scope,
@@ -846,12 +1203,16 @@ pub(crate) fn scoped<T>(
     work: impl FnOnce(&mut rgi::StartResponse<'_>) -> T,
 ) -> T {
     let (started, head_sent) = (start.is_started(), start.is_head_sent());
+    // A middleware may hold an inner chunk back and return an empty chunk
+    // of its own (RGI-MW-5, RGIA-COMP-10): a pull made inside another
+    // validator's pull does not have to find the last chunk sent.
+    let held_back = nesting::inside_pull_of_another(&**request, flavor);
     request.with(|t| match scope {
         Scope::Call => {
             t.check_fresh_state(started, head_sent, flavor);
-            t.begin(started, head_sent, flavor, false);
+            t.begin(started, head_sent, flavor, None);
         }
-        Scope::Pull => t.begin(started, head_sent, flavor, true),
+        Scope::Pull => t.begin(started, head_sent, flavor, Some(held_back)),
         Scope::Continuation => {
             t.adopt(started, head_sent);
             t.pending = None;
@@ -859,6 +1220,8 @@ pub(crate) fn scoped<T>(
     });
     let mut hook = Hook::new(request, flavor);
     let _scope = super::input_watch::AppScope::enter();
+    let boundary: Arc<dyn Boundary> = Arc::clone(request) as Arc<dyn Boundary>;
+    let entered = nesting::enter(&boundary, flavor, scope);
     // A mark left by an unwind that nothing of ours caught is stale now.
     clear_judged();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -884,6 +1247,7 @@ pub(crate) fn scoped<T>(
         t.end(failed);
         t.adopt(started, head_sent);
     });
+    entered.exit(&result.outcome(), started, head_sent);
     result
 }
 

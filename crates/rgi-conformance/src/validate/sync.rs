@@ -9,7 +9,7 @@ use http::Method;
 use rgi::{Application, Body, BoxError, Environ, FileBody, Hints, InputUse, StartResponse};
 
 use super::rules;
-use super::state::{self, Flavor, Output, Registry, Request, Scope};
+use super::state::{self, Flavor, Registry, Request, Scope};
 use super::watchdog::{self, BodyWatch, Watchdog};
 use super::{environ, input};
 use crate::{Policy, Reports, Violation};
@@ -139,8 +139,17 @@ impl<A: Application> Application for Validator<A> {
             head,
         );
         let hints = self.checked_hints();
+        if let Some(kept) = self.registry.ended_alive_here(request.id) {
+            request.violate(
+                &rules::BODY_KEPT_AFTER_END,
+                "the thread that drove a body to its end serves a new request while that body is still alive",
+                format!("request #{kept} ended and was not dropped"),
+            );
+        }
+        request.note_target(&environ);
         request.with(|t| {
             t.hints_no_input = hints.input == InputUse::None;
+            t.hints = Some(hints);
             environ::check(&environ, t);
         });
         input::install(&mut environ, &request);
@@ -162,6 +171,7 @@ impl<A: Application> Application for Validator<A> {
             Err(error) => {
                 request.registry.close(request.id);
                 request.with(|t| t.done = true);
+                request.judge_failure(&error);
                 Err(error)
             }
         }
@@ -187,6 +197,8 @@ pub struct ValidatedBody<B: Body> {
     /// The file body's offset when the server last asked for it.
     file_offset: Option<u64>,
     pub(super) watch: BodyWatch,
+    /// The server pulled it at least once.
+    pulled: bool,
 }
 
 impl<B: Body> ValidatedBody<B> {
@@ -205,6 +217,7 @@ impl<B: Body> ValidatedBody<B> {
             pulling: false,
             file_offset: None,
             watch: BodyWatch::default(),
+            pulled: false,
         }
     }
 
@@ -217,8 +230,7 @@ impl<B: Body> ValidatedBody<B> {
             return;
         };
         let sent = file.offset().saturating_sub(before);
-        self.request
-            .with(|t| t.on_output(sent, Output::Chunk, Flavor::Sync));
+        self.request.with(|t| t.on_file_output(sent));
     }
 }
 
@@ -240,6 +252,7 @@ impl<B: Body> Body for ValidatedBody<B> {
         self.settle_file();
         let inner = self.inner.as_mut()?;
         self.pulling = true;
+        self.pulled = true;
         let step = state::scoped(
             &self.request,
             Flavor::Sync,
@@ -254,14 +267,18 @@ impl<B: Body> Body for ValidatedBody<B> {
         match &step {
             None => {
                 self.ended = true;
+                self.request.registry.ended_here(self.entry);
                 self.request.with(|t| {
                     t.on_end(Flavor::Sync);
                     t.done = true;
                 });
+                self.request.compare_with_get();
             }
-            Some(Err(_)) => {
+            Some(Err(error)) => {
                 self.ended = true;
+                self.request.registry.ended_here(self.entry);
                 self.request.with(|t| t.done = true);
+                self.request.judge_failure(error);
             }
             Some(Ok(chunk)) => self.request.with(|t| t.on_chunk(chunk, Flavor::Sync)),
         }
@@ -287,6 +304,18 @@ impl<B: Body> Body for ValidatedBody<B> {
 impl<B: Body> Drop for ValidatedBody<B> {
     fn drop(&mut self) {
         self.settle_file();
+        if !self.pulled && self.entry == self.request.id && !std::thread::panicking() {
+            let request = &self.request;
+            request.quietly(|t| {
+                if t.unstarted() {
+                    t.violate(
+                        &rules::UNSTARTED_BODY_NOT_PULLED,
+                        "the server dropped the body of a response not started in call without pulling it",
+                        "no pull",
+                    );
+                }
+            });
+        }
         let dropped = watchdog::watch_sync_drop(&self.watch, &self.request, || {
             state::drop_body(self.inner.take())
         });

@@ -5,6 +5,7 @@ pub(crate) mod async_examples;
 pub(crate) mod cap_examples;
 pub(crate) mod common;
 pub(crate) mod input_examples;
+pub(crate) mod output_examples;
 pub(crate) mod sync_examples;
 pub(crate) mod watch_examples;
 
@@ -19,8 +20,23 @@ pub(crate) type Example = fn() -> Vec<Violation>;
 pub(crate) const COMPANIONS: &[(&str, &[&str])] = &[
     // The refused head is itself a violation of the head rules.
     ("start_error_ignored", &["RGI-HEAD-1"]),
-    // The write that failed was the one past the declared length.
-    ("write_after_write_error", &["RGI-CL-4"]),
+    // The write that failed was the one past the declared length; all the
+    // output went through write.
+    ("write_after_write_error", &["RGI-CL-4", "RGI-WRITE-5"]),
+    ("write_in_async_context", &["RGI-WRITE-5"]),
+    // The application formats the typed truncation it got into an error
+    // of its own.
+    ("input_truncation_untyped", &["RGI-FAIL-12"]),
+    // ---- issue 11 §2: output after the head, middleware attribution ----
+    // The middleware is the inner body's server, and does not send the
+    // chunk it pulled inside its own call before pulling again.
+    ("mw_pulls_in_call", &["RGI-BODY-4"]),
+    // All the output goes through write.
+    ("mw_writes_inner_chunk", &["RGI-WRITE-5"]),
+    // The application's fault that the server then ignores.
+    ("pull_after_not_started", &["RGI-START-3"]),
+    ("pull_after_excess", &["RGI-CL-4"]),
+    ("pull_after_bodiless_content", &["RGI-BODY-19"]),
     // The middleware's disagreement is also the environ's (RGI-ENV-10).
     ("mw_input_length_disagrees", &["RGI-ENV-10"]),
     // ---- issue 11 §2: capabilities, upgrade, switch, offload, after-response ----
@@ -30,6 +46,7 @@ pub(crate) const COMPANIONS: &[(&str, &[&str])] = &[
     // The inner validator sees its "server" (the middleware) run the
     // continuation on the thread that polls the asynchronous body.
     ("middleware_ran_continuation", &["RGIA-SWITCH-3"]),
+    ("async_mw_runs_continuation", &["RGIA-SWITCH-3"]),
 ];
 
 /// Every check of `rgi_conformance::validate::CHECKS`, the side it blames
@@ -559,5 +576,116 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "readiness_timeout_missed",
         Side::Server,
         watch_examples::readiness_timeout_missed,
+    ),
+    // ---- issue 11 §2: output after the head, middleware attribution ----
+    (
+        "mw_pulls_in_call",
+        Side::Application,
+        output_examples::mw_pulls_in_call,
+    ),
+    (
+        "mw_several_per_step",
+        Side::Application,
+        output_examples::mw_several_per_step,
+    ),
+    (
+        "async_mw_several_per_step",
+        Side::Application,
+        output_examples::async_mw_several_per_step,
+    ),
+    (
+        "async_mw_runs_continuation",
+        Side::Application,
+        output_examples::async_mw_runs_continuation,
+    ),
+    (
+        "async_mw_pending_as_step",
+        Side::Application,
+        output_examples::async_mw_pending_as_step,
+    ),
+    (
+        "mw_swallows_failure",
+        Side::Application,
+        output_examples::mw_swallows_failure,
+    ),
+    (
+        "mw_head_not_intercepted",
+        Side::Application,
+        output_examples::mw_head_not_intercepted,
+    ),
+    (
+        "mw_writes_inner_chunk",
+        Side::Application,
+        output_examples::mw_writes_inner_chunk,
+    ),
+    (
+        "mw_length_untrue",
+        Side::Application,
+        output_examples::mw_length_untrue,
+    ),
+    (
+        "mw_hints_understated",
+        Side::Application,
+        output_examples::mw_hints_understated,
+    ),
+    (
+        "mw_inner_body_not_dropped",
+        Side::Server,
+        output_examples::mw_inner_body_not_dropped,
+    ),
+    (
+        "async_mw_inner_body_not_dropped",
+        Side::Server,
+        output_examples::async_mw_inner_body_not_dropped,
+    ),
+    (
+        "pull_after_not_started",
+        Side::Server,
+        output_examples::pull_after_not_started,
+    ),
+    (
+        "pull_after_excess",
+        Side::Server,
+        output_examples::pull_after_excess,
+    ),
+    (
+        "pull_after_bodiless_content",
+        Side::Server,
+        output_examples::pull_after_bodiless_content,
+    ),
+    (
+        "unstarted_body_not_pulled",
+        Side::Server,
+        output_examples::unstarted_body_not_pulled,
+    ),
+    (
+        "body_kept_after_end",
+        Side::Server,
+        output_examples::body_kept_after_end,
+    ),
+    (
+        "output_transfer_coded",
+        Side::Application,
+        output_examples::output_transfer_coded,
+    ),
+    (
+        "tiny_chunks",
+        Side::Application,
+        output_examples::tiny_chunks,
+    ),
+    (
+        "output_all_written",
+        Side::Application,
+        output_examples::output_all_written,
+    ),
+    (
+        "client_fault_hidden",
+        Side::Application,
+        output_examples::client_fault_hidden,
+    ),
+    (
+        "head_differs_from_get",
+        Side::Application,
+        output_examples::head_differs_from_get,
     ),
 ];
