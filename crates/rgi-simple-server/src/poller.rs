@@ -272,12 +272,17 @@ impl Poller {
                 if entry.conn.buf.is_empty() {
                     entry.conn.buf.release();
                 }
-                if closed {
-                    // A peer that ends mid-head gets no answer: it cannot read one.
-                    self.close(conns, token);
-                    return;
-                }
+                // A client may half-close after a complete request; what it
+                // sent is still served.
                 self.parse(conns, token);
+                if closed
+                    && conns
+                        .get(&token)
+                        .is_some_and(|entry| matches!(entry.phase, Phase::Idle | Phase::Head))
+                {
+                    // A peer that ends mid-head gets no answer.
+                    self.close(conns, token);
+                }
             }
             Phase::Writing { .. } => self.write_out(conns, token),
             Phase::Linger => {
