@@ -91,7 +91,9 @@ pub(crate) struct WriteGate {
 
 impl WriteGate {
     pub(crate) fn lock(&self) -> MutexGuard<'_, bool> {
-        self.head_sent.lock().unwrap_or_else(PoisonError::into_inner)
+        self.head_sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -173,7 +175,10 @@ impl ReadSide {
             let (used, made) = match &mut self.body {
                 BodyState::Complete => return Ok(0),
                 BodyState::Length(left) => {
-                    let take = available.len().min(out.len()).min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    let take = available
+                        .len()
+                        .min(out.len())
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
                     out[..take].copy_from_slice(&available[..take]);
                     *left -= take as u64;
                     if *left == 0 {
@@ -191,9 +196,10 @@ impl ReadSide {
                     Err(error) => {
                         self.broken = true;
                         return Err(match error {
-                            DecodeError::Malformed(reason) => {
-                                io::Error::new(ErrorKind::InvalidData, InputError::MalformedBody { reason })
-                            }
+                            DecodeError::Malformed(reason) => io::Error::new(
+                                ErrorKind::InvalidData,
+                                InputError::MalformedBody { reason },
+                            ),
                             DecodeError::OverLimit(limit) => {
                                 io::Error::other(InputError::BodyLimitExceeded { limit })
                             }
@@ -246,7 +252,9 @@ impl ReadSide {
                 self.broken = true;
                 Err(io::Error::new(
                     ErrorKind::TimedOut,
-                    InputError::BodyTimedOut { timeout: self.timeout },
+                    InputError::BodyTimedOut {
+                        timeout: self.timeout,
+                    },
                 ))
             }
             Err(error) if error.kind() == ErrorKind::Interrupted => Ok(true),

@@ -53,7 +53,10 @@ pub(crate) struct ChunkDecoder {
 impl ChunkDecoder {
     pub(crate) fn new(limit: u64) -> Self {
         Self {
-            state: State::Size { digits: 0, value: 0 },
+            state: State::Size {
+                digits: 0,
+                value: 0,
+            },
             line: Vec::new(),
             trailer_bytes: 0,
             total: 0,
@@ -69,7 +72,11 @@ impl ChunkDecoder {
     /// Decodes from `input` into `out`; returns the bytes consumed and the
     /// body bytes produced. Stops at the end of the body, leaving what
     /// follows unconsumed.
-    pub(crate) fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), DecodeError> {
+    pub(crate) fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, usize), DecodeError> {
         let mut used = 0;
         let mut made = 0;
         while used < input.len() {
@@ -81,12 +88,18 @@ impl ChunkDecoder {
                     if room == 0 {
                         break;
                     }
-                    let take = (input.len() - used).min(room).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let take = (input.len() - used)
+                        .min(room)
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
                     out[made..made + take].copy_from_slice(&input[used..used + take]);
                     made += take;
                     used += take;
                     let left = left - take as u64;
-                    self.state = if left == 0 { State::DataCr } else { State::Data(left) };
+                    self.state = if left == 0 {
+                        State::DataCr
+                    } else {
+                        State::Data(left)
+                    };
                     continue;
                 }
                 State::Size { digits, value } => {
@@ -94,7 +107,10 @@ impl ChunkDecoder {
                         if value > (u64::MAX >> 4) {
                             return malformed("chunk size overflows 64 bits");
                         }
-                        self.state = State::Size { digits: digits + 1, value: value << 4 | u64::from(digit) };
+                        self.state = State::Size {
+                            digits: digits + 1,
+                            value: value << 4 | u64::from(digit),
+                        };
                     } else if digits == 0 {
                         return malformed(format!("chunk size starts with {}", escape(b)));
                     } else {
@@ -132,7 +148,10 @@ impl ChunkDecoder {
                 }
                 State::DataCr => {
                     if b != b'\r' {
-                        return malformed(format!("chunk data not followed by CRLF but {}", escape(b)));
+                        return malformed(format!(
+                            "chunk data not followed by CRLF but {}",
+                            escape(b)
+                        ));
                     }
                     self.state = State::DataLf;
                 }
@@ -140,7 +159,10 @@ impl ChunkDecoder {
                     if b != b'\n' {
                         return malformed(format!("chunk data followed by CR {}", escape(b)));
                     }
-                    self.state = State::Size { digits: 0, value: 0 };
+                    self.state = State::Size {
+                        digits: 0,
+                        value: 0,
+                    };
                 }
                 State::Trailer => {
                     self.trailer_bytes += 1;
@@ -180,7 +202,9 @@ fn malformed<T>(reason: impl Into<String>) -> Result<T, DecodeError> {
 }
 
 fn hex(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 fn escape(b: u8) -> String {
@@ -230,7 +254,12 @@ fn check_extensions(line: &[u8]) -> Result<(), DecodeError> {
                     match line.get(i) {
                         None => return malformed("unterminated quoted chunk extension"),
                         Some(b'"') => break,
-                        Some(b'\\') if line.get(i + 1).is_some_and(|&q| q == b'\t' || q >= 0x20) && line.get(i + 1) != Some(&0x7f) => i += 2,
+                        Some(b'\\')
+                            if line.get(i + 1).is_some_and(|&q| q == b'\t' || q >= 0x20)
+                                && line.get(i + 1) != Some(&0x7f) =>
+                        {
+                            i += 2;
+                        }
                         Some(&q) if q == b'\t' || (q >= 0x20 && q != 0x7f && q != b'\\') => i += 1,
                         Some(_) => return malformed("invalid character in a chunk extension"),
                     }
@@ -253,7 +282,10 @@ fn check_trailer_field(line: &[u8]) -> Result<(), DecodeError> {
     if name_end == 0 || line.get(name_end) != Some(&b':') {
         return malformed("malformed trailer field");
     }
-    if line[name_end + 1..].iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    if line[name_end + 1..]
+        .iter()
+        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
         return malformed("control character in a trailer field");
     }
     Ok(())
@@ -282,7 +314,8 @@ mod tests {
 
     #[test]
     fn decodes_and_stops_at_the_end() {
-        let (body, used, done) = run(b"3;a=b\r\nabc\r\n1\r\nd\r\n0\r\nX-T: 1\r\n\r\nGET").unwrap_or_default();
+        let (body, used, done) =
+            run(b"3;a=b\r\nabc\r\n1\r\nd\r\n0\r\nX-T: 1\r\n\r\nGET").unwrap_or_default();
         assert_eq!(body, b"abcd");
         assert!(done);
         assert_eq!(used, 31);
@@ -290,8 +323,20 @@ mod tests {
 
     #[test]
     fn refuses_bad_framing() {
-        for bad in [&b"g\r\n"[..], b"3\nabc", b"3\r\nabcX", b"-1\r\n", b"3 x\r\n", b"11111111111111111\r\n", b"0\r\nbad trailer\r\n\r\n"] {
-            assert!(matches!(run(bad), Err(DecodeError::Malformed(_))), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"g\r\n"[..],
+            b"3\nabc",
+            b"3\r\nabcX",
+            b"-1\r\n",
+            b"3 x\r\n",
+            b"11111111111111111\r\n",
+            b"0\r\nbad trailer\r\n\r\n",
+        ] {
+            assert!(
+                matches!(run(bad), Err(DecodeError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -299,6 +344,9 @@ mod tests {
     fn limit_on_announcement() {
         let mut decoder = ChunkDecoder::new(4);
         let mut out = [0; 8];
-        assert_eq!(decoder.decode(b"5\r\n", &mut out), Err(DecodeError::OverLimit(4)));
+        assert_eq!(
+            decoder.decode(b"5\r\n", &mut out),
+            Err(DecodeError::OverLimit(4))
+        );
     }
 }

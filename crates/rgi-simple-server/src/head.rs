@@ -64,10 +64,16 @@ const MAX_METHOD: usize = 64;
 pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
     let Some(line_end) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.max_target + MAX_METHOD + 16 {
-            return refuse(StatusCode::URI_TOO_LONG, "request line over the target limit");
+            return refuse(
+                StatusCode::URI_TOO_LONG,
+                "request line over the target limit",
+            );
         }
         if buf.len() > limits.max_head {
-            return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "head over the size limit");
+            return refuse(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "head over the size limit",
+            );
         }
         return Ok(Parsed::Partial);
     };
@@ -80,18 +86,27 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
         Ok(httparse::Status::Complete((used, fields))) => (used, fields),
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_head {
-                return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "head over the size limit");
+                return refuse(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "head over the size limit",
+                );
             }
             return Ok(Parsed::Partial);
         }
         Err(httparse::Error::TooManyHeaders) => {
-            return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many field lines");
+            return refuse(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many field lines",
+            );
         }
         Err(_) => return bad("malformed field line"),
     };
     let consumed = line_end + 1 + used;
     if consumed > limits.max_head {
-        return refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "head over the size limit");
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "head over the size limit",
+        );
     }
     // httparse takes a bare CR for a line ending in places; RFC 9112 §2.2
     // makes a bare CR invalid anywhere in the head.
@@ -109,7 +124,11 @@ pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
 
     let mut headers = HeaderMap::with_capacity(fields.len());
     for field in fields {
-        if field.value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if field
+            .value
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
             return bad("control character in a field value");
         }
         let Ok(name) = HeaderName::from_bytes(field.name.as_bytes()) else {
@@ -136,7 +155,10 @@ fn strip_cr(line: &[u8]) -> Result<&[u8], Refusal> {
 
 /// `method SP request-target SP HTTP-version`, exactly (`[RGI-PROTO-9]`,
 /// `[RGI-PROTO-7]`).
-fn request_line<'a>(line: &'a [u8], limits: &Limits) -> Result<(Method, &'a [u8], Version), Refusal> {
+fn request_line<'a>(
+    line: &'a [u8],
+    limits: &Limits,
+) -> Result<(Method, &'a [u8], Version), Refusal> {
     let Some(first) = line.iter().position(|&b| b == b' ') else {
         return bad("request line without spaces");
     };
@@ -165,7 +187,10 @@ fn request_line<'a>(line: &'a [u8], limits: &Limits) -> Result<(Method, &'a [u8]
                 // RFC 9110 §2.5: a later 1.x minor is answered as 1.1.
                 (b'1', _) => Version::HTTP_11,
                 _ => {
-                    return refuse(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "unsupported HTTP version");
+                    return refuse(
+                        StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                        "unsupported HTTP version",
+                    );
                 }
             }
         }
@@ -241,12 +266,18 @@ fn check(
                 codings.push(coding);
             }
         }
-        let count = codings.iter().filter(|c| c.as_slice() == b"chunked").count();
+        let count = codings
+            .iter()
+            .filter(|c| c.as_slice() == b"chunked")
+            .count();
         if count != 1 || codings.last().map(Vec::as_slice) != Some(b"chunked".as_slice()) {
             return bad("chunked is not the final transfer coding, once");
         }
         if codings.len() > 1 {
-            return refuse(StatusCode::NOT_IMPLEMENTED, "transfer coding not implemented");
+            return refuse(
+                StatusCode::NOT_IMPLEMENTED,
+                "transfer coding not implemented",
+            );
         }
         chunked = true;
     }
@@ -258,7 +289,10 @@ fn check(
         if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
             return bad("malformed Content-Length");
         }
-        let Some(parsed) = std::str::from_utf8(bytes).ok().and_then(|s| s.parse::<u64>().ok()) else {
+        let Some(parsed) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
             return bad("Content-Length does not fit in 64 bits");
         };
         match length {
@@ -293,18 +327,21 @@ fn check(
         }
     }
     // A close anywhere wins over a keep-alive.
-    if headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|m| trim_ows(m).eq_ignore_ascii_case(b"close")))
-    {
+    if headers.get_all(CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|m| trim_ows(m).eq_ignore_ascii_case(b"close"))
+    }) {
         keep_alive = false;
     }
 
     let framing = match (chunked, length) {
         (true, _) => Framing::Chunked,
         (false, Some(n)) if n > limits.max_body => {
-            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "declared body over the limit");
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "declared body over the limit",
+            );
         }
         (false, Some(n)) => Framing::Length(n),
         (false, None) => Framing::None,
@@ -351,7 +388,8 @@ fn absolute_form(uri: &Uri, headers: &mut HeaderMap) -> Result<(), Refusal> {
             .and_then(|h| h.parse::<http::uri::Authority>().ok())
             .is_some_and(|h| {
                 h.host().eq_ignore_ascii_case(authority.host())
-                    && h.port_u16().unwrap_or(default_port) == authority.port_u16().unwrap_or(default_port)
+                    && h.port_u16().unwrap_or(default_port)
+                        == authority.port_u16().unwrap_or(default_port)
             });
         if !same {
             return bad("Host disagrees with the target's authority");
@@ -365,8 +403,14 @@ fn absolute_form(uri: &Uri, headers: &mut HeaderMap) -> Result<(), Refusal> {
 }
 
 fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |i| i + 1);
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
     &bytes[start..end.max(start)]
 }
 
@@ -378,7 +422,11 @@ pub(crate) fn valid_authority(value: &[u8]) -> bool {
             return false;
         };
         let literal = &rest[..close];
-        if literal.is_empty() || !literal.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         match &rest[close + 1..] {
@@ -403,7 +451,10 @@ pub(crate) fn valid_authority(value: &[u8]) -> bool {
             !port.is_empty()
                 && port.len() <= 5
                 && port.iter().all(u8::is_ascii_digit)
-                && std::str::from_utf8(port).ok().and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| p <= 65535)
+                && std::str::from_utf8(port)
+                    .ok()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(|p| p <= 65535)
         }
     }
 }
@@ -453,7 +504,10 @@ mod tests {
 
     #[test]
     fn partial_until_the_blank_line() {
-        assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n", &Limits::default()), Ok(Parsed::Partial)));
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nHost: x\r\n", &Limits::default()),
+            Ok(Parsed::Partial)
+        ));
     }
 
     #[test]
@@ -468,7 +522,13 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(status(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), Some(StatusCode::HTTP_VERSION_NOT_SUPPORTED));
-        assert_eq!(status(b"GET / HTTP/1.1x\r\nHost: x\r\n\r\n"), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            status(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+            Some(StatusCode::HTTP_VERSION_NOT_SUPPORTED)
+        );
+        assert_eq!(
+            status(b"GET / HTTP/1.1x\r\nHost: x\r\n\r\n"),
+            Some(StatusCode::BAD_REQUEST)
+        );
     }
 }

@@ -38,7 +38,9 @@ impl Listener {
                 let info = ConnectionInfo::new()
                     .with_peer_addr(Address::Unix(unix_addr(&peer)))
                     .with_local_addr(Address::Unix(
-                        stream.local_addr().map_or(UnixAddr::Unnamed, |local| unix_addr(&local)),
+                        stream
+                            .local_addr()
+                            .map_or(UnixAddr::Unnamed, |local| unix_addr(&local)),
                     ));
                 Ok((Stream::Unix(stream), info))
             }

@@ -113,17 +113,26 @@ impl Poller {
                     tracing::info!("shutting down: no longer accepting");
                 }
                 // Idle and half-read connections have nothing in flight.
-                conns.retain(|_, entry| matches!(entry.phase, Phase::Writing { .. } | Phase::Linger));
+                conns.retain(|_, entry| {
+                    matches!(entry.phase, Phase::Writing { .. } | Phase::Linger)
+                });
                 let in_flight = self.control.in_flight.load(Ordering::Acquire);
                 if in_flight == 0 && conns.is_empty() {
                     break;
                 }
                 if now >= grace {
-                    let busy = self.control.busy.lock().unwrap_or_else(PoisonError::into_inner);
+                    let busy = self
+                        .control
+                        .busy
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     for stream in busy.values() {
                         let _ = stream.shutdown(Shutdown::Both);
                     }
-                    tracing::warn!(abandoned = busy.len(), "grace period over: abandoning in-flight responses");
+                    tracing::warn!(
+                        abandoned = busy.len(),
+                        "grace period over: abandoning in-flight responses"
+                    );
                     break;
                 }
             }
@@ -154,7 +163,11 @@ impl Poller {
 
     fn register(&self, token: Token, stream: &Stream) -> bool {
         let fd = stream.raw_fd();
-        match self.poll.registry().register(&mut SourceFd(&fd), token, Interest::READABLE | Interest::WRITABLE) {
+        match self.poll.registry().register(
+            &mut SourceFd(&fd),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(%error, "cannot register a connection");
@@ -170,7 +183,9 @@ impl Poller {
 
     fn accept(&mut self, conns: &mut HashMap<Token, Entry>, next: &mut usize) {
         loop {
-            let Some(listener) = self.listener.as_ref() else { return };
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, info)) => {
                     if let Err(error) = stream.set_nonblocking(true) {
@@ -192,7 +207,14 @@ impl Poller {
                     // The head time runs from the accept on a new connection
                     // (`[RGI-LIMIT-5]`).
                     let deadline = Instant::now() + self.limits.head_timeout;
-                    conns.insert(token, Entry { conn, phase: Phase::Head, deadline });
+                    conns.insert(
+                        token,
+                        Entry {
+                            conn,
+                            phase: Phase::Head,
+                            deadline,
+                        },
+                    );
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
@@ -218,13 +240,25 @@ impl Poller {
             let now = Instant::now();
             let entry = if keep && !stopping {
                 if conn.buf.is_empty() {
-                    Entry { conn, phase: Phase::Idle, deadline: now + self.limits.idle_timeout }
+                    Entry {
+                        conn,
+                        phase: Phase::Idle,
+                        deadline: now + self.limits.idle_timeout,
+                    }
                 } else {
-                    Entry { conn, phase: Phase::Head, deadline: now + self.limits.head_timeout }
+                    Entry {
+                        conn,
+                        phase: Phase::Head,
+                        deadline: now + self.limits.head_timeout,
+                    }
                 }
             } else {
                 let _ = conn.stream.shutdown(Shutdown::Write);
-                Entry { conn, phase: Phase::Linger, deadline: now + LINGER }
+                Entry {
+                    conn,
+                    phase: Phase::Linger,
+                    deadline: now + LINGER,
+                }
             };
             if !self.register(token, &entry.conn.stream) {
                 continue;
@@ -240,12 +274,16 @@ impl Poller {
     }
 
     fn ready(&mut self, conns: &mut HashMap<Token, Entry>, token: Token) {
-        let Some(entry) = conns.get_mut(&token) else { return };
+        let Some(entry) = conns.get_mut(&token) else {
+            return;
+        };
         match &mut entry.phase {
             Phase::Idle | Phase::Head => {
                 let mut closed = false;
                 loop {
-                    if entry.conn.buf.available().len() > self.limits.max_head + self.limits.max_target {
+                    if entry.conn.buf.available().len()
+                        > self.limits.max_head + self.limits.max_target
+                    {
                         break;
                     }
                     match entry.conn.buf.fill_from(&entry.conn.stream) {
@@ -307,7 +345,9 @@ impl Poller {
     }
 
     fn parse(&mut self, conns: &mut HashMap<Token, Entry>, token: Token) {
-        let Some(entry) = conns.get_mut(&token) else { return };
+        let Some(entry) = conns.get_mut(&token) else {
+            return;
+        };
         if entry.conn.buf.is_empty() {
             return;
         }
@@ -315,11 +355,21 @@ impl Poller {
             Ok(Parsed::Partial) => {}
             Ok(Parsed::Complete(head, used)) => {
                 entry.conn.buf.consume(used);
-                let Some(entry) = conns.remove(&token) else { return };
+                let Some(entry) = conns.remove(&token) else {
+                    return;
+                };
                 self.deregister(&entry.conn.stream);
-                let Some(jobs) = self.jobs.as_ref() else { return };
+                let Some(jobs) = self.jobs.as_ref() else {
+                    return;
+                };
                 self.control.in_flight.fetch_add(1, Ordering::AcqRel);
-                if jobs.send(Job { conn: entry.conn, head }).is_err() {
+                if jobs
+                    .send(Job {
+                        conn: entry.conn,
+                        head,
+                    })
+                    .is_err()
+                {
                     self.control.in_flight.fetch_sub(1, Ordering::AcqRel);
                 }
             }
@@ -337,17 +387,31 @@ impl Poller {
 
     /// Starts writing the server's own answer; the connection closes after
     /// it and nothing more is parsed on it (`[RGI-PROTO-10]`).
-    fn refuse(&mut self, conns: &mut HashMap<Token, Entry>, token: Token, status: http::StatusCode) {
-        let Some(entry) = conns.get_mut(&token) else { return };
+    fn refuse(
+        &mut self,
+        conns: &mut HashMap<Token, Entry>,
+        token: Token,
+        status: http::StatusCode,
+    ) {
+        let Some(entry) = conns.get_mut(&token) else {
+            return;
+        };
         entry.conn.buf.release();
-        entry.phase = Phase::Writing { out: refusal(status), at: 0 };
+        entry.phase = Phase::Writing {
+            out: refusal(status),
+            at: 0,
+        };
         entry.deadline = Instant::now() + LINGER;
         self.write_out(conns, token);
     }
 
     fn write_out(&mut self, conns: &mut HashMap<Token, Entry>, token: Token) {
-        let Some(entry) = conns.get_mut(&token) else { return };
-        let Phase::Writing { out, at } = &mut entry.phase else { return };
+        let Some(entry) = conns.get_mut(&token) else {
+            return;
+        };
+        let Phase::Writing { out, at } = &mut entry.phase else {
+            return;
+        };
         while *at < out.len() {
             match (&*entry.conn.stream).write(&out[*at..]) {
                 Ok(0) => {
@@ -380,9 +444,15 @@ impl Poller {
     /// a partial head gets 408 (`[RGI-LIMIT-5]`, `[RGI-LIMIT-6]`).
     fn expire(&mut self, conns: &mut HashMap<Token, Entry>) {
         let now = Instant::now();
-        let due: Vec<Token> = conns.iter().filter(|(_, e)| e.deadline <= now).map(|(t, _)| *t).collect();
+        let due: Vec<Token> = conns
+            .iter()
+            .filter(|(_, e)| e.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
         for token in due {
-            let Some(entry) = conns.get(&token) else { continue };
+            let Some(entry) = conns.get(&token) else {
+                continue;
+            };
             match entry.phase {
                 Phase::Head if !entry.conn.buf.is_empty() => {
                     tracing::info!(

@@ -121,7 +121,8 @@ impl ResponseSink for Sink {
         }
         if !head.headers().contains_key(DATE) {
             self.out.extend_from_slice(b"date: ");
-            self.out.extend_from_slice(http_date(SystemTime::now()).as_bytes());
+            self.out
+                .extend_from_slice(http_date(SystemTime::now()).as_bytes());
             self.out.extend_from_slice(b"\r\n");
         }
         if !head.headers().contains_key(SERVER) {
@@ -130,7 +131,8 @@ impl ResponseSink for Sink {
             self.out.extend_from_slice(b"\r\n");
         }
         if self.framing == Framing::Chunked {
-            self.out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            self.out
+                .extend_from_slice(b"transfer-encoding: chunked\r\n");
         }
         if !self.keep_alive {
             self.out.extend_from_slice(b"connection: close\r\n");
@@ -195,7 +197,9 @@ pub(crate) fn http_date(now: SystemTime) -> String {
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
         WEEKDAYS[(days % 7) as usize],

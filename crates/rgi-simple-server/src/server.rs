@@ -100,7 +100,11 @@ impl Server {
 
     fn stop(&mut self, grace: Duration) {
         {
-            let mut stop = self.control.stop.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut stop = self
+                .control
+                .stop
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if stop.is_none() {
                 *stop = Some(Instant::now() + grace);
             }
@@ -147,15 +151,18 @@ impl Builder {
             (Some(name), LocalAddr::Unix(_)) => (name.clone(), 0),
             (None, LocalAddr::Unix(_)) => ("localhost".to_string(), 0),
         };
-        let server = Arc::new(
-            ServerInfo::new(name, port)?.with_concurrency(Concurrency::MULTITHREADED),
-        );
+        let server =
+            Arc::new(ServerInfo::new(name, port)?.with_concurrency(Concurrency::MULTITHREADED));
 
         let poll = Poll::new().map_err(Error::Poll)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(Error::Poll)?);
         let fd = listener.raw_fd();
         poll.registry()
-            .register(&mut SourceFd(&fd), crate::poller::LISTENER, Interest::READABLE)
+            .register(
+                &mut SourceFd(&fd),
+                crate::poller::LISTENER,
+                Interest::READABLE,
+            )
             .map_err(Error::Poll)?;
 
         let control = Arc::new(Control::new());
@@ -212,17 +219,27 @@ impl Builder {
 fn bind(bind: &Bind) -> Result<(Listener, LocalAddr, Option<PathBuf>), Error> {
     match bind {
         Bind::Tcp(address) => {
-            let error = |source| Error::Bind { address: address.to_string(), source };
+            let error = |source| Error::Bind {
+                address: address.to_string(),
+                source,
+            };
             let listener = TcpListener::bind(address).map_err(error)?;
             listener.set_nonblocking(true).map_err(error)?;
             let local = listener.local_addr().map_err(error)?;
             Ok((Listener::Tcp(listener), LocalAddr::Tcp(local), None))
         }
         Bind::Unix(path) => {
-            let error = |source| Error::Bind { address: path.display().to_string(), source };
+            let error = |source| Error::Bind {
+                address: path.display().to_string(),
+                source,
+            };
             let listener = UnixListener::bind(path).map_err(error)?;
             listener.set_nonblocking(true).map_err(error)?;
-            Ok((Listener::Unix(listener), LocalAddr::Unix(path.clone()), Some(path.clone())))
+            Ok((
+                Listener::Unix(listener),
+                LocalAddr::Unix(path.clone()),
+                Some(path.clone()),
+            ))
         }
     }
 }
@@ -259,7 +276,12 @@ impl<A: Application> WorkerPool<A> {
         }
     }
 
-    fn busy(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Arc<crate::net::Stream>>> {
-        self.control.busy.lock().unwrap_or_else(PoisonError::into_inner)
+    fn busy(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Arc<crate::net::Stream>>> {
+        self.control
+            .busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -6,7 +6,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
-use rgi::{Application, Body, BoxError, ConnectionInfo, Environ, Input, ResponseHead, ResponseState, ServerInfo};
+use rgi::{
+    Application, Body, BoxError, ConnectionInfo, Environ, Input, ResponseHead, ResponseState,
+    ServerInfo,
+};
 
 use crate::body::{self, BodySource, InBuf, ReadSide, WriteGate};
 use crate::config::Limits;
@@ -60,13 +63,31 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Serves one request on `conn`; never panics on what the application does.
-pub(crate) fn serve<A: Application>(app: &A, conn: Connection, head: RequestHead, limits: &Limits) -> Finished {
-    let Connection { stream, info, server, buf } = conn;
-    if let Err(error) = stream.set_nonblocking(false).and_then(|()| stream.set_timeouts(limits.body_timeout)) {
+pub(crate) fn serve<A: Application>(
+    app: &A,
+    conn: Connection,
+    head: RequestHead,
+    limits: &Limits,
+) -> Finished {
+    let Connection {
+        stream,
+        info,
+        server,
+        buf,
+    } = conn;
+    if let Err(error) = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_timeouts(limits.body_timeout))
+    {
         tracing::debug!(%error, "cannot make the connection blocking");
         return finished(stream, info, server, buf, false);
     }
-    let RequestHead { parts, framing, keep_alive, expect_continue } = head;
+    let RequestHead {
+        parts,
+        framing,
+        keep_alive,
+        expect_continue,
+    } = head;
     let method = parts.method.clone();
     let version = parts.version;
     let gate = Arc::new(WriteGate::default());
@@ -81,8 +102,18 @@ pub(crate) fn serve<A: Application>(app: &A, conn: Connection, head: RequestHead
     )));
     let input = match framing {
         Framing::None => Input::empty(),
-        Framing::Length(n) => Input::new(BodySource { side: Arc::clone(&side) }, Some(n)),
-        Framing::Chunked => Input::new(BodySource { side: Arc::clone(&side) }, None),
+        Framing::Length(n) => Input::new(
+            BodySource {
+                side: Arc::clone(&side),
+            },
+            Some(n),
+        ),
+        Framing::Chunked => Input::new(
+            BodySource {
+                side: Arc::clone(&side),
+            },
+            None,
+        ),
     };
     let mut sink = Sink::new(Arc::clone(&stream), gate, &method, version, keep_alive);
 
@@ -122,7 +153,12 @@ fn finished(
     keep: bool,
 ) -> Finished {
     Finished {
-        conn: Connection { stream, info, server, buf },
+        conn: Connection {
+            stream,
+            info,
+            server,
+            buf,
+        },
         keep,
     }
 }
@@ -141,8 +177,15 @@ impl WriteRefusal for &crate::net::Stream {
 /// Calls the application and pulls its body; true when the response was
 /// framed completely and the connection may be kept as far as the
 /// response is concerned.
-fn run<A: Application>(app: &A, environ: Environ, state: &mut ResponseState, sink: &mut Sink) -> bool {
-    let called = catch_unwind(AssertUnwindSafe(|| app.call(environ, &mut state.start_response(sink))));
+fn run<A: Application>(
+    app: &A,
+    environ: Environ,
+    state: &mut ResponseState,
+    sink: &mut Sink,
+) -> bool {
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        app.call(environ, &mut state.start_response(sink))
+    }));
     let mut body = match called {
         Ok(Ok(body)) => body,
         Ok(Err(error)) => return fail(state, sink, Failure::Error(error)),
@@ -164,7 +207,9 @@ fn run<A: Application>(app: &A, environ: Environ, state: &mut ResponseState, sin
     }
     let mut outcome = None;
     while state.wants_body() {
-        let step = catch_unwind(AssertUnwindSafe(|| body.next_chunk(&mut state.start_response(sink))));
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            body.next_chunk(&mut state.start_response(sink))
+        }));
         match step {
             Ok(None) => break,
             Ok(Some(Ok(chunk))) => {
@@ -189,9 +234,11 @@ fn run<A: Application>(app: &A, environ: Environ, state: &mut ResponseState, sin
         Some(clean) => clean,
         None => match state.finish(sink) {
             Ok(_) => sink.complete().is_ok(),
-            Err(rgi::FinishError::NotStarted) => {
-                fail(state, sink, Failure::Error("the body ended without starting the response".into()))
-            }
+            Err(rgi::FinishError::NotStarted) => fail(
+                state,
+                sink,
+                Failure::Error("the body ended without starting the response".into()),
+            ),
             Err(error) => {
                 tracing::warn!(%error, "response ended abnormally");
                 false
@@ -257,7 +304,9 @@ fn fail(state: &mut ResponseState, sink: &mut Sink, failure: Failure) -> bool {
     if quiet {
         return false;
     }
-    let replaced = state.start_response(sink).replace(ResponseHead::new(status), cause);
+    let replaced = state
+        .start_response(sink)
+        .replace(ResponseHead::new(status), cause);
     let finished = replaced.is_ok() && state.finish(sink).is_ok();
     finished && sink.complete().is_ok() && client.is_none()
 }

@@ -1,4 +1,6 @@
 //! Serving over real sockets: the happy paths of phase 1.
+// A failed unwrap in a test helper is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -17,7 +19,8 @@ fn hello() -> impl rgi::Application {
     rgi::from_fn(|environ: Environ, start: &mut StartResponse<'_>| {
         let body = Bytes::from(format!("hello {}", environ.raw_path()));
         start.start(
-            ResponseHead::new(StatusCode::OK).with_header(header::CONTENT_TYPE, "text/plain".parse()?),
+            ResponseHead::new(StatusCode::OK)
+                .with_header(header::CONTENT_TYPE, "text/plain".parse()?),
         )?;
         Ok(body)
     })
@@ -36,14 +39,20 @@ fn echo() -> impl rgi::Application {
 fn hello_with_date_and_server() {
     let server = start(hello());
     let addr = server.tcp_addr().unwrap();
-    let (bytes, closed) = exchange(addr, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let (bytes, closed) = exchange(
+        addr,
+        b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
     assert!(closed);
     let r = &responses(&bytes, &[])[0];
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello /x");
     assert_eq!(r.header("content-length"), Some("8"));
     assert!(r.header("date").is_some_and(|d| d.ends_with("GMT")));
-    assert!(r.header("server").is_some_and(|s| s.starts_with("rgi-simple-server")));
+    assert!(
+        r.header("server")
+            .is_some_and(|s| s.starts_with("rgi-simple-server"))
+    );
     assert_eq!(r.header("connection"), Some("close"));
     server.shutdown(Duration::from_secs(5));
 }
@@ -78,9 +87,17 @@ impl Drop for Countdown {
 fn streamed_chunked_response_and_drop_once() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&dropped);
-    let server = start(rgi::from_fn(move |_e, _s| Ok(Countdown { left: 3, dropped: Arc::clone(&counter) })));
+    let server = start(rgi::from_fn(move |_e, _s| {
+        Ok(Countdown {
+            left: 3,
+            dropped: Arc::clone(&counter),
+        })
+    }));
     let addr = server.tcp_addr().unwrap();
-    let (bytes, _) = exchange(addr, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let (bytes, _) = exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
     let r = &responses(&bytes, &[])[0];
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(r.body, b"2\n1\n0\n");
@@ -108,11 +125,15 @@ fn drop_once_when_the_client_disconnects() {
     }
     let dropped = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&dropped);
-    let server = start(rgi::from_fn(move |_e, _s| Ok(Endless(Arc::clone(&counter)))));
+    let server = start(rgi::from_fn(move |_e, _s| {
+        Ok(Endless(Arc::clone(&counter)))
+    }));
     let addr = server.tcp_addr().unwrap();
     {
         let mut stream = connect(addr);
-        stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
         let mut buf = [0u8; 1024];
         let _ = stream.read(&mut buf).unwrap();
     }
@@ -205,7 +226,10 @@ fn http10_close_delimited_and_keep_alive() {
 
     let server = start(hello());
     let addr = server.tcp_addr().unwrap();
-    let (bytes, _) = exchange(addr, b"GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n");
+    let (bytes, _) = exchange(
+        addr,
+        b"GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
+    );
     let rs = responses(&bytes, &[]);
     assert_eq!(rs.len(), 2);
     assert_eq!(rs[0].header("connection"), Some("keep-alive"));
@@ -233,7 +257,9 @@ fn keep_alive_and_pipelining_in_order() {
     // Sequential requests on one kept connection.
     let mut stream = connect(addr);
     for i in 0..3 {
-        stream.write_all(format!("GET /k{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).unwrap();
+        stream
+            .write_all(format!("GET /k{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .unwrap();
         let mut buf = vec![0u8; 4096];
         let n = stream.read(&mut buf).unwrap();
         let rs = responses(&buf[..n], &[]);
@@ -261,10 +287,16 @@ fn panic_is_500_and_the_server_keeps_serving() {
     assert!(rs[0].body.is_empty(), "no application detail leaks");
     assert_eq!(rs[1].body, b"fine");
     for _ in 0..8 {
-        let (bytes, _) = exchange(addr, b"GET /panic HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        let (bytes, _) = exchange(
+            addr,
+            b"GET /panic HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        );
         assert_eq!(responses(&bytes, &[])[0].status, 500);
     }
-    let (bytes, _) = exchange(addr, b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let (bytes, _) = exchange(
+        addr,
+        b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(responses(&bytes, &[])[0].body, b"fine");
 }
 
@@ -288,7 +320,10 @@ fn panic_after_the_head_ends_abnormally() {
     assert!(closed);
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("4\r\npart\r\n"));
-    assert!(!text.ends_with("0\r\n\r\n"), "no last-chunk after a failure: {text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "no last-chunk after a failure: {text}"
+    );
 }
 
 #[test]
@@ -347,7 +382,9 @@ fn unix_socket() {
         .unwrap();
     let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
     stream.set_read_timeout(Some(common::PATIENCE)).unwrap();
-    stream.write_all(b"GET /u HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /u HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).unwrap();
     assert_eq!(responses(&bytes, &[])[0].body, b"hello /u");
@@ -365,7 +402,12 @@ fn graceful_shutdown_finishes_in_flight() {
     });
     let server = start(app);
     let addr = server.tcp_addr().unwrap();
-    let client = std::thread::spawn(move || exchange(addr, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    let client = std::thread::spawn(move || {
+        exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+    });
     std::thread::sleep(Duration::from_millis(100));
     server.shutdown(Duration::from_secs(5));
     let (bytes, _) = client.join().unwrap();

@@ -97,7 +97,11 @@ pub(crate) fn responses(mut bytes: &[u8], head_request: &[bool]) -> Vec<Response
             .collect();
         bytes = &bytes[end..];
         let response_to_head = head_request.get(index).copied().unwrap_or(false);
-        let mut response = Response { status, headers, body: Vec::new() };
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if status == 100 {
             out.push(response);
             continue;
@@ -107,7 +111,9 @@ pub(crate) fn responses(mut bytes: &[u8], head_request: &[bool]) -> Vec<Response
         } else if response.header("transfer-encoding") == Some("chunked") {
             loop {
                 let line_end = find(bytes, b"\r\n").unwrap();
-                let size = usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).unwrap(), 16).unwrap();
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).unwrap(), 16)
+                        .unwrap();
                 bytes = &bytes[line_end + 2..];
                 if size == 0 {
                     assert_eq!(&bytes[..2], b"\r\n");
