@@ -4,7 +4,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rgi::InputError;
 
@@ -290,17 +290,29 @@ impl Read for BodySource {
     }
 }
 
-/// Reads and discards the rest of an unread body, at most `limit` bytes;
-/// true when the body ended within it (`[RGI-CONN-1]`).
-pub(crate) fn drain(side: &mut ReadSide, limit: u64) -> bool {
+/// Reads and discards the rest of an unread body, at most `limit` bytes,
+/// giving up once `time` has passed (a read in progress is itself bounded by
+/// the stalled-body timeout); true when the body ended within both
+/// (`[RGI-CONN-1]`).
+pub(crate) fn drain(side: &mut ReadSide, limit: u64, time: Duration) -> bool {
     if side.expect == Continue::Pending {
         // The client may be waiting for the 100 before it sends anything;
         // closing is the only answer that does not wait for it.
         return false;
     }
+    if let BodyState::Length(left) = side.body {
+        let buffered = side.buf.available().len() as u64;
+        if left.saturating_sub(buffered) > limit {
+            return false;
+        }
+    }
+    let deadline = Instant::now() + time;
     let mut scratch = [0u8; 4096];
     let mut drained = 0u64;
     while !side.is_complete() {
+        if Instant::now() >= deadline {
+            return false;
+        }
         match side.read_body(&mut scratch) {
             Ok(0) => return side.is_complete() && !side.broken,
             Ok(count) => {

@@ -19,7 +19,8 @@ use std::time::Duration;
 ///
 /// `body_timeout` also bounds each blocking write of a response to a client
 /// that does not read, and `drain_limit` (64 KiB) how much of an unread request
-/// body is read and discarded to keep a connection.
+/// body is read and discarded to keep a connection; draining also gives up
+/// once `body_timeout` has passed, and the connection is then closed.
 ///
 /// # Examples
 ///

@@ -315,25 +315,16 @@ fn check(
         }
     }
 
-    let mut keep_alive = version == Version::HTTP_11;
+    // A close anywhere wins over a keep-alive (RFC 9112 §9.3).
+    let (mut close, mut keep) = (false, false);
     for value in headers.get_all(CONNECTION) {
         for member in value.as_bytes().split(|&b| b == b',') {
             let token = trim_ows(member);
-            if token.eq_ignore_ascii_case(b"close") {
-                keep_alive = false;
-            } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                keep_alive = true;
-            }
+            close |= token.eq_ignore_ascii_case(b"close");
+            keep |= token.eq_ignore_ascii_case(b"keep-alive");
         }
     }
-    // A close anywhere wins over a keep-alive.
-    if headers.get_all(CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|m| trim_ows(m).eq_ignore_ascii_case(b"close"))
-    }) {
-        keep_alive = false;
-    }
+    let keep_alive = !close && (version == Version::HTTP_11 || keep);
 
     let framing = match (chunked, length) {
         (true, _) => Framing::Chunked,
@@ -417,7 +408,7 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 /// `uri-host [ ":" port ]` with a non-empty host and a port of at most
 /// 65535 when present (RFC 3986 §3.2.2, §3.2.3).
 pub(crate) fn valid_authority(value: &[u8]) -> bool {
-    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+    let port = if let Some(rest) = value.strip_prefix(b"[") {
         let Some(close) = rest.iter().position(|&b| b == b']') else {
             return false;
         };
@@ -430,8 +421,8 @@ pub(crate) fn valid_authority(value: &[u8]) -> bool {
             return false;
         }
         match &rest[close + 1..] {
-            [] => (literal, None),
-            [b':', port @ ..] => (literal, Some(port)),
+            [] => None,
+            [b':', port @ ..] => Some(port),
             _ => return false,
         }
     } else {
@@ -442,9 +433,8 @@ pub(crate) fn valid_authority(value: &[u8]) -> bool {
         if host.is_empty() || !valid_reg_name(host) {
             return false;
         }
-        (host, port)
+        port
     };
-    let _ = host;
     match port {
         None => true,
         Some(port) => {

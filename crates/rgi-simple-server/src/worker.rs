@@ -2,6 +2,7 @@
 //! the dropped body, following the server loop of spec/rgi.md §2.3.
 
 use std::any::Any;
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
@@ -123,7 +124,7 @@ pub(crate) fn serve<A: Application>(
             // The server's own settings were checked at start-up, so what
             // remains is the client's (`[RGI-ENV-1]`).
             tracing::info!(%error, peer = ?info.peer_addr(), "refused a request whose environ does not build");
-            let _ = (&*stream).write_all_refusal(StatusCode::BAD_REQUEST);
+            let _ = (&*stream).write_all(&refusal(StatusCode::BAD_REQUEST));
             let buf = body::lock(&side).finish();
             return finished(stream, info, server, buf, false);
         }
@@ -138,7 +139,7 @@ pub(crate) fn serve<A: Application>(
             keep = false;
         }
         if keep && !read.is_complete() {
-            keep = body::drain(&mut read, limits.drain_limit);
+            keep = body::drain(&mut read, limits.drain_limit, limits.body_timeout);
         }
     }
     let buf = body::lock(&side).finish();
@@ -160,17 +161,6 @@ fn finished(
             buf,
         },
         keep,
-    }
-}
-
-/// Writes a refusal in one piece.
-trait WriteRefusal {
-    fn write_all_refusal(self, status: StatusCode) -> std::io::Result<()>;
-}
-
-impl WriteRefusal for &crate::net::Stream {
-    fn write_all_refusal(mut self, status: StatusCode) -> std::io::Result<()> {
-        std::io::Write::write_all(&mut self, &refusal(status))
     }
 }
 

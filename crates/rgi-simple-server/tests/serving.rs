@@ -414,3 +414,103 @@ fn graceful_shutdown_finishes_in_flight() {
     assert_eq!(responses(&bytes, &[])[0].body, b"late");
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn absolute_form_and_asterisk_form_reach_the_application() {
+    let app = rgi::from_fn(|environ: Environ, start: &mut StartResponse<'_>| {
+        let text = format!(
+            "{} {} {}",
+            environ.method(),
+            environ.path_info().to_string_lossy(),
+            environ
+                .headers()
+                .get(header::HOST)
+                .map_or("-", |h| h.to_str().unwrap_or("?")),
+        );
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(Bytes::from(text))
+    });
+    let server = start(app);
+    let addr = server.tcp_addr().unwrap();
+    let (bytes, _) = exchange(
+        addr,
+        b"GET http://Example.com:80/p?q HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let rs = responses(&bytes, &[]);
+    assert_eq!(rs[0].body, b"GET /p Example.com:80");
+    assert_eq!(rs[1].body, b"OPTIONS * a");
+}
+
+#[test]
+fn an_unread_body_over_the_drain_limit_closes() {
+    let server = common::start_with(
+        hello(),
+        rgi_simple_server::Limits::default().with_drain_limit(16),
+    );
+    let addr = server.tcp_addr().unwrap();
+    let mut request = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    request.extend_from_slice(&[b'x'; 1000]);
+    request.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (bytes, closed) = exchange(addr, &request);
+    assert!(closed);
+    assert_eq!(responses(&bytes, &[]).len(), 1);
+}
+
+#[test]
+fn many_keep_alive_clients_with_pipelined_bursts_lose_nothing() {
+    let server = start(hello());
+    let addr = server.tcp_addr().unwrap();
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                let mut served = 0;
+                for round in 0..10 {
+                    // Bursts of five requests in one write, then read all five.
+                    let mut burst = Vec::new();
+                    for i in 0..5 {
+                        burst.extend_from_slice(
+                            format!("GET /{c}/{round}/{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+                        );
+                    }
+                    stream.write_all(&burst).unwrap();
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while responses_complete(&got) < 5 {
+                        let n = stream.read(&mut buf).unwrap();
+                        assert!(n > 0, "closed early");
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    let rs = responses(&got, &[]);
+                    for (i, r) in rs.iter().enumerate() {
+                        assert_eq!(r.body, format!("hello /{c}/{round}/{i}").as_bytes());
+                    }
+                    served += rs.len();
+                }
+                served
+            })
+        })
+        .collect();
+    let total: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(total, 16 * 10 * 5);
+    server.shutdown(Duration::from_secs(5));
+}
+
+/// How many complete Content-Length responses `bytes` holds.
+fn responses_complete(mut bytes: &[u8]) -> usize {
+    let mut count = 0;
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if bytes.len() < end + 4 + length {
+            break;
+        }
+        bytes = &bytes[end + 4 + length..];
+        count += 1;
+    }
+    count
+}
