@@ -65,15 +65,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod body;
-mod chunked;
+// The builder and the limits with their defaults.
 mod config;
-mod head;
-mod net;
-mod poller;
-mod response;
+// Starting the threads; the handle that stops them; start-up errors.
 mod server;
+// The poller thread: accepts, reads heads, keeps idle connections.
+mod poller;
+// The strict request-head parser (spec/rgi.md §12.3).
+mod head;
+// One request on a worker thread, from environ to dropped body.
 mod worker;
+// The request body: read buffer, framing state, the `Input` source, drain.
+mod body;
+// The strict chunked decoder.
+mod chunked;
+// The response sink, the server's own refusals, `Date`.
+mod response;
+// TCP and Unix sockets behind one type.
+mod net;
 
 pub use config::{Builder, Limits};
 pub use server::{Error, LocalAddr, Server};

@@ -514,3 +514,44 @@ fn responses_complete(mut bytes: &[u8]) -> usize {
     }
     count
 }
+
+#[test]
+fn shutdown_abandons_a_response_past_the_grace_period() {
+    struct Slow(Arc<AtomicUsize>);
+    impl Body for Slow {
+        fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+            if !start.is_started() {
+                if let Err(e) = start.start(ResponseHead::new(StatusCode::OK)) {
+                    return Some(Err(e.into()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            Some(Ok(Bytes::from_static(b"tick\n")))
+        }
+    }
+    impl Drop for Slow {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&dropped);
+    let server = start(rgi::from_fn(move |_e, _s| Ok(Slow(Arc::clone(&counter)))));
+    let addr = server.tcp_addr().unwrap();
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let _ = stream.read(&mut buf).unwrap();
+    let started = std::time::Instant::now();
+    server.shutdown(Duration::from_millis(200));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    let (rest, closed) = read_to_close(&mut stream);
+    assert!(closed);
+    assert!(
+        !String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n"),
+        "an abandoned response is not completed"
+    );
+}
