@@ -374,9 +374,25 @@ impl Poller {
                 }
             }
             Err(refused) => {
+                // The limit that refused it, with its configured value
+                // (`[RGI-LIMIT-9]`); the offending bytes are not logged.
+                let limit = match refused.status {
+                    http::StatusCode::URI_TOO_LONG => {
+                        format!("max_target = {}", self.limits.max_target)
+                    }
+                    http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => format!(
+                        "max_head = {}, max_fields = {}",
+                        self.limits.max_head, self.limits.max_fields
+                    ),
+                    http::StatusCode::PAYLOAD_TOO_LARGE => {
+                        format!("max_body = {}", self.limits.max_body)
+                    }
+                    _ => String::new(),
+                };
                 tracing::info!(
                     status = refused.status.as_u16(),
                     reason = refused.reason,
+                    limit,
                     peer = ?entry.conn.info.peer_addr(),
                     "refused a request"
                 );
