@@ -111,6 +111,8 @@ pub(crate) struct ReadSide {
     /// The client broke the framing, stalled, or went away: the connection
     /// cannot be kept.
     pub(crate) broken: bool,
+    /// The peer ended its side of the stream.
+    eof: bool,
     timeout: Duration,
 }
 
@@ -148,6 +150,7 @@ impl ReadSide {
             body,
             expect,
             broken: false,
+            eof: false,
             timeout,
         }
     }
@@ -236,6 +239,7 @@ impl ReadSide {
         match self.buf.fill_from(&stream) {
             Ok(0) => {
                 self.broken = true;
+                self.eof = true;
                 match self.body {
                     // `Input` turns the early end into `Truncated`.
                     BodyState::Length(_) => Ok(false),
@@ -267,7 +271,7 @@ impl ReadSide {
 
     /// A read that reached the socket's end with a declared length left.
     fn at_eof_with_length(&self) -> bool {
-        matches!(self.body, BodyState::Length(_)) && self.broken
+        matches!(self.body, BodyState::Length(_)) && self.eof
     }
 }
 
