@@ -419,3 +419,20 @@ fn a_truncated_body_is_400() {
     assert!(closed);
     assert_eq!(responses(&bytes, &[])[0].status, 400);
 }
+
+#[test]
+fn a_truncated_declared_length_is_400() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = start_with(recording_echo(seen), Limits::default());
+    let addr = server.tcp_addr().unwrap();
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (bytes, closed) = read_to_close(&mut stream);
+    assert!(closed);
+    let got = responses(&bytes, &[]);
+    assert_eq!(got[0].status, 400);
+    assert_eq!(got[0].header("connection"), Some("close"));
+}
