@@ -1,0 +1,332 @@
+//! The request body: the connection's read buffer, the body framing state
+//! shared between the application's `Input` and the worker, and the source
+//! that `rgi::Input` reads.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rgi::InputError;
+
+use crate::chunked::{ChunkDecoder, DecodeError};
+use crate::head::Framing;
+use crate::net::{SharedStream, Stream};
+
+/// How much a single socket read asks for.
+const READ_SIZE: usize = 8 * 1024;
+
+/// Bytes read from a connection and not consumed yet: the rest of a head,
+/// body bytes, or the next pipelined request. Released when empty, so an
+/// idle connection holds no buffer.
+#[derive(Debug, Default)]
+pub(crate) struct InBuf {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl InBuf {
+    pub(crate) fn available(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.data.len()
+    }
+
+    pub(crate) fn consume(&mut self, count: usize) {
+        self.start = (self.start + count).min(self.data.len());
+        if self.is_empty() {
+            self.release();
+        }
+    }
+
+    /// Drops the storage; called for idle connections.
+    pub(crate) fn release(&mut self) {
+        self.data = Vec::new();
+        self.start = 0;
+    }
+
+    /// One read from `stream` appended after the unconsumed bytes; `Ok(0)`
+    /// is the peer's end of stream.
+    pub(crate) fn fill_from(&mut self, stream: &Stream) -> io::Result<usize> {
+        if self.start > 0 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.data.len();
+        self.data.resize(old + READ_SIZE, 0);
+        let result = (&*stream).read(&mut self.data[old..]);
+        let count = *result.as_ref().unwrap_or(&0);
+        self.data.truncate(old + count);
+        result
+    }
+}
+
+/// Where the `100 Continue` stands (`[RGI-INPUT-12]`, `[RGI-INPUT-13]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Continue {
+    /// The request did not ask for it.
+    NotExpected,
+    /// Asked for; not sent, and no body byte was requested yet.
+    Pending,
+    /// Sent, or made moot (the final head went first).
+    Done,
+}
+
+/// The body's framing as far as it has been read.
+#[derive(Debug)]
+enum BodyState {
+    Length(u64),
+    Chunked(ChunkDecoder),
+    Complete,
+}
+
+/// Serialises writes to the socket between the sink and a `100 Continue`
+/// sent from the application's read, and records whether a final head went
+/// out.
+#[derive(Debug, Default)]
+pub(crate) struct WriteGate {
+    head_sent: Mutex<bool>,
+}
+
+impl WriteGate {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, bool> {
+        self.head_sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The read side of one request, shared by its `Input` source and the
+/// worker that finishes it.
+#[derive(Debug)]
+pub(crate) struct ReadSide {
+    /// `None` once the response finished: the source may outlive the
+    /// request and must not keep the socket open (`[RGI-INPUT-15]`).
+    stream: Option<SharedStream>,
+    gate: Arc<WriteGate>,
+    pub(crate) buf: InBuf,
+    body: BodyState,
+    pub(crate) expect: Continue,
+    /// The client broke the framing, stalled, or went away: the connection
+    /// cannot be kept.
+    pub(crate) broken: bool,
+    /// The peer ended its side of the stream.
+    eof: bool,
+    timeout: Duration,
+}
+
+/// A `ReadSide` behind its lock.
+pub(crate) type SharedReadSide = Arc<Mutex<ReadSide>>;
+
+pub(crate) fn lock(side: &SharedReadSide) -> MutexGuard<'_, ReadSide> {
+    side.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ReadSide {
+    pub(crate) fn new(
+        stream: SharedStream,
+        gate: Arc<WriteGate>,
+        buf: InBuf,
+        framing: Framing,
+        expect_continue: bool,
+        max_body: u64,
+        timeout: Duration,
+    ) -> Self {
+        let body = match framing {
+            Framing::None | Framing::Length(0) => BodyState::Complete,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::Chunked(ChunkDecoder::new(max_body)),
+        };
+        let expect = if expect_continue && !matches!(body, BodyState::Complete) {
+            Continue::Pending
+        } else {
+            Continue::NotExpected
+        };
+        Self {
+            stream: Some(stream),
+            gate,
+            buf,
+            body,
+            expect,
+            broken: false,
+            eof: false,
+            timeout,
+        }
+    }
+
+    /// The whole body has been read.
+    pub(crate) fn is_complete(&self) -> bool {
+        matches!(self.body, BodyState::Complete)
+    }
+
+    /// Ends the request: later reads fail with `ResponseFinished`, and the
+    /// buffered bytes (the next pipelined request) go back to the
+    /// connection.
+    pub(crate) fn finish(&mut self) -> InBuf {
+        self.stream = None;
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads body bytes into `out`: `Ok(0)` only at the end of the body.
+    pub(crate) fn read_body(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let available = self.buf.available();
+            let (used, made) = match &mut self.body {
+                BodyState::Complete => return Ok(0),
+                BodyState::Length(left) => {
+                    let take = available
+                        .len()
+                        .min(out.len())
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    out[..take].copy_from_slice(&available[..take]);
+                    *left -= take as u64;
+                    if *left == 0 {
+                        self.body = BodyState::Complete;
+                    }
+                    (take, take)
+                }
+                BodyState::Chunked(decoder) => match decoder.decode(available, out) {
+                    Ok((used, made)) => {
+                        if decoder.is_done() {
+                            self.body = BodyState::Complete;
+                        }
+                        (used, made)
+                    }
+                    Err(error) => {
+                        self.broken = true;
+                        return Err(match error {
+                            DecodeError::Malformed(reason) => io::Error::new(
+                                ErrorKind::InvalidData,
+                                InputError::MalformedBody { reason },
+                            ),
+                            DecodeError::OverLimit(limit) => {
+                                io::Error::other(InputError::BodyLimitExceeded { limit })
+                            }
+                        });
+                    }
+                },
+            };
+            self.buf.consume(used);
+            if made > 0 || self.is_complete() {
+                return Ok(made);
+            }
+            if !self.fill()? {
+                return Ok(0);
+            }
+        }
+    }
+
+    /// Reads more from the socket, sending the `100 Continue` first if one
+    /// is owed; false when the socket ended inside a declared length.
+    fn fill(&mut self) -> io::Result<bool> {
+        let Some(stream) = self.stream.clone() else {
+            return Err(io::Error::other(InputError::ResponseFinished));
+        };
+        if self.expect == Continue::Pending {
+            self.expect = Continue::Done;
+            let head_sent = self.gate.lock();
+            if !*head_sent {
+                if let Err(error) = (&*stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n") {
+                    self.broken = true;
+                    return Err(error);
+                }
+            }
+        }
+        match self.buf.fill_from(&stream) {
+            Ok(0) => {
+                self.broken = true;
+                self.eof = true;
+                match self.body {
+                    // `Input` turns the early end into `Truncated`.
+                    BodyState::Length(_) => Ok(false),
+                    _ => Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        InputError::MalformedBody {
+                            reason: "the connection closed inside the chunked body".into(),
+                        },
+                    )),
+                }
+            }
+            Ok(_) => Ok(true),
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                self.broken = true;
+                Err(io::Error::new(
+                    ErrorKind::TimedOut,
+                    InputError::BodyTimedOut {
+                        timeout: self.timeout,
+                    },
+                ))
+            }
+            Err(error) if error.kind() == ErrorKind::Interrupted => Ok(true),
+            Err(error) => {
+                self.broken = true;
+                Err(error)
+            }
+        }
+    }
+
+    /// A read that reached the socket's end with a declared length left.
+    fn at_eof_with_length(&self) -> bool {
+        matches!(self.body, BodyState::Length(_)) && self.eof
+    }
+}
+
+/// The `Read` source behind a request's `rgi::Input`.
+#[derive(Debug)]
+pub(crate) struct BodySource {
+    pub(crate) side: SharedReadSide,
+}
+
+impl Read for BodySource {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut side = lock(&self.side);
+        if side.stream.is_none() {
+            return Err(io::Error::other(InputError::ResponseFinished));
+        }
+        if side.at_eof_with_length() {
+            return Ok(0);
+        }
+        side.read_body(out)
+    }
+}
+
+/// Reads and discards the rest of an unread body, at most `limit` bytes,
+/// giving up once `time` has passed (a read in progress is itself bounded by
+/// the stalled-body timeout); true when the body ended within both
+/// (`[RGI-CONN-1]`).
+pub(crate) fn drain(side: &mut ReadSide, limit: u64, time: Duration) -> bool {
+    if side.expect == Continue::Pending {
+        // The client may be waiting for the 100 before it sends anything;
+        // closing is the only answer that does not wait for it.
+        return false;
+    }
+    if let BodyState::Length(left) = side.body {
+        let buffered = side.buf.available().len() as u64;
+        if left.saturating_sub(buffered) > limit {
+            return false;
+        }
+    }
+    let deadline = Instant::now() + time;
+    let mut scratch = [0u8; 4096];
+    let mut drained = 0u64;
+    while !side.is_complete() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        match side.read_body(&mut scratch) {
+            Ok(0) => return side.is_complete() && !side.broken,
+            Ok(count) => {
+                drained += count as u64;
+                if drained > limit {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    !side.broken
+}

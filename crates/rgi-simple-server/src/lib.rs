@@ -1,0 +1,88 @@
+//! # rgi-simple-server
+//!
+//! The second, independent reference server for RGI: std sockets, a
+//! [mio](https://docs.rs/mio) poller, [httparse](https://docs.rs/httparse)
+//! for field lines, and no async runtime. It shares no code with
+//! `rgi-server` beyond the spec crates, and owns its parser, so it takes
+//! the strictest reading of RFC 9110 and RFC 9112 for every request.
+//!
+//! ## Architecture
+//!
+//! - One **poller** thread accepts connections, reads and parses request
+//!   heads, and keeps idle keep-alive connections, so idle connections,
+//!   partial heads and slow clients hold no worker. Its read buffer is
+//!   released while a connection is idle.
+//! - A fixed pool of **worker** threads runs the synchronous application
+//!   for one parsed head at a time, on a blocking socket, and hands the
+//!   connection back (with any pipelined bytes) when the response is done.
+//! - Refusals (`400`, `413`, `414`, `417`, `431`, `501`, `505`, `408`) are
+//!   written by the poller itself with `connection: close`; the connection
+//!   is then shut for writing and read until the peer closes (at most two
+//!   seconds), so the answer is not lost to a reset.
+//!
+//! ## The environ (`[RGI-ENV-11]`)
+//!
+//! - `server_name()` is the configured name ([`Builder::server_name`]),
+//!   else the listener's IP address (`localhost` on a Unix socket);
+//!   `server_port()` is the listener's port (0 on a Unix socket).
+//! - `connection()` holds the peer and local addresses the OS reports
+//!   (`Address::Tcp`, or `Address::Unix`); there is no TLS, so
+//!   `url_scheme()` is `http`.
+//! - No extensions are inserted; `Errors` is `Errors::stderr()`.
+//! - `concurrency()` is multithreaded, single process.
+//!
+//! ## Protocol decisions (spec/rgi.md §12.3)
+//!
+//! A bare LF is accepted as the end of a head line (httparse accepts it);
+//! a bare CR anywhere is refused. A Content-Length field with a list
+//! (`5, 5`) is refused. Both Content-Length and Transfer-Encoding are
+//! refused with 400. `HTTP/1.x` with x > 1 is answered as HTTP/1.1; any
+//! other major version gets 505. CONNECT is answered 501.
+//!
+//! A build with `panic = "abort"` cannot contain application panics.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http::{StatusCode, header};
+//! use rgi::ResponseHead;
+//!
+//! let app = rgi::from_fn(|environ, start| {
+//!     let body = Bytes::from(format!("hello from {}\n", environ.raw_path()));
+//!     start.start(
+//!         ResponseHead::new(StatusCode::OK)
+//!             .with_header(header::CONTENT_TYPE, "text/plain".parse()?),
+//!     )?;
+//!     Ok(body)
+//! });
+//! let server = rgi_simple_server::Builder::new()
+//!     .bind("127.0.0.1:8080".parse()?)
+//!     .serve_sync(app)?;
+//! # server.shutdown(std::time::Duration::from_secs(1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+// The builder and the limits with their defaults.
+mod config;
+// Starting the threads; the handle that stops them; start-up errors.
+mod server;
+// The poller thread: accepts, reads heads, keeps idle connections.
+mod poller;
+// The strict request-head parser (spec/rgi.md §12.3).
+mod head;
+// One request on a worker thread, from environ to dropped body.
+mod worker;
+// The request body: read buffer, framing state, the `Input` source, drain.
+mod body;
+// The strict chunked decoder.
+mod chunked;
+// The response sink, the server's own refusals, `Date`.
+mod response;
+// TCP and Unix sockets behind one type.
+mod net;
+
+pub use config::{Builder, Limits};
+pub use server::{Error, LocalAddr, Server};

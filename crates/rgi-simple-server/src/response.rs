@@ -1,0 +1,240 @@
+//! The response side: the `ResponseSink` that frames a response on the
+//! wire, the server's own refusals, and the `Date` field.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, DATE, SERVER};
+use http::{Method, StatusCode, Version};
+use rgi::{ResponseHead, ResponseSink};
+
+use crate::body::WriteGate;
+use crate::net::Stream;
+
+/// The `Server` field this server sends.
+pub(crate) const SERVER_NAME: &str = concat!("rgi-simple-server/", env!("CARGO_PKG_VERSION"));
+
+/// How the response body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No head sent yet.
+    Unsent,
+    /// Content-Length, or no content at all (HEAD, 204, 304).
+    Length,
+    /// The chunked transfer coding (`[RGI-CL-7]`).
+    Chunked,
+    /// Until the connection closes (`[RGI-CL-8]`).
+    Close,
+}
+
+/// Writes one response to the connection.
+#[derive(Debug)]
+pub(crate) struct Sink {
+    stream: Arc<Stream>,
+    gate: Arc<WriteGate>,
+    out: Vec<u8>,
+    framing: Framing,
+    version: Version,
+    head_request: bool,
+    /// Whether the connection will be kept after this response; a head
+    /// sent while this is false carries `connection: close`.
+    pub(crate) keep_alive: bool,
+    /// Whether the buffered bytes include the head.
+    head_buffered: bool,
+}
+
+impl Sink {
+    pub(crate) fn new(
+        stream: Arc<Stream>,
+        gate: Arc<WriteGate>,
+        method: &Method,
+        version: Version,
+        keep_alive: bool,
+    ) -> Self {
+        Self {
+            stream,
+            gate,
+            out: Vec::new(),
+            framing: Framing::Unsent,
+            version,
+            head_request: method == Method::HEAD,
+            keep_alive,
+            head_buffered: false,
+        }
+    }
+
+    /// Writes the terminator of a complete response (the last-chunk) and
+    /// everything still buffered.
+    pub(crate) fn complete(&mut self) -> io::Result<()> {
+        if self.framing == Framing::Chunked {
+            self.out.extend_from_slice(b"0\r\n\r\n");
+        }
+        self.flush()
+    }
+
+    /// Whether the connection can carry another response after this one.
+    pub(crate) fn reusable(&self) -> bool {
+        self.keep_alive && self.framing != Framing::Close
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut head_sent = self.gate.lock();
+        if self.head_buffered {
+            *head_sent = true;
+            self.head_buffered = false;
+        }
+        let result = (&*self.stream).write_all(&self.out);
+        drop(head_sent);
+        self.out.clear();
+        result
+    }
+}
+
+impl ResponseSink for Sink {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        let status = head.status();
+        let no_content = self.head_request
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        self.framing = if no_content || head.headers().contains_key(CONTENT_LENGTH) {
+            Framing::Length
+        } else if self.version == Version::HTTP_11 {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        };
+        if self.framing == Framing::Close {
+            self.keep_alive = false;
+        }
+        write_status_line(&mut self.out, status);
+        for (name, value) in head.headers() {
+            self.out.extend_from_slice(name.as_str().as_bytes());
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(value.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if !head.headers().contains_key(DATE) {
+            self.out.extend_from_slice(b"date: ");
+            self.out
+                .extend_from_slice(http_date(SystemTime::now()).as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if !head.headers().contains_key(SERVER) {
+            self.out.extend_from_slice(b"server: ");
+            self.out.extend_from_slice(SERVER_NAME.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if self.framing == Framing::Chunked {
+            self.out
+                .extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        if !self.keep_alive {
+            self.out.extend_from_slice(b"connection: close\r\n");
+        } else if self.version == Version::HTTP_10 {
+            self.out.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.head_buffered = true;
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        if self.framing == Framing::Chunked {
+            let _ = write!(HexLen(&mut self.out), "{:x}\r\n", data.len());
+            self.out.extend_from_slice(&data);
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            self.out.extend_from_slice(&data);
+        }
+        // Handed to the OS before returning (`[RGI-BODY-4]`).
+        self.flush()
+    }
+}
+
+/// `fmt::Write` into a byte buffer.
+struct HexLen<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for HexLen<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(text.as_bytes());
+        Ok(())
+    }
+}
+
+fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The server's own answer to a request it refuses, closing the connection
+/// (`[RGI-PROTO-10]`).
+pub(crate) fn refusal(status: StatusCode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    write_status_line(&mut out, status);
+    let mut fields = String::new();
+    let _ = write!(
+        fields,
+        "date: {}\r\nserver: {SERVER_NAME}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        http_date(SystemTime::now())
+    );
+    out.extend_from_slice(fields.as_bytes());
+    out
+}
+
+/// An IMF-fixdate (RFC 9110 §5.6.7).
+pub(crate) fn http_date(now: SystemTime) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_dates() {
+        let when = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date(when), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}

@@ -1,0 +1,302 @@
+//! The worker side: one request on a blocking socket, from the environ to
+//! the dropped body, following the server loop of spec/rgi.md §2.3.
+
+use std::any::Any;
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+use http::StatusCode;
+use rgi::{
+    Application, Body, BoxError, ConnectionInfo, Environ, Input, ResponseHead, ResponseState,
+    ServerInfo,
+};
+
+use crate::body::{self, BodySource, InBuf, ReadSide, WriteGate};
+use crate::config::Limits;
+use crate::head::{Framing, RequestHead};
+use crate::net::SharedStream;
+use crate::response::{Sink, refusal};
+
+/// A connection between requests: what the poller owns, and what it hands
+/// to a worker with a parsed head.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) stream: SharedStream,
+    pub(crate) info: Arc<ConnectionInfo>,
+    pub(crate) server: Arc<ServerInfo>,
+    pub(crate) buf: InBuf,
+}
+
+/// What the worker hands back.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) conn: Connection,
+    /// The next request may be read; otherwise the poller closes it.
+    pub(crate) keep: bool,
+}
+
+/// Why a request failed, for the log and the answer.
+enum Failure {
+    Error(BoxError),
+    Panic(Box<dyn Any + Send>),
+    /// Nothing to answer: the head went out or the transport failed.
+    Quiet,
+}
+
+impl Failure {
+    fn into_box(self) -> BoxError {
+        match self {
+            Self::Error(error) => error,
+            Self::Panic(payload) => panic_message(payload.as_ref()).into(),
+            Self::Quiet => "the response failed".into(),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_string());
+    format!("the application panicked: {text}")
+}
+
+/// Serves one request on `conn`; never panics on what the application does.
+pub(crate) fn serve<A: Application>(
+    app: &A,
+    conn: Connection,
+    head: RequestHead,
+    limits: &Limits,
+) -> Finished {
+    let Connection {
+        stream,
+        info,
+        server,
+        buf,
+    } = conn;
+    if let Err(error) = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_timeouts(limits.body_timeout))
+    {
+        tracing::debug!(%error, "cannot make the connection blocking");
+        return finished(stream, info, server, buf, false);
+    }
+    let RequestHead {
+        parts,
+        framing,
+        keep_alive,
+        expect_continue,
+    } = head;
+    let method = parts.method.clone();
+    let version = parts.version;
+    let gate = Arc::new(WriteGate::default());
+    let side = Arc::new(Mutex::new(ReadSide::new(
+        Arc::clone(&stream),
+        Arc::clone(&gate),
+        buf,
+        framing,
+        expect_continue,
+        limits.max_body,
+        limits.body_timeout,
+    )));
+    let input = match framing {
+        Framing::None => Input::empty(),
+        Framing::Length(n) => Input::new(
+            BodySource {
+                side: Arc::clone(&side),
+            },
+            Some(n),
+        ),
+        Framing::Chunked => Input::new(
+            BodySource {
+                side: Arc::clone(&side),
+            },
+            None,
+        ),
+    };
+    let mut sink = Sink::new(Arc::clone(&stream), gate, &method, version, keep_alive);
+
+    let environ = match Environ::from_parts(parts, input, &server, &info) {
+        Ok(environ) => environ,
+        Err(error) => {
+            // The server's own settings were checked at start-up, so what
+            // remains is the client's (`[RGI-ENV-1]`).
+            tracing::info!(%error, peer = ?info.peer_addr(), "refused a request whose environ does not build");
+            let _ = (&*stream).write_all(&refusal(StatusCode::BAD_REQUEST));
+            let buf = body::lock(&side).finish();
+            return finished(stream, info, server, buf, false);
+        }
+    };
+
+    let mut state = ResponseState::new(&method);
+    let clean = run(app, environ, &mut state, &mut sink);
+    let mut keep = clean && sink.reusable();
+    {
+        let mut read = body::lock(&side);
+        if read.broken {
+            keep = false;
+        }
+        if keep && !read.is_complete() {
+            keep = body::drain(&mut read, limits.drain_limit, limits.body_timeout);
+        }
+    }
+    let buf = body::lock(&side).finish();
+    finished(stream, info, server, buf, keep)
+}
+
+fn finished(
+    stream: SharedStream,
+    info: Arc<ConnectionInfo>,
+    server: Arc<ServerInfo>,
+    buf: InBuf,
+    keep: bool,
+) -> Finished {
+    Finished {
+        conn: Connection {
+            stream,
+            info,
+            server,
+            buf,
+        },
+        keep,
+    }
+}
+
+/// Calls the application and pulls its body; true when the response was
+/// framed completely and the connection may be kept as far as the
+/// response is concerned.
+fn run<A: Application>(
+    app: &A,
+    environ: Environ,
+    state: &mut ResponseState,
+    sink: &mut Sink,
+) -> bool {
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        app.call(environ, &mut state.start_response(sink))
+    }));
+    let mut body = match called {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => return fail(state, sink, Failure::Error(error)),
+        Err(payload) => return fail(state, sink, Failure::Panic(payload)),
+    };
+    if !state.is_head_sent() {
+        // An exact hint lets a one-piece body go out with a Content-Length
+        // instead of chunks (`[RGI-CL-6]`).
+        match catch_unwind(AssertUnwindSafe(|| body.size_hint())) {
+            Ok(Some(length)) => {
+                let _ = state.declare_length(length);
+            }
+            Ok(None) => {}
+            Err(payload) => {
+                let clean = fail(state, sink, Failure::Panic(payload));
+                return drop_body(body) && clean;
+            }
+        }
+    }
+    let mut outcome = None;
+    while state.wants_body() {
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            body.next_chunk(&mut state.start_response(sink))
+        }));
+        match step {
+            Ok(None) => break,
+            Ok(Some(Ok(chunk))) => {
+                if let Err(error) = state.send_chunk(sink, chunk) {
+                    outcome = Some(send_failed(state, sink, error));
+                    break;
+                }
+            }
+            Ok(Some(Err(error))) => {
+                outcome = Some(fail(state, sink, Failure::Error(error)));
+                break;
+            }
+            Err(payload) => {
+                outcome = Some(fail(state, sink, Failure::Panic(payload)));
+                break;
+            }
+        }
+    }
+    // Close: exactly once, before the next request (`[RGI-BODY-11]`).
+    let dropped = drop_body(body);
+    let clean = match outcome {
+        Some(clean) => clean,
+        None => match state.finish(sink) {
+            Ok(_) => sink.complete().is_ok(),
+            Err(rgi::FinishError::NotStarted) => fail(
+                state,
+                sink,
+                Failure::Error("the body ended without starting the response".into()),
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "response ended abnormally");
+                false
+            }
+        },
+    };
+    dropped && clean
+}
+
+/// Drops the body, containing a panic in its `Drop` (`[RGI-FAIL-2]`).
+fn drop_body<B: Body>(body: B) -> bool {
+    match catch_unwind(AssertUnwindSafe(move || drop(body))) {
+        Ok(()) => true,
+        Err(payload) => {
+            tracing::error!(error = %panic_message(payload.as_ref()), "the body's Drop panicked");
+            false
+        }
+    }
+}
+
+/// A `send_chunk` error: an excess is the application's fault with a
+/// complete response on the wire (`[RGI-CL-2]`); anything else ends it.
+fn send_failed(state: &mut ResponseState, sink: &mut Sink, error: rgi::SendError) -> bool {
+    match error {
+        rgi::SendError::ContentLengthExceeded { .. } | rgi::SendError::BodyNotAllowed { .. } => {
+            tracing::error!(%error, "application error");
+            match state.finish(sink) {
+                Ok(_) => sink.complete().is_ok(),
+                Err(_) => false,
+            }
+        }
+        rgi::SendError::NotStarted => fail(state, sink, Failure::Error(error.into())),
+        rgi::SendError::Transport(error) => {
+            tracing::info!(%error, "the client went away");
+            fail(state, sink, Failure::Quiet)
+        }
+        other => {
+            tracing::error!(error = %other, "sending failed");
+            false
+        }
+    }
+}
+
+/// An application failure: an error head if none went out, else an
+/// abnormal end (`[RGI-FAIL-3]`, `[RGI-FAIL-5]`, `[RGI-FAIL-10]`).
+fn fail(state: &mut ResponseState, sink: &mut Sink, failure: Failure) -> bool {
+    if state.is_head_sent() {
+        if !matches!(failure, Failure::Quiet) {
+            tracing::error!(error = %failure.into_box(), "application failed after the head was sent");
+        }
+        return false;
+    }
+    let quiet = matches!(failure, Failure::Quiet);
+    let cause = failure.into_box();
+    let client = rgi::client_body_error(&*cause).and_then(rgi::InputError::status);
+    let status = client.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if client.is_some() {
+        tracing::info!(error = %cause, %status, "the client's request body failed");
+        sink.keep_alive = false;
+    } else if !quiet {
+        tracing::error!(error = %cause, "application failed");
+    }
+    if quiet {
+        return false;
+    }
+    let replaced = state
+        .start_response(sink)
+        .replace(ResponseHead::new(status), cause);
+    let finished = replaced.is_ok() && state.finish(sink).is_ok();
+    finished && sink.complete().is_ok() && client.is_none()
+}
