@@ -533,3 +533,30 @@ fn the_first_read_gets_at_most_half_of_what_it_asked_for() {
     assert_eq!(*got.lock().expect("not poisoned"), [(8, 8)]);
     assert!(reports.is_empty(), "{:?}", reports.all());
 }
+
+// ---- RGIA-INPUT-2: a source returns at most what it is polled for ----
+
+#[test]
+fn a_source_that_returns_more_than_asked_is_the_servers() {
+    assert_caught(
+        &examples::source_overdelivered(),
+        "RGIA-INPUT-2",
+        Side::Server,
+    );
+}
+
+#[test]
+fn a_source_that_keeps_to_max_is_fine() {
+    let violations = serve_asynchronously(
+        polls_input(2),
+        build(
+            async_environ()
+                .header(header::CONTENT_LENGTH, HeaderValue::from_static("6"))
+                .input(Input::from_async(
+                    AtHand(Bytes::from_static(b"abcdef")),
+                    Some(6),
+                )),
+        ),
+    );
+    assert!(violations.is_empty(), "{violations:?}");
+}

@@ -452,6 +452,40 @@ impl Input {
         !matches!(self.source.reader, Some(Reader::Blocking(_)))
     }
 
+    /// Bytes an asynchronous source delivered beyond the `max` it was
+    /// polled with, held for the next read: 0 for a source that keeps the
+    /// contract (spec/rgi-async.md RGIA-INPUT-2 bounds every chunk by
+    /// `max`) and for every other kind of input. The input tolerates the
+    /// excess so that no byte is lost; this accessor lets a validator name
+    /// the server whose source overdelivered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll, Waker};
+    /// use bytes::Bytes;
+    ///
+    /// struct Generous;
+    /// impl rgi::AsyncSource for Generous {
+    ///     fn poll_chunk(self: Pin<&mut Self>, _cx: &mut Context<'_>, _max: usize) -> Poll<std::io::Result<Bytes>> {
+    ///         Poll::Ready(Ok(Bytes::from_static(b"abcdef")))
+    ///     }
+    /// }
+    ///
+    /// let mut input = rgi::Input::from_async(Generous, Some(6));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(matches!(input.poll_chunk(&mut cx, 4), Poll::Ready(Ok(chunk)) if chunk == "abcd"));
+    /// assert_eq!(input.held_excess(), 2);
+    /// ```
+    #[must_use]
+    pub fn held_excess(&self) -> usize {
+        match &self.source.reader {
+            Some(Reader::Async { spill, .. }) => spill.len(),
+            _ => 0,
+        }
+    }
+
     /// The non-blocking face: polls for at most `max` bytes of the body.
     /// An empty chunk is the end of the body (and every poll after it).
     /// Bytes buffered by the blocking face come first, so the two faces

@@ -248,6 +248,16 @@ impl AsyncSource for Observer {
                 }
             }
             Poll::Ready(result) => {
+                if result.is_ok() && this.original.held_excess() > 0 {
+                    let excess = this.original.held_excess();
+                    this.request.with(|t| {
+                        t.violate(
+                            &rules::SOURCE_OVERDELIVERED,
+                            "the server's input source returned more bytes than it was polled for",
+                            format!("{excess} bytes past poll_chunk(max {room})"),
+                        );
+                    });
+                }
                 this.on_result(result.as_ref().map(Bytes::len), face);
             }
         }

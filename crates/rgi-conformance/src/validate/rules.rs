@@ -726,6 +726,14 @@ pub(crate) const HEAD_DIFFERS_FROM_GET: Rule = Rule::app(
     "a HEAD request gets the status a GET of the same target gets (a warning)",
 );
 
+// ---- issue 11 §2: the source contract ----
+
+pub(crate) const SOURCE_OVERDELIVERED: Rule = Rule::server(
+    "source_overdelivered",
+    &["RGIA-INPUT-2"],
+    "the server's input source returns at most the max it is polled with",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -863,4 +871,6 @@ pub(crate) const RULES: &[Rule] = &[
     OUTPUT_ALL_WRITTEN,
     CLIENT_FAULT_HIDDEN,
     HEAD_DIFFERS_FROM_GET,
+    // ---- issue 11 §2: the source contract ----
+    SOURCE_OVERDELIVERED,
 ];

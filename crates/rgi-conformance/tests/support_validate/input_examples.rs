@@ -450,3 +450,31 @@ pub(crate) fn zero_sized_poll() -> Vec<Violation> {
         build(async_environ().input(Input::from_async(AtHand(Bytes::from_static(b"ab")), None))),
     )
 }
+
+/// A source that answers every poll with all it has, whatever the `max`.
+pub(crate) struct Generous(pub(crate) Bytes);
+
+impl AsyncSource for Generous {
+    fn poll_chunk(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _max: usize,
+    ) -> Poll<io::Result<Bytes>> {
+        let all = self.0.len();
+        Poll::Ready(Ok(self.0.split_to(all)))
+    }
+}
+
+pub(crate) fn source_overdelivered() -> Vec<Violation> {
+    serve_asynchronously(
+        polls_input(2),
+        build(
+            async_environ()
+                .header(header::CONTENT_LENGTH, HeaderValue::from_static("6"))
+                .input(Input::from_async(
+                    Generous(Bytes::from_static(b"abcdef")),
+                    Some(6),
+                )),
+        ),
+    )
+}

@@ -688,4 +688,10 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         Side::Application,
         output_examples::head_differs_from_get,
     ),
+    // ---- issue 11 §2: the source contract ----
+    (
+        "source_overdelivered",
+        Side::Server,
+        input_examples::source_overdelivered,
+    ),
 ];
