@@ -462,7 +462,6 @@ fn watched_switch(switch: SyncSwitch, request: Arc<Request>, threads: LoopThread
     SyncSwitch::new(move |start: &mut StartResponse<'_>| {
         unrun.ran = true;
         let request = Arc::clone(&unrun.request);
-        super::watchdog::continuation_started(&request);
         let (started, head_sent) = (start.is_started(), start.is_head_sent());
         let registry = Arc::clone(&request.registry);
         request.with(|t| {

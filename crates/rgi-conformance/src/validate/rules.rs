@@ -597,11 +597,6 @@ pub(crate) const AFTER_SPAWN_BLOCKED: Rule = Rule::server(
     &["RGIA-AFTER-4"],
     "AfterResponse::spawn returns at once instead of blocking",
 );
-pub(crate) const MIDDLEWARE_RAN_CONTINUATION: Rule = Rule::app(
-    "middleware_ran_continuation",
-    &["RGIA-COMP-11"],
-    "a middleware passes a Switch on instead of running the inner continuation inside its own poll",
-);
 pub(crate) const READINESS_TIMEOUT_MISSED: Rule = Rule::server(
     "readiness_timeout_missed",
     &["RGIA-READY-7"],
@@ -846,7 +841,6 @@ pub(crate) const RULES: &[Rule] = &[
     MIDDLEWARE_PENDING_WITHOUT_CAUSE,
     WAKE_HONOURED_LATE,
     AFTER_SPAWN_BLOCKED,
-    MIDDLEWARE_RAN_CONTINUATION,
     READINESS_TIMEOUT_MISSED,
     // ---- issue 11 §2: output after the head, middleware attribution ----
     MW_PULLS_IN_CALL,

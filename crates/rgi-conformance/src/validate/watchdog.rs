@@ -502,20 +502,6 @@ fn watch_sync_step<T>(
     result
 }
 
-/// When a switch continuation starts: inside a call into an asynchronous
-/// application on this thread, the code running it is that application,
-/// a middleware that ran the inner continuation itself instead of passing
-/// the `Switch` on (`RGIA-COMP-11`).
-pub(super) fn continuation_started(request: &Request) {
-    if on_loop_thread() {
-        request.violate(
-            &rules::MIDDLEWARE_RAN_CONTINUATION,
-            "a switch continuation was run inside an asynchronous call: the middleware around the body ran it instead of passing the Switch on",
-            format!("{:?}", thread::current().id()),
-        );
-    }
-}
-
 /// Runs `work`, dropping a synchronous body, timing it (`RGI-BODY-13`).
 pub(super) fn watch_sync_drop<T>(
     watch: &BodyWatch,
