@@ -726,6 +726,24 @@ pub(crate) const HEAD_DIFFERS_FROM_GET: Rule = Rule::app(
     "a HEAD request gets the status a GET of the same target gets (a warning)",
 );
 
+// ---- issue 11 §2: hooks ----
+
+pub(crate) const HEAD_STATE_NOT_HEAD: Rule = Rule::server(
+    "head_state_not_head",
+    &["RGI-BODY-15"],
+    "the response state of a HEAD request is made for HEAD, so no body bytes are sent",
+);
+pub(crate) const HEAD_STATE_FOR_OTHER_METHOD: Rule = Rule::server(
+    "head_state_for_other_method",
+    &["RGI-ENV-3"],
+    "the environ's method is the one the response state was made for: HEAD stays HEAD, nothing is mapped to it",
+);
+pub(crate) const RUNTIME_CONTEXT_NOT_ENTERED: Rule = Rule::server(
+    "runtime_context_not_entered",
+    &["RGIA-RT-1"],
+    "a server declaring Runtime::Tokio calls, polls and drops with tokio's context entered",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -863,4 +881,8 @@ pub(crate) const RULES: &[Rule] = &[
     OUTPUT_ALL_WRITTEN,
     CLIENT_FAULT_HIDDEN,
     HEAD_DIFFERS_FROM_GET,
+    // ---- issue 11 §2: hooks ----
+    HEAD_STATE_NOT_HEAD,
+    HEAD_STATE_FOR_OTHER_METHOD,
+    RUNTIME_CONTEXT_NOT_ENTERED,
 ];

@@ -782,6 +782,25 @@ impl Tracker {
         }
     }
 
+    /// The start of `call`: the response state must be made for the
+    /// method the environ carries, HEAD for HEAD and only for HEAD
+    /// (`state_head` says whether it was made for HEAD).
+    pub(crate) fn check_head_state(&mut self, state_head: bool) {
+        match (self.head_request, state_head) {
+            (true, false) => self.violate(
+                &rules::HEAD_STATE_NOT_HEAD,
+                "the request is HEAD, but its response state was made for another method and would send the body",
+                "environ HEAD, state not HEAD",
+            ),
+            (false, true) => self.violate(
+                &rules::HEAD_STATE_FOR_OTHER_METHOD,
+                "the response state was made for HEAD, but the environ gives another method",
+                "environ not HEAD, state HEAD",
+            ),
+            _ => {}
+        }
+    }
+
     /// The end of a call or pull: an error from start or replace must
     /// have been answered by returning a failure.
     pub(crate) fn end(&mut self, failed: bool) {
@@ -1187,6 +1206,14 @@ impl Intercept for Hook<'_> {
             t.watch_output(data, Output::Write);
         });
     }
+
+    fn on_write_result(&mut self, result: Result<(), &rgi::SendError>) {
+        // Only the transport's failure is news: the validator predicts
+        // the other errors from the head and counts them already.
+        if let Err(rgi::SendError::Transport(_)) = result {
+            self.request.with(|t| t.write_failed = true);
+        }
+    }
 }
 
 /// Runs one step of the application (`work`) with the validator's hook
@@ -1210,6 +1237,7 @@ pub(crate) fn scoped<T: StepOutcome>(
     request.with(|t| match scope {
         Scope::Call => {
             t.check_fresh_state(started, head_sent, flavor);
+            t.check_head_state(start.is_head_request());
             t.begin(started, head_sent, flavor, None);
         }
         Scope::Pull => t.begin(started, head_sent, flavor, Some(held_back)),
