@@ -50,7 +50,10 @@ fn every_write_result_reaches_the_hook_as_the_application_sees_it() {
         assert!(matches!(start.write("early"), Err(SendError::NotStarted)));
         start.start(ResponseHead::new(StatusCode::OK)).unwrap();
         start.write("first").unwrap();
-        assert!(matches!(start.write("second"), Err(SendError::Transport(_))));
+        assert!(matches!(
+            start.write("second"),
+            Err(SendError::Transport(_))
+        ));
     }
     assert_eq!(results.0, ["not started", "ok", "transport"]);
 }

@@ -4,6 +4,7 @@
 pub(crate) mod async_examples;
 pub(crate) mod cap_examples;
 pub(crate) mod common;
+pub(crate) mod hook_examples;
 pub(crate) mod input_examples;
 pub(crate) mod output_examples;
 pub(crate) mod sync_examples;
@@ -687,5 +688,16 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "head_differs_from_get",
         Side::Application,
         output_examples::head_differs_from_get,
+    ),
+    // ---- issue 11 §2: hooks ----
+    (
+        "head_state_not_head",
+        Side::Server,
+        hook_examples::head_state_not_head,
+    ),
+    (
+        "head_state_for_other_method",
+        Side::Server,
+        hook_examples::head_state_for_other_method,
     ),
 ];
