@@ -738,6 +738,7 @@ pub(crate) const HEAD_STATE_FOR_OTHER_METHOD: Rule = Rule::server(
     &["RGI-ENV-3"],
     "the environ's method is the one the response state was made for: HEAD stays HEAD, nothing is mapped to it",
 );
+#[cfg(feature = "tokio-context")]
 pub(crate) const RUNTIME_CONTEXT_NOT_ENTERED: Rule = Rule::server(
     "runtime_context_not_entered",
     &["RGIA-RT-1"],
@@ -884,5 +885,6 @@ pub(crate) const RULES: &[Rule] = &[
     // ---- issue 11 §2: hooks ----
     HEAD_STATE_NOT_HEAD,
     HEAD_STATE_FOR_OTHER_METHOD,
+    #[cfg(feature = "tokio-context")]
     RUNTIME_CONTEXT_NOT_ENTERED,
 ];
