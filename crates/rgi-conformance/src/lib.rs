@@ -16,6 +16,14 @@
 //! | Reports | [`report`] |
 //! | The clause catalogue and coverage | [`catalogue`] |
 //! | The kit's small runtime | [`rt`] |
+//!
+//! ## Features
+//!
+//! - `tokio-context` (off by default): the asynchronous validator asks
+//!   `tokio::runtime::Handle::try_current` in every call, poll and body
+//!   drop of a request whose `Capabilities` declare `Runtime::Tokio`, and
+//!   reports a server that declares tokio without entering its context
+//!   (`RGIA-RT-1`). Off, the kit depends on no runtime at all.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

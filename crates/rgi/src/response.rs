@@ -50,6 +50,39 @@ pub trait Intercept {
     fn on_write(&mut self, data: &mut Bytes) {
         let _ = data;
     }
+
+    /// Called with the result of every [`StartResponse::write`] that went
+    /// through this hook, once the server has handled the bytes: `Ok` when
+    /// they were accepted, or the error the application gets back. Only a
+    /// layer that sees results can tell a failed write from one that went
+    /// out (a metrics middleware counting bytes actually sent, or one that
+    /// notices the client has gone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::{Intercept, SendError};
+    ///
+    /// /// Counts writes that reached the transport and writes that failed there.
+    /// #[derive(Default)]
+    /// struct WriteMetrics {
+    ///     sent: u64,
+    ///     transport_errors: u64,
+    /// }
+    ///
+    /// impl Intercept for WriteMetrics {
+    ///     fn on_write_result(&mut self, result: Result<(), &SendError>) {
+    ///         match result {
+    ///             Ok(()) => self.sent += 1,
+    ///             Err(SendError::Transport(_)) => self.transport_errors += 1,
+    ///             Err(_) => {}
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn on_write_result(&mut self, result: Result<(), &SendError>) {
+        let _ = result;
+    }
 }
 
 /// The handle an application starts its response with: the RGI analogue of
@@ -115,6 +148,7 @@ trait Respond {
     fn write(&mut self, data: Bytes) -> Result<(), SendError>;
     fn is_started(&self) -> bool;
     fn is_head_sent(&self) -> bool;
+    fn is_head_request(&self) -> bool;
 }
 
 impl ResponseState {
@@ -199,6 +233,39 @@ impl<'a> StartResponse<'a> {
         Respond::is_head_sent(self)
     }
 
+    /// Whether the response state behind this handle was made for a HEAD
+    /// request ([`ResponseState::new`] with `Method::HEAD`): its body is
+    /// counted and checked against the Content-Length but never sent. An
+    /// application may skip producing an expensive body then, as long as
+    /// its head (status and Content-Length) stays what a GET would get.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::{ResponseHead, ResponseSink, ResponseState};
+    /// use bytes::Bytes;
+    /// use http::Method;
+    ///
+    /// struct Discard;
+    /// impl ResponseSink for Discard {
+    ///     fn send_head(&mut self, _head: ResponseHead) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn send_data(&mut self, _data: Bytes) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut state = ResponseState::new(&Method::HEAD);
+    /// assert!(state.start_response(&mut Discard).is_head_request());
+    /// let mut state = ResponseState::new(&Method::GET);
+    /// assert!(!state.start_response(&mut Discard).is_head_request());
+    /// ```
+    #[must_use]
+    pub fn is_head_request(&self) -> bool {
+        Respond::is_head_request(self)
+    }
+
     /// A handle for an inner application whose heads and writes pass
     /// through `hook` first. See [`Intercept`].
     pub fn intercept<'b>(&'b mut self, hook: &'b mut dyn Intercept) -> StartResponse<'b> {
@@ -240,7 +307,9 @@ impl Respond for StartResponse<'_> {
             }
             Inner::Layer { hook, parent } => {
                 hook.on_write(&mut data);
-                parent.write(data)
+                let result = parent.write(data);
+                hook.on_write_result(result.as_ref().map(|&()| ()));
+                result
             }
         }
     }
@@ -256,6 +325,13 @@ impl Respond for StartResponse<'_> {
         match &self.inner {
             Inner::Root { state, .. } => state.is_head_sent(),
             Inner::Layer { parent, .. } => parent.is_head_sent(),
+        }
+    }
+
+    fn is_head_request(&self) -> bool {
+        match &self.inner {
+            Inner::Root { state, .. } => state.is_head_request(),
+            Inner::Layer { parent, .. } => parent.is_head_request(),
         }
     }
 }

@@ -175,6 +175,23 @@ impl ResponseState {
         self.sent_status.is_some()
     }
 
+    /// Whether this state was made for a HEAD request: body bytes are
+    /// counted and checked, never sent (`[RGI-BODY-15]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::ResponseState;
+    /// use http::Method;
+    ///
+    /// assert!(ResponseState::new(&Method::HEAD).is_head_request());
+    /// assert!(!ResponseState::new(&Method::GET).is_head_request());
+    /// ```
+    #[must_use]
+    pub fn is_head_request(&self) -> bool {
+        self.head_request
+    }
+
     /// Body bytes accepted so far (counted, though not sent, for HEAD).
     #[must_use]
     pub fn body_bytes(&self) -> u64 {

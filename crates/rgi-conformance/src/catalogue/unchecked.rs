@@ -303,9 +303,11 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "RGIA-COMP-14",
         "Behaviour of `rgi_async::Threaded`, the same for every server; each of its paths (inline, pre-read through the non-blocking face, offload with the job only queued when `call` returns) is tested in crates/rgi-async/tests/threaded.rs: `d5_an_inline_read_that_would_wait_fails_typed_instead_of_parking_the_loop`, `a_whole_input_application_runs_inline_after_a_pre_read`, `a_declared_length_past_the_limit_is_offloaded_without_a_pre_read`.",
     ),
+    // Checked by the validator when the `tokio-context` feature is on.
+    #[cfg(not(feature = "tokio-context"))]
     (
         "RGIA-RT-1",
-        "Whether a runtime's context is entered can only be asked through that runtime's own crate, which the kit does not depend on (and the spec crates may not); the toy declares no runtime, so its requests refuse every runtime they require (crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`). A tokio server tests this clause with `Handle::try_current` inside its own application.",
+        "Whether a runtime's context is entered can only be asked through that runtime's own crate, which the kit depends on only with its `tokio-context` feature (the spec crates may not depend on any runtime); the toy declares no runtime, so its requests refuse every runtime they require (crates/rgi-async/tests/capabilities.rs: `runtime_context_is_refused_typed_when_not_declared_or_different`). A tokio server tests this clause with `Handle::try_current` inside its own application.",
     ),
     (
         "RGIA-RT-2",

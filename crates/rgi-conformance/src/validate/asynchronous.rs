@@ -405,6 +405,7 @@ impl<B: AsyncBody> AsyncBody for AsyncValidatedBody<B> {
 
 impl<B: AsyncBody> Drop for AsyncValidatedBody<B> {
     fn drop(&mut self) {
+        self.request.check_runtime_context("drop of the body");
         let dropped = self
             .watch
             .drop_body(&self.request, || state::drop_body(self.inner.take()));

@@ -30,6 +30,7 @@ pub(crate) fn check_async(environ: &Environ, t: &mut Tracker) {
             "Capabilities::of(&environ) is None",
         ),
         Some(capabilities) => {
+            t.declares_tokio = capabilities.runtime() == Some(rgi_async::Runtime::Tokio);
             let version = capabilities.spec_version();
             let ours = rgi_async::SPEC_VERSION;
             if version.major != ours.major || version > ours {

@@ -729,6 +729,25 @@ pub(crate) const SOURCE_OVERDELIVERED: Rule = Rule::server(
     "the server's input source returns at most the max it is polled with",
 );
 
+// ---- issue 11 §2: hooks ----
+
+pub(crate) const HEAD_STATE_NOT_HEAD: Rule = Rule::server(
+    "head_state_not_head",
+    &["RGI-BODY-15"],
+    "the response state of a HEAD request is made for HEAD, so no body bytes are sent",
+);
+pub(crate) const HEAD_STATE_FOR_OTHER_METHOD: Rule = Rule::server(
+    "head_state_for_other_method",
+    &["RGI-ENV-3"],
+    "the environ's method is the one the response state was made for: HEAD stays HEAD, nothing is mapped to it",
+);
+#[cfg(feature = "tokio-context")]
+pub(crate) const RUNTIME_CONTEXT_NOT_ENTERED: Rule = Rule::server(
+    "runtime_context_not_entered",
+    &["RGIA-RT-1"],
+    "a server declaring Runtime::Tokio calls, polls and drops with tokio's context entered",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -867,4 +886,9 @@ pub(crate) const RULES: &[Rule] = &[
     HEAD_DIFFERS_FROM_GET,
     // ---- issue 11 §2: the source contract ----
     SOURCE_OVERDELIVERED,
+    // ---- issue 11 §2: hooks ----
+    HEAD_STATE_NOT_HEAD,
+    HEAD_STATE_FOR_OTHER_METHOD,
+    #[cfg(feature = "tokio-context")]
+    RUNTIME_CONTEXT_NOT_ENTERED,
 ];

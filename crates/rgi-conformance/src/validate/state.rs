@@ -498,6 +498,24 @@ impl Request {
         }
     }
 
+    /// Where the server calls, polls or drops for an asynchronous request
+    /// whose Capabilities declare `Runtime::Tokio`, tokio's context must
+    /// be entered (`RGIA-RT-1`). Asking tokio needs tokio, so this checks
+    /// only with the `tokio-context` feature; without it the kit has no way
+    /// to see a runtime's context and judges nothing here.
+    pub(crate) fn check_runtime_context(&self, site: &str) {
+        #[cfg(feature = "tokio-context")]
+        if self.with(|t| t.declares_tokio) && tokio::runtime::Handle::try_current().is_err() {
+            self.violate(
+                &rules::RUNTIME_CONTEXT_NOT_ENTERED,
+                "the server declares Runtime::Tokio but runs the request without tokio's context entered",
+                format!("{site}: tokio::runtime::Handle::try_current() failed"),
+            );
+        }
+        #[cfg(not(feature = "tokio-context"))]
+        let _ = site;
+    }
+
     /// Reports one violation of `rule` (at most once per request).
     pub(crate) fn violate(
         &self,
@@ -518,6 +536,8 @@ pub(crate) struct Tracker {
     reported: BTreeSet<&'static str>,
 
     head_request: bool,
+    /// The server's Capabilities declare `Runtime::Tokio` (RGIA-RT-1).
+    pub(crate) declares_tokio: bool,
     /// The application declared `InputUse::None`.
     pub(crate) hints_no_input: bool,
     /// The descriptors of this request's readiness waits in progress (polled,
@@ -620,6 +640,7 @@ impl Tracker {
             start_rejected: false,
             pending: None,
             write_failed: false,
+            declares_tokio: false,
             hint: None,
             hinted: false,
             last_chunk_nonempty: false,
@@ -779,6 +800,25 @@ impl Tracker {
                 "the handle lent to call comes from a response state that was used before",
                 format!("started={started}, head sent={head_sent}"),
             );
+        }
+    }
+
+    /// The start of `call`: the response state must be made for the
+    /// method the environ carries, HEAD for HEAD and only for HEAD
+    /// (`state_head` says whether it was made for HEAD).
+    pub(crate) fn check_head_state(&mut self, state_head: bool) {
+        match (self.head_request, state_head) {
+            (true, false) => self.violate(
+                &rules::HEAD_STATE_NOT_HEAD,
+                "the request is HEAD, but its response state was made for another method and would send the body",
+                "environ HEAD, state not HEAD",
+            ),
+            (false, true) => self.violate(
+                &rules::HEAD_STATE_FOR_OTHER_METHOD,
+                "the response state was made for HEAD, but the environ gives another method",
+                "environ not HEAD, state HEAD",
+            ),
+            _ => {}
         }
     }
 
@@ -1187,6 +1227,14 @@ impl Intercept for Hook<'_> {
             t.watch_output(data, Output::Write);
         });
     }
+
+    fn on_write_result(&mut self, result: Result<(), &rgi::SendError>) {
+        // Only the transport's failure is news: the validator predicts
+        // the other errors from the head and counts them already.
+        if let Err(rgi::SendError::Transport(_)) = result {
+            self.request.with(|t| t.write_failed = true);
+        }
+    }
 }
 
 /// Runs one step of the application (`work`) with the validator's hook
@@ -1202,6 +1250,12 @@ pub(crate) fn scoped<T: StepOutcome>(
     failed: impl FnOnce(&T) -> bool,
     work: impl FnOnce(&mut rgi::StartResponse<'_>) -> T,
 ) -> T {
+    if flavor == Flavor::Async {
+        request.check_runtime_context(match scope {
+            Scope::Call => "call",
+            Scope::Pull | Scope::Continuation => "poll_step",
+        });
+    }
     let (started, head_sent) = (start.is_started(), start.is_head_sent());
     // A middleware may hold an inner chunk back and return an empty chunk
     // of its own (RGI-MW-5, RGIA-COMP-10): a pull made inside another
@@ -1210,6 +1264,7 @@ pub(crate) fn scoped<T: StepOutcome>(
     request.with(|t| match scope {
         Scope::Call => {
             t.check_fresh_state(started, head_sent, flavor);
+            t.check_head_state(start.is_head_request());
             t.begin(started, head_sent, flavor, None);
         }
         Scope::Pull => t.begin(started, head_sent, flavor, Some(held_back)),

@@ -4,6 +4,7 @@
 pub(crate) mod async_examples;
 pub(crate) mod cap_examples;
 pub(crate) mod common;
+pub(crate) mod hook_examples;
 pub(crate) mod input_examples;
 pub(crate) mod output_examples;
 pub(crate) mod sync_examples;
@@ -693,5 +694,22 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "async_mw_runs_continuation",
         Side::Application,
         watch_examples::middleware_ran_continuation,
+    ),
+    // ---- issue 11 §2: hooks ----
+    (
+        "head_state_not_head",
+        Side::Server,
+        hook_examples::head_state_not_head,
+    ),
+    (
+        "head_state_for_other_method",
+        Side::Server,
+        hook_examples::head_state_for_other_method,
+    ),
+    #[cfg(feature = "tokio-context")]
+    (
+        "runtime_context_not_entered",
+        Side::Server,
+        hook_examples::runtime_context_not_entered,
     ),
 ];
