@@ -11,11 +11,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use rgi::{BoxError, Environ, ResponseHead, ResponseSink, StartResponse};
 use rgi_async::{AfterResponse, AsyncApplication, AsyncBody, Capabilities, Offload, Step};
 
 use super::body::{ErrorsLog, Network};
 use super::checked::{self, CheckedAsync};
+use super::diagnose::{self, Change};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
 use super::upgrade::HandOver;
@@ -23,7 +25,7 @@ use super::{ClientError, TestRequest, assemble, rejected};
 #[cfg(unix)]
 use crate::rt::PollerReadiness;
 use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async_within};
-use crate::{Policy, Reports};
+use crate::{Policy, Reports, Violation};
 
 /// Runs requests through an [`AsyncApplication`] in process, as an
 /// asynchronous server would, with the validator watching both sides.
@@ -121,6 +123,7 @@ pub struct AsyncTestClient<A> {
     readiness_error: Option<String>,
     after_response: bool,
     stall: Duration,
+    diagnosis: bool,
 }
 
 impl<A> fmt::Debug for AsyncTestClient<A> {
@@ -172,6 +175,7 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             readiness_error,
             after_response: true,
             stall: Self::DEFAULT_STALL_TIMEOUT,
+            diagnosis: true,
         }
     }
 
@@ -248,6 +252,15 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         self
     }
 
+    /// The same client with diagnosis by replay on (the default) or off
+    /// (see the type's documentation): off, the application is called
+    /// exactly once per request.
+    #[must_use]
+    pub fn with_diagnosis(mut self, on: bool) -> Self {
+        self.diagnosis = on;
+        self
+    }
+
     /// The same client without the after-response capability.
     #[must_use]
     pub fn without_after_response(mut self) -> Self {
@@ -293,14 +306,15 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         offload: &ThreadOffload,
         after: &AfterQueue,
         hand: Option<&Arc<HandOver>>,
+        extra: &Extra,
     ) -> Capabilities {
         let mut builder = Capabilities::builder(Offload::new(offload.clone()));
         #[cfg(unix)]
-        if let Some(poller) = &self.poller {
+        if let Some(poller) = self.poller.as_ref().or(extra.readiness.as_ref()) {
             let service: Arc<dyn rgi_async::ReadinessService> = Arc::clone(poller) as _;
             builder = builder.readiness(rgi_async::Readiness::from_arc(service));
         }
-        if self.after_response {
+        if self.after_response || extra.after_response {
             builder = builder.after_response(AfterResponse::new(after.clone()));
         }
         if let Some(hand) = hand {
@@ -325,6 +339,77 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     /// in it), so that the test fails with its message.
     pub fn request(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
         let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+        let replica = if self.diagnosis {
+            request.replica()
+        } else {
+            None
+        };
+        let mut response = self.run(request, &Extra::default())?;
+        if let (Some(replica), Some(error)) = (replica, diagnose::failed(&response)) {
+            if let Some(found) = self.diagnose(&replica, &error) {
+                response.violations.push(found);
+            }
+        }
+        Ok(response)
+    }
+
+    /// Replays `request` once per circumstance it lacks, and returns the
+    /// diagnosis of the first replay that succeeds.
+    fn diagnose(&self, request: &TestRequest, error: &str) -> Option<Violation> {
+        let mut replays = Vec::new();
+        if let Some(replay) = request.replica().and_then(TestRequest::with_declared_length) {
+            replays.push((Change::DeclaredLength, replay, Extra::default()));
+        }
+        #[cfg(unix)]
+        if self.poller.is_none() {
+            if let (Some(replay), Ok(poller)) = (request.replica(), PollerReadiness::new()) {
+                let extra = Extra {
+                    readiness: Some(Arc::new(poller)),
+                    ..Extra::default()
+                };
+                replays.push((Change::Readiness, replay, extra));
+            }
+        }
+        if !self.after_response {
+            if let Some(replay) = request.replica() {
+                let extra = Extra {
+                    after_response: true,
+                    ..Extra::default()
+                };
+                replays.push((Change::AfterResponse, replay, extra));
+            }
+        }
+        if !request.asks_upgrade() && request.can_offer_upgrade() {
+            if let Some(replay) = request.replica() {
+                // The peer sends nothing and returns at once: the replay
+                // only asks whether the application gets past its head.
+                let replay = replay.upgrade(HeaderValue::from_static("websocket"), |_peer| Ok(()));
+                replays.push((Change::Upgrade, replay, Extra::default()));
+            }
+        }
+        if !request.has_extension::<rgi::ConnectProtocol>() {
+            if let Some(replay) = request.replica() {
+                let protocol = rgi::ConnectProtocol::new("websocket");
+                replays.push((
+                    Change::ConnectProtocol,
+                    replay.extension(protocol),
+                    Extra::default(),
+                ));
+            }
+        }
+        replays.into_iter().find_map(|(change, replay, extra)| {
+            let replayed = self.run(replay, &extra).ok()?;
+            if diagnose::succeeded(&replayed) {
+                change.violation(error)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Runs one request through the application, with `extra`
+    /// capabilities beyond the client's own.
+    fn run(&self, request: TestRequest, extra: &Extra) -> Result<TestResponse, ClientError> {
         let _ = self.reports.take();
         let network = self.network()?;
         let log = ErrorsLog::default();
@@ -336,7 +421,7 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         let offload = ThreadOffload::new();
         let after = AfterQueue::new();
         let hand = prepared.upgrade.take().map(HandOver::new);
-        let capabilities = self.capabilities(&offload, &after, hand.as_ref());
+        let capabilities = self.capabilities(&offload, &after, hand.as_ref(), extra);
         prepared.environ.extensions_mut().insert(capabilities);
 
         let app = PerRequest {
@@ -419,6 +504,16 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     ) -> Result<TestResponse, ClientError> {
         self.request(TestRequest::post(uri, body))
     }
+}
+
+/// Capabilities a diagnostic replay offers beyond the client's own.
+#[derive(Default)]
+struct Extra {
+    /// A poller for a client built without readiness.
+    #[cfg(unix)]
+    readiness: Option<Arc<PollerReadiness>>,
+    /// The after-response capability, for a client built without it.
+    after_response: bool,
 }
 
 /// The transport of one request: records what is sent, and refuses HTTP
