@@ -357,7 +357,10 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     /// diagnosis of the first replay that succeeds.
     fn diagnose(&self, request: &TestRequest, error: &str) -> Option<Violation> {
         let mut replays = Vec::new();
-        if let Some(replay) = request.replica().and_then(TestRequest::with_declared_length) {
+        if let Some(replay) = request
+            .replica()
+            .and_then(TestRequest::with_declared_length)
+        {
             replays.push((Change::DeclaredLength, replay, Extra::default()));
         }
         #[cfg(unix)]

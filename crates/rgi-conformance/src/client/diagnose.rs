@@ -31,10 +31,9 @@ impl Change {
     fn check(self) -> &'static str {
         match self {
             Change::DeclaredLength => "content_length_assumed",
-            Change::Capabilities
-            | Change::Readiness
-            | Change::AfterResponse
-            | Change::Upgrade => "capability_assumed",
+            Change::Capabilities | Change::Readiness | Change::AfterResponse | Change::Upgrade => {
+                "capability_assumed"
+            }
             Change::ConnectProtocol => "extension_assumed",
         }
     }

@@ -407,7 +407,10 @@ impl TestRequest {
         let Payload::Pieces(pieces) = &self.payload else {
             return None;
         };
-        let whole: Vec<u8> = pieces.iter().flat_map(|piece| piece.iter().copied()).collect();
+        let whole: Vec<u8> = pieces
+            .iter()
+            .flat_map(|piece| piece.iter().copied())
+            .collect();
         self.payload = Payload::Whole(Bytes::from(whole));
         Some(self)
     }

@@ -4,6 +4,7 @@
 pub(crate) mod async_examples;
 pub(crate) mod cap_examples;
 pub(crate) mod common;
+pub(crate) mod diag_examples;
 pub(crate) mod input_examples;
 pub(crate) mod output_examples;
 pub(crate) mod sync_examples;
@@ -687,5 +688,21 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "head_differs_from_get",
         Side::Application,
         output_examples::head_differs_from_get,
+    ),
+    // ---- issue 11 §2: diagnosis by replay ----
+    (
+        "content_length_assumed",
+        Side::Application,
+        diag_examples::content_length_assumed,
+    ),
+    (
+        "capability_assumed",
+        Side::Application,
+        diag_examples::capability_assumed,
+    ),
+    (
+        "extension_assumed",
+        Side::Application,
+        diag_examples::extension_assumed,
     ),
 ];
