@@ -64,6 +64,45 @@ use crate::{Policy, Reports, Violation};
 /// poll longer than the timeout) gets the stalled ending alone.
 /// After-response tasks are waited for up to the same timeout.
 ///
+/// # Diagnosis by replay
+///
+/// When the application fails a request before its head (an error or a
+/// panic, answered with a bare `500`), the client calls the application
+/// again with the same request, once per circumstance an application must
+/// not depend on that the request lacked, changing only that one: a
+/// chunked body gets a declared length (`RGI-INPUT-10`); readiness or the
+/// after-response capability, when this client was built without it, is
+/// offered; a bodiless HTTP/1.1 request asks for an upgrade, so the
+/// upgrade capability is offered (all `RGIA-CAP-6`); the environ gets an
+/// [`rgi::ConnectProtocol`] extension (`RGI-EXT-3`). If a replay succeeds,
+/// the response's violations name that clause, application side; the
+/// replays' own responses and violations are discarded. An application
+/// that succeeds is never called again, and a failed request costs at most
+/// five more calls. Turn it off with
+/// [`with_diagnosis(false)`](Self::with_diagnosis) for an application
+/// whose calls must not repeat.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::StatusCode;
+/// use rgi::{Environ, ResponseHead};
+/// use rgi_async::Capabilities;
+/// use rgi_conformance::client::AsyncTestClient;
+///
+/// let client = AsyncTestClient::new(rgi_async::from_fn(|environ: Environ, start| {
+///     let capabilities = Capabilities::of(&environ).ok_or("no capabilities")?;
+///     capabilities.readiness().ok_or("readiness required")?; // no fallback
+///     start.start(ResponseHead::new(StatusCode::OK))?;
+///     Ok(Bytes::from_static(b"ready"))
+/// }))
+/// .without_readiness();
+/// let response = client.get("/")?;
+/// assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+/// # #[cfg(unix)]
+/// assert!(response.violations.iter().any(|v| v.clause() == "RGIA-CAP-6"));
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
+///
 /// # Examples
 ///
 /// An application that offloads a blocking lookup:
