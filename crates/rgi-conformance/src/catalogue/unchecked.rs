@@ -87,10 +87,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Implemented by `rgi::Input`, which every server must use (RGI-INPUT-1) and which supplies the line reads itself; tested in crates/rgi/tests/input.rs: `read_line_limited_stops_at_newline_limit_or_end`, `read_line_limited_spans_buffer_refills`, `line_reads_agree_with_splitting_after_each_newline`, `limited_line_reads_agree_with_a_reference_split`.",
     ),
     (
-        "RGI-INPUT-10",
-        "Application obligation about its assumptions (a full buffer per read, a known `content_length()`, the whole body present): the validator sees the reads, not the assumptions behind them, and a correct short read looks the same to it as a mistaken one.",
-    ),
-    (
         "RGI-ERRS-3",
         "Application obligation about intent: only the application knows at which points its error output must be on record. The flush it calls reaches the server's sink through `rgi::Errors` (crates/rgi/tests/errors.rs: `writes_reach_the_sink`).",
     ),
@@ -203,10 +199,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A rule about which crate defines a type, decided by reading the code: at run time a value of a type the inserter does not own looks like any other extension.",
     ),
     (
-        "RGI-EXT-3",
-        "Application obligation on its fallback path: only the application knows which extensions it uses, so the kit cannot remove one it needs, and a fallback or a clear error cannot be told from a wrong answer without knowing the intended one.",
-    ),
-    (
         "RGI-EXT-4",
         "Ignoring an unknown value means behaving exactly as without it, which is no observable event; removing one is visible only to a party that knows its type, and the kit does not know the extension types of servers or middleware.",
     ),
@@ -231,10 +223,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A property of the manifests, not of any run: crates/rgi/Cargo.toml lists only `bytes`, `http` and `thiserror`, crates/rgi-async/Cargo.toml adds only `rgi`, `futures-core` and `pin-project-lite`, and neither lists a runtime; a change is a manifest edit that review sees.",
     ),
     // ---- spec/rgi-async.md ------------------------------------------------
-    (
-        "RGIA-CAP-6",
-        "Application obligation on its fallback path: only the application knows which capabilities it needs, and a degradation path cannot be told from a wrong answer without knowing the intended one.",
-    ),
     (
         "RGIA-APP-8",
         "Application obligation about resources the kit cannot see: the descriptors, subscriptions and futures a body holds are private to it, and whether dropping it released them is visible only to the application and the operating system.",

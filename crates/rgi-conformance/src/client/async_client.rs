@@ -11,11 +11,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use rgi::{BoxError, Environ, ResponseHead, ResponseSink, StartResponse};
 use rgi_async::{AfterResponse, AsyncApplication, AsyncBody, Capabilities, Offload, Step};
 
 use super::body::{ErrorsLog, Network};
 use super::checked::{self, CheckedAsync};
+use super::diagnose::{self, Change};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
 use super::upgrade::HandOver;
@@ -23,7 +25,7 @@ use super::{ClientError, TestRequest, assemble, rejected};
 #[cfg(unix)]
 use crate::rt::PollerReadiness;
 use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async_within};
-use crate::{Policy, Reports};
+use crate::{Policy, Reports, Violation};
 
 /// Runs requests through an [`AsyncApplication`] in process, as an
 /// asynchronous server would, with the validator watching both sides.
@@ -61,6 +63,45 @@ use crate::{Policy, Reports};
 /// a body that kept its waker and was simply not woken in time (a long
 /// poll longer than the timeout) gets the stalled ending alone.
 /// After-response tasks are waited for up to the same timeout.
+///
+/// # Diagnosis by replay
+///
+/// When the application fails a request before its head (an error or a
+/// panic, answered with a bare `500`), the client calls the application
+/// again with the same request, once per circumstance an application must
+/// not depend on that the request lacked, changing only that one: a
+/// chunked body gets a declared length (`RGI-INPUT-10`); readiness or the
+/// after-response capability, when this client was built without it, is
+/// offered; a bodiless HTTP/1.1 request asks for an upgrade, so the
+/// upgrade capability is offered (all `RGIA-CAP-6`); the environ gets an
+/// [`rgi::ConnectProtocol`] extension (`RGI-EXT-3`). If a replay succeeds,
+/// the response's violations name that clause, application side; the
+/// replays' own responses and violations are discarded. An application
+/// that succeeds is never called again, and a failed request costs at most
+/// five more calls. Turn it off with
+/// [`with_diagnosis(false)`](Self::with_diagnosis) for an application
+/// whose calls must not repeat.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::StatusCode;
+/// use rgi::{Environ, ResponseHead};
+/// use rgi_async::Capabilities;
+/// use rgi_conformance::client::AsyncTestClient;
+///
+/// let client = AsyncTestClient::new(rgi_async::from_fn(|environ: Environ, start| {
+///     let capabilities = Capabilities::of(&environ).ok_or("no capabilities")?;
+///     capabilities.readiness().ok_or("readiness required")?; // no fallback
+///     start.start(ResponseHead::new(StatusCode::OK))?;
+///     Ok(Bytes::from_static(b"ready"))
+/// }))
+/// .without_readiness();
+/// let response = client.get("/")?;
+/// assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+/// # #[cfg(unix)]
+/// assert!(response.violations.iter().any(|v| v.clause() == "RGIA-CAP-6"));
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
 ///
 /// # Examples
 ///
@@ -121,6 +162,7 @@ pub struct AsyncTestClient<A> {
     readiness_error: Option<String>,
     after_response: bool,
     stall: Duration,
+    diagnosis: bool,
 }
 
 impl<A> fmt::Debug for AsyncTestClient<A> {
@@ -172,6 +214,7 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             readiness_error,
             after_response: true,
             stall: Self::DEFAULT_STALL_TIMEOUT,
+            diagnosis: true,
         }
     }
 
@@ -248,6 +291,15 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         self
     }
 
+    /// The same client with diagnosis by replay on (the default) or off
+    /// (see the type's documentation): off, the application is called
+    /// exactly once per request.
+    #[must_use]
+    pub fn with_diagnosis(mut self, on: bool) -> Self {
+        self.diagnosis = on;
+        self
+    }
+
     /// The same client without the after-response capability.
     #[must_use]
     pub fn without_after_response(mut self) -> Self {
@@ -293,14 +345,15 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         offload: &ThreadOffload,
         after: &AfterQueue,
         hand: Option<&Arc<HandOver>>,
+        extra: &Extra,
     ) -> Capabilities {
         let mut builder = Capabilities::builder(Offload::new(offload.clone()));
         #[cfg(unix)]
-        if let Some(poller) = &self.poller {
+        if let Some(poller) = self.poller.as_ref().or(extra.readiness.as_ref()) {
             let service: Arc<dyn rgi_async::ReadinessService> = Arc::clone(poller) as _;
             builder = builder.readiness(rgi_async::Readiness::from_arc(service));
         }
-        if self.after_response {
+        if self.after_response || extra.after_response {
             builder = builder.after_response(AfterResponse::new(after.clone()));
         }
         if let Some(hand) = hand {
@@ -325,6 +378,80 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     /// in it), so that the test fails with its message.
     pub fn request(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
         let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+        let replica = if self.diagnosis {
+            request.replica()
+        } else {
+            None
+        };
+        let mut response = self.run(request, &Extra::default())?;
+        if let (Some(replica), Some(error)) = (replica, diagnose::failed(&response)) {
+            if let Some(found) = self.diagnose(&replica, &error) {
+                response.violations.push(found);
+            }
+        }
+        Ok(response)
+    }
+
+    /// Replays `request` once per circumstance it lacks, and returns the
+    /// diagnosis of the first replay that succeeds.
+    fn diagnose(&self, request: &TestRequest, error: &str) -> Option<Violation> {
+        let mut replays = Vec::new();
+        if let Some(replay) = request
+            .replica()
+            .and_then(TestRequest::with_declared_length)
+        {
+            replays.push((Change::DeclaredLength, replay, Extra::default()));
+        }
+        #[cfg(unix)]
+        if self.poller.is_none() {
+            if let (Some(replay), Ok(poller)) = (request.replica(), PollerReadiness::new()) {
+                let extra = Extra {
+                    readiness: Some(Arc::new(poller)),
+                    ..Extra::default()
+                };
+                replays.push((Change::Readiness, replay, extra));
+            }
+        }
+        if !self.after_response {
+            if let Some(replay) = request.replica() {
+                let extra = Extra {
+                    after_response: true,
+                    ..Extra::default()
+                };
+                replays.push((Change::AfterResponse, replay, extra));
+            }
+        }
+        if !request.asks_upgrade() && request.can_offer_upgrade() {
+            if let Some(replay) = request.replica() {
+                // The peer sends nothing and returns at once: the replay
+                // only asks whether the application gets past its head.
+                let replay = replay.upgrade(HeaderValue::from_static("websocket"), |_peer| Ok(()));
+                replays.push((Change::Upgrade, replay, Extra::default()));
+            }
+        }
+        if !request.has_extension::<rgi::ConnectProtocol>() {
+            if let Some(replay) = request.replica() {
+                let protocol = rgi::ConnectProtocol::new("websocket");
+                replays.push((
+                    Change::ConnectProtocol,
+                    replay.extension(protocol),
+                    Extra::default(),
+                ));
+            }
+        }
+        replays.into_iter().find_map(|(change, replay, extra)| {
+            let replayed = self.run(replay, &extra).ok()?;
+            if diagnose::succeeded(&replayed) {
+                change.violation(error)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Runs one request through the application, with `extra`
+    /// capabilities beyond the client's own.
+    fn run(&self, request: TestRequest, extra: &Extra) -> Result<TestResponse, ClientError> {
         let _ = self.reports.take();
         let network = self.network()?;
         let log = ErrorsLog::default();
@@ -336,7 +463,7 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         let offload = ThreadOffload::new();
         let after = AfterQueue::new();
         let hand = prepared.upgrade.take().map(HandOver::new);
-        let capabilities = self.capabilities(&offload, &after, hand.as_ref());
+        let capabilities = self.capabilities(&offload, &after, hand.as_ref(), extra);
         prepared.environ.extensions_mut().insert(capabilities);
 
         let app = PerRequest {
@@ -419,6 +546,16 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     ) -> Result<TestResponse, ClientError> {
         self.request(TestRequest::post(uri, body))
     }
+}
+
+/// Capabilities a diagnostic replay offers beyond the client's own.
+#[derive(Default)]
+struct Extra {
+    /// A poller for a client built without readiness.
+    #[cfg(unix)]
+    readiness: Option<Arc<PollerReadiness>>,
+    /// The after-response capability, for a client built without it.
+    after_response: bool,
 }
 
 /// The transport of one request: records what is sent, and refuses HTTP

@@ -108,6 +108,7 @@
 mod async_client;
 mod body;
 mod checked;
+mod diagnose;
 mod error;
 mod request;
 mod response;

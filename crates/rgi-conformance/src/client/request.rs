@@ -378,6 +378,61 @@ impl TestRequest {
 }
 
 impl TestRequest {
+    /// A copy of the request for a diagnostic replay, or `None` when it
+    /// cannot be replayed faithfully: one the client refuses to build, or
+    /// one whose upgrade peer script (which runs once) is part of it.
+    pub(crate) fn replica(&self) -> Option<TestRequest> {
+        if self.error.is_some() || self.peer.is_some() {
+            return None;
+        }
+        Some(TestRequest {
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            version: self.version,
+            headers: self.headers.clone(),
+            payload: self.payload.clone(),
+            script_name: self.script_name.clone(),
+            server: self.server.clone(),
+            remote_addr: self.remote_addr,
+            url_scheme: self.url_scheme,
+            extensions: self.extensions.clone(),
+            peer: None,
+            error: None,
+        })
+    }
+
+    /// The same request with the same body bytes behind a declared
+    /// length, or `None` when its body already had one (or none).
+    pub(crate) fn with_declared_length(mut self) -> Option<TestRequest> {
+        let Payload::Pieces(pieces) = &self.payload else {
+            return None;
+        };
+        let whole: Vec<u8> = pieces
+            .iter()
+            .flat_map(|piece| piece.iter().copied())
+            .collect();
+        self.payload = Payload::Whole(Bytes::from(whole));
+        Some(self)
+    }
+
+    /// Whether the test put an extension of type `T` in the request.
+    pub(crate) fn has_extension<T: Send + Sync + 'static>(&self) -> bool {
+        self.extensions.get::<T>().is_some()
+    }
+
+    /// Whether the request asks to switch protocols.
+    pub(crate) fn asks_upgrade(&self) -> bool {
+        self.headers.contains_key(UPGRADE) || self.headers.contains_key(CONNECTION)
+    }
+
+    /// Whether an upgrade offer could be added to the request: an
+    /// HTTP/1.1 request without a body.
+    pub(crate) fn can_offer_upgrade(&self) -> bool {
+        self.version == Version::HTTP_11 && matches!(self.payload, Payload::None)
+    }
+}
+
+impl TestRequest {
     /// Gives an HTTP/1.1 (or later) request without a `host` field the one
     /// its client would have sent, then refuses what a server answers with
     /// 400 (RGI-HDR-5).

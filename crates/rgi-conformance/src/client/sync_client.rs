@@ -6,13 +6,16 @@ use std::sync::{Mutex, PoisonError};
 use bytes::Bytes;
 use rgi::Application;
 
+use rgi_async::{Capabilities, Offload};
+
 use super::body::ErrorsLog;
 use super::checked::{self, Checked};
+use super::diagnose::{self, Change};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
 use super::{ClientError, TestRequest, assemble, rejected};
-use crate::rt::{Recorder, serve_sync};
-use crate::{Policy, Reports};
+use crate::rt::{Recorder, ThreadOffload, serve_sync};
+use crate::{Policy, Reports, Violation};
 
 /// Runs requests through an [`rgi::Application`] in process, as a
 /// synchronous server would, with the validator watching both sides.
@@ -26,6 +29,40 @@ use crate::{Policy, Reports};
 /// panicking; each [`TestResponse`] carries those of its own request.
 /// Requests on one client run one at a time so that the attribution is
 /// exact; use several clients to test concurrency.
+///
+/// # Diagnosis by replay
+///
+/// When the application fails a request before its head (an error or a
+/// panic, answered with a bare `500`), the client calls the application
+/// again with the same request, once per circumstance an application must
+/// not depend on, changing only that one: a chunked body gets a declared
+/// length (`RGI-INPUT-10`), the environ gets an
+/// [`rgi_async::Capabilities`] value (`RGIA-CAP-6`; only for the
+/// diagnosis, a synchronous server offers none) and an
+/// [`rgi::ConnectProtocol`] extension (`RGI-EXT-3`). If a replay succeeds,
+/// the response's violations name that clause, application side; the
+/// replays' own responses and violations are discarded. An application
+/// that succeeds is never called again, and a failed request costs at most
+/// three more calls. Turn it off with
+/// [`with_diagnosis(false)`](Self::with_diagnosis) for an application
+/// whose calls must not repeat.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::StatusCode;
+/// use rgi::ResponseHead;
+/// use rgi_conformance::client::{TestClient, TestRequest};
+///
+/// let client = TestClient::new(rgi::from_fn(|environ, start| {
+///     let length = environ.content_length().ok_or("Content-Length required")?;
+///     start.start(ResponseHead::new(StatusCode::OK))?;
+///     Ok(Bytes::from(length.to_string()))
+/// }));
+/// let response = client.request(TestRequest::post("/", "").chunked(["ab", "cd"]))?;
+/// assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+/// assert!(response.violations.iter().any(|v| v.clause() == "RGI-INPUT-10"));
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
 ///
 /// # Examples
 ///
@@ -53,6 +90,7 @@ pub struct TestClient<A> {
     app: Checked<A>,
     reports: Reports,
     serial: Mutex<()>,
+    diagnosis: bool,
 }
 
 impl<A> fmt::Debug for TestClient<A> {
@@ -73,7 +111,17 @@ impl<A: Application> TestClient<A> {
             app: checked::sync(app, &reports),
             reports,
             serial: Mutex::new(()),
+            diagnosis: true,
         }
+    }
+
+    /// The same client with diagnosis by replay on (the default) or off
+    /// (see the type's documentation): off, the application is called
+    /// exactly once per request.
+    #[must_use]
+    pub fn with_diagnosis(mut self, on: bool) -> Self {
+        self.diagnosis = on;
+        self
     }
 
     /// Runs `request` and returns the response.
@@ -84,6 +132,55 @@ impl<A: Application> TestClient<A> {
     /// application's failures are reported in [`TestResponse::ending`].
     pub fn request(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
         let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+        let replica = if self.diagnosis {
+            request.replica()
+        } else {
+            None
+        };
+        let mut response = self.run(request)?;
+        if let (Some(replica), Some(error)) = (replica, diagnose::failed(&response)) {
+            if let Some(found) = self.diagnose(&replica, &error) {
+                response.violations.push(found);
+            }
+        }
+        Ok(response)
+    }
+
+    /// Replays `request` once per circumstance it lacks, and returns the
+    /// diagnosis of the first replay that succeeds.
+    fn diagnose(&self, request: &TestRequest, error: &str) -> Option<Violation> {
+        let mut replays = Vec::new();
+        if let Some(replay) = request
+            .replica()
+            .and_then(TestRequest::with_declared_length)
+        {
+            replays.push((Change::DeclaredLength, replay));
+        }
+        if !request.has_extension::<Capabilities>() {
+            let offload = ThreadOffload::new();
+            let capabilities = Capabilities::builder(Offload::new(offload)).build();
+            if let Some(replay) = request.replica() {
+                replays.push((Change::Capabilities, replay.extension(capabilities)));
+            }
+        }
+        if !request.has_extension::<rgi::ConnectProtocol>() {
+            if let Some(replay) = request.replica() {
+                let protocol = rgi::ConnectProtocol::new("websocket");
+                replays.push((Change::ConnectProtocol, replay.extension(protocol)));
+            }
+        }
+        replays.into_iter().find_map(|(change, replay)| {
+            let replayed = self.run(replay).ok()?;
+            if diagnose::succeeded(&replayed) {
+                change.violation(error)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Runs one request through the application.
+    fn run(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
         // Anything left over belongs to an earlier request.
         let _ = self.reports.take();
         let log = ErrorsLog::default();

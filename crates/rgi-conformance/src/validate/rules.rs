@@ -748,6 +748,26 @@ pub(crate) const RUNTIME_CONTEXT_NOT_ENTERED: Rule = Rule::server(
     "a server declaring Runtime::Tokio calls, polls and drops with tokio's context entered",
 );
 
+// ---- issue 11 §2: diagnosis by replay ----
+// Reported by the test clients (`client::diagnose`), not by the validator
+// itself: a request the application failed before its head succeeded when
+// replayed with one circumstance changed.
+pub(crate) const CONTENT_LENGTH_ASSUMED: Rule = Rule::app(
+    "content_length_assumed",
+    &["RGI-INPUT-10"],
+    "an application that fails a body without a declared length succeeds with one: it assumes content_length() is known (test clients, by replay)",
+);
+pub(crate) const CAPABILITY_ASSUMED: Rule = Rule::app(
+    "capability_assumed",
+    &["RGIA-CAP-6"],
+    "an application that fails without an optional capability succeeds with it: it does not handle the absence (test clients, by replay)",
+);
+pub(crate) const EXTENSION_ASSUMED: Rule = Rule::app(
+    "extension_assumed",
+    &["RGI-EXT-3"],
+    "an application that fails without an optional extension succeeds with it: it has no fallback (test clients, by replay)",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -891,4 +911,8 @@ pub(crate) const RULES: &[Rule] = &[
     HEAD_STATE_FOR_OTHER_METHOD,
     #[cfg(feature = "tokio-context")]
     RUNTIME_CONTEXT_NOT_ENTERED,
+    // ---- issue 11 §2: diagnosis by replay ----
+    CONTENT_LENGTH_ASSUMED,
+    CAPABILITY_ASSUMED,
+    EXTENSION_ASSUMED,
 ];

@@ -4,6 +4,7 @@
 pub(crate) mod async_examples;
 pub(crate) mod cap_examples;
 pub(crate) mod common;
+pub(crate) mod diag_examples;
 pub(crate) mod hook_examples;
 pub(crate) mod input_examples;
 pub(crate) mod output_examples;
@@ -711,5 +712,21 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "runtime_context_not_entered",
         Side::Server,
         hook_examples::runtime_context_not_entered,
+    ),
+    // ---- issue 11 §2: diagnosis by replay ----
+    (
+        "content_length_assumed",
+        Side::Application,
+        diag_examples::content_length_assumed,
+    ),
+    (
+        "capability_assumed",
+        Side::Application,
+        diag_examples::capability_assumed,
+    ),
+    (
+        "extension_assumed",
+        Side::Application,
+        diag_examples::extension_assumed,
     ),
 ];
