@@ -61,6 +61,18 @@
 //!   size hint from a body that then switches; nothing HTTP after
 //!   accepting an upgrade, and no upgrade from a switch continuation.
 //!
+//! ## Over the whole request
+//!
+//! Beyond the head, the validator watches every read of the input, every
+//! chunk and `write`, every drop, and the time each call keeps its thread
+//! blocked ([`Watchdog`]: blocked time, not wall-clock time, so a loaded
+//! machine does not make a call look blocking); it compares what the
+//! environ and the hints declare with what happens (concurrent calls, the
+//! method the response state was made for, a declared runtime); and two
+//! validators around a middleware compare their boundaries, so that a
+//! fault seen at one and not the other is blamed on the middleware under
+//! its own clause. `docs/conformance.md` lists these checks by clause.
+//!
 //! ## Policies
 //!
 //! The [`Reports`](crate::Reports) given to the validator decides what a
