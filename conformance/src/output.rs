@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use rgi_conformance::catalogue;
+use rgi_conformance::coverage;
 use rgi_conformance::report;
 use rgi_conformance::suite::{self, Case, Needs, ServerUnderTest};
 use rgi_conformance::suite::{CaseResult, SuiteRun};
@@ -108,9 +108,9 @@ pub(crate) fn list(out: &mut dyn Write, cases: &[Case]) -> Result<(), Failure> {
 
 /// `--clauses`: the catalogue with how each clause is judged.
 pub(crate) fn clauses(out: &mut dyn Write) -> Result<(), Failure> {
-    text(out, &report::clause_table(&catalogue::coverage(), None))?;
-    writeln!(out, "\n{}", catalogue::summary())?;
-    let problems = catalogue::audit();
+    text(out, &report::clause_table(&coverage::coverage(), None))?;
+    writeln!(out, "\n{}", coverage::summary())?;
+    let problems = coverage::audit();
     if !problems.is_empty() {
         writeln!(out, "\n{} catalogue problems:", problems.len())?;
         for problem in problems {

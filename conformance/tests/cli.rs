@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rgi_conformance::{catalogue, suite};
+use rgi_conformance::{catalogue, coverage, suite};
 
 /// A case of the synchronous suite that the conforming toy passes, and the
 /// fault of the toy that this case catches.
@@ -216,7 +216,7 @@ fn clauses_prints_every_clause_and_the_summary() {
             clause.id
         );
     }
-    assert!(text.contains(&catalogue::summary().to_string()));
+    assert!(text.contains(&coverage::summary().to_string()));
 }
 
 #[test]

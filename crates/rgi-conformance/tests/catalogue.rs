@@ -10,6 +10,7 @@ use rgi_conformance::Check;
 use rgi_conformance::catalogue::{
     self, By, Checker, Clause, Judged, Level, ParseError, Party, Problem, Spec, Summary,
 };
+use rgi_conformance::coverage;
 
 #[test]
 fn the_built_in_documents_parse() {
@@ -250,7 +251,7 @@ proptest! {
 /// The kit's own rule, on the real checks and reasons: what CI enforces.
 #[test]
 fn every_must_clause_is_checked_or_has_a_reason_and_nothing_is_stale() {
-    let problems = catalogue::audit();
+    let problems = coverage::audit();
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",
@@ -265,10 +266,10 @@ fn every_must_clause_is_checked_or_has_a_reason_and_nothing_is_stale() {
 
 #[test]
 fn coverage_lists_every_clause_once_in_catalogue_order() {
-    let coverage = catalogue::coverage();
+    let coverage = coverage::coverage();
     let clauses = catalogue::clauses();
     assert_eq!(coverage.len(), clauses.len());
-    let checkers = catalogue::checkers();
+    let checkers = coverage::checkers();
     for (entry, clause) in coverage.iter().zip(clauses) {
         assert_eq!(entry.clause, clause);
         match &entry.judged {
@@ -285,7 +286,7 @@ fn coverage_lists_every_clause_once_in_catalogue_order() {
             Judged::Neither => assert!(!clause.level.is_absolute(), "{}", clause.id),
         }
     }
-    let summary = catalogue::summary();
+    let summary = coverage::summary();
     assert_eq!(summary, Summary::of(&coverage, &checkers));
     assert_eq!(summary.total().clauses, clauses.len());
     assert_eq!(summary.absolute().neither, 0);
@@ -542,7 +543,7 @@ const API_NAMES: [&str; 4] = [
 
 #[test]
 fn the_check_names_that_reasons_mention_exist() {
-    let checks: BTreeSet<&str> = catalogue::checkers()
+    let checks: BTreeSet<&str> = coverage::checkers()
         .iter()
         .map(|checker| checker.check.name())
         .collect();
@@ -582,7 +583,7 @@ fn the_citation_reader_finds_paths_and_lists() {
 
 #[test]
 fn every_check_of_the_kit_cites_clauses_the_spec_defines() {
-    for checker in catalogue::checkers() {
+    for checker in coverage::checkers() {
         assert!(
             !checker.check.clauses().is_empty(),
             "{}",

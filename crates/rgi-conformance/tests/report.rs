@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use rgi_conformance::Check;
-use rgi_conformance::catalogue::{self, Judged};
+use rgi_conformance::catalogue::Judged;
+use rgi_conformance::coverage;
 use rgi_conformance::report;
 use rgi_conformance::suite::Claims;
 use rgi_conformance::suite::{CaseResult, SuiteRun, Tally, Verdict};
@@ -528,7 +529,7 @@ fn an_empty_run_renders_in_every_format() {
 
 #[test]
 fn the_clause_table_lists_every_clause_with_how_it_is_judged_and_the_run_outcome() {
-    let coverage = catalogue::coverage();
+    let coverage = coverage::coverage();
     let plain = report::clause_table(&coverage, None);
     let lines: Vec<&str> = plain.lines().collect();
     assert!(lines[0].starts_with("CLAUSE "), "{}", lines[0]);
@@ -593,7 +594,7 @@ fn a_clause_whose_only_case_stopped_at_another_clause_is_not_passed() {
             1,
         )],
     };
-    let table = report::clause_table(&catalogue::coverage(), Some(&run));
+    let table = report::clause_table(&coverage::coverage(), Some(&run));
     let row = |id: &str| {
         table
             .lines()

@@ -16,6 +16,7 @@
 mod async_apps;
 mod async_mw;
 mod async_servers;
+mod component;
 mod correct;
 mod harness;
 mod support;
@@ -23,6 +24,5 @@ mod sync_apps;
 mod sync_mw;
 mod sync_servers;
 
-pub use harness::{
-    Component, Expect, Interface, Kind, Outcome, Record, Summary, components, render, run, run_one,
-};
+pub use component::{Component, Expect, Interface, Kind};
+pub use harness::{Outcome, Record, Summary, components, render, run, run_one};

@@ -126,7 +126,7 @@ impl Limits {
     }
 
     /// Refuses a zero limit: "finite" must not become "nothing passes".
-    pub(crate) fn check(&self) -> Result<(), crate::Error> {
+    pub(crate) fn check(&self) -> Result<(), crate::error::Error> {
         let zero = [
             ("max_target", self.max_target == 0),
             ("max_head", self.max_head == 0),
@@ -136,7 +136,7 @@ impl Limits {
             ("body_timeout", self.body_timeout.is_zero()),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
-            Some((name, _)) => Err(crate::Error::ZeroLimit { name }),
+            Some((name, _)) => Err(crate::error::Error::ZeroLimit { name }),
             None => Ok(()),
         }
     }

@@ -67,7 +67,9 @@
 
 // The builder and the limits with their defaults.
 mod config;
-// Starting the threads; the handle that stops them; start-up errors.
+// Why a server could not start.
+mod error;
+// Starting the threads; the handle that stops them.
 mod server;
 // The poller thread: accepts, reads heads, keeps idle connections.
 mod poller;
@@ -85,4 +87,5 @@ mod response;
 mod net;
 
 pub use config::{Builder, Limits};
-pub use server::{Error, LocalAddr, Server};
+pub use error::Error;
+pub use server::{LocalAddr, Server};

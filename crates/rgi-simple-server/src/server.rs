@@ -1,6 +1,5 @@
 //! Starting the threads, and the handle that stops them.
 
-use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -15,39 +14,10 @@ use mio::{Interest, Poll, Waker};
 use rgi::{Application, Concurrency, ServerInfo};
 
 use crate::config::{Bind, Builder, Limits};
+use crate::error::Error;
 use crate::net::Listener;
 use crate::poller::{Control, Job, Poller, WAKER};
 use crate::worker::{self, Finished};
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Binding the listening socket failed.
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// The address or path.
-        address: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// Setting up the poller failed.
-    #[error("cannot set up the poller: {0}")]
-    Poll(#[source] io::Error),
-    /// A thread could not be started.
-    #[error("cannot start a thread: {0}")]
-    Thread(#[source] io::Error),
-    /// The server's name or port is not valid for `rgi::ServerInfo`.
-    #[error("invalid server settings: {0}")]
-    ServerInfo(#[from] rgi::EnvironError),
-    /// A limit or timeout was set to zero.
-    #[error("the limit {name} must not be zero")]
-    ZeroLimit {
-        /// The limit's field name in [`Limits`].
-        name: &'static str,
-    },
-}
 
 /// Where a running server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,6 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::UrlScheme;
-
 /// What the server knows about one connection, shared by every request that
 /// arrives on it.
 ///
@@ -376,5 +374,65 @@ impl ConnectProtocol {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The scheme the request arrived over (`wsgi.url_scheme`).
+///
+/// This version of the specification produces only `Http` and `Https`
+/// (`[RGI-ENV-7]`), but a later minor version may name another scheme
+/// (`[RGI-VER-2]`), so a match outside this crate needs a wildcard arm; one
+/// without it does not compile:
+///
+/// ```compile_fail,E0004
+/// fn is_secure(scheme: rgi::UrlScheme) -> bool {
+///     match scheme {
+///         rgi::UrlScheme::Http => false,
+///         rgi::UrlScheme::Https => true,
+///     }
+/// }
+/// ```
+///
+/// [`UrlScheme::as_str`] and [`UrlScheme::default_port`] cover every
+/// variant, so most code needs no match at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UrlScheme {
+    /// Plain HTTP.
+    #[default]
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl UrlScheme {
+    /// `"http"` or `"https"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(rgi::UrlScheme::Https.as_str(), "https");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+
+    /// The scheme's default port: 80 or 443.
+    #[must_use]
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Http => 80,
+            Self::Https => 443,
+        }
+    }
+}
+
+impl fmt::Display for UrlScheme {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
     }
 }

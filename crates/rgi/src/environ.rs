@@ -20,7 +20,7 @@ use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 pub use self::builder::EnvironBuilder;
 pub use self::server::ServerInfo;
-use crate::{ConnectProtocol, ConnectionInfo, Errors, Input};
+use crate::{ConnectProtocol, ConnectionInfo, Errors, Input, UrlScheme};
 
 /// Everything the server knows about one request (the WSGI `environ`).
 ///
@@ -977,66 +977,6 @@ impl fmt::Debug for PathBytes {
             }
         }
         formatter.write_str("\")")
-    }
-}
-
-/// The scheme the request arrived over (`wsgi.url_scheme`).
-///
-/// This version of the specification produces only `Http` and `Https`
-/// (`[RGI-ENV-7]`), but a later minor version may name another scheme
-/// (`[RGI-VER-2]`), so a match outside this crate needs a wildcard arm; one
-/// without it does not compile:
-///
-/// ```compile_fail,E0004
-/// fn is_secure(scheme: rgi::UrlScheme) -> bool {
-///     match scheme {
-///         rgi::UrlScheme::Http => false,
-///         rgi::UrlScheme::Https => true,
-///     }
-/// }
-/// ```
-///
-/// [`UrlScheme::as_str`] and [`UrlScheme::default_port`] cover every
-/// variant, so most code needs no match at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum UrlScheme {
-    /// Plain HTTP.
-    #[default]
-    Http,
-    /// HTTP over TLS.
-    Https,
-}
-
-impl UrlScheme {
-    /// `"http"` or `"https"`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(rgi::UrlScheme::Https.as_str(), "https");
-    /// ```
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Https => "https",
-        }
-    }
-
-    /// The scheme's default port: 80 or 443.
-    #[must_use]
-    pub fn default_port(self) -> u16 {
-        match self {
-            Self::Http => 80,
-            Self::Https => 443,
-        }
-    }
-}
-
-impl fmt::Display for UrlScheme {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
     }
 }
 

@@ -230,10 +230,10 @@ mod version;
 pub use app::{Application, FnApplication, from_fn};
 pub use body::{Body, Empty, Iter, from_iter};
 pub use box_error::BoxError;
-pub use connection::{Address, ConnectProtocol, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr};
-pub use environ::{
-    Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, ServerInfo, UrlScheme,
+pub use connection::{
+    Address, ConnectProtocol, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr, UrlScheme,
 };
+pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, ServerInfo};
 pub use errors::Errors;
 pub use file::FileBody;
 pub use head::{HeadError, ResponseHead};

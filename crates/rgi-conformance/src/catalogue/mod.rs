@@ -1,29 +1,22 @@
 //! The clause catalogue: every clause of `spec/rgi.md` and
 //! `spec/rgi-async.md`, read from the documents themselves (built into the
-//! kit), and how the kit judges each one.
+//! kit), and the rules by which a set of checks judges them.
 //!
 //! A clause is judged by one or more [`Check`]s (validator rules and
 //! server-suite cases), or carries a written reason in [`UNCHECKED`] why no
 //! automated check can judge it. Every `MUST` and `MUST NOT` clause has one
-//! or the other; [`audit`] lists every departure from that rule and the
-//! kit's tests require it to be empty.
+//! or the other; [`audit_of`] lists every departure from that rule. This
+//! module knows no check itself, so that the validator and the suite can
+//! read clause levels from it; [`crate::coverage`] applies it to the kit's
+//! own checks.
 //!
 //! # Examples
 //!
 //! ```
-//! use rgi_conformance::catalogue::{self, Judged, Level};
+//! use rgi_conformance::catalogue::{self, Level};
 //!
 //! let start = catalogue::clause("RGI-START-2").expect("a clause of spec/rgi.md");
 //! assert_eq!(start.level, Level::Must);
-//!
-//! let summary = catalogue::summary();
-//! assert_eq!(summary.total().clauses, catalogue::clauses().len());
-//! assert!(catalogue::audit().is_empty());
-//! for coverage in catalogue::coverage() {
-//!     if coverage.clause.level.is_absolute() {
-//!         assert!(!matches!(coverage.judged, Judged::Neither));
-//!     }
-//! }
 //! ```
 
 mod parse;
@@ -119,20 +112,6 @@ pub struct Checker {
     pub check: Check,
 }
 
-/// Every check of the kit: the validator's rules, then the suite's cases.
-#[must_use]
-pub fn checkers() -> Vec<Checker> {
-    let validator = crate::validate::CHECKS.iter().map(|check| Checker {
-        by: By::Validator,
-        check: *check,
-    });
-    let suite = crate::suite::cases().into_iter().map(|case| Checker {
-        by: By::Suite,
-        check: case.check(),
-    });
-    validator.chain(suite).collect()
-}
-
 /// How a clause is judged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "how", content = "by", rename_all = "snake_case")]
@@ -153,12 +132,6 @@ pub struct Coverage {
     pub clause: &'static Clause,
     /// How the kit judges it.
     pub judged: Judged,
-}
-
-/// How the kit judges every clause of the spec, in catalogue order.
-#[must_use]
-pub fn coverage() -> Vec<Coverage> {
-    coverage_of(clauses(), &checkers(), UNCHECKED)
 }
 
 /// How `checkers` and the written reasons `unchecked` judge `clauses`. A
@@ -258,13 +231,6 @@ pub enum Problem {
         /// The shared name.
         check: &'static str,
     },
-}
-
-/// Every departure of the kit's checks and written reasons from the
-/// catalogue's rules; empty in a kit whose tests pass.
-#[must_use]
-pub fn audit() -> Vec<Problem> {
-    audit_of(clauses(), &checkers(), UNCHECKED)
 }
 
 /// Every departure of `checkers` and `unchecked` from the rules, judged
@@ -488,11 +454,4 @@ impl fmt::Display for Summary {
             self.validator_checks, self.suite_cases
         )
     }
-}
-
-/// The catalogue's counts with the kit's checks.
-#[must_use]
-pub fn summary() -> Summary {
-    let checkers = checkers();
-    Summary::of(&coverage_of(clauses(), &checkers, UNCHECKED), &checkers)
 }

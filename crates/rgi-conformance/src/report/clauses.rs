@@ -33,17 +33,17 @@ fn outcome(id: &str, run: &SuiteRun) -> &'static str {
 /// judged (`checked`, `reason` or `-`), with `run` also what the suite
 /// found (`PASS`, `FAIL`, `SKIP`, or `-` when no case of the run cites it),
 /// and the title; below each row, the checks that judge it or the written
-/// reason why none does. [`catalogue::summary`] gives the counts to print
+/// reason why none does. [`coverage::summary`] gives the counts to print
 /// after it.
 ///
-/// [`catalogue::summary`]: crate::catalogue::summary
+/// [`coverage::summary`]: crate::coverage::summary
 ///
 /// # Examples
 ///
 /// ```
-/// use rgi_conformance::{catalogue, report};
+/// use rgi_conformance::{coverage, report};
 ///
-/// let table = report::clause_table(&catalogue::coverage(), None);
+/// let table = report::clause_table(&coverage::coverage(), None);
 /// assert!(table.contains("RGI-START-2"));
 /// assert!(table.contains("MUST NOT"));
 /// ```

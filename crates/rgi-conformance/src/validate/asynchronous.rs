@@ -522,3 +522,37 @@ fn watched_switch(switch: SyncSwitch, request: Arc<Request>, threads: LoopThread
         }
     })
 }
+
+// ---- The watchdog settings ----
+
+impl<A> AsyncValidator<A> {
+    /// The same validator with other watchdog settings (the default is
+    /// [`Watchdog::new`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rgi_conformance::validate::{AsyncValidator, Watchdog};
+    /// use rgi_conformance::{Policy, Reports};
+    ///
+    /// let app = rgi_async::from_fn(|_environ, start| {
+    ///     start.start(http::StatusCode::NO_CONTENT)?;
+    ///     Ok(rgi::Empty)
+    /// });
+    /// let watchdog = Watchdog::new().with_blocking(Duration::from_secs(1));
+    /// let validator = AsyncValidator::new(app, Reports::new(Policy::Collect)).with_watchdog(watchdog);
+    /// assert_eq!(validator.watchdog().blocking(), Some(Duration::from_secs(1)));
+    /// ```
+    #[must_use]
+    pub fn with_watchdog(mut self, watchdog: Watchdog) -> Self {
+        self.watchdog = watchdog;
+        self
+    }
+
+    /// The watchdog settings in force.
+    #[must_use]
+    pub fn watchdog(&self) -> Watchdog {
+        self.watchdog
+    }
+}

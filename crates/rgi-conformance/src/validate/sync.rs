@@ -333,3 +333,43 @@ impl<B: Body> fmt::Debug for ValidatedBody<B> {
             .finish_non_exhaustive()
     }
 }
+
+// ---- The watchdog settings ----
+
+impl<A> Validator<A> {
+    /// The same validator with other watchdog settings (the default is
+    /// [`Watchdog::new`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi_conformance::validate::{Validator, Watchdog};
+    /// use rgi_conformance::{Policy, Reports};
+    ///
+    /// let app = rgi::from_fn(|_environ, start| {
+    ///     start.start(http::StatusCode::NO_CONTENT)?;
+    ///     Ok(rgi::Empty)
+    /// });
+    /// let validator = Validator::new(app, Reports::new(Policy::Collect)).with_watchdog(Watchdog::disabled());
+    /// assert_eq!(validator.watchdog(), Watchdog::disabled());
+    /// ```
+    #[must_use]
+    pub fn with_watchdog(mut self, watchdog: Watchdog) -> Self {
+        self.watchdog = watchdog;
+        self
+    }
+
+    /// The watchdog settings in force.
+    #[must_use]
+    pub fn watchdog(&self) -> Watchdog {
+        self.watchdog
+    }
+}
+
+impl<B: Body> ValidatedBody<B> {
+    /// This body, timed by `watch`.
+    pub(super) fn watched(mut self, watch: BodyWatch) -> Self {
+        self.watch = watch;
+        self
+    }
+}

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
-use super::{Concurrency, Environ, EnvironError, PathBytes, ServerInfo, UrlScheme};
+use super::{Concurrency, Environ, EnvironError, PathBytes, ServerInfo};
+use crate::UrlScheme;
 use crate::{Address, ConnectionInfo, Errors, Input, TlsInfo};
 
 /// Builds an [`Environ`] field by field, checking its invariants in
