@@ -340,8 +340,16 @@ fn the_scan_follows_re_exports() {
     let src = std::env::temp_dir().join(format!("rgi-module-graph-{}", std::process::id()));
     let _ = fs::remove_dir_all(&src);
     fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("lib.rs"), "mod a;\nmod b;\npub use a::{X, Z as W};\n").unwrap();
-    fs::write(src.join("a.rs"), "pub struct X;\npub struct Z;\nuse crate::b::Y;\n").unwrap();
+    fs::write(
+        src.join("lib.rs"),
+        "mod a;\nmod b;\npub use a::{X, Z as W};\n",
+    )
+    .unwrap();
+    fs::write(
+        src.join("a.rs"),
+        "pub struct X;\npub struct Z;\nuse crate::b::Y;\n",
+    )
+    .unwrap();
     fs::write(src.join("b.rs"), "pub struct Y;\nfn f(_: crate::X) {}\n").unwrap();
     let found = cycles(&edges(&src));
     let _ = fs::remove_dir_all(&src);
