@@ -8,12 +8,43 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
+/// The statements of `text` that begin with `prefix` at the start of a
+/// line, each joined onto one line up to its `;` (rustfmt spreads a long
+/// `use` over several lines), without the prefix and the `;`.
+fn statements(text: &str, prefix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut open: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(statement) = open.as_mut() {
+            statement.push(' ');
+            statement.push_str(line);
+        } else if let Some(rest) = line.strip_prefix(prefix) {
+            open = Some(rest.to_owned());
+        }
+        if open
+            .as_ref()
+            .is_some_and(|statement| statement.ends_with(';'))
+        {
+            let statement = open.take().unwrap_or_default();
+            let joined = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+            found.push(
+                joined
+                    .trim_end_matches(';')
+                    .replace("{ ", "{")
+                    .replace(", }", "}")
+                    .replace(" }", "}"),
+            );
+        }
+    }
+    found
+}
+
 /// `pub use module::{A, B};` and `pub use module::A;` lines of lib.rs: which
 /// module defines each name the root re-exports.
 fn root_reexports(lib: &str) -> BTreeMap<String, String> {
     let mut owners = BTreeMap::new();
-    for line in lib.lines().filter_map(|line| line.strip_prefix("pub use ")) {
-        let line = line.trim_end_matches(';');
+    for line in statements(lib, "pub use ") {
+        let line = line.as_str();
         let Some((module, items)) = line.split_once("::") else {
             continue;
         };
@@ -32,11 +63,8 @@ fn root_reexports(lib: &str) -> BTreeMap<String, String> {
 /// The modules a source file names in its `use crate::…` lines.
 fn dependencies(source: &str, owners: &BTreeMap<String, String>) -> BTreeSet<String> {
     let mut modules = BTreeSet::new();
-    for path in source
-        .lines()
-        .filter_map(|line| line.trim_start().strip_prefix("use crate::"))
-    {
-        let path = path.trim_end_matches(';');
+    for path in statements(source, "use crate::") {
+        let path = path.as_str();
         if let Some(items) = path.strip_prefix('{') {
             for item in items.trim_end_matches('}').split(',').map(str::trim) {
                 let owner = owners
