@@ -11,7 +11,6 @@
 //! [`Exchange::poll_head_async`], and the response bodies
 //! [`SyncResponseBody`] / [`AsyncResponseBody`], which hyper polls.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -234,13 +233,25 @@ struct Chunks {
     /// The next chunk; nearly every pull yields at most one, so the queue
     /// behind it stays unallocated.
     next: Option<Bytes>,
-    more: VecDeque<Bytes>,
+    /// The chunks after `next`, taken from `taken` on. A `Vec` rather than a
+    /// `VecDeque`: dropping an empty one is a capacity check, where the
+    /// deque's drop cost about 35 instructions a request (callgrind).
+    more: Vec<Bytes>,
+    taken: usize,
 }
 
 impl Chunks {
+    #[inline]
     fn take_data(&mut self) -> Option<Bytes> {
         let data = self.next.take()?;
-        self.next = self.more.pop_front();
+        if let Some(queued) = self.more.get_mut(self.taken) {
+            self.next = Some(std::mem::take(queued));
+            self.taken += 1;
+            if self.taken == self.more.len() {
+                self.more.clear();
+                self.taken = 0;
+            }
+        }
         Some(data)
     }
 
@@ -261,7 +272,7 @@ impl ResponseSink for Chunks {
         if self.next.is_none() {
             self.next = Some(data);
         } else {
-            self.more.push_back(data);
+            self.more.push(data);
         }
         Ok(())
     }
@@ -506,7 +517,12 @@ impl Exchange {
             Some((status, headers)) => {
                 let mut response = Response::new(ResponseBody::new(body, self.stream));
                 *response.status_mut() = status;
-                *response.headers_mut() = headers;
+                let mut headers = headers;
+                std::mem::swap(response.headers_mut(), &mut headers);
+                // What comes back is the empty map `Response::new` made,
+                // which owns no allocation: forgetting it leaks nothing and
+                // saves its drop (about 50 instructions a request).
+                std::mem::forget(headers);
                 response
             }
             None => {
