@@ -86,6 +86,11 @@ mod response;
 // TCP and Unix sockets behind one type.
 mod net;
 
+/// The server as the conformance kit's `ServerUnderTest` (feature
+/// `conformance`).
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 pub use config::{Builder, Limits};
 pub use error::Error;
 pub use server::{LocalAddr, Server};
