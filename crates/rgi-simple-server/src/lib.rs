@@ -88,8 +88,8 @@ mod net;
 // Graceful shutdown on SIGTERM and SIGINT.
 mod signals;
 
-/// The server as the conformance kit's `ServerUnderTest` (feature
-/// `conformance`).
+// The server as the conformance kit's `ServerUnderTest` (feature
+// `conformance`).
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
