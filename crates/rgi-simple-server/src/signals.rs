@@ -10,14 +10,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::Server;
 
-/// The only source in the signal thread's poll.
+/// The signal pipe in the waiting thread's poll.
 const SIGNALS: Token = Token(0);
+/// The shutdown thread's "done" in the same poll.
+const DONE: Token = Token(1);
 
 /// How often the wait checks that the server still runs: its poller ends
 /// on its own only when polling itself fails, which must not leave the
@@ -80,6 +82,7 @@ pub enum SignalError {
 pub struct ShutdownSignals {
     signals: Signals,
     poll: Poll,
+    done: Arc<Waker>,
 }
 
 impl std::fmt::Debug for ShutdownSignals {
@@ -102,7 +105,12 @@ impl ShutdownSignals {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(SignalError::Poll)?;
-        Ok(Self { signals, poll })
+        let done = Arc::new(Waker::new(poll.registry(), DONE).map_err(SignalError::Poll)?);
+        Ok(Self {
+            signals,
+            poll,
+            done,
+        })
     }
 
     /// One bounded wait; the first signal pending, if any.
@@ -163,8 +171,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`SignalError::Poll`] if waiting fails; the server then shuts down
-    /// with no grace period (it is dropped).
+    /// [`SignalError::Poll`] if waiting for the first signal fails; the
+    /// server then shuts down with no grace period (it is dropped). Once a
+    /// signal has come, the graceful shutdown always completes.
     pub fn run_until(
         self,
         mut signals: ShutdownSignals,
@@ -188,6 +197,7 @@ impl Server {
         let slot = Arc::new(Mutex::new(Some(self)));
         let stopper = {
             let slot = Arc::clone(&slot);
+            let done = Arc::clone(&signals.done);
             std::thread::Builder::new()
                 .name("rgi-simple-shutdown".into())
                 .spawn(move || {
@@ -195,6 +205,9 @@ impl Server {
                     if let Some(server) = server {
                         server.shutdown(grace);
                     }
+                    // Ends the wait below at once rather than at its next
+                    // periodic check.
+                    let _ = done.wake();
                 })
         };
         let stopper: JoinHandle<()> = match stopper {
@@ -210,7 +223,16 @@ impl Server {
             }
         };
         while !stopper.is_finished() {
-            if let Some(second) = signals.next(&mut events)? {
+            let second = match signals.next(&mut events) {
+                Ok(second) => second,
+                Err(error) => {
+                    // The shutdown goes on; only the second-signal escape
+                    // is lost.
+                    tracing::warn!(%error, "cannot wait for a second signal");
+                    break;
+                }
+            };
+            if let Some(second) = second {
                 tracing::warn!(
                     signal = second,
                     "a second signal during the grace period: ending the process"
