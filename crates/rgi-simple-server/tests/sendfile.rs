@@ -166,3 +166,33 @@ fn a_chunked_file_response_falls_back_to_reading() {
     server.shutdown(Duration::from_secs(5));
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn a_client_that_leaves_during_sendfile_costs_only_its_connection() {
+    // Far more than the socket buffers hold: the transfer is still going
+    // when the client closes.
+    let (path, bytes) = temp_file("leaving", 16 << 20);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let server = start(file_app(path.clone(), Arc::clone(&pulled)));
+    let addr = server.tcp_addr().unwrap();
+
+    let mut leaving = connect(addr);
+    leaving
+        .write_all(b"GET /whole HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 1024];
+    let read = std::io::Read::read(&mut leaving, &mut head).unwrap();
+    assert!(head[..read].starts_with(b"HTTP/1.1 200 "));
+    drop(leaving);
+
+    // The server (and this process: no SIGPIPE) carries on.
+    let mut next = connect(addr);
+    next.write_all(b"GET /range HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let (raw, closed) = read_to_close(&mut next);
+    assert!(closed);
+    let answer = &responses(&raw, &[])[0];
+    assert!(answer.body == bytes[1000..6000], "the range differs");
+    server.shutdown(Duration::from_secs(5));
+    std::fs::remove_file(path).unwrap();
+}
