@@ -1,8 +1,9 @@
 //! `rgi-conformance`: runs the RGI server suite against every reference
 //! server of the workspace and writes its reports.
 //!
-//! The reference server is `rgi-server` (as
-//! `rgi_server::conformance::SuiteServer` configures it); `--toy` judges
+//! The reference servers are `rgi-server` and `rgi-simple-server` (as
+//! their `conformance::SuiteServer`s configure them), judged one after the
+//! other and shown in one table with a column per server; `--toy` judges
 //! the kit's own toy server instead, and `--toy-fault` the toy with one
 //! deliberate fault. Exit status: 0 when
 //! no case failed, 1 when one did, 2 when the command could not be carried
@@ -19,6 +20,7 @@ use clap::Parser;
 use rgi_conformance::report;
 use rgi_conformance::suite::{self, Case, ServerUnderTest};
 use rgi_server::conformance::SuiteServer;
+use rgi_simple_server::conformance::SuiteServer as SimpleSuiteServer;
 use rgi_toy_server::{FAULTS, ToyServer};
 
 use crate::output::Failure;
@@ -28,7 +30,8 @@ use crate::output::Failure;
 #[command(
     name = "rgi-conformance",
     version,
-    after_help = "By default the suite judges the workspace's reference server, rgi-server.\n\
+    after_help = "By default the suite judges the workspace's reference servers, rgi-server and rgi-simple-server,\n\
+                  and prints one table with a column per server.\n\
                   Exit status: 0 when no case failed, 1 when a case failed, 2 when the command could not be \
                   carried out as given (usage errors, a filter that matches nothing, an unwritable report)."
 )]
@@ -115,10 +118,13 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, Failure> {
         ));
     }
     let mut failed = false;
+    let mut runs = Vec::with_capacity(servers.len());
     for server in &servers {
         let run = output::run_suite(out, server.as_ref(), &cases)?;
-        output::line(out, "")?;
-        output::text(out, &report::table(&run))?;
+        if servers.len() == 1 {
+            output::line(out, "")?;
+            output::text(out, &report::table(&run))?;
+        }
         failed |= run.has_failures();
         if let Some(path) = &cli.json {
             output::write_file(out, path, &report::json(&run))?;
@@ -129,6 +135,13 @@ fn run(cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, Failure> {
         if let Some(dir) = &cli.report_dir {
             output::write_report_dir(out, dir, &run)?;
         }
+        runs.push(run);
+    }
+    if runs.len() > 1 {
+        // One table, a column per server: the servers side by side, case
+        // by case.
+        output::line(out, "")?;
+        output::text(out, &output::side_by_side(&runs))?;
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -191,10 +204,11 @@ fn servers(
         let toy: Box<dyn ServerUnderTest> = Box::new(ToyServer::new());
         return Ok(vec![toy]);
     }
-    // The reference servers of the workspace; rgi-simple-server joins them
-    // when it lands.
+    // The reference servers of the workspace, each configured as its own
+    // suite test configures it.
     let reference: Box<dyn ServerUnderTest> = Box::new(SuiteServer::new());
-    Ok(vec![reference])
+    let simple: Box<dyn ServerUnderTest> = Box::new(SimpleSuiteServer::new());
+    Ok(vec![reference, simple])
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rgi_conformance::coverage;
 use rgi_conformance::report;
 use rgi_conformance::suite::{self, Case, Needs, ServerUnderTest};
-use rgi_conformance::suite::{CaseResult, SuiteRun};
+use rgi_conformance::suite::{CaseResult, SuiteRun, Verdict};
 
 /// Why the command could not do what it was asked.
 #[derive(Debug)]
@@ -180,6 +180,123 @@ pub(crate) fn run_suite(
     };
     printing?;
     Ok(run)
+}
+
+/// The claimed capabilities of a run, in words.
+fn claims_list(run: &SuiteRun) -> String {
+    let claims = run.claims;
+    let mut list = vec!["synchronous"];
+    for (claimed, name) in [
+        (claims.asynchronous, "asynchronous"),
+        (claims.readiness, "readiness"),
+        (claims.after_response, "after-response"),
+        (claims.upgrade, "upgrade"),
+    ] {
+        if claimed {
+            list.push(name);
+        }
+    }
+    list.join(", ")
+}
+
+/// Several servers' runs of the same cases as one table: a row per case
+/// (its first clause, name, one `PASS`/`FAIL`/`SKIP` column per server,
+/// title), each server's failure or skip reason indented below the row,
+/// then one summary line per server.
+///
+/// The runs must hold the same cases in the same order, as `run_suite`
+/// makes them; a run with a different case in a row is shown as `?` there
+/// rather than misattributed.
+pub(crate) fn side_by_side(runs: &[SuiteRun]) -> String {
+    use std::fmt::Write as _;
+
+    let mut out = String::new();
+    let _ = writeln!(out, "RGI server suite: {} servers", runs.len());
+    for run in runs {
+        let _ = writeln!(out, "  {} (claims: {})", run.server, claims_list(run));
+    }
+    let Some(first) = runs.first() else {
+        return out;
+    };
+    let rows: Vec<(String, &str, &str)> = first
+        .results
+        .iter()
+        .map(|result| {
+            let clauses = result.check.clauses();
+            let shown = clauses.first().copied().unwrap_or("-");
+            let clause = if clauses.len() > 1 {
+                format!("{shown} +{}", clauses.len() - 1)
+            } else {
+                shown.to_owned()
+            };
+            (clause, result.check.name(), result.check.title())
+        })
+        .collect();
+    let clause_width = rows
+        .iter()
+        .map(|row| row.0.chars().count())
+        .chain(["CLAUSE".len()])
+        .max()
+        .unwrap_or(6);
+    let case_width = rows
+        .iter()
+        .map(|row| row.1.chars().count())
+        .chain(["CASE".len()])
+        .max()
+        .unwrap_or(4);
+    let columns: Vec<usize> = runs
+        .iter()
+        .map(|run| run.server.chars().count().max(4))
+        .collect();
+    let _ = write!(
+        out,
+        "\n{:<clause_width$}  {:<case_width$}",
+        "CLAUSE", "CASE"
+    );
+    for (run, width) in runs.iter().zip(&columns) {
+        let _ = write!(out, "  {:<width$}", run.server);
+    }
+    let _ = writeln!(out, "  TITLE");
+    for (index, (clause, name, title)) in rows.iter().enumerate() {
+        let _ = write!(out, "{clause:<clause_width$}  {name:<case_width$}");
+        let mut details = Vec::new();
+        for (run, width) in runs.iter().zip(&columns) {
+            let result = run
+                .results
+                .get(index)
+                .filter(|result| result.check.name() == *name);
+            let label = result.map_or("?", |result| result.verdict.label());
+            let _ = write!(out, "  {label:<width$}");
+            match result.map(|result| &result.verdict) {
+                Some(Verdict::Failed { clause, reason }) => {
+                    details.push(format!("{}: {clause}: {reason}", run.server));
+                }
+                Some(Verdict::Skipped { reason }) => {
+                    details.push(format!("{}: skipped: {reason}", run.server));
+                }
+                Some(Verdict::Passed) | None => {}
+            }
+        }
+        let _ = writeln!(out, "  {title}");
+        for line in details.iter().flat_map(|detail| detail.lines()) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    let _ = writeln!(out);
+    for run in runs {
+        let tally = run.tally();
+        let _ = writeln!(
+            out,
+            "{}: {} passed, {} failed, {} skipped, of {} cases; {} clauses judged",
+            run.server,
+            tally.passed,
+            tally.failed,
+            tally.skipped,
+            tally.cases,
+            tally.clauses_judged
+        );
+    }
+    out
 }
 
 /// Writes `contents` to `path` and says so.

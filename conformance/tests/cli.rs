@@ -99,21 +99,56 @@ fn list_with_a_filter_shows_only_matching_cases() {
 }
 
 #[test]
-fn by_default_the_reference_server_is_judged() {
+fn by_default_both_reference_servers_are_judged_in_one_table() {
     let output = cli(&["--filter", CASE]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
     assert!(!text.contains("toy"), "{text}");
-    let server = format!("rgi-server {}", env!("CARGO_PKG_VERSION"));
+    let version = env!("CARGO_PKG_VERSION");
+    let server = format!("rgi-server {version}");
+    let simple = format!("rgi-simple-server {version}");
     assert!(
         text.starts_with(&format!("Running 1 cases against {server}\n")),
         "{text}"
     );
-    assert!(text.contains(&format!("[1/1] PASS  {CASE} (")), "{text}");
     assert!(
-        text.contains("\n1 passed, 0 failed, 0 skipped, of 1 cases; 1 clauses judged\n"),
+        text.contains(&format!("\nRunning 1 cases against {simple}\n")),
         "{text}"
     );
+    assert_eq!(
+        text.matches(&format!("[1/1] PASS  {CASE} (")).count(),
+        2,
+        "{text}"
+    );
+    // One table: a header with a column per server, one row with a result
+    // in each, one summary line per server.
+    assert!(text.contains("RGI server suite: 2 servers\n"), "{text}");
+    let header = text
+        .lines()
+        .find(|line| line.starts_with("CLAUSE "))
+        .unwrap_or_else(|| panic!("no table header in {text}"));
+    let at_server = header.find(&server).expect("a column for rgi-server");
+    let at_simple = header
+        .find(&simple)
+        .expect("a column for rgi-simple-server");
+    assert!(
+        at_server < at_simple && header.ends_with("  TITLE"),
+        "{header}"
+    );
+    let row = text
+        .lines()
+        .find(|line| line.starts_with("RGI-FAIL-4 "))
+        .unwrap_or_else(|| panic!("no row for the case in {text}"));
+    assert_eq!(row.get(at_server..at_server + 4), Some("PASS"), "{row}");
+    assert_eq!(row.get(at_simple..at_simple + 4), Some("PASS"), "{row}");
+    for name in [&server, &simple] {
+        assert!(
+            text.contains(&format!(
+                "\n{name}: 1 passed, 0 failed, 0 skipped, of 1 cases; 1 clauses judged\n"
+            )),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -233,6 +268,10 @@ fn usage_errors_exit_with_status_2_and_a_message() {
             &["--toy-fault", "NotAFault", "--filter", CASE][..],
             "LeaksUnreadBody",
         ),
+        (
+            &["--filter", CASE, "--json", "x.json"][..],
+            "more than one server",
+        ),
     ] {
         let output = cli(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -252,8 +291,16 @@ fn usage_errors_exit_with_status_2_and_a_message() {
 fn an_unwritable_report_is_an_error_after_the_run() {
     let dir = temp_dir("unwritable");
     let missing = dir.join("no-such-dir").join("run.json");
-    let output = cli(&["--filter", CASE, "--json", missing.to_str().unwrap()]);
+    // One server (`--json` names one file, so it takes one server's run).
+    let output = cli(&[
+        "--toy",
+        "--filter",
+        CASE,
+        "--json",
+        missing.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(2));
+    assert!(stdout(&output).contains("[1/1] PASS"), "not after the run");
     assert!(
         stderr(&output).contains("cannot write"),
         "{}",

@@ -85,7 +85,15 @@ mod chunked;
 mod response;
 // TCP and Unix sockets behind one type.
 mod net;
+// Graceful shutdown on SIGTERM and SIGINT.
+mod signals;
+
+// The server as the conformance kit's `ServerUnderTest` (feature
+// `conformance`).
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 pub use config::{Builder, Limits};
 pub use error::Error;
 pub use server::{LocalAddr, Server};
+pub use signals::{ShutdownSignals, SignalError, StopCause};

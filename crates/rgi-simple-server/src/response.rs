@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, DATE, SERVER};
 use http::{Method, StatusCode, Version};
-use rgi::{ResponseHead, ResponseSink};
+use rgi::{FinishError, ResponseHead, ResponseSink, ResponseState, SendError};
 
 use crate::body::WriteGate;
 use crate::net::Stream;
@@ -80,7 +80,7 @@ impl Sink {
         self.keep_alive && self.framing != Framing::Close
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -154,6 +154,128 @@ impl ResponseSink for Sink {
         }
         // Handed to the OS before returning (`[RGI-BODY-4]`).
         self.flush()
+    }
+}
+
+/// Sends what platform transfer can of a file body (`[RGI-FILE-3]`):
+/// when the body offers a [`FileBody`](rgi::FileBody) and the response is
+/// framed by a Content-Length, the head goes out alone and then `sendfile`
+/// copies the file to the socket in the kernel, each count recorded on the
+/// state and the file body (`[RGI-FILE-4]`, `[RGI-FILE-5]`). Whatever it
+/// leaves (a chunked response, a file the call refuses, a file that ended
+/// early) the caller pulls with `next_chunk` as usual: the file body reads
+/// on from where the transfer stopped.
+///
+/// Calls the body's `file()`, which is the application's code: the caller
+/// contains panics.
+pub(crate) fn send_file<B: rgi::Body>(
+    body: &mut B,
+    state: &mut ResponseState,
+    sink: &mut Sink,
+) -> Result<(), SendError> {
+    let Some(file) = body.file() else {
+        return Ok(());
+    };
+    if !state.is_started() {
+        // `next_chunk` may still start it; the pull loop handles that.
+        return Ok(());
+    }
+    match state.send_head(sink) {
+        Ok(()) => {}
+        Err(FinishError::Transport(error)) => return Err(SendError::Transport(error)),
+        Err(_) => return Ok(()),
+    }
+    // The head was only buffered: out before any file byte.
+    sink.flush().map_err(SendError::Transport)?;
+    if !state.wants_body() || sink.framing != Framing::Length {
+        return Ok(());
+    }
+    let Some(mut left) = state.remaining_length() else {
+        return Ok(());
+    };
+    if let Some(remaining) = file.remaining() {
+        left = left.min(remaining);
+    }
+    while left > 0 {
+        let mut offset = file.offset();
+        let count = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(SENDFILE_MAX);
+        match sendfile(&sink.stream, file.file(), &mut offset, count) {
+            // The file ended early: `next_chunk` finds and reports it.
+            Ok(0) => return Ok(()),
+            Ok(sent) => {
+                state.record_sent(sent as u64)?;
+                file.advance(sent as u64);
+                left -= sent as u64;
+            }
+            Err(Refused::Platform(error)) => {
+                // The fallback reads on from the recorded offset.
+                tracing::debug!(%error, "sendfile refused; reading the file instead");
+                return Ok(());
+            }
+            Err(Refused::Transport(error)) => return Err(SendError::Transport(error)),
+        }
+    }
+    Ok(())
+}
+
+/// The most one `sendfile` call is asked to send (Linux sends at most
+/// 0x7ffff000 bytes per call anyway).
+const SENDFILE_MAX: usize = 0x7fff_f000;
+
+/// Why a `sendfile` call did not send.
+enum Refused {
+    /// The platform cannot transfer this file this way: fall back.
+    Platform(io::Error),
+    /// The socket failed, or timed out: the response is over.
+    Transport(io::Error),
+}
+
+/// One `sendfile(2)` through rustix's safe wrapper: up to `count` bytes of
+/// `file` from `offset` (which it advances; the file's own position is
+/// untouched) to the socket; the number of bytes sent.
+///
+/// Unlike std's socket writes, `sendfile` cannot pass `MSG_NOSIGNAL`: a
+/// peer that has gone away raises SIGPIPE, which a Rust program ignores
+/// from `main` on (the standard runtime sets it to `SIG_IGN`), so the call
+/// fails with `EPIPE` instead.
+fn sendfile(
+    stream: &Stream,
+    file: &std::fs::File,
+    offset: &mut u64,
+    count: usize,
+) -> Result<usize, Refused> {
+    use std::os::fd::AsFd;
+
+    let socket = match stream {
+        Stream::Tcp(socket) => socket.as_fd(),
+        Stream::Unix(socket) => socket.as_fd(),
+    };
+    loop {
+        match rustix::fs::sendfile(socket, file, Some(offset), count) {
+            Ok(sent) => return Ok(sent),
+            Err(rustix::io::Errno::INTR) => {}
+            // The file is not one sendfile reads (a pipe, some special
+            // files), or the offset is past what it handles.
+            Err(
+                errno @ (rustix::io::Errno::INVAL
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::OVERFLOW
+                | rustix::io::Errno::SPIPE),
+            ) => return Err(Refused::Platform(errno.into())),
+            // The socket's send timeout (`body_timeout`) expired.
+            Err(rustix::io::Errno::AGAIN) => {
+                return Err(Refused::Transport(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took no response bytes within the body timeout",
+                )));
+            }
+            // EIO on the file is also the end of this response: its bytes
+            // cannot be produced either way.
+            Err(errno) => return Err(Refused::Transport(errno.into())),
+        }
     }
 }
 

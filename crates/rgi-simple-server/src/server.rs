@@ -68,6 +68,14 @@ impl Server {
         self.stop(grace);
     }
 
+    /// Whether the poller still runs: it ends on a shutdown, or by itself
+    /// when its poll fails.
+    pub(crate) fn is_running(&self) -> bool {
+        self.poller
+            .as_ref()
+            .is_some_and(|poller| !poller.is_finished())
+    }
+
     fn stop(&mut self, grace: Duration) {
         {
             let mut stop = self

@@ -195,8 +195,17 @@ fn run<A: Application>(
             }
         }
     }
-    let mut outcome = None;
-    while state.wants_body() {
+    // A file body goes out by `sendfile` where it can; the pull loop sends
+    // whatever that leaves (`[RGI-FILE-3]`).
+    let transfer = catch_unwind(AssertUnwindSafe(|| {
+        crate::response::send_file(&mut body, state, sink)
+    }));
+    let mut outcome = match transfer {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(send_failed(state, sink, error)),
+        Err(payload) => Some(fail(state, sink, Failure::Panic(payload))),
+    };
+    while outcome.is_none() && state.wants_body() {
         let step = catch_unwind(AssertUnwindSafe(|| {
             body.next_chunk(&mut state.start_response(sink))
         }));

@@ -1,0 +1,198 @@
+//! File bodies on the synchronous path: `sendfile` sends them when the
+//! response has a Content-Length, the bytes are exactly those the file
+//! body would have produced, and the connection stays usable.
+// A failed unwrap in a test is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use rgi::{Body, BoxError, Environ, FileBody, ResponseHead, StartResponse};
+
+use common::{connect, read_to_close, responses, start};
+
+/// A file of `len` bytes, none of them repeating with a short period.
+fn temp_file(label: &str, len: usize) -> (PathBuf, Vec<u8>) {
+    let path = std::env::temp_dir().join(format!(
+        "rgi-simple-sendfile-{label}-{}",
+        std::process::id()
+    ));
+    let bytes: Vec<u8> = (0..len)
+        .map(|i| u8::try_from((i * 7 + i / 251) % 256).unwrap())
+        .collect();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+    (path, bytes)
+}
+
+/// A file body that counts the chunks it had to produce by reading: none
+/// when `sendfile` sent it all.
+struct Counted {
+    file: FileBody,
+    pulled: Arc<AtomicUsize>,
+}
+
+impl Body for Counted {
+    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        let chunk = self.file.next_chunk(start);
+        if matches!(&chunk, Some(Ok(bytes)) if !bytes.is_empty()) {
+            self.pulled.fetch_add(1, Ordering::Relaxed);
+        }
+        chunk
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.file.size_hint()
+    }
+
+    fn file(&mut self) -> Option<&mut FileBody> {
+        Some(&mut self.file)
+    }
+}
+
+/// Serves `/whole` as the whole file and `/range` as bytes 1000..1000+5000.
+fn file_app(path: PathBuf, pulled: Arc<AtomicUsize>) -> impl rgi::Application {
+    rgi::from_fn(move |environ: Environ, start: &mut StartResponse<'_>| {
+        let file = std::fs::File::open(&path)?;
+        let file = match environ.raw_path() {
+            "/range" => FileBody::range(file, 1000, 5000)?,
+            _ => FileBody::new(file)?,
+        };
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(Counted {
+            file,
+            pulled: Arc::clone(&pulled),
+        })
+    })
+}
+
+#[test]
+fn a_file_body_goes_out_by_sendfile_exactly_and_keeps_the_connection() {
+    // Larger than the socket buffers, so that sendfile is called more
+    // than once while the client reads.
+    let (path, bytes) = temp_file("whole", 3 << 20);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let server = start(file_app(path.clone(), Arc::clone(&pulled)));
+    let addr = server.tcp_addr().unwrap();
+
+    let mut stream = connect(addr);
+    stream
+        .write_all(
+            b"GET /whole HTTP/1.1\r\nhost: x\r\n\r\n\
+              GET /range HTTP/1.1\r\nhost: x\r\n\r\n\
+              HEAD /whole HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let (raw, closed) = read_to_close(&mut stream);
+    assert!(closed);
+    let answers = responses(&raw, &[false, false, true]);
+    assert_eq!(answers.len(), 3);
+
+    assert_eq!(answers[0].status, 200);
+    assert_eq!(
+        answers[0].header("content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
+    assert!(answers[0].body == bytes, "the whole file differs");
+
+    assert_eq!(answers[1].header("content-length"), Some("5000"));
+    assert!(answers[1].body == bytes[1000..6000], "the range differs");
+
+    // HEAD: nothing sent by sendfile or otherwise; the head carries only
+    // what the application gave it (`[RGI-BODY-15]`).
+    assert_eq!(answers[2].status, 200);
+    assert!(answers[2].body.is_empty());
+
+    assert_eq!(
+        pulled.load(Ordering::Relaxed),
+        0,
+        "file bytes were read and copied instead of sent by sendfile"
+    );
+    server.shutdown(Duration::from_secs(5));
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_chunked_file_response_falls_back_to_reading() {
+    // No length known up front (the application removes the size hint):
+    // the response is chunked, which sendfile cannot frame, so the file
+    // body is pulled.
+    struct NoHint(Counted);
+
+    impl Body for NoHint {
+        fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+            self.0.next_chunk(start)
+        }
+
+        fn file(&mut self) -> Option<&mut FileBody> {
+            self.0.file()
+        }
+    }
+
+    let (path, bytes) = temp_file("chunked", 200_000);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let path = path.clone();
+        let pulled = Arc::clone(&pulled);
+        rgi::from_fn(move |_environ: Environ, start: &mut StartResponse<'_>| {
+            let file = FileBody::new(std::fs::File::open(&path)?)?;
+            start.start(ResponseHead::new(StatusCode::OK))?;
+            Ok(NoHint(Counted {
+                file,
+                pulled: Arc::clone(&pulled),
+            }))
+        })
+    };
+    let server = start(app);
+    let mut stream = connect(server.tcp_addr().unwrap());
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let (raw, closed) = read_to_close(&mut stream);
+    assert!(closed);
+    let answer = &responses(&raw, &[])[0];
+    assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
+    assert!(answer.body == bytes, "the chunked file differs");
+    assert!(pulled.load(Ordering::Relaxed) > 0);
+    server.shutdown(Duration::from_secs(5));
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_client_that_leaves_during_sendfile_costs_only_its_connection() {
+    // Far more than the socket buffers hold: the transfer is still going
+    // when the client closes.
+    let (path, bytes) = temp_file("leaving", 16 << 20);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let server = start(file_app(path.clone(), Arc::clone(&pulled)));
+    let addr = server.tcp_addr().unwrap();
+
+    let mut leaving = connect(addr);
+    leaving
+        .write_all(b"GET /whole HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 1024];
+    let read = std::io::Read::read(&mut leaving, &mut head).unwrap();
+    assert!(head[..read].starts_with(b"HTTP/1.1 200 "));
+    drop(leaving);
+
+    // The server (and this process: no SIGPIPE) carries on.
+    let mut next = connect(addr);
+    next.write_all(b"GET /range HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let (raw, closed) = read_to_close(&mut next);
+    assert!(closed);
+    let answer = &responses(&raw, &[])[0];
+    assert!(answer.body == bytes[1000..6000], "the range differs");
+    server.shutdown(Duration::from_secs(5));
+    std::fs::remove_file(path).unwrap();
+}
