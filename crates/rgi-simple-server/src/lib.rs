@@ -85,6 +85,14 @@ mod chunked;
 mod response;
 // TCP and Unix sockets behind one type.
 mod net;
+// Async requests as tasks on the async threads, woken by the reactor.
+mod async_driver;
+// The worker pool of an async server: offload, switches, after-response tasks.
+mod blocking;
+// Readiness and timers for async requests, served by the poller thread.
+mod reactor;
+// The `Readiness` capability over the reactor.
+mod readiness;
 
 pub use config::{Builder, Limits};
 pub use error::Error;
