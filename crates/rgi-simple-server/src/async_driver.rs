@@ -29,6 +29,7 @@ use rgi::{
 };
 use rgi_async::{
     AfterResponse, AsyncApplication, AsyncBody, Capabilities, Offload, Readiness, Step, SyncSwitch,
+    Upgrade, UpgradeError,
 };
 
 use crate::blocking::{AfterTasks, BlockingPool};
@@ -39,6 +40,7 @@ use crate::net::SharedStream;
 use crate::poller::{Control, Dispatch, Job};
 use crate::reactor::{Dir, Reactor, TimerKey};
 use crate::response::{Sink, refusal};
+use crate::upgrade::{self, Handoff};
 use crate::worker::{self, Connection, Failure, Finished};
 
 /// The unsent output of a response above which its body is not polled
@@ -294,12 +296,15 @@ pub(crate) struct CapabilityParts {
 }
 
 impl CapabilityParts {
-    fn build(&self, after: AfterResponse) -> Capabilities {
+    fn build(&self, after: AfterResponse, upgrade: Option<Upgrade>) -> Capabilities {
         // No runtime is declared: nothing here enters one (`[RGIA-RT-1]`).
-        Capabilities::builder(self.offload.clone())
+        let builder = Capabilities::builder(self.offload.clone())
             .readiness(self.readiness.clone())
-            .after_response(after)
-            .build()
+            .after_response(after);
+        match upgrade {
+            Some(upgrade) => builder.upgrade(upgrade).build(),
+            None => builder.build(),
+        }
     }
 }
 
@@ -364,6 +369,12 @@ enum Phase {
     /// The unread rest of the request body is discarded, at most
     /// `drain_limit` bytes, until `deadline`.
     Drain { drained: u64, deadline: Instant },
+    /// An upgrade was accepted: the rest of the request body is discarded
+    /// and the 101 goes out.
+    Upgrading { drained: u64, deadline: Instant },
+    /// The connection is the application's; the body is polled until it
+    /// ends, then the connection closes once the stream is dropped.
+    Upgraded,
 }
 
 /// Everything of a request but the application and its body: what moves to
@@ -387,6 +398,8 @@ pub(crate) struct Exchange {
     stall: Option<TimerKey>,
     keep: bool,
     after: Arc<AfterTasks>,
+    /// The hand-over, on a request that asked for an upgrade.
+    upgrade: Option<Arc<Handoff>>,
 }
 
 impl Exchange {
@@ -532,12 +545,14 @@ impl Exchange {
         self.collect();
     }
 
-    fn client_gone(&self) -> bool {
+    fn client_gone(&self, upgraded: bool) -> bool {
         let (gone, read_closed) = self.shared.reactor.closed(self.slot);
         // A peer that ended its side after a complete request is taken as
         // gone, as hyper does by default: nothing more can arrive, and a
         // parked body would otherwise wait for its next send to learn it.
-        gone || (read_closed && body::lock(&self.side).is_complete())
+        // On an upgraded connection a half-close is the other protocol's
+        // business (a read of 0).
+        gone || (!upgraded && read_closed && body::lock(&self.side).is_complete())
     }
 }
 
@@ -573,14 +588,21 @@ impl<A: AsyncApplication> Request<A> {
         side.nonblocking = true;
         let mut sink = Sink::new(
             Arc::clone(&stream),
-            gate,
+            Arc::clone(&gate),
             &head.parts.method,
             head.parts.version,
             head.keep_alive,
         );
         sink.set_deferred(true);
         let after = Arc::new(AfterTasks::new(Arc::clone(&shared.blocking), AFTER_LIMIT));
-        let capabilities = capabilities.build(AfterResponse::from_arc(Arc::clone(&after) as _));
+        let handoff = upgrade::offer(head.parts.version, &head.parts.headers)
+            .map(|offered| Arc::new(Handoff::new(offered, Arc::clone(&gate))));
+        let capabilities = capabilities.build(
+            AfterResponse::from_arc(Arc::clone(&after) as _),
+            handoff
+                .as_ref()
+                .map(|handoff| Upgrade::new(upgrade::Service(Arc::clone(handoff)))),
+        );
         let state = ResponseState::new(&head.parts.method);
         let ex = Exchange {
             shared,
@@ -598,6 +620,7 @@ impl<A: AsyncApplication> Request<A> {
             stall: None,
             keep: true,
             after,
+            upgrade: handoff,
         };
         Self {
             app,
@@ -683,8 +706,33 @@ impl<A: AsyncApplication> Request<A> {
         }
     }
 
+    /// After the call or poll in which the application accepted an
+    /// upgrade: the 101 replaces whatever head was stored
+    /// (`[RGIA-UPGRADE-2]`, `[RGIA-UPGRADE-4]`); output alongside it closes
+    /// the connection instead (`[RGIA-UPGRADE-6]`).
+    fn begin_upgrade(&mut self, violation: bool) -> Option<Drove> {
+        let ex = self.ex.as_mut()?;
+        let handoff = ex.upgrade.clone()?;
+        let fields = handoff.take_accepted()?;
+        if violation || !ex.out.is_empty() {
+            tracing::error!("HTTP output alongside an accepted upgrade; closing the connection");
+            return Some(self.abandon());
+        }
+        ex.out = upgrade::switching_head(&fields);
+        ex.at = 0;
+        ex.keep = false;
+        self.phase = Phase::Upgrading {
+            drained: 0,
+            deadline: Instant::now() + ex.shared.limits.body_timeout,
+        };
+        None
+    }
+
     /// The connection failed under the response: drop and close.
     fn abandon(&mut self) -> Drove {
+        if let Some(handoff) = self.ex.as_ref().and_then(|ex| ex.upgrade.as_ref()) {
+            handoff.fail(UpgradeError::Closed);
+        }
         self.drop_body();
         if let Some(mut ex) = self.ex.take() {
             ex.keep = false;
@@ -742,7 +790,11 @@ impl<A: AsyncApplication> Drive for Request<A> {
             tracing::warn!("grace period over: an async request is cancelled");
             return self.abandon();
         }
-        if ex.client_gone() && !matches!(self.phase, Phase::Call(_)) {
+        if ex.client_gone(matches!(
+            self.phase,
+            Phase::Upgrading { .. } | Phase::Upgraded
+        )) && !matches!(self.phase, Phase::Call(_))
+        {
             tracing::info!("the client went away");
             return self.abandon();
         }
@@ -758,6 +810,9 @@ impl<A: AsyncApplication> Drive for Request<A> {
                         continue;
                     };
                     self.call(*head);
+                    if let Some(drove) = self.begin_upgrade(false) {
+                        return drove;
+                    }
                 }
                 Phase::Body => {
                     match ex.poll_write(cx, OUTPUT_BOUND) {
@@ -786,6 +841,31 @@ impl<A: AsyncApplication> Drive for Request<A> {
                             .poll_step(cx, &mut ex.state.start_response(&mut ex.sink))
                     }));
                     ex.collect();
+                    if ex.upgrade.as_ref().is_some_and(|h| h.is_accepted()) {
+                        // HTTP output in the step that accepted is a
+                        // violation (`[RGIA-UPGRADE-6]`); an end is kept.
+                        let violation = match &step {
+                            Ok(Poll::Ready(Some(Ok(Step::Chunk(chunk))))) => !chunk.is_empty(),
+                            Ok(Poll::Ready(Some(Ok(_)))) => true,
+                            Ok(Poll::Ready(None) | Poll::Pending) => false,
+                            Ok(Poll::Ready(Some(Err(error)))) => {
+                                tracing::error!(%error, "the upgraded body failed");
+                                false
+                            }
+                            Err(payload) => {
+                                tracing::error!(error = %worker::panic_message(payload.as_ref()), "the upgraded body panicked");
+                                false
+                            }
+                        };
+                        if !matches!(step, Ok(Poll::Pending | Poll::Ready(Some(Ok(_))))) {
+                            self.drop_body();
+                        }
+                        drop(step);
+                        if let Some(drove) = self.begin_upgrade(violation) {
+                            return drove;
+                        }
+                        continue;
+                    }
                     match step {
                         Ok(Poll::Pending) => {
                             // Everything handed over goes out now
@@ -857,6 +937,93 @@ impl<A: AsyncApplication> Drive for Request<A> {
                         }
                     }
                 },
+                Phase::Upgrading { drained, deadline } => {
+                    let deadline = *deadline;
+                    let Some(handoff) = ex.upgrade.clone() else {
+                        return self.abandon();
+                    };
+                    if !body::lock(&ex.side).is_complete() {
+                        match ex.poll_drain(cx, drained, deadline) {
+                            Poll::Pending => return Drove::Pending,
+                            Poll::Ready(false) => {
+                                handoff.fail(UpgradeError::Io(io::Error::other(
+                                    "the request body's unread rest exceeds the drain limit",
+                                )));
+                                return self.abandon();
+                            }
+                            Poll::Ready(true) => {}
+                        }
+                    }
+                    match ex.poll_write(cx, 0) {
+                        Poll::Pending => return Drove::Pending,
+                        Poll::Ready(Err(error)) => {
+                            tracing::info!(%error, "the client went away before the 101");
+                            return self.abandon();
+                        }
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let leftover = body::lock(&ex.side).finish();
+                    handoff.hand_over(
+                        Arc::clone(&ex.stream),
+                        Arc::clone(&ex.shared.reactor),
+                        ex.slot,
+                        leftover,
+                    );
+                    self.phase = Phase::Upgraded;
+                }
+                Phase::Upgraded => {
+                    let Some(body) = self.body.as_mut() else {
+                        // `[RGIA-UPGRADE-7]`: closed once the body ended
+                        // and the stream is gone.
+                        let alive = ex
+                            .upgrade
+                            .as_ref()
+                            .is_some_and(|handoff| handoff.stream_alive(cx.waker()));
+                        if alive {
+                            return Drove::Pending;
+                        }
+                        if let Some(mut ex) = self.ex.take() {
+                            ex.keep = false;
+                            ex.finish();
+                        }
+                        return Drove::Done;
+                    };
+                    if budget == 0 {
+                        return Drove::Yield;
+                    }
+                    budget -= 1;
+                    let step = catch_unwind(AssertUnwindSafe(|| {
+                        body.as_mut()
+                            .poll_step(cx, &mut ex.state.start_response(&mut ex.sink))
+                    }));
+                    ex.collect();
+                    let violation = !ex.out.is_empty()
+                        || match &step {
+                            Ok(Poll::Ready(Some(Ok(Step::Chunk(chunk))))) => !chunk.is_empty(),
+                            Ok(Poll::Ready(Some(Ok(_)))) => true,
+                            _ => false,
+                        };
+                    if violation {
+                        tracing::error!(
+                            "HTTP output after an accepted upgrade; closing the connection"
+                        );
+                        drop(step);
+                        return self.abandon();
+                    }
+                    match step {
+                        Ok(Poll::Pending) => return Drove::Pending,
+                        Ok(Poll::Ready(Some(Ok(_)))) => {}
+                        Ok(Poll::Ready(None)) => self.drop_body(),
+                        Ok(Poll::Ready(Some(Err(error)))) => {
+                            tracing::error!(%error, "the upgraded body failed");
+                            self.drop_body();
+                        }
+                        Err(payload) => {
+                            tracing::error!(error = %worker::panic_message(payload.as_ref()), "the upgraded body panicked");
+                            self.drop_body();
+                        }
+                    }
+                }
                 Phase::Drain { drained, deadline } => {
                     let deadline = *deadline;
                     match ex.poll_drain(cx, drained, deadline) {

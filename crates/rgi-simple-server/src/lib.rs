@@ -93,6 +93,8 @@ mod blocking;
 mod reactor;
 // The `Readiness` capability over the reactor.
 mod readiness;
+// The `Upgrade` capability: the 101 and the raw connection.
+mod upgrade;
 
 pub use config::{Builder, Limits};
 pub use error::Error;

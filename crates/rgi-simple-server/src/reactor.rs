@@ -170,6 +170,11 @@ impl Reactor {
         }
     }
 
+    /// Whether the slot is still registered.
+    pub(crate) fn has_slot(&self, slot: usize) -> bool {
+        self.lock().slots.contains_key(&slot)
+    }
+
     /// Whether the peer reset the connection or closed both directions,
     /// and whether it ended its sending side.
     pub(crate) fn closed(&self, slot: usize) -> (bool, bool) {

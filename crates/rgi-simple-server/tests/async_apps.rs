@@ -757,3 +757,87 @@ fn readiness_waits_through_the_poller_with_timeouts() {
     );
     server.shutdown(Duration::from_secs(5));
 }
+
+/// The kit's server for its asynchronous cases: `serve_async` with every
+/// capability it declares, and times short enough for the timing cases.
+struct KitServer;
+
+struct KitRunning(Server, SocketAddr);
+
+fn kit_limits() -> rgi_conformance::suite::Limits {
+    rgi_conformance::suite::Limits::RECOMMENDED
+        .with_head_time(Duration::from_secs(2))
+        .with_idle_time(Duration::from_secs(2))
+        .with_body_time(Duration::from_secs(2))
+}
+
+impl rgi_conformance::suite::ServerUnderTest for KitServer {
+    fn name(&self) -> String {
+        "rgi-simple-server (serve_async)".into()
+    }
+
+    fn claims(&self) -> rgi_conformance::suite::Claims {
+        rgi_conformance::suite::Claims::asynchronous()
+            .with_readiness()
+            .with_after_response()
+            .with_upgrade()
+            .with_limits(kit_limits())
+    }
+
+    fn start(
+        &self,
+        app: rgi_conformance::suite::Probe,
+    ) -> Result<Box<dyn rgi_conformance::suite::RunningServer>, BoxError> {
+        let server = Builder::new()
+            .bind("127.0.0.1:0".parse()?)
+            .workers(4)
+            .async_threads(2)
+            .limits(
+                rgi_simple_server::Limits::default()
+                    .with_head_timeout(Duration::from_secs(2))
+                    .with_idle_timeout(Duration::from_secs(2))
+                    .with_body_timeout(Duration::from_secs(2)),
+            )
+            .serve_async(app)?;
+        let addr = server.tcp_addr().ok_or("not on TCP")?;
+        Ok(Box::new(KitRunning(server, addr)))
+    }
+}
+
+impl rgi_conformance::suite::RunningServer for KitRunning {
+    fn addr(&self) -> SocketAddr {
+        self.1
+    }
+
+    fn stop(self: Box<Self>) -> Result<(), BoxError> {
+        self.0.shutdown(Duration::from_secs(2));
+        Ok(())
+    }
+}
+
+#[test]
+fn every_asynchronous_case_of_the_kit_passes() {
+    let cases = rgi_conformance::suite::cases();
+    let asynchronous: Vec<_> = cases
+        .iter()
+        .filter(|case| case.name().starts_with("rgia_"))
+        .collect();
+    assert!(
+        asynchronous.len() >= 50,
+        "only {} cases",
+        asynchronous.len()
+    );
+    let mut failed = Vec::new();
+    for case in &asynchronous {
+        let result = case.run(&KitServer);
+        if !matches!(result.verdict, rgi_conformance::suite::Verdict::Passed) {
+            failed.push(format!("{}: {:?}", case.name(), result.verdict));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} failed or skipped:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
