@@ -400,6 +400,8 @@ pub(crate) struct Exchange {
     after: Arc<AfterTasks>,
     /// The hand-over, on a request that asked for an upgrade.
     upgrade: Option<Arc<Handoff>>,
+    /// The connection went back to the poller.
+    done: bool,
 }
 
 impl Exchange {
@@ -511,6 +513,14 @@ impl Exchange {
     /// The end of the request: after-response tasks are released, the
     /// connection goes back to the poller, kept or to be closed.
     fn finish(mut self) {
+        self.finish_in_place();
+    }
+
+    fn finish_in_place(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
         self.disarm();
         let (keep, buf) = {
             let mut side = body::lock(&self.side);
@@ -536,7 +546,21 @@ impl Exchange {
         };
         self.shared.finished(self.id, finished);
     }
+}
 
+impl Drop for Exchange {
+    /// A request dropped on a path that did not finish it (a queued switch
+    /// dropped unrun at shutdown, say) still returns its connection, to be
+    /// closed, and its count.
+    fn drop(&mut self) {
+        if !self.done {
+            self.keep = false;
+            self.finish_in_place();
+        }
+    }
+}
+
+impl Exchange {
     /// The request's own failure before or after the head, as for a
     /// synchronous one; false when the connection cannot be kept.
     fn fail(&mut self, failure: Failure) {
@@ -621,6 +645,7 @@ impl<A: AsyncApplication> Request<A> {
             keep: true,
             after,
             upgrade: handoff,
+            done: false,
         };
         Self {
             app,

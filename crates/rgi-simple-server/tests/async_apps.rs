@@ -758,6 +758,187 @@ fn readiness_waits_through_the_poller_with_timeouts() {
     server.shutdown(Duration::from_secs(5));
 }
 
+#[test]
+fn an_upgrade_hands_over_the_raw_connection() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&drops);
+    let server = start_async(rgi_async::from_fn(move |environ: Environ, _start| {
+        let caps = Capabilities::of(&environ).ok_or("no capabilities")?;
+        let upgrade = caps.upgrade().ok_or("no upgrade offered")?.clone();
+        let upgraded = upgrade.accept(http::HeaderMap::new())?;
+        let guard = DropGuard(Arc::clone(&counted));
+        // Echo every byte until the client ends its side, then close ours.
+        let mut echo = Box::pin(async move {
+            let mut stream = upgraded.await?;
+            let mut buf = [0u8; 1024];
+            loop {
+                let n = std::future::poll_fn(|cx| stream.poll_read(cx, &mut buf)).await?;
+                if n == 0 {
+                    break;
+                }
+                let mut at = 0;
+                while at < n {
+                    at += std::future::poll_fn(|cx| stream.poll_write(cx, &buf[at..n])).await?;
+                }
+            }
+            std::future::poll_fn(|cx| stream.poll_close(cx)).await?;
+            Ok::<(), BoxError>(())
+        });
+        Ok(body(move |cx, _start| {
+            let _ = &guard;
+            match echo.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(())) => Poll::Ready(None),
+                Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
+            }
+        }))
+    }));
+    let mut stream = connect(server.tcp_addr().unwrap());
+    // Bytes right behind the request belong to the new protocol.
+    stream
+        .write_all(b"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x-echo\r\n\r\nearly;")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed inside the 101");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 101 switching protocols\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nupgrade: x-echo\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    let mut early = [0u8; 6];
+    stream.read_exact(&mut early).unwrap();
+    assert_eq!(&early, b"early;");
+    stream.write_all(b"ping").unwrap();
+    let mut pong = [0u8; 4];
+    stream.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"ping");
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (rest, closed) = read_to_close(&mut stream);
+    assert!(closed && rest.is_empty(), "{rest:?}");
+    assert!(eventually(|| drops.load(Ordering::SeqCst) == 1));
+    server.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn shutdown_drops_parked_bodies_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&drops);
+    let (parked_tx, parked_rx) = mpsc::channel::<()>();
+    let parked_tx = Mutex::new(parked_tx);
+    let server = start_async(rgi_async::from_fn(move |_environ, _start| {
+        let guard = DropGuard(Arc::clone(&counted));
+        let parked = parked_tx.lock().unwrap().clone();
+        Ok(body(move |_cx, _start| {
+            let _ = &guard;
+            let _ = parked.send(());
+            Poll::Pending
+        }))
+    }));
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(server.tcp_addr().unwrap());
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        parked_rx.recv_timeout(PATIENCE).unwrap();
+        streams.push(stream);
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    server.shutdown(Duration::from_millis(200));
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+    for mut stream in streams {
+        let (_, closed) = read_to_close(&mut stream);
+        assert!(closed);
+    }
+}
+
+#[test]
+fn a_switch_the_full_pool_cannot_take_is_a_503() {
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate_rx));
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let server = Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .workers(1)
+        .async_threads(1)
+        .blocking_queue(1)
+        .serve_async(rgi_async::from_fn(move |environ: Environ, _start| {
+            let caps = Capabilities::of(&environ).ok_or("no capabilities")?;
+            let offload = caps.offload().clone();
+            if environ.raw_path() == "/hold" {
+                let gate = Arc::clone(&gate);
+                let started = started_tx.lock().unwrap().clone();
+                return Ok(offloaded(offload.run(move || {
+                    let _ = started.send(());
+                    let _ = gate.lock().unwrap().recv_timeout(PATIENCE);
+                    String::from("held")
+                }))
+                .boxed());
+            }
+            // The one worker is busy and this job fills the queue: the
+            // switch cannot be run (`[RGIA-SWITCH-8]`).
+            let queued = offload.run(|| String::from("queued"));
+            let mut queued = Some(queued);
+            Ok(body(move |_cx, _start| {
+                drop(queued.take());
+                Poll::Ready(Some(Ok(Step::Switch(SyncSwitch::new(
+                    |start: &mut StartResponse<'_>| {
+                        ok(start)?;
+                        Ok::<_, BoxError>(Bytes::from_static(b"must not run"))
+                    },
+                )))))
+            })
+            .boxed())
+        }))
+        .unwrap();
+    let addr = server.tcp_addr().unwrap();
+    let holder = std::thread::spawn(move || get(addr, "/hold"));
+    started_rx.recv_timeout(PATIENCE).unwrap();
+    let r = get(addr, "/switch");
+    assert_eq!(r.status, 503);
+    gate_tx.send(()).unwrap();
+    assert_eq!(holder.join().unwrap().body, b"held");
+    server.shutdown(Duration::from_secs(5));
+}
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the body's drop panicked");
+    }
+}
+
+#[test]
+fn a_panic_in_a_body_s_drop_is_contained() {
+    let server = start_async(rgi_async::from_fn(|_environ, _start| {
+        let bomb = PanicsOnDrop;
+        let mut sent = false;
+        Ok(body(move |_cx, start| {
+            let _ = &bomb;
+            if sent {
+                return Poll::Ready(None);
+            }
+            sent = true;
+            ok(start)?;
+            chunk("complete")
+        }))
+    }));
+    let addr = server.tcp_addr().unwrap();
+    for _ in 0..2 {
+        let r = get(addr, "/");
+        assert_eq!((r.status, &r.body[..]), (200, &b"complete"[..]));
+    }
+    server.shutdown(Duration::from_secs(5));
+}
+
 /// The kit's server for its asynchronous cases: `serve_async` with every
 /// capability it declares, and times short enough for the timing cases.
 struct KitServer;
