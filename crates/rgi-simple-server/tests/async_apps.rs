@@ -939,6 +939,51 @@ fn a_panic_in_a_body_s_drop_is_contained() {
     server.shutdown(Duration::from_secs(5));
 }
 
+#[test]
+fn async_apps_serve_unix_sockets_and_http_1_0() {
+    let dir = std::env::temp_dir().join(format!("rgi-simple-async-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("async.sock");
+    let _ = std::fs::remove_file(&path);
+    let app = || {
+        rgi_async::from_fn(|environ: Environ, _start| {
+            let version = format!("{:?}", environ.version());
+            Ok(body(move |_cx, start| {
+                if start.is_started() {
+                    return Poll::Ready(None);
+                }
+                ok(start)?;
+                chunk(version.clone())
+            }))
+        })
+    };
+    let server = Builder::new().bind_unix(&path).serve_async(app()).unwrap();
+    let mut stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let r = &responses(&bytes, &[])[0];
+    assert_eq!((r.status, &r.body[..]), (200, &b"HTTP/1.1"[..]));
+    drop(stream);
+    server.shutdown(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // HTTP/1.0 gets a close-delimited body: no chunked coding.
+    let server = start_async(app());
+    let (bytes, closed) = exchange(server.tcp_addr().unwrap(), b"GET / HTTP/1.0\r\n\r\n");
+    assert!(closed);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        !text.to_ascii_lowercase().contains("transfer-encoding"),
+        "{text}"
+    );
+    assert!(text.ends_with("HTTP/1.0"), "{text}");
+    server.shutdown(Duration::from_secs(5));
+}
+
 /// The kit's server for its asynchronous cases: `serve_async` with every
 /// capability it declares, and times short enough for the timing cases.
 struct KitServer;
