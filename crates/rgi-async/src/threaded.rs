@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use rgi::{
     Application, Body, BoxError, Environ, Input, InputError, InputUse, ResponseHead, ResponseSink,
-    ResponseState, StartResponse,
+    ResponseState, SendError, StartResponse,
 };
 
 use crate::app::AsyncApplication;
@@ -296,7 +296,17 @@ fn run_on_worker<A: Application>(app: &A, environ: Environ, sender: Sender) {
             let Some(chunk) = body.next_chunk(&mut state.start_response(&mut sink)) else {
                 break;
             };
-            state.send_chunk(&mut sink, chunk?)?;
+            match state.send_chunk(&mut sink, chunk?) {
+                Ok(()) => {}
+                // The application's mistake, caught before any of it was
+                // sent: what is relayed is still a well-framed response, so
+                // pulling stops and the response completes, as the server
+                // loop does (`[RGI-BODY-18]`, `[RGI-CL-2]`).
+                Err(SendError::BodyNotAllowed { .. } | SendError::ContentLengthExceeded { .. }) => {
+                    break;
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
         drop(body);
         state.finish(&mut sink)?;

@@ -349,6 +349,38 @@ fn a_head_without_body_is_relayed_at_the_end() {
     assert_eq!(served.steps, 0);
 }
 
+/// A 204 whose application still produces body bytes is relayed as a
+/// complete, empty 204, not replaced by a 500: the worker stops pulling at
+/// the refused chunk as the server loop does (`RGI-BODY-18`).
+#[test]
+fn a_body_refused_for_a_204_ends_the_response_as_a_204() {
+    let app = Threaded::new(rgi::from_fn(|_environ, start| {
+        start.start(ResponseHead::new(StatusCode::NO_CONTENT))?;
+        Ok(Bytes::from_static(b"not allowed"))
+    }));
+    let served = serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap();
+    assert_eq!(served.wire.heads().len(), 1);
+    assert_eq!(served.wire.heads()[0].status(), StatusCode::NO_CONTENT);
+    assert!(served.wire.body().is_empty());
+}
+
+/// Bytes past the declared Content-Length are cut, and the response ends
+/// complete at the declared length (`RGI-CL-2`).
+#[test]
+fn an_excess_past_the_content_length_ends_the_response_at_its_length() {
+    let app = Threaded::new(rgi::from_fn(|_environ, start| {
+        start.start(ok().with_header(header::CONTENT_LENGTH, HeaderValue::from_static("3")))?;
+        Ok(rgi::from_iter([
+            Bytes::from_static(b"ab"),
+            Bytes::from_static(b"cdef"),
+            Bytes::from_static(b"never pulled"),
+        ]))
+    }));
+    let served = serve(&app, env_with(Offload::new(ThreadPerJob))).unwrap();
+    assert_eq!(served.wire.heads()[0].status(), StatusCode::OK);
+    assert_eq!(served.wire.body(), b"abc");
+}
+
 #[test]
 fn the_workers_response_rules_are_enforced_and_reported() {
     let app = Threaded::new(rgi::from_fn(|_environ, start| {

@@ -114,6 +114,9 @@ pub(crate) struct ReadSide {
     /// The peer ended its side of the stream.
     eof: bool,
     timeout: Duration,
+    /// The socket is non-blocking (an asynchronous request): a read that
+    /// would block is reported as `WouldBlock`, not as a stall.
+    pub(crate) nonblocking: bool,
 }
 
 /// A `ReadSide` behind its lock.
@@ -152,6 +155,7 @@ impl ReadSide {
             broken: false,
             eof: false,
             timeout,
+            nonblocking: false,
         }
     }
 
@@ -252,6 +256,7 @@ impl ReadSide {
                 }
             }
             Ok(_) => Ok(true),
+            Err(error) if error.kind() == ErrorKind::WouldBlock && self.nonblocking => Err(error),
             Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 self.broken = true;
                 Err(io::Error::new(
@@ -281,16 +286,23 @@ pub(crate) struct BodySource {
     pub(crate) side: SharedReadSide,
 }
 
-impl Read for BodySource {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let mut side = lock(&self.side);
-        if side.stream.is_none() {
+impl ReadSide {
+    /// One read of the application's: `ResponseFinished` after the
+    /// response, `Ok(0)` at the end (or a truncation `Input` reports).
+    pub(crate) fn read_for_app(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.stream.is_none() {
             return Err(io::Error::other(InputError::ResponseFinished));
         }
-        if side.at_eof_with_length() {
+        if self.at_eof_with_length() {
             return Ok(0);
         }
-        side.read_body(out)
+        self.read_body(out)
+    }
+}
+
+impl Read for BodySource {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        lock(&self.side).read_for_app(out)
     }
 }
 

@@ -176,6 +176,8 @@ pub(crate) enum Bind {
 pub struct Builder {
     pub(crate) bind: Bind,
     pub(crate) workers: usize,
+    pub(crate) async_threads: usize,
+    pub(crate) blocking_queue: usize,
     pub(crate) limits: Limits,
     pub(crate) server_name: Option<String>,
 }
@@ -188,13 +190,16 @@ impl Default for Builder {
 
 impl Builder {
     /// A builder for `127.0.0.1:8000`, twice as many workers as cores (at
-    /// least 4), and the default [`Limits`].
+    /// least 4), as many async threads as cores (at least 2), a blocking
+    /// queue of 1,024 items, and the default [`Limits`].
     #[must_use]
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Self {
             bind: Bind::Tcp(SocketAddr::from(([127, 0, 0, 1], 8000))),
             workers: (cores * 2).max(4),
+            async_threads: cores.max(2),
+            blocking_queue: 1024,
             limits: Limits::default(),
             server_name: None,
         }
@@ -215,10 +220,30 @@ impl Builder {
         self
     }
 
-    /// The number of worker threads that run the application (at least 1).
+    /// The number of worker threads that run a synchronous application, or
+    /// the blocking work of an asynchronous one (at least 1).
     #[must_use]
     pub fn workers(mut self, count: usize) -> Self {
         self.workers = count.max(1);
+        self
+    }
+
+    /// The number of async threads that call asynchronous applications and
+    /// poll their bodies (at least 1); only
+    /// [`serve_async`](Builder::serve_async) starts them.
+    #[must_use]
+    pub fn async_threads(mut self, count: usize) -> Self {
+        self.async_threads = count.max(1);
+        self
+    }
+
+    /// How many items (offload jobs, switch continuations, after-response
+    /// tasks) wait for a worker, beyond those running, before offload
+    /// answers `Saturated` and a switch `503` (at least 1); only
+    /// [`serve_async`](Builder::serve_async) uses it.
+    #[must_use]
+    pub fn blocking_queue(mut self, count: usize) -> Self {
+        self.blocking_queue = count.max(1);
         self
     }
 

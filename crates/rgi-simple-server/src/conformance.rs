@@ -8,9 +8,11 @@
 //! [`SuiteLimits::LONGEST_TIMED`]), and four workers, so that one blocking
 //! application cannot stall the others (`[RGI-HINT-5]`).
 //!
-//! The server claims the synchronous interface only: asynchronous
-//! applications are not served yet, so the suite skips their cases and says
-//! so.
+//! The server claims both interfaces and every capability it implements
+//! (readiness, after-response tasks, upgrade): a synchronous probe is served
+//! with [`Builder::serve_sync`], an asynchronous one with
+//! [`Builder::serve_async`] on two async threads. It claims no runtime
+//! context, which it does not provide.
 //!
 //! # Examples
 //!
@@ -85,21 +87,24 @@ impl ServerUnderTest for SuiteServer {
     }
 
     fn claims(&self) -> Claims {
-        Claims::synchronous().with_limits(Self::claimed_limits())
+        Claims::asynchronous()
+            .with_readiness()
+            .with_after_response()
+            .with_upgrade()
+            .with_limits(Self::claimed_limits())
     }
 
     fn start(&self, app: Probe) -> Result<Box<dyn RunningServer>, BoxError> {
-        if app.is_async() {
-            // The runner never hands one over to a server that does not
-            // claim asynchronous applications; refuse rather than answer
-            // every request with a 500.
-            return Err("rgi-simple-server does not serve asynchronous applications yet".into());
-        }
-        let server = Builder::new()
+        let builder = Builder::new()
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .workers(4)
-            .limits(Self::limits())
-            .serve_sync(app)?;
+            .async_threads(2)
+            .limits(Self::limits());
+        let server = if app.is_async() {
+            builder.serve_async(app)?
+        } else {
+            builder.serve_sync(app)?
+        };
         let addr = server
             .tcp_addr()
             .ok_or("the server reports no TCP address")?;

@@ -20,6 +20,62 @@
 //!   is then shut for writing and read until the peer closes (at most two
 //!   seconds), so the answer is not lost to a reset.
 //!
+//! ## Asynchronous applications ([`Builder::serve_async`])
+//!
+//! There is no async runtime; three kinds of thread share the work.
+//!
+//! - A fixed pool of **async** threads ([`Builder::async_threads`]) calls
+//!   the application and polls its bodies. Each request is a task; its
+//!   waker re-queues it on that pool. A woken task is queued once and never
+//!   polled on two threads at once; a task woken while it is being polled
+//!   is polled again right after. A task takes at most 32 steps before the
+//!   others get a turn. Nothing on these threads blocks.
+//! - The **poller** thread also serves as the reactor: an async request's
+//!   connection, the descriptors of readiness waits and every timer are
+//!   registered in its one `mio` poll, and its events become wake-ups. There
+//!   is no second event loop.
+//! - The **worker** threads ([`Builder::workers`]) become a blocking pool
+//!   with a bounded queue ([`Builder::blocking_queue`], 1,024 by default):
+//!   offload jobs, switch continuations, after-response tasks. A full queue
+//!   answers offload with `OffloadError::Saturated` and a switch with `503`
+//!   (or an abnormal end after the head); at shutdown queued items are
+//!   dropped unrun. So a blocking synchronous part never holds an async
+//!   thread.
+//!
+//! The connection of an async request stays non-blocking. Output is framed
+//! by the same sink as for synchronous applications and written as the
+//! socket accepts it; the body is polled again only while at most 64 KiB
+//! of it is unsent (`[RGIA-OUT-2]`), and a client that takes nothing for
+//! `body_timeout` ends the response. The request body is the `Input`'s
+//! non-blocking face (`Input::from_async`): a read that would block parks
+//! on the connection's readability in the poller, `100 Continue` goes out on
+//! the first read, and `body_timeout` without a byte is a typed error. A
+//! request whose client resets the connection, or ends its side after a
+//! complete request (as hyper does by default), has its parked body
+//! dropped at once (`[RGIA-POLL-9]`).
+//!
+//! After a switch the unsent output is written first, then the socket turns
+//! blocking and the continuation and its body run on a worker as a
+//! synchronous application's would; the `Input`'s blocking face reads the
+//! rest of the body there.
+//!
+//! Each request's `Environ::extensions` holds its own
+//! [`Capabilities`](rgi_async::Capabilities) (after-response tasks wait for
+//! their own response):
+//!
+//! | Capability | Declared | Notes |
+//! |---|---|---|
+//! | offload | always | the blocking pool; `Saturated` when its queue is full |
+//! | the switch | always | on the blocking pool; `503` when its queue is full |
+//! | readiness | always | waits registered in the poller; up to 1,024 sources per `wait_any`; a zero timeout is answered at the first poll; timers fire when the poller next wakes after them |
+//! | after-response | always | up to 64 per request, run on the blocking pool once the response is complete (also after a disconnect) |
+//! | upgrade | on HTTP/1.1 requests with `Upgrade` and `Connection: upgrade` | the 101, then the raw connection as a non-blocking `ByteStream`; closed when the body has ended and the stream is dropped; no HTTP time limits after the 101 |
+//! | runtime | never | `require_runtime` answers `RuntimeError::NotDeclared` (`[RGIA-RT-3]`) |
+//!
+//! Graceful shutdown lets async requests run for the grace period, then
+//! cancels every one still alive: its body is dropped on an async thread,
+//! once (`[RGIA-TASK-4]`).
+//!
 //! ## The environ (`[RGI-ENV-11]`)
 //!
 //! - `server_name()` is the configured name ([`Builder::server_name`]),
@@ -28,7 +84,9 @@
 //! - `connection()` holds the peer and local addresses the OS reports
 //!   (`Address::Tcp`, or `Address::Unix`); there is no TLS, so
 //!   `url_scheme()` is `http`.
-//! - No extensions are inserted; `Errors` is `Errors::stderr()`.
+//! - No extensions are inserted for a synchronous application; an
+//!   asynchronous one finds its `Capabilities` there (see above).
+//!   `Errors` is `Errors::stderr()`.
 //! - `concurrency()` is multithreaded, single process.
 //!
 //! ## Protocol decisions (spec/rgi.md §12.3)
@@ -92,6 +150,17 @@ mod signals;
 // `conformance`).
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+// Async requests as tasks on the async threads, woken by the reactor.
+mod async_driver;
+// The worker pool of an async server: offload, switches, after-response tasks.
+mod blocking;
+// Readiness and timers for async requests, served by the poller thread.
+mod reactor;
+// The `Readiness` capability over the reactor.
+mod readiness;
+// The `Upgrade` capability: the 101 and the raw connection.
+mod upgrade;
 
 pub use config::{Builder, Limits};
 pub use error::Error;

@@ -3,8 +3,11 @@
 //! parsed head goes to the worker pool with its connection; a finished
 //! connection comes back through a channel and the poll's waker.
 //!
-//! Later phases add sources here (asynchronous bodies, readiness); every
-//! registration is a token in the same poll.
+//! For asynchronous applications the same poll also carries the
+//! [`Reactor`]'s registrations (connections of async requests, and the
+//! descriptors of readiness waits) and its timers: tokens from
+//! `REACTOR_BASE` up are handed to it, and its earliest timer bounds the
+//! poll's sleep.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
@@ -22,6 +25,7 @@ use crate::body::InBuf;
 use crate::config::Limits;
 use crate::head::{self, Parsed, RequestHead};
 use crate::net::{Listener, Stream};
+use crate::reactor::{REACTOR_BASE, Reactor};
 use crate::response::refusal;
 use crate::worker::{Connection, Finished};
 
@@ -38,6 +42,23 @@ const LINGER: Duration = Duration::from_secs(2);
 pub(crate) struct Job {
     pub(crate) conn: Connection,
     pub(crate) head: Box<RequestHead>,
+}
+
+/// Where the poller sends parsed requests: the synchronous worker pool's
+/// channel, or the async threads.
+pub(crate) trait Dispatch: Send {
+    /// Takes the request; false when it could not (the connection is then
+    /// dropped, closing it).
+    fn dispatch(&self, job: Job) -> bool;
+
+    /// The grace period is over: cancel what runs.
+    fn cancel_all(&self) {}
+}
+
+impl Dispatch for Sender<Job> {
+    fn dispatch(&self, job: Job) -> bool {
+        self.send(job).is_ok()
+    }
 }
 
 /// What the server handle and the poller share.
@@ -90,7 +111,10 @@ pub(crate) struct Poller {
     pub(crate) listener: Option<Listener>,
     pub(crate) server: Arc<ServerInfo>,
     pub(crate) limits: Limits,
-    pub(crate) jobs: Option<Sender<Job>>,
+    pub(crate) jobs: Option<Box<dyn Dispatch>>,
+    /// Readiness of async requests and of applications' descriptors, with
+    /// their timers; `None` for a synchronous application.
+    pub(crate) reactor: Option<Arc<Reactor>>,
     pub(crate) returns: Receiver<Finished>,
     pub(crate) control: Arc<Control>,
 }
@@ -133,10 +157,18 @@ impl Poller {
                         abandoned = busy.len(),
                         "grace period over: abandoning in-flight responses"
                     );
+                    drop(busy);
+                    if let Some(jobs) = self.jobs.as_ref() {
+                        jobs.cancel_all();
+                    }
                     break;
                 }
             }
-            let earliest = conns.values().map(|e| e.deadline).min();
+            let earliest = conns
+                .values()
+                .map(|e| e.deadline)
+                .chain(self.reactor.as_ref().and_then(|r| r.next_deadline()))
+                .min();
             let timeout = earliest
                 .map(|d| d.saturating_duration_since(now))
                 .into_iter()
@@ -152,8 +184,16 @@ impl Poller {
                 match event.token() {
                     WAKER => self.take_returns(&mut conns, &mut next),
                     LISTENER => self.accept(&mut conns, &mut next),
+                    token if token.0 >= REACTOR_BASE => {
+                        if let Some(reactor) = self.reactor.as_ref() {
+                            reactor.dispatch(event);
+                        }
+                    }
                     token => self.ready(&mut conns, token),
                 }
+            }
+            if let Some(reactor) = self.reactor.as_ref() {
+                reactor.fire_due(Instant::now());
             }
             self.expire(&mut conns);
         }
@@ -363,13 +403,10 @@ impl Poller {
                     return;
                 };
                 self.control.in_flight.fetch_add(1, Ordering::AcqRel);
-                if jobs
-                    .send(Job {
-                        conn: entry.conn,
-                        head,
-                    })
-                    .is_err()
-                {
+                if !jobs.dispatch(Job {
+                    conn: entry.conn,
+                    head,
+                }) {
                     self.control.in_flight.fetch_sub(1, Ordering::AcqRel);
                 }
             }

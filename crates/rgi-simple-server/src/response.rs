@@ -44,6 +44,9 @@ pub(crate) struct Sink {
     pub(crate) keep_alive: bool,
     /// Whether the buffered bytes include the head.
     head_buffered: bool,
+    /// Output stays in `out` for [`Sink::take_output`] instead of being
+    /// written: an asynchronous request writes without blocking.
+    deferred: bool,
 }
 
 impl Sink {
@@ -63,7 +66,19 @@ impl Sink {
             head_request: method == Method::HEAD,
             keep_alive,
             head_buffered: false,
+            deferred: false,
         }
+    }
+
+    /// Whether output stays for [`Sink::take_output`] (true) or is
+    /// written at once, blocking (false).
+    pub(crate) fn set_deferred(&mut self, on: bool) {
+        self.deferred = on;
+    }
+
+    /// Moves the framed output not yet taken to the end of `into`.
+    pub(crate) fn take_output(&mut self, into: &mut Vec<u8>) {
+        into.append(&mut self.out);
     }
 
     /// Writes the terminator of a complete response (the last-chunk) and
@@ -88,6 +103,9 @@ impl Sink {
         if self.head_buffered {
             *head_sent = true;
             self.head_buffered = false;
+        }
+        if self.deferred {
+            return Ok(());
         }
         let result = (&*self.stream).write_all(&self.out);
         drop(head_sent);

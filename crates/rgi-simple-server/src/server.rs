@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
 use rgi::{Application, Concurrency, ServerInfo};
+use rgi_async::{AsyncApplication, Offload, Readiness};
 
+use crate::async_driver::{AsyncDispatch, AsyncShared, CapabilityParts};
+use crate::blocking::{BlockingPool, PoolOffload};
 use crate::config::{Bind, Builder, Limits};
 use crate::error::Error;
 use crate::net::Listener;
-use crate::poller::{Control, Job, Poller, WAKER};
+use crate::poller::{Control, Dispatch, Job, Poller, WAKER};
+use crate::reactor::Reactor;
+use crate::readiness::PollerReadiness;
 use crate::worker::{self, Finished};
 
 /// Where a running server listens.
@@ -39,6 +44,7 @@ pub struct Server {
     poller: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     unix_path: Option<PathBuf>,
+    async_parts: Option<AsyncParts>,
 }
 
 impl Server {
@@ -93,6 +99,17 @@ impl Server {
                 tracing::error!("the poller thread panicked");
             }
         }
+        if let Some(mut parts) = self.async_parts.take() {
+            // Bodies still alive are dropped on their threads, then the
+            // blocking queue is dropped unrun (`[RGIA-OFFLOAD-9]`).
+            parts.shared.close();
+            for thread in parts.threads.drain(..) {
+                if thread.join().is_err() {
+                    tracing::error!("an async thread panicked");
+                }
+            }
+            parts.blocking.close();
+        }
         for worker in self.workers.drain(..) {
             if worker.join().is_err() {
                 tracing::error!("a worker thread panicked");
@@ -106,21 +123,34 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if self.poller.is_some() {
+        if self.poller.is_some() || self.async_parts.is_some() {
             self.stop(Duration::ZERO);
         }
     }
 }
 
+/// What both kinds of server start from: the bound listener, the poll with
+/// the listener registered, and the shared state.
+struct Prepared {
+    listener: Listener,
+    local: LocalAddr,
+    unix_path: Option<PathBuf>,
+    server: Arc<ServerInfo>,
+    poll: Poll,
+    waker: Arc<Waker>,
+    control: Arc<Control>,
+}
+
+/// The async side of a server, stopped after the poller.
+#[derive(Debug)]
+struct AsyncParts {
+    shared: Arc<AsyncShared>,
+    blocking: Arc<BlockingPool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
 impl Builder {
-    /// Starts serving a synchronous application: binds, starts the poller
-    /// and the worker pool, and returns at once.
-    ///
-    /// # Errors
-    ///
-    /// [`Error`] when the socket cannot be bound, a limit is zero, the
-    /// server name is invalid, or a thread cannot start.
-    pub fn serve_sync<A: Application>(self, app: A) -> Result<Server, Error> {
+    fn prepare(&self) -> Result<Prepared, Error> {
         self.limits.check()?;
         let (listener, local, unix_path) = bind(&self.bind)?;
         let (name, port) = match (&self.server_name, &local) {
@@ -142,8 +172,26 @@ impl Builder {
                 Interest::READABLE,
             )
             .map_err(Error::Poll)?;
+        Ok(Prepared {
+            listener,
+            local,
+            unix_path,
+            server,
+            poll,
+            waker,
+            control: Arc::new(Control::new()),
+        })
+    }
 
-        let control = Arc::new(Control::new());
+    /// Starts serving a synchronous application: binds, starts the poller
+    /// and the worker pool, and returns at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] when the socket cannot be bound, a limit is zero, the
+    /// server name is invalid, or a thread cannot start.
+    pub fn serve_sync<A: Application>(self, app: A) -> Result<Server, Error> {
+        let prepared = self.prepare()?;
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (ret_tx, ret_rx) = mpsc::channel::<Finished>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -156,8 +204,8 @@ impl Builder {
                 app: Arc::clone(&app),
                 jobs: Arc::clone(&job_rx),
                 returns: ret_tx.clone(),
-                waker: Arc::clone(&waker),
-                control: Arc::clone(&control),
+                waker: Arc::clone(&prepared.waker),
+                control: Arc::clone(&prepared.control),
                 limits: self.limits,
                 ids: Arc::clone(&ids),
             };
@@ -168,29 +216,130 @@ impl Builder {
             workers.push(handle);
         }
         drop(ret_tx);
+        self.launch(prepared, Box::new(job_tx), None, ret_rx, workers, None)
+    }
 
+    /// Starts serving an asynchronous application, with no async runtime:
+    /// binds, starts the poller, the async threads that call the
+    /// application and poll its bodies, and the worker pool for its
+    /// blocking work (offload, switch continuations, after-response
+    /// tasks); returns at once.
+    ///
+    /// Each request gets a [`Capabilities`](rgi_async::Capabilities) value
+    /// in its extensions with offload, readiness and after-response tasks,
+    /// and no runtime: [`Capabilities::require_runtime`](rgi_async::Capabilities::require_runtime)
+    /// refuses every runtime with `RuntimeError::NotDeclared`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] when the socket cannot be bound, a limit is zero, the
+    /// server name is invalid, or a thread cannot start.
+    pub fn serve_async<A: AsyncApplication>(self, app: A) -> Result<Server, Error> {
+        let prepared = self.prepare()?;
+        let (ret_tx, ret_rx) = mpsc::channel::<Finished>();
+        let registry = prepared.poll.registry().try_clone().map_err(Error::Poll)?;
+        let reactor = Arc::new(Reactor::new(registry, Arc::clone(&prepared.waker)));
+        let blocking = Arc::new(BlockingPool::new(self.blocking_queue));
+
+        let mut workers = Vec::with_capacity(self.workers);
+        for index in 0..self.workers {
+            let pool = Arc::clone(&blocking);
+            let handle = std::thread::Builder::new()
+                .name(format!("rgi-simple-worker-{index}"))
+                .spawn(move || pool.run_thread())
+                .map_err(Error::Thread)?;
+            workers.push(handle);
+        }
+        let shared = Arc::new(AsyncShared::new(
+            Arc::clone(&reactor),
+            Arc::clone(&blocking),
+            ret_tx,
+            Arc::clone(&prepared.waker),
+            Arc::clone(&prepared.control),
+            self.limits,
+        ));
+        let mut threads = Vec::with_capacity(self.async_threads);
+        for index in 0..self.async_threads {
+            let theirs = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("rgi-simple-async-{index}"))
+                .spawn(move || theirs.run_thread());
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(error) => {
+                    blocking.close();
+                    shared.close();
+                    return Err(Error::Thread(error));
+                }
+            }
+        }
+        let dispatch = AsyncDispatch {
+            app: Arc::new(app),
+            shared: Arc::clone(&shared),
+            capabilities: CapabilityParts {
+                offload: Offload::new(PoolOffload(Arc::clone(&blocking))),
+                readiness: Readiness::new(PollerReadiness::new(Arc::clone(&reactor))),
+            },
+        };
+        let parts = AsyncParts {
+            shared,
+            blocking,
+            threads,
+        };
+        self.launch(
+            prepared,
+            Box::new(dispatch),
+            Some(reactor),
+            ret_rx,
+            workers,
+            Some(parts),
+        )
+    }
+
+    fn launch(
+        &self,
+        prepared: Prepared,
+        jobs: Box<dyn Dispatch>,
+        reactor: Option<Arc<Reactor>>,
+        returns: Receiver<Finished>,
+        workers: Vec<JoinHandle<()>>,
+        async_parts: Option<AsyncParts>,
+    ) -> Result<Server, Error> {
+        let Prepared {
+            listener,
+            local,
+            unix_path,
+            server,
+            poll,
+            waker,
+            control,
+        } = prepared;
         let poller = Poller {
             poll,
             listener: Some(listener),
             server,
             limits: self.limits,
-            jobs: Some(job_tx),
-            returns: ret_rx,
+            jobs: Some(jobs),
+            reactor,
+            returns,
             control: Arc::clone(&control),
+        };
+        let mut handle = Server {
+            local,
+            control,
+            waker,
+            poller: None,
+            workers,
+            unix_path,
+            async_parts,
         };
         let poller = std::thread::Builder::new()
             .name("rgi-simple-poller".into())
             .spawn(move || poller.run())
             .map_err(Error::Thread)?;
-        tracing::info!(address = ?local, workers = workers.len(), "rgi-simple-server listening");
-        Ok(Server {
-            local,
-            control,
-            waker,
-            poller: Some(poller),
-            workers,
-            unix_path,
-        })
+        handle.poller = Some(poller);
+        tracing::info!(address = ?handle.local, workers = handle.workers.len(), "rgi-simple-server listening");
+        Ok(handle)
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) struct Finished {
 }
 
 /// Why a request failed, for the log and the answer.
-enum Failure {
+pub(crate) enum Failure {
     Error(BoxError),
     Panic(Box<dyn Any + Send>),
     /// Nothing to answer: the head went out or the transport failed.
@@ -54,7 +54,7 @@ impl Failure {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())
@@ -176,11 +176,18 @@ fn run<A: Application>(
     let called = catch_unwind(AssertUnwindSafe(|| {
         app.call(environ, &mut state.start_response(sink))
     }));
-    let mut body = match called {
+    let body = match called {
         Ok(Ok(body)) => body,
         Ok(Err(error)) => return fail(state, sink, Failure::Error(error)),
         Err(payload) => return fail(state, sink, Failure::Panic(payload)),
     };
+    pull(body, state, sink)
+}
+
+/// Pulls a synchronous body to its end and drops it, as `run` does after
+/// `call`; also the second half of an asynchronous request that switched
+/// (`[RGIA-SWITCH-5]`).
+pub(crate) fn pull<B: Body>(mut body: B, state: &mut ResponseState, sink: &mut Sink) -> bool {
     if !state.is_head_sent() {
         // An exact hint lets a one-piece body go out with a Content-Length
         // instead of chunks (`[RGI-CL-6]`).
@@ -248,7 +255,7 @@ fn run<A: Application>(
 }
 
 /// Drops the body, containing a panic in its `Drop` (`[RGI-FAIL-2]`).
-fn drop_body<B: Body>(body: B) -> bool {
+pub(crate) fn drop_body<B>(body: B) -> bool {
     match catch_unwind(AssertUnwindSafe(move || drop(body))) {
         Ok(()) => true,
         Err(payload) => {
@@ -260,7 +267,11 @@ fn drop_body<B: Body>(body: B) -> bool {
 
 /// A `send_chunk` error: an excess is the application's fault with a
 /// complete response on the wire (`[RGI-CL-2]`); anything else ends it.
-fn send_failed(state: &mut ResponseState, sink: &mut Sink, error: rgi::SendError) -> bool {
+pub(crate) fn send_failed(
+    state: &mut ResponseState,
+    sink: &mut Sink,
+    error: rgi::SendError,
+) -> bool {
     match error {
         rgi::SendError::ContentLengthExceeded { .. } | rgi::SendError::BodyNotAllowed { .. } => {
             tracing::error!(%error, "application error");
@@ -283,7 +294,7 @@ fn send_failed(state: &mut ResponseState, sink: &mut Sink, error: rgi::SendError
 
 /// An application failure: an error head if none went out, else an
 /// abnormal end (`[RGI-FAIL-3]`, `[RGI-FAIL-5]`, `[RGI-FAIL-10]`).
-fn fail(state: &mut ResponseState, sink: &mut Sink, failure: Failure) -> bool {
+pub(crate) fn fail(state: &mut ResponseState, sink: &mut Sink, failure: Failure) -> bool {
     if state.is_head_sent() {
         if !matches!(failure, Failure::Quiet) {
             tracing::error!(error = %failure.into_box(), "application failed after the head was sent");
