@@ -233,8 +233,14 @@ fn skip_token(line: &[u8], mut i: usize) -> usize {
 fn check_extensions(line: &[u8]) -> Result<(), DecodeError> {
     let mut i = 0;
     loop {
+        let before = i;
         i = skip_bws(line, i);
         if i == line.len() {
+            // BWS belongs before a `;` only: "5 " and "5;a=b " end in
+            // whitespace that no rule of RFC 9112 §7.1.1 produces.
+            if i != before {
+                return malformed("whitespace at the end of a chunk-size line");
+            }
             return Ok(());
         }
         if line[i] != b';' {
@@ -315,10 +321,10 @@ mod tests {
     #[test]
     fn decodes_and_stops_at_the_end() {
         let (body, used, done) =
-            run(b"3;a=b\r\nabc\r\n1\r\nd\r\n0\r\nX-T: 1\r\n\r\nGET").unwrap_or_default();
+            run(b"3;a=b\r\nabc\r\n1 ; c\r\nd\r\n0\r\nX-T: 1\r\n\r\nGET").unwrap_or_default();
         assert_eq!(body, b"abcd");
         assert!(done);
-        assert_eq!(used, 31);
+        assert_eq!(used, 35);
     }
 
     #[test]
@@ -329,6 +335,8 @@ mod tests {
             b"3\r\nabcX",
             b"-1\r\n",
             b"3 x\r\n",
+            b"3 \r\nabc\r\n0\r\n\r\n",
+            b"3;a=b\t\r\nabc\r\n0\r\n\r\n",
             b"11111111111111111\r\n",
             b"0\r\nbad trailer\r\n\r\n",
         ] {

@@ -60,9 +60,47 @@ pub(crate) enum Parsed {
 /// target when deciding 414 before the line is complete.
 const MAX_METHOD: usize = 64;
 
-/// Parses the head at the start of `buf`.
+/// How many empty lines before a request line are skipped (RFC 9112 §2.2:
+/// a server SHOULD ignore at least one); more are refused, so that a peer
+/// cannot hold a connection by sending nothing but line endings.
+const MAX_EMPTY_LINES: usize = 4;
+
+/// Parses the head at the start of `buf`, after at most
+/// [`MAX_EMPTY_LINES`] empty lines.
 pub(crate) fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
+    let mut skipped = 0;
+    for _ in 0..MAX_EMPTY_LINES {
+        match &buf[skipped..] {
+            [b'\r', b'\n', ..] => skipped += 2,
+            [b'\n', ..] => skipped += 1,
+            _ => break,
+        }
+    }
+    let rest = &buf[skipped..];
+    match rest {
+        // The CR of what may be an empty line: wait for its LF.
+        [b'\r'] => return Ok(Parsed::Partial),
+        [b'\r' | b'\n', ..] => return bad("empty lines or a CR before the request line"),
+        _ => {}
+    }
+    match parse_head(rest, limits)? {
+        Parsed::Complete(head, used) => Ok(Parsed::Complete(head, skipped + used)),
+        Parsed::Partial => Ok(Parsed::Partial),
+    }
+}
+
+/// Parses the head at the very start of `buf`.
+fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
     let Some(line_end) = buf.iter().position(|&b| b == b'\n') else {
+        // The method is judged as soon as it arrives, so that bytes that
+        // cannot start a request (a TLS handshake on a plain port, binary
+        // noise) are answered at once instead of after the head timeout.
+        let method_end = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
+        let method = &buf[..method_end];
+        let method = method.strip_suffix(b"\r").unwrap_or(method);
+        if method.len() > MAX_METHOD || !method.iter().all(|&b| is_tchar(b)) {
+            return bad("method is not a token");
+        }
         if buf.len() > limits.max_target + MAX_METHOD + 16 {
             return refuse(
                 StatusCode::URI_TOO_LONG,
@@ -496,6 +534,41 @@ mod tests {
     fn partial_until_the_blank_line() {
         assert!(matches!(
             parse(b"GET / HTTP/1.1\r\nHost: x\r\n", &Limits::default()),
+            Ok(Parsed::Partial)
+        ));
+    }
+
+    #[test]
+    fn skips_a_few_empty_lines_before_the_request_line() {
+        let raw = b"\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let Ok(Parsed::Complete(_, used)) = parse(raw, &Limits::default()) else {
+            panic!("not complete");
+        };
+        assert_eq!(used, raw.len());
+        assert!(matches!(
+            parse(b"\r\n\r", &Limits::default()),
+            Ok(Parsed::Partial)
+        ));
+        assert_eq!(
+            status(b"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(StatusCode::BAD_REQUEST)
+        );
+    }
+
+    #[test]
+    fn refuses_a_method_that_is_not_a_token_before_the_line_ends() {
+        // A TLS ClientHello on the plain port: no line end will come soon.
+        assert_eq!(
+            status(b"\x16\x03\x01\x00\xa5\x01\x00"),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(status(b"GE(T"), Some(StatusCode::BAD_REQUEST));
+        assert!(matches!(
+            parse(b"GET /a", &Limits::default()),
+            Ok(Parsed::Partial)
+        ));
+        assert!(matches!(
+            parse(b"PATCH", &Limits::default()),
             Ok(Parsed::Partial)
         ));
     }

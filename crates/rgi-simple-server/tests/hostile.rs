@@ -107,11 +107,6 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
             400,
         ),
         (
-            "leading empty line",
-            v("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
-            400,
-        ),
-        (
             "space before colon",
             v("GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
             400,
@@ -307,7 +302,59 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
             v("GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n"),
             400,
         ),
+        (
+            "whitespace after a chunk size",
+            v(
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
+            ),
+            400,
+        ),
+        (
+            "five empty lines before the request line",
+            v("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            400,
+        ),
     ]
+}
+
+/// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a
+/// request line (a client may send a CRLF after a POST body); a few are.
+#[test]
+fn empty_lines_before_a_request_line_are_skipped() {
+    let server = start_with(
+        recording_echo(Arc::new(Mutex::new(Vec::new()))),
+        Limits::default(),
+    );
+    let addr = server.tcp_addr().unwrap();
+    let (bytes, _) = exchange(
+        addr,
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n\
+          \r\nGET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let got = responses(&bytes, &[]);
+    assert_eq!(got.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200]);
+}
+
+/// Bytes that cannot begin a request line are refused as they arrive, not
+/// after the head timeout: a TLS handshake sent to the plain-text port gets
+/// its 400 at once.
+#[test]
+fn a_tls_handshake_on_the_plain_port_is_refused_at_once() {
+    let limits = Limits::default().with_head_timeout(Duration::from_secs(30));
+    let server = start_with(recording_echo(Arc::new(Mutex::new(Vec::new()))), limits);
+    let addr = server.tcp_addr().unwrap();
+    let started = Instant::now();
+    // A ClientHello's first bytes: no line end in sight.
+    let (bytes, closed) = exchange(addr, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03");
+    let got = responses(&bytes, &[]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status, 400);
+    assert!(closed);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "answered after {:?}, as if by the head timeout",
+        started.elapsed()
+    );
 }
 
 #[test]
