@@ -120,10 +120,8 @@ pub fn run_target(candidate: Candidate, deadline: Duration) -> Result<(), Simple
             addr
         }
     };
-    let mut stdout = std::io::stdout();
-    writeln!(stdout, "listening {addr}")
-        .and_then(|()| stdout.flush())
-        .map_err(io("writing the address"))?;
+    // The stdin watcher starts before the address goes out, so that the
+    // thread count the report reads first is already the final one.
     let (done, ended) = mpsc::channel();
     std::thread::spawn(move || {
         let mut sink = [0_u8; 64];
@@ -131,6 +129,10 @@ pub fn run_target(candidate: Candidate, deadline: Duration) -> Result<(), Simple
         while matches!(stdin.read(&mut sink), Ok(read) if read > 0) {}
         let _ = done.send(());
     });
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening {addr}")
+        .and_then(|()| stdout.flush())
+        .map_err(io("writing the address"))?;
     let _ = ended.recv_timeout(deadline);
     if let Some(server) = server {
         // Idle connections close at once; nothing is in flight.
