@@ -11,7 +11,7 @@
 //! rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate NAME]
 //!                         [--rate R] [--workers N] [--only TEXT]
 //! rgi-bench simple-target <threaded|simple> [--deadline-secs S]
-//! rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--work DIR] [--only TEXT]
+//! rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]
 //! ```
 //!
 //! `report` is the interface benchmark (issue 9); `target` is one server
@@ -53,7 +53,7 @@ const USAGE: &str = "usage:
   rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate hyper|rgi]
                           [--rate R] [--workers N] [--only TEXT]
   rgi-bench simple-target <threaded|simple> [--deadline-secs S]
-  rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--work DIR] [--only TEXT]";
+  rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -240,14 +240,20 @@ fn run(args: &[String]) -> Result<(), String> {
                     .parse()
                     .map_err(|_| format!("--rounds {rounds:?} is not a number"))?;
             }
+            if let Some(requests) = option(args, "--requests") {
+                plan.requests = requests
+                    .parse()
+                    .map_err(|_| format!("--requests {requests:?} is not a number"))?;
+                plan.pipelined_requests = plan.requests * 16;
+            }
             plan.only = option(args, "--only").map(str::to_owned);
             let exe = std::env::current_exe().map_err(|err| err.to_string())?;
             let work = option(args, "--work").map_or_else(
                 || std::env::temp_dir().join(format!("rgi-bench.{}", std::process::id())),
                 PathBuf::from,
             );
-            let report = simple_report::SimpleReport::new(exe, work, plan)
-                .map_err(|err| err.to_string())?;
+            let report =
+                simple_report::SimpleReport::new(exe, work, plan).map_err(|err| err.to_string())?;
             let text = report.run().map_err(|err| err.to_string())?;
             print!("{text}");
             Ok(())

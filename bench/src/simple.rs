@@ -167,7 +167,12 @@ impl TargetProcess {
     pub fn start(exe: &Path, candidate: Candidate) -> Result<Self, SimpleError> {
         let deadline = CHILD_DEADLINE.as_secs().to_string();
         let mut child = std::process::Command::new(exe)
-            .args(["simple-target", candidate.name(), "--deadline-secs", &deadline])
+            .args([
+                "simple-target",
+                candidate.name(),
+                "--deadline-secs",
+                &deadline,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -232,7 +237,11 @@ impl TargetProcess {
         drop(self.stdin.take());
         let until = Instant::now() + EXIT_WAIT;
         loop {
-            match self.child.try_wait().map_err(io("waiting for a candidate"))? {
+            match self
+                .child
+                .try_wait()
+                .map_err(io("waiting for a candidate"))?
+            {
                 Some(status) if status.success() => return Ok(()),
                 Some(status) => return Err(self.error(format!("exited with {status}"))),
                 None if Instant::now() >= until => {

@@ -236,11 +236,7 @@ impl SimpleReport {
                 active.pipelined(scenario.depth, requests, LOAD_DEADLINE),
             )
         } else {
-            self.client(
-                scenario,
-                candidate,
-                active.closed(requests, LOAD_DEADLINE),
-            )
+            self.client(scenario, candidate, active.closed(requests, LOAD_DEADLINE))
         }
     }
 
@@ -286,9 +282,8 @@ impl SimpleReport {
         drop(active);
         target.finish()?;
         let served = run.requests.max(1) as f64;
-        let idle_bytes = (scenario.idle > 0).then(|| {
-            (rss_after as f64 - rss_before as f64) * 1024.0 / scenario.idle as f64
-        });
+        let idle_bytes = (scenario.idle > 0)
+            .then(|| (rss_after as f64 - rss_before as f64) * 1024.0 / scenario.idle as f64);
         Ok(Figures {
             cpu_us: (cpu_after - cpu_before) as f64 * 1e6 / self.ticks as f64 / served,
             rate: run.rate(),
@@ -332,12 +327,8 @@ impl SimpleReport {
             candidate.name()
         ));
         let tracer = Tracer::attach(target.pid(), &out)?;
-        let run = self.measured_load(
-            scenario,
-            candidate,
-            &mut active,
-            self.plan.strace_requests,
-        )?;
+        let run =
+            self.measured_load(scenario, candidate, &mut active, self.plan.strace_requests)?;
         let text = tracer.detach()?;
         drop(idle);
         drop(active);
@@ -404,11 +395,7 @@ impl SimpleReport {
             for round in 0..self.plan.rounds {
                 // Alternate which goes first, so a drift in the machine's
                 // load does not favour one side.
-                let order = if round % 2 == 0 {
-                    [0, 1]
-                } else {
-                    [1, 0]
-                };
+                let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
                 let mut this = [Figures::default(), Figures::default()];
                 for side in order {
                     let candidate = Candidate::ALL[side];
@@ -471,7 +458,10 @@ impl SimpleReport {
             .filter(|r| r.verdict() == Verdict::Missed)
             .count();
         if !notes.is_empty() {
-            let _ = writeln!(text, "\nsyscalls by strace -c -f -p PID over the measured run, the most frequent per request:");
+            let _ = writeln!(
+                text,
+                "\nsyscalls by strace -c -f -p PID over the measured run, the most frequent per request:"
+            );
             text.push_str(&notes);
         }
         let _ = writeln!(
@@ -499,42 +489,108 @@ impl SimpleReport {
         let (anchor, simple) = pair(|f| f.cpu_us);
         let cpu_target = scenario.cpu_ratio.map_or(Target::Report, Target::Ratio);
         rows.push(with_ratio(
-            figures_row(name, "server CPU us/request (median ratio)", "", cpu_target, anchor, simple),
+            figures_row(
+                name,
+                "server CPU us/request (median ratio)",
+                "",
+                cpu_target,
+                anchor,
+                simple,
+            ),
             median(ratios),
         ));
         let (anchor, simple) = pair(|f| f.rate);
-        rows.push(figures_row(name, "req/s", "", Target::Report, anchor, simple));
-        let latency = if scenario.depth > 1 { "burst" } else { "request" };
-        let (anchor, simple) = pair(|f| f.p50_us);
-        rows.push(figures_row(name, &format!("p50 us per {latency}"), "", Target::Report, anchor, simple));
-        let (anchor, simple) = pair(|f| f.p99_us);
-        rows.push(figures_row(name, &format!("p99 us per {latency}"), "", Target::Report, anchor, simple));
-        let (anchor, simple) = pair(|f| f.max_us);
-        rows.push(figures_row(name, &format!("max us per {latency}"), "", Target::Report, anchor, simple));
-        let (anchor, simple) = pair(|f| f.slowest_us);
-        rows.push(figures_row(name, "slowest conn's mean latency us", "", Target::Report, anchor, simple));
-        let (anchor, simple) = pair(|f| {
-            if f.mean_us > 0.0 { f.slowest_us / f.mean_us } else { 0.0 }
-        });
         rows.push(figures_row(
             name,
-            "slowest conn mean / mean of all",
-            "x",
-            Target::AtMost(STARVATION_BOUND),
-            anchor,
-            simple,
-        ).without_ratio());
-        let (anchor, simple) = pair(|f| f.threads_load);
-        rows.push(figures_row(name, "server threads under load", "", Target::Report, anchor, simple).without_ratio());
-        let (anchor, simple) = pair(|f| f.threads_load - f.threads_start);
-        rows.push(figures_row(
-            name,
-            "threads added by the connections",
+            "req/s",
             "",
-            Target::AtMost(0.0),
+            Target::Report,
             anchor,
             simple,
-        ).without_ratio());
+        ));
+        let latency = if scenario.depth > 1 {
+            "burst"
+        } else {
+            "request"
+        };
+        let (anchor, simple) = pair(|f| f.p50_us);
+        rows.push(figures_row(
+            name,
+            &format!("p50 us per {latency}"),
+            "",
+            Target::Report,
+            anchor,
+            simple,
+        ));
+        let (anchor, simple) = pair(|f| f.p99_us);
+        rows.push(figures_row(
+            name,
+            &format!("p99 us per {latency}"),
+            "",
+            Target::Report,
+            anchor,
+            simple,
+        ));
+        let (anchor, simple) = pair(|f| f.max_us);
+        rows.push(figures_row(
+            name,
+            &format!("max us per {latency}"),
+            "",
+            Target::Report,
+            anchor,
+            simple,
+        ));
+        let (anchor, simple) = pair(|f| f.slowest_us);
+        rows.push(figures_row(
+            name,
+            "slowest conn's mean latency us",
+            "",
+            Target::Report,
+            anchor,
+            simple,
+        ));
+        let (anchor, simple) = pair(|f| {
+            if f.mean_us > 0.0 {
+                f.slowest_us / f.mean_us
+            } else {
+                0.0
+            }
+        });
+        rows.push(
+            figures_row(
+                name,
+                "slowest conn mean / mean of all",
+                "x",
+                Target::AtMost(STARVATION_BOUND),
+                anchor,
+                simple,
+            )
+            .without_ratio(),
+        );
+        let (anchor, simple) = pair(|f| f.threads_load);
+        rows.push(
+            figures_row(
+                name,
+                "server threads under load",
+                "",
+                Target::Report,
+                anchor,
+                simple,
+            )
+            .without_ratio(),
+        );
+        let (anchor, simple) = pair(|f| f.threads_load - f.threads_start);
+        rows.push(
+            figures_row(
+                name,
+                "threads added by the connections",
+                "",
+                Target::AtMost(0.0),
+                anchor,
+                simple,
+            )
+            .without_ratio(),
+        );
         if scenario.idle > 0 {
             let idle = |side: usize| {
                 median(
@@ -544,28 +600,41 @@ impl SimpleReport {
                         .collect::<Vec<_>>(),
                 )
             };
-            rows.push(Row {
-                scenario: name.to_owned(),
-                metric: "idle conn memory, RSS bytes/conn".to_owned(),
-                unit: "B",
-                baseline: idle(0),
-                candidate: idle(1),
-                ratio: None,
-                target: Target::AtMost(IDLE_BYTES),
-            }.with_computed_ratio());
+            rows.push(
+                Row {
+                    scenario: name.to_owned(),
+                    metric: "idle conn memory, RSS bytes/conn".to_owned(),
+                    unit: "B",
+                    baseline: idle(0),
+                    candidate: idle(1),
+                    ratio: None,
+                    target: Target::AtMost(IDLE_BYTES),
+                }
+                .with_computed_ratio(),
+            );
         }
         let (anchor, simple) = pair(|f| f.switches);
-        rows.push(figures_row(name, "context switches/request", "", Target::Report, anchor, simple));
+        rows.push(figures_row(
+            name,
+            "context switches/request",
+            "",
+            Target::Report,
+            anchor,
+            simple,
+        ));
         if let Some([anchor, simple]) = syscalls {
-            rows.push(Row {
-                scenario: name.to_owned(),
-                metric: "syscalls/request (strace)".to_owned(),
-                unit: "",
-                baseline: anchor,
-                candidate: simple,
-                ratio: None,
-                target: Target::Report,
-            }.with_computed_ratio());
+            rows.push(
+                Row {
+                    scenario: name.to_owned(),
+                    metric: "syscalls/request (strace)".to_owned(),
+                    unit: "",
+                    baseline: anchor,
+                    candidate: simple,
+                    ratio: None,
+                    target: Target::Report,
+                }
+                .with_computed_ratio(),
+            );
         }
     }
 

@@ -86,7 +86,12 @@ pub fn spawn_local() -> io::Result<SocketAddr> {
 /// What one parsed request asks for.
 enum Request {
     /// A complete bodiless request of `len` bytes; answer it.
-    Answer { len: usize, head_only: bool, found: bool, close: bool },
+    Answer {
+        len: usize,
+        head_only: bool,
+        found: bool,
+        close: bool,
+    },
     /// More bytes are needed.
     Partial,
     /// Not a request the anchor serves; answer `status` and close.
@@ -99,7 +104,9 @@ fn parse(bytes: &[u8]) -> Request {
     let len = match request.parse(bytes) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if bytes.len() <= MAX_HEAD => return Request::Partial,
-        Ok(httparse::Status::Partial) => return Request::Refuse("431 Request Header Fields Too Large"),
+        Ok(httparse::Status::Partial) => {
+            return Request::Refuse("431 Request Header Fields Too Large");
+        }
         Err(_) => return Request::Refuse("400 Bad Request"),
     };
     if request.version != Some(1) {
@@ -243,7 +250,9 @@ pub fn write_date(out: &mut Vec<u8>, now: SystemTime) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
     let days = secs / 86_400;
     let of_day = secs % 86_400;
     // Days to a civil date (the proleptic Gregorian calendar), shifted so
@@ -261,7 +270,9 @@ pub fn write_date(out: &mut Vec<u8>, now: SystemTime) {
         month_index - 9
     };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
-    let weekday = WEEKDAYS.get(usize::try_from(days % 7).unwrap_or(0)).unwrap_or(&"Thu");
+    let weekday = WEEKDAYS
+        .get(usize::try_from(days % 7).unwrap_or(0))
+        .unwrap_or(&"Thu");
     let month_name = MONTHS
         .get(usize::try_from(month.saturating_sub(1)).unwrap_or(0))
         .unwrap_or(&"Jan");
@@ -305,6 +316,9 @@ mod tests {
             parse(b"POST / HTTP/1.1\r\nhost: a\r\n\r\n"),
             Request::Refuse(_)
         ));
-        assert!(matches!(parse(b"GET / HTTP/1.1\r\n\r\n"), Request::Refuse(_)));
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\n\r\n"),
+            Request::Refuse(_)
+        ));
     }
 }

@@ -29,6 +29,13 @@ pub(crate) const WAKER: Token = Token(0);
 pub(crate) const LISTENER: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
+/// A connection's token: its descriptor's number, past the fixed tokens.
+/// Open descriptors are unique, so the token stays the connection's while
+/// it is on a worker, and its registration can stay too.
+fn token_of(stream: &Stream) -> Token {
+    Token(stream.raw_fd().unsigned_abs() as usize + FIRST_CONN)
+}
+
 /// How long a closing connection is read and discarded, so that a refusal
 /// is not lost to a reset caused by unread request bytes.
 const LINGER: Duration = Duration::from_secs(2);
@@ -104,7 +111,6 @@ impl std::fmt::Debug for Poller {
 impl Poller {
     pub(crate) fn run(mut self) {
         let mut conns: HashMap<Token, Entry> = HashMap::new();
-        let mut next = FIRST_CONN;
         let mut events = Events::with_capacity(256);
         // Scanning every connection for deadlines on every wake-up costs
         // O(connections) per request (14% of the server's CPU under load
@@ -169,8 +175,8 @@ impl Poller {
             }
             for event in &events {
                 match event.token() {
-                    WAKER => self.take_returns(&mut conns, &mut next),
-                    LISTENER => self.accept(&mut conns, &mut next),
+                    WAKER => self.take_returns(&mut conns),
+                    LISTENER => self.accept(&mut conns),
                     token => self.ready(&mut conns, token),
                 }
             }
@@ -199,7 +205,7 @@ impl Poller {
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
     }
 
-    fn accept(&mut self, conns: &mut HashMap<Token, Entry>, next: &mut usize) {
+    fn accept(&mut self, conns: &mut HashMap<Token, Entry>) {
         loop {
             let Some(listener) = self.listener.as_ref() else {
                 return;
@@ -210,8 +216,7 @@ impl Poller {
                         tracing::warn!(%error, "cannot make a connection non-blocking");
                         continue;
                     }
-                    let token = Token(*next);
-                    *next += 1;
+                    let token = token_of(&stream);
                     let stream = Arc::new(stream);
                     if !self.register(token, &stream) {
                         continue;
@@ -246,10 +251,9 @@ impl Poller {
         }
     }
 
-    fn take_returns(&mut self, conns: &mut HashMap<Token, Entry>, next: &mut usize) {
+    fn take_returns(&mut self, conns: &mut HashMap<Token, Entry>) {
         while let Ok(Finished { conn, keep }) = self.returns.try_recv() {
-            let token = Token(*next);
-            *next += 1;
+            let token = token_of(&conn.stream);
             if let Err(error) = conn.stream.set_nonblocking(true) {
                 tracing::debug!(%error, "cannot make a returned connection non-blocking");
                 continue;
@@ -278,16 +282,11 @@ impl Poller {
                     deadline: now + LINGER,
                 }
             };
-            if !self.register(token, &entry.conn.stream) {
-                continue;
-            }
-            let pipelined = matches!(entry.phase, Phase::Head);
             conns.insert(token, entry);
-            if pipelined {
-                // Bytes of the next request may all be buffered already, with
-                // no readiness event to come.
-                self.parse(conns, token);
-            }
+            // The connection stayed registered during the worker's trip, and
+            // an edge that came then was dropped (no entry): read now. Bytes
+            // of the next request may also be buffered already.
+            self.ready(conns, token);
         }
     }
 
@@ -376,7 +375,9 @@ impl Poller {
                 let Some(entry) = conns.remove(&token) else {
                     return;
                 };
-                self.deregister(&entry.conn.stream);
+                // It stays registered while on the worker (its token is its
+                // descriptor's), which saves two `epoll_ctl` calls per
+                // request; events meanwhile find no entry and are dropped.
                 let Some(jobs) = self.jobs.as_ref() else {
                     return;
                 };
