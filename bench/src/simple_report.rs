@@ -34,6 +34,9 @@ pub struct Plan {
     pub strace_requests: u64,
     /// Whether strace is installed and used.
     pub strace: bool,
+    /// Whether the scenarios with idle connections get a strace run too
+    /// (opening them again costs the quick plan its time budget).
+    pub strace_idle: bool,
     /// Run only the scenarios whose name contains this text.
     pub only: Option<String>,
 }
@@ -49,6 +52,7 @@ impl Plan {
             pipelined_requests: 320_000,
             strace_requests: 10_000,
             strace: true,
+            strace_idle: true,
             only: None,
         }
     }
@@ -59,10 +63,11 @@ impl Plan {
         Plan {
             rounds: 1,
             warmup: 500,
-            requests: 5_000,
+            requests: 10_000,
             pipelined_requests: 16_000,
             strace_requests: 1_000,
             strace: true,
+            strace_idle: false,
             only: None,
         }
     }
@@ -419,7 +424,7 @@ impl SimpleReport {
                 figures[0].push(anchor);
                 figures[1].push(simple);
             }
-            let syscalls = if self.plan.strace {
+            let syscalls = if self.plan.strace && (self.plan.strace_idle || scenario.idle == 0) {
                 let mut both = [None, None];
                 for (side, candidate) in Candidate::ALL.into_iter().enumerate() {
                     let counted = self.strace_round(scenario, candidate)?;
