@@ -340,7 +340,7 @@ impl SimpleReport {
         target.finish()?;
         let served = run.requests.max(1) as f64;
         let (total, mut calls) = parse_strace_summary(&text);
-        calls.sort_by(|a, b| b.1.cmp(&a.1));
+        calls.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         Ok(Syscalls {
             per_request: total as f64 / served,
             top: calls
