@@ -1,4 +1,4 @@
-//! Two benchmarks in one crate:
+//! Three benchmarks in one crate:
 //!
 //! - the RGI interface benchmark (issue 9, section 4): a hello-world
 //!   request answered by bare hyper and by the thinnest honest hyper
@@ -7,7 +7,11 @@
 //!   request (`bench/run.sh`; the adapter lives in [`adapter`] alone);
 //! - the rgi-server benchmark (issue 10, section 8): the server against
 //!   bare hyper built alike, scenario by scenario, in [`server_bench`]
-//!   (`bench/server.sh`).
+//!   (`bench/server.sh`);
+//! - the rgi-simple-server benchmark (issue 12, item 6): the server against
+//!   a plain std thread-per-connection server, in [`simple`],
+//!   [`simple_client`], [`simple_report`] and [`threaded`]
+//!   (`bench/simple.sh`).
 //!
 //! `bench/README.md` says what is measured and how.
 #![deny(missing_docs)]
@@ -20,4 +24,8 @@ pub mod load;
 pub mod report;
 pub mod server;
 pub mod server_bench;
+pub mod simple;
+pub mod simple_client;
+pub mod simple_report;
 pub mod steps;
+pub mod threaded;

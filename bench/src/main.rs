@@ -10,11 +10,14 @@
 //! rgi-bench target <IMPLEMENTATION> <APP> [--workers N] [--pool N] [--pipeline-flush on|off] [--deadline-secs S]
 //! rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate NAME]
 //!                         [--rate R] [--workers N] [--only TEXT]
+//! rgi-bench simple-target <threaded|simple> [--deadline-secs S]
+//! rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]
 //! ```
 //!
 //! `report` is the interface benchmark (issue 9); `target` is one server
 //! under test of the rgi-server benchmark (issue 10) and `server-report`
-//! runs that whole benchmark.
+//! runs that whole benchmark; `simple-target` and `simple-report` are the
+//! rgi-simple-server benchmark's (issue 12).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,7 +29,8 @@ use rgi_bench::report::{Plan, Reporter};
 use rgi_bench::server::{self, Mode};
 use rgi_bench::server_bench::report as server_report;
 use rgi_bench::server_bench::target::{self, App, Implementation, Settings};
-use rgi_bench::{load, steps};
+use rgi_bench::simple::{self, Candidate};
+use rgi_bench::{load, simple_report, steps};
 
 #[global_allocator]
 static ALLOCATOR: CountingAlloc = CountingAlloc::new();
@@ -47,7 +51,9 @@ const USAGE: &str = "usage:
   rgi-bench target <hyper|rgi> <hello-async|hello-sync|blocking|park|mixed|stream>
                    [--workers N] [--pool N] [--pipeline-flush on|off] [--deadline-secs S]
   rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate hyper|rgi]
-                          [--rate R] [--workers N] [--only TEXT]";
+                          [--rate R] [--workers N] [--only TEXT]
+  rgi-bench simple-target <threaded|simple> [--deadline-secs S]
+  rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -212,6 +218,43 @@ fn run(args: &[String]) -> Result<(), String> {
             let reporter = server_report::ServerReport::new(exe, work, plan, candidate)
                 .map_err(|err| err.to_string())?;
             let text = reporter.run().map_err(|err| err.to_string())?;
+            print!("{text}");
+            Ok(())
+        }
+        Some("simple-target") => {
+            let candidate = Candidate::parse(args.get(1).map_or("", String::as_str))
+                .map_err(|err| err.to_string())?;
+            simple::run_target(candidate, deadline(args)?).map_err(|err| err.to_string())
+        }
+        Some("simple-report") => {
+            let mut plan = if args.iter().any(|arg| arg == "--quick") {
+                simple_report::Plan::quick()
+            } else {
+                simple_report::Plan::full()
+            };
+            if args.iter().any(|arg| arg == "--no-strace") {
+                plan.strace = false;
+            }
+            if let Some(rounds) = option(args, "--rounds") {
+                plan.rounds = rounds
+                    .parse()
+                    .map_err(|_| format!("--rounds {rounds:?} is not a number"))?;
+            }
+            if let Some(requests) = option(args, "--requests") {
+                plan.requests = requests
+                    .parse()
+                    .map_err(|_| format!("--requests {requests:?} is not a number"))?;
+                plan.pipelined_requests = plan.requests * 16;
+            }
+            plan.only = option(args, "--only").map(str::to_owned);
+            let exe = std::env::current_exe().map_err(|err| err.to_string())?;
+            let work = option(args, "--work").map_or_else(
+                || std::env::temp_dir().join(format!("rgi-bench.{}", std::process::id())),
+                PathBuf::from,
+            );
+            let report =
+                simple_report::SimpleReport::new(exe, work, plan).map_err(|err| err.to_string())?;
+            let text = report.run().map_err(|err| err.to_string())?;
             print!("{text}");
             Ok(())
         }

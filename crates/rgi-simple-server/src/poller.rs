@@ -33,6 +33,13 @@ pub(crate) const WAKER: Token = Token(0);
 pub(crate) const LISTENER: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
+/// A connection's token: its descriptor's number, past the fixed tokens.
+/// Open descriptors are unique, so the token stays the connection's while
+/// it is on a worker, and its registration can stay too.
+fn token_of(stream: &Stream) -> Token {
+    Token(stream.raw_fd().unsigned_abs() as usize + FIRST_CONN)
+}
+
 /// How long a closing connection is read and discarded, so that a refusal
 /// is not lost to a reset caused by unread request bytes.
 const LINGER: Duration = Duration::from_secs(2);
@@ -128,8 +135,20 @@ impl std::fmt::Debug for Poller {
 impl Poller {
     pub(crate) fn run(mut self) {
         let mut conns: HashMap<Token, Entry> = HashMap::new();
-        let mut next = FIRST_CONN;
         let mut events = Events::with_capacity(256);
+        // Scanning every connection for deadlines on every wake-up costs
+        // O(connections) per request (14% of the server's CPU under load
+        // beside 10,000 idle connections, by perf). A deadline set after a scan is at least the
+        // shortest timeout after it, so the scan runs only when the
+        // earliest deadline it saw, or that bound, comes due; `SLACK` lets
+        // one scan take connections that fall due close together.
+        const SLACK: Duration = Duration::from_millis(10);
+        let shortest = self
+            .limits
+            .head_timeout
+            .min(self.limits.idle_timeout)
+            .min(LINGER);
+        let mut next_scan = Instant::now();
         loop {
             let now = Instant::now();
             if let Some(grace) = self.control.deadline() {
@@ -164,13 +183,19 @@ impl Poller {
                     break;
                 }
             }
-            let earliest = conns
-                .values()
-                .map(|e| e.deadline)
+            if now >= next_scan {
+                self.expire(&mut conns);
+                let earliest = conns.values().map(|e| e.deadline).min();
+                next_scan = earliest
+                    .unwrap_or(now + shortest)
+                    .min(now + shortest)
+                    .max(now + SLACK);
+            }
+            let timeout = Some(next_scan)
+                .into_iter()
                 .chain(self.reactor.as_ref().and_then(|r| r.next_deadline()))
-                .min();
-            let timeout = earliest
-                .map(|d| d.saturating_duration_since(now))
+                .min()
+                .map(|due| due.saturating_duration_since(now))
                 .into_iter()
                 .chain(self.control.deadline().map(|_| Duration::from_millis(20)))
                 .min();
@@ -182,8 +207,8 @@ impl Poller {
             }
             for event in &events {
                 match event.token() {
-                    WAKER => self.take_returns(&mut conns, &mut next),
-                    LISTENER => self.accept(&mut conns, &mut next),
+                    WAKER => self.take_returns(&mut conns),
+                    LISTENER => self.accept(&mut conns),
                     token if token.0 >= REACTOR_BASE => {
                         if let Some(reactor) = self.reactor.as_ref() {
                             reactor.dispatch(event);
@@ -195,7 +220,6 @@ impl Poller {
             if let Some(reactor) = self.reactor.as_ref() {
                 reactor.fire_due(Instant::now());
             }
-            self.expire(&mut conns);
         }
         // Dropping the sender lets the workers finish.
         self.jobs = None;
@@ -221,7 +245,7 @@ impl Poller {
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
     }
 
-    fn accept(&mut self, conns: &mut HashMap<Token, Entry>, next: &mut usize) {
+    fn accept(&mut self, conns: &mut HashMap<Token, Entry>) {
         loop {
             let Some(listener) = self.listener.as_ref() else {
                 return;
@@ -232,8 +256,7 @@ impl Poller {
                         tracing::warn!(%error, "cannot make a connection non-blocking");
                         continue;
                     }
-                    let token = Token(*next);
-                    *next += 1;
+                    let token = token_of(&stream);
                     let stream = Arc::new(stream);
                     if !self.register(token, &stream) {
                         continue;
@@ -268,10 +291,9 @@ impl Poller {
         }
     }
 
-    fn take_returns(&mut self, conns: &mut HashMap<Token, Entry>, next: &mut usize) {
+    fn take_returns(&mut self, conns: &mut HashMap<Token, Entry>) {
         while let Ok(Finished { conn, keep }) = self.returns.try_recv() {
-            let token = Token(*next);
-            *next += 1;
+            let token = token_of(&conn.stream);
             if let Err(error) = conn.stream.set_nonblocking(true) {
                 tracing::debug!(%error, "cannot make a returned connection non-blocking");
                 continue;
@@ -300,16 +322,15 @@ impl Poller {
                     deadline: now + LINGER,
                 }
             };
-            if !self.register(token, &entry.conn.stream) {
+            // A worker's connection stayed registered during its trip; an
+            // async request's was the reactor's and comes back unregistered.
+            if self.reactor.is_some() && !self.register(token, &entry.conn.stream) {
                 continue;
             }
-            let pipelined = matches!(entry.phase, Phase::Head);
             conns.insert(token, entry);
-            if pipelined {
-                // Bytes of the next request may all be buffered already, with
-                // no readiness event to come.
-                self.parse(conns, token);
-            }
+            // An edge that came during the trip was dropped (no entry): read
+            // now. Bytes of the next request may also be buffered already.
+            self.ready(conns, token);
         }
     }
 
@@ -398,7 +419,14 @@ impl Poller {
                 let Some(entry) = conns.remove(&token) else {
                     return;
                 };
-                self.deregister(&entry.conn.stream);
+                // For a worker it stays registered (its token is its
+                // descriptor's), which saves two `epoll_ctl` calls per
+                // request; events meanwhile find no entry and are dropped.
+                // An async request registers it with the reactor in this same
+                // poll, where a second registration would be refused.
+                if self.reactor.is_some() {
+                    self.deregister(&entry.conn.stream);
+                }
                 let Some(jobs) = self.jobs.as_ref() else {
                     return;
                 };
