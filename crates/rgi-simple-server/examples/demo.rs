@@ -350,8 +350,7 @@ fn demo(board: Arc<Board>) -> impl AsyncApplication {
 const HELLO: &str = "hello from rgi-simple-server\n\n\
      GET  /stream          five chunks, 300 ms apart\n\
      GET  /form            a form; POST /form echoes its fields\n\
-     GET  /poll?since=N    waits for a message newer than N (up to 25 s,\n\
-                           or wait=S seconds)\n\
+     GET  /poll?since=N    waits for a message newer than N (25 s, or wait=S)\n\
      POST /post            posts the body as a message\n\
      GET  /environ         what the application sees of this request\n";
 
