@@ -1,5 +1,5 @@
-//! The rgi-simple-server demo: four small synchronous applications behind
-//! one router, on 127.0.0.1 port 8087.
+//! The rgi-simple-server demo: one asynchronous application on 127.0.0.1
+//! port 8087, served by `Builder::serve_async` without an async runtime.
 //!
 //! ```text
 //! cargo run -p rgi-simple-server --example demo
@@ -7,7 +7,7 @@
 //! curl -N http://127.0.0.1:8087/stream                 # five chunks, 300 ms apart
 //! curl -d 'name=Ada+Lovelace&lang=rust%21' http://127.0.0.1:8087/form   # form echo
 //! curl -i 'http://127.0.0.1:8087/poll?since=0'          # long-poll: waits up to 25 s ...
-//! curl -d 'hello board' http://127.0.0.1:8087/poll      # ... until someone publishes
+//! curl -d 'hello board' http://127.0.0.1:8087/post      # ... until someone posts
 //! curl http://127.0.0.1:8087/environ                   # what the application sees
 //! ```
 //!
@@ -15,140 +15,356 @@
 //! a second one ends it at once.
 //!
 //! `cargo run -p rgi-simple-server --example demo -- --check` starts the
-//! same applications on a free port instead, requests every route once
-//! with a plain `TcpStream` client, prints what came back, and exits: 0 if
-//! every answer was right, 1 otherwise (the long-poll times out after 1 s
-//! in this mode, so the whole check takes about two seconds).
+//! same application on a free port instead, requests every route with a
+//! plain `TcpStream` client, prints what came back, and exits: 0 if every
+//! answer was right, 1 otherwise. It parks twenty long-polls at once on a
+//! server with one async thread and one worker, wakes them all with one
+//! post, lets one more time out (it asks for `wait=1`), and leaves one
+//! parked poll to see it dropped; the whole check takes about three
+//! seconds, and at most about twenty when the long-polls are broken.
 //!
-//! Every long-poll holds a worker thread while it waits (a synchronous
-//! application blocks), so the demo runs 16 workers and bounds each wait.
+//! Where each route runs:
+//!
+//! - `/poll` is an [`AsyncBody`] that parks: it registers its task's waker
+//!   on the board and returns `Pending`, so a waiting long-poll holds no
+//!   thread at all. A post wakes every parked poll; its timeout is a timer
+//!   of the server's poller (an empty readiness wait), not a sleeping thread.
+//! - `/stream` and `/post` are `async fn`s: the ticks wait on the same
+//!   timers, and the posted body is read through the input's non-blocking
+//!   face.
+//! - `/form` and `/environ` are an ordinary synchronous application, wrapped
+//!   in [`Threaded`]: it runs on the server's worker threads, where its
+//!   blocking read of the form body cannot stall the async threads.
 #![allow(clippy::print_stdout)]
 
-use std::collections::VecDeque;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::error::Error;
 use std::fmt::Write as _;
+use std::future::poll_fn;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, StatusCode, header};
-use rgi::{Body, BoxError, Environ, ResponseHead, StartResponse};
+use rgi::{BoxError, Environ, ResponseHead, StartResponse};
+use rgi_async::{
+    AsyncApplication, AsyncBody, Capabilities, Interest, Readiness, Responder, Source, Step,
+    Threaded, WaitAnyFuture,
+};
 use rgi_simple_server::{Builder, Limits, ShutdownSignals};
 
 /// The demo's fixed address.
 const ADDRESS: ([u8; 4], u16) = ([127, 0, 0, 1], 8087);
-/// How long a long-poll waits for a message before answering 204.
+/// How long a long-poll waits for a message before answering 204, at
+/// most: a client may ask for less (`wait=S`).
 const POLL_WAIT: Duration = Duration::from_secs(25);
-/// The same in `--check` mode.
-const CHECK_POLL_WAIT: Duration = Duration::from_secs(1);
+/// The pause between two lines of `/stream`.
+const TICK: Duration = Duration::from_millis(300);
 /// Largest form or message accepted.
 const MAX_FORM: usize = 16 * 1024;
 /// Messages kept on the board; older ones are forgotten.
 const BOARD_SIZE: usize = 100;
+/// Long-polls the check parks at once on one async thread and one worker.
+const CHECK_POLLS: usize = 20;
 
-/// The long-poll board: numbered messages, and a condition variable that
-/// wakes the waiting polls when one is published.
+/// The long-poll board: numbered messages, and the wakers of the polls
+/// parked until the next one.
 #[derive(Default)]
 struct Board {
-    messages: Mutex<(u64, VecDeque<(u64, String)>)>,
-    published: Condvar,
+    state: Mutex<BoardState>,
+}
+
+#[derive(Default)]
+struct BoardState {
+    last: u64,
+    messages: VecDeque<(u64, String)>,
+    /// Each parked poll's waker, under a ticket of its own so that a poll
+    /// that goes away (its client left) takes its waker with it.
+    parked: HashMap<u64, Waker>,
+    tickets: u64,
 }
 
 impl Board {
+    fn lock(&self) -> MutexGuard<'_, BoardState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a message and wakes every parked poll.
     fn publish(&self, text: String) -> u64 {
-        let mut guard = self.messages.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, messages) = &mut *guard;
-        *last += 1;
-        messages.push_back((*last, text));
-        if messages.len() > BOARD_SIZE {
-            messages.pop_front();
+        let mut state = self.lock();
+        state.last += 1;
+        let id = state.last;
+        state.messages.push_back((id, text));
+        if state.messages.len() > BOARD_SIZE {
+            state.messages.pop_front();
         }
-        let id = *last;
-        drop(guard);
-        self.published.notify_all();
+        let wakers: Vec<Waker> = state.parked.drain().map(|(_, waker)| waker).collect();
+        // Woken outside the lock: a waker may run its task at once on
+        // another thread, which then takes the lock itself.
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
         id
     }
 
-    /// The first message after `since`, waiting up to `wait` for one.
-    fn next_after(&self, since: u64, wait: Duration) -> Option<(u64, String)> {
-        let deadline = Instant::now() + wait;
-        let mut guard = self.messages.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(found) = guard.1.iter().find(|(id, _)| *id > since) {
-                return Some(found.clone());
+    /// The first message after `since`; when there is none yet, `waker`
+    /// is parked under `ticket` until the next publish. Looking and parking
+    /// under one lock means a publish in between cannot be missed.
+    fn next_or_park(
+        &self,
+        since: u64,
+        ticket: &mut Option<u64>,
+        waker: &Waker,
+    ) -> Option<(u64, String)> {
+        let mut state = self.lock();
+        if let Some(found) = state.messages.iter().find(|(id, _)| *id > since).cloned() {
+            if let Some(ticket) = ticket.take() {
+                state.parked.remove(&ticket);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
+            return Some(found);
+        }
+        let ticket = *ticket.get_or_insert_with(|| {
+            state.tickets += 1;
+            state.tickets
+        });
+        match state.parked.get_mut(&ticket) {
+            Some(parked) if parked.will_wake(waker) => {}
+            Some(parked) => parked.clone_from(waker),
+            None => {
+                state.parked.insert(ticket, waker.clone());
             }
-            guard = self
-                .published
-                .wait_timeout(guard, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        }
+        None
+    }
+
+    fn unpark(&self, ticket: u64) {
+        self.lock().parked.remove(&ticket);
+    }
+
+    /// How many polls wait for the next message.
+    fn parked(&self) -> usize {
+        self.lock().parked.len()
+    }
+}
+
+/// `GET /poll?since=N`: parks until the board has a message newer than N
+/// (200 with it) or the timer fires (204).
+struct LongPoll {
+    board: Arc<Board>,
+    since: u64,
+    ticket: Option<u64>,
+    /// The timeout: an empty readiness wait, which the server's poller
+    /// resolves at its deadline (spec/rgi-async.md `[RGIA-READY-16]`).
+    timer: WaitAnyFuture<'static>,
+    done: bool,
+}
+
+impl AsyncBody for LongPoll {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some((id, message)) =
+            this.board
+                .next_or_park(this.since, &mut this.ticket, cx.waker())
+        {
+            this.done = true;
+            let answer = Bytes::from(format!("{id}\n{message}\n"));
+            // Known now, so declared: the answer goes out with a length.
+            let (head, _) = text(StatusCode::OK, Bytes::new());
+            let head = head.with_header(header::CONTENT_LENGTH, HeaderValue::from(answer.len()));
+            return Poll::Ready(Some(
+                start
+                    .start(head)
+                    .map(|()| Step::Chunk(answer))
+                    .map_err(BoxError::from),
+            ));
+        }
+        // Parked on the board; the timer keeps the same waker.
+        let Poll::Ready(outcome) = this.timer.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        this.done = true;
+        if let Some(ticket) = this.ticket.take() {
+            this.board.unpark(ticket);
+        }
+        Poll::Ready(match outcome {
+            // An empty wait can only time out.
+            Ok(_) => start
+                .start(ResponseHead::new(StatusCode::NO_CONTENT))
+                .err()
+                .map(|error| Err(error.into())),
+            Err(error) => Some(Err(error.into())),
+        })
+    }
+}
+
+impl Drop for LongPoll {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.board.unpark(ticket);
         }
     }
 }
 
-/// A streamed body: five lines, 300 ms apart, with no size known up front,
+/// The server's poller, for timers: this server lends one to every
+/// asynchronous request.
+fn readiness(environ: &Environ) -> Result<Readiness, BoxError> {
+    Capabilities::of(environ)
+        .ok_or("needs an asynchronous server")?
+        .readiness()
+        .cloned()
+        .ok_or_else(|| "needs a server with readiness waits".into())
+}
+
+/// A timer on the server's poller: a wait on no descriptor at all.
+fn timer(readiness: &Readiness, after: Duration) -> WaitAnyFuture<'static> {
+    readiness.wait_any(Vec::<(Source<'static>, Interest)>::new(), Some(after))
+}
+
+fn long_poll(environ: &Environ, board: &Arc<Board>) -> Result<LongPoll, BoxError> {
+    let param = |name: &str| {
+        environ
+            .query_string()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let wait = param("wait").map_or(POLL_WAIT, |seconds| {
+        Duration::from_secs(seconds).min(POLL_WAIT)
+    });
+    Ok(LongPoll {
+        board: Arc::clone(board),
+        since: param("since").unwrap_or(0),
+        ticket: None,
+        timer: timer(&readiness(environ)?, wait),
+        done: false,
+    })
+}
+
+/// `GET /stream`: five lines, 300 ms apart, with no size known up front,
 /// so the server chunks it (HTTP/1.1) or closes after it (HTTP/1.0).
-struct Ticks {
-    sent: u32,
-}
-
-impl Body for Ticks {
-    fn next_chunk(&mut self, _: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
-        if self.sent == 5 {
-            return None;
+async fn ticks(environ: Environ, response: Responder) -> Result<(), BoxError> {
+    let readiness = readiness(&environ)?;
+    response.append_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    for n in 1..=5 {
+        if n > 1 {
+            timer(&readiness, TICK).await?;
         }
-        if self.sent > 0 {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.sent += 1;
-        Some(Ok(Bytes::from(format!("tick {} of 5\n", self.sent))))
+        response.send(format!("tick {n} of 5\n")).await;
     }
+    Ok(())
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> (ResponseHead, Box<dyn Body>) {
+/// `POST /post`: the body becomes the next message, read without blocking.
+async fn post(
+    board: Arc<Board>,
+    mut environ: Environ,
+    response: Responder,
+) -> Result<(), BoxError> {
+    response.append_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    let mut body = BytesMut::new();
+    loop {
+        let chunk = poll_fn(|cx| environ.input_mut().poll_chunk(cx, MAX_FORM)).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        if body.len() + chunk.len() > MAX_FORM {
+            response.set_status(StatusCode::PAYLOAD_TOO_LARGE)?;
+            response
+                .send(format!("a message has at most {MAX_FORM} bytes\n"))
+                .await;
+            return Ok(());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let id = board.publish(String::from_utf8_lossy(&body).into_owned());
+    response.send(format!("published {id}\n")).await;
+    Ok(())
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> (ResponseHead, Bytes) {
     let head = ResponseHead::new(status).with_header(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    (head, Box::new(body.into()))
+    (head, body.into())
 }
 
-/// The router: one function per route.
-fn demo(board: Arc<Board>, poll_wait: Duration) -> impl rgi::Application {
-    rgi::from_fn(move |environ: Environ, start: &mut StartResponse<'_>| {
+fn not_allowed(allow: &'static str) -> (ResponseHead, Bytes) {
+    let (head, body) = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    (
+        head.with_header(header::ALLOW, HeaderValue::from_static(allow)),
+        body,
+    )
+}
+
+/// The router: each route's body, boxed.
+fn demo(board: Arc<Board>) -> impl AsyncApplication {
+    let pages = Threaded::new(pages());
+    rgi_async::from_fn(
+        move |environ: Environ,
+              start: &mut StartResponse<'_>|
+              -> Result<Pin<Box<dyn AsyncBody>>, BoxError> {
+            let method = environ.method().clone();
+            let (head, body) = match (environ.raw_path(), method) {
+                ("/", Method::GET | Method::HEAD) => text(StatusCode::OK, HELLO),
+                ("/stream", Method::GET | Method::HEAD) => {
+                    return Ok(Box::pin(
+                        rgi_async::from_async_fn(ticks).call(environ, start)?,
+                    ));
+                }
+                ("/form" | "/environ", _) => return Ok(Box::pin(pages.call(environ, start)?)),
+                ("/poll", Method::GET) => {
+                    return Ok(Box::pin(long_poll(&environ, &board)?));
+                }
+                ("/post", Method::POST) => {
+                    let board = Arc::clone(&board);
+                    let app = rgi_async::from_async_fn(move |environ, response| {
+                        post(Arc::clone(&board), environ, response)
+                    });
+                    return Ok(Box::pin(app.call(environ, start)?));
+                }
+                ("/" | "/stream", _) => not_allowed("GET, HEAD"),
+                ("/poll", _) => not_allowed("GET"),
+                ("/post", _) => not_allowed("POST"),
+                _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            };
+            start.start(head)?;
+            Ok(Box::pin(body))
+        },
+    )
+}
+
+const HELLO: &str = "hello from rgi-simple-server\n\n\
+     GET  /stream          five chunks, 300 ms apart\n\
+     GET  /form            a form; POST /form echoes its fields\n\
+     GET  /poll?since=N    waits for a message newer than N (25 s, or wait=S)\n\
+     POST /post            posts the body as a message\n\
+     GET  /environ         what the application sees of this request\n";
+
+/// The synchronous part: `/form` and `/environ`, run on a worker thread by
+/// [`Threaded`].
+fn pages() -> impl rgi::Application {
+    rgi::from_fn(|environ: Environ, start: &mut StartResponse<'_>| {
         let method = environ.method().clone();
         let (head, body) = match (environ.raw_path(), method) {
-            ("/", Method::GET | Method::HEAD) => hello(),
-            ("/stream", Method::GET | Method::HEAD) => (
-                ResponseHead::new(StatusCode::OK).with_header(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                ),
-                Box::new(Ticks { sent: 0 }) as Box<dyn Body>,
-            ),
             ("/form", Method::GET | Method::HEAD) => form_page(),
             ("/form", Method::POST) => form_echo(environ)?,
-            ("/poll", Method::GET) => long_poll(&environ, &board, poll_wait),
-            ("/poll", Method::POST) => publish(environ, &board)?,
             ("/environ", Method::GET | Method::HEAD) => show_environ(&environ),
-            ("/" | "/stream" | "/form" | "/poll" | "/environ", _) => {
-                let (head, body) = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-                let allow = if matches!(environ.raw_path(), "/form" | "/poll") {
-                    "GET, HEAD, POST"
-                } else {
-                    "GET, HEAD"
-                };
-                (
-                    head.with_header(header::ALLOW, HeaderValue::from_static(allow)),
-                    body,
-                )
-            }
+            ("/form", _) => not_allowed("GET, HEAD, POST"),
+            ("/environ", _) => not_allowed("GET, HEAD"),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };
         start.start(head)?;
@@ -156,19 +372,7 @@ fn demo(board: Arc<Board>, poll_wait: Duration) -> impl rgi::Application {
     })
 }
 
-fn hello() -> (ResponseHead, Box<dyn Body>) {
-    text(
-        StatusCode::OK,
-        "hello from rgi-simple-server\n\n\
-         GET  /stream          five chunks, 300 ms apart\n\
-         GET  /form            a form; POST /form echoes its fields\n\
-         GET  /poll?since=N    waits for a message newer than N\n\
-         POST /poll            publishes the body as a message\n\
-         GET  /environ         what the application sees of this request\n",
-    )
-}
-
-fn form_page() -> (ResponseHead, Box<dyn Body>) {
+fn form_page() -> (ResponseHead, Bytes) {
     let head = ResponseHead::new(StatusCode::OK).with_header(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -178,12 +382,12 @@ fn form_page() -> (ResponseHead, Box<dyn Body>) {
                 <label>name <input name=name></label> \
                 <label>language <input name=lang></label> \
                 <button>send</button></form>\n";
-    (head, Box::new(Bytes::from_static(page.as_bytes())))
+    (head, Bytes::from_static(page.as_bytes()))
 }
 
 /// Echoes the fields of an `application/x-www-form-urlencoded` body, one
 /// `name = value` line each.
-fn form_echo(mut environ: Environ) -> Result<(ResponseHead, Box<dyn Body>), BoxError> {
+fn form_echo(mut environ: Environ) -> Result<(ResponseHead, Bytes), BoxError> {
     let urlencoded = environ
         .headers()
         .get(header::CONTENT_TYPE)
@@ -200,8 +404,8 @@ fn form_echo(mut environ: Environ) -> Result<(ResponseHead, Box<dyn Body>), BoxE
             "send application/x-www-form-urlencoded\n",
         ));
     }
-    // An over-long body is the client's error, answered with its status
-    // (413) by the server.
+    // A blocking read: fine here, on a worker thread. An over-long body is
+    // the client's error, answered with its status (413) by the server.
     let body = environ.input_mut().read_to_bytes(MAX_FORM)?;
     let mut echo = String::new();
     for pair in body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
@@ -243,34 +447,9 @@ fn form_decode(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `GET /poll?since=N`: the first message newer than N, as soon as there
-/// is one, or 204 after the wait.
-fn long_poll(environ: &Environ, board: &Board, wait: Duration) -> (ResponseHead, Box<dyn Body>) {
-    let since = environ
-        .query_string()
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("since="))
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
-    match board.next_after(since, wait) {
-        Some((id, message)) => text(StatusCode::OK, format!("{id}\n{message}\n")),
-        None => (
-            ResponseHead::new(StatusCode::NO_CONTENT),
-            Box::new(Bytes::new()),
-        ),
-    }
-}
-
-/// `POST /poll`: the body becomes the next message.
-fn publish(mut environ: Environ, board: &Board) -> Result<(ResponseHead, Box<dyn Body>), BoxError> {
-    let body = environ.input_mut().read_to_bytes(MAX_FORM)?;
-    let id = board.publish(String::from_utf8_lossy(&body).into_owned());
-    Ok(text(StatusCode::OK, format!("published {id}\n")))
-}
-
 /// What the environ holds: behind a reverse proxy this shows which
 /// values are the proxy's and which the client's (docs/simple-server.md).
-fn show_environ(environ: &Environ) -> (ResponseHead, Box<dyn Body>) {
+fn show_environ(environ: &Environ) -> (ResponseHead, Bytes) {
     let mut out = String::new();
     let _ = writeln!(out, "method       {}", environ.method());
     let _ = writeln!(out, "raw_path     {}", environ.raw_path());
@@ -293,11 +472,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     // `run_until` instead of ending the process.
     let signals = ShutdownSignals::install()?;
     let board = Arc::new(Board::default());
+    // The defaults: async threads as many as cores, workers (for the form
+    // pages) twice as many; a parked long-poll takes neither.
     let server = Builder::new()
         .bind(SocketAddr::from(ADDRESS))
-        .workers(16)
         .limits(Limits::default().with_max_body(1 << 20))
-        .serve_sync(demo(board, POLL_WAIT))?;
+        .serve_async(demo(board))?;
     println!(
         "rgi-simple-server demo on http://{}/ (Ctrl-C stops it)",
         SocketAddr::from(ADDRESS)
@@ -343,20 +523,33 @@ fn fetch(addr: SocketAddr, request: &str) -> Result<(u16, String), Box<dyn Error
     Ok((status, decoded))
 }
 
-/// `--check`: every route once against a server on a free port.
+fn get_request(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n")
+}
+
+/// Waits, bounded, until `ready` holds.
+fn eventually(within: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ready()
+}
+
+/// `--check`: every route against a server on a free port.
 fn check() -> Result<(), Box<dyn Error>> {
     let board = Arc::new(Board::default());
+    // One thread of each kind: the parked long-polls below must hold none.
     let server = Builder::new()
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .workers(4)
-        .serve_sync(demo(board, CHECK_POLL_WAIT))?;
+        .async_threads(1)
+        .workers(1)
+        .serve_async(demo(Arc::clone(&board)))?;
     let addr = server.tcp_addr().ok_or("no TCP address")?;
-    let get = |path: &str| {
-        fetch(
-            addr,
-            &format!("GET {path} HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n"),
-        )
-    };
+    let get = |path: &str| fetch(addr, &get_request(path));
     let post = |path: &str, kind: &str, body: &str| {
         fetch(
             addr,
@@ -367,17 +560,16 @@ fn check() -> Result<(), Box<dyn Error>> {
             ),
         )
     };
-    let mut failures = 0;
-    let mut judge = |what: &str, ok: bool, got: &(u16, String)| {
-        let first_line = got.1.lines().next().unwrap_or("");
-        println!(
-            "{} {what}: {} {first_line:?}",
-            if ok { "ok  " } else { "FAIL" },
-            got.0
-        );
+    let failures = Cell::new(0);
+    let verdict = |what: &str, ok: bool| {
+        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
         if !ok {
-            failures += 1;
+            failures.set(failures.get() + 1);
         }
+    };
+    let judge = |what: &str, ok: bool, got: &(u16, String)| {
+        let first_line = got.1.lines().next().unwrap_or("");
+        verdict(&format!("{what}: {} {first_line:?}", got.0), ok);
     };
 
     let hello = get("/")?;
@@ -402,33 +594,69 @@ fn check() -> Result<(), Box<dyn Error>> {
         form.0 == 200 && form.1 == "name = Ada Lovelace\nlang = rust!\n",
         &form,
     );
-    // The poll waits on its own thread while this one publishes; whichever
-    // reaches the server first, the poll gets message 1.
-    let waiting = std::thread::spawn(move || {
-        fetch(
-            addr,
-            "GET /poll?since=0 HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n",
-        )
-        .map_err(|error| error.to_string())
-    });
-    let published = post("/poll", "text/plain", "hello board")?;
+    let environ = get("/environ?x=1")?;
     judge(
-        "publish",
-        published == (200, "published 1\n".into()),
-        &published,
+        "environ",
+        environ.0 == 200 && environ.1.contains("query_string x=1\n"),
+        &environ,
     );
-    let polled = waiting.join().map_err(|_| "the poll thread panicked")??;
+
+    // Twenty long-polls park at once on one async thread and one worker,
+    // and one post answers them all.
+    let polls: Vec<_> = (0..CHECK_POLLS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                fetch(addr, &get_request("/poll?since=0")).map_err(|error| error.to_string())
+            })
+        })
+        .collect();
+    let all_parked = eventually(Duration::from_secs(5), || board.parked() == CHECK_POLLS);
+    verdict(
+        &format!(
+            "{CHECK_POLLS} long-polls parked at once, holding no thread: {} parked",
+            board.parked()
+        ),
+        all_parked,
+    );
+    let posted = post("/post", "text/plain", "hello board")?;
+    judge("post", posted == (200, "published 1\n".into()), &posted);
+    let mut woken = 0;
+    for poll in polls {
+        match poll.join() {
+            Ok(Ok(polled)) if polled == (200, "1\nhello board\n".into()) => woken += 1,
+            Ok(Ok(polled)) => judge("long-poll woken by the post", false, &polled),
+            Ok(Err(error)) => verdict(&format!("long-poll woken by the post: {error}"), false),
+            Err(_) => verdict("a long-poll's client thread panicked", false),
+        }
+    }
+    verdict(
+        &format!("long-polls woken by the post: {woken} of {CHECK_POLLS}"),
+        woken == CHECK_POLLS,
+    );
+    let began = Instant::now();
+    let timed_out = get("/poll?since=1&wait=1")?;
+    let waited = began.elapsed();
     judge(
-        "long-poll answered",
-        polled == (200, "1\nhello board\n".into()),
-        &polled,
+        &format!("long-poll timed out after {} ms", waited.as_millis()),
+        timed_out.0 == 204 && waited >= Duration::from_secs(1),
+        &timed_out,
     );
-    let timed_out = get("/poll?since=1")?;
-    judge("long-poll timed out", timed_out.0 == 204, &timed_out);
+
+    // A client that leaves takes its parked poll with it: the server drops
+    // the body, which unparks its waker, long before the poll's 25 s.
+    let mut leaving = TcpStream::connect(addr)?;
+    leaving.write_all(get_request("/poll?since=1").as_bytes())?;
+    let parked = eventually(Duration::from_secs(5), || board.parked() == 1);
+    drop(leaving);
+    let dropped = parked && eventually(Duration::from_secs(5), || board.parked() == 0);
+    verdict(
+        "a long-poll whose client leaves is dropped at once",
+        dropped,
+    );
 
     server.shutdown(Duration::from_secs(2));
-    if failures > 0 {
-        return Err(format!("{failures} routes answered wrongly").into());
+    if failures.get() > 0 {
+        return Err(format!("{} checks failed", failures.get()).into());
     }
     println!("every route answered as expected");
     Ok(())

@@ -4,7 +4,27 @@
 //! [mio](https://docs.rs/mio) poller, [httparse](https://docs.rs/httparse)
 //! for field lines, and no async runtime. It shares no code with
 //! `rgi-server` beyond the spec crates, and owns its parser, so it takes
-//! the strictest reading of RFC 9110 and RFC 9112 for every request.
+//! the strictest reading of RFC 9110 and RFC 9112 for every request. It
+//! serves synchronous applications ([`Builder::serve_sync`]) and
+//! asynchronous ones ([`Builder::serve_async`]); the guide, with the demo,
+//! how to choose between the two, and deployment behind nginx, is
+//! `docs/simple-server.md` in the RGI repository.
+//!
+//! ## Contents
+//!
+//! | Area | Items |
+//! |---|---|
+//! | Configuring and starting | [`Builder`], [`Limits`], [`Error`] |
+//! | The running server | [`Server`], [`LocalAddr`] |
+//! | Graceful shutdown on SIGTERM/SIGINT | [`ShutdownSignals`], [`Server::run_until_signal`], [`Server::run_until`], [`StopCause`], [`SignalError`] |
+//! | The server under the conformance kit (feature `conformance`) | `conformance::SuiteServer` |
+//!
+//! - **Signals:** [`ShutdownSignals::install`] then [`Server::run_until`]
+//!   (or just [`Server::run_until_signal`]) shuts down gracefully on the
+//!   first SIGTERM or SIGINT, and a second one ends the process at once.
+//! - **File bodies:** a synchronous body that offers an `rgi::FileBody`
+//!   with a Content-Length goes out by `sendfile(2)`, never through user
+//!   space (`[RGI-FILE-3]`).
 //!
 //! ## Architecture
 //!
@@ -150,6 +170,12 @@ mod signals;
 // `conformance`).
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+// Every Rust example of the guide compiles as a doctest of this crate, so
+// the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/simple-server.md")]
+mod simple_server_guide {}
 
 // Async requests as tasks on the async threads, woken by the reactor.
 mod async_driver;
