@@ -402,6 +402,9 @@ pub(crate) struct Exchange {
     upgrade: Option<Arc<Handoff>>,
     /// The connection went back to the poller.
     done: bool,
+    /// The body's last step was `Pending`: it waits for an event of its own,
+    /// not for the client to take output.
+    parked: bool,
 }
 
 impl Exchange {
@@ -576,7 +579,14 @@ impl Exchange {
         // parked body would otherwise wait for its next send to learn it.
         // On an upgraded connection a half-close is the other protocol's
         // business (a read of 0).
-        gone || (!upgraded && read_closed && body::lock(&self.side).is_complete())
+        // Only a parked body with nothing left to send is given up: a
+        // response still going out is the client's to read, half-closed or
+        // not (a write fails soon enough if it has really left).
+        gone || (!upgraded
+            && read_closed
+            && self.parked
+            && self.unsent() == 0
+            && body::lock(&self.side).is_complete())
     }
 }
 
@@ -646,6 +656,7 @@ impl<A: AsyncApplication> Request<A> {
             after,
             upgrade: handoff,
             done: false,
+            parked: false,
         };
         Self {
             app,
@@ -891,6 +902,7 @@ impl<A: AsyncApplication> Drive for Request<A> {
                         }
                         continue;
                     }
+                    ex.parked = matches!(step, Ok(Poll::Pending));
                     match step {
                         Ok(Poll::Pending) => {
                             // Everything handed over goes out now

@@ -983,3 +983,28 @@ fn async_apps_serve_unix_sockets_and_http_1_0() {
     assert!(text.ends_with("HTTP/1.0"), "{text}");
     server.shutdown(Duration::from_secs(5));
 }
+
+/// A client that half-closes after a complete request (`nc -N`) still
+/// reads the whole response: only a parked body with nothing left to send
+/// is given up for a closed read side.
+#[test]
+fn a_half_closed_client_gets_the_whole_response() {
+    const SIZE: usize = 16 << 20;
+    let server = start_async(rgi_async::from_fn(|_environ, start| {
+        ok(start)?;
+        Ok(Bytes::from(vec![b'x'; SIZE]))
+    }));
+    let mut stream = common::connect(server.tcp_addr().unwrap());
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (bytes, closed) = common::read_to_close(&mut stream);
+    assert!(closed);
+    assert!(
+        bytes.len() > SIZE,
+        "only {} bytes of a {SIZE}-byte body",
+        bytes.len()
+    );
+    server.shutdown(Duration::from_secs(1));
+}
