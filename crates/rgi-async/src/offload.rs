@@ -20,10 +20,14 @@ pub enum OffloadError {
         /// The panic's message (its payload, when that is a string).
         message: String,
     },
-    /// The service's bounded queue is full; the job was not accepted.
+    /// The service's bounded queue is full, or the share of it that the
+    /// request's connection may use is taken; the job was not accepted.
     #[error("offload service saturated (capacity {capacity})")]
     Saturated {
-        /// How many jobs the service runs or queues at most.
+        /// The bound that refused the job: how many jobs the service runs
+        /// or queues at most, or, when a server caps each connection's
+        /// share (so one HTTP/2 connection cannot take the whole pool),
+        /// that per-connection cap.
         capacity: usize,
     },
     /// The server is shutting down; the job was dropped without running.
