@@ -42,6 +42,13 @@ fn request_spans_carry_method_target_status_bytes_and_duration() {
         b"GET /echo?q=1 HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     ));
     assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200 OK"));
+    // A refused request is logged inside its own request span, which sits
+    // in its connection's.
+    let refused = run(raw_exchange(
+        address,
+        b"GET /twice HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+    ));
+    assert!(String::from_utf8_lossy(&refused).starts_with("HTTP/1.1 400"));
     server.shutdown();
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let finished = log
@@ -58,4 +65,13 @@ fn request_spans_carry_method_target_status_bytes_and_duration() {
     );
     assert!(finished.contains("bytes=3"), "{finished}");
     assert!(finished.contains("duration_us="), "{finished}");
+    let refusal = log
+        .lines()
+        .find(|line| line.contains("request refused before the application"))
+        .unwrap_or_else(|| panic!("no refusal in:\n{log}"));
+    assert!(refusal.contains("connection{peer=127.0.0.1:"), "{refusal}");
+    assert!(
+        refusal.contains("request{method=GET target=/twice"),
+        "{refusal}"
+    );
 }
