@@ -517,12 +517,11 @@ impl Exchange {
             Some((status, headers)) => {
                 let mut response = Response::new(ResponseBody::new(body, self.stream));
                 *response.status_mut() = status;
-                let mut headers = headers;
-                std::mem::swap(response.headers_mut(), &mut headers);
                 // What comes back is the empty map `Response::new` made,
-                // which owns no allocation: forgetting it leaks nothing and
+                // which owns no allocation: not dropping it leaks nothing and
                 // saves its drop (about 50 instructions a request).
-                std::mem::forget(headers);
+                let _empty =
+                    std::mem::ManuallyDrop::new(std::mem::replace(response.headers_mut(), headers));
                 response
             }
             None => {

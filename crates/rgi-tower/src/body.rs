@@ -171,12 +171,10 @@ pub(crate) fn unavailable(retry_after: &HeaderValue, version: Version) -> Respon
 pub(crate) fn with_head((status, headers): SentHead, body: ResponseBody) -> Response<ResponseBody> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    let mut headers = headers;
-    std::mem::swap(response.headers_mut(), &mut headers);
     // What comes back is the empty map `Response::new` made, which owns no
-    // allocation: forgetting it leaks nothing and saves its drop (about 50
+    // allocation: not dropping it leaks nothing and saves its drop (about 50
     // instructions a request, callgrind).
-    std::mem::forget(headers);
+    let _empty = std::mem::ManuallyDrop::new(std::mem::replace(response.headers_mut(), headers));
     response
 }
 
