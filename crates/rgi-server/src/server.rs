@@ -352,7 +352,12 @@ impl Builder {
             // can answer 408 to a partial head (hyper's timer closes silently).
             .header_read_timeout(None)
             .keep_alive(true)
-            .half_close(false)
+            // A client that ends its sending side after its request (`nc -N`,
+            // a test harness's `shutdown(SHUT_WR)`) still reads its response:
+            // with `false`, hyper takes the end of input for a vanished client
+            // and drops any response not ready at that moment. A client that
+            // has really gone is noticed when a write fails.
+            .half_close(true)
             .max_headers(limits.max_headers)
             .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(8192))
