@@ -244,6 +244,16 @@ impl Chunks {
     #[inline]
     fn take_data(&mut self) -> Option<Bytes> {
         let data = self.next.take()?;
+        if !self.more.is_empty() {
+            self.advance_queue();
+        }
+        Some(data)
+    }
+
+    /// Moves the first queued chunk to `next`: rare (a pull that yielded
+    /// several chunks), so kept out of the inlined path.
+    #[cold]
+    fn advance_queue(&mut self) {
         if let Some(queued) = self.more.get_mut(self.taken) {
             self.next = Some(std::mem::take(queued));
             self.taken += 1;
@@ -252,7 +262,6 @@ impl Chunks {
                 self.taken = 0;
             }
         }
-        Some(data)
     }
 
     fn has_data(&self) -> bool {

@@ -87,6 +87,8 @@ pub(crate) struct ConnectionService<S> {
     conn: Arc<ConnState>,
     shared: Arc<Shared>,
     rules: RequestRules,
+    /// The connection's last valid Host value (`strict::HostMemo`).
+    host_memo: strict::HostMemo,
     features: Features,
 }
 
@@ -102,6 +104,7 @@ impl<S> ConnectionService<S> {
             conn,
             shared,
             rules,
+            host_memo: strict::HostMemo::default(),
             features: Features::current(),
         }
     }
@@ -163,7 +166,7 @@ where
         let traced = Traced::start(&request, self.features);
         let entered = traced.as_ref().map(|traced| traced.span.enter());
         let checked = if self.features.limits {
-            strict::check_whole_request(&request, &self.rules)
+            strict::check_whole_request(&request, &self.rules, &self.host_memo)
         } else {
             Ok(())
         };
