@@ -9,14 +9,14 @@
 //! it, and it is polled again when the poll returns instead of going idle.
 //! So a task is never polled on two threads at once, and no wake-up is lost.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, ErrorKind, Write};
 use std::net::Shutdown;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,7 @@ use crate::config::Limits;
 use crate::head::{Framing, RequestHead};
 use crate::net::SharedStream;
 use crate::poller::{Control, Dispatch, Job};
+use crate::queue::WaitQueue;
 use crate::reactor::{Dir, Reactor, TimerKey};
 use crate::response::{Sink, refusal};
 use crate::upgrade::{self, Handoff};
@@ -123,16 +124,9 @@ fn schedule(task: &Arc<Task>) {
     }
 }
 
-#[derive(Default)]
-struct RunQueue {
-    tasks: VecDeque<Arc<Task>>,
-    closed: bool,
-}
-
 /// What the async threads, their tasks and the server handle share.
 pub(crate) struct AsyncShared {
-    queue: Mutex<RunQueue>,
-    ready: Condvar,
+    queue: WaitQueue<Arc<Task>>,
     pub(crate) reactor: Arc<Reactor>,
     pub(crate) blocking: Arc<BlockingPool>,
     returns: Mutex<Sender<Finished>>,
@@ -163,8 +157,7 @@ impl AsyncShared {
         limits: Limits,
     ) -> Self {
         Self {
-            queue: Mutex::new(RunQueue::default()),
-            ready: Condvar::new(),
+            queue: WaitQueue::new(),
             reactor,
             blocking,
             returns: Mutex::new(returns),
@@ -177,30 +170,13 @@ impl AsyncShared {
     }
 
     fn push(&self, task: Arc<Task>) {
-        lock(&self.queue).tasks.push_back(task);
-        self.ready.notify_one();
+        self.queue.push(task);
     }
 
     /// One async thread's loop: runs queued tasks until the queue is closed
     /// and empty.
     pub(crate) fn run_thread(&self) {
-        loop {
-            let task = {
-                let mut queue = lock(&self.queue);
-                loop {
-                    if let Some(task) = queue.tasks.pop_front() {
-                        break Some(task);
-                    }
-                    if queue.closed {
-                        break None;
-                    }
-                    queue = self
-                        .ready
-                        .wait(queue)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            };
-            let Some(task) = task else { return };
+        while let Some(task) = self.queue.next() {
             run(&task);
         }
     }
@@ -218,8 +194,7 @@ impl AsyncShared {
     /// No more tasks start; the threads return once the queue is empty.
     pub(crate) fn close(&self) {
         self.cancel_all();
-        lock(&self.queue).closed = true;
-        self.ready.notify_all();
+        self.queue.close();
     }
 
     /// A request is over: its connection goes back to the poller.

@@ -2,12 +2,12 @@
 //! threads with a bounded queue, running offload jobs, switch continuations
 //! and after-response tasks. Nothing here ever runs on an async thread.
 
-use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rgi_async::{AfterError, AfterResponseService, AfterTask, Job, OffloadError, OffloadService};
 
+use crate::queue::{PushRefused, WaitQueue};
 use crate::worker::panic_message;
 
 /// One unit of blocking work.
@@ -22,16 +22,9 @@ pub(crate) enum Refused {
     Closed,
 }
 
-#[derive(Default)]
-struct Queue {
-    items: VecDeque<Work>,
-    closed: bool,
-}
-
 /// The pool's shared queue; the threads are started by the server.
 pub(crate) struct BlockingPool {
-    queue: Mutex<Queue>,
-    ready: Condvar,
+    queue: WaitQueue<Work>,
     capacity: usize,
 }
 
@@ -46,61 +39,27 @@ impl std::fmt::Debug for BlockingPool {
 impl BlockingPool {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            queue: Mutex::new(Queue::default()),
-            ready: Condvar::new(),
+            queue: WaitQueue::new(),
             capacity,
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues `work` without waiting; refused when `capacity` items wait
     /// already or the pool is closed (the work is then dropped unrun, here).
     pub(crate) fn submit(&self, work: Work) -> Result<(), Refused> {
-        let refused = {
-            let mut queue = self.lock();
-            if queue.closed {
-                Some(Refused::Closed)
-            } else if queue.items.len() >= self.capacity {
-                Some(Refused::Full {
-                    capacity: self.capacity,
-                })
-            } else {
-                queue.items.push_back(work);
-                None
-            }
-        };
-        match refused {
-            None => {
-                self.ready.notify_one();
-                Ok(())
-            }
-            Some(refused) => Err(refused),
+        match self.queue.push_bounded(work, self.capacity) {
+            Ok(()) => Ok(()),
+            Err((_, PushRefused::Full)) => Err(Refused::Full {
+                capacity: self.capacity,
+            }),
+            Err((_, PushRefused::Closed)) => Err(Refused::Closed),
         }
     }
 
     /// One thread's loop: runs work until the pool is closed. A panic in
     /// one item is logged and the thread carries on (`[RGIA-OFFLOAD-7]`).
     pub(crate) fn run_thread(&self) {
-        loop {
-            let work = {
-                let mut queue = self.lock();
-                loop {
-                    if let Some(work) = queue.items.pop_front() {
-                        break Some(work);
-                    }
-                    if queue.closed {
-                        break None;
-                    }
-                    queue = self
-                        .ready
-                        .wait(queue)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            };
-            let Some(work) = work else { return };
+        while let Some(work) = self.queue.next() {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(work)) {
                 tracing::error!(error = %panic_message(payload.as_ref()), "a blocking job panicked");
             }
@@ -111,12 +70,7 @@ impl BlockingPool {
     /// futures resolve to `ShutDown` (`[RGIA-OFFLOAD-9]`); running items
     /// finish and the threads then return.
     pub(crate) fn close(&self) {
-        let dropped = {
-            let mut queue = self.lock();
-            queue.closed = true;
-            std::mem::take(&mut queue.items)
-        };
-        self.ready.notify_all();
+        let dropped = self.queue.close_and_take();
         for work in dropped {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(work))) {
                 tracing::error!(error = %panic_message(payload.as_ref()), "dropping a queued job panicked");

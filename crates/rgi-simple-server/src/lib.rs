@@ -181,6 +181,8 @@ mod simple_server_guide {}
 mod async_driver;
 // The worker pool of an async server: offload, switches, after-response tasks.
 mod blocking;
+// The closable queue the async threads and the blocking pool wait on.
+mod queue;
 // Readiness and timers for async requests, served by the poller thread.
 mod reactor;
 // The `Readiness` capability over the reactor.
