@@ -2,7 +2,7 @@
 //! shared between the application's `Input` and the worker, and the source
 //! that `rgi::Input` reads.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -234,44 +234,71 @@ impl ReadSide {
             self.expect = Continue::Done;
             let head_sent = self.gate.lock();
             if !*head_sent {
-                if let Err(error) = (&*stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n") {
+                // An asynchronous request's thread must not wait for room.
+                let wait = if self.nonblocking {
+                    Duration::ZERO
+                } else {
+                    self.timeout
+                };
+                if let Err(error) = stream.write_all_within(b"HTTP/1.1 100 Continue\r\n\r\n", wait)
+                {
                     self.broken = true;
                     return Err(error);
                 }
             }
         }
-        match self.buf.fill_from(&stream) {
-            Ok(0) => {
-                self.broken = true;
-                self.eof = true;
-                match self.body {
-                    // `Input` turns the early end into `Truncated`.
-                    BodyState::Length(_) => Ok(false),
-                    _ => Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        InputError::MalformedBody {
-                            reason: "the connection closed inside the chunked body".into(),
-                        },
-                    )),
+        loop {
+            let started = Instant::now();
+            let error = match self.buf.fill_from(&stream) {
+                Ok(0) => {
+                    self.broken = true;
+                    self.eof = true;
+                    return match self.body {
+                        // `Input` turns the early end into `Truncated`.
+                        BodyState::Length(_) => Ok(false),
+                        _ => Err(io::Error::new(
+                            ErrorKind::UnexpectedEof,
+                            InputError::MalformedBody {
+                                reason: "the connection closed inside the chunked body".into(),
+                            },
+                        )),
+                    };
+                }
+                Ok(_) => return Ok(true),
+                Err(error) => error,
+            };
+            match error.kind() {
+                ErrorKind::Interrupted => return Ok(true),
+                ErrorKind::WouldBlock if self.nonblocking => return Err(error),
+                // A worker's socket is non-blocking: wait for bytes within
+                // the stalled-body timeout. On a blocking socket (a switched
+                // asynchronous request) the receive timeout has already
+                // run, and so has this wait.
+                ErrorKind::WouldBlock => match stream.wait(false, started + self.timeout) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(self.timed_out()),
+                    Err(error) => {
+                        self.broken = true;
+                        return Err(error);
+                    }
+                },
+                ErrorKind::TimedOut => return Err(self.timed_out()),
+                _ => {
+                    self.broken = true;
+                    return Err(error);
                 }
             }
-            Ok(_) => Ok(true),
-            Err(error) if error.kind() == ErrorKind::WouldBlock && self.nonblocking => Err(error),
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                self.broken = true;
-                Err(io::Error::new(
-                    ErrorKind::TimedOut,
-                    InputError::BodyTimedOut {
-                        timeout: self.timeout,
-                    },
-                ))
-            }
-            Err(error) if error.kind() == ErrorKind::Interrupted => Ok(true),
-            Err(error) => {
-                self.broken = true;
-                Err(error)
-            }
         }
+    }
+
+    fn timed_out(&mut self) -> io::Error {
+        self.broken = true;
+        io::Error::new(
+            ErrorKind::TimedOut,
+            InputError::BodyTimedOut {
+                timeout: self.timeout,
+            },
+        )
     }
 
     /// A read that reached the socket's end with a declared length left.

@@ -294,9 +294,13 @@ impl Poller {
     fn take_returns(&mut self, conns: &mut HashMap<Token, Entry>) {
         while let Ok(Finished { conn, keep }) = self.returns.try_recv() {
             let token = token_of(&conn.stream);
-            if let Err(error) = conn.stream.set_nonblocking(true) {
-                tracing::debug!(%error, "cannot make a returned connection non-blocking");
-                continue;
+            // A synchronous worker keeps the socket non-blocking; an
+            // asynchronous request that switched made it blocking.
+            if self.reactor.is_some() {
+                if let Err(error) = conn.stream.set_nonblocking(true) {
+                    tracing::debug!(%error, "cannot make a returned connection non-blocking");
+                    continue;
+                }
             }
             let stopping = self.control.deadline().is_some();
             let now = Instant::now();

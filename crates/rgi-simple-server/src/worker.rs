@@ -76,13 +76,9 @@ pub(crate) fn serve<A: Application>(
         server,
         buf,
     } = conn;
-    if let Err(error) = stream
-        .set_nonblocking(false)
-        .and_then(|()| stream.set_timeouts(limits.body_timeout))
-    {
-        tracing::debug!(%error, "cannot make the connection blocking");
-        return finished(stream, info, server, buf, false);
-    }
+    // The socket stays non-blocking, as the poller keeps it: reads and
+    // writes wait with `poll(2)` within the body timeout, which saves two
+    // mode switches and two timeout settings per request.
     let RequestHead {
         parts,
         framing,
@@ -117,6 +113,7 @@ pub(crate) fn serve<A: Application>(
         ),
     };
     let mut sink = Sink::new(Arc::clone(&stream), gate, &method, version, keep_alive);
+    sink.set_timeout(limits.body_timeout);
 
     let environ = match Environ::from_parts(parts, input, &server, &info) {
         Ok(environ) => environ,
