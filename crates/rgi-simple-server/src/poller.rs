@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -62,30 +62,34 @@ pub(crate) trait Dispatch: Send {
     fn cancel_all(&self) {}
 }
 
-impl Dispatch for Sender<Job> {
-    fn dispatch(&self, job: Job) -> bool {
-        self.send(job).is_ok()
-    }
-}
+/// The socket a synchronous worker serves, if any.
+pub(crate) type BusySlot = Arc<Mutex<Option<Arc<Stream>>>>;
 
 /// What the server handle and the poller share.
 #[derive(Debug)]
 pub(crate) struct Control {
     /// Set by `shutdown`: stop accepting, and the grace deadline.
     pub(crate) stop: Mutex<Option<Instant>>,
+    /// `stop` is set: a worker serves no further request of a connection
+    /// and hands it back.
+    pub(crate) stopping: AtomicBool,
     /// Requests on workers.
     pub(crate) in_flight: AtomicUsize,
     /// The sockets of requests on workers, shut down when the grace period
     /// ends (`[RGI-CONN-5]`).
     pub(crate) busy: Mutex<HashMap<u64, Arc<Stream>>>,
+    /// The synchronous workers' sockets, one slot per worker, for the same.
+    pub(crate) slots: Mutex<Vec<BusySlot>>,
 }
 
 impl Control {
     pub(crate) fn new() -> Self {
         Self {
             stop: Mutex::new(None),
+            stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             busy: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Vec::new()),
         }
     }
 
@@ -172,11 +176,25 @@ impl Poller {
                     for stream in busy.values() {
                         let _ = stream.shutdown(Shutdown::Both);
                     }
+                    let mut abandoned = busy.len();
+                    drop(busy);
+                    let slots = self
+                        .control
+                        .slots
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for slot in slots.iter() {
+                        let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                        if let Some(stream) = slot.as_ref() {
+                            let _ = stream.shutdown(Shutdown::Both);
+                            abandoned += 1;
+                        }
+                    }
+                    drop(slots);
                     tracing::warn!(
-                        abandoned = busy.len(),
+                        abandoned,
                         "grace period over: abandoning in-flight responses"
                     );
-                    drop(busy);
                     if let Some(jobs) = self.jobs.as_ref() {
                         jobs.cancel_all();
                     }

@@ -1,11 +1,12 @@
 //! Starting the threads, and the handle that stops them.
 
+use std::collections::VecDeque;
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,8 @@ use crate::async_driver::{AsyncDispatch, AsyncShared, CapabilityParts};
 use crate::blocking::{BlockingPool, PoolOffload};
 use crate::config::{Bind, Builder, Limits};
 use crate::error::Error;
-use crate::net::Listener;
-use crate::poller::{Control, Dispatch, Job, Poller, WAKER};
+use crate::net::{Listener, SharedStream};
+use crate::poller::{BusySlot, Control, Dispatch, Job, Poller, WAKER};
 use crate::reactor::Reactor;
 use crate::readiness::PollerReadiness;
 use crate::worker::{self, Finished};
@@ -92,6 +93,7 @@ impl Server {
             if stop.is_none() {
                 *stop = Some(Instant::now() + grace);
             }
+            self.control.stopping.store(true, Ordering::Release);
         }
         let _ = self.waker.wake();
         if let Some(poller) = self.poller.take() {
@@ -192,31 +194,49 @@ impl Builder {
     /// server name is invalid, or a thread cannot start.
     pub fn serve_sync<A: Application>(self, app: A) -> Result<Server, Error> {
         let prepared = self.prepare()?;
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let queue = Arc::new(JobQueue::default());
         let (ret_tx, ret_rx) = mpsc::channel::<Finished>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
         let app = Arc::new(app);
-        let ids = Arc::new(AtomicU64::new(0));
 
         let mut workers = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
+            let slot: BusySlot = Arc::new(Mutex::new(None));
+            prepared
+                .control
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(&slot));
             let pool = WorkerPool {
                 app: Arc::clone(&app),
-                jobs: Arc::clone(&job_rx),
+                jobs: Arc::clone(&queue),
                 returns: ret_tx.clone(),
                 waker: Arc::clone(&prepared.waker),
                 control: Arc::clone(&prepared.control),
                 limits: self.limits,
-                ids: Arc::clone(&ids),
+                slot,
             };
-            let handle = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("rgi-simple-worker-{index}"))
-                .spawn(move || pool.run())
-                .map_err(Error::Thread)?;
-            workers.push(handle);
+                .spawn(move || pool.run());
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(error) => {
+                    // The workers already started end on the closed queue.
+                    queue.close();
+                    return Err(Error::Thread(error));
+                }
+            }
         }
         drop(ret_tx);
-        self.launch(prepared, Box::new(job_tx), None, ret_rx, workers, None)
+        self.launch(
+            prepared,
+            Box::new(JobSender(queue)),
+            None,
+            ret_rx,
+            workers,
+            None,
+        )
     }
 
     /// Starts serving an asynchronous application, with no async runtime:
@@ -371,29 +391,104 @@ fn bind(bind: &Bind) -> Result<(Listener, LocalAddr, Option<PathBuf>), Error> {
     }
 }
 
+/// The synchronous pool's queue of parsed requests. The poller pushes
+/// under an uncontended lock and signals only when a worker sleeps; a
+/// shared `Mutex<Receiver>` cost a channel wake-up and a second, contended
+/// lock per request.
+#[derive(Debug, Default)]
+pub(crate) struct JobQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// Workers waiting on `ready`.
+    sleeping: usize,
+    /// No more jobs come: workers end once the queue is empty.
+    closed: bool,
+}
+
+impl JobQueue {
+    fn state(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, job: Job) -> bool {
+        let mut state = self.state();
+        if state.closed {
+            return false;
+        }
+        state.jobs.push_back(job);
+        let wake = state.sleeping > 0;
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// The next job; `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<Job> {
+        let mut state = self.state();
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            state.sleeping += 1;
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.sleeping -= 1;
+        }
+    }
+
+    fn close(&self) {
+        self.state().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+/// The poller's end of the queue; dropping it (the poller's exit) lets the
+/// workers finish what is queued and end.
+struct JobSender(Arc<JobQueue>);
+
+impl Dispatch for JobSender {
+    fn dispatch(&self, job: Job) -> bool {
+        self.0.push(job)
+    }
+}
+
+impl Drop for JobSender {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// One worker thread's share of the pool.
 struct WorkerPool<A> {
     app: Arc<A>,
-    jobs: Arc<Mutex<Receiver<Job>>>,
+    jobs: Arc<JobQueue>,
     returns: mpsc::Sender<Finished>,
     waker: Arc<Waker>,
     control: Arc<Control>,
     limits: Limits,
-    ids: Arc<AtomicU64>,
+    /// The socket this worker serves, for the end of the grace period; its
+    /// own lock, so workers never contend for it.
+    slot: BusySlot,
 }
 
 impl<A: Application> WorkerPool<A> {
     fn run(self) {
-        loop {
-            let job = {
-                let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-                jobs.recv()
-            };
-            let Ok(Job { conn, head }) = job else { return };
-            let id = self.ids.fetch_add(1, Ordering::Relaxed);
-            self.busy().insert(id, Arc::clone(&conn.stream));
+        while let Some(Job { conn, head }) = self.jobs.pop() {
+            self.set_busy(Some(Arc::clone(&conn.stream)));
             let finished = worker::serve(&*self.app, conn, *head, &self.limits);
-            self.busy().remove(&id);
+            self.set_busy(None);
             if !finished.keep {
                 let _ = finished.conn.stream.shutdown(Shutdown::Write);
             }
@@ -403,12 +498,7 @@ impl<A: Application> WorkerPool<A> {
         }
     }
 
-    fn busy(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Arc<crate::net::Stream>>> {
-        self.control
-            .busy
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn set_busy(&self, stream: Option<SharedStream>) {
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = stream;
     }
 }
