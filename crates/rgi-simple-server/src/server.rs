@@ -23,7 +23,7 @@ use crate::net::{Listener, SharedStream};
 use crate::poller::{BusySlot, Control, Dispatch, Job, Poller, WAKER};
 use crate::reactor::Reactor;
 use crate::readiness::PollerReadiness;
-use crate::worker::{self, Finished};
+use crate::worker::{self, Finished, Next};
 
 /// Where a running server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,6 +391,12 @@ fn bind(bind: &Bind) -> Result<(Listener, LocalAddr, Option<PathBuf>), Error> {
     }
 }
 
+/// How many requests of one connection a worker serves in a row when each
+/// next one is already there, before the connection goes back to the
+/// poller and the worker to the queue: a pipelining client's burst of 16
+/// costs one trip, and no connection keeps a worker for longer.
+const IN_A_ROW: usize = 16;
+
 /// The synchronous pool's queue of parsed requests. The poller pushes
 /// under an uncontended lock and signals only when a worker sleeps; a
 /// shared `Mutex<Receiver>` cost a channel wake-up and a second, contended
@@ -485,9 +491,29 @@ struct WorkerPool<A> {
 
 impl<A: Application> WorkerPool<A> {
     fn run(self) {
-        while let Some(Job { conn, head }) = self.jobs.pop() {
+        while let Some(Job { mut conn, mut head }) = self.jobs.pop() {
             self.set_busy(Some(Arc::clone(&conn.stream)));
-            let finished = worker::serve(&*self.app, conn, *head, &self.limits);
+            let mut served = 1;
+            let finished = loop {
+                let mut finished = worker::serve(&*self.app, conn, *head, &self.limits);
+                if !finished.keep
+                    || served >= IN_A_ROW
+                    || self.control.stopping.load(Ordering::Acquire)
+                {
+                    break finished;
+                }
+                // The next request is served here when it is already
+                // there; otherwise the poller waits for it, holding no
+                // worker.
+                match worker::next_head(&mut finished.conn, &self.limits) {
+                    Next::Head(next) => {
+                        conn = finished.conn;
+                        head = next;
+                        served += 1;
+                    }
+                    Next::Poller => break finished,
+                }
+            };
             self.set_busy(None);
             if !finished.keep {
                 let _ = finished.conn.stream.shutdown(Shutdown::Write);

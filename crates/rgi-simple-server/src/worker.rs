@@ -63,6 +63,41 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     format!("the application panicked: {text}")
 }
 
+/// What a worker found after a kept response.
+pub(crate) enum Next {
+    /// A complete head, taken from the buffer: serve it on this worker.
+    Head(Box<RequestHead>),
+    /// Nothing complete (or something to refuse): back to the poller,
+    /// which reads, parses, waits and refuses as for any connection.
+    Poller,
+}
+
+/// Looks for the next request on a kept connection without waiting: the
+/// bytes already buffered (a pipelined request), else one non-blocking
+/// read. A connection whose next request is already there is served
+/// without the trip through the poller; one with nothing complete goes
+/// back, so an idle connection or a partial head holds no worker.
+pub(crate) fn next_head(conn: &mut Connection, limits: &Limits) -> Next {
+    if conn.buf.is_empty() {
+        match conn.buf.fill_from(&conn.stream) {
+            Ok(count) if count > 0 => {}
+            // The end of stream, an error or nothing yet: the poller's read
+            // finds it again and acts on it.
+            _ => {
+                conn.buf.release();
+                return Next::Poller;
+            }
+        }
+    }
+    match crate::head::parse(conn.buf.available(), limits) {
+        Ok(crate::head::Parsed::Complete(head, used)) => {
+            conn.buf.consume(used);
+            Next::Head(head)
+        }
+        _ => Next::Poller,
+    }
+}
+
 /// Serves one request on `conn`; never panics on what the application does.
 pub(crate) fn serve<A: Application>(
     app: &A,
