@@ -1,6 +1,7 @@
 //! The response side: the `ResponseSink` that frames a response on the
 //! wire, the server's own refusals, and the `Date` field.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
@@ -149,8 +150,7 @@ impl ResponseSink for Sink {
         }
         if !head.headers().contains_key(DATE) {
             self.out.extend_from_slice(b"date: ");
-            self.out
-                .extend_from_slice(http_date(SystemTime::now()).as_bytes());
+            append_date(&mut self.out);
             self.out.extend_from_slice(b"\r\n");
         }
         if !head.headers().contains_key(SERVER) {
@@ -345,6 +345,23 @@ pub(crate) fn refusal(status: StatusCode) -> Vec<u8> {
     out
 }
 
+/// Appends the `Date` value for now. The value changes once a second, so
+/// each thread formats it once a second and copies it otherwise.
+fn append_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            *cached = (secs, http_date(now));
+        }
+        out.extend_from_slice(cached.1.as_bytes());
+    });
+}
+
 /// An IMF-fixdate (RFC 9110 §5.6.7).
 pub(crate) fn http_date(now: SystemTime) -> String {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -385,6 +402,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_cached_date_is_the_formatted_one() {
+        let mut out = Vec::new();
+        append_date(&mut out);
+        let after = http_date(SystemTime::now());
+        let text = String::from_utf8(out).unwrap_or_default();
+        // At most one second apart, whichever side of a tick it fell on.
+        let before = http_date(SystemTime::now() - Duration::from_secs(1));
+        assert!(text == after || text == before, "{text} vs {after}");
+    }
 
     #[test]
     fn formats_dates() {
