@@ -2,6 +2,7 @@
 //! shared between the application's `Input` and the worker, and the source
 //! that `rgi::Input` reads.
 
+use std::cell::RefCell;
 use std::io::{self, ErrorKind, Read};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -48,17 +49,28 @@ impl InBuf {
 
     /// One read from `stream` appended after the unconsumed bytes; `Ok(0)`
     /// is the peer's end of stream.
+    ///
+    /// The read goes into the thread's scratch buffer and only the bytes
+    /// read are appended: growing `data` by `READ_SIZE` for every read
+    /// zeroed 8 KiB and allocated for it even when the read found nothing
+    /// (the poller's read after each response usually does) or a 40-byte
+    /// request.
     pub(crate) fn fill_from(&mut self, stream: &Stream) -> io::Result<usize> {
-        if self.start > 0 {
-            self.data.drain(..self.start);
-            self.start = 0;
+        thread_local! {
+            static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_SIZE].into_boxed_slice());
         }
-        let old = self.data.len();
-        self.data.resize(old + READ_SIZE, 0);
-        let result = (&*stream).read(&mut self.data[old..]);
-        let count = *result.as_ref().unwrap_or(&0);
-        self.data.truncate(old + count);
-        result
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let count = (&*stream).read(&mut scratch[..])?;
+            if count > 0 {
+                if self.start > 0 {
+                    self.data.drain(..self.start);
+                    self.start = 0;
+                }
+                self.data.extend_from_slice(&scratch[..count]);
+            }
+            Ok(count)
+        })
     }
 }
 
