@@ -9,7 +9,7 @@
 //! `REACTOR_BASE` up are handed to it, and its earliest timer bounds the
 //! poll's sleep.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -128,6 +128,12 @@ pub(crate) struct Poller {
     pub(crate) reactor: Option<Arc<Reactor>>,
     pub(crate) returns: Receiver<Finished>,
     pub(crate) control: Arc<Control>,
+    /// Connections on a worker whose socket may hold bytes nobody has
+    /// read: an edge came while the worker had it, or the poller's own
+    /// read stopped short of `WouldBlock`. Only these are read when they
+    /// come back; the rest were read to `WouldBlock` by the worker or the
+    /// poller, and any byte after that brings an edge.
+    pub(crate) unread: HashSet<Token>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -232,7 +238,12 @@ impl Poller {
                             reactor.dispatch(event);
                         }
                     }
-                    token => self.ready(&mut conns, token),
+                    token if conns.contains_key(&token) => self.ready(&mut conns, token),
+                    // On a worker (its registration stays): read when it
+                    // comes back.
+                    token => {
+                        self.unread.insert(token);
+                    }
                 }
             }
             if let Some(reactor) = self.reactor.as_ref() {
@@ -275,6 +286,8 @@ impl Poller {
                         continue;
                     }
                     let token = token_of(&stream);
+                    // A descriptor number used before, by a closed connection.
+                    self.unread.remove(&token);
                     let stream = Arc::new(stream);
                     if !self.register(token, &stream) {
                         continue;
@@ -349,10 +362,16 @@ impl Poller {
             if self.reactor.is_some() && !self.register(token, &entry.conn.stream) {
                 continue;
             }
+            // Read now what may be unread (see `unread`); parse what is
+            // buffered; an asynchronous request's connection was not watched
+            // during its trip; a closing one lingers.
+            let read = self.unread.remove(&token)
+                || self.reactor.is_some()
+                || !matches!(entry.phase, Phase::Idle);
             conns.insert(token, entry);
-            // An edge that came during the trip was dropped (no entry): read
-            // now. Bytes of the next request may also be buffered already.
-            self.ready(conns, token);
+            if read {
+                self.ready(conns, token);
+            }
         }
     }
 
@@ -363,6 +382,7 @@ impl Poller {
         match &mut entry.phase {
             Phase::Idle | Phase::Head => {
                 let mut closed = false;
+                let mut drained = false;
                 loop {
                     if entry.conn.buf.available().len()
                         > self.limits.max_head + self.limits.max_target
@@ -382,7 +402,10 @@ impl Poller {
                                 entry.deadline = Instant::now() + self.limits.head_timeout;
                             }
                         }
-                        Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                        Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                            drained = true;
+                            break;
+                        }
                         Err(error) if error.kind() == ErrorKind::Interrupted => {}
                         Err(_) => {
                             closed = true;
@@ -392,6 +415,10 @@ impl Poller {
                 }
                 if entry.conn.buf.is_empty() {
                     entry.conn.buf.release();
+                }
+                if !drained {
+                    // Bytes or an end left in the socket bring no new edge.
+                    self.unread.insert(token);
                 }
                 // A client may half-close after a complete request; what it
                 // sent is still served.

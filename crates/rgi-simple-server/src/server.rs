@@ -343,6 +343,7 @@ impl Builder {
             reactor,
             returns,
             control: Arc::clone(&control),
+            unread: std::collections::HashSet::new(),
         };
         let mut handle = Server {
             local,
@@ -512,6 +513,10 @@ impl<A: Application> WorkerPool<A> {
                         served += 1;
                     }
                     Next::Poller => break finished,
+                    Next::Closed => {
+                        finished.keep = false;
+                        break finished;
+                    }
                 }
             };
             self.set_busy(None);

@@ -70,6 +70,9 @@ pub(crate) enum Next {
     /// Nothing complete (or something to refuse): back to the poller,
     /// which reads, parses, waits and refuses as for any connection.
     Poller,
+    /// The client ended its side (or the socket failed) after a complete
+    /// exchange: the connection closes.
+    Closed,
 }
 
 /// Looks for the next request on a kept connection without waiting: the
@@ -80,13 +83,19 @@ pub(crate) enum Next {
 pub(crate) fn next_head(conn: &mut Connection, limits: &Limits) -> Next {
     if conn.buf.is_empty() {
         match conn.buf.fill_from(&conn.stream) {
-            Ok(count) if count > 0 => {}
-            // The end of stream, an error or nothing yet: the poller's read
-            // finds it again and acts on it.
-            _ => {
+            Ok(0) => return Next::Closed,
+            Ok(_) => {}
+            // Nothing yet (or a signal): the poller waits for it.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
                 conn.buf.release();
                 return Next::Poller;
             }
+            Err(_) => return Next::Closed,
         }
     }
     match crate::head::parse(conn.buf.available(), limits) {

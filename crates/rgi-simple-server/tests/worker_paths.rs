@@ -219,3 +219,53 @@ fn a_client_that_stops_reading_frees_its_worker_after_the_body_timeout() {
     drop(stalled);
     server.shutdown(Duration::from_secs(5));
 }
+
+#[test]
+fn a_pipelined_stream_larger_than_one_head_read_is_served_to_the_end() {
+    // The poller stops reading a connection at max_head + max_target
+    // buffered bytes; what stays in the socket then brings no new edge and
+    // must still be read when the connection comes back from its worker.
+    let limits = Limits::default().with_max_head(1024).with_max_target(256);
+    let server = one_worker(path_or_body(), limits);
+    let addr = server.tcp_addr().unwrap();
+    let mut stream = connect(addr);
+    let mut writer = stream.try_clone().unwrap();
+    const COUNT: usize = 600;
+    let sender = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for index in 0..COUNT {
+            all.extend_from_slice(
+                format!("GET /{index:04} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+            );
+        }
+        writer.write_all(&all).unwrap();
+    });
+    let bytes = read_responses(&mut stream, COUNT);
+    sender.join().unwrap();
+    let answers = responses(&bytes, &[]);
+    assert_eq!(answers.len(), COUNT);
+    for (index, answer) in answers.iter().enumerate() {
+        assert_eq!(answer.body, format!("/{index:04}").as_bytes());
+    }
+    server.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_is_answered_and_closed() {
+    // A long idle timeout: the close must come from the end of stream,
+    // not from the timeout.
+    let limits = Limits::default().with_idle_timeout(Duration::from_secs(60));
+    let server = one_worker(path_or_body(), limits);
+    let addr = server.tcp_addr().unwrap();
+    for _ in 0..3 {
+        let mut stream = connect(addr);
+        stream
+            .write_all(b"GET /last HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let (bytes, closed) = common::read_to_close(&mut stream);
+        assert!(closed, "the server kept a half-closed connection open");
+        assert_eq!(responses(&bytes, &[])[0].body, b"/last");
+    }
+    server.shutdown(Duration::from_secs(5));
+}
