@@ -14,7 +14,7 @@ use crate::head::Framing;
 use crate::net::{SharedStream, Stream};
 
 /// How much a single socket read asks for.
-const READ_SIZE: usize = 8 * 1024;
+pub(crate) const READ_SIZE: usize = 8 * 1024;
 
 /// Bytes read from a connection and not consumed yet: the rest of a head,
 /// body bytes, or the next pipelined request. Released when empty, so an

@@ -21,7 +21,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rgi::ServerInfo;
 
-use crate::body::InBuf;
+use crate::body::{InBuf, READ_SIZE};
 use crate::config::Limits;
 use crate::head::{self, Parsed, RequestHead};
 use crate::net::{Listener, Stream};
@@ -238,7 +238,12 @@ impl Poller {
                             reactor.dispatch(event);
                         }
                     }
-                    token if conns.contains_key(&token) => self.ready(&mut conns, token),
+                    token if conns.contains_key(&token) => {
+                        // Without an end or an error in the event, a short
+                        // read has emptied the socket (see `read_head`).
+                        let ended = event.is_read_closed() || event.is_error();
+                        self.read_head(&mut conns, token, ended);
+                    }
                     // On a worker (its registration stays): read when it
                     // comes back.
                     token => {
@@ -376,6 +381,16 @@ impl Poller {
     }
 
     fn ready(&mut self, conns: &mut HashMap<Token, Entry>, token: Token) {
+        self.read_head(conns, token, true);
+    }
+
+    /// Reads what the connection has and acts on it. With `ended` false
+    /// (an event that reported no end of stream and no error), a read that
+    /// returns less than it asked for has emptied the socket: a stream
+    /// socket's read stops short only when its queue is empty, and a byte
+    /// (or an end) arriving later brings a new edge. That saves the second
+    /// read, which would only say `WouldBlock`, for each request.
+    fn read_head(&mut self, conns: &mut HashMap<Token, Entry>, token: Token, ended: bool) {
         let Some(entry) = conns.get_mut(&token) else {
             return;
         };
@@ -394,12 +409,16 @@ impl Poller {
                             closed = true;
                             break;
                         }
-                        Ok(_) => {
+                        Ok(count) => {
                             if matches!(entry.phase, Phase::Idle) {
                                 // The head time runs from the first byte on a
                                 // kept connection.
                                 entry.phase = Phase::Head;
                                 entry.deadline = Instant::now() + self.limits.head_timeout;
+                            }
+                            if !ended && count < READ_SIZE {
+                                drained = true;
+                                break;
                             }
                         }
                         Err(error) if error.kind() == ErrorKind::WouldBlock => {

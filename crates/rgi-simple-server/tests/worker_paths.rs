@@ -269,3 +269,21 @@ fn a_client_that_half_closes_after_its_request_is_answered_and_closed() {
     }
     server.shutdown(Duration::from_secs(5));
 }
+
+#[test]
+fn a_partial_head_and_the_end_of_stream_together_close_without_waiting_for_the_timeout() {
+    // The bytes and the end come in one edge; a short read of the bytes
+    // alone must not leave the end unseen until the head timeout.
+    let limits = Limits::default().with_head_timeout(Duration::from_secs(60));
+    let server = one_worker(path_or_body(), limits);
+    let addr = server.tcp_addr().unwrap();
+    for _ in 0..3 {
+        let mut stream = connect(addr);
+        stream.write_all(b"GET /never HTTP/1.1\r\nHo").unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let (bytes, closed) = common::read_to_close(&mut stream);
+        assert!(closed, "the server waited on a connection that had ended");
+        assert!(bytes.is_empty(), "a peer that ends mid-head gets no answer");
+    }
+    server.shutdown(Duration::from_secs(5));
+}
