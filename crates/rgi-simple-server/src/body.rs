@@ -2,7 +2,8 @@
 //! shared between the application's `Input` and the worker, and the source
 //! that `rgi::Input` reads.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::cell::RefCell;
+use std::io::{self, ErrorKind, Read};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use crate::head::Framing;
 use crate::net::{SharedStream, Stream};
 
 /// How much a single socket read asks for.
-const READ_SIZE: usize = 8 * 1024;
+pub(crate) const READ_SIZE: usize = 8 * 1024;
 
 /// Bytes read from a connection and not consumed yet: the rest of a head,
 /// body bytes, or the next pipelined request. Released when empty, so an
@@ -48,17 +49,28 @@ impl InBuf {
 
     /// One read from `stream` appended after the unconsumed bytes; `Ok(0)`
     /// is the peer's end of stream.
+    ///
+    /// The read goes into the thread's scratch buffer and only the bytes
+    /// read are appended: growing `data` by `READ_SIZE` for every read
+    /// zeroed 8 KiB and allocated for it even when the read found nothing
+    /// (the poller's read after each response usually does) or a 40-byte
+    /// request.
     pub(crate) fn fill_from(&mut self, stream: &Stream) -> io::Result<usize> {
-        if self.start > 0 {
-            self.data.drain(..self.start);
-            self.start = 0;
+        thread_local! {
+            static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_SIZE].into_boxed_slice());
         }
-        let old = self.data.len();
-        self.data.resize(old + READ_SIZE, 0);
-        let result = (&*stream).read(&mut self.data[old..]);
-        let count = *result.as_ref().unwrap_or(&0);
-        self.data.truncate(old + count);
-        result
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let count = (&*stream).read(&mut scratch[..])?;
+            if count > 0 {
+                if self.start > 0 {
+                    self.data.drain(..self.start);
+                    self.start = 0;
+                }
+                self.data.extend_from_slice(&scratch[..count]);
+            }
+            Ok(count)
+        })
     }
 }
 
@@ -234,44 +246,71 @@ impl ReadSide {
             self.expect = Continue::Done;
             let head_sent = self.gate.lock();
             if !*head_sent {
-                if let Err(error) = (&*stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n") {
+                // An asynchronous request's thread must not wait for room.
+                let wait = if self.nonblocking {
+                    Duration::ZERO
+                } else {
+                    self.timeout
+                };
+                if let Err(error) = stream.write_all_within(b"HTTP/1.1 100 Continue\r\n\r\n", wait)
+                {
                     self.broken = true;
                     return Err(error);
                 }
             }
         }
-        match self.buf.fill_from(&stream) {
-            Ok(0) => {
-                self.broken = true;
-                self.eof = true;
-                match self.body {
-                    // `Input` turns the early end into `Truncated`.
-                    BodyState::Length(_) => Ok(false),
-                    _ => Err(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        InputError::MalformedBody {
-                            reason: "the connection closed inside the chunked body".into(),
-                        },
-                    )),
+        loop {
+            let started = Instant::now();
+            let error = match self.buf.fill_from(&stream) {
+                Ok(0) => {
+                    self.broken = true;
+                    self.eof = true;
+                    return match self.body {
+                        // `Input` turns the early end into `Truncated`.
+                        BodyState::Length(_) => Ok(false),
+                        _ => Err(io::Error::new(
+                            ErrorKind::UnexpectedEof,
+                            InputError::MalformedBody {
+                                reason: "the connection closed inside the chunked body".into(),
+                            },
+                        )),
+                    };
+                }
+                Ok(_) => return Ok(true),
+                Err(error) => error,
+            };
+            match error.kind() {
+                ErrorKind::Interrupted => return Ok(true),
+                ErrorKind::WouldBlock if self.nonblocking => return Err(error),
+                // A worker's socket is non-blocking: wait for bytes within
+                // the stalled-body timeout. On a blocking socket (a switched
+                // asynchronous request) the receive timeout has already
+                // run, and so has this wait.
+                ErrorKind::WouldBlock => match stream.wait(false, started + self.timeout) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(self.timed_out()),
+                    Err(error) => {
+                        self.broken = true;
+                        return Err(error);
+                    }
+                },
+                ErrorKind::TimedOut => return Err(self.timed_out()),
+                _ => {
+                    self.broken = true;
+                    return Err(error);
                 }
             }
-            Ok(_) => Ok(true),
-            Err(error) if error.kind() == ErrorKind::WouldBlock && self.nonblocking => Err(error),
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                self.broken = true;
-                Err(io::Error::new(
-                    ErrorKind::TimedOut,
-                    InputError::BodyTimedOut {
-                        timeout: self.timeout,
-                    },
-                ))
-            }
-            Err(error) if error.kind() == ErrorKind::Interrupted => Ok(true),
-            Err(error) => {
-                self.broken = true;
-                Err(error)
-            }
         }
+    }
+
+    fn timed_out(&mut self) -> io::Error {
+        self.broken = true;
+        io::Error::new(
+            ErrorKind::TimedOut,
+            InputError::BodyTimedOut {
+                timeout: self.timeout,
+            },
+        )
     }
 
     /// A read that reached the socket's end with a declared length left.

@@ -6,7 +6,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rgi::{Address, ConnectionInfo, UnixAddr};
 
@@ -109,12 +109,75 @@ impl Stream {
         }
     }
 
+    /// Waits until the socket is readable (`write` false) or writable, or
+    /// `deadline` passes; false when it passed first. A worker's socket
+    /// stays non-blocking (no mode switch per request), so its blocking
+    /// reads and writes wait here, bounded by the body timeout.
+    pub(crate) fn wait(&self, write: bool, deadline: Instant) -> io::Result<bool> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        use std::os::fd::AsFd;
+
+        let fd = match self {
+            Self::Tcp(stream) => stream.as_fd(),
+            Self::Unix(stream) => stream.as_fd(),
+        };
+        let flags = if write { PollFlags::OUT } else { PollFlags::IN };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            // Past what a timespec holds: wait without a bound, which the
+            // limits' checks at start-up make unreachable in practice.
+            let timeout = Timespec::try_from(left).ok();
+            let mut fds = [PollFd::from_borrowed_fd(fd, flags)];
+            match poll(&mut fds, timeout.as_ref()) {
+                // Error and hang-up count as ready: the next call reports them.
+                Ok(0) => {}
+                Ok(_) => return Ok(true),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+
+    /// Writes all of `data`, waiting for room at most `timeout` per step
+    /// when the socket is non-blocking; a stall is `TimedOut`. On a
+    /// blocking socket (an asynchronous request that switched, whose send
+    /// timeout is set) a `WouldBlock` comes after that timeout and ends it
+    /// at once.
+    pub(crate) fn write_all_within(&self, mut data: &[u8], timeout: Duration) -> io::Result<()> {
+        while !data.is_empty() {
+            let started = Instant::now();
+            match (&*self).write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(count) => data = &data[count..],
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.wait(true, started + timeout)? {
+                        return Err(stalled());
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.shutdown(how),
             Self::Unix(stream) => stream.shutdown(how),
         }
     }
+}
+
+/// A client that took no response bytes within the body timeout.
+pub(crate) fn stalled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client took no response bytes within the body timeout",
+    )
 }
 
 impl Read for &Stream {

@@ -9,11 +9,11 @@
 //! `REACTOR_BASE` up are handed to it, and its earliest timer bounds the
 //! poll's sleep.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Write};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rgi::ServerInfo;
 
-use crate::body::InBuf;
+use crate::body::{InBuf, READ_SIZE};
 use crate::config::Limits;
 use crate::head::{self, Parsed, RequestHead};
 use crate::net::{Listener, Stream};
@@ -62,30 +62,34 @@ pub(crate) trait Dispatch: Send {
     fn cancel_all(&self) {}
 }
 
-impl Dispatch for Sender<Job> {
-    fn dispatch(&self, job: Job) -> bool {
-        self.send(job).is_ok()
-    }
-}
+/// The socket a synchronous worker serves, if any.
+pub(crate) type BusySlot = Arc<Mutex<Option<Arc<Stream>>>>;
 
 /// What the server handle and the poller share.
 #[derive(Debug)]
 pub(crate) struct Control {
     /// Set by `shutdown`: stop accepting, and the grace deadline.
     pub(crate) stop: Mutex<Option<Instant>>,
+    /// `stop` is set: a worker serves no further request of a connection
+    /// and hands it back.
+    pub(crate) stopping: AtomicBool,
     /// Requests on workers.
     pub(crate) in_flight: AtomicUsize,
     /// The sockets of requests on workers, shut down when the grace period
     /// ends (`[RGI-CONN-5]`).
     pub(crate) busy: Mutex<HashMap<u64, Arc<Stream>>>,
+    /// The synchronous workers' sockets, one slot per worker, for the same.
+    pub(crate) slots: Mutex<Vec<BusySlot>>,
 }
 
 impl Control {
     pub(crate) fn new() -> Self {
         Self {
             stop: Mutex::new(None),
+            stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             busy: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Vec::new()),
         }
     }
 
@@ -124,6 +128,12 @@ pub(crate) struct Poller {
     pub(crate) reactor: Option<Arc<Reactor>>,
     pub(crate) returns: Receiver<Finished>,
     pub(crate) control: Arc<Control>,
+    /// Connections on a worker whose socket may hold bytes nobody has
+    /// read: an edge came while the worker had it, or the poller's own
+    /// read stopped short of `WouldBlock`. Only these are read when they
+    /// come back; the rest were read to `WouldBlock` by the worker or the
+    /// poller, and any byte after that brings an edge.
+    pub(crate) unread: HashSet<Token>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -172,11 +182,25 @@ impl Poller {
                     for stream in busy.values() {
                         let _ = stream.shutdown(Shutdown::Both);
                     }
+                    let mut abandoned = busy.len();
+                    drop(busy);
+                    let slots = self
+                        .control
+                        .slots
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for slot in slots.iter() {
+                        let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                        if let Some(stream) = slot.as_ref() {
+                            let _ = stream.shutdown(Shutdown::Both);
+                            abandoned += 1;
+                        }
+                    }
+                    drop(slots);
                     tracing::warn!(
-                        abandoned = busy.len(),
+                        abandoned,
                         "grace period over: abandoning in-flight responses"
                     );
-                    drop(busy);
                     if let Some(jobs) = self.jobs.as_ref() {
                         jobs.cancel_all();
                     }
@@ -214,7 +238,17 @@ impl Poller {
                             reactor.dispatch(event);
                         }
                     }
-                    token => self.ready(&mut conns, token),
+                    token if conns.contains_key(&token) => {
+                        // Without an end or an error in the event, a short
+                        // read has emptied the socket (see `read_head`).
+                        let ended = event.is_read_closed() || event.is_error();
+                        self.read_head(&mut conns, token, ended);
+                    }
+                    // On a worker (its registration stays): read when it
+                    // comes back.
+                    token => {
+                        self.unread.insert(token);
+                    }
                 }
             }
             if let Some(reactor) = self.reactor.as_ref() {
@@ -257,6 +291,8 @@ impl Poller {
                         continue;
                     }
                     let token = token_of(&stream);
+                    // A descriptor number used before, by a closed connection.
+                    self.unread.remove(&token);
                     let stream = Arc::new(stream);
                     if !self.register(token, &stream) {
                         continue;
@@ -294,9 +330,13 @@ impl Poller {
     fn take_returns(&mut self, conns: &mut HashMap<Token, Entry>) {
         while let Ok(Finished { conn, keep }) = self.returns.try_recv() {
             let token = token_of(&conn.stream);
-            if let Err(error) = conn.stream.set_nonblocking(true) {
-                tracing::debug!(%error, "cannot make a returned connection non-blocking");
-                continue;
+            // A synchronous worker keeps the socket non-blocking; an
+            // asynchronous request that switched made it blocking.
+            if self.reactor.is_some() {
+                if let Err(error) = conn.stream.set_nonblocking(true) {
+                    tracing::debug!(%error, "cannot make a returned connection non-blocking");
+                    continue;
+                }
             }
             let stopping = self.control.deadline().is_some();
             let now = Instant::now();
@@ -327,20 +367,37 @@ impl Poller {
             if self.reactor.is_some() && !self.register(token, &entry.conn.stream) {
                 continue;
             }
+            // Read now what may be unread (see `unread`); parse what is
+            // buffered; an asynchronous request's connection was not watched
+            // during its trip; a closing one lingers.
+            let read = self.unread.remove(&token)
+                || self.reactor.is_some()
+                || !matches!(entry.phase, Phase::Idle);
             conns.insert(token, entry);
-            // An edge that came during the trip was dropped (no entry): read
-            // now. Bytes of the next request may also be buffered already.
-            self.ready(conns, token);
+            if read {
+                self.ready(conns, token);
+            }
         }
     }
 
     fn ready(&mut self, conns: &mut HashMap<Token, Entry>, token: Token) {
+        self.read_head(conns, token, true);
+    }
+
+    /// Reads what the connection has and acts on it. With `ended` false
+    /// (an event that reported no end of stream and no error), a read that
+    /// returns less than it asked for has emptied the socket: a stream
+    /// socket's read stops short only when its queue is empty, and a byte
+    /// (or an end) arriving later brings a new edge. That saves the second
+    /// read, which would only say `WouldBlock`, for each request.
+    fn read_head(&mut self, conns: &mut HashMap<Token, Entry>, token: Token, ended: bool) {
         let Some(entry) = conns.get_mut(&token) else {
             return;
         };
         match &mut entry.phase {
             Phase::Idle | Phase::Head => {
                 let mut closed = false;
+                let mut drained = false;
                 loop {
                     if entry.conn.buf.available().len()
                         > self.limits.max_head + self.limits.max_target
@@ -352,15 +409,22 @@ impl Poller {
                             closed = true;
                             break;
                         }
-                        Ok(_) => {
+                        Ok(count) => {
                             if matches!(entry.phase, Phase::Idle) {
                                 // The head time runs from the first byte on a
                                 // kept connection.
                                 entry.phase = Phase::Head;
                                 entry.deadline = Instant::now() + self.limits.head_timeout;
                             }
+                            if !ended && count < READ_SIZE {
+                                drained = true;
+                                break;
+                            }
                         }
-                        Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                        Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                            drained = true;
+                            break;
+                        }
                         Err(error) if error.kind() == ErrorKind::Interrupted => {}
                         Err(_) => {
                             closed = true;
@@ -370,6 +434,10 @@ impl Poller {
                 }
                 if entry.conn.buf.is_empty() {
                     entry.conn.buf.release();
+                }
+                if !drained {
+                    // Bytes or an end left in the socket bring no new edge.
+                    self.unread.insert(token);
                 }
                 // A client may half-close after a complete request; what it
                 // sent is still served.

@@ -1,10 +1,11 @@
 //! The response side: the `ResponseSink` that frames a response on the
 //! wire, the server's own refusals, and the `Date` field.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, DATE, SERVER};
@@ -47,6 +48,9 @@ pub(crate) struct Sink {
     /// Output stays in `out` for [`Sink::take_output`] instead of being
     /// written: an asynchronous request writes without blocking.
     deferred: bool,
+    /// How long a write may wait for the client to take bytes
+    /// (`body_timeout`); zero leaves it to the socket's own send timeout.
+    timeout: Duration,
 }
 
 impl Sink {
@@ -67,7 +71,14 @@ impl Sink {
             keep_alive,
             head_buffered: false,
             deferred: false,
+            timeout: Duration::ZERO,
         }
+    }
+
+    /// Bounds each wait for the client to take bytes on a non-blocking
+    /// socket; without it a write that would block fails at once.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Whether output stays for [`Sink::take_output`] (true) or is
@@ -107,7 +118,7 @@ impl Sink {
         if self.deferred {
             return Ok(());
         }
-        let result = (&*self.stream).write_all(&self.out);
+        let result = self.stream.write_all_within(&self.out, self.timeout);
         drop(head_sent);
         self.out.clear();
         result
@@ -139,8 +150,7 @@ impl ResponseSink for Sink {
         }
         if !head.headers().contains_key(DATE) {
             self.out.extend_from_slice(b"date: ");
-            self.out
-                .extend_from_slice(http_date(SystemTime::now()).as_bytes());
+            append_date(&mut self.out);
             self.out.extend_from_slice(b"\r\n");
         }
         if !head.headers().contains_key(SERVER) {
@@ -219,6 +229,7 @@ pub(crate) fn send_file<B: rgi::Body>(
         let count = usize::try_from(left)
             .unwrap_or(usize::MAX)
             .min(SENDFILE_MAX);
+        let started = Instant::now();
         match sendfile(&sink.stream, file.file(), &mut offset, count) {
             // The file ended early: `next_chunk` finds and reports it.
             Ok(0) => return Ok(()),
@@ -232,6 +243,14 @@ pub(crate) fn send_file<B: rgi::Body>(
                 tracing::debug!(%error, "sendfile refused; reading the file instead");
                 return Ok(());
             }
+            // A non-blocking socket's buffer is full: wait for room within
+            // the body timeout (a blocking one's send timeout has already
+            // run out, and so has this wait).
+            Err(Refused::Full) => match sink.stream.wait(true, started + sink.timeout) {
+                Ok(true) => {}
+                Ok(false) => return Err(SendError::Transport(crate::net::stalled())),
+                Err(error) => return Err(SendError::Transport(error)),
+            },
             Err(Refused::Transport(error)) => return Err(SendError::Transport(error)),
         }
     }
@@ -246,7 +265,9 @@ const SENDFILE_MAX: usize = 0x7fff_f000;
 enum Refused {
     /// The platform cannot transfer this file this way: fall back.
     Platform(io::Error),
-    /// The socket failed, or timed out: the response is over.
+    /// The socket's send buffer is full (or its send timeout expired).
+    Full,
+    /// The socket failed: the response is over.
     Transport(io::Error),
 }
 
@@ -283,13 +304,7 @@ fn sendfile(
                 | rustix::io::Errno::OVERFLOW
                 | rustix::io::Errno::SPIPE),
             ) => return Err(Refused::Platform(errno.into())),
-            // The socket's send timeout (`body_timeout`) expired.
-            Err(rustix::io::Errno::AGAIN) => {
-                return Err(Refused::Transport(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client took no response bytes within the body timeout",
-                )));
-            }
+            Err(rustix::io::Errno::AGAIN) => return Err(Refused::Full),
             // EIO on the file is also the end of this response: its bytes
             // cannot be produced either way.
             Err(errno) => return Err(Refused::Transport(errno.into())),
@@ -328,6 +343,23 @@ pub(crate) fn refusal(status: StatusCode) -> Vec<u8> {
     );
     out.extend_from_slice(fields.as_bytes());
     out
+}
+
+/// Appends the `Date` value for now. The value changes once a second, so
+/// each thread formats it once a second and copies it otherwise.
+fn append_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            *cached = (secs, http_date(now));
+        }
+        out.extend_from_slice(cached.1.as_bytes());
+    });
 }
 
 /// An IMF-fixdate (RFC 9110 §5.6.7).
@@ -370,6 +402,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_cached_date_is_the_formatted_one() {
+        let mut out = Vec::new();
+        append_date(&mut out);
+        let after = http_date(SystemTime::now());
+        let text = String::from_utf8(out).unwrap_or_default();
+        // At most one second apart, whichever side of a tick it fell on.
+        let before = http_date(SystemTime::now() - Duration::from_secs(1));
+        assert!(text == after || text == before, "{text} vs {after}");
+    }
 
     #[test]
     fn formats_dates() {

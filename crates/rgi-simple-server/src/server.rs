@@ -3,7 +3,7 @@
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -18,11 +18,11 @@ use crate::async_driver::{AsyncDispatch, AsyncShared, CapabilityParts};
 use crate::blocking::{BlockingPool, PoolOffload};
 use crate::config::{Bind, Builder, Limits};
 use crate::error::Error;
-use crate::net::Listener;
-use crate::poller::{Control, Dispatch, Job, Poller, WAKER};
+use crate::net::{Listener, SharedStream};
+use crate::poller::{BusySlot, Control, Dispatch, Job, Poller, WAKER};
 use crate::reactor::Reactor;
 use crate::readiness::PollerReadiness;
-use crate::worker::{self, Finished};
+use crate::worker::{self, Finished, Next};
 
 /// Where a running server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +92,7 @@ impl Server {
             if stop.is_none() {
                 *stop = Some(Instant::now() + grace);
             }
+            self.control.stopping.store(true, Ordering::Release);
         }
         let _ = self.waker.wake();
         if let Some(poller) = self.poller.take() {
@@ -193,13 +194,19 @@ impl Builder {
     pub fn serve_sync<A: Application>(self, app: A) -> Result<Server, Error> {
         let prepared = self.prepare()?;
         let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let (ret_tx, ret_rx) = mpsc::channel::<Finished>();
         let job_rx = Arc::new(Mutex::new(job_rx));
+        let (ret_tx, ret_rx) = mpsc::channel::<Finished>();
         let app = Arc::new(app);
-        let ids = Arc::new(AtomicU64::new(0));
 
         let mut workers = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
+            let slot: BusySlot = Arc::new(Mutex::new(None));
+            prepared
+                .control
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(&slot));
             let pool = WorkerPool {
                 app: Arc::clone(&app),
                 jobs: Arc::clone(&job_rx),
@@ -207,16 +214,26 @@ impl Builder {
                 waker: Arc::clone(&prepared.waker),
                 control: Arc::clone(&prepared.control),
                 limits: self.limits,
-                ids: Arc::clone(&ids),
+                slot,
             };
-            let handle = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("rgi-simple-worker-{index}"))
-                .spawn(move || pool.run())
-                .map_err(Error::Thread)?;
-            workers.push(handle);
+                .spawn(move || pool.run());
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                // The workers already started end when the sender drops.
+                Err(error) => return Err(Error::Thread(error)),
+            }
         }
         drop(ret_tx);
-        self.launch(prepared, Box::new(job_tx), None, ret_rx, workers, None)
+        self.launch(
+            prepared,
+            Box::new(JobSender(job_tx)),
+            None,
+            ret_rx,
+            workers,
+            None,
+        )
     }
 
     /// Starts serving an asynchronous application, with no async runtime:
@@ -323,6 +340,7 @@ impl Builder {
             reactor,
             returns,
             control: Arc::clone(&control),
+            unread: std::collections::HashSet::new(),
         };
         let mut handle = Server {
             local,
@@ -371,6 +389,26 @@ fn bind(bind: &Bind) -> Result<(Listener, LocalAddr, Option<PathBuf>), Error> {
     }
 }
 
+/// How many requests of one connection a worker serves in a row when each
+/// next one is already there, before the connection goes back to the
+/// poller and the worker to the queue: a pipelining client's burst of 16
+/// costs one trip, and no connection keeps a worker for longer.
+const IN_A_ROW: usize = 16;
+
+/// The poller's end of the job channel. The workers share the receiver
+/// behind a mutex: the one holding it waits in `recv`, which spins briefly
+/// before it sleeps, so under load most jobs are taken without a sleep and
+/// a wake-up. A condvar'd queue that slept at once was tried and measured
+/// worse in (a) without strace: 2.9 futex calls and 0.8 context switches
+/// per request against 1.1 and 0.25, and 27 against 17 us of CPU.
+struct JobSender(mpsc::Sender<Job>);
+
+impl Dispatch for JobSender {
+    fn dispatch(&self, job: Job) -> bool {
+        self.0.send(job).is_ok()
+    }
+}
+
 /// One worker thread's share of the pool.
 struct WorkerPool<A> {
     app: Arc<A>,
@@ -379,7 +417,9 @@ struct WorkerPool<A> {
     waker: Arc<Waker>,
     control: Arc<Control>,
     limits: Limits,
-    ids: Arc<AtomicU64>,
+    /// The socket this worker serves, for the end of the grace period; its
+    /// own lock, so workers never contend for it.
+    slot: BusySlot,
 }
 
 impl<A: Application> WorkerPool<A> {
@@ -389,11 +429,37 @@ impl<A: Application> WorkerPool<A> {
                 let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
                 jobs.recv()
             };
-            let Ok(Job { conn, head }) = job else { return };
-            let id = self.ids.fetch_add(1, Ordering::Relaxed);
-            self.busy().insert(id, Arc::clone(&conn.stream));
-            let finished = worker::serve(&*self.app, conn, *head, &self.limits);
-            self.busy().remove(&id);
+            // The poller dropped the sender: the server stops.
+            let Ok(Job { mut conn, mut head }) = job else {
+                return;
+            };
+            self.set_busy(Some(Arc::clone(&conn.stream)));
+            let mut served = 1;
+            let finished = loop {
+                let mut finished = worker::serve(&*self.app, conn, *head, &self.limits);
+                if !finished.keep
+                    || served >= IN_A_ROW
+                    || self.control.stopping.load(Ordering::Acquire)
+                {
+                    break finished;
+                }
+                // The next request is served here when it is already
+                // there; otherwise the poller waits for it, holding no
+                // worker.
+                match worker::next_head(&mut finished.conn, &self.limits) {
+                    Next::Head(next) => {
+                        conn = finished.conn;
+                        head = next;
+                        served += 1;
+                    }
+                    Next::Poller => break finished,
+                    Next::Closed => {
+                        finished.keep = false;
+                        break finished;
+                    }
+                }
+            };
+            self.set_busy(None);
             if !finished.keep {
                 let _ = finished.conn.stream.shutdown(Shutdown::Write);
             }
@@ -403,12 +469,7 @@ impl<A: Application> WorkerPool<A> {
         }
     }
 
-    fn busy(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Arc<crate::net::Stream>>> {
-        self.control
-            .busy
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn set_busy(&self, stream: Option<SharedStream>) {
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = stream;
     }
 }

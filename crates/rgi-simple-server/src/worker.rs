@@ -63,6 +63,50 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     format!("the application panicked: {text}")
 }
 
+/// What a worker found after a kept response.
+pub(crate) enum Next {
+    /// A complete head, taken from the buffer: serve it on this worker.
+    Head(Box<RequestHead>),
+    /// Nothing complete (or something to refuse): back to the poller,
+    /// which reads, parses, waits and refuses as for any connection.
+    Poller,
+    /// The client ended its side (or the socket failed) after a complete
+    /// exchange: the connection closes.
+    Closed,
+}
+
+/// Looks for the next request on a kept connection without waiting: the
+/// bytes already buffered (a pipelined request), else one non-blocking
+/// read. A connection whose next request is already there is served
+/// without the trip through the poller; one with nothing complete goes
+/// back, so an idle connection or a partial head holds no worker.
+pub(crate) fn next_head(conn: &mut Connection, limits: &Limits) -> Next {
+    if conn.buf.is_empty() {
+        match conn.buf.fill_from(&conn.stream) {
+            Ok(0) => return Next::Closed,
+            Ok(_) => {}
+            // Nothing yet (or a signal): the poller waits for it.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                conn.buf.release();
+                return Next::Poller;
+            }
+            Err(_) => return Next::Closed,
+        }
+    }
+    match crate::head::parse(conn.buf.available(), limits) {
+        Ok(crate::head::Parsed::Complete(head, used)) => {
+            conn.buf.consume(used);
+            Next::Head(head)
+        }
+        _ => Next::Poller,
+    }
+}
+
 /// Serves one request on `conn`; never panics on what the application does.
 pub(crate) fn serve<A: Application>(
     app: &A,
@@ -76,13 +120,9 @@ pub(crate) fn serve<A: Application>(
         server,
         buf,
     } = conn;
-    if let Err(error) = stream
-        .set_nonblocking(false)
-        .and_then(|()| stream.set_timeouts(limits.body_timeout))
-    {
-        tracing::debug!(%error, "cannot make the connection blocking");
-        return finished(stream, info, server, buf, false);
-    }
+    // The socket stays non-blocking, as the poller keeps it: reads and
+    // writes wait with `poll(2)` within the body timeout, which saves two
+    // mode switches and two timeout settings per request.
     let RequestHead {
         parts,
         framing,
@@ -117,6 +157,7 @@ pub(crate) fn serve<A: Application>(
         ),
     };
     let mut sink = Sink::new(Arc::clone(&stream), gate, &method, version, keep_alive);
+    sink.set_timeout(limits.body_timeout);
 
     let environ = match Environ::from_parts(parts, input, &server, &info) {
         Ok(environ) => environ,
