@@ -33,8 +33,11 @@
 //!   partial heads and slow clients hold no worker. Its read buffer is
 //!   released while a connection is idle.
 //! - A fixed pool of **worker** threads runs the synchronous application
-//!   for one parsed head at a time, on a blocking socket, and hands the
-//!   connection back (with any pipelined bytes) when the response is done.
+//!   for one parsed head at a time. The socket stays non-blocking; reads
+//!   and writes wait in `poll(2)` for at most the stalled-body time. When
+//!   the next request of a kept connection is already there, the worker
+//!   serves it too (at most 16 in a row); otherwise it hands the connection
+//!   back to the poller.
 //! - Refusals (`400`, `413`, `414`, `417`, `431`, `501`, `505`, `408`) are
 //!   written by the poller itself with `connection: close`; the connection
 //!   is then shut for writing and read until the peer closes (at most two
