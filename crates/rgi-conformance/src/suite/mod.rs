@@ -120,6 +120,7 @@
 
 mod case;
 pub(crate) mod cases;
+pub mod garbled;
 mod probe;
 mod result;
 mod server;
