@@ -397,12 +397,12 @@ fn perform(act: Act, start: &mut StartResponse<'_>, events: &Sender<Event>) -> P
 }
 
 /// Panics with [`SECRET`] in the message, as a buggy application would.
-/// The unwind starts without the panic hook: with `RUST_BACKTRACE` set, the
-/// hook's backtrace can take seconds to resolve on a loaded machine, longer
-/// than a case waits for the server's 500. The payload is the `String` a
-/// `panic!` with a message carries.
+#[allow(
+    clippy::panic,
+    reason = "the probe panics on purpose to test RGI-FAIL-2"
+)]
 pub(crate) fn panic_on_purpose() -> ! {
-    std::panic::resume_unwind(Box::new(format!("the probe panicked on purpose: {SECRET}")))
+    panic!("the probe panicked on purpose: {SECRET}")
 }
 
 impl Body for Script {
