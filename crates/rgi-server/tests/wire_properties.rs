@@ -6,42 +6,23 @@
 // A failed unwrap in a test helper is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Read;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::StatusCode;
 use proptest::prelude::*;
-use rgi::{Environ, ResponseHead, StartResponse};
-use rgi_conformance::suite::garbled::{Answer, Damage, damage, judge, valid_request};
+use rgi_conformance::suite::garbled::{
+    Damage, Recorder, STATUSES, check_arbitrary, check_damaged, judge,
+};
 use rgi_server::{Limits, Server};
 
-/// Reads the whole body (so body faults surface) and records each path.
-fn recording_echo(seen: Arc<Mutex<Vec<String>>>) -> impl rgi::Application {
-    rgi::from_fn(move |mut environ: Environ, start: &mut StartResponse<'_>| {
-        seen.lock().unwrap().push(environ.raw_path().to_string());
-        let mut body = Vec::new();
-        environ.input_mut().read_to_end(&mut body)?;
-        start.start(ResponseHead::new(StatusCode::OK))?;
-        Ok(Bytes::from(body))
-    })
-}
-
-fn server(seen: &Arc<Mutex<Vec<String>>>) -> Server {
+fn server(recorder: &Recorder) -> Server {
     Server::builder()
         .bind(([127, 0, 0, 1], 0))
         .workers(1)
         .handle_signals(false)
         .limits(Limits::default().header_read_timeout(Duration::from_millis(500)))
-        .serve_sync(recording_echo(Arc::clone(seen)))
+        .serve_sync(recorder.clone())
         .expect("the server starts")
 }
-
-/// The statuses a request can get from the echo application behind this
-/// server: its answer, or one of the refusals.
-const EXPECTED: [u16; 12] = [200, 400, 408, 411, 413, 414, 417, 431, 500, 501, 503, 505];
 
 fn damage_strategy() -> impl Strategy<Value = Damage> {
     prop_oneof![
@@ -51,15 +32,6 @@ fn damage_strategy() -> impl Strategy<Value = Damage> {
     ]
 }
 
-fn judged(addr: SocketAddr, bytes: &[u8]) -> Result<Vec<Answer>, TestCaseError> {
-    judge(addr, bytes, &EXPECTED).map_err(|error| {
-        TestCaseError::fail(format!(
-            "{error} (sent {:?})",
-            String::from_utf8_lossy(bytes)
-        ))
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -67,13 +39,10 @@ proptest! {
     /// on serving.
     #[test]
     fn arbitrary_bytes_get_well_formed_answers(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let server = server(&seen);
-        let addr = server.local_addr().unwrap();
-        judged(addr, &bytes)?;
-        let after = judged(addr, b"GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")?;
-        prop_assert_eq!(after.first().map(|answer| answer.status), Some(200));
+        let server = server(&Recorder::new());
+        let result = check_arbitrary(server.local_addr().unwrap(), &bytes);
         server.shutdown();
+        result.map_err(|error| TestCaseError::fail(error.to_string()))?;
     }
 
     /// A damaged request followed by a second one in the same write: if the
@@ -84,24 +53,11 @@ proptest! {
         body in proptest::collection::vec(any::<u8>(), 0..64),
         changes in proptest::collection::vec(damage_strategy(), 1..4),
     ) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let server = server(&seen);
-        let addr = server.local_addr().unwrap();
-        let mut request = valid_request(chunked, &body);
-        damage(&mut request, &changes);
-        request.extend_from_slice(b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n");
-        let answers = judged(addr, &request)?;
-        let refused = answers.first().is_none_or(|first| first.status >= 400);
-        let served = seen.lock().unwrap().clone();
-        if refused {
-            prop_assert!(
-                !served.iter().any(|path| path == "/smuggled"),
-                "served behind a refusal: {:?} (request {:?})",
-                served,
-                String::from_utf8_lossy(&request)
-            );
-        }
+        let recorder = Recorder::new();
+        let server = server(&recorder);
+        let result = check_damaged(server.local_addr().unwrap(), &recorder, chunked, &body, &changes);
         server.shutdown();
+        result.map_err(|error| TestCaseError::fail(error.to_string()))?;
     }
 }
 
@@ -110,15 +66,15 @@ proptest! {
 /// application produces on a pool thread after the end of input arrived.
 #[test]
 fn a_client_that_half_closes_gets_its_answer() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let server = server(&seen);
+    let recorder = Recorder::new();
+    let server = server(&recorder);
     let addr = server.local_addr().unwrap();
     for request in [
         &b"GET /half HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"[..],
         b"POST /half HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
         b"GET /half HTTP/1.0\r\n\r\n",
     ] {
-        let answers = judged(addr, request).unwrap();
+        let answers = judge(addr, request, &STATUSES).unwrap();
         assert_eq!(
             answers
                 .iter()
@@ -129,6 +85,6 @@ fn a_client_that_half_closes_gets_its_answer() {
             String::from_utf8_lossy(request)
         );
     }
-    assert_eq!(seen.lock().unwrap().len(), 3);
+    assert_eq!(recorder.seen().len(), 3);
     server.shutdown();
 }

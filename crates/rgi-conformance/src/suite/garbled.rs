@@ -13,7 +13,11 @@
 //!   reads to the close, then checks that every answer is a well-formed
 //!   HTTP/1.1 response with one of the expected statuses, that every
 //!   refusal (a 4xx or 5xx) says `connection: close`, and that nothing
-//!   follows a refusal (no request smuggled behind it was answered).
+//!   follows a refusal (no request smuggled behind it was answered);
+//! - [`Recorder`] is the application to serve meanwhile: it reads each
+//!   body whole (so body faults surface) and records each path;
+//! - [`check_arbitrary`] and [`check_damaged`] are the two properties
+//!   whole, for a server serving a [`Recorder`].
 //!
 //! # Examples
 //!
@@ -33,10 +37,24 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::StatusCode;
+use rgi::{BoxError, Environ, ResponseHead, StartResponse};
 
 /// How long [`judge`] waits for the server to answer and close.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The statuses a server serving a [`Recorder`] may give: the recorder's
+/// answer, a 500 when its body read fails, or one of the refusals of a
+/// parser and its limits.
+pub const STATUSES: [u16; 12] = [200, 400, 408, 411, 413, 414, 417, 431, 500, 501, 503, 505];
+
+/// The path of the request [`check_damaged`] smuggles behind the damaged
+/// one.
+pub const SMUGGLED_PATH: &str = "/smuggled";
 
 /// One final response, as far as a property needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +112,108 @@ pub enum JudgeError {
         /// The status of the answer that followed.
         after: u16,
     },
+    /// After garbage on one connection, a plain request on another was not
+    /// answered `200`.
+    #[error("the next client got {status:?}, not 200")]
+    NotServingAfter {
+        /// The status it got, if any.
+        status: Option<u16>,
+    },
+    /// The application was called for the request smuggled behind a
+    /// refused one.
+    #[error("the request behind a refusal reached the application (paths seen: {seen:?})")]
+    Smuggled {
+        /// The paths the application was called for.
+        seen: Vec<String>,
+    },
+}
+
+/// The application a server serves for [`check_arbitrary`] and
+/// [`check_damaged`]: reads each request body whole, up to 64 KiB, answers
+/// it back with `200`, and records each request's path. Clones share the
+/// record.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    /// A recorder that has seen nothing.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The paths of the requests the application was called for, in order.
+    #[must_use]
+    pub fn seen(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl rgi::Application for Recorder {
+    type Body = Bytes;
+
+    fn call(&self, mut environ: Environ, start: &mut StartResponse<'_>) -> Result<Bytes, BoxError> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(environ.raw_path().to_owned());
+        let body = environ.input_mut().read_to_bytes(1 << 16)?;
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(body)
+    }
+}
+
+/// The first property: `bytes` of any kind get only well-formed answers
+/// ([`judge`] with [`STATUSES`]), and a plain request on a new connection
+/// is still answered `200` afterwards.
+///
+/// # Errors
+///
+/// The first [`JudgeError`] found.
+pub fn check_arbitrary(addr: SocketAddr, bytes: &[u8]) -> Result<(), JudgeError> {
+    judge(addr, bytes, &STATUSES)?;
+    let after = judge(
+        addr,
+        b"GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        &STATUSES,
+    )?;
+    match after.first().map(|answer| answer.status) {
+        Some(200) => Ok(()),
+        status => Err(JudgeError::NotServingAfter { status }),
+    }
+}
+
+/// The second property: a valid request (`chunked`, `body`) with `changes`
+/// applied and a request for [`SMUGGLED_PATH`] in the same write gets only
+/// well-formed answers, and when the first is refused (or not answered) the
+/// `recorder` the server serves was never called for the second.
+///
+/// # Errors
+///
+/// The first [`JudgeError`] found.
+pub fn check_damaged(
+    addr: SocketAddr,
+    recorder: &Recorder,
+    chunked: bool,
+    body: &[u8],
+    changes: &[Damage],
+) -> Result<(), JudgeError> {
+    let mut request = valid_request(chunked, body);
+    damage(&mut request, changes);
+    request
+        .extend_from_slice(format!("GET {SMUGGLED_PATH} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+    let answers = judge(addr, &request, &STATUSES)?;
+    let refused = answers.first().is_none_or(|first| first.status >= 400);
+    let seen = recorder.seen();
+    if refused && seen.iter().any(|path| path == SMUGGLED_PATH) {
+        return Err(JudgeError::Smuggled { seen });
+    }
+    Ok(())
 }
 
 /// A valid `POST /echo` with `body`, framed by `Transfer-Encoding: chunked`
