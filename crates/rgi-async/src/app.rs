@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rgi::{BoxError, Environ, StartResponse};
+use rgi::{BoxError, Environ, StartResponse, Startup};
 
 use crate::body::AsyncBody;
 
@@ -50,6 +50,24 @@ pub trait AsyncApplication: Send + Sync + 'static {
     /// end after).
     fn call(&self, environ: Environ, start: &mut StartResponse<'_>)
     -> Result<Self::Body, BoxError>;
+
+    /// Prepares the application before its first request, as
+    /// [`rgi::Application::startup`] does; the server calls it off its
+    /// event-loop threads, so it may block (`[RGIA-LIFE-1]`). The default
+    /// does nothing.
+    ///
+    /// # Errors
+    ///
+    /// Anything that makes serving impossible: the server does not serve.
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        let _ = startup;
+        Ok(())
+    }
+
+    /// Releases what [`startup`](Self::startup) acquired, once, after the
+    /// last response on a graceful stop, off the event-loop threads
+    /// (`[RGIA-LIFE-1]`). The default does nothing.
+    fn shutdown(&self) {}
 }
 
 impl<A: AsyncApplication + ?Sized> AsyncApplication for Arc<A> {
@@ -58,6 +76,14 @@ impl<A: AsyncApplication + ?Sized> AsyncApplication for Arc<A> {
     fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<A::Body, BoxError> {
         (**self).call(environ, start)
     }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        (**self).startup(startup)
+    }
+
+    fn shutdown(&self) {
+        (**self).shutdown();
+    }
 }
 
 impl<A: AsyncApplication + ?Sized> AsyncApplication for Box<A> {
@@ -65,6 +91,14 @@ impl<A: AsyncApplication + ?Sized> AsyncApplication for Box<A> {
 
     fn call(&self, environ: Environ, start: &mut StartResponse<'_>) -> Result<A::Body, BoxError> {
         (**self).call(environ, start)
+    }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        (**self).startup(startup)
+    }
+
+    fn shutdown(&self) {
+        (**self).shutdown();
     }
 }
 

@@ -15,9 +15,9 @@ use crate::upgrade::Upgrade;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(rgi_async::SPEC_VERSION.to_string(), "1.1");
+/// assert_eq!(rgi_async::SPEC_VERSION.to_string(), "1.2");
 /// ```
-pub const SPEC_VERSION: SpecVersion = SpecVersion::new(1, 1);
+pub const SPEC_VERSION: SpecVersion = SpecVersion::new(1, 2);
 
 /// The handles an asynchronous server lends each request: set once for the
 /// whole server with [`ServerInfo::with_extension`](rgi::ServerInfo::with_extension),

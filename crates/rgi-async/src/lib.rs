@@ -95,6 +95,7 @@ mod offload;
 #[cfg(any(unix, windows))]
 mod readiness;
 mod runtime;
+pub mod sse;
 mod switch;
 mod threaded;
 mod upgrade;

@@ -109,6 +109,16 @@ impl<A> fmt::Debug for Threaded<A> {
 impl<A: Application> AsyncApplication for Threaded<A> {
     type Body = ThreadedBody<A::Body>;
 
+    /// The synchronous application's start-up (`[RGIA-LIFE-2]`).
+    fn startup(&self, startup: &mut rgi::Startup<'_>) -> Result<(), BoxError> {
+        self.app.startup(startup)
+    }
+
+    /// The synchronous application's shut-down (`[RGIA-LIFE-2]`).
+    fn shutdown(&self) {
+        self.app.shutdown();
+    }
+
     /// # Errors
     ///
     /// [`ThreadedError::NoOffload`] when the request has no

@@ -125,7 +125,13 @@ pub enum UpgradeError {
 
 /// Body framing, which no 1xx response carries; the connection-specific
 /// fields are refused by the rules for response heads.
-const FRAMING_FIELDS: [HeaderName; 2] = [header::CONTENT_LENGTH, header::TRANSFER_ENCODING];
+/// Fields about a body, which a 101 does not have; `Trailer` announces
+/// trailer fields, which only a body can carry.
+const FRAMING_FIELDS: [HeaderName; 3] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::TRAILER,
+];
 
 /// The future the server hands back for an accepted upgrade.
 pub type UpgradeFuture =

@@ -211,7 +211,7 @@ fn capabilities_are_cloneable_and_debug_printable() {
     assert!(clone.after_response().is_some());
     let debug = format!("{clone:?}");
     assert!(
-        debug.starts_with("Capabilities { spec_version: SpecVersion { major: 1, minor: 1 }"),
+        debug.starts_with("Capabilities { spec_version: SpecVersion { major: 1, minor: 2 }"),
         "{debug}"
     );
     assert!(debug.contains("offload: Offload { .. }"), "{debug}");

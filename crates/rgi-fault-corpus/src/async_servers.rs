@@ -864,10 +864,11 @@ fn upgrade_on_plain_request() -> Run {
     )
 }
 
-/// Claims RGI-async 1.2 in its capabilities. RGIA-VER-1.
+/// Claims a newer RGI-async than exists in its capabilities (1.2 when the
+/// corpus was frozen; 1.3 since the spec became 1.2). RGIA-VER-1.
 fn claims_newer_spec() -> Run {
     let caps = Capabilities::builder(Offload::new(ThreadPerJob))
-        .spec_version(SpecVersion::new(1, 2))
+        .spec_version(SpecVersion::new(1, 3))
         .build();
     correct_loop(
         two_chunks(),

@@ -420,6 +420,21 @@ impl Environ {
         &self.server
     }
 
+    /// The optional features the server declares (`[RGI-FEAT-1]`): the
+    /// same as `server_info().features()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let environ = rgi::Environ::builder().build()?;
+    /// assert_eq!(environ.features(), rgi::Features::none());
+    /// # Ok::<(), rgi::EnvironError>(())
+    /// ```
+    #[must_use]
+    pub fn features(&self) -> crate::Features {
+        self.server.features()
+    }
+
     /// The length of the whole request body from its framing, or `None` when
     /// it is not known in advance (a chunked upload). Follows the current
     /// input, including one set with [`Environ::replace_input`].

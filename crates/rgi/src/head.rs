@@ -241,8 +241,10 @@ impl ResponseHead {
         let mut length_error = None;
         for (name, value) in &self.headers {
             match name.as_str() {
-                "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer"
-                | "transfer-encoding" | "upgrade" => {
+                // `Trailer` is not here: since 1.2 it announces the
+                // response's trailer fields (`[RGI-TRAILER-5]`).
+                "connection" | "keep-alive" | "proxy-connection" | "te" | "transfer-encoding"
+                | "upgrade" => {
                     return Err(HeadError::HopByHop { name: name.clone() });
                 }
                 "content-length" if length_error.is_none() => match parse_content_length(value) {

@@ -11,7 +11,9 @@ use std::thread::{self, Thread};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
+
+use crate::trailers::{TrailerSlot, TrailersError};
 
 /// Size of the internal buffer, allocated on the first buffered read.
 const BUFFER_CAPACITY: usize = 8 * 1024;
@@ -113,6 +115,8 @@ struct Source {
     /// Bytes taken from the reader, whether or not already delivered.
     received: u64,
     state: SourceState,
+    /// Where the server puts the trailer section (`[RGI-TRAILER-1]`).
+    trailers: Option<TrailerSlot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,6 +398,7 @@ impl Input {
                 declared: length,
                 received: 0,
                 state,
+                trailers: None,
             },
             buffer: Buffer::Owned {
                 storage: Vec::new(),
@@ -586,6 +591,7 @@ impl Input {
                 declared: Some(length),
                 received: length,
                 state: SourceState::Ended,
+                trailers: None,
             },
             buffer: Buffer::Shared(body),
             delivered: 0,
@@ -646,6 +652,77 @@ impl Input {
     #[must_use]
     pub fn is_finished(&self) -> bool {
         self.source.state == SourceState::Ended && self.buffer.available().is_empty()
+    }
+
+    /// The same input, with the slot its server fills with the body's
+    /// trailer section (`[RGI-TRAILER-1]`, `[RGI-TRAILER-2]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use rgi::{Input, TrailerSlot};
+    ///
+    /// // A pre-read input keeps the trailers of the body it replaces.
+    /// let mut fields = HeaderMap::new();
+    /// fields.insert("digest", HeaderValue::from_static("sha-256=:abc=:"));
+    /// let mut input = Input::from_bytes("body").with_trailers(TrailerSlot::filled(fields));
+    /// assert_eq!(input.read_to_bytes(16)?, "body");
+    /// assert_eq!(input.trailers()?.map(|t| t.len()), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_trailers(mut self, slot: TrailerSlot) -> Self {
+        self.source.trailers = Some(slot);
+        self
+    }
+
+    /// The request's trailer fields, once the body has been read to its
+    /// end: `None` when the request had none, or its server does not carry
+    /// them ([`Features::request_trailers`](crate::Features::request_trailers)).
+    ///
+    /// # Errors
+    ///
+    /// [`TrailersError::BodyNotFinished`] before the body's end
+    /// (`[RGI-TRAILER-3]`): trailers follow the body on the wire.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use rgi::{Input, TrailerSlot, TrailersError};
+    ///
+    /// let mut input = Input::new(&b"abc"[..], None).with_trailers(TrailerSlot::new());
+    /// assert!(matches!(input.trailers(), Err(TrailersError::BodyNotFinished { read: 0 })));
+    /// input.read_to_end(&mut Vec::new())?;
+    /// assert!(input.trailers()?.is_none()); // the client sent no trailer section
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trailers(&self) -> Result<Option<HeaderMap>, TrailersError> {
+        self.check_trailers_due()?;
+        Ok(self.source.trailers.as_ref().and_then(TrailerSlot::get))
+    }
+
+    /// Like [`trailers`](Self::trailers), but moves the fields out (a
+    /// middleware that replaces the input hands them on with
+    /// [`TrailerSlot::filled`]); a second call returns `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`TrailersError::BodyNotFinished`] before the body's end.
+    pub fn take_trailers(&mut self) -> Result<Option<HeaderMap>, TrailersError> {
+        self.check_trailers_due()?;
+        Ok(self.source.trailers.as_ref().and_then(TrailerSlot::take))
+    }
+
+    fn check_trailers_due(&self) -> Result<(), TrailersError> {
+        if self.is_finished() {
+            Ok(())
+        } else {
+            Err(TrailersError::BodyNotFinished {
+                read: self.delivered,
+            })
+        }
     }
 
     /// Reads the next piece of the body, at most `max` bytes; an empty

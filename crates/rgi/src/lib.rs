@@ -218,16 +218,20 @@ mod box_error;
 mod connection;
 mod environ;
 mod errors;
+mod features;
 mod file;
 mod head;
 mod hints;
 mod input;
+mod lifespan;
 mod response;
 mod response_error;
+pub mod sse;
 mod state;
+mod trailers;
 mod version;
 
-pub use app::{Application, FnApplication, from_fn};
+pub use app::{Application, FnApplication, WithLifespan, from_fn, with_lifespan};
 pub use body::{Body, Empty, Iter, from_iter};
 pub use box_error::BoxError;
 pub use connection::{
@@ -235,11 +239,14 @@ pub use connection::{
 };
 pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes, ServerInfo};
 pub use errors::Errors;
+pub use features::Features;
 pub use file::FileBody;
 pub use head::{HeadError, ResponseHead};
 pub use hints::{Hints, InputUse};
 pub use input::{AsyncSource, Input, InputError, client_body_error};
+pub use lifespan::{Startup, StartupError, run_shutdown, run_startup};
 pub use response::{Intercept, StartResponse};
-pub use response_error::{SendError, StartError};
+pub use response_error::{EarlyHintsError, SendError, StartError};
 pub use state::{DeclareError, FinishError, ResponseSink, ResponseState};
+pub use trailers::{TrailerSlot, TrailersError, is_forbidden_trailer};
 pub use version::{SPEC_VERSION, SpecVersion};

@@ -5,11 +5,13 @@
 use std::fmt;
 
 use bytes::Bytes;
+use http::HeaderMap;
 
 use crate::box_error::BoxError;
 use crate::head::ResponseHead;
-use crate::response_error::{SendError, StartError};
+use crate::response_error::{EarlyHintsError, SendError, StartError};
 use crate::state::{ResponseSink, ResponseState};
+use crate::trailers::TrailersError;
 
 /// Middleware's view of the response an inner application starts.
 ///
@@ -83,6 +85,19 @@ pub trait Intercept {
     fn on_write_result(&mut self, result: Result<(), &SendError>) {
         let _ = result;
     }
+
+    /// Called with the fields given to [`StartResponse::send_trailers`]
+    /// before the server's rules see them: a layer that changes the body
+    /// (a compressor, a checksum) decides here what its trailers say
+    /// (`[RGI-TRAILER-8]`).
+    fn on_trailers(&mut self, fields: &mut HeaderMap) {
+        let _ = fields;
+    }
+
+    /// Called with the fields given to [`StartResponse::send_early_hints`].
+    fn on_early_hints(&mut self, fields: &mut HeaderMap) {
+        let _ = fields;
+    }
 }
 
 /// The handle an application starts its response with: the RGI analogue of
@@ -149,6 +164,10 @@ trait Respond {
     fn is_started(&self) -> bool;
     fn is_head_sent(&self) -> bool;
     fn is_head_request(&self) -> bool;
+    fn send_trailers(&mut self, fields: HeaderMap) -> Result<(), TrailersError>;
+    fn send_early_hints(&mut self, fields: HeaderMap) -> Result<(), EarlyHintsError>;
+    fn trailers_deliverable(&self) -> bool;
+    fn early_hints_deliverable(&self) -> bool;
 }
 
 impl ResponseState {
@@ -266,6 +285,105 @@ impl<'a> StartResponse<'a> {
         Respond::is_head_request(self)
     }
 
+    /// Gives the response's trailer section, sent after the last body
+    /// byte (`[RGI-TRAILER-4]`): from `call`, from a pull or poll of the
+    /// body (with the handle lent to it), or from a switch continuation,
+    /// any time before the body ends. Announce them with a `Trailer` field
+    /// in the head (`[RGI-TRAILER-5]`): that keeps a computed Content-Length
+    /// off the head, and some HTTP layers send only announced fields.
+    ///
+    /// Trailers reach only clients that can take them; otherwise they are
+    /// dropped silently and this still returns `Ok`
+    /// ([`trailers_deliverable`](Self::trailers_deliverable) tells which).
+    ///
+    /// # Errors
+    ///
+    /// [`TrailersError::Forbidden`] for a field no trailer section may carry
+    /// ([`is_forbidden_trailer`](crate::is_forbidden_trailer)),
+    /// [`TrailersError::AlreadySet`] for a second call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{header, HeaderMap, HeaderValue, StatusCode};
+    /// use rgi::{Body, BoxError, ResponseHead, StartResponse};
+    ///
+    /// /// Streams its parts, then reports how many there were.
+    /// struct Counted { parts: Vec<Bytes>, sent: usize }
+    ///
+    /// impl Body for Counted {
+    ///     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+    ///         if let Some(part) = self.parts.pop() {
+    ///             self.sent += 1;
+    ///             return Some(Ok(part));
+    ///         }
+    ///         let mut fields = HeaderMap::new();
+    ///         fields.insert("x-parts", HeaderValue::from(self.sent));
+    ///         start.send_trailers(fields).err().map(|e| Err(e.into()))
+    ///     }
+    /// }
+    ///
+    /// let app = rgi::from_fn(|_environ, start| {
+    ///     start.start(
+    ///         ResponseHead::new(StatusCode::OK)
+    ///             .with_header(header::TRAILER, HeaderValue::from_static("x-parts")),
+    ///     )?;
+    ///     Ok(Counted { parts: vec![Bytes::from("b"), Bytes::from("a")], sent: 0 })
+    /// });
+    /// # let _ = app;
+    /// ```
+    pub fn send_trailers(&mut self, fields: HeaderMap) -> Result<(), TrailersError> {
+        Respond::send_trailers(self, fields)
+    }
+
+    /// Whether trailers given now reach the client: the server declared
+    /// them and this connection and client can take them
+    /// (`[RGI-TRAILER-7]`).
+    #[must_use]
+    pub fn trailers_deliverable(&self) -> bool {
+        Respond::trailers_deliverable(self)
+    }
+
+    /// Sends a `103 Early Hints` interim response, typically `Link`
+    /// fields for the client to preload, before the final head
+    /// (`[RGI-EARLY-1]`). It does not start the response: a lazy head and
+    /// an error replacement work as before. Any number may be sent; where
+    /// the client or the server cannot take them they are dropped silently
+    /// and this still returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`EarlyHintsError::HeadAlreadySent`] once the final head went out,
+    /// [`EarlyHintsError::InvalidField`] for a framing or
+    /// connection-specific field (`[RGI-EARLY-2]`),
+    /// [`EarlyHintsError::Transport`] when writing it failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{header, HeaderMap, HeaderValue, StatusCode};
+    ///
+    /// let app = rgi::from_fn(|_environ, start| {
+    ///     let mut hints = HeaderMap::new();
+    ///     hints.insert(header::LINK, HeaderValue::from_static("</style.css>; rel=preload; as=style"));
+    ///     start.send_early_hints(hints)?;
+    ///     // ... the slow work that the hints let the client overlap ...
+    ///     start.start(StatusCode::OK)?;
+    ///     Ok(String::from("<!doctype html><link rel=stylesheet href=/style.css>"))
+    /// });
+    /// # let _ = app;
+    /// ```
+    pub fn send_early_hints(&mut self, fields: HeaderMap) -> Result<(), EarlyHintsError> {
+        Respond::send_early_hints(self, fields)
+    }
+
+    /// Whether early hints sent now reach the client (`[RGI-EARLY-3]`).
+    #[must_use]
+    pub fn early_hints_deliverable(&self) -> bool {
+        Respond::early_hints_deliverable(self)
+    }
+
     /// A handle for an inner application whose heads and writes pass
     /// through `hook` first. See [`Intercept`].
     pub fn intercept<'b>(&'b mut self, hook: &'b mut dyn Intercept) -> StartResponse<'b> {
@@ -332,6 +450,40 @@ impl Respond for StartResponse<'_> {
         match &self.inner {
             Inner::Root { state, .. } => state.is_head_request(),
             Inner::Layer { parent, .. } => parent.is_head_request(),
+        }
+    }
+
+    fn send_trailers(&mut self, mut fields: HeaderMap) -> Result<(), TrailersError> {
+        match &mut self.inner {
+            Inner::Root { state, .. } => state.store_trailers(fields),
+            Inner::Layer { hook, parent } => {
+                hook.on_trailers(&mut fields);
+                parent.send_trailers(fields)
+            }
+        }
+    }
+
+    fn send_early_hints(&mut self, mut fields: HeaderMap) -> Result<(), EarlyHintsError> {
+        match &mut self.inner {
+            Inner::Root { state, sink } => state.send_early_hints(&mut **sink, fields),
+            Inner::Layer { hook, parent } => {
+                hook.on_early_hints(&mut fields);
+                parent.send_early_hints(fields)
+            }
+        }
+    }
+
+    fn trailers_deliverable(&self) -> bool {
+        match &self.inner {
+            Inner::Root { state, .. } => state.trailers_enabled(),
+            Inner::Layer { parent, .. } => parent.trailers_deliverable(),
+        }
+    }
+
+    fn early_hints_deliverable(&self) -> bool {
+        match &self.inner {
+            Inner::Root { state, .. } => state.early_hints_enabled() && !state.is_head_sent(),
+            Inner::Layer { parent, .. } => parent.early_hints_deliverable(),
         }
     }
 }

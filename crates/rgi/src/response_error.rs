@@ -108,3 +108,28 @@ pub enum SendError {
     #[error("transport failed: {0}")]
     Transport(#[from] std::io::Error),
 }
+
+/// A `103 Early Hints` response was refused; the response itself is
+/// unchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EarlyHintsError {
+    /// The final head went out already; interim responses only precede it
+    /// (`[RGI-EARLY-1]`).
+    #[error("early hints after the final head ({status}) was sent")]
+    HeadAlreadySent {
+        /// The status of the head that was sent.
+        status: StatusCode,
+    },
+    /// A field an interim response may not carry: framing or
+    /// connection-specific (`[RGI-EARLY-2]`).
+    #[error("field {name} is not allowed in 103 Early Hints")]
+    InvalidField {
+        /// The refused field.
+        name: http::HeaderName,
+    },
+    /// The transport failed while sending them; the response is abandoned
+    /// as after any transport failure.
+    #[error("sending early hints failed: {0}")]
+    Transport(#[source] std::io::Error),
+}

@@ -4,12 +4,13 @@
 use std::io;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HeaderValue};
-use http::{Method, StatusCode};
+use http::header::{CONTENT_LENGTH, HeaderValue, TRAILER};
+use http::{HeaderMap, Method, StatusCode};
 
 use crate::box_error::BoxError;
 use crate::head::ResponseHead;
-use crate::response_error::{SendError, StartError};
+use crate::response_error::{EarlyHintsError, SendError, StartError};
+use crate::trailers::{TrailersError, is_forbidden_trailer};
 
 /// A server's transport for one response.
 ///
@@ -67,6 +68,34 @@ pub trait ResponseSink {
     ///
     /// Any transport failure; the response is then abandoned.
     fn send_data(&mut self, data: Bytes) -> io::Result<()>;
+
+    /// Sends the response's trailer section after the last data
+    /// (`[RGI-TRAILER-7]`). Called at most once, by
+    /// [`ResponseState::finish`], and only when the server enabled trailers
+    /// for this response with [`ResponseState::enable_trailers`]. The
+    /// default drops them: a sink that cannot carry trailers loses nothing
+    /// else.
+    ///
+    /// # Errors
+    ///
+    /// Any transport failure.
+    fn send_trailers(&mut self, fields: HeaderMap) -> io::Result<()> {
+        drop(fields);
+        Ok(())
+    }
+
+    /// Sends one `103 Early Hints` interim response before the final head
+    /// (`[RGI-EARLY-3]`). Called only while no head has been sent, and only
+    /// when the server enabled early hints for this request with
+    /// [`ResponseState::enable_early_hints`]. The default drops them.
+    ///
+    /// # Errors
+    ///
+    /// Any transport failure.
+    fn send_early_hints(&mut self, fields: HeaderMap) -> io::Result<()> {
+        drop(fields);
+        Ok(())
+    }
 }
 
 /// The state of one response, owned by the server for one request.
@@ -129,6 +158,11 @@ pub struct ResponseState {
     /// and the only length enforced from then on.
     sent_length: Option<u64>,
     sent: u64,
+    /// The trailer section the application gave, sent by `finish`.
+    trailers: Option<Box<HeaderMap>>,
+    trailers_set: bool,
+    trailers_enabled: bool,
+    early_hints_enabled: bool,
 }
 
 impl ResponseState {
@@ -143,6 +177,10 @@ impl ResponseState {
             server_length: None,
             sent_length: None,
             sent: 0,
+            trailers: None,
+            trailers_set: false,
+            trailers_enabled: false,
+            early_hints_enabled: false,
         }
     }
 
@@ -405,8 +443,101 @@ impl ResponseState {
                     sent: self.sent,
                 })
             }
-            _ => Ok(self.sent),
+            _ => {
+                if let Some(fields) = self.trailers.take() {
+                    if self.trailers_enabled && !self.head_request && !bodiless {
+                        sink.send_trailers(*fields)?;
+                    }
+                }
+                Ok(self.sent)
+            }
         }
+    }
+
+    /// Lets this response carry trailer fields: the server calls it when
+    /// the connection and the client can take them (HTTP/2; chunked
+    /// HTTP/1.1 to a request that carried `TE: trailers`), before lending
+    /// the first handle (`[RGI-TRAILER-7]`). Without it, trailers the
+    /// application gives are dropped silently.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::ResponseState;
+    ///
+    /// let mut state = ResponseState::new(&http::Method::POST);
+    /// assert!(!state.trailers_enabled());
+    /// state.enable_trailers();
+    /// assert!(state.trailers_enabled());
+    /// ```
+    pub fn enable_trailers(&mut self) {
+        self.trailers_enabled = true;
+    }
+
+    /// Whether trailers reach the client
+    /// ([`enable_trailers`](Self::enable_trailers)).
+    #[must_use]
+    pub fn trailers_enabled(&self) -> bool {
+        self.trailers_enabled
+    }
+
+    /// The trailer section the application gave and the server has not
+    /// sent yet.
+    #[must_use]
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_deref()
+    }
+
+    /// Lets the application send `103 Early Hints`: the server calls it
+    /// when it can write interim responses on this request (never to an
+    /// HTTP/1.0 client), before lending the first handle
+    /// (`[RGI-EARLY-3]`). Without it, early hints are dropped silently.
+    pub fn enable_early_hints(&mut self) {
+        self.early_hints_enabled = true;
+    }
+
+    /// Whether early hints reach the client
+    /// ([`enable_early_hints`](Self::enable_early_hints)).
+    #[must_use]
+    pub fn early_hints_enabled(&self) -> bool {
+        self.early_hints_enabled
+    }
+
+    /// Stores the application's trailer section
+    /// ([`StartResponse::send_trailers`](crate::StartResponse::send_trailers)).
+    pub(crate) fn store_trailers(&mut self, fields: HeaderMap) -> Result<(), TrailersError> {
+        if self.trailers_set {
+            return Err(TrailersError::AlreadySet);
+        }
+        if let Some(name) = fields.keys().find(|name| is_forbidden_trailer(name)) {
+            return Err(TrailersError::Forbidden { name: name.clone() });
+        }
+        self.trailers_set = true;
+        if self.trailers_enabled && !fields.is_empty() {
+            self.trailers = Some(Box::new(fields));
+        }
+        Ok(())
+    }
+
+    /// Sends one early hints response now, or drops it when the server did
+    /// not enable them
+    /// ([`StartResponse::send_early_hints`](crate::StartResponse::send_early_hints)).
+    pub(crate) fn send_early_hints(
+        &mut self,
+        sink: &mut (dyn ResponseSink + '_),
+        fields: HeaderMap,
+    ) -> Result<(), EarlyHintsError> {
+        if let Some(status) = self.sent_status {
+            return Err(EarlyHintsError::HeadAlreadySent { status });
+        }
+        if let Some(name) = fields.keys().find(|name| !allowed_in_early_hints(name)) {
+            return Err(EarlyHintsError::InvalidField { name: name.clone() });
+        }
+        if self.early_hints_enabled && !fields.is_empty() {
+            sink.send_early_hints(fields)
+                .map_err(EarlyHintsError::Transport)?;
+        }
+        Ok(())
     }
 
     /// Sends the stored head unless it went out already, and fixes the
@@ -419,7 +550,13 @@ impl ResponseState {
         };
         let (length, declared) = match (self.app_length, self.server_length) {
             (Some(application), _) => (Some(application), None),
-            (None, Some(server)) if !self.head_request && !head.is_bodiless() => {
+            // A head announcing trailers is framed by chunks, never by a
+            // length the server computed (`[RGI-TRAILER-6]`).
+            (None, Some(server))
+                if !self.head_request
+                    && !head.is_bodiless()
+                    && !head.headers().contains_key(TRAILER) =>
+            {
                 (Some(server), Some(server))
             }
             (None, _) => (None, None),
@@ -462,6 +599,22 @@ impl ResponseState {
             },
         }
     }
+}
+
+/// Fields a `103 Early Hints` response may carry: anything but framing and
+/// connection-specific fields (`[RGI-EARLY-2]`).
+fn allowed_in_early_hints(name: &http::HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "upgrade"
+    )
 }
 
 /// A server's Content-Length declaration was refused.

@@ -46,6 +46,6 @@ impl fmt::Display for SpecVersion {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(rgi::SPEC_VERSION.to_string(), "1.1");
+/// assert_eq!(rgi::SPEC_VERSION.to_string(), "1.2");
 /// ```
-pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 1 };
+pub const SPEC_VERSION: SpecVersion = SpecVersion { major: 1, minor: 2 };

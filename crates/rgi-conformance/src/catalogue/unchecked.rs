@@ -212,7 +212,7 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     ),
     (
         "RGI-VER-1",
-        "A constant of the rgi crate: `rgi::SPEC_VERSION` is `SpecVersion { major: 1, minor: 1 }` in crates/rgi/src/version.rs, and its example asserts that it displays as 1.1.",
+        "A constant of the rgi crate: `rgi::SPEC_VERSION` is `SpecVersion { major: 1, minor: 2 }` in crates/rgi/src/version.rs, and its example asserts that it displays as 1.2.",
     ),
     (
         "RGI-VER-2",

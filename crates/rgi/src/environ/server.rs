@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::Extensions;
 
 use super::{Concurrency, EnvironError, PathBytes};
+use crate::features::Features;
 
 /// The server's description of itself for the requests of one application
 /// mount: its name and port (`SERVER_NAME`, `SERVER_PORT`), the mount point
@@ -37,6 +38,7 @@ pub struct ServerInfo {
     pub(super) port: u16,
     pub(super) script_name: PathBytes,
     pub(super) concurrency: Concurrency,
+    features: Features,
     /// Set before the description is shared and never changed afterwards,
     /// so a request reaches a value through the shared `Arc` alone.
     extensions: Extensions,
@@ -62,6 +64,7 @@ impl ServerInfo {
             port,
             script_name: PathBytes::default(),
             concurrency: Concurrency::MULTITHREADED,
+            features: Features::none(),
             extensions: Extensions::new(),
         }
     }
@@ -93,6 +96,36 @@ impl ServerInfo {
     pub fn with_concurrency(mut self, concurrency: Concurrency) -> Self {
         self.concurrency = concurrency;
         self
+    }
+    /// The same server, declaring the optional features it provides
+    /// (`[RGI-FEAT-1]`); the default declares none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::{Features, ServerInfo};
+    ///
+    /// let server = ServerInfo::new("localhost", 8080)?
+    ///     .with_features(Features::none().with_lifespan(true));
+    /// assert!(server.features().lifespan());
+    /// # Ok::<(), rgi::EnvironError>(())
+    /// ```
+    #[must_use]
+    pub fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
+    }
+
+    /// The optional features this server declares.
+    #[must_use]
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// The typed values this server shares with every request, for
+    /// [`run_startup`](crate::run_startup) to add an application's state to.
+    pub(crate) fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
     }
 
     /// Adds an extension value that every request served with this
