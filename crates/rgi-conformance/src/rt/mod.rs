@@ -488,7 +488,50 @@ where
     A: Application + ?Sized,
     S: ResponseSink,
 {
-    let mut state = ResponseState::new(environ.method());
+    let state = ResponseState::new(environ.method());
+    serve_sync_with(app, environ, state, sink, hinted)
+}
+
+/// As [`serve_sync_hinted`], with a response state the caller made and
+/// prepared: a server enables on it what this request can carry
+/// (`ResponseState::enable_trailers`, `ResponseState::enable_early_hints`,
+/// `[RGI-TRAILER-7]`, `[RGI-EARLY-3]`) before the application gets its
+/// first handle. `state` must be fresh and made for the environ's method.
+///
+/// # Examples
+///
+/// ```
+/// use http::{header, HeaderMap, HeaderValue};
+/// use rgi::{Environ, ResponseState};
+/// use rgi_conformance::rt::{serve_sync_with, Recorder};
+///
+/// let app = rgi::from_fn(|_environ: Environ, start| {
+///     let mut hints = HeaderMap::new();
+///     hints.insert(header::LINK, HeaderValue::from_static("</a.css>; rel=preload"));
+///     start.send_early_hints(hints)?;
+///     start.start(http::StatusCode::NO_CONTENT)?;
+///     Ok(rgi::Empty)
+/// });
+/// let environ = Environ::builder().build()?;
+/// let mut state = ResponseState::new(environ.method());
+/// state.enable_early_hints();
+/// let mut wire = Recorder::new();
+/// let served = serve_sync_with(&app, environ, state, &mut wire, |_, _, _| {});
+/// assert!(served.outcome.is_complete());
+/// assert_eq!(wire.early_hints().len(), 1);
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
+pub fn serve_sync_with<A, S>(
+    app: &A,
+    environ: Environ,
+    mut state: ResponseState,
+    sink: &mut S,
+    hinted: impl FnOnce(&mut ResponseState, &mut S, u64),
+) -> Served
+where
+    A: Application + ?Sized,
+    S: ResponseSink,
+{
     let called = contained(|| app.call(environ, &mut state.start_response(sink)));
     let outcome = match called {
         Err(err) => fail(&state, sink, Stop::Application(err)),
@@ -544,7 +587,50 @@ where
     A: AsyncApplication + ?Sized,
     S: ResponseSink + Send,
 {
-    drive_async(app, environ, sink, None)
+    let state = ResponseState::new(environ.method());
+    drive_async(app, environ, state, sink, None)
+}
+
+/// As [`serve_async`], with a response state the caller made and
+/// prepared (see [`serve_sync_with`]): fresh, made for the environ's
+/// method, with what the request can carry enabled.
+///
+/// # Examples
+///
+/// ```
+/// use http::{header, HeaderMap, HeaderValue};
+/// use rgi::{Environ, ResponseState};
+/// use rgi_conformance::rt::{serve_async_with, Recorder};
+///
+/// let app = rgi_async::from_fn(|_environ: Environ, start| {
+///     start.start(
+///         rgi::ResponseHead::new(http::StatusCode::OK)
+///             .with_header(header::TRAILER, HeaderValue::from_static("x-done")),
+///     )?;
+///     let mut fields = HeaderMap::new();
+///     fields.insert("x-done", HeaderValue::from_static("yes"));
+///     start.send_trailers(fields)?;
+///     Ok(bytes::Bytes::from_static(b"body"))
+/// });
+/// let environ = Environ::builder().build()?;
+/// let mut state = ResponseState::new(environ.method());
+/// state.enable_trailers();
+/// let mut wire = Recorder::new();
+/// assert!(serve_async_with(&app, environ, state, &mut wire).outcome.is_complete());
+/// assert_eq!(wire.trailers().map(|fields| fields["x-done"].clone()), Some(HeaderValue::from_static("yes")));
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
+pub fn serve_async_with<A, S>(
+    app: &A,
+    environ: Environ,
+    state: ResponseState,
+    sink: &mut S,
+) -> Served
+where
+    A: AsyncApplication + ?Sized,
+    S: ResponseSink + Send,
+{
+    drive_async(app, environ, state, sink, None)
 }
 
 /// As [`serve_async`], but never waits longer than `stall` for a pending
@@ -587,15 +673,21 @@ where
     A: AsyncApplication + ?Sized,
     S: ResponseSink + Send,
 {
-    drive_async(app, environ, sink, Some(stall))
+    let state = ResponseState::new(environ.method());
+    drive_async(app, environ, state, sink, Some(stall))
 }
 
-fn drive_async<A, S>(app: &A, environ: Environ, sink: &mut S, stall: Option<Duration>) -> Served
+fn drive_async<A, S>(
+    app: &A,
+    environ: Environ,
+    mut state: ResponseState,
+    sink: &mut S,
+    stall: Option<Duration>,
+) -> Served
 where
     A: AsyncApplication + ?Sized,
     S: ResponseSink + Send,
 {
-    let mut state = ResponseState::new(environ.method());
     let called = contained(|| app.call(environ, &mut state.start_response(sink)));
     let body = match called {
         Ok(body) => body,
@@ -776,6 +868,8 @@ pub struct Recorder {
     heads: Vec<ResponseHead>,
     body: Vec<u8>,
     chunks: Vec<Bytes>,
+    trailers: Option<http::HeaderMap>,
+    early_hints: Vec<http::HeaderMap>,
 }
 
 impl Recorder {
@@ -803,6 +897,19 @@ impl Recorder {
     pub fn chunks(&self) -> &[Bytes] {
         &self.chunks
     }
+
+    /// The trailer section the response state handed over after the body
+    /// (`ResponseSink::send_trailers`), if it did.
+    #[must_use]
+    pub fn trailers(&self) -> Option<&http::HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// The `103 Early Hints` sent before the final head, in order.
+    #[must_use]
+    pub fn early_hints(&self) -> &[http::HeaderMap] {
+        &self.early_hints
+    }
 }
 
 impl ResponseSink for Recorder {
@@ -814,6 +921,16 @@ impl ResponseSink for Recorder {
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
         self.body.extend_from_slice(&data);
         self.chunks.push(data);
+        Ok(())
+    }
+
+    fn send_trailers(&mut self, fields: http::HeaderMap) -> io::Result<()> {
+        self.trailers = Some(fields);
+        Ok(())
+    }
+
+    fn send_early_hints(&mut self, fields: http::HeaderMap) -> io::Result<()> {
+        self.early_hints.push(fields);
         Ok(())
     }
 }

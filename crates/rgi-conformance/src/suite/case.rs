@@ -28,6 +28,22 @@ pub enum Needs {
     /// [`Limits::LONGEST_TIMED`](super::Limits::LONGEST_TIMED), so that the
     /// case can wait them out.
     ShortTimes,
+    /// Request trailers declared ([`rgi::Features::request_trailers`]).
+    RequestTrailers,
+    /// Response trailers declared ([`rgi::Features::response_trailers`]).
+    ResponseTrailers,
+    /// `103 Early Hints` declared ([`rgi::Features::early_hints`]).
+    EarlyHints,
+    /// The lifespan calls declared ([`rgi::Features::lifespan`]).
+    Lifespan,
+    /// Asynchronous applications, and request trailers declared.
+    AsyncRequestTrailers,
+    /// Asynchronous applications, and response trailers declared.
+    AsyncResponseTrailers,
+    /// Asynchronous applications, and `103 Early Hints` declared.
+    AsyncEarlyHints,
+    /// Asynchronous applications, and the lifespan calls declared.
+    AsyncLifespan,
 }
 
 impl Needs {
@@ -48,6 +64,38 @@ impl Needs {
                     && claims.limits.idle_time <= super::Limits::LONGEST_TIMED
                     && claims.limits.body_time <= super::Limits::LONGEST_TIMED,
                 "head-read, idle and stalled-body times the suite can wait out (at most 10 s)",
+            ),
+            Needs::RequestTrailers => (
+                claims.features.request_trailers(),
+                "request trailers (Features::request_trailers)",
+            ),
+            Needs::ResponseTrailers => (
+                claims.features.response_trailers(),
+                "response trailers (Features::response_trailers)",
+            ),
+            Needs::EarlyHints => (
+                claims.features.early_hints(),
+                "103 Early Hints (Features::early_hints)",
+            ),
+            Needs::Lifespan => (
+                claims.features.lifespan(),
+                "the lifespan calls (Features::lifespan)",
+            ),
+            Needs::AsyncRequestTrailers => (
+                claims.asynchronous && claims.features.request_trailers(),
+                "asynchronous applications with request trailers",
+            ),
+            Needs::AsyncResponseTrailers => (
+                claims.asynchronous && claims.features.response_trailers(),
+                "asynchronous applications with response trailers",
+            ),
+            Needs::AsyncEarlyHints => (
+                claims.asynchronous && claims.features.early_hints(),
+                "asynchronous applications with 103 Early Hints",
+            ),
+            Needs::AsyncLifespan => (
+                claims.asynchronous && claims.features.lifespan(),
+                "asynchronous applications with the lifespan calls",
             ),
         };
         (!claimed).then_some(what)

@@ -5,7 +5,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rgi::{Application, Body, BoxError, Environ, Hints, StartResponse};
+use rgi::{Application, Body, BoxError, Environ, Hints, StartResponse, Startup};
 use rgi_async::{AsyncApplication, AsyncBody, Threaded};
 
 /// A synchronous application with its body boxed.
@@ -16,6 +16,8 @@ trait ErasedApp: Send + Sync {
         start: &mut StartResponse<'_>,
     ) -> Result<Box<dyn Body>, BoxError>;
     fn hints(&self) -> Hints;
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError>;
+    fn shutdown(&self);
 }
 
 impl<A: Application> ErasedApp for A {
@@ -30,6 +32,14 @@ impl<A: Application> ErasedApp for A {
     fn hints(&self) -> Hints {
         Application::hints(self)
     }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        Application::startup(self, startup)
+    }
+
+    fn shutdown(&self) {
+        Application::shutdown(self);
+    }
 }
 
 /// An asynchronous application with its body boxed.
@@ -39,6 +49,8 @@ trait ErasedAsyncApp: Send + Sync {
         environ: Environ,
         start: &mut StartResponse<'_>,
     ) -> Result<Pin<Box<dyn AsyncBody>>, BoxError>;
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError>;
+    fn shutdown(&self);
 }
 
 impl<A: AsyncApplication> ErasedAsyncApp for A {
@@ -48,6 +60,14 @@ impl<A: AsyncApplication> ErasedAsyncApp for A {
         start: &mut StartResponse<'_>,
     ) -> Result<Pin<Box<dyn AsyncBody>>, BoxError> {
         Ok(Box::pin(AsyncApplication::call(self, environ, start)?))
+    }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        AsyncApplication::startup(self, startup)
+    }
+
+    fn shutdown(&self) {
+        AsyncApplication::shutdown(self);
     }
 }
 
@@ -135,6 +155,14 @@ impl Application for SharedApp {
     fn hints(&self) -> Hints {
         ErasedApp::hints(&*self.0)
     }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        ErasedApp::startup(&*self.0, startup)
+    }
+
+    fn shutdown(&self) {
+        ErasedApp::shutdown(&*self.0);
+    }
 }
 
 impl Application for Probe {
@@ -159,6 +187,24 @@ impl Application for Probe {
             Kind::Async(_) => Hints::default(),
         }
     }
+
+    /// The wrapped application's start-up (`[RGI-LIFE-4]`); an
+    /// asynchronous probe's too, so that a server that declares lifespan
+    /// and mistakes the kind still runs it.
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        match &self.0 {
+            Kind::Sync { app, .. } => Application::startup(app, startup),
+            Kind::Async(app) => app.startup(startup),
+        }
+    }
+
+    /// The wrapped application's shut-down (`[RGI-LIFE-4]`).
+    fn shutdown(&self) {
+        match &self.0 {
+            Kind::Sync { app, .. } => Application::shutdown(app),
+            Kind::Async(app) => app.shutdown(),
+        }
+    }
 }
 
 impl AsyncApplication for Probe {
@@ -174,6 +220,23 @@ impl AsyncApplication for Probe {
                 Ok(Box::pin(AsyncApplication::call(threaded, environ, start)?))
             }
             Kind::Async(app) => app.call(environ, start),
+        }
+    }
+
+    /// The wrapped application's start-up, through `Threaded` for a
+    /// synchronous one (`[RGIA-LIFE-2]`).
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        match &self.0 {
+            Kind::Sync { threaded, .. } => AsyncApplication::startup(threaded, startup),
+            Kind::Async(app) => app.startup(startup),
+        }
+    }
+
+    /// The wrapped application's shut-down (`[RGIA-LIFE-2]`).
+    fn shutdown(&self) {
+        match &self.0 {
+            Kind::Sync { threaded, .. } => AsyncApplication::shutdown(threaded),
+            Kind::Async(app) => app.shutdown(),
         }
     }
 }

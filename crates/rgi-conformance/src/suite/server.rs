@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rgi::BoxError;
+use rgi::{BoxError, Features};
 use serde::Serialize;
 
 use super::Probe;
@@ -40,6 +40,23 @@ pub struct Claims {
     /// configured for the suite's run: the limit cases probe with values
     /// just past them.
     pub limits: Limits,
+    /// The optional features of RGI 1.2 the server declares in the
+    /// `ServerInfo` it serves the probe with (`RGI-FEAT-1`): the cases of
+    /// a feature run only when it is claimed here, and a case compares
+    /// this with what the probe's environ says.
+    #[serde(serialize_with = "features")]
+    pub features: Features,
+}
+
+/// Writes the declared features as one flag per feature.
+fn features<S: serde::Serializer>(features: &Features, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct as _;
+    let mut out = serializer.serialize_struct("Features", 4)?;
+    out.serialize_field("request_trailers", &features.request_trailers())?;
+    out.serialize_field("response_trailers", &features.response_trailers())?;
+    out.serialize_field("early_hints", &features.early_hints())?;
+    out.serialize_field("lifespan", &features.lifespan())?;
+    out.end()
 }
 
 impl Claims {
@@ -52,6 +69,7 @@ impl Claims {
             after_response: false,
             upgrade: false,
             limits: Limits::RECOMMENDED,
+            features: Features::none(),
         }
     }
 
@@ -91,6 +109,25 @@ impl Claims {
     #[must_use]
     pub const fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Claims the optional features the server declares to the probe
+    /// (`ServerInfo::with_features`); by default none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::Features;
+    /// use rgi_conformance::suite::{Claims, Needs};
+    ///
+    /// let claims = Claims::synchronous().with_features(Features::none().with_lifespan(true));
+    /// assert!(Needs::Lifespan.missing_from(claims).is_none());
+    /// assert!(Needs::EarlyHints.missing_from(claims).is_some());
+    /// ```
+    #[must_use]
+    pub const fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
         self
     }
 }

@@ -397,6 +397,21 @@ pub struct Body {
     /// For a chunked body, the size of every chunk received, last-chunk
     /// excluded.
     pub chunk_sizes: Vec<u64>,
+    /// For a chunked body, the field lines of its trailer section, in
+    /// order, names as sent and values byte for byte (RFC 9112 §7.1.2).
+    pub trailers: Vec<(String, Vec<u8>)>,
+}
+
+impl Body {
+    /// Every value of trailer field `name` (case-insensitive), in order.
+    #[must_use]
+    pub fn trailers_named(&self, name: &str) -> Vec<&[u8]> {
+        self.trailers
+            .iter()
+            .filter(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_slice())
+            .collect()
+    }
 }
 
 /// A whole response: the interim heads, the final head and the body.
@@ -689,6 +704,7 @@ impl Connection {
             complete: matches!(state, State::Done),
             state,
             chunk_sizes: Vec::new(),
+            trailers: Vec::new(),
             received: 0,
         })
     }
@@ -790,6 +806,7 @@ pub struct BodyReader<'c> {
     state: State,
     complete: bool,
     chunk_sizes: Vec<u64>,
+    trailers: Vec<(String, Vec<u8>)>,
     received: u64,
     deadline: Instant,
 }
@@ -818,6 +835,13 @@ impl BodyReader<'_> {
     #[must_use]
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The trailer section's field lines received so far (all of them once
+    /// a chunked body has ended).
+    #[must_use]
+    pub fn trailers(&self) -> &[(String, Vec<u8>)] {
+        &self.trailers
     }
 
     /// The connection underneath, for waiting on it
@@ -969,6 +993,10 @@ impl BodyReader<'_> {
                         self.complete = true;
                         return Ok(None);
                     }
+                    let field = parse_trailer_line(&line)?;
+                    if self.trailers.len() < MAX_FIELDS {
+                        self.trailers.push(field);
+                    }
                 }
             }
         }
@@ -995,6 +1023,7 @@ impl BodyReader<'_> {
             framing: self.framing,
             complete: self.complete,
             chunk_sizes: self.chunk_sizes,
+            trailers: self.trailers,
         })
     }
 
@@ -1035,6 +1064,26 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, WireError> {
     u64::from_str_radix(text, 16).map_err(|_| malformed("chunk-size out of range"))
 }
 
+/// Parses one field line of a trailer section: `name: value`, the name a
+/// token, the value without its surrounding whitespace.
+fn parse_trailer_line(line: &[u8]) -> Result<(String, Vec<u8>), WireError> {
+    let malformed = |reason: &str| WireError::MalformedChunked {
+        reason: reason.to_owned(),
+        received: line[..line.len().min(KEPT)].to_vec(),
+    };
+    let colon = line
+        .iter()
+        .position(|&byte| byte == b':')
+        .ok_or_else(|| malformed("a trailer line without a colon"))?;
+    let name = &line[..colon];
+    let token = |byte: &u8| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(byte);
+    if name.is_empty() || !name.iter().all(token) {
+        return Err(malformed("a trailer field name that is not a token"));
+    }
+    let value = line[colon + 1..].trim_ascii();
+    Ok((String::from_utf8_lossy(name).into_owned(), value.to_vec()))
+}
+
 /// A request to write on a [`Connection`], built field by field; anything
 /// this builder cannot express can be sent as raw bytes instead.
 ///
@@ -1068,7 +1117,8 @@ pub struct Request {
 enum RequestBody {
     None,
     Length(Vec<u8>),
-    Chunked(Vec<Vec<u8>>),
+    /// The chunks, and the trailer section's field lines.
+    Chunked(Vec<Vec<u8>>, Vec<(String, Vec<u8>)>),
 }
 
 impl Request {
@@ -1122,8 +1172,39 @@ impl Request {
     /// A body in the chunked transfer coding, one chunk per piece.
     #[must_use]
     pub fn chunked<P: AsRef<[u8]>>(mut self, pieces: &[P]) -> Self {
-        self.body =
-            RequestBody::Chunked(pieces.iter().map(|piece| piece.as_ref().to_vec()).collect());
+        self.body = RequestBody::Chunked(
+            pieces.iter().map(|piece| piece.as_ref().to_vec()).collect(),
+            Vec::new(),
+        );
+        self
+    }
+
+    /// A body in the chunked transfer coding, one chunk per piece, with
+    /// a trailer section of `trailers` after the last-chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi_conformance::suite::wire::Request;
+    ///
+    /// let bytes = Request::new("PUT", "/x")
+    ///     .chunked_with_trailers(&["ab"], &[("x-sum", "3")])
+    ///     .to_bytes();
+    /// assert!(bytes.ends_with(b"2\r\nab\r\n0\r\nx-sum: 3\r\n\r\n"));
+    /// ```
+    #[must_use]
+    pub fn chunked_with_trailers<P: AsRef<[u8]>>(
+        mut self,
+        pieces: &[P],
+        trailers: &[(&str, &str)],
+    ) -> Self {
+        self.body = RequestBody::Chunked(
+            pieces.iter().map(|piece| piece.as_ref().to_vec()).collect(),
+            trailers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec()))
+                .collect(),
+        );
         self
     }
 
@@ -1147,7 +1228,7 @@ impl Request {
             RequestBody::Length(body) => {
                 bytes.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
             }
-            RequestBody::Chunked(_) => bytes.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            RequestBody::Chunked(..) => bytes.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         }
         bytes.extend_from_slice(b"\r\n");
         bytes
@@ -1159,12 +1240,19 @@ impl Request {
         match &self.body {
             RequestBody::None => Vec::new(),
             RequestBody::Length(body) => body.clone(),
-            RequestBody::Chunked(pieces) => {
+            RequestBody::Chunked(pieces, trailers) => {
                 let mut bytes = Vec::new();
                 for piece in pieces.iter().filter(|piece| !piece.is_empty()) {
                     bytes.extend_from_slice(&chunk(piece));
                 }
-                bytes.extend_from_slice(b"0\r\n\r\n");
+                bytes.extend_from_slice(b"0\r\n");
+                for (name, value) in trailers {
+                    bytes.extend_from_slice(name.as_bytes());
+                    bytes.extend_from_slice(b": ");
+                    bytes.extend_from_slice(value);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes.extend_from_slice(b"\r\n");
                 bytes
             }
         }
@@ -1250,7 +1338,19 @@ mod tests {
         let body = conn.read_response("GET").unwrap().body;
         assert_eq!(body.data, b"hello ");
         assert_eq!(body.chunk_sizes, [5, 1]);
+        assert_eq!(body.trailers, [("T".to_owned(), b"v".to_vec())]);
+        assert_eq!(body.trailers_named("t"), [b"v"]);
         assert!(body.complete);
+    }
+
+    #[test]
+    fn a_broken_trailer_line_is_a_framing_error() {
+        let mut conn = once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nno colon here\r\n\r\n",
+        );
+        let error = conn.read_response("GET").unwrap_err();
+        assert!(error.is_framing(), "{error}");
+        assert!(error.to_string().contains("no colon here"), "{error}");
     }
 
     #[test]
