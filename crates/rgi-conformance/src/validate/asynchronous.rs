@@ -9,10 +9,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use http::Method;
-use rgi::{Body, BoxError, Environ, StartResponse};
+use rgi::{Body, BoxError, Environ, StartResponse, Startup};
 use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 
 use super::cap_spurious::Repoll;
+use super::life::Life;
 use super::rules;
 use super::state::{self, Flavor, PollWaker, Registry, Request, Scope};
 use super::switch_threads::LoopThreads;
@@ -73,6 +74,7 @@ pub struct AsyncValidator<A> {
     reports: Reports,
     registry: Arc<Registry>,
     pub(super) watchdog: Watchdog,
+    life: Arc<Life>,
 }
 
 impl<A> AsyncValidator<A> {
@@ -81,6 +83,7 @@ impl<A> AsyncValidator<A> {
     pub fn new(app: A, reports: Reports) -> Self {
         AsyncValidator {
             app,
+            life: Life::new(reports.clone()),
             reports,
             registry: Arc::default(),
             watchdog: Watchdog::new(),
@@ -156,9 +159,11 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
         );
         request.note_target(&environ);
         request.with(|t| {
+            t.features.note_request(&environ);
             environ::check(&environ, t);
             environ::check_async(&environ, t);
         });
+        self.life.on_call(&environ, &request);
         let threads = LoopThreads::default();
         threads.record_here();
         let upgrade_unavailable = capabilities::upgrade_unavailable(&environ);
@@ -198,6 +203,19 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
                 Err(error)
             }
         }
+    }
+
+    /// Judges the server's call (`RGI-LIFE-1`, `RGIA-LIFE-1`) and forwards
+    /// it to the wrapped application (`RGIA-LIFE-2`).
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        self.life.startup(startup, |startup| self.app.startup(startup))
+    }
+
+    /// Judges the server's call (`RGI-LIFE-3`) and forwards it to the
+    /// wrapped application (`RGIA-LIFE-2`).
+    fn shutdown(&self) {
+        self.life
+            .shutdown(self.registry.live_count(), || self.app.shutdown());
     }
 }
 

@@ -10,7 +10,7 @@ use std::thread;
 
 use bytes::Bytes;
 use http::header::EXPECT;
-use rgi::{AsyncSource, Environ, Input, InputError};
+use rgi::{AsyncSource, Environ, Input, InputError, TrailerSlot};
 
 use super::rules;
 use super::state::{Flavor, Request, Tracker};
@@ -63,9 +63,61 @@ struct Observer {
     /// The request of the validator outside the middleware that handed
     /// this environ inward, if any.
     outer: Option<Weak<Request>>,
+    /// The slot of the input the application reads, filled from the
+    /// original's trailers before the end is reported (`RGI-TRAILER-2`:
+    /// the validator replaces the input, so it keeps them itself).
+    trailers: TrailerSlot,
+    /// The server declares request trailers.
+    declared: bool,
+    /// The original reported the end of the body.
+    ended: bool,
 }
 
 impl Observer {
+    /// The original reported the end of the body: its trailers go into the
+    /// application's slot before the application sees the end, and are
+    /// judged: present though undeclared (`RGI-FEAT-1`), or lost by a
+    /// middleware that replaced the input (`RGI-TRAILER-2`).
+    fn on_end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let Ok(fields) = self.original.take_trailers() else {
+            return;
+        };
+        if let Some(fields) = &fields {
+            self.trailers.fill(fields.clone());
+        }
+        let outer = self.outer.as_ref().and_then(Weak::upgrade);
+        let mut outer_seen = None;
+        if let Some(outer) = &outer {
+            outer.quietly(|outer| outer_seen = outer.features.request_trailers.clone());
+        }
+        let declared = self.declared;
+        self.request.with(|t| {
+            match &fields {
+                Some(fields) if !fields.is_empty() && !declared => t.violate(
+                    &rules::FEATURE_UNDECLARED,
+                    "the input carried request trailers on a server that does not declare them",
+                    format!("{} trailer fields", fields.len()),
+                ),
+                None => {
+                    if let Some(Some(lost)) = outer_seen.filter(|seen| {
+                        seen.as_ref().is_some_and(|seen| !seen.is_empty())
+                    }) {
+                        t.violate(
+                            &rules::MW_TRAILERS_DROPPED,
+                            "the input a middleware handed inward has no trailers, though the body it replaced had",
+                            lost.keys().map(http::HeaderName::as_str).collect::<Vec<_>>().join(", "),
+                        );
+                    }
+                }
+                _ => {}
+            }
+            t.features.request_trailers = Some(fields);
+        });
+    }
+
     /// The room the next read may fill: the first read that reaches the
     /// server's input gets at most half of what it asked for, as a real
     /// connection's first packet may hold, so that a party assuming that a
@@ -195,6 +247,9 @@ impl Read for Observer {
         self.on_access(Face::Blocking);
         let room = self.room(buf.len());
         let result = self.original.read(&mut buf[..room]);
+        if result.is_ok() && self.original.is_finished() {
+            self.on_end();
+        }
         self.on_result(result.as_ref().map(|count| *count), Face::Blocking);
         result
     }
@@ -248,6 +303,9 @@ impl AsyncSource for Observer {
                 }
             }
             Poll::Ready(result) => {
+                if result.is_ok() && this.original.is_finished() {
+                    this.on_end();
+                }
                 if result.is_ok() && this.original.held_excess() > 0 {
                     let excess = this.original.held_excess();
                     this.request.with(|t| {
@@ -316,19 +374,24 @@ pub(crate) fn install(environ: &mut Environ, request: &Arc<Request>) {
         return;
     }
     let length = environ.input().content_length();
+    let declared = environ.features().request_trailers();
     let original = environ.replace_input(Input::empty());
     let asynchronous = original.is_async();
+    let trailers = TrailerSlot::new();
     let observer = Observer {
         original,
         request: Arc::clone(request),
         failed: false,
         read_before: false,
         outer,
+        trailers: trailers.clone(),
+        declared,
+        ended: false,
     };
     let wrapped = if asynchronous {
         Input::from_async(observer, length)
     } else {
         Input::new(observer, length)
     };
-    environ.replace_input(wrapped);
+    environ.replace_input(wrapped.with_trailers(trailers));
 }

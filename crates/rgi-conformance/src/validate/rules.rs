@@ -768,6 +768,124 @@ pub(crate) const EXTENSION_ASSUMED: Rule = Rule::app(
     "an application that fails without an optional extension succeeds with it: it has no fallback (test clients, by replay)",
 );
 
+// ---- RGI 1.2: optional features (spec/rgi.md §16, spec/rgi-async.md §19) ----
+
+pub(crate) const EARLY_HINTS_AFTER_HEAD: Rule = Rule::app(
+    "early_hints_after_head",
+    &["RGI-EARLY-1"],
+    "the application sends 103 Early Hints only while the final head is unsent",
+);
+pub(crate) const EARLY_HINTS_INVALID_FIELD: Rule = Rule::app(
+    "early_hints_invalid_field",
+    &["RGI-EARLY-2"],
+    "a 103 carries no Content-Length, Transfer-Encoding, Trailer or connection-specific field",
+);
+pub(crate) const TRAILERS_FORBIDDEN_FIELD: Rule = Rule::app(
+    "trailers_forbidden_field",
+    &["RGI-TRAILER-4", "RGIA-TRAILER-1"],
+    "response trailers hold no field that rgi::is_forbidden_trailer names",
+);
+pub(crate) const TRAILERS_TWICE: Rule = Rule::app(
+    "trailers_twice",
+    &["RGI-TRAILER-4", "RGIA-TRAILER-1"],
+    "a response's trailers are given once",
+);
+pub(crate) const TRAILERS_NOT_ANNOUNCED: Rule = Rule::app(
+    "trailers_not_announced",
+    &["RGI-TRAILER-5"],
+    "an application that sends trailers announces them with a Trailer field in its head",
+);
+pub(crate) const TRAILERS_READ_BEFORE_END: Rule = Rule::app(
+    "trailers_read_before_end",
+    &["RGI-TRAILER-3"],
+    "the application asks for the request trailers only after the body's end (seen when it fails with BodyNotFinished)",
+);
+pub(crate) const EVENT_STREAM_HEAD_INVALID: Rule = Rule::app(
+    "event_stream_head_invalid",
+    &["RGI-SSE-2"],
+    "an event-stream head has status 200, Cache-Control: no-cache, no Content-Length and no exact size hint",
+);
+pub(crate) const EVENT_STREAM_MALFORMED: Rule = Rule::app(
+    "event_stream_malformed",
+    &["RGI-SSE-1"],
+    "an event stream is made of whole frames as Event::to_bytes writes them, each ended by a blank line",
+);
+pub(crate) const ASYNC_EVENT_NOT_ONE_CHUNK: Rule = Rule::app(
+    "async_event_not_one_chunk",
+    &["RGIA-SSE-1"],
+    "an asynchronous event-stream body yields every event as a chunk of its own, ending at the event's blank line",
+);
+pub(crate) const MW_TRAILERS_DROPPED: Rule = Rule::app(
+    "mw_trailers_dropped",
+    &["RGI-TRAILER-2"],
+    "a middleware that replaces the input keeps the request trailers of the original",
+);
+pub(crate) const MW_STARTUP_NOT_FORWARDED: Rule = Rule::app(
+    "mw_startup_not_forwarded",
+    &["RGI-LIFE-4", "RGIA-LIFE-2"],
+    "a middleware's startup calls the startup of the application it wraps",
+);
+pub(crate) const MW_SHUTDOWN_NOT_FORWARDED: Rule = Rule::app(
+    "mw_shutdown_not_forwarded",
+    &["RGI-LIFE-4", "RGIA-LIFE-2"],
+    "a middleware's shutdown calls the shutdown of the application it wraps",
+);
+pub(crate) const CALLED_BEFORE_STARTUP: Rule = Rule::server(
+    "called_before_startup",
+    &["RGI-LIFE-1", "RGIA-LIFE-1"],
+    "a server that declares lifespan calls the application only after its startup returned Ok",
+);
+pub(crate) const STARTUP_TWICE: Rule = Rule::server(
+    "startup_twice",
+    &["RGI-LIFE-1", "RGIA-LIFE-1"],
+    "startup is called once per application",
+);
+pub(crate) const STARTUP_STATE_MISSING: Rule = Rule::server(
+    "startup_state_missing",
+    &["RGI-LIFE-1"],
+    "every request is served with the ServerInfo run_startup returned, so start-up state reaches it",
+);
+pub(crate) const CALLED_AFTER_FAILED_STARTUP: Rule = Rule::server(
+    "called_after_failed_startup",
+    &["RGI-LIFE-2"],
+    "a server whose start-up failed serves no request",
+);
+pub(crate) const SHUTDOWN_WITHOUT_STARTUP: Rule = Rule::server(
+    "shutdown_without_startup",
+    &["RGI-LIFE-3", "RGI-LIFE-2"],
+    "shutdown is called only after a startup that returned Ok",
+);
+pub(crate) const SHUTDOWN_TWICE: Rule = Rule::server(
+    "shutdown_twice",
+    &["RGI-LIFE-3", "RGIA-LIFE-1"],
+    "shutdown is called once",
+);
+pub(crate) const SHUTDOWN_BEFORE_LAST_RESPONSE: Rule = Rule::server(
+    "shutdown_before_last_response",
+    &["RGI-LIFE-3"],
+    "shutdown comes after the last response ended and its body was dropped",
+);
+pub(crate) const CALLED_AFTER_SHUTDOWN: Rule = Rule::server(
+    "called_after_shutdown",
+    &["RGI-LIFE-3"],
+    "no request is served once shutdown began",
+);
+pub(crate) const TRAILERS_ENABLED_WRONGLY: Rule = Rule::server(
+    "trailers_enabled_wrongly",
+    &["RGI-TRAILER-7"],
+    "trailers are deliverable only on HTTP/2 and later, or HTTP/1.1 with TE: trailers",
+);
+pub(crate) const EARLY_HINTS_ON_HTTP10: Rule = Rule::server(
+    "early_hints_on_http10",
+    &["RGI-EARLY-3", "RGI-EARLY-4"],
+    "early hints are never deliverable to an HTTP/1.0 request",
+);
+pub(crate) const FEATURE_UNDECLARED: Rule = Rule::server(
+    "feature_undeclared",
+    &["RGI-FEAT-1"],
+    "a server provides no optional feature it does not declare: undeclared trailers and early hints are not deliverable, an input carries no undeclared trailers",
+);
+
 /// Every rule, in the order of [`super::CHECKS`].
 pub(crate) const RULES: &[Rule] = &[
     HOST_MISSING,
@@ -915,4 +1033,28 @@ pub(crate) const RULES: &[Rule] = &[
     CONTENT_LENGTH_ASSUMED,
     CAPABILITY_ASSUMED,
     EXTENSION_ASSUMED,
+    // ---- RGI 1.2: optional features ----
+    EARLY_HINTS_AFTER_HEAD,
+    EARLY_HINTS_INVALID_FIELD,
+    TRAILERS_FORBIDDEN_FIELD,
+    TRAILERS_TWICE,
+    TRAILERS_NOT_ANNOUNCED,
+    TRAILERS_READ_BEFORE_END,
+    EVENT_STREAM_HEAD_INVALID,
+    EVENT_STREAM_MALFORMED,
+    ASYNC_EVENT_NOT_ONE_CHUNK,
+    MW_TRAILERS_DROPPED,
+    MW_STARTUP_NOT_FORWARDED,
+    MW_SHUTDOWN_NOT_FORWARDED,
+    CALLED_BEFORE_STARTUP,
+    STARTUP_TWICE,
+    STARTUP_STATE_MISSING,
+    CALLED_AFTER_FAILED_STARTUP,
+    SHUTDOWN_WITHOUT_STARTUP,
+    SHUTDOWN_TWICE,
+    SHUTDOWN_BEFORE_LAST_RESPONSE,
+    CALLED_AFTER_SHUTDOWN,
+    TRAILERS_ENABLED_WRONGLY,
+    EARLY_HINTS_ON_HTTP10,
+    FEATURE_UNDECLARED,
 ];

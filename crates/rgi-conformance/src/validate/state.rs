@@ -138,6 +138,12 @@ impl Registry {
         self.live().contains_key(&id)
     }
 
+    /// How many entries are open: requests whose response has not ended
+    /// or whose body was not dropped yet.
+    pub(crate) fn live_count(&self) -> usize {
+        self.live().len()
+    }
+
     /// Records that the entry ran nested in `outer`'s request.
     pub(crate) fn link_outer(&self, id: u64, outer: Weak<Request>) {
         if let Some(live) = self.live().get_mut(&id) {
@@ -437,6 +443,7 @@ impl Request {
     /// it an error that is the client's fault, the failure should carry
     /// that error (`RGI-FAIL-12`).
     pub(crate) fn judge_failure(&self, error: &rgi::BoxError) {
+        super::features::on_failure(self, &**error);
         let hidden =
             self.with(|t| t.client_fault_seen()) && !super::output::carries_input_error(error);
         if hidden {
@@ -605,6 +612,8 @@ pub(crate) struct Tracker {
     pub(crate) hints: Option<rgi::Hints>,
     /// The input returned an `InputError` that is the client's fault.
     client_fault_seen: bool,
+    /// The optional features of RGI 1.2 on this request.
+    pub(crate) features: super::features::FeatureWatch,
 }
 
 /// What one boundary knows about the response's length, shared with the
@@ -663,6 +672,7 @@ impl Tracker {
             target: None,
             hints: None,
             client_fault_seen: false,
+            features: super::features::FeatureWatch::default(),
         }
     }
 
@@ -714,6 +724,11 @@ impl Tracker {
     /// Whether the response was started, as far as the validator knows.
     pub(crate) fn started(&self) -> bool {
         self.started
+    }
+
+    /// The status of the head stored last, if one was.
+    pub(crate) fn status(&self) -> Option<StatusCode> {
+        self.status
     }
 
     fn bodiless(&self) -> bool {
@@ -895,6 +910,7 @@ impl Tracker {
                         || value.len() >= 16
                             && value[..16].eq_ignore_ascii_case(b"application/http")
                 });
+                self.features_on_head(head, self.hint.is_some());
                 if self.pending == Some(StartFailure::InvalidHead) {
                     self.pending = None;
                 }
@@ -1039,16 +1055,17 @@ impl Tracker {
     /// A chunk the body returned.
     pub(crate) fn on_chunk(&mut self, chunk: &Bytes, flavor: Flavor) {
         self.on_output(chunk.len() as u64, Output::Chunk, flavor);
-        self.watch_output(chunk, Output::Chunk);
+        self.watch_output(chunk, Output::Chunk, flavor);
         self.last_chunk_nonempty = !chunk.is_empty();
     }
 
     /// Feeds content (output after a start, in a response that may have
     /// content) to the whole-body watch.
-    fn watch_output(&mut self, bytes: &Bytes, kind: Output) {
+    fn watch_output(&mut self, bytes: &Bytes, kind: Output, flavor: Flavor) {
         if !self.started || self.bodiless() || self.upgrade_accepted {
             return;
         }
+        self.features_on_output(bytes, kind, flavor);
         self.output.on_bytes(bytes, kind == Output::Write);
         if kind == Output::Chunk {
             if let Some((rule, message, value)) = self.output.on_chunk_len(bytes.len()) {
@@ -1063,6 +1080,7 @@ impl Tracker {
         self.on_output(len, Output::Chunk, Flavor::Sync);
         if len > 0 {
             self.output.on_opaque(len);
+            self.features_on_opaque();
         }
     }
 
@@ -1104,6 +1122,7 @@ impl Tracker {
             self.hint = Some((hint, self.produced));
             self.hinted = true;
             lock_view(&self.view).hint = Some(hint);
+            self.features_on_size_hint();
         }
     }
 
@@ -1167,6 +1186,7 @@ impl Tracker {
                 self.violate(&rule, message, value);
             }
         }
+        self.features_on_end();
         if self.truncated_seen && self.status.is_some_and(|status| status.is_success()) {
             self.violate(
                 &rules::TRUNCATED_BODY_ACCEPTED,
@@ -1224,8 +1244,16 @@ impl Intercept for Hook<'_> {
         nesting::own_action(self.request, Action::Write(data));
         self.request.with(|t| {
             t.on_output(data.len() as u64, Output::Write, flavor);
-            t.watch_output(data, Output::Write);
+            t.watch_output(data, Output::Write, flavor);
         });
+    }
+
+    fn on_trailers(&mut self, fields: &mut http::HeaderMap) {
+        self.request.with(|t| t.on_trailers(fields));
+    }
+
+    fn on_early_hints(&mut self, fields: &mut http::HeaderMap) {
+        self.request.with(|t| t.on_early_hints(fields));
     }
 
     fn on_write_result(&mut self, result: Result<(), &rgi::SendError>) {
@@ -1257,6 +1285,7 @@ pub(crate) fn scoped<T: StepOutcome>(
         });
     }
     let (started, head_sent) = (start.is_started(), start.is_head_sent());
+    let deliverable = (start.trailers_deliverable(), start.early_hints_deliverable());
     // A middleware may hold an inner chunk back and return an empty chunk
     // of its own (RGI-MW-5, RGIA-COMP-10): a pull made inside another
     // validator's pull does not have to find the last chunk sent.
@@ -1265,6 +1294,7 @@ pub(crate) fn scoped<T: StepOutcome>(
         Scope::Call => {
             t.check_fresh_state(started, head_sent, flavor);
             t.check_head_state(start.is_head_request());
+            t.check_deliverable(deliverable.0, deliverable.1);
             t.begin(started, head_sent, flavor, None);
         }
         Scope::Pull => t.begin(started, head_sent, flavor, Some(held_back)),

@@ -6,11 +6,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::Method;
-use rgi::{Application, Body, BoxError, Environ, FileBody, Hints, InputUse, StartResponse};
+use rgi::{
+    Application, Body, BoxError, Environ, FileBody, Hints, InputUse, StartResponse, Startup,
+};
 
 use super::rules;
 use super::state::{self, Flavor, Registry, Request, Scope};
 use super::watchdog::{self, BodyWatch, Watchdog};
+use super::life::Life;
 use super::{environ, input};
 use crate::{Policy, Reports, Violation};
 
@@ -48,6 +51,7 @@ pub struct Validator<A> {
     first_hints: Mutex<Option<Hints>>,
     hints_reported: AtomicBool,
     pub(super) watchdog: Watchdog,
+    life: Arc<Life>,
 }
 
 impl<A> Validator<A> {
@@ -56,11 +60,12 @@ impl<A> Validator<A> {
     pub fn new(app: A, reports: Reports) -> Self {
         Validator {
             app,
-            reports,
             registry: Arc::default(),
             first_hints: Mutex::new(None),
             hints_reported: AtomicBool::new(false),
             watchdog: Watchdog::new(),
+            life: Life::new(reports.clone()),
+            reports,
         }
     }
 
@@ -150,8 +155,10 @@ impl<A: Application> Application for Validator<A> {
         request.with(|t| {
             t.hints_no_input = hints.input == InputUse::None;
             t.hints = Some(hints);
+            t.features.note_request(&environ);
             environ::check(&environ, t);
         });
+        self.life.on_call(&environ, &request);
         input::install(&mut environ, &request);
         let called = state::scoped(
             &request,
@@ -179,6 +186,19 @@ impl<A: Application> Application for Validator<A> {
 
     fn hints(&self) -> Hints {
         self.checked_hints()
+    }
+
+    /// Judges the server's call (`RGI-LIFE-1`) and forwards it to the
+    /// wrapped application (`RGI-LIFE-4`).
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        self.life.startup(startup, |startup| self.app.startup(startup))
+    }
+
+    /// Judges the server's call (`RGI-LIFE-3`) and forwards it to the
+    /// wrapped application (`RGI-LIFE-4`).
+    fn shutdown(&self) {
+        self.life
+            .shutdown(self.registry.live_count(), || self.app.shutdown());
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod async_examples;
 pub(crate) mod cap_examples;
 pub(crate) mod common;
 pub(crate) mod diag_examples;
+pub(crate) mod feature_examples;
 pub(crate) mod hook_examples;
 pub(crate) mod input_examples;
 pub(crate) mod output_examples;
@@ -728,5 +729,120 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "extension_assumed",
         Side::Application,
         diag_examples::extension_assumed,
+    ),    // ---- RGI 1.2: optional features ----
+    (
+        "early_hints_after_head",
+        Side::Application,
+        feature_examples::early_hints_after_head,
+    ),
+    (
+        "early_hints_invalid_field",
+        Side::Application,
+        feature_examples::early_hints_invalid_field,
+    ),
+    (
+        "trailers_forbidden_field",
+        Side::Application,
+        feature_examples::trailers_forbidden_field,
+    ),
+    (
+        "trailers_twice",
+        Side::Application,
+        feature_examples::trailers_twice,
+    ),
+    (
+        "trailers_not_announced",
+        Side::Application,
+        feature_examples::trailers_not_announced,
+    ),
+    (
+        "trailers_read_before_end",
+        Side::Application,
+        feature_examples::trailers_read_before_end,
+    ),
+    (
+        "event_stream_head_invalid",
+        Side::Application,
+        feature_examples::event_stream_head_invalid,
+    ),
+    (
+        "event_stream_malformed",
+        Side::Application,
+        feature_examples::event_stream_malformed,
+    ),
+    (
+        "async_event_not_one_chunk",
+        Side::Application,
+        feature_examples::async_event_not_one_chunk,
+    ),
+    (
+        "mw_trailers_dropped",
+        Side::Application,
+        feature_examples::mw_trailers_dropped,
+    ),
+    (
+        "mw_startup_not_forwarded",
+        Side::Application,
+        feature_examples::mw_startup_not_forwarded,
+    ),
+    (
+        "mw_shutdown_not_forwarded",
+        Side::Application,
+        feature_examples::mw_shutdown_not_forwarded,
+    ),
+    (
+        "called_before_startup",
+        Side::Server,
+        feature_examples::called_before_startup,
+    ),
+    (
+        "startup_twice",
+        Side::Server,
+        feature_examples::startup_twice,
+    ),
+    (
+        "startup_state_missing",
+        Side::Server,
+        feature_examples::startup_state_missing,
+    ),
+    (
+        "called_after_failed_startup",
+        Side::Server,
+        feature_examples::called_after_failed_startup,
+    ),
+    (
+        "shutdown_without_startup",
+        Side::Server,
+        feature_examples::shutdown_without_startup,
+    ),
+    (
+        "shutdown_twice",
+        Side::Server,
+        feature_examples::shutdown_twice,
+    ),
+    (
+        "shutdown_before_last_response",
+        Side::Server,
+        feature_examples::shutdown_before_last_response,
+    ),
+    (
+        "called_after_shutdown",
+        Side::Server,
+        feature_examples::called_after_shutdown,
+    ),
+    (
+        "trailers_enabled_wrongly",
+        Side::Server,
+        feature_examples::trailers_enabled_wrongly,
+    ),
+    (
+        "early_hints_on_http10",
+        Side::Server,
+        feature_examples::early_hints_on_http10,
+    ),
+    (
+        "feature_undeclared",
+        Side::Server,
+        feature_examples::feature_undeclared,
     ),
 ];
