@@ -13,7 +13,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rgi::InputError;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use rgi::{InputError, TrailerSlot};
 
 use super::request::{self, Framing, Rejection, RequestHead};
 use super::shared::{Closable, Shared, lock};
@@ -108,6 +109,10 @@ pub(crate) struct BodyFlags {
     pub(crate) keep_trailers: bool,
     /// [`Fault::UntypedBodyErrors`](super::Fault::UntypedBodyErrors).
     pub(crate) untyped_errors: bool,
+    /// [`Fault::TrailersFilledAfterTheEnd`](super::Fault::TrailersFilledAfterTheEnd).
+    pub(crate) late_trailers: bool,
+    /// [`Fault::RequestTrailersLeak`](super::Fault::RequestTrailersLeak).
+    pub(crate) leak_trailers: bool,
 }
 
 /// The request whose body is current on a connection.
@@ -126,6 +131,9 @@ pub(crate) struct BodyState {
     /// the next piece read is thrown away.
     pub(crate) skip_next: bool,
     progress: Progress,
+    /// Where the trailer section goes, for the application
+    /// (`RGI-TRAILER-1`); `None` when the toy hands none on.
+    slot: Option<TrailerSlot>,
     /// Body bytes announced by chunk sizes so far (chunked only).
     announced: u64,
     /// Body bytes decoded so far.
@@ -159,6 +167,11 @@ pub(crate) struct ReadSide {
     start: usize,
     end: usize,
     pub(crate) body: BodyState,
+    /// The trailer fields read so far from the current body.
+    trailer_fields: HeaderMap,
+    /// The last trailer section read whole, as received (forbidden
+    /// fields included).
+    pub(crate) last_trailers: HeaderMap,
 }
 
 impl ReadSide {
@@ -296,8 +309,18 @@ impl ReadSide {
         self.consume(end);
     }
 
-    /// Makes `head`'s body the current one.
-    pub(crate) fn begin(&mut self, framing: Framing, expect_continue: bool, flags: BodyFlags) {
+    /// Makes `head`'s body the current one; its trailer section, if any,
+    /// goes into `slot`.
+    pub(crate) fn begin(
+        &mut self,
+        framing: Framing,
+        expect_continue: bool,
+        flags: BodyFlags,
+        slot: Option<TrailerSlot>,
+    ) {
+        if !flags.leak_trailers {
+            self.trailer_fields.clear();
+        }
         let progress = match framing {
             Framing::Empty | Framing::Length(0) => Progress::Done,
             Framing::Length(remaining) => Progress::Length { remaining },
@@ -315,6 +338,7 @@ impl ReadSide {
             chunked: framing == Framing::Chunked,
             skip_next: false,
             progress,
+            slot,
             announced: 0,
             received: 0,
         };
@@ -467,6 +491,12 @@ impl ReadSide {
                         self.body.progress = Progress::Done;
                         return Ok(Some(0));
                     }
+                    Some(0) if self.body.flags.late_trailers => {
+                        // The fault: the end is reported now, the trailer
+                        // section read later, when the toy drains.
+                        self.body.progress = Progress::Chunked(Chunk::Trailers { seen: 0 });
+                        return Ok(Some(0));
+                    }
                     Some(0) => {
                         self.body.progress = Progress::Chunked(Chunk::Trailers { seen: 0 });
                     }
@@ -529,12 +559,30 @@ impl ReadSide {
                     Err(err) => return Err(self.io_failure(&err)),
                 };
                 let empty = &self.buffered()[..line] == b"\r\n";
+                let field = parse_trailer_line(&self.buffered()[..line]);
                 self.consume(line);
                 if empty {
-                    // RGI 1.0 has no request trailers: they are discarded.
+                    // RGI-TRAILER-1: the section goes to the application
+                    // before the end is reported.
+                    let fields = if self.body.flags.leak_trailers {
+                        // The fault: the fields of earlier requests stay.
+                        self.trailer_fields.clone()
+                    } else {
+                        std::mem::take(&mut self.trailer_fields)
+                    };
+                    self.last_trailers = fields.clone();
+                    if let Some(slot) = &self.body.slot {
+                        slot.fill(fields);
+                    }
                     self.body.progress = Progress::Done;
                     return Ok(Some(0));
                 }
+                let Some((name, value)) = field else {
+                    return Err(self.fail(Failure::Malformed(
+                        "chunked body: a malformed trailer field line".into(),
+                    )));
+                };
+                self.trailer_fields.append(name, value);
                 let seen = seen + line;
                 if seen > request::LIMITS.header_size {
                     return Err(self.fail(Failure::Malformed(format!(
@@ -610,6 +658,18 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     }
     let text = std::str::from_utf8(&line[..digits]).ok()?;
     u64::from_str_radix(text, 16).ok()
+}
+
+/// Parses a trailer field line, `name: value` and its line ending, as a
+/// header field line (RFC 9112 §5); `None` if it is not one.
+fn parse_trailer_line(line: &[u8]) -> Option<(HeaderName, HeaderValue)> {
+    let line = line
+        .strip_suffix(b"\r\n")
+        .or_else(|| line.strip_suffix(b"\n"))?;
+    let colon = line.iter().position(|&byte| byte == b':')?;
+    let name = HeaderName::from_bytes(&line[..colon]).ok()?;
+    let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii()).ok()?;
+    Some((name, value))
 }
 
 /// Where the upgrade of the current request stands.
@@ -695,9 +755,12 @@ impl Conn {
                     chunked: false,
                     skip_next: false,
                     progress: Progress::Done,
+                    slot: None,
                     announced: 0,
                     received: 0,
                 },
+                trailer_fields: HeaderMap::new(),
+                last_trailers: HeaderMap::new(),
             }),
             write: Mutex::new(WriteSide {
                 stream: stream.try_clone()?,
@@ -754,6 +817,14 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn trailer_lines() {
+        let (name, value) = parse_trailer_line(b"X-Sum:  abc \r\n").unwrap();
+        assert_eq!((name.as_str(), value.as_bytes()), ("x-sum", &b"abc"[..]));
+        assert!(parse_trailer_line(b"no colon\r\n").is_none());
+        assert!(parse_trailer_line(b"bad name: x\r\n").is_none());
+    }
 
     #[test]
     fn chunk_sizes() {

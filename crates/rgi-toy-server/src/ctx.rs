@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
-use rgi::{Environ, ResponseHead};
+use rgi::{Environ, ResponseHead, ResponseState};
 
 use super::conn::{Conn, UpgradeStage};
 use super::fault::{Fault, acts};
@@ -53,8 +53,11 @@ pub(crate) struct Hooks {
     pub(crate) yielded: u64,
     pub(crate) excess: Option<Bytes>,
     /// [`Fault::KeepsFirstHead`]: the first head, and whether `replace`
-    /// is under way.
+    /// is under way. [`Fault::HintsPinTheHead`]: the head stored last.
     pub(crate) first_head: Option<ResponseHead>,
+    /// [`Fault::HintsPinTheHead`]: the head stored when an early hint went
+    /// out, which the fault keeps.
+    pub(crate) pinned: Option<ResponseHead>,
     pub(crate) replacing: bool,
     /// Written data held back ([`Fault::HoldsWrittenData`],
     /// [`Fault::ReordersWrittenData`]).
@@ -81,12 +84,42 @@ pub(crate) struct RequestCtx {
     pub(crate) is_async: bool,
     pub(crate) version: http::Version,
     pub(crate) head_request: bool,
+    /// The request carried `TE: trailers`.
+    pub(crate) te_trailers: bool,
     pub(crate) persist: bool,
     pub(crate) cancel: Option<Arc<Cancel>>,
     pub(crate) hooks: Mutex<Hooks>,
 }
 
 impl RequestCtx {
+    /// The response state of this request, with what it can carry
+    /// enabled before the application gets its first handle: trailers on
+    /// HTTP/1.1 with `TE: trailers`, but not for HEAD (`RGI-TRAILER-7`; a
+    /// response framed by length drops them in the sink), `103 Early Hints` on HTTP/1.1 and
+    /// never on HTTP/1.0 (`RGI-EARLY-3`).
+    pub(crate) fn response_state(&self, method: &http::Method) -> ResponseState {
+        let mut state = ResponseState::new(method);
+        let http11 = self.version == http::Version::HTTP_11;
+        let trailers = !self.head_request
+            && match self.fault {
+                Some(Fault::TrailersWithoutTe) => http11,
+                Some(Fault::TrailersOnHttp10) => self.te_trailers,
+                _ => http11 && self.te_trailers,
+            };
+        if trailers {
+            state.enable_trailers();
+        }
+        let hints = match self.fault {
+            Some(Fault::EarlyHintsNeverSent) => false,
+            Some(Fault::EarlyHintsOnHttp10) => true,
+            _ => http11,
+        };
+        if hints {
+            state.enable_early_hints();
+        }
+        state
+    }
+
     /// Whether a fault's behaviour is on for this request.
     pub(crate) fn acts(&self, behaviour: Fault) -> bool {
         acts(self.fault, behaviour, self.is_async)
@@ -111,6 +144,8 @@ impl RequestCtx {
                     | Fault::WriteIgnoresDisconnect
                     | Fault::SecondStartWins
                     | Fault::ReplaceAfterHeadSendsHead
+                    | Fault::EarlyHintsAfterHead
+                    | Fault::HintsPinTheHead
             )
         )
     }

@@ -410,6 +410,60 @@ pub enum Fault {
     /// leaked wait keeps the application's socket open after the application closed it. Breaks
     /// `RGIA-READY-19`.
     WaitsHoldDuplicates,
+    /// Builds each request's server description afresh, without the optional features the toy claims
+    /// (and without the start-up state). Breaks `RGI-FEAT-1`.
+    ForgetsDeclaredFeatures,
+    /// Reports the end of a chunked body at its last-chunk and reads the trailer section only when it
+    /// drains the connection, after the application saw the end. Breaks `RGI-TRAILER-1`.
+    TrailersFilledAfterTheEnd,
+    /// Collects request trailer fields per connection and never clears them, so a request gets the
+    /// trailers of the requests before it on the connection. Breaks `RGI-TRAILER-1`.
+    RequestTrailersLeak,
+    /// Reads a chunked body before calling the application and adds its trailer fields, forbidden ones
+    /// included, to the request's header fields. Breaks `RGI-TRAILER-1`.
+    TrailersIntoHeaders,
+    /// Enables response trailers on every HTTP/1.1 request, whether or not it carried `TE: trailers`.
+    /// Breaks `RGI-TRAILER-7`.
+    TrailersWithoutTe,
+    /// Enables response trailers on HTTP/1.0 requests that carry `TE: trailers`, and writes them after
+    /// the close-delimited body. Breaks `RGI-TRAILER-7`.
+    TrailersOnHttp10,
+    /// Declares response trailers and enables them, but its sink drops the fields it is handed. Breaks
+    /// `RGI-TRAILER-7`.
+    DropsResponseTrailers,
+    /// Puts the length of an exact size hint into every head without one from its sink, a head that
+    /// announces trailers included. Breaks `RGI-TRAILER-6`.
+    LengthOnTrailerHead,
+    /// Enables early hints on HTTP/1.0 requests too. Breaks `RGI-EARLY-3`.
+    EarlyHintsOnHttp10,
+    /// Holds every `103 Early Hints` back and writes it just before the final head. Breaks `RGI-
+    /// EARLY-3`.
+    EarlyHintsHeldBack,
+    /// Writes an early hint the application attempts after the final head went out, into the body.
+    /// Breaks `RGI-EARLY-3`.
+    EarlyHintsAfterHead,
+    /// Treats the head stored before an early hint as final: a later replacement of it is ignored.
+    /// Breaks `RGI-EARLY-3`.
+    HintsPinTheHead,
+    /// Declares early hints but never enables them, so every hint is dropped. Breaks `RGI-EARLY-4`.
+    EarlyHintsNeverSent,
+    /// Declares lifespan but never calls a synchronous application's start-up (nor its shut-down);
+    /// [`Fault::SkipsAsyncStartup`] for asynchronous ones. Breaks `RGI-LIFE-1`.
+    SkipsStartup,
+    /// Calls the application's start-up lazily, after its first response. Breaks `RGI-LIFE-1`.
+    StartupAfterFirstRequest,
+    /// Logs a failed start-up and serves the application anyway. Breaks `RGI-LIFE-2`.
+    ServesAfterFailedStartup,
+    /// Never calls the application's shut-down when it stops. Breaks `RGI-LIFE-3`.
+    NoShutdown,
+    /// Calls the application's shut-down twice when it stops. Breaks `RGI-LIFE-3`.
+    ShutdownTwice,
+    /// Declares lifespan but never calls an asynchronous application's start-up (the asynchronous twin
+    /// of [`Fault::SkipsStartup`]). Breaks `RGIA-LIFE-1`.
+    SkipsAsyncStartup,
+    /// Holds back the chunks of a `text/event-stream` response until the body ends. Breaks `RGI-
+    /// SSE-3`.
+    BuffersEventStreams,
 }
 
 impl Fault {
@@ -564,6 +618,26 @@ impl Fault {
         Fault::LeakedWaitsKeepTheirNumber,
         Fault::ShutdownDrainsWaitedDescriptors,
         Fault::WaitsHoldDuplicates,
+        Fault::ForgetsDeclaredFeatures,
+        Fault::TrailersFilledAfterTheEnd,
+        Fault::RequestTrailersLeak,
+        Fault::TrailersIntoHeaders,
+        Fault::TrailersWithoutTe,
+        Fault::TrailersOnHttp10,
+        Fault::DropsResponseTrailers,
+        Fault::LengthOnTrailerHead,
+        Fault::EarlyHintsOnHttp10,
+        Fault::EarlyHintsHeldBack,
+        Fault::EarlyHintsAfterHead,
+        Fault::HintsPinTheHead,
+        Fault::EarlyHintsNeverSent,
+        Fault::SkipsStartup,
+        Fault::StartupAfterFirstRequest,
+        Fault::ServesAfterFailedStartup,
+        Fault::NoShutdown,
+        Fault::ShutdownTwice,
+        Fault::SkipsAsyncStartup,
+        Fault::BuffersEventStreams,
     ];
 
     /// The clause the fault breaks.
@@ -719,6 +793,26 @@ impl Fault {
             Fault::LeakedWaitsKeepTheirNumber => "RGIA-READY-13",
             Fault::ShutdownDrainsWaitedDescriptors => "RGIA-TASK-5",
             Fault::WaitsHoldDuplicates => "RGIA-READY-19",
+            Fault::ForgetsDeclaredFeatures => "RGI-FEAT-1",
+            Fault::TrailersFilledAfterTheEnd => "RGI-TRAILER-1",
+            Fault::RequestTrailersLeak => "RGI-TRAILER-1",
+            Fault::TrailersIntoHeaders => "RGI-TRAILER-1",
+            Fault::TrailersWithoutTe => "RGI-TRAILER-7",
+            Fault::TrailersOnHttp10 => "RGI-TRAILER-7",
+            Fault::DropsResponseTrailers => "RGI-TRAILER-7",
+            Fault::LengthOnTrailerHead => "RGI-TRAILER-6",
+            Fault::EarlyHintsOnHttp10 => "RGI-EARLY-3",
+            Fault::EarlyHintsHeldBack => "RGI-EARLY-3",
+            Fault::EarlyHintsAfterHead => "RGI-EARLY-3",
+            Fault::HintsPinTheHead => "RGI-EARLY-3",
+            Fault::EarlyHintsNeverSent => "RGI-EARLY-4",
+            Fault::SkipsStartup => "RGI-LIFE-1",
+            Fault::StartupAfterFirstRequest => "RGI-LIFE-1",
+            Fault::ServesAfterFailedStartup => "RGI-LIFE-2",
+            Fault::NoShutdown => "RGI-LIFE-3",
+            Fault::ShutdownTwice => "RGI-LIFE-3",
+            Fault::SkipsAsyncStartup => "RGIA-LIFE-1",
+            Fault::BuffersEventStreams => "RGI-SSE-3",
         }
     }
 
@@ -909,6 +1003,36 @@ impl Fault {
                 Some("rgia_task_5_shutdown_leaves_descriptors_alone")
             }
             Fault::WaitsHoldDuplicates => Some("rgia_ready_19_a_leaked_wait_holds_nothing_open"),
+            Fault::ForgetsDeclaredFeatures => Some("rgi_feat_1_declared_features_match_the_claims"),
+            Fault::TrailersFilledAfterTheEnd => {
+                Some("rgi_trailer_1_request_trailers_after_the_body")
+            }
+            Fault::RequestTrailersLeak => Some("rgi_trailer_1_request_trailers_after_the_body"),
+            Fault::TrailersIntoHeaders => Some("rgi_trailer_1_request_trailers_after_the_body"),
+            Fault::TrailersWithoutTe => {
+                Some("rgi_trailer_7_undeliverable_trailers_are_dropped_silently")
+            }
+            Fault::TrailersOnHttp10 => {
+                Some("rgi_trailer_7_undeliverable_trailers_are_dropped_silently")
+            }
+            Fault::DropsResponseTrailers => {
+                Some("rgi_trailer_7_trailers_reach_a_client_that_accepts_them")
+            }
+            Fault::LengthOnTrailerHead => {
+                Some("rgi_trailer_6_announced_trailers_keep_a_length_off_the_head")
+            }
+            Fault::EarlyHintsOnHttp10 => Some("rgi_early_3_no_hints_to_http10"),
+            Fault::EarlyHintsHeldBack => Some("rgi_early_3_hints_go_out_before_the_final_head"),
+            Fault::EarlyHintsAfterHead => Some("rgi_early_3_no_hints_after_the_final_head"),
+            Fault::HintsPinTheHead => Some("rgi_early_3_hints_go_out_before_the_final_head"),
+            Fault::EarlyHintsNeverSent => Some("rgi_early_3_hints_go_out_before_the_final_head"),
+            Fault::SkipsStartup => Some("rgi_life_1_startup_before_the_first_request"),
+            Fault::StartupAfterFirstRequest => Some("rgi_life_1_startup_before_the_first_request"),
+            Fault::ServesAfterFailedStartup => Some("rgi_life_2_failed_startup_stops_the_server"),
+            Fault::NoShutdown => Some("rgi_life_3_shutdown_once_after_the_last_response"),
+            Fault::ShutdownTwice => Some("rgi_life_3_shutdown_once_after_the_last_response"),
+            Fault::SkipsAsyncStartup => Some("rgia_life_1_async_startup_and_shutdown"),
+            Fault::BuffersEventStreams => Some("rgi_sse_3_each_event_sent_at_once"),
         }
     }
 
@@ -954,6 +1078,7 @@ impl Fault {
             Fault::AsyncTruncationLooksLikeEof => Some(Fault::TruncationLooksLikeEof),
             Fault::EagerContinueAsync => Some(Fault::EagerContinue),
             Fault::AsyncInputOutlivesResponse => Some(Fault::InputOutlivesResponse),
+            Fault::SkipsAsyncStartup => Some(Fault::SkipsStartup),
             _ => None,
         }
     }
@@ -975,6 +1100,7 @@ impl Fault {
                 | Fault::TruncationLooksLikeEof
                 | Fault::EagerContinue
                 | Fault::InputOutlivesResponse
+                | Fault::SkipsStartup
         )
     }
 }
@@ -1734,5 +1860,105 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::WaitsHoldDuplicates,
         "rgia_ready_19_a_leaked_wait_holds_nothing_open",
         "RGIA-READY-19",
+    ),
+    (
+        Fault::ForgetsDeclaredFeatures,
+        "rgi_feat_1_declared_features_match_the_claims",
+        "RGI-FEAT-1",
+    ),
+    (
+        Fault::TrailersFilledAfterTheEnd,
+        "rgi_trailer_1_request_trailers_after_the_body",
+        "RGI-TRAILER-1",
+    ),
+    (
+        Fault::RequestTrailersLeak,
+        "rgi_trailer_1_request_trailers_after_the_body",
+        "RGI-TRAILER-1",
+    ),
+    (
+        Fault::TrailersIntoHeaders,
+        "rgi_trailer_1_request_trailers_after_the_body",
+        "RGI-TRAILER-1",
+    ),
+    (
+        Fault::TrailersWithoutTe,
+        "rgi_trailer_7_undeliverable_trailers_are_dropped_silently",
+        "RGI-TRAILER-7",
+    ),
+    (
+        Fault::TrailersOnHttp10,
+        "rgi_trailer_7_undeliverable_trailers_are_dropped_silently",
+        "RGI-TRAILER-7",
+    ),
+    (
+        Fault::DropsResponseTrailers,
+        "rgi_trailer_7_trailers_reach_a_client_that_accepts_them",
+        "RGI-TRAILER-7",
+    ),
+    (
+        Fault::LengthOnTrailerHead,
+        "rgi_trailer_6_announced_trailers_keep_a_length_off_the_head",
+        "RGI-TRAILER-6",
+    ),
+    (
+        Fault::EarlyHintsOnHttp10,
+        "rgi_early_3_no_hints_to_http10",
+        "RGI-EARLY-3",
+    ),
+    (
+        Fault::EarlyHintsHeldBack,
+        "rgi_early_3_hints_go_out_before_the_final_head",
+        "RGI-EARLY-3",
+    ),
+    (
+        Fault::EarlyHintsAfterHead,
+        "rgi_early_3_no_hints_after_the_final_head",
+        "RGI-EARLY-3",
+    ),
+    (
+        Fault::HintsPinTheHead,
+        "rgi_early_3_hints_go_out_before_the_final_head",
+        "RGI-EARLY-3",
+    ),
+    (
+        Fault::EarlyHintsNeverSent,
+        "rgi_early_3_hints_go_out_before_the_final_head",
+        "RGI-EARLY-4",
+    ),
+    (
+        Fault::SkipsStartup,
+        "rgi_life_1_startup_before_the_first_request",
+        "RGI-LIFE-1",
+    ),
+    (
+        Fault::StartupAfterFirstRequest,
+        "rgi_life_1_startup_before_the_first_request",
+        "RGI-LIFE-1",
+    ),
+    (
+        Fault::ServesAfterFailedStartup,
+        "rgi_life_2_failed_startup_stops_the_server",
+        "RGI-LIFE-2",
+    ),
+    (
+        Fault::NoShutdown,
+        "rgi_life_3_shutdown_once_after_the_last_response",
+        "RGI-LIFE-3",
+    ),
+    (
+        Fault::ShutdownTwice,
+        "rgi_life_3_shutdown_once_after_the_last_response",
+        "RGI-LIFE-3",
+    ),
+    (
+        Fault::SkipsAsyncStartup,
+        "rgia_life_1_async_startup_and_shutdown",
+        "RGIA-LIFE-1",
+    ),
+    (
+        Fault::BuffersEventStreams,
+        "rgi_sse_3_each_event_sent_at_once",
+        "RGI-SSE-3",
     ),
 ];

@@ -26,8 +26,11 @@
 //!   (`RGI-PROTO-5`), a declared body over 64 MiB `413` (`RGI-LIMIT-4`).
 //!   Each refusal is logged, carries `connection: close` and closes the
 //!   connection before anything after the head is read (`RGI-PROTO-10`).
-//! - Request bodies: Content-Length or chunked (decoded by the toy,
-//!   trailers discarded). A chunked body that ends early fails with
+//! - Request bodies: Content-Length or chunked (decoded by the toy). A
+//!   chunked body's trailer section goes into the input's
+//!   [`rgi::TrailerSlot`] before the end of the body is reported, without
+//!   the fields [`rgi::is_forbidden_trailer`] names (`RGI-TRAILER-1`). A
+//!   chunked body that ends early fails with
 //!   [`rgi::InputError::Truncated`] (its `declared` is what the chunk
 //!   sizes announced so far); a length-delimited one is reported as
 //!   truncated by [`rgi::Input`] itself. Broken chunked framing fails
@@ -54,6 +57,26 @@
 //!   `ResponseState::declare_length` (`RGI-CL-6`, `RGI-CL-10`): the head
 //!   then carries it unless the application gave its own, and the state
 //!   holds the body to it.
+//! - RGI 1.2's optional features, all declared in the
+//!   [`rgi::Features`] of its `ServerInfo` and claimed to the suite
+//!   (`RGI-FEAT-1`): request trailers (above); response trailers, enabled
+//!   for an HTTP/1.1 request with `TE: trailers` (not HEAD) and written as
+//!   the trailer section of the last-chunk, dropped when the response is
+//!   framed by its length (`RGI-TRAILER-7`); a head that announces
+//!   trailers gets no length the toy computed and goes out chunked
+//!   (`RGI-TRAILER-6`); `103 Early Hints`, enabled on every HTTP/1.1
+//!   request and written at once (`RGI-EARLY-3`); each chunk of an event
+//!   stream written at once, like every chunk (`RGI-SSE-3`).
+//! - Lifespan: [`ToyServer::spawn_sync`] and the others bind the
+//!   listener, then run the application's start-up on a thread of their
+//!   own and wait for it at most 10 s (`RGI-LIFE-5`), before the accept
+//!   thread starts; every request is served with the `ServerInfo` the
+//!   start-up returned, so its state is a server extension of every
+//!   environ (`RGI-LIFE-1`). A start-up that fails, panics or times out
+//!   is [`StartError::Startup`]: nothing is served and no shut-down
+//!   follows (`RGI-LIFE-2`). [`ToyHandle::stop`] calls the shut-down once,
+//!   on the calling thread, after the connection threads ended or the
+//!   stop's 5 s ran out, and logs a panic there (`RGI-LIFE-3`).
 //! - Failures are handled by [`rgi_conformance::rt::serve_sync`] and
 //!   [`rgi_conformance::rt::serve_async`]: a bare 500 before the head, a close
 //!   without the last-chunk after it, a dropped body on disconnect.
@@ -142,14 +165,13 @@ mod sink;
 mod upgrade;
 mod wrap;
 
-use std::io;
 use std::sync::Arc;
 
 use rgi::{Application, BoxError};
 use rgi_async::AsyncApplication;
 
 pub use fault::{FAULTS, Fault};
-pub use server::{StopError, ToyHandle};
+pub use server::{StartError, StopError, ToyHandle};
 
 use rgi_conformance::suite::{Claims, Probe, RunningServer, ServerUnderTest};
 use serve::{AsyncService, ProbeService, SyncService};
@@ -192,23 +214,27 @@ impl ToyServer {
         self.fault
     }
 
-    /// Serves a synchronous application on 127.0.0.1, on an unused port.
+    /// Serves a synchronous application on 127.0.0.1, on an unused port,
+    /// after its start-up.
     ///
     /// # Errors
     ///
-    /// If the listener cannot be bound or a thread cannot be started.
-    pub fn spawn_sync<A: Application>(&self, app: A) -> io::Result<ToyHandle> {
+    /// [`StartError::Io`] if the listener cannot be bound or a thread
+    /// cannot be started, [`StartError::Startup`] if the application's
+    /// start-up fails.
+    pub fn spawn_sync<A: Application>(&self, app: A) -> Result<ToyHandle, StartError> {
         server::start(Arc::new(SyncService(Arc::new(app))), self.fault)
     }
 
     /// Serves an asynchronous application on 127.0.0.1, on an unused
-    /// port.
+    /// port, after its start-up.
     ///
     /// # Errors
     ///
-    /// If the listener cannot be bound, the readiness poller cannot be
-    /// created, or a thread cannot be started.
-    pub fn spawn_async<A: AsyncApplication>(&self, app: A) -> io::Result<ToyHandle> {
+    /// [`StartError::Io`] if the listener cannot be bound, the readiness
+    /// poller cannot be created, or a thread cannot be started,
+    /// [`StartError::Startup`] if the application's start-up fails.
+    pub fn spawn_async<A: AsyncApplication>(&self, app: A) -> Result<ToyHandle, StartError> {
         server::start(Arc::new(AsyncService(Arc::new(app))), self.fault)
     }
 }
@@ -225,7 +251,8 @@ impl ServerUnderTest for ToyServer {
         let claims = Claims::asynchronous()
             .with_after_response()
             .with_upgrade()
-            .with_limits(request::LIMITS);
+            .with_limits(request::LIMITS)
+            .with_features(shared::FEATURES);
         if cfg!(unix) {
             claims.with_readiness()
         } else {
@@ -244,8 +271,8 @@ impl ServerUnderTest for ToyServer {
 ///
 /// # Errors
 ///
-/// If the listener cannot be bound or a thread cannot be started.
-pub fn serve_sync<A: Application>(app: A) -> io::Result<ToyHandle> {
+/// As [`ToyServer::spawn_sync`].
+pub fn serve_sync<A: Application>(app: A) -> Result<ToyHandle, StartError> {
     ToyServer::new().spawn_sync(app)
 }
 
@@ -254,8 +281,7 @@ pub fn serve_sync<A: Application>(app: A) -> io::Result<ToyHandle> {
 ///
 /// # Errors
 ///
-/// If the listener cannot be bound, the readiness poller cannot be
-/// created, or a thread cannot be started.
-pub fn serve_async<A: AsyncApplication>(app: A) -> io::Result<ToyHandle> {
+/// As [`ToyServer::spawn_async`].
+pub fn serve_async<A: AsyncApplication>(app: A) -> Result<ToyHandle, StartError> {
     ToyServer::new().spawn_async(app)
 }

@@ -9,8 +9,8 @@ use std::time::{Instant, SystemTime};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use rgi::{
-    Application, Concurrency, Environ, EnvironError, Errors, FinishError, Hints, Input, InputUse,
-    UrlScheme,
+    Application, BoxError, Concurrency, Environ, EnvironError, Errors, FinishError, Hints, Input,
+    InputUse, Startup, TrailerSlot, UrlScheme,
 };
 use rgi_async::{AfterResponse, AsyncApplication, Capabilities, Upgrade};
 
@@ -22,7 +22,7 @@ use super::fault::{Fault, acts};
 use super::input::{BodyReader, CONTINUE, PumpSource};
 use super::request::{self, Framing, RequestHead, Why};
 use super::shared::DRAIN_LIMIT;
-use super::shared::lock;
+use super::shared::{Shared, lock};
 use super::sink::{WireSink, http_date};
 use super::upgrade::{Slot, StreamShared, ToyUpgrade};
 use super::wrap::Wrapped;
@@ -40,6 +40,12 @@ pub(crate) trait Service: Send + Sync + 'static {
 
     /// The application's hints, for a synchronous application.
     fn hints(&self) -> Option<Hints>;
+
+    /// The application's start-up (`RGI-LIFE-1`, `RGIA-LIFE-1`).
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError>;
+
+    /// The application's shut-down (`RGI-LIFE-3`).
+    fn shutdown(&self);
 }
 
 fn serve_sync<A: Application + ?Sized>(
@@ -51,20 +57,28 @@ fn serve_sync<A: Application + ?Sized>(
     // RGI-CL-6 and RGI-CL-10: an exact size hint becomes the head's
     // Content-Length through the response state, which enforces it.
     let declare = |state: &mut rgi::ResponseState, sink: &mut WireSink, length: u64| {
-        if ctx.fault == Some(Fault::SinkAddsHintedLength) {
-            sink.add_length_itself(length);
-        } else {
-            let _refused_after_head = state.declare_length(length);
+        match ctx.fault {
+            Some(Fault::SinkAddsHintedLength) => sink.add_length_itself(length),
+            Some(Fault::LengthOnTrailerHead) => {
+                // The fault: the state leaves a head that announces
+                // trailers alone, and the sink adds the length anyway.
+                let _refused_after_head = state.declare_length(length);
+                sink.add_length_itself(length);
+            }
+            _ => {
+                let _refused_after_head = state.declare_length(length);
+            }
         }
     };
+    let state = ctx.response_state(environ.method());
     if ctx.wraps_sync() {
         let wrapped = Wrapped {
             app: Arc::clone(app),
             ctx: Arc::clone(ctx),
         };
-        return rt::serve_sync_hinted(&wrapped, environ, sink, declare);
+        return rt::serve_sync_with(&wrapped, environ, state, sink, declare);
     }
-    rt::serve_sync_hinted(&**app, environ, sink, declare)
+    rt::serve_sync_with(&**app, environ, state, sink, declare)
 }
 
 fn serve_async<A: AsyncApplication + ?Sized>(
@@ -77,7 +91,8 @@ fn serve_async<A: AsyncApplication + ?Sized>(
         app: Arc::clone(app),
         ctx: Arc::clone(ctx),
     };
-    rt::serve_async(&wrapped, environ, sink)
+    let state = ctx.response_state(environ.method());
+    rt::serve_async_with(&wrapped, environ, state, sink)
 }
 
 /// A synchronous application.
@@ -95,6 +110,14 @@ impl<A: Application> Service for SyncService<A> {
     fn hints(&self) -> Option<Hints> {
         Some(self.0.hints())
     }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        Application::startup(&*self.0, startup)
+    }
+
+    fn shutdown(&self) {
+        Application::shutdown(&*self.0);
+    }
 }
 
 /// An asynchronous application.
@@ -111,6 +134,14 @@ impl<A: AsyncApplication> Service for AsyncService<A> {
 
     fn hints(&self) -> Option<Hints> {
         None
+    }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        AsyncApplication::startup(&*self.0, startup)
+    }
+
+    fn shutdown(&self) {
+        AsyncApplication::shutdown(&*self.0);
     }
 }
 
@@ -132,6 +163,22 @@ impl Service for ProbeService {
 
     fn hints(&self) -> Option<Hints> {
         (!self.0.is_async()).then(|| Application::hints(&*self.0))
+    }
+
+    fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
+        if self.0.is_async() {
+            AsyncApplication::startup(&*self.0, startup)
+        } else {
+            Application::startup(&*self.0, startup)
+        }
+    }
+
+    fn shutdown(&self) {
+        if self.0.is_async() {
+            AsyncApplication::shutdown(&*self.0);
+        } else {
+            Application::shutdown(&*self.0);
+        }
     }
 }
 
@@ -256,6 +303,9 @@ fn close(conn: &Conn) {
 fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next {
     let fault = conn.server.fault;
     let is_async = service.is_async();
+    // RGI-TRAILER-1: a chunked body's trailer section reaches the
+    // application through the slot of its input.
+    let trailers = (head.framing == Framing::Chunked).then(TrailerSlot::new);
     {
         let mut read = lock(&conn.read);
         let flags = BodyFlags {
@@ -263,8 +313,10 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
             skip_after: acts(fault, Fault::SkipsBytesAfterBody, is_async),
             keep_trailers: fault == Some(Fault::TrailersLeftOnConnection),
             untyped_errors: fault == Some(Fault::UntypedBodyErrors),
+            late_trailers: fault == Some(Fault::TrailersFilledAfterTheEnd),
+            leak_trailers: fault == Some(Fault::RequestTrailersLeak),
         };
-        read.begin(head.framing, head.expect_continue, flags);
+        read.begin(head.framing, head.expect_continue, flags, trailers.clone());
         conn.readable.store(read.body.request, Ordering::SeqCst);
         let mut write = lock(&conn.write);
         write.head_sent = false;
@@ -288,6 +340,7 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
         is_async,
         version: head.version,
         head_request: head.method == Method::HEAD,
+        te_trailers: lists_trailers(&head.headers),
         persist,
         cancel: if is_async {
             conn.server.cancel_of(conn.id)
@@ -298,7 +351,7 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     });
     let after = After::new(Arc::clone(&conn.server));
     let slot = Arc::new(Slot::default());
-    let environ = match environ(&ctx, head, service, &after, &slot) {
+    let environ = match environ(&ctx, head, service, &after, &slot, trailers) {
         Ok(environ) => environ,
         Err(err) => {
             // RGI-ENV-1: what the client sent cannot make an environ.
@@ -331,6 +384,9 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     };
     let reusable = settle(&ctx, &mut sink, served);
     after.complete();
+    if fault == Some(Fault::StartupAfterFirstRequest) {
+        start_late(&conn.server, service);
+    }
     if lock(&conn.write).upgrade != UpgradeStage::None {
         conn.readable.store(0, Ordering::SeqCst);
         lock(&conn.read).body.finished = true;
@@ -348,6 +404,32 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     } else {
         Next::Close
     }
+}
+
+/// [`Fault::StartupAfterFirstRequest`]: the start-up runs after the first
+/// response, on the connection's thread.
+fn start_late(server: &Shared, service: &dyn Service) {
+    let mut info = lock(&server.server_info);
+    if server.started.load(Ordering::SeqCst) {
+        return;
+    }
+    match rgi::run_startup((**info).clone(), |startup| service.startup(startup)) {
+        Ok(started) => {
+            *info = Arc::new(started);
+            server.started.store(true, Ordering::SeqCst);
+        }
+        Err(error) => tracing::error!(%error, "toy server: the late start-up failed"),
+    }
+}
+
+/// Whether a request's `TE` fields list `trailers` (RFC 9110 §10.1.4).
+fn lists_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(http::header::TE).iter().any(|value| {
+        value.as_bytes().split(|&byte| byte == b',').any(|item| {
+            let coding = item.split(|&byte| byte == b';').next().unwrap_or_default();
+            coding.trim_ascii().eq_ignore_ascii_case(b"trailers")
+        })
+    })
 }
 
 /// Deals with the unread rest of the request body (`RGI-CONN-1`) and
@@ -502,6 +584,7 @@ fn environ(
     service: &dyn Service,
     after: &After,
     slot: &Arc<Slot>,
+    trailers: Option<TrailerSlot>,
 ) -> Result<Environ, EnvironError> {
     let conn = &ctx.conn;
     let fault = ctx.fault;
@@ -514,6 +597,16 @@ fn environ(
     let input = match (head.framing, fault) {
         (Framing::Empty | Framing::Length(0), _) => Input::empty(),
         (Framing::Chunked, Some(Fault::PreReadsChunkedBody)) => Input::from_bytes(pre_read(conn).0),
+        (Framing::Chunked, Some(Fault::TrailersIntoHeaders)) => {
+            let (body, _complete) = pre_read(conn);
+            let fields = lock(&conn.read).last_trailers.clone();
+            // The fault: the trailer fields join the header section,
+            // forbidden ones included.
+            for (name, value) in &fields {
+                headers.append(name.clone(), value.clone());
+            }
+            Input::from_bytes(body).with_trailers(TrailerSlot::filled(fields))
+        }
         (Framing::Length(_), Some(Fault::PreReadsTruncatedBody)) => {
             let (body, _complete) = pre_read(conn);
             // The fault: whatever arrived is the body.
@@ -534,6 +627,10 @@ fn environ(
             Input::from_async(PumpSource::new(Arc::clone(conn)), framing.declared())
         }
         (framing, _) => Input::new(BodyReader::new(Arc::clone(conn)), framing.declared()),
+    };
+    let input = match trailers {
+        Some(slot) if fault != Some(Fault::TrailersIntoHeaders) => input.with_trailers(slot),
+        _ => input,
     };
     let method = if fault == Some(Fault::UppercasesMethod) {
         Method::from_bytes(head.method.as_str().to_ascii_uppercase().as_bytes())
@@ -584,7 +681,14 @@ fn environ(
     } else {
         conn.local.port()
     };
-    let mut builder = Environ::builder()
+    let mut builder = Environ::builder();
+    if fault != Some(Fault::ForgetsDeclaredFeatures) {
+        // The description the start-up returned, with its state and the
+        // declared features (RGI-LIFE-1, RGI-FEAT-1); name and port are
+        // the request's.
+        builder = builder.server_info(conn.server.server_info());
+    }
+    builder = builder
         .method(method)
         .uri(uri)
         .version(head.version)

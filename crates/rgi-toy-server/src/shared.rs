@@ -11,6 +11,7 @@ use std::task::Waker;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use rgi::{Features, ServerInfo};
 use rgi_async::{Offload, Readiness};
 
 use super::Fault;
@@ -34,6 +35,8 @@ pub(crate) struct Timeouts {
     pub(crate) linger: Duration,
     /// `stop`'s wait for every thread to end.
     pub(crate) stop: Duration,
+    /// The wait for the application's start-up (`RGI-LIFE-2`, `RGI-LIFE-5`).
+    pub(crate) startup: Duration,
 }
 
 /// The documented limits of the toy (see the module documentation).
@@ -42,7 +45,16 @@ pub(crate) const TIMEOUTS: Timeouts = Timeouts {
     drain: Duration::from_secs(2),
     linger: Duration::from_millis(500),
     stop: Duration::from_secs(5),
+    startup: Duration::from_secs(10),
 };
+
+/// The optional features of RGI 1.2 the toy provides, and declares
+/// (`RGI-FEAT-1`): all of them, on both kinds of application.
+pub(crate) const FEATURES: Features = Features::none()
+    .with_request_trailers(true)
+    .with_response_trailers(true)
+    .with_early_hints(true)
+    .with_lifespan(true);
 
 /// The most unread request body bytes the toy drains to keep a
 /// connection (`RGI-CONN-1`).
@@ -114,6 +126,13 @@ pub(crate) struct Shared {
     pub(crate) dropping: AtomicUsize,
     pub(crate) offload: Offload,
     pub(crate) readiness: Option<Readiness>,
+    /// The description every request is served with: the one the
+    /// application's start-up returned, with its state (`RGI-LIFE-1`).
+    /// Replaced only by [`Fault::StartupAfterFirstRequest`].
+    pub(crate) server_info: Mutex<Arc<ServerInfo>>,
+    /// The application's start-up was called and returned `Ok`: `stop`
+    /// owes it its shut-down (`RGI-LIFE-3`).
+    pub(crate) started: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -133,12 +152,15 @@ impl Shared {
         stopping: Arc<AtomicBool>,
         offload: Offload,
         readiness: Option<Readiness>,
+        server_info: ServerInfo,
     ) -> Self {
         Shared {
             fault,
             timeouts: TIMEOUTS,
             offload,
             readiness,
+            server_info: Mutex::new(Arc::new(server_info)),
+            started: AtomicBool::new(false),
             stopping,
             next_conn: AtomicU64::new(1),
             conns: Mutex::default(),
@@ -158,6 +180,11 @@ impl Shared {
             thread::sleep(Duration::from_millis(1));
         }
         !self.is_stopping()
+    }
+
+    /// The description the next request is served with.
+    pub(crate) fn server_info(&self) -> Arc<ServerInfo> {
+        Arc::clone(&lock(&self.server_info))
     }
 
     /// Whether `stop` has begun.

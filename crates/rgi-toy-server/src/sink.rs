@@ -47,6 +47,14 @@ pub(crate) struct WireSink {
     /// The length [`Fault::SinkAddsHintedLength`] writes into a head
     /// without one.
     own_length: Option<u64>,
+    /// The trailer section the response state handed over, written with
+    /// the last-chunk (`RGI-TRAILER-7`).
+    trailers: Option<HeaderMap>,
+    /// The early hints [`Fault::EarlyHintsHeldBack`] holds until the head.
+    held_hints: Vec<u8>,
+    /// [`Fault::BuffersEventStreams`]: this response's events are held,
+    /// here, until the body ends.
+    held_events: Option<Vec<u8>>,
 }
 
 impl WireSink {
@@ -64,6 +72,9 @@ impl WireSink {
             after_upgrade: false,
             failed: false,
             own_length: None,
+            trailers: None,
+            held_hints: Vec::new(),
+            held_events: None,
         }
     }
 
@@ -187,7 +198,16 @@ impl WireSink {
             // connection ends with it.
             self.persist = false;
         }
-        let (framing, bytes) = self.render_head(head);
+        let (framing, mut bytes) = self.render_head(head);
+        if !self.held_hints.is_empty() {
+            // Fault::EarlyHintsHeldBack: the hints go out with the head.
+            let mut hints = std::mem::take(&mut self.held_hints);
+            hints.append(&mut bytes);
+            bytes = hints;
+        }
+        if self.acts(Fault::BuffersEventStreams) && is_event_stream(head) {
+            self.held_events = Some(Vec::new());
+        }
         self.framing = Some(framing);
         lock(&self.ctx.hooks).framing = Some(framing);
         if !self.acts(Fault::BuffersWholeResponse) {
@@ -257,8 +277,23 @@ impl WireSink {
     /// (`RGI-CL-9`), and whatever a buffering fault held back.
     pub(crate) fn end(&mut self) -> io::Result<()> {
         self.flush_written()?;
+        if let Some(events) = self.held_events.take() {
+            self.send(&events)?;
+        }
+        let trailers = self.trailers.take();
         if self.framing == Some(OutFraming::Chunked) {
-            self.send(b"0\r\n\r\n")?;
+            // The last-chunk, with the trailer section (RFC 9112 §7.1.2).
+            let mut last = b"0\r\n".to_vec();
+            if let Some(trailers) = &trailers {
+                write_fields(&mut last, trailers, None, false);
+            }
+            last.extend_from_slice(b"\r\n");
+            self.send(&last)?;
+        } else if let Some(trailers) = trailers.filter(|_| self.acts(Fault::TrailersOnHttp10)) {
+            // The fault: trailer lines after a body that cannot carry them.
+            let mut lines = Vec::new();
+            write_fields(&mut lines, &trailers, None, false);
+            self.send(&lines)?;
         }
         self.flush_buffered()
     }
@@ -304,16 +339,22 @@ impl WireSink {
         } else {
             data
         };
-        match self.framing {
+        let framed = match self.framing {
             Some(OutFraming::Chunked) => {
                 let mut framed = format!("{:x}\r\n", data.len()).into_bytes();
                 framed.extend_from_slice(data);
                 framed.extend_from_slice(b"\r\n");
-                self.send(&framed)
+                framed
             }
-            Some(OutFraming::Bodiless) => Ok(()),
-            _ => self.send(data),
+            Some(OutFraming::Bodiless) => return Ok(()),
+            _ => data.to_vec(),
+        };
+        if let Some(held) = self.held_events.as_mut() {
+            // Fault::BuffersEventStreams.
+            held.extend_from_slice(&framed);
+            return Ok(());
         }
+        self.send(&framed)
     }
 }
 
@@ -373,9 +414,57 @@ impl ResponseSink for WireSink {
             None => Ok(()),
         }
     }
+
+    fn send_trailers(&mut self, fields: HeaderMap) -> io::Result<()> {
+        self.keep_trailers(fields);
+        Ok(())
+    }
+
+    fn send_early_hints(&mut self, fields: HeaderMap) -> io::Result<()> {
+        self.early_hints(&fields)
+    }
+}
+
+/// A `103 Early Hints` response with `fields` (RFC 8297).
+pub(crate) fn early_hints_bytes(fields: &HeaderMap) -> Vec<u8> {
+    let mut bytes = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+    write_fields(&mut bytes, fields, None, false);
+    bytes.extend_from_slice(b"\r\n");
+    bytes
+}
+
+/// Whether `head` is the head of an event stream.
+fn is_event_stream(head: &ResponseHead) -> bool {
+    head.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.as_bytes().split(|&byte| byte == b';').next())
+        .is_some_and(|media| {
+            media
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"text/event-stream")
+        })
 }
 
 impl WireSink {
+    /// The trailer section the response state handed over (`RGI-TRAILER-7`):
+    /// kept for the last-chunk; dropped when the response is not chunked.
+    fn keep_trailers(&mut self, fields: HeaderMap) {
+        if !self.acts(Fault::DropsResponseTrailers) && !fields.is_empty() {
+            self.trailers = Some(fields);
+        }
+    }
+
+    /// Writes a `103 Early Hints` at once (`RGI-EARLY-3`), or holds it for
+    /// the head under [`Fault::EarlyHintsHeldBack`].
+    fn early_hints(&mut self, fields: &HeaderMap) -> io::Result<()> {
+        let bytes = early_hints_bytes(fields);
+        if self.acts(Fault::EarlyHintsHeldBack) {
+            self.held_hints.extend_from_slice(&bytes);
+            return Ok(());
+        }
+        self.send(&bytes)
+    }
+
     /// [`Fault::WriteIgnoresDisconnect`]: a failed `write` looks sent.
     fn pretends_sent_write(&self) -> bool {
         self.acts(Fault::WriteIgnoresDisconnect) && !self.conn.server.is_stopping()

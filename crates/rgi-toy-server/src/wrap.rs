@@ -22,7 +22,7 @@ use super::ctx::{Place, RequestCtx};
 use super::fault::Fault;
 use super::shared::Shared;
 use super::shared::lock;
-use super::sink::WireSink;
+use super::sink::{WireSink, early_hints_bytes};
 
 /// The interception hook of the head and write faults.
 struct Hook<'a>(&'a Arc<RequestCtx>);
@@ -72,6 +72,30 @@ impl Intercept for Hook<'_> {
                     }
                     Some(_) => {}
                 }
+            }
+            Some(Fault::HintsPinTheHead) => {
+                let mut hooks = lock(&ctx.hooks);
+                let replacing = std::mem::take(&mut hooks.replacing);
+                match hooks.pinned.clone() {
+                    // The fault: the head stored before the hint stays.
+                    Some(pinned) if replacing => *head = pinned,
+                    _ => hooks.first_head = Some(head.clone()),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_early_hints(&mut self, fields: &mut http::HeaderMap) {
+        let ctx = self.0;
+        match ctx.fault {
+            Some(Fault::EarlyHintsAfterHead) if lock(&ctx.conn.write).head_sent => {
+                // The fault: the hint goes out although the head went first.
+                ctx.raw_data(&early_hints_bytes(fields));
+            }
+            Some(Fault::HintsPinTheHead) => {
+                let mut hooks = lock(&ctx.hooks);
+                hooks.pinned = hooks.first_head.clone();
             }
             _ => {}
         }
