@@ -40,7 +40,11 @@ fn result(check: Check, verdict: Verdict, millis: u64) -> CaseResult {
 fn run() -> SuiteRun {
     SuiteRun {
         server: "demo".to_owned(),
-        claims: Claims::asynchronous().with_after_response(),
+        claims: Claims::asynchronous().with_after_response().with_features(
+            rgi::Features::none()
+                .with_response_trailers(true)
+                .with_lifespan(true),
+        ),
         results: vec![
             result(START, Verdict::Passed, 12),
             result(
@@ -82,7 +86,7 @@ fn the_tally_counts_each_verdict_and_the_clauses_of_cases_that_ran() {
 #[test]
 fn the_table_has_a_row_per_case_reasons_below_and_a_summary() {
     let expected = "\
-RGI server suite: demo (claims: synchronous, asynchronous, after-response)
+RGI server suite: demo (claims: synchronous, asynchronous, after-response, response-trailers, lifespan)
 
 CLAUSE          CASE                  RESULT  TITLE
 RGI-START-2 +1  start_once            PASS    the head goes out once
@@ -136,7 +140,13 @@ fn the_json_reads_back_with_stable_fields() {
                 },
                 "readiness": false,
                 "after_response": true,
-                "upgrade": false
+                "upgrade": false,
+                "features": {
+                    "request_trailers": false,
+                    "response_trailers": true,
+                    "early_hints": false,
+                    "lifespan": true
+                }
             },
             "summary": {
                 "cases": 3,
@@ -409,6 +419,10 @@ fn the_junit_document_is_well_formed_with_the_expected_structure() {
             ("claims.readiness", "false"),
             ("claims.after_response", "true"),
             ("claims.upgrade", "false"),
+            ("claims.features.request_trailers", "false"),
+            ("claims.features.response_trailers", "true"),
+            ("claims.features.early_hints", "false"),
+            ("claims.features.lifespan", "true"),
         ]
     );
     let cases = suite.children("testcase");

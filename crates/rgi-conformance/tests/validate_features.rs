@@ -64,7 +64,10 @@ impl Body for Rows {
         self.0 += 1;
         match self.0 {
             1 | 2 => Some(Ok(Bytes::from(format!("row {}\n", self.0)))),
-            _ => start.send_trailers(fields("x-rows", "2")).err().map(|e| Err(e.into())),
+            _ => start
+                .send_trailers(fields("x-rows", "2"))
+                .err()
+                .map(|e| Err(e.into())),
         }
     }
 }
@@ -74,29 +77,36 @@ impl Body for Rows {
 fn every_feature(calls: &Calls) -> impl Application + use<> {
     let (up, down) = (calls.clone(), calls.clone());
     rgi::with_lifespan(
-        rgi::from_fn(|mut environ: Environ, start| -> Result<Box<dyn Body>, BoxError> {
-            let pool = environ.server_extension::<Pool>().ok_or("started without a pool")?;
-            assert_eq!(pool.0, "pool");
-            let mut upload = Vec::new();
-            environ.input_mut().read_to_end(&mut upload)?;
-            let trailers = environ.input().trailers()?.unwrap_or_default();
-            assert_eq!(upload, b"upload");
-            assert_eq!(trailers.get("x-sum").map(HeaderValue::as_bytes), Some(&b"1"[..]));
-            start.send_early_hints(fields("link", "</rows.css>; rel=preload"))?;
-            if environ.uri().path() == "/events" {
-                let (events, receiver) = mpsc::channel();
-                events.send(Event::from_data("one\ntwo"))?;
-                events.send(Event::new().id("2")?.event("tick")?.data("three"))?;
-                drop(events);
-                start.start(rgi::sse::head())?;
-                return Ok(Box::new(EventBody::new(receiver)));
-            }
-            start.start(
-                text(StatusCode::OK)
-                    .with_header(header::TRAILER, HeaderValue::from_static("x-rows")),
-            )?;
-            Ok(Box::new(Rows(0)))
-        }),
+        rgi::from_fn(
+            |mut environ: Environ, start| -> Result<Box<dyn Body>, BoxError> {
+                let pool = environ
+                    .server_extension::<Pool>()
+                    .ok_or("started without a pool")?;
+                assert_eq!(pool.0, "pool");
+                let mut upload = Vec::new();
+                environ.input_mut().read_to_end(&mut upload)?;
+                let trailers = environ.input().trailers()?.unwrap_or_default();
+                assert_eq!(upload, b"upload");
+                assert_eq!(
+                    trailers.get("x-sum").map(HeaderValue::as_bytes),
+                    Some(&b"1"[..])
+                );
+                start.send_early_hints(fields("link", "</rows.css>; rel=preload"))?;
+                if environ.uri().path() == "/events" {
+                    let (events, receiver) = mpsc::channel();
+                    events.send(Event::from_data("one\ntwo"))?;
+                    events.send(Event::new().id("2")?.event("tick")?.data("three"))?;
+                    drop(events);
+                    start.start(rgi::sse::head())?;
+                    return Ok(Box::new(EventBody::new(receiver)));
+                }
+                start.start(
+                    text(StatusCode::OK)
+                        .with_header(header::TRAILER, HeaderValue::from_static("x-rows")),
+                )?;
+                Ok(Box::new(Rows(0)))
+            },
+        ),
         move |startup: &mut Startup<'_>| {
             up.startups.fetch_add(1, Ordering::SeqCst);
             startup.insert_state(Pool("pool"));
@@ -113,8 +123,10 @@ fn every_feature_used_correctly_is_silent_and_reaches_the_wire() {
     let calls = Calls::default();
     let reports = Reports::new(Policy::Panic);
     let validator = Validator::new(every_feature(&calls), reports.clone());
-    let info = rgi::run_startup((*server(LIFESPAN)).clone(), |startup| validator.startup(startup))
-        .expect("the start-up succeeds");
+    let info = rgi::run_startup((*server(LIFESPAN)).clone(), |startup| {
+        validator.startup(startup)
+    })
+    .expect("the start-up succeeds");
     let info = Arc::new(info);
     let mut wires = Vec::new();
     for path in ["/rows", "/events"] {
@@ -136,11 +148,18 @@ fn every_feature_used_correctly_is_silent_and_reaches_the_wire() {
     }
     rgi::run_shutdown(|| validator.shutdown()).expect("no panic");
     assert!(reports.is_empty(), "{:?}", reports.all());
-    assert_eq!(calls.counts(), (1, 1), "the validator forwards both calls once");
+    assert_eq!(
+        calls.counts(),
+        (1, 1),
+        "the validator forwards both calls once"
+    );
     assert_eq!(wires[0].early_hints().len(), 1);
     assert_eq!(wires[0].body(), b"row 1\nrow 2\n");
     assert_eq!(
-        wires[0].trailers().and_then(|t| t.get("x-rows")).map(HeaderValue::as_bytes),
+        wires[0]
+            .trailers()
+            .and_then(|t| t.get("x-rows"))
+            .map(HeaderValue::as_bytes),
         Some(&b"2"[..])
     );
     assert_eq!(
@@ -158,7 +177,9 @@ fn undeliverable_trailers_and_hints_are_nobodys_fault() {
         rgi::from_fn(|_environ: Environ, start| {
             assert!(!start.trailers_deliverable() && !start.early_hints_deliverable());
             start.send_early_hints(fields("link", "</a.css>; rel=preload"))?;
-            start.start(text(StatusCode::OK).with_header(header::TRAILER, HeaderValue::from_static("x-a")))?;
+            start.start(
+                text(StatusCode::OK).with_header(header::TRAILER, HeaderValue::from_static("x-a")),
+            )?;
             start.send_trailers(fields("x-a", "1"))?;
             Ok(Bytes::from_static(b"page"))
         }),
@@ -171,7 +192,11 @@ fn undeliverable_trailers_and_hints_are_nobodys_fault() {
     );
     let state = prepared(&environ);
     let mut wire = Recorder::new();
-    assert!(serve_sync_with(&validator, environ, state, &mut wire, |_, _, _| {}).outcome.is_complete());
+    assert!(
+        serve_sync_with(&validator, environ, state, &mut wire, |_, _, _| {})
+            .outcome
+            .is_complete()
+    );
     drop(validator);
     assert!(reports.is_empty(), "{:?}", reports.all());
     assert!(wire.early_hints().is_empty() && wire.trailers().is_none());
@@ -184,7 +209,11 @@ struct Buffers<A>(A);
 impl<A: Application> Application for Buffers<A> {
     type Body = A::Body;
 
-    fn call(&self, mut environ: Environ, start: &mut StartResponse<'_>) -> Result<A::Body, BoxError> {
+    fn call(
+        &self,
+        mut environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<A::Body, BoxError> {
         let mut body = Vec::new();
         environ.input_mut().read_to_end(&mut body)?;
         let trailers = environ.input_mut().take_trailers()?.unwrap_or_default();
@@ -215,7 +244,10 @@ fn a_middleware_that_keeps_trailers_and_forwards_the_calls_is_silent() {
         featured()
             .server_info(Arc::new(info))
             .method(Method::PUT)
-            .input(Input::new(&b"upload"[..], None).with_trailers(TrailerSlot::filled(fields("x-sum", "1")))),
+            .input(
+                Input::new(&b"upload"[..], None)
+                    .with_trailers(TrailerSlot::filled(fields("x-sum", "1"))),
+            ),
     );
     let state = prepared(&environ);
     let served = serve_sync_with(&app, environ, state, &mut Recorder::new(), |_, _, _| {});
@@ -230,7 +262,11 @@ fn a_middleware_that_keeps_trailers_and_forwards_the_calls_is_silent() {
 struct Pieces(Vec<&'static [u8]>);
 
 impl AsyncSource for Pieces {
-    fn poll_chunk(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+    fn poll_chunk(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Bytes>> {
         if self.0.is_empty() {
             return Poll::Ready(Ok(Bytes::new()));
         }
@@ -282,7 +318,10 @@ impl AsyncBody for AsyncRows {
                 Ok(trailers) => trailers.unwrap_or_default(),
                 Err(error) => return Poll::Ready(Some(Err(error.into()))),
             };
-            let sum = trailers.get("x-sum").cloned().unwrap_or(HeaderValue::from_static("none"));
+            let sum = trailers
+                .get("x-sum")
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("none"));
             let mut out = fields("x-rows", "1");
             out.insert("x-sum-seen", sum);
             return Poll::Ready(start.send_trailers(out).err().map(|e| Err(e.into())));
@@ -295,19 +334,33 @@ impl AsyncBody for AsyncRows {
 impl AsyncApplication for AsyncEveryFeature {
     type Body = Pin<Box<dyn AsyncBody>>;
 
-    fn call(&self, mut environ: Environ, start: &mut StartResponse<'_>) -> Result<Self::Body, BoxError> {
-        environ.server_extension::<Pool>().ok_or("started without a pool")?;
+    fn call(
+        &self,
+        mut environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<Self::Body, BoxError> {
+        environ
+            .server_extension::<Pool>()
+            .ok_or("started without a pool")?;
         start.send_early_hints(fields("link", "</rows.css>; rel=preload"))?;
         if environ.uri().path() == "/events" {
-            let events = Events(vec![Event::from_data("one"), Event::comment("beat")?, Event::from_data("two")]);
+            let events = Events(vec![
+                Event::from_data("one"),
+                Event::comment("beat")?,
+                Event::from_data("two"),
+            ]);
             return Ok(Box::pin(EventStream::new(events)));
         }
-        start.start(
-            text(StatusCode::OK)
-                .with_header(header::TRAILER, HeaderValue::from_static("x-rows, x-sum-seen")),
-        )?;
+        start.start(text(StatusCode::OK).with_header(
+            header::TRAILER,
+            HeaderValue::from_static("x-rows, x-sum-seen"),
+        ))?;
         let input = environ.replace_input(Input::empty());
-        Ok(Box::pin(AsyncRows { input, read: Vec::new(), sent: false }))
+        Ok(Box::pin(AsyncRows {
+            input,
+            read: Vec::new(),
+            sent: false,
+        }))
     }
 
     fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
@@ -327,8 +380,10 @@ fn asynchronous_use_of_every_feature_is_silent() {
     let reports = Reports::new(Policy::Panic);
     let validator = AsyncValidator::new(AsyncEveryFeature(calls.clone()), reports.clone());
     let info = Arc::new(
-        rgi::run_startup((*server(LIFESPAN)).clone(), |startup| validator.startup(startup))
-            .expect("the start-up succeeds"),
+        rgi::run_startup((*server(LIFESPAN)).clone(), |startup| {
+            validator.startup(startup)
+        })
+        .expect("the start-up succeeds"),
     );
     let mut wires = Vec::new();
     for path in ["/rows", "/events"] {
@@ -356,7 +411,13 @@ fn asynchronous_use_of_every_feature_is_silent() {
     assert_eq!(calls.counts(), (1, 1));
     assert_eq!(wires[0].body(), b"upload");
     let trailers = wires[0].trailers().expect("trailers reached the sink");
-    assert_eq!(trailers["x-sum-seen"], "1", "the request trailers passed the validator");
-    assert_eq!(wires[1].chunks(), ["data: one\n\n", ": beat\n\n", "data: two\n\n"]);
+    assert_eq!(
+        trailers["x-sum-seen"], "1",
+        "the request trailers passed the validator"
+    );
+    assert_eq!(
+        wires[1].chunks(),
+        ["data: one\n\n", ": beat\n\n", "data: two\n\n"]
+    );
     assert_eq!(wires[1].early_hints().len(), 1);
 }

@@ -66,6 +66,16 @@ pub fn junit(run: &SuiteRun) -> String {
         ("claims.readiness", claims.readiness),
         ("claims.after_response", claims.after_response),
         ("claims.upgrade", claims.upgrade),
+        (
+            "claims.features.request_trailers",
+            claims.features.request_trailers(),
+        ),
+        (
+            "claims.features.response_trailers",
+            claims.features.response_trailers(),
+        ),
+        ("claims.features.early_hints", claims.features.early_hints()),
+        ("claims.features.lifespan", claims.features.lifespan()),
     ] {
         let _ = writeln!(out, "      <property name=\"{name}\" value=\"{value}\"/>");
     }

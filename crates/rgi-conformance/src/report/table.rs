@@ -112,6 +112,10 @@ pub(super) fn claims_list(run: &SuiteRun) -> String {
         (claims.readiness, "readiness"),
         (claims.after_response, "after-response"),
         (claims.upgrade, "upgrade"),
+        (claims.features.request_trailers(), "request-trailers"),
+        (claims.features.response_trailers(), "response-trailers"),
+        (claims.features.early_hints(), "early-hints"),
+        (claims.features.lifespan(), "lifespan"),
     ] {
         if claimed {
             list.push(name);

@@ -137,7 +137,7 @@ pub use server::{Claims, Limits, RunningServer, ServerUnderTest};
 pub const SYNC_CASE_NAMES: &[&str] = crate::__rgi_sync_cases!(names);
 
 /// Every case of the suite, in order: the synchronous interface first,
-/// then the asynchronous extensions.
+/// then the asynchronous extensions, then RGI 1.2's optional features.
 ///
 /// # Examples
 ///
@@ -150,6 +150,7 @@ pub fn cases() -> Vec<Case> {
     cases::synchronous::SYNC_CASES
         .iter()
         .chain(cases::asynchronous::ASYNC_CASES)
+        .chain(cases::features::FEATURE_CASES)
         .copied()
         .collect()
 }
@@ -385,6 +386,7 @@ macro_rules! server_suite {
             &[$(($crate::suite::Needs::$need, $reason)),*];
         $crate::__rgi_sync_cases!(tests $factory);
         $crate::__rgi_async_cases!($factory);
+        $crate::__rgi_feature_cases!(tests $factory);
 
         /// One ignored test per declared skip, so that `cargo test` shows
         /// each with its reason.

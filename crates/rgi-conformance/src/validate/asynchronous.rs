@@ -208,7 +208,8 @@ impl<A: AsyncApplication> AsyncApplication for AsyncValidator<A> {
     /// Judges the server's call (`RGI-LIFE-1`, `RGIA-LIFE-1`) and forwards
     /// it to the wrapped application (`RGIA-LIFE-2`).
     fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
-        self.life.startup(startup, |startup| self.app.startup(startup))
+        self.life
+            .startup(startup, |startup| self.app.startup(startup))
     }
 
     /// Judges the server's call (`RGI-LIFE-3`) and forwards it to the

@@ -120,12 +120,13 @@ impl Life {
                 format!("call {count}"),
             );
         }
-        let before: BTreeSet<u64> = marks(startup).map_or_else(BTreeSet::new, |started| {
-            started.ids().collect()
-        });
+        let before: BTreeSet<u64> =
+            marks(startup).map_or_else(BTreeSet::new, |started| started.ids().collect());
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| forward(&mut *startup)));
         let succeeded = matches!(outcome, Ok(Ok(())));
-        let mut marked: Vec<Arc<Life>> = marks(startup).map(|started| started.0.to_vec()).unwrap_or_default();
+        let mut marked: Vec<Arc<Life>> = marks(startup)
+            .map(|started| started.0.to_vec())
+            .unwrap_or_default();
         let inner: Vec<Arc<Life>> = marked
             .iter()
             .filter(|life| !before.contains(&life.id))

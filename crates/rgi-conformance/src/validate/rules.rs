@@ -617,12 +617,12 @@ pub(crate) const MW_PULLS_IN_CALL: Rule = Rule::app(
 );
 pub(crate) const MW_SEVERAL_PER_STEP: Rule = Rule::app(
     "mw_several_per_step",
-    &["RGI-MW-5"],
+    &["RGI-MW-5", "RGI-SSE-5"],
     "each pull of a middleware body pulls at most one inner chunk",
 );
 pub(crate) const ASYNC_MW_SEVERAL_PER_STEP: Rule = Rule::app(
     "async_mw_several_per_step",
-    &["RGIA-COMP-10"],
+    &["RGIA-COMP-10", "RGI-SSE-5"],
     "an asynchronous middleware yields a step for every inner step before polling the inner body again",
 );
 pub(crate) const ASYNC_MW_RUNS_CONTINUATION: Rule = Rule::app(
@@ -873,7 +873,7 @@ pub(crate) const CALLED_AFTER_SHUTDOWN: Rule = Rule::server(
 pub(crate) const TRAILERS_ENABLED_WRONGLY: Rule = Rule::server(
     "trailers_enabled_wrongly",
     &["RGI-TRAILER-7"],
-    "trailers are deliverable only on HTTP/2 and later, or HTTP/1.1 with TE: trailers",
+    "trailers are deliverable only on HTTP/2 and later, or HTTP/1.1 with TE: trailers, and never for HEAD",
 );
 pub(crate) const EARLY_HINTS_ON_HTTP10: Rule = Rule::server(
     "early_hints_on_http10",

@@ -443,7 +443,13 @@ impl Request {
     /// it an error that is the client's fault, the failure should carry
     /// that error (`RGI-FAIL-12`).
     pub(crate) fn judge_failure(&self, error: &rgi::BoxError) {
-        super::features::on_failure(self, &**error);
+        if let Some(read) = super::feature_watch::trailers_asked_early(&**error) {
+            self.violate(
+                &rules::TRAILERS_READ_BEFORE_END,
+                "the application asked for the request trailers before reading the body to its end, and failed with the input's answer",
+                format!("BodyNotFinished after {read} bytes"),
+            );
+        }
         let hidden =
             self.with(|t| t.client_fault_seen()) && !super::output::carries_input_error(error);
         if hidden {
@@ -613,7 +619,7 @@ pub(crate) struct Tracker {
     /// The input returned an `InputError` that is the client's fault.
     client_fault_seen: bool,
     /// The optional features of RGI 1.2 on this request.
-    pub(crate) features: super::features::FeatureWatch,
+    pub(crate) features: super::feature_watch::FeatureWatch,
 }
 
 /// What one boundary knows about the response's length, shared with the
@@ -672,7 +678,7 @@ impl Tracker {
             target: None,
             hints: None,
             client_fault_seen: false,
-            features: super::features::FeatureWatch::default(),
+            features: super::feature_watch::FeatureWatch::default(),
         }
     }
 
@@ -729,6 +735,11 @@ impl Tracker {
     /// The status of the head stored last, if one was.
     pub(crate) fn status(&self) -> Option<StatusCode> {
         self.status
+    }
+
+    /// Whether the request is HEAD.
+    pub(crate) fn head_request(&self) -> bool {
+        self.head_request
     }
 
     fn bodiless(&self) -> bool {
@@ -1285,7 +1296,10 @@ pub(crate) fn scoped<T: StepOutcome>(
         });
     }
     let (started, head_sent) = (start.is_started(), start.is_head_sent());
-    let deliverable = (start.trailers_deliverable(), start.early_hints_deliverable());
+    let deliverable = (
+        start.trailers_deliverable(),
+        start.early_hints_deliverable(),
+    );
     // A middleware may hold an inner chunk back and return an empty chunk
     // of its own (RGI-MW-5, RGIA-COMP-10): a pull made inside another
     // validator's pull does not have to find the last chunk sent.

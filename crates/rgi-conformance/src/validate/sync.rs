@@ -10,10 +10,10 @@ use rgi::{
     Application, Body, BoxError, Environ, FileBody, Hints, InputUse, StartResponse, Startup,
 };
 
+use super::life::Life;
 use super::rules;
 use super::state::{self, Flavor, Registry, Request, Scope};
 use super::watchdog::{self, BodyWatch, Watchdog};
-use super::life::Life;
 use super::{environ, input};
 use crate::{Policy, Reports, Violation};
 
@@ -191,7 +191,8 @@ impl<A: Application> Application for Validator<A> {
     /// Judges the server's call (`RGI-LIFE-1`) and forwards it to the
     /// wrapped application (`RGI-LIFE-4`).
     fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
-        self.life.startup(startup, |startup| self.app.startup(startup))
+        self.life
+            .startup(startup, |startup| self.app.startup(startup))
     }
 
     /// Judges the server's call (`RGI-LIFE-3`) and forwards it to the

@@ -62,7 +62,9 @@ pub(crate) fn prepared(environ: &Environ) -> ResponseState {
     let mut state = ResponseState::new(environ.method());
     let features = environ.features();
     let http11 = environ.version() >= Version::HTTP_11;
-    if features.response_trailers() && http11 && environ.headers().contains_key(header::TE) {
+    let head = environ.method() == Method::HEAD;
+    if features.response_trailers() && http11 && !head && environ.headers().contains_key(header::TE)
+    {
         state.enable_trailers();
     }
     if features.early_hints() && http11 {
@@ -79,7 +81,13 @@ pub(crate) fn served_with<A: Application>(
 ) -> Vec<Violation> {
     let reports = collect();
     let validator = Validator::new(app, reports.clone());
-    let _ = serve_sync_with(&validator, environ, state, &mut Recorder::new(), |_, _, _| {});
+    let _ = serve_sync_with(
+        &validator,
+        environ,
+        state,
+        &mut Recorder::new(),
+        |_, _, _| {},
+    );
     drop(validator);
     reports.all()
 }
@@ -133,10 +141,10 @@ pub(crate) fn early_hints_invalid_field() -> Vec<Violation> {
 /// Sends `set-cookie` as a trailer.
 pub(crate) fn trailers_forbidden_field() -> Vec<Violation> {
     let app = rgi::from_fn(|_environ: Environ, start| {
-        start.start(text(StatusCode::OK).with_header(
-            header::TRAILER,
-            HeaderValue::from_static("set-cookie"),
-        ))?;
+        start.start(
+            text(StatusCode::OK)
+                .with_header(header::TRAILER, HeaderValue::from_static("set-cookie")),
+        )?;
         Ok(then(|start| {
             let _refused = start.send_trailers(fields("set-cookie", "id=1"));
         }))
@@ -252,7 +260,11 @@ struct PreReads<A>(A);
 impl<A: Application> Application for PreReads<A> {
     type Body = A::Body;
 
-    fn call(&self, mut environ: Environ, start: &mut StartResponse<'_>) -> Result<A::Body, BoxError> {
+    fn call(
+        &self,
+        mut environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<A::Body, BoxError> {
         let mut body = Vec::new();
         environ.input_mut().read_to_end(&mut body)?;
         environ.replace_input(Input::from_bytes(body));
@@ -267,7 +279,11 @@ fn reads_trailers() -> impl Application {
         environ.input_mut().read_to_end(&mut body)?;
         let trailers = environ.input().trailers()?;
         start.start(text(StatusCode::OK))?;
-        Ok(Bytes::from(format!("{} bytes, {:?}", body.len(), trailers.map(|t| t.len()))))
+        Ok(Bytes::from(format!(
+            "{} bytes, {:?}",
+            body.len(),
+            trailers.map(|t| t.len())
+        )))
     })
 }
 
@@ -328,9 +344,8 @@ fn page() -> impl Application {
 /// server's own description); returns the environ's server for reuse.
 fn start_and_serve<A: Application>(app: &A) -> Arc<ServerInfo> {
     let info = (*server(LIFESPAN)).clone();
-    let info = Arc::new(
-        rgi::run_startup(info.clone(), |startup| app.startup(startup)).unwrap_or(info),
-    );
+    let info =
+        Arc::new(rgi::run_startup(info.clone(), |startup| app.startup(startup)).unwrap_or(info));
     let environ = build(featured().server_info(Arc::clone(&info)));
     let state = prepared(&environ);
     let _ = serve_sync_with(app, environ, state, &mut Recorder::new(), |_, _, _| {});
@@ -383,7 +398,13 @@ fn with_validator<A: Application>(app: A, serve: impl FnOnce(&Validator<A>)) -> 
 fn request<A: Application>(validator: &Validator<A>, info: Arc<ServerInfo>) {
     let environ = build(featured().server_info(info));
     let state = prepared(&environ);
-    let _ = serve_sync_with(validator, environ, state, &mut Recorder::new(), |_, _, _| {});
+    let _ = serve_sync_with(
+        validator,
+        environ,
+        state,
+        &mut Recorder::new(),
+        |_, _, _| {},
+    );
 }
 
 /// Declares lifespan and serves without calling startup.
@@ -447,7 +468,7 @@ pub(crate) fn shutdown_before_last_response() -> Vec<Violation> {
         let info = rgi::run_startup((*server(LIFESPAN)).clone(), |startup| {
             validator.startup(startup)
         })
-            .expect("the start-up succeeds");
+        .expect("the start-up succeeds");
         let environ = build(featured().server_info(Arc::new(info)));
         let mut state = prepared(&environ);
         let mut sink = Recorder::new();

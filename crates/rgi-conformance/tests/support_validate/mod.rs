@@ -729,7 +729,7 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "extension_assumed",
         Side::Application,
         diag_examples::extension_assumed,
-    ),    // ---- RGI 1.2: optional features ----
+    ), // ---- RGI 1.2: optional features ----
     (
         "early_hints_after_head",
         Side::Application,

@@ -4,13 +4,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::Read;
+use std::fs::{self, File};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, Version, header};
@@ -49,8 +51,18 @@ impl Served {
         app: impl Application,
         clause: &'static str,
     ) -> Result<Self, Failure> {
+        Served::with_probe(server, Probe::sync(app), clause)
+    }
+
+    /// Starts `server` with `probe`, synchronous or asynchronous, for a
+    /// case judging `clause`.
+    pub(crate) fn with_probe(
+        server: &dyn ServerUnderTest,
+        probe: Probe,
+        clause: &'static str,
+    ) -> Result<Self, Failure> {
         let running = server
-            .start(Probe::sync(app))
+            .start(probe)
             .map_err(|err| Failure::new(clause, format!("the server did not start: {err}")))?;
         Ok(Served {
             addr: running.addr(),
@@ -110,6 +122,45 @@ fn stop_bounded(running: Box<dyn RunningServer>, limit: Duration) -> Result<(), 
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(format!("the server did not stop cleanly: {err}")),
         Err(_) => Err(format!("the server did not stop within {limit:?}")),
+    }
+}
+
+/// A temporary file that is removed when dropped.
+pub(crate) struct TempFile(PathBuf);
+
+impl TempFile {
+    /// A new file holding `contents`; a failure to write it fails `clause`.
+    pub(crate) fn with(contents: &[u8], clause: &'static str) -> Result<Self, Failure> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or_default();
+        let path = std::env::temp_dir().join(format!(
+            "rgi-suite-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        File::create(&path)
+            .and_then(|mut file| file.write_all(contents))
+            .map_err(|err| {
+                Failure::new(
+                    clause,
+                    format!("the suite cannot write {}: {err}", path.display()),
+                )
+            })?;
+        Ok(TempFile(path))
+    }
+
+    /// Where it is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 

@@ -1,57 +1,21 @@
 //! File bodies (`RGI-FILE`): the portable fallback or platform transfer,
 //! with the same bytes and rules as any body.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rgi::{Body, BoxError, Environ, FileBody, StartResponse};
 
 use super::super::kit::{
-    Event, Events, Served, ensure, exchange, expect_nothing_more, expect_status, head,
+    Event, Events, Served, TempFile, ensure, exchange, expect_nothing_more, expect_status, head,
     head_with_length,
 };
 use super::input::pattern;
 use crate::suite::Failure;
 use crate::suite::ServerUnderTest;
 use crate::suite::wire::Request;
-
-/// A temporary file that is removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn with(contents: &[u8]) -> Result<Self, Failure> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos())
-            .unwrap_or_default();
-        let path = std::env::temp_dir().join(format!(
-            "rgi-suite-{}-{nanos}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        File::create(&path)
-            .and_then(|mut file| file.write_all(contents))
-            .map_err(|err| {
-                Failure::new(
-                    "RGI-FILE-2",
-                    format!("the suite cannot write {}: {err}", path.display()),
-                )
-            })?;
-        Ok(TempFile(path))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
 
 /// A file body that reports its drop and forwards everything else.
 struct Filed {
@@ -113,9 +77,9 @@ sync_case!(
 fn file_exact(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     const CLAUSE: &str = "RGI-FILE-2";
     let contents = pattern(300 * 1024 + 17);
-    let file = TempFile::with(&contents)?;
+    let file = TempFile::with(&contents, "RGI-FILE-2")?;
     let (tx, mut events) = Events::channel();
-    let served = Served::start(server, file_app(file.0.clone(), 0, tx), CLAUSE)?;
+    let served = Served::start(server, file_app(file.path().to_path_buf(), 0, tx), CLAUSE)?;
     for target in ["/whole", "/bare"] {
         let mut conn = served.connect()?;
         let response = exchange(&mut conn, &Request::get(target), "GET", CLAUSE)?;
@@ -158,9 +122,9 @@ sync_case!(
 fn file_range(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     const CLAUSE: &str = "RGI-FILE-5";
     let contents = pattern(64 * 1024);
-    let file = TempFile::with(&contents)?;
+    let file = TempFile::with(&contents, "RGI-FILE-2")?;
     let (tx, _events) = Events::channel();
-    let served = Served::start(server, file_app(file.0.clone(), 0, tx), CLAUSE)?;
+    let served = Served::start(server, file_app(file.path().to_path_buf(), 0, tx), CLAUSE)?;
     let mut conn = served.connect()?;
     let response = exchange(&mut conn, &Request::get("/range"), "GET", CLAUSE)?;
     ensure(
@@ -194,9 +158,13 @@ sync_case!(
 fn short_file(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     const CLAUSE: &str = "RGI-FILE-5";
     let contents = pattern(1000);
-    let file = TempFile::with(&contents)?;
+    let file = TempFile::with(&contents, "RGI-FILE-2")?;
     let (tx, _events) = Events::channel();
-    let served = Served::start(server, file_app(file.0.clone(), 2000, tx), CLAUSE)?;
+    let served = Served::start(
+        server,
+        file_app(file.path().to_path_buf(), 2000, tx),
+        CLAUSE,
+    )?;
     let mut conn = served.connect()?;
     let response =
         exchange(&mut conn, &Request::get("/long"), "GET", CLAUSE).map_err(|failure| {
