@@ -450,7 +450,7 @@ pub(crate) fn called_after_failed_startup() -> Vec<Violation> {
 
 /// Calls shutdown without a start-up.
 pub(crate) fn shutdown_without_startup() -> Vec<Violation> {
-    with_validator(page(), |validator| validator.shutdown())
+    with_validator(page(), Application::shutdown)
 }
 
 /// Calls shutdown twice.
