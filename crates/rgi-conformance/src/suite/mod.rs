@@ -82,8 +82,9 @@
 //!
 //! A case needs what the server claims ([`Claims`]: asynchronous
 //! applications, readiness, after-response tasks, the upgrade, short
-//! timers). A server that lacks a capability declares the cases it skips,
-//! by capability and with a reason, in the invocation:
+//! timers, and RGI 1.2's optional features it declares in its
+//! `ServerInfo`). A server that lacks a capability declares the cases it
+//! skips, by capability and with a reason, in the invocation:
 //!
 //! ```no_run
 //! # use rgi_conformance::suite::{Claims, Probe, RunningServer, ServerUnderTest};

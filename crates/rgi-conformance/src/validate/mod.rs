@@ -42,6 +42,15 @@
 //!   timeout and source kind, never panic, and refuse exactly what cannot
 //!   be polled; upgrades are refused once the head is sent; no capability
 //!   fails as unsupported or panics, during or after its request.
+//! - **RGI 1.2's optional features**: trailers deliverable only where they
+//!   can go (HTTP/2, or HTTP/1.1 with `TE: trailers`, never HEAD), early
+//!   hints never on HTTP/1.0, nothing deliverable that is not declared;
+//!   the lifespan calls in order: `startup` once before the first call,
+//!   every request served with the `ServerInfo` it returned, nothing after
+//!   a failed start-up, `shutdown` once after the last response. The
+//!   validators forward `startup` and `shutdown` to the application they
+//!   wrap, and keep the request's trailers through the input they put in
+//!   place.
 //!
 //! ## What the application side is checked for
 //!
@@ -56,6 +65,12 @@
 //!   `size_hint`; no output after a failed `write`; no success response
 //!   after a truncated request body; no panics, in steps or in `Drop`.
 //! - **Hints**: stable, and `InputUse::None` means the input is not read.
+//! - **Optional features**: early hints only before the head and without
+//!   framing fields; trailers once, without forbidden fields, announced in
+//!   the head (a warning); request trailers asked for only after the
+//!   body's end (seen when the application fails with the input's answer);
+//!   an event stream's head and frames as `rgi::sse` writes them, one
+//!   chunk per event from an asynchronous body.
 //! - **Asynchronous applications**: `Pending` only with a wake-up arranged;
 //!   no blocking reads on a loop thread; chunks rather than `write`; no
 //!   size hint from a body that then switches; nothing HTTP after
