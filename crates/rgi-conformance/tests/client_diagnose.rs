@@ -22,7 +22,7 @@ fn diagnoses(violations: &[Violation]) -> Vec<&'static str> {
     violations
         .iter()
         .map(Violation::clause)
-        .filter(|clause| ["RGI-INPUT-10", "RGIA-CAP-6", "RGI-EXT-3"].contains(clause))
+        .filter(|clause| ["RGI-INPUT-10", "RGIA-CAP-6", "RGI-EXT-3", "RGI-FEAT-2"].contains(clause))
         .collect()
 }
 
@@ -223,6 +223,57 @@ fn an_application_that_checks_for_the_extension_is_clean() {
     assert_eq!(response.text(), "none");
 }
 
+// ---- RGI-FEAT-2: an optional feature assumed ----
+
+/// Fails unless the server declares early hints.
+fn needs_early_hints() -> impl rgi::Application {
+    rgi::from_fn(|environ: Environ, start| {
+        if !environ.features().early_hints() {
+            return Err("this page needs early hints".into());
+        }
+        start.start(ok())?;
+        Ok(Bytes::from_static(b"hinted"))
+    })
+}
+
+#[test]
+fn an_application_that_needs_early_hints_is_diagnosed() {
+    let response = TestClient::new(needs_early_hints()).get("/").unwrap();
+    assert!(matches!(response.ending, Ending::FailedBeforeHead { .. }));
+    assert!(
+        names(&response.violations, "RGI-FEAT-2"),
+        "{:?}",
+        response.violations
+    );
+    let response = AsyncTestClient::new(rgi_async::Threaded::new(needs_early_hints()))
+        .get("/")
+        .unwrap();
+    assert!(
+        names(&response.violations, "RGI-FEAT-2"),
+        "{:?}",
+        response.violations
+    );
+}
+
+#[test]
+fn an_application_that_degrades_without_features_is_clean() {
+    let app = rgi::from_fn(|environ: Environ, start| {
+        if environ.features().early_hints() {
+            let mut hints = HeaderMap::new();
+            hints.insert(
+                http::header::LINK,
+                http::HeaderValue::from_static("</a.css>; rel=preload"),
+            );
+            start.send_early_hints(hints)?;
+        }
+        start.start(ok())?;
+        Ok(Bytes::from_static(b"page"))
+    });
+    let response = TestClient::new(app).get("/").unwrap();
+    response.assert_ok_and_valid();
+    assert!(diagnoses(&response.violations).is_empty());
+}
+
 // ---- no diagnosis where none is due ----
 
 #[test]
@@ -245,7 +296,7 @@ fn an_application_that_fails_for_another_reason_gets_no_diagnosis() {
         response.violations
     );
     // Replayed, but a bounded number of times: once per circumstance.
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
 
 #[test]

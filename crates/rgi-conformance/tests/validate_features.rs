@@ -421,3 +421,87 @@ fn asynchronous_use_of_every_feature_is_silent() {
     );
     assert_eq!(wires[1].early_hints().len(), 1);
 }
+
+#[test]
+fn the_test_clients_serve_the_features_a_request_declares() {
+    let features = support_validate::feature_examples::ALL;
+    let app = || {
+        rgi::from_fn(|mut environ: Environ, start| {
+            let upload = environ.input_mut().read_to_bytes(1024)?;
+            let sum = environ
+                .input()
+                .trailers()?
+                .and_then(|fields| fields.get("x-sum").cloned())
+                .unwrap_or(HeaderValue::from_static("none"));
+            start.send_early_hints(fields("link", "</a.css>; rel=preload"))?;
+            start.start(
+                text(StatusCode::OK)
+                    .with_header(header::TRAILER, HeaderValue::from_static("x-sum-seen")),
+            )?;
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("x-sum-seen", sum);
+            start.send_trailers(trailers)?;
+            Ok(upload)
+        })
+    };
+    let request = || {
+        rgi_conformance::client::TestRequest::post("/", "")
+            .chunked(["up", "load"])
+            .trailers(fields("x-sum", "7"))
+            .header(header::TE, HeaderValue::from_static("trailers"))
+            .features(features)
+    };
+    let sync = rgi_conformance::client::TestClient::new(app())
+        .request(request())
+        .unwrap();
+    let asynchronous = rgi_conformance::client::AsyncTestClient::new(AsyncUpload)
+        .request(request())
+        .unwrap();
+    for response in [sync, asynchronous] {
+        response.assert_ok_and_valid();
+        assert_eq!(response.body, "upload");
+        assert_eq!(response.early_hints.len(), 1);
+        assert_eq!(
+            response.trailers.as_ref().map(|t| t["x-sum-seen"].clone()),
+            Some(HeaderValue::from_static("7"))
+        );
+    }
+    // Undeclared, nothing of the features reaches the application or the
+    // transport, and nothing fails.
+    let plain = rgi_conformance::client::TestClient::new(app())
+        .request(
+            rgi_conformance::client::TestRequest::post("/", "")
+                .chunked(["up", "load"])
+                .trailers(fields("x-sum", "7")),
+        )
+        .unwrap();
+    plain.assert_ok_and_valid();
+    assert!(plain.early_hints.is_empty() && plain.trailers.is_none());
+}
+
+/// An asynchronous application that hints, then streams back the upload
+/// it reads through the non-blocking face and sends the upload's trailer
+/// in its own.
+struct AsyncUpload;
+
+impl AsyncApplication for AsyncUpload {
+    type Body = AsyncRows;
+
+    fn call(
+        &self,
+        mut environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<AsyncRows, BoxError> {
+        start.send_early_hints(fields("link", "</a.css>; rel=preload"))?;
+        start.start(text(StatusCode::OK).with_header(
+            header::TRAILER,
+            HeaderValue::from_static("x-rows, x-sum-seen"),
+        ))?;
+        let input = environ.replace_input(Input::empty());
+        Ok(AsyncRows {
+            input,
+            read: Vec::new(),
+            sent: false,
+        })
+    }
+}

@@ -223,10 +223,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "A property of the manifests, not of any run: crates/rgi/Cargo.toml lists only `bytes`, `http` and `thiserror`, crates/rgi-async/Cargo.toml adds only `rgi`, `futures-core` and `pin-project-lite`, and neither lists a runtime; a change is a manifest edit that review sees.",
     ),
     (
-        "RGI-FEAT-2",
-        "Not yet judged (a note for the kit): the test clients declare no feature, so an application that fails because one is missing fails its request like any broken one; telling the two apart needs a diagnosis by replay with every feature declared and made deliverable, as the clients replay for extensions and capabilities (RGI-EXT-3, RGIA-CAP-6), which they do not offer for features yet. That the calls of an undeclared feature succeed and do nothing, so that degrading is always possible, is the rgi crate's (crates/rgi/tests/optional_features.rs: `trailers_are_dropped_silently_when_not_enabled_and_for_head_requests`, `early_hints_are_dropped_when_not_enabled_and_framing_fields_refused`).",
-    ),
-    (
         "RGI-TRAILER-8",
         "A middleware obligation about what its trailer fields mean: whether a field is still true after the middleware changed the content (a digest or a signature of the original bytes) depends on the field's semantics, which no wrapper knows, and a field removed on purpose looks like one lost. The hook through which a layer sees and edits the trailers is the rgi crate's (crates/rgi/tests/optional_features.rs: `a_layer_sees_trailers_and_early_hints_on_their_way`).",
     ),

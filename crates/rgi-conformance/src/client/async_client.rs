@@ -24,7 +24,7 @@ use super::upgrade::HandOver;
 use super::{ClientError, TestRequest, assemble, rejected};
 #[cfg(unix)]
 use crate::rt::PollerReadiness;
-use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async_within};
+use crate::rt::{AfterQueue, Recorder, ThreadOffload, serve_async_within_with};
 use crate::{Policy, Reports, Violation};
 
 /// Runs requests through an [`AsyncApplication`] in process, as an
@@ -48,7 +48,7 @@ use crate::{Policy, Reports, Violation};
 /// works over the same input after a switch, in offload jobs and under
 /// [`rgi_async::Threaded`]. The body is polled on the calling thread, which
 /// parks while it is pending; a [`Step::Switch`] runs on a worker thread
-/// (via [`serve_async_within`]).
+/// (via [`serve_async_within_with`]).
 ///
 /// Requests on one client run one at a time, so each response carries
 /// exactly its own violations.
@@ -74,11 +74,13 @@ use crate::{Policy, Reports, Violation};
 /// after-response capability, when this client was built without it, is
 /// offered; a bodiless HTTP/1.1 request asks for an upgrade, so the
 /// upgrade capability is offered (all `RGIA-CAP-6`); the environ gets an
-/// [`rgi::ConnectProtocol`] extension (`RGI-EXT-3`). If a replay succeeds,
-/// the response's violations name that clause, application side; the
-/// replays' own responses and violations are discarded. An application
+/// [`rgi::ConnectProtocol`] extension (`RGI-EXT-3`); a request that
+/// declares no optional feature is served as by a server that declares
+/// them all but lifespan, with `TE: trailers` (`RGI-FEAT-2`). If a replay
+/// succeeds, the response's violations name that clause, application side;
+/// the replays' own responses and violations are discarded. An application
 /// that succeeds is never called again, and a failed request costs at most
-/// five more calls. Turn it off with
+/// six more calls. Turn it off with
 /// [`with_diagnosis(false)`](Self::with_diagnosis) for an application
 /// whose calls must not repeat.
 ///
@@ -439,6 +441,15 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
                 ));
             }
         }
+        if request.declared_features() == rgi::Features::none() {
+            if let Some(replay) = request.replica() {
+                replays.push((
+                    Change::Features,
+                    replay.with_every_feature(),
+                    Extra::default(),
+                ));
+            }
+        }
         replays.into_iter().find_map(|(change, replay, extra)| {
             let replayed = self.run(replay, &extra).ok()?;
             if diagnose::succeeded(&replayed) {
@@ -474,7 +485,13 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             recorder: Recorder::new(),
             hand: hand.clone(),
         };
-        let served = serve_async_within(&app, prepared.environ, &mut sink, self.stall);
+        let served = serve_async_within_with(
+            &app,
+            prepared.environ,
+            prepared.state,
+            &mut sink,
+            self.stall,
+        );
         drop(app);
         if let Some(feed) = &prepared.feed {
             feed.finish();
@@ -585,6 +602,16 @@ impl ResponseSink for ClientSink {
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
         self.check()?;
         self.recorder.send_data(data)
+    }
+
+    fn send_trailers(&mut self, fields: http::HeaderMap) -> io::Result<()> {
+        self.check()?;
+        self.recorder.send_trailers(fields)
+    }
+
+    fn send_early_hints(&mut self, fields: http::HeaderMap) -> io::Result<()> {
+        self.check()?;
+        self.recorder.send_early_hints(fields)
     }
 }
 

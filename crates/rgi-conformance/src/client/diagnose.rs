@@ -24,6 +24,9 @@ pub(crate) enum Change {
     Upgrade,
     /// The request carries an `rgi::ConnectProtocol` extension.
     ConnectProtocol,
+    /// The server declares every optional feature but lifespan, and the
+    /// request allows trailers (`TE: trailers`).
+    Features,
 }
 
 impl Change {
@@ -35,6 +38,7 @@ impl Change {
                 "capability_assumed"
             }
             Change::ConnectProtocol => "extension_assumed",
+            Change::Features => "feature_assumed",
         }
     }
 
@@ -49,6 +53,9 @@ impl Change {
             Change::AfterResponse => "the after-response capability offered",
             Change::Upgrade => "an upgrade asked for (the upgrade capability offered)",
             Change::ConnectProtocol => "an rgi::ConnectProtocol extension in the environ",
+            Change::Features => {
+                "the optional features of RGI 1.2 declared and deliverable (request and response trailers, early hints)"
+            }
         }
     }
 

@@ -145,6 +145,8 @@ fn rejected(reason: String) -> TestResponse {
         offload_jobs: 0,
         upgrade: None,
         errors_output: String::new(),
+        trailers: None,
+        early_hints: Vec::new(),
     }
 }
 
@@ -174,5 +176,7 @@ fn assemble(
         offload_jobs: 0,
         upgrade: None,
         errors_output: String::new(),
+        trailers: recorder.trailers().cloned(),
+        early_hints: recorder.early_hints().to_vec(),
     })
 }

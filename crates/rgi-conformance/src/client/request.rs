@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TE, UPGRADE};
 use http::uri::Authority;
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
-use rgi::{Environ, Errors, Input, UrlScheme};
+use rgi::{Environ, Errors, Features, Input, ResponseState, ServerInfo, TrailerSlot, UrlScheme};
 
 use super::ClientError;
 use super::body::{ErrorsLog, Feed, Network, PieceReader, PieceSource};
@@ -71,6 +71,8 @@ pub struct TestRequest {
     extensions: Extensions,
     peer: Option<PeerScript>,
     error: Option<ClientError>,
+    features: Features,
+    trailers: Option<HeaderMap>,
 }
 
 impl fmt::Debug for TestRequest {
@@ -85,6 +87,8 @@ impl fmt::Debug for TestRequest {
             .field("remote_addr", &self.remote_addr)
             .field("upgrade_peer", &self.peer.is_some())
             .field("error", &self.error)
+            .field("features", &self.features)
+            .field("trailers", &self.trailers)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +110,8 @@ impl TestRequest {
             extensions: Extensions::new(),
             peer: None,
             error: None,
+            features: Features::none(),
+            trailers: None,
         };
         let uri = uri.as_ref();
         match Uri::try_from(uri) {
@@ -216,6 +222,53 @@ impl TestRequest {
         I::Item: Into<Bytes>,
     {
         self.payload = Payload::Pieces(pieces.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Serves the request as a server that declares RGI 1.2's optional
+    /// `features` would (default none): the environ declares them, a
+    /// piecewise body carries the [`trailers`](Self::trailers) when
+    /// request trailers are declared, and response trailers and early
+    /// hints are deliverable where the request allows them (trailers on
+    /// HTTP/1.1 only with a `TE: trailers` field, and never for `HEAD`;
+    /// early hints from HTTP/1.1 on). The response records what reached
+    /// the transport ([`TestResponse::trailers`](super::TestResponse::trailers),
+    /// [`TestResponse::early_hints`](super::TestResponse::early_hints)).
+    /// Lifespan, if declared, is only declared: the clients call no
+    /// `startup`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{header, HeaderMap, HeaderValue, StatusCode};
+    /// use rgi::Features;
+    /// use rgi_conformance::client::{TestClient, TestRequest};
+    ///
+    /// let client = TestClient::new(rgi::from_fn(|_environ, start| {
+    ///     let mut hints = HeaderMap::new();
+    ///     hints.insert(header::LINK, HeaderValue::from_static("</a.css>; rel=preload"));
+    ///     start.send_early_hints(hints)?;
+    ///     start.start(StatusCode::NO_CONTENT)?;
+    ///     Ok(rgi::Empty)
+    /// }));
+    /// let hinted = Features::none().with_early_hints(true);
+    /// let response = client.request(TestRequest::get("/").features(hinted))?;
+    /// assert_eq!(response.early_hints.len(), 1);
+    /// assert!(client.get("/")?.early_hints.is_empty()); // undeclared: dropped
+    /// # Ok::<(), rgi_conformance::client::ClientError>(())
+    /// ```
+    pub fn features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
+    }
+
+    /// The trailer section of a piecewise body
+    /// ([`chunked`](Self::chunked)): it reaches the application's input,
+    /// after the body's end, when the request's
+    /// [`features`](Self::features) declare request trailers; a body of
+    /// known length carries none.
+    pub fn trailers(mut self, fields: HeaderMap) -> Self {
+        self.trailers = Some(fields);
         self
     }
 
@@ -335,6 +388,7 @@ impl TestRequest {
             return Err(error);
         }
         self.settle_host()?;
+        let state = self.response_state();
         let (input, feed) = match self.payload {
             Payload::None => (Input::empty(), None),
             Payload::Whole(body) => {
@@ -348,11 +402,23 @@ impl TestRequest {
             }
             Payload::Pieces(pieces) => {
                 let feed = Feed::new(pieces);
-                (delivery.input(&feed, None), Some(feed))
+                let input = delivery.input(&feed, None);
+                let input = match self.trailers {
+                    Some(fields) if self.features.request_trailers() => {
+                        input.with_trailers(TrailerSlot::filled(fields))
+                    }
+                    _ => input,
+                };
+                (input, Some(feed))
             }
         };
         let upgrade = UpgradeOffer::of(self.version, &self.headers, self.peer);
-        let mut builder = Environ::builder()
+        let mut builder = Environ::builder();
+        if self.features != Features::none() {
+            let server = ServerInfo::new("localhost", 80)?.with_features(self.features);
+            builder = builder.server_info(Arc::new(server));
+        }
+        let mut builder = builder
             .method(self.method)
             .uri(self.uri)
             .version(self.version)
@@ -373,7 +439,29 @@ impl TestRequest {
             environ,
             feed,
             upgrade,
+            state,
         })
+    }
+
+    /// The response state a server declaring the request's features
+    /// prepares for it (`RGI-TRAILER-7`, `RGI-EARLY-3`).
+    fn response_state(&self) -> ResponseState {
+        let mut state = ResponseState::new(&self.method);
+        let te_trailers = self.headers.get_all(TE).iter().any(|value| {
+            value.as_bytes().split(|&byte| byte == b',').any(|item| {
+                let coding = item.split(|&byte| byte == b';').next().unwrap_or_default();
+                coding.trim_ascii().eq_ignore_ascii_case(b"trailers")
+            })
+        });
+        let carries =
+            self.version >= Version::HTTP_2 || (self.version == Version::HTTP_11 && te_trailers);
+        if self.features.response_trailers() && carries && self.method != Method::HEAD {
+            state.enable_trailers();
+        }
+        if self.features.early_hints() && self.version >= Version::HTTP_11 {
+            state.enable_early_hints();
+        }
+        state
     }
 }
 
@@ -398,7 +486,29 @@ impl TestRequest {
             extensions: self.extensions.clone(),
             peer: None,
             error: None,
+            features: self.features,
+            trailers: self.trailers.clone(),
         })
+    }
+
+    /// The features the request declares.
+    pub(crate) fn declared_features(&self) -> Features {
+        self.features
+    }
+
+    /// The same request on a server that declares every feature but
+    /// lifespan, with `TE: trailers` added on HTTP/1.1 so that trailers
+    /// are deliverable: what a diagnosis of `RGI-FEAT-2` replays.
+    pub(crate) fn with_every_feature(mut self) -> TestRequest {
+        self.features = Features::none()
+            .with_request_trailers(true)
+            .with_response_trailers(true)
+            .with_early_hints(true);
+        if self.version == Version::HTTP_11 && !self.headers.contains_key(TE) {
+            self.headers
+                .insert(TE, HeaderValue::from_static("trailers"));
+        }
+        self
     }
 
     /// The same request with the same body bytes behind a declared
@@ -521,4 +631,7 @@ pub(crate) struct Prepared {
     pub(crate) feed: Option<Arc<Feed>>,
     /// The upgrade the request asks for, if it is one that can happen.
     pub(crate) upgrade: Option<UpgradeOffer>,
+    /// The response state, with what the request's features allow
+    /// enabled.
+    pub(crate) state: ResponseState,
 }

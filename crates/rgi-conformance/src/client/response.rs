@@ -164,6 +164,12 @@ pub struct TestResponse {
     pub upgrade: Option<UpgradeTranscript>,
     /// What the application wrote to its error stream (`Environ::errors_mut`).
     pub errors_output: String,
+    /// The trailer section that reached the transport after the body, when
+    /// the request's features made trailers deliverable
+    /// ([`TestRequest::features`](super::TestRequest::features)).
+    pub trailers: Option<HeaderMap>,
+    /// The `103 Early Hints` that reached the transport, in order.
+    pub early_hints: Vec<HeaderMap>,
 }
 
 impl TestResponse {

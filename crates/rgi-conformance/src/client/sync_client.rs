@@ -14,7 +14,7 @@ use super::diagnose::{self, Change};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
 use super::{ClientError, TestRequest, assemble, rejected};
-use crate::rt::{Recorder, ThreadOffload, serve_sync};
+use crate::rt::{Recorder, ThreadOffload, serve_sync_with};
 use crate::{Policy, Reports, Violation};
 
 /// Runs requests through an [`rgi::Application`] in process, as a
@@ -23,7 +23,7 @@ use crate::{Policy, Reports, Violation};
 /// Each request gets an environ built from a [`TestRequest`], with its body
 /// behind a blocking source and its error stream captured; the application
 /// is called and its body pulled and dropped under the failure rules
-/// (`RGI-FAIL-*`, via [`serve_sync`]). The environ carries no
+/// (`RGI-FAIL-*`, via [`serve_sync_with`]). The environ carries no
 /// [`rgi_async::Capabilities`], as from any synchronous server
 /// (`RGIA-CAP-2`). The validator collects violations instead of
 /// panicking; each [`TestResponse`] carries those of its own request.
@@ -39,11 +39,13 @@ use crate::{Policy, Reports, Violation};
 /// length (`RGI-INPUT-10`), the environ gets an
 /// [`rgi_async::Capabilities`] value (`RGIA-CAP-6`; only for the
 /// diagnosis, a synchronous server offers none) and an
-/// [`rgi::ConnectProtocol`] extension (`RGI-EXT-3`). If a replay succeeds,
-/// the response's violations name that clause, application side; the
-/// replays' own responses and violations are discarded. An application
+/// [`rgi::ConnectProtocol`] extension (`RGI-EXT-3`), and a request that
+/// declares no optional feature is served as by a server that declares
+/// them all but lifespan, with `TE: trailers` (`RGI-FEAT-2`). If a replay
+/// succeeds, the response's violations name that clause, application side;
+/// the replays' own responses and violations are discarded. An application
 /// that succeeds is never called again, and a failed request costs at most
-/// three more calls. Turn it off with
+/// four more calls. Turn it off with
 /// [`with_diagnosis(false)`](Self::with_diagnosis) for an application
 /// whose calls must not repeat.
 ///
@@ -169,6 +171,11 @@ impl<A: Application> TestClient<A> {
                 replays.push((Change::ConnectProtocol, replay.extension(protocol)));
             }
         }
+        if request.declared_features() == rgi::Features::none() {
+            if let Some(replay) = request.replica() {
+                replays.push((Change::Features, replay.with_every_feature()));
+            }
+        }
         replays.into_iter().find_map(|(change, replay)| {
             let replayed = self.run(replay).ok()?;
             if diagnose::succeeded(&replayed) {
@@ -190,7 +197,13 @@ impl<A: Application> TestClient<A> {
             Err(err) => return Err(err),
         };
         let mut recorder = Recorder::new();
-        let served = serve_sync(&self.app, prepared.environ, &mut recorder);
+        let served = serve_sync_with(
+            &self.app,
+            prepared.environ,
+            prepared.state,
+            &mut recorder,
+            |_, _, _| {},
+        );
         if let Some(feed) = &prepared.feed {
             feed.finish();
         }

@@ -677,6 +677,40 @@ where
     drive_async(app, environ, state, sink, Some(stall))
 }
 
+/// As [`serve_async_within`], with a response state the caller made and
+/// prepared (see [`serve_sync_with`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rgi::{Environ, ResponseState};
+/// use rgi_conformance::rt::{serve_async_within_with, Recorder};
+///
+/// let app = rgi_async::from_fn(|_environ: Environ, start| {
+///     start.start(http::StatusCode::NO_CONTENT)?;
+///     Ok(rgi::Empty)
+/// });
+/// let environ = Environ::builder().build()?;
+/// let state = ResponseState::new(environ.method());
+/// let served = serve_async_within_with(&app, environ, state, &mut Recorder::new(), Duration::from_secs(1));
+/// assert!(served.outcome.is_complete());
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
+pub fn serve_async_within_with<A, S>(
+    app: &A,
+    environ: Environ,
+    state: ResponseState,
+    sink: &mut S,
+    stall: Duration,
+) -> Served
+where
+    A: AsyncApplication + ?Sized,
+    S: ResponseSink + Send,
+{
+    drive_async(app, environ, state, sink, Some(stall))
+}
+
 fn drive_async<A, S>(
     app: &A,
     environ: Environ,

@@ -830,6 +830,11 @@ pub(crate) const MW_SHUTDOWN_NOT_FORWARDED: Rule = Rule::app(
     &["RGI-LIFE-4", "RGIA-LIFE-2"],
     "a middleware's shutdown calls the shutdown of the application it wraps",
 );
+pub(crate) const FEATURE_ASSUMED: Rule = Rule::app(
+    "feature_assumed",
+    &["RGI-FEAT-2"],
+    "an application that fails without the optional features succeeds with them: it does not degrade (test clients, by replay)",
+);
 pub(crate) const CALLED_BEFORE_STARTUP: Rule = Rule::server(
     "called_before_startup",
     &["RGI-LIFE-1", "RGIA-LIFE-1"],
@@ -1046,6 +1051,7 @@ pub(crate) const RULES: &[Rule] = &[
     MW_TRAILERS_DROPPED,
     MW_STARTUP_NOT_FORWARDED,
     MW_SHUTDOWN_NOT_FORWARDED,
+    FEATURE_ASSUMED,
     CALLED_BEFORE_STARTUP,
     STARTUP_TWICE,
     STARTUP_STATE_MISSING,

@@ -49,3 +49,16 @@ pub(crate) fn extension_assumed() -> Vec<Violation> {
     }));
     client.get("/").expect("the client runs").violations
 }
+
+/// Fails on a server that declares no early hints instead of leaving them
+/// out.
+pub(crate) fn feature_assumed() -> Vec<Violation> {
+    let client = TestClient::new(rgi::from_fn(|environ: Environ, start| {
+        if !environ.features().early_hints() {
+            return Err("early hints required".into());
+        }
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(Bytes::from_static(b"hinted"))
+    }));
+    client.get("/").expect("the client runs").violations
+}

@@ -791,6 +791,11 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         feature_examples::mw_shutdown_not_forwarded,
     ),
     (
+        "feature_assumed",
+        Side::Application,
+        diag_examples::feature_assumed,
+    ),
+    (
         "called_before_startup",
         Side::Server,
         feature_examples::called_before_startup,
