@@ -66,3 +66,30 @@ fn a_declared_skip_shows_in_the_reports_as_skipped() {
         rgi_conformance::suite::Verdict::Skipped { .. }
     ));
 }
+
+#[test]
+fn a_feature_case_is_skipped_when_its_feature_is_declared_absent() {
+    suite::assert_case_declaring(
+        "rgi_early_3_hints_go_out_before_the_final_head",
+        &SyncOnly,
+        &[(Needs::EarlyHints, "no API for 1xx responses")],
+    );
+    suite::assert_case_declaring(
+        "rgi_early_3_async_hints_go_out_before_the_final_head",
+        &SyncOnly,
+        &[(Needs::AsyncEarlyHints, "no API for 1xx responses")],
+    );
+}
+
+#[test]
+#[should_panic(expected = "neither claims nor declares skipped")]
+fn an_undeclared_feature_skip_fails() {
+    suite::assert_case("rgi_life_1_startup_before_the_first_request", &SyncOnly);
+}
+
+#[test]
+#[should_panic(expected = "but the server claims what they need")]
+fn a_skip_declared_for_a_claimed_feature_fails() {
+    let claims = Claims::synchronous().with_features(rgi::Features::none().with_lifespan(true));
+    suite::check_declared_skips(claims, &[(Needs::Lifespan, "stale")]);
+}

@@ -10,7 +10,10 @@
 //! - [`serve_sync`] and [`serve_async`] drive one request through an
 //!   application to a [`ResponseSink`], with the server's failure rules
 //!   (`RGI-FAIL-*`) and the switch to synchronous processing
-//!   (`RGIA-SWITCH-*`).
+//!   (`RGIA-SWITCH-*`); [`serve_sync_with`], [`serve_async_with`] and
+//!   [`serve_async_within_with`] take the [`ResponseState`] a server
+//!   prepared, with trailers or early hints enabled where the request
+//!   allows them (RGI 1.2).
 //!
 //! [`ReadinessService`]: rgi_async::ReadinessService
 
