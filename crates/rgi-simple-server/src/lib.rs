@@ -193,7 +193,7 @@ mod readiness;
 // The `Upgrade` capability: the 101 and the raw connection.
 mod upgrade;
 
-pub use config::{Builder, Limits};
+pub use config::{Builder, DEFAULT_STARTUP_TIMEOUT, Limits};
 pub use error::Error;
 pub use server::{LocalAddr, Server};
 pub use signals::{ShutdownSignals, SignalError, StopCause};
