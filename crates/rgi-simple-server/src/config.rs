@@ -184,7 +184,16 @@ pub struct Builder {
 }
 
 /// How long [`Builder::serve_sync`] and [`Builder::serve_async`] wait for
-/// the application's start-up by default (`[RGI-LIFE-5]`).
+/// the application's start-up by default (`[RGI-LIFE-5]`); change it with
+/// [`Builder::startup_timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(rgi_simple_server::DEFAULT_STARTUP_TIMEOUT, Duration::from_secs(30));
+/// ```
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for Builder {
