@@ -718,7 +718,8 @@ fn http1_0_and_head_requests_get_no_trailers() {
             old.body, "abcd",
             "{face:?}: HTTP/1.0 content, nothing after it"
         );
-        assert!(!old.head.contains("x-checksum:"), "{face:?}: {old:?}");
+        // hyper leaves the announcement out where no chunked body can follow.
+        assert!(!old.head.contains("\r\ntrailer:"), "{face:?}: {old:?}");
 
         let head = exchange(
             address,
