@@ -378,6 +378,33 @@ impl Builder {
     /// [grace period](Limits::shutdown_grace); this timeout counts from
     /// that call. A shut-down that outlasts it is left running, and the
     /// server stops without it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    /// use rgi_server::Server;
+    ///
+    /// let flushed = Arc::new(AtomicBool::new(false));
+    /// let flag = Arc::clone(&flushed);
+    /// let app = rgi::with_lifespan(
+    ///     rgi::from_fn(|_environ, start| {
+    ///         start.start(rgi::ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+    ///         Ok(bytes::Bytes::new())
+    ///     }),
+    ///     |_startup| Ok(()),
+    ///     move || flag.store(true, Ordering::SeqCst), // flush what is buffered
+    /// );
+    /// let server = Server::builder()
+    ///     .bind(([127, 0, 0, 1], 0))
+    ///     .shutdown_timeout(Duration::from_secs(5))
+    ///     .serve_sync(app)?;
+    /// server.shutdown(); // graceful: the shut-down runs, once
+    /// assert!(flushed.load(Ordering::SeqCst));
+    /// # Ok::<(), rgi_server::ServeError>(())
+    /// ```
     #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;

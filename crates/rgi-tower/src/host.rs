@@ -76,6 +76,18 @@ pub(crate) struct HostInner {
 ///   description the start-up returned); the host keeps the declaration
 ///   as given.
 ///
+/// ```
+/// use rgi::{Features, ServerInfo};
+/// use rgi_tower::Host;
+///
+/// let declared = Features::none().with_response_trailers(true).with_early_hints(true);
+/// let host = Host::builder(ServerInfo::new("localhost", 8080)?.with_features(declared)).build();
+/// let features = host.server_info().features();
+/// assert!(features.response_trailers());
+/// assert!(!features.early_hints()); // hyper 1.x cannot send a 103
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
+///
 /// # Examples
 ///
 /// ```
