@@ -162,6 +162,7 @@ pub struct ResponseState {
     trailers: Option<Box<HeaderMap>>,
     trailers_set: bool,
     trailers_enabled: bool,
+    trailers_announced: bool,
     early_hints_enabled: bool,
 }
 
@@ -180,6 +181,7 @@ impl ResponseState {
             trailers: None,
             trailers_set: false,
             trailers_enabled: false,
+            trailers_announced: false,
             early_hints_enabled: false,
         }
     }
@@ -481,6 +483,15 @@ impl ResponseState {
         self.trailers_enabled
     }
 
+    /// Whether the sent head announced trailer fields with a `Trailer`
+    /// field (`[RGI-TRAILER-5]`). A server that knows the body's length may
+    /// end the message with its last data when it did not, rather than
+    /// wait for a trailer section (`[RGI-TRAILER-7]`).
+    #[must_use]
+    pub fn trailers_announced(&self) -> bool {
+        self.trailers_announced
+    }
+
     /// The trailer section the application gave and the server has not
     /// sent yet.
     #[must_use]
@@ -564,6 +575,7 @@ impl ResponseState {
         // Sent even if the sink fails: part of it may be on the wire, so it
         // can no longer be replaced.
         self.sent_status = Some(head.status());
+        self.trailers_announced = head.headers().contains_key(TRAILER);
         self.sent_length = length;
         sink.send_head_with_length(head, declared)
     }
