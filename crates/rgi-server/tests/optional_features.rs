@@ -814,7 +814,7 @@ async fn h2_collect(
 }
 
 #[test]
-fn http2_response_trailers_arrive_when_announced_sized_or_not() {
+fn http2_response_trailers_arrive_announced_or_not_sized_or_not() {
     for face in FACES {
         let (server, _events) = serve(face);
         let address = addr(&server);
@@ -825,13 +825,13 @@ fn http2_response_trailers_arrive_when_announced_sized_or_not() {
                 assert_eq!(body, "abcd", "{face:?} {path}");
                 assert_eq!(trailers, Some(sent_trailers()), "{face:?} {path}");
             }
-            // Unannounced, after a met length: the stream ends with the
-            // last data, and the trailers are dropped (RGI-TRAILER-7).
+            // Unannounced, given before the body ended: the server's
+            // length is kept and the trailers follow it.
             let (length, body, trailers) =
                 h2_collect(&mut sender, h2_get("/trailers/unannounced")).await;
             assert_eq!(body, "abcd", "{face:?} unannounced");
             assert_eq!(length.as_deref(), Some("4"), "{face:?} unannounced");
-            assert_eq!(trailers, None, "{face:?} unannounced");
+            assert_eq!(trailers, Some(sent_trailers()), "{face:?} unannounced");
             let head = Request::head("http://test.example/trailers")
                 .version(Version::HTTP_2)
                 .body(http_body_util::Full::new(Bytes::new()))

@@ -338,11 +338,12 @@ impl Stream {
 /// Never for HEAD, 204 or 304, which carry none.
 #[inline]
 pub(crate) fn awaits_trailers(state: &ResponseState) -> bool {
-    // Only for a head that announced them: every other response with a met
-    // length ends with its last data, as hyper ends it, without one more
-    // pull and an empty end-of-stream frame (`[RGI-TRAILER-7]`).
+    // Only for a head that announced them, or trailers given already:
+    // every other response with a met length ends with its last data, as
+    // hyper ends it, without one more pull and an empty end-of-stream frame
+    // (`[RGI-TRAILER-7]`).
     state.trailers_enabled()
-        && state.trailers_announced()
+        && (state.trailers_announced() || state.trailers().is_some())
         && !state.is_head_request()
         && state.status().is_some_and(|status| {
             status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED
