@@ -9,9 +9,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use http::HeaderMap;
 use rgi::{
     Application, Body, BoxError, Environ, Input, InputError, InputUse, ResponseHead, ResponseSink,
-    ResponseState, SendError, StartResponse,
+    ResponseState, SendError, StartResponse, TrailerSlot,
 };
 
 use crate::app::AsyncApplication;
@@ -147,11 +148,14 @@ impl<A: Application> AsyncApplication for Threaded<A> {
                     environ,
                     read: Vec::new(),
                     call_inline: Box::new(move |environ, start| inline.call(environ, start)),
-                    offload: Box::new(move |environ| offload(offloaded, environ)),
+                    offload: Box::new(move |environ, delivery| {
+                        offload(offloaded, environ, delivery)
+                    }),
                 }))),
             });
         }
-        offload(Arc::clone(&self.app), environ).map(|inner| ThreadedBody { inner })
+        offload(Arc::clone(&self.app), environ, Delivery::of(start))
+            .map(|inner| ThreadedBody { inner })
     }
 }
 
@@ -168,12 +172,16 @@ fn never_parks(mut environ: Environ) -> Environ {
     }
     let original = environ.replace_input(Input::empty());
     let length = original.content_length();
-    environ.replace_input(Input::new(NeverParks(original), length));
+    let slot = TrailerSlot::new();
+    environ
+        .replace_input(Input::new(NeverParks(original, slot.clone()), length).with_trailers(slot));
     environ
 }
 
 /// The blocking face of an input read on a loop thread; see [`never_parks`].
-struct NeverParks(Input);
+/// At the end it hands the original input's trailers on to the slot of the
+/// input that replaced it (`[RGI-TRAILER-2]`).
+struct NeverParks(Input, TrailerSlot);
 
 impl io::Read for NeverParks {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -184,6 +192,10 @@ impl io::Read for NeverParks {
         // instead of waiting, so the waker only has to be valid.
         let mut cx = Context::from_waker(Waker::noop());
         match self.0.poll_chunk(&mut cx, out.len()) {
+            Poll::Ready(Ok(chunk)) if chunk.is_empty() => {
+                forward_trailers(&mut self.0, &self.1);
+                Ok(0)
+            }
             Poll::Ready(Ok(chunk)) => {
                 let count = chunk.len().min(out.len());
                 out[..count].copy_from_slice(&chunk[..count]);
@@ -192,6 +204,28 @@ impl io::Read for NeverParks {
             Poll::Ready(Err(err)) => Err(err),
             Poll::Pending => Err(InputError::WouldBlockThread.into()),
         }
+    }
+}
+
+/// Moves the trailers of an input that has ended into `slot`, the slot of
+/// the input that replaced it (`[RGI-TRAILER-2]`).
+fn forward_trailers(ended: &mut Input, slot: &TrailerSlot) {
+    if let Ok(Some(fields)) = ended.take_trailers() {
+        slot.fill(fields);
+    }
+}
+
+/// The rest of a partly pre-read input, read through; its trailers go to
+/// the replacing input's slot when it ends.
+struct ReadThrough(Input, TrailerSlot);
+
+impl io::Read for ReadThrough {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let count = self.0.read(out)?;
+        if count == 0 && !out.is_empty() {
+            forward_trailers(&mut self.0, &self.1);
+        }
+        Ok(count)
     }
 }
 
@@ -205,8 +239,30 @@ pub const PRE_READ_LIMIT: usize = 1024 * 1024;
 /// How much one pre-read poll asks for.
 const PRE_READ_STEP: usize = 16 * 1024;
 
+/// What the server can deliver of the response beyond head and body, read
+/// from the handle the asynchronous body is lent, for the worker's own
+/// response state to allow the same (RGI 1.2 trailers and early hints).
+#[derive(Clone, Copy)]
+struct Delivery {
+    trailers: bool,
+    early_hints: bool,
+}
+
+impl Delivery {
+    fn of(start: &StartResponse<'_>) -> Self {
+        Delivery {
+            trailers: start.trailers_deliverable(),
+            early_hints: start.early_hints_deliverable(),
+        }
+    }
+}
+
 /// Starts the job that runs `app` on the request's offload service.
-fn offload<A: Application>(app: Arc<A>, environ: Environ) -> Result<Inner<A::Body>, BoxError> {
+fn offload<A: Application>(
+    app: Arc<A>,
+    environ: Environ,
+    delivery: Delivery,
+) -> Result<Inner<A::Body>, BoxError> {
     let offload = Capabilities::of(&environ)
         .ok_or(ThreadedError::NoOffload)?
         .offload()
@@ -221,7 +277,7 @@ fn offload<A: Application>(app: Arc<A>, environ: Environ) -> Result<Inner<A::Bod
         space: Condvar::new(),
     });
     let sender = Sender(Arc::clone(&chan));
-    let job = offload.run(move || run_on_worker(&*app, environ, sender));
+    let job = offload.run(move || run_on_worker(&*app, environ, sender, delivery));
     Ok(Inner::Relayed {
         receiver: Receiver(chan),
         job: Some(job),
@@ -232,7 +288,7 @@ fn offload<A: Application>(app: Arc<A>, environ: Environ) -> Result<Inner<A::Bod
 type CallInline<B> = Box<dyn FnOnce(Environ, &mut StartResponse<'_>) -> Result<B, BoxError> + Send>;
 
 /// Sends the application to the offload path.
-type SendToOffload<B> = Box<dyn FnOnce(Environ) -> Result<Inner<B>, BoxError> + Send>;
+type SendToOffload<B> = Box<dyn FnOnce(Environ, Delivery) -> Result<Inner<B>, BoxError> + Send>;
 
 /// A request whose body is being read into memory before an inline call.
 struct PreRead<B> {
@@ -274,15 +330,20 @@ impl<B> PreRead<B> {
             call_inline,
             offload,
         } = self;
-        let rest = environ.replace_input(Input::empty());
+        let mut rest = environ.replace_input(Input::empty());
         let length = rest.content_length();
         let read = io::Cursor::new(read);
+        let slot = TrailerSlot::new();
         let input = if rest.is_finished() {
+            forward_trailers(&mut rest, &slot);
             Input::new(read, length)
         } else {
-            Input::new(io::Read::chain(read, rest), length)
+            Input::new(
+                io::Read::chain(read, ReadThrough(rest, slot.clone())),
+                length,
+            )
         };
-        environ.replace_input(input);
+        environ.replace_input(input.with_trailers(slot));
         (environ, call_inline, offload)
     }
 }
@@ -297,8 +358,14 @@ fn unavailable() -> ResponseHead {
 }
 
 /// The worker's side: the synchronous server loop for one request.
-fn run_on_worker<A: Application>(app: &A, environ: Environ, sender: Sender) {
+fn run_on_worker<A: Application>(app: &A, environ: Environ, sender: Sender, delivery: Delivery) {
     let mut state = ResponseState::new(environ.method());
+    if delivery.trailers {
+        state.enable_trailers();
+    }
+    if delivery.early_hints {
+        state.enable_early_hints();
+    }
     let mut sink = RelaySink(&sender);
     let result = (|| -> Result<(), BoxError> {
         let mut body = app.call(environ, &mut state.start_response(&mut sink))?;
@@ -366,7 +433,7 @@ impl<B: Body> AsyncBody for ThreadedBody<B> {
             let next = if whole {
                 call_inline(environ, start).map(|body| Inner::Inline(Some(body)))
             } else {
-                offload(environ)
+                offload(environ, Delivery::of(start))
             };
             match next {
                 Ok(next) => this.inner = next,
@@ -396,6 +463,18 @@ impl<B: Body> AsyncBody for ThreadedBody<B> {
                     }
                     Poll::Ready(Some(Message::Data(data))) => {
                         return Poll::Ready(Some(Ok(Step::Chunk(data))));
+                    }
+                    Poll::Ready(Some(Message::EarlyHints(fields))) => {
+                        if let Err(err) = start.send_early_hints(fields) {
+                            *job = None;
+                            return Poll::Ready(Some(Err(err.into())));
+                        }
+                    }
+                    Poll::Ready(Some(Message::Trailers(fields))) => {
+                        if let Err(err) = start.send_trailers(fields) {
+                            *job = None;
+                            return Poll::Ready(Some(Err(err.into())));
+                        }
                     }
                     Poll::Ready(Some(Message::End(result))) => {
                         *job = None;
@@ -446,8 +525,10 @@ impl<B> fmt::Debug for ThreadedBody<B> {
 
 /// What the worker relays.
 enum Message {
+    EarlyHints(HeaderMap),
     Head(ResponseHead),
     Data(Bytes),
+    Trailers(HeaderMap),
     End(Result<(), BoxError>),
 }
 
@@ -556,5 +637,13 @@ impl ResponseSink for RelaySink<'_> {
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
         self.0.send(Message::Data(data))
+    }
+
+    fn send_trailers(&mut self, fields: HeaderMap) -> io::Result<()> {
+        self.0.send(Message::Trailers(fields))
+    }
+
+    fn send_early_hints(&mut self, fields: HeaderMap) -> io::Result<()> {
+        self.0.send(Message::EarlyHints(fields))
     }
 }

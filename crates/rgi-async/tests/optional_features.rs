@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
@@ -154,4 +156,133 @@ fn threaded_forwards_startup_and_shutdown_to_the_synchronous_application() {
     assert!(server.extension::<Ready>().is_some_and(|r| r.0));
     AsyncApplication::shutdown(&app);
     assert!(*stopped.lock().unwrap());
+}
+
+/// A transport recording the order of everything, 1.2 calls included.
+#[derive(Debug, Default)]
+struct Wire(Vec<String>);
+
+impl ResponseSink for Wire {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.0.push(format!("head {}", head.status().as_u16()));
+        Ok(())
+    }
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        self.0
+            .push(format!("data {}", String::from_utf8_lossy(&data)));
+        Ok(())
+    }
+    fn send_trailers(&mut self, fields: http::HeaderMap) -> io::Result<()> {
+        self.0.push(format!("trailers {:?}", fields.get("x-sum")));
+        Ok(())
+    }
+    fn send_early_hints(&mut self, fields: http::HeaderMap) -> io::Result<()> {
+        self.0.push(format!("103 {:?}", fields.get("link")));
+        Ok(())
+    }
+}
+
+/// Serves `app` to its end with a parking waker, trailers and early hints
+/// enabled as a server that can deliver them does.
+fn serve_delivering<A: AsyncApplication>(app: &A, environ: rgi::Environ) -> Vec<String> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut state = ResponseState::new(environ.method());
+    state.enable_trailers();
+    state.enable_early_hints();
+    let mut wire = Wire::default();
+    let body = app
+        .call(environ, &mut state.start_response(&mut wire))
+        .unwrap();
+    let mut body = Box::pin(body);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    loop {
+        let step = body.as_mut().poll_step(
+            &mut Context::from_waker(&waker),
+            &mut state.start_response(&mut wire),
+        );
+        match step {
+            Poll::Pending => std::thread::park_timeout(std::time::Duration::from_millis(50)),
+            Poll::Ready(None) => break,
+            Poll::Ready(Some(Ok(Step::Chunk(chunk)))) => {
+                state.send_chunk(&mut wire, chunk).unwrap();
+            }
+            Poll::Ready(Some(other)) => panic!("unexpected step: {:?}", other.map(|_| ())),
+        }
+    }
+    drop(body);
+    state.finish(&mut wire).unwrap();
+    wire.0
+}
+
+/// Reads its body whole, sends a 103, then echoes the body with the
+/// request's `x-sum` trailer as its own.
+fn echo_with_trailers(hints: rgi::Hints) -> impl rgi::Application {
+    rgi::from_fn(|mut environ: rgi::Environ, start| {
+        let body = environ.input_mut().read_to_bytes(1024)?;
+        let trailers = environ.input().trailers()?.unwrap_or_default();
+        let mut hint = http::HeaderMap::new();
+        hint.insert("link", http::HeaderValue::from_static("</a.css>"));
+        start.send_early_hints(hint)?;
+        start.start(ResponseHead::new(StatusCode::OK).with_header(
+            http::header::TRAILER,
+            http::HeaderValue::from_static("x-sum"),
+        ))?;
+        start.send_trailers(trailers)?;
+        Ok(body)
+    })
+    .with_hints(hints)
+}
+
+fn environ_with_trailers() -> rgi::Environ {
+    let slot = rgi::TrailerSlot::new();
+    let mut fields = http::HeaderMap::new();
+    fields.insert("x-sum", http::HeaderValue::from_static("6"));
+    slot.fill(fields);
+    rgi::Environ::builder()
+        .method(Method::POST)
+        .input(rgi::Input::new(&b"123"[..], None).with_trailers(slot))
+        .extension(
+            rgi_async::Capabilities::builder(rgi_async::Offload::new(support::ThreadPerJob))
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn threaded_relays_early_hints_and_trailers_from_a_worker_and_keeps_request_trailers() {
+    let wire = serve_delivering(
+        &Threaded::new(echo_with_trailers(rgi::Hints::default())),
+        environ_with_trailers(),
+    );
+    assert_eq!(
+        wire,
+        [
+            "103 Some(\"</a.css>\")",
+            "head 200",
+            "data 123",
+            "trailers Some(\"6\")"
+        ]
+    );
+}
+
+#[test]
+fn threaded_keeps_request_trailers_through_its_pre_read() {
+    let hints = rgi::Hints::default()
+        .with_input(rgi::InputUse::Whole)
+        .with_may_block(false);
+    let wire = serve_delivering(
+        &Threaded::new(echo_with_trailers(hints)),
+        environ_with_trailers(),
+    );
+    assert_eq!(
+        wire.last().map(String::as_str),
+        Some("trailers Some(\"6\")"),
+        "{wire:?}"
+    );
 }

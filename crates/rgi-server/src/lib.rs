@@ -77,7 +77,10 @@ mod tls;
 pub use config::{Http1Settings, Http2Settings, Limits};
 pub use listen::ListenAddr;
 pub use make::ServiceFactory;
-pub use server::{Builder, ServeError, Server, ShutdownHandle};
+pub use server::{
+    Builder, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STARTUP_TIMEOUT, FEATURES, ServeError, Server,
+    ShutdownHandle,
+};
 pub use state::Stats;
 pub use tls::{CertificateResolver, ClientAuth, TlsConfig, TlsError, certified_key_from_pem};
 

@@ -21,6 +21,36 @@ use crate::tls::{TlsConfig, TlsError};
 use rgi_tower::caps::{HostCapabilities, Shutdown, TokioContext};
 use rgi_tower::{AsyncService, Host, Pool, PoolConfig, PoolStats, SyncService};
 
+/// How long the server waits, by default, for an application's start-up
+/// before it gives up and does not serve: 30 seconds
+/// ([`Builder::startup_timeout`], `[RGI-LIFE-5]`).
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the server waits, by default, for an application's shut-down
+/// to return once it has called it: 30 seconds
+/// ([`Builder::shutdown_timeout`]).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The optional features of RGI 1.2 this server provides, declared in the
+/// `ServerInfo` of every application it serves (`[RGI-FEAT-1]`): request
+/// and response trailers (hyper carries trailers frames on HTTP/2, and on
+/// HTTP/1.1 to a client that sent `TE: trailers`) and lifespan. Not early
+/// hints: hyper 1.x has no server API for a `103`, so the server cannot
+/// send one and does not claim it (`[RGI-EARLY-4]`).
+///
+/// # Examples
+///
+/// ```
+/// let features = rgi_server::FEATURES;
+/// assert!(features.request_trailers() && features.response_trailers() && features.lifespan());
+/// assert!(!features.early_hints());
+/// ```
+pub const FEATURES: rgi::Features = rgi::Features::none()
+    .with_request_trailers(true)
+    .with_response_trailers(true)
+    .with_lifespan(true)
+    .with_early_hints(false);
+
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -49,6 +79,12 @@ pub enum ServeError {
     /// The runtime cannot back the asynchronous capabilities.
     #[error("the runtime cannot back the capabilities: {0}")]
     Capabilities(#[from] rgi_tower::caps::ContextError),
+    /// The application's start-up failed, panicked or outlasted the
+    /// [start-up timeout](Builder::startup_timeout): the server accepted
+    /// no connection, and does not call the application's shut-down
+    /// (`[RGI-LIFE-2]`).
+    #[error("not serving: {0}")]
+    Startup(#[source] rgi::StartupError),
 }
 
 enum ListenerSpec {
@@ -109,6 +145,8 @@ pub struct Builder {
     server_info: Option<rgi::ServerInfo>,
     trusted_proxies: Option<TrustedProxies>,
     shutdown_signal: Option<Shutdown>,
+    startup_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl std::fmt::Debug for Builder {
@@ -121,6 +159,8 @@ impl std::fmt::Debug for Builder {
             .field("http1", &self.http1)
             .field("http2", &self.http2)
             .field("signals", &self.signals)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -140,6 +180,8 @@ impl Default for Builder {
             server_info: None,
             trusted_proxies: None,
             shutdown_signal: None,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -256,7 +298,9 @@ impl Builder {
 
     /// The server's name and port as applications see them (the `Host`
     /// field normally decides the URL); default: the first listener's
-    /// address, `localhost` for a wildcard or Unix socket.
+    /// address, `localhost` for a wildcard or Unix socket. Its declared
+    /// [`Features`](rgi::Features) are replaced by what this server
+    /// provides ([`FEATURES`]), and its extensions are kept.
     #[must_use]
     pub fn server_info(mut self, info: rgi::ServerInfo) -> Self {
         self.server_info = Some(info);
@@ -282,6 +326,88 @@ impl Builder {
     #[must_use]
     pub fn shutdown_signal(mut self, signal: Shutdown) -> Self {
         self.shutdown_signal = Some(signal);
+        self
+    }
+
+    /// How long [`serve_sync`](Self::serve_sync) and
+    /// [`serve_async`](Self::serve_async) wait for the application's
+    /// start-up (`Application::startup`, `AsyncApplication::startup`)
+    /// before they give up: default [`DEFAULT_STARTUP_TIMEOUT`], 30 s
+    /// (`[RGI-LIFE-5]`). The start-up runs once, on a thread of its own
+    /// inside the server's runtime context (it may block, and may spawn
+    /// tasks on the runtime), after the listeners are bound and before the
+    /// first connection is accepted. When it has not returned in time the
+    /// server does not serve: the call returns
+    /// [`ServeError::Startup`] with [`rgi::StartupError::TimedOut`], and
+    /// the start-up is left to finish on its thread, its result ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rgi_server::{ServeError, Server};
+    ///
+    /// let slow = rgi::with_lifespan(
+    ///     rgi::from_fn(|_environ, start| {
+    ///         start.start(rgi::ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+    ///         Ok(bytes::Bytes::new())
+    ///     }),
+    ///     |_startup| {
+    ///         std::thread::sleep(Duration::from_secs(2)); // a database that does not answer
+    ///         Ok(())
+    ///     },
+    ///     || {},
+    /// );
+    /// let refused = Server::builder()
+    ///     .bind(([127, 0, 0, 1], 0))
+    ///     .startup_timeout(Duration::from_millis(50))
+    ///     .serve_sync(slow);
+    /// assert!(matches!(refused, Err(ServeError::Startup(rgi::StartupError::TimedOut(_)))));
+    /// ```
+    #[must_use]
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// How long a graceful shutdown waits for the application's shut-down
+    /// (`Application::shutdown`, `AsyncApplication::shutdown`) to return:
+    /// default [`DEFAULT_SHUTDOWN_TIMEOUT`], 30 s. The server calls it
+    /// once, on a blocking thread, as soon as the last response has ended
+    /// and its body was dropped, and no later than the end of the
+    /// [grace period](Limits::shutdown_grace); this timeout counts from
+    /// that call. A shut-down that outlasts it is left running, and the
+    /// server stops without it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    /// use rgi_server::Server;
+    ///
+    /// let flushed = Arc::new(AtomicBool::new(false));
+    /// let flag = Arc::clone(&flushed);
+    /// let app = rgi::with_lifespan(
+    ///     rgi::from_fn(|_environ, start| {
+    ///         start.start(rgi::ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+    ///         Ok(bytes::Bytes::new())
+    ///     }),
+    ///     |_startup| Ok(()),
+    ///     move || flag.store(true, Ordering::SeqCst), // flush what is buffered
+    /// );
+    /// let server = Server::builder()
+    ///     .bind(([127, 0, 0, 1], 0))
+    ///     .shutdown_timeout(Duration::from_secs(5))
+    ///     .serve_sync(app)?;
+    /// server.shutdown(); // graceful: the shut-down runs, once
+    /// assert!(flushed.load(Ordering::SeqCst));
+    /// # Ok::<(), rgi_server::ServeError>(())
+    /// ```
+    #[must_use]
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
         self
     }
 
@@ -391,21 +517,58 @@ impl Builder {
     /// when one cannot be bound, [`ServeError::Runtime`] when the runtime
     /// cannot start, [`ServeError::Tls`] for a TLS configuration rustls refuses.
     pub fn serve<F: ServiceFactory>(self, factory: F) -> Result<Server, ServeError> {
-        self.serve_with(|_, _| Ok((factory, None)))
+        self.serve_with(|_, _| Ok((factory, None, None)))
     }
 
     /// Serves a synchronous RGI application: blocking ones on the pool,
     /// ones that declare they never block inline on the runtime (see
     /// `rgi_tower::SyncService` for the dispatch from hints).
     ///
+    /// Before the first connection is accepted it runs the application's
+    /// [`startup`](rgi::Application::startup) once (see
+    /// [`startup_timeout`](Self::startup_timeout)), and every request's
+    /// environ carries the `ServerInfo` it returned, with the state the
+    /// application stored (`[RGI-LIFE-1]`); after a graceful shutdown it
+    /// calls [`shutdown`](rgi::Application::shutdown) once
+    /// (`[RGI-LIFE-3]`).
+    ///
     /// # Errors
     ///
-    /// As [`serve`](Self::serve), and [`ServeError::ServerInfo`] when the
-    /// default server description is not valid.
+    /// As [`serve`](Self::serve), [`ServeError::ServerInfo`] when the
+    /// default server description is not valid, and
+    /// [`ServeError::Startup`] when the start-up failed, panicked or timed
+    /// out: no connection was accepted, and the listeners are closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi_server::{ServeError, Server};
+    ///
+    /// let app = rgi::with_lifespan(
+    ///     rgi::from_fn(|_environ, start| {
+    ///         start.start(rgi::ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+    ///         Ok(bytes::Bytes::new())
+    ///     }),
+    ///     |_startup| Err("the database refused the connection".into()),
+    ///     || unreachable!("no shut-down after a failed start-up"),
+    /// );
+    /// match Server::builder().bind(([127, 0, 0, 1], 0)).serve_sync(app) {
+    ///     Err(ServeError::Startup(rgi::StartupError::Failed(cause))) => {
+    ///         assert_eq!(cause.to_string(), "the database refused the connection");
+    ///     }
+    ///     other => panic!("served anyway: {other:?}"),
+    /// }
+    /// ```
     pub fn serve_sync<A: rgi::Application>(self, app: A) -> Result<Server, ServeError> {
+        let app = Arc::new(app);
         self.serve_with(|builder, addresses| {
-            let (host, hosted) = builder.host(addresses, false)?;
-            Ok((SyncService::new(app, host), Some(hosted)))
+            let starting = Arc::clone(&app);
+            let (host, hosted) = builder.host(addresses, false, move |startup| {
+                rgi::Application::startup(&*starting, startup)
+            })?;
+            let stopping = Arc::clone(&app);
+            let hook = builder.shutdown_hook(move || rgi::Application::shutdown(&*stopping));
+            Ok((SyncService::from_arc(app, host), Some(hosted), Some(hook)))
         })
     }
 
@@ -413,28 +576,51 @@ impl Builder {
     /// this server backs (offload on the pool, the tokio runtime context,
     /// readiness on tokio's reactor).
     ///
+    /// The application's [`startup`](rgi_async::AsyncApplication::startup)
+    /// and [`shutdown`](rgi_async::AsyncApplication::shutdown) run as for
+    /// [`serve_sync`](Self::serve_sync), off the runtime's worker threads
+    /// (`[RGIA-LIFE-1]`).
+    ///
     /// # Errors
     ///
     /// As [`serve_sync`](Self::serve_sync), and
     /// [`ServeError::Capabilities`] when the runtime cannot back them.
     pub fn serve_async<A: rgi_async::AsyncApplication>(self, app: A) -> Result<Server, ServeError> {
+        let app = Arc::new(app);
         self.serve_with(|builder, addresses| {
-            let (host, hosted) = builder.host(addresses, true)?;
-            Ok((AsyncService::new(app, host), Some(hosted)))
+            let starting = Arc::clone(&app);
+            let (host, hosted) = builder.host(addresses, true, move |startup| {
+                rgi_async::AsyncApplication::startup(&*starting, startup)
+            })?;
+            let stopping = Arc::clone(&app);
+            let hook =
+                builder.shutdown_hook(move || rgi_async::AsyncApplication::shutdown(&*stopping));
+            Ok((AsyncService::from_arc(app, host), Some(hosted), Some(hook)))
         })
     }
 
-    /// The host `rgi-tower` serves applications with; runs inside the
+    fn shutdown_hook(&self, hook: impl FnOnce() + Send + 'static) -> ShutdownHook {
+        ShutdownHook {
+            hook: Box::new(hook),
+            timeout: self.shutdown_timeout,
+        }
+    }
+
+    /// The host `rgi-tower` serves applications with, described by the
+    /// `ServerInfo` the application's start-up returned; runs inside the
     /// server's runtime (the capabilities bind to it).
     fn host(
         &self,
         addresses: &[ListenAddr],
         capabilities: bool,
+        startup: impl FnOnce(&mut rgi::Startup<'_>) -> Result<(), rgi::BoxError> + Send + 'static,
     ) -> Result<(Host, Hosted), ServeError> {
         let info = match &self.server_info {
             Some(info) => info.clone(),
             None => default_server_info(addresses)?,
         };
+        let info = start_up(info.with_features(FEATURES), self.startup_timeout, startup)
+            .map_err(ServeError::Startup)?;
         let mut host = Host::builder(info)
             .pool(self.pool)
             .max_body(self.limits.max_body_bytes)
@@ -462,7 +648,7 @@ impl Builder {
 
     fn serve_with<F: ServiceFactory>(
         mut self,
-        make: impl FnOnce(&Self, &[ListenAddr]) -> Result<(F, Option<Hosted>), ServeError>,
+        make: impl FnOnce(&Self, &[ListenAddr]) -> Result<Made<F>, ServeError>,
     ) -> Result<Server, ServeError> {
         if self.listeners.is_empty() {
             return Err(ServeError::NoListener);
@@ -479,14 +665,25 @@ impl Builder {
         let listeners = std::mem::take(&mut self.listeners);
         let mut bound = Vec::with_capacity(listeners.len());
         let mut addresses = Vec::with_capacity(listeners.len());
-        let (factory, hosted) = {
+        let made = {
             let _entered = runtime.enter();
             for spec in listeners {
                 let (listener, address) = bind(spec, self.backlog, self.reuse_port)?;
                 bound.push(listener);
                 addresses.push(address);
             }
-            make(&self, &addresses)?
+            make(&self, &addresses)
+        };
+        let (factory, hosted, shutdown_hook) = match made {
+            Ok(made) => made,
+            Err(error) => {
+                // Nothing was accepted; the bound listeners close as they
+                // drop. Tasks a failed start-up may have spawned are not
+                // waited for.
+                drop(bound);
+                runtime.shutdown_background();
+                return Err(error);
+            }
         };
         let limits = self.limits;
         let rules = RequestRules::new()
@@ -512,7 +709,12 @@ impl Builder {
             ));
         }
         drop(context);
-        runtime.spawn(supervise(Arc::clone(&shared), hosted.clone(), done_sender));
+        runtime.spawn(supervise(
+            Arc::clone(&shared),
+            hosted.clone(),
+            shutdown_hook,
+            done_sender,
+        ));
         if self.signals {
             runtime.spawn(on_signals(Arc::clone(&shared)));
         }
@@ -529,11 +731,95 @@ impl Builder {
     }
 }
 
+/// What a factory maker gives `serve_with`: the factory, the host's pool
+/// and capabilities, and the application's shut-down.
+type Made<F> = (F, Option<Hosted>, Option<ShutdownHook>);
+
 /// What a served application's host keeps running beside the connections.
 #[derive(Debug, Clone)]
 struct Hosted {
     pool: Pool,
     capabilities: Option<HostCapabilities>,
+}
+
+/// Runs an application's start-up once, on a thread of its own that has
+/// the server's runtime context, and waits for it at most `timeout`
+/// (`[RGI-LIFE-1]`, `[RGI-LIFE-2]`, `[RGIA-LIFE-1]`). The caller is the
+/// thread that builds the server, before any accept loop runs.
+fn start_up(
+    info: rgi::ServerInfo,
+    timeout: Duration,
+    startup: impl FnOnce(&mut rgi::Startup<'_>) -> Result<(), rgi::BoxError> + Send + 'static,
+) -> Result<rgi::ServerInfo, rgi::StartupError> {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    let began = std::time::Instant::now();
+    let spawned = std::thread::Builder::new()
+        .name("rgi-startup".to_owned())
+        .spawn(move || {
+            let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let outcome = rgi::run_startup(info, startup);
+            // Nobody listens once the server gave up waiting: the result of
+            // a start-up that timed out is ignored.
+            let _ = sender.send(outcome);
+        });
+    if let Err(error) = spawned {
+        return Err(rgi::StartupError::Failed(
+            format!("cannot start the start-up thread: {error}").into(),
+        ));
+    }
+    let outcome = match receiver.recv_timeout(timeout) {
+        Ok(outcome) => outcome,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(rgi::StartupError::TimedOut(timeout))
+        }
+        // `run_startup` catches the application's panics; only a thread
+        // that died some other way ends here.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(rgi::StartupError::Panicked(
+            "the start-up thread ended without a result".to_owned(),
+        )),
+    };
+    match &outcome {
+        Ok(_) => tracing::info!(
+            duration_ms = crate::millis(began.elapsed()),
+            "the application started"
+        ),
+        Err(error) => tracing::error!(%error, "the application's start-up failed; not serving"),
+    }
+    outcome
+}
+
+/// The application's shut-down, run once after a graceful stop.
+struct ShutdownHook {
+    hook: Box<dyn FnOnce() + Send>,
+    /// How long the server waits for it to return.
+    timeout: Duration,
+}
+
+impl ShutdownHook {
+    /// Calls the shut-down on a blocking thread and waits for it, at most
+    /// its timeout; a panic there is caught and logged (`[RGI-LIFE-3]`).
+    async fn run(self) {
+        let ShutdownHook { hook, timeout } = self;
+        let began = tokio::time::Instant::now();
+        let called = tokio::task::spawn_blocking(move || rgi::run_shutdown(hook));
+        match tokio::time::timeout(timeout, called).await {
+            Ok(Ok(Ok(()))) => tracing::info!(
+                duration_ms = crate::millis(began.elapsed()),
+                "the application shut down"
+            ),
+            Ok(Ok(Err(panic))) => {
+                tracing::error!(%panic, "the application's shut-down panicked");
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "the application's shut-down could not run");
+            }
+            Err(_) => tracing::warn!(
+                timeout_ms = crate::millis(timeout),
+                "the application's shut-down did not return in time; stopping without it"
+            ),
+        }
+    }
 }
 
 fn default_server_info(addresses: &[ListenAddr]) -> Result<rgi::ServerInfo, rgi::EnvironError> {
@@ -646,8 +932,14 @@ fn tcp(
 }
 
 /// Waits for shutdown to begin, then for the connections to finish within
-/// the grace period, then cuts off the rest.
-async fn supervise(shared: Arc<Shared>, hosted: Option<Hosted>, done: watch::Sender<bool>) {
+/// the grace period, then cuts off the rest; then calls the application's
+/// shut-down, once.
+async fn supervise(
+    shared: Arc<Shared>,
+    hosted: Option<Hosted>,
+    shutdown_hook: Option<ShutdownHook>,
+    done: watch::Sender<bool>,
+) {
     let mut phase = shared.phase.subscribe();
     if phase
         .wait_for(|phase| *phase >= Phase::Draining)
@@ -694,11 +986,42 @@ async fn supervise(shared: Arc<Shared>, hosted: Option<Hosted>, done: watch::Sen
         // Queued blocking jobs are dropped unrun; running ones finish.
         hosted.pool.shut_down();
     }
+    if let Some(hook) = shutdown_hook {
+        // After the application's last response ended and its body was
+        // dropped (on a pool worker, for a blocking one), and no later
+        // than the end of the grace period (`[RGI-LIFE-3]`).
+        let left = grace.saturating_sub(started.elapsed());
+        let idle = tokio::time::timeout(left, application_idle(&shared, hosted.as_ref())).await;
+        if idle.is_err() {
+            tracing::warn!(
+                "grace period over: calling the application's shut-down with work still running"
+            );
+        }
+        hook.run().await;
+    }
     // Cut-off connections end at their next poll; an upgraded stream whose
     // owner never polls it again is not waited for beyond this.
     let _ = tokio::time::timeout(Duration::from_secs(1), connections_gone(&shared)).await;
     tracing::info!("shut down");
     let _ = done.send(true);
+}
+
+/// Resolves once no connection is open and the blocking pool runs and
+/// holds no job of the application.
+async fn application_idle(shared: &Shared, hosted: Option<&Hosted>) {
+    connections_gone(shared).await;
+    let Some(hosted) = hosted else {
+        return;
+    };
+    // The pool's workers are threads of their own, with nothing to wait on
+    // from here: looked at every few milliseconds, only while stopping.
+    loop {
+        let stats = hosted.pool.stats();
+        if stats.running == 0 && stats.queued == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn connections_gone(shared: &Shared) {

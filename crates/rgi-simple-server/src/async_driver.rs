@@ -25,7 +25,7 @@ use http::StatusCode;
 use mio::Interest;
 use rgi::{
     AsyncSource, ConnectionInfo, Environ, Input, InputError, ResponseHead, ResponseState,
-    ServerInfo,
+    ServerInfo, TrailerSlot,
 };
 use rgi_async::{
     AfterResponse, AsyncApplication, AsyncBody, Capabilities, Offload, Readiness, Step, SyncSwitch,
@@ -393,11 +393,32 @@ impl Exchange {
 
     /// Writes what it can without blocking; ready once at most `bound`
     /// bytes are unsent, else parked on writability (and on a timer for a
-    /// client that takes nothing for `body_timeout`).
+    /// client that takes nothing for `body_timeout`). Interim responses
+    /// the sink or the input queued (`103`, `100`) go first.
     fn poll_write(&mut self, cx: &mut Context<'_>, bound: usize) -> Poll<io::Result<()>> {
         let reactor = Arc::clone(&self.shared.reactor);
         loop {
             let seen = reactor.events(self.slot, Dir::Write);
+            let interim = match self.sink.flush_interim() {
+                Ok(left) => left,
+                Err(error) => return Poll::Ready(Err(error)),
+            };
+            if interim > 0 {
+                // Behind them, nothing else may be written yet.
+                if !reactor.park(self.slot, Dir::Write, seen, cx.waker()) {
+                    continue;
+                }
+                let deadline = self.progress + self.shared.limits.body_timeout;
+                if Instant::now() >= deadline {
+                    self.disarm();
+                    return Poll::Ready(Err(ErrorKind::TimedOut.into()));
+                }
+                if self.stall.is_none_or(|key| key.at() != deadline) {
+                    self.disarm();
+                    self.stall = Some(reactor.add_timer(deadline, cx.waker()));
+                }
+                return Poll::Pending;
+            }
             while self.at < self.out.len() {
                 match (&*self.stream).write(&self.out[self.at..]) {
                     Ok(0) => return Poll::Ready(Err(ErrorKind::WriteZero.into())),
@@ -572,6 +593,8 @@ struct Request<A: AsyncApplication> {
     phase: Phase,
     ex: Option<Exchange>,
     capabilities: Capabilities,
+    /// The slot a chunked body's trailer fields go to, for the input.
+    trailers: Option<TrailerSlot>,
 }
 
 impl<A: AsyncApplication> Request<A> {
@@ -585,14 +608,14 @@ impl<A: AsyncApplication> Request<A> {
         head: RequestHead,
     ) -> Self {
         let gate = Arc::new(WriteGate::default());
+        let trailers = (head.framing == Framing::Chunked).then(TrailerSlot::new);
         let mut side = ReadSide::new(
             Arc::clone(&stream),
             Arc::clone(&gate),
             buf,
-            head.framing,
-            head.expect_continue,
-            shared.limits.max_body,
-            shared.limits.body_timeout,
+            (head.framing, head.expect_continue, head.budget_used),
+            &shared.limits,
+            trailers.clone(),
         );
         side.nonblocking = true;
         let mut sink = Sink::new(
@@ -612,7 +635,8 @@ impl<A: AsyncApplication> Request<A> {
                 .as_ref()
                 .map(|handoff| Upgrade::new(upgrade::Service(Arc::clone(handoff)))),
         );
-        let state = ResponseState::new(&head.parts.method);
+        let state =
+            worker::response_state(&head.parts.method, head.parts.version, head.te_trailers);
         let ex = Exchange {
             shared,
             id,
@@ -639,6 +663,7 @@ impl<A: AsyncApplication> Request<A> {
             phase: Phase::Call(Box::new(head)),
             ex: Some(ex),
             capabilities,
+            trailers,
         }
     }
 
@@ -658,6 +683,10 @@ impl<A: AsyncApplication> Request<A> {
             Framing::None => Input::empty(),
             Framing::Length(n) => Input::from_async(source(), Some(n)),
             Framing::Chunked => Input::from_async(source(), None),
+        };
+        let input = match self.trailers.take() {
+            Some(slot) => input.with_trailers(slot),
+            None => input,
         };
         let mut environ = match Environ::from_parts(parts, input, &ex.server, &ex.info) {
             Ok(environ) => environ,

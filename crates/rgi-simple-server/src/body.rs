@@ -3,14 +3,15 @@
 //! that `rgi::Input` reads.
 
 use std::cell::RefCell;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rgi::InputError;
+use rgi::{InputError, TrailerSlot};
 
 use crate::chunked::{ChunkDecoder, DecodeError};
-use crate::head::Framing;
+use crate::config::Limits;
+use crate::head::{FieldBudget, Framing};
 use crate::net::{SharedStream, Stream};
 
 /// How much a single socket read asks for.
@@ -93,19 +94,72 @@ enum BodyState {
     Complete,
 }
 
-/// Serialises writes to the socket between the sink and a `100 Continue`
-/// sent from the application's read, and records whether a final head went
-/// out.
+/// Serialises writes to the socket between the sink and the interim
+/// responses (`100 Continue` from the application's read, `103 Early
+/// Hints` from the sink), and records whether a final head went out.
 #[derive(Debug, Default)]
 pub(crate) struct WriteGate {
-    head_sent: Mutex<bool>,
+    state: Mutex<GateState>,
+}
+
+/// What the gate guards.
+#[derive(Debug, Default)]
+pub(crate) struct GateState {
+    /// The final head has gone out (or is queued to, ahead of nothing
+    /// else): no interim response may follow it.
+    pub(crate) head_sent: bool,
+    /// Interim responses of an asynchronous request not yet written: they
+    /// go out in order, before any other output of the response.
+    interim: Vec<u8>,
+    /// The status the server answers with instead of the one the client's
+    /// body error carries: 431 for a trailer section over the head's
+    /// limits, which reaches the application as a malformed body.
+    pub(crate) client_status: Option<http::StatusCode>,
 }
 
 impl WriteGate {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, bool> {
-        self.head_sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl GateState {
+    /// Sends an interim response: on a worker's socket, whole, waiting for
+    /// room within `timeout`; on an asynchronous request's, behind the
+    /// interim bytes still queued, as much as the socket takes now, the
+    /// rest queued for [`flush_interim`](Self::flush_interim). Either way
+    /// no other write comes between its bytes: every writer holds the gate.
+    pub(crate) fn send_interim(
+        &mut self,
+        stream: &Stream,
+        bytes: &[u8],
+        nonblocking: bool,
+        timeout: Duration,
+    ) -> io::Result<()> {
+        if !nonblocking {
+            return stream.write_all_within(bytes, timeout);
+        }
+        self.interim.extend_from_slice(bytes);
+        self.flush_interim(stream).map(drop)
+    }
+
+    /// Writes queued interim bytes without blocking; how many are left.
+    pub(crate) fn flush_interim(&mut self, stream: &Stream) -> io::Result<usize> {
+        let mut written = 0;
+        while written < self.interim.len() {
+            match (&*stream).write(&self.interim[written..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(count) => written += count,
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
+        self.interim.drain(..written);
+        if self.interim.is_empty() {
+            self.interim = Vec::new();
+        }
+        Ok(self.interim.len())
     }
 }
 
@@ -129,6 +183,9 @@ pub(crate) struct ReadSide {
     /// The socket is non-blocking (an asynchronous request): a read that
     /// would block is reported as `WouldBlock`, not as a stall.
     pub(crate) nonblocking: bool,
+    /// Where a chunked body's trailer fields go, shared with the
+    /// request's `Input` (`[RGI-TRAILER-1]`).
+    trailers: Option<TrailerSlot>,
 }
 
 /// A `ReadSide` behind its lock.
@@ -139,19 +196,23 @@ pub(crate) fn lock(side: &SharedReadSide) -> MutexGuard<'_, ReadSide> {
 }
 
 impl ReadSide {
+    /// The read side of a body framed as `framing`; a chunked body's
+    /// trailer section may take what `budget_used` (the head's) leaves of
+    /// the limits, and its fields go into `trailers`.
     pub(crate) fn new(
         stream: SharedStream,
         gate: Arc<WriteGate>,
         buf: InBuf,
-        framing: Framing,
-        expect_continue: bool,
-        max_body: u64,
-        timeout: Duration,
+        (framing, expect_continue, budget_used): (Framing, bool, FieldBudget),
+        limits: &Limits,
+        trailers: Option<TrailerSlot>,
     ) -> Self {
         let body = match framing {
             Framing::None | Framing::Length(0) => BodyState::Complete,
             Framing::Length(n) => BodyState::Length(n),
-            Framing::Chunked => BodyState::Chunked(ChunkDecoder::new(max_body)),
+            Framing::Chunked => {
+                BodyState::Chunked(ChunkDecoder::new(limits.max_body, budget_used.left(limits)))
+            }
         };
         let expect = if expect_continue && !matches!(body, BodyState::Complete) {
             Continue::Pending
@@ -166,8 +227,9 @@ impl ReadSide {
             expect,
             broken: false,
             eof: false,
-            timeout,
+            timeout: limits.body_timeout,
             nonblocking: false,
+            trailers,
         }
     }
 
@@ -208,6 +270,13 @@ impl ReadSide {
                 BodyState::Chunked(decoder) => match decoder.decode(available, out) {
                     Ok((used, made)) => {
                         if decoder.is_done() {
+                            // Filled before any read can report the end
+                            // (`[RGI-TRAILER-1]`).
+                            if let (Some(slot), Some(fields)) =
+                                (self.trailers.as_ref(), decoder.take_trailers())
+                            {
+                                slot.fill(fields);
+                            }
                             self.body = BodyState::Complete;
                         }
                         (used, made)
@@ -221,6 +290,19 @@ impl ReadSide {
                             ),
                             DecodeError::OverLimit(limit) => {
                                 io::Error::other(InputError::BodyLimitExceeded { limit })
+                            }
+                            DecodeError::TrailersTooLarge(reason) => {
+                                // The client's fault, like a head over the
+                                // limits: 431 rather than the 400 a
+                                // malformed body gets.
+                                self.gate.lock().client_status =
+                                    Some(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+                                io::Error::new(
+                                    ErrorKind::InvalidData,
+                                    InputError::MalformedBody {
+                                        reason: reason.to_owned(),
+                                    },
+                                )
                             }
                         });
                     }
@@ -244,16 +326,18 @@ impl ReadSide {
         };
         if self.expect == Continue::Pending {
             self.expect = Continue::Done;
-            let head_sent = self.gate.lock();
-            if !*head_sent {
-                // An asynchronous request's thread must not wait for room.
-                let wait = if self.nonblocking {
-                    Duration::ZERO
-                } else {
-                    self.timeout
-                };
-                if let Err(error) = stream.write_all_within(b"HTTP/1.1 100 Continue\r\n\r\n", wait)
-                {
+            let mut gate = self.gate.lock();
+            if !gate.head_sent {
+                // An asynchronous request's thread must not wait for room:
+                // what the socket does not take now is queued, in order
+                // with any early hints.
+                let sent = gate.send_interim(
+                    &stream,
+                    b"HTTP/1.1 100 Continue\r\n\r\n",
+                    self.nonblocking,
+                    self.timeout,
+                );
+                if let Err(error) = sent {
                     self.broken = true;
                     return Err(error);
                 }

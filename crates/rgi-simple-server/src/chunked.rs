@@ -1,11 +1,15 @@
 //! A strict decoder of the chunked transfer coding (RFC 9112 §7.1): CRLF
 //! line endings only, hexadecimal sizes checked for overflow, chunk
-//! extensions and trailer fields checked against their grammar and
-//! discarded, and the body limit applied as soon as a chunk is announced
-//! (`[RGI-INPUT-17]`, `[RGI-INPUT-18]`).
+//! extensions checked against their grammar and discarded, the body limit
+//! applied as soon as a chunk is announced (`[RGI-INPUT-17]`,
+//! `[RGI-INPUT-18]`), and the trailer section parsed as strictly as a
+//! request head and kept for the request's input (`[RGI-TRAILER-1]`).
 
-/// Longest chunk-size line (size and extensions) and longest trailer
-/// section accepted.
+use http::{HeaderMap, StatusCode};
+
+use crate::head::{self, FieldBudget, Section};
+
+/// Longest chunk-size line (size and extensions) accepted.
 const MAX_LINE: usize = 4096;
 
 /// What went wrong in the coding.
@@ -15,6 +19,9 @@ pub(crate) enum DecodeError {
     Malformed(String),
     /// A chunk would take the body past the limit.
     OverLimit(u64),
+    /// The trailer section has more bytes or field lines than the head's
+    /// limits leave it (answered 431, as a head over them is).
+    TrailersTooLarge(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +38,8 @@ enum State {
     DataCr,
     /// The LF after a chunk's data.
     DataLf,
-    /// A trailer field line (or the empty line that ends the section).
+    /// The trailer section: field lines up to the empty line that ends it.
     Trailer,
-    /// The LF that ends a trailer line.
-    TrailerLf,
     /// The whole body has been decoded.
     Done,
 }
@@ -43,30 +48,44 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct ChunkDecoder {
     state: State,
-    /// Bytes of the current size line (extensions) or trailer line.
+    /// Bytes of the current size line (extensions), or of the trailer
+    /// section so far.
     line: Vec<u8>,
-    trailer_bytes: usize,
     total: u64,
     limit: u64,
+    /// What the request's head left of the field limits for the trailer
+    /// section.
+    trailer_budget: FieldBudget,
+    /// The trailer section's fields, once it has been read whole.
+    trailers: Option<HeaderMap>,
 }
 
 impl ChunkDecoder {
-    pub(crate) fn new(limit: u64) -> Self {
+    /// A decoder for a body of at most `limit` bytes whose trailer section
+    /// may take at most what `trailer_budget` says.
+    pub(crate) fn new(limit: u64, trailer_budget: FieldBudget) -> Self {
         Self {
             state: State::Size {
                 digits: 0,
                 value: 0,
             },
             line: Vec::new(),
-            trailer_bytes: 0,
             total: 0,
             limit,
+            trailer_budget,
+            trailers: None,
         }
     }
 
     /// The last-chunk and trailer section have been consumed.
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The trailer fields, once the body is done and only the first time;
+    /// `None` when the section was empty.
+    pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take().filter(|fields| !fields.is_empty())
     }
 
     /// Decodes from `input` into `out`; returns the bytes consumed and the
@@ -165,35 +184,49 @@ impl ChunkDecoder {
                     };
                 }
                 State::Trailer => {
-                    self.trailer_bytes += 1;
-                    if self.trailer_bytes > MAX_LINE {
-                        return malformed("trailer section too long");
+                    // The empty line that ends the section is not a field
+                    // line: a head at the very limit still takes an empty
+                    // trailer section.
+                    if self.line.len() >= self.trailer_budget.bytes.saturating_add(2) {
+                        return Err(DecodeError::TrailersTooLarge(
+                            "the trailer section and the head exceed max_head",
+                        ));
                     }
-                    if b == b'\r' {
-                        self.state = State::TrailerLf;
-                    } else if b == b'\n' {
+                    let after_cr = self.line.last() == Some(&b'\r');
+                    if after_cr && b != b'\n' {
+                        return malformed("bare CR in the trailer section");
+                    }
+                    if b == b'\n' && !after_cr {
                         return malformed("trailer line ends with a bare LF");
-                    } else {
-                        self.line.push(b);
                     }
-                }
-                State::TrailerLf => {
-                    if b != b'\n' {
-                        return malformed("trailer line ends with a bare CR");
-                    }
-                    if self.line.is_empty() {
+                    self.line.push(b);
+                    if b == b'\n' && (self.line == b"\r\n" || self.line.ends_with(b"\r\n\r\n")) {
+                        self.trailers = Some(self.parse_trailers()?);
+                        self.line = Vec::new();
                         self.state = State::Done;
                         used += 1;
                         break;
                     }
-                    check_trailer_field(&self.line)?;
-                    self.line.clear();
-                    self.state = State::Trailer;
                 }
             }
             used += 1;
         }
         Ok((used, made))
+    }
+}
+
+impl ChunkDecoder {
+    /// The complete trailer section in `line`, parsed as a head's field
+    /// lines are, within the field lines the head left.
+    fn parse_trailers(&self) -> Result<HeaderMap, DecodeError> {
+        match head::field_section(&self.line, self.trailer_budget.fields) {
+            Ok(Section::Complete(fields, used)) if used == self.line.len() => Ok(fields),
+            Ok(_) => malformed("malformed trailer section"),
+            Err(refusal) if refusal.status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Err(
+                DecodeError::TrailersTooLarge("the trailer section and the head exceed max_fields"),
+            ),
+            Err(refusal) => malformed(format!("trailer section: {}", refusal.reason)),
+        }
     }
 }
 
@@ -282,27 +315,23 @@ fn check_extensions(line: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
-/// `field-name ":" OWS field-value OWS`, no obs-fold.
-fn check_trailer_field(line: &[u8]) -> Result<(), DecodeError> {
-    let name_end = skip_token(line, 0);
-    if name_end == 0 || line.get(name_end) != Some(&b':') {
-        return malformed("malformed trailer field");
-    }
-    if line[name_end + 1..]
-        .iter()
-        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
-    {
-        return malformed("control character in a trailer field");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn run(input: &[u8]) -> Result<(Vec<u8>, usize, bool), DecodeError> {
-        let mut decoder = ChunkDecoder::new(1 << 20);
+    const BUDGET: FieldBudget = FieldBudget {
+        bytes: 1024,
+        fields: 4,
+    };
+
+    fn decoder() -> ChunkDecoder {
+        ChunkDecoder::new(1 << 20, BUDGET)
+    }
+
+    fn run_with(
+        decoder: &mut ChunkDecoder,
+        input: &[u8],
+    ) -> Result<(Vec<u8>, usize, bool), DecodeError> {
         let mut out = vec![0; 64];
         let mut body = Vec::new();
         let mut at = 0;
@@ -318,13 +347,52 @@ mod tests {
         Ok((body, at, decoder.is_done()))
     }
 
+    fn run(input: &[u8]) -> Result<(Vec<u8>, usize, bool), DecodeError> {
+        run_with(&mut decoder(), input)
+    }
+
     #[test]
     fn decodes_and_stops_at_the_end() {
-        let (body, used, done) =
-            run(b"3;a=b\r\nabc\r\n1 ; c\r\nd\r\n0\r\nX-T: 1\r\n\r\nGET").unwrap_or_default();
+        let mut decoder = decoder();
+        let (body, used, done) = run_with(
+            &mut decoder,
+            b"3;a=b\r\nabc\r\n1 ; c\r\nd\r\n0\r\nX-T: 1\r\n\r\nGET",
+        )
+        .unwrap_or_default();
         assert_eq!(body, b"abcd");
         assert!(done);
         assert_eq!(used, 35);
+        let trailers = decoder.take_trailers().unwrap_or_default();
+        assert_eq!(
+            trailers.get("x-t").map(http::HeaderValue::as_bytes),
+            Some(&b"1"[..])
+        );
+        assert!(decoder.take_trailers().is_none(), "taken once");
+    }
+
+    #[test]
+    fn an_empty_trailer_section_gives_none() {
+        let mut decoder = decoder();
+        let (_, used, done) = run_with(&mut decoder, b"0\r\n\r\nGET").unwrap_or_default();
+        assert!(done);
+        assert_eq!(used, 5);
+        assert!(decoder.take_trailers().is_none());
+    }
+
+    #[test]
+    fn trailer_fields_keep_their_order_and_repeats_in_one_read() {
+        let mut decoder = decoder();
+        let mut out = [0u8; 16];
+        let input = b"2\r\nok\r\n0\r\nA: 1\r\nB:2 \r\nA: 3\r\n\r\n";
+        assert_eq!(decoder.decode(input, &mut out), Ok((input.len(), 2)));
+        assert!(decoder.is_done());
+        let trailers = decoder.take_trailers().unwrap_or_default();
+        let a: Vec<_> = trailers.get_all("a").iter().collect();
+        assert_eq!(a, ["1", "3"]);
+        assert_eq!(
+            trailers.get("b").map(http::HeaderValue::as_bytes),
+            Some(&b"2"[..])
+        );
     }
 
     #[test]
@@ -339,6 +407,14 @@ mod tests {
             b"3;a=b\t\r\nabc\r\n0\r\n\r\n",
             b"11111111111111111\r\n",
             b"0\r\nbad trailer\r\n\r\n",
+            b"0\r\nX: a\r\n folded\r\n\r\n",
+            b"0\r\nX : a\r\n\r\n",
+            b"0\r\nX: a\nY: b\r\n\r\n",
+            b"0\r\nX: a\rb\r\n\r\n",
+            b"0\r\nX: a\x01b\r\n\r\n",
+            b"0\r\nX: a\0b\r\n\r\n",
+            b"0\r\n: a\r\n\r\n",
+            b"0\r\n\n",
         ] {
             assert!(
                 matches!(run(bad), Err(DecodeError::Malformed(_))),
@@ -349,8 +425,29 @@ mod tests {
     }
 
     #[test]
+    fn a_trailer_section_is_held_to_what_the_head_left() {
+        let long = format!("0\r\nX: {}\r\n\r\n", "a".repeat(1100));
+        assert!(matches!(
+            run(long.as_bytes()),
+            Err(DecodeError::TrailersTooLarge(_))
+        ));
+        let many = b"0\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\n\r\n";
+        assert!(matches!(run(many), Err(DecodeError::TrailersTooLarge(_))));
+        let four = b"0\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n";
+        assert!(matches!(run(four), Ok((_, _, true))));
+        // A head that used the whole budget still takes an empty section.
+        let mut spent = ChunkDecoder::new(16, FieldBudget::default());
+        assert!(matches!(
+            run_with(&mut spent, b"0\r\n\r\n"),
+            Ok((_, 5, true))
+        ));
+        let mut spent = ChunkDecoder::new(16, FieldBudget::default());
+        assert!(run_with(&mut spent, b"0\r\nA: 1\r\n\r\n").is_err());
+    }
+
+    #[test]
     fn limit_on_announcement() {
-        let mut decoder = ChunkDecoder::new(4);
+        let mut decoder = ChunkDecoder::new(4, BUDGET);
         let mut out = [0; 8];
         assert_eq!(
             decoder.decode(b"5\r\n", &mut out),

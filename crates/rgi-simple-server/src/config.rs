@@ -180,7 +180,21 @@ pub struct Builder {
     pub(crate) blocking_queue: usize,
     pub(crate) limits: Limits,
     pub(crate) server_name: Option<String>,
+    pub(crate) startup_timeout: Duration,
 }
+
+/// How long [`Builder::serve_sync`] and [`Builder::serve_async`] wait for
+/// the application's start-up by default (`[RGI-LIFE-5]`); change it with
+/// [`Builder::startup_timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(rgi_simple_server::DEFAULT_STARTUP_TIMEOUT, Duration::from_secs(30));
+/// ```
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for Builder {
     fn default() -> Self {
@@ -202,6 +216,7 @@ impl Builder {
             blocking_queue: 1024,
             limits: Limits::default(),
             server_name: None,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
     }
 
@@ -259,6 +274,48 @@ impl Builder {
     #[must_use]
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = Some(name.into());
+        self
+    }
+
+    /// How long the application's start-up may take
+    /// ([`DEFAULT_STARTUP_TIMEOUT`], 30 s, unless set; at least 1 ms).
+    ///
+    /// [`serve_sync`](Builder::serve_sync) and
+    /// [`serve_async`](Builder::serve_async) bind the socket, then call the
+    /// application's `startup` once on a thread of its own and wait for it
+    /// before they accept anything; one that has not returned by then fails
+    /// the call with [`Error::Startup`](crate::Error::Startup) holding
+    /// `StartupError::TimedOut`, and is left to finish on its thread, its
+    /// result ignored (`[RGI-LIFE-2]`, `[RGI-LIFE-5]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use rgi_simple_server::{Builder, Error};
+    ///
+    /// let app = rgi::with_lifespan(
+    ///     rgi::from_fn(|_environ, start| {
+    ///         start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
+    ///         Ok(bytes::Bytes::new())
+    ///     }),
+    ///     |_startup| {
+    ///         std::thread::sleep(Duration::from_millis(500)); // a slow warm-up
+    ///         Ok(())
+    ///     },
+    ///     || {},
+    /// );
+    /// let refused = Builder::new()
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .startup_timeout(Duration::from_millis(50))
+    ///     .serve_sync(app);
+    /// assert!(matches!(refused, Err(Error::Startup(rgi::StartupError::TimedOut(_)))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 }

@@ -31,4 +31,29 @@ pub enum Error {
         /// The limit's field name in [`Limits`](crate::Limits).
         name: &'static str,
     },
+    /// The application's start-up returned an error, panicked, or did not
+    /// finish within [`Builder::startup_timeout`](crate::Builder::startup_timeout)
+    /// (`[RGI-LIFE-2]`). No connection was accepted, and the application's
+    /// shut-down is not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi_simple_server::{Builder, Error};
+    ///
+    /// let app = rgi::with_lifespan(
+    ///     rgi::from_fn(|_environ, start| {
+    ///         start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
+    ///         Ok(bytes::Bytes::new())
+    ///     }),
+    ///     |_startup| Err("the database is unreachable".into()),
+    ///     || {},
+    /// );
+    /// let refused = Builder::new().bind("127.0.0.1:0".parse()?).serve_sync(app);
+    /// let Err(Error::Startup(error)) = refused else { panic!("served without a start-up") };
+    /// assert!(error.to_string().contains("the database is unreachable"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(transparent)]
+    Startup(#[from] rgi::StartupError),
 }

@@ -3,7 +3,7 @@
 //! spec/rgi.md §12.3 (`[RGI-PROTO-1]` to `[RGI-PROTO-10]`) before an environ
 //! exists.
 
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use crate::config::Limits;
@@ -29,6 +29,32 @@ pub(crate) struct RequestHead {
     pub(crate) keep_alive: bool,
     /// HTTP/1.1 with `Expect: 100-continue`.
     pub(crate) expect_continue: bool,
+    /// HTTP/1.1 with `trailers` in its `TE` field: the client accepts a
+    /// trailer section after a chunked response (RFC 9112 §7.4).
+    pub(crate) te_trailers: bool,
+    /// What the head took of the limits a trailer section shares with it.
+    pub(crate) budget_used: FieldBudget,
+}
+
+/// Bytes and field lines of a request's fields: the head's own, and what
+/// is left of `max_head` and `max_fields` for the trailer section after a
+/// chunked body, which shares those limits with the head it follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FieldBudget {
+    /// Bytes (of the head: the request line included).
+    pub(crate) bytes: usize,
+    /// Field lines.
+    pub(crate) fields: usize,
+}
+
+impl FieldBudget {
+    /// What `limits` leave after `self` was used.
+    pub(crate) fn left(self, limits: &Limits) -> FieldBudget {
+        FieldBudget {
+            bytes: limits.max_head.saturating_sub(self.bytes),
+            fields: limits.max_fields.saturating_sub(self.fields),
+        }
+    }
 }
 
 /// The server's own answer to a head it refuses; the connection closes
@@ -119,10 +145,9 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
     let (method, target, version) = request_line(line, limits)?;
 
     let rest = &buf[line_end + 1..];
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_fields];
-    let (used, fields) = match httparse::parse_headers(rest, &mut slots) {
-        Ok(httparse::Status::Complete((used, fields))) => (used, fields),
-        Ok(httparse::Status::Partial) => {
+    let (headers, used) = match field_section(rest, limits.max_fields)? {
+        Section::Complete(headers, used) => (headers, used),
+        Section::Partial => {
             if buf.len() > limits.max_head {
                 return refuse(
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -131,13 +156,6 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
             }
             return Ok(Parsed::Partial);
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            return refuse(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "too many field lines",
-            );
-        }
-        Err(_) => return bad("malformed field line"),
     };
     let consumed = line_end + 1 + used;
     if consumed > limits.max_head {
@@ -146,18 +164,57 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
             "head over the size limit",
         );
     }
+    let fields = headers.len();
+    let mut head = check(method, target, version, headers, limits)?;
+    head.budget_used = FieldBudget {
+        bytes: consumed,
+        fields,
+    };
+    Ok(Parsed::Complete(Box::new(head), consumed))
+}
+
+/// A field section (the field lines and the empty line that ends them) as
+/// far as it has arrived.
+#[derive(Debug)]
+pub(crate) enum Section {
+    /// The empty line has not arrived yet.
+    Partial,
+    /// The fields, and how many bytes the section took.
+    Complete(HeaderMap, usize),
+}
+
+/// Parses the field section at the start of `buf`, with at most
+/// `max_fields` field lines: the header section of a request, and the
+/// trailer section after a chunked body (RFC 9112 §5, §7.1.2), under the
+/// same rules. A field line is `field-name ":" OWS field-value OWS`, without
+/// obs-fold (httparse refuses it in a request), whitespace before the colon,
+/// a bare CR, NUL or another control character but HTAB in a value: 400;
+/// more field lines than `max_fields`: 431.
+pub(crate) fn field_section(buf: &[u8], max_fields: usize) -> Result<Section, Refusal> {
+    let mut slots = vec![httparse::EMPTY_HEADER; max_fields];
+    let (used, fields) = match httparse::parse_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete((used, fields))) => (used, fields),
+        Ok(httparse::Status::Partial) => return Ok(Section::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            return refuse(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many field lines",
+            );
+        }
+        Err(_) => return bad("malformed field line"),
+    };
     // httparse takes a bare CR for a line ending in places; RFC 9112 §2.2
     // makes a bare CR invalid anywhere in the head.
-    let head = &buf[..consumed];
-    if head
+    let section = &buf[..used];
+    if section
         .iter()
         .enumerate()
-        .any(|(i, &b)| b == b'\r' && head.get(i + 1) != Some(&b'\n'))
+        .any(|(i, &b)| b == b'\r' && section.get(i + 1) != Some(&b'\n'))
     {
-        return bad("bare CR in the head");
+        return bad("bare CR in a field section");
     }
-    if head.contains(&0) {
-        return bad("NUL in the head");
+    if section.contains(&0) {
+        return bad("NUL in a field section");
     }
 
     let mut headers = HeaderMap::with_capacity(fields.len());
@@ -177,9 +234,7 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, Refusal> {
         };
         headers.append(name, value);
     }
-
-    let head = check(method, target, version, headers, limits)?;
-    Ok(Parsed::Complete(Box::new(head), consumed))
+    Ok(Section::Complete(headers, used))
 }
 
 /// The line without its CR, which may only end it.
@@ -364,6 +419,15 @@ fn check(
     }
     let keep_alive = !close && (version == Version::HTTP_11 || keep);
 
+    // `TE` is a list of t-codings; `trailers` takes no parameters.
+    let te_trailers = version == Version::HTTP_11
+        && headers.get_all(TE).iter().any(|value| {
+            value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .any(|member| trim_ows(member).eq_ignore_ascii_case(b"trailers"))
+        });
+
     let framing = match (chunked, length) {
         (true, _) => Framing::Chunked,
         (false, Some(n)) if n > limits.max_body => {
@@ -388,6 +452,8 @@ fn check(
         framing,
         keep_alive,
         expect_continue,
+        te_trailers,
+        budget_used: FieldBudget::default(),
     })
 }
 
@@ -571,6 +637,54 @@ mod tests {
             parse(b"PATCH", &Limits::default()),
             Ok(Parsed::Partial)
         ));
+    }
+
+    fn head(raw: &[u8]) -> Box<RequestHead> {
+        match parse(raw, &Limits::default()) {
+            Ok(Parsed::Complete(head, _)) => head,
+            other => panic!("not a complete head: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn te_trailers_is_a_list_member_on_http_1_1_only() {
+        for (te, accepted) in [
+            ("trailers", true),
+            ("TRAILERS", true),
+            ("deflate;q=0.5, trailers", true),
+            (" trailers ,gzip", true),
+            ("trailers;q=1", false),
+            ("trailer", false),
+            ("gzip", false),
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nTE: {te}\r\n\r\n");
+            assert_eq!(head(raw.as_bytes()).te_trailers, accepted, "TE: {te}");
+        }
+        let split = b"GET / HTTP/1.1\r\nHost: x\r\nTE: gzip\r\nTE: trailers\r\n\r\n";
+        assert!(head(split).te_trailers);
+        assert!(!head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").te_trailers);
+        assert!(!head(b"GET / HTTP/1.0\r\nTE: trailers\r\n\r\n").te_trailers);
+    }
+
+    #[test]
+    fn a_head_records_what_it_took_of_the_field_limits() {
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
+        let used = head(raw).budget_used;
+        assert_eq!(
+            used,
+            FieldBudget {
+                bytes: raw.len(),
+                fields: 2
+            }
+        );
+        let limits = Limits::default().with_max_head(100).with_max_fields(5);
+        assert_eq!(
+            used.left(&limits),
+            FieldBudget {
+                bytes: 100 - raw.len(),
+                fields: 3
+            }
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!
 //! | Area | Items |
 //! |---|---|
-//! | Configuring and starting | [`Builder`], [`Limits`], [`Error`] |
+//! | Configuring and starting | [`Builder`], [`Limits`], [`Error`], [`DEFAULT_STARTUP_TIMEOUT`] |
 //! | The running server | [`Server`], [`LocalAddr`] |
 //! | Graceful shutdown on SIGTERM/SIGINT | [`ShutdownSignals`], [`Server::run_until_signal`], [`Server::run_until`], [`StopCause`], [`SignalError`] |
 //! | The server under the conformance kit (feature `conformance`) | `conformance::SuiteServer` |
@@ -24,7 +24,31 @@
 //!   first SIGTERM or SIGINT, and a second one ends the process at once.
 //! - **File bodies:** a synchronous body that offers an `rgi::FileBody`
 //!   with a Content-Length goes out by `sendfile(2)`, never through user
-//!   space (`[RGI-FILE-3]`).
+//!   space (`[RGI-FILE-3]`); a chunked one of known length, as one chunk.
+//!
+//! ## Optional features (RGI 1.2)
+//!
+//! Every request's `ServerInfo` declares them all (`[RGI-FEAT-1]`), for
+//! both kinds of application:
+//!
+//! - **Request trailers:** a chunked body's trailer section, parsed as
+//!   strictly as a head and within the head's limits (431 past them), is
+//!   in the input's `TrailerSlot` before the end of the body is reported;
+//!   forbidden fields are dropped.
+//! - **Response trailers:** on HTTP/1.1 requests with `TE: trailers`
+//!   (not HEAD), written after the last-chunk; a head with a `Trailer`
+//!   field is always chunked on HTTP/1.1; dropped silently elsewhere.
+//! - **`103 Early Hints`:** on HTTP/1.1 (never 1.0), written before
+//!   `send_early_hints` returns, ahead of the final head, which stays lazy
+//!   and replaceable.
+//! - **Lifespan:** [`Builder::serve_sync`] and [`Builder::serve_async`]
+//!   run the application's `startup` once before accepting anything, on a
+//!   thread of its own, within [`Builder::startup_timeout`] (30 s by
+//!   default), and fail with [`Error::Startup`] if it fails;
+//!   [`Server::shutdown`] calls its `shutdown` once after the last
+//!   response.
+//! - **Server-sent events:** each chunk is written to the socket before
+//!   the next is asked for, on both paths.
 //!
 //! ## Architecture
 //!
@@ -193,7 +217,7 @@ mod readiness;
 // The `Upgrade` capability: the 101 and the raw connection.
 mod upgrade;
 
-pub use config::{Builder, Limits};
+pub use config::{Builder, DEFAULT_STARTUP_TIMEOUT, Limits};
 pub use error::Error;
 pub use server::{LocalAddr, Server};
 pub use signals::{ShutdownSignals, SignalError, StopCause};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, DATE, SERVER};
-use http::{Method, StatusCode, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 use rgi::{FinishError, ResponseHead, ResponseSink, ResponseState, SendError};
 
 use crate::body::WriteGate;
@@ -51,6 +51,12 @@ pub(crate) struct Sink {
     /// How long a write may wait for the client to take bytes
     /// (`body_timeout`); zero leaves it to the socket's own send timeout.
     timeout: Duration,
+    /// The trailer section `ResponseState::finish` handed over, written
+    /// after the last-chunk by [`Sink::complete`] (`[RGI-TRAILER-7]`).
+    trailers: Option<HeaderMap>,
+    /// The response was replaced by the server's error answer: trailers
+    /// the application gave belong to the response it did not complete.
+    trailers_void: bool,
 }
 
 impl Sink {
@@ -72,7 +78,30 @@ impl Sink {
             head_buffered: false,
             deferred: false,
             timeout: Duration::ZERO,
+            trailers: None,
+            trailers_void: false,
         }
+    }
+
+    /// Drops the trailers of this response, given or still to come: the
+    /// server answers with an error response in its place.
+    pub(crate) fn void_trailers(&mut self) {
+        self.trailers = None;
+        self.trailers_void = true;
+    }
+
+    /// The status the server answers a client's body error with instead of
+    /// the error's own, if the request's read side set one (431 for a
+    /// trailer section over the limits).
+    pub(crate) fn client_status(&self) -> Option<StatusCode> {
+        self.gate.lock().client_status
+    }
+
+    /// Writes queued interim responses (`100 Continue`, `103 Early Hints`)
+    /// of an asynchronous request without blocking; how many bytes are
+    /// left. They go out before any other output of the response.
+    pub(crate) fn flush_interim(&self) -> io::Result<usize> {
+        self.gate.lock().flush_interim(&self.stream)
     }
 
     /// Bounds each wait for the client to take bytes on a non-blocking
@@ -92,11 +121,16 @@ impl Sink {
         into.append(&mut self.out);
     }
 
-    /// Writes the terminator of a complete response (the last-chunk) and
-    /// everything still buffered.
+    /// Writes the terminator of a complete response (the last-chunk, with
+    /// the trailer section when there is one) and everything still
+    /// buffered.
     pub(crate) fn complete(&mut self) -> io::Result<()> {
         if self.framing == Framing::Chunked {
-            self.out.extend_from_slice(b"0\r\n\r\n");
+            self.out.extend_from_slice(b"0\r\n");
+            if let Some(trailers) = self.trailers.take() {
+                write_fields(&mut self.out, &trailers);
+            }
+            self.out.extend_from_slice(b"\r\n");
         }
         self.flush()
     }
@@ -110,18 +144,35 @@ impl Sink {
         if self.out.is_empty() {
             return Ok(());
         }
-        let mut head_sent = self.gate.lock();
+        let mut gate = self.gate.lock();
         if self.head_buffered {
-            *head_sent = true;
+            gate.head_sent = true;
             self.head_buffered = false;
         }
         if self.deferred {
             return Ok(());
         }
         let result = self.stream.write_all_within(&self.out, self.timeout);
-        drop(head_sent);
+        drop(gate);
         self.out.clear();
         result
+    }
+
+    /// Buffers `bytes` as they are, as part of the body's framing, and
+    /// writes them out.
+    fn write_framing(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.extend_from_slice(bytes);
+        self.flush()
+    }
+}
+
+/// Field lines, each `name: value` CRLF.
+fn write_fields(out: &mut Vec<u8>, fields: &HeaderMap) {
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -142,12 +193,7 @@ impl ResponseSink for Sink {
             self.keep_alive = false;
         }
         write_status_line(&mut self.out, status);
-        for (name, value) in head.headers() {
-            self.out.extend_from_slice(name.as_str().as_bytes());
-            self.out.extend_from_slice(b": ");
-            self.out.extend_from_slice(value.as_bytes());
-            self.out.extend_from_slice(b"\r\n");
-        }
+        write_fields(&mut self.out, head.headers());
         if !head.headers().contains_key(DATE) {
             self.out.extend_from_slice(b"date: ");
             append_date(&mut self.out);
@@ -180,19 +226,64 @@ impl ResponseSink for Sink {
         } else {
             self.out.extend_from_slice(&data);
         }
-        // Handed to the OS before returning (`[RGI-BODY-4]`).
+        // Handed to the OS before returning (`[RGI-BODY-4]`): each event
+        // of an event stream goes out alone (`[RGI-SSE-3]`).
         self.flush()
+    }
+
+    /// Keeps the trailer section for [`Sink::complete`] when the response
+    /// is chunked; a response framed otherwise (a Content-Length of the
+    /// application's, a close-delimited HTTP/1.0 one) cannot carry it, and
+    /// it is dropped silently (`[RGI-TRAILER-7]`). `ResponseState` calls
+    /// this only when the server enabled trailers: an HTTP/1.1 request
+    /// with `TE: trailers`, not HEAD.
+    fn send_trailers(&mut self, fields: HeaderMap) -> io::Result<()> {
+        if self.framing == Framing::Chunked && !self.trailers_void {
+            self.trailers = Some(fields);
+        }
+        Ok(())
+    }
+
+    /// Writes `HTTP/1.1 103 Early Hints` and the fields at once
+    /// (`[RGI-EARLY-3]`): a worker's socket takes it whole before this
+    /// returns; an asynchronous request's takes what it can now and the
+    /// rest is queued ahead of every later byte of the response.
+    /// `ResponseState` calls this only before the final head and only when
+    /// the server enabled early hints (HTTP/1.1).
+    fn send_early_hints(&mut self, fields: HeaderMap) -> io::Result<()> {
+        if self.version != Version::HTTP_11 || self.framing != Framing::Unsent {
+            return Ok(());
+        }
+        let mut interim = Vec::with_capacity(64);
+        interim.extend_from_slice(b"HTTP/1.1 103 Early Hints\r\n");
+        write_fields(&mut interim, &fields);
+        interim.extend_from_slice(b"\r\n");
+        let mut gate = self.gate.lock();
+        if gate.head_sent {
+            return Ok(());
+        }
+        gate.send_interim(&self.stream, &interim, self.deferred, self.timeout)
     }
 }
 
 /// Sends what platform transfer can of a file body (`[RGI-FILE-3]`):
-/// when the body offers a [`FileBody`](rgi::FileBody) and the response is
-/// framed by a Content-Length, the head goes out alone and then `sendfile`
-/// copies the file to the socket in the kernel, each count recorded on the
-/// state and the file body (`[RGI-FILE-4]`, `[RGI-FILE-5]`). Whatever it
-/// leaves (a chunked response, a file the call refuses, a file that ended
-/// early) the caller pulls with `next_chunk` as usual: the file body reads
-/// on from where the transfer stopped.
+/// when the body offers a [`FileBody`](rgi::FileBody), the head goes out
+/// alone and then `sendfile` copies the file to the socket in the kernel,
+/// each count recorded on the state and the file body (`[RGI-FILE-4]`,
+/// `[RGI-FILE-5]`).
+///
+/// - A response framed by a Content-Length: the file up to that length.
+///   Whatever the transfer leaves (a file the call refuses, a file that
+///   ended early) the caller pulls with `next_chunk` as usual: the file
+///   body reads on from where the transfer stopped.
+/// - A chunked response (a head announcing trailers, `[RGI-TRAILER-9]`,
+///   or a file body without a size hint): when the file's length is known,
+///   the rest of the file as the data of one chunk, after the chunk-size
+///   line written here; what `sendfile` refuses of it is read and written
+///   instead, since the size is on the wire already. The body's next pull
+///   then finds the file at its end, and may give its trailers.
+/// - Anything else (an unknown length, an HTTP/1.0 response delimited by
+///   the close) is left to the pull loop.
 ///
 /// Calls the body's `file()`, which is the application's code: the caller
 /// contains panics.
@@ -204,7 +295,7 @@ pub(crate) fn send_file<B: rgi::Body>(
     let Some(file) = body.file() else {
         return Ok(());
     };
-    if !state.is_started() {
+    if !state.is_started() || sink.deferred {
         // `next_chunk` may still start it; the pull loop handles that.
         return Ok(());
     }
@@ -215,15 +306,47 @@ pub(crate) fn send_file<B: rgi::Body>(
     }
     // The head was only buffered: out before any file byte.
     sink.flush().map_err(SendError::Transport)?;
-    if !state.wants_body() || sink.framing != Framing::Length {
+    if !state.wants_body() {
         return Ok(());
     }
-    let Some(mut left) = state.remaining_length() else {
-        return Ok(());
-    };
-    if let Some(remaining) = file.remaining() {
-        left = left.min(remaining);
+    match sink.framing {
+        Framing::Length => {
+            let Some(mut left) = state.remaining_length() else {
+                return Ok(());
+            };
+            if let Some(remaining) = file.remaining() {
+                left = left.min(remaining);
+            }
+            transfer(file, state, sink, left).map(drop)
+        }
+        Framing::Chunked => {
+            let Some(left) = file.remaining().filter(|&left| left > 0) else {
+                return Ok(());
+            };
+            let mut size_line = Vec::with_capacity(20);
+            let _ = write!(HexLen(&mut size_line), "{left:x}\r\n");
+            sink.write_framing(&size_line)
+                .map_err(SendError::Transport)?;
+            let sent = transfer(file, state, sink, left)?;
+            if sent < left {
+                read_into_chunk(file, state, sink, left - sent)?;
+            }
+            sink.write_framing(b"\r\n").map_err(SendError::Transport)
+        }
+        Framing::Unsent | Framing::Close => Ok(()),
     }
+}
+
+/// Moves up to `left` bytes of `file` to the socket with `sendfile`; how
+/// many it moved. It stops short when the platform refuses the file (the
+/// caller falls back to reading it) or the file ends early.
+fn transfer(
+    file: &mut rgi::FileBody,
+    state: &mut ResponseState,
+    sink: &Sink,
+    mut left: u64,
+) -> Result<u64, SendError> {
+    let mut moved = 0;
     while left > 0 {
         let mut offset = file.offset();
         let count = usize::try_from(left)
@@ -231,17 +354,18 @@ pub(crate) fn send_file<B: rgi::Body>(
             .min(SENDFILE_MAX);
         let started = Instant::now();
         match sendfile(&sink.stream, file.file(), &mut offset, count) {
-            // The file ended early: `next_chunk` finds and reports it.
-            Ok(0) => return Ok(()),
+            // The file ended early: the caller decides what that means.
+            Ok(0) => return Ok(moved),
             Ok(sent) => {
                 state.record_sent(sent as u64)?;
                 file.advance(sent as u64);
                 left -= sent as u64;
+                moved += sent as u64;
             }
             Err(Refused::Platform(error)) => {
                 // The fallback reads on from the recorded offset.
                 tracing::debug!(%error, "sendfile refused; reading the file instead");
-                return Ok(());
+                return Ok(moved);
             }
             // A non-blocking socket's buffer is full: wait for room within
             // the body timeout (a blocking one's send timeout has already
@@ -253,6 +377,52 @@ pub(crate) fn send_file<B: rgi::Body>(
             },
             Err(Refused::Transport(error)) => return Err(SendError::Transport(error)),
         }
+    }
+    Ok(moved)
+}
+
+/// How much of a file one read takes when `sendfile` cannot.
+const READ_RUN: usize = 64 * 1024;
+
+/// Completes a chunk whose size is on the wire by reading `left` more bytes
+/// of `file` from its offset and writing them.
+///
+/// # Errors
+///
+/// A file that ends before `left` bytes cannot complete the chunk: the
+/// response cannot be completed either, and the connection must close
+/// (reported as a transport failure, after a log line that says why).
+fn read_into_chunk(
+    file: &mut rgi::FileBody,
+    state: &mut ResponseState,
+    sink: &mut Sink,
+    mut left: u64,
+) -> Result<(), SendError> {
+    use std::os::unix::fs::FileExt;
+
+    let mut buf = vec![0u8; usize::try_from(left).map_or(READ_RUN, |left| left.min(READ_RUN))];
+    while left > 0 {
+        let want = usize::try_from(left).map_or(buf.len(), |left| left.min(buf.len()));
+        let read = match file.file().read_at(&mut buf[..want], file.offset()) {
+            Ok(0) => {
+                tracing::warn!(
+                    missing = left,
+                    "a file ended inside the chunk announced for it; closing the connection"
+                );
+                return Err(SendError::Transport(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file ended inside its chunk",
+                )));
+            }
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(SendError::Transport(error)),
+        };
+        sink.write_framing(&buf[..read])
+            .map_err(SendError::Transport)?;
+        state.record_sent(read as u64)?;
+        file.advance(read as u64);
+        left -= read as u64;
     }
     Ok(())
 }

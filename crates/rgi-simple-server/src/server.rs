@@ -4,14 +4,14 @@ use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Waker};
-use rgi::{Application, Concurrency, ServerInfo};
+use rgi::{Application, BoxError, Concurrency, Features, ServerInfo, Startup, StartupError};
 use rgi_async::{AsyncApplication, Offload, Readiness};
 
 use crate::async_driver::{AsyncDispatch, AsyncShared, CapabilityParts};
@@ -45,6 +45,8 @@ pub struct Server {
     workers: Vec<JoinHandle<()>>,
     unix_path: Option<PathBuf>,
     async_parts: Option<AsyncParts>,
+    /// The application's shut-down, called once every thread has ended.
+    lifespan: ShutdownHook,
 }
 
 impl Server {
@@ -66,7 +68,10 @@ impl Server {
     /// Stops accepting at once, closes idle connections, lets in-flight
     /// responses finish for up to `grace`, then shuts the sockets of those
     /// still running (their bodies are dropped when the application next
-    /// pulls or writes, `[RGI-CONN-5]`) and joins every thread.
+    /// pulls or writes, `[RGI-CONN-5]`) and joins every thread. Then, once
+    /// the last response has ended and its body has been dropped, it calls
+    /// the application's `shutdown` once, on this thread, and logs a panic
+    /// there (`[RGI-LIFE-3]`).
     ///
     /// An application that blocks forever on something other than its
     /// connection keeps its worker, and this call, waiting.
@@ -119,10 +124,15 @@ impl Server {
         if let Some(path) = self.unix_path.take() {
             let _ = std::fs::remove_file(path);
         }
+        // Every response has ended or been abandoned, and every body has
+        // been dropped with its thread's work.
+        self.lifespan.run();
     }
 }
 
 impl Drop for Server {
+    /// Stops with no grace period; the application's `shutdown` still runs
+    /// once the threads have ended.
     fn drop(&mut self) {
         if self.poller.is_some() || self.async_parts.is_some() {
             self.stop(Duration::ZERO);
@@ -130,8 +140,91 @@ impl Drop for Server {
     }
 }
 
+/// The optional features of RGI 1.2 this server provides, declared in the
+/// `ServerInfo` of every request (`[RGI-FEAT-1]`): request trailers on
+/// chunked bodies, response trailers to HTTP/1.1 clients that send
+/// `TE: trailers`, `103 Early Hints` on HTTP/1.1, and the lifespan calls.
+pub(crate) const FEATURES: Features = Features::none()
+    .with_request_trailers(true)
+    .with_response_trailers(true)
+    .with_early_hints(true)
+    .with_lifespan(true);
+
+/// The application's shut-down, owed once its start-up succeeded: run at
+/// most once, by [`run`](ShutdownHook::run) or when dropped (a server that
+/// started the application but then failed to start itself).
+pub(crate) struct ShutdownHook(Option<Box<dyn FnOnce() + Send>>);
+
+impl ShutdownHook {
+    fn new(shutdown: impl FnOnce() + Send + 'static) -> Self {
+        Self(Some(Box::new(shutdown)))
+    }
+
+    /// Calls the shut-down unless it ran already, containing and logging a
+    /// panic (`[RGI-LIFE-3]`).
+    pub(crate) fn run(&mut self) {
+        let Some(shutdown) = self.0.take() else {
+            return;
+        };
+        let began = Instant::now();
+        match rgi::run_shutdown(shutdown) {
+            Ok(()) => tracing::info!(took = ?began.elapsed(), "the application shut down"),
+            Err(panic) => tracing::error!(%panic, "the application's shut-down panicked"),
+        }
+    }
+}
+
+impl Drop for ShutdownHook {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+impl std::fmt::Debug for ShutdownHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownHook")
+            .field("owed", &self.0.is_some())
+            .finish()
+    }
+}
+
+/// Runs the application's start-up on a thread of its own (it may block)
+/// and waits for it, at most `timeout` (`[RGI-LIFE-1]`, `[RGI-LIFE-2]`): the
+/// `ServerInfo` with the state it stored, or why it failed. A start-up that
+/// timed out is left to finish on its thread; its result is dropped.
+fn start_up<F>(server: ServerInfo, timeout: Duration, startup: F) -> Result<ServerInfo, Error>
+where
+    F: FnOnce(&mut Startup<'_>) -> Result<(), BoxError> + Send + 'static,
+{
+    let (done, outcome) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("rgi-simple-startup".into())
+        .spawn(move || {
+            // Nobody listens any more after a timeout.
+            let _ = done.send(rgi::run_startup(server, startup));
+        })
+        .map_err(Error::Thread)?;
+    let began = Instant::now();
+    let error = match outcome.recv_timeout(timeout) {
+        Ok(Ok(server)) => {
+            tracing::info!(took = ?began.elapsed(), "the application started");
+            return Ok(server);
+        }
+        Ok(Err(error)) => error,
+        Err(RecvTimeoutError::Timeout) => StartupError::TimedOut(timeout),
+        // `run_startup` contains panics; only an aborting one ends the
+        // thread without a word, and then the process with it.
+        Err(RecvTimeoutError::Disconnected) => {
+            StartupError::Panicked("the start-up thread ended without an outcome".into())
+        }
+    };
+    tracing::error!(%error, "the application did not start; not serving");
+    Err(Error::Startup(error))
+}
+
 /// What both kinds of server start from: the bound listener, the poll with
-/// the listener registered, and the shared state.
+/// the listener registered, the shared state, and the started
+/// application's shut-down.
 struct Prepared {
     listener: Listener,
     local: LocalAddr,
@@ -140,6 +233,7 @@ struct Prepared {
     poll: Poll,
     waker: Arc<Waker>,
     control: Arc<Control>,
+    lifespan: ShutdownHook,
 }
 
 /// The async side of a server, stopped after the poller.
@@ -151,7 +245,16 @@ struct AsyncParts {
 }
 
 impl Builder {
-    fn prepare(&self) -> Result<Prepared, Error> {
+    /// Binds (an address in use is reported before the application
+    /// starts), starts the application, and sets up the poll. Nothing is
+    /// accepted before the start-up has returned `Ok`; after it, a failure
+    /// here or later calls the application's shut-down (the hook in the
+    /// result, dropped).
+    fn prepare<F, D>(&self, startup: F, shutdown: D) -> Result<Prepared, Error>
+    where
+        F: FnOnce(&mut Startup<'_>) -> Result<(), BoxError> + Send + 'static,
+        D: FnOnce() + Send + 'static,
+    {
         self.limits.check()?;
         let (listener, local, unix_path) = bind(&self.bind)?;
         let (name, port) = match (&self.server_name, &local) {
@@ -160,8 +263,19 @@ impl Builder {
             (Some(name), LocalAddr::Unix(_)) => (name.clone(), 0),
             (None, LocalAddr::Unix(_)) => ("localhost".to_string(), 0),
         };
-        let server =
-            Arc::new(ServerInfo::new(name, port)?.with_concurrency(Concurrency::MULTITHREADED));
+        let server = ServerInfo::new(name, port)?
+            .with_concurrency(Concurrency::MULTITHREADED)
+            .with_features(FEATURES);
+        let server = match start_up(server, self.startup_timeout, startup) {
+            Ok(server) => Arc::new(server),
+            Err(error) => {
+                if let Some(path) = unix_path {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(error);
+            }
+        };
+        let lifespan = ShutdownHook::new(shutdown);
 
         let poll = Poll::new().map_err(Error::Poll)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(Error::Poll)?);
@@ -181,22 +295,35 @@ impl Builder {
             poll,
             waker,
             control: Arc::new(Control::new()),
+            lifespan,
         })
     }
 
-    /// Starts serving a synchronous application: binds, starts the poller
-    /// and the worker pool, and returns at once.
+    /// Starts serving a synchronous application: binds, runs the
+    /// application's `startup` once and waits for it (at most
+    /// [`startup_timeout`](Builder::startup_timeout)), then starts the
+    /// poller and the worker pool and returns. Every request's
+    /// `ServerInfo` holds the state the start-up stored, and declares the
+    /// optional features this server provides (request and response
+    /// trailers, early hints, lifespan). The application's `shutdown` runs
+    /// when the server stops ([`Server::shutdown`]).
     ///
     /// # Errors
     ///
     /// [`Error`] when the socket cannot be bound, a limit is zero, the
-    /// server name is invalid, or a thread cannot start.
+    /// server name is invalid, or a thread cannot start;
+    /// [`Error::Startup`] when the application's start-up fails, panics or
+    /// times out (nothing is accepted, and `shutdown` is not called).
     pub fn serve_sync<A: Application>(self, app: A) -> Result<Server, Error> {
-        let prepared = self.prepare()?;
+        let app = Arc::new(app);
+        let (starting, stopping) = (Arc::clone(&app), Arc::clone(&app));
+        let prepared = self.prepare(
+            move |startup| starting.startup(startup),
+            move || stopping.shutdown(),
+        )?;
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (ret_tx, ret_rx) = mpsc::channel::<Finished>();
-        let app = Arc::new(app);
 
         let mut workers = Vec::with_capacity(self.workers);
         for index in 0..self.workers {
@@ -237,10 +364,14 @@ impl Builder {
     }
 
     /// Starts serving an asynchronous application, with no async runtime:
-    /// binds, starts the poller, the async threads that call the
-    /// application and poll its bodies, and the worker pool for its
-    /// blocking work (offload, switch continuations, after-response
-    /// tasks); returns at once.
+    /// binds, runs the application's `startup` once on a thread that is
+    /// none of the loop's and waits for it (at most
+    /// [`startup_timeout`](Builder::startup_timeout), `[RGIA-LIFE-1]`),
+    /// then starts the poller, the async threads that call the application
+    /// and poll its bodies, and the worker pool for its blocking work
+    /// (offload, switch continuations, after-response tasks); returns once
+    /// they run. The application's `shutdown` runs when the server stops
+    /// ([`Server::shutdown`]), on the stopping thread.
     ///
     /// Each request gets a [`Capabilities`](rgi_async::Capabilities) value
     /// in its extensions with offload, readiness and after-response tasks,
@@ -250,9 +381,16 @@ impl Builder {
     /// # Errors
     ///
     /// [`Error`] when the socket cannot be bound, a limit is zero, the
-    /// server name is invalid, or a thread cannot start.
+    /// server name is invalid, or a thread cannot start;
+    /// [`Error::Startup`] when the application's start-up fails, panics or
+    /// times out (nothing is accepted, and `shutdown` is not called).
     pub fn serve_async<A: AsyncApplication>(self, app: A) -> Result<Server, Error> {
-        let prepared = self.prepare()?;
+        let app = Arc::new(app);
+        let (starting, stopping) = (Arc::clone(&app), Arc::clone(&app));
+        let prepared = self.prepare(
+            move |startup| starting.startup(startup),
+            move || stopping.shutdown(),
+        )?;
         let (ret_tx, ret_rx) = mpsc::channel::<Finished>();
         let registry = prepared.poll.registry().try_clone().map_err(Error::Poll)?;
         let reactor = Arc::new(Reactor::new(registry, Arc::clone(&prepared.waker)));
@@ -291,7 +429,7 @@ impl Builder {
             }
         }
         let dispatch = AsyncDispatch {
-            app: Arc::new(app),
+            app,
             shared: Arc::clone(&shared),
             capabilities: CapabilityParts {
                 offload: Offload::new(PoolOffload(Arc::clone(&blocking))),
@@ -330,6 +468,7 @@ impl Builder {
             poll,
             waker,
             control,
+            lifespan,
         } = prepared;
         let poller = Poller {
             poll,
@@ -350,6 +489,7 @@ impl Builder {
             workers,
             unix_path,
             async_parts,
+            lifespan,
         };
         let poller = std::thread::Builder::new()
             .name("rgi-simple-poller".into())

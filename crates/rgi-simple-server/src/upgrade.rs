@@ -245,7 +245,7 @@ pub(crate) struct Service(pub(crate) Arc<Handoff>);
 impl UpgradeService for Service {
     fn accept(&self, mut headers: HeaderMap) -> Result<UpgradeFuture, UpgradeError> {
         let handoff = &self.0;
-        if *handoff.gate.lock() {
+        if handoff.gate.lock().head_sent {
             return Err(UpgradeError::ResponseStarted);
         }
         let offered = protocols(&handoff.offered);

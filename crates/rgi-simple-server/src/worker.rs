@@ -6,10 +6,10 @@ use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use http::StatusCode;
+use http::{Method, StatusCode, Version};
 use rgi::{
     Application, Body, BoxError, ConnectionInfo, Environ, Input, ResponseHead, ResponseState,
-    ServerInfo,
+    ServerInfo, TrailerSlot,
 };
 
 use crate::body::{self, BodySource, InBuf, ReadSide, WriteGate};
@@ -128,18 +128,20 @@ pub(crate) fn serve<A: Application>(
         framing,
         keep_alive,
         expect_continue,
+        te_trailers,
+        budget_used,
     } = head;
     let method = parts.method.clone();
     let version = parts.version;
     let gate = Arc::new(WriteGate::default());
+    let trailers = (framing == Framing::Chunked).then(TrailerSlot::new);
     let side = Arc::new(Mutex::new(ReadSide::new(
         Arc::clone(&stream),
         Arc::clone(&gate),
         buf,
-        framing,
-        expect_continue,
-        limits.max_body,
-        limits.body_timeout,
+        (framing, expect_continue, budget_used),
+        limits,
+        trailers.clone(),
     )));
     let input = match framing {
         Framing::None => Input::empty(),
@@ -156,6 +158,10 @@ pub(crate) fn serve<A: Application>(
             None,
         ),
     };
+    let input = match trailers {
+        Some(slot) => input.with_trailers(slot),
+        None => input,
+    };
     let mut sink = Sink::new(Arc::clone(&stream), gate, &method, version, keep_alive);
     sink.set_timeout(limits.body_timeout);
 
@@ -171,7 +177,7 @@ pub(crate) fn serve<A: Application>(
         }
     };
 
-    let mut state = ResponseState::new(&method);
+    let mut state = response_state(&method, version, te_trailers);
     let clean = run(app, environ, &mut state, &mut sink);
     let mut keep = clean && sink.reusable();
     {
@@ -185,6 +191,26 @@ pub(crate) fn serve<A: Application>(
     }
     let buf = body::lock(&side).finish();
     finished(stream, info, server, buf, keep)
+}
+
+/// The state of a response to a request with this method and version:
+/// early hints enabled on HTTP/1.1 (never on HTTP/1.0, RFC 9110 §15.2,
+/// `[RGI-EARLY-3]`), trailers on HTTP/1.1 when the request carried
+/// `TE: trailers` and is not HEAD (`[RGI-TRAILER-7]`); the sink then sends
+/// them when the response is chunked.
+pub(crate) fn response_state(
+    method: &Method,
+    version: Version,
+    te_trailers: bool,
+) -> ResponseState {
+    let mut state = ResponseState::new(method);
+    if version == Version::HTTP_11 {
+        state.enable_early_hints();
+        if te_trailers && method != Method::HEAD {
+            state.enable_trailers();
+        }
+    }
+    state
 }
 
 fn finished(
@@ -344,7 +370,9 @@ pub(crate) fn fail(state: &mut ResponseState, sink: &mut Sink, failure: Failure)
     }
     let quiet = matches!(failure, Failure::Quiet);
     let cause = failure.into_box();
-    let client = rgi::client_body_error(&*cause).and_then(rgi::InputError::status);
+    let client = rgi::client_body_error(&*cause)
+        .and_then(rgi::InputError::status)
+        .map(|status| sink.client_status().unwrap_or(status));
     let status = client.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if client.is_some() {
         tracing::info!(error = %cause, %status, "the client's request body failed");
@@ -355,6 +383,9 @@ pub(crate) fn fail(state: &mut ResponseState, sink: &mut Sink, failure: Failure)
     if quiet {
         return false;
     }
+    // The error response is not the one the application's trailers were
+    // for.
+    sink.void_trailers();
     let replaced = state
         .start_response(sink)
         .replace(ResponseHead::new(status), cause);

@@ -449,7 +449,10 @@ fn capabilities_are_declared_and_no_runtime_is_claimed() {
     assert_eq!(r.status, 200);
     assert_eq!(
         String::from_utf8_lossy(&r.body),
-        "readiness=true after=true upgrade=false runtime=None spec=1.1"
+        format!(
+            "readiness=true after=true upgrade=false runtime=None spec={}",
+            rgi_async::SPEC_VERSION
+        )
     );
     assert_eq!(get(addr, "/tokio").status, 500);
     server.shutdown(Duration::from_secs(5));

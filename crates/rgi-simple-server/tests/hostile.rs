@@ -7,7 +7,9 @@
 mod common;
 
 use std::io::Write;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -26,6 +28,15 @@ fn recording_echo(seen: Arc<Mutex<Vec<String>>>) -> impl rgi::Application {
         start.start(ResponseHead::new(StatusCode::OK))?;
         Ok(body)
     })
+}
+
+/// A chunked request whose body `ok` is followed by the field lines
+/// `trailer` and the empty line that ends the trailer section.
+fn chunked_with_trailers(trailer: &str) -> Vec<u8> {
+    format!(
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n{trailer}\r\n"
+    )
+    .into_bytes()
 }
 
 fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
@@ -268,6 +279,50 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
             400,
         ),
         (
+            "trailer with obs-fold",
+            chunked_with_trailers("X: a\r\n b\r\n"),
+            400,
+        ),
+        (
+            "trailer with a space before its colon",
+            chunked_with_trailers("X : a\r\n"),
+            400,
+        ),
+        (
+            "trailer line ending in a bare LF",
+            chunked_with_trailers("X: a\nY: b\r\n"),
+            400,
+        ),
+        (
+            "trailer with a bare CR",
+            chunked_with_trailers("X: a\rb\r\n"),
+            400,
+        ),
+        (
+            "trailer with NUL",
+            chunked_with_trailers("X: a\0b\r\n"),
+            400,
+        ),
+        (
+            "trailer name not a token",
+            chunked_with_trailers("X(y): z\r\n"),
+            400,
+        ),
+        (
+            "trailer section over the head size limit",
+            chunked_with_trailers(&format!("X-Big: {}\r\n", "b".repeat(70 * 1024))),
+            431,
+        ),
+        (
+            "more trailer fields than the head leaves",
+            chunked_with_trailers(
+                &(0..120)
+                    .map(|i| format!("X-{i}: v\r\n"))
+                    .collect::<String>(),
+            ),
+            431,
+        ),
+        (
             "chunked over the limit",
             v("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n"),
             413,
@@ -362,9 +417,92 @@ fn every_malformed_request_is_refused_and_closed() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let limits = Limits::default().with_max_body(1024);
     let server = start_with(recording_echo(Arc::clone(&seen)), limits);
-    let addr = server.tcp_addr().unwrap();
     let cases = cases();
     assert!(cases.len() >= 40, "{} cases", cases.len());
+    refuse_all(&server, &seen, cases);
+}
+
+/// The trailer-section cases against an asynchronous application, which
+/// reads the body through the input's non-blocking face.
+#[test]
+fn every_malformed_trailer_section_is_refused_and_closed_on_the_async_path() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = rgi_simple_server::Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .workers(2)
+        .async_threads(2)
+        .limits(Limits::default().with_max_body(1024))
+        .serve_async(async_recording_echo(Arc::clone(&seen)))
+        .unwrap();
+    let cases: Vec<_> = cases()
+        .into_iter()
+        .filter(|(name, _, _)| name.contains("trailer"))
+        .collect();
+    assert_eq!(cases.len(), 9);
+    refuse_all(&server, &seen, cases);
+}
+
+/// `recording_echo` for `serve_async`: the body is read to its end with
+/// `poll_chunk` before the response starts.
+fn async_recording_echo(seen: Arc<Mutex<Vec<String>>>) -> impl rgi_async::AsyncApplication {
+    rgi_async::from_fn(move |environ: Environ, _start: &mut StartResponse<'_>| {
+        seen.lock().unwrap().push(environ.raw_path().to_string());
+        let mut input = environ.into_input();
+        let mut body = Vec::new();
+        let mut done = false;
+        Ok(PollEcho(Box::new(move |cx, start| {
+            if done {
+                return Poll::Ready(None);
+            }
+            loop {
+                match input.poll_chunk(cx, 4096) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(error.into()))),
+                    Poll::Ready(Ok(chunk)) if chunk.is_empty() => break,
+                    Poll::Ready(Ok(chunk)) => body.extend_from_slice(&chunk),
+                }
+            }
+            done = true;
+            if let Err(error) = start.start(ResponseHead::new(StatusCode::OK)) {
+                return Poll::Ready(Some(Err(error.into())));
+            }
+            Poll::Ready(Some(Ok(rgi_async::Step::Chunk(
+                std::mem::take(&mut body).into(),
+            ))))
+        })))
+    })
+}
+
+type Echoing = Box<
+    dyn FnMut(
+            &mut Context<'_>,
+            &mut StartResponse<'_>,
+        ) -> Poll<Option<Result<rgi_async::Step, rgi::BoxError>>>
+        + Send,
+>;
+
+/// The echo's body: its steps, from a closure.
+struct PollEcho(Echoing);
+
+impl rgi_async::AsyncBody for PollEcho {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<rgi_async::Step, rgi::BoxError>>> {
+        (self.get_mut().0)(cx, start)
+    }
+}
+
+/// Sends each case with `SMUGGLED` behind it: one answer with the case's
+/// status and `connection: close`, a closed connection, and the smuggled
+/// request never served; the server still serves afterwards.
+fn refuse_all(
+    server: &rgi_simple_server::Server,
+    seen: &Arc<Mutex<Vec<String>>>,
+    cases: Vec<(&'static str, Vec<u8>, u16)>,
+) {
+    let addr = server.tcp_addr().unwrap();
     let mut failures = Vec::new();
     for (name, mut request, status) in cases {
         request.extend_from_slice(SMUGGLED);
@@ -482,4 +620,29 @@ fn a_truncated_declared_length_is_400() {
     let got = responses(&bytes, &[]);
     assert_eq!(got[0].status, 400);
     assert_eq!(got[0].header("connection"), Some("close"));
+}
+
+/// Framing fields in a trailer section are discarded (RFC 9110 §6.5.1):
+/// they neither reach the application nor change where the next request
+/// begins.
+#[test]
+fn framing_fields_in_a_trailer_section_change_nothing() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = start_with(recording_echo(Arc::clone(&seen)), Limits::default());
+    let addr = server.tcp_addr().unwrap();
+    let mut request = chunked_with_trailers(
+        "Content-Length: 40\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n",
+    );
+    request.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let (bytes, closed) = exchange(addr, &request);
+    assert!(closed);
+    let got = responses(&bytes, &[]);
+    assert_eq!(got.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200]);
+    assert_eq!(got[0].body, b"ok");
+    assert_eq!(
+        got[0].header("connection"),
+        None,
+        "the trailer's close was not acted on"
+    );
+    assert_eq!(*seen.lock().unwrap(), ["/", "/next"]);
 }

@@ -1,6 +1,7 @@
 //! File bodies on the synchronous path: `sendfile` sends them when the
-//! response has a Content-Length, the bytes are exactly those the file
-//! body would have produced, and the connection stays usable.
+//! response has a Content-Length, or inside one chunk when it is chunked;
+//! the bytes are exactly those the file body would have produced, and the
+//! connection stays usable.
 // A failed unwrap in a test is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -121,48 +122,98 @@ fn a_file_body_goes_out_by_sendfile_exactly_and_keeps_the_connection() {
     std::fs::remove_file(path).unwrap();
 }
 
-#[test]
-fn a_chunked_file_response_falls_back_to_reading() {
-    // No length known up front (the application removes the size hint):
-    // the response is chunked, which sendfile cannot frame, so the file
-    // body is pulled.
-    struct NoHint(Counted);
+/// A file body that offers no size hint, so the response is chunked.
+struct NoHint(Counted);
 
-    impl Body for NoHint {
-        fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
-            self.0.next_chunk(start)
-        }
-
-        fn file(&mut self) -> Option<&mut FileBody> {
-            self.0.file()
-        }
+impl Body for NoHint {
+    fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
+        self.0.next_chunk(start)
     }
 
+    fn file(&mut self) -> Option<&mut FileBody> {
+        self.0.file()
+    }
+}
+
+/// Serves the file at `path` (or `len` bytes of it from the start) without
+/// a size hint.
+fn unhinted_app(
+    path: PathBuf,
+    len: Option<u64>,
+    pulled: Arc<AtomicUsize>,
+) -> impl rgi::Application {
+    rgi::from_fn(move |_environ: Environ, start: &mut StartResponse<'_>| {
+        let file = std::fs::File::open(&path)?;
+        let file = match len {
+            Some(len) => FileBody::range(file, 0, len)?,
+            None => FileBody::new(file)?,
+        };
+        start.start(ResponseHead::new(StatusCode::OK))?;
+        Ok(NoHint(Counted {
+            file,
+            pulled: Arc::clone(&pulled),
+        }))
+    })
+}
+
+#[test]
+fn a_chunked_file_response_goes_out_by_sendfile_in_one_chunk() {
+    // No length known up front (the application removes the size hint):
+    // the response is chunked, and the file's known length is the size of
+    // the one chunk sendfile fills (`[RGI-TRAILER-9]`).
     let (path, bytes) = temp_file("chunked", 200_000);
     let pulled = Arc::new(AtomicUsize::new(0));
-    let app = {
-        let path = path.clone();
-        let pulled = Arc::clone(&pulled);
-        rgi::from_fn(move |_environ: Environ, start: &mut StartResponse<'_>| {
-            let file = FileBody::new(std::fs::File::open(&path)?)?;
-            start.start(ResponseHead::new(StatusCode::OK))?;
-            Ok(NoHint(Counted {
-                file,
-                pulled: Arc::clone(&pulled),
-            }))
-        })
-    };
-    let server = start(app);
+    let server = start(unhinted_app(path.clone(), None, Arc::clone(&pulled)));
     let mut stream = connect(server.tcp_addr().unwrap());
     stream
         .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .unwrap();
     let (raw, closed) = read_to_close(&mut stream);
     assert!(closed);
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        raw[head_end..].starts_with(b"30d40\r\n"),
+        "one chunk of 200,000 bytes"
+    );
+    assert!(raw.ends_with(b"\r\n0\r\n\r\n"));
     let answer = &responses(&raw, &[])[0];
     assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
     assert!(answer.body == bytes, "the chunked file differs");
-    assert!(pulled.load(Ordering::Relaxed) > 0);
+    assert_eq!(pulled.load(Ordering::Relaxed), 0, "read instead of sent");
+    server.shutdown(Duration::from_secs(5));
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_file_shorter_than_its_chunk_closes_the_connection_without_a_last_chunk() {
+    // The file body promises 300,000 bytes of a 100,000-byte file: the
+    // chunk cannot be completed, so neither can the response.
+    let (path, bytes) = temp_file("short", 100_000);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let server = start(unhinted_app(
+        path.clone(),
+        Some(300_000),
+        Arc::clone(&pulled),
+    ));
+    let mut stream = connect(server.tcp_addr().unwrap());
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let (raw, closed) = read_to_close(&mut stream);
+    assert!(closed, "the connection closed");
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let data = &raw[head_end..];
+    assert!(
+        data.starts_with(b"493e0\r\n"),
+        "the chunk announced 300,000 bytes: {:?}",
+        String::from_utf8_lossy(&raw[..head_end + 20])
+    );
+    assert!(
+        data[7..] == bytes[..],
+        "all the file had, and nothing after it: {} of {}",
+        data.len() - 7,
+        bytes.len()
+    );
     server.shutdown(Duration::from_secs(5));
     std::fs::remove_file(path).unwrap();
 }

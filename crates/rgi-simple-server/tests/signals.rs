@@ -35,7 +35,27 @@ impl Body for Endless {
     }
 }
 
+impl Drop for Endless {
+    fn drop(&mut self) {
+        println!("DROPPED /endless");
+    }
+}
+
+/// The child's application, with lifespan hooks that report themselves:
+/// the shut-down must come after the last body was dropped, before the
+/// server's run returns.
 fn child_app() -> impl rgi::Application {
+    rgi::with_lifespan(
+        child_routes(),
+        |_startup| {
+            println!("STARTED");
+            Ok(())
+        },
+        || println!("SHUT DOWN"),
+    )
+}
+
+fn child_routes() -> impl rgi::Application {
     rgi::from_fn(|environ: Environ, start: &mut StartResponse<'_>| {
         println!("IN FLIGHT {}", environ.raw_path());
         let body: Box<dyn Body> = match environ.raw_path() {
@@ -114,6 +134,8 @@ impl Spawned {
             lines,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
+        // The start-up has run by the time the server listens.
+        spawned.expect_line("STARTED");
         let port = spawned.expect_line("LISTENING ");
         spawned.addr.set_port(port.parse().unwrap());
         spawned
@@ -241,6 +263,8 @@ fn sigterm_lets_the_in_flight_response_finish_and_closes_idle_connections() {
 
     let status = child.wait();
     assert!(status.success(), "{status:?}");
+    // In this order: a line found skips those before it.
+    child.expect_line("SHUT DOWN");
     assert_eq!(child.expect_line("STOPPED "), "Terminate");
 }
 
@@ -271,6 +295,10 @@ fn sigterm_cuts_a_response_that_outlasts_the_grace_period() {
         signalled.elapsed() >= grace,
         "the response was cut before its grace period"
     );
+    // The application's shut-down comes after the cut body was dropped,
+    // and before the run returns.
+    child.expect_line("DROPPED /endless");
+    child.expect_line("SHUT DOWN");
     assert_eq!(child.expect_line("STOPPED "), "Terminate");
 }
 
@@ -280,6 +308,7 @@ fn sigint_stops_an_idle_server() {
     child.signal(Signal::INT);
     let status = child.wait();
     assert!(status.success(), "{status:?}");
+    child.expect_line("SHUT DOWN");
     assert_eq!(child.expect_line("STOPPED "), "Interrupt");
 }
 

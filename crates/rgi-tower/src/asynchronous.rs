@@ -24,13 +24,13 @@ use crate::host::Host;
 use crate::pool::{ConnectionPool, PoolError};
 use crate::relay::{Relay, RelayHead, run_on_worker};
 use crate::request::{
-    RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing,
+    RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing, trailer_slot,
 };
 use crate::response::{
     Driver, FrameResult, HeadSink, Outcome, ResponseError, SentHead, Stream, end_of_stream,
     ready_frame, stream_hint,
 };
-use crate::sync::{DrivenStream, bad_request, into_response, panicked, refused};
+use crate::sync::{DrivenStream, bad_request, into_response, panicked, refused, response_state};
 
 /// An asynchronous RGI application served as a tower service.
 ///
@@ -81,10 +81,34 @@ pub struct AsyncService<A> {
 impl<A: AsyncApplication> AsyncService<A> {
     /// Serves `app` on `host`.
     pub fn new(app: A, host: Host) -> Self {
-        AsyncService {
-            app: Arc::new(app),
-            host,
-        }
+        Self::from_arc(Arc::new(app), host)
+    }
+
+    /// Serves an application the caller shares, such as a server that ran
+    /// its [`startup`](AsyncApplication::startup) before it built `host`
+    /// and calls its [`shutdown`](AsyncApplication::shutdown) after the
+    /// last response.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rgi::{ResponseHead, ServerInfo};
+    /// use rgi_async::AsyncApplication;
+    /// use rgi_tower::{AsyncService, Host};
+    ///
+    /// let app = Arc::new(rgi_async::from_fn(|_environ, start| {
+    ///     start.start(ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+    ///     Ok(bytes::Bytes::new())
+    /// }));
+    /// let info = rgi::run_startup(ServerInfo::new("localhost", 80)?, |startup| app.startup(startup))?;
+    /// let service = AsyncService::from_arc(Arc::clone(&app), Host::builder(info).build());
+    /// # drop(service);
+    /// app.shutdown(); // after the last response
+    /// # Ok::<(), rgi::BoxError>(())
+    /// ```
+    pub fn from_arc(app: Arc<A>, host: Host) -> Self {
+        AsyncService { app, host }
     }
 
     /// The service for one connection, described by `connection` (built
@@ -216,9 +240,11 @@ where
             // Refused before the application runs (`[RGI-INPUT-18]`).
             return AsyncFuture::ready(status_only(StatusCode::PAYLOAD_TOO_LARGE, version, true));
         }
-        let (input, detach) = RequestSource::input(body, limits);
+        let host = &self.shared.host.inner;
+        let slot = trailer_slot(host.request_trailers, version, &body);
+        let (input, detach) = RequestSource::input(body, limits, slot);
         let mut driver = Box::pin(AsyncDriver {
-            stream: Stream::new(ResponseState::new(&parts.method), detach),
+            stream: Stream::new(response_state(&parts, host), detach),
             shared: Arc::clone(&self.shared),
             relay: None,
             per_request,

@@ -38,6 +38,12 @@ pub(crate) struct HostInner {
     pub(crate) retry_after: HeaderValue,
     pub(crate) capabilities: Option<CapabilitiesHook>,
     pub(crate) tokio: Option<HostCapabilities>,
+    /// The server declares request trailers: inputs that can carry them
+    /// get a [`rgi::TrailerSlot`] (`[RGI-TRAILER-1]`).
+    pub(crate) request_trailers: bool,
+    /// The server declares response trailers: responses that can carry
+    /// them are enabled for them (`[RGI-TRAILER-7]`).
+    pub(crate) response_trailers: bool,
 }
 
 /// What the hosting server backs, shared by every service and connection
@@ -45,6 +51,42 @@ pub(crate) struct HostInner {
 /// body limits, and the capabilities an asynchronous application is lent.
 ///
 /// Cloning is a reference-count increment.
+///
+/// # Optional features (RGI 1.2)
+///
+/// The services act on the [`Features`](rgi::Features) the host's
+/// [`ServerInfo`] declares, and on nothing else (`[RGI-FEAT-1]`):
+///
+/// - **request trailers**: the input of a request whose body can carry a
+///   trailer section (chunked HTTP/1.1, any HTTP/2 body) gets a
+///   [`TrailerSlot`](rgi::TrailerSlot), filled from the body's trailers
+///   frame before the input reports its end (`[RGI-TRAILER-1]`), a
+///   pre-read input included;
+/// - **response trailers**: a response to an HTTP/2 request, or to an
+///   HTTP/1.1 request whose `TE` field lists `trailers`, is enabled for
+///   them ([`ResponseState::enable_trailers`](rgi::ResponseState::enable_trailers)),
+///   and the fields the application gives end the response body as a
+///   trailers frame (`[RGI-TRAILER-7]`). hyper writes, on HTTP/1.1, only
+///   the fields the head's `Trailer` field names;
+/// - **early hints** are never provided: a tower service answers with one
+///   final response and hyper 1.x has no API for a `103`, so the host
+///   removes that declaration from its description (`[RGI-EARLY-4]`);
+/// - **lifespan** is the embedding server's to provide (it calls the
+///   application's start-up before it builds the host, with the
+///   description the start-up returned); the host keeps the declaration
+///   as given.
+///
+/// ```
+/// use rgi::{Features, ServerInfo};
+/// use rgi_tower::Host;
+///
+/// let declared = Features::none().with_response_trailers(true).with_early_hints(true);
+/// let host = Host::builder(ServerInfo::new("localhost", 8080)?.with_features(declared)).build();
+/// let features = host.server_info().features();
+/// assert!(features.response_trailers());
+/// assert!(!features.early_hints()); // hyper 1.x cannot send a 103
+/// # Ok::<(), rgi::EnvironError>(())
+/// ```
 ///
 /// # Examples
 ///
@@ -226,10 +268,20 @@ impl HostBuilder {
         self
     }
 
-    /// The host; starts its pool unless one was shared.
+    /// The host; starts its pool unless one was shared. A declaration of
+    /// early hints in the description is removed: no service of this
+    /// crate can send a `103` (`[RGI-EARLY-4]`).
     pub fn build(self) -> Host {
         let pool = self.pool.unwrap_or_else(|| Pool::new(self.pool_config));
         let mut server = self.server;
+        let features = server.features();
+        if features.early_hints() {
+            // hyper 1.x has no server API for informational responses other
+            // than `100 Continue`, and a tower service returns one final
+            // response: a declared 103 would be a promise nothing keeps.
+            tracing::warn!("early hints declared, but hyper cannot send a 103: not declared");
+            server = server.with_features(features.with_early_hints(false));
+        }
         if let Some(tokio) = &self.tokio {
             // The host's shutdown signal, lent server-wide so that a parked
             // long-poll can answer in time (`caps::Shutdown::of`).
@@ -249,6 +301,8 @@ impl HostBuilder {
                 retry_after: self.retry_after,
                 capabilities: self.capabilities,
                 tokio: self.tokio,
+                request_trailers: features.request_trailers(),
+                response_trailers: features.response_trailers(),
             }),
         }
     }

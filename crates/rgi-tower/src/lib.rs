@@ -41,6 +41,12 @@
 //!   is dropped exactly once on every path, the client leaving included.
 //! - **Pool**: blocking work runs there, admitted up to a bound; a full
 //!   pool is `503` with `Retry-After`, never a queue without end.
+//! - **RGI 1.2 trailers**, as the host's [`rgi::ServerInfo`] declares them
+//!   ([`Host`] says more): request trailers reach the input from the
+//!   body's trailers frame before its end; response trailers end the
+//!   response body as a trailers frame, on HTTP/2 and on HTTP/1.1 to a
+//!   request with `TE: trailers`. Early hints are never declared: hyper
+//!   1.x has no API for a `103`.
 //!
 //! # Example
 //!

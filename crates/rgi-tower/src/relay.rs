@@ -12,13 +12,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use http::{StatusCode, Version};
+use http::{HeaderMap, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use rgi::{Body, BoxError, ResponseHead, ResponseSink, ResponseState, StartResponse};
 
 use crate::request::DetachOnDrop;
 use crate::response::{
-    FrameResult, ResponseError, SentHead, drop_contained, failure_status, panic_message,
+    FrameResult, ResponseError, SentHead, drop_contained, excess_after_length, failure_status,
+    panic_message, wants_pull,
 };
 
 /// How a relayed response ended.
@@ -40,6 +41,9 @@ struct Shared {
     /// The Content-Length the sent head carries: the only exact size.
     length: Option<u64>,
     chunks: VecDeque<Bytes>,
+    /// The trailer section, published with the end and sent after the
+    /// last chunk (`[RGI-TRAILER-7]`).
+    trailers: Option<HeaderMap>,
     /// Body bytes handed to hyper.
     delivered: u64,
     end: Option<End>,
@@ -76,6 +80,7 @@ impl Relay {
                 head_taken: head_sent,
                 length,
                 chunks,
+                trailers: None,
                 delivered,
                 end: None,
                 demand: true,
@@ -182,6 +187,10 @@ impl Relay {
             }
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
+        if let Some(fields) = shared.trailers.take() {
+            // Published with the end, after the last chunk: the last frame.
+            return Poll::Ready(Some(Ok(Frame::trailers(fields))));
+        }
         if matches!(shared.end, Some(End::Abort(_)))
             && crate::response::defer_abort(cx, &mut shared.abort_deferred)
         {
@@ -206,7 +215,9 @@ impl Relay {
         // Only once the worker has published the end, which it does after
         // dropping the body: hyper takes the end as the response being
         // over and moves on to the connection's next request.
-        shared.chunks.is_empty() && matches!(shared.end, Some(End::Finished | End::Status(_)))
+        shared.chunks.is_empty()
+            && shared.trailers.is_none()
+            && matches!(shared.end, Some(End::Finished | End::Status(_)))
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {
@@ -297,6 +308,9 @@ struct Tail {
     sent: u64,
     /// The chunk that completed the length, not yet published.
     held: Option<Bytes>,
+    /// The trailer section, published with the end: after the held
+    /// chunk, and only once the body is dropped.
+    trailers: Option<HeaderMap>,
 }
 
 /// The Content-Length a sent head carries: the state wrote the length it
@@ -354,6 +368,13 @@ impl ResponseSink for RelaySink<'_> {
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
+
+    /// Kept for the end: `finish` calls this only for a response the
+    /// server enabled for trailers, after its last data.
+    fn send_trailers(&mut self, fields: HeaderMap) -> io::Result<()> {
+        self.tail.trailers = Some(fields);
+        Ok(())
+    }
 }
 
 /// The worker's side of one response.
@@ -410,8 +431,9 @@ impl Worker<'_> {
     /// Pulls `body` to its end, one chunk per demand from hyper.
     fn pull<B: Body>(&mut self, body: &mut B) {
         loop {
-            if self.state.is_head_sent() && !self.state.wants_body() {
-                // Complete: the rest could not reach the client.
+            if self.state.is_head_sent() && !wants_pull(&self.state) {
+                // Complete: the rest could not reach the client (a response
+                // that can carry trailers is pulled to its end for them).
                 self.finish();
                 return;
             }
@@ -441,6 +463,13 @@ impl Worker<'_> {
                 }
                 Ok(Some(Ok(chunk))) => chunk,
             };
+            if self.state.remaining_length() == Some(0) && !chunk.is_empty() {
+                // Pulled past the met length only for the trailers: the
+                // response is complete without them (`[RGI-CL-2]`).
+                excess_after_length(&self.state, chunk.len());
+                self.end = Some(End::Finished);
+                return;
+            }
             match self.state.send_chunk(&mut sink, chunk) {
                 Ok(()) => {}
                 Err(rgi::SendError::BodyNotAllowed { .. }) => {
@@ -479,6 +508,7 @@ where
             length: state.content_length(),
             sent: state.body_bytes(),
             held: None,
+            trailers: None,
         },
         state,
         end: None,
@@ -504,6 +534,7 @@ where
         }
     }
     let held = worker.tail.held.take();
+    let trailers = worker.tail.trailers.take();
     let end = worker.end.take();
     if held.is_some() || end.is_some() {
         relay.publish(|shared| {
@@ -512,6 +543,7 @@ where
                 shared.chunks.push_back(last);
             }
             if end.is_some() {
+                shared.trailers = trailers;
                 shared.end = end;
             }
         });

@@ -9,11 +9,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderValue;
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING};
 use http::request::Parts;
+use http::{HeaderValue, Version};
 use http_body::Body as HttpBody;
-use rgi::{AsyncSource, BoxError, Input, InputError};
+use rgi::{AsyncSource, BoxError, Input, InputError, TrailerSlot};
 use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 
@@ -22,6 +22,50 @@ use tokio::time::{Instant, Sleep};
 pub(crate) struct BodyLimits {
     pub(crate) max_bytes: u64,
     pub(crate) stall: Option<Duration>,
+}
+
+/// The slot for the request's trailer section, when the server declares
+/// request trailers and the body's framing can carry one
+/// (`[RGI-TRAILER-1]`): any HTTP/2 (or later) body, and an HTTP/1.1 body
+/// without a length (chunked). A body framed by Content-Length on HTTP/1.x
+/// has no trailer section, and an empty body none either; neither costs
+/// the allocation.
+pub(crate) fn trailer_slot<B: HttpBody>(
+    declared: bool,
+    version: Version,
+    body: &B,
+) -> Option<TrailerSlot> {
+    let framed_for_trailers = match version {
+        Version::HTTP_09 | Version::HTTP_10 => false,
+        Version::HTTP_11 => body.size_hint().exact().is_none(),
+        _ => true,
+    };
+    (declared && framed_for_trailers && !body.is_end_stream()).then(TrailerSlot::new)
+}
+
+/// Whether the response to this request can carry trailer fields
+/// (`[RGI-TRAILER-7]`): always on HTTP/2 and later, on HTTP/1.1 only when
+/// the request's `TE` field lists `trailers` (RFC 9112 §7.4; hyper writes
+/// none otherwise), never on HTTP/1.0.
+pub(crate) fn response_takes_trailers(parts: &Parts) -> bool {
+    match parts.version {
+        Version::HTTP_09 | Version::HTTP_10 => false,
+        Version::HTTP_11 => te_lists_trailers(parts),
+        _ => true,
+    }
+}
+
+/// Whether a `TE` field lists the `trailers` member, exactly as hyper
+/// decides whether it may write a trailer section: one member of a comma
+/// separated list, case-insensitive, in any of the fields. (`trailers`
+/// takes no weight in RFC 9110's grammar, so `trailers;q=0.5` is not it.)
+fn te_lists_trailers(parts: &Parts) -> bool {
+    parts.headers.get_all(TE).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&byte| byte == b',')
+            .any(|member| member.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    })
 }
 
 /// Removes the `Transfer-Encoding` hyper has decoded (an environ carries no
@@ -204,6 +248,15 @@ pub(crate) struct RequestSource<B> {
     limit: u64,
     received: u64,
     stall: Option<Stall>,
+    /// Where the body's trailers frame goes, before the end is reported.
+    trailers: Option<TrailerSlot>,
+    /// The data that completed a declared length, held back until the
+    /// body's end has been seen: [`Input`] reports its end as soon as the
+    /// declared length is read, without asking the source again, so a
+    /// trailer section after it (HTTP/2) must be in the slot by then.
+    held: Option<Bytes>,
+    /// The body reported its end (or its trailers, which end it).
+    ended: bool,
 }
 
 impl<B> RequestSource<B>
@@ -216,12 +269,35 @@ where
     /// declares.
     ///
     /// With it comes the handle that detaches the body when the response
-    /// ends (`None` for an empty body: nothing to detach).
-    pub(crate) fn input(body: B, limits: BodyLimits) -> (Input, Option<DetachOnDrop>) {
+    /// ends (`None` for an empty body: nothing to detach). With `trailers`
+    /// the input carries that slot, filled from the body's trailers frame
+    /// before the input reports its end.
+    pub(crate) fn input(
+        body: B,
+        limits: BodyLimits,
+        trailers: Option<TrailerSlot>,
+    ) -> (Input, Option<DetachOnDrop>) {
         if body.is_end_stream() {
             return (Input::empty(), None);
         }
         let length = body.size_hint().exact();
+        let source = RequestSource::new(body, length, limits.max_bytes, limits, trailers.clone());
+        let detach = DetachOnDrop(source.body.clone());
+        let input = Input::from_async(source, length);
+        let input = match trailers {
+            Some(slot) => input.with_trailers(slot),
+            None => input,
+        };
+        (input, Some(detach))
+    }
+
+    fn new(
+        body: B,
+        declared: Option<u64>,
+        limit: u64,
+        limits: BodyLimits,
+        trailers: Option<TrailerSlot>,
+    ) -> Self {
         let stall = limits.stall.and_then(|timeout| {
             Handle::try_current().ok().map(|runtime| Stall {
                 timeout,
@@ -230,21 +306,18 @@ where
                 armed: false,
             })
         });
-        let shared = std::sync::Arc::new(Shared {
-            body: std::sync::Mutex::new(Some(body)),
-        });
-        let detach = DetachOnDrop(shared.clone());
-        let input = Input::from_async(
-            RequestSource {
-                body: shared,
-                declared: length,
-                limit: limits.max_bytes,
-                received: 0,
-                stall,
-            },
-            length,
-        );
-        (input, Some(detach))
+        RequestSource {
+            body: std::sync::Arc::new(Shared {
+                body: std::sync::Mutex::new(Some(body)),
+            }),
+            declared,
+            limit,
+            received: 0,
+            stall,
+            trailers,
+            held: None,
+            ended: false,
+        }
     }
 }
 
@@ -304,6 +377,9 @@ where
         _max: usize,
     ) -> Poll<io::Result<Bytes>> {
         let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(Ok(this.held.take().unwrap_or_default()));
+        }
         let shared = std::sync::Arc::clone(&this.body);
         let mut slot = shared
             .body
@@ -325,15 +401,32 @@ where
                     }
                     return Poll::Pending;
                 }
-                Poll::Ready(None) => return Poll::Ready(Ok(Bytes::new())),
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    return Poll::Ready(Ok(this.held.take().unwrap_or_default()));
+                }
                 Poll::Ready(Some(Err(err))) => {
                     let error = client_error(err, this.declared, this.received);
                     return Poll::Ready(Err(error.into()));
                 }
                 Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        // Trailers carry no body bytes.
-                        continue;
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => {
+                            if let (Ok(fields), Some(trailers)) =
+                                (frame.into_trailers(), this.trailers.as_ref())
+                            {
+                                // Filled before the end is reported
+                                // (`[RGI-TRAILER-1]`); `fill` drops the
+                                // forbidden fields. A trailers frame is
+                                // the body's last.
+                                trailers.fill(fields);
+                                this.ended = true;
+                                return Poll::Ready(Ok(this.held.take().unwrap_or_default()));
+                            }
+                            // Trailers nobody declared carry no body bytes.
+                            continue;
+                        }
                     };
                     if data.is_empty() {
                         continue;
@@ -345,6 +438,14 @@ where
                     if this.received > this.limit {
                         let limit = this.limit;
                         return Poll::Ready(Err(InputError::BodyLimitExceeded { limit }.into()));
+                    }
+                    let completes_length = this.declared == Some(this.received);
+                    if completes_length && this.trailers.is_some() && !body.is_end_stream() {
+                        // The input ends with this data; a trailer section
+                        // may still follow it, so the data waits for it
+                        // (or for the end) and is then handed over.
+                        this.held = Some(data);
+                        continue;
                     }
                     return Poll::Ready(Ok(data));
                 }
@@ -367,29 +468,31 @@ where
     B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    pub(crate) fn new(body: B, limits: BodyLimits, pre_read_limit: u64) -> Self {
+    /// Reads `body` into memory; with `trailers`, the slot its trailer
+    /// section goes into, which the input built from the whole body keeps
+    /// (`[RGI-TRAILER-2]`).
+    pub(crate) fn new(
+        trailers: Option<TrailerSlot>,
+        body: B,
+        limits: BodyLimits,
+        pre_read_limit: u64,
+    ) -> Self {
         let limit = limits.max_bytes.min(pre_read_limit);
         let declared = body.size_hint().exact();
-        let stall = limits.stall.and_then(|timeout| {
-            Handle::try_current().ok().map(|runtime| Stall {
-                timeout,
-                runtime,
-                sleep: None,
-                armed: false,
-            })
-        });
         PreRead {
-            source: RequestSource {
-                body: std::sync::Arc::new(Shared {
-                    body: std::sync::Mutex::new(Some(body)),
-                }),
-                declared,
-                limit,
-                received: 0,
-                stall,
-            },
+            source: RequestSource::new(body, declared, limit, limits, trailers),
             collected: BytesMut::new(),
             limit,
+        }
+    }
+
+    /// The input over the whole body, with the trailer slot the read
+    /// filled.
+    fn whole(&self, body: Bytes) -> Input {
+        let input = Input::from_bytes(body);
+        match &self.source.trailers {
+            Some(slot) => input.with_trailers(slot.clone()),
+            None => input,
         }
     }
 
@@ -404,7 +507,7 @@ where
             match std::task::ready!(polled) {
                 Ok(data) if data.is_empty() => {
                     let body = std::mem::take(&mut self.collected).freeze();
-                    return Poll::Ready(Ok(Input::from_bytes(body)));
+                    return Poll::Ready(Ok(self.whole(body)));
                 }
                 Ok(data) => {
                     let at_end = self
@@ -415,9 +518,9 @@ where
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .as_ref()
                         .is_none_or(HttpBody::is_end_stream);
-                    if self.collected.is_empty() && at_end {
+                    if self.collected.is_empty() && (at_end || self.source.ended) {
                         // One frame, the whole body: no copy.
-                        return Poll::Ready(Ok(Input::from_bytes(data)));
+                        return Poll::Ready(Ok(self.whole(data)));
                     }
                     self.collected.extend_from_slice(&data);
                 }

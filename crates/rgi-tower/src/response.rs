@@ -83,6 +83,10 @@ pub(crate) struct Chunks {
     /// deque's drop cost about 35 instructions a request (callgrind).
     more: Vec<Bytes>,
     taken: usize,
+    /// The trailer section `finish` handed over, sent after the last data
+    /// as the body's trailers frame (`[RGI-TRAILER-7]`). Boxed: rare, and
+    /// the queue moves with every response.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl Chunks {
@@ -114,6 +118,21 @@ impl Chunks {
         self.next.is_some()
     }
 
+    /// The trailer section, once every chunk before it was taken.
+    #[inline]
+    pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
+        if self.next.is_some() {
+            return None;
+        }
+        self.trailers.take().map(|fields| *fields)
+    }
+
+    /// Whether a trailer section waits to be sent.
+    #[inline]
+    pub(crate) fn has_trailers(&self) -> bool {
+        self.trailers.is_some()
+    }
+
     /// Moves every queued chunk, in order, to `into`.
     pub(crate) fn drain_into(&mut self, into: &mut VecDeque<Bytes>) {
         while let Some(data) = self.take_data() {
@@ -136,6 +155,13 @@ impl ResponseSink for Chunks {
         } else {
             self.more.push(data);
         }
+        Ok(())
+    }
+
+    /// Queued after the data; `finish` calls this only for a response the
+    /// server enabled for trailers.
+    fn send_trailers(&mut self, fields: HeaderMap) -> io::Result<()> {
+        self.trailers = Some(Box::new(fields));
         Ok(())
     }
 }
@@ -176,6 +202,10 @@ impl ResponseSink for HeadSink<'_> {
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
         self.chunks.send_data(data)
+    }
+
+    fn send_trailers(&mut self, fields: HeaderMap) -> io::Result<()> {
+        self.chunks.send_trailers(fields)
     }
 }
 
@@ -252,6 +282,13 @@ impl Stream {
             None => chunks,
         };
         match outcome {
+            Outcome::Chunk(chunk) if pulled_past_length(state) && !chunk.is_empty() => {
+                // The sent head's length was met, and the body was pulled
+                // again only for its trailers: the response on the wire is
+                // complete, this is the application's excess (`[RGI-CL-2]`).
+                excess_after_length(state, chunk.len());
+                true
+            }
             Outcome::Chunk(chunk) => match state.send_chunk(sink, chunk) {
                 Ok(()) => false,
                 Err(SendError::BodyNotAllowed { .. }) => {
@@ -294,6 +331,51 @@ impl Stream {
     }
 }
 
+/// Whether a response still needs its body pulled although no more content
+/// can reach the client: it met the Content-Length of its head and can
+/// carry trailers, which the application gives at the latest in the pull
+/// that ends its body (`[RGI-TRAILER-7]`; `[RGI-BODY-16]` allows the pull).
+/// Never for HEAD, 204 or 304, which carry none.
+#[inline]
+pub(crate) fn awaits_trailers(state: &ResponseState) -> bool {
+    // Only for a head that announced them, or trailers given already:
+    // every other response with a met length ends with its last data, as
+    // hyper ends it, without one more pull and an empty end-of-stream frame
+    // (`[RGI-TRAILER-7]`).
+    state.trailers_enabled()
+        && (state.trailers_announced() || state.trailers().is_some())
+        && !state.is_head_request()
+        && state.status().is_some_and(|status| {
+            status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED
+        })
+}
+
+/// Whether the body must still be pulled: for content, or for the
+/// trailers of a response whose content is complete.
+#[inline]
+pub(crate) fn wants_pull(state: &ResponseState) -> bool {
+    state.wants_body() || awaits_trailers(state)
+}
+
+/// Whether a pull now is one past the sent head's Content-Length, made
+/// only for the trailers.
+#[inline]
+fn pulled_past_length(state: &ResponseState) -> bool {
+    state.remaining_length() == Some(0) && !state.is_head_request()
+}
+
+/// Logs an excess the application produced past a Content-Length already
+/// met (`[RGI-CL-2]`): nothing of it is sent, the response is complete,
+/// and it ends without the trailers the application may have meant.
+pub(crate) fn excess_after_length(state: &ResponseState, excess: usize) {
+    let declared = state.content_length().unwrap_or_default();
+    let error = rgi::SendError::ContentLengthExceeded {
+        declared,
+        attempted: declared.saturating_add(excess as u64),
+    };
+    tracing::error!(error = %error, "the RGI application produced more than its Content-Length; the response is complete, its trailers are dropped");
+}
+
 /// A response body driven on the runtime: the application's body and its
 /// [`Stream`], boxed together once per request.
 pub(crate) trait Driver: Send {
@@ -317,6 +399,11 @@ pub(crate) fn ready_frame(
         stream.delivered += data.len() as u64;
         return Some(Poll::Ready(Some(Ok(Frame::data(data)))));
     }
+    if let Some(fields) = stream.chunks.take_trailers() {
+        // Only `finish` gives them, after the body ended: the last frame.
+        close();
+        return Some(Poll::Ready(Some(Ok(Frame::trailers(fields)))));
+    }
     if stream.error.is_some() {
         close();
         if defer_abort(cx, &mut stream.abort_deferred) {
@@ -324,9 +411,10 @@ pub(crate) fn ready_frame(
         }
         return Some(Poll::Ready(stream.error.take().map(Err)));
     }
-    if !body_open || !stream.state.wants_body() {
+    if !body_open || !wants_pull(&stream.state) {
         // At the declared length the rest cannot reach the client: stop
-        // pulling and close the body now (`[RGI-BODY-16]`).
+        // pulling and close the body now (`[RGI-BODY-16]`), unless the
+        // response can still carry trailers.
         close();
         return Some(Poll::Ready(None));
     }
@@ -351,13 +439,18 @@ pub(crate) fn defer_abort(cx: &mut Context<'_>, deferred: &mut bool) -> bool {
 /// once all of it was delivered: hyper writes no Content-Length for a body
 /// that is over before it starts, and a HEAD answer must still carry the
 /// GET's length (nothing is delivered for HEAD; polling it ends it).
+///
+/// Never while a trailer section waits, nor while a body whose length is
+/// met can still give one: hyper ends the message at once when told the
+/// body is over after a data frame, and would never poll for the trailers.
 #[inline]
 pub(crate) fn end_of_stream(stream: &Stream, body_open: bool) -> bool {
     !stream.chunks.has_data()
+        && !stream.chunks.has_trailers()
         && stream.error.is_none()
         && match stream.exact_remaining() {
-            Some(remaining) => remaining == 0,
-            None => !body_open || !stream.state.wants_body(),
+            Some(remaining) => remaining == 0 && !(body_open && awaits_trailers(&stream.state)),
+            None => !body_open || !wants_pull(&stream.state),
         }
 }
 

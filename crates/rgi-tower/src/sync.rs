@@ -28,6 +28,7 @@ use crate::pool::{ConnectionPool, PoolError};
 use crate::relay::{Relay, RelayHead, run_on_worker};
 use crate::request::{
     PreRead, RequestSource, mark_extended_connect, normalize_authority, remove_decoded_framing,
+    response_takes_trailers, trailer_slot,
 };
 use crate::response::{
     Driver, FrameResult, HeadSink, Outcome, ResponseError, SentHead, Stream, drop_contained,
@@ -107,9 +108,35 @@ pub struct SyncService<A> {
 impl<A: Application> SyncService<A> {
     /// Serves `app` on `host`; its hints are read once, here.
     pub fn new(app: A, host: Host) -> Self {
+        Self::from_arc(Arc::new(app), host)
+    }
+
+    /// Serves an application the caller shares, such as a server that ran
+    /// its [`startup`](Application::startup) before it built `host` and
+    /// calls its [`shutdown`](Application::shutdown) after the last
+    /// response; its hints are read once, here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rgi::{Application, ResponseHead, ServerInfo};
+    /// use rgi_tower::{Host, SyncService};
+    ///
+    /// let app = Arc::new(rgi::from_fn(|_environ, start| {
+    ///     start.start(ResponseHead::new(http::StatusCode::NO_CONTENT))?;
+    ///     Ok(bytes::Bytes::new())
+    /// }));
+    /// let info = rgi::run_startup(ServerInfo::new("localhost", 80)?, |startup| app.startup(startup))?;
+    /// let service = SyncService::from_arc(Arc::clone(&app), Host::builder(info).build());
+    /// # drop(service);
+    /// app.shutdown(); // after the last response
+    /// # Ok::<(), rgi::BoxError>(())
+    /// ```
+    pub fn from_arc(app: Arc<A>, host: Host) -> Self {
         let dispatch = Dispatch::of(app.hints());
         SyncService {
-            app: Arc::new(app),
+            app,
             host,
             dispatch,
         }
@@ -241,7 +268,12 @@ where
             )),
             Dispatch::PreRead => SyncFuture {
                 state: FutureState::PreRead(Box::new(PreReading {
-                    read: PreRead::new(body, host.limits, host.pre_read_limit),
+                    read: PreRead::new(
+                        trailer_slot(host.request_trailers, parts.version, &body),
+                        body,
+                        host.limits,
+                        host.pre_read_limit,
+                    ),
                     parts: Some(parts),
                     app: Arc::clone(&self.app),
                     host: self.host.clone(),
@@ -253,8 +285,9 @@ where
                     parts.version,
                     parts.method == Method::CONNECT && parts.uri.authority().is_some(),
                 );
-                let (input, detach) = RequestSource::input(body, host.limits);
-                let state = ResponseState::new(&parts.method);
+                let slot = trailer_slot(host.request_trailers, parts.version, &body);
+                let (input, detach) = RequestSource::input(body, host.limits, slot);
+                let state = response_state(&parts, host);
                 let environ =
                     match Environ::from_parts(parts, input, &host.server, &self.connection) {
                         Ok(environ) => environ,
@@ -275,6 +308,18 @@ where
             }
         }
     }
+}
+
+/// The state of the response to the request `parts` describe, enabled
+/// for trailers when the host declares them and the request's protocol
+/// can carry them (`[RGI-TRAILER-7]`).
+#[inline]
+pub(crate) fn response_state(parts: &Parts, host: &HostInner) -> ResponseState {
+    let mut state = ResponseState::new(&parts.method);
+    if host.response_trailers && response_takes_trailers(parts) {
+        state.enable_trailers();
+    }
+    state
 }
 
 /// The answer when the pool refuses a request.
@@ -340,7 +385,7 @@ fn respond_inline<A: Application>(
         parts.method == Method::CONNECT && parts.uri.authority().is_some(),
     );
     let mut driver = Box::pin(SyncDriver::<A::Body> {
-        stream: Stream::new(ResponseState::new(&parts.method), None),
+        stream: Stream::new(response_state(&parts, host), None),
         body: None,
     });
     let environ = match Environ::from_parts(parts, input, &host.server, connection) {

@@ -118,10 +118,22 @@ fn offload_runs_on_the_pool_and_reports_saturation() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let offload = Offload::new(pool.connection());
+        let share = pool.connection();
+        let offload = Offload::new(share.clone());
         let name = offload.run(|| std::thread::current().name().map(str::to_owned));
         let name = tokio::time::timeout(WAIT, name).await.unwrap().unwrap();
         assert_eq!(name.as_deref(), Some("rgi-pool-0"));
+        // The result arrives before the worker gives the job's place back
+        // (the connection's share, then the pool's): wait for both, or the
+        // next job may be refused for the finished one.
+        let deadline = std::time::Instant::now() + WAIT;
+        while share.admitted() > 0 || pool.stats().running > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first job's place was never given back"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
 
         let (release, blocked) = mpsc::channel::<()>();
         let held = offload.run(move || blocked.recv_timeout(WAIT).is_ok());

@@ -229,6 +229,12 @@ impl ResponseHead {
     /// assert!(matches!(head.validate(), Err(HeadError::HopByHop { .. })));
     /// ```
     pub fn validate(&self) -> Result<Option<u64>, HeadError> {
+        self.checked().map(|checked| checked.content_length)
+    }
+
+    /// [`validate`](Self::validate), also telling whether the head
+    /// announces trailer fields, found in the same pass over the fields.
+    pub(crate) fn checked(&self) -> Result<Checked, HeadError> {
         if self.status.is_informational() {
             return Err(HeadError::InformationalStatus {
                 status: self.status,
@@ -239,6 +245,7 @@ impl ResponseHead {
         // reported before a Content-Length problem, wherever each stands.
         let mut declared = None;
         let mut length_error = None;
+        let mut announces_trailers = false;
         for (name, value) in &self.headers {
             match name.as_str() {
                 // `Trailer` is not here: since 1.2 it announces the
@@ -253,6 +260,7 @@ impl ResponseHead {
                     }
                     _ => length_error = Some(value),
                 },
+                "trailer" => announces_trailers = true,
                 _ => {}
             }
         }
@@ -266,7 +274,10 @@ impl ResponseHead {
                 status: self.status,
             });
         }
-        Ok(declared)
+        Ok(Checked {
+            content_length: declared,
+            announces_trailers,
+        })
     }
 
     /// Whether a response with this status carries no body whatever the
@@ -275,6 +286,15 @@ impl ResponseHead {
     pub fn is_bodiless(&self) -> bool {
         self.status == StatusCode::NO_CONTENT || self.status == StatusCode::NOT_MODIFIED
     }
+}
+
+/// What [`ResponseHead::checked`] found in a valid head.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checked {
+    /// The declared Content-Length.
+    pub(crate) content_length: Option<u64>,
+    /// Whether a `Trailer` field announces trailer fields.
+    pub(crate) announces_trailers: bool,
 }
 
 impl From<StatusCode> for ResponseHead {

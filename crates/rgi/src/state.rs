@@ -4,7 +4,7 @@
 use std::io;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HeaderValue, TRAILER};
+use http::header::{CONTENT_LENGTH, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::box_error::BoxError;
@@ -162,6 +162,10 @@ pub struct ResponseState {
     trailers: Option<Box<HeaderMap>>,
     trailers_set: bool,
     trailers_enabled: bool,
+    /// Whether the stored head has a `Trailer` field (seen when it was
+    /// validated, so that sending it looks nothing up).
+    stored_announces_trailers: bool,
+    trailers_announced: bool,
     early_hints_enabled: bool,
 }
 
@@ -180,6 +184,8 @@ impl ResponseState {
             trailers: None,
             trailers_set: false,
             trailers_enabled: false,
+            stored_announces_trailers: false,
+            trailers_announced: false,
             early_hints_enabled: false,
         }
     }
@@ -481,6 +487,15 @@ impl ResponseState {
         self.trailers_enabled
     }
 
+    /// Whether the sent head announced trailer fields with a `Trailer`
+    /// field (`[RGI-TRAILER-5]`). A server that knows the body's length may
+    /// end the message with its last data when it did not, rather than
+    /// wait for a trailer section (`[RGI-TRAILER-7]`).
+    #[must_use]
+    pub fn trailers_announced(&self) -> bool {
+        self.trailers_announced
+    }
+
     /// The trailer section the application gave and the server has not
     /// sent yet.
     #[must_use]
@@ -553,9 +568,7 @@ impl ResponseState {
             // A head announcing trailers is framed by chunks, never by a
             // length the server computed (`[RGI-TRAILER-6]`).
             (None, Some(server))
-                if !self.head_request
-                    && !head.is_bodiless()
-                    && !head.headers().contains_key(TRAILER) =>
+                if !self.head_request && !head.is_bodiless() && !self.stored_announces_trailers =>
             {
                 (Some(server), Some(server))
             }
@@ -564,6 +577,7 @@ impl ResponseState {
         // Sent even if the sink fails: part of it may be on the wire, so it
         // can no longer be replaced.
         self.sent_status = Some(head.status());
+        self.trailers_announced = self.stored_announces_trailers;
         self.sent_length = length;
         sink.send_head_with_length(head, declared)
     }
@@ -583,15 +597,16 @@ impl ResponseState {
             (Some(status), Some(cause)) if self.is_head_sent() => {
                 Err(StartError::HeadAlreadySent { status, cause })
             }
-            (_, cause) => match head.validate() {
-                Ok(declared) => {
+            (_, cause) => match head.checked() {
+                Ok(checked) => {
                     if cause.is_some() {
                         // An error response is not the body the size hint
                         // described; the server's own 500 after a failed
                         // pull must not promise its length either.
                         self.server_length = None;
                     }
-                    self.app_length = declared;
+                    self.app_length = checked.content_length;
+                    self.stored_announces_trailers = checked.announces_trailers;
                     self.head = Some(head);
                     Ok(())
                 }

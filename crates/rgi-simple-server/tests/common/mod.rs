@@ -65,6 +65,8 @@ pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// The trailer section of a chunked response, as sent.
+    pub(crate) trailers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -101,8 +103,10 @@ pub(crate) fn responses(mut bytes: &[u8], head_request: &[bool]) -> Vec<Response
             status,
             headers,
             body: Vec::new(),
+            trailers: Vec::new(),
         };
-        if status == 100 {
+        if (100..200).contains(&status) && status != 101 {
+            // An interim response: the final one follows.
             out.push(response);
             continue;
         }
@@ -116,8 +120,19 @@ pub(crate) fn responses(mut bytes: &[u8], head_request: &[bool]) -> Vec<Response
                         .unwrap();
                 bytes = &bytes[line_end + 2..];
                 if size == 0 {
-                    assert_eq!(&bytes[..2], b"\r\n");
-                    bytes = &bytes[2..];
+                    // The trailer section: field lines up to an empty one.
+                    loop {
+                        let line_end = find(bytes, b"\r\n").unwrap();
+                        let line = std::str::from_utf8(&bytes[..line_end]).unwrap();
+                        bytes = &bytes[line_end + 2..];
+                        if line.is_empty() {
+                            break;
+                        }
+                        let (n, v) = line.split_once(':').unwrap();
+                        response
+                            .trailers
+                            .push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                    }
                     break;
                 }
                 response.body.extend_from_slice(&bytes[..size]);
