@@ -12,8 +12,7 @@ use rgi::{Application, Body, BoxError, Environ, StartResponse, Startup};
 use rgi_async::{AsyncApplication, AsyncBody, Step};
 
 use super::super::kit::{
-    GATE_LIMIT, Gate, QUIET, SECRET, Served, WAIT, ensure, exchange, expect_body, expect_status,
-    head,
+    QUIET, SECRET, Served, WAIT, ensure, exchange, expect_body, expect_status, head,
 };
 use crate::suite::wire::Request;
 use crate::suite::{Failure, Probe, ServerUnderTest};
@@ -75,14 +74,20 @@ impl Record {
     }
 }
 
+/// How much `/held` streams at most: far more than the socket buffers
+/// between a server and a client that does not read hold.
+const HELD_LIMIT: usize = 64 << 20;
+
+/// The size of each chunk `/held` yields.
+const HELD_CHUNK: usize = 64 << 10;
+
 /// An application, synchronous and asynchronous, that records its
-/// lifespan calls and its requests; `/held` streams a body that waits for
-/// `gate` before its second chunk.
+/// lifespan calls and its requests; `/held` streams a large body, which a
+/// client that does not read holds in the server's writes.
 #[derive(Clone)]
 struct Lives {
     record: Record,
     ending: Ending,
-    gate: Gate,
 }
 
 impl Lives {
@@ -90,7 +95,6 @@ impl Lives {
         Lives {
             record: Record::default(),
             ending,
-            gate: Gate::new(),
         }
     }
 
@@ -120,7 +124,7 @@ impl Lives {
         self.record.alive.fetch_add(1, Ordering::SeqCst);
         Ok(Counted {
             record: self.record.clone(),
-            gate: (environ.raw_path() == "/held").then(|| self.gate.clone()),
+            held: environ.raw_path() == "/held",
             pulls: 0,
         })
     }
@@ -138,22 +142,20 @@ fn panic_on_purpose_at_startup() -> ! {
 /// The probe's body: counted alive until dropped.
 struct Counted {
     record: Record,
-    gate: Option<Gate>,
-    pulls: u8,
+    held: bool,
+    pulls: usize,
 }
 
 impl Counted {
-    /// The one chunk, then (for `/held`) the wait for the case, then the
-    /// end.
+    /// `alive`, then for `/held` one large chunk after another, never
+    /// waiting: only the server's writes hold it back.
     fn step(&mut self) -> Option<Bytes> {
         self.pulls = self.pulls.saturating_add(1);
         if self.pulls == 1 {
             return Some(Bytes::from_static(b"alive"));
         }
-        if let Some(gate) = self.gate.take() {
-            gate.wait(GATE_LIMIT);
-        }
-        None
+        (self.held && self.pulls * HELD_CHUNK < HELD_LIMIT)
+            .then(|| Bytes::from(vec![b'h'; HELD_CHUNK]))
     }
 }
 
@@ -175,7 +177,6 @@ impl AsyncBody for Counted {
         _cx: &mut std::task::Context<'_>,
         _start: &mut StartResponse<'_>,
     ) -> std::task::Poll<Option<Result<Step, BoxError>>> {
-        // Only `/` is served asynchronously: no gate, nothing blocks.
         std::task::Poll::Ready(self.step().map(|chunk| Ok(Step::Chunk(chunk))))
     }
 }
@@ -372,14 +373,14 @@ feature_case!(
     rgi_life_3_shutdown_once_after_the_last_response
     needs Lifespan
     ["RGI-LIFE-3"]
-    "when the server stops, with one response done and one still streaming, shutdown is called once, after the last body was dropped, and no request follows it"
+    "when the server stops, with one response done and one held up by a client that does not read, shutdown is called once, after the last body was dropped, and no request follows it"
     => shutdown_once_after_the_last_response
 );
 
 fn shutdown_once_after_the_last_response(server: &dyn ServerUnderTest) -> Result<(), Failure> {
     const CLAUSE: &str = "RGI-LIFE-3";
     let probe = Lives::new(Ending::Ok);
-    let (record, gate) = (probe.record.clone(), probe.gate.clone());
+    let record = probe.record.clone();
     let served = Served::start(server, probe, CLAUSE)?;
     let mut conn = served.connect()?;
     let response = exchange(&mut conn, &Request::get("/done"), "GET", CLAUSE)?;
@@ -406,9 +407,9 @@ fn shutdown_once_after_the_last_response(server: &dyn ServerUnderTest) -> Result
             )
         },
     )?;
-    let stopping = served.stop_in_background();
+    // The client reads no further: the server's writes of /held stall.
     std::thread::sleep(QUIET);
-    gate.open();
+    let stopping = served.stop_in_background();
     match stopping.recv_timeout(WAIT + Duration::from_secs(1)) {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
