@@ -85,6 +85,7 @@ impl ServerUnderTest for SuiteServer {
             .with_after_response()
             .with_upgrade()
             .with_limits(Self::claimed_limits())
+            .with_features(crate::FEATURES)
     }
 
     fn start(&self, app: Probe) -> Result<Box<dyn RunningServer>, BoxError> {
