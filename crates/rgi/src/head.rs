@@ -288,6 +288,37 @@ impl ResponseHead {
     }
 }
 
+/// Whether a field may not appear in a `103 Early Hints` response: the
+/// framing and connection-specific fields, which an interim response has no
+/// use for and a client could mistake for the final response's
+/// (`[RGI-EARLY-2]`).
+/// [`StartResponse::send_early_hints`](crate::StartResponse::send_early_hints)
+/// refuses them.
+///
+/// # Examples
+///
+/// ```
+/// use http::header;
+///
+/// assert!(rgi::is_forbidden_early_hint(&header::CONTENT_LENGTH));
+/// assert!(rgi::is_forbidden_early_hint(&header::CONNECTION));
+/// assert!(!rgi::is_forbidden_early_hint(&header::LINK));
+/// ```
+#[must_use]
+pub fn is_forbidden_early_hint(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "upgrade"
+    )
+}
+
 /// What [`ResponseHead::checked`] found in a valid head.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Checked {

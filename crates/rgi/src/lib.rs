@@ -241,7 +241,7 @@ pub use environ::{Concurrency, Environ, EnvironBuilder, EnvironError, PathBytes,
 pub use errors::Errors;
 pub use features::Features;
 pub use file::FileBody;
-pub use head::{HeadError, ResponseHead};
+pub use head::{HeadError, ResponseHead, is_forbidden_early_hint};
 pub use hints::{Hints, InputUse};
 pub use input::{AsyncSource, Input, InputError, client_body_error};
 pub use lifespan::{Startup, StartupError, run_shutdown, run_startup};

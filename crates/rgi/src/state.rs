@@ -8,7 +8,7 @@ use http::header::{CONTENT_LENGTH, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::box_error::BoxError;
-use crate::head::ResponseHead;
+use crate::head::{ResponseHead, is_forbidden_early_hint};
 use crate::response_error::{EarlyHintsError, SendError, StartError};
 use crate::trailers::{TrailersError, is_forbidden_trailer};
 
@@ -545,7 +545,7 @@ impl ResponseState {
         if let Some(status) = self.sent_status {
             return Err(EarlyHintsError::HeadAlreadySent { status });
         }
-        if let Some(name) = fields.keys().find(|name| !allowed_in_early_hints(name)) {
+        if let Some(name) = fields.keys().find(|name| is_forbidden_early_hint(name)) {
             return Err(EarlyHintsError::InvalidField { name: name.clone() });
         }
         if self.early_hints_enabled && !fields.is_empty() {
@@ -614,22 +614,6 @@ impl ResponseState {
             },
         }
     }
-}
-
-/// Fields a `103 Early Hints` response may carry: anything but framing and
-/// connection-specific fields (`[RGI-EARLY-2]`).
-fn allowed_in_early_hints(name: &http::HeaderName) -> bool {
-    !matches!(
-        name.as_str(),
-        "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "upgrade"
-    )
 }
 
 /// A server's Content-Length declaration was refused.

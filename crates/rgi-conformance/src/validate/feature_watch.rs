@@ -78,21 +78,6 @@ pub(crate) fn is_event_stream(head: &ResponseHead) -> bool {
     })
 }
 
-/// Fields no `103 Early Hints` may carry (`RGI-EARLY-2`).
-pub(crate) fn invalid_in_early_hints(name: &http::HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "upgrade"
-    )
-}
-
 /// Whether a `Cache-Control` value holds the `no-cache` directive.
 pub(crate) fn says_no_cache(headers: &HeaderMap) -> bool {
     headers.get_all(CACHE_CONTROL).iter().any(|value| {

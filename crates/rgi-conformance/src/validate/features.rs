@@ -14,7 +14,7 @@ use http::header::TRAILER;
 use http::{HeaderMap, StatusCode, Version};
 use rgi::ResponseHead;
 
-use super::feature_watch::{EventStream, invalid_in_early_hints, is_event_stream, says_no_cache};
+use super::feature_watch::{EventStream, is_event_stream, says_no_cache};
 use super::nesting::Flavor;
 use super::rules;
 use super::state::{Output, Tracker};
@@ -92,7 +92,10 @@ impl Tracker {
                 format!("final status {:?}", self.status()),
             );
         }
-        if let Some(name) = fields.keys().find(|name| invalid_in_early_hints(name)) {
+        if let Some(name) = fields
+            .keys()
+            .find(|name| rgi::is_forbidden_early_hint(name))
+        {
             self.violate(
                 &rules::EARLY_HINTS_INVALID_FIELD,
                 "the application put a framing or connection-specific field into early hints",
