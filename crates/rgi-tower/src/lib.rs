@@ -1,4 +1,5 @@
-//! RGI applications as tower services.
+//! RGI applications as tower services, and tower services as RGI
+//! applications.
 //!
 //! An [`rgi::Application`] or [`rgi_async::AsyncApplication`] served as a
 //! `tower_service::Service<http::Request<B>>` for any `http_body::Body`:
@@ -8,6 +9,11 @@
 //! [`SyncService::connection`] or [`AsyncService::connection`] with the
 //! connection's [`rgi::ConnectionInfo`]; hyper (or any tower stack) does
 //! the rest.
+//!
+//! The other way round, [`from_service`] mounts a tower service (an axum
+//! `Router`, a tonic server, any `tower::Service`) as an RGI asynchronous
+//! application ([`TowerApplication`]), to run behind RGI middleware on any
+//! asynchronous RGI server.
 //!
 //! # Contents
 //!
@@ -19,6 +25,8 @@
 //! | [`ResponseBody`], [`ResponseError`] | the body of every response, pulled only as hyper asks; why a response was aborted |
 //! | [`Pool`], [`PoolConfig`], [`PoolError`], [`PoolStats`], [`ConnectionPool`] | the bounded blocking pool and one connection's share of it |
 //! | [`caps`] | the asynchronous capabilities backed on tokio: runtime context, readiness, after-response tasks, upgrade |
+//! | [`TowerApplication`], [`from_service`], [`TowerBody`], [`MountError`] | a tower service mounted as an RGI asynchronous application |
+//! | [`InputBody`], [`ScriptName`], [`OriginalUri`] | what the mounted service finds in its request: the environ's input as an `http_body::Body`, the mount point, the target as sent |
 //!
 //! # What the services do
 //!
@@ -113,6 +121,8 @@ mod asynchronous;
 mod body;
 pub mod caps;
 mod host;
+mod input_body;
+mod mount;
 mod pool;
 mod relay;
 mod request;
@@ -125,6 +135,8 @@ pub use host::{
     CapabilitiesHook, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_PRE_READ_LIMIT, Host,
     HostBuilder,
 };
+pub use input_body::InputBody;
+pub use mount::{MountError, OriginalUri, ScriptName, TowerApplication, TowerBody, from_service};
 pub use pool::{ConnectionPool, Pool, PoolConfig, PoolError, PoolStats};
 pub use response::ResponseError;
 pub use sync::{SyncConnection, SyncFuture, SyncService};
