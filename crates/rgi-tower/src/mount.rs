@@ -348,26 +348,6 @@ impl<S> TowerApplication<S> {
     pub fn required_runtime(&self) -> Option<Runtime> {
         self.runtime
     }
-
-    /// Builds the request the service gets from `environ`; see
-    /// [`TowerApplication`].
-    fn request(&self, environ: Environ) -> Result<Request<InputBody>, MountError> {
-        let script_name = environ.script_name().clone();
-        let connection = Arc::clone(environ.connection());
-        let server = Arc::clone(environ.server_info());
-        let (mut parts, input) = environ.into_parts();
-        let uri = if self.strip_script_name {
-            mount_relative(&parts.uri, &script_name)?
-        } else {
-            parts.uri.clone()
-        };
-        let original = std::mem::replace(&mut parts.uri, uri);
-        parts.extensions.insert(OriginalUri(original));
-        parts.extensions.insert(ScriptName(script_name));
-        parts.extensions.insert(connection);
-        parts.extensions.insert(server);
-        Ok(Request::from_parts(parts, InputBody::new(input)))
-    }
 }
 
 impl<S> fmt::Debug for TowerApplication<S> {
@@ -402,7 +382,7 @@ where
                 None => return Err(Box::new(RuntimeError::NotDeclared { wanted })),
             }
         }
-        let request = self.request(environ)?;
+        let request = mounted_request(environ, self.strip_script_name)?;
         Ok(TowerBody {
             stage: Stage::Ready {
                 service: self.service.clone(),
@@ -555,6 +535,29 @@ where
             }
         }
     }
+}
+
+/// The request a mounted service gets for `environ` (see
+/// [`TowerApplication`]): mount-relative when `strip_script_name`.
+pub(crate) fn mounted_request(
+    environ: Environ,
+    strip_script_name: bool,
+) -> Result<Request<InputBody>, MountError> {
+    let script_name = environ.script_name().clone();
+    let connection = Arc::clone(environ.connection());
+    let server = Arc::clone(environ.server_info());
+    let (mut parts, input) = environ.into_parts();
+    if strip_script_name {
+        let relative = mount_relative(&parts.uri, &script_name)?;
+        let original = std::mem::replace(&mut parts.uri, relative);
+        parts.extensions.insert(OriginalUri(original));
+    } else {
+        parts.extensions.insert(OriginalUri(parts.uri.clone()));
+    }
+    parts.extensions.insert(ScriptName(script_name));
+    parts.extensions.insert(connection);
+    parts.extensions.insert(server);
+    Ok(Request::from_parts(parts, InputBody::new(input)))
 }
 
 /// The step that fails the response with `error`.

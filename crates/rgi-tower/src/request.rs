@@ -295,6 +295,27 @@ where
         (input, Some(detach))
     }
 
+    /// The input over `body` for a caller that owns the whole exchange
+    /// ([`crate::environ_from_request`]): no body limit, no stalled-body
+    /// time, and nothing detaches the body from it; with `trailers` as for
+    /// [`RequestSource::input`].
+    pub(crate) fn standalone_input(body: B, trailers: Option<TrailerSlot>) -> Input {
+        if body.is_end_stream() {
+            return Input::empty();
+        }
+        let length = body.size_hint().exact();
+        let limits = BodyLimits {
+            max_bytes: u64::MAX,
+            stall: None,
+        };
+        let source = RequestSource::new(body, length, u64::MAX, limits, trailers.clone());
+        let input = Input::from_async(source, length);
+        match trailers {
+            Some(slot) => input.with_trailers(slot),
+            None => input,
+        }
+    }
+
     fn new(
         body: B,
         declared: Option<u64>,
