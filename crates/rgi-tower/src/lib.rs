@@ -163,6 +163,7 @@ mod convert;
 mod host;
 mod input_body;
 mod mount;
+mod mount_upgrade;
 mod pool;
 mod relay;
 mod request;

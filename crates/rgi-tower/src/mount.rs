@@ -19,10 +19,14 @@ use http_body::{Body as HttpBody, SizeHint};
 use rgi::{
     BoxError, Environ, PathBytes, ResponseHead, StartResponse, TrailersError, is_forbidden_trailer,
 };
-use rgi_async::{AsyncApplication, AsyncBody, Capabilities, Runtime, RuntimeError, Step};
+use rgi_async::{
+    AsyncApplication, AsyncBody, Capabilities, Runtime, RuntimeError, Step, Upgrade, UpgradeError,
+    Upgraded,
+};
 use tower_service::Service;
 
 use crate::input_body::InputBody;
+use crate::mount_upgrade::{self, Exchange, Splice};
 
 /// The mount point of the application the service is mounted as: the
 /// environ's percent-decoded `SCRIPT_NAME`
@@ -98,8 +102,7 @@ pub enum MountError {
     #[error("the mounted service's response trailers were refused: {0}")]
     Trailers(#[source] TrailersError),
     /// The service answered with a 1xx status other than
-    /// `101 Switching Protocols` (which gets `501`, see
-    /// [`TowerApplication`]).
+    /// `101 Switching Protocols` (see [`TowerApplication`] for that).
     #[error(
         "the mounted service answered with the informational status {status}, which an RGI application cannot send as its response"
     )]
@@ -120,6 +123,14 @@ pub enum MountError {
     /// The mount-relative target is not a valid URI.
     #[error("the mount-relative request target is not a valid URI: {0}")]
     InvalidTarget(#[source] http::Error),
+    /// The service answered `101 Switching Protocols` and the RGI upgrade
+    /// refused its fields, or the connection failed before the switch.
+    #[error("the mounted service's upgrade failed: {0}")]
+    Upgrade(#[source] UpgradeError),
+    /// The in-memory connection that carries an upgrade request to the
+    /// service failed, or relaying the upgraded connection did.
+    #[error("the mounted service's upgraded connection failed: {0}")]
+    Upgraded(#[source] BoxError),
 }
 
 /// A tower service mounted as an RGI asynchronous application; made by
@@ -173,13 +184,27 @@ pub enum MountError {
 ///   body's end ends the response;
 /// - failures are [`MountError`]s: before the head is sent the server
 ///   answers `500` and logs them, after it the response is aborted;
-/// - a service that answers `101 Switching Protocols` is answered
-///   `501 Not Implemented` with an empty body: the upgraded connection
-///   of a tower service is hyper's `OnUpgrade`, which hyper makes only
-///   inside its own connections (`hyper::upgrade::pending` is private to
-///   hyper), so a service never gets one from the bridge; axum's
-///   `WebSocketUpgrade` refuses such a request itself (`426`). Any other
-///   1xx is [`MountError::InformationalStatus`].
+/// - a 1xx other than `101` is [`MountError::InformationalStatus`].
+///
+/// **Upgrades** (an axum `WebSocketUpgrade` route). A tower service takes
+/// its upgraded connection from hyper's `OnUpgrade` in the request's
+/// extensions, and hyper makes one only inside its own connections
+/// (`hyper::upgrade::pending` is private to hyper). So when the server
+/// offers the request an upgrade ([`Capabilities::upgrade`], HTTP/1.1)
+/// and a tokio runtime is current, the bridge sends the request head
+/// through an in-memory HTTP/1.1 connection that hyper serves on a task
+/// of its own; there the service (the instance polled ready) is called
+/// with the same request, body and extensions, plus hyper's `OnUpgrade`.
+/// An answer other than `101` is served as usual. A `101` becomes the RGI
+/// upgrade ([`Upgrade::accept`]) with the service's fields, less the
+/// connection-specific and body ones (`content-length`, which axum
+/// writes); the body then relays bytes both ways between the client's
+/// connection and the in-memory one, where the service talks, until both
+/// sides ended. It costs a task and one copy of each byte per direction.
+/// Without an offered upgrade (an HTTP/2 extended CONNECT, a server that
+/// cannot hand connections over, no tokio runtime) the request reaches the
+/// service without `OnUpgrade`: axum's extractor answers `426` itself, and
+/// a service that answers `101` anyway gets `501 Not Implemented`.
 ///
 /// **Trailers.** Whether response trailers reach the client is the
 /// server's decision (`[RGI-TRAILER-7]`): on HTTP/2 always, except that
@@ -382,11 +407,19 @@ where
                 None => return Err(Box::new(RuntimeError::NotDeclared { wanted })),
             }
         }
+        // An upgrade the server offers goes through hyper's own
+        // connection machinery (see `mount_upgrade`): HTTP/1 only, since
+        // that connection speaks HTTP/1.1.
+        let upgrade = Capabilities::of(&environ)
+            .and_then(Capabilities::upgrade)
+            .filter(|_| environ.version() <= http::Version::HTTP_11)
+            .cloned();
         let request = mounted_request(environ, self.strip_script_name)?;
         Ok(TowerBody {
             stage: Stage::Ready {
-                service: self.service.clone(),
+                service: Some(self.service.clone()),
                 request: Some(request),
+                upgrade,
             },
         })
     }
@@ -397,9 +430,21 @@ pin_project_lite::pin_project! {
     #[project = StageProj]
     enum Stage<S, F, B> {
         /// Waiting for the service's readiness, the request in hand.
-        Ready { service: S, request: Option<Request<InputBody>> },
+        Ready {
+            service: Option<S>,
+            request: Option<Request<InputBody>>,
+            upgrade: Option<Upgrade>,
+        },
         /// Waiting for the response future.
         Calling { #[pin] future: F },
+        /// Waiting for the answer to an upgradable request, sent through
+        /// an in-memory hyper connection.
+        Exchanging { exchange: Option<Exchange<B>>, upgrade: Upgrade },
+        /// The service switched protocols and the RGI upgrade was
+        /// accepted: waiting for the client's connection.
+        Switching { upgraded: Upgraded, end: Option<mount_upgrade::End> },
+        /// Relaying the upgraded connection.
+        Splicing { splice: Splice },
         /// Reading the response body.
         Streaming { #[pin] body: B },
         /// Over.
@@ -429,7 +474,8 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stage = match self.stage {
             Stage::Ready { .. } => "waiting for the service's readiness",
-            Stage::Calling { .. } => "waiting for the response",
+            Stage::Calling { .. } | Stage::Exchanging { .. } => "waiting for the response",
+            Stage::Switching { .. } | Stage::Splicing { .. } => "relaying an upgraded connection",
             Stage::Streaming { .. } => "reading the response body",
             Stage::Done => "done",
         };
@@ -439,10 +485,10 @@ where
 
 impl<S, B> AsyncBody for TowerBody<S, B>
 where
-    S: Service<Request<InputBody>, Response = Response<B>> + Send,
-    S::Future: Send,
+    S: Service<Request<InputBody>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: HttpBody + Send,
+    B: HttpBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
@@ -454,18 +500,48 @@ where
         let mut stage = self.project().stage;
         loop {
             match stage.as_mut().project() {
-                StageProj::Ready { service, request } => {
-                    if let Err(err) = ready!(service.poll_ready(cx)) {
-                        stage.set(Stage::Done);
-                        return fail(MountError::NotReady(err.into()));
-                    }
-                    // Taken once: the stage changes right after.
-                    let Some(request) = request.take() else {
+                StageProj::Ready {
+                    service,
+                    request,
+                    upgrade,
+                } => {
+                    // Both are taken together, right before the stage
+                    // changes; neither is ever missing here.
+                    let (Some(ready_service), Some(_)) = (service.as_mut(), request.as_ref())
+                    else {
                         stage.set(Stage::Done);
                         return Poll::Ready(None);
                     };
-                    let future = service.call(request);
-                    stage.set(Stage::Calling { future });
+                    if let Err(err) = ready!(ready_service.poll_ready(cx)) {
+                        stage.set(Stage::Done);
+                        return fail(MountError::NotReady(err.into()));
+                    }
+                    let (Some(mut ready_service), Some(request)) = (service.take(), request.take())
+                    else {
+                        stage.set(Stage::Done);
+                        return Poll::Ready(None);
+                    };
+                    let next = match upgrade.take() {
+                        // The service that was polled ready is the one
+                        // called, on the in-memory connection's task.
+                        Some(upgrade) => match tokio::runtime::Handle::try_current() {
+                            Ok(runtime) => Stage::Exchanging {
+                                exchange: Some(mount_upgrade::start(
+                                    &runtime,
+                                    ready_service,
+                                    request,
+                                )),
+                                upgrade,
+                            },
+                            Err(_) => Stage::Calling {
+                                future: ready_service.call(request),
+                            },
+                        },
+                        None => Stage::Calling {
+                            future: ready_service.call(request),
+                        },
+                    };
+                    stage.set(next);
                 }
                 StageProj::Calling { future } => {
                     let response = match ready!(future.poll(cx)) {
@@ -475,30 +551,70 @@ where
                             return fail(MountError::Service(err.into()));
                         }
                     };
-                    let (parts, body) = response.into_parts();
-                    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+                    match answered(response, start) {
+                        Ok(next) => stage.set(next),
+                        Err(err) => {
+                            stage.set(Stage::Done);
+                            return Poll::Ready(Some(Err(err)));
+                        }
+                    }
+                }
+                StageProj::Exchanging { exchange, upgrade } => {
+                    let Some(current) = exchange.as_mut() else {
                         stage.set(Stage::Done);
-                        tracing::warn!(
-                            "a mounted tower service answered 101 Switching Protocols; it cannot \
-                             get hyper's upgraded connection through RGI, answering 501"
-                        );
-                        start.start(ResponseHead::new(StatusCode::NOT_IMPLEMENTED))?;
                         return Poll::Ready(None);
+                    };
+                    let response = match ready!(current.poll_answer(cx)) {
+                        Ok(response) => response,
+                        Err(err) => {
+                            stage.set(Stage::Done);
+                            return fail(MountError::Service(err));
+                        }
+                    };
+                    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                        // Not switching after all: an ordinary answer.
+                        match answered(response, start) {
+                            Ok(next) => stage.set(next),
+                            Err(err) => {
+                                stage.set(Stage::Done);
+                                return Poll::Ready(Some(Err(err)));
+                            }
+                        }
+                        continue;
                     }
-                    if parts.status.is_informational() {
+                    let fields = mount_upgrade::switch_fields(response.into_parts().0.headers);
+                    let end = exchange.take().map(Exchange::into_end);
+                    match upgrade.accept(fields) {
+                        Ok(upgraded) => stage.set(Stage::Switching { upgraded, end }),
+                        Err(err) => {
+                            stage.set(Stage::Done);
+                            return fail(MountError::Upgrade(err));
+                        }
+                    }
+                }
+                StageProj::Switching { upgraded, end } => {
+                    let stream = match ready!(Pin::new(upgraded).poll(cx)) {
+                        Ok(stream) => stream,
+                        Err(err) => {
+                            stage.set(Stage::Done);
+                            return fail(MountError::Upgrade(err));
+                        }
+                    };
+                    let Some(end) = end.take() else {
                         stage.set(Stage::Done);
-                        return fail(MountError::InformationalStatus {
-                            status: parts.status,
-                        });
-                    }
-                    let head = response_head(
-                        parts.status,
-                        parts.headers,
-                        &body.size_hint(),
-                        start.is_head_request(),
-                    );
-                    stage.set(Stage::Streaming { body });
-                    start.start(head)?;
+                        return Poll::Ready(None);
+                    };
+                    stage.set(Stage::Splicing {
+                        splice: Splice::new(stream, end),
+                    });
+                }
+                StageProj::Splicing { splice } => {
+                    let relayed = ready!(splice.poll_relay(cx));
+                    stage.set(Stage::Done);
+                    return match relayed {
+                        Ok(()) => Poll::Ready(None),
+                        Err(err) => fail(MountError::Upgraded(err)),
+                    };
                 }
                 StageProj::Streaming { body } => {
                     let frame = match ready!(body.poll_frame(cx)) {
@@ -535,6 +651,41 @@ where
             }
         }
     }
+}
+
+/// The stage a response of the service leads to, its head started: its
+/// body, or the end for a `101` nobody can switch to (`501`).
+///
+/// # Errors
+///
+/// [`MountError::InformationalStatus`] for another 1xx; what
+/// [`StartResponse::start`] refuses.
+fn answered<S, F, B: HttpBody>(
+    response: Response<B>,
+    start: &mut StartResponse<'_>,
+) -> Result<Stage<S, F, B>, BoxError> {
+    let (parts, body) = response.into_parts();
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        tracing::warn!(
+            "a mounted tower service answered 101 Switching Protocols to a request the server \
+             offers no upgrade for; answering 501"
+        );
+        start.start(ResponseHead::new(StatusCode::NOT_IMPLEMENTED))?;
+        return Ok(Stage::Done);
+    }
+    if parts.status.is_informational() {
+        return Err(Box::new(MountError::InformationalStatus {
+            status: parts.status,
+        }));
+    }
+    let head = response_head(
+        parts.status,
+        parts.headers,
+        &body.size_hint(),
+        start.is_head_request(),
+    );
+    start.start(head)?;
+    Ok(Stage::Streaming { body })
 }
 
 /// The request a mounted service gets for `environ` (see
@@ -632,7 +783,7 @@ fn declared_length(headers: &HeaderMap) -> Option<Option<u64>> {
 
 /// Removes the connection-specific fields (RFC 9110 §7.6.1), those a
 /// `Connection` field names included: the server writes its own.
-fn remove_connection_fields(headers: &mut HeaderMap) {
+pub(crate) fn remove_connection_fields(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
