@@ -57,6 +57,29 @@
 //!   request with `TE: trailers`. Early hints are never declared: hyper
 //!   1.x has no API for a `103`.
 //!
+//! # Behind tower-http layers
+//!
+//! A service's response future resolves when the RGI head is sent: with
+//! the first non-empty body chunk, or when the body ends (RGI's lazy
+//! head). What that means for the layers around
+//! [`AsyncService`] and [`SyncService`] (`tests/tower_http.rs` shows
+//! each):
+//!
+//! - **`TimeoutLayer`** bounds the time to the head, not the response. A
+//!   long poll whose event comes after the timeout is answered by the
+//!   layer (`408` by default) and its application body dropped; a stream
+//!   whose first chunk went out runs past it. Give routes that wait for
+//!   events a timeout longer than their longest wait, or have them send a
+//!   first chunk at once (an SSE comment such as [`rgi::sse::KEEP_ALIVE`]);
+//!   bound a stream's whole life with the application's own deadline or
+//!   tower-http's `ResponseBodyTimeoutLayer` instead.
+//! - **`CompressionLayer`** leaves `text/event-stream` uncompressed with
+//!   its default predicate (`NotForContentType::SSE`), so events reach the
+//!   client one by one (`[RGI-SSE-5]`); keep that part in any predicate of
+//!   your own. Compressed anyway, tower-http 0.7 still sends each event at
+//!   once (its encoder flushes whenever the body waits), at some cost in
+//!   compression.
+//!
 //! # Crossing between RGI and `http`
 //!
 //! There is one way across for each pair, and every part of this crate
