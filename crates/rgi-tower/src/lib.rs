@@ -1,4 +1,5 @@
-//! RGI applications as tower services.
+//! RGI applications as tower services, and tower services as RGI
+//! applications.
 //!
 //! An [`rgi::Application`] or [`rgi_async::AsyncApplication`] served as a
 //! `tower_service::Service<http::Request<B>>` for any `http_body::Body`:
@@ -8,6 +9,11 @@
 //! [`SyncService::connection`] or [`AsyncService::connection`] with the
 //! connection's [`rgi::ConnectionInfo`]; hyper (or any tower stack) does
 //! the rest.
+//!
+//! The other way round, [`from_service`] mounts a tower service (an axum
+//! `Router`, a tonic server, any `tower::Service`) as an RGI asynchronous
+//! application ([`TowerApplication`]), to run behind RGI middleware on any
+//! asynchronous RGI server.
 //!
 //! # Contents
 //!
@@ -19,6 +25,9 @@
 //! | [`ResponseBody`], [`ResponseError`] | the body of every response, pulled only as hyper asks; why a response was aborted |
 //! | [`Pool`], [`PoolConfig`], [`PoolError`], [`PoolStats`], [`ConnectionPool`] | the bounded blocking pool and one connection's share of it |
 //! | [`caps`] | the asynchronous capabilities backed on tokio: runtime context, readiness, after-response tasks, upgrade |
+//! | [`TowerApplication`], [`from_service`], [`TowerBody`], [`MountError`] | a tower service mounted as an RGI asynchronous application |
+//! | [`InputBody`], [`ScriptName`], [`OriginalUri`] | what the mounted service finds in its request: the environ's input as an `http_body::Body`, the mount point, the target as sent |
+//! | [`environ_from_request`], [`request_from_environ`], [`ConvertError`] | the crossings between `http::Request` and [`rgi::Environ`] |
 //!
 //! # What the services do
 //!
@@ -47,6 +56,67 @@
 //!   response body as a trailers frame, on HTTP/2 and on HTTP/1.1 to a
 //!   request with `TE: trailers`. Early hints are never declared: hyper
 //!   1.x has no API for a `103`.
+//!
+//! # Behind tower-http layers
+//!
+//! A service's response future resolves when the RGI head is sent: with
+//! the first non-empty body chunk, or when the body ends (RGI's lazy
+//! head). What that means for the layers around
+//! [`AsyncService`] and [`SyncService`] (`tests/tower_http.rs` shows
+//! each):
+//!
+//! - **`TimeoutLayer`** bounds the time to the head, not the response. A
+//!   long poll whose event comes after the timeout is answered by the
+//!   layer (`408` by default) and its application body dropped; a stream
+//!   whose first chunk went out runs past it. Give routes that wait for
+//!   events a timeout longer than their longest wait, or have them send a
+//!   first chunk at once (an SSE comment such as [`rgi::sse::KEEP_ALIVE`]);
+//!   bound a stream's whole life with the application's own deadline or
+//!   tower-http's `ResponseBodyTimeoutLayer` instead.
+//! - **`CompressionLayer`** leaves `text/event-stream` uncompressed with
+//!   its default predicate (`NotForContentType::SSE`), so events reach the
+//!   client one by one (`[RGI-SSE-5]`); keep that part in any predicate of
+//!   your own. Compressed anyway, tower-http 0.7 still sends each event at
+//!   once (its encoder flushes whenever the body waits), at some cost in
+//!   compression.
+//!
+//! # Crossing between RGI and `http`
+//!
+//! There is one way across for each pair, and every part of this crate
+//! uses it:
+//!
+//! | From | To | The way |
+//! |---|---|---|
+//! | `http::Request<B>` as hyper hands it over | [`rgi::Environ`] | [`environ_from_request`]: the framing hyper decoded removed, HTTP/2's `:authority` made `Host`, the body made the [`rgi::Input`] with its trailers; what [`AsyncService`] and [`SyncService`] do per request, less their body limits |
+//! | `http::request::Parts` already in RGI's terms, and an [`rgi::Input`] | [`rgi::Environ`] | [`rgi::Environ::from_parts`] (no `Transfer-Encoding`; the mount point is the [`rgi::ServerInfo`]'s) |
+//! | [`rgi::Environ`] | `http::request::Parts` and its [`rgi::Input`] | [`rgi::Environ::into_parts`], the plain inverse (the split path, the descriptions and the error stream stay behind) |
+//! | [`rgi::Environ`] | `http::Request<InputBody>` for a tower service | [`request_from_environ`]: mount-relative target, [`ScriptName`], [`OriginalUri`], the descriptions as extensions |
+//! | [`rgi::Input`] | `http_body::Body` | [`InputBody::new`] (non-blocking face, trailers as the last frame) |
+//! | an RGI application's head and body | `http::Response<`[`ResponseBody`]`>` | [`AsyncService`] / [`SyncService`]: the head as [`rgi::ResponseState`] sends it (with the Content-Length it enforces), the body pulled as hyper polls, trailers as a trailers frame |
+//! | a tower service's `http::Response<B>` | RGI head, chunks and trailers | [`TowerApplication`]: connection-specific fields dropped, the length kept only when the body agrees, DATA frames as chunks, the trailers frame through `send_trailers` |
+//! | [`rgi::ResponseHead`] | status and `http::HeaderMap` | [`rgi::ResponseHead::into_parts`] and [`rgi::ResponseHead::from_parts`], which check nothing: [`rgi::StartResponse::start`] validates |
+//!
+//! ```
+//! use std::sync::Arc;
+//! use http_body_util::{BodyExt, Full};
+//! use rgi::{ConnectionInfo, ServerInfo};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let server = Arc::new(ServerInfo::new("localhost", 80)?.with_script_name("/api")?);
+//! let connection = Arc::new(ConnectionInfo::new());
+//! let request = http::Request::post("/api/echo").body(Full::new(bytes::Bytes::from("hi")))?;
+//!
+//! // http -> RGI: what an RGI application gets ...
+//! let environ = rgi_tower::environ_from_request(request, &server, &connection)?;
+//! assert_eq!(environ.path_info(), "/echo");
+//! // ... and RGI -> http: what a mounted tower service gets.
+//! let request = rgi_tower::request_from_environ(environ)?;
+//! assert_eq!(request.uri(), "/echo");
+//! assert_eq!(request.into_body().collect().await?.to_bytes(), "hi");
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Example
 //!
@@ -112,7 +182,11 @@
 mod asynchronous;
 mod body;
 pub mod caps;
+mod convert;
 mod host;
+mod input_body;
+mod mount;
+mod mount_upgrade;
 mod pool;
 mod relay;
 mod request;
@@ -121,10 +195,13 @@ mod sync;
 
 pub use asynchronous::{AsyncConnection, AsyncFuture, AsyncService};
 pub use body::ResponseBody;
+pub use convert::{ConvertError, environ_from_request, request_from_environ};
 pub use host::{
     CapabilitiesHook, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_PRE_READ_LIMIT, Host,
     HostBuilder,
 };
+pub use input_body::InputBody;
+pub use mount::{MountError, OriginalUri, ScriptName, TowerApplication, TowerBody, from_service};
 pub use pool::{ConnectionPool, Pool, PoolConfig, PoolError, PoolStats};
 pub use response::ResponseError;
 pub use sync::{SyncConnection, SyncFuture, SyncService};

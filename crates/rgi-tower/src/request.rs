@@ -257,6 +257,10 @@ pub(crate) struct RequestSource<B> {
     held: Option<Bytes>,
     /// The body reported its end (or its trailers, which end it).
     ended: bool,
+    /// What a frame held beyond the `max` of the poll that took it, for
+    /// the next polls: a chunk never exceeds the `max` it was polled with
+    /// (`[RGIA-INPUT-2]`).
+    spill: Bytes,
 }
 
 impl<B> RequestSource<B>
@@ -291,6 +295,27 @@ where
         (input, Some(detach))
     }
 
+    /// The input over `body` for a caller that owns the whole exchange
+    /// ([`crate::environ_from_request`]): no body limit, no stalled-body
+    /// time, and nothing detaches the body from it; with `trailers` as for
+    /// [`RequestSource::input`].
+    pub(crate) fn standalone_input(body: B, trailers: Option<TrailerSlot>) -> Input {
+        if body.is_end_stream() {
+            return Input::empty();
+        }
+        let length = body.size_hint().exact();
+        let limits = BodyLimits {
+            max_bytes: u64::MAX,
+            stall: None,
+        };
+        let source = RequestSource::new(body, length, u64::MAX, limits, trailers.clone());
+        let input = Input::from_async(source, length);
+        match trailers {
+            Some(slot) => input.with_trailers(slot),
+            None => input,
+        }
+    }
+
     fn new(
         body: B,
         declared: Option<u64>,
@@ -317,7 +342,18 @@ where
             trailers,
             held: None,
             ended: false,
+            spill: Bytes::new(),
         }
+    }
+}
+
+impl<B> RequestSource<B> {
+    /// The first `max` bytes of `data`; the rest waits in `spill`.
+    fn bounded(&mut self, mut data: Bytes, max: usize) -> Bytes {
+        if data.len() > max {
+            self.spill = data.split_off(max);
+        }
+        data
     }
 }
 
@@ -374,11 +410,18 @@ where
     fn poll_chunk(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        _max: usize,
+        max: usize,
     ) -> Poll<io::Result<Bytes>> {
         let this = self.get_mut();
+        // `Input` never polls with 0; were it done, an empty chunk would
+        // read as the end.
+        let max = max.max(1);
+        if !this.spill.is_empty() {
+            return Poll::Ready(Ok(this.spill.split_to(max.min(this.spill.len()))));
+        }
         if this.ended {
-            return Poll::Ready(Ok(this.held.take().unwrap_or_default()));
+            let held = this.held.take().unwrap_or_default();
+            return Poll::Ready(Ok(this.bounded(held, max)));
         }
         let shared = std::sync::Arc::clone(&this.body);
         let mut slot = shared
@@ -389,8 +432,7 @@ where
             return Poll::Ready(Err(InputError::ResponseFinished.into()));
         };
         loop {
-            // Input keeps what exceeds `max` for its next read, so a frame
-            // is handed over whole.
+            // What exceeds `max` waits in `spill` for the next polls.
             match Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Pending => {
                     if let Some(stall) = this.stall.as_mut() {
@@ -403,7 +445,8 @@ where
                 }
                 Poll::Ready(None) => {
                     this.ended = true;
-                    return Poll::Ready(Ok(this.held.take().unwrap_or_default()));
+                    let held = this.held.take().unwrap_or_default();
+                    return Poll::Ready(Ok(this.bounded(held, max)));
                 }
                 Poll::Ready(Some(Err(err))) => {
                     let error = client_error(err, this.declared, this.received);
@@ -422,7 +465,8 @@ where
                                 // the body's last.
                                 trailers.fill(fields);
                                 this.ended = true;
-                                return Poll::Ready(Ok(this.held.take().unwrap_or_default()));
+                                let held = this.held.take().unwrap_or_default();
+                                return Poll::Ready(Ok(this.bounded(held, max)));
                             }
                             // Trailers nobody declared carry no body bytes.
                             continue;
@@ -447,7 +491,7 @@ where
                         this.held = Some(data);
                         continue;
                     }
-                    return Poll::Ready(Ok(data));
+                    return Poll::Ready(Ok(this.bounded(data, max)));
                 }
             }
         }
