@@ -423,15 +423,7 @@ impl Worker<'_> {
             tail: &mut self.tail,
         };
         match self.state.finish(&mut sink) {
-            Ok(_) => {
-                // As on the runtime: a response whose head fixed its length
-                // and announced no trailers ends with its last data, and
-                // its trailers are dropped (`[RGI-TRAILER-7]`).
-                if self.state.content_length().is_some() && !self.state.trailers_announced() {
-                    self.tail.trailers = None;
-                }
-                self.end = Some(End::Finished);
-            }
+            Ok(_) => self.end = Some(End::Finished),
             Err(err) => self.fail(err.into()),
         }
     }
