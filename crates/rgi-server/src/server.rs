@@ -941,11 +941,16 @@ async fn supervise(
     done: watch::Sender<bool>,
 ) {
     let mut phase = shared.phase.subscribe();
-    if phase
+    // A graceful stop drains first; a server dropped without one goes
+    // straight to `Closing`, and its application gets no shut-down call
+    // (`[RGI-LIFE-3]`: the call follows a graceful stop only). The runtime
+    // is being torn down then, and this task may or may not get this far.
+    let began = phase
         .wait_for(|phase| *phase >= Phase::Draining)
         .await
-        .is_err()
-    {
+        .map(|phase| *phase)
+        .ok();
+    if began != Some(Phase::Draining) {
         return;
     }
     let grace = shared.grace;
