@@ -968,7 +968,16 @@ async fn supervise(
         open = shared.stats().open_connections,
         "shutting down"
     );
-    let drained = tokio::time::timeout(grace, connections_gone(&shared))
+    // With a shut-down to call by the grace period's end, connections are
+    // cut off a little before it: a cut-off body drops at its connection's
+    // next poll, and the call must wait for that (`[RGI-LIFE-3]`).
+    let reserve = if shutdown_hook.is_some() {
+        (grace / 4).min(SHUTDOWN_RESERVE)
+    } else {
+        Duration::ZERO
+    };
+    let cut_off = grace - reserve;
+    let drained = tokio::time::timeout(cut_off, connections_gone(&shared))
         .await
         .is_ok();
     if !drained {
@@ -982,7 +991,7 @@ async fn supervise(
         .and_then(|hosted| hosted.capabilities.as_ref())
         .and_then(HostCapabilities::after_response)
     {
-        let left = grace.saturating_sub(started.elapsed());
+        let left = cut_off.saturating_sub(started.elapsed());
         let report = after.drain(left).await;
         tracing::debug!(?report, "after-response tasks drained");
     }
@@ -1010,6 +1019,11 @@ async fn supervise(
     tracing::info!("shut down");
     let _ = done.send(true);
 }
+
+/// The most of the grace period kept, when the application has a shut-down
+/// to call, between cutting off the connections still open and the period's
+/// end: time for their bodies to drop before the call.
+const SHUTDOWN_RESERVE: Duration = Duration::from_millis(100);
 
 /// Resolves once no connection is open and the blocking pool runs and
 /// holds no job of the application.
