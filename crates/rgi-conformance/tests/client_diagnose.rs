@@ -22,7 +22,17 @@ fn diagnoses(violations: &[Violation]) -> Vec<&'static str> {
     violations
         .iter()
         .map(Violation::clause)
-        .filter(|clause| ["RGI-INPUT-10", "RGIA-CAP-6", "RGI-EXT-3", "RGI-FEAT-2"].contains(clause))
+        .filter(|clause| {
+            [
+                "RGI-INPUT-10",
+                "RGIA-CAP-6",
+                "RGI-EXT-3",
+                "RGI-FEAT-2",
+                "RGI-HDR-7",
+                "RGIA-OFFLOAD-11",
+            ]
+            .contains(clause)
+        })
         .collect()
 }
 
@@ -365,4 +375,224 @@ fn diagnosis_can_be_turned_off() {
         "{:?}",
         response.violations
     );
+}
+
+// ---- RGI-HDR-7: connection-specific request fields relied on ----
+
+fn closing_request() -> TestRequest {
+    TestRequest::get("/").header(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close, x-hop"),
+    )
+}
+
+#[test]
+fn an_answer_that_changes_without_the_connection_field_is_diagnosed() {
+    let app = rgi::from_fn(|environ: Environ, start| {
+        let hop = environ.headers().contains_key("x-hop");
+        start.start(ok())?;
+        Ok(Bytes::from_static(if hop { b"hop" } else { b"plain" }))
+    });
+    let response = TestClient::new(app)
+        .request(closing_request().header(
+            http::HeaderName::from_static("x-hop"),
+            http::HeaderValue::from_static("1"),
+        ))
+        .unwrap();
+    // The original answer stands; the diagnosis is added.
+    assert_eq!(response.body, "hop");
+    assert!(
+        names(&response.violations, "RGI-HDR-7"),
+        "{:?}",
+        response.violations
+    );
+}
+
+#[test]
+fn the_asynchronous_client_diagnoses_a_keep_alive_field_relied_on() {
+    let app = rgi_async::from_fn(|environ: Environ, start| {
+        let status = if environ.headers().contains_key("keep-alive") {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        start.start(ResponseHead::new(status))?;
+        Ok(Bytes::new())
+    });
+    let response = AsyncTestClient::new(app)
+        .request(TestRequest::get("/").header(
+            http::HeaderName::from_static("keep-alive"),
+            http::HeaderValue::from_static("timeout=5"),
+        ))
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(
+        names(&response.violations, "RGI-HDR-7"),
+        "{:?}",
+        response.violations
+    );
+}
+
+#[test]
+fn an_application_that_reads_the_connection_field_but_answers_alike_is_clean() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = rgi::from_fn(move |environ: Environ, start| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let _seen = environ.headers().get(http::header::CONNECTION);
+        start.start(ok())?;
+        Ok(Bytes::from_static(b"same"))
+    });
+    TestClient::new(app)
+        .request(closing_request())
+        .unwrap()
+        .assert_ok_and_valid();
+    // The original, the unchanged replay and the replay without the fields.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn an_answer_that_changes_on_every_call_is_not_judged() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = rgi::from_fn(move |_environ: Environ, start| {
+        let call = counted.fetch_add(1, Ordering::SeqCst);
+        start.start(ok())?;
+        Ok(Bytes::from(format!("visit {call}")))
+    });
+    TestClient::new(app)
+        .request(closing_request())
+        .unwrap()
+        .assert_ok_and_valid();
+}
+
+#[test]
+fn an_upgrade_request_is_not_replayed_without_its_fields() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = rgi::from_fn(move |environ: Environ, start| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let status = if environ.headers().contains_key(http::header::UPGRADE) {
+            StatusCode::UPGRADE_REQUIRED
+        } else {
+            StatusCode::OK
+        };
+        start.start(ResponseHead::new(status))?;
+        Ok(Bytes::new())
+    });
+    let response = TestClient::new(app)
+        .request(
+            TestRequest::get("/")
+                .header(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("upgrade"),
+                )
+                .header(
+                    http::header::UPGRADE,
+                    http::HeaderValue::from_static("websocket"),
+                ),
+        )
+        .unwrap();
+    assert_eq!(response.status, StatusCode::UPGRADE_REQUIRED);
+    assert!(!names(&response.violations, "RGI-HDR-7"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn without_diagnosis_a_connection_field_costs_no_replay() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = rgi::from_fn(move |environ: Environ, start| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let closing = environ.headers().contains_key(http::header::CONNECTION);
+        start.start(ok())?;
+        Ok(Bytes::from_static(if closing { b"bye" } else { b"hi" }))
+    });
+    let response = TestClient::new(app)
+        .with_diagnosis(false)
+        .request(closing_request())
+        .unwrap();
+    assert!(!names(&response.violations, "RGI-HDR-7"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+// ---- RGIA-OFFLOAD-11: one offload job waiting for another ----
+
+/// Two jobs: the first waits (at most `wait`) for what the second sends,
+/// or, when `independent`, each computes its own part.
+fn two_jobs(independent: bool) -> impl rgi_async::AsyncApplication {
+    rgi_async::from_fn(move |environ: Environ, start| {
+        let capabilities = Capabilities::of(&environ).ok_or("no capabilities")?;
+        let (sender, receiver) = std::sync::mpsc::channel::<u32>();
+        let first = if independent {
+            capabilities.offload().run(|| 40)
+        } else {
+            capabilities.offload().run(move || {
+                receiver
+                    .recv_timeout(std::time::Duration::from_millis(300))
+                    .unwrap_or(0)
+            })
+        };
+        // Kept alive with the body: dropping it would cancel the job.
+        let second = capabilities.offload().run(move || {
+            let _ = sender.send(42);
+        });
+        start.start(ok())?;
+        Ok(AwaitFirst(Some(first), second))
+    })
+}
+
+struct AwaitFirst(
+    Option<rgi_async::OffloadFuture<u32>>,
+    #[allow(dead_code)] rgi_async::OffloadFuture<()>,
+);
+
+impl rgi_async::AsyncBody for AwaitFirst {
+    fn poll_step(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        _start: &mut rgi::StartResponse<'_>,
+    ) -> std::task::Poll<Option<Result<rgi_async::Step, rgi::BoxError>>> {
+        use std::future::Future;
+        let Some(job) = self.0.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let value = std::task::ready!(std::pin::Pin::new(job).poll(cx));
+        self.0 = None;
+        std::task::Poll::Ready(Some(
+            value
+                .map(|value| rgi_async::Step::Chunk(Bytes::from(value.to_string())))
+                .map_err(rgi::BoxError::from),
+        ))
+    }
+}
+
+#[test]
+fn a_job_waiting_for_another_is_diagnosed_by_running_them_one_at_a_time() {
+    let response = AsyncTestClient::new(two_jobs(false)).get("/").unwrap();
+    // Side by side, the second job's answer reached the first.
+    assert_eq!(response.body, "42");
+    assert_eq!(response.offload_jobs, 2);
+    assert!(
+        names(&response.violations, "RGIA-OFFLOAD-11"),
+        "{:?}",
+        response.violations
+    );
+}
+
+#[test]
+fn independent_jobs_are_clean_when_run_one_at_a_time() {
+    let response = AsyncTestClient::new(two_jobs(true)).get("/").unwrap();
+    assert_eq!(response.body, "40");
+    response.assert_ok_and_valid();
+}
+
+#[test]
+fn without_diagnosis_two_jobs_cost_no_replay() {
+    let response = AsyncTestClient::new(two_jobs(false))
+        .with_diagnosis(false)
+        .get("/")
+        .unwrap();
+    assert_eq!(response.body, "42");
+    assert!(!names(&response.violations, "RGIA-OFFLOAD-11"));
 }

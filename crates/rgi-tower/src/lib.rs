@@ -182,6 +182,7 @@
 mod asynchronous;
 mod body;
 pub mod caps;
+mod connection_fields;
 mod convert;
 mod host;
 mod input_body;

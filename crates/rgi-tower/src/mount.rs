@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Buf;
-use http::header::{
-    CONNECTION, CONTENT_LENGTH, HeaderName, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{CONTENT_LENGTH, HeaderName, TRAILER};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::{Body as HttpBody, SizeHint};
@@ -25,6 +23,7 @@ use rgi_async::{
 };
 use tower_service::Service;
 
+use crate::connection_fields::remove_connection_fields;
 use crate::input_body::InputBody;
 use crate::mount_upgrade::{self, Exchange, Splice};
 
@@ -779,26 +778,6 @@ fn declared_length(headers: &HeaderMap) -> Option<Option<u64>> {
     let length = parse(first);
     let agreed = values.all(|value| parse(value).is_some_and(|other| Some(other) == length));
     Some(length.filter(|_| agreed))
-}
-
-/// Removes the connection-specific fields (RFC 9110 §7.6.1), those a
-/// `Connection` field names included: the server writes its own.
-pub(crate) fn remove_connection_fields(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|option| HeaderName::from_bytes(option.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [CONNECTION, TRANSFER_ENCODING, TE, UPGRADE] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
 /// The target `uri` relative to the mount point `script_name`: the raw

@@ -334,7 +334,7 @@ impl<B> Exchange<B> {
 /// `content-length: 0`).
 pub(crate) fn switch_fields(mut headers: HeaderMap) -> HeaderMap {
     let upgrade = headers.remove(http::header::UPGRADE);
-    crate::mount::remove_connection_fields(&mut headers);
+    crate::connection_fields::remove_connection_fields(&mut headers);
     headers.remove(CONTENT_LENGTH);
     headers.remove(http::header::TRAILER);
     if let Some(protocol) = upgrade {

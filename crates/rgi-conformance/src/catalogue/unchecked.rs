@@ -51,10 +51,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
         "Middleware obligation on how it edits paths, visible only in its source: a hand-made edit and `Environ::shift_path` can give the same strings for one path. The behaviour it relies on is the rgi crate's (crates/rgi/tests/environ.rs: `shift_path_moves_one_segment_at_a_time`, `shift_path_keeps_encoded_slashes_inside_the_segment`, `shift_path_refuses_an_empty_first_segment`, `shift_path_does_not_apply_to_the_asterisk`).",
     ),
     (
-        "RGI-HDR-7",
-        "Application obligation about what its answer depends on: hop-by-hop request fields reach it like any other field (RGI-HDR-1), and whether its behaviour depends on them is a property of its logic that a wrapper cannot judge without knowing the intended answer.",
-    ),
-    (
         "RGI-CONN-6",
         "Not yet judged by a suite case (a note for the kit): the snapshot a probe takes of its environ (suite/cases/kit.rs) records `remote_addr()` and `url_scheme()` but not `Environ::connection()`; a case sending two requests on one keep-alive connection and comparing the two `Arc`s with `Arc::ptr_eq`, and a third on a new connection, would judge it. Sharing one value between environs is the rgi crate's (crates/rgi/tests/connection.rs: `every_request_of_a_connection_shares_one_value`).",
     ),
@@ -266,10 +262,6 @@ pub const UNCHECKED: &[(&str, &str)] = &[
     (
         "RGIA-OFFLOAD-10",
         "Application obligation: which of its operations block is known to the application, not to a wrapper. The validator catches the one blocking operation it can see, a blocking read of the input on a loop thread (`blocking_read_on_loop_thread`, RGIA-INPUT-8).",
-    ),
-    (
-        "RGIA-OFFLOAD-11",
-        "Application obligation about assumptions (two jobs on one thread, one job waiting for another): a wrong assumption shows only on a server whose pool schedules differently, and a deadlock between jobs shows as a hang that no wrapper can attribute.",
     ),
     (
         "RGIA-SWITCH-8",

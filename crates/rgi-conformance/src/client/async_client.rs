@@ -17,7 +17,7 @@ use rgi_async::{AfterResponse, AsyncApplication, AsyncBody, Capabilities, Offloa
 
 use super::body::{ErrorsLog, Network};
 use super::checked::{self, CheckedAsync};
-use super::diagnose::{self, Change};
+use super::diagnose::{self, Change, Variation};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
 use super::upgrade::HandOver;
@@ -78,9 +78,21 @@ use crate::{Policy, Reports, Violation};
 /// declares no optional feature is served as by a server that declares
 /// them all but lifespan, with `TE: trailers` (`RGI-FEAT-2`). If a replay
 /// succeeds, the response's violations name that clause, application side;
-/// the replays' own responses and violations are discarded. An application
-/// that succeeds is never called again, and a failed request costs at most
-/// six more calls. Turn it off with
+/// the replays' own responses and violations are discarded.
+///
+/// A request that carries connection-specific fields (`Connection`,
+/// `Keep-Alive`, `Proxy-Connection` or a field `Connection` names; not one
+/// asking for an upgrade) is replayed twice once it is answered whole: unchanged,
+/// and without those fields. When the unchanged replay answers as the
+/// original did (status and content) and the one without the fields does
+/// not, the application depends on fields a server may remove
+/// (`RGI-HDR-7`). A request whose application ran two offload jobs or more
+/// is replayed twice too: unchanged, and with an offload service that runs
+/// the jobs one at a time on one thread, as a server with a one-thread pool
+/// does; an answer that repeats itself unchanged but differs (or stalls)
+/// with them serialised has one job waiting for another
+/// (`RGIA-OFFLOAD-11`). Any other application that succeeds is never called
+/// again, and a failed request costs at most eight more calls. Turn it off with
 /// [`with_diagnosis(false)`](Self::with_diagnosis) for an application
 /// whose calls must not repeat.
 ///
@@ -344,12 +356,12 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     /// The capabilities of one request.
     fn capabilities(
         &self,
-        offload: &ThreadOffload,
+        offload: &Offload,
         after: &AfterQueue,
         hand: Option<&Arc<HandOver>>,
         extra: &Extra,
     ) -> Capabilities {
-        let mut builder = Capabilities::builder(Offload::new(offload.clone()));
+        let mut builder = Capabilities::builder(offload.clone());
         #[cfg(unix)]
         if let Some(poller) = self.poller.as_ref().or(extra.readiness.as_ref()) {
             let service: Arc<dyn rgi_async::ReadinessService> = Arc::clone(poller) as _;
@@ -380,18 +392,62 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     /// in it), so that the test fails with its message.
     pub fn request(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
         let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
-        let replica = if self.diagnosis {
-            request.replica()
+        let (replica, variant) = if self.diagnosis {
+            (request.replica(), request.without_connection_fields())
         } else {
-            None
+            (None, None)
         };
         let mut response = self.run(request, &Extra::default())?;
-        if let (Some(replica), Some(error)) = (replica, diagnose::failed(&response)) {
-            if let Some(found) = self.diagnose(&replica, &error) {
+        if let (Some(replica), Some(error)) = (&replica, diagnose::failed(&response)) {
+            if let Some(found) = self.diagnose(replica, &error) {
                 response.violations.push(found);
             }
         }
+        if let (Some(replica), Some(variant)) = (&replica, variant) {
+            let found = self.vary(
+                Variation::ConnectionFields,
+                replica,
+                (variant, Extra::default()),
+                &response,
+            );
+            response.violations.extend(found);
+        }
+        // Two jobs or more may have waited for each other: a conforming
+        // offload service may run them one at a time.
+        if let Some(replica) = replica.as_ref().filter(|_| response.offload_jobs >= 2) {
+            if let Some(variant) = replica.replica() {
+                let extra = Extra {
+                    serial_offload: true,
+                    ..Extra::default()
+                };
+                let found = self.vary(
+                    Variation::SerialOffload,
+                    replica,
+                    (variant, extra),
+                    &response,
+                );
+                response.violations.extend(found);
+            }
+        }
         Ok(response)
+    }
+
+    /// Replays a request whose answer is judged against `variation` twice,
+    /// unchanged and varied, and returns the diagnosis when only the
+    /// variation changed the answer.
+    fn vary(
+        &self,
+        variation: Variation,
+        request: &TestRequest,
+        (variant, extra): (TestRequest, Extra),
+        original: &TestResponse,
+    ) -> Option<Violation> {
+        if !original.ending.is_complete() {
+            return None;
+        }
+        let control = self.run(request.replica()?, &Extra::default()).ok()?;
+        let variant = self.run(variant, &extra).ok()?;
+        variation.judge(original, &control, &variant)
     }
 
     /// Replays `request` once per circumstance it lacks, and returns the
@@ -471,7 +527,20 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
             Err(ClientError::Rejected { reason }) => return Ok(rejected(reason)),
             Err(err) => return Err(err),
         };
-        let offload = ThreadOffload::new();
+        let threads = ThreadOffload::new();
+        let serial = if extra.serial_offload {
+            let serial = SerialOffload::start().map_err(|source| ClientError::Thread {
+                role: "serial offload",
+                source,
+            })?;
+            Some(serial)
+        } else {
+            None
+        };
+        let offload = match &serial {
+            Some(serial) => Offload::new(serial.clone()),
+            None => Offload::new(threads.clone()),
+        };
         let after = AfterQueue::new();
         let hand = prepared.upgrade.take().map(HandOver::new);
         let capabilities = self.capabilities(&offload, &after, hand.as_ref(), extra);
@@ -532,7 +601,9 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
         let mut response = assemble(&sink.recorder, ending, head)?;
         response.switched = served.switched;
         response.after_tasks_ran = after.ran();
-        response.offload_jobs = offload.accepted();
+        response.offload_jobs = serial
+            .as_ref()
+            .map_or_else(|| threads.accepted(), SerialOffload::accepted);
         response.upgrade = transcript;
         response.violations = self.reports.take();
         response.errors_output = log.contents();
@@ -565,9 +636,56 @@ impl<A: AsyncApplication> AsyncTestClient<A> {
     }
 }
 
+/// An offload service that runs its jobs one at a time, in order, on one
+/// thread: what a server with a one-thread pool offers, and the variant of
+/// the `RGIA-OFFLOAD-11` replay. The thread ends once every clone is
+/// dropped and the jobs queued before are done.
+#[derive(Clone)]
+struct SerialOffload {
+    queue: std::sync::mpsc::Sender<rgi_async::Job>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SerialOffload {
+    fn start() -> io::Result<Self> {
+        let (queue, jobs) = std::sync::mpsc::channel::<rgi_async::Job>();
+        thread::Builder::new()
+            .name("rgi-serial-offload".into())
+            .spawn(move || {
+                for job in jobs {
+                    job.run();
+                }
+            })?;
+        Ok(SerialOffload {
+            queue,
+            accepted: Arc::default(),
+        })
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl rgi_async::OffloadService for SerialOffload {
+    fn execute(&self, job: rgi_async::Job) -> Result<(), rgi_async::OffloadError> {
+        // A send fails only once the thread is gone; the job comes back
+        // inside the error and is dropped unrun, resolving its future.
+        self.queue
+            .send(job)
+            .map_err(|_| rgi_async::OffloadError::ShutDown)?;
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// Capabilities a diagnostic replay offers beyond the client's own.
 #[derive(Default)]
 struct Extra {
+    /// The offload jobs run one at a time on one thread
+    /// ([`Variation::SerialOffload`]).
+    serial_offload: bool,
     /// A poller for a client built without readiness.
     #[cfg(unix)]
     readiness: Option<Arc<PollerReadiness>>,

@@ -2,7 +2,10 @@
 //! head, the clients run the request again once per circumstance the spec
 //! says an application must not depend on, changing only that one; if a
 //! replay then succeeds, the failure came from depending on it, and the
-//! original response names the circumstance's clause.
+//! original response names the circumstance's clause. Some circumstances
+//! are judged on successful requests too ([`Variation`]): the request is
+//! replayed unchanged and with the circumstance changed, and an answer
+//! that repeats itself but changes with the circumstance depends on it.
 
 use super::response::{Ending, TestResponse};
 use crate::validate::CHECKS;
@@ -74,6 +77,87 @@ impl Change {
                 self.what()
             ),
             error.to_owned(),
+        ))
+    }
+}
+
+/// A circumstance a successful answer must not depend on, judged by
+/// replaying the request twice: unchanged (the control) and with the
+/// circumstance changed (the variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variation {
+    /// The request's connection-specific fields taken away (`RGI-HDR-7`).
+    ConnectionFields,
+    /// The offload jobs run one at a time on one thread (`RGIA-OFFLOAD-11`).
+    SerialOffload,
+}
+
+impl Variation {
+    /// The validator's check that reports this variation.
+    fn check(self) -> &'static str {
+        match self {
+            Variation::ConnectionFields => "hop_by_hop_relied_on",
+            Variation::SerialOffload => "offload_jobs_interdependent",
+        }
+    }
+
+    /// What the variant changed and what depending on it means.
+    fn what(self) -> &'static str {
+        match self {
+            Variation::ConnectionFields => {
+                "the application answered differently when the request's connection-specific fields (Connection, Keep-Alive, Proxy-Connection and the fields Connection names) were taken away, and the same when the request was repeated unchanged: its answer depends on fields a server may remove (RGI-HDR-6)"
+            }
+            Variation::SerialOffload => {
+                "the application answered differently when its offload jobs ran one at a time on one thread, as a conforming offload service may run them, and the same when the request was repeated unchanged: one job waits for another, or assumes they run side by side"
+            }
+        }
+    }
+
+    /// The diagnosis: `original` is the answer the test saw, `control` the
+    /// same request replayed, `variant` the request with this variation.
+    /// An answer (status, content, whether it completed) that repeats
+    /// itself unchanged but differs in the variant depends on the
+    /// variation; one that changes anyway (a clock, a counter) is not
+    /// judged.
+    pub(crate) fn judge(
+        self,
+        original: &TestResponse,
+        control: &TestResponse,
+        variant: &TestResponse,
+    ) -> Option<Violation> {
+        let answer = |response: &TestResponse| {
+            (
+                response.status,
+                response.body.clone(),
+                response.ending.is_complete(),
+            )
+        };
+        if !original.ending.is_complete()
+            || answer(original) != answer(control)
+            || answer(variant) == answer(original)
+        {
+            return None;
+        }
+        let clause = CHECKS
+            .iter()
+            .find(|check| check.name() == self.check())
+            .and_then(|check| check.clauses().first().copied())?;
+        Some(Violation::new(
+            clause,
+            Side::Application,
+            self.what(),
+            format!(
+                "as sent: {} with {} bytes of content; varied: {} with {} bytes, {}",
+                original.status,
+                original.body.len(),
+                variant.status,
+                variant.body.len(),
+                if variant.ending.is_complete() {
+                    "complete"
+                } else {
+                    "not complete"
+                }
+            ),
         ))
     }
 }

@@ -491,6 +491,44 @@ impl TestRequest {
         })
     }
 
+    /// The same request without its connection-specific fields, for the
+    /// replay that judges whether the application depends on them
+    /// (`RGI-HDR-7`); `None` when there are none to take away or when they
+    /// legitimately steer the answer: a request asking for an upgrade
+    /// (`Upgrade` is what it is about), and `TE`, which decides whether
+    /// trailers are deliverable and is left in place.
+    ///
+    /// Taken away: `Connection`, `Keep-Alive`, `Proxy-Connection` and every
+    /// field `Connection` names, other than `TE`, `Upgrade` and the fields
+    /// that frame or route the request.
+    pub(crate) fn without_connection_fields(&self) -> Option<TestRequest> {
+        if self.headers.contains_key(UPGRADE) {
+            return None;
+        }
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in &self.headers.get_all(CONNECTION) {
+            for option in value.as_bytes().split(|&byte| byte == b',') {
+                let Ok(name) = HeaderName::from_bytes(option.trim_ascii()) else {
+                    continue;
+                };
+                if ![TE, UPGRADE, HOST, CONTENT_LENGTH].contains(&name) {
+                    named.push(name);
+                }
+            }
+        }
+        let keep_alive = HeaderName::from_static("keep-alive");
+        let proxy_connection = HeaderName::from_static("proxy-connection");
+        named.extend([CONNECTION, keep_alive, proxy_connection]);
+        if !named.iter().any(|name| self.headers.contains_key(name)) {
+            return None;
+        }
+        let mut variant = self.replica()?;
+        for name in &named {
+            variant.headers.remove(name);
+        }
+        Some(variant)
+    }
+
     /// The features the request declares.
     pub(crate) fn declared_features(&self) -> Features {
         self.features

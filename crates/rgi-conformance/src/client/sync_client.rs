@@ -10,7 +10,7 @@ use rgi_async::{Capabilities, Offload};
 
 use super::body::ErrorsLog;
 use super::checked::{self, Checked};
-use super::diagnose::{self, Change};
+use super::diagnose::{self, Change, Variation};
 use super::request::Delivery;
 use super::response::{Ending, TestResponse};
 use super::{ClientError, TestRequest, assemble, rejected};
@@ -43,9 +43,16 @@ use crate::{Policy, Reports, Violation};
 /// declares no optional feature is served as by a server that declares
 /// them all but lifespan, with `TE: trailers` (`RGI-FEAT-2`). If a replay
 /// succeeds, the response's violations name that clause, application side;
-/// the replays' own responses and violations are discarded. An application
-/// that succeeds is never called again, and a failed request costs at most
-/// four more calls. Turn it off with
+/// the replays' own responses and violations are discarded.
+///
+/// A request that carries connection-specific fields (`Connection`,
+/// `Keep-Alive`, `Proxy-Connection` or a field `Connection` names; not one
+/// asking for an upgrade) is replayed twice once it is answered whole: unchanged,
+/// and without those fields. When the unchanged replay answers as the
+/// original did (status and content) and the one without the fields does
+/// not, the application depends on fields a server may remove
+/// (`RGI-HDR-7`). Any other application that succeeds is never called
+/// again, and a failed request costs at most six more calls. Turn it off with
 /// [`with_diagnosis(false)`](Self::with_diagnosis) for an application
 /// whose calls must not repeat.
 ///
@@ -134,18 +141,40 @@ impl<A: Application> TestClient<A> {
     /// application's failures are reported in [`TestResponse::ending`].
     pub fn request(&self, request: TestRequest) -> Result<TestResponse, ClientError> {
         let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
-        let replica = if self.diagnosis {
-            request.replica()
+        let (replica, variant) = if self.diagnosis {
+            (request.replica(), request.without_connection_fields())
         } else {
-            None
+            (None, None)
         };
         let mut response = self.run(request)?;
-        if let (Some(replica), Some(error)) = (replica, diagnose::failed(&response)) {
-            if let Some(found) = self.diagnose(&replica, &error) {
+        if let (Some(replica), Some(error)) = (&replica, diagnose::failed(&response)) {
+            if let Some(found) = self.diagnose(replica, &error) {
+                response.violations.push(found);
+            }
+        }
+        if let (Some(replica), Some(variant)) = (&replica, variant) {
+            if let Some(found) = self.hop_by_hop(replica, variant, &response) {
                 response.violations.push(found);
             }
         }
         Ok(response)
+    }
+
+    /// Replays a request that carried connection-specific fields twice,
+    /// unchanged and without them, and returns the `RGI-HDR-7` diagnosis
+    /// when only their absence changed the answer.
+    fn hop_by_hop(
+        &self,
+        request: &TestRequest,
+        variant: TestRequest,
+        original: &TestResponse,
+    ) -> Option<Violation> {
+        if !original.ending.is_complete() {
+            return None;
+        }
+        let control = self.run(request.replica()?).ok()?;
+        let variant = self.run(variant).ok()?;
+        Variation::ConnectionFields.judge(original, &control, &variant)
     }
 
     /// Replays `request` once per circumstance it lacks, and returns the

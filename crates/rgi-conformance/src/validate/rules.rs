@@ -830,6 +830,16 @@ pub(crate) const MW_SHUTDOWN_NOT_FORWARDED: Rule = Rule::app(
     &["RGI-LIFE-4", "RGIA-LIFE-2"],
     "a middleware's shutdown calls the shutdown of the application it wraps",
 );
+pub(crate) const HOP_BY_HOP_RELIED_ON: Rule = Rule::app(
+    "hop_by_hop_relied_on",
+    &["RGI-HDR-7"],
+    "an application answers the same with and without the request's connection-specific fields, when it answers the same to the request repeated (test clients, by replay)",
+);
+pub(crate) const OFFLOAD_JOBS_INTERDEPENDENT: Rule = Rule::app(
+    "offload_jobs_interdependent",
+    &["RGIA-OFFLOAD-11"],
+    "an application that ran two offload jobs or more answers the same when they run one at a time on one thread, when it answers the same to the request repeated (asynchronous test client, by replay)",
+);
 pub(crate) const FEATURE_ASSUMED: Rule = Rule::app(
     "feature_assumed",
     &["RGI-FEAT-2"],
@@ -1038,6 +1048,8 @@ pub(crate) const RULES: &[Rule] = &[
     CONTENT_LENGTH_ASSUMED,
     CAPABILITY_ASSUMED,
     EXTENSION_ASSUMED,
+    HOP_BY_HOP_RELIED_ON,
+    OFFLOAD_JOBS_INTERDEPENDENT,
     // ---- RGI 1.2: optional features ----
     EARLY_HINTS_AFTER_HEAD,
     EARLY_HINTS_INVALID_FIELD,

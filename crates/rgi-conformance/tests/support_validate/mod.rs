@@ -729,6 +729,16 @@ pub(crate) const EXAMPLES: &[(&str, Side, Example)] = &[
         "extension_assumed",
         Side::Application,
         diag_examples::extension_assumed,
+    ),
+    (
+        "hop_by_hop_relied_on",
+        Side::Application,
+        diag_examples::hop_by_hop_relied_on,
+    ),
+    (
+        "offload_jobs_interdependent",
+        Side::Application,
+        diag_examples::offload_jobs_interdependent,
     ), // ---- RGI 1.2: optional features ----
     (
         "early_hints_after_head",
