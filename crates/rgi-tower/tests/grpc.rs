@@ -37,6 +37,7 @@ use rgi::ServerInfo;
 use rgi_async::Runtime;
 use rgi_conformance::validate::AsyncValidator;
 use rgi_conformance::{Policy, Reports};
+use rgi_server::Limits;
 use rgi_tower::{InputBody, ScriptName, from_service};
 use tokio::net::TcpStream;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -260,9 +261,15 @@ fn announce_trailers(
 /// `rgi-server` serving [`Notes`] under [`MOUNT`], through the bridge and
 /// the kit's validator; with `announce`, behind [`announce_trailers`].
 fn grpc_server(reports: &Reports, announce: bool) -> rgi_server::Server {
+    grpc_server_with(reports, announce, Limits::default())
+}
+
+/// [`grpc_server`] with `limits`.
+fn grpc_server_with(reports: &Reports, announce: bool, limits: Limits) -> rgi_server::Server {
     let builder = rgi_server::Server::builder()
         .bind(([127, 0, 0, 1], 0))
         .workers(2)
+        .limits(limits)
         .server_info(
             ServerInfo::new("127.0.0.1", 80)
                 .unwrap()
@@ -587,4 +594,53 @@ fn a_service_that_does_not_announce_its_trailers_draws_only_that_warning() {
     assert!(reports.errors().is_empty(), "{:#?}", reports.all());
     assert_eq!(reports.clauses(), ["RGI-TRAILER-5"], "{:#?}", reports.all());
     assert!(reports.warnings()[0].is_warning());
+}
+
+#[test]
+fn the_servers_body_limits_bound_a_streaming_request() {
+    // A client stream is one request body: the server's stalled-body time
+    // bounds the client's silence between messages, and its body limit
+    // the bytes of the whole call.
+    let limits = Limits::default()
+        .body_stall_timeout(Duration::from_millis(300))
+        .max_body_bytes(64);
+    let reports = Reports::new(Policy::Collect);
+    let server = grpc_server_with(&reports, true, limits);
+    let addr = server.local_addr().unwrap();
+    run(async {
+        let mut client = client(addr).await;
+
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let outgoing = stream::unfold(receiver, |mut receiver| async move {
+            let message = receiver.recv().await?;
+            Some((message, receiver))
+        });
+        client.ready().await.unwrap();
+        sender.send(Bytes::from_static(b"one")).await.unwrap();
+        let response = client
+            .streaming::<_, _, Bytes, _>(tonic::Request::new(outgoing), method(CHAT), RawCodec)
+            .await
+            .unwrap();
+        let mut replies = response.into_inner();
+        let reply = replies.message().await.unwrap().expect("an answer");
+        assert_eq!(text(&reply), "ONE");
+        // Silent past the stalled-body time, the sender still open.
+        let error = replies.message().await.unwrap_err();
+        eprintln!("stalled: {error:?}");
+        drop(sender);
+
+        let notes = stream::iter([&b"0123456789abcdef"[..]; 5]).map(Bytes::from_static);
+        client.ready().await.unwrap();
+        let error = client
+            .client_streaming::<_, _, Bytes, _>(
+                tonic::Request::new(notes),
+                method(COLLECT),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        eprintln!("too long: {error:?}");
+    });
+    server.shutdown();
+    assert!(reports.is_empty(), "{:#?}", reports.all());
 }
