@@ -624,9 +624,15 @@ fn the_servers_body_limits_bound_a_streaming_request() {
         let mut replies = response.into_inner();
         let reply = replies.message().await.unwrap().expect("an answer");
         assert_eq!(text(&reply), "ONE");
-        // Silent past the stalled-body time, the sender still open.
+        // Silent past the stalled-body time, the sender still open: the
+        // service's request stream fails, and its status reaches the
+        // client in the trailers of the response already under way.
         let error = replies.message().await.unwrap_err();
-        eprintln!("stalled: {error:?}");
+        assert_eq!(error.code(), Code::Unknown, "{error:?}");
+        assert_eq!(
+            error.message(),
+            "the client sent no request body bytes for 300ms"
+        );
         drop(sender);
 
         let notes = stream::iter([&b"0123456789abcdef"[..]; 5]).map(Bytes::from_static);
@@ -639,7 +645,13 @@ fn the_servers_body_limits_bound_a_streaming_request() {
             )
             .await
             .unwrap_err();
-        eprintln!("too long: {error:?}");
+        // Past 64 bytes the service's request stream fails before it
+        // answered: a trailers-only answer.
+        assert_eq!(error.code(), Code::Unknown, "{error:?}");
+        assert_eq!(
+            error.message(),
+            "request body exceeds the server's limit of 64 bytes"
+        );
     });
     server.shutdown();
     assert!(reports.is_empty(), "{:#?}", reports.all());
