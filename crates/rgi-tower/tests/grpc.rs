@@ -3,8 +3,11 @@
 //! by tonic's own client: unary, server-streaming, client-streaming and
 //! bidirectional calls; `grpc-status` and `grpc-message` in the HTTP/2
 //! trailers, or in the head of a trailers-only answer; metadata both ways;
-//! the service mounted under a `SCRIPT_NAME`. The kit's `AsyncValidator`
-//! wraps the mounted application in every server and must report nothing.
+//! the service mounted under a `SCRIPT_NAME`; the server's body limits on
+//! a client stream. The kit's `AsyncValidator` wraps the mounted
+//! application in every server and reports nothing once the service
+//! announces its trailers (a bare gRPC service draws exactly one
+//! `RGI-TRAILER-5` warning per response with trailers, shown apart).
 //!
 //! There is no `protoc` here, so there is no generated code: the service
 //! is written by hand on `tonic::server::Grpc`, the client calls
