@@ -26,6 +26,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,8 @@ const GET: &str = "/rgi.test.Notes/Get";
 const COUNTDOWN: &str = "/rgi.test.Notes/Countdown";
 /// Server streaming: one message, then `NOT_FOUND`.
 const FAIL_LATE: &str = "/rgi.test.Notes/FailLate";
+/// Server streaming: a message every few milliseconds, until cancelled.
+const FOREVER: &str = "/rgi.test.Notes/Forever";
 /// Client streaming: every message sent, joined.
 const COLLECT: &str = "/rgi.test.Notes/Collect";
 /// Bidirectional: each message answered upper-cased as it arrives.
@@ -153,6 +156,10 @@ impl Service<Request<InputBody>> for Notes {
                     grpc.server_streaming(tower::service_fn(fail_late), request)
                         .await
                 }
+                FOREVER => {
+                    grpc.server_streaming(tower::service_fn(forever), request)
+                        .await
+                }
                 COLLECT => {
                     grpc.client_streaming(tower::service_fn(collect), request)
                         .await
@@ -217,6 +224,29 @@ async fn fail_late(_request: tonic::Request<Bytes>) -> Result<tonic::Response<Re
     gone.metadata_mut()
         .insert("x-detail", MetadataValue::from_static("page-2"));
     let replies = stream::iter([Ok(Bytes::from_static(b"first")), Err(gone)]);
+    Ok(tonic::Response::new(replies.boxed()))
+}
+
+/// How many [`forever`] streams were dropped: each counts once, when the
+/// bridge drops the service's response body.
+static FOREVER_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its drop in [`FOREVER_DROPPED`].
+struct DropCount;
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        FOREVER_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A message every 10 ms, without end: only the client's cancellation
+/// ends it.
+async fn forever(_request: tonic::Request<Bytes>) -> Result<tonic::Response<Replies>, Status> {
+    let replies = stream::unfold((0_u64, DropCount), |(sent, guard)| async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Some((Ok(Bytes::from(sent.to_string())), (sent + 1, guard)))
+    });
     Ok(tonic::Response::new(replies.boxed()))
 }
 
@@ -655,6 +685,39 @@ fn the_servers_body_limits_bound_a_streaming_request() {
             error.message(),
             "request body exceeds the server's limit of 64 bytes"
         );
+    });
+    server.shutdown();
+    assert!(reports.is_empty(), "{:#?}", reports.all());
+}
+
+#[test]
+fn a_client_that_cancels_a_call_stops_the_service() {
+    let reports = Reports::new(Policy::Collect);
+    let server = grpc_server(&reports, true);
+    let addr = server.local_addr().unwrap();
+    run(async {
+        let mut client = client(addr).await;
+        client.ready().await.unwrap();
+        let response = client
+            .server_streaming::<_, Bytes, _>(
+                tonic::Request::new(Bytes::new()),
+                method(FOREVER),
+                RawCodec,
+            )
+            .await
+            .unwrap();
+        let mut messages = response.into_inner();
+        for expected in ["0", "1"] {
+            let message = messages.message().await.unwrap().expect("a message");
+            assert_eq!(text(&message), expected);
+        }
+        assert_eq!(FOREVER_DROPPED.load(Ordering::SeqCst), 0);
+        // Dropping the stream resets the HTTP/2 stream; the server drops
+        // the application's body, and with it the service's stream.
+        drop(messages);
+        while FOREVER_DROPPED.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     });
     server.shutdown();
     assert!(reports.is_empty(), "{:#?}", reports.all());
