@@ -80,6 +80,36 @@
 //!   once (its encoder flushes whenever the body waits), at some cost in
 //!   compression.
 //!
+//! # gRPC
+//!
+//! A tonic service (generated, or written on `tonic::server::Grpc`) mounts
+//! with [`from_service`] like any tower service: unary, server-streaming,
+//! client-streaming and bidirectional calls work through `rgi-server`
+//! with tonic's own client, metadata both ways, the status in the
+//! trailers or, for an error before any message, in a trailers-only head
+//! (`tests/grpc.rs` shows each). What it takes:
+//!
+//! - **HTTP/2** to the client (`rgi-server` speaks it on a plain port to a
+//!   client with prior knowledge, as tonic's `Channel` is), and a server
+//!   that declares **response trailers** ([`rgi::Features`]): elsewhere
+//!   `grpc-status` is dropped, and tonic's client takes a response without
+//!   one for OK, so an error after the first message would pass unseen.
+//! - **`require_runtime(Runtime::Tokio)`**: gRPC services are written for
+//!   tokio (its timers, tasks and channels).
+//! - Under a **mount point**, the client puts it before every method path:
+//!   give the mount in the client's origin (`with_origin`, which tonic's
+//!   generated clients have too, with `http://host:port/rpc`).
+//! - A **client stream is one request body**: the server's stalled-body
+//!   time bounds the client's silence between messages and its body limit
+//!   the bytes of the whole call (`rgi_server::Limits`); raise both for
+//!   long-lived streams. Past them the call ends with a gRPC status
+//!   naming the limit.
+//! - gRPC never announces its trailers in a `Trailer` field, which RGI asks
+//!   of applications (`[RGI-TRAILER-5]`, a SHOULD): the kit's validator
+//!   warns once per such response. A `map_response` that adds
+//!   `Trailer: grpc-status, grpc-message, grpc-status-details-bin` to heads
+//!   without `grpc-status` announces them.
+//!
 //! # Crossing between RGI and `http`
 //!
 //! There is one way across for each pair, and every part of this crate

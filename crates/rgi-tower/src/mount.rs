@@ -96,8 +96,8 @@ pub enum MountError {
     /// The service's response body failed while it was being read.
     #[error("the mounted service's response body failed: {0}")]
     Body(#[source] BoxError),
-    /// The service's response body yielded a second trailers frame, or
-    /// trailers the response cannot take.
+    /// The service's response body yielded trailers the response cannot
+    /// take.
     #[error("the mounted service's response trailers were refused: {0}")]
     Trailers(#[source] TrailersError),
     /// The service answered with a 1xx status other than
@@ -179,8 +179,9 @@ pub enum MountError {
 ///   (`Trailer`);
 /// - each DATA frame is one [`Step::Chunk`] (empty frames are skipped); a
 ///   trailers frame goes to [`StartResponse::send_trailers`], less the
-///   fields no trailer section may carry ([`is_forbidden_trailer`]); the
-///   body's end ends the response;
+///   fields no trailer section may carry ([`is_forbidden_trailer`]), and
+///   ends the response: as with hyper, the body is not polled past it;
+///   otherwise the body's end ends the response;
 /// - failures are [`MountError`]s: before the head is sent the server
 ///   answers `500` and logs them, after it the response is aborted;
 /// - a 1xx other than `101` is [`MountError::InformationalStatus`].
@@ -636,10 +637,16 @@ where
                         }
                         Err(frame) => {
                             if let Ok(fields) = frame.into_trailers() {
-                                if let Err(err) = start.send_trailers(allowed_trailers(fields)) {
-                                    stage.set(Stage::Done);
-                                    return fail(MountError::Trailers(err));
-                                }
+                                // The trailers end the message: the body is
+                                // not polled past them, as hyper polls none
+                                // past them either. A body may not be ready
+                                // to be polled again (tonic's, after an
+                                // error status, yields that status anew).
+                                stage.set(Stage::Done);
+                                return match start.send_trailers(allowed_trailers(fields)) {
+                                    Ok(()) => Poll::Ready(None),
+                                    Err(err) => fail(MountError::Trailers(err)),
+                                };
                             }
                             // A frame of another kind carries nothing RGI
                             // can send.

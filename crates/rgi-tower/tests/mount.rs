@@ -352,12 +352,16 @@ fn the_request_body_and_its_trailers_reach_the_service_and_come_back() {
 }
 
 #[test]
-fn a_second_trailers_frame_aborts_the_response() {
+fn the_body_is_not_polled_past_its_trailers_frame() {
+    // What follows the trailers is never polled: a body may not be ready
+    // for it (tonic's yields its error status a second time), and hyper
+    // stops there too.
     let service = service_fn(|_request: Request<InputBody>| async {
         Ok::<_, Infallible>(Response::new(frames(vec![
             Ok(Frame::data(Bytes::from_static(b"data"))),
             Ok(Frame::trailers(fields(&[("x-a", "1")]))),
             Ok(Frame::trailers(fields(&[("x-b", "2")]))),
+            Err("polled past the trailers".into()),
         ])))
     });
     let (wire, failed) = drive(
@@ -365,15 +369,10 @@ fn a_second_trailers_frame_aborts_the_response() {
         Environ::builder().build().unwrap(),
         || {},
     );
-    let failed = failed.expect("aborted");
-    assert!(
-        matches!(
-            failed.downcast_ref::<MountError>(),
-            Some(MountError::Trailers(rgi::TrailersError::AlreadySet))
-        ),
-        "{failed}"
-    );
-    assert_eq!(wire.heads.len(), 1, "the head went out with the data");
+    assert!(failed.is_none(), "{failed:?}");
+    assert_eq!(wire.heads.len(), 1);
+    assert_eq!(wire.body, b"data");
+    assert_eq!(wire.trailers, Some(fields(&[("x-a", "1")])));
 }
 
 /// An asynchronous source that sends `sent` and then ends, short of the
