@@ -221,7 +221,10 @@ fn describe(kind: &str, environ: &Environ) -> String {
         environ.path_info(),
         environ.query_string(),
         environ.uri(),
-        environ.remote_addr().map(|peer| peer.ip().to_string()).unwrap_or_default(),
+        environ
+            .remote_addr()
+            .map(|peer| peer.ip().to_string())
+            .unwrap_or_default(),
     )
 }
 
@@ -291,7 +294,9 @@ fn async_app() -> impl rgi_async::AsyncApplication {
         if environ.path_info() == "/echo" {
             Ok(Either::Other(AsyncEcho(environ.into_input())))
         } else {
-            Ok(Either::Whole(Some(Bytes::from(describe("async", &environ)))))
+            Ok(Either::Whole(Some(Bytes::from(describe(
+                "async", &environ,
+            )))))
         }
     })
 }
@@ -343,7 +348,9 @@ async fn post(addr: SocketAddr, target: &str, chunks: &[&'static str], sized: bo
     let mut sender = client(addr).await;
     let answer = tokio::spawn(sender.send_request(request("POST", target, body)));
     for chunk in chunks {
-        feed.send(Bytes::from_static(chunk.as_bytes())).await.unwrap();
+        feed.send(Bytes::from_static(chunk.as_bytes()))
+            .await
+            .unwrap();
     }
     drop(feed);
     let response = tokio::time::timeout(LIMIT, answer)
@@ -419,7 +426,10 @@ async fn nested_and_fallback_applications_see_their_mount_point() {
             "/async/deep/er?k",
             "async script=/async path=/deep/er query=k uri=/async/deep/er?k peer=127.0.0.1",
         ),
-        ("/async", "async script=/async path= query= uri=/async peer=127.0.0.1"),
+        (
+            "/async",
+            "async script=/async path= query= uri=/async peer=127.0.0.1",
+        ),
         // Not inside the mount point: a segment boundary, not a prefix.
         (
             "/rgix/y",
@@ -432,7 +442,11 @@ async fn nested_and_fallback_applications_see_their_mount_point() {
     ];
     for (target, expected) in cases {
         let (status, body) = get_text(server.addr, target).await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, expected), "{target}");
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, expected),
+            "{target}"
+        );
     }
     server.stop().await;
 }
@@ -497,7 +511,11 @@ async fn request_bodies_sized_and_chunked_and_a_streamed_response() {
         "text/event-stream"
     );
     let mut body = response.into_body();
-    for (n, next) in [("one", Some("two")), ("two", Some("three")), ("three", None)] {
+    for (n, next) in [
+        ("one", Some("two")),
+        ("two", Some("three")),
+        ("three", None),
+    ] {
         let frame = tokio::time::timeout(LIMIT, body.frame())
             .await
             .expect("the event arrived on its own")
@@ -564,7 +582,10 @@ async fn validated_applications_in_axum_report_no_violations() {
 async fn drained(pool: &rgi_tower::Pool) {
     let deadline = tokio::time::Instant::now() + LIMIT;
     while pool.stats().running + pool.stats().queued > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the pool never drained");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pool never drained"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -688,9 +709,8 @@ where
 async fn an_asynchronous_applications_switch_and_offload_under_axum_meet_the_bound() {
     let listener = listener().await;
     let addr = listener.local_addr().unwrap();
-    let switching = rgi_async::from_fn(|_environ: Environ, _start: &mut StartResponse<'_>| {
-        Ok(SwitchNow)
-    });
+    let switching =
+        rgi_async::from_fn(|_environ: Environ, _start: &mut StartResponse<'_>| Ok(SwitchNow));
     let offloading = rgi_async::from_fn(|environ: Environ, _start: &mut StartResponse<'_>| {
         let capabilities = Capabilities::of(&environ).ok_or("no capabilities")?;
         let job = capabilities
@@ -812,7 +832,10 @@ async fn the_trace_layer_around_an_rgi_application_records_its_requests() {
 
     let (status, body) = get_text(server.addr, "/rgi/traced?n=1").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("script=/rgi path=/traced query=n=1"), "{body}");
+    assert!(
+        body.contains("script=/rgi path=/traced query=n=1"),
+        "{body}"
+    );
     let echoed = post(server.addr, "/rgi/echo", &["traced ", "body"], false).await;
     assert_eq!(echoed, "traced body");
     server.stop().await;
@@ -822,7 +845,9 @@ async fn the_trace_layer_around_an_rgi_application_records_its_requests() {
     let span = "request{method=GET uri=/traced?n=1 version=HTTP/1.1}";
     let lines: Vec<&str> = log.lines().filter(|line| line.contains(span)).collect();
     assert!(
-        lines.iter().any(|line| line.contains("started processing request")),
+        lines
+            .iter()
+            .any(|line| line.contains("started processing request")),
         "{log}"
     );
     assert!(
@@ -883,7 +908,11 @@ async fn trace_compression_and_timeout_around_an_rgi_application_serve_gzip() {
     assert_eq!(parts.status, StatusCode::OK);
     assert_eq!(parts.headers[header::CONTENT_ENCODING], "gzip");
     assert!(body.starts_with(&[0x1f, 0x8b]), "a gzip stream");
-    assert!(body.len() < text.len() / 4, "compressed: {} bytes", body.len());
+    assert!(
+        body.len() < text.len() / 4,
+        "compressed: {} bytes",
+        body.len()
+    );
     let encoded = Response::builder()
         .header(header::CONTENT_ENCODING, "gzip")
         .body(Full::new(body))
@@ -899,7 +928,10 @@ async fn trace_compression_and_timeout_around_an_rgi_application_serve_gzip() {
     // One that does not gets the text as it is.
     let (parts, body) = fetch(server.addr, request("GET", "/rgi/text", TestBody::empty())).await;
     assert!(!parts.headers.contains_key(header::CONTENT_ENCODING));
-    assert_eq!(parts.headers[header::CONTENT_LENGTH], text.len().to_string());
+    assert_eq!(
+        parts.headers[header::CONTENT_LENGTH],
+        text.len().to_string()
+    );
     assert_eq!(body, text);
 
     // A head that does not come within the timeout: the layer answers.
