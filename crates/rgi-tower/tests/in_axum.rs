@@ -3,8 +3,8 @@
 //!
 //! - synchronous and asynchronous applications nested with
 //!   `Router::nest_service` and as the `fallback_service`, beside plain
-//!   axum routes, each seeing its mount point as SCRIPT_NAME and the rest
-//!   as PATH_INFO, with the raw query;
+//!   axum routes, each seeing its mount point as `SCRIPT_NAME` and the rest
+//!   as `PATH_INFO`, with the raw query;
 //! - request bodies (sized and chunked) and a streamed response;
 //! - the kit's validators around both kinds, reporting nothing;
 //! - the bounded pool under axum: a blocking synchronous application and
