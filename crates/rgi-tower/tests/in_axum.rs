@@ -451,6 +451,59 @@ async fn nested_and_fallback_applications_see_their_mount_point() {
     server.stop().await;
 }
 
+/// Inside a nested Router the script name is the whole path from the
+/// root (`OriginalUri` is what the outermost Router saw); under a nest
+/// path with a parameter the host has none, and the application moves
+/// the mount's segments over itself.
+#[tokio::test]
+async fn nested_routers_and_a_nest_path_with_a_parameter() {
+    let listener = listener().await;
+    let addr = listener.local_addr().unwrap();
+    let inner = Router::new().nest_service(
+        "/rgi",
+        sync_mount(SyncService::new(
+            sync_app("inner"),
+            host_at(addr, "/outer/rgi", pool()),
+        )),
+    );
+    let per_tenant = rgi::from_fn(|mut environ: Environ, start: &mut StartResponse<'_>| {
+        // "/t/{tenant}": two segments, whatever the tenant.
+        let t = environ.shift_path().ok_or("no /t")?;
+        let tenant = environ.shift_path().ok_or("no tenant")?;
+        start.start(text_head())?;
+        Ok(format!("{t}{tenant} {}", describe("tenant", &environ)))
+    });
+    let router = Router::new().nest("/outer", inner).nest_service(
+        "/t/{tenant}",
+        sync_mount(SyncService::new(per_tenant, host_at(addr, "", pool()))),
+    );
+    let server = AxumServer::start(listener, router);
+
+    let cases = [
+        (
+            "/outer/rgi/x?y",
+            "inner script=/outer/rgi path=/x query=y uri=/outer/rgi/x?y peer=127.0.0.1",
+        ),
+        (
+            "/t/acme/orders/7?full",
+            "/t/acme tenant script=/t/acme path=/orders/7 query=full uri=/t/acme/orders/7?full peer=127.0.0.1",
+        ),
+        (
+            "/t/other",
+            "/t/other tenant script=/t/other path= query= uri=/t/other peer=127.0.0.1",
+        ),
+    ];
+    for (target, expected) in cases {
+        let (status, body) = get_text(server.addr, target).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, expected),
+            "{target}"
+        );
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn request_bodies_sized_and_chunked_and_a_streamed_response() {
     let listener = listener().await;
