@@ -451,6 +451,26 @@ async fn nested_and_fallback_applications_see_their_mount_point() {
     server.stop().await;
 }
 
+/// The pitfall the docs name: a service nested without its target put
+/// back reaches the environ with a path that does not start with the
+/// script name, and is refused.
+#[tokio::test]
+async fn without_the_restored_target_the_request_is_refused() {
+    let listener = listener().await;
+    let addr = listener.local_addr().unwrap();
+    let service = SyncService::new(sync_app("bare"), host_at(addr, "/rgi", pool()));
+    let bare = tower::service_fn(move |request: Request| {
+        service
+            .connection(Arc::new(ConnectionInfo::new()))
+            .oneshot(request)
+    });
+    let router = Router::new().nest_service("/rgi", bare);
+    let server = AxumServer::start(listener, router);
+    let (status, _) = get_text(server.addr, "/rgi/x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.stop().await;
+}
+
 /// Inside a nested Router the script name is the whole path from the
 /// root (`OriginalUri` is what the outermost Router saw); under a nest
 /// path with a parameter the host has none, and the application moves
