@@ -83,10 +83,9 @@
 //! # Mounting an RGI application in axum
 //!
 //! [`SyncService`] and [`AsyncService`] go into an axum `Router` with
-//! `nest_service` or `fallback_service`, beside axum's own routes. Three
-//! things are the user's to write, in a small service around the RGI one
-//! (the example below; `tests/in_axum.rs` and `examples/rgi_in_axum.rs`
-//! show more):
+//! `nest_service` or `fallback_service`, beside axum's own routes, through
+//! a small service of the user's around the RGI one (the example below;
+//! `tests/in_axum.rs` and `examples/rgi_in_axum.rs` show more):
 //!
 //! - **The mount point.** The host's [`rgi::ServerInfo`] carries it as
 //!   its script name (`with_script_name("/rgi")`), and the request gets
@@ -102,14 +101,16 @@
 //!   saw; a nest path with parameters (`/t/{id}`) has no fixed script
 //!   name: give the host none and let the application move the segments
 //!   over with [`rgi::Environ::shift_path`]. Under `fallback_service`
-//!   nothing is stripped and the script name is empty.
+//!   axum strips nothing: the host's script name is empty (the same
+//!   wrapper serves, putting back the target it already has).
 //! - **The connection.** axum shares one nested service between all its
 //!   connections, so the RGI service's per-connection half is made per
 //!   request, with an [`rgi::ConnectionInfo`] built from axum's
 //!   `ConnectInfo` (serve with `into_make_service_with_connect_info`) for
 //!   `REMOTE_ADDR`. [`PoolConfig::per_connection`] then bounds one
-//!   request's share of the pool, and an [`AsyncService`] builds its
-//!   capabilities per request (one allocation).
+//!   request's share of the pool, and the per-connection set-up (for an
+//!   [`AsyncService`], its server description with the capabilities) is
+//!   paid per request, a few small allocations.
 //! - **Layers** (tower-http's `TraceLayer`, `CompressionLayer`,
 //!   `TimeoutLayer`, ...) go around that service with
 //!   `tower::ServiceBuilder`, as in [Behind tower-http
@@ -118,8 +119,9 @@
 //!
 //! The bounded pool works as under any server: a full pool is a `503`
 //! with `Retry-After` from the RGI service (a blocking synchronous
-//! application, an asynchronous one's switch), and axum's own routes are
-//! not held up by it.
+//! application, an asynchronous one's switch; an offload job is refused
+//! to the application as [`rgi_async::OffloadError::Saturated`]), and
+//! axum's own routes are not held up by it.
 //!
 //! ```
 //! use std::net::SocketAddr;
