@@ -110,6 +110,106 @@
 //!   `Trailer: grpc-status, grpc-message, grpc-status-details-bin` to heads
 //!   without `grpc-status` announces them.
 //!
+//! # Mounting an RGI application in axum
+//!
+//! [`SyncService`] and [`AsyncService`] go into an axum `Router` with
+//! `nest_service` or `fallback_service`, beside axum's own routes, through
+//! a small service of the user's around the RGI one (the example below;
+//! `tests/in_axum.rs` and `examples/rgi_in_axum.rs` show more):
+//!
+//! - **The mount point.** The host's [`rgi::ServerInfo`] carries it as
+//!   its script name (`with_script_name("/rgi")`), and the request gets
+//!   back the target axum's nesting stripped, from the
+//!   `axum::extract::OriginalUri` axum leaves in its extensions (feature
+//!   `original-uri`, on by default). The environ is then split as on any
+//!   RGI server: `SCRIPT_NAME` `/rgi`, `PATH_INFO` the rest, decoded (empty
+//!   for `/rgi` itself, where axum's own URI would say `/`), the query and
+//!   [`rgi::Environ::uri`] raw. Without the restored target the environ
+//!   refuses the request (`400`): its path does not start with the script
+//!   name. The script name is the whole path from the root, nested
+//!   Routers included, since `OriginalUri` is what the outermost Router
+//!   saw; a nest path with parameters (`/t/{id}`) has no fixed script
+//!   name: give the host none and let the application move the segments
+//!   over with [`rgi::Environ::shift_path`]. Under `fallback_service`
+//!   axum strips nothing: the host's script name is empty (the same
+//!   wrapper serves, putting back the target it already has).
+//! - **The connection.** axum shares one nested service between all its
+//!   connections, so the RGI service's per-connection half is made per
+//!   request, with an [`rgi::ConnectionInfo`] built from axum's
+//!   `ConnectInfo` (serve with `into_make_service_with_connect_info`) for
+//!   `REMOTE_ADDR`. [`PoolConfig::per_connection`] then bounds one
+//!   request's share of the pool, and the per-connection set-up (for an
+//!   [`AsyncService`], its server description with the capabilities) is
+//!   paid per request, a few small allocations.
+//! - **Layers** (tower-http's `TraceLayer`, `CompressionLayer`,
+//!   `TimeoutLayer`, ...) go around that service with
+//!   `tower::ServiceBuilder`, as in [Behind tower-http
+//!   layers](#behind-tower-http-layers); inside the nesting they see the
+//!   stripped target.
+//!
+//! The bounded pool works as under any server: a full pool is a `503`
+//! with `Retry-After` from the RGI service (a blocking synchronous
+//! application, an asynchronous one's switch; an offload job is refused
+//! to the application as [`rgi_async::OffloadError::Saturated`]), and
+//! axum's own routes are not held up by it.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//!
+//! use axum::extract::{ConnectInfo, OriginalUri, Request};
+//! use axum::routing::get;
+//! use http::StatusCode;
+//! use http_body_util::{BodyExt, Empty};
+//! use hyper_util::rt::TokioIo;
+//! use rgi::{Address, ConnectionInfo, ResponseHead, ServerInfo};
+//! use rgi_tower::{Host, SyncService};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let app = rgi::from_fn(|environ, start| {
+//!     start.start(ResponseHead::new(StatusCode::OK))?;
+//!     Ok(format!(
+//!         "script={} path={} query={}",
+//!         environ.script_name(),
+//!         environ.path_info(),
+//!         environ.query_string()
+//!     ))
+//! });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let info = ServerInfo::new("127.0.0.1", addr.port())?.with_script_name("/rgi")?;
+//! let rgi = SyncService::new(app, Host::builder(info).build());
+//!
+//! // The target before axum stripped "/rgi", and the peer, per request.
+//! let mounted = tower::service_fn(move |mut request: Request| {
+//!     if let Some(OriginalUri(original)) = request.extensions().get::<OriginalUri>() {
+//!         *request.uri_mut() = original.clone();
+//!     }
+//!     let mut connection = ConnectionInfo::new();
+//!     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+//!         connection = connection.with_peer_addr(Address::Tcp(*peer));
+//!     }
+//!     rgi.connection(Arc::new(connection)).oneshot(request)
+//! });
+//! let router = axum::Router::new()
+//!     .route("/", get(|| async { "axum" }))
+//!     .nest_service("/rgi", mounted);
+//! tokio::spawn(async move {
+//!     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+//! });
+//!
+//! let stream = tokio::net::TcpStream::connect(addr).await?;
+//! let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+//! tokio::spawn(connection);
+//! let request = http::Request::get("/rgi/hello?x=1").header("host", "127.0.0.1").body(Empty::<bytes::Bytes>::new())?;
+//! let response = sender.send_request(request).await?;
+//! assert_eq!(response.into_body().collect().await?.to_bytes(), "script=/rgi path=/hello query=x=1");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Crossing between RGI and `http`
 //!
 //! There is one way across for each pair, and every part of this crate
