@@ -763,6 +763,7 @@ fn the_validator_reports_nothing_around_a_mounted_service() {
             Ok(Frame::data(Bytes::from(format!("{method} ")))),
             Ok(Frame::data(body)),
         ];
+        let announced = trailers.is_some();
         if let Some(trailers) = trailers {
             out.push(Ok(Frame::trailers(trailers)));
         }
@@ -770,13 +771,29 @@ fn the_validator_reports_nothing_around_a_mounted_service() {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if announced {
+            response
+                .headers_mut()
+                .insert(header::TRAILER, HeaderValue::from_static("x-sum"));
+        }
         Ok::<_, InputError>(response)
     });
     let reports = Reports::new(Policy::Collect);
     let validator = AsyncValidator::new(from_service(service), reports.clone());
+    // A server that hands the application request trailers declares them.
+    let server = Arc::new(
+        rgi::ServerInfo::new("example.org", 80)
+            .unwrap()
+            .with_features(
+                rgi::Features::none()
+                    .with_request_trailers(true)
+                    .with_response_trailers(true),
+            ),
+    );
     for method in [Method::GET, Method::POST, Method::HEAD] {
         let environ = Environ::builder()
             .method(method.clone())
+            .server_info(Arc::clone(&server))
             .header(header::HOST, HeaderValue::from_static("example.org"))
             .extension(Capabilities::builder(Offload::new(ThreadOffload::new())).build())
             .input(
