@@ -390,6 +390,15 @@ impl<M: Middleware> Core<M> {
         }
     }
 
+    /// The file body has `now` bytes left: count what went since the
+    /// last look.
+    fn file_progress(&mut self, now: Option<u64>) {
+        if let (Some(before), Some(now)) = (self.file_mark, now) {
+            self.tail.stats.body_bytes += before.saturating_sub(now);
+        }
+        self.file_mark = now;
+    }
+
     fn file_allowed(&self) -> bool {
         self.access() == BodyAccess::PassThrough && self.queue.is_empty() && self.early.is_none()
     }
@@ -441,19 +450,21 @@ impl<M: Middleware> Intercept for Hook<'_, M> {
 
 impl<M: Middleware, B: Body> WrappedBody<M, B> {
     /// Counts bytes a server sent from the file body by platform transfer
-    /// since the last `file()` (`RGI-FILE-4`: it calls `advance` first).
+    /// since `file()` was last asked (`RGI-FILE-4`: the server calls
+    /// `advance` before it pulls or asks again).
     fn account_file(&mut self) {
-        let Some(before) = self.core.file_mark.take() else {
+        if self.core.file_mark.is_none() {
             return;
-        };
+        }
         let now = self
             .inner
             .as_mut()
             .and_then(Body::file)
             .and_then(|file| file.remaining());
-        if let Some(now) = now {
-            self.core.tail.stats.body_bytes += before.saturating_sub(now);
-        }
+        self.core.file_progress(now);
+        // The pull about to happen reads the file itself and is counted
+        // as a chunk: the next look starts afresh.
+        self.core.file_mark = None;
     }
 }
 
@@ -492,7 +503,7 @@ impl<M: Middleware, B: Body> Body for WrappedBody<M, B> {
             return None;
         }
         let file = self.inner.as_mut()?.file()?;
-        self.core.file_mark = file.remaining();
+        self.core.file_progress(file.remaining());
         Some(file)
     }
 }
