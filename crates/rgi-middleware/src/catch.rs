@@ -340,9 +340,7 @@ impl<B: AsyncBody> AsyncBody for CatchBody<B> {
                 "the application's body panicked while it was dropped"
             );
         }
-        Poll::Ready(Some(
-            recover(start, failure, debug_page).map(Step::Chunk),
-        ))
+        Poll::Ready(Some(recover(start, failure, debug_page).map(Step::Chunk)))
     }
 
     fn size_hint(&self) -> Option<u64> {

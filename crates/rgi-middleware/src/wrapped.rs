@@ -147,7 +147,9 @@ impl<M: Middleware, A: Application> Application for Wrapped<M, A> {
         environ: Environ,
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
-        self.call_with(environ, start, |environ, start| self.app.call(environ, start))
+        self.call_with(environ, start, |environ, start| {
+            self.app.call(environ, start)
+        })
     }
 
     fn hints(&self) -> Hints {
@@ -173,7 +175,9 @@ impl<M: Middleware, A: AsyncApplication> AsyncApplication for Wrapped<M, A> {
         environ: Environ,
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
-        self.call_with(environ, start, |environ, start| self.app.call(environ, start))
+        self.call_with(environ, start, |environ, start| {
+            self.app.call(environ, start)
+        })
     }
 
     fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
@@ -531,10 +535,9 @@ impl<M: Middleware, B: AsyncBody> AsyncBody for WrappedBody<M, B> {
         };
         let result = match step {
             Some(Ok(Step::Chunk(chunk))) => Some(Ok(Step::Chunk(core.chunk(chunk)))),
-            Some(Ok(Step::Switch(switch))) => Some(Ok(Step::Switch(switched(
-                core.tail.carry(),
-                switch,
-            )))),
+            Some(Ok(Step::Switch(switch))) => {
+                Some(Ok(Step::Switch(switched(core.tail.carry(), switch))))
+            }
             Some(Ok(other)) => Some(Ok(other)),
             Some(Err(err)) => {
                 this.inner.set(None);

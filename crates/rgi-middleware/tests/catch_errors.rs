@@ -1,6 +1,7 @@
 //! `CatchErrors` on both stacks, with a validator on each side: failures
 //! and panics before the head become a `500` through the replacement
 //! rule, after the head an abnormal end.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -31,7 +32,10 @@ fn quiet_panics() {
     ONCE.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("{info}"))));
 }
 
-fn sync_stack<A: Application>(app: A, debug: bool) -> (TestClient<CatchErrors<Validator<A>>>, Reports) {
+fn sync_stack<A: Application>(
+    app: A,
+    debug: bool,
+) -> (TestClient<CatchErrors<Validator<A>>>, Reports) {
     quiet_panics();
     let inner = Reports::new(Policy::Collect);
     let app = CatchErrors::new(Validator::new(app, inner.clone())).with_debug_page(debug);
@@ -53,7 +57,11 @@ fn async_stack<A: AsyncApplication>(
 /// which the middleware contains), and never blames the middleware.
 #[track_caller]
 fn assert_middleware_clean(response: &TestResponse, inner: &Reports, panicked: bool) {
-    assert!(response.violations.is_empty(), "outer: {:#?}", response.violations);
+    assert!(
+        response.violations.is_empty(),
+        "outer: {:#?}",
+        response.violations
+    );
     let seen = inner.take();
     if panicked {
         // RGI-FAIL-1: "errors, not panics", a SHOULD of the application's.
@@ -94,7 +102,10 @@ impl Failing {
     fn new(head: Option<rgi::ResponseHead>, parts: &[&'static str], fail: Fail) -> Self {
         Failing {
             head,
-            parts: parts.iter().map(|p| Bytes::from_static(p.as_bytes())).collect(),
+            parts: parts
+                .iter()
+                .map(|p| Bytes::from_static(p.as_bytes()))
+                .collect(),
             fail,
         }
     }
@@ -174,16 +185,29 @@ fn check(response: &TestResponse, at: Where, fail: Fail, debug: bool) {
         _ => {
             assert!(response.ending.is_complete(), "{:?}", response.ending);
             assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
-            assert_eq!(response.header(CONTENT_TYPE), Some("text/plain; charset=utf-8"));
+            assert_eq!(
+                response.header(CONTENT_TYPE),
+                Some("text/plain; charset=utf-8")
+            );
             let length = response.body.len().to_string();
             assert_eq!(response.header(CONTENT_LENGTH), Some(length.as_str()));
-            assert_eq!(response.text().contains(SECRET), debug, "{}", response.text());
+            assert_eq!(
+                response.text().contains(SECRET),
+                debug,
+                "{}",
+                response.text()
+            );
             assert!(response.text().starts_with("Internal Server Error"));
         }
     }
 }
 
-const CASES: [Where; 4] = [Where::Call, Where::FirstStep, Where::StoredHead, Where::AfterHead];
+const CASES: [Where; 4] = [
+    Where::Call,
+    Where::FirstStep,
+    Where::StoredHead,
+    Where::AfterHead,
+];
 
 #[test]
 fn errors_and_panics_sync() {
@@ -226,10 +250,9 @@ impl AsyncBody for SwitchThenFail {
         _start: &mut StartResponse<'_>,
     ) -> Poll<Option<Result<Step, BoxError>>> {
         let (at, fail) = (self.at, self.fail);
-        let continuation = SyncSwitch::new(move |start| app_failing(at, fail)(
-            Environ::builder().build().map_err(BoxError::from)?,
-            start,
-        ));
+        let continuation = SyncSwitch::new(move |start| {
+            app_failing(at, fail)(Environ::builder().build().map_err(BoxError::from)?, start)
+        });
         Poll::Ready(Some(Ok(Step::Switch(continuation))))
     }
 }
@@ -261,7 +284,11 @@ fn client_faults_are_left_to_the_server() {
         true,
     );
     let response = client.post("/", "far too long").expect("well formed");
-    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE, "RGI-FAIL-10, not 500");
+    assert_eq!(
+        response.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RGI-FAIL-10, not 500"
+    );
     assert_middleware_clean(&response, &inner, false);
 }
 
@@ -277,7 +304,10 @@ fn successes_pass_untouched() {
         );
         let response = client.get("/").expect("well formed");
         assert_middleware_clean(&response, &inner, false);
-        assert_eq!((response.status, response.text().as_ref()), (StatusCode::OK, "hello"));
+        assert_eq!(
+            (response.status, response.text().as_ref()),
+            (StatusCode::OK, "hello")
+        );
         assert_eq!(response.chunks.len(), 2);
     }
 }

@@ -2,6 +2,7 @@
 //! (`RGI-MW-8`), start-up and shut-down forwarded (`RGI-LIFE-4`,
 //! `RGIA-LIFE-2`), and `on_drop` for an aborted response: driven the way a
 //! server drives them, with a validator on each side.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -57,10 +58,8 @@ fn assert_empty(reports: &Reports, side: &str) {
 
 fn file_app() -> impl Application {
     rgi::from_fn(|_environ, start: &mut StartResponse<'_>| {
-        let path = std::env::temp_dir().join(format!(
-            "rgi-middleware-file-{}.txt",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("rgi-middleware-file-{}.txt", std::process::id()));
         std::fs::File::create(&path)?.write_all(b"0123456789")?;
         let file = std::fs::File::open(&path)?;
         std::fs::remove_file(&path)?;
@@ -71,9 +70,14 @@ fn file_app() -> impl Application {
 
 #[test]
 fn file_body_forwarded_and_counted_after_platform_transfer() -> Result<(), BoxError> {
-    let (log, outer, inner) = (Log::default(), Reports::new(Policy::Collect), Reports::new(Policy::Collect));
+    let (log, outer, inner) = (
+        Log::default(),
+        Reports::new(Policy::Collect),
+        Reports::new(Policy::Collect),
+    );
     let app = Validator::new(
-        Logged(log.clone(), BodyAccess::PassThrough).wrap(Validator::new(file_app(), inner.clone())),
+        Logged(log.clone(), BodyAccess::PassThrough)
+            .wrap(Validator::new(file_app(), inner.clone())),
         outer.clone(),
     );
     let environ = environ();
@@ -102,7 +106,10 @@ fn file_body_forwarded_and_counted_after_platform_transfer() -> Result<(), BoxEr
     assert_empty(&inner, "inner");
     let outcome = log.lock().expect("not poisoned")[0];
     assert_eq!(outcome.ending, Ending::Complete);
-    assert_eq!(outcome.body_bytes, 10, "bytes sent by platform transfer are counted");
+    assert_eq!(
+        outcome.body_bytes, 10,
+        "bytes sent by platform transfer are counted"
+    );
     Ok(())
 }
 
@@ -114,7 +121,10 @@ fn file_body_hidden_when_the_middleware_sees_the_bytes() -> Result<(), BoxError>
         let mut state = ResponseState::new(environ.method());
         let mut sink = Recorder::new();
         let mut body = app.call(environ, &mut state.start_response(&mut sink))?;
-        assert!(body.file().is_none(), "{access:?} must not hand out the file");
+        assert!(
+            body.file().is_none(),
+            "{access:?} must not hand out the file"
+        );
     }
     Ok(())
 }
@@ -122,16 +132,22 @@ fn file_body_hidden_when_the_middleware_sees_the_bytes() -> Result<(), BoxError>
 #[test]
 fn aborted_response_logged_sync() -> Result<(), BoxError> {
     let log = Log::default();
-    let app = Logged(log.clone(), BodyAccess::PassThrough).wrap(rgi::from_fn(|_environ, _start| {
-        Ok(Parts::new(Some(text_head(None)), &["first", "second"]))
-    }));
+    let app =
+        Logged(log.clone(), BodyAccess::PassThrough).wrap(rgi::from_fn(|_environ, _start| {
+            Ok(Parts::new(Some(text_head(None)), &["first", "second"]))
+        }));
     let environ = environ();
     let mut state = ResponseState::new(environ.method());
     let mut sink = Recorder::new();
     let mut body = app.call(environ, &mut state.start_response(&mut sink))?;
-    let chunk = body.next_chunk(&mut state.start_response(&mut sink)).ok_or("a chunk")??;
+    let chunk = body
+        .next_chunk(&mut state.start_response(&mut sink))
+        .ok_or("a chunk")??;
     state.send_chunk(&mut sink, chunk)?;
-    assert!(log.lock().expect("not poisoned").is_empty(), "not before the drop");
+    assert!(
+        log.lock().expect("not poisoned").is_empty(),
+        "not before the drop"
+    );
     drop(body); // the client went away
     let outcome = log.lock().expect("not poisoned")[0];
     assert_eq!(outcome.ending, Ending::Aborted);
@@ -143,16 +159,24 @@ fn aborted_response_logged_sync() -> Result<(), BoxError> {
 #[test]
 fn aborted_response_logged_async() -> Result<(), BoxError> {
     let log = Log::default();
-    let app = Logged(log.clone(), BodyAccess::PassThrough).wrap(rgi_async::from_fn(|_environ, _start| {
-        Ok(Parts::new(Some(text_head(None)), &["first", "second"]))
-    }));
+    let app = Logged(log.clone(), BodyAccess::PassThrough).wrap(rgi_async::from_fn(
+        |_environ, _start| Ok(Parts::new(Some(text_head(None)), &["first", "second"])),
+    ));
     let environ = environ();
     let mut state = ResponseState::new(environ.method());
     let mut sink = Recorder::new();
-    let mut body = Box::pin(AsyncApplication::call(&app, environ, &mut state.start_response(&mut sink))?);
+    let mut body = Box::pin(AsyncApplication::call(
+        &app,
+        environ,
+        &mut state.start_response(&mut sink),
+    )?);
     let mut cx = Context::from_waker(Waker::noop());
-    let step = body.as_mut().poll_step(&mut cx, &mut state.start_response(&mut sink));
-    assert!(matches!(step, std::task::Poll::Ready(Some(Ok(rgi_async::Step::Chunk(ref c)))) if c == "first"));
+    let step = body
+        .as_mut()
+        .poll_step(&mut cx, &mut state.start_response(&mut sink));
+    assert!(
+        matches!(step, std::task::Poll::Ready(Some(Ok(rgi_async::Step::Chunk(ref c)))) if c == "first")
+    );
     drop(body);
     let outcome = log.lock().expect("not poisoned")[0];
     assert_eq!((outcome.ending, outcome.body_bytes), (Ending::Aborted, 5));
@@ -181,12 +205,18 @@ impl Middleware for Life {
             .server_info()
             .extension::<Pool>()
             .ok_or("the inner start-up has not run")?;
-        self.0.lock().expect("not poisoned").push("middleware startup");
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push("middleware startup");
         Ok(())
     }
 
     fn shutdown(&self) {
-        self.0.lock().expect("not poisoned").push("middleware shutdown");
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push("middleware shutdown");
     }
 }
 
@@ -233,7 +263,11 @@ struct AsyncLife(Order);
 impl AsyncApplication for AsyncLife {
     type Body = rgi::Empty;
 
-    fn call(&self, _environ: Environ, start: &mut StartResponse<'_>) -> Result<rgi::Empty, BoxError> {
+    fn call(
+        &self,
+        _environ: Environ,
+        start: &mut StartResponse<'_>,
+    ) -> Result<rgi::Empty, BoxError> {
         start.start(StatusCode::NO_CONTENT)?;
         Ok(rgi::Empty)
     }

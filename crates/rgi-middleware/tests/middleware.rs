@@ -1,6 +1,7 @@
 //! One middleware definition, both stacks: every test below runs the same
 //! middleware in front of a synchronous and an asynchronous application,
 //! through the kit's test clients, with a validator on each side.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -43,6 +44,10 @@ const HELLO: &[&str] = &["hello ", "world"];
 
 /// Starts the head (with its length) in `call`, or lazily in the body's
 /// first step for `/lazy`.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the signature of an RGI handler"
+)]
 fn hello(environ: Environ, start: &mut StartResponse<'_>) -> Result<Parts, rgi::BoxError> {
     let head = text_head(Some(joined(HELLO).len()));
     if environ.path_info().as_bytes() == b"/lazy" {
@@ -197,7 +202,11 @@ on_both_stacks!(
         let response = run(TestRequest::get("/"));
         assert_clean(&response, inner);
         assert_eq!(response.text(), "hello world");
-        assert_eq!(response.chunks.len(), 1, "the held bytes come out at the end");
+        assert_eq!(
+            response.chunks.len(),
+            1,
+            "the held bytes come out at the end"
+        );
     },
 );
 
@@ -226,7 +235,11 @@ impl Middleware for Limit {
     type State = ();
 
     fn on_request(&self, request: &mut Incoming<'_>) {
-        if request.environ().content_length().is_some_and(|n| n > self.0) {
+        if request
+            .environ()
+            .content_length()
+            .is_some_and(|n| n > self.0)
+        {
             request.respond(
                 ResponseHead::new(StatusCode::PAYLOAD_TOO_LARGE)
                     .with_header(CONTENT_TYPE, HeaderValue::from_static("text/plain")),
@@ -258,7 +271,11 @@ fn check_limit(run: Run<'_>, inner: &Reports, calls: &AtomicUsize) {
     assert_clean(&refused, inner);
     assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(refused.text(), "too large");
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "the inner application was not called");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the inner application was not called"
+    );
     let served = run(TestRequest::post("/", "abc"));
     assert_clean(&served, inner);
     assert_eq!(served.text(), "3 bytes");
@@ -268,14 +285,22 @@ fn check_limit(run: Run<'_>, inner: &Reports, calls: &AtomicUsize) {
 #[test]
 fn early_answer_sync() {
     let (client, inner) = common::sync_stack(Limit(5), rgi::from_fn(echo(&LIMITED_CALLS_SYNC)));
-    check_limit(&|r| client.request(r).expect("well formed"), &inner, &LIMITED_CALLS_SYNC);
+    check_limit(
+        &|r| client.request(r).expect("well formed"),
+        &inner,
+        &LIMITED_CALLS_SYNC,
+    );
 }
 
 #[test]
 fn early_answer_async() {
     let (client, inner) =
         common::async_stack(Limit(5), rgi_async::from_fn(echo(&LIMITED_CALLS_ASYNC)));
-    check_limit(&|r| client.request(r).expect("well formed"), &inner, &LIMITED_CALLS_ASYNC);
+    check_limit(
+        &|r| client.request(r).expect("well formed"),
+        &inner,
+        &LIMITED_CALLS_ASYNC,
+    );
 }
 
 // ---- Trailers, the end and the drop -------------------------------------
@@ -325,12 +350,9 @@ impl Middleware for Tally {
     }
 }
 
-fn trailing(environ: Environ, start: &mut StartResponse<'_>) -> Result<Trailing, rgi::BoxError> {
-    let head = text_head(None).with_header(
-        http::header::TRAILER,
-        HeaderValue::from_static("x-inner"),
-    );
-    let _ = environ;
+fn trailing(_environ: Environ, start: &mut StartResponse<'_>) -> Result<Trailing, rgi::BoxError> {
+    let head =
+        text_head(None).with_header(http::header::TRAILER, HeaderValue::from_static("x-inner"));
     start.start(head)?;
     Ok(Trailing(Parts::new(None, HELLO)))
 }
@@ -340,7 +362,10 @@ fn check_trailers(run: Run<'_>, inner: &Reports, log: &Log, inner_trailers: bool
     assert_clean(&response, inner);
     assert_eq!(response.text(), "HELLO WORLD");
     let trailers = response.trailers.clone().expect("trailers were sent");
-    assert_eq!(trailers.get("x-bytes").map(HeaderValue::as_bytes), Some(&b"11"[..]));
+    assert_eq!(
+        trailers.get("x-bytes").map(HeaderValue::as_bytes),
+        Some(&b"11"[..])
+    );
     assert_eq!(
         trailers.get("x-inner").is_some(),
         inner_trailers,
@@ -359,28 +384,48 @@ fn check_trailers(run: Run<'_>, inner: &Reports, log: &Log, inner_trailers: bool
 fn trailers_added_sync() {
     let log = Log::default();
     let (client, inner) = common::sync_stack(Tally(log.clone()), rgi::from_fn(hello));
-    check_trailers(&|r| client.request(r).expect("well formed"), &inner, &log, false);
+    check_trailers(
+        &|r| client.request(r).expect("well formed"),
+        &inner,
+        &log,
+        false,
+    );
 }
 
 #[test]
 fn trailers_added_async() {
     let log = Log::default();
     let (client, inner) = common::async_stack(Tally(log.clone()), rgi_async::from_fn(hello));
-    check_trailers(&|r| client.request(r).expect("well formed"), &inner, &log, false);
+    check_trailers(
+        &|r| client.request(r).expect("well formed"),
+        &inner,
+        &log,
+        false,
+    );
 }
 
 #[test]
 fn trailers_passed_and_added_sync() {
     let log = Log::default();
     let (client, inner) = common::sync_stack(Tally(log.clone()), rgi::from_fn(trailing));
-    check_trailers(&|r| client.request(r).expect("well formed"), &inner, &log, true);
+    check_trailers(
+        &|r| client.request(r).expect("well formed"),
+        &inner,
+        &log,
+        true,
+    );
 }
 
 #[test]
 fn trailers_passed_and_added_async() {
     let log = Log::default();
     let (client, inner) = common::async_stack(Tally(log.clone()), rgi_async::from_fn(trailing));
-    check_trailers(&|r| client.request(r).expect("well formed"), &inner, &log, true);
+    check_trailers(
+        &|r| client.request(r).expect("well formed"),
+        &inner,
+        &log,
+        true,
+    );
 }
 
 /// Fails after its first chunk went out.
@@ -400,10 +445,17 @@ fn inner_failure_passed_on_and_logged_sync() {
     let client = client.with_diagnosis(false);
     let response = client.get("/").expect("well formed");
     assert_clean(&response, &inner);
-    assert!(matches!(response.ending, ClientEnding::FailedAfterHead { .. }), "{:?}", response.ending);
+    assert!(
+        matches!(response.ending, ClientEnding::FailedAfterHead { .. }),
+        "{:?}",
+        response.ending
+    );
     assert_eq!(response.text(), "FIRST");
     let (outcome, count) = log.lock().expect("not poisoned")[0];
-    assert_eq!((outcome.ending, outcome.body_bytes, count), (Ending::Failed, 5, 5));
+    assert_eq!(
+        (outcome.ending, outcome.body_bytes, count),
+        (Ending::Failed, 5, 5)
+    );
 }
 
 // ---- Length information ----------------------------------------------
@@ -430,5 +482,9 @@ fn size_hints_follow_the_body_access() {
             .with_input(rgi::InputUse::None)
             .with_may_block(false),
     );
-    assert_eq!(Bracket.wrap(hinted).hints(), hinted.hints(), "hints pass through");
+    assert_eq!(
+        Bracket.wrap(hinted).hints(),
+        hinted.hints(),
+        "hints pass through"
+    );
 }

@@ -2,6 +2,7 @@
 //! reaches the continuation's handle and the body it returns, and its
 //! per-request state moves along (it is not `Clone`, so it cannot be
 //! copied).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -116,9 +117,8 @@ impl AsyncBody for Switching {
 
 fn check(head_at: HeadAt) {
     let log = Log::default();
-    let app = rgi_async::from_fn(move |_environ: Environ, _start| {
-        Ok(Switching { head_at, polls: 0 })
-    });
+    let app =
+        rgi_async::from_fn(move |_environ: Environ, _start| Ok(Switching { head_at, polls: 0 }));
     let (client, inner) = common::async_stack(Counted(log.clone()), app);
     let response = client
         .request(with_trailers(TestRequest::get("/")))
@@ -126,13 +126,21 @@ fn check(head_at: HeadAt) {
     assert_clean(&response, &inner);
     assert!(response.switched, "the continuation ran");
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.header("x-counted"), Some("yes"), "the head passed on_head");
+    assert_eq!(
+        response.header("x-counted"),
+        Some("yes"),
+        "the head passed on_head"
+    );
     let expected = if head_at == HeadAt::Poll {
         "BEFORE AFTER SWITCH"
     } else {
         "AFTER SWITCH"
     };
-    assert_eq!(response.text(), expected, "chunks on both sides of the switch transformed");
+    assert_eq!(
+        response.text(),
+        expected,
+        "chunks on both sides of the switch transformed"
+    );
     let length = expected.len() as u64;
     let trailers = response.trailers.clone().expect("trailers sent");
     assert_eq!(
@@ -141,7 +149,11 @@ fn check(head_at: HeadAt) {
         "one count across the switch"
     );
     let log = log.lock().expect("not poisoned");
-    assert_eq!(log.len(), 1, "on_drop ran once, after the switch, not at it");
+    assert_eq!(
+        log.len(),
+        1,
+        "on_drop ran once, after the switch, not at it"
+    );
     let (outcome, bytes, _threads) = log[0];
     assert_eq!(bytes, length);
     assert_eq!(outcome.body_bytes, length);
@@ -184,9 +196,7 @@ fn state_crosses_threads_at_the_switch() {
 #[test]
 fn a_failing_continuation_is_passed_on_and_logged_once() {
     let log = Log::default();
-    let app = rgi_async::from_fn(|_environ: Environ, _start| {
-        Ok(FailingSwitch)
-    });
+    let app = rgi_async::from_fn(|_environ: Environ, _start| Ok(FailingSwitch));
     let (client, inner) = common::async_stack(Counted(log.clone()), app);
     let client = client.with_diagnosis(false);
     let response = client.get("/").expect("well formed");

@@ -1,6 +1,6 @@
 //! What the tests share: the stacks with a validator on each side of the
 //! middleware, and a body that serves both stacks.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::expect_used)]
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -78,7 +78,10 @@ impl Parts {
     pub fn new(head: Option<ResponseHead>, parts: &[&'static str]) -> Self {
         Parts {
             head,
-            parts: parts.iter().map(|p| Bytes::from_static(p.as_bytes())).collect(),
+            parts: parts
+                .iter()
+                .map(|p| Bytes::from_static(p.as_bytes()))
+                .collect(),
         }
     }
 
