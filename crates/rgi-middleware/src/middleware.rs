@@ -128,6 +128,13 @@ pub trait Middleware: Send + Sync + 'static {
     /// inner application gave none, it is called once at the end with an
     /// empty map, after [`on_end`](Self::on_end); fields left in it are
     /// sent as the trailers.
+    ///
+    /// The inner application's own trailers pass here when it gives them,
+    /// which is usually in its last step but may be earlier (RGI allows
+    /// any time before the body ends); they cannot be held back until the
+    /// end, because the handle's interception passes them on at once. A
+    /// field computed over the whole body is exact only when the inner
+    /// application gives its trailers at its end or not at all.
     fn on_trailers(&self, state: &mut Self::State, fields: &mut HeaderMap) {
         let _ = (state, fields);
     }
