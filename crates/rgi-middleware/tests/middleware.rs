@@ -488,3 +488,54 @@ fn size_hints_follow_the_body_access() {
         "hints pass through"
     );
 }
+
+// ---- Stacking -----------------------------------------------------------
+
+fn check_stacked(run: Run<'_>, inner: &Reports) {
+    for path in ["/", "/lazy"] {
+        let response = run(TestRequest::get(path));
+        assert_clean(&response, inner);
+        assert_eq!(response.text(), "[HELLO ][WORLD]!", "{path}");
+        assert_eq!(response.header("x-layer"), Some("on"));
+        assert_eq!(response.header(CONTENT_LENGTH), None);
+    }
+}
+
+/// Client (validator) / `Upper` / validator / `Bracket` / `AddHeader` /
+/// validator / application: three middlewares nested, judged at three
+/// boundaries.
+#[test]
+fn stacked_sync() {
+    use rgi_conformance::validate::Validator;
+    let deepest = Reports::new(rgi_conformance::Policy::Collect);
+    let app = Bracket.wrap(AddHeader.wrap(Validator::new(rgi::from_fn(hello), deepest.clone())));
+    let (client, inner) = common::sync_stack(Upper, app);
+    check_stacked(&|r| client.request(r).expect("well formed"), &inner);
+    assert!(deepest.is_empty(), "{:#?}", deepest.all());
+}
+
+#[test]
+fn stacked_async() {
+    use rgi_conformance::validate::AsyncValidator;
+    let deepest = Reports::new(rgi_conformance::Policy::Collect);
+    let app = Bracket.wrap(AddHeader.wrap(AsyncValidator::new(
+        rgi_async::from_fn(hello),
+        deepest.clone(),
+    )));
+    let (client, inner) = common::async_stack(Upper, app);
+    check_stacked(&|r| client.request(r).expect("well formed"), &inner);
+    assert!(deepest.is_empty(), "{:#?}", deepest.all());
+}
+
+/// A synchronous application below asynchronous middleware, through the
+/// threaded adapter (RGIA-COMP-1): the same middleware value serves it.
+#[test]
+fn over_the_threaded_adapter() {
+    use rgi_conformance::validate::Validator;
+    let deepest = Reports::new(rgi_conformance::Policy::Collect);
+    let sync_app = Validator::new(rgi::from_fn(hello), deepest.clone());
+    let app = Bracket.wrap(AddHeader.wrap(rgi_async::Threaded::new(sync_app)));
+    let (client, inner) = common::async_stack(Upper, app);
+    check_stacked(&|r| client.request(r).expect("well formed"), &inner);
+    assert!(deepest.is_empty(), "{:#?}", deepest.all());
+}
