@@ -34,7 +34,6 @@
 //!
 //! impl Middleware for ByteCount {
 //!     type State = u64; // bytes so far: moved along, never cloned
-//!
 //!     fn on_request(&self, request: &mut Incoming<'_>) -> u64 {
 //!         if request.environ().method() == Method::DELETE {
 //!             request.respond(StatusCode::METHOD_NOT_ALLOWED, "");
