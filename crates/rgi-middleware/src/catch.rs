@@ -57,7 +57,12 @@ impl Panicked {
 ///   body (`RGI-FAIL-6`).
 ///
 /// Either way the failed inner body is dropped at once, its own panic
-/// while dropping caught too.
+/// while dropping caught too. Start-up, shut-down and hints are forwarded.
+///
+/// A panic is caught where it happens, so the process's panic hook runs
+/// there first: for an asynchronous application that is the server's
+/// event loop, and a hook that captures a backtrace (the default one with
+/// `RUST_BACKTRACE` set) holds the loop for as long as that takes.
 ///
 /// # Examples
 ///

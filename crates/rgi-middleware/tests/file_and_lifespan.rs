@@ -21,7 +21,7 @@ use rgi_async::{AsyncApplication, AsyncBody};
 use rgi_conformance::rt::Recorder;
 use rgi_conformance::validate::{AsyncValidator, Validator};
 use rgi_conformance::{Policy, Reports};
-use rgi_middleware::{BodyAccess, Ending, Incoming, Middleware, Outcome};
+use rgi_middleware::{BodyAccess, CatchErrors, Ending, Incoming, Middleware, Outcome};
 
 use common::{Parts, text_head};
 
@@ -244,8 +244,9 @@ fn lifespan_forwarded_sync() -> Result<(), Box<dyn std::error::Error>> {
         move || down.lock().expect("not poisoned").push("inner shutdown"),
     );
     let (outer, inner) = (Reports::new(Policy::Collect), Reports::new(Policy::Collect));
+    // CatchErrors in the stack too: it forwards the hooks as well.
     let app = Validator::new(
-        Life(order.clone()).wrap(Validator::new(inner_app, inner.clone())),
+        CatchErrors::new(Life(order.clone()).wrap(Validator::new(inner_app, inner.clone()))),
         outer.clone(),
     );
     let server = rgi::run_startup(ServerInfo::new("localhost", 80)?, |s| app.startup(s))?;
@@ -288,7 +289,9 @@ fn lifespan_forwarded_async() -> Result<(), Box<dyn std::error::Error>> {
     let order = Order::default();
     let (outer, inner) = (Reports::new(Policy::Collect), Reports::new(Policy::Collect));
     let app = AsyncValidator::new(
-        Life(order.clone()).wrap(AsyncValidator::new(AsyncLife(order.clone()), inner.clone())),
+        CatchErrors::new(
+            Life(order.clone()).wrap(AsyncValidator::new(AsyncLife(order.clone()), inner.clone())),
+        ),
         outer.clone(),
     );
     let server = rgi::run_startup(ServerInfo::new("localhost", 80)?, |s| app.startup(s))?;
