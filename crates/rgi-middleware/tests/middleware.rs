@@ -539,3 +539,41 @@ fn over_the_threaded_adapter() {
     check_stacked(&|r| client.request(r).expect("well formed"), &inner);
     assert!(deepest.is_empty(), "{:#?}", deepest.all());
 }
+
+// ---- Pending passes through ----------------------------------------------
+
+/// Echoes the request body as it arrives, through the input's
+/// non-blocking face: `Pending` until each piece is there.
+struct Echo(rgi::Input);
+
+impl rgi_async::AsyncBody for Echo {
+    fn poll_step(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> std::task::Poll<Option<Result<rgi_async::Step, rgi::BoxError>>> {
+        use std::task::Poll;
+        if !start.is_started() {
+            start.start(text_head(None))?;
+        }
+        match self.0.poll_chunk(cx, 1024) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(chunk)) if chunk.is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(chunk)) => Poll::Ready(Some(Ok(rgi_async::Step::Chunk(chunk)))),
+            Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err.into()))),
+        }
+    }
+}
+
+#[test]
+fn pending_passes_through_async() {
+    let (client, inner) = common::async_stack(
+        Upper,
+        rgi_async::from_fn(|environ: Environ, _start| Ok(Echo(environ.into_input()))),
+    );
+    let request = TestRequest::post("/", "").chunked(["ab", "cd", "ef"]);
+    let response = client.request(request).expect("well formed");
+    assert_clean(&response, &inner);
+    assert_eq!(response.text(), "ABCDEF");
+    assert_eq!(response.chunks.len(), 3, "one chunk per piece, as each arrived");
+}
