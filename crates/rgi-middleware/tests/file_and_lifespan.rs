@@ -57,9 +57,14 @@ fn assert_empty(reports: &Reports, side: &str) {
 }
 
 fn file_app() -> impl Application {
+    // Tests run in parallel: each request gets a file of its own.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     rgi::from_fn(|_environ, start: &mut StartResponse<'_>| {
-        let path =
-            std::env::temp_dir().join(format!("rgi-middleware-file-{}.txt", std::process::id()));
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "rgi-middleware-file-{}-{n}.txt",
+            std::process::id()
+        ));
         std::fs::File::create(&path)?.write_all(b"0123456789")?;
         let file = std::fs::File::open(&path)?;
         std::fs::remove_file(&path)?;

@@ -575,5 +575,9 @@ fn pending_passes_through_async() {
     let response = client.request(request).expect("well formed");
     assert_clean(&response, &inner);
     assert_eq!(response.text(), "ABCDEF");
-    assert_eq!(response.chunks.len(), 3, "one chunk per piece, as each arrived");
+    assert_eq!(
+        response.chunks.len(),
+        3,
+        "one chunk per piece, as each arrived"
+    );
 }
