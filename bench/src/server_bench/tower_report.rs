@@ -115,9 +115,9 @@ impl Comparison {
 pub fn full_plan() -> Plan {
     Plan {
         pairs: 5,
-        warmup: 2_000,
-        requests: 40_000,
-        callgrind_requests: (10_000, 5_000),
+        warmup: 5_000,
+        requests: 200_000,
+        callgrind_requests: (20_000, 10_000),
         ..Plan::full()
     }
 }
@@ -127,8 +127,8 @@ pub fn full_plan() -> Plan {
 pub fn quick_plan() -> Plan {
     Plan {
         pairs: 2,
-        warmup: 500,
-        requests: 5_000,
+        warmup: 1_000,
+        requests: 20_000,
         callgrind_requests: (1_000, 500),
         ..Plan::quick()
     }
