@@ -746,7 +746,7 @@ fn connection_specific_fields_are_dropped_and_the_rest_kept() {
         let mut names: Vec<&str> = wire.heads()[0]
             .headers()
             .keys()
-            .map(|name| name.as_str())
+            .map(http::HeaderName::as_str)
             .collect();
         names.sort_unstable();
         assert_eq!(names, ["content-length", "x-kept"], "{extra:?}");
