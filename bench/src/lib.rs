@@ -1,4 +1,4 @@
-//! Three benchmarks in one crate:
+//! Four benchmarks in one crate:
 //!
 //! - the RGI interface benchmark (issue 9, section 4): a hello-world
 //!   request answered by bare hyper and by the thinnest honest hyper
@@ -11,7 +11,12 @@
 //! - the rgi-simple-server benchmark (issue 12, item 6): the server against
 //!   a plain std thread-per-connection server, in [`simple`],
 //!   [`simple_client`], [`simple_report`] and [`threaded`]
-//!   (`bench/simple.sh`).
+//!   (`bench/simple.sh`);
+//! - the rgi-tower benchmark (issue 14, item 6): rgi-tower's bridge on bare
+//!   hyper, rgi-server, and an axum Router mounted in rgi-server, each
+//!   against bare hyper with the server benchmark's method, in
+//!   [`server_bench::tower`] and [`server_bench::tower_report`]
+//!   (`bench/tower.sh`).
 //!
 //! `bench/README.md` says what is measured and how.
 #![deny(missing_docs)]

@@ -10,13 +10,15 @@
 //! rgi-bench target <IMPLEMENTATION> <APP> [--workers N] [--pool N] [--pipeline-flush on|off] [--deadline-secs S]
 //! rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate NAME]
 //!                         [--rate R] [--workers N] [--only TEXT]
+//! rgi-bench tower-report [--quick] [--no-valgrind] [--work DIR] [--only TEXT]
 //! rgi-bench simple-target <threaded|simple> [--deadline-secs S]
 //! rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]
 //! ```
 //!
 //! `report` is the interface benchmark (issue 9); `target` is one server
 //! under test of the rgi-server benchmark (issue 10) and `server-report`
-//! runs that whole benchmark; `simple-target` and `simple-report` are the
+//! runs that whole benchmark; `tower-report` runs the rgi-tower benchmark
+//! (issue 14) on the same targets; `simple-target` and `simple-report` are the
 //! rgi-simple-server benchmark's (issue 12).
 
 use std::io::Write;
@@ -29,6 +31,7 @@ use rgi_bench::report::{Plan, Reporter};
 use rgi_bench::server::{self, Mode};
 use rgi_bench::server_bench::report as server_report;
 use rgi_bench::server_bench::target::{self, App, Implementation, Settings};
+use rgi_bench::server_bench::tower_report;
 use rgi_bench::simple::{self, Candidate};
 use rgi_bench::{load, simple_report, steps};
 
@@ -48,10 +51,11 @@ const USAGE: &str = "usage:
   rgi-bench load <127.0.0.1:PORT> <REQUESTS> [--deadline-secs S]
   rgi-bench steps <sync|async|head> <STAGE> <ITERATIONS>
   rgi-bench report [--quick] [--no-valgrind] [--work DIR]
-  rgi-bench target <hyper|rgi> <hello-async|hello-sync|blocking|park|mixed|stream>
+  rgi-bench target <hyper|rgi|bridge|axum|axum-in-rgi> <hello-async|hello-sync|blocking|park|mixed|stream>
                    [--workers N] [--pool N] [--pipeline-flush on|off] [--deadline-secs S]
   rgi-bench server-report [--quick] [--no-valgrind] [--work DIR] [--candidate hyper|rgi]
                           [--rate R] [--workers N] [--only TEXT]
+  rgi-bench tower-report [--quick] [--no-valgrind] [--work DIR] [--only TEXT]
   rgi-bench simple-target <threaded|simple> [--deadline-secs S]
   rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]";
 
@@ -218,6 +222,27 @@ fn run(args: &[String]) -> Result<(), String> {
             let reporter = server_report::ServerReport::new(exe, work, plan, candidate)
                 .map_err(|err| err.to_string())?;
             let text = reporter.run().map_err(|err| err.to_string())?;
+            print!("{text}");
+            Ok(())
+        }
+        Some("tower-report") => {
+            let mut plan = if args.iter().any(|arg| arg == "--quick") {
+                tower_report::quick_plan()
+            } else {
+                tower_report::full_plan()
+            };
+            if args.iter().any(|arg| arg == "--no-valgrind") {
+                plan.valgrind = false;
+            }
+            plan.only = option(args, "--only").map(str::to_owned);
+            let exe = std::env::current_exe().map_err(|err| err.to_string())?;
+            let work = option(args, "--work").map_or_else(
+                || std::env::temp_dir().join(format!("rgi-bench.{}", std::process::id())),
+                PathBuf::from,
+            );
+            let report =
+                tower_report::TowerReport::new(exe, work, plan).map_err(|err| err.to_string())?;
+            let text = report.run().map_err(|err| err.to_string())?;
             print!("{text}");
             Ok(())
         }

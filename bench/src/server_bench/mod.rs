@@ -11,7 +11,11 @@
 //!   parked, slow readers);
 //! - [`procfs`]: CPU, memory, threads and context switches from `/proc`;
 //! - [`stats`]: percentiles, medians, the open-loop schedule;
-//! - [`report`]: the scenarios and the table.
+//! - [`report`]: the scenarios and the table;
+//! - [`tower`] and [`tower_report`]: the rgi-tower benchmark (issue 14,
+//!   `bench/tower.sh`): rgi-tower's bridge and an axum Router on the same
+//!   hyper serving, that Router mounted in rgi-server, each against bare
+//!   hyper with the same method.
 
 pub mod client;
 pub mod procfs;
@@ -20,3 +24,5 @@ pub mod rgi;
 pub mod runner;
 pub mod stats;
 pub mod target;
+pub mod tower;
+pub mod tower_report;

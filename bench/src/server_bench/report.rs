@@ -240,7 +240,7 @@ impl Row {
 
 /// A closed-loop load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Load {
+pub(super) enum Load {
     /// Sequential keep-alive requests on this many connections.
     Hello(usize),
     /// This many connections writing 16 requests at a time.
@@ -251,27 +251,27 @@ const PIPELINE_DEPTH: usize = 16;
 
 /// A closed-loop scenario.
 #[derive(Debug, Clone, Copy)]
-struct Closed {
-    name: &'static str,
-    app: App,
-    load: Load,
+pub(super) struct Closed {
+    pub(super) name: &'static str,
+    pub(super) app: App,
+    pub(super) load: Load,
     /// The CPU and instruction target (a ratio to the baseline).
-    ratio: f64,
+    pub(super) ratio: f64,
     /// Whether context switches per request are part of its report.
-    switches: bool,
+    pub(super) switches: bool,
     /// Whether allocations per request are part of its report.
-    allocations: bool,
+    pub(super) allocations: bool,
     /// Whether the quick plan runs it under callgrind.
-    quick_callgrind: bool,
+    pub(super) quick_callgrind: bool,
     /// How many times the plan's request counts it runs (pipelined
     /// requests cost a fraction of sequential ones, and the CPU clock
     /// ticks every 10 ms).
-    scale: u64,
+    pub(super) scale: u64,
     /// hyper's `pipeline_flush`, on both sides.
-    pipeline_flush: bool,
+    pub(super) pipeline_flush: bool,
     /// Whether its instructions are also measured with each of
     /// rgi-server's per-request features off.
-    breakdown: bool,
+    pub(super) breakdown: bool,
 }
 
 const CLOSED: [Closed; 6] = [
@@ -521,8 +521,19 @@ impl ServerReport {
         [self.baseline, self.candidate]
     }
 
+    /// Compares `candidate` with `baseline` from now on (the rgi-tower
+    /// benchmark's pairs are not all against bare hyper).
+    pub(super) fn set_pair(&mut self, baseline: Implementation, candidate: Implementation) {
+        self.baseline = baseline;
+        self.candidate = candidate;
+    }
+
     /// CPU, allocations and switches per request, A B A B ...
-    fn measure_closed(&self, scenario: &Closed, rows: &mut Vec<Row>) -> Result<(), ReportError> {
+    pub(super) fn measure_closed(
+        &self,
+        scenario: &Closed,
+        rows: &mut Vec<Row>,
+    ) -> Result<(), ReportError> {
         eprintln!(
             "  {}: CPU per request, {} A/B pairs",
             scenario.name, self.plan.pairs
@@ -580,7 +591,7 @@ impl ServerReport {
 
     /// Instructions per request: two request counts under callgrind,
     /// subtracted.
-    fn measure_instructions(
+    pub(super) fn measure_instructions(
         &self,
         scenario: &Closed,
         rows: &mut Vec<Row>,

@@ -9,6 +9,10 @@
 //! | park | [`ParkApp`]: a tokio timer inside `poll_step` (runtime context) | polled on the runtime |
 //! | mixed | [`MixedApp`]: hello, or an offloaded sleep then hello | offload on the pool |
 //! | stream | [`StreamApp`]: the static chunks of [`Repeat`] | polled as hyper takes them |
+//!
+//! [`start_mounted`] serves a tower service (the rgi-tower benchmark's axum
+//! Router) mounted with `rgi_tower::from_service`, as hello-async is
+//! served.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -34,6 +38,52 @@ use crate::apps::{async_hello, hello, sync_hello};
 ///
 /// Binding or starting the server failed.
 pub fn start(app: App, settings: Settings) -> Result<(Server, SocketAddr), TargetError> {
+    let (builder, info, pool, addr) = configured(settings)?;
+    let never_blocks = Hints::default()
+        .with_input(InputUse::None)
+        .with_may_block(false);
+    let served = match app {
+        App::HelloAsync => serve_async(builder, info, pool, async_hello()),
+        App::HelloSync => serve_sync(builder, info, pool, sync_hello().with_hints(never_blocks)),
+        App::Blocking => serve_sync(
+            builder,
+            info,
+            pool,
+            rgi::from_fn(|environ: Environ, start: &mut StartResponse<'_>| {
+                block();
+                hello(&environ, start)
+            }),
+        ),
+        App::Park => serve_async(builder, info, pool, ParkApp),
+        App::Mixed => serve_async(builder, info, pool, MixedApp),
+        App::Stream => serve_async(builder, info, pool, StreamApp),
+    };
+    Ok((served?, addr))
+}
+
+/// Starts rgi-server on 127.0.0.1 (an ephemeral port) serving the tower
+/// service `service` mounted with [`rgi_tower::from_service`], as
+/// [`start`] serves its asynchronous applications (the rgi-tower
+/// benchmark's `axum-in-rgi`).
+///
+/// # Errors
+///
+/// Binding or starting the server failed.
+pub fn start_mounted<S>(service: S, settings: Settings) -> Result<(Server, SocketAddr), TargetError>
+where
+    rgi_tower::TowerApplication<S>: AsyncApplication,
+    <rgi_tower::TowerApplication<S> as AsyncApplication>::Body: Unpin,
+{
+    let (builder, info, pool, addr) = configured(settings)?;
+    let served = serve_async(builder, info, pool, rgi_tower::from_service(service))?;
+    Ok((served, addr))
+}
+
+/// rgi-server's builder on a fresh listener, configured with `settings`;
+/// the server's description and the pool's configuration to go with it.
+fn configured(
+    settings: Settings,
+) -> Result<(rgi_server::Builder, ServerInfo, PoolConfig, SocketAddr), TargetError> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     let addr = listener.local_addr()?;
     let info = ServerInfo::new("127.0.0.1", addr.port()).map_err(std::io::Error::other)?;
@@ -60,26 +110,7 @@ pub fn start(app: App, settings: Settings) -> Result<(Server, SocketAddr), Targe
         queue: settings.pool.max(1),
         per_connection: settings.pool.max(1),
     };
-    let never_blocks = Hints::default()
-        .with_input(InputUse::None)
-        .with_may_block(false);
-    let served = match app {
-        App::HelloAsync => serve_async(builder, info, pool, async_hello()),
-        App::HelloSync => serve_sync(builder, info, pool, sync_hello().with_hints(never_blocks)),
-        App::Blocking => serve_sync(
-            builder,
-            info,
-            pool,
-            rgi::from_fn(|environ: Environ, start: &mut StartResponse<'_>| {
-                block();
-                hello(&environ, start)
-            }),
-        ),
-        App::Park => serve_async(builder, info, pool, ParkApp),
-        App::Mixed => serve_async(builder, info, pool, MixedApp),
-        App::Stream => serve_async(builder, info, pool, StreamApp),
-    };
-    Ok((served?, addr))
+    Ok((builder, info, pool, addr))
 }
 
 fn serve_sync<A: rgi::Application>(

@@ -43,11 +43,41 @@ pub enum Implementation {
     /// rgi-server with rgi-tower's services (see
     /// [`rgi`](super::rgi)).
     Rgi,
+    /// rgi-tower's services served by bare hyper exactly as
+    /// [`Implementation::Hyper`] is, no rgi-server (see
+    /// [`tower`](super::tower)): the hellos only.
+    Bridge,
+    /// An axum Router served by bare hyper exactly as
+    /// [`Implementation::Hyper`] is: the asynchronous hello only.
+    Axum,
+    /// That axum Router mounted with `rgi_tower::from_service` inside
+    /// rgi-server, served as [`Implementation::Rgi`] serves its
+    /// asynchronous applications: the asynchronous hello only.
+    AxumInRgi,
 }
 
 impl Implementation {
-    /// Every implementation, baseline first.
+    /// The server benchmark's implementations (each serves every
+    /// [`App`]), baseline first.
     pub const ALL: &'static [Implementation] = &[Implementation::Hyper, Implementation::Rgi];
+
+    /// The rgi-tower benchmark's added implementations, which serve the
+    /// hellos only (see [`Implementation::serves`]).
+    pub const TOWER: &'static [Implementation] = &[
+        Implementation::Bridge,
+        Implementation::Axum,
+        Implementation::AxumInRgi,
+    ];
+
+    /// Whether this implementation serves `app`.
+    #[must_use]
+    pub fn serves(self, app: App) -> bool {
+        match self {
+            Implementation::Hyper | Implementation::Rgi => true,
+            Implementation::Bridge => matches!(app, App::HelloAsync | App::HelloSync),
+            Implementation::Axum | Implementation::AxumInRgi => app == App::HelloAsync,
+        }
+    }
 
     /// What the report compares with bare hyper unless told otherwise.
     pub const CANDIDATE: Implementation = Implementation::Rgi;
@@ -58,6 +88,9 @@ impl Implementation {
         match self {
             Implementation::Hyper => "hyper",
             Implementation::Rgi => "rgi",
+            Implementation::Bridge => "bridge",
+            Implementation::Axum => "axum",
+            Implementation::AxumInRgi => "axum-in-rgi",
         }
     }
 
@@ -69,6 +102,7 @@ impl Implementation {
     pub fn parse(name: &str) -> Result<Self, TargetError> {
         Self::ALL
             .iter()
+            .chain(Self::TOWER)
             .copied()
             .find(|implementation| implementation.name() == name)
             .ok_or_else(|| TargetError::Unknown {
@@ -317,6 +351,14 @@ pub enum TargetError {
     /// rgi-server could not start.
     #[error("rgi-server did not start: {0}")]
     Rgi(#[from] rgi_server::ServeError),
+    /// The implementation does not serve this application.
+    #[error("the {implementation} implementation does not serve {app}")]
+    Unsupported {
+        /// The implementation's name.
+        implementation: &'static str,
+        /// The application's name.
+        app: &'static str,
+    },
 }
 
 static PARKED: AtomicU64 = AtomicU64::new(0);
@@ -461,14 +503,18 @@ pub fn run(
     probe: Probe,
 ) -> Result<(), TargetError> {
     // Whichever runs is held until the process exits.
-    let (_runtime, _server, addr) = match implementation {
+    let (_runtime, _server, _tower, addr) = match implementation {
         Implementation::Hyper => {
             let (runtime, addr) = start_hyper(app, settings)?;
-            (Some(runtime), None, addr)
+            (Some(runtime), None, None, addr)
         }
         Implementation::Rgi => {
             let (server, addr) = super::rgi::start(app, settings)?;
-            (None, Some(server), addr)
+            (None, Some(server), None, addr)
+        }
+        Implementation::Bridge | Implementation::Axum | Implementation::AxumInRgi => {
+            let (started, addr) = super::tower::start(implementation, app, settings)?;
+            (None, None, Some(started), addr)
         }
     };
     {
@@ -492,6 +538,17 @@ fn start_hyper(
     app: App,
     settings: Settings,
 ) -> Result<(tokio::runtime::Runtime, std::net::SocketAddr), TargetError> {
+    let (runtime, listener, addr) = hyper_runtime(settings)?;
+    runtime.spawn(serve_hyper(listener, app, settings));
+    Ok((runtime, addr))
+}
+
+/// The runtime every hyper-served implementation runs on (the same worker
+/// count as rgi-server's, its blocking pool as large as rgi-server's pool)
+/// and its listener on 127.0.0.1 (an ephemeral port).
+pub(super) fn hyper_runtime(
+    settings: Settings,
+) -> Result<(tokio::runtime::Runtime, TcpListener, std::net::SocketAddr), TargetError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.workers.max(1))
         .max_blocking_threads(settings.pool.max(1))
@@ -499,13 +556,12 @@ fn start_hyper(
         .build()?;
     let listener = runtime.block_on(TcpListener::bind(("127.0.0.1", 0)))?;
     let addr = listener.local_addr()?;
-    runtime.spawn(serve_hyper(listener, app, settings));
-    Ok((runtime, addr))
+    Ok((runtime, listener, addr))
 }
 
 /// Accepts connections for ever, backing off briefly when accepting fails
 /// (EMFILE) rather than spinning.
-async fn accept_loop(listener: TcpListener, mut serve: impl FnMut(TcpStream)) {
+pub(super) async fn accept_loop(listener: TcpListener, mut serve: impl FnMut(TcpStream)) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {

@@ -707,6 +707,52 @@ fn head_and_bodiless_responses_keep_their_framing_right() {
     }
 }
 
+#[test]
+fn connection_specific_fields_are_dropped_and_the_rest_kept() {
+    // Each alone (so that a shortcut for responses without any of them
+    // cannot hide one), then none, then a field a `Connection` names.
+    let cases: [&[(&'static str, &'static str)]; 8] = [
+        &[("connection", "close")],
+        &[("transfer-encoding", "chunked")],
+        &[("te", "trailers")],
+        &[("upgrade", "h2c")],
+        &[("keep-alive", "timeout=5")],
+        &[("proxy-connection", "keep-alive")],
+        &[],
+        &[("connection", "x-hop, close"), ("x-hop", "1")],
+    ];
+    for extra in cases {
+        let answer = fields(extra);
+        let service = service_fn(move |_request: Request<InputBody>| {
+            let mut response = text("hi");
+            response.headers_mut().extend(answer.clone());
+            response
+                .headers_mut()
+                .insert("x-kept", HeaderValue::from_static("yes"));
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let mut wire = Recorder::new();
+        let served = serve_async(
+            &from_service(service),
+            Environ::builder().build().unwrap(),
+            &mut wire,
+        );
+        assert!(
+            served.outcome.is_complete(),
+            "{extra:?}: {:?}",
+            served.outcome
+        );
+        let mut names: Vec<&str> = wire.heads()[0]
+            .headers()
+            .keys()
+            .map(http::HeaderName::as_str)
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"], "{extra:?}");
+        assert_eq!(wire.body(), b"hi");
+    }
+}
+
 /// Sets its flag when dropped.
 struct DropFlag(Arc<AtomicBool>);
 
