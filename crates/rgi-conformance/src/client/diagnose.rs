@@ -65,12 +65,8 @@ impl Change {
     /// The violation a successful replay with this change diagnoses;
     /// `error` is the original failure.
     pub(crate) fn violation(self, error: &str) -> Option<Violation> {
-        let clause = CHECKS
-            .iter()
-            .find(|check| check.name() == self.check())
-            .and_then(|check| check.clauses().first().copied())?;
         Some(Violation::new(
-            clause,
+            clause_of(self.check())?,
             Side::Application,
             format!(
                 "the application failed before its head, and succeeded when replayed with {}: it depends on a circumstance the spec lets a server leave out",
@@ -138,12 +134,8 @@ impl Variation {
         {
             return None;
         }
-        let clause = CHECKS
-            .iter()
-            .find(|check| check.name() == self.check())
-            .and_then(|check| check.clauses().first().copied())?;
         Some(Violation::new(
-            clause,
+            clause_of(self.check())?,
             Side::Application,
             self.what(),
             format!(
@@ -160,6 +152,14 @@ impl Variation {
             ),
         ))
     }
+}
+
+/// The clause the validator's check named `check` reports.
+fn clause_of(check: &str) -> Option<&'static str> {
+    CHECKS
+        .iter()
+        .find(|candidate| candidate.name() == check)
+        .and_then(|found| found.clauses().first().copied())
 }
 
 /// Whether `response` is a failure diagnosis looks into: the application
