@@ -18,6 +18,7 @@
 //! | Its end | [`Outcome`], [`Ending`] |
 //! | Putting it in front of an application | [`Middleware::wrap`], [`Wrapped`], [`WrappedBody`] |
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
+//! | Compressed responses (gzip, deflate, brotli) | [`Compression`], [`Coding`], [`CompressionState`] |
 //!
 //! ## A complete middleware
 //!
@@ -104,9 +105,11 @@
 #![deny(missing_docs)]
 
 mod catch;
+mod compression;
 mod middleware;
 mod wrapped;
 
 pub use catch::{CatchBody, CatchErrors, Panicked};
+pub use compression::{Coding, Compression, CompressionState};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
 pub use wrapped::{Wrapped, WrappedBody};
