@@ -321,7 +321,10 @@ impl Compression {
             return false;
         }
         if let Some(length) = headers.get(CONTENT_LENGTH) {
-            let length = length.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok());
+            let length = length
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
             if length.is_some_and(|n| n < self.min_size) {
                 return false;
             }
