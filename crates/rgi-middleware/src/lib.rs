@@ -18,6 +18,7 @@
 //! | Its end | [`Outcome`], [`Ending`] |
 //! | Putting it in front of an application | [`Middleware::wrap`], [`Wrapped`], [`WrappedBody`] |
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
+//! | Cross-origin resource sharing | [`Cors`], [`AllowOrigin`], [`CorsState`] |
 //! | Compressed responses (gzip, deflate, brotli) | [`Compression`], [`Coding`], [`CompressionState`] |
 //!
 //! ## A complete middleware
@@ -106,10 +107,12 @@
 
 mod catch;
 mod compression;
+mod cors;
 mod middleware;
 mod wrapped;
 
 pub use catch::{CatchBody, CatchErrors, Panicked};
 pub use compression::{Coding, Compression, CompressionState};
+pub use cors::{AllowOrigin, Cors, CorsState};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
 pub use wrapped::{Wrapped, WrappedBody};
