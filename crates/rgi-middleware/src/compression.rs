@@ -1,112 +1,4 @@
 //! [`Compression`]: gzip, deflate and brotli response bodies, streamed.
-//!
-//! # What is compressed
-//!
-//! A response is compressed when the request's `accept-encoding` asks for
-//! a coding this middleware has enabled (q-values honoured: `q=0`
-//! refuses, `identity` and `*` count, the highest q wins and ties go to
-//! brotli, then gzip, then deflate), the request is not `HEAD`, and the
-//! response is *eligible*:
-//!
-//! - its status is not informational, `204 No Content` or `304 Not
-//!   Modified` (they have no content to code);
-//! - it has no `content-encoding` (never coded twice) and no
-//!   `content-range` (a range of coded bytes is not the range asked for);
-//! - it has no `cache-control: no-transform` (RFC 9111 §5.2.2.6);
-//! - its declared `content-length`, if any, is at least
-//!   [`min_size`](Compression::min_size) (32 bytes by default: under that
-//!   the coding's own framing makes the body larger);
-//! - its `content-type` is not one that is already compressed or is
-//!   streamed event by event: `image/*` except `image/svg+xml`, `audio/*`,
-//!   `video/*`, `application/grpc*` (gRPC has its own per-message
-//!   compression), `text/event-stream` (unless
-//!   [`compress_event_streams`](Compression::compress_event_streams)),
-//!   and the archive and font formats `application/zip`,
-//!   `application/gzip`, `application/x-gzip`, `application/zstd`,
-//!   `application/x-7z-compressed`, `application/vnd.rar`, `font/woff`,
-//!   `font/woff2`.
-//!
-//! `application/octet-stream` **is** compressed: it is what anything of
-//! unknown type is served as, often text such as logs, and an
-//! incompressible body costs a few bytes per block under each coding,
-//! which is less than a text body gains.
-//!
-//! An eligible response gets `vary: accept-encoding` whatever coding was
-//! chosen (caches must know the body depends on the field), also for
-//! `HEAD`. A compressed response also gets `content-encoding`, loses
-//! `content-length` and `accept-ranges` (ranges of the coded bytes are
-//! not offered) and the digests computed over the uncoded content
-//! (`content-digest`, `repr-digest`, `digest`, `content-md5`, in the head
-//! and in the trailers, `RGI-TRAILER-8`), and a strong `etag` becomes weak
-//! (`"x"` becomes `W/"x"`: the coded bytes are not the ones the strong
-//! validator names).
-//!
-//! A request that refuses every coding this middleware could send, the
-//! absence of one included (`identity;q=0` or `*;q=0` with nothing
-//! acceptable), is answered `406 Not Acceptable` with `vary:
-//! accept-encoding`, without calling the application.
-//!
-//! # Streaming
-//!
-//! The body is compressed chunk by chunk as the application yields it,
-//! under [`BodyAccess::Transform`]. A response without `content-length`
-//! (a stream) is flushed after every chunk (a sync flush for gzip and
-//! deflate, a brotli flush), so each chunk reaches the client as soon as
-//! it is produced, at some cost in ratio for many small chunks; a
-//! response with `content-length` (its whole body known) is not flushed
-//! before its end, and a chunk that produced no output yet becomes an
-//! empty step. The tail (gzip's checksum, the last brotli block) is
-//! emitted by `on_end`. Event streams compressed on request are
-//! flushed per chunk, declared length or not.
-//!
-//! # Encoder errors
-//!
-//! The encoders write into memory and report no error in practice; should
-//! one fail, the failure is logged as a `tracing` error, the encoder is
-//! dropped and nothing more of the body is emitted. No hook can fail the
-//! response (a [`Middleware`] hook has no error path), so the server ends
-//! the body normally, but the coded stream is then cut short, which every
-//! decoder detects (gzip and zlib lack their checksum trailer, brotli its
-//! last meta-block). Nothing panics.
-//!
-//! # Compared with tower-http's `CompressionLayer`
-//!
-//! Checked on the same requests by `tests/compression.rs`. They agree on
-//! the choice of coding, `content-encoding`, `vary`, the removal of
-//! `content-length`, and on the decoded bytes. They differ where:
-//!
-//! - tower-http answers an unsatisfiable `accept-encoding` with `406`
-//!   after calling the service, keeping its headers and body; this
-//!   middleware answers `406` with an empty body before calling the
-//!   application;
-//! - tower-http compresses `audio/*`, `video/*`, archives and fonts, and
-//!   `HEAD` responses, ignores `no-transform`, keeps a strong `etag` and
-//!   the digest fields; this middleware does not;
-//! - tower-http judges the size by the body's exact size hint before
-//!   `content-length`; here only `content-length` is known when the head
-//!   passes.
-//!
-//! # Examples
-//!
-//! ```
-//! use http::{HeaderValue, StatusCode};
-//! use rgi::ResponseHead;
-//! use rgi_middleware::{Compression, Middleware};
-//!
-//! let app = Compression::new().min_size(64).wrap(rgi::from_fn(|_environ, start| {
-//!     start.start(ResponseHead::new(StatusCode::OK).with_header(
-//!         http::header::CONTENT_TYPE,
-//!         HeaderValue::from_static("text/plain"),
-//!     ))?;
-//!     Ok(String::from("hello ").repeat(100))
-//! }));
-//! # use rgi_conformance::client::{TestClient, TestRequest};
-//! # let response = TestClient::new(app).request(TestRequest::get("/").header(http::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip")))?;
-//! # response.assert_ok_and_valid();
-//! # assert_eq!(response.header("content-encoding"), Some("gzip"));
-//! # assert!(response.body.len() < 600);
-//! # Ok::<(), rgi_conformance::client::ClientError>(())
-//! ```
 
 use std::fmt;
 use std::io::{self, Write};
@@ -150,10 +42,115 @@ impl Coding {
 }
 
 /// Compresses response bodies with gzip, deflate or brotli, as the
-/// request's `accept-encoding` asks; see the [module
-/// documentation](self) for what is compressed and how.
+/// request's `accept-encoding` asks.
+///
+/// # What is compressed
+///
+/// A response is compressed when the request's `accept-encoding` asks for
+/// a coding this middleware has enabled (q-values honoured: `q=0`
+/// refuses, `identity` and `*` count, the highest q wins and ties go to
+/// brotli, then gzip, then deflate), the request is not `HEAD`, and the
+/// response is *eligible*:
+///
+/// - its status is not informational, `204 No Content` or `304 Not
+///   Modified` (they have no content to code);
+/// - it has no `content-encoding` (never coded twice) and no
+///   `content-range` (a range of coded bytes is not the range asked for);
+/// - it has no `cache-control: no-transform` (RFC 9111 §5.2.2.6);
+/// - its declared `content-length`, if any, is at least
+///   [`min_size`](Compression::min_size) (32 bytes by default: under that
+///   the coding's own framing makes the body larger);
+/// - its `content-type` is not one that is already compressed or is
+///   streamed event by event: `image/*` except `image/svg+xml`, `audio/*`,
+///   `video/*`, `application/grpc*` (gRPC has its own per-message
+///   compression), `text/event-stream` (unless
+///   [`compress_event_streams`](Compression::compress_event_streams)),
+///   and the archive and font formats `application/zip`,
+///   `application/gzip`, `application/x-gzip`, `application/zstd`,
+///   `application/x-7z-compressed`, `application/vnd.rar`, `font/woff`,
+///   `font/woff2`.
+///
+/// `application/octet-stream` **is** compressed: it is what anything of
+/// unknown type is served as, often text such as logs, and an
+/// incompressible body costs a few bytes per block under each coding,
+/// which is less than a text body gains.
+///
+/// An eligible response gets `vary: accept-encoding` whatever coding was
+/// chosen (caches must know the body depends on the field), also for
+/// `HEAD`. A compressed response also gets `content-encoding`, loses
+/// `content-length` and `accept-ranges` (ranges of the coded bytes are
+/// not offered) and the digests computed over the uncoded content
+/// (`content-digest`, `repr-digest`, `digest`, `content-md5`, in the head
+/// and in the trailers, `RGI-TRAILER-8`), and a strong `etag` becomes weak
+/// (`"x"` becomes `W/"x"`: the coded bytes are not the ones the strong
+/// validator names).
+///
+/// A request that refuses every coding this middleware could send, the
+/// absence of one included (`identity;q=0` or `*;q=0` with nothing
+/// acceptable), is answered `406 Not Acceptable` with `vary:
+/// accept-encoding`, without calling the application.
+///
+/// # Streaming
+///
+/// The body is compressed chunk by chunk as the application yields it,
+/// under [`BodyAccess::Transform`]. A response without `content-length`
+/// (a stream) is flushed after every chunk (a sync flush for gzip and
+/// deflate, a brotli flush), so each chunk reaches the client as soon as
+/// it is produced, at some cost in ratio for many small chunks; a
+/// response with `content-length` (its whole body known) is not flushed
+/// before its end, and a chunk that produced no output yet becomes an
+/// empty step. The tail (gzip's checksum, the last brotli block) is
+/// emitted by `on_end`. Event streams compressed on request are
+/// flushed per chunk, declared length or not.
+///
+/// # Encoder errors
+///
+/// The encoders write into memory and report no error in practice; should
+/// one fail, the failure is logged as a `tracing` error, the encoder is
+/// dropped and nothing more of the body is emitted. No hook can fail the
+/// response (a [`Middleware`] hook has no error path), so the server ends
+/// the body normally, but the coded stream is then cut short, which every
+/// decoder detects (gzip and zlib lack their checksum trailer, brotli its
+/// last meta-block). Nothing panics.
+///
+/// # Compared with tower-http's `CompressionLayer`
+///
+/// Checked on the same requests by `tests/compression.rs`. They agree on
+/// the choice of coding, `content-encoding`, `vary`, the removal of
+/// `content-length`, and on the decoded bytes. They differ where:
+///
+/// - tower-http answers an unsatisfiable `accept-encoding` with `406`
+///   after calling the service, keeping its headers and body; this
+///   middleware answers `406` with an empty body before calling the
+///   application;
+/// - tower-http compresses `audio/*`, `video/*`, archives and fonts, and
+///   `HEAD` responses, ignores `no-transform`, keeps a strong `etag` and
+///   the digest fields; this middleware does not;
+/// - tower-http judges the size by the body's exact size hint before
+///   `content-length`; here only `content-length` is known when the head
+///   passes.
 ///
 /// # Examples
+///
+/// ```
+/// use http::{HeaderValue, StatusCode};
+/// use rgi::ResponseHead;
+/// use rgi_middleware::{Compression, Middleware};
+///
+/// let app = Compression::new().min_size(64).wrap(rgi::from_fn(|_environ, start| {
+///     start.start(ResponseHead::new(StatusCode::OK).with_header(
+///         http::header::CONTENT_TYPE,
+///         HeaderValue::from_static("text/plain"),
+///     ))?;
+///     Ok(String::from("hello ").repeat(100))
+/// }));
+/// # use rgi_conformance::client::{TestClient, TestRequest};
+/// # let response = TestClient::new(app).request(TestRequest::get("/").header(http::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip")))?;
+/// # response.assert_ok_and_valid();
+/// # assert_eq!(response.header("content-encoding"), Some("gzip"));
+/// # assert!(response.body.len() < 600);
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
 ///
 /// ```
 /// use rgi_middleware::{Coding, Compression, Middleware};
@@ -163,7 +160,7 @@ impl Coding {
 ///     .min_size(256);
 /// let app = compression.wrap(rgi::from_fn(|_environ, start| {
 ///     start.start(rgi::ResponseHead::new(http::StatusCode::NO_CONTENT))?;
-///     Ok("")
+///     Ok(String::new())
 /// }));
 /// # let _ = app;
 /// ```
@@ -380,9 +377,7 @@ fn parse_q<'a>(params: impl Iterator<Item = &'a str>) -> Option<u16> {
     let mut q = 1000;
     for param in params {
         let param = param.trim();
-        let Some((name, value)) = param.split_once('=') else {
-            return None;
-        };
+        let (name, value) = param.split_once('=')?;
         if !name.trim().eq_ignore_ascii_case("q") {
             continue;
         }

@@ -1,86 +1,4 @@
 //! [`Cors`]: cross-origin resource sharing (the Fetch standard's CORS
-//! protocol) for the applications behind it.
-//!
-//! # What it does
-//!
-//! - A **preflight** (an `OPTIONS` request with `origin` and
-//!   `access-control-request-method`) is answered `200` with an empty
-//!   body by the middleware, without calling the application: with
-//!   `access-control-allow-origin`, `-allow-credentials`, `-allow-methods`,
-//!   `-allow-headers` and `-max-age` when the origin is allowed, with none
-//!   of them when it is not (the browser then refuses the real request).
-//!   An `OPTIONS` request without those fields is no preflight and goes
-//!   to the application.
-//! - Any other request from an allowed origin gets
-//!   `access-control-allow-origin`, `-allow-credentials` and
-//!   `-expose-headers` (when there is something to expose) on the
-//!   application's response, replacing the application's own values of
-//!   the fields it sets. A request without `origin`
-//!   or from another origin gets no CORS fields.
-//! - `vary: origin` is added to **every** response, preflight or not,
-//!   with or without `origin`, whenever `access-control-allow-origin`
-//!   depends on the request's origin (a list, a predicate, or any origin
-//!   with credentials); a cache would otherwise serve one origin's answer
-//!   to another. With any origin and no credentials the answer is the
-//!   constant `*` and nothing varies. A preflight answer also varies with
-//!   `access-control-request-method` and `-headers` when it mirrors them.
-//!
-//! # Wildcards and credentials
-//!
-//! The Fetch standard reads `*` literally in answers to credentialed
-//! requests. So with [`allow_credentials`](Cors::allow_credentials), a
-//! wildcard is answered with the request's own value: any origin with the
-//! request's `origin`, any method with its
-//! `access-control-request-method`, any header with its
-//! `access-control-request-headers`, and exposing any header with the
-//! names of the response's own fields. Without credentials a wildcard is
-//! `*`.
-//!
-//! # Compared with tower-http's `CorsLayer`
-//!
-//! Checked on the same requests by `tests/cors.rs`; they agree on the
-//! status of a preflight and on the `access-control-*` fields for allowed
-//! origins. They differ where:
-//!
-//! - tower-http answers **every** `OPTIONS` request itself, preflight or
-//!   not; this middleware passes an `OPTIONS` request that is no
-//!   preflight to the application;
-//! - tower-http sends `access-control-allow-methods`, `-allow-headers` and
-//!   `-max-age` to a preflight from an origin it does not allow, and
-//!   `access-control-allow-origin: *` to requests without `origin`; this
-//!   middleware sends nothing to either;
-//! - tower-http adds `vary: origin, access-control-request-method,
-//!   access-control-request-headers` to every response by default, even
-//!   when the answer is the constant `*`; this middleware varies only on
-//!   what the answer depends on;
-//! - tower-http panics when wildcards are combined with credentials; this
-//!   middleware mirrors the request as above.
-//!
-//! # Examples
-//!
-//! ```
-//! use std::time::Duration;
-//! use http::Method;
-//! use rgi_middleware::{AllowOrigin, Cors, Middleware};
-//!
-//! let cors = Cors::new(AllowOrigin::list(["https://app.example"]))
-//!     .allow_methods([Method::GET, Method::POST, Method::DELETE])
-//!     .allow_headers(["content-type", "authorization"])
-//!     .allow_credentials(true)
-//!     .max_age(Duration::from_secs(600));
-//! let app = cors.wrap(rgi::from_fn(|_environ, start| {
-//!     start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
-//!     Ok("hello")
-//! }));
-//! # use rgi_conformance::client::{TestClient, TestRequest};
-//! # let preflight = TestRequest::new(Method::OPTIONS, "/")
-//! #     .header(http::header::ORIGIN, http::HeaderValue::from_static("https://app.example"))
-//! #     .header(http::header::ACCESS_CONTROL_REQUEST_METHOD, http::HeaderValue::from_static("DELETE"));
-//! # let response = TestClient::new(app).request(preflight)?;
-//! # response.assert_ok_and_valid();
-//! # assert_eq!(response.header("access-control-allow-origin"), Some("https://app.example"));
-//! # Ok::<(), rgi_conformance::client::ClientError>(())
-//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -159,10 +77,90 @@ enum Names<T> {
     List(Vec<T>),
 }
 
-/// Cross-origin resource sharing in front of an application; see the
-/// [module documentation](self).
+/// Cross-origin resource sharing (the Fetch standard's CORS protocol)
+/// in front of an application.
+////// protocol) for the applications behind it.
+///
+/// # What it does
+///
+/// - A **preflight** (an `OPTIONS` request with `origin` and
+///   `access-control-request-method`) is answered `200` with an empty
+///   body by the middleware, without calling the application: with
+///   `access-control-allow-origin`, `-allow-credentials`, `-allow-methods`,
+///   `-allow-headers` and `-max-age` when the origin is allowed, with none
+///   of them when it is not (the browser then refuses the real request).
+///   An `OPTIONS` request without those fields is no preflight and goes
+///   to the application.
+/// - Any other request from an allowed origin gets
+///   `access-control-allow-origin`, `-allow-credentials` and
+///   `-expose-headers` (when there is something to expose) on the
+///   application's response, replacing the application's own values of
+///   the fields it sets. A request without `origin`
+///   or from another origin gets no CORS fields.
+/// - `vary: origin` is added to **every** response, preflight or not,
+///   with or without `origin`, whenever `access-control-allow-origin`
+///   depends on the request's origin (a list, a predicate, or any origin
+///   with credentials); a cache would otherwise serve one origin's answer
+///   to another. With any origin and no credentials the answer is the
+///   constant `*` and nothing varies. A preflight answer also varies with
+///   `access-control-request-method` and `-headers` when it mirrors them.
+///
+/// # Wildcards and credentials
+///
+/// The Fetch standard reads `*` literally in answers to credentialed
+/// requests. So with [`allow_credentials`](Cors::allow_credentials), a
+/// wildcard is answered with the request's own value: any origin with the
+/// request's `origin`, any method with its
+/// `access-control-request-method`, any header with its
+/// `access-control-request-headers`, and exposing any header with the
+/// names of the response's own fields. Without credentials a wildcard is
+/// `*`.
+///
+/// # Compared with tower-http's `CorsLayer`
+///
+/// Checked on the same requests by `tests/cors.rs`; they agree on the
+/// status of a preflight and on the `access-control-*` fields for allowed
+/// origins. They differ where:
+///
+/// - tower-http answers **every** `OPTIONS` request itself, preflight or
+///   not; this middleware passes an `OPTIONS` request that is no
+///   preflight to the application;
+/// - tower-http sends `access-control-allow-methods`, `-allow-headers` and
+///   `-max-age` to a preflight from an origin it does not allow, and
+///   `access-control-allow-origin: *` to requests without `origin`; this
+///   middleware sends nothing to either;
+/// - tower-http adds `vary: origin, access-control-request-method,
+///   access-control-request-headers` to every response by default, even
+///   when the answer is the constant `*`; this middleware varies only on
+///   what the answer depends on;
+/// - tower-http panics when wildcards are combined with credentials; this
+///   middleware mirrors the request as above.
 ///
 /// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use http::Method;
+/// use rgi_middleware::{AllowOrigin, Cors, Middleware};
+///
+/// let cors = Cors::new(AllowOrigin::list(["https://app.example"]))
+///     .allow_methods([Method::GET, Method::POST, Method::DELETE])
+///     .allow_headers(["content-type", "authorization"])
+///     .allow_credentials(true)
+///     .max_age(Duration::from_secs(600));
+/// let app = cors.wrap(rgi::from_fn(|_environ, start| {
+///     start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
+///     Ok(String::from("hello"))
+/// }));
+/// # use rgi_conformance::client::{TestClient, TestRequest};
+/// # let preflight = TestRequest::new(Method::OPTIONS, "/")
+/// #     .header(http::header::ORIGIN, http::HeaderValue::from_static("https://app.example"))
+/// #     .header(http::header::ACCESS_CONTROL_REQUEST_METHOD, http::HeaderValue::from_static("DELETE"));
+/// # let response = TestClient::new(app).request(preflight)?;
+/// # response.assert_ok_and_valid();
+/// # assert_eq!(response.header("access-control-allow-origin"), Some("https://app.example"));
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
 ///
 /// ```
 /// use rgi_middleware::{AllowOrigin, Cors, Middleware};

@@ -1,58 +1,4 @@
 //! [`RequestId`]: an identifier per request, propagated or generated, for
-//! the application, the response and the logs.
-//!
-//! # What it does
-//!
-//! - An incoming `x-request-id` (or the field
-//!   [`header`](RequestId::header) names) is **kept** when the request
-//!   has exactly one, of 1 to [`max_len`](RequestId::max_len) bytes (128
-//!   by default), all visible ASCII (`!` to `~`): what a log line or
-//!   another service's field can carry safely. Anything else (missing,
-//!   empty, too long, with spaces or control or non-ASCII bytes, given
-//!   twice) is replaced by a generated one; with
-//!   [`trust_incoming(false)`](RequestId::trust_incoming) every request
-//!   gets a generated one.
-//! - The application sees the id in its environ, as the request field
-//!   (every other value of it removed) and as the [`RequestIdValue`]
-//!   extension, with the request's [`RequestSpan`] beside it.
-//! - The response carries the same field, unless the application set its
-//!   own.
-//! - A `tracing` span named `request`, with the field `request_id`, is
-//!   entered around this middleware's hooks: an event at `debug` level
-//!   when the request arrives and when its head passes, and one at
-//!   `info` level when the response ends, with its status, the body bytes
-//!   sent and how it ended. The application can enter the same span
-//!   ([`RequestSpan`]) so that its own events carry the id.
-//!
-//! # Generated ids
-//!
-//! `{prefix:016x}-{counter:016x}`: 33 visible ASCII characters. The
-//! counter is process-wide and never repeats within a process; the
-//! prefix is drawn once per process from std's `RandomState` (whose keys
-//! the operating system's randomness seeds) hashed with the process start
-//! time and id, so that two processes, or two runs of one, are unlikely
-//! to share it. No crypto dependency: the ids are unique, not secret;
-//! they are guessable by anyone who has seen one, and must not be used as
-//! credentials.
-//!
-//! # Examples
-//!
-//! ```
-//! use rgi_middleware::{Middleware, RequestId, RequestIdValue};
-//!
-//! let app = RequestId::new().wrap(rgi::from_fn(|environ, start| {
-//!     let id = environ.extension::<RequestIdValue>().map(|id| id.as_str().to_owned());
-//!     start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
-//!     Ok(id.unwrap_or_default())
-//! }));
-//! # use rgi_conformance::client::{TestClient, TestRequest};
-//! # let response = TestClient::new(app).request(TestRequest::get("/").header(
-//! #     http::HeaderName::from_static("x-request-id"), http::HeaderValue::from_static("abc-123")))?;
-//! # response.assert_ok_and_valid();
-//! # assert_eq!(response.text(), "abc-123");
-//! # assert_eq!(response.header("x-request-id"), Some("abc-123"));
-//! # Ok::<(), rgi_conformance::client::ClientError>(())
-//! ```
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -66,8 +12,61 @@ use tracing::Span;
 
 use crate::middleware::{Incoming, Middleware, Outcome};
 
-/// Propagates or generates a request id; see the [module
-/// documentation](self).
+/// Propagates or generates a request id, for the application, the
+/// response and the logs.
+///
+/// # What it does
+///
+/// - An incoming `x-request-id` (or the field
+///   [`header`](RequestId::header) names) is **kept** when the request
+///   has exactly one, of 1 to [`max_len`](RequestId::max_len) bytes (128
+///   by default), all visible ASCII (`!` to `~`): what a log line or
+///   another service's field can carry safely. Anything else (missing,
+///   empty, too long, with spaces or control or non-ASCII bytes, given
+///   twice) is replaced by a generated one; with
+///   [`trust_incoming(false)`](RequestId::trust_incoming) every request
+///   gets a generated one.
+/// - The application sees the id in its environ, as the request field
+///   (every other value of it removed) and as the [`RequestIdValue`]
+///   extension, with the request's [`RequestSpan`] beside it.
+/// - The response carries the same field, unless the application set its
+///   own.
+/// - A `tracing` span named `request`, with the field `request_id`, is
+///   entered around this middleware's hooks: an event at `debug` level
+///   when the request arrives and when its head passes, and one at
+///   `info` level when the response ends, with its status, the body bytes
+///   sent and how it ended. The application can enter the same span
+///   ([`RequestSpan`]) so that its own events carry the id.
+///
+/// # Generated ids
+///
+/// `{prefix:016x}-{counter:016x}`: 33 visible ASCII characters. The
+/// counter is process-wide and never repeats within a process; the
+/// prefix is drawn once per process from std's `RandomState` (whose keys
+/// the operating system's randomness seeds) hashed with the process start
+/// time and id, so that two processes, or two runs of one, are unlikely
+/// to share it. No crypto dependency: the ids are unique, not secret;
+/// they are guessable by anyone who has seen one, and must not be used as
+/// credentials.
+///
+/// # Examples
+///
+/// ```
+/// use rgi_middleware::{Middleware, RequestId, RequestIdValue};
+///
+/// let app = RequestId::new().wrap(rgi::from_fn(|environ, start| {
+///     let id = environ.extension::<RequestIdValue>().map(|id| id.as_str().to_owned());
+///     start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
+///     Ok(id.unwrap_or_default())
+/// }));
+/// # use rgi_conformance::client::{TestClient, TestRequest};
+/// # let response = TestClient::new(app).request(TestRequest::get("/").header(
+/// #     http::HeaderName::from_static("x-request-id"), http::HeaderValue::from_static("abc-123")))?;
+/// # response.assert_ok_and_valid();
+/// # assert_eq!(response.text(), "abc-123");
+/// # assert_eq!(response.header("x-request-id"), Some("abc-123"));
+/// # Ok::<(), rgi_conformance::client::ClientError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct RequestId {
     header: HeaderName,

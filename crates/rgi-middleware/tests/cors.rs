@@ -87,8 +87,11 @@ fn items(headers: &HeaderMap, name: HeaderName) -> BTreeSet<String> {
 }
 
 fn set(list: &[&str]) -> BTreeSet<String> {
-    list.iter().map(|s| s.to_string()).collect()
+    list.iter().map(ToString::to_string).collect()
 }
+
+/// A request maker and its name, for messages.
+type Named = (&'static str, fn() -> TestRequest);
 
 fn site_cors() -> Cors {
     Cors::new(AllowOrigin::list([SITE, "null"]))
@@ -430,7 +433,7 @@ fn tower_http_agrees_for_allowed_origins() {
                 .allow_methods([Method::POST]),
         ),
     ];
-    let requests: [(&str, fn() -> TestRequest); 5] = [
+    let requests: [Named; 5] = [
         ("preflight PUT", || {
             preflight(SITE, "PUT", Some("content-type"))
         }),
