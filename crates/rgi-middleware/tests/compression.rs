@@ -716,3 +716,55 @@ fn tower_http_differs_where_documented() {
         assert_eq!(ours.header(ETAG), Some("W/\"t\""));
     }
 }
+
+/// Yields a first part, then switches to synchronous processing; the
+/// continuation's body yields the rest.
+struct Switching {
+    polls: u32,
+}
+
+impl rgi_async::AsyncBody for Switching {
+    fn poll_step(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        start: &mut rgi::StartResponse<'_>,
+    ) -> std::task::Poll<Option<Result<rgi_async::Step, rgi::BoxError>>> {
+        self.polls += 1;
+        if self.polls == 1 {
+            start.start(head("text/plain", None))?;
+            return std::task::Poll::Ready(Some(Ok(rgi_async::Step::Chunk(Bytes::from_static(
+                b"before the switch, ",
+            )))));
+        }
+        let switch = rgi_async::SyncSwitch::new(|_start| {
+            Ok(Parts::new(
+                None,
+                &["after ", "the switch, ", "still one stream"],
+            ))
+        });
+        std::task::Poll::Ready(Some(Ok(rgi_async::Step::Switch(switch))))
+    }
+}
+
+#[test]
+fn one_coded_stream_across_the_switch() {
+    for coding in ["gzip", "deflate", "br"] {
+        let (client, inner) = async_stack(
+            Compression::new(),
+            rgi_async::from_fn(|_e, _s| Ok(Switching { polls: 0 })),
+        );
+        let response = client
+            .request(accepting(TestRequest::get("/"), coding))
+            .unwrap();
+        assert_clean(&response, &inner);
+        response.assert_ok_and_valid();
+        assert!(response.switched, "the continuation ran");
+        assert_eq!(response.header(CONTENT_ENCODING), Some(coding));
+        // One encoder, moved into the continuation: the bytes before and
+        // after the switch decode as one stream.
+        assert_eq!(
+            decode(Some(coding), &response.body),
+            b"before the switch, after the switch, still one stream"
+        );
+    }
+}
