@@ -768,3 +768,42 @@ fn one_coded_stream_across_the_switch() {
         );
     }
 }
+
+#[test]
+fn a_replaced_head_is_judged_afresh() {
+    let body = text(20);
+    // First a compressible head, then a replacement that is not: the
+    // response goes out uncoded, with its length.
+    let sync_app = move |_e, start: &mut rgi::StartResponse<'_>| {
+        start.start(head("text/plain", None))?;
+        start.replace(head("image/png", Some(body.len())), "changed its mind")?;
+        Ok(String::from(body))
+    };
+    let (client, inner) = sync_stack(Compression::new(), rgi::from_fn(sync_app));
+    let response = client
+        .request(accepting(TestRequest::get("/"), "gzip"))
+        .unwrap();
+    assert_clean(&response, &inner);
+    response.assert_ok_and_valid();
+    assert_eq!(response.header(CONTENT_ENCODING), None);
+    assert_eq!(response.header(CONTENT_TYPE), Some("image/png"));
+    assert_eq!(response.body, body.as_bytes());
+    // And the other way round: the replacement is compressed.
+    let async_app = move |_e, start: &mut rgi::StartResponse<'_>| {
+        start.start(head("image/png", None))?;
+        start.replace(
+            ResponseHead::new(StatusCode::INTERNAL_SERVER_ERROR)
+                .with_header(CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+            "failed before the body",
+        )?;
+        Ok(Bytes::from_static(body.as_bytes()))
+    };
+    let (client, inner) = async_stack(Compression::new(), rgi_async::from_fn(async_app));
+    let response = client
+        .request(accepting(TestRequest::get("/"), "gzip"))
+        .unwrap();
+    assert_clean(&response, &inner);
+    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.header(CONTENT_ENCODING), Some("gzip"));
+    assert_eq!(decode(Some("gzip"), &response.body), body.as_bytes());
+}
