@@ -147,8 +147,9 @@ fn generate() -> HeaderValue {
     });
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
     let id = format!("{prefix:016x}-{count:016x}");
-    // Hex digits and a dash are always a valid field value.
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    // Hex digits and a dash are always a valid field value; were they
+    // not, the counter alone is still a unique id.
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from(count))
 }
 
 /// The request's id, as the application finds it in the environ's
