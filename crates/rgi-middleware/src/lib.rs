@@ -18,6 +18,9 @@
 //! | Its end | [`Outcome`], [`Ending`] |
 //! | Putting it in front of an application | [`Middleware::wrap`], [`Wrapped`], [`WrappedBody`] |
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
+//! | Cross-origin resource sharing | [`Cors`], [`AllowOrigin`], [`CorsState`] |
+//! | Request ids, propagated or generated, in a `tracing` span | [`RequestId`], [`RequestIdValue`], [`RequestSpan`], [`RequestIdState`] |
+//! | Compressed responses (gzip, deflate, brotli) | [`Compression`], [`Coding`], [`CompressionState`] |
 //!
 //! ## A complete middleware
 //!
@@ -104,9 +107,15 @@
 #![deny(missing_docs)]
 
 mod catch;
+mod compression;
+mod cors;
 mod middleware;
+mod request_id;
 mod wrapped;
 
 pub use catch::{CatchBody, CatchErrors, Panicked};
+pub use compression::{Coding, Compression, CompressionState};
+pub use cors::{AllowOrigin, Cors, CorsState};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
+pub use request_id::{RequestId, RequestIdState, RequestIdValue, RequestSpan};
 pub use wrapped::{Wrapped, WrappedBody};
