@@ -131,7 +131,14 @@ impl Tracker {
                 problems.join(", "),
             );
         }
-        self.features.event_stream = Some(EventStream::default());
+        // An encoded stream (a compression middleware's output) carries
+        // its events only once decoded: its bytes are not parsed.
+        let encoded = head
+            .headers()
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .any(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
+        self.features.event_stream = (!encoded).then(EventStream::default);
     }
 
     /// The body gave an exact size hint.
