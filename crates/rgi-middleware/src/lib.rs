@@ -18,6 +18,8 @@
 //! | Its end | [`Outcome`], [`Ending`] |
 //! | Putting it in front of an application | [`Middleware::wrap`], [`Wrapped`], [`WrappedBody`] |
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
+//! | The whole body in memory first | [`PreRead`], [`PreReadBody`], [`PreReadError`] |
+//! | Limits | [`BodyLimit`], [`ConcurrencyLimit`], [`Permit`] |
 //!
 //! ## A complete middleware
 //!
@@ -104,9 +106,13 @@
 #![deny(missing_docs)]
 
 mod catch;
+mod limits;
 mod middleware;
+mod preread;
 mod wrapped;
 
 pub use catch::{CatchBody, CatchErrors, Panicked};
+pub use limits::{BodyLimit, ConcurrencyLimit, Permit};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
+pub use preread::{PreRead, PreReadBody, PreReadError};
 pub use wrapped::{Wrapped, WrappedBody};
