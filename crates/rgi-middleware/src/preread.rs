@@ -71,9 +71,13 @@ pub(crate) fn too_large() -> (ResponseHead, Bytes) {
 /// thread, and calls the application once the body is in memory; an input
 /// with no non-blocking face fails with [`PreReadError::BlockingInput`].
 ///
-/// Its [`Hints`] say it reads its input whole ([`InputUse::Whole`]), with
-/// the application's `may_block`: an application that blocks on nothing
-/// but its input may then run inline on a server that honours hints.
+/// Its [`Hints`] combine its own (it reads the input whole,
+/// [`InputUse::Whole`]) with the application's, the more demanding of the
+/// two as `RGI-HINT-8` requires: an application behind it whose input is
+/// in memory declares so itself (`InputUse::Whole`, or `InputUse::None`,
+/// with `may_block: false` if nothing else blocks), and the pair may then
+/// run inline on a server that honours hints. An application that
+/// declares nothing keeps [`InputUse::Streaming`] and `may_block`.
 ///
 /// # Examples
 ///
@@ -198,7 +202,12 @@ impl<A: Application> Application for PreRead<A> {
     }
 
     fn hints(&self) -> Hints {
-        self.app.hints().with_input(InputUse::Whole)
+        let inner = self.app.hints();
+        // The more demanding of the two (`RGI-HINT-8`): this reads whole.
+        match inner.input {
+            InputUse::Streaming => inner,
+            _ => inner.with_input(InputUse::Whole),
+        }
     }
 
     fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
