@@ -185,7 +185,7 @@ impl AsyncSource for Counted {
 /// let app = rgi::from_fn(move |_environ, start: &mut rgi::StartResponse<'_>| {
 ///     assert_eq!(watch.in_flight(), 1); // this request's own permit
 ///     start.start(ResponseHead::new(StatusCode::OK))?;
-///     Ok("fine")
+///     Ok(String::from("fine"))
 /// });
 /// let client = TestClient::new(limit.clone().wrap(app));
 /// assert_eq!(client.get("/")?.text(), "fine");
