@@ -20,6 +20,7 @@
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
 //! | The whole body in memory first | [`PreRead`], [`PreReadBody`], [`PreReadError`] |
 //! | Limits | [`BodyLimit`], [`ConcurrencyLimit`], [`Permit`] |
+//! | Routing by path, method and host | [`Router`], [`Mount`], [`RouterBody`], [`RouteError`], [`BoxApplication`], [`BoxAsyncApplication`], [`BoxAsyncBody`] |
 //!
 //! ## A complete middleware
 //!
@@ -105,14 +106,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod boxed;
 mod catch;
 mod limits;
 mod middleware;
 mod preread;
+mod router;
 mod wrapped;
 
+pub use boxed::{BoxApplication, BoxAsyncApplication, BoxAsyncBody};
 pub use catch::{CatchBody, CatchErrors, Panicked};
 pub use limits::{BodyLimit, ConcurrencyLimit, Permit};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
 pub use preread::{PreRead, PreReadBody, PreReadError};
+pub use router::{Mount, RouteError, Router, RouterBody};
 pub use wrapped::{Wrapped, WrappedBody};
