@@ -81,7 +81,11 @@ impl Mount {
                 prefix: prefix.to_owned(),
             });
         };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        // A trailing `/` is ignored, once, and only after a segment.
+        let rest = match rest.strip_suffix('/') {
+            Some(stripped) if !stripped.is_empty() => stripped,
+            _ => rest,
+        };
         let mut segments = Vec::new();
         if !rest.is_empty() {
             for segment in rest.split('/') {
