@@ -19,7 +19,7 @@
 //! | Putting it in front of an application | [`Middleware::wrap`], [`Wrapped`], [`WrappedBody`] |
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
 //! | The whole body in memory first | [`PreRead`], [`PreReadBody`], [`PreReadError`] |
-//! | Limits | [`BodyLimit`], [`ConcurrencyLimit`], [`Permit`] |
+//! | Limits | [`BodyLimit`], [`ConcurrencyLimit`], [`Permit`], [`Timeout`], [`TimeoutBody`], [`TimeoutError`], [`NoTimer`] |
 //! | Routing by path, method and host | [`Router`], [`Mount`], [`RouterBody`], [`RouteError`], [`BoxApplication`], [`BoxAsyncApplication`], [`BoxAsyncBody`] |
 //!
 //! ## A complete middleware
@@ -112,6 +112,7 @@ mod limits;
 mod middleware;
 mod preread;
 mod router;
+mod timeout;
 mod wrapped;
 
 pub use boxed::{BoxApplication, BoxAsyncApplication, BoxAsyncBody};
@@ -120,4 +121,5 @@ pub use limits::{BodyLimit, ConcurrencyLimit, Permit};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
 pub use preread::{PreRead, PreReadBody, PreReadError};
 pub use router::{Mount, RouteError, Router, RouterBody};
+pub use timeout::{NoTimer, Timeout, TimeoutBody, TimeoutError};
 pub use wrapped::{Wrapped, WrappedBody};
