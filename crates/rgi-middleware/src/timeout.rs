@@ -348,7 +348,8 @@ mod timer {
     impl Timer {
         pub(super) fn new(readiness: &Readiness, after: Duration) -> Self {
             let pipe = lease();
-            let wait = pipe.map(|pipe| readiness.wait(&pipe.reader, Interest::READABLE, Some(after)));
+            let wait =
+                pipe.map(|pipe| readiness.wait(&pipe.reader, Interest::READABLE, Some(after)));
             Timer { wait, pipe }
         }
 
@@ -360,9 +361,7 @@ mod timer {
             };
             match wait.as_mut().poll(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(Ok(WaitOutcome::TimedOut | WaitOutcome::Ready(_))) => {
-                    Poll::Ready(true)
-                }
+                Poll::Ready(Ok(WaitOutcome::TimedOut | WaitOutcome::Ready(_))) => Poll::Ready(true),
                 Poll::Ready(Ok(_) | Err(_)) => Poll::Ready(false),
             }
         }

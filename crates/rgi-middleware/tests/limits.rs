@@ -221,7 +221,9 @@ impl AsyncBody for Probe {
     }
 }
 
-fn other(limit: &ConcurrencyLimit) -> Arc<TestClient<rgi_middleware::Wrapped<ConcurrencyLimit, rgi::FnApplication<Hello>>>> {
+fn other(
+    limit: &ConcurrencyLimit,
+) -> Arc<TestClient<rgi_middleware::Wrapped<ConcurrencyLimit, rgi::FnApplication<Hello>>>> {
     Arc::new(TestClient::new(
         limit.clone().wrap(rgi::from_fn(hello as Hello)),
     ))

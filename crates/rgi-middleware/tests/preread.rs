@@ -22,7 +22,10 @@ use rgi_middleware::{Incoming, Middleware, PreRead};
 
 use common::{assert_clean, text_head};
 
-fn sync_stack<A: Application>(app: A, limit: usize) -> (TestClient<PreRead<Validator<A>>>, Reports) {
+fn sync_stack<A: Application>(
+    app: A,
+    limit: usize,
+) -> (TestClient<PreRead<Validator<A>>>, Reports) {
     let inner = Reports::new(Policy::Collect);
     let client = TestClient::new(PreRead::new(Validator::new(app, inner.clone()), limit));
     (client, inner)

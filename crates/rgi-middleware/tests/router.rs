@@ -62,15 +62,25 @@ fn show(tag: &'static str) -> Show {
 fn mounts() -> Vec<(Mount, Show)> {
     vec![
         (Mount::at("/api").unwrap(), show("api")),
-        (Mount::at("/api/v2/").unwrap().methods([Method::GET]), show("v2")),
         (
-            Mount::at("/api/v2").unwrap().methods([Method::PUT, Method::GET]),
+            Mount::at("/api/v2/").unwrap().methods([Method::GET]),
+            show("v2"),
+        ),
+        (
+            Mount::at("/api/v2")
+                .unwrap()
+                .methods([Method::PUT, Method::GET]),
             show("v2-put"),
         ),
         (Mount::at("/files/a b").unwrap(), show("spaced")),
-        (Mount::at("/").unwrap().host("Admin.Example.com").unwrap(), show("admin")),
         (
-            Mount::at("/only-head").unwrap().methods([Method::HEAD, Method::GET]),
+            Mount::at("/").unwrap().host("Admin.Example.com").unwrap(),
+            show("admin"),
+        ),
+        (
+            Mount::at("/only-head")
+                .unwrap()
+                .methods([Method::HEAD, Method::GET]),
             show("only-head"),
         ),
         (
@@ -148,9 +158,18 @@ fn the_longest_prefix_wins_on_segment_boundaries() {
     assert_eq!(stacks.text("/api/v2/users"), "v2 GET /api/v2 /users");
     assert_eq!(stacks.text("/api/v2"), "v2 GET /api/v2 ");
     assert_eq!(stacks.text("/api/v20"), "api GET /api /v20");
-    assert_eq!(stacks.status(|| TestRequest::get("/apix")), StatusCode::NOT_FOUND);
-    assert_eq!(stacks.status(|| TestRequest::get("/")), StatusCode::NOT_FOUND);
-    assert_eq!(stacks.status(|| TestRequest::get("//api")), StatusCode::NOT_FOUND);
+    assert_eq!(
+        stacks.status(|| TestRequest::get("/apix")),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        stacks.status(|| TestRequest::get("/")),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        stacks.status(|| TestRequest::get("//api")),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
@@ -160,10 +179,16 @@ fn segments_are_decoded_once_and_encoded_slashes_stay_inside() {
     assert_eq!(stacks.text("/ap%69/x"), "api GET /api /x");
     assert_eq!(stacks.text("/files/a%20b/c"), "spaced GET /files/a b /c");
     // An encoded slash is not a boundary: one segment, "api/v2".
-    assert_eq!(stacks.status(|| TestRequest::get("/api%2Fv2")), StatusCode::NOT_FOUND);
+    assert_eq!(
+        stacks.status(|| TestRequest::get("/api%2Fv2")),
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(stacks.text("/api/v2%2Fusers"), "api GET /api /v2/users");
     // Decoded once: %2569 is "%69", not "i".
-    assert_eq!(stacks.status(|| TestRequest::get("/ap%2569")), StatusCode::NOT_FOUND);
+    assert_eq!(
+        stacks.status(|| TestRequest::get("/ap%2569")),
+        StatusCode::NOT_FOUND
+    );
     // Dot segments are not normalised: they go below the prefix as sent.
     assert_eq!(stacks.text("/api/../x"), "api GET /api /../x");
 }
@@ -204,7 +229,10 @@ fn hosts_match_without_case_and_port() {
         move || TestRequest::get("/x").header(HOST, HeaderValue::from_static(host))
     };
     assert_eq!(stacks.run(to("admin.example.com")).text(), "admin GET  /x");
-    assert_eq!(stacks.run(to("ADMIN.example.COM:8080")).text(), "admin GET  /x");
+    assert_eq!(
+        stacks.run(to("ADMIN.example.COM:8080")).text(),
+        "admin GET  /x"
+    );
     assert_eq!(stacks.status(to("example.com")), StatusCode::NOT_FOUND);
     assert_eq!(stacks.status(to("[::1]:80")), StatusCode::NOT_FOUND);
     // A longer prefix beats a host-specific root.
@@ -226,7 +254,10 @@ fn a_server_mount_point_stays_in_front() {
 #[test]
 fn asterisk_options_and_an_empty_router() {
     let stacks = stacks();
-    assert_eq!(stacks.status(|| TestRequest::new(Method::OPTIONS, "*")), StatusCode::NOT_FOUND);
+    assert_eq!(
+        stacks.status(|| TestRequest::new(Method::OPTIONS, "*")),
+        StatusCode::NOT_FOUND
+    );
     let root = Router::new().mount(Mount::at("/").unwrap(), show("root"));
     let response = TestClient::new(root.clone())
         .request(TestRequest::new(Method::OPTIONS, "*"))
@@ -242,22 +273,42 @@ fn asterisk_options_and_an_empty_router() {
 
 #[test]
 fn bad_mounts_are_refused() {
-    assert!(matches!(Mount::at("api"), Err(RouteError::NotAbsolute { .. })));
+    assert!(matches!(
+        Mount::at("api"),
+        Err(RouteError::NotAbsolute { .. })
+    ));
     assert!(matches!(Mount::at(""), Err(RouteError::NotAbsolute { .. })));
     for bad in ["//", "/a//b", "/a/./b", "/a/..", "/.."] {
-        assert!(matches!(Mount::at(bad), Err(RouteError::BadSegment { .. })), "{bad}");
+        assert!(
+            matches!(Mount::at(bad), Err(RouteError::BadSegment { .. })),
+            "{bad}"
+        );
     }
-    assert!(matches!(Mount::at("/").unwrap().host(""), Err(RouteError::BadHost { .. })));
-    assert!(matches!(Mount::at("/").unwrap().host("a\nb"), Err(RouteError::BadHost { .. })));
+    assert!(matches!(
+        Mount::at("/").unwrap().host(""),
+        Err(RouteError::BadHost { .. })
+    ));
+    assert!(matches!(
+        Mount::at("/").unwrap().host("a\nb"),
+        Err(RouteError::BadHost { .. })
+    ));
 }
 
 #[test]
 fn hints_are_the_most_demanding_of_the_mounted() {
-    let calm = Hints::default().with_input(InputUse::None).with_may_block(false);
+    let calm = Hints::default()
+        .with_input(InputUse::None)
+        .with_may_block(false);
     let router = Router::new()
         .mount(Mount::at("/a").unwrap(), Show("a", calm))
-        .mount(Mount::at("/b").unwrap(), Show("b", calm.with_input(InputUse::Whole)));
-    assert_eq!(Application::hints(&router), calm.with_input(InputUse::Whole));
+        .mount(
+            Mount::at("/b").unwrap(),
+            Show("b", calm.with_input(InputUse::Whole)),
+        );
+    assert_eq!(
+        Application::hints(&router),
+        calm.with_input(InputUse::Whole)
+    );
     let router = router.mount(Mount::at("/c").unwrap(), Show("c", Hints::default()));
     assert_eq!(Application::hints(&router), Hints::default());
     let none: Router<Show> = Router::new();
@@ -302,6 +353,9 @@ fn boxed_applications_of_different_types_share_a_router() {
     let client = AsyncTestClient::new(router);
     client.get("/later").unwrap().assert_ok_and_valid();
     assert_eq!(client.get("/show").unwrap().text(), "boxed GET /show ");
-    assert_eq!(client.get("/nowhere").unwrap().status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        client.get("/nowhere").unwrap().status,
+        StatusCode::NOT_FOUND
+    );
     assert!(inner.take().is_empty());
 }

@@ -140,7 +140,10 @@ fn client<A: AsyncApplication>(
     let inner = Reports::new(Policy::Collect);
     let client = AsyncTestClient::new(Timeout::new(AsyncValidator::new(app, inner.clone()), limit))
         .with_diagnosis(false);
-    assert!(client.readiness_error().is_none(), "the test needs the client's poller");
+    assert!(
+        client.readiness_error().is_none(),
+        "the test needs the client's poller"
+    );
     (client, inner)
 }
 
@@ -224,7 +227,10 @@ fn without_a_timer_the_declared_fallback_applies() {
     let calls = Arc::new(AtomicUsize::new(0));
     let inner = Reports::new(Policy::Collect);
     let app = Timeout::new(
-        AsyncValidator::new(paced(1, Duration::from_millis(200), Arc::clone(&calls)), inner.clone()),
+        AsyncValidator::new(
+            paced(1, Duration::from_millis(200), Arc::clone(&calls)),
+            inner.clone(),
+        ),
         Duration::from_millis(20),
     );
     let client = AsyncTestClient::new(app).without_readiness();
@@ -245,6 +251,11 @@ fn without_a_timer_the_declared_fallback_applies() {
         .with_diagnosis(false);
     let response = client.get("/").unwrap();
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(response.ending.error().is_some_and(|e| e.contains("no timer")));
+    assert!(
+        response
+            .ending
+            .error()
+            .is_some_and(|e| e.contains("no timer"))
+    );
     assert_eq!(refused.load(Ordering::SeqCst), 0);
 }
