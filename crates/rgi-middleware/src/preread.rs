@@ -59,7 +59,8 @@ pub(crate) fn too_large() -> (ResponseHead, Bytes) {
 /// - The new input has both faces (blocking reads and `poll_chunk`), and
 ///   the `content-length` field is set to its length (`RGI-INPUT-16`);
 ///   `transfer-encoding` is removed, since the body is no longer framed by
-///   it.
+///   it. A request that came with no body and no `content-length` (a
+///   plain `GET`) keeps its fields as they were.
 /// - A failed read (a malformed body, the server's own limit, a client
 ///   that stalled) is the request's error before the head: the server
 ///   answers the status the [`InputError`] names (`RGI-FAIL-10`).
@@ -157,6 +158,7 @@ impl<A> fmt::Debug for PreRead<A> {
 /// input's trailers, and the fields that describe it.
 fn install(environ: &mut Environ, body: Bytes) {
     let mut original = environ.replace_input(Input::empty());
+    let declared = original.content_length();
     let length = body.len();
     // The original input has ended here, so its trailers, if any, are in.
     let input = match original.take_trailers() {
@@ -165,8 +167,13 @@ fn install(environ: &mut Environ, body: Bytes) {
     };
     environ.replace_input(input);
     let headers = environ.headers_mut();
-    headers.remove(TRANSFER_ENCODING);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    // A request that came without a body (a plain GET: a declared length
+    // of 0 and no field) keeps its fields as they were; a de-chunked one,
+    // even empty, gets the length it now has.
+    if declared != Some(0) || headers.contains_key(CONTENT_LENGTH) {
+        headers.remove(TRANSFER_ENCODING);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
 }
 
 /// Starts the 413 answer and gives the body that sends it.

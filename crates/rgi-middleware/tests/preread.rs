@@ -188,6 +188,13 @@ fn no_body_and_a_zero_limit() {
     for (response, calls) in both(0, || TestRequest::get("/")) {
         response.assert_ok_and_valid();
         assert_eq!(response.text(), "");
+        assert_eq!(response.header("x-seen-length"), None, "no field invented");
+        assert_eq!(calls, 1);
+    }
+    let empty_chunked = || TestRequest::new(Method::POST, "/").chunked(Vec::<Bytes>::new());
+    for (response, calls) in both(0, empty_chunked) {
+        response.assert_ok_and_valid();
+        assert_eq!(response.header("x-seen-length"), Some("0"));
         assert_eq!(calls, 1);
     }
     for (response, calls) in both(0, || TestRequest::post("/", "x")) {
