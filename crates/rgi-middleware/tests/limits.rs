@@ -333,3 +333,46 @@ fn sequential_requests_each_get_a_permit() {
     }
     assert_eq!(limit.in_flight(), 0);
 }
+
+/// Switches to synchronous processing at its first step; the
+/// continuation's body reports the permits held while it runs.
+struct Switching(ConcurrencyLimit, bool);
+
+impl AsyncBody for Switching {
+    fn poll_step(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _start: &mut StartResponse<'_>,
+    ) -> Poll<Option<Result<Step, BoxError>>> {
+        let this = self.get_mut();
+        if std::mem::replace(&mut this.1, true) {
+            return Poll::Ready(None);
+        }
+        let limit = this.0.clone();
+        Poll::Ready(Some(Ok(Step::Switch(rgi_async::SyncSwitch::new(
+            move |start: &mut StartResponse<'_>| {
+                start.start(text_head(None))?;
+                let held = limit.in_flight();
+                Ok(rgi::from_iter([format!("held {held} after the switch")]))
+            },
+        )))))
+    }
+}
+
+#[test]
+fn the_permit_follows_the_switch_to_synchronous_processing() {
+    let limit = ConcurrencyLimit::new(1);
+    let probe = limit.clone();
+    let (client, inner) = async_stack(
+        limit.clone(),
+        rgi_async::from_fn(move |_environ, _start: &mut StartResponse<'_>| {
+            Ok(Switching(probe.clone(), false))
+        }),
+    );
+    let response = client.get("/").unwrap();
+    response.assert_ok_and_valid();
+    assert!(response.switched);
+    assert_eq!(response.text(), "held 1 after the switch");
+    assert_clean(&response, &inner);
+    assert_eq!(limit.in_flight(), 0);
+}
