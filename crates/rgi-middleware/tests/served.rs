@@ -96,7 +96,7 @@ fn ask(address: SocketAddr, head: &str, body: &[u8]) -> String {
 }
 
 #[test]
-fn the_stack_served_by_rgi_server() {
+fn the_asynchronous_stack_served_by_rgi_server() {
     let server = serve();
     let address = server.local_addr().expect("a TCP listener");
 
@@ -150,6 +150,72 @@ fn the_stack_served_by_rgi_server() {
         wrong.to_ascii_lowercase().contains("\r\nallow: post\r\n"),
         "{wrong}"
     );
+
+    server.shutdown();
+}
+
+/// Reads its input with the blocking face, as synchronous code does.
+fn sync_echo(mut environ: Environ, start: &mut StartResponse<'_>) -> Result<Vec<u8>, BoxError> {
+    let mut body = Vec::new();
+    environ.input_mut().read_to_end(&mut body)?;
+    start.start(text_head(Some(body.len())))?;
+    Ok(body)
+}
+
+type SyncEcho = fn(Environ, &mut StartResponse<'_>) -> Result<Vec<u8>, BoxError>;
+
+#[test]
+fn the_synchronous_stack_served_by_rgi_server() {
+    let router = Router::new()
+        .mount(
+            Mount::at("/whole").unwrap(),
+            rgi_middleware::BoxApplication::new(PreRead::new(
+                rgi::from_fn(sync_echo as SyncEcho),
+                16,
+            )),
+        )
+        .mount(
+            Mount::at("/stream").unwrap().methods([Method::POST]),
+            rgi_middleware::BoxApplication::new(rgi::from_fn(sync_echo as SyncEcho)),
+        );
+    let app = ConcurrencyLimit::new(8).wrap(BodyLimit::new(8).wrap(router));
+    let server = Server::builder()
+        .bind(([127, 0, 0, 1], 0))
+        .workers(1)
+        .shutdown_timeout(Duration::from_secs(2))
+        .serve_sync(app)
+        .expect("the server starts");
+    let address = server.local_addr().expect("a TCP listener");
+
+    let whole = ask(address, "POST /whole HTTP/1.1\r\ncontent-length: 3", b"abc");
+    assert!(whole.starts_with("HTTP/1.1 200"), "{whole}");
+    assert!(whole.ends_with("\r\n\r\nabc"), "{whole}");
+
+    let streamed = ask(
+        address,
+        "POST /stream HTTP/1.1\r\ntransfer-encoding: chunked",
+        b"4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n",
+    );
+    assert!(streamed.starts_with("HTTP/1.1 200"), "{streamed}");
+    assert!(streamed.ends_with("\r\n\r\nabcdefgh"), "{streamed}");
+
+    // Counted as read: the ninth byte fails the read, the server answers 413.
+    let over = ask(
+        address,
+        "POST /stream HTTP/1.1\r\ntransfer-encoding: chunked",
+        b"4\r\nabcd\r\n5\r\nefghi\r\n0\r\n\r\n",
+    );
+    assert!(over.starts_with("HTTP/1.1 413"), "{over}");
+
+    let declared = ask(
+        address,
+        "POST /stream HTTP/1.1\r\ncontent-length: 9",
+        b"123456789",
+    );
+    assert!(declared.starts_with("HTTP/1.1 413"), "{declared}");
+
+    let head = ask(address, "HEAD /stream HTTP/1.1", b"");
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
 
     server.shutdown();
 }
