@@ -170,7 +170,9 @@ impl Mount {
 ///
 /// Its [`Hints`] are the most demanding of all the mounted applications'
 /// (`RGI-HINT-8`); start-up runs every application's in mounting order,
-/// shut-down in reverse.
+/// shut-down in reverse (`RGI-LIFE-4`). When a start-up fails, the
+/// applications already started are shut down, in reverse, before the
+/// error is returned: the server will call no `shutdown` (`RGI-LIFE-2`).
 ///
 /// # Examples
 ///
@@ -504,14 +506,36 @@ impl<A: Application> Application for Router<A> {
     }
 
     fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
-        self.routes
-            .iter()
-            .try_for_each(|(_, app)| app.startup(startup))
+        start_all(
+            &self.routes,
+            |app| app.startup(startup),
+            |app| app.shutdown(),
+        )
     }
 
     fn shutdown(&self) {
         self.routes.iter().rev().for_each(|(_, app)| app.shutdown());
     }
+}
+
+/// Starts every application in order; when one fails, shuts down those
+/// already started, in reverse, since the server calls no `shutdown`
+/// after a failed start-up (`RGI-LIFE-2`), and returns its error.
+fn start_all<A>(
+    routes: &[(Mount, A)],
+    mut up: impl FnMut(&A) -> Result<(), BoxError>,
+    down: impl Fn(&A),
+) -> Result<(), BoxError> {
+    for (started, (_, app)) in routes.iter().enumerate() {
+        if let Err(err) = up(app) {
+            routes[..started]
+                .iter()
+                .rev()
+                .for_each(|(_, app)| down(app));
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 impl<A: AsyncApplication> AsyncApplication for Router<A> {
@@ -528,9 +552,11 @@ impl<A: AsyncApplication> AsyncApplication for Router<A> {
     }
 
     fn startup(&self, startup: &mut Startup<'_>) -> Result<(), BoxError> {
-        self.routes
-            .iter()
-            .try_for_each(|(_, app)| app.startup(startup))
+        start_all(
+            &self.routes,
+            |app| app.startup(startup),
+            |app| app.shutdown(),
+        )
     }
 
     fn shutdown(&self) {

@@ -97,7 +97,7 @@ fn lifespan_passes_through_the_pieces() {
 }
 
 #[test]
-fn a_failed_start_up_stops_at_the_failing_application() {
+fn a_failed_start_up_shuts_down_what_had_started() {
     struct Fails;
     impl Application for Fails {
         type Body = rgi::Empty;
@@ -126,5 +126,6 @@ fn a_failed_start_up_stops_at_the_failing_application() {
         router.startup(s)
     });
     assert!(started.is_err());
-    assert_eq!(*order.lock().unwrap(), ["a up"]);
+    // What started is shut down again; what came after never started.
+    assert_eq!(*order.lock().unwrap(), ["a up", "a down"]);
 }
