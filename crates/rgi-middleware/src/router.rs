@@ -509,7 +509,7 @@ impl<A: Application> Application for Router<A> {
         start_all(
             &self.routes,
             |app| app.startup(startup),
-            |app| app.shutdown(),
+            Application::shutdown,
         )
     }
 
@@ -555,7 +555,7 @@ impl<A: AsyncApplication> AsyncApplication for Router<A> {
         start_all(
             &self.routes,
             |app| app.startup(startup),
-            |app| app.shutdown(),
+            AsyncApplication::shutdown,
         )
     }
 
