@@ -21,6 +21,9 @@
 //! | Cross-origin resource sharing | [`Cors`], [`AllowOrigin`], [`CorsState`] |
 //! | Request ids, propagated or generated, in a `tracing` span | [`RequestId`], [`RequestIdValue`], [`RequestSpan`], [`RequestIdState`] |
 //! | Compressed responses (gzip, deflate, brotli) | [`Compression`], [`Coding`], [`CompressionState`] |
+//! | The whole body in memory first | [`PreRead`], [`PreReadBody`], [`PreReadError`] |
+//! | Limits | [`BodyLimit`], [`ConcurrencyLimit`], [`Permit`], [`Timeout`], [`TimeoutBody`], [`TimeoutError`], [`NoTimer`] |
+//! | Routing by path, method and host | [`Router`], [`Mount`], [`RouterBody`], [`RouteError`], [`BoxApplication`], [`BoxAsyncApplication`], [`BoxAsyncBody`] |
 //!
 //! ## A complete middleware
 //!
@@ -106,16 +109,26 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod boxed;
 mod catch;
 mod compression;
 mod cors;
+mod limits;
 mod middleware;
+mod preread;
 mod request_id;
+mod router;
+mod timeout;
 mod wrapped;
 
+pub use boxed::{BoxApplication, BoxAsyncApplication, BoxAsyncBody};
 pub use catch::{CatchBody, CatchErrors, Panicked};
 pub use compression::{Coding, Compression, CompressionState};
 pub use cors::{AllowOrigin, Cors, CorsState};
+pub use limits::{BodyLimit, ConcurrencyLimit, Permit};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
+pub use preread::{PreRead, PreReadBody, PreReadError};
 pub use request_id::{RequestId, RequestIdState, RequestIdValue, RequestSpan};
+pub use router::{Mount, RouteError, Router, RouterBody};
+pub use timeout::{NoTimer, Timeout, TimeoutBody, TimeoutError};
 pub use wrapped::{Wrapped, WrappedBody};
