@@ -18,6 +18,9 @@
 //! | Its end | [`Outcome`], [`Ending`] |
 //! | Putting it in front of an application | [`Middleware::wrap`], [`Wrapped`], [`WrappedBody`] |
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
+//! | Static files | [`ServeDir`], [`ServeDirBody`], [`ServeDirSwitch`], [`ServeDirError`] |
+//! | Access log | [`AccessLog`], [`LogFormat`], [`AccessState`], [`ACCESS_LOG_TARGET`] |
+//! | Proxy headers | [`ProxyHeaders`], [`TrustedProxies`], [`ForwardingFields`], [`TrustedProxiesError`] |
 //!
 //! ## A complete middleware
 //!
@@ -103,10 +106,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access_log;
 mod catch;
 mod middleware;
+mod proxy;
+mod static_files;
 mod wrapped;
+
+pub use access_log::{ACCESS_LOG_TARGET, AccessLog, AccessState, LogFormat};
 
 pub use catch::{CatchBody, CatchErrors, Panicked};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
+pub use proxy::{ForwardingFields, ProxyHeaders, TrustedProxies, TrustedProxiesError};
+pub use static_files::{ServeDir, ServeDirBody, ServeDirError, ServeDirSwitch};
 pub use wrapped::{Wrapped, WrappedBody};
