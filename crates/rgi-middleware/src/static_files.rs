@@ -417,14 +417,18 @@ impl Config {
                 (first, last - first + 1)
             }
             Ranged::Unsatisfiable => {
-                let mut refused = ResponseHead::new(StatusCode::RANGE_NOT_SATISFIABLE);
-                let headers = refused.headers_mut();
+                // The validators stay: they describe the representation
+                // the range was taken against.
+                head.set_status(StatusCode::RANGE_NOT_SATISFIABLE);
+                let headers = head.headers_mut();
+                headers.remove(CONTENT_TYPE);
+                headers.remove(CONTENT_ENCODING);
                 headers.insert(
                     CONTENT_RANGE,
                     HeaderValue::try_from(format!("bytes */{len}"))?,
                 );
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
-                start.start(refused)?;
+                start.start(head)?;
                 return Ok(ServeDirBody::fixed(""));
             }
         };
