@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::{REFERER, USER_AGENT};
-use http::{HeaderMap, Method, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 
 use crate::middleware::{Ending, Incoming, Middleware, Outcome};
 
@@ -19,7 +19,8 @@ pub const ACCESS_LOG_TARGET: &str = "rgi_middleware::access";
 /// The event carries the fields `method`, `target` (path and query as
 /// received), `status` (`0` when no head was ever stored), `bytes` (body
 /// bytes handed towards the server, including bytes the server sent from a
-/// file body by platform transfer), `duration_us` (from the request to the
+/// file body by platform transfer; `0` for `HEAD`, `204` and `304`, whose
+/// bodies the server discards), `duration_us` (from the request to the
 /// drop of the response), `ending` (`complete`, `failed` or `aborted`) and
 /// `remote` (the peer address, or `-`). With [`LogFormat::Common`] or
 /// [`LogFormat::Combined`] the event's message is also the classic log
@@ -119,8 +120,19 @@ impl Middleware for AccessLog {
         }
     }
 
-    fn on_drop(&self, state: AccessState, outcome: Outcome) {
+    fn on_drop(&self, state: AccessState, mut outcome: Outcome) {
         let duration = state.started.elapsed();
+        // What a HEAD or bodiless response produced, the server discarded:
+        // nothing of it was sent.
+        if state.method == Method::HEAD
+            || outcome.status.is_some_and(|status| {
+                status.is_informational()
+                    || status == StatusCode::NO_CONTENT
+                    || status == StatusCode::NOT_MODIFIED
+            })
+        {
+            outcome.body_bytes = 0;
+        }
         let status = outcome.status.map_or(0, |status| status.as_u16());
         let ending = match outcome.ending {
             Ending::Complete => "complete",

@@ -95,6 +95,32 @@ pub enum ServeDirError {
 /// thread and copied, which is the portable fallback the file body
 /// provides.
 ///
+/// # Against tower-http's `ServeDir`
+///
+/// `tests/static_files_vs_tower_http.rs` serves one directory with both on
+/// the same requests. They agree on the status and on `content-length`,
+/// `content-range`, `content-encoding`, `last-modified`, `location`,
+/// `vary`, `allow` and the presence of `etag` for plain files, index
+/// files, the `307` to a directory's slash, `404`s and `..` traversal,
+/// `405`, single ranges (`206`, `416`), `If-Modified-Since`,
+/// `If-Unmodified-Since`, `If-None-Match`, `If-Match`, and precompressed
+/// `br` / `gzip` siblings by q-value. The differences:
+///
+/// - Several ranges (`bytes=0-1,3-4`): tower-http answers `416`; this
+///   crate ignores the field and sends the whole file with `200` (neither
+///   sends `multipart/byteranges`).
+/// - A syntactically invalid range (`bytes=x-y`): tower-http answers
+///   `416`; this crate ignores it, as RFC 9110 §14.2 says a recipient
+///   should.
+/// - Text types carry `; charset=utf-8` here (the media type itself is the
+///   same on the types compared).
+/// - An empty error body (`404`, `307`, `416`) has `content-length: 0`
+///   here, declared by the application; tower-http leaves it to hyper's
+///   framing.
+/// - The entity tags are spelt differently (both strong, both from the
+///   length and the modification time); `allow` is `GET, HEAD` here,
+///   `GET,HEAD` there.
+///
 /// # The asynchronous stack
 ///
 /// Opening and reading files blocks, and an asynchronous application must
