@@ -20,7 +20,7 @@
 //! | Errors and panics of the inner application | [`CatchErrors`], [`CatchBody`], [`Panicked`] |
 //! | Static files | [`ServeDir`], [`ServeDirBody`], [`ServeDirSwitch`], [`ServeDirError`] |
 //! | Access log | [`AccessLog`], [`LogFormat`], [`AccessState`], [`ACCESS_LOG_TARGET`] |
-//! | Proxy headers | [`ProxyHeaders`], [`TrustedProxies`], [`ForwardingFields`], [`TrustedProxiesError`] |
+//! | Proxy headers | [`ProxyHeaders`], [`ForwardedClient`], [`TrustedProxies`], [`ForwardingFields`], [`TrustedProxiesError`] |
 //!
 //! ## A complete middleware
 //!
@@ -117,6 +117,8 @@ pub use access_log::{ACCESS_LOG_TARGET, AccessLog, AccessState, LogFormat};
 
 pub use catch::{CatchBody, CatchErrors, Panicked};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
-pub use proxy::{ForwardingFields, ProxyHeaders, TrustedProxies, TrustedProxiesError};
+pub use proxy::{
+    ForwardedClient, ForwardingFields, ProxyHeaders, TrustedProxies, TrustedProxiesError,
+};
 pub use static_files::{ServeDir, ServeDirBody, ServeDirError, ServeDirSwitch};
 pub use wrapped::{Wrapped, WrappedBody};

@@ -109,6 +109,35 @@ fn in_block(address: IpAddr, block: IpAddr, prefix: u8) -> bool {
     }
 }
 
+/// The client as trusted proxies declared it, put in the environ's
+/// extensions by [`ProxyHeaders`] on every request it rewrites: the one
+/// place the client's IP is when the fields gave no port.
+///
+/// # Examples
+///
+/// ```
+/// use rgi_middleware::ForwardedClient;
+///
+/// fn client_ip(environ: &rgi::Environ) -> Option<std::net::IpAddr> {
+///     match environ.extension::<ForwardedClient>() {
+///         Some(client) => Some(client.ip),
+///         None => environ.remote_addr().map(|peer| peer.ip()),
+///     }
+/// }
+/// # let _ = client_ip;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForwardedClient {
+    /// The client's IP address.
+    pub ip: IpAddr,
+    /// The client's port, when the field gave one (`Forwarded:
+    /// for="[2001:db8::1]:4711"`); `X-Forwarded-For` usually does not.
+    pub port: Option<u16>,
+    /// The proxy that connected to this server, as its socket saw it.
+    pub proxy: Option<Address>,
+}
+
 /// Which forwarding fields [`ProxyHeaders`] reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -138,13 +167,19 @@ pub enum ForwardingFields {
 ///
 /// What changes, on a trusted request with a client found:
 ///
+/// - A [`ForwardedClient`] in the environ's extensions: the client's IP,
+///   its port if the field gave one, and the proxy.
 /// - [`Environ::connection`]: a new [`ConnectionInfo`] for this request
-///   (`RGI-CONN-8`) whose peer is [`Address::Proxied`], the client's
-///   address with the proxy's own endpoint, so
-///   [`Environ::remote_addr`] is the client's. The port is the one the
-///   field gave (`Forwarded: for="[2001:db8::1]:4711"`), or `0` when the
-///   field has none (`X-Forwarded-For` never does): a `SocketAddr` must
-///   have one, and `0` is not a port a client can use.
+///   (`RGI-CONN-8`). When the field gave the client's port
+///   (`Forwarded: for="[2001:db8::1]:4711"`, `X-Forwarded-For:
+///   203.0.113.9:5000`), its peer is [`Address::Proxied`], the client's
+///   socket address with the proxy's own endpoint, so
+///   [`Environ::remote_addr`] is the client's. Without a port (the usual
+///   `X-Forwarded-For`, `Forwarded: for=192.0.2.60`) the peer is unknown
+///   and `remote_addr` is `None`: RGI addresses are socket addresses, and
+///   a made-up port is a placeholder the spec forbids (`RGI-CONN-7`,
+///   `RGI-ENV-6`); the proxy's address would be wrong. Read the IP from
+///   [`ForwardedClient`].
 /// - The scheme: `https` from the client's hop gives the connection a
 ///   [`TlsInfo`] with nothing filled in (TLS ran between the client and
 ///   the proxy; nothing else about it is known, `RGI-CONN-7`), so
@@ -170,12 +205,13 @@ pub enum ForwardingFields {
 /// # Examples
 ///
 /// ```
-/// use rgi_middleware::{Middleware, ProxyHeaders, TrustedProxies};
+/// use rgi_middleware::{ForwardedClient, Middleware, ProxyHeaders, TrustedProxies};
 /// use rgi_conformance::client::{TestClient, TestRequest};
 ///
 /// let app = rgi::from_fn(|environ: rgi::Environ, start: &mut rgi::StartResponse<'_>| {
 ///     start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
-///     Ok(format!("{:?} {}", environ.remote_addr(), environ.request_url()))
+///     let client = environ.extension::<ForwardedClient>().ok_or("not forwarded")?;
+///     Ok(format!("{} {}", client.ip, environ.request_url()))
 /// });
 /// let app = ProxyHeaders::new(TrustedProxies::parse(["10.0.0.0/8"])?).wrap(app);
 /// let response = TestClient::new(app).request(
@@ -185,7 +221,7 @@ pub enum ForwardingFields {
 ///         .header("forwarded", http::HeaderValue::from_static(r#"for=192.0.2.60;proto=https;host=shop.example"#)),
 /// )?;
 /// response.assert_ok_and_valid();
-/// assert_eq!(response.text(), "Some(192.0.2.60:0) https://shop.example/a");
+/// assert_eq!(response.text(), "192.0.2.60 https://shop.example/a");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -352,12 +388,21 @@ impl Middleware for ProxyHeaders {
 fn rebuild(mut environ: Environ, client: &Client) -> Result<Environ, EnvironError> {
     let connection = environ.connection();
     let mut info = ConnectionInfo::new();
-    if let Some(peer) = connection.peer_addr() {
+    // A socket address needs a port, and a placeholder port is not an
+    // address (RGI-CONN-7, RGI-ENV-6): without one the peer is unknown and
+    // the client's IP is in the `ForwardedClient` extension alone.
+    let port = (client.address.port() != 0).then_some(client.address.port());
+    if let (Some(peer), Some(_)) = (connection.peer_addr(), port) {
         info = info.with_peer_addr(Address::Proxied {
             address: client.address,
             proxy: Box::new(peer.clone()),
         });
     }
+    let forwarded_client = ForwardedClient {
+        ip: client.address.ip(),
+        port,
+        proxy: connection.peer_addr().cloned(),
+    };
     if let Some(local) = connection.local_addr() {
         info = info.with_local_addr(local.clone());
     }
@@ -397,6 +442,7 @@ fn rebuild(mut environ: Environ, client: &Client) -> Result<Environ, EnvironErro
         }
     }
     rebuilt.replace_errors(errors);
+    rebuilt.extensions_mut().insert(forwarded_client);
     Ok(rebuilt)
 }
 
