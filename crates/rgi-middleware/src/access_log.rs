@@ -39,7 +39,7 @@ pub const ACCESS_LOG_TARGET: &str = "rgi_middleware::access";
 ///
 /// let app = rgi::from_fn(|_environ, start: &mut rgi::StartResponse<'_>| {
 ///     start.start(rgi::ResponseHead::new(http::StatusCode::OK))?;
-///     Ok("hello")
+///     Ok(String::from("hello"))
 /// });
 /// let logged = AccessLog::new().format(LogFormat::Combined).wrap(app);
 /// # let response = rgi_conformance::client::TestClient::new(logged).get("/")?;

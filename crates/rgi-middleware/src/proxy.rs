@@ -218,7 +218,7 @@ pub enum ForwardingFields {
 ///     TestRequest::get("/a")
 ///         .remote_addr("10.0.0.2:40000".parse()?)
 ///         .header(http::header::HOST, http::HeaderValue::from_static("internal"))
-///         .header("forwarded", http::HeaderValue::from_static(r#"for=192.0.2.60;proto=https;host=shop.example"#)),
+///         .header(http::header::FORWARDED, http::HeaderValue::from_static(r#"for=192.0.2.60;proto=https;host=shop.example"#)),
 /// )?;
 /// response.assert_ok_and_valid();
 /// assert_eq!(response.text(), "192.0.2.60 https://shop.example/a");

@@ -48,6 +48,10 @@ fn describe(environ: &Environ) -> String {
     )
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the shape rgi::from_fn wants"
+)]
 fn reply(environ: Environ, start: &mut StartResponse<'_>) -> Result<String, rgi::BoxError> {
     start.start(ResponseHead::new(StatusCode::OK).with_header(
         http::header::CONTENT_TYPE,
@@ -77,7 +81,7 @@ fn both(middleware: impl Fn() -> ProxyHeaders, request: impl Fn() -> TestRequest
     sync_response
 }
 
-fn line<'a>(response: &'a TestResponse, key: &str) -> String {
+fn line(response: &TestResponse, key: &str) -> String {
     let text = response.text();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))

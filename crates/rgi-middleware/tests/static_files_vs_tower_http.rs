@@ -146,6 +146,10 @@ const AGREED: [&str; 5] = [
 ];
 
 #[track_caller]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "reads better at the call sites"
+)]
 fn compare(
     root: &PathBuf,
     precompressed: bool,
