@@ -87,13 +87,16 @@ pub enum ServeDirError {
 ///
 /// The body is an [`rgi::FileBody`] (`RGI-FILE-*`): a server that can
 /// send a file by platform transfer asks [`Body::file`] and does.
-/// `rgi-simple-server` does, on its synchronous path, with `sendfile(2)`
-/// from the file straight to the socket, never through user space (plain
-/// TCP; with TLS it reads the file in chunks). Through hyper
-/// (`rgi-server`, and `rgi-tower`) it cannot: hyper takes the body as a
-/// stream of buffers, so the file is read chunk by chunk on a worker
-/// thread and copied, which is the portable fallback the file body
-/// provides.
+/// `rgi-simple-server` does, on its synchronous path: a response framed
+/// by `content-length` goes out with `sendfile(2)` from the file straight
+/// to the socket, never through user space (`RGI-FILE-3`; that server has
+/// no TLS). Through hyper (`rgi-server`, and `rgi-tower`) it cannot: hyper
+/// takes the body as a stream of buffers, so the file is read chunk by
+/// chunk (after the switch, on a worker thread) and copied; that is the
+/// portable fallback the file body provides. A middleware in front keeps
+/// `sendfile` only if it passes the body through
+/// ([`BodyAccess::PassThrough`](crate::BodyAccess), `RGI-MW-8`):
+/// [`AccessLog`](crate::AccessLog) does, a compressor cannot.
 ///
 /// # Against tower-http's `ServeDir`
 ///
