@@ -8,6 +8,7 @@ use http::header::{REFERER, USER_AGENT};
 use http::{HeaderMap, Method, StatusCode, Version};
 
 use crate::middleware::{Ending, Incoming, Middleware, Outcome};
+use crate::proxy::ForwardedClient;
 
 /// The `tracing` target of every access-log event, to route or filter them
 /// apart from other logs.
@@ -22,7 +23,11 @@ pub const ACCESS_LOG_TARGET: &str = "rgi_middleware::access";
 /// file body by platform transfer; `0` for `HEAD`, `204` and `304`, whose
 /// bodies the server discards), `duration_us` (from the request to the
 /// drop of the response), `ending` (`complete`, `failed` or `aborted`) and
-/// `remote` (the peer address, or `-`). With [`LogFormat::Common`] or
+/// `remote` (the client's IP: the one a trusted proxy named, when
+/// [`ProxyHeaders`](crate::ProxyHeaders) is in front, else the peer's; or
+/// `-`). Text from the request (target, `Referer`, `User-Agent`) is
+/// escaped in the log line (`\"`, `\\`, `\xHH` for anything not printable
+/// ASCII), so a client cannot forge lines. With [`LogFormat::Common`] or
 /// [`LogFormat::Combined`] the event's message is also the classic log
 /// line.
 ///
@@ -110,7 +115,13 @@ impl Middleware for AccessLog {
             method: environ.method().clone(),
             target,
             version: environ.version(),
-            remote: environ.remote_addr().map(|addr| addr.ip().to_string()),
+            // The client a trusted proxy named (`ProxyHeaders` in front),
+            // else the peer.
+            remote: environ
+                .extension::<ForwardedClient>()
+                .map(|client| client.ip)
+                .or_else(|| environ.remote_addr().map(|addr| addr.ip()))
+                .map(|ip| ip.to_string()),
             referer: combined
                 .then(|| field(environ.headers(), REFERER))
                 .flatten(),

@@ -54,7 +54,11 @@ pub enum ServeDirError {
 ///   the target, or a path that is not UTF-8 is `404`; a path that leaves
 ///   the root through a symbolic link is `404` unless
 ///   [`follow_symlinks_outside`](Self::follow_symlinks_outside) says
-///   otherwise (links that stay inside the root are followed).
+///   otherwise (links that stay inside the root are followed). The check
+///   resolves the path and the file opened is the resolved one; a root
+///   in which someone untrusted can create links while it is served is
+///   not defended (between the check and the open a component could be
+///   swapped for a link).
 /// - **Directories**: with an index file (`index.html` by default),
 ///   `/dir/` serves `/dir/index.html` and `/dir` is a `307` to `/dir/`
 ///   (query kept); without one, `404`.

@@ -381,3 +381,57 @@ fn an_aborted_response_is_logged_at_the_drop_async() {
     let seen = inner.take();
     assert!(seen.is_empty(), "{seen:#?}");
 }
+
+#[test]
+fn request_text_is_escaped_in_the_line() {
+    install();
+    let path = unique("escape");
+    let request = TestRequest::get(&path)
+        .header(
+            http::header::USER_AGENT,
+            HeaderValue::from_bytes(b"evil\t\xff\" - [forged]").unwrap(),
+        )
+        .header(
+            http::header::REFERER,
+            HeaderValue::from_static("back\\slash"),
+        );
+    let (client, inner) = sync_stack(AccessLog::new().format(LogFormat::Combined), sync_hello());
+    let response = client.request(request).unwrap();
+    assert_clean(&response, &inner);
+    let line = one_event(&path)["message"].clone();
+    assert!(
+        line.ends_with(r#" "back\\slash" "evil\x09\xff\" - [forged]""#),
+        "{line}"
+    );
+}
+
+#[test]
+fn behind_proxy_headers_the_forwarded_client_is_logged() {
+    use rgi_middleware::{ProxyHeaders, TrustedProxies};
+    install();
+    let path = unique("proxied");
+    let proxy = ProxyHeaders::new(TrustedProxies::parse(["10.0.0.0/8"]).unwrap());
+    for asynchronous in [false, true] {
+        let path = format!("{path}-{asynchronous}");
+        let request = TestRequest::get(&path)
+            .remote_addr("10.0.0.2:1".parse().unwrap())
+            .header(http::header::HOST, HeaderValue::from_static("internal"))
+            .header(
+                http::header::FORWARDED,
+                HeaderValue::from_static("for=198.51.100.4"),
+            );
+        let response = if asynchronous {
+            let (client, inner) = async_stack(proxy.clone(), AccessLog::new().wrap(async_hello()));
+            let response = client.request(request).unwrap();
+            assert_clean(&response, &inner);
+            response
+        } else {
+            let (client, inner) = sync_stack(proxy.clone(), AccessLog::new().wrap(sync_hello()));
+            let response = client.request(request).unwrap();
+            assert_clean(&response, &inner);
+            response
+        };
+        response.assert_ok_and_valid();
+        assert_eq!(one_event(&path)["remote"], "198.51.100.4");
+    }
+}
