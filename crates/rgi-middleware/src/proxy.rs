@@ -199,8 +199,10 @@ pub enum ForwardingFields {
 /// long as `X-Forwarded-For` is read at the client's position (the proxy
 /// that appended the client's address appended its scheme and host); a
 /// single value is the edge proxy's; any other length is ambiguous and
-/// ignored. With `Forwarded`, `proto` and `host` come from the element
-/// whose `for` is the client.
+/// ignored. `X-Forwarded-Proto` or `-Host` without `X-Forwarded-For` is
+/// ignored: there is no client to attach it to. With `Forwarded`,
+/// `proto` and `host` come from the element whose `for` is the client, and
+/// a parameter repeated within one element makes the field malformed.
 ///
 /// # Examples
 ///
@@ -531,10 +533,13 @@ fn parse_forwarded(line: &str) -> Option<Vec<Element>> {
             return None;
         }
         let (value, after) = value(after.trim_start())?;
+        // A parameter given twice in one element (RFC 7239 §4 forbids it)
+        // makes the line malformed: which one to believe is anyone's guess.
         match name.to_ascii_lowercase().as_str() {
-            "for" => element.node = Some(parse_node(&value, true)?),
-            "proto" => element.https = Some(parse_proto(&value)?),
-            "host" => element.host = Some(parse_host(&value)?),
+            "for" if element.node.is_none() => element.node = Some(parse_node(&value, true)?),
+            "proto" if element.https.is_none() => element.https = Some(parse_proto(&value)?),
+            "host" if element.host.is_none() => element.host = Some(parse_host(&value)?),
+            "for" | "proto" | "host" => return None,
             _ => {}
         }
         let after = after.trim_start();

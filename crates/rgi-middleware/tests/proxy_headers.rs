@@ -352,6 +352,8 @@ fn malformed_values_are_ignored_whole() {
         &[("forwarded", "for=not-an-address")],
         &[("forwarded", "for=192.0.2.60, for=bogus")],
         &[("forwarded", "proto=https")],
+        &[("forwarded", "for=192.0.2.60;for=192.0.2.61")],
+        &[("forwarded", "for=192.0.2.60;proto=https;PROTO=http")],
         &[("x-forwarded-for", "")],
         &[("x-forwarded-for", "203.0.113.9,,10.1.1.1")],
         &[("x-forwarded-for", "unknown")],
