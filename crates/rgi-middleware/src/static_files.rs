@@ -15,7 +15,9 @@ use http::header::{
     LAST_MODIFIED, LOCATION, RANGE, VARY,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use rgi::{Application, Body, BoxError, Environ, FileBody, ResponseHead, StartResponse};
+use rgi::{
+    Application, Body, BoxError, Environ, FileBody, Hints, InputUse, ResponseHead, StartResponse,
+};
 use rgi_async::{AsyncApplication, AsyncBody, Step, SyncSwitch};
 
 /// Why a [`ServeDir`] could not be made, or a file not be served.
@@ -254,6 +256,11 @@ impl Application for ServeDir {
         start: &mut StartResponse<'_>,
     ) -> Result<ServeDirBody, BoxError> {
         self.config.serve(&environ, start)
+    }
+
+    /// Never reads the request body; blocks on the file system.
+    fn hints(&self) -> Hints {
+        Hints::default().with_input(InputUse::None)
     }
 }
 

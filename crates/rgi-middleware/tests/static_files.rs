@@ -591,6 +591,16 @@ fn precompressed_siblings_by_accept_encoding() {
 }
 
 #[test]
+fn hints_say_no_input_and_blocking() {
+    use rgi::Application;
+    let fx = fixture();
+    let hints = Application::hints(&ServeDir::new(&fx.root).unwrap());
+    assert_eq!(hints.input, rgi::InputUse::None);
+    assert!(hints.may_block);
+    assert!(!hints.can_run_inline());
+}
+
+#[test]
 fn the_root_must_be_a_directory() {
     let fx = fixture();
     assert!(matches!(
