@@ -232,6 +232,8 @@ fn no_escape_from_the_root() {
         "/%2e%2e/outside/secret.txt",
         "/sub%2F..%2F..%2Foutside%2Fsecret.txt",
         "/sub%2f..%2fhello.txt",
+        // An existing file, named with an encoded slash: refused all the same.
+        "/sub%2Findex.html",
         "/hello.txt%00.png",
         "/..%5Coutside%5Csecret.txt",
         "/link-out.txt",
