@@ -24,6 +24,9 @@
 //! | The whole body in memory first | [`PreRead`], [`PreReadBody`], [`PreReadError`] |
 //! | Limits | [`BodyLimit`], [`ConcurrencyLimit`], [`Permit`], [`Timeout`], [`TimeoutBody`], [`TimeoutError`], [`NoTimer`] |
 //! | Routing by path, method and host | [`Router`], [`Mount`], [`RouterBody`], [`RouteError`], [`BoxApplication`], [`BoxAsyncApplication`], [`BoxAsyncBody`] |
+//! | Static files | [`ServeDir`], [`ServeDirBody`], [`ServeDirSwitch`], [`ServeDirError`] |
+//! | Access log | [`AccessLog`], [`LogFormat`], [`AccessState`], [`ACCESS_LOG_TARGET`] |
+//! | Proxy headers | [`ProxyHeaders`], [`ForwardedClient`], [`TrustedProxies`], [`ForwardingFields`], [`TrustedProxiesError`] |
 //!
 //! ## A complete middleware
 //!
@@ -103,12 +106,14 @@
 //!
 //! ## Not here yet
 //!
-//! The pieces of issue 15 built on this (router, limits, compression,
-//! static files, access log, proxy headers, CORS, request ids) and the
-//! overhead measurement against hand-written middleware.
+//! The overhead measurement of [`Wrapped`] against the same middleware
+//! written by hand (issue 15 asks for at most 1.05× the instructions and no
+//! extra allocation; allocations are counted in `tests/allocations.rs`,
+//! instructions are not measured yet).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access_log;
 mod boxed;
 mod catch;
 mod compression;
@@ -116,11 +121,14 @@ mod cors;
 mod limits;
 mod middleware;
 mod preread;
+mod proxy;
 mod request_id;
 mod router;
+mod static_files;
 mod timeout;
 mod wrapped;
 
+pub use access_log::{ACCESS_LOG_TARGET, AccessLog, AccessState, LogFormat};
 pub use boxed::{BoxApplication, BoxAsyncApplication, BoxAsyncBody};
 pub use catch::{CatchBody, CatchErrors, Panicked};
 pub use compression::{Coding, Compression, CompressionState};
@@ -128,7 +136,11 @@ pub use cors::{AllowOrigin, Cors, CorsState};
 pub use limits::{BodyLimit, ConcurrencyLimit, Permit};
 pub use middleware::{BodyAccess, Emit, Ending, Incoming, Middleware, Outcome};
 pub use preread::{PreRead, PreReadBody, PreReadError};
+pub use proxy::{
+    ForwardedClient, ForwardingFields, ProxyHeaders, TrustedProxies, TrustedProxiesError,
+};
 pub use request_id::{RequestId, RequestIdState, RequestIdValue, RequestSpan};
 pub use router::{Mount, RouteError, Router, RouterBody};
+pub use static_files::{ServeDir, ServeDirBody, ServeDirError, ServeDirSwitch};
 pub use timeout::{NoTimer, Timeout, TimeoutBody, TimeoutError};
 pub use wrapped::{Wrapped, WrappedBody};
