@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use rgi::{
     Application, Body, BoxError, Environ, FileBody, Hints, Intercept, ResponseHead, SendError,
     StartResponse, Startup,
@@ -91,12 +91,14 @@ impl<M: Middleware, A> Wrapped<M, A> {
         start: &mut StartResponse<'_>,
         inner: impl FnOnce(Environ, &mut StartResponse<'_>) -> Result<B, BoxError>,
     ) -> Result<WrappedBody<M, B>, BoxError> {
+        let head_request = environ.method() == Method::HEAD;
         let mut incoming = Incoming::new(&mut environ);
         let state = self.middleware.on_request(&mut incoming);
         let answer = incoming.into_answer();
         let mut core = Core::new(Arc::clone(&self.middleware), state);
+        core.tail.stats.head_request = head_request;
         if let Some((head, body)) = answer {
-            core.tail.stats.status = Some(head.status());
+            core.tail.stats.on_head(&head);
             if let Err(err) = start.start(head) {
                 core.tail.fail();
                 return Err(err.into());
@@ -243,6 +245,44 @@ struct Stats {
     body_bytes: u64,
     ending: Option<Ending>,
     trailers_given: bool,
+    /// The Content-Length of the head that went out.
+    declared: Option<u64>,
+    /// The request is a HEAD: the server pulls none of the body.
+    head_request: bool,
+}
+
+impl Stats {
+    /// Records the head that goes out.
+    fn on_head(&mut self, head: &ResponseHead) {
+        self.status = Some(head.status());
+        self.declared = head
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
+    }
+
+    /// How the response ended when nothing said so on the way: a server
+    /// stops pulling a body once its declared length went out, and pulls
+    /// none for HEAD, 1xx, 204 and 304 (`RGI-BODY-15`, `RGI-BODY-16`), so
+    /// those responses are complete without the body's own end.
+    fn ending(&self) -> Ending {
+        if let Some(ending) = self.ending {
+            return ending;
+        }
+        let Some(status) = self.status else {
+            return Ending::Aborted;
+        };
+        let bodiless = self.head_request
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        if bodiless || self.declared == Some(self.body_bytes) {
+            Ending::Complete
+        } else {
+            Ending::Aborted
+        }
+    }
 }
 
 impl<M: Middleware> Tail<M> {
@@ -277,7 +317,7 @@ impl<M: Middleware> Drop for Tail<M> {
             let outcome = Outcome {
                 status: self.stats.status,
                 body_bytes: self.stats.body_bytes,
-                ending: self.stats.ending.unwrap_or(Ending::Aborted),
+                ending: self.stats.ending(),
             };
             self.middleware.on_drop(state, outcome);
         }
@@ -423,7 +463,7 @@ impl<M: Middleware> Intercept for Hook<'_, M> {
         if !self.middleware.body_access(self.state).keeps_length() {
             head.headers_mut().remove(CONTENT_LENGTH);
         }
-        self.stats.status = Some(head.status());
+        self.stats.on_head(head);
     }
 
     fn on_write(&mut self, data: &mut Bytes) {
