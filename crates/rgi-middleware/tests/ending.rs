@@ -54,7 +54,7 @@ fn app() -> impl Application {
 
 /// Serves one request as a server does, pulling at most `pulls` chunks
 /// and never past what the state wants; the outcome `on_drop` got.
-fn serve(method: Method, path: &str, pulls: usize) -> Outcome {
+fn serve(method: &Method, path: &str, pulls: usize) -> Outcome {
     let log = Log::default();
     let wrapped = Record(Arc::clone(&log)).wrap(app());
     let environ = Environ::builder()
@@ -63,7 +63,7 @@ fn serve(method: Method, path: &str, pulls: usize) -> Outcome {
         .header(http::header::HOST, HeaderValue::from_static("example.org"))
         .build()
         .unwrap();
-    let mut state = ResponseState::new(&method);
+    let mut state = ResponseState::new(method);
     let mut sink = Recorder::new();
     let mut body = wrapped
         .call(environ, &mut state.start_response(&mut sink))
@@ -93,24 +93,24 @@ fn serve(method: Method, path: &str, pulls: usize) -> Outcome {
 fn a_sized_response_whose_length_went_out_is_complete() {
     // The state stops wanting the body after 5 bytes: the body's own end
     // is never pulled.
-    let outcome = serve(Method::GET, "/", 2);
+    let outcome = serve(&Method::GET, "/", 2);
     assert_eq!(outcome.body_bytes, 5);
     assert_eq!(outcome.ending, Ending::Complete);
 }
 
 #[test]
 fn a_sized_response_cut_short_is_aborted() {
-    let outcome = serve(Method::GET, "/", 1);
+    let outcome = serve(&Method::GET, "/", 1);
     assert_eq!(outcome.body_bytes, 3);
     assert_eq!(outcome.ending, Ending::Aborted);
 }
 
 #[test]
 fn head_and_204_are_complete_without_a_pull() {
-    let head = serve(Method::HEAD, "/", 0);
+    let head = serve(&Method::HEAD, "/", 0);
     assert_eq!(head.status, Some(StatusCode::OK));
     assert_eq!(head.ending, Ending::Complete);
-    let empty = serve(Method::GET, "/empty", 0);
+    let empty = serve(&Method::GET, "/empty", 0);
     assert_eq!(empty.status, Some(StatusCode::NO_CONTENT));
     assert_eq!(empty.ending, Ending::Complete);
 }
