@@ -616,7 +616,8 @@ impl Driver {
         let mut body = app
             .call(environ, &mut state.start_response(sink))
             .map_err(MwError::Request)?;
-        if let Some(length) = Body::size_hint(&body) {
+        // A head already sent (by a write in `call`) has its framing.
+        if let (false, Some(length)) = (state.is_head_sent(), Body::size_hint(&body)) {
             state.declare_length(length).map_err(failed)?;
         }
         // Pulled to the end, not only to the declared length, so a
@@ -646,7 +647,8 @@ impl Driver {
             .call(environ, &mut state.start_response(sink))
             .map_err(MwError::Request)?;
         let mut body = std::pin::pin!(body);
-        if let Some(length) = AsyncBody::size_hint(&*body) {
+        // A head already sent (by a write in `call`) has its framing.
+        if let (false, Some(length)) = (state.is_head_sent(), AsyncBody::size_hint(&*body)) {
             state.declare_length(length).map_err(failed)?;
         }
         let mut cx = Context::from_waker(Waker::noop());
@@ -668,14 +670,14 @@ impl Driver {
         Ok(())
     }
 
-    /// One request through `stack` of `flavor`, with a fresh application
-    /// (for tests; [`run`] builds the application once).
+    /// `n` requests through `stack` of `flavor`, its application built
+    /// once for them (as [`run`] does).
     ///
     /// # Errors
     ///
     /// See [`MwError`].
-    pub fn once(&mut self, flavor: Flavor, stack: Stack) -> Result<(), MwError> {
-        run_on(self, flavor, stack, 1)
+    pub fn repeat(&mut self, flavor: Flavor, stack: Stack, n: u64) -> Result<(), MwError> {
+        run_on(self, flavor, stack, n)
     }
 }
 
