@@ -1,4 +1,4 @@
-//! Four benchmarks in one crate:
+//! Five benchmarks in one crate:
 //!
 //! - the RGI interface benchmark (issue 9, section 4): a hello-world
 //!   request answered by bare hyper and by the thinnest honest hyper
@@ -16,7 +16,10 @@
 //!   hyper, rgi-server, and an axum Router mounted in rgi-server, each
 //!   against bare hyper with the server benchmark's method, in
 //!   [`server_bench::tower`] and [`server_bench::tower_report`]
-//!   (`bench/tower.sh`).
+//!   (`bench/tower.sh`);
+//! - rgi-middleware's overhead (issue 15, item 1): `Wrapped` against the
+//!   same middleware written by hand, in process, in [`mw`] and
+//!   [`mw_report`] (`bench/middleware.sh`).
 //!
 //! `bench/README.md` says what is measured and how.
 #![deny(missing_docs)]
@@ -26,6 +29,8 @@ pub mod alloc_count;
 pub mod apps;
 pub mod child;
 pub mod load;
+pub mod mw;
+pub mod mw_report;
 pub mod report;
 pub mod server;
 pub mod server_bench;

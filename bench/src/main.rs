@@ -13,13 +13,17 @@
 //! rgi-bench tower-report [--quick] [--no-valgrind] [--work DIR] [--only TEXT]
 //! rgi-bench simple-target <threaded|simple> [--deadline-secs S]
 //! rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]
+//! rgi-bench mw <sync|async> <bare|header-hand|header-wrapped|count-hand|count-wrapped> <REQUESTS>
+//! rgi-bench mw-report [--quick] [--no-valgrind] [--work DIR]
 //! ```
 //!
 //! `report` is the interface benchmark (issue 9); `target` is one server
 //! under test of the rgi-server benchmark (issue 10) and `server-report`
 //! runs that whole benchmark; `tower-report` runs the rgi-tower benchmark
 //! (issue 14) on the same targets; `simple-target` and `simple-report` are the
-//! rgi-simple-server benchmark's (issue 12).
+//! rgi-simple-server benchmark's (issue 12); `mw` drives one stack of the
+//! rgi-middleware overhead benchmark (issue 15) in process and `mw-report`
+//! runs that benchmark.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,7 +37,7 @@ use rgi_bench::server_bench::report as server_report;
 use rgi_bench::server_bench::target::{self, App, Implementation, Settings};
 use rgi_bench::server_bench::tower_report;
 use rgi_bench::simple::{self, Candidate};
-use rgi_bench::{load, simple_report, steps};
+use rgi_bench::{load, mw, mw_report, simple_report, steps};
 
 #[global_allocator]
 static ALLOCATOR: CountingAlloc = CountingAlloc::new();
@@ -57,7 +61,9 @@ const USAGE: &str = "usage:
                           [--rate R] [--workers N] [--only TEXT]
   rgi-bench tower-report [--quick] [--no-valgrind] [--work DIR] [--only TEXT]
   rgi-bench simple-target <threaded|simple> [--deadline-secs S]
-  rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]";
+  rgi-bench simple-report [--quick] [--no-strace] [--rounds N] [--requests N] [--work DIR] [--only TEXT]
+  rgi-bench mw <sync|async> <bare|header-hand|header-wrapped|count-hand|count-wrapped> <REQUESTS>
+  rgi-bench mw-report [--quick] [--no-valgrind] [--work DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -279,6 +285,37 @@ fn run(args: &[String]) -> Result<(), String> {
             );
             let report =
                 simple_report::SimpleReport::new(exe, work, plan).map_err(|err| err.to_string())?;
+            let text = report.run().map_err(|err| err.to_string())?;
+            print!("{text}");
+            Ok(())
+        }
+        Some("mw") => {
+            let flavor = mw::Flavor::parse(args.get(1).map_or("", String::as_str))
+                .map_err(|err| err.to_string())?;
+            let stack = mw::Stack::parse(args.get(2).map_or("", String::as_str))
+                .map_err(|err| err.to_string())?;
+            let requests = number(args.get(3), "request count")?;
+            mw::run(flavor, stack, requests).map_err(|err| err.to_string())?;
+            // Whole-process counts: the report subtracts two runs.
+            println!("mw allocations={}", counts().allocations);
+            Ok(())
+        }
+        Some("mw-report") => {
+            let mut plan = if args.iter().any(|arg| arg == "--quick") {
+                mw_report::Plan::QUICK
+            } else {
+                mw_report::Plan::FULL
+            };
+            if args.iter().any(|arg| arg == "--no-valgrind") {
+                plan.valgrind = false;
+            }
+            let exe = std::env::current_exe().map_err(|err| err.to_string())?;
+            let work = option(args, "--work").map_or_else(
+                || std::env::temp_dir().join(format!("rgi-bench.{}", std::process::id())),
+                PathBuf::from,
+            );
+            let report =
+                mw_report::MwReport::new(exe, work, plan).map_err(|err| err.to_string())?;
             let text = report.run().map_err(|err| err.to_string())?;
             print!("{text}");
             Ok(())
