@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use rgi::{
     Application, Body, BoxError, Environ, FileBody, Hints, Intercept, ResponseHead, SendError,
     StartResponse, Startup,
@@ -239,15 +239,14 @@ struct Tail<M: Middleware> {
     stats: Stats,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone, Copy, Default)]
 struct Stats {
     status: Option<StatusCode>,
     body_bytes: u64,
     ending: Option<Ending>,
     trailers_given: bool,
-    /// The Content-Length field of the head that went out, parsed only
-    /// when the ending is judged.
-    declared: Option<HeaderValue>,
+    /// The Content-Length of the head that went out.
+    declared: Option<u64>,
     /// The request is a HEAD: the server pulls none of the body.
     head_request: bool,
 }
@@ -256,7 +255,11 @@ impl Stats {
     /// Records the head that goes out.
     fn on_head(&mut self, head: &ResponseHead) {
         self.status = Some(head.status());
-        self.declared = head.headers().get(CONTENT_LENGTH).cloned();
+        self.declared = head
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
     }
 
     /// How the response ended when nothing said so on the way: a server
@@ -274,12 +277,7 @@ impl Stats {
             || status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED;
-        let declared = self
-            .declared
-            .as_ref()
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        if bodiless || declared == Some(self.body_bytes) {
+        if bodiless || self.declared == Some(self.body_bytes) {
             Ending::Complete
         } else {
             Ending::Aborted
@@ -308,7 +306,7 @@ impl<M: Middleware> Tail<M> {
         Tail {
             middleware: Arc::clone(&self.middleware),
             state: self.state.take(),
-            stats: self.stats.clone(),
+            stats: self.stats,
         }
     }
 }
