@@ -127,6 +127,7 @@ mod router;
 mod static_files;
 mod timeout;
 mod wrapped;
+mod wrapper;
 
 pub use access_log::{ACCESS_LOG_TARGET, AccessLog, AccessState, LogFormat};
 pub use boxed::{BoxApplication, BoxAsyncApplication, BoxAsyncBody};
@@ -143,4 +144,5 @@ pub use request_id::{RequestId, RequestIdState, RequestIdValue, RequestSpan};
 pub use router::{Mount, RouteError, Router, RouterBody};
 pub use static_files::{ServeDir, ServeDirBody, ServeDirError, ServeDirSwitch};
 pub use timeout::{NoTimer, Timeout, TimeoutBody, TimeoutError};
-pub use wrapped::{Wrapped, WrappedBody};
+pub use wrapped::WrappedBody;
+pub use wrapper::Wrapped;

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use rgi::{BoxError, Environ, ResponseHead, Startup};
 
-use crate::wrapped::Wrapped;
+use crate::wrapper::Wrapped;
 
 /// The interception a middleware does, written once for both stacks.
 ///
