@@ -7,13 +7,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use rgi_bench::alloc_count::AllocCounts;
 use rgi_bench::server::{self, Mode, ServeSummary};
+
+use common::{Answer, read_answer};
 
 /// Hands the server's `listening ADDR` line to the test thread.
 struct Announce(mpsc::Sender<String>, Vec<u8>);
@@ -28,42 +32,6 @@ impl Write for Announce {
         let line = String::from_utf8_lossy(&std::mem::take(&mut self.1)).into_owned();
         self.0.send(line).map_err(io::Error::other)
     }
-}
-
-/// One response as read off the wire: the head's lines without `Date`,
-/// and the body.
-#[derive(Debug, PartialEq, Eq)]
-struct Answer {
-    head: Vec<String>,
-    body: Vec<u8>,
-}
-
-fn read_answer(reader: &mut BufReader<TcpStream>, head_request: bool) -> Answer {
-    let mut head = Vec::new();
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        assert!(line.ends_with("\r\n"), "truncated head line {line:?}");
-        let line = line.trim_end_matches("\r\n").to_owned();
-        if line.is_empty() {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        assert!(
-            !lower.starts_with("transfer-encoding:"),
-            "hello answers are framed by length: {line}"
-        );
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = Some(value.trim().parse::<usize>().unwrap());
-        }
-        if !lower.starts_with("date:") {
-            head.push(line);
-        }
-    }
-    let mut body = vec![0; if head_request { 0 } else { length.unwrap() }];
-    reader.read_exact(&mut body).unwrap();
-    Answer { head, body }
 }
 
 const EXCHANGES: [(&str, bool); 4] = [

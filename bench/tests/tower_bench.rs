@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
@@ -15,48 +17,10 @@ use rgi_bench::server_bench::runner::{RunError, TargetChild};
 use rgi_bench::server_bench::target::{App, Implementation, Settings};
 use rgi_bench::server_bench::tower_report::COMPARISONS;
 
+use common::{Answer, read_answer};
+
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_rgi-bench"))
-}
-
-/// One response off the wire: the head's lines without `Date`, the body.
-#[derive(Debug, PartialEq, Eq)]
-struct Answer {
-    head: Vec<String>,
-    body: Vec<u8>,
-}
-
-fn read_answer(reader: &mut BufReader<TcpStream>, head_request: bool) -> Answer {
-    let mut head = Vec::new();
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        assert!(line.ends_with("\r\n"), "truncated head line {line:?}");
-        let line = line.trim_end_matches("\r\n").to_owned();
-        if line.is_empty() {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        assert!(
-            !lower.starts_with("transfer-encoding:"),
-            "hello answers are framed by length: {line}"
-        );
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = Some(value.trim().parse::<usize>().unwrap());
-        }
-        if !lower.starts_with("date:") {
-            head.push(lower);
-        }
-    }
-    let size = if head_request {
-        0
-    } else {
-        length.expect("a length")
-    };
-    let mut body = vec![0; size];
-    reader.read_exact(&mut body).unwrap();
-    Answer { head, body }
 }
 
 const GETS: [&str; 3] = [
@@ -95,7 +59,7 @@ fn every_implementation_answers_the_hello_with_bare_hypers_bytes() {
     assert_eq!(
         bare[0].head,
         [
-            "http/1.1 200 ok",
+            "HTTP/1.1 200 OK",
             "content-type: text/plain",
             "content-length: 13"
         ]
@@ -103,7 +67,7 @@ fn every_implementation_answers_the_hello_with_bare_hypers_bytes() {
     assert_eq!(bare[0].body, b"Hello, world!");
     assert_eq!(
         bare[1].head,
-        ["http/1.1 404 not found", "content-length: 0"]
+        ["HTTP/1.1 404 Not Found", "content-length: 0"]
     );
     assert_eq!(bare[2], bare[0]);
     assert_eq!(bare_head.head, bare[0].head);
