@@ -1,6 +1,11 @@
 //! [`Wrapped`]: a [`Middleware`] in front of an application, for either
 //! stack, and its body.
 
+// The per-request path is marked `#[inline]`: it is generic, instantiated
+// in the crate that serves the application and spread over that crate's
+// codegen units, where moving the `Wrapped` type to `wrapper.rs` cost about
+// 165 instructions a request until these hints let it inline again
+// (bench/middleware.sh).
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
@@ -23,6 +28,7 @@ impl<M: Middleware, A> Wrapped<M, A> {
     /// Runs `on_request` and, unless the middleware answered, calls the
     /// inner application through the hook: the part of `call` both stacks
     /// share.
+    #[inline]
     fn call_with<B>(
         &self,
         mut environ: Environ,
@@ -64,6 +70,7 @@ impl<M: Middleware, A> Wrapped<M, A> {
 impl<M: Middleware, A: Application> Application for Wrapped<M, A> {
     type Body = WrappedBody<M, A::Body>;
 
+    #[inline]
     fn call(
         &self,
         environ: Environ,
@@ -92,6 +99,7 @@ impl<M: Middleware, A: Application> Application for Wrapped<M, A> {
 impl<M: Middleware, A: AsyncApplication> AsyncApplication for Wrapped<M, A> {
     type Body = WrappedBody<M, A::Body>;
 
+    #[inline]
     fn call(
         &self,
         environ: Environ,
@@ -173,6 +181,7 @@ struct Stats {
 
 impl Stats {
     /// Records the head that goes out.
+    #[inline]
     fn on_head(&mut self, head: &ResponseHead) {
         self.status = Some(head.status());
         self.declared = head
@@ -186,6 +195,7 @@ impl Stats {
     /// stops pulling a body once its declared length went out, and pulls
     /// none for HEAD, 1xx, 204 and 304 (`RGI-BODY-15`, `RGI-BODY-16`), so
     /// those responses are complete without the body's own end.
+    #[inline]
     fn ending(&self) -> Ending {
         if let Some(ending) = self.ending {
             return ending;
@@ -206,6 +216,7 @@ impl Stats {
 }
 
 impl<M: Middleware> Tail<M> {
+    #[inline]
     fn hook(&mut self) -> Option<Hook<'_, M>> {
         Some(Hook {
             middleware: &self.middleware,
@@ -245,6 +256,7 @@ impl<M: Middleware> Drop for Tail<M> {
 }
 
 impl<M: Middleware> Core<M> {
+    #[inline]
     fn new(middleware: Arc<M>, state: M::State) -> Self {
         Core {
             queue: VecDeque::new(),
@@ -258,6 +270,7 @@ impl<M: Middleware> Core<M> {
         }
     }
 
+    #[inline]
     fn access(&self) -> BodyAccess {
         self.tail
             .state
@@ -268,6 +281,7 @@ impl<M: Middleware> Core<M> {
     }
 
     /// A chunk handed on: counted.
+    #[inline]
     fn out(&mut self, chunk: Bytes) -> Bytes {
         self.tail.stats.body_bytes += chunk.len() as u64;
         chunk
@@ -275,6 +289,7 @@ impl<M: Middleware> Core<M> {
 
     /// Output that needs no inner step: queued chunks, then the
     /// middleware's own answer, then the end if there is no inner body.
+    #[inline]
     fn pending(&mut self, inner_alive: bool) -> Option<Option<Bytes>> {
         if let Some(chunk) = self.queue.pop_front() {
             return Some(Some(self.out(chunk)));
@@ -295,6 +310,7 @@ impl<M: Middleware> Core<M> {
 
     /// An inner chunk: through `on_chunk` unless the body passes through;
     /// an empty step when the middleware emitted nothing.
+    #[inline]
     fn chunk(&mut self, chunk: Bytes) -> Bytes {
         if !self.access().sees_chunks() {
             return self.out(chunk);
@@ -312,6 +328,7 @@ impl<M: Middleware> Core<M> {
     /// The inner body has ended: `on_end`, then the trailers the
     /// middleware adds; returns the first final chunk, or `None` for the
     /// end.
+    #[inline]
     fn end(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
         if let Some(state) = self.tail.state.as_mut() {
             let middleware = &self.tail.middleware;
@@ -341,6 +358,7 @@ impl<M: Middleware> Core<M> {
         Some(Err(err))
     }
 
+    #[inline]
     fn size_hint(&self, inner: Option<u64>, inner_alive: bool) -> Option<u64> {
         let queued: u64 = self.queue.iter().map(|c| c.len() as u64).sum::<u64>()
             + self.early.as_ref().map_or(0, |c| c.len() as u64);
@@ -363,6 +381,7 @@ impl<M: Middleware> Core<M> {
         self.file_mark = now;
     }
 
+    #[inline]
     fn file_allowed(&self) -> bool {
         self.access() == BodyAccess::PassThrough && self.queue.is_empty() && self.early.is_none()
     }
@@ -378,6 +397,7 @@ struct Hook<'a, M: Middleware> {
 }
 
 impl<M: Middleware> Intercept for Hook<'_, M> {
+    #[inline]
     fn on_start(&mut self, head: &mut ResponseHead) {
         self.middleware.on_head(self.state, head);
         if !self.middleware.body_access(self.state).keeps_length() {
@@ -386,6 +406,7 @@ impl<M: Middleware> Intercept for Hook<'_, M> {
         self.stats.on_head(head);
     }
 
+    #[inline]
     fn on_write(&mut self, data: &mut Bytes) {
         if self.middleware.body_access(self.state).sees_chunks() {
             // A write has one buffer to pass on: several chunks emitted
@@ -399,6 +420,7 @@ impl<M: Middleware> Intercept for Hook<'_, M> {
         self.write_len = data.len() as u64;
     }
 
+    #[inline]
     fn on_write_result(&mut self, result: Result<(), &SendError>) {
         if result.is_ok() {
             self.stats.body_bytes += self.write_len;
@@ -406,6 +428,7 @@ impl<M: Middleware> Intercept for Hook<'_, M> {
         self.write_len = 0;
     }
 
+    #[inline]
     fn on_trailers(&mut self, fields: &mut HeaderMap) {
         self.stats.trailers_given = true;
         self.middleware.on_trailers(self.state, fields);
@@ -433,6 +456,7 @@ impl<M: Middleware, B: Body> WrappedBody<M, B> {
 }
 
 impl<M: Middleware, B: Body> Body for WrappedBody<M, B> {
+    #[inline]
     fn next_chunk(&mut self, start: &mut StartResponse<'_>) -> Option<Result<Bytes, BoxError>> {
         self.account_file();
         if let Some(ready) = self.core.pending(self.inner.is_some()) {
@@ -456,6 +480,7 @@ impl<M: Middleware, B: Body> Body for WrappedBody<M, B> {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<u64> {
         let inner = self.inner.as_ref();
         self.core
@@ -473,6 +498,7 @@ impl<M: Middleware, B: Body> Body for WrappedBody<M, B> {
 }
 
 impl<M: Middleware, B: AsyncBody> AsyncBody for WrappedBody<M, B> {
+    #[inline]
     fn poll_step(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -511,6 +537,7 @@ impl<M: Middleware, B: AsyncBody> AsyncBody for WrappedBody<M, B> {
         Poll::Ready(result)
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<u64> {
         let inner = self.inner.as_ref();
         self.core
