@@ -215,6 +215,7 @@
 mod app;
 mod body;
 mod box_error;
+mod caller;
 mod connection;
 mod environ;
 mod errors;
@@ -234,6 +235,7 @@ mod version;
 pub use app::{Application, FnApplication, WithLifespan, from_fn, with_lifespan};
 pub use body::{Body, Empty, Iter, from_iter};
 pub use box_error::BoxError;
+pub use caller::CallerId;
 pub use connection::{
     Address, ConnectProtocol, ConnectionInfo, TlsInfo, TlsVersion, UnixAddr, UrlScheme,
 };

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::box_error::BoxError;
+use crate::caller::CallerId;
 use crate::head::ResponseHead;
 use crate::response_error::{EarlyHintsError, SendError, StartError};
 use crate::state::{ResponseSink, ResponseState};
@@ -168,6 +169,7 @@ trait Respond {
     fn send_early_hints(&mut self, fields: HeaderMap) -> Result<(), EarlyHintsError>;
     fn trailers_deliverable(&self) -> bool;
     fn early_hints_deliverable(&self) -> bool;
+    fn record_call(&mut self, caller: CallerId) -> bool;
 }
 
 impl ResponseState {
@@ -384,6 +386,46 @@ impl<'a> StartResponse<'a> {
         Respond::early_hints_deliverable(self)
     }
 
+    /// Records that `caller` is calling an application for this response,
+    /// and returns whether this is its first call for it (like
+    /// `HashSet::insert`). A server calls an application once per request
+    /// with that request's own response state (`[RGI-APP-5]`,
+    /// `[RGIA-APP-1]`): a validator that gets `false` has been called
+    /// twice for one response. The record lives in the
+    /// [`ResponseState`](crate::ResponseState), so it sees through
+    /// [`intercept`](Self::intercept) layers; it keeps two callers (a
+    /// validator on each side of an adapter), and a third and later caller
+    /// always gets `true`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rgi::{CallerId, ResponseHead, ResponseSink, ResponseState};
+    /// use bytes::Bytes;
+    /// use http::Method;
+    ///
+    /// struct Discard;
+    /// impl ResponseSink for Discard {
+    ///     fn send_head(&mut self, _head: ResponseHead) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn send_data(&mut self, _data: Bytes) -> std::io::Result<()> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let (validator, inner) = (CallerId::new(), CallerId::new());
+    /// let mut state = ResponseState::new(&Method::GET);
+    /// assert!(state.start_response(&mut Discard).record_call(validator));
+    /// assert!(state.start_response(&mut Discard).record_call(inner));
+    /// // The same caller again, for the same response: a second call.
+    /// assert!(!state.start_response(&mut Discard).record_call(validator));
+    /// ```
+    #[must_use]
+    pub fn record_call(&mut self, caller: CallerId) -> bool {
+        Respond::record_call(self, caller)
+    }
+
     /// A handle for an inner application whose heads and writes pass
     /// through `hook` first. See [`Intercept`].
     pub fn intercept<'b>(&'b mut self, hook: &'b mut dyn Intercept) -> StartResponse<'b> {
@@ -484,6 +526,13 @@ impl Respond for StartResponse<'_> {
         match &self.inner {
             Inner::Root { state, .. } => state.early_hints_enabled() && !state.is_head_sent(),
             Inner::Layer { parent, .. } => parent.early_hints_deliverable(),
+        }
+    }
+
+    fn record_call(&mut self, caller: CallerId) -> bool {
+        match &mut self.inner {
+            Inner::Root { state, .. } => state.record_call(caller),
+            Inner::Layer { parent, .. } => parent.record_call(caller),
         }
     }
 }

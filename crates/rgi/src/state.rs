@@ -8,6 +8,7 @@ use http::header::{CONTENT_LENGTH, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::box_error::BoxError;
+use crate::caller::{CallRecord, CallerId};
 use crate::head::{ResponseHead, is_forbidden_early_hint};
 use crate::response_error::{EarlyHintsError, SendError, StartError};
 use crate::trailers::{TrailersError, is_forbidden_trailer};
@@ -167,6 +168,9 @@ pub struct ResponseState {
     stored_announces_trailers: bool,
     trailers_announced: bool,
     early_hints_enabled: bool,
+    /// Who called an application for this response (validators record
+    /// themselves through `StartResponse::record_call`).
+    calls: CallRecord,
 }
 
 impl ResponseState {
@@ -187,6 +191,7 @@ impl ResponseState {
             stored_announces_trailers: false,
             trailers_announced: false,
             early_hints_enabled: false,
+            calls: CallRecord::default(),
         }
     }
 
@@ -516,6 +521,12 @@ impl ResponseState {
     #[must_use]
     pub fn early_hints_enabled(&self) -> bool {
         self.early_hints_enabled
+    }
+
+    /// Records that `caller` called an application for this response;
+    /// `false` when it had done so before.
+    pub(crate) fn record_call(&mut self, caller: CallerId) -> bool {
+        self.calls.record(caller)
     }
 
     /// Stores the application's trailer section

@@ -50,6 +50,10 @@ pub(crate) struct Registry {
     /// The status the last GET or HEAD of each target got, and whether it
     /// was the HEAD (`RGI-BODY-17`).
     heads: Mutex<BTreeMap<String, (bool, StatusCode)>>,
+    /// This validator's mark on every response it is called for, which
+    /// tells a second call with the same response state (`RGI-APP-5`,
+    /// `RGIA-APP-1`) from a fresh one that merely looks alike.
+    caller: rgi::CallerId,
 }
 
 /// How many targets [`Registry`] remembers for the HEAD-against-GET
@@ -813,18 +817,33 @@ impl Tracker {
         self.state_lost = true;
     }
 
-    /// The start of `call`: the handle must come from a fresh state.
-    pub(crate) fn check_fresh_state(&mut self, started: bool, head_sent: bool, flavor: Flavor) {
-        if started || head_sent {
+    /// The start of `call`: the handle must come from a fresh state, one
+    /// this validator was not called for before (`first_call`).
+    pub(crate) fn check_fresh_state(
+        &mut self,
+        started: bool,
+        head_sent: bool,
+        first_call: bool,
+        flavor: Flavor,
+    ) {
+        if started || head_sent || !first_call {
             let rule = match flavor {
                 Flavor::Sync => rules::STATE_REUSED,
                 Flavor::Async => rules::ASYNC_STATE_REUSED,
             };
             self.state_lost = true;
+            let message = if first_call {
+                "the handle lent to call comes from a response state that was used before"
+            } else {
+                "call came a second time with the same response state: the application was called twice for one response"
+            };
             self.violate(
                 &rule,
-                "the handle lent to call comes from a response state that was used before",
-                format!("started={started}, head sent={head_sent}"),
+                message,
+                format!(
+                    "started={started}, head sent={head_sent}, called before={}",
+                    !first_call
+                ),
             );
         }
     }
@@ -1304,9 +1323,10 @@ pub(crate) fn scoped<T: StepOutcome>(
     // of its own (RGI-MW-5, RGIA-COMP-10): a pull made inside another
     // validator's pull does not have to find the last chunk sent.
     let held_back = nesting::inside_pull_of_another(&**request, flavor);
+    let first_call = scope != Scope::Call || start.record_call(request.registry.caller);
     request.with(|t| match scope {
         Scope::Call => {
-            t.check_fresh_state(started, head_sent, flavor);
+            t.check_fresh_state(started, head_sent, first_call, flavor);
             t.check_head_state(start.is_head_request());
             t.check_deliverable(deliverable.0, deliverable.1);
             t.begin(started, head_sent, flavor, None);
