@@ -74,6 +74,9 @@ pub(crate) struct Hooks {
     pub(crate) last_chunk: Option<Bytes>,
     /// [`Fault::CallsTwice`]: the copy of the request for the extra call.
     pub(crate) spare: Option<Environ>,
+    /// [`Fault::RetriesFailedCall`]: the environ rebuilt for the same
+    /// request, for the call after a failed one.
+    pub(crate) retry: Option<Environ>,
 }
 
 /// One request, as the toy's wrappers and sink see it.
@@ -127,6 +130,15 @@ impl RequestCtx {
 
     /// Whether a synchronous application gets the wrapper: only with a
     /// fault, since the conforming toy needs nothing of it.
+    /// [`Fault::RetriesFailedCall`]: the environ for a second call after
+    /// a failed one, once; `None` without the fault.
+    pub(crate) fn retry(&self) -> Option<Environ> {
+        if self.fault != Some(Fault::RetriesFailedCall) {
+            return None;
+        }
+        lock(&self.hooks).retry.take()
+    }
+
     pub(crate) fn wraps_sync(&self) -> bool {
         self.fault.is_some()
     }

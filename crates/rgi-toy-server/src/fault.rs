@@ -271,6 +271,11 @@ pub enum Fault {
     /// Calls the asynchronous application twice per request: once, unanswered, with a copy of the
     /// request without its body. Breaks `RGIA-APP-1`.
     CallsTwice,
+    /// When the application's `call` returns `Err`, calls it once more for the same request, with
+    /// a rebuilt environ and the same `StartResponse` over the same `ResponseState`, and serves
+    /// what the second call returns (synchronous and asynchronous applications alike: a server
+    /// that "retries" a cold cache for its client). Breaks `RGI-APP-5`.
+    RetriesFailedCall,
     /// Closes the connection without an answer when `AsyncApplication::call` fails. Breaks
     /// `RGIA-APP-4`.
     AsyncCallFailureDropsConnection,
@@ -568,6 +573,7 @@ impl Fault {
         Fault::NoCapabilities,
         Fault::HollowOffload,
         Fault::CallsTwice,
+        Fault::RetriesFailedCall,
         Fault::AsyncCallFailureDropsConnection,
         Fault::IgnoresForeignWakeUps,
         Fault::BusyPolling,
@@ -743,6 +749,7 @@ impl Fault {
             Fault::NoCapabilities => "RGIA-CAP-1",
             Fault::HollowOffload => "RGIA-CAP-3",
             Fault::CallsTwice => "RGIA-APP-1",
+            Fault::RetriesFailedCall => "RGI-APP-5",
             Fault::AsyncCallFailureDropsConnection => "RGIA-APP-4",
             Fault::IgnoresForeignWakeUps => "RGIA-POLL-3",
             Fault::BusyPolling => "RGIA-POLL-4",
@@ -939,6 +946,7 @@ impl Fault {
             Fault::NoCapabilities => Some("rgia_cap_1_one_capability_set_per_request"),
             Fault::HollowOffload => Some("rgia_cap_2_no_capabilities_from_a_synchronous_server"),
             Fault::CallsTwice => Some("rgia_app_1_one_call_per_request"),
+            Fault::RetriesFailedCall => Some("rgi_app_5_a_failed_call_is_not_retried"),
             Fault::AsyncCallFailureDropsConnection => Some("rgia_app_4_failures_of_call_get_a_500"),
             Fault::IgnoresForeignWakeUps => Some("rgia_poll_1_a_start_response_on_every_poll"),
             Fault::BusyPolling => Some("rgia_poll_4_no_busy_polling"),
@@ -1610,6 +1618,11 @@ pub const FAULTS: &[(Fault, &str, &str)] = &[
         Fault::CallsTwice,
         "rgia_app_1_one_call_per_request",
         "RGIA-APP-1",
+    ),
+    (
+        Fault::RetriesFailedCall,
+        "rgi_app_5_a_failed_call_is_not_retried",
+        "RGI-APP-5",
     ),
     (
         Fault::AsyncCallFailureDropsConnection,

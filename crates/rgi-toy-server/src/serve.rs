@@ -351,6 +351,12 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     });
     let after = After::new(Arc::clone(&conn.server));
     let slot = Arc::new(Slot::default());
+    if fault == Some(Fault::RetriesFailedCall) {
+        // Built before the first, whose trailer slot this one shares: the
+        // same request, as a server that retries would rebuild it.
+        let retry = environ(&ctx, head, service, &after, &slot, trailers.clone()).ok();
+        lock(&ctx.hooks).retry = retry;
+    }
     let environ = match environ(&ctx, head, service, &after, &slot, trailers) {
         Ok(environ) => environ,
         Err(err) => {

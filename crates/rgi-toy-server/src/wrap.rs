@@ -204,13 +204,23 @@ where
         start: &mut StartResponse<'_>,
     ) -> Result<Self::Body, BoxError> {
         let ctx = &self.ctx;
-        let body = noting_panic(ctx, Place::Call, || {
-            if ctx.intercepts() {
-                self.app.call(environ, &mut start.intercept(&mut Hook(ctx)))
-            } else {
-                self.app.call(environ, start)
-            }
-        })?;
+        let call = |environ: Environ, start: &mut StartResponse<'_>| {
+            noting_panic(ctx, Place::Call, || {
+                if ctx.intercepts() {
+                    self.app.call(environ, &mut start.intercept(&mut Hook(ctx)))
+                } else {
+                    self.app.call(environ, start)
+                }
+            })
+        };
+        let body = match call(environ, start) {
+            Err(err) => match ctx.retry() {
+                // The fault: the same response state, called again.
+                Some(again) => call(again, start)?,
+                None => return Err(err),
+            },
+            called => called?,
+        };
         if ctx.fault == Some(Fault::RequiresStartInCall) && !start.is_started() {
             drop(body);
             return Err("the application did not start the response in call".into());
@@ -352,14 +362,24 @@ where
             }));
             drop(extra);
         }
-        let since = Instant::now();
-        let called = panic::catch_unwind(AssertUnwindSafe(|| {
-            if ctx.intercepts() {
-                self.app.call(environ, &mut start.intercept(&mut Hook(ctx)))
-            } else {
-                self.app.call(environ, start)
+        let mut since = Instant::now();
+        let call = |environ: Environ, start: &mut StartResponse<'_>| {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                if ctx.intercepts() {
+                    self.app.call(environ, &mut start.intercept(&mut Hook(ctx)))
+                } else {
+                    self.app.call(environ, start)
+                }
+            }))
+        };
+        let mut called = call(environ, start);
+        if matches!(called, Ok(Err(_))) {
+            if let Some(again) = ctx.retry() {
+                // The fault: the same response state, called again.
+                since = Instant::now();
+                called = call(again, start);
             }
-        }));
+        }
         match called {
             Ok(Ok(body)) => Ok(WrappedBody::new(Box::pin(body), ctx)),
             Ok(Err(err)) => {

@@ -97,3 +97,17 @@ fn every_fault_is_in_the_table_once() {
         );
     }
 }
+
+/// [`Fault::RetriesFailedCall`] breaks the asynchronous path too, where
+/// the same retry breaks `RGIA-APP-1`: the asynchronous twin of its case
+/// catches it there (the table holds one case per fault, the synchronous
+/// one).
+#[test]
+fn a_retried_async_call_is_caught_by_the_async_case() {
+    row(
+        Fault::RetriesFailedCall,
+        "rgia_app_1_a_failed_call_is_not_retried",
+        "RGIA-APP-1",
+    )
+    .unwrap();
+}

@@ -828,3 +828,80 @@ pub(crate) fn seen_for(
     let snapshot = recv(seen, WAIT, clause, "the application was not called")?;
     Ok((conn, snapshot))
 }
+
+/// The path whose first call fails in [`failed_call_is_not_retried`].
+const COLD: &str = "/cold";
+
+/// The application of the retry cases: its `call` fails the first time it
+/// is called for [`COLD`] (a cache not warm yet) and answers `200 warm`
+/// every later time, counting its calls for that path in `calls`.
+pub(crate) fn cold_then_warm(
+    calls: &AtomicUsize,
+    environ: &Environ,
+    start: &mut StartResponse<'_>,
+) -> Result<Bytes, BoxError> {
+    if environ.raw_path() == COLD && calls.fetch_add(1, Ordering::SeqCst) == 0 {
+        return Err(secret_error());
+    }
+    start.start(head_with_length(200, 4))?;
+    Ok(Bytes::from_static(b"warm"))
+}
+
+/// The judge of the retry cases: `probe` is [`cold_then_warm`] behind a
+/// validator that reports to `reports`. A `GET /cold` whose call failed
+/// must have cost exactly one call (`once`: a server that calls again
+/// with the same `ResponseState`, or a fresh one, for the same request
+/// breaks it) and be answered 500 (`failed`); the next `GET /cold` is
+/// the application's `200 warm` from its second call; and the validator
+/// saw nothing wrong (a non-warning report fails its own clause).
+pub(crate) fn failed_call_is_not_retried(
+    server: &dyn ServerUnderTest,
+    probe: Probe,
+    calls: &AtomicUsize,
+    reports: &crate::Reports,
+    once: &'static str,
+    failed: &'static str,
+) -> Result<(), Failure> {
+    let served = Served::with_probe(server, probe, failed)?;
+    let mut conn = served.connect()?;
+    let first = exchange(&mut conn, &Request::get(COLD), "GET", failed)?;
+    let count = calls.load(Ordering::SeqCst);
+    // The call count before the status: a retry is why a failed call
+    // could come back as anything but a 500.
+    ensure(count == 1, once, || {
+        format!(
+            "one GET {COLD} whose call failed cost {count} calls of the application (the \
+             server called it again for the same request); answered {}",
+            Esc(&first.head.raw)
+        )
+    })?;
+    expect_status(&first, 500, failed, "GET /cold, whose call failed")?;
+    drop(conn);
+    let mut conn = served.connect()?;
+    let second = exchange(&mut conn, &Request::get(COLD), "GET", failed)?;
+    expect_status(&second, 200, failed, "the next GET /cold, whose call succeeds")?;
+    ensure(second.body.data == b"warm", failed, || {
+        format!(
+            "the next GET /cold: expected the body \"warm\", got {}",
+            Esc(&second.body.data)
+        )
+    })?;
+    let count = calls.load(Ordering::SeqCst);
+    ensure(count == 2, once, || {
+        format!("two GET {COLD} cost {count} calls of the application")
+    })?;
+    drop(conn);
+    served.stop()?;
+    match reports.all().into_iter().find(|seen| !seen.is_warning()) {
+        Some(seen) => Err(Failure::new(
+            seen.clause(),
+            format!(
+                "the validator around the application reported a {:?}-side breach: {} ({})",
+                seen.side(),
+                seen.message(),
+                seen.value()
+            ),
+        )),
+        None => Ok(()),
+    }
+}

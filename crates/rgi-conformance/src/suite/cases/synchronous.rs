@@ -153,6 +153,7 @@ macro_rules! __rgi_sync_cases {
             rgi_file_5_file_range_and_head
             rgi_file_5_short_file_closes_the_connection
             // Failures, panics, disconnects.
+            rgi_app_5_a_failed_call_is_not_retried
             rgi_fail_3_error_before_head_is_500
             rgi_fail_4_no_application_detail_in_error_response
             rgi_fail_2_panic_in_call_is_contained

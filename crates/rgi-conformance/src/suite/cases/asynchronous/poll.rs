@@ -18,9 +18,11 @@ use super::support::{
     AnyBody, BOUND, Latch, Log, Session, boxed, emit, exchange, fail, finished, future_body, head,
     poll_body, ready_or_park, recv, recv_within, shown, text_body, wire,
 };
-use crate::Check;
+use super::super::kit;
 use crate::suite::wire::{Connection, Request, Response, WireError};
-use crate::suite::{Case, Failure, Needs, ServerUnderTest};
+use crate::suite::{Case, Failure, Needs, Probe, ServerUnderTest};
+use crate::validate::AsyncValidator;
+use crate::{Check, Policy, Reports};
 
 /// `RGIA-APP-1`.
 pub(super) const ONE_CALL_PER_REQUEST: Case = Case::new(
@@ -32,6 +34,18 @@ pub(super) const ONE_CALL_PER_REQUEST: Case = Case::new(
     ),
     Needs::Asynchronous,
     one_call_per_request,
+);
+
+/// `RGIA-APP-1`, after a failed call.
+pub(super) const A_FAILED_CALL_IS_NOT_RETRIED: Case = Case::new(
+    Check::new(
+        "rgia_app_1_a_failed_call_is_not_retried",
+        &["RGIA-APP-1", "RGIA-APP-4", "RGI-FAIL-3"],
+        "an AsyncApplication::call that fails is the request's only call: answered 500, never \
+         retried with the same response state, the validator around the application silent",
+    ),
+    Needs::Asynchronous,
+    a_failed_call_is_not_retried,
 );
 
 /// `RGIA-APP-4`.
@@ -155,6 +169,19 @@ pub(super) const SHUTDOWN_DROPS_PARKED_BODIES: Case = Case::new(
 /// suite's output stays readable).
 fn probe_panic(message: &'static str) -> ! {
     panic::resume_unwind(Box::new(message))
+}
+
+fn a_failed_call_is_not_retried(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let reports = Reports::new(Policy::Collect);
+    let app = {
+        let calls = Arc::clone(&calls);
+        rgi_async::from_fn(move |environ: Environ, start: &mut StartResponse<'_>| {
+            kit::cold_then_warm(&calls, &environ, start)
+        })
+    };
+    let probe = Probe::asynchronous(AsyncValidator::new(app, reports.clone()));
+    kit::failed_call_is_not_retried(server, probe, &calls, &reports, "RGIA-APP-1", "RGIA-APP-4")
 }
 
 fn one_call_per_request(server: &dyn ServerUnderTest) -> Result<(), Failure> {

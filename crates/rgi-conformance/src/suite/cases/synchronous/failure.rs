@@ -1,6 +1,8 @@
 //! Application failures, panics and client disconnects (`RGI-FAIL`): what
 //! the client sees, and that the server survives them.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,8 +15,11 @@ use super::super::kit::{
     expect_status, expect_still_serving, head, head_with_length, panic_on_purpose, recv,
     response_or_close, with_field,
 };
+use super::super::kit;
 use crate::suite::wire::{Framing, Request, Response};
-use crate::suite::{Failure, ServerUnderTest};
+use crate::suite::{Failure, Probe, ServerUnderTest};
+use crate::validate::Validator;
+use crate::{Policy, Reports};
 
 /// An application playing the script that `script` picks for a path; the
 /// path `/still-serving` always gets a plain `200`.
@@ -86,6 +91,26 @@ fn expect_500(served: &Served, target: &str, clause: &'static str) -> Result<(),
         }
     }
     Ok(())
+}
+
+sync_case!(
+    rgi_app_5_a_failed_call_is_not_retried
+    ["RGI-APP-5", "RGI-FAIL-3"]
+    "a call that fails before the head is the request's only call: answered 500, never retried with the same response state, the validator around the application silent"
+    => failed_call_is_not_retried
+);
+
+fn failed_call_is_not_retried(server: &dyn ServerUnderTest) -> Result<(), Failure> {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let reports = Reports::new(Policy::Collect);
+    let app = {
+        let calls = Arc::clone(&calls);
+        rgi::from_fn(move |environ: Environ, start: &mut StartResponse<'_>| {
+            kit::cold_then_warm(&calls, &environ, start)
+        })
+    };
+    let probe = Probe::sync(Validator::new(app, reports.clone()));
+    kit::failed_call_is_not_retried(server, probe, &calls, &reports, "RGI-APP-5", "RGI-FAIL-3")
 }
 
 sync_case!(
