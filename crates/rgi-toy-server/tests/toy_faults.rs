@@ -98,16 +98,49 @@ fn every_fault_is_in_the_table_once() {
     }
 }
 
+/// The reason the case `case_name` gives against the toy with
+/// [`Fault::RetriesFailedCall`]: it must fail `clause`.
+fn retry_caught(case_name: &str, clause: &str) -> String {
+    let case = suite::case(case_name).unwrap();
+    match case
+        .run(&ToyServer::with_fault(Fault::RetriesFailedCall))
+        .verdict
+    {
+        Verdict::Failed {
+            clause: got,
+            reason,
+        } if got == clause => reason,
+        other => panic!("{case_name}: expected a failure of {clause}, got {other:?}"),
+    }
+}
+
+/// The retry is seen on the wire (two calls for one request, answered
+/// with the second call's 200) and by the validator around the probe
+/// (the same response state called twice).
+#[test]
+fn a_retried_call_is_seen_on_the_wire_and_by_the_validator() {
+    let reason = retry_caught("rgi_app_5_a_failed_call_is_not_retried", "RGI-APP-5");
+    assert!(reason.contains("cost 2 calls"), "{reason}");
+    assert!(reason.contains("HTTP/1.1 200 OK"), "{reason}");
+    assert!(
+        reason.contains("RGI-APP-5 call came a second time with the same response state"),
+        "{reason}"
+    );
+}
+
 /// [`Fault::RetriesFailedCall`] breaks the asynchronous path too, where
 /// the same retry breaks `RGIA-APP-1`: the asynchronous twin of its case
-/// catches it there (the table holds one case per fault, the synchronous
-/// one).
+/// catches it there, on the wire and through the validator (the table
+/// holds one case per fault, the synchronous one), and passes against the
+/// conforming toy.
 #[test]
 fn a_retried_async_call_is_caught_by_the_async_case() {
-    row(
-        Fault::RetriesFailedCall,
-        "rgia_app_1_a_failed_call_is_not_retried",
-        "RGIA-APP-1",
-    )
-    .unwrap();
+    let case = "rgia_app_1_a_failed_call_is_not_retried";
+    let reason = retry_caught(case, "RGIA-APP-1");
+    assert!(reason.contains("cost 2 calls"), "{reason}");
+    assert!(
+        reason.contains("RGIA-APP-1 call came a second time with the same response state"),
+        "{reason}"
+    );
+    row(Fault::RetriesFailedCall, case, "RGIA-APP-1").unwrap();
 }

@@ -847,13 +847,37 @@ pub(crate) fn cold_then_warm(
     Ok(Bytes::from_static(b"warm"))
 }
 
+/// The validator's reports that are not warnings.
+fn breaches(reports: &crate::Reports) -> Vec<crate::Violation> {
+    reports
+        .all()
+        .into_iter()
+        .filter(|seen| !seen.is_warning())
+        .collect()
+}
+
+/// A validator's report as the failure of its own clause.
+fn reported(seen: &crate::Violation) -> Failure {
+    Failure::new(
+        seen.clause(),
+        format!(
+            "the validator around the application reported a {:?}-side breach: {} ({})",
+            seen.side(),
+            seen.message(),
+            seen.value()
+        ),
+    )
+}
+
 /// The judge of the retry cases: `probe` is [`cold_then_warm`] behind a
 /// validator that reports to `reports`. A `GET /cold` whose call failed
-/// must have cost exactly one call (`once`: a server that calls again
-/// with the same `ResponseState`, or a fresh one, for the same request
-/// breaks it) and be answered 500 (`failed`); the next `GET /cold` is
-/// the application's `200 warm` from its second call; and the validator
-/// saw nothing wrong (a non-warning report fails its own clause).
+/// must have cost exactly one call (`once`: a server that calls again,
+/// with the same `ResponseState` or a fresh one, for the same request
+/// breaks it), leave the validator silent (a second call with the same
+/// state is its `once` report), and be answered 500 (`failed`); the next
+/// `GET /cold` is the application's `200 warm` from its second call; and
+/// once the server stopped the validator still reports nothing (any
+/// report but a warning fails its own clause).
 pub(crate) fn failed_call_is_not_retried(
     server: &dyn ServerUnderTest,
     probe: Probe,
@@ -866,20 +890,34 @@ pub(crate) fn failed_call_is_not_retried(
     let mut conn = served.connect()?;
     let first = exchange(&mut conn, &Request::get(COLD), "GET", failed)?;
     let count = calls.load(Ordering::SeqCst);
-    // The call count before the status: a retry is why a failed call
-    // could come back as anything but a 500.
+    let seen = breaches(reports);
+    // The calls before the status: a retry is why a failed call could
+    // come back as anything but a 500.
     ensure(count == 1, once, || {
+        let found: Vec<String> = seen
+            .iter()
+            .map(|seen| format!("{} {}", seen.clause(), seen.message()))
+            .collect();
         format!(
             "one GET {COLD} whose call failed cost {count} calls of the application (the \
-             server called it again for the same request); answered {}",
+             server called it again for the same request) and was answered {}; the validator \
+             around the application reported {found:?}",
             Esc(&first.head.raw)
         )
     })?;
+    if let Some(seen) = seen.first() {
+        return Err(reported(seen));
+    }
     expect_status(&first, 500, failed, "GET /cold, whose call failed")?;
     drop(conn);
     let mut conn = served.connect()?;
     let second = exchange(&mut conn, &Request::get(COLD), "GET", failed)?;
-    expect_status(&second, 200, failed, "the next GET /cold, whose call succeeds")?;
+    expect_status(
+        &second,
+        200,
+        failed,
+        "the next GET /cold, whose call succeeds",
+    )?;
     ensure(second.body.data == b"warm", failed, || {
         format!(
             "the next GET /cold: expected the body \"warm\", got {}",
@@ -892,16 +930,8 @@ pub(crate) fn failed_call_is_not_retried(
     })?;
     drop(conn);
     served.stop()?;
-    match reports.all().into_iter().find(|seen| !seen.is_warning()) {
-        Some(seen) => Err(Failure::new(
-            seen.clause(),
-            format!(
-                "the validator around the application reported a {:?}-side breach: {} ({})",
-                seen.side(),
-                seen.message(),
-                seen.value()
-            ),
-        )),
+    match breaches(reports).first() {
+        Some(seen) => Err(reported(seen)),
         None => Ok(()),
     }
 }

@@ -14,11 +14,11 @@ use http::StatusCode;
 use rgi::{BoxError, Environ, StartResponse};
 use rgi_async::{Capabilities, Step, SyncSwitch};
 
+use super::super::kit;
 use super::support::{
     AnyBody, BOUND, Latch, Log, Session, boxed, emit, exchange, fail, finished, future_body, head,
     poll_body, ready_or_park, recv, recv_within, shown, text_body, wire,
 };
-use super::super::kit;
 use crate::suite::wire::{Connection, Request, Response, WireError};
 use crate::suite::{Case, Failure, Needs, Probe, ServerUnderTest};
 use crate::validate::AsyncValidator;

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rgi::{Body, BoxError, Environ, SendError, StartResponse};
 
+use super::super::kit;
 use super::super::kit::{
     Act, Esc, Event, Events, OrFail, SECRET, Script, Served, WAIT, contains, ensure, exchange,
     expect_status, expect_still_serving, head, head_with_length, panic_on_purpose, recv,
     response_or_close, with_field,
 };
-use super::super::kit;
 use crate::suite::wire::{Framing, Request, Response};
 use crate::suite::{Failure, Probe, ServerUnderTest};
 use crate::validate::Validator;
