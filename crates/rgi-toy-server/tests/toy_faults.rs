@@ -99,9 +99,9 @@ fn every_fault_is_in_the_table_once() {
 }
 
 /// The reason the case `case_name` gives against the toy with
-/// [`Fault::RetriesFailedCall`]: it must fail `clause`.
-fn retry_caught(case_name: &str, clause: &str) -> String {
-    let case = suite::case(case_name).unwrap();
+/// [`Fault::RetriesFailedCall`], which it must fail with `clause`.
+fn retry_caught(case_name: &str, clause: &str) -> Result<String, String> {
+    let case = suite::case(case_name).ok_or_else(|| format!("no suite case {case_name}"))?;
     match case
         .run(&ToyServer::with_fault(Fault::RetriesFailedCall))
         .verdict
@@ -109,8 +109,10 @@ fn retry_caught(case_name: &str, clause: &str) -> String {
         Verdict::Failed {
             clause: got,
             reason,
-        } if got == clause => reason,
-        other => panic!("{case_name}: expected a failure of {clause}, got {other:?}"),
+        } if got == clause => Ok(reason),
+        other => Err(format!(
+            "{case_name}: expected a failure of {clause}, got {other:?}"
+        )),
     }
 }
 
@@ -119,7 +121,7 @@ fn retry_caught(case_name: &str, clause: &str) -> String {
 /// (the same response state called twice).
 #[test]
 fn a_retried_call_is_seen_on_the_wire_and_by_the_validator() {
-    let reason = retry_caught("rgi_app_5_a_failed_call_is_not_retried", "RGI-APP-5");
+    let reason = retry_caught("rgi_app_5_a_failed_call_is_not_retried", "RGI-APP-5").unwrap();
     assert!(reason.contains("cost 2 calls"), "{reason}");
     assert!(reason.contains("HTTP/1.1 200 OK"), "{reason}");
     assert!(
@@ -136,7 +138,7 @@ fn a_retried_call_is_seen_on_the_wire_and_by_the_validator() {
 #[test]
 fn a_retried_async_call_is_caught_by_the_async_case() {
     let case = "rgia_app_1_a_failed_call_is_not_retried";
-    let reason = retry_caught(case, "RGIA-APP-1");
+    let reason = retry_caught(case, "RGIA-APP-1").unwrap();
     assert!(reason.contains("cost 2 calls"), "{reason}");
     assert!(
         reason.contains("RGIA-APP-1 call came a second time with the same response state"),
