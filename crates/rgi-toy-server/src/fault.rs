@@ -273,8 +273,10 @@ pub enum Fault {
     CallsTwice,
     /// When the application's `call` returns `Err`, calls it once more for the same request, with
     /// a rebuilt environ and the same `StartResponse` over the same `ResponseState`, and serves
-    /// what the second call returns (synchronous and asynchronous applications alike: a server
-    /// that "retries" a cold cache for its client). Breaks `RGI-APP-5`.
+    /// what the second call returns (a server that "retries" a cold cache for its client). Unlike
+    /// the paired faults it acts on synchronous and asynchronous applications alike, so its one
+    /// case is the synchronous one; `rgia_app_1_a_failed_call_is_not_retried` catches its
+    /// asynchronous half under `RGIA-APP-1` (`tests/toy_faults.rs`). Breaks `RGI-APP-5`.
     RetriesFailedCall,
     /// Closes the connection without an answer when `AsyncApplication::call` fails. Breaks
     /// `RGIA-APP-4`.

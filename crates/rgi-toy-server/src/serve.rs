@@ -352,8 +352,9 @@ fn request(conn: &Arc<Conn>, service: &dyn Service, head: &RequestHead) -> Next 
     let after = After::new(Arc::clone(&conn.server));
     let slot = Arc::new(Slot::default());
     if fault == Some(Fault::RetriesFailedCall) {
-        // Built before the first, whose trailer slot this one shares: the
-        // same request, as a server that retries would rebuild it.
+        // The same request rebuilt, as a retrying server would; built
+        // first because the request's own environ takes the trailer slot,
+        // which the two share.
         let retry = environ(&ctx, head, service, &after, &slot, trailers.clone()).ok();
         lock(&ctx.hooks).retry = retry;
     }

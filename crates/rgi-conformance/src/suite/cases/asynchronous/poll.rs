@@ -40,7 +40,7 @@ pub(super) const ONE_CALL_PER_REQUEST: Case = Case::new(
 pub(super) const A_FAILED_CALL_IS_NOT_RETRIED: Case = Case::new(
     Check::new(
         "rgia_app_1_a_failed_call_is_not_retried",
-        &["RGIA-APP-1", "RGIA-APP-4", "RGI-FAIL-3"],
+        &["RGIA-APP-1", "RGIA-APP-4"],
         "an AsyncApplication::call that fails is the request's only call: answered 500, never \
          retried with the same response state, the validator around the application silent",
     ),
