@@ -389,11 +389,9 @@ impl Stream {
 /// once the state has sent it.
 #[derive(Debug)]
 pub struct Exchange {
-    /// Boxed once per request: hyper moves the response body (which owns
-    /// the stream) several times, and each move of the ~300-byte stream
-    /// cost a memcpy; one allocation is cheaper than those copies
-    /// (callgrind: 275 to 375 instructions a request fewer).
-    stream: Box<Stream>,
+    /// Kept by value while the request is answered in place; boxed only
+    /// when the body outlives the head (see [`Exchange::into_response`]).
+    stream: Stream,
     head: Option<SentHead>,
 }
 
@@ -402,16 +400,15 @@ impl Exchange {
     #[must_use]
     pub fn new(method: &Method) -> Self {
         Exchange {
-            stream: Box::new(Stream {
+            stream: Stream {
                 state: ResponseState::new(method),
                 chunks: Chunks::default(),
                 delivered: 0,
                 error: None,
-            }),
+            },
             head: None,
         }
     }
-
     /// Calls a synchronous application, then declares the body's exact size
     /// when it is known (issue 9, D1: the state writes it into the head
     /// unless the application's own Content-Length wins, and enforces it).
@@ -518,13 +515,47 @@ impl Exchange {
         Poll::Ready(())
     }
 
+    /// Whether the response is whole once its head was sent: the state
+    /// wants no more of the body (its enforced length is reached, or it
+    /// answers HEAD, 204 or 304) and nothing failed. The body is then closed
+    /// and the state finished at once (`RGI-BODY-16`), so the response that
+    /// hyper gets carries only the queued bytes, with nothing of RGI's to
+    /// keep alive, move or box.
+    fn complete_at_head<B>(&mut self, body: &mut Option<B>) -> bool {
+        let stream = &mut self.stream;
+        if stream.error.is_some() || !stream.state.is_head_sent() {
+            return false;
+        }
+        if body.is_none() {
+            // Closed at its end, when the state was finished.
+            return true;
+        }
+        if stream.state.wants_body() {
+            return false;
+        }
+        // Closed exactly once, before the state finishes (RGI-BODY-11).
+        *body = None;
+        if let Err(err) = stream.state.finish(&mut stream.chunks) {
+            stream.error = Some(err.into());
+            return false;
+        }
+        true
+    }
+
     /// The response hyper sends: the sent head and `body`, or a 500 when the
     /// application failed before its head went out.
     #[inline(always)]
-    pub fn into_response<T>(self, body: Option<T>) -> Response<ResponseBody<T>> {
+    pub fn into_response<T>(mut self, mut body: Option<T>) -> Response<ResponseBody<T>> {
+        let whole = self.complete_at_head(&mut body);
         match self.head {
             Some((status, headers)) => {
-                let mut response = Response::new(ResponseBody::new(body, self.stream));
+                let response_body = if whole && self.stream.chunks.more.is_empty() {
+                    let remaining = self.stream.exact_remaining();
+                    ResponseBody::whole(self.stream.chunks.next.take(), remaining)
+                } else {
+                    ResponseBody::streaming(body, Box::new(self.stream))
+                };
+                let mut response = Response::new(response_body);
                 *response.status_mut() = status;
                 // What comes back is the empty map `Response::new` made,
                 // which owns no allocation: not dropping it leaks nothing and
@@ -570,44 +601,64 @@ type FrameResult = Result<Frame<Bytes>, BoxError>;
 /// The body of a response hyper sends for an RGI application (synchronous
 /// or asynchronous, by `T`).
 #[derive(Debug)]
-pub struct ResponseBody<T> {
-    /// The application's body; `None` once it was closed.
-    body: Option<T>,
-    exchange: Option<Box<Stream>>,
+pub struct ResponseBody<T>(Kind<T>);
+
+#[derive(Debug)]
+enum Kind<T> {
+    /// The response was whole when its head went out, its bytes (if any)
+    /// in one chunk: the chunk not yet given to hyper, and the exact length
+    /// still to send, if fixed.
+    Whole {
+        data: Option<Bytes>,
+        remaining: Option<u64>,
+    },
+    /// The application's body outlives the head.
+    Streaming {
+        /// `None` once it was closed.
+        body: Option<T>,
+        exchange: Box<Stream>,
+    },
 }
 
 impl<T> ResponseBody<T> {
-    fn new(body: Option<T>, exchange: Box<Stream>) -> Self {
-        ResponseBody {
-            body,
-            exchange: Some(exchange),
-        }
+    fn whole(data: Option<Bytes>, remaining: Option<u64>) -> Self {
+        ResponseBody(Kind::Whole { data, remaining })
+    }
+
+    fn streaming(body: Option<T>, exchange: Box<Stream>) -> Self {
+        ResponseBody(Kind::Streaming { body, exchange })
     }
 
     fn empty() -> Self {
-        ResponseBody {
-            body: None,
-            exchange: None,
-        }
+        Self::whole(None, Some(0))
     }
 
     /// The next frame already produced (data, then a failure), if any.
     fn ready_frame(&mut self) -> Option<Poll<Option<FrameResult>>> {
-        let Some(exchange) = self.exchange.as_mut() else {
-            return Some(Poll::Ready(None));
+        let (body, exchange) = match &mut self.0 {
+            Kind::Whole { data, remaining } => {
+                let frame = data.take().map(|data| {
+                    if let Some(left) = remaining {
+                        *left = left.saturating_sub(data.len() as u64);
+                    }
+                    Ok(Frame::data(data))
+                });
+                return Some(Poll::Ready(frame));
+            }
+            Kind::Streaming { body, exchange } => (body, exchange),
         };
         if let Some(data) = exchange.chunks.take_data() {
             exchange.delivered += data.len() as u64;
             return Some(Poll::Ready(Some(Ok(Frame::data(data)))));
         }
         if let Some(err) = exchange.error.take() {
-            self.body = None;
+            *body = None;
             return Some(Poll::Ready(Some(Err(err))));
         }
-        if self.body.is_none() || !exchange.state.wants_body() {
+        if body.is_none() || !exchange.state.wants_body() {
             // At the declared length the rest cannot reach the client; stop
             // pulling and close the body now.
-            self.body = None;
+            *body = None;
             return Some(Poll::Ready(None));
         }
         None
@@ -619,23 +670,27 @@ impl<T> ResponseBody<T> {
     /// length (nothing is delivered for HEAD, so its body never looks over
     /// early; polling it ends it).
     fn end_of_stream(&self) -> bool {
-        self.exchange.as_ref().is_none_or(|exchange| {
-            !exchange.chunks.has_data()
-                && exchange.error.is_none()
-                && match exchange.exact_remaining() {
-                    Some(remaining) => remaining == 0,
-                    None => self.body.is_none() || !exchange.state.wants_body(),
-                }
-        })
+        match &self.0 {
+            Kind::Whole { data, remaining } => {
+                data.is_none() && remaining.is_none_or(|left| left == 0)
+            }
+            Kind::Streaming { body, exchange } => {
+                !exchange.chunks.has_data()
+                    && exchange.error.is_none()
+                    && match exchange.exact_remaining() {
+                        Some(remaining) => remaining == 0,
+                        None => body.is_none() || !exchange.state.wants_body(),
+                    }
+            }
+        }
     }
 
     fn hint(&self) -> SizeHint {
-        match self.exchange.as_ref() {
-            None => SizeHint::with_exact(0),
-            Some(exchange) => exchange
-                .exact_remaining()
-                .map_or_else(SizeHint::default, SizeHint::with_exact),
-        }
+        let exact = match &self.0 {
+            Kind::Whole { remaining, .. } => *remaining,
+            Kind::Streaming { exchange, .. } => exchange.exact_remaining(),
+        };
+        exact.map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 
@@ -667,13 +722,19 @@ impl<B: Body + Unpin> HttpBody for ResponseBody<SyncBody<B>> {
             if let Some(frame) = this.ready_frame() {
                 return frame;
             }
-            let (Some(exchange), Some(SyncBody(body))) = (this.exchange.as_mut(), &mut this.body)
+            let Kind::Streaming {
+                body: slot,
+                exchange,
+            } = &mut this.0
             else {
+                return Poll::Ready(None);
+            };
+            let Some(SyncBody(body)) = slot else {
                 return Poll::Ready(None);
             };
             let outcome = body.next_chunk(&mut exchange.state.start_response(&mut exchange.chunks));
             if exchange.deliver(None, outcome).is_none() {
-                this.body = None;
+                *slot = None;
             }
         }
     }
@@ -700,9 +761,14 @@ impl<B: AsyncBody + Unpin> HttpBody for ResponseBody<AsyncBodyOf<B>> {
             if let Some(frame) = this.ready_frame() {
                 return frame;
             }
-            let (Some(exchange), Some(AsyncBodyOf(body))) =
-                (this.exchange.as_mut(), &mut this.body)
+            let Kind::Streaming {
+                body: slot,
+                exchange,
+            } = &mut this.0
             else {
+                return Poll::Ready(None);
+            };
+            let Some(AsyncBodyOf(body)) = slot else {
                 return Poll::Ready(None);
             };
             let step = ready!(
@@ -710,7 +776,7 @@ impl<B: AsyncBody + Unpin> HttpBody for ResponseBody<AsyncBodyOf<B>> {
                     .poll_step(cx, &mut exchange.state.start_response(&mut exchange.chunks))
             );
             if exchange.deliver(None, step_outcome(step)).is_none() {
-                this.body = None;
+                *slot = None;
             }
         }
     }
@@ -824,10 +890,11 @@ where
 pub enum AsyncReply<B> {
     /// Answered without polling the body (a refused request, a failed call).
     Ready(Option<Response<AsyncResponseBody<B>>>),
-    /// Polling the body for its head.
+    /// Polling the body for its head (it was not ready at the first poll).
     Head {
-        /// The response so far.
-        exchange: Option<Exchange>,
+        /// The response so far, boxed: it waits across polls, and hyper
+        /// moves this future.
+        exchange: Option<Box<Exchange>>,
         /// The application's body, `None` once it was closed.
         body: Option<B>,
     },
@@ -849,7 +916,7 @@ impl<B: AsyncBody + Unpin> Future for AsyncReply<B> {
                 };
                 ready!(current.poll_head_async(cx, body));
                 let response = match exchange.take() {
-                    Some(done) => done.into_response(body.take().map(AsyncBodyOf)),
+                    Some(done) => (*done).into_response(body.take().map(AsyncBodyOf)),
                     None => internal_error(),
                 };
                 Poll::Ready(Ok(response))
@@ -879,9 +946,19 @@ where
     let Ok(body) = called else {
         return AsyncReply::Ready(Some(internal_error()));
     };
+    // A first poll here, with no waker to keep: a body whose head is ready
+    // at once (the common case) is answered without a future that carries
+    // the exchange. A body that is not ready is polled again at once by
+    // hyper, with the task's waker, which replaces this registration; a
+    // spurious poll is one every body tolerates (RGIA-APP-6).
+    let mut body = Some(body);
+    let mut first = Context::from_waker(std::task::Waker::noop());
+    if exchange.poll_head_async(&mut first, &mut body).is_ready() {
+        return AsyncReply::Ready(Some(exchange.into_response(body.map(AsyncBodyOf))));
+    }
     AsyncReply::Head {
-        exchange: Some(exchange),
-        body: Some(body),
+        exchange: Some(Box::new(exchange)),
+        body,
     }
 }
 

@@ -476,3 +476,71 @@ fn only_the_asynchronous_adapter_lends_capabilities_on_every_request() {
         assert_eq!(server.join().unwrap(), 2);
     }
 }
+
+/// An asynchronous body whose head is not ready at the adapter's first
+/// poll (made inside hyper's `call`, with no waker to keep): it is woken
+/// from another thread later, and the response still arrives whole, once.
+struct LateHead {
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    armed: bool,
+    done: bool,
+}
+
+impl AsyncBody for LateHead {
+    fn poll_step(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        start: &mut StartResponse<'_>,
+    ) -> std::task::Poll<Option<Result<Step, BoxError>>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if !self.ready.load(Ordering::SeqCst) {
+            if !self.armed {
+                self.armed = true;
+                let (ready, waker) = (Arc::clone(&self.ready), cx.waker().clone());
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(30));
+                    ready.store(true, Ordering::SeqCst);
+                    waker.wake();
+                });
+            } else {
+                // Any later poll may come with another waker: keep the
+                // latest, as every body must.
+                let (ready, waker) = (Arc::clone(&self.ready), cx.waker().clone());
+                std::thread::spawn(move || {
+                    while !ready.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    waker.wake();
+                });
+            }
+            return Poll::Pending;
+        }
+        self.done = true;
+        if let Err(err) = start.start(ResponseHead::new(StatusCode::OK)) {
+            return Poll::Ready(Some(Err(err.into())));
+        }
+        Poll::Ready(Some(Ok(Step::Chunk(Bytes::from_static(b"late")))))
+    }
+}
+
+#[test]
+fn an_async_head_not_ready_at_the_first_poll_is_answered_when_woken() {
+    let (addr, server) = start_async(rgi_async::from_fn(|_environ: Environ, _start| {
+        Ok(LateHead {
+            ready: Arc::default(),
+            armed: false,
+            done: false,
+        })
+    }));
+    let answers = exchange(addr, &[GET, GET]);
+    for answer in &answers {
+        let answer = answer.as_ref().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, b"late");
+        assert!(answer.complete);
+    }
+    assert_eq!(server.join().unwrap(), 2);
+}
