@@ -855,6 +855,7 @@ impl PathBytes {
 
     /// The decoded bytes.
     #[must_use]
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             PathRepr::Owned(bytes) => bytes,
@@ -947,12 +948,14 @@ impl Hash for PathBytes {
 }
 
 impl PartialEq<str> for PathBytes {
+    #[inline]
     fn eq(&self, other: &str) -> bool {
         self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for PathBytes {
+    #[inline]
     fn eq(&self, other: &&str) -> bool {
         self.as_bytes() == other.as_bytes()
     }

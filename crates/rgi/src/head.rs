@@ -2,7 +2,7 @@
 //! head"); a leaf module.
 
 use http::StatusCode;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 
 /// The status and header fields of a response, before the server adds the
 /// fields HTTP requires (`Date`, framing).
@@ -240,13 +240,15 @@ impl ResponseHead {
                 status: self.status,
             });
         }
-        // One pass over the fields, matching names as strings: no list of
-        // names to build and no hashing per call. A hop-by-hop field is
-        // reported before a Content-Length problem, wherever each stands.
-        let mut declared = None;
-        let mut length_error = None;
+        // One pass over the distinct names, matched as strings: no list of
+        // names to build, no hashing, and no walk over the values (which
+        // costs more per field than the names do); the values of
+        // Content-Length are read only when the field is there. A hop-by-hop
+        // field is reported before a Content-Length problem, wherever each
+        // stands.
+        let mut has_content_length = false;
         let mut announces_trailers = false;
-        for (name, value) in &self.headers {
+        for name in self.headers.keys() {
             match name.as_str() {
                 // `Trailer` is not here: since 1.2 it announces the
                 // response's trailer fields (`[RGI-TRAILER-5]`).
@@ -254,20 +256,25 @@ impl ResponseHead {
                 | "upgrade" => {
                     return Err(HeadError::HopByHop { name: name.clone() });
                 }
-                "content-length" if length_error.is_none() => match parse_content_length(value) {
-                    Some(parsed) if declared.is_none_or(|earlier| earlier == parsed) => {
-                        declared = Some(parsed);
-                    }
-                    _ => length_error = Some(value),
-                },
+                "content-length" => has_content_length = true,
                 "trailer" => announces_trailers = true,
                 _ => {}
             }
         }
-        if let Some(value) = length_error {
-            return Err(HeadError::InvalidContentLength {
-                value: value.clone(),
-            });
+        let mut declared = None;
+        if has_content_length {
+            for value in self.headers.get_all(CONTENT_LENGTH) {
+                match parse_content_length(value) {
+                    Some(parsed) if declared.is_none_or(|earlier| earlier == parsed) => {
+                        declared = Some(parsed);
+                    }
+                    _ => {
+                        return Err(HeadError::InvalidContentLength {
+                            value: value.clone(),
+                        });
+                    }
+                }
+            }
         }
         if declared.is_some() && self.status == StatusCode::NO_CONTENT {
             return Err(HeadError::ContentLengthNotAllowed {
